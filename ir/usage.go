@@ -1,0 +1,49 @@
+// Package ir holds Metis's provider-neutral request, response, stream and
+// usage types. Adapters translate each provider's wire format to and from
+// these types; the ledger prices calls from Usage.
+package ir
+
+// Usage is the token usage of one upstream call in provider-native counts,
+// normalised to the Anthropic convention: InputTokens excludes cache reads
+// and cache writes, OutputTokens includes reasoning tokens.
+//
+// For an OpenAI upstream: InputTokens = prompt_tokens − cached_tokens −
+// cache_write_tokens, CacheReadInputTokens = cached_tokens,
+// CacheCreationInputTokens = cache_write_tokens, OutputTokens =
+// completion_tokens, ReasoningTokens = completion_tokens_details.reasoning_tokens.
+type Usage struct {
+	InputTokens              int64 `json:"input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	// CacheCreation5mInputTokens and CacheCreation1hInputTokens split the
+	// cache writes by TTL when the provider reports it (Anthropic
+	// usage.cache_creation). When neither is set, all writes are 5-minute.
+	CacheCreation5mInputTokens int64 `json:"cache_creation_5m_input_tokens,omitempty"`
+	CacheCreation1hInputTokens int64 `json:"cache_creation_1h_input_tokens,omitempty"`
+	OutputTokens               int64 `json:"output_tokens"`
+	ReasoningTokens            int64 `json:"reasoning_tokens"`
+	// ServiceTier is the tier the provider says it used (standard, priority,
+	// batch, default, flex, scale…); it selects the price column.
+	ServiceTier string `json:"service_tier,omitempty"`
+	// InferenceGeo and Speed are Anthropic price multipliers' inputs.
+	InferenceGeo      string `json:"inference_geo,omitempty"`
+	Speed             string `json:"speed,omitempty"`
+	WebSearchRequests int64  `json:"web_search_requests,omitempty"`
+	// Estimated is true when any count was estimated by the gateway rather
+	// than reported by the provider (a cancelled or interrupted stream).
+	Estimated bool `json:"-"`
+}
+
+// TotalInputTokens is every input token the provider processed: uncached,
+// cache reads and cache writes.
+func (u Usage) TotalInputTokens() int64 {
+	return u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
+}
+
+// Cache5m is the number of cache-write tokens billed at the 5-minute rate.
+func (u Usage) Cache5m() int64 {
+	if u.CacheCreation5mInputTokens == 0 && u.CacheCreation1hInputTokens == 0 {
+		return u.CacheCreationInputTokens
+	}
+	return u.CacheCreation5mInputTokens
+}
