@@ -1,0 +1,202 @@
+package ir
+
+import "encoding/json"
+
+// Role is the author of a message in the neutral model.
+type Role string
+
+// Message roles. RoleSystem only appears in Request.Messages for a system
+// instruction that sits in the middle of a conversation; leading system
+// text lives in Request.System.
+const (
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
+	RoleSystem    Role = "system"
+)
+
+// PartType is the kind of one content part.
+type PartType uint8
+
+// Content part kinds.
+const (
+	PartText PartType = iota + 1
+	PartImage
+	PartDocument
+	PartToolCall
+	PartToolResult
+	PartThinking
+	PartRedactedThinking
+)
+
+// String names the part kind (for error messages).
+func (t PartType) String() string {
+	switch t {
+	case PartText:
+		return "text"
+	case PartImage:
+		return "image"
+	case PartDocument:
+		return "document"
+	case PartToolCall:
+		return "tool_call"
+	case PartToolResult:
+		return "tool_result"
+	case PartThinking:
+		return "thinking"
+	case PartRedactedThinking:
+		return "redacted_thinking"
+	}
+	return "unknown"
+}
+
+// Part is one piece of message content. Which fields are meaningful depends
+// on Type:
+//
+//   - PartText: Text.
+//   - PartImage, PartDocument: MediaType + Data (base64) or URL; Text holds
+//     a plain-text document's body; Title a document's title or file name.
+//   - PartToolCall: ToolCallID, ToolName, Arguments (a JSON object).
+//   - PartToolResult: ToolCallID, Content (text and image parts), IsError.
+//   - PartThinking: Text, Signature. PartRedactedThinking: Data.
+//
+// CacheControl carries a provider cache hint verbatim (Anthropic
+// {"type":"ephemeral",...}); it is nil when absent.
+type Part struct {
+	Type         PartType
+	Text         string
+	MediaType    string
+	Data         string
+	URL          string
+	Title        string
+	ToolCallID   string
+	ToolName     string
+	Arguments    json.RawMessage
+	Content      []Part
+	IsError      bool
+	Signature    string
+	CacheControl json.RawMessage
+}
+
+// Message is one conversation turn.
+type Message struct {
+	Role  Role
+	Parts []Part
+}
+
+// Tool is a client-defined function the model may call.
+type Tool struct {
+	Name        string
+	Description string
+	// Parameters is the JSON Schema of the arguments object.
+	Parameters   json.RawMessage
+	Strict       *bool
+	CacheControl json.RawMessage
+}
+
+// ToolChoiceMode says whether and how the model must call tools.
+type ToolChoiceMode string
+
+// Tool choice modes, in neutral spelling (Anthropic "any" = OpenAI "required").
+const (
+	ToolChoiceAuto     ToolChoiceMode = "auto"
+	ToolChoiceRequired ToolChoiceMode = "required"
+	ToolChoiceNone     ToolChoiceMode = "none"
+	ToolChoiceNamed    ToolChoiceMode = "named"
+)
+
+// ToolChoice constrains tool use; Name is set for ToolChoiceNamed.
+type ToolChoice struct {
+	Mode ToolChoiceMode
+	Name string
+}
+
+// ThinkingMode is the requested extended-reasoning behaviour.
+type ThinkingMode string
+
+// Thinking modes.
+const (
+	ThinkingDisabled ThinkingMode = "disabled"
+	ThinkingEnabled  ThinkingMode = "enabled"
+	ThinkingAdaptive ThinkingMode = "adaptive"
+)
+
+// Thinking is the reasoning request: an explicit token budget (Anthropic
+// thinking.budget_tokens) and/or a coarse effort (OpenAI reasoning_effort,
+// Anthropic output_config.effort).
+type Thinking struct {
+	Mode         ThinkingMode
+	BudgetTokens int
+	Effort       string
+}
+
+// ResponseFormat asks for structured output. Type is "json_schema" or
+// "json_object"; Schema is set for json_schema.
+type ResponseFormat struct {
+	Type   string
+	Name   string
+	Schema json.RawMessage
+	Strict *bool
+}
+
+// Request is a provider-neutral chat request.
+type Request struct {
+	Model    string
+	System   []Part
+	Messages []Message
+	Tools    []Tool
+	// ToolChoice is nil when the client did not say.
+	ToolChoice *ToolChoice
+	// ParallelToolCalls is nil when the client did not say.
+	ParallelToolCalls *bool
+	// MaxTokens is 0 when the client did not say.
+	MaxTokens   int
+	Temperature *float64
+	TopP        *float64
+	TopK        *int
+	Stop        []string
+	Stream      bool
+	// IncludeUsage is OpenAI stream_options.include_usage as the client sent it.
+	IncludeUsage   bool
+	User           string
+	Thinking       *Thinking
+	ResponseFormat *ResponseFormat
+	// N is the number of choices asked for (0 = unset).
+	N int
+}
+
+// EstimateInputTokens is a rough count of the input tokens of r (about four
+// characters a token, a flat charge for images and documents), for the
+// places where a stream must report input usage before the provider has.
+func (r *Request) EstimateInputTokens() int64 {
+	var chars int64
+	var fixed int64
+	var walk func(ps []Part)
+	walk = func(ps []Part) {
+		for i := range ps {
+			p := &ps[i]
+			chars += int64(len(p.Text) + len(p.Arguments) + len(p.ToolName))
+			switch p.Type {
+			case PartImage:
+				fixed += 1000
+			case PartDocument:
+				if p.Text == "" {
+					fixed += 2000
+				}
+			}
+			walk(p.Content)
+		}
+	}
+	walk(r.System)
+	for i := range r.Messages {
+		walk(r.Messages[i].Parts)
+		fixed += 4
+	}
+	for i := range r.Tools {
+		chars += int64(len(r.Tools[i].Name) + len(r.Tools[i].Description) + len(r.Tools[i].Parameters))
+	}
+	n := chars/4 + fixed
+	if n < 1 {
+		n = 1
+	}
+	return n
+}
