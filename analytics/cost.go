@@ -1,0 +1,149 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// groupDims maps the group_by values to their dimension; day and hour are
+// time grains instead.
+var groupDims = map[string]dim{
+	"model": dimModel, "provider": dimProvider, "key": dimKey, "user": dimUser, "team": dimTeam,
+	"workspace": dimWorkspace, "session": dimSession,
+}
+
+const groupByValues = "model, provider, key, user, team, workspace, session, day, hour"
+
+// costGroup is one entry of /analytics/cost's groups.
+type costGroup struct {
+	Key                      string  `json:"key"`
+	Name                     string  `json:"name,omitempty"`
+	CostUSD                  float64 `json:"cost_usd"`
+	Calls                    int64   `json:"calls"`
+	Errors                   int64   `json:"errors"`
+	InputTokens              int64   `json:"input_tokens"`
+	OutputTokens             int64   `json:"output_tokens"`
+	CacheReadInputTokens     int64   `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64   `json:"cache_creation_input_tokens"`
+	ReasoningTokens          int64   `json:"reasoning_tokens"`
+	UnpricedCalls            int64   `json:"unpriced_calls"`
+	EstimatedCalls           int64   `json:"estimated_calls"`
+	CacheSavingsUSD          float64 `json:"cache_savings_usd"`
+}
+
+// costAnswer is the body of /analytics/cost.
+type costAnswer struct {
+	windowFields
+	GroupBy                  string      `json:"group_by"`
+	TotalCostUSD             float64     `json:"total_cost_usd"`
+	Calls                    int64       `json:"calls"`
+	Errors                   int64       `json:"errors"`
+	InputTokens              int64       `json:"input_tokens"`
+	OutputTokens             int64       `json:"output_tokens"`
+	CacheReadInputTokens     int64       `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64       `json:"cache_creation_input_tokens"`
+	ReasoningTokens          int64       `json:"reasoning_tokens"`
+	UnpricedCalls            int64       `json:"unpriced_calls"`
+	EstimatedCalls           int64       `json:"estimated_calls"`
+	CacheSavingsUSD          float64     `json:"cache_savings_usd"`
+	Groups                   []costGroup `json:"groups"`
+}
+
+// windowFields are the window, from and to every windowed answer starts with.
+type windowFields struct {
+	Window string `json:"window"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+func newWindowFields(w window) windowFields {
+	return windowFields{Window: w.name, From: fmtTime(w.from), To: fmtTime(w.to)}
+}
+
+func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
+	win, err := parseWindow(r, h.now())
+	if err != nil {
+		return nil, err
+	}
+	by := strings.TrimSpace(r.URL.Query().Get("group_by"))
+	if by == "" {
+		by = "model"
+	}
+	q := query{from: win.from, to: win.to, filter: parseFilter(r)}
+	switch by {
+	case "day":
+		q.grain = grainDay
+	case "hour":
+		q.grain = grainHour
+	default:
+		d, ok := groupDims[by]
+		if !ok {
+			return nil, badParam("group_by", fmt.Sprintf("unknown group_by %q; one of %s", by, groupByValues))
+		}
+		q.dims = []dim{d}
+	}
+	res, err := h.aggregate(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("cost by %s: %w", by, err)
+	}
+	t := res.total()
+	ans := costAnswer{
+		windowFields: newWindowFields(win), GroupBy: by,
+		TotalCostUSD: t.cost, Calls: t.calls, Errors: t.errors, InputTokens: t.input, OutputTokens: t.output,
+		CacheReadInputTokens: t.cacheRead, CacheCreationInputTokens: t.cacheWrite, ReasoningTokens: t.reasoning,
+		UnpricedCalls: t.unpriced, EstimatedCalls: t.estimated, CacheSavingsUSD: t.savings,
+		Groups: make([]costGroup, 0, len(res)),
+	}
+	for _, g := range res {
+		cg := costGroup{CostUSD: g.cost, Calls: g.calls, Errors: g.errors, InputTokens: g.input,
+			OutputTokens: g.output, CacheReadInputTokens: g.cacheRead, CacheCreationInputTokens: g.cacheWrite,
+			ReasoningTokens: g.reasoning, UnpricedCalls: g.unpriced, EstimatedCalls: g.estimated,
+			CacheSavingsUSD: g.savings}
+		switch {
+		case q.grain != grainNone:
+			cg.Key = fmtTime(time.Unix(g.bucket, 0))
+		case by == "user" || by == "team":
+			cg.Key = tagLabel(g.vals[0])
+		default:
+			cg.Key = g.vals[0]
+		}
+		ans.Groups = append(ans.Groups, cg)
+	}
+	if q.grain != grainNone {
+		sort.Slice(ans.Groups, func(i, j int) bool { return ans.Groups[i].Key < ans.Groups[j].Key })
+	} else {
+		sort.Slice(ans.Groups, func(i, j int) bool {
+			return byCost(ans.Groups[i].CostUSD, ans.Groups[i].Calls, ans.Groups[i].Key,
+				ans.Groups[j].CostUSD, ans.Groups[j].Calls, ans.Groups[j].Key)
+		})
+	}
+	if by == "key" {
+		ids := make([]string, len(ans.Groups))
+		for i, g := range ans.Groups {
+			ids[i] = g.Key
+		}
+		keys, err := h.keyInfo(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i := range ans.Groups {
+			ans.Groups[i].Name = keys[ans.Groups[i].Key].name
+		}
+	}
+	return ans, nil
+}
+
+// byCost orders by cost descending, then calls descending, then key.
+func byCost(ci float64, ni int64, ki string, cj float64, nj int64, kj string) bool {
+	if ci != cj {
+		return ci > cj
+	}
+	if ni != nj {
+		return ni > nj
+	}
+	return ki < kj
+}

@@ -1,0 +1,106 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+type meTotals struct {
+	CostUSD       float64 `json:"cost_usd"`
+	Calls         int64   `json:"calls"`
+	InputTokens   int64   `json:"input_tokens"`
+	OutputTokens  int64   `json:"output_tokens"`
+	UnpricedCalls int64   `json:"unpriced_calls"`
+}
+
+type meToday struct {
+	CostUSD float64 `json:"cost_usd"`
+	Calls   int64   `json:"calls"`
+}
+
+type meModel struct {
+	Key           string  `json:"key"`
+	CostUSD       float64 `json:"cost_usd"`
+	Calls         int64   `json:"calls"`
+	UnpricedCalls int64   `json:"unpriced_calls"`
+}
+
+type meAnswer struct {
+	GatewayKeyID string `json:"gateway_key_id"`
+	Name         string `json:"name"`
+	User         string `json:"user"`
+	Team         string `json:"team"`
+	Workspace    string `json:"workspace"`
+	windowFields
+	Today   meToday    `json:"today"`
+	Total   meTotals   `json:"total"`
+	ByModel []meModel  `json:"by_model"`
+	Budgets []struct{} `json:"budgets"`
+}
+
+// bearer extracts the gateway token from x-api-key or Authorization: Bearer.
+func bearer(r *http.Request) string {
+	if t := strings.TrimSpace(r.Header.Get("x-api-key")); t != "" {
+		return t
+	}
+	a := strings.TrimSpace(r.Header.Get("Authorization"))
+	if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+func unauthorized(message string) *apiError {
+	return &apiError{status: http.StatusUnauthorized, typ: "authentication_error", message: message}
+}
+
+// me answers the caller's own spend. Every figure is filtered to the
+// authenticated key; identity filters in the query string are ignored.
+func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
+	tok := bearer(r)
+	if tok == "" {
+		return nil, unauthorized("a gateway key is required (x-api-key or Authorization: Bearer)")
+	}
+	if h.auth == nil {
+		return nil, unauthorized("gateway key authentication is not configured")
+	}
+	id, err := h.auth(tok)
+	if err != nil || id.KeyID == "" {
+		return nil, unauthorized("invalid, revoked or expired gateway key")
+	}
+	now := h.now()
+	win, err := parseWindow(r, now)
+	if err != nil {
+		return nil, err
+	}
+	f := filter{keyID: &id.KeyID}
+	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f, dims: []dim{dimModel}})
+	if err != nil {
+		return nil, fmt.Errorf("own spend by model: %w", err)
+	}
+	midnight := now.UTC().Truncate(24 * time.Hour)
+	today, err := h.aggregate(ctx, query{from: midnight, to: now.UTC(), filter: f})
+	if err != nil {
+		return nil, fmt.Errorf("own spend today: %w", err)
+	}
+	t, d := res.total(), today.total()
+	ans := meAnswer{GatewayKeyID: id.KeyID, Name: id.Name, User: id.User, Team: id.Team, Workspace: id.Workspace,
+		windowFields: newWindowFields(win),
+		Today:        meToday{CostUSD: d.cost, Calls: d.calls},
+		Total: meTotals{CostUSD: t.cost, Calls: t.calls, InputTokens: t.input, OutputTokens: t.output,
+			UnpricedCalls: t.unpriced},
+		ByModel: make([]meModel, 0, len(res)), Budgets: []struct{}{}}
+	for _, g := range res {
+		ans.ByModel = append(ans.ByModel, meModel{Key: g.vals[0], CostUSD: g.cost, Calls: g.calls,
+			UnpricedCalls: g.unpriced})
+	}
+	sort.Slice(ans.ByModel, func(i, j int) bool {
+		a, b := ans.ByModel[i], ans.ByModel[j]
+		return byCost(a.CostUSD, a.Calls, a.Key, b.CostUSD, b.Calls, b.Key)
+	})
+	return ans, nil
+}

@@ -1,0 +1,135 @@
+package analytics
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// window is the resolved [from, to) interval of a request.
+type window struct {
+	name     string // as asked, e.g. "24h", "all"
+	from, to time.Time
+	all      bool
+}
+
+const (
+	defaultWindow = "24h"
+	defaultLimit  = 50
+	maxLimit      = 500
+)
+
+// parseWindow resolves the window parameter against now: 1h, 24h, 7d, 30d,
+// all, any whole number of days ("3d") or any positive Go duration ("90m").
+func parseWindow(r *http.Request, now time.Time) (window, error) {
+	s := strings.TrimSpace(r.URL.Query().Get("window"))
+	if s == "" {
+		s = defaultWindow
+	}
+	to := now.UTC()
+	if s == "all" {
+		return window{name: s, from: time.Unix(0, 0).UTC(), to: to, all: true}, nil
+	}
+	d, err := windowDuration(s)
+	if err != nil || d <= 0 {
+		return window{}, badParam("window", fmt.Sprintf(
+			"bad window %q; use 1h, 24h, 7d, 30d, all or a positive Go duration such as 90m", s))
+	}
+	from := to.Add(-d)
+	if from.Before(time.Unix(0, 0)) {
+		from = time.Unix(0, 0).UTC()
+	}
+	return window{name: s, from: from, to: to}, nil
+}
+
+func windowDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 || n > 100000 {
+			return 0, fmt.Errorf("bad day count %q", days)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// parseLimit reads the limit parameter: default 50, 1 to 500.
+func parseLimit(r *http.Request) (int, error) {
+	s := strings.TrimSpace(r.URL.Query().Get("limit"))
+	if s == "" {
+		return defaultLimit, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxLimit {
+		return 0, badParam("limit", fmt.Sprintf("bad limit %q; use a whole number from 1 to %d", s, maxLimit))
+	}
+	return n, nil
+}
+
+// filter restricts a query to calls matching every set field. A nil field
+// is unset; a set one matches exactly ("untagged" user or team means ”).
+type filter struct {
+	keyID, user, team, workspace, model *string
+}
+
+// untagged is the label of an empty user or team.
+const untagged = "untagged"
+
+// parseFilter reads gateway_key, user, team, workspace and model.
+func parseFilter(r *http.Request) filter {
+	q := r.URL.Query()
+	get := func(name string, tag bool) *string {
+		if !q.Has(name) {
+			return nil
+		}
+		v := strings.TrimSpace(q.Get(name))
+		if v == "" {
+			return nil
+		}
+		if tag && v == untagged {
+			v = ""
+		}
+		return &v
+	}
+	return filter{
+		keyID:     get("gateway_key", false),
+		user:      get("user", true),
+		team:      get("team", true),
+		workspace: get("workspace", false),
+		model:     get("model", false),
+	}
+}
+
+// where appends "AND col = ?" conditions for the set fields; the column
+// names are the same in calls, rollup_hour, rollup_day and sessions (model
+// excepted, which sessions lack).
+func (f filter) where(sb *strings.Builder, args []any) []any {
+	for _, c := range [...]struct {
+		col string
+		v   *string
+	}{{"key_id", f.keyID}, {"user", f.user}, {"team", f.team}, {"workspace", f.workspace}, {"model", f.model}} {
+		if c.v == nil {
+			continue
+		}
+		sb.WriteString(" AND " + c.col + " = ?")
+		args = append(args, *c.v)
+	}
+	return args
+}
+
+// tagLabel shows an empty user or team as "untagged".
+func tagLabel(s string) string {
+	if s == "" {
+		return untagged
+	}
+	return s
+}
+
+// timeFormat is RFC 3339 in UTC with milliseconds when they are not zero.
+const timeFormat = "2006-01-02T15:04:05.999Z07:00"
+
+func fmtTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+func fmtMicros(us int64) string { return fmtTime(time.UnixMicro(us)) }

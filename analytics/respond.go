@@ -1,0 +1,80 @@
+package analytics
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+// endpoint computes one answer; it returns the value to encode as JSON or an
+// error (an *apiError for client mistakes, anything else is a 500).
+type endpoint func(ctx context.Context, r *http.Request) (any, error)
+
+// apiError is an error answered to the client as
+// {"error":{"type","message","param"}} with its status.
+type apiError struct {
+	status  int
+	typ     string
+	message string
+	param   string
+}
+
+func (e *apiError) Error() string { return e.message }
+
+func badParam(param, message string) *apiError {
+	return &apiError{status: http.StatusBadRequest, typ: "invalid_parameter", message: message, param: param}
+}
+
+func (h *Handler) run(w http.ResponseWriter, r *http.Request, fn endpoint) {
+	v, err := fn(r.Context(), r)
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) {
+			if ae.status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="metis"`)
+			}
+			writeError(w, ae.status, ae.typ, ae.message, ae.param)
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client went away
+		}
+		h.log.Error("analytics query failed", zap.String("path", r.URL.Path),
+			zap.String("query", r.URL.RawQuery), zap.Error(err))
+		writeError(w, http.StatusInternalServerError, "internal_error", "the analytics query failed", "")
+		return
+	}
+	writeJSON(w, v)
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, typ, message, param string) {
+	writeStatusJSON(w, status, errorBody{Error: errorDetail{Type: typ, Message: message, Param: param}})
+}
+
+func writeJSON(w http.ResponseWriter, v any) { writeStatusJSON(w, http.StatusOK, v) }
+
+func writeStatusJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		body, _ = json.Marshal(errorBody{Error: errorDetail{Type: "internal_error", Message: "encoding the answer failed"}})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
