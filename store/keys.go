@@ -1,0 +1,359 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Key-related errors. Authenticate returns ErrUnknownKey, ErrRevokedKey or
+// ErrExpiredKey; RevokeKey returns ErrKeyNotFound.
+var (
+	ErrKeyNotFound = errors.New("gateway key not found")
+	ErrUnknownKey  = errors.New("unknown gateway key")
+	ErrRevokedKey  = errors.New("gateway key revoked")
+	ErrExpiredKey  = errors.New("gateway key expired")
+)
+
+// Key is a gateway key (contract §3). It never holds the token.
+type Key struct {
+	ID        string // gk_<ULID>
+	Name      string
+	Workspace string
+	User      string
+	Team      string
+	// AllowedModels lists the models the key may use; empty means every
+	// model. Shared with the key cache: do not modify.
+	AllowedModels []string
+	CreatedAt     time.Time
+	ExpiresAt     time.Time // zero = never
+	RevokedAt     time.Time // zero = not revoked
+	LastUsedAt    time.Time // zero = never used
+}
+
+// IssueParams describe a key to issue.
+type IssueParams struct {
+	Name, Workspace, User, Team string
+	AllowedModels               []string      // empty = every model
+	ExpiresIn                   time.Duration // 0 = never expires
+}
+
+// keyUsage carries a key's last-used time (unix microseconds) from
+// Authenticate to the writer; it survives key cache reloads.
+type keyUsage struct {
+	used      atomic.Int64
+	persisted atomic.Int64
+}
+
+type keyEntry struct {
+	key   Key
+	usage *keyUsage
+}
+
+// keySnapshot is an immutable view of gateway_keys at one keys_version.
+type keySnapshot struct {
+	version int64
+	byHash  map[[sha256.Size]byte]*keyEntry
+	byID    map[string]*keyEntry
+}
+
+// usageMark is a last-used time written in a transaction, marked persisted
+// once it commits.
+type usageMark struct {
+	u  *keyUsage
+	at int64
+}
+
+const sqlSelectKeys = `SELECT id, token_sha256, name, workspace, user, team, allowed_models,
+	created_at, expires_at, revoked_at, last_used_at FROM gateway_keys`
+
+// IssueKey creates a key and returns it with its token, which is shown once:
+// only its SHA-256 is stored and it is never logged. The key is usable in
+// this process as soon as IssueKey returns.
+func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error) {
+	if p.Name == "" {
+		return Key{}, "", errors.New("issuing gateway key: name is required")
+	}
+	if p.ExpiresIn < 0 {
+		return Key{}, "", errors.New("issuing gateway key: negative expiry")
+	}
+	var secret [16]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return Key{}, "", fmt.Errorf("issuing gateway key: %w", err)
+	}
+	u := NewID()
+	token := "gw_" + u.String() + hex.EncodeToString(secret[:])
+	hash := sha256.Sum256([]byte(token))
+	now := time.Now()
+	k := Key{
+		ID: "gk_" + u.String(), Name: p.Name, Workspace: p.Workspace, User: p.User, Team: p.Team,
+		AllowedModels: append([]string(nil), p.AllowedModels...),
+		CreatedAt:     time.UnixMicro(now.UnixMicro()).UTC(),
+	}
+	if p.ExpiresIn > 0 {
+		k.ExpiresAt = time.UnixMicro(now.Add(p.ExpiresIn).UnixMicro()).UTC()
+	}
+	models, err := json.Marshal(k.AllowedModels)
+	if err != nil {
+		return Key{}, "", fmt.Errorf("issuing gateway key: %w", err)
+	}
+	if len(k.AllowedModels) == 0 {
+		models = []byte("[]")
+	}
+	_, err = s.db.ExecContext(ctx, `INSERT INTO gateway_keys
+	(id, token_sha256, name, workspace, user, team, allowed_models, created_at, expires_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.ID, hash[:], k.Name, k.Workspace, k.User, k.Team, string(models), k.CreatedAt.UnixMicro(), microOrNil(k.ExpiresAt))
+	if err != nil {
+		return Key{}, "", fmt.Errorf("issuing gateway key: %w", err)
+	}
+	if err := s.reloadKeys(ctx); err != nil {
+		return Key{}, "", fmt.Errorf("issuing gateway key %s: %w", k.ID, err)
+	}
+	return k, token, nil
+}
+
+// ListKeys returns every key, oldest first, with the last-used times known
+// to this process merged in. Tokens are never stored, so never listed.
+func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
+	rows, err := s.rdb.QueryContext(ctx, sqlSelectKeys+` ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing gateway keys: %w", err)
+	}
+	defer rows.Close()
+	snap := s.keys.Load()
+	var keys []Key
+	for rows.Next() {
+		k, _, err := scanKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing gateway keys: %w", err)
+		}
+		if e := snap.byID[k.ID]; e != nil {
+			if used := e.usage.used.Load(); used > 0 && used > k.LastUsedAt.UnixMicro() {
+				k.LastUsedAt = time.UnixMicro(used).UTC()
+			}
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing gateway keys: %w", err)
+	}
+	return keys, nil
+}
+
+// RevokeKey revokes the key with the given id (revoking twice keeps the first
+// time) and returns it; ErrKeyNotFound if there is none. The revocation takes
+// effect in this process immediately, in others within KeyRefresh.
+func (s *Store) RevokeKey(ctx context.Context, id string) (Key, error) {
+	k, err := s.revoke(ctx, id)
+	if err != nil {
+		return Key{}, fmt.Errorf("revoking gateway key %s: %w", id, err)
+	}
+	if err := s.reloadKeys(ctx); err != nil {
+		return Key{}, fmt.Errorf("revoking gateway key %s: %w", id, err)
+	}
+	return k, nil
+}
+
+func (s *Store) revoke(ctx context.Context, id string) (Key, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Key{}, err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if _, err := tx.ExecContext(ctx, `UPDATE gateway_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+		time.Now().UnixMicro(), id); err != nil {
+		return Key{}, err
+	}
+	k, _, err := scanKey(tx.QueryRowContext(ctx, sqlSelectKeys+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Key{}, ErrKeyNotFound
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	return k, tx.Commit()
+}
+
+// Authenticate checks a gw_ token against the in-memory key cache (no disk
+// access) and records the key's last use, which the writer persists later.
+// It returns a copy of the key, or ErrUnknownKey, ErrRevokedKey or
+// ErrExpiredKey.
+func (s *Store) Authenticate(token string) (*Key, error) {
+	e := s.keys.Load().byHash[sha256.Sum256([]byte(token))]
+	if e == nil {
+		return nil, ErrUnknownKey
+	}
+	if !e.key.RevokedAt.IsZero() {
+		return nil, ErrRevokedKey
+	}
+	now := time.Now()
+	if !e.key.ExpiresAt.IsZero() && e.key.ExpiresAt.Before(now) {
+		return nil, ErrExpiredKey
+	}
+	if us := now.UnixMicro(); us-e.usage.used.Load() >= 1e6 {
+		e.usage.used.Store(us)
+	}
+	k := e.key
+	return &k, nil
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+func scanKey(r scanner) (Key, []byte, error) {
+	var (
+		k                         Key
+		hash                      []byte
+		models                    string
+		created                   int64
+		expires, revoked, lastUse sql.NullInt64
+	)
+	if err := r.Scan(&k.ID, &hash, &k.Name, &k.Workspace, &k.User, &k.Team, &models,
+		&created, &expires, &revoked, &lastUse); err != nil {
+		return Key{}, nil, err
+	}
+	if err := json.Unmarshal([]byte(models), &k.AllowedModels); err != nil {
+		return Key{}, nil, fmt.Errorf("key %s: allowed_models: %w", k.ID, err)
+	}
+	if len(k.AllowedModels) == 0 {
+		k.AllowedModels = nil
+	}
+	k.CreatedAt = time.UnixMicro(created).UTC()
+	k.ExpiresAt = fromMicro(expires)
+	k.RevokedAt = fromMicro(revoked)
+	k.LastUsedAt = fromMicro(lastUse)
+	return k, hash, nil
+}
+
+func fromMicro(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func microOrNil(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+// reloadKeys replaces the key cache with gateway_keys as of one read
+// transaction, keeping each key's in-memory usage.
+func (s *Store) reloadKeys(ctx context.Context) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	tx, err := s.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("loading gateway keys: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	var version int64
+	if err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'keys_version'`).Scan(&version); err != nil {
+		return fmt.Errorf("loading gateway keys: reading keys_version: %w", err)
+	}
+	rows, err := tx.QueryContext(ctx, sqlSelectKeys)
+	if err != nil {
+		return fmt.Errorf("loading gateway keys: %w", err)
+	}
+	defer rows.Close()
+	old := s.keys.Load()
+	snap := &keySnapshot{
+		version: version,
+		byHash:  make(map[[sha256.Size]byte]*keyEntry),
+		byID:    make(map[string]*keyEntry),
+	}
+	for rows.Next() {
+		k, hash, err := scanKey(rows)
+		if err != nil {
+			return fmt.Errorf("loading gateway keys: %w", err)
+		}
+		if len(hash) != sha256.Size {
+			s.logger().Warn("gateway key with a malformed hash ignored", zap.String("key_id", k.ID))
+			continue
+		}
+		e := &keyEntry{key: k}
+		if old != nil && old.byID[k.ID] != nil {
+			e.usage = old.byID[k.ID].usage
+		} else {
+			e.usage = new(keyUsage)
+			if !k.LastUsedAt.IsZero() {
+				e.usage.used.Store(k.LastUsedAt.UnixMicro())
+				e.usage.persisted.Store(k.LastUsedAt.UnixMicro())
+			}
+		}
+		snap.byHash[[sha256.Size]byte(hash)] = e
+		snap.byID[k.ID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("loading gateway keys: %w", err)
+	}
+	s.keys.Store(snap)
+	return nil
+}
+
+// runKeyRefresh polls meta.keys_version every KeyRefresh and reloads the key
+// cache when another process (the CLI) issued or revoked a key.
+func (s *Store) runKeyRefresh() {
+	defer close(s.keysDone)
+	ctx := context.Background()
+	t := time.NewTimer(s.opts.Load().KeyRefresh)
+	defer t.Stop()
+	var lastWarn time.Time
+	for {
+		select {
+		case <-s.stopKs:
+			return
+		case <-t.C:
+		}
+		var v int64
+		err := s.rdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'keys_version'`).Scan(&v)
+		if err == nil && v != s.keys.Load().version {
+			err = s.reloadKeys(ctx)
+		}
+		if err != nil && time.Since(lastWarn) > time.Minute {
+			lastWarn = time.Now()
+			s.logger().Warn("gateway key refresh failed", zap.String("path", s.path), zap.Error(err))
+		}
+		t.Reset(s.opts.Load().KeyRefresh)
+	}
+}
+
+// pendingLastUsed reports whether some key was used since its last-used time
+// was persisted.
+func (s *Store) pendingLastUsed() bool {
+	for _, e := range s.keys.Load().byID {
+		if e.usage.used.Load() > e.usage.persisted.Load() {
+			return true
+		}
+	}
+	return false
+}
+
+// saveLastUsed writes pending last-used times in tx. last_used_at is not in
+// the keys_version trigger, so this does not make other processes reload.
+func (s *Store) saveLastUsed(ctx context.Context, tx *sql.Tx) ([]usageMark, error) {
+	var marks []usageMark
+	for id, e := range s.keys.Load().byID {
+		used := e.usage.used.Load()
+		if used <= e.usage.persisted.Load() {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, sqlKeyLastUsed, used, id, used); err != nil {
+			return nil, fmt.Errorf("saving last use of key %s: %w", id, err)
+		}
+		marks = append(marks, usageMark{e.usage, used})
+	}
+	return marks, nil
+}

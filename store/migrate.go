@@ -1,0 +1,47 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// schemaVersion is the PRAGMA user_version this build writes and expects.
+const schemaVersion = 1
+
+// migrations[i] brings the schema from user_version i to i+1.
+var migrations = []string{schemaV1}
+
+// migrate reads PRAGMA user_version and applies the missing migrations in one
+// BEGIN IMMEDIATE transaction (the writer DSN sets _txlock=immediate), so
+// concurrent openers (a running server, `caddy validate`, the CLI) serialise
+// on SQLite's write lock and all but the first find nothing to do.
+func migrate(ctx context.Context, db *sql.DB) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrating schema: begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	var v int
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+		return fmt.Errorf("migrating schema: reading user_version: %w", err)
+	}
+	if v > schemaVersion {
+		return fmt.Errorf("migrating schema: database schema version %d is newer than this build supports (%d); upgrade Metis", v, schemaVersion)
+	}
+	if v == schemaVersion {
+		return nil
+	}
+	for i := v; i < schemaVersion; i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("migrating schema to version %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
+		return fmt.Errorf("migrating schema: setting user_version: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrating schema: commit: %w", err)
+	}
+	return nil
+}

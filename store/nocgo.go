@@ -1,0 +1,7 @@
+//go:build !cgo
+
+package store
+
+// cgoCheck fails fast: without cgo, go-sqlite3 compiles to a stub that only
+// errors once a connection is used, far from the cause.
+func cgoCheck() error { return ErrNoCGO }

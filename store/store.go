@@ -1,0 +1,285 @@
+// Package store is Metis's SQLite trace store: a bounded, never-blocking
+// event queue drained by one batching writer goroutine into a WAL-mode
+// database (contract §5), rollup tables maintained in the same transactions,
+// and the gateway-key table with an in-memory authentication cache
+// (contract §3). It uses cgo (github.com/mattn/go-sqlite3) and does not
+// import Caddy; the Caddy app shares one *Store per database path through a
+// caddy.UsagePool and calls Reconfigure when a new config reuses it.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Default option values, applied to zero fields of Options.
+const (
+	DefaultQueueSize     = 65536
+	DefaultBatchSize     = 512
+	DefaultFlushInterval = 20 * time.Millisecond
+	DefaultKeyRefresh    = time.Second
+)
+
+// readPoolSize is the number of connections in the read-only pool.
+const readPoolSize = 4
+
+// ErrNoCGO is returned by Open when the binary was built with CGO_ENABLED=0,
+// in which case go-sqlite3 is only a stub.
+var ErrNoCGO = errors.New("built without cgo; rebuild with CGO_ENABLED=1 (for xcaddy: CGO_ENABLED=1 xcaddy build …)")
+
+// Options tune the writer and the key cache. Zero fields take the defaults.
+type Options struct {
+	// QueueSize bounds the events accepted but not yet committed; Enqueue
+	// drops beyond it. Default 65536.
+	QueueSize int `json:"queue_size,omitempty"`
+	// BatchSize is the maximum number of events per transaction. Default 512.
+	BatchSize int `json:"batch_size,omitempty"`
+	// FlushInterval is the longest the writer waits for a batch to fill
+	// before committing a partial one. Default 20ms.
+	FlushInterval time.Duration `json:"flush_interval,omitempty"`
+	// KeyRefresh is how often the key cache polls meta.keys_version so keys
+	// issued or revoked by another process take effect. Default 1s.
+	KeyRefresh time.Duration `json:"key_refresh,omitempty"`
+	// Logger receives write errors and drop warnings; nil means zap.NewNop().
+	Logger *zap.Logger `json:"-"`
+}
+
+func (o Options) withDefaults() Options {
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.KeyRefresh <= 0 {
+		o.KeyRefresh = DefaultKeyRefresh
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// Store is an open trace database. All methods are safe for concurrent use.
+type Store struct {
+	path   string
+	db     *sql.DB // writer pool, one connection
+	rdb    *sql.DB // read-only pool
+	opts   atomic.Pointer[Options]
+	wake   chan struct{} // cap 1; nudges the writer
+	stopKs chan struct{} // closed to stop the key refresher
+
+	// Queue state, guarded by qmu. Sequence numbers count events: enqSeq
+	// accepted, takenSeq handed to the writer, doneSeq committed or dropped
+	// by the writer. queue holds events (takenSeq, enqSeq].
+	qmu        sync.Mutex
+	queue      []Event
+	spare      []Event
+	qcap       int
+	closed     bool
+	enqSeq     uint64
+	takenSeq   uint64
+	doneSeq    uint64
+	flushUntil uint64        // Sync wants events up to here written without waiting
+	failedSeq  uint64        // doneSeq at the end of the last dropped batch
+	progress   chan struct{} // closed and replaced whenever doneSeq advances
+
+	enqueued    atomic.Uint64
+	written     atomic.Uint64
+	dropped     atomic.Uint64
+	batches     atomic.Uint64
+	writeErrors atomic.Uint64
+	lastDropLog atomic.Int64 // unix nanoseconds of the last drop warning
+
+	keys     atomic.Pointer[keySnapshot]
+	reloadMu sync.Mutex // serialises key cache reloads
+
+	writerDone chan struct{}
+	keysDone   chan struct{}
+	closeOnce  sync.Once
+	closedCh   chan struct{}
+	closeErr   error
+}
+
+// Stats are cumulative counters of a Store.
+type Stats struct {
+	Enqueued    uint64 // events accepted by Enqueue
+	Written     uint64 // events committed
+	Dropped     uint64 // events rejected by Enqueue or lost to write errors
+	Batches     uint64 // committed transactions
+	QueueLen    int    // events accepted but not yet committed or dropped
+	WriteErrors uint64 // failed transaction attempts
+}
+
+// Open opens (creating if needed) the trace database at path, applies
+// migrations, loads the key cache and starts the writer and key-refresh
+// goroutines. Their context derives from context.Background(), so the store
+// outlives whatever config opened it; call Close to stop it.
+func Open(path string, opts Options) (*Store, error) {
+	if err := cgoCheck(); err != nil {
+		return nil, fmt.Errorf("opening trace store %s: %w", path, err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening trace store %s: %w", path, err)
+	}
+	s, err := open(abs, opts.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("opening trace store %s: %w", abs, err)
+	}
+	return s, nil
+}
+
+func open(path string, opts Options) (*Store, error) {
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
+	base := "file:" + escapePath(path)
+	db, err := sql.Open("sqlite3", base+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_synchronous=NORMAL")
+	if err != nil {
+		return nil, fmt.Errorf("opening writer pool: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	ctx := context.Background()
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	rdb, err := sql.Open("sqlite3", base+"?mode=ro&_query_only=1&_busy_timeout=5000")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening read pool: %w", err)
+	}
+	rdb.SetMaxOpenConns(readPoolSize)
+	rdb.SetMaxIdleConns(readPoolSize)
+	if err := rdb.PingContext(ctx); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("opening read pool: %w", err)
+	}
+	s := &Store{
+		path:       path,
+		db:         db,
+		rdb:        rdb,
+		wake:       make(chan struct{}, 1),
+		stopKs:     make(chan struct{}),
+		qcap:       opts.QueueSize,
+		progress:   make(chan struct{}),
+		writerDone: make(chan struct{}),
+		keysDone:   make(chan struct{}),
+		closedCh:   make(chan struct{}),
+	}
+	s.opts.Store(&opts)
+	if err := s.reloadKeys(ctx); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, err
+	}
+	go s.runWriter()
+	go s.runKeyRefresh()
+	return s, nil
+}
+
+// prepareFile creates the parent folder (0700, an existing one is left as
+// it is) and the database file (0600) before SQLite opens it, so neither is
+// created with the process umask's looser defaults.
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("creating database file: %w", err)
+	}
+	return nil
+}
+
+// escapePath makes path safe inside a file: URI (SQLite decodes %HH).
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}
+
+// Reconfigure applies a new config's options to a running (pooled) store:
+// queue size, batch size, flush interval, key refresh period and logger take
+// effect from the writer's next batch. Zero fields take the defaults.
+func (s *Store) Reconfigure(opts Options) {
+	o := opts.withDefaults()
+	s.opts.Store(&o)
+	s.qmu.Lock()
+	s.qcap = o.QueueSize
+	s.qmu.Unlock()
+	s.nudge()
+}
+
+// Path is the absolute path of the database file.
+func (s *Store) Path() string { return s.path }
+
+// ReadDB is a separate read-only connection pool for analytics queries. It
+// is closed by Close.
+func (s *Store) ReadDB() *sql.DB { return s.rdb }
+
+// Stats returns the current counters.
+func (s *Store) Stats() Stats {
+	s.qmu.Lock()
+	qlen := int(s.enqSeq - s.doneSeq)
+	s.qmu.Unlock()
+	return Stats{
+		Enqueued:    s.enqueued.Load(),
+		Written:     s.written.Load(),
+		Dropped:     s.dropped.Load(),
+		Batches:     s.batches.Load(),
+		QueueLen:    qlen,
+		WriteErrors: s.writeErrors.Load(),
+	}
+}
+
+func (s *Store) logger() *zap.Logger { return s.opts.Load().Logger }
+
+// Close stops intake (later Enqueue calls return false), drains the queue to
+// disk, persists pending key last-used times and closes both pools. It is
+// idempotent; every call waits for the same shutdown. If ctx ends first,
+// Close returns its error while the drain finishes in the background.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.qmu.Lock()
+		s.closed = true
+		s.qmu.Unlock()
+		close(s.stopKs)
+		s.nudge()
+		go func() {
+			<-s.writerDone
+			<-s.keysDone
+			err := errors.Join(s.db.Close(), s.rdb.Close())
+			if err != nil {
+				err = fmt.Errorf("closing trace store %s: %w", s.path, err)
+			}
+			s.closeErr = err
+			close(s.closedCh)
+		}()
+	})
+	select {
+	case <-s.closedCh:
+		return s.closeErr
+	case <-ctx.Done():
+		return fmt.Errorf("closing trace store %s: drain not finished: %w", s.path, ctx.Err())
+	}
+}

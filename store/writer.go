@@ -1,0 +1,290 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+	"go.uber.org/zap"
+)
+
+// Event types written by the gateway (contract §5).
+const (
+	TypeRouteDecided    = "route.decided"
+	TypeCallCompleted   = "llm.call_completed"
+	TypeTurnCompleted   = "turn.completed"
+	TypeRequestRejected = "request.rejected"
+)
+
+// Event is one row of the events table.
+type Event struct {
+	// ID is the event's ULID; zero means Enqueue assigns one from NewID, so
+	// ids follow enqueue order.
+	ID ulid.ULID
+	// Type is one of the Type* constants (or another dotted name).
+	Type string
+	// Time becomes timestamp_us; zero means the time of Enqueue.
+	Time time.Time
+	// Payload is JSON-marshalled by the writer goroutine, not the caller, so
+	// it must not be mutated after Enqueue. For TypeCallCompleted it must be
+	// a *Call (a Call value or a JSON-compatible map is decoded into one).
+	// nil is stored as {}.
+	Payload any
+}
+
+var (
+	idMu      sync.Mutex
+	idEntropy = ulid.Monotonic(rand.Reader, 0)
+)
+
+// NewID returns a process-wide monotonic ULID: each id is greater than every
+// id returned before it. It is used for event, turn and key ids.
+func NewID() ulid.ULID {
+	idMu.Lock()
+	defer idMu.Unlock()
+	id, err := ulid.New(ulid.Now(), idEntropy)
+	if err != nil {
+		// Only on entropy overflow within one millisecond (2^80 ids) or a
+		// failing crypto/rand; a fresh generator keeps ids unique.
+		idEntropy = ulid.Monotonic(rand.Reader, 0)
+		id = ulid.MustNew(ulid.Now(), idEntropy)
+	}
+	return id
+}
+
+// ErrWriteFailed is returned by Sync when some of the events it waited for
+// were dropped after a failed write.
+var ErrWriteFailed = errors.New("some events could not be written")
+
+// Enqueue hands events to the writer. It never blocks and never touches the
+// disk: the events are accepted together, in order, or not at all. It
+// returns false, counting the events as dropped (logged at most once per
+// 10s), when the queue is full or the store is closed; it is safe to call
+// concurrently and after Close.
+func (s *Store) Enqueue(evs ...Event) bool {
+	n := len(evs)
+	if n == 0 {
+		return true
+	}
+	var now time.Time
+	s.qmu.Lock()
+	if s.closed {
+		s.qmu.Unlock()
+		s.drop(n, "store closed")
+		return false
+	}
+	if s.enqSeq-s.doneSeq+uint64(n) > uint64(s.qcap) {
+		s.qmu.Unlock()
+		s.drop(n, "queue full")
+		return false
+	}
+	before := len(s.queue)
+	for _, ev := range evs {
+		if ev.ID.IsZero() {
+			ev.ID = NewID()
+		}
+		if ev.Time.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			ev.Time = now
+		}
+		s.queue = append(s.queue, ev)
+	}
+	s.enqSeq += uint64(n)
+	bs := s.opts.Load().BatchSize
+	wake := before == 0 || (before < bs && len(s.queue) >= bs)
+	s.qmu.Unlock()
+	s.enqueued.Add(uint64(n))
+	if wake {
+		s.nudge()
+	}
+	return true
+}
+
+// nudge wakes the writer without blocking.
+func (s *Store) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// drop counts n dropped events and logs, rate-limited to once per 10s.
+func (s *Store) drop(n int, reason string) {
+	total := s.dropped.Add(uint64(n))
+	now := time.Now().UnixNano()
+	last := s.lastDropLog.Load()
+	if now-last < int64(10*time.Second) || !s.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.logger().Warn("trace events dropped",
+		zap.String("reason", reason), zap.Int("events", n), zap.Uint64("dropped_total", total))
+}
+
+// Sync returns when every event enqueued before the call has been committed
+// (or dropped after a failed write, reported as ErrWriteFailed), or when ctx
+// ends. It asks the writer to commit a partial batch without waiting.
+func (s *Store) Sync(ctx context.Context) error {
+	s.qmu.Lock()
+	target, start := s.enqSeq, s.doneSeq
+	if target > s.flushUntil {
+		s.flushUntil = target
+	}
+	s.qmu.Unlock()
+	s.nudge()
+	for {
+		s.qmu.Lock()
+		done, failed, ch := s.doneSeq, s.failedSeq, s.progress
+		s.qmu.Unlock()
+		if done >= target {
+			if failed > start {
+				return fmt.Errorf("syncing trace store: %w", ErrWriteFailed)
+			}
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("syncing trace store: %w", ctx.Err())
+		}
+	}
+}
+
+// runWriter is the single writer goroutine: it waits for events, lets a
+// partial batch fill for up to FlushInterval, then commits the queue in
+// transactions of at most BatchSize events. After Close it drains the queue,
+// persists pending key last-used times and exits.
+func (s *Store) runWriter() {
+	defer close(s.writerDone)
+	ctx := context.Background()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var w batchWriter
+	for {
+		opts := s.opts.Load()
+		s.qmu.Lock()
+		if len(s.queue) == 0 {
+			closed := s.closed
+			s.qmu.Unlock()
+			if closed {
+				break
+			}
+			<-s.wake
+			continue
+		}
+		// A partial batch waits up to FlushInterval for more events unless
+		// the store is closing or a Sync is waiting for it.
+		deadline := time.Now().Add(opts.FlushInterval)
+		for len(s.queue) < opts.BatchSize && !s.closed && s.flushUntil <= s.takenSeq {
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				break
+			}
+			s.qmu.Unlock()
+			timer.Reset(wait)
+			select {
+			case <-s.wake:
+			case <-timer.C:
+			}
+			timer.Stop()
+			s.qmu.Lock()
+		}
+		cur := s.queue
+		s.queue = s.spare[:0]
+		s.takenSeq += uint64(len(cur))
+		s.qmu.Unlock()
+
+		for rest := cur; len(rest) > 0; {
+			n := min(len(rest), opts.BatchSize)
+			s.commit(ctx, &w, rest[:n], false)
+			rest = rest[n:]
+		}
+		s.qmu.Lock()
+		// Reuse the drained slice for the next swap.
+		s.spare = cur[:0]
+		s.qmu.Unlock()
+	}
+	if s.pendingLastUsed() {
+		s.commit(ctx, &w, nil, true)
+	}
+}
+
+// commit writes one batch, retrying once, then drops it. It advances doneSeq
+// and wakes Sync callers. An event whose payload cannot be encoded is
+// dropped on its own.
+func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, forceLastUsed bool) {
+	bad := w.prepare(batch)
+	if bad.n > 0 {
+		s.dropped.Add(uint64(bad.n))
+		s.logger().Error("trace events dropped: payload not encodable",
+			zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
+	}
+	err := w.write(ctx, s, forceLastUsed)
+	if err != nil {
+		s.writeErrors.Add(1)
+		s.logger().Error("trace store write failed; retrying once",
+			zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+		time.Sleep(50 * time.Millisecond)
+		if err = w.write(ctx, s, forceLastUsed); err != nil {
+			s.writeErrors.Add(1)
+			s.dropped.Add(uint64(len(w.rows)))
+			s.logger().Error("trace store write failed again; batch dropped",
+				zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+		}
+	}
+	if err == nil && len(w.rows) > 0 {
+		s.written.Add(uint64(len(w.rows)))
+		s.batches.Add(1)
+	}
+	w.reset()
+	clear(batch) // release payloads
+	if len(batch) == 0 {
+		return
+	}
+	s.qmu.Lock()
+	s.doneSeq += uint64(len(batch))
+	if err != nil || bad.n > 0 {
+		s.failedSeq = s.doneSeq
+	}
+	close(s.progress)
+	s.progress = make(chan struct{})
+	s.qmu.Unlock()
+}
+
+// encodePayload marshals an event payload, decoding a call's payload into a
+// *Call when it is not one already.
+func encodePayload(ev *Event) ([]byte, *Call, error) {
+	if ev.Payload == nil {
+		if ev.Type == TypeCallCompleted {
+			return nil, nil, errors.New("llm.call_completed event without a *Call payload")
+		}
+		return []byte("{}"), nil, nil
+	}
+	b, err := json.Marshal(ev.Payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	if ev.Type != TypeCallCompleted {
+		return b, nil, nil
+	}
+	switch c := ev.Payload.(type) {
+	case *Call:
+		if c == nil {
+			return nil, nil, errors.New("llm.call_completed event with a nil *Call")
+		}
+		return b, c, nil
+	case Call:
+		return b, &c, nil
+	}
+	c := new(Call)
+	if err := json.Unmarshal(b, c); err != nil {
+		return nil, nil, fmt.Errorf("llm.call_completed payload is not a call: %w", err)
+	}
+	return b, c, nil
+}
