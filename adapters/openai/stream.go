@@ -1,0 +1,360 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/metisgateway/metis/ir"
+)
+
+type inChunk struct {
+	ID      string `json:"id"`
+	Model   string `json:"model"`
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content   *string      `json:"content"`
+			Refusal   *string      `json:"refusal"`
+			ToolCalls []inToolCall `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason *string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage       *inUsage        `json:"usage"`
+	ServiceTier string          `json:"service_tier"`
+	Error       json.RawMessage `json:"error"`
+}
+
+// StreamDecoder turns Chat Completions stream chunks (from an upstream)
+// into neutral events: text and tool-call blocks that never overlap, a
+// MessageDelta with the stop reason at finish_reason, a MessageDelta with
+// usage at the usage chunk and MessageStop at [DONE]. Only choice 0 is
+// read. The zero value is ready to use.
+type StreamDecoder struct {
+	started  bool
+	open     bool
+	openType ir.PartType
+	openIdx  int
+	next     int
+	// tools maps an OpenAI tool_calls index to its block index (-1 = closed).
+	tools   map[int]int
+	refusal bool
+	stopped bool
+}
+
+// Decode appends the neutral events for one upstream event's data (a
+// chunk, or "[DONE]") to evs.
+func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEvent, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return evs, nil
+	}
+	if string(data) == "[DONE]" {
+		evs = d.closeOpen(evs)
+		return append(evs, ir.StreamEvent{Type: ir.EventMessageStop}), nil
+	}
+	var c inChunk
+	if err := json.Unmarshal(data, &c); err != nil {
+		return evs, fmt.Errorf("decoding OpenAI stream chunk: %w", err)
+	}
+	if !isJSONNull(c.Error) {
+		e := DecodeError(500, append(append([]byte(`{"error":`), c.Error...), '}'))
+		if e.Code != "" {
+			e.Kind = kindFromCode(e.Code, e.Kind)
+		}
+		return append(evs, ir.StreamEvent{Type: ir.EventError, Err: e}), nil
+	}
+	if !d.started {
+		d.started = true
+		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageStart, ID: c.ID, Model: c.Model})
+	}
+	for i := range c.Choices {
+		ch := &c.Choices[i]
+		if ch.Index != 0 {
+			continue
+		}
+		if s := ch.Delta.Content; s != nil && *s != "" {
+			evs = d.text(evs, *s)
+		}
+		if s := ch.Delta.Refusal; s != nil && *s != "" {
+			d.refusal = true
+			evs = d.text(evs, *s)
+		}
+		for j := range ch.Delta.ToolCalls {
+			evs = d.toolCall(evs, &ch.Delta.ToolCalls[j])
+		}
+		if f := ch.FinishReason; f != nil && *f != "" && !d.stopped {
+			d.stopped = true
+			evs = d.closeOpen(evs)
+			sr := StopReason(*f)
+			if d.refusal && sr == ir.StopEndTurn {
+				sr = ir.StopRefusal
+			}
+			evs = append(evs, ir.StreamEvent{Type: ir.EventMessageDelta, StopReason: sr})
+		}
+	}
+	if c.Usage != nil {
+		u := decodeUsageCounts(c.Usage)
+		u.ServiceTier = c.ServiceTier
+		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageDelta, Usage: u, HasUsage: true})
+	}
+	return evs, nil
+}
+
+// kindFromCode refines an error class from an OpenAI error code/type.
+func kindFromCode(code string, k ir.ErrorKind) ir.ErrorKind {
+	switch code {
+	case "rate_limit_exceeded", "tokens", "requests":
+		return ir.ErrRateLimit
+	case "insufficient_quota":
+		return ir.ErrBilling
+	case "invalid_request_error", "context_length_exceeded":
+		return ir.ErrInvalidRequest
+	case "server_error":
+		return ir.ErrAPI
+	}
+	return k
+}
+
+func (d *StreamDecoder) closeOpen(evs []ir.StreamEvent) []ir.StreamEvent {
+	if !d.open {
+		return evs
+	}
+	d.open = false
+	if d.openType == ir.PartToolCall {
+		for k, v := range d.tools {
+			if v == d.openIdx {
+				d.tools[k] = -1
+			}
+		}
+	}
+	return append(evs, ir.StreamEvent{Type: ir.EventBlockStop, Index: d.openIdx})
+}
+
+func (d *StreamDecoder) startBlock(evs []ir.StreamEvent, p ir.Part) []ir.StreamEvent {
+	evs = d.closeOpen(evs)
+	d.open, d.openType, d.openIdx = true, p.Type, d.next
+	d.next++
+	return append(evs, ir.StreamEvent{Type: ir.EventBlockStart, Index: d.openIdx, Block: p})
+}
+
+func (d *StreamDecoder) text(evs []ir.StreamEvent, s string) []ir.StreamEvent {
+	if !d.open || d.openType != ir.PartText {
+		evs = d.startBlock(evs, ir.Part{Type: ir.PartText})
+	}
+	return append(evs, ir.StreamEvent{Type: ir.EventBlockDelta, Index: d.openIdx, Delta: ir.DeltaText, Text: s})
+}
+
+func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.StreamEvent {
+	k := 0
+	if tc.Index != nil && *tc.Index >= 0 {
+		k = *tc.Index
+	}
+	if d.tools == nil {
+		d.tools = make(map[int]int, 2)
+	}
+	blk, seen := d.tools[k]
+	// A new index, or a fresh id on a known one, starts a new tool call.
+	isCurrent := seen && blk >= 0 && d.open && d.openIdx == blk
+	if !seen || tc.ID != "" && !isCurrent {
+		id := tc.ID
+		if id == "" {
+			id = "call_metis_" + strconv.Itoa(k)
+		}
+		evs = d.startBlock(evs, ir.Part{Type: ir.PartToolCall, ToolCallID: id, ToolName: tc.Function.Name})
+		d.tools[k] = d.openIdx
+		isCurrent = true
+	}
+	if !isCurrent {
+		// Fragment for a call already closed (an upstream that interleaves
+		// calls): Anthropic blocks cannot reopen, so it is dropped.
+		return evs
+	}
+	if a := tc.Function.Arguments; a != nil && *a != "" {
+		evs = append(evs, ir.StreamEvent{Type: ir.EventBlockDelta, Index: d.openIdx, Delta: ir.DeltaArguments, Text: *a})
+	}
+	return evs
+}
+
+// StreamEncoder writes neutral events as Chat Completions chunks for a
+// client: a role chunk first, content and tool-call deltas (tool index =
+// number of tool calls before it), a finish chunk, a usage chunk
+// (choices: []) when IncludeUsage, then data: [DONE].
+type StreamEncoder struct {
+	// Model is the model name reported to the client.
+	Model string
+	// Created is the chunks' created time (Unix seconds).
+	Created int64
+	// IncludeUsage says the client asked for stream_options.include_usage.
+	IncludeUsage bool
+	// Names maps upstream tool names back to the client's; may be nil.
+	Names *ir.ToolNames
+
+	prefix    []byte
+	started   bool
+	toolType  bool // open block is a tool call
+	openIdx   int
+	open      bool
+	tools     int
+	stop      ir.StopReason
+	sawFinish bool
+	usage     ir.Usage
+	hasUsage  bool
+	done      bool
+}
+
+// Done reports whether the stream has been ended ([DONE] or an error).
+func (e *StreamEncoder) Done() bool { return e.done }
+
+func (e *StreamEncoder) start(dst []byte, id string) []byte {
+	e.started = true
+	if id == "" {
+		id = "chatcmpl-metis"
+	}
+	idj, _ := json.Marshal(id)
+	mj, _ := json.Marshal(e.Model)
+	p := make([]byte, 0, 96+len(idj)+len(mj))
+	p = append(p, `data: {"id":`...)
+	p = append(p, idj...)
+	p = append(p, `,"object":"chat.completion.chunk","created":`...)
+	p = strconv.AppendInt(p, e.Created, 10)
+	p = append(p, `,"model":`...)
+	p = append(p, mj...)
+	p = append(p, `,"choices":[`...)
+	e.prefix = p
+	return e.chunk(dst, `{"role":"assistant","content":""}`, nil, "")
+}
+
+// chunk appends one choice chunk: delta is the JSON of the delta object,
+// or deltaPrefix + JSON string s + "}" when s is non-nil.
+func (e *StreamEncoder) chunk(dst []byte, delta string, s []byte, finish string) []byte {
+	dst = append(dst, e.prefix...)
+	dst = append(dst, `{"index":0,"delta":`...)
+	dst = append(dst, delta...)
+	if s != nil {
+		dst = append(dst, s...)
+		dst = append(dst, "}"...)
+		if strings.HasPrefix(delta, `{"tool_calls"`) {
+			dst = append(dst, "}]}"...)
+		}
+	}
+	dst = append(dst, `,"logprobs":null,"finish_reason":`...)
+	if finish == "" {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, '"')
+		dst = append(dst, finish...)
+		dst = append(dst, '"')
+	}
+	return append(dst, "}]}\n\n"...)
+}
+
+type outChunkToolCall struct {
+	Index    int             `json:"index"`
+	ID       string          `json:"id"`
+	Type     string          `json:"type"`
+	Function outCallFunction `json:"function"`
+}
+
+// Encode appends the client chunks for one neutral event to dst.
+func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
+	if e.done {
+		return dst
+	}
+	if !e.started && ev.Type != ir.EventError && ev.Type != ir.EventPing {
+		dst = e.start(dst, ev.ID)
+	}
+	switch ev.Type {
+	case ir.EventBlockStart:
+		e.open, e.openIdx, e.toolType = true, ev.Index, ev.Block.Type == ir.PartToolCall
+		if e.toolType {
+			b, _ := json.Marshal(struct {
+				ToolCalls [1]outChunkToolCall `json:"tool_calls"`
+			}{[1]outChunkToolCall{{Index: e.tools, ID: ev.Block.ToolCallID, Type: "function",
+				Function: outCallFunction{Name: e.Names.Client(ev.Block.ToolName)}}}})
+			e.tools++
+			dst = e.chunk(dst, string(b), nil, "")
+		}
+	case ir.EventBlockDelta:
+		if !e.open || e.openIdx != ev.Index || ev.Text == "" {
+			return dst
+		}
+		s, _ := json.Marshal(ev.Text)
+		switch {
+		case ev.Delta == ir.DeltaText && !e.toolType:
+			dst = e.chunk(dst, `{"content":`, s, "")
+		case ev.Delta == ir.DeltaThinking:
+			dst = e.chunk(dst, `{"reasoning_content":`, s, "")
+		case ev.Delta == ir.DeltaArguments && e.toolType:
+			pre := `{"tool_calls":[{"index":` + strconv.Itoa(e.tools-1) + `,"function":{"arguments":`
+			dst = e.chunk(dst, pre, s, "")
+		}
+	case ir.EventBlockStop:
+		if e.open && e.openIdx == ev.Index {
+			e.open = false
+		}
+	case ir.EventMessageDelta:
+		if ev.StopReason != ir.StopUnknown {
+			e.stop, e.sawFinish = ev.StopReason, true
+		}
+		if ev.HasUsage {
+			e.usage, e.hasUsage = ev.Usage, true
+		}
+	case ir.EventMessageStop:
+		dst = e.end(dst)
+	case ir.EventPing:
+		dst = e.Ping(dst)
+	case ir.EventError:
+		dst = e.Error(dst, ev.Err)
+	}
+	return dst
+}
+
+func (e *StreamEncoder) end(dst []byte) []byte {
+	if !e.started {
+		dst = e.start(dst, "")
+	}
+	dst = e.chunk(dst, "{}", nil, FinishReason(e.stop))
+	if e.IncludeUsage {
+		u, _ := json.Marshal(encodeUsageCounts(e.usage))
+		dst = append(dst, e.prefix[:len(e.prefix)-1]...)
+		dst = append(dst, `[],"usage":`...)
+		dst = append(dst, u...)
+		dst = append(dst, "}\n\n"...)
+	}
+	dst = append(dst, "data: [DONE]\n\n"...)
+	e.done = true
+	return dst
+}
+
+// Finish is called when the upstream stream ended without message_stop:
+// with a known stop reason the finish chunk, usage chunk and [DONE] are
+// written; otherwise the stream was cut and the client gets an error chunk.
+func (e *StreamEncoder) Finish(dst []byte) []byte {
+	if e.done {
+		return dst
+	}
+	if e.sawFinish {
+		return e.end(dst)
+	}
+	return e.Error(dst, &ir.Error{Status: 502, Kind: ir.ErrAPI, Message: "upstream stream ended before the response was complete"})
+}
+
+// Error writes a mid-stream error chunk and ends the stream.
+func (e *StreamEncoder) Error(dst []byte, err *ir.Error) []byte {
+	if e.done {
+		return dst
+	}
+	e.done = true
+	return EncodeStreamError(dst, err)
+}
+
+// Ping writes a keep-alive SSE comment, which OpenAI clients ignore.
+func (e *StreamEncoder) Ping(dst []byte) []byte {
+	if e.done {
+		return dst
+	}
+	return append(dst, ": ping\n\n"...)
+}

@@ -1,0 +1,258 @@
+package openai
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+type inRequest struct {
+	Model               string           `json:"model"`
+	Messages            []inMessage      `json:"messages"`
+	Tools               []inTool         `json:"tools"`
+	ToolChoice          json.RawMessage  `json:"tool_choice"`
+	ParallelToolCalls   *bool            `json:"parallel_tool_calls"`
+	MaxCompletionTokens *int             `json:"max_completion_tokens"`
+	MaxTokens           *int             `json:"max_tokens"`
+	Temperature         *float64         `json:"temperature"`
+	TopP                *float64         `json:"top_p"`
+	Stop                json.RawMessage  `json:"stop"`
+	N                   *int             `json:"n"`
+	Stream              bool             `json:"stream"`
+	StreamOptions       *inStreamOptions `json:"stream_options"`
+	User                string           `json:"user"`
+	SafetyIdentifier    string           `json:"safety_identifier"`
+	ReasoningEffort     string           `json:"reasoning_effort"`
+	ResponseFormat      *inRespFormat    `json:"response_format"`
+	Functions           json.RawMessage  `json:"functions"`
+}
+
+type inStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type inRespFormat struct {
+	Type       string `json:"type"`
+	JSONSchema *struct {
+		Name   string          `json:"name"`
+		Schema json.RawMessage `json:"schema"`
+		Strict *bool           `json:"strict"`
+	} `json:"json_schema"`
+}
+
+type inMessage struct {
+	Role       string          `json:"role"`
+	Content    json.RawMessage `json:"content"`
+	ToolCalls  []inToolCall    `json:"tool_calls"`
+	ToolCallID string          `json:"tool_call_id"`
+	Refusal    *string         `json:"refusal"`
+}
+
+type inPart struct {
+	Type     string `json:"type"`
+	Text     string `json:"text"`
+	Refusal  string `json:"refusal"`
+	ImageURL *struct {
+		URL string `json:"url"`
+	} `json:"image_url"`
+	File *struct {
+		FileData string `json:"file_data"`
+		FileID   string `json:"file_id"`
+		Filename string `json:"filename"`
+	} `json:"file"`
+	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+type inToolCall struct {
+	Index    *int   `json:"index"`
+	ID       string `json:"id"`
+	Type     string `json:"type"`
+	Function struct {
+		Name      string  `json:"name"`
+		Arguments *string `json:"arguments"`
+	} `json:"function"`
+}
+
+type inTool struct {
+	Type     string `json:"type"`
+	Function *struct {
+		Name        string          `json:"name"`
+		Description string          `json:"description"`
+		Parameters  json.RawMessage `json:"parameters"`
+		Strict      *bool           `json:"strict"`
+	} `json:"function"`
+	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+type inUsage struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens     int64 `json:"cached_tokens"`
+		CacheWriteTokens int64 `json:"cache_write_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+}
+
+type inRespMessage struct {
+	Content   json.RawMessage `json:"content"`
+	Refusal   *string         `json:"refusal"`
+	ToolCalls []inToolCall    `json:"tool_calls"`
+}
+
+type inResponse struct {
+	ID          string `json:"id"`
+	Object      string `json:"object"`
+	Created     int64  `json:"created"`
+	Model       string `json:"model"`
+	ServiceTier string `json:"service_tier"`
+	Choices     []struct {
+		Index        int           `json:"index"`
+		Message      inRespMessage `json:"message"`
+		FinishReason string        `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *inUsage `json:"usage"`
+}
+
+// Encoding types.
+
+type outFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description,omitempty"`
+	Parameters  json.RawMessage `json:"parameters,omitempty"`
+	Strict      *bool           `json:"strict,omitempty"`
+}
+
+type outTool struct {
+	Type     string      `json:"type"`
+	Function outFunction `json:"function"`
+}
+
+type outNamedChoice struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name string `json:"name"`
+	} `json:"function"`
+}
+
+type outCallFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+type outToolCall struct {
+	ID       string          `json:"id"`
+	Type     string          `json:"type"`
+	Function outCallFunction `json:"function"`
+}
+
+type outTextPart struct {
+	Type string `json:"type"`
+	Text string `json:"text"`
+}
+
+type outImagePart struct {
+	Type     string `json:"type"`
+	ImageURL struct {
+		URL string `json:"url"`
+	} `json:"image_url"`
+}
+
+type outFilePart struct {
+	Type string `json:"type"`
+	File struct {
+		Filename string `json:"filename,omitempty"`
+		FileData string `json:"file_data"`
+	} `json:"file"`
+}
+
+type outMessage struct {
+	Role       string        `json:"role"`
+	Content    any           `json:"content"`
+	ToolCalls  []outToolCall `json:"tool_calls,omitempty"`
+	ToolCallID string        `json:"tool_call_id,omitempty"`
+}
+
+type outStreamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type outJSONSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict *bool           `json:"strict,omitempty"`
+}
+
+type outRespFormat struct {
+	Type       string         `json:"type"`
+	JSONSchema *outJSONSchema `json:"json_schema,omitempty"`
+}
+
+type outRequest struct {
+	Model               string            `json:"model"`
+	Messages            []outMessage      `json:"messages"`
+	Tools               []outTool         `json:"tools,omitempty"`
+	ToolChoice          any               `json:"tool_choice,omitempty"`
+	ParallelToolCalls   *bool             `json:"parallel_tool_calls,omitempty"`
+	MaxCompletionTokens int               `json:"max_completion_tokens,omitempty"`
+	Temperature         *float64          `json:"temperature,omitempty"`
+	TopP                *float64          `json:"top_p,omitempty"`
+	Stop                []string          `json:"stop,omitempty"`
+	Stream              bool              `json:"stream,omitempty"`
+	StreamOptions       *outStreamOptions `json:"stream_options,omitempty"`
+	User                string            `json:"user,omitempty"`
+	ReasoningEffort     string            `json:"reasoning_effort,omitempty"`
+	ResponseFormat      *outRespFormat    `json:"response_format,omitempty"`
+}
+
+type outPromptDetails struct {
+	CachedTokens     int64 `json:"cached_tokens"`
+	CacheWriteTokens int64 `json:"cache_write_tokens,omitempty"`
+}
+
+type outCompletionDetails struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
+}
+
+type outUsage struct {
+	PromptTokens            int64                `json:"prompt_tokens"`
+	CompletionTokens        int64                `json:"completion_tokens"`
+	TotalTokens             int64                `json:"total_tokens"`
+	PromptTokensDetails     outPromptDetails     `json:"prompt_tokens_details"`
+	CompletionTokensDetails outCompletionDetails `json:"completion_tokens_details"`
+}
+
+type outRespMessage struct {
+	Role             string        `json:"role"`
+	Content          *string       `json:"content"`
+	Refusal          *string       `json:"refusal"`
+	ToolCalls        []outToolCall `json:"tool_calls,omitempty"`
+	ReasoningContent string        `json:"reasoning_content,omitempty"`
+}
+
+type outChoice struct {
+	Index        int            `json:"index"`
+	Message      outRespMessage `json:"message"`
+	Logprobs     *struct{}      `json:"logprobs"`
+	FinishReason string         `json:"finish_reason"`
+}
+
+type outResponse struct {
+	ID      string      `json:"id"`
+	Object  string      `json:"object"`
+	Created int64       `json:"created"`
+	Model   string      `json:"model"`
+	Choices []outChoice `json:"choices"`
+	Usage   *outUsage   `json:"usage,omitempty"`
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	return len(raw) > 0 && raw[0] == '"'
+}
+
+func isJSONNull(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || string(raw) == "null"
+}
