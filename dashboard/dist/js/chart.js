@@ -1,0 +1,131 @@
+// Bar charts over time with the vendored uPlot (a global from vendor/uPlot.iife.min.js).
+import { h } from './dom.js';
+
+const BUCKET_SECONDS = { minute: 60, hour: 3600, day: 86400 };
+const WINDOW_SECONDS = { '1h': 3600, '24h': 86400, '7d': 7 * 86400, '30d': 30 * 86400 };
+
+export function bucketSeconds(bucket) {
+  return BUCKET_SECONDS[bucket] || 3600;
+}
+
+/**
+ * Turn API points [{t, ...}] into uPlot columns over the whole window, with
+ * empty buckets as 0 so gaps read as "no traffic". If the API's buckets don't
+ * sit on the UTC grid, its points are used as they are.
+ */
+export function fillSeries(points, bucket, windowName, fields, nowMs = Date.now()) {
+  const size = bucketSeconds(bucket);
+  const pts = points
+    .map((p) => ({ ...p, ts: Math.floor(Date.parse(p.t) / 1000) }))
+    .filter((p) => !Number.isNaN(p.ts))
+    .sort((a, b) => a.ts - b.ts);
+  const end = Math.floor(nowMs / 1000);
+  const start = end - (WINDOW_SECONDS[windowName] || 86400);
+  const aligned = pts.every((p) => p.ts % size === 0);
+  let xs;
+  if (aligned) {
+    const byTs = new Map(pts.map((p) => [p.ts, p]));
+    xs = [];
+    const first = Math.floor(start / size) * size;
+    for (let t = first; t <= end; t += size) xs.push(t);
+    for (const p of pts) if (!xs.includes(p.ts)) xs.push(p.ts);
+    xs.sort((a, b) => a - b);
+    return [xs, ...fields.map((f) => xs.map((t) => (byTs.has(t) ? Number(byTs.get(t)[f]) || 0 : 0)))];
+  }
+  xs = pts.map((p) => p.ts);
+  return [xs, ...fields.map((f) => pts.map((p) => Number(p[f]) || 0))];
+}
+
+function cssVar(name, fallback) {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v || fallback;
+}
+
+/**
+ * A bar chart: series [{label, color (css var), fmt}] drawn in order, so a
+ * later, smaller series (errors) sits over an earlier one (calls).
+ */
+export class BarChart {
+  constructor(container, { series, yFmt, bucket, height = 220, label }) {
+    this.container = container;
+    this.defs = series;
+    this.yFmt = yFmt;
+    this.height = height;
+    this.bucket = bucket;
+    this.u = null;
+    this.host = h('div', { class: 'chart-host', role: 'img', 'aria-label': label });
+    container.replaceChildren(this.host);
+    this.ro = new ResizeObserver(() => this.resize());
+    this.ro.observe(container);
+  }
+
+  width() {
+    return Math.max(240, Math.floor(this.container.clientWidth));
+  }
+
+  resize() {
+    if (this.u && this.width() !== this.u.width) this.u.setSize({ width: this.width(), height: this.height });
+  }
+
+  make(data) {
+    const text = cssVar('--muted', '#6b7280');
+    const grid = cssVar('--grid', '#eceef2');
+    const font = '11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+    const size = bucketSeconds(this.bucket);
+    const timeFmt = size >= 86400
+      ? (ts) => new Date(ts * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })
+      : (ts) => new Date(ts * 1000).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+    const opts = {
+      width: this.width(),
+      height: this.height,
+      padding: [10, 12, 0, 4],
+      cursor: { drag: { x: false, y: false }, points: { show: false } },
+      select: { show: false },
+      legend: { show: true, live: true },
+      scales: {
+        x: { time: true },
+        y: { range: (u, min, max) => [0, max > 0 ? max * 1.12 : 1] },
+      },
+      axes: [
+        { stroke: text, font, grid: { stroke: grid, width: 1 }, ticks: { show: false } },
+        {
+          stroke: text, font, size: 64, grid: { stroke: grid, width: 1 }, ticks: { show: false },
+          values: (u, splits) => splits.map((v) => this.yFmt(v)),
+        },
+      ],
+      series: [
+        { value: (u, ts) => (ts == null ? '—' : timeFmt(ts)) },
+        ...this.defs.map((d) => {
+          const c = cssVar(d.color, '#3461c1');
+          return {
+            label: d.label,
+            stroke: c,
+            fill: c,
+            width: 0,
+            points: { show: false },
+            paths: uPlot.paths.bars({ size: [0.72, 48, 1], align: 1 }),
+            value: (u, v) => (v == null ? '—' : d.fmt(v)),
+          };
+        }),
+      ],
+    };
+    this.u = new uPlot(opts, data, this.host);
+  }
+
+  setData(data, bucket) {
+    if (!this.u || bucket !== this.bucket) {
+      this.bucket = bucket;
+      if (this.u) this.u.destroy();
+      this.host.replaceChildren();
+      this.make(data);
+    } else {
+      this.u.setData(data);
+    }
+  }
+
+  destroy() {
+    this.ro.disconnect();
+    if (this.u) this.u.destroy();
+    this.u = null;
+  }
+}
