@@ -1,0 +1,176 @@
+// Package translate is the gateway's entry point for cross-shape traffic:
+// an Anthropic-shape client talking to an OpenAI(-compatible) model, or an
+// OpenAI-shape client talking to a Claude model. Requests, complete
+// responses, streams and errors go through the provider-neutral model in
+// package ir, using the adapters in adapters/anthropic and adapters/openai.
+//
+// Same-shape traffic never comes here: the gateway forwards it byte for
+// byte. The lossy spots of the translation are listed in adapters/LOSSY.md.
+package translate
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/metisgateway/metis/adapters/anthropic"
+	"github.com/metisgateway/metis/adapters/openai"
+	"github.com/metisgateway/metis/ir"
+)
+
+// Options tune request translation for the target model.
+type Options struct {
+	// DefaultMaxTokens gives Anthropic's required max_tokens when an OpenAI
+	// client set no limit (the model's output limit); nil or a result ≤ 0
+	// falls back to 4096.
+	DefaultMaxTokens func(model string) int
+	// SupportsSampling says whether a Claude model accepts temperature,
+	// top_p and top_k; nil guesses from the model id
+	// (anthropic.GuessSupportsSampling).
+	SupportsSampling func(model string) bool
+	// SupportsReasoning says whether an OpenAI model takes reasoning_effort
+	// (and rejects non-default temperature/top_p); nil guesses from the
+	// model id (openai.GuessReasoningModel).
+	SupportsReasoning func(model string) bool
+}
+
+// State carries the per-request facts the response side needs. It is
+// returned by the request translators and is not safe for concurrent use
+// by two streams at once (one request, one State).
+type State struct {
+	// ClientStream is true when the client asked for a stream.
+	ClientStream bool
+	// IncludeUsage is true when an OpenAI client asked for
+	// stream_options.include_usage (Anthropic clients always get usage).
+	IncludeUsage bool
+	// RequestedModel is the model name the client sent; responses report it.
+	// The gateway may overwrite it.
+	RequestedModel string
+	// UpstreamModel is the model the upstream request names.
+	UpstreamModel string
+	// ToolNames maps tool names changed for the upstream back to the
+	// client's own names.
+	ToolNames *ir.ToolNames
+	// InputEstimate is a rough input token count, reported in an Anthropic
+	// stream's message_start until the OpenAI upstream gives real usage.
+	InputEstimate int64
+	// Created is the Unix time reported in OpenAI chunks and responses.
+	Created int64
+}
+
+// AnthropicToOpenAIRequest translates an Anthropic Messages request body
+// into a Chat Completions body for upstreamModel.
+func AnthropicToOpenAIRequest(body []byte, upstreamModel string, o Options) ([]byte, *State, error) {
+	req, err := anthropic.DecodeRequest(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating Anthropic request to OpenAI: %w", err)
+	}
+	st := &State{
+		ClientStream: req.Stream, IncludeUsage: true, RequestedModel: req.Model,
+		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{},
+		InputEstimate: req.EstimateInputTokens(), Created: time.Now().Unix(),
+	}
+	req.Model = upstreamModel
+	out, err := openai.EncodeRequest(req, openai.RequestOptions{SupportsReasoning: o.SupportsReasoning, Names: st.ToolNames})
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating Anthropic request to OpenAI: %w", err)
+	}
+	return out, st, nil
+}
+
+// OpenAIToAnthropicRequest translates a Chat Completions request body into
+// an Anthropic Messages body for upstreamModel.
+func OpenAIToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]byte, *State, error) {
+	req, err := openai.DecodeRequest(body)
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
+	}
+	st := &State{
+		ClientStream: req.Stream, IncludeUsage: req.IncludeUsage, RequestedModel: req.Model,
+		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
+	}
+	req.Model = upstreamModel
+	out, err := anthropic.EncodeRequest(req, anthropic.RequestOptions{
+		DefaultMaxTokens: o.DefaultMaxTokens, SupportsSampling: o.SupportsSampling, Names: st.ToolNames,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
+	}
+	return out, st, nil
+}
+
+// OpenAIResponseToAnthropic translates an OpenAI upstream's complete 2xx
+// response body into an Anthropic Messages response for the client.
+func (st *State) OpenAIResponseToAnthropic(body []byte) ([]byte, error) {
+	r, err := openai.DecodeResponse(body)
+	if err != nil {
+		return nil, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
+	}
+	out, err := anthropic.EncodeResponse(r, st.RequestedModel, st.ToolNames)
+	if err != nil {
+		return nil, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
+	}
+	return out, nil
+}
+
+// AnthropicResponseToOpenAI translates an Anthropic upstream's complete
+// 2xx response body into a Chat Completions response for the client.
+func (st *State) AnthropicResponseToOpenAI(body []byte) ([]byte, error) {
+	r, err := anthropic.DecodeResponse(body)
+	if err != nil {
+		return nil, fmt.Errorf("translating Anthropic response to OpenAI: %w", err)
+	}
+	if r.Created == 0 {
+		r.Created = st.Created
+	}
+	out, err := openai.EncodeResponse(r, st.RequestedModel, st.ToolNames)
+	if err != nil {
+		return nil, fmt.Errorf("translating Anthropic response to OpenAI: %w", err)
+	}
+	return out, nil
+}
+
+// ErrorToOpenAI translates an Anthropic upstream error (status and body)
+// into the status and body an OpenAI client expects: {"error":{message,
+// type, param, code}} with code = the Anthropic error type; 529 becomes 503
+// (type server_error); other statuses, 429 included, are kept. A body that
+// is already OpenAI-shaped is kept.
+func ErrorToOpenAI(status int, body []byte) (int, []byte) {
+	if openai.IsErrorBody(body) {
+		return openai.ErrorStatus(&ir.Error{Status: status}), body
+	}
+	return openai.EncodeError(anthropic.DecodeError(status, body))
+}
+
+// ErrorToAnthropic translates an OpenAI upstream error (status and body)
+// into the status and body an Anthropic client expects:
+// {"type":"error","error":{type, message}}, the type chosen by status (503
+// becomes 529 overloaded_error; insufficient_quota becomes billing_error
+// with its 429 kept). A body that is already Anthropic-shaped is kept.
+func ErrorToAnthropic(status int, body []byte) (int, []byte) {
+	if anthropic.IsErrorBody(body) {
+		return anthropic.ErrorStatus(&ir.Error{Status: status, Kind: ir.KindForStatus(status)}), body
+	}
+	return anthropic.EncodeError(openai.DecodeError(status, body))
+}
+
+// RequestErrorToOpenAI renders an error from a request translator for an
+// OpenAI client (400 with the translator's message unless the error says
+// otherwise).
+func RequestErrorToOpenAI(err error) (int, []byte) {
+	return openai.EncodeError(asIRError(err))
+}
+
+// RequestErrorToAnthropic renders an error from a request translator for
+// an Anthropic client.
+func RequestErrorToAnthropic(err error) (int, []byte) {
+	return anthropic.EncodeError(asIRError(err))
+}
+
+func asIRError(err error) *ir.Error {
+	var e *ir.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &ir.Error{Status: 400, Kind: ir.ErrInvalidRequest, Message: err.Error()}
+}
