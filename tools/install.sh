@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs the pinned real clients (Claude Code, @anthropic-ai/sdk, openai)
+# into tools/node_modules from package-lock.json. Idempotent: when the
+# installed tree already matches the lock file it returns at once.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stamp=node_modules/.metis-install-stamp
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+
+native_ok() {
+	# The npm wrapper's postinstall copies the platform binary over
+	# bin/claude.exe; a skipped postinstall leaves a small placeholder.
+	local bin=node_modules/@anthropic-ai/claude-code/bin/claude.exe
+	[ -x "$bin" ] && [ "$(stat -c %s "$bin")" -gt 1048576 ]
+}
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && native_ok; then
+	exit 0
+fi
+
+if ! command -v npm >/dev/null; then
+	echo "tools/install.sh: npm is required (Node.js 20 or newer)" >&2
+	exit 1
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+
+if ! native_ok; then
+	# npm versions that hold back install scripts skip the wrapper's
+	# postinstall: run it ourselves (it only copies a file from the
+	# platform package npm already installed).
+	node node_modules/@anthropic-ai/claude-code/install.cjs
+fi
+native_ok || { echo "tools/install.sh: Claude Code native binary missing" >&2; exit 1; }
+
+node_modules/.bin/claude --version >/dev/null
+echo "$want" > "$stamp"
