@@ -1,0 +1,180 @@
+package analytics
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/apiversion"
+)
+
+type errJSON struct {
+	Error struct {
+		Type    string `json:"type"`
+		Message string `json:"message"`
+		Param   string `json:"param"`
+	} `json:"error"`
+}
+
+func decode(t *testing.T, w *httptest.ResponseRecorder, out any) {
+	t.Helper()
+	if err := json.Unmarshal(w.Body.Bytes(), out); err != nil {
+		t.Fatalf("decoding %q: %v", w.Body.String(), err)
+	}
+}
+
+func serve(h *Handler, method, target string, hdr ...string) (*httptest.ResponseRecorder, bool) {
+	r := httptest.NewRequest(method, target, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Set(hdr[i], hdr[i+1])
+	}
+	w := httptest.NewRecorder()
+	return w, h.Serve(w, r)
+}
+
+var ownedPaths = []string{"/health", "/analytics/cost", "/analytics/by_key", "/analytics/by_user",
+	"/analytics/by_team", "/analytics/activity", "/sessions", "/sessions/sess-01", "/analytics/me",
+	"/analytics/nope", "/dashboard", "/dashboard/", "/dashboard/app.js"}
+
+func TestVersionHeaderOnEveryOwnedPath(t *testing.T) {
+	f := newFixture(t, 8, 100)
+	dash := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte("dashboard " + r.URL.Path))
+	})
+	h := New(f.st.ReadDB(), Options{Now: func() time.Time { return testNow }, Dashboard: dash})
+	for _, p := range ownedPaths {
+		for _, pin := range []string{"", "1.0"} {
+			w, ok := serve(h, http.MethodGet, p, apiversion.Header, pin)
+			if !ok {
+				t.Fatalf("%s not owned", p)
+			}
+			if got := w.Header().Get(apiversion.Header); got != "1.0" {
+				t.Errorf("%s pinned %q: %s = %q, want 1.0", p, pin, apiversion.Header, got)
+			}
+		}
+		w, _ := serve(h, http.MethodGet, p, apiversion.Header, "9.9")
+		var e errJSON
+		decode(t, w, &e)
+		if w.Code != 400 || e.Error.Type != "unsupported_api_version" || e.Error.Param != apiversion.Header ||
+			!strings.Contains(e.Error.Message, "supported versions: 1.0") {
+			t.Errorf("%s with 9.9: %d %+v", p, w.Code, e.Error)
+		}
+	}
+	w, _ := serve(h, http.MethodGet, "/dashboard/app.js")
+	if w.Code != 200 || w.Body.String() != "dashboard /app.js" {
+		t.Errorf("dashboard file: %d %q", w.Code, w.Body.String())
+	}
+	w, _ = serve(h, http.MethodGet, "/dashboard")
+	if w.Code != http.StatusMovedPermanently || w.Header().Get("Location") != "/dashboard/" {
+		t.Errorf("/dashboard: %d to %q", w.Code, w.Header().Get("Location"))
+	}
+	w, _ = serve(f.h, http.MethodGet, "/dashboard/")
+	if w.Code != 404 {
+		t.Errorf("no dashboard configured: status %d", w.Code)
+	}
+}
+
+func TestDeprecatedVersionHeaders(t *testing.T) {
+	f := newFixture(t, 9, 10)
+	saved := apiversion.Versions
+	apiversion.Versions = []apiversion.Version{
+		{Name: "0.9", Deprecated: true, Sunset: time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)}, {Name: "1.0"}}
+	t.Cleanup(func() { apiversion.Versions = saved })
+	w, _ := serve(f.h, http.MethodGet, "/analytics/cost", apiversion.Header, "0.9")
+	if w.Code != 200 || w.Header().Get(apiversion.Header) != "0.9" || w.Header().Get("Deprecation") != "true" ||
+		w.Header().Get("Sunset") != "Tue, 01 Sep 2026 00:00:00 GMT" {
+		t.Errorf("deprecated: %d %v", w.Code, w.Header())
+	}
+	w, _ = serve(f.h, http.MethodGet, "/health")
+	if w.Header().Get("Deprecation") != "" || w.Header().Get(apiversion.Header) != "1.0" {
+		t.Errorf("latest: %v", w.Header())
+	}
+}
+
+func TestHealthMethodsAndForeignPaths(t *testing.T) {
+	f := newFixture(t, 10, 10)
+	w, _ := serve(f.h, http.MethodGet, "/health")
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != `{"status":"ok"}` {
+		t.Errorf("/health: %d %q", w.Code, w.Body.String())
+	}
+	if w.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("/health content type %q", w.Header().Get("Content-Type"))
+	}
+	w, _ = serve(f.h, http.MethodHead, "/analytics/by_team")
+	if w.Code != 200 {
+		t.Errorf("HEAD: %d", w.Code)
+	}
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		w, ok := serve(f.h, m, "/analytics/cost")
+		var e errJSON
+		decode(t, w, &e)
+		if !ok || w.Code != 405 || e.Error.Type != "method_not_allowed" || w.Header().Get("Allow") != "GET, HEAD" ||
+			w.Header().Get(apiversion.Header) != "1.0" {
+			t.Errorf("%s: %d %+v", m, w.Code, e)
+		}
+	}
+	for _, p := range []string{"/", "/v1/messages", "/healthz", "/analyticsx", "/sessionsx", "/dashboardx"} {
+		w, ok := serve(f.h, http.MethodGet, p)
+		if ok || w.Body.Len() != 0 || len(w.Header()) != 0 {
+			t.Errorf("%s: owned=%v, wrote %q %v", p, ok, w.Body.String(), w.Header())
+		}
+	}
+	w, _ = serve(f.h, http.MethodGet, "/analytics/nope")
+	if w.Code != 404 {
+		t.Errorf("/analytics/nope: %d", w.Code)
+	}
+}
+
+func TestBadParametersNameTheParameter(t *testing.T) {
+	f := newFixture(t, 11, 10)
+	cases := []struct{ target, param, contains string }{
+		{"/analytics/cost?group_by=foo", "group_by",
+			`unknown group_by "foo"; one of model, provider, key, user, team, workspace, session, day, hour`},
+		{"/analytics/cost?window=yesterday", "window", `"yesterday"`},
+		{"/analytics/cost?window=-1h", "window", `"-1h"`},
+		{"/analytics/cost?window=0s", "window", `"0s"`},
+		{"/analytics/by_key?window=0d", "window", `"0d"`},
+		{"/analytics/by_user?window=7x", "window", `"7x"`},
+		{"/analytics/by_team?window=1", "window", `"1"`},
+		{"/analytics/activity?limit=0", "limit", `"0"`},
+		{"/analytics/activity?limit=501", "limit", `"501"`},
+		{"/analytics/activity?limit=ten", "limit", `"ten"`},
+		{"/analytics/activity?window=bad", "window", `"bad"`},
+		{"/sessions?limit=-3", "limit", `"-3"`},
+		{"/sessions?window=1y", "window", `"1y"`},
+	}
+	for _, c := range cases {
+		w, _ := serve(f.h, http.MethodGet, c.target)
+		var e errJSON
+		decode(t, w, &e)
+		if w.Code != 400 || e.Error.Type != "invalid_parameter" || e.Error.Param != c.param ||
+			!strings.Contains(e.Error.Message, c.contains) {
+			t.Errorf("%s: %d %+v", c.target, w.Code, e.Error)
+		}
+	}
+	var e errJSON
+	f.getMe(t, "window=nope", "x-api-key", f.keys[0].token, 400, &e)
+	if e.Error.Param != "window" {
+		t.Errorf("me bad window: %+v", e.Error)
+	}
+	for _, ok := range []string{"1h", "24h", "7d", "30d", "all", "90m", "3d", "1h30m"} {
+		w, _ := serve(f.h, http.MethodGet, "/analytics/cost?window="+ok)
+		if w.Code != 200 {
+			t.Errorf("window %s: %d %s", ok, w.Code, w.Body.String())
+		}
+	}
+}
+
+func TestEmptyDatabaseAnswersEmptyLists(t *testing.T) {
+	f := newFixture(t, 12, 0)
+	for _, p := range []string{"/analytics/cost", "/analytics/by_key", "/analytics/by_user", "/analytics/by_team",
+		"/analytics/activity?window=all", "/sessions"} {
+		w, _ := serve(f.h, http.MethodGet, p)
+		if w.Code != 200 || strings.Contains(w.Body.String(), "null") {
+			t.Errorf("%s: %d %s", p, w.Code, w.Body.String())
+		}
+	}
+}
