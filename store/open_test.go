@@ -113,7 +113,7 @@ func assertSchema(t *testing.T, s *Store) {
 		"events": "table", "calls": "table", "rollup_hour": "table", "rollup_day": "table",
 		"sessions": "table", "gateway_keys": "table", "meta": "table",
 		"events_ts": "index", "calls_ts": "index", "calls_key_ts": "index", "calls_session": "index",
-		"sessions_last": "index",
+		"sessions_last":    "index",
 		"gateway_keys_ins": "trigger", "gateway_keys_upd": "trigger", "gateway_keys_del": "trigger",
 	}
 	for name, typ := range want {
