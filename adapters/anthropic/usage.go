@@ -1,0 +1,274 @@
+package anthropic
+
+// Usage extraction from Anthropic Messages responses and streams. These
+// functions only observe bodies (gjson, no full unmarshal): the gateway
+// relays the bytes unchanged and prices the call from the result.
+
+import (
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/metisgateway/metis/ir"
+	"github.com/tidwall/gjson"
+)
+
+// ResponseMeta identifies an Anthropic response for the call log.
+type ResponseMeta struct {
+	ID         string
+	Model      string
+	StopReason string
+}
+
+// ResponseUsage reads the usage, id, model and stop reason of a complete
+// (non-streamed) Messages response body. It fails when the body is not a
+// JSON object, is an error body, or has no usage object.
+func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
+	var (
+		u     ir.Usage
+		meta  ResponseMeta
+		usage gjson.Result
+		typ   string
+		errv  gjson.Result
+	)
+	root := gjson.Parse(usageView(body))
+	if !root.IsObject() {
+		return u, meta, fmt.Errorf("anthropic usage: response body is not a JSON object")
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			meta.ID = usageString(v)
+		case "model":
+			meta.Model = usageString(v)
+		case "stop_reason":
+			meta.StopReason = usageString(v)
+		case "type":
+			typ = v.Str
+		case "usage":
+			usage = v
+		case "error":
+			errv = v
+		}
+		return true
+	})
+	if typ == "error" || errv.IsObject() {
+		return u, meta, fmt.Errorf("anthropic usage: error response: %s: %s",
+			errv.Get("type").Str, errv.Get("message").Str)
+	}
+	if !usage.IsObject() {
+		return u, meta, fmt.Errorf("anthropic usage: response %q has no usage object", meta.ID)
+	}
+	usageApply(&u, usage)
+	usageFinish(&u)
+	return u, meta, nil
+}
+
+// StreamTracker follows an Anthropic Messages SSE stream event by event and
+// reports its usage, identity and outcome. The zero value is ready to use;
+// it is not safe for concurrent use.
+type StreamTracker struct {
+	usage       ir.Usage
+	meta        ResponseMeta
+	startOutput int64 // output_tokens of message_start
+	gotOutput   bool  // a message_delta reported output_tokens
+	complete    bool
+	sawContent  bool
+	deltaBytes  int64 // streamed text, JSON and thinking bytes
+	errType     string
+	errMsg      string
+	hasErr      bool
+}
+
+// Observe feeds one SSE event (its "event:" name and data). Unknown events
+// and malformed data are ignored. When name is empty the data's "type"
+// field is used instead.
+func (t *StreamTracker) Observe(name string, data []byte) {
+	s := usageView(data)
+	if name == "" {
+		name = gjson.Get(s, "type").Str
+	}
+	switch name {
+	case "content_block_delta":
+		t.sawContent = true
+		delta := gjson.Get(s, "delta")
+		var v gjson.Result
+		switch delta.Get("type").Str {
+		case "text_delta":
+			v = delta.Get("text")
+		case "input_json_delta":
+			v = delta.Get("partial_json")
+		case "thinking_delta":
+			v = delta.Get("thinking")
+		default:
+			return
+		}
+		t.deltaBytes += int64(len(v.Raw))
+		if len(v.Raw) >= 2 {
+			t.deltaBytes -= 2 // the quotes
+		}
+	case "content_block_start":
+		// A redacted_thinking block arrives whole, without deltas.
+		if gjson.Get(s, "content_block.type").Str == "redacted_thinking" {
+			t.sawContent = true
+		}
+	case "message_start":
+		msg := gjson.Get(s, "message")
+		msg.ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "id":
+				t.meta.ID = usageString(v)
+			case "model":
+				t.meta.Model = usageString(v)
+			case "usage":
+				usageApply(&t.usage, v)
+				t.startOutput = t.usage.OutputTokens
+			}
+			return true
+		})
+	case "message_delta":
+		gjson.Parse(s).ForEach(func(k, v gjson.Result) bool {
+			switch k.Str {
+			case "delta":
+				if sr := v.Get("stop_reason"); sr.Type == gjson.String && sr.Str != "" {
+					t.meta.StopReason = usageString(sr)
+					t.complete = true
+				}
+			case "usage":
+				if usageApply(&t.usage, v) {
+					t.gotOutput = true
+				}
+			}
+			return true
+		})
+	case "error":
+		e := gjson.Get(s, "error")
+		t.errType = usageString(e.Get("type"))
+		t.errMsg = usageString(e.Get("message"))
+		t.hasErr = true
+	}
+}
+
+// Usage returns the usage so far: input and cache counts from message_start
+// (or a later message_delta that repeats them), output from the last
+// message_delta. Without a message_delta reporting output_tokens (a
+// cancelled or cut stream) the output is estimated as a quarter of the
+// streamed text/JSON/thinking bytes, at least message_start's
+// output_tokens, and Estimated is set.
+func (t *StreamTracker) Usage() ir.Usage {
+	u := t.usage
+	if !t.gotOutput {
+		est := (t.deltaBytes + 3) / 4
+		u.OutputTokens = max(est, t.startOutput)
+		u.Estimated = true
+	}
+	usageFinish(&u)
+	return u
+}
+
+// Meta returns the message id and model from message_start and the stop
+// reason from message_delta.
+func (t *StreamTracker) Meta() ResponseMeta { return t.meta }
+
+// Complete reports whether a message_delta with a stop_reason was seen: the
+// response is complete even if message_stop never arrives.
+func (t *StreamTracker) Complete() bool { return t.complete }
+
+// Err returns the type and message of an in-stream `event: error`.
+func (t *StreamTracker) Err() (errType, message string, ok bool) {
+	return t.errType, t.errMsg, t.hasErr
+}
+
+// SawContent reports whether a content delta was seen (time to first token).
+func (t *StreamTracker) SawContent() bool { return t.sawContent }
+
+// usageApply sets in u every usage field present in obj, leaving absent or
+// null fields as they are (message_delta usage is cumulative: set, never
+// add). It reports whether output_tokens was present.
+func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
+	obj.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "input_tokens":
+			usageSetInt(&u.InputTokens, v)
+		case "cache_creation_input_tokens":
+			usageSetInt(&u.CacheCreationInputTokens, v)
+		case "cache_read_input_tokens":
+			usageSetInt(&u.CacheReadInputTokens, v)
+		case "output_tokens":
+			sawOutput = usageSetInt(&u.OutputTokens, v) || sawOutput
+		case "cache_creation":
+			v.ForEach(func(k, v gjson.Result) bool {
+				switch k.Str {
+				case "ephemeral_5m_input_tokens":
+					usageSetInt(&u.CacheCreation5mInputTokens, v)
+				case "ephemeral_1h_input_tokens":
+					usageSetInt(&u.CacheCreation1hInputTokens, v)
+				}
+				return true
+			})
+		case "output_tokens_details":
+			usageSetInt(&u.ReasoningTokens, v.Get("thinking_tokens"))
+		case "server_tool_use":
+			usageSetInt(&u.WebSearchRequests, v.Get("web_search_requests"))
+		case "service_tier":
+			usageSetString(&u.ServiceTier, v)
+		case "inference_geo":
+			usageSetString(&u.InferenceGeo, v)
+		case "speed":
+			usageSetString(&u.Speed, v)
+		}
+		return true
+	})
+	return sawOutput
+}
+
+// usageFinish keeps the cache-write total consistent with its TTL split.
+func usageFinish(u *ir.Usage) {
+	if split := u.CacheCreation5mInputTokens + u.CacheCreation1hInputTokens; split > u.CacheCreationInputTokens {
+		u.CacheCreationInputTokens = split
+	}
+}
+
+// usageSetInt stores a non-negative JSON number; other types leave *dst.
+func usageSetInt(dst *int64, v gjson.Result) bool {
+	if v.Type != gjson.Number {
+		return false
+	}
+	n := v.Int()
+	if n < 0 {
+		n = 0
+	}
+	*dst = n
+	return true
+}
+
+func usageSetString(dst *string, v gjson.Result) {
+	if v.Type == gjson.String {
+		*dst = usageString(v)
+	}
+}
+
+// usageString returns a JSON string value detached from the (reused) input
+// buffer, without allocating for the usual enumeration values.
+func usageString(v gjson.Result) string {
+	if v.Type != gjson.String {
+		return ""
+	}
+	if c, ok := usageConst[v.Str]; ok {
+		return c
+	}
+	return strings.Clone(v.Str)
+}
+
+var usageConst = map[string]string{
+	"standard": "standard", "priority": "priority", "batch": "batch",
+	"global": "global", "us": "us", "fast": "fast",
+	"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
+	"stop_sequence": "stop_sequence", "pause_turn": "pause_turn", "refusal": "refusal",
+}
+
+// usageView reads b as a string without copying; results derived from it
+// must not outlive b unless cloned (usageString does).
+func usageView(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
