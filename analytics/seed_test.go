@@ -40,7 +40,7 @@ func (s seedCall) cost() float64 {
 	return *s.c.CostUSD
 }
 
-func (s seedCall) isError() bool    { return s.c.Status >= 400 || s.c.ErrorClass != "" }
+func (s seedCall) isError() bool     { return s.c.Status >= 400 || s.c.ErrorClass != "" }
 func (s seedCall) isEstimated() bool { return s.c.UsageSource == "estimated" }
 
 type fixture struct {
