@@ -5,6 +5,7 @@
 // and /_fake/reset.
 //
 //	go run ./internal/cmd/fakeupstream -addr 127.0.0.1:9999
+//	go run ./internal/cmd/fakeupstream -claude-bash 'echo metis-ok' -claude-final 'metis-ok seen'
 package main
 
 import (
@@ -22,6 +23,8 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address (host:port; port 0 picks a free one)")
 	quiet := flag.Bool("q", false, "do not log requests")
+	bash := flag.String("claude-bash", "", "script a Claude Code Bash round trip running this command (see fakeupstream.ClaudeCodeBashRoundTrip)")
+	final := flag.String("claude-final", "Done.", "the final text of the -claude-bash round trip")
 	flag.Parse()
 
 	s, err := fakeupstream.Listen(*addr)
@@ -32,6 +35,9 @@ func main() {
 		s.OnRequest = func(r *fakeupstream.Recorded) {
 			log.Printf("%s %s%s key=%q bytes=%d", r.Method, r.Path, query(r.RawQuery), r.APIKey(), len(r.Body))
 		}
+	}
+	if *bash != "" {
+		s.Enqueue("/v1/messages", fakeupstream.ClaudeCodeBashRoundTrip(*bash, *final)...)
 	}
 	fmt.Println(s.URL)
 
