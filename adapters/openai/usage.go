@@ -1,0 +1,320 @@
+package openai
+
+// Usage extraction from OpenAI Chat Completions responses and streams, and
+// the stream_options.include_usage injection the gateway needs to price
+// streamed calls. Bodies are only observed (gjson); the injection edits the
+// request with sjson so every other byte stays as the client sent it.
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"unsafe"
+
+	"github.com/metisgateway/metis/ir"
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+)
+
+// ResponseMeta identifies an OpenAI response for the call log.
+type ResponseMeta struct {
+	ID           string
+	Model        string
+	FinishReason string
+}
+
+// ResponseUsage reads the usage, id, model and first choice's finish reason
+// of a complete chat.completion body, normalised to ir.Usage:
+// InputTokens = prompt − cached − cache_write (never negative),
+// CacheReadInputTokens = prompt_tokens_details.cached_tokens,
+// CacheCreationInputTokens = prompt_tokens_details.cache_write_tokens,
+// OutputTokens = completion_tokens (reasoning included), ReasoningTokens =
+// completion_tokens_details.reasoning_tokens, ServiceTier = the response's
+// service_tier. It fails on a non-object, an error body or missing usage.
+func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
+	var (
+		u       ir.Usage
+		meta    ResponseMeta
+		usage   gjson.Result
+		errv    gjson.Result
+		tier    string
+		choices gjson.Result
+	)
+	root := gjson.Parse(usageView(body))
+	if !root.IsObject() {
+		return u, meta, fmt.Errorf("openai usage: response body is not a JSON object")
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			meta.ID = usageString(v)
+		case "model":
+			meta.Model = usageString(v)
+		case "service_tier":
+			tier = usageString(v)
+		case "choices":
+			choices = v
+		case "usage":
+			usage = v
+		case "error":
+			errv = v
+		}
+		return true
+	})
+	if errv.IsObject() {
+		typ, msg := usageErrorFields(errv)
+		return u, meta, fmt.Errorf("openai usage: error response: %s: %s", typ, msg)
+	}
+	meta.FinishReason = usageString(choices.Get("0.finish_reason"))
+	if !usage.IsObject() {
+		return u, meta, fmt.Errorf("openai usage: response %q has no usage object", meta.ID)
+	}
+	u = usageFrom(usage)
+	u.ServiceTier = tier
+	return u, meta, nil
+}
+
+// StreamTracker follows an OpenAI chat.completion.chunk stream payload by
+// payload. The zero value is ready to use; it is not safe for concurrent
+// use.
+type StreamTracker struct {
+	usage      ir.Usage
+	gotUsage   bool
+	tier       string
+	meta       ResponseMeta
+	done       bool
+	sawContent bool
+	deltaBytes int64 // streamed content, refusal, reasoning and tool-argument bytes
+	errType    string
+	errMsg     string
+	hasErr     bool
+}
+
+// Observe feeds the payload of one `data:` line. It returns true when the
+// chunk is the include_usage chunk (choices empty, usage non-null), which
+// the gateway hides from a client that did not ask for it. "[DONE]" is
+// noted; malformed payloads are ignored.
+func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return false
+	}
+	if data[0] != '{' {
+		if string(data) == "[DONE]" {
+			t.done = true
+		}
+		return false
+	}
+	var (
+		choices, usage, errv gjson.Result
+	)
+	gjson.Parse(usageView(data)).ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "id":
+			if t.meta.ID == "" {
+				t.meta.ID = usageString(v)
+			}
+		case "model":
+			if t.meta.Model == "" {
+				t.meta.Model = usageString(v)
+			}
+		case "service_tier":
+			if v.Type == gjson.String && v.Str != t.tier {
+				t.tier = usageString(v)
+			}
+		case "choices":
+			choices = v
+		case "usage":
+			usage = v
+		case "error":
+			errv = v
+		}
+		return true
+	})
+	if errv.IsObject() {
+		t.errType, t.errMsg = usageErrorFields(errv)
+		t.hasErr = true
+	}
+	anyChoice := false
+	choices.ForEach(func(_, c gjson.Result) bool {
+		anyChoice = true
+		t.usageObserveChoice(c)
+		return true
+	})
+	if usage.IsObject() {
+		t.usage = usageFrom(usage)
+		t.gotUsage = true
+		return !anyChoice
+	}
+	return false
+}
+
+// usageObserveChoice notes one choice of a chunk: finish reason, content seen
+// and the bytes used to estimate output when no usage chunk arrives.
+func (t *StreamTracker) usageObserveChoice(c gjson.Result) {
+	c.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "finish_reason":
+			if v.Type == gjson.String && t.meta.FinishReason == "" {
+				t.meta.FinishReason = usageString(v)
+			}
+		case "delta":
+			v.ForEach(func(k, v gjson.Result) bool {
+				switch k.Str {
+				case "content", "refusal", "reasoning_content", "reasoning":
+					if v.Type == gjson.String && len(v.Raw) > 2 {
+						t.deltaBytes += int64(len(v.Raw) - 2)
+						t.sawContent = true
+					}
+				case "tool_calls":
+					if v.IsArray() {
+						v.ForEach(func(_, tc gjson.Result) bool {
+							t.sawContent = true
+							if a := tc.Get("function.arguments"); a.Type == gjson.String && len(a.Raw) > 2 {
+								t.deltaBytes += int64(len(a.Raw) - 2)
+							}
+							return true
+						})
+					}
+				}
+				return true
+			})
+		}
+		return true
+	})
+}
+
+// Usage returns the usage from the include_usage chunk. Without one (the
+// client cut the stream, or the upstream ignored include_usage) the output
+// is estimated as a quarter of the streamed content/refusal/tool-argument
+// bytes, input is unknown (0) and Estimated is set.
+func (t *StreamTracker) Usage() ir.Usage {
+	u := t.usage
+	if !t.gotUsage {
+		u = ir.Usage{OutputTokens: (t.deltaBytes + 3) / 4, Estimated: true}
+	}
+	u.ServiceTier = t.tier
+	return u
+}
+
+// Meta returns the completion id, model and first finish reason seen.
+func (t *StreamTracker) Meta() ResponseMeta { return t.meta }
+
+// Done reports whether the `data: [DONE]` terminator was seen.
+func (t *StreamTracker) Done() bool { return t.done }
+
+// Err returns the type (or code, when type is empty) and message of a
+// `{"error":{…}}` chunk.
+func (t *StreamTracker) Err() (errType, message string, ok bool) {
+	return t.errType, t.errMsg, t.hasErr
+}
+
+// SawContent reports whether a content, refusal, reasoning or tool-call
+// delta was seen (time to first token).
+func (t *StreamTracker) SawContent() bool { return t.sawContent }
+
+// InjectIncludeUsage makes a streamed request ask for the usage chunk. For
+// a body with "stream": true whose stream_options.include_usage is not
+// already true, it returns a copy with stream_options.include_usage set to
+// true, every other byte unchanged (a non-object stream_options is
+// replaced). clientAsked reports that the client had asked itself, in which
+// case body is returned as is. Bodies without "stream": true are returned
+// unchanged (OpenAI rejects stream_options there).
+func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
+	s := usageView(body)
+	if !gjson.Valid(s) {
+		return nil, false, fmt.Errorf("openai: injecting include_usage: request body is not valid JSON")
+	}
+	root := gjson.Parse(s)
+	if !root.IsObject() {
+		return nil, false, fmt.Errorf("openai: injecting include_usage: request body is not a JSON object")
+	}
+	if root.Get("stream").Type != gjson.True {
+		return body, false, nil
+	}
+	opts := root.Get("stream_options")
+	if opts.Get("include_usage").Type == gjson.True {
+		return body, true, nil
+	}
+	if opts.Exists() && !opts.IsObject() {
+		out, err = sjson.SetRawBytes(body, "stream_options", []byte(`{"include_usage":true}`))
+	} else {
+		out, err = sjson.SetBytes(body, "stream_options.include_usage", true)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("openai: injecting include_usage: %w", err)
+	}
+	return out, false, nil
+}
+
+// usageFrom maps an OpenAI usage object to the Anthropic-normalised
+// ir.Usage.
+func usageFrom(obj gjson.Result) ir.Usage {
+	var u ir.Usage
+	var prompt int64
+	obj.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "prompt_tokens":
+			prompt = usageInt(v)
+		case "completion_tokens":
+			u.OutputTokens = usageInt(v)
+		case "prompt_tokens_details":
+			v.ForEach(func(k, v gjson.Result) bool {
+				switch k.Str {
+				case "cached_tokens":
+					u.CacheReadInputTokens = usageInt(v)
+				case "cache_write_tokens":
+					u.CacheCreationInputTokens = usageInt(v)
+				}
+				return true
+			})
+		case "completion_tokens_details":
+			u.ReasoningTokens = usageInt(v.Get("reasoning_tokens"))
+		}
+		return true
+	})
+	u.InputTokens = max(prompt-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
+	return u
+}
+
+// usageErrorFields returns an error object's type (its code when the type
+// is empty or null) and message.
+func usageErrorFields(e gjson.Result) (typ, msg string) {
+	typ = usageString(e.Get("type"))
+	if typ == "" {
+		typ = usageString(e.Get("code"))
+	}
+	return typ, usageString(e.Get("message"))
+}
+
+// usageInt returns a non-negative JSON number, 0 for anything else.
+func usageInt(v gjson.Result) int64 {
+	if v.Type != gjson.Number {
+		return 0
+	}
+	return max(v.Int(), 0)
+}
+
+// usageString returns a JSON string value detached from the (reused) input
+// buffer, without allocating for the usual enumeration values.
+func usageString(v gjson.Result) string {
+	if v.Type != gjson.String {
+		return ""
+	}
+	if c, ok := usageConst[v.Str]; ok {
+		return c
+	}
+	return strings.Clone(v.Str)
+}
+
+var usageConst = map[string]string{
+	"default": "default", "auto": "auto", "flex": "flex", "priority": "priority", "scale": "scale",
+	"stop": "stop", "length": "length", "tool_calls": "tool_calls",
+	"content_filter": "content_filter", "function_call": "function_call",
+}
+
+// usageView reads b as a string without copying; results derived from it
+// must not outlive b unless cloned (usageString does).
+func usageView(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}

@@ -1,0 +1,247 @@
+package openai_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/metisgateway/metis/adapters/openai"
+	"github.com/metisgateway/metis/adapters/sse"
+	"github.com/metisgateway/metis/internal/vcr"
+	"github.com/metisgateway/metis/ir"
+)
+
+const (
+	usageNonStreamFixture = "openai_nonstream_tool_call_reasoning_usage.vcr.yaml"
+	usageErrorFixture     = "openai_error_400_unsupported_max_tokens.vcr.yaml"
+	usageNanoStream       = "openai_stream_gpt5nano_usage_chunk.vcr.yaml"
+	usageParallelStream   = "openai_stream_parallel_tool_calls_include_usage.sse"
+)
+
+// usagePayloads returns the data payloads of an SSE body.
+func usagePayloads(t testing.TB, body string) [][]byte {
+	t.Helper()
+	var out [][]byte
+	r := sse.NewReader(strings.NewReader(body))
+	for {
+		ev, err := r.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(ev.Data))
+	}
+}
+
+func TestUsageResponseFixture(t *testing.T) {
+	c := vcr.MustLoad(usageNonStreamFixture)[0]
+	u, meta, err := openai.ResponseUsage([]byte(c.ResponseBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// prompt 162 (cached 0), completion 287 of which reasoning 256.
+	want := ir.Usage{InputTokens: 162, OutputTokens: 287, ReasoningTokens: 256, ServiceTier: "default"}
+	if u != want {
+		t.Errorf("usage = %+v, want %+v", u, want)
+	}
+	wantMeta := openai.ResponseMeta{ID: "chatcmpl-C4GmWI2Sl7HnrQsKorSAZkJy94dpT", Model: "gpt-5-nano-2025-08-07", FinishReason: "tool_calls"}
+	if meta != wantMeta {
+		t.Errorf("meta = %+v", meta)
+	}
+}
+
+func TestUsageResponseErrorFixture(t *testing.T) {
+	c := vcr.MustLoad(usageErrorFixture)[0]
+	if c.Status != 400 {
+		t.Fatalf("status %d", c.Status)
+	}
+	_, _, err := openai.ResponseUsage([]byte(c.ResponseBody))
+	if err == nil || !strings.Contains(err.Error(), "invalid_request_error") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, body := range []string{``, `null`, `[1]`, `{"id":"x","choices":[]}`, `{"usage":null}`} {
+		if _, _, err := openai.ResponseUsage([]byte(body)); err == nil {
+			t.Errorf("ResponseUsage(%q): no error", body)
+		}
+	}
+}
+
+func TestUsageResponseCache(t *testing.T) {
+	body := `{"id":"c","object":"chat.completion","model":"gpt-5.6","service_tier":"priority","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],
+	"usage":{"prompt_tokens":1000,"completion_tokens":50,"total_tokens":1050,"prompt_tokens_details":{"cached_tokens":600,"cache_write_tokens":300},"completion_tokens_details":{"reasoning_tokens":20}}}`
+	u, meta, err := openai.ResponseUsage([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1000 − 600 cached − 300 written = 100 uncached input.
+	want := ir.Usage{InputTokens: 100, CacheReadInputTokens: 600, CacheCreationInputTokens: 300, OutputTokens: 50, ReasoningTokens: 20, ServiceTier: "priority"}
+	if u != want || meta.FinishReason != "stop" {
+		t.Errorf("usage = %+v %+v, want %+v", u, meta, want)
+	}
+	// Never negative.
+	u, _, err = openai.ResponseUsage([]byte(`{"usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":64}}}`))
+	if err != nil || u.InputTokens != 0 || u.CacheReadInputTokens != 64 {
+		t.Errorf("usage = %+v, %v", u, err)
+	}
+}
+
+type usageStreamWant struct {
+	usage      ir.Usage
+	meta       openai.ResponseMeta
+	usageOnly  []int // indexes of payloads that are the include_usage chunk
+	sawContent bool
+}
+
+func usageCheckStream(t *testing.T, payloads [][]byte, want usageStreamWant) {
+	t.Helper()
+	var tr openai.StreamTracker
+	var only []int
+	for i, p := range payloads {
+		if tr.Observe(p) {
+			only = append(only, i)
+		}
+	}
+	if got := tr.Usage(); got != want.usage {
+		t.Errorf("usage = %+v, want %+v", got, want.usage)
+	}
+	if tr.Meta() != want.meta {
+		t.Errorf("meta = %+v, want %+v", tr.Meta(), want.meta)
+	}
+	if !reflect.DeepEqual(only, want.usageOnly) {
+		t.Errorf("usage-only chunks %v, want %v", only, want.usageOnly)
+	}
+	if tr.SawContent() != want.sawContent {
+		t.Errorf("SawContent = %v", tr.SawContent())
+	}
+	if !tr.Done() && want.usageOnly != nil {
+		t.Error("[DONE] not seen")
+	}
+}
+
+func TestUsageStreamNano(t *testing.T) {
+	payloads := usagePayloads(t, vcr.MustLoad(usageNanoStream)[0].ResponseBody)
+	usageCheckStream(t, payloads, usageStreamWant{
+		// prompt 12 (cached 0), completion 100, all of it reasoning.
+		usage:     ir.Usage{InputTokens: 12, OutputTokens: 100, ReasoningTokens: 100, ServiceTier: "default"},
+		meta:      openai.ResponseMeta{ID: "chatcmpl-C4Hq5a6K3RaPMymUv70btQNYv6SvY", Model: "gpt-5-nano-2025-08-07", FinishReason: "length"},
+		usageOnly: []int{2},
+	})
+}
+
+func TestUsageStreamParallel(t *testing.T) {
+	payloads := usagePayloads(t, vcr.MustLoad(usageParallelStream)[0].ResponseBody)
+	meta := openai.ResponseMeta{ID: "chatcmpl-ABfwAwrNePHUgBBezonVC6MX3zd63", Model: "gpt-4o-2024-08-06", FinishReason: "tool_calls"}
+	n := len(payloads)
+	usageCheckStream(t, payloads, usageStreamWant{
+		usage:      ir.Usage{InputTokens: 149, OutputTokens: 60},
+		meta:       meta,
+		usageOnly:  []int{n - 2},
+		sawContent: true,
+	})
+	// Cut before the usage chunk: the tool-call argument fragments total
+	// 112 bytes as sent (call 0: 5+6+7+4+7+6+6+6+7+6+4 = 64; call 1:
+	// 5+6+7+5+6+7+5+6+1 = 48) → ⌈112/4⌉ = 28 estimated output tokens.
+	usageCheckStream(t, payloads[:n-2], usageStreamWant{
+		usage:      ir.Usage{OutputTokens: 28, Estimated: true},
+		meta:       meta,
+		sawContent: true,
+	})
+}
+
+func TestUsageStreamContentAndError(t *testing.T) {
+	var tr openai.StreamTracker
+	tr.Observe([]byte(`{"id":"c1","object":"chat.completion.chunk","model":"gpt-4o","service_tier":"flex","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello, wor"},"finish_reason":null}],"usage":null}`))
+	tr.Observe([]byte(` {"id":"c1","choices":[{"index":0,"delta":{"content":"ld!","refusal":null},"finish_reason":null}]} `))
+	if !tr.SawContent() {
+		t.Error("content not seen")
+	}
+	tr.Observe([]byte(`{"error":{"message":"The server had an error","type":null,"param":null,"code":"server_error"}}`))
+	typ, msg, ok := tr.Err()
+	if !ok || typ != "server_error" || msg != "The server had an error" {
+		t.Errorf("Err = %q %q %v", typ, msg, ok)
+	}
+	// "Hello, wor" + "ld!" = 13 bytes → 4 tokens, estimated; tier kept.
+	if got := tr.Usage(); got != (ir.Usage{OutputTokens: 4, Estimated: true, ServiceTier: "flex"}) {
+		t.Errorf("usage = %+v", got)
+	}
+	if tr.Done() {
+		t.Error("done without [DONE]")
+	}
+	for _, junk := range []string{"", "  ", "[DON", "{", `{"choices":"x","usage":5}`, "null"} {
+		if tr.Observe([]byte(junk)) {
+			t.Errorf("junk %q reported as usage chunk", junk)
+		}
+	}
+	tr.Observe([]byte("[DONE]"))
+	if !tr.Done() {
+		t.Error("[DONE] not noted")
+	}
+}
+
+func TestUsageInjectIncludeUsage(t *testing.T) {
+	cases := []struct {
+		name, in, want string
+		asked          bool
+	}{
+		{"absent", `{"model":"gpt-5-mini","stream":true,"messages":[]}`,
+			`{"model":"gpt-5-mini","stream":true,"messages":[],"stream_options":{"include_usage":true}}`, false},
+		{"other option kept", `{"stream":true, "stream_options": {"include_obfuscation": false}}`,
+			`{"stream":true, "stream_options": {"include_obfuscation": false,"include_usage":true}}`, false},
+		{"false", `{"stream":true,"stream_options":{"include_usage":false}}`,
+			`{"stream":true,"stream_options":{"include_usage":true}}`, false},
+		{"null options", `{"stream":true,"stream_options":null}`,
+			`{"stream":true,"stream_options":{"include_usage":true}}`, false},
+		{"already", `{"stream": true, "stream_options": {"include_usage": true}}`,
+			`{"stream": true, "stream_options": {"include_usage": true}}`, true},
+		{"not streamed", `{"stream":false}`, `{"stream":false}`, false},
+		{"no stream field", `{"model":"x"}`, `{"model":"x"}`, false},
+	}
+	for _, tc := range cases {
+		out, asked, err := openai.InjectIncludeUsage([]byte(tc.in))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if string(out) != tc.want || asked != tc.asked {
+			t.Errorf("%s: got %s %v, want %s %v", tc.name, out, asked, tc.want, tc.asked)
+		}
+		if !json.Valid(out) {
+			t.Errorf("%s: invalid JSON %s", tc.name, out)
+		}
+	}
+	for _, bad := range []string{``, `{"stream":true`, `[true]`} {
+		if _, _, err := openai.InjectIncludeUsage([]byte(bad)); err == nil {
+			t.Errorf("InjectIncludeUsage(%q): no error", bad)
+		}
+	}
+	// The fixture request already asks for usage.
+	req := vcr.MustLoad(usageNanoStream)[0].RequestBody
+	out, asked, err := openai.InjectIncludeUsage([]byte(req))
+	if err != nil || !asked || string(out) != req {
+		t.Errorf("fixture request: asked %v err %v", asked, err)
+	}
+	// The input is not modified in place.
+	in := []byte(`{"stream":true}`)
+	if _, _, err := openai.InjectIncludeUsage(in); err != nil || string(in) != `{"stream":true}` {
+		t.Errorf("input modified: %s %v", in, err)
+	}
+}
+
+func BenchmarkUsageStreamTracker(b *testing.B) {
+	body := vcr.MustLoad(usageParallelStream)[0].ResponseBody
+	payloads := usagePayloads(b, body)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var tr openai.StreamTracker
+		for _, p := range payloads {
+			tr.Observe(p)
+		}
+		_ = tr.Usage()
+	}
+}
