@@ -40,7 +40,11 @@ function update(patch, { push = true, refetch = true } = {}) {
   const url = toSearch(current);
   if (url !== toSearch(prev) || push) history[push ? 'pushState' : 'replaceState'](null, '', url);
   chrome();
-  if (prev.tab !== current.tab) panels[current.tab].focus({ preventScroll: true });
+  // After a drill-down the clicked link is gone: move focus to the new panel
+  // (but leave it on the tab when the tablist itself was used).
+  if (prev.tab !== current.tab && document.activeElement?.getAttribute('role') !== 'tab') {
+    panels[current.tab].focus({ preventScroll: true });
+  }
   if (!refetch && views[current.tab].render) {
     views[current.tab].render(current);
     return;
@@ -97,6 +101,7 @@ async function refresh() {
     await views[s.tab].refresh(s, controller.signal);
     if (my !== seq) return;
     panel.dataset.rendered = renderedKey(s);
+    panel.dataset.gen = String(my);
     lastOk = Date.now();
     showError(null);
     stamp();

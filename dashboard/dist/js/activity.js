@@ -23,17 +23,16 @@ export function activityView(panel, app) {
     const ok = !c.error_class && (!c.status || c.status < 400);
     const status = ok ? h('span', { class: 'badge badge-ok' }, String(c.status || 'ok'))
       : h('span', { class: 'badge badge-err', title: c.error_class || '' }, c.error_class ? `${c.status || ''} ${c.error_class}`.trim() : String(c.status));
-    const model = c.requested_model && c.requested_model !== c.model
-      ? [h('span', null, c.model || '—'), h('span', { class: 'sub' }, `asked ${c.requested_model}`)]
-      : [h('span', null, c.model || c.requested_model || '—')];
+    const asked = c.requested_model && c.requested_model !== c.model ? `asked ${c.requested_model}` : null;
+    const modelSub = [c.provider, asked].filter(Boolean).join(' · ');
     const who = [c.user, c.team].filter(Boolean).join(' · ');
     const cache = (c.cache_read_input_tokens || 0) + (c.cache_creation_input_tokens || 0);
     const unpriced = c.cost_usd === null || c.cost_usd === undefined || c.priced === false;
     return h('tr', { class: isNew ? 'new' : null, dataset: { id: c.id } },
       h('td', { class: 'time', title: new Date(c.time).toLocaleString() }, ago(c.time)),
       h('td', { class: 'name' }, h('span', { class: 'key-name', title: c.gateway_key_id || '' }, c.key_name || c.gateway_key_id || '—'), who ? h('span', { class: 'sub' }, who) : null),
-      h('td', null, model, c.provider ? h('span', { class: 'sub' }, c.provider) : null),
-      h('td', null, h('span', { class: `shape shape-${c.inbound_shape}` }, c.inbound_shape || '—'), c.stream ? h('span', { class: 'sub' }, 'stream') : null),
+      h('td', null, h('span', { class: 'nw' }, c.model || c.requested_model || '—'), modelSub ? h('span', { class: 'sub' }, modelSub) : null),
+      h('td', { class: 'shape-cell' }, h('span', { class: `shape shape-${c.inbound_shape}` }, c.inbound_shape || '—'), c.stream ? h('span', { class: 'tag', title: 'streamed' }, 'stream') : null),
       h('td', { class: 'num', title: `in ${int(c.input_tokens)} · out ${int(c.output_tokens)} · cache read ${int(c.cache_read_input_tokens || 0)} · cache write ${int(c.cache_creation_input_tokens || 0)}` },
         `${tokens(c.input_tokens)} / ${tokens(c.output_tokens)}`, cache ? h('span', { class: 'sub' }, `cache ${tokens(cache)}`) : null),
       h('td', { class: 'num cost', dataset: { value: unpriced ? 'null' : String(c.cost_usd) } },

@@ -71,7 +71,7 @@ export function identityView(panel, app) {
         }, h('span', { class: 'caret', 'aria-hidden': 'true' }, isOpen ? '▾' : '▸'), ' ', h('span', { class: 'team-name' }, t.team))),
         costCell(t.cost_usd, t.calls, t.unpriced_calls || 0),
         h('td', { class: 'share' }, shareBar(max > 0 ? (t.cost_usd || 0) / max : 0)),
-        h('td', { class: 'num', dataset: { value: String(t.calls) } }, int(t.calls)),
+        h('td', { class: 'num calls', dataset: { value: String(t.calls) } }, int(t.calls)),
         h('td', { class: 'num' }, int(t.users ?? (t.by_user || []).length)),
         quotaCell(t.quota),
         h('td', { class: 'act' }, untagged ? h('span', { class: 'muted' }, '—') : filterLink('team', t.team, t.team)));
@@ -85,7 +85,7 @@ export function identityView(panel, app) {
           const name = u.user === UNTAGGED ? h('span', { class: 'muted' }, u.user)
             : h('a', { class: 'user-link', href: app.hrefFor(drill('user', u.user)), dataset: { nav: '', fk: `team-${t.team}-user-${u.user}` }, title: `Show Cost and Activity for ${u.user}` }, u.user);
           sub.append(h('tr', { dataset: { user: u.user } }, h('td', { class: 'name' }, name), costCell(u.cost_usd, u.calls, 0),
-            h('td', { class: 'num', dataset: { value: String(u.calls) } }, int(u.calls))));
+            h('td', { class: 'num calls', dataset: { value: String(u.calls) } }, int(u.calls))));
         }
         tbody.append(h('tr', { class: 'sub-row', id: subId, dataset: { usersOf: t.team } },
           h('td', { colspan: 7 }, h('table', { class: 'subtable' },
@@ -112,7 +112,7 @@ export function identityView(panel, app) {
         h('td', { class: 'name' }, h('span', { class: 'user-name' }, u.user)),
         costCell(u.cost_usd, u.calls, u.unpriced_calls || 0),
         h('td', { class: 'share' }, shareBar(max > 0 ? (u.cost_usd || 0) / max : 0)),
-        h('td', { class: 'num', dataset: { value: String(u.calls) } }, int(u.calls)),
+        h('td', { class: 'num calls', dataset: { value: String(u.calls) } }, int(u.calls)),
         h('td', { class: 'num' }, u.keys === undefined || u.keys === null ? '—' : int(u.keys)),
         quotaCell(u.quota),
         h('td', { class: 'act' }, untagged ? h('span', { class: 'muted' }, '—') : filterLink('user', u.user, u.user))));
@@ -139,7 +139,7 @@ export function identityView(panel, app) {
           h('span', { class: 'sub mono', title: k.gateway_key_id }, k.gateway_key_id, who ? ` · ${who}` : '')),
         costCell(k.cost_usd, k.calls, k.unpriced_calls || 0),
         h('td', { class: 'share' }, shareBar(max > 0 ? (k.cost_usd || 0) / max : 0)),
-        h('td', { class: 'num', dataset: { value: String(k.calls) } }, int(k.calls)),
+        h('td', { class: 'num calls', dataset: { value: String(k.calls) } }, int(k.calls)),
         h('td', { class: 'last', title: k.last_call_at ? new Date(k.last_call_at).toLocaleString() : 'never' }, ago(k.last_call_at, now)),
         h('td', { class: 'shapes' }, shapeList(k.inbound_shapes).map(([s, n], i) => [i ? ' ' : null, h('span', { class: `shape shape-${s}` }, s, ' ', h('b', null, int(n)))]))));
     }

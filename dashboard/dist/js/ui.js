@@ -8,7 +8,7 @@ export function tile(label, metric, value, text, sub, opts = {}) {
   return h('div', { class: `tile${opts.tone ? ` tone-${opts.tone}` : ''}` },
     h('div', { class: 'tile-label' }, label),
     h('div', { class: 'tile-value', dataset: { metric, value: value === null || value === undefined ? 'null' : String(value) }, title: opts.title }, text),
-    sub ? h('div', { class: 'tile-sub' }, sub) : null);
+    sub ? h('div', { class: `tile-sub${opts.subTone ? ` tone-${opts.subTone}` : ''}`, title: sub }, sub) : null);
 }
 
 /** Cost of a row: "unpriced" if none of its calls was priced, else money with a "+N unpriced" mark. */
