@@ -68,6 +68,7 @@ func AnthropicToOpenAIRequest(body []byte, upstreamModel string, o Options) ([]b
 	st := &State{
 		ClientStream: req.Stream, IncludeUsage: true, RequestedModel: req.Model,
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
+		InputEstimate: req.EstimateInputTokens(),
 	}
 	req.Model = upstreamModel
 	out, err := openai.EncodeRequest(req, openai.RequestOptions{SupportsReasoning: o.SupportsReasoning, Names: st.ToolNames})
@@ -87,7 +88,6 @@ func OpenAIToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]b
 	st := &State{
 		ClientStream: req.Stream, IncludeUsage: req.IncludeUsage, RequestedModel: req.Model,
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
-		InputEstimate: req.EstimateInputTokens(),
 	}
 	req.Model = upstreamModel
 	out, err := anthropic.EncodeRequest(req, anthropic.RequestOptions{
