@@ -1,0 +1,121 @@
+package analyticsbench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"time"
+
+	"github.com/metisgateway/metis/analytics"
+)
+
+// Result is the timing of one request over its iterations.
+type Result struct {
+	Target        string
+	Status        int
+	Bytes         int
+	P50, P99, Max time.Duration
+}
+
+// scenario is one request of the benchmark; {key}, {session} and {token}
+// are filled from the database.
+type scenario struct {
+	target string
+	token  bool
+}
+
+func scenarios(key, session string) []scenario {
+	s := []scenario{{target: "/health"}}
+	for _, w := range []string{"1h", "24h", "7d", "30d", "all"} {
+		s = append(s, scenario{target: "/analytics/cost?window=" + w})
+	}
+	for _, g := range []string{"provider", "key", "user", "team", "workspace", "day", "hour", "session"} {
+		s = append(s, scenario{target: "/analytics/cost?window=24h&group_by=" + g})
+	}
+	for _, g := range []string{"key", "day", "hour"} {
+		s = append(s, scenario{target: "/analytics/cost?window=30d&group_by=" + g})
+	}
+	s = append(s,
+		scenario{target: "/analytics/cost?window=30d&gateway_key=" + key},
+		scenario{target: "/analytics/cost?window=30d&user=user07&group_by=day"},
+		scenario{target: "/analytics/cost?window=7d&team=team3&model=claude-sonnet-4-5&group_by=key"},
+		scenario{target: "/analytics/cost?window=90m&group_by=session"},
+	)
+	for _, p := range []string{"by_key", "by_user", "by_team"} {
+		for _, w := range []string{"24h", "7d", "30d"} {
+			s = append(s, scenario{target: "/analytics/" + p + "?window=" + w})
+		}
+	}
+	for _, w := range []string{"1h", "24h", "7d", "30d"} {
+		s = append(s, scenario{target: "/analytics/activity?window=" + w})
+	}
+	s = append(s,
+		scenario{target: "/analytics/activity?window=24h&user=user07&limit=500"},
+		scenario{target: "/analytics/activity?window=7d&gateway_key=" + key},
+		scenario{target: "/analytics/me?window=24h", token: true},
+		scenario{target: "/analytics/me?window=30d", token: true},
+		scenario{target: "/sessions?window=24h"},
+		scenario{target: "/sessions?window=7d&user=user07&limit=500"},
+		scenario{target: "/sessions/" + session},
+	)
+	return s
+}
+
+// benchToken is the token /analytics/me scenarios send; Measure's
+// authenticator maps it to the busiest key.
+const benchToken = "gw_bench"
+
+// Measure times every scenario iterations times (after two warm-up
+// requests) against db, with the clock at now.
+func Measure(ctx context.Context, db *sql.DB, now time.Time, iterations int) ([]Result, error) {
+	var key, name, user, team, ws, session string
+	err := db.QueryRowContext(ctx, `SELECT id, name, user, team, workspace FROM gateway_keys
+		WHERE name = 'key-0000'`).Scan(&key, &name, &user, &team, &ws)
+	if err != nil {
+		return nil, fmt.Errorf("finding the busiest key: %w", err)
+	}
+	err = db.QueryRowContext(ctx, `SELECT session_id FROM sessions ORDER BY last_ts_us DESC LIMIT 1`).Scan(&session)
+	if err != nil {
+		return nil, fmt.Errorf("finding a session: %w", err)
+	}
+	h := analytics.New(db, analytics.Options{
+		Now: func() time.Time { return now },
+		Authenticate: func(tok string) (analytics.Identity, error) {
+			if tok != benchToken {
+				return analytics.Identity{}, fmt.Errorf("unknown token")
+			}
+			return analytics.Identity{KeyID: key, Name: name, User: user, Team: team, Workspace: ws}, nil
+		},
+	})
+	var out []Result
+	for _, sc := range scenarios(key, session) {
+		times := make([]time.Duration, 0, iterations)
+		res := Result{Target: sc.target}
+		for i := range iterations + 2 {
+			r := httptest.NewRequest(http.MethodGet, sc.target, nil).WithContext(ctx)
+			if sc.token {
+				r.Header.Set("x-api-key", benchToken)
+			}
+			w := httptest.NewRecorder()
+			start := time.Now()
+			h.ServeHTTP(w, r)
+			d := time.Since(start)
+			res.Status, res.Bytes = w.Code, w.Body.Len()
+			if w.Code != http.StatusOK {
+				return nil, fmt.Errorf("%s: status %d: %s", sc.target, w.Code, w.Body.String())
+			}
+			if i >= 2 {
+				times = append(times, d)
+			}
+		}
+		slices.Sort(times)
+		res.P50 = times[len(times)/2]
+		res.P99 = times[min(len(times)-1, (len(times)*99+99)/100-1)]
+		res.Max = times[len(times)-1]
+		out = append(out, res)
+	}
+	return out, nil
+}
