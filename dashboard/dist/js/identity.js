@@ -6,6 +6,9 @@ import { money, int, ago, percent, shapeList, topShare, sortRows, UNTAGGED } fro
 import { card, costCell, quotaCell, shareBar, table, emptyRow } from './ui.js';
 import { SCOPES, drill } from './state.js';
 
+/** gk_01JALICELAPTOP0000 → gk_01JALICE… (the full id is in the title). */
+const shortId = (id) => (id && id.length > 14 ? `${id.slice(0, 12)}…` : id || '');
+
 const SCOPE_LABEL = { all: 'All', team: 'Per-team', user: 'Per-user', key: 'Per-key' };
 const CALLOUT = { team: ['TOP TEAM', 'team'], user: ['TOP DEVELOPER', 'user'], key: ['TOP KEY', 'key'] };
 
@@ -136,7 +139,7 @@ export function identityView(panel, app) {
       tbody.append(h('tr', { dataset: { key: k.gateway_key_id } },
         h('td', { class: 'name' },
           h('a', { class: 'key-link', href: app.hrefFor(drill('gateway_key', k.gateway_key_id)), dataset: { nav: '', fk: `key-${k.gateway_key_id}` }, title: `Show Cost and Activity for key ${label}` }, label),
-          h('span', { class: 'sub mono', title: k.gateway_key_id }, k.gateway_key_id, who ? ` · ${who}` : '')),
+          h('span', { class: 'sub' }, h('span', { class: 'mono', title: k.gateway_key_id }, shortId(k.gateway_key_id)), who ? ` · ${who}` : '')),
         costCell(k.cost_usd, k.calls, k.unpriced_calls || 0),
         h('td', { class: 'share' }, shareBar(max > 0 ? (k.cost_usd || 0) / max : 0)),
         h('td', { class: 'num calls', dataset: { value: String(k.calls) } }, int(k.calls)),

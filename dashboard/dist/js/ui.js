@@ -69,7 +69,7 @@ const FILTER_LABEL = { gateway_key: 'key', user: 'user', team: 'team', workspace
 export function filterBar(state, { onClear, hrefFor, keyNames }) {
   const active = FILTERS.filter((f) => state[f]);
   if (!active.length) {
-    return h('div', { class: 'filterbar', dataset: { empty: '' } },
+    return h('p', { class: 'filterbar filterbar-empty', dataset: { empty: '' } },
       h('span', { class: 'muted' }, 'All identities — pick a team, user or key under '),
       h('a', { href: hrefFor({ tab: 'identity' }), dataset: { nav: '' } }, 'Spend by identity'),
       h('span', { class: 'muted' }, ' to drill down.'));
