@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The gateway with nothing but curl: one Anthropic-shape and one OpenAI-shape
+# call, each non-streaming and streaming.
+#
+#   examples/gateway/curl.sh [METIS_URL [METIS_KEY]]   (or set them in the environment)
+#
+# METIS_ANTHROPIC_MODEL (default haiku) and METIS_OPENAI_MODEL (default
+# gpt-5-mini) pick the models. Exits non-zero when a call fails.
+set -euo pipefail
+url=${1:-${METIS_URL:?set METIS_URL to the gateway root, e.g. http://127.0.0.1:8422}}
+key=${2:-${METIS_KEY:?set METIS_KEY to a gw_ token}}
+url=${url%/}
+amodel=${METIS_ANTHROPIC_MODEL:-haiku}
+omodel=${METIS_OPENAI_MODEL:-gpt-5-mini}
+
+echo "== Anthropic shape: POST $url/v1/messages (x-api-key)"
+curl -fsS "$url/v1/messages" \
+	-H "x-api-key: $key" \
+	-H "anthropic-version: 2023-06-01" \
+	-H "content-type: application/json" \
+	-d '{"model":"'"$amodel"'","max_tokens":64,"messages":[{"role":"user","content":"Say hello in one word."}]}'
+echo
+
+echo "== Anthropic shape, streamed (Authorization: Bearer works too)"
+curl -fsSN "$url/v1/messages" \
+	-H "Authorization: Bearer $key" \
+	-H "anthropic-version: 2023-06-01" \
+	-H "content-type: application/json" \
+	-d '{"model":"'"$amodel"'","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello in one word."}]}'
+
+echo "== OpenAI shape: POST $url/v1/chat/completions"
+curl -fsS "$url/v1/chat/completions" \
+	-H "Authorization: Bearer $key" \
+	-H "content-type: application/json" \
+	-d '{"model":"'"$omodel"'","max_completion_tokens":256,"messages":[{"role":"user","content":"Say hello in one word."}]}'
+echo
+
+echo "== OpenAI shape, streamed with the usage chunk"
+curl -fsSN "$url/v1/chat/completions" \
+	-H "Authorization: Bearer $key" \
+	-H "content-type: application/json" \
+	-d '{"model":"'"$omodel"'","max_completion_tokens":256,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello in one word."}]}'
