@@ -1,6 +1,7 @@
 package fakeupstream
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,15 +129,16 @@ func ClaudeEnv(baseURL, apiKey, home string) []string {
 	}
 }
 
-// ClaudeCommand builds `claude -p prompt --model model --allowedTools Bash`
-// to run in dir (a temporary directory also used as HOME) against baseURL.
-// The caller sets Stdout/Stderr and runs it.
-func ClaudeCommand(bin, baseURL, apiKey, dir, model, prompt string) *exec.Cmd {
+// ClaudeCommand builds `claude -p prompt --allowedTools Bash [--model
+// model]` to run in dir (a temporary directory also used as HOME) against
+// baseURL, killed when ctx ends. Its stdin is empty; the caller sets
+// Stdout/Stderr, may append to Env, and runs it.
+func ClaudeCommand(ctx context.Context, bin, baseURL, apiKey, dir, model, prompt string) *exec.Cmd {
 	args := []string{"-p", prompt, "--allowedTools", "Bash"}
 	if model != "" {
 		args = append(args, "--model", model)
 	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = ClaudeEnv(baseURL, apiKey, dir)
 	return cmd

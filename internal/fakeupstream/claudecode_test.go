@@ -3,7 +3,6 @@ package fakeupstream
 import (
 	"bytes"
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -23,9 +22,7 @@ func TestClaudeCodeBashRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := ClaudeCommand(bin, s.URL, "test-provider-key", dir, "claude-sonnet-4-5", "Run echo metis-ok with Bash.")
-	cmd = exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
-	cmd.Dir, cmd.Env = dir, ClaudeEnv(s.URL, "test-provider-key", dir)
+	cmd := ClaudeCommand(ctx, bin, s.URL, "test-provider-key", dir, "claude-sonnet-4-5", "Run echo metis-ok with Bash.")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

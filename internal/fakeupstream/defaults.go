@@ -7,11 +7,13 @@ import (
 	"strings"
 )
 
-// DefaultAnthropicText and DefaultOpenAIText are the answers of the
-// synthesized default replies (no tools, or after a tool result).
+// The answers of the synthesized default replies: DefaultAnthropicText
+// after a tool_result (the recorded second turn's words), DefaultText to a
+// request without tools.
 const (
 	DefaultAnthropicText = "The current temperature in San Francisco is 68 degrees Fahrenheit."
-	DefaultOpenAIText    = "Hello! How can I help you today?"
+	DefaultText          = "Hello! How can I help you today?"
+	DefaultOpenAIText    = DefaultText
 )
 
 // request is the part of an Anthropic or OpenAI request body the defaults
@@ -81,9 +83,10 @@ func estimateTokens(body string) int {
 //   - POST /v1/messages, stream: the recorded text-then-tool_use stream
 //     when the request has tools and its last user message is not a
 //     tool_result, else a synthesized end_turn text stream in the recorded
-//     format. Not streamed: the recorded tool_use turn, or after a
-//     tool_result the recorded end_turn turn, or without tools a
-//     synthesized end_turn message.
+//     format (DefaultAnthropicText after a tool_result, else DefaultText).
+//     Not streamed: the recorded tool_use turn, or after a tool_result the
+//     recorded end_turn turn, or without tools a synthesized end_turn
+//     message saying DefaultText.
 //   - POST /v1/messages/count_tokens: {"input_tokens": N} from the body size.
 //   - POST /v1/chat/completions, stream: the recorded parallel tool-call
 //     stream when the request has tools and no tool message, else the
@@ -100,11 +103,15 @@ func DefaultReply(rec *Recorded) Reply {
 	case path == "/v1/messages" && rec.Method == http.MethodPost:
 		req := parseRequest(rec.Body)
 		toolTurn := len(req.Tools) > 0 && !req.lastUserHasToolResult()
+		text := DefaultText
+		if req.lastUserHasToolResult() {
+			text = DefaultAnthropicText
+		}
 		if req.Stream {
 			if toolTurn {
 				return FromFixture(FixtureAnthropicStream, 0)
 			}
-			return AnthropicStream(req.Model, estimateTokens(rec.Body), "end_turn", TextBlock(DefaultAnthropicText))
+			return AnthropicStream(req.Model, estimateTokens(rec.Body), "end_turn", TextBlock(text))
 		}
 		if toolTurn {
 			return FromFixture(FixtureAnthropicNonStream, 0)
@@ -112,7 +119,7 @@ func DefaultReply(rec *Recorded) Reply {
 		if req.lastUserHasToolResult() {
 			return FromFixture(FixtureAnthropicNonStream, 1)
 		}
-		return AnthropicMessage(req.Model, estimateTokens(rec.Body), "end_turn", TextBlock(DefaultAnthropicText))
+		return AnthropicMessage(req.Model, estimateTokens(rec.Body), "end_turn", TextBlock(text))
 
 	case path == "/v1/messages/count_tokens" && rec.Method == http.MethodPost:
 		return Reply{

@@ -5,6 +5,23 @@
 //
 // One server speaks both shapes: point an Anthropic provider's base_url at
 // Server.URL and an OpenAI provider's base_url at Server.URL+"/v1".
+//
+// Typical use in a gateway test:
+//
+//	up := fakeupstream.New(t)
+//	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicStream, 0))
+//	r := fakeupstream.AnthropicTextStream("", "hi")
+//	r.Gap, r.DieAfter = 10*time.Millisecond, 3 // a slow stream that breaks
+//	up.Enqueue("/v1/messages", r)
+//	... call the gateway ...
+//	got := up.RequestsTo("/v1/messages")[0]
+//	if got.APIKey() != "sk-provider" { ... } // the provider key, never the gw_ token
+//
+// With nothing enqueued, DefaultReply answers every call a client makes.
+// Replies are built from the fixtures (FromFixture) or synthesized in their
+// exact format (AnthropicStream, AnthropicMessage, OpenAITextStream,
+// OpenAICompletion, AnthropicError, OpenAIError). ClaudeCodeBashRoundTrip
+// and ClaudeBinary drive the real Claude Code (see tools/CLAUDE_CODE.md).
 package fakeupstream
 
 import (
@@ -37,8 +54,9 @@ type Reply struct {
 	// Gap is the pause before each event after the first.
 	Gap time.Duration
 	// DieAfter, if >0, closes the connection abruptly after this many
-	// events (for a plain Body: after this many bytes), without ending the
-	// chunked body, as a provider or network failure would.
+	// events (an SSE Body is split into events for it; a non-SSE Body is
+	// cut after this many bytes), without ending the chunked body, as a
+	// provider or network failure would.
 	DieAfter int
 	// StallAfter, if >0, stops writing after this many events and keeps the
 	// connection open until the client goes away or the server closes; use
@@ -304,7 +322,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rp Reply) {
 		}
 	}
 	events := rp.Events
-	if len(events) == 0 && (rp.StallAfter > 0 || rp.Gap > 0) && strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
+	if len(events) == 0 && (rp.StallAfter > 0 || rp.Gap > 0 || rp.DieAfter > 0) && strings.HasPrefix(h.Get("Content-Type"), "text/event-stream") {
 		events = vcr.SplitEvents(rp.Body)
 	}
 	if len(events) == 0 {

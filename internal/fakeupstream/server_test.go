@@ -84,7 +84,7 @@ func TestAnthropicStreamDefaults(t *testing.T) {
 
 	// No tools: the same.
 	_, body = post(t, s.URL+"/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
-	checkAnthropicTextStream(t, body, "claude-haiku-4-5", DefaultAnthropicText)
+	checkAnthropicTextStream(t, body, "claude-haiku-4-5", DefaultText)
 
 	rs := s.Requests()
 	if len(rs) != 3 || rs[0].RawQuery != "beta=true" || rs[0].APIKey() != "sk-ant-provider" || rs[0].Header.Get("Anthropic-Version") != "2023-06-01" {
@@ -168,7 +168,7 @@ func TestAnthropicNonStreamDefaults(t *testing.T) {
 	var got, rec map[string]any
 	_ = json.Unmarshal([]byte(body), &got)
 	_ = json.Unmarshal([]byte(fixtureBody(FixtureAnthropicNonStream, 1)), &rec)
-	if keys(got) != keys(rec) || keys(got["usage"]) != keys(rec["usage"]) || got["model"] != "claude-haiku-4-5" || got["stop_reason"] != "end_turn" {
+	if keys(got) != keys(rec) || keys(got["usage"]) != keys(rec["usage"]) || got["model"] != "claude-haiku-4-5" || got["stop_reason"] != "end_turn" || !strings.Contains(body, DefaultText) {
 		t.Errorf("synthesized message %s", body)
 	}
 }
@@ -499,5 +499,20 @@ func TestAdminEndpoints(t *testing.T) {
 	post(t, s.URL+"/_fake/reset", ``)
 	if len(s.Requests()) != 0 {
 		t.Errorf("reset kept requests")
+	}
+}
+
+func TestDieAfterSplitsAnSSEBody(t *testing.T) {
+	s := New(t)
+	it := vcr.MustLoad(FixtureOpenAIStream)[0]
+	s.Enqueue("/v1/chat/completions", Reply{Header: http.Header{"Content-Type": {"text/event-stream; charset=utf-8"}}, Body: it.ResponseBody, DieAfter: 2})
+	resp, err := http.Post(s.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || string(got) != strings.Join(it.Events()[:2], "") {
+		t.Errorf("got %q, %v", got, err)
 	}
 }
