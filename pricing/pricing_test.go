@@ -1,0 +1,571 @@
+package pricing_test
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/metisgateway/metis/adapters/anthropic"
+	"github.com/metisgateway/metis/adapters/openai"
+	"github.com/metisgateway/metis/adapters/sse"
+	"github.com/metisgateway/metis/internal/vcr"
+	"github.com/metisgateway/metis/ir"
+	"github.com/metisgateway/metis/pricing"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+
+// sseEvents splits an SSE body into events (name and a copy of the data).
+func sseEvents(t *testing.T, body string) (names []string, data [][]byte) {
+	t.Helper()
+	r := sse.NewReader(strings.NewReader(body))
+	for {
+		ev, err := r.Next()
+		if err == io.EOF {
+			return names, data
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, ev.Name)
+		data = append(data, bytes.Clone(ev.Data))
+	}
+}
+
+// TestCostFixtures extracts the usage of every recorded call and prices it:
+// extraction and pricing end to end.
+func TestCostFixtures(t *testing.T) {
+	type call struct {
+		name  string
+		model string
+		usage func(t *testing.T) ir.Usage
+		want  float64
+	}
+	anthropicResponse := func(i int) func(t *testing.T) ir.Usage {
+		return func(t *testing.T) ir.Usage {
+			u, _, err := anthropic.ResponseUsage([]byte(vcr.MustLoad("anthropic_nonstream_tool_use_two_turns.vcr.yaml")[i].ResponseBody))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return u
+		}
+	}
+	anthropicStream := func(cut bool) func(t *testing.T) ir.Usage {
+		return func(t *testing.T) ir.Usage {
+			var tr anthropic.StreamTracker
+			names, data := sseEvents(t, vcr.MustLoad("anthropic_stream_text_then_tool_use.vcr.yaml")[0].ResponseBody)
+			for i := range names {
+				if cut && names[i] == "message_delta" {
+					break
+				}
+				tr.Observe(names[i], data[i])
+			}
+			return tr.Usage()
+		}
+	}
+	openaiStream := func(name string) func(t *testing.T) ir.Usage {
+		return func(t *testing.T) ir.Usage {
+			var tr openai.StreamTracker
+			_, data := sseEvents(t, vcr.MustLoad(name)[0].ResponseBody)
+			for _, d := range data {
+				tr.Observe(d)
+			}
+			return tr.Usage()
+		}
+	}
+	calls := []call{
+		{
+			// 394 in × $3/MTok + 79 out × $15/MTok = 0.001182 + 0.001185 = 0.002367
+			name: "anthropic stream", model: "claude-3-7-sonnet-20250219",
+			usage: anthropicStream(false), want: 0.002367,
+		},
+		{
+			// cut before message_delta: 34 estimated out.
+			// 394 × $3/MTok + 34 × $15/MTok = 0.001182 + 0.000510 = 0.001692
+			name: "anthropic stream cut", model: "claude-3-7-sonnet-20250219",
+			usage: anthropicStream(true), want: 0.001692,
+		},
+		{
+			// 402 × $3/MTok + 89 × $15/MTok = 0.001206 + 0.001335 = 0.002541
+			name: "anthropic nonstream call 1", model: "claude-3-7-sonnet-20250219",
+			usage: anthropicResponse(0), want: 0.002541,
+		},
+		{
+			// 514 × $3/MTok + 19 × $15/MTok = 0.001542 + 0.000285 = 0.001827
+			name: "anthropic nonstream call 2", model: "claude-3-7-sonnet-20250219",
+			usage: anthropicResponse(1), want: 0.001827,
+		},
+		{
+			// tier "default" = standard. 162 × $0.05/MTok + 287 × $0.40/MTok
+			// = 0.0000081 + 0.0001148 = 0.0001229 (256 reasoning inside the 287)
+			name: "openai nonstream", model: "gpt-5-nano-2025-08-07",
+			usage: func(t *testing.T) ir.Usage {
+				u, _, err := openai.ResponseUsage([]byte(vcr.MustLoad("openai_nonstream_tool_call_reasoning_usage.vcr.yaml")[0].ResponseBody))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return u
+			},
+			want: 0.0001229,
+		},
+		{
+			// 12 × $0.05/MTok + 100 × $0.40/MTok = 0.0000006 + 0.00004 = 0.0000406
+			name: "openai stream gpt-5-nano", model: "gpt-5-nano-2025-08-07",
+			usage: openaiStream("openai_stream_gpt5nano_usage_chunk.vcr.yaml"), want: 0.0000406,
+		},
+		{
+			// 149 × $2.50/MTok + 60 × $10/MTok = 0.0003725 + 0.0006 = 0.0009725
+			name: "openai stream gpt-4o", model: "gpt-4o-2024-08-06",
+			usage: openaiStream("openai_stream_parallel_tool_calls_include_usage.sse"), want: 0.0009725,
+		},
+	}
+	cat := pricing.Default()
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			u := c.usage(t)
+			got, ok := cat.Cost(c.model, u)
+			if !ok || !near(got, c.want) {
+				t.Errorf("Cost(%s, %+v) = %.10f %v, want %.10f", c.model, u, got, ok, c.want)
+			}
+		})
+	}
+}
+
+func TestCostRules(t *testing.T) {
+	cases := []struct {
+		name  string
+		model string
+		u     ir.Usage
+		want  float64
+	}{
+		{
+			// 1000 × $3 + 2000 × $3.75 (5m) + 4000 × $6 (1h) + 10000 × $0.30 + 500 × $15
+			// = 0.003 + 0.0075 + 0.024 + 0.003 + 0.0075 = 0.045
+			name: "cache 5m/1h split", model: "claude-sonnet-4-5",
+			u: ir.Usage{InputTokens: 1000, CacheCreationInputTokens: 6000, CacheCreation5mInputTokens: 2000,
+				CacheCreation1hInputTokens: 4000, CacheReadInputTokens: 10000, OutputTokens: 500},
+			want: 0.045,
+		},
+		{
+			// no split ⇒ all 5m: 100 × $1 + 1000 × $1.25 + 200 × $5 = 0.0001 + 0.00125 + 0.001 = 0.00235
+			name: "cache writes without split", model: "claude-haiku-4-5",
+			u:    ir.Usage{InputTokens: 100, CacheCreationInputTokens: 1000, OutputTokens: 200},
+			want: 0.00235,
+		},
+		{
+			// split reports 1h only but the total has 500 more: those are 5m.
+			// 1000 × $2 (1h) + 500 × $1.25 (5m) = 0.002 + 0.000625 = 0.002625
+			name: "split short of total", model: "claude-haiku-4-5",
+			u:    ir.Usage{CacheCreationInputTokens: 1500, CacheCreation1hInputTokens: 1000},
+			want: 0.002625,
+		},
+		{
+			// 50 × $5 + 100000 × $0.50 + 1000 × $25 = 0.00025 + 0.05 + 0.025 = 0.07525
+			name: "cache reads", model: "claude-opus-4-6",
+			u:    ir.Usage{InputTokens: 50, CacheReadInputTokens: 100000, OutputTokens: 1000},
+			want: 0.07525,
+		},
+		{
+			// in+cw+cr = 150000+30000+25000 = 205000 > 200000 ⇒ whole request at the tier:
+			// 150000 × $6 + 30000 × $7.50 + 25000 × $0.60 + 2000 × $22.50
+			// = 0.9 + 0.225 + 0.015 + 0.045 = 1.185
+			name: "sonnet 4.5 above 200k", model: "claude-sonnet-4-5-20250929",
+			u:    ir.Usage{InputTokens: 150000, CacheCreationInputTokens: 30000, CacheReadInputTokens: 25000, OutputTokens: 2000},
+			want: 1.185,
+		},
+		{
+			// exactly 200000 is not above: 200000 × $3 = 0.6
+			name: "sonnet 4.5 at 200k", model: "claude-sonnet-4-5",
+			u:    ir.Usage{InputTokens: 200000},
+			want: 0.6,
+		},
+		{
+			// Sonnet 4 has no 1h price above 200k: base 1h $6 × (tier input $6 / $3) = $12.
+			// 200001 × $6 + 1000 × $12 = 1.200006 + 0.012 = 1.212006
+			name: "sonnet 4 above 200k, scaled 1h", model: "claude-sonnet-4-20250514",
+			u:    ir.Usage{InputTokens: 200001, CacheCreationInputTokens: 1000, CacheCreation1hInputTokens: 1000},
+			want: 1.212006,
+		},
+		{
+			// prompt 300000 > 272000: 200000 × $5 + 100000 cached × $0.50 + 1000 × $22.50
+			// = 1.0 + 0.05 + 0.0225 = 1.0725
+			name: "gpt-5.4 above 272k", model: "gpt-5.4",
+			u:    ir.Usage{InputTokens: 200000, CacheReadInputTokens: 100000, OutputTokens: 1000},
+			want: 1.0725,
+		},
+		{
+			// 10000 × $0.625 + 2000 × $0.0625 + 3000 × $5 = 0.00625 + 0.000125 + 0.015 = 0.021375
+			name: "gpt-5 flex", model: "gpt-5",
+			u:    ir.Usage{InputTokens: 10000, CacheReadInputTokens: 2000, OutputTokens: 3000, ServiceTier: "flex"},
+			want: 0.021375,
+		},
+		{
+			// 10000 × $0.45 + 1000 × $3.60 = 0.0045 + 0.0036 = 0.0081
+			name: "gpt-5-mini priority", model: "gpt-5-mini",
+			u:    ir.Usage{InputTokens: 10000, OutputTokens: 1000, ServiceTier: "priority"},
+			want: 0.0081,
+		},
+		{
+			// no (trustworthy) priority column: standard 10000 × $0.05 + 1000 × $0.40 = 0.0005 + 0.0004 = 0.0009
+			name: "gpt-5-nano priority falls back to standard", model: "gpt-5-nano",
+			u:    ir.Usage{InputTokens: 10000, OutputTokens: 1000, ServiceTier: "priority"},
+			want: 0.0009,
+		},
+		{
+			// "default" and "scale" are standard: 10000 × $0.05 + 1000 × $0.40 = 0.0009
+			name: "default tier", model: "gpt-5-nano",
+			u:    ir.Usage{InputTokens: 10000, OutputTokens: 1000, ServiceTier: "default"},
+			want: 0.0009,
+		},
+		{
+			// 1000000 × $1.25 + 100000 × $5 = 1.25 + 0.5 = 1.75
+			name: "gpt-4o batch", model: "gpt-4o",
+			u:    ir.Usage{InputTokens: 1000000, OutputTokens: 100000, ServiceTier: "batch"},
+			want: 1.75,
+		},
+		{
+			// o3 has no *_batches: standard 1000 × $2 + 1000 × $8 = 0.01
+			name: "batch without batch columns", model: "o3",
+			u:    ir.Usage{InputTokens: 1000, OutputTokens: 1000, ServiceTier: "batch"},
+			want: 0.01,
+		},
+		{
+			// us ×1.1 and fast ×6 on input/output only:
+			// (1000 × $5 + 1000 × $25) × 6.6 + 1000 × $0.50 = 0.03 × 6.6 + 0.0005 = 0.198 + 0.0005 = 0.1985
+			name: "opus 4.6 us + fast", model: "claude-opus-4-6",
+			u:    ir.Usage{InputTokens: 1000, CacheReadInputTokens: 1000, OutputTokens: 1000, InferenceGeo: "us", Speed: "fast"},
+			want: 0.1985,
+		},
+		{
+			// opus 4.8: fast ×2, no "us" multiplier: (0.005 + 0.025) × 2 = 0.06
+			name: "opus 4.8 fast", model: "claude-opus-4-8",
+			u:    ir.Usage{InputTokens: 1000, OutputTokens: 1000, InferenceGeo: "us", Speed: "fast"},
+			want: 0.06,
+		},
+		{
+			// global geo is neutral: 1000 × $5 + 1000 × $25 = 0.03
+			name: "global geo", model: "claude-opus-4-6",
+			u:    ir.Usage{InputTokens: 1000, OutputTokens: 1000, InferenceGeo: "global", Speed: "standard"},
+			want: 0.03,
+		},
+		{
+			// 100 × $3 + 100 × $15 + 3 searches × $0.01 = 0.0003 + 0.0015 + 0.03 = 0.0318
+			name: "web search", model: "claude-sonnet-4-6",
+			u:    ir.Usage{InputTokens: 100, OutputTokens: 100, WebSearchRequests: 3},
+			want: 0.0318,
+		},
+		{
+			// no cached price: read falls back to input. 1000 × $5 + 1000 × $5 = 0.01
+			name: "missing cache read price", model: "gpt-4o-2024-05-13",
+			u:    ir.Usage{InputTokens: 1000, CacheReadInputTokens: 1000},
+			want: 0.01,
+		},
+		{
+			// alias without a 1h price: 2 × $15 = $30/MTok. 1000 × $30 = 0.03
+			name: "missing 1h price", model: "claude-4-opus-20250514",
+			u:    ir.Usage{CacheCreationInputTokens: 1000, CacheCreation1hInputTokens: 1000},
+			want: 0.03,
+		},
+		{
+			// gpt-5.6 cache write: 1000 × $5 + 2000 × $6.25 + 100 × $30 = 0.005 + 0.0125 + 0.003 = 0.0205
+			name: "openai cache write", model: "gpt-5.6",
+			u:    ir.Usage{InputTokens: 1000, CacheCreationInputTokens: 2000, OutputTokens: 100},
+			want: 0.0205,
+		},
+		{
+			name: "zero usage", model: "gpt-4o", u: ir.Usage{}, want: 0,
+		},
+		{
+			// prefix + date normalisation: 1000 × $1 + 1000 × $5 = 0.006
+			name: "normalised id", model: "anthropic/claude-haiku-4-5-20991231",
+			u:    ir.Usage{InputTokens: 1000, OutputTokens: 1000},
+			want: 0.006,
+		},
+	}
+	cat := pricing.Default()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, ok := cat.Cost(c.model, c.u)
+			if !ok || !near(got, c.want) {
+				t.Errorf("Cost(%s) = %.10f %v, want %.10f", c.model, got, ok, c.want)
+			}
+		})
+	}
+}
+
+func TestCostUnknownModel(t *testing.T) {
+	cat := pricing.Default()
+	for _, m := range []string{"claude-opus-5-5", "", "gpt-99", "openai/"} {
+		if usd, ok := cat.Cost(m, ir.Usage{InputTokens: 1000, OutputTokens: 10}); ok || usd != 0 {
+			t.Errorf("Cost(%q) = %v %v, want 0 false", m, usd, ok)
+		}
+	}
+	var nilCat *pricing.Catalogue
+	if _, ok := nilCat.Cost("gpt-4o", ir.Usage{InputTokens: 1}); ok {
+		t.Error("nil catalogue priced a call")
+	}
+	// An entry without an output price is unpriced, not free.
+	c, err := pricing.Load(strings.NewReader(`{"half": {"input_cost_per_token": 1e-06}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.Cost("half", ir.Usage{InputTokens: 1}); ok {
+		t.Error("entry without output price was priced")
+	}
+}
+
+func TestCacheSavings(t *testing.T) {
+	cat := pricing.Default()
+	// 100000 × ($5 − $0.50) = 0.45
+	if got := cat.CacheSavings("claude-opus-4-6", ir.Usage{CacheReadInputTokens: 100000}); !near(got, 0.45) {
+		t.Errorf("savings = %v, want 0.45", got)
+	}
+	// at the >200k tier: 250000 × ($6 − $0.60) = 1.35
+	if got := cat.CacheSavings("claude-sonnet-4-5", ir.Usage{CacheReadInputTokens: 250000}); !near(got, 1.35) {
+		t.Errorf("tier savings = %v, want 1.35", got)
+	}
+	// gpt-5 flex: 2000 × ($0.625 − $0.0625) = 0.001125
+	if got := cat.CacheSavings("gpt-5", ir.Usage{CacheReadInputTokens: 2000, ServiceTier: "flex"}); !near(got, 0.001125) {
+		t.Errorf("flex savings = %v, want 0.001125", got)
+	}
+	if got := cat.CacheSavings("unknown", ir.Usage{CacheReadInputTokens: 2000}); got != 0 {
+		t.Errorf("unknown savings = %v", got)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	cat := pricing.Default()
+	cases := map[string]float64{ // id → input $/token expected
+		"claude-haiku-4-5":                   1e-6,
+		"claude-haiku-4-5-20251001":          1e-6,
+		"anthropic/claude-haiku-4-5":         1e-6,
+		"Claude-Haiku-4-5":                   1e-6,
+		"claude-sonnet-4-5[1m]":              3e-6,
+		"claude-sonnet-4-5-20250929[1m]":     3e-6,
+		"claude-opus-4-6-20260205":           5e-6,
+		"claude-3-7-sonnet-latest":           3e-6,
+		"claude-3-5-haiku-latest":            0.8e-6,
+		"openai:gpt-5-mini":                  0.25e-6,
+		"openai/gpt-4o-2024-08-06":           2.5e-6,
+		"gpt-4.1-2099-01-01":                 2e-6,
+		"vertex_ai/claude-sonnet-4-5-latest": 3e-6,
+		"gpt-5-nano-2025-08-07":              0.05e-6,
+		" gpt-4o ":                           2.5e-6,
+	}
+	for id, want := range cases {
+		p, ok := cat.Lookup(id)
+		if !ok || !near(p.Input, want) {
+			t.Errorf("Lookup(%q) = %v %v, want input %v", id, p.Input, ok, want)
+		}
+	}
+	// Exact ids win over normalisation: the dated 2024-05-13 gpt-4o differs.
+	if p, _ := cat.Lookup("gpt-4o-2024-05-13"); !near(p.Input, 5e-6) {
+		t.Errorf("gpt-4o-2024-05-13 input = %v", p.Input)
+	}
+	for _, id := range []string{"claude-opus-5-5", "gpt-4o-2024", "x:y:gpt-4o-", "claude"} {
+		if _, ok := cat.Lookup(id); ok {
+			t.Errorf("Lookup(%q) found", id)
+		}
+	}
+	p, _ := cat.Lookup("claude-sonnet-4-5")
+	want := pricing.Price{Provider: "anthropic", Mode: "chat", MaxInputTokens: 1000000, MaxOutputTokens: 64000,
+		Input: 3e-6, Output: 15e-6, CacheRead: 0.3e-6, CacheWrite5m: 3.75e-6, CacheWrite1h: 6e-6, WebSearch: 0.01}
+	if p.Provider != want.Provider || p.Mode != want.Mode || p.MaxInputTokens != want.MaxInputTokens ||
+		p.MaxOutputTokens != want.MaxOutputTokens || !near(p.Input, want.Input) || !near(p.Output, want.Output) ||
+		!near(p.CacheRead, want.CacheRead) || !near(p.CacheWrite5m, want.CacheWrite5m) ||
+		!near(p.CacheWrite1h, want.CacheWrite1h) || !near(p.WebSearch, want.WebSearch) {
+		t.Errorf("price = %+v, want %+v", p, want)
+	}
+}
+
+func TestCatalogueMetadata(t *testing.T) {
+	cat := pricing.Default()
+	if got := cat.MaxOutputTokens("claude-opus-4-6"); got != 128000 {
+		t.Errorf("max output opus 4.6 = %d", got)
+	}
+	if got := cat.MaxOutputTokens("claude-haiku-4-5-20251001"); got != 64000 {
+		t.Errorf("max output haiku 4.5 = %d", got)
+	}
+	if got := cat.MaxOutputTokens("nope"); got != 0 {
+		t.Errorf("unknown max output = %d", got)
+	}
+	if cat.Provider("gpt-4o-2024-08-06") != "openai" || cat.Provider("anthropic/claude-sonnet-4-6") != "anthropic" || cat.Provider("x") != "" {
+		t.Error("Provider mismatch")
+	}
+	ant := cat.Models("anthropic")
+	if !slices.IsSorted(ant) || !slices.Contains(ant, "claude-haiku-4-5") || !slices.Contains(ant, "claude-sonnet-4-5-20250929") {
+		t.Errorf("anthropic models = %v", ant)
+	}
+	oai := cat.Models("openai")
+	if !slices.Contains(oai, "gpt-5-mini") || slices.ContainsFunc(oai, func(s string) bool { return strings.HasPrefix(s, "claude") }) {
+		t.Errorf("openai models = %v", oai)
+	}
+	oai[0] = "mutated"
+	if cat.Models("openai")[0] == "mutated" {
+		t.Error("Models returned the internal slice")
+	}
+	if len(cat.Models("nobody")) != 0 {
+		t.Error("unknown provider has models")
+	}
+}
+
+// TestCatalogueData checks the embedded table's internal consistency.
+func TestCatalogueData(t *testing.T) {
+	cat := pricing.Default()
+	ids := append(cat.Models("anthropic"), cat.Models("openai")...)
+	if len(ids) < 40 {
+		t.Fatalf("only %d models", len(ids))
+	}
+	for _, id := range ids {
+		p, _ := cat.Lookup(id)
+		if p.Input <= 0 || p.Output < p.Input || p.CacheRead > p.Input || p.MaxOutputTokens <= 0 || p.MaxInputTokens <= 0 {
+			t.Errorf("%s: implausible %+v", id, p)
+		}
+		if p.Provider == "anthropic" {
+			// §4.2: 5m write 1.25×, 1h write 2×, read 0.1× input; Claude 3
+			// Haiku's official 5m write ($0.30) and read ($0.03) differ.
+			ratiosOK := near(p.CacheWrite1h, 2*p.Input)
+			if id != "claude-3-haiku-20240307" {
+				ratiosOK = ratiosOK && near(p.CacheWrite5m, 1.25*p.Input) && near(p.CacheRead, 0.1*p.Input)
+			}
+			if !ratiosOK {
+				t.Errorf("%s: cache ratios %+v", id, p)
+			}
+		}
+	}
+	// gpt-5-nano priority copy error omitted: priority = standard.
+	std, _ := cat.Cost("gpt-5-nano", ir.Usage{InputTokens: 1000})
+	prio, _ := cat.Cost("gpt-5-nano", ir.Usage{InputTokens: 1000, ServiceTier: "priority"})
+	if !near(std, prio) {
+		t.Errorf("gpt-5-nano priority %v != standard %v", prio, std)
+	}
+}
+
+func TestMerge(t *testing.T) {
+	override, err := pricing.Load(strings.NewReader(`{
+		"_comment": "operator overrides",
+		"sample_spec": {"input_cost_per_token": "see docs", "max_tokens": "set to max"},
+		"claude-haiku-4-5": {"output_cost_per_token": 6e-06, "provider_specific_entry": {"us": 1.5}},
+		"my-model": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": "1e-06", "output_cost_per_token": 2e-06,
+			"output_cost_per_reasoning_token": 4e-06, "cache_read_input_token_cost": null, "some_future_field": [1, 2]}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := pricing.Default()
+	merged := base.Merge(override)
+	// Output overridden, everything else kept:
+	// 1000 × $1 + 1000 × $0.10 + 1000 × $6 = 0.001 + 0.0001 + 0.006 = 0.0071
+	u := ir.Usage{InputTokens: 1000, CacheReadInputTokens: 1000, OutputTokens: 1000}
+	if got, ok := merged.Cost("claude-haiku-4-5", u); !ok || !near(got, 0.0071) {
+		t.Errorf("merged cost = %v %v, want 0.0071", got, ok)
+	}
+	// us multiplier added: (1000 × $1 + 1000 × $6) × 1.5 + 0.0001 = 0.0105 + 0.0001 = 0.0106
+	u.InferenceGeo = "us"
+	if got, _ := merged.Cost("claude-haiku-4-5", u); !near(got, 0.0106) {
+		t.Errorf("merged us cost = %v, want 0.0106", got)
+	}
+	// The dated id is a separate entry and the base is unchanged:
+	// 1000 × $1 + 1000 × $0.10 + 1000 × $5 = 0.0061
+	u.InferenceGeo = ""
+	if got, _ := merged.Cost("claude-haiku-4-5-20251001", u); !near(got, 0.0061) {
+		t.Errorf("dated cost = %v, want 0.0061", got)
+	}
+	if got, _ := base.Cost("claude-haiku-4-5", u); !near(got, 0.0061) {
+		t.Errorf("base mutated: %v", got)
+	}
+	if merged.MaxOutputTokens("claude-haiku-4-5") != 64000 || merged.Provider("claude-haiku-4-5") != "anthropic" {
+		t.Error("merge lost metadata")
+	}
+	// New model; reasoning priced separately; missing cache read → input.
+	// (100 − 40) × $2 + 40 × $4 + 10 × $1 (read fallback) + 10 × $1 = 0.00012 + 0.00016 + 0.00001 + 0.00001 = 0.0003
+	got, ok := merged.Cost("my-model", ir.Usage{InputTokens: 10, CacheReadInputTokens: 10, OutputTokens: 100, ReasoningTokens: 40})
+	if !ok || !near(got, 0.0003) {
+		t.Errorf("my-model = %v %v, want 0.0003", got, ok)
+	}
+	if !slices.Contains(merged.Models("openai"), "my-model") || slices.Contains(base.Models("openai"), "my-model") {
+		t.Error("Models after merge")
+	}
+	if _, ok := merged.Lookup("sample_spec"); ok {
+		t.Error("sample_spec loaded")
+	}
+	// nil sides
+	if _, ok := base.Merge(nil).Lookup("gpt-4o"); !ok {
+		t.Error("Merge(nil) lost entries")
+	}
+	var nilCat *pricing.Catalogue
+	if _, ok := nilCat.Merge(override).Lookup("my-model"); !ok {
+		t.Error("nil.Merge lost entries")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	for _, in := range []string{
+		``,
+		`[]`,
+		`{"m": 3}`,
+		`{"m": {"input_cost_per_token": "cheap"}}`,
+		`{"m": {"input_cost_per_token": -1e-06}}`,
+		`{"m": {"output_cost_per_token": true}}`,
+		`{"m": {"search_context_cost_per_query": {"search_context_size_low": "x"}}}`,
+	} {
+		if _, err := pricing.Load(strings.NewReader(in)); err == nil {
+			t.Errorf("Load(%q): no error", in)
+		}
+	}
+	if _, err := pricing.LoadFile(filepath.Join(t.TempDir(), "missing.json")); err == nil {
+		t.Error("LoadFile(missing): no error")
+	}
+	path := filepath.Join(t.TempDir(), "prices.json")
+	if err := os.WriteFile(path, []byte(`{"m": {"input_cost_per_token": 1e-06, "output_cost_per_token": 1e-06, "search_context_cost_per_query": 0.02}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := pricing.LoadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 × $1 + 1 × $1 + 1 search × $0.02 = 0.020002
+	if got, _ := c.Cost("m", ir.Usage{InputTokens: 1, OutputTokens: 1, WebSearchRequests: 1}); !near(got, 0.020002) {
+		t.Errorf("cost = %v", got)
+	}
+}
+
+func TestConcurrentReads(t *testing.T) {
+	cat := pricing.Default()
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				if _, ok := cat.Cost("anthropic/claude-sonnet-4-5-20250929", ir.Usage{InputTokens: int64(j), OutputTokens: 3}); !ok {
+					t.Error("not priced")
+					return
+				}
+				_ = cat.Models("openai")
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func BenchmarkCost(b *testing.B) {
+	cat := pricing.Default()
+	u := ir.Usage{InputTokens: 394, CacheReadInputTokens: 1200, CacheCreationInputTokens: 300, OutputTokens: 79, ServiceTier: "standard"}
+	for _, model := range []string{"claude-sonnet-4-5-20250929", "anthropic/claude-sonnet-4-5-20250929[1m]"} {
+		b.Run(strings.ReplaceAll(model, "/", "_"), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := cat.Cost(model, u); !ok {
+					b.Fatal("not priced")
+				}
+			}
+		})
+	}
+}
