@@ -43,13 +43,15 @@ function scopeKey(params) {
   return new URLSearchParams(p).toString();
 }
 
+const exact = (s) => new RegExp(`^${s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`);
+
 const pages = [];
 
 /** A new page that records dialogs, page errors and every request it makes. */
-async function newPage(viewport = { width: 1366, height: 900 }) {
+async function newPage(viewport = { width: 1366, height: 900 }, origin = new URL(BASE).origin) {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
-  const rec = { dialogs: [], errors: [], requests: [], page, context };
+  const rec = { dialogs: [], errors: [], requests: [], page, context, origin };
   page.on('dialog', (d) => { rec.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => rec.errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error' && !/Failed to load resource/.test(m.text())) rec.errors.push(m.text()); });
@@ -241,9 +243,9 @@ before(async () => {
 });
 
 afterEach(async () => {
-  const origin = new URL(BASE).origin;
   while (pages.length) {
     const rec = pages.pop();
+    const { origin } = rec;
     await rec.context.close();
     assert.deepEqual(rec.dialogs, [], 'no dialog may open');
     assert.deepEqual(rec.errors, [], 'no script errors');
@@ -356,7 +358,7 @@ test('a team row expands to its users; a user link drills Cost and Activity down
   assert.ok(team, 'the data has a team with a tagged user');
   await open(page, `tab=identity&window=${W}&scope=team&live=0`, 'identity', `window=${W}`);
   const before = requests.length;
-  const row = page.locator('table.ident-team tr.team-row', { has: page.locator('.team-name', { hasText: new RegExp(`^${team.team.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) });
+  const row = page.locator('table.ident-team tr.team-row', { has: page.locator('.team-name', { hasText: exact(team.team) }) });
   const expander = row.locator('button.expander');
   assert.equal(await expander.getAttribute('aria-expanded'), 'false');
   await expander.click();
@@ -384,7 +386,7 @@ test('a team row expands to its users; a user link drills Cost and Activity down
   assert.equal(await page.locator(`table.ident-team button.expander[aria-controls="${subId}"]`).getAttribute('aria-expanded'), 'true');
 
   const user = want.find((u) => u.user !== fmt.UNTAGGED).user;
-  await page.locator(`#${subId} tr[data-user] a.user-link`, { hasText: user }).first().click();
+  await page.locator(`#${subId} tr[data-user] a.user-link`, { hasText: exact(user) }).click();
   const key = scopeKey({ window: W, user });
   await rendered(page, 'cost', key);
   assert.equal(new URL(page.url()).searchParams.get('user'), user);
@@ -416,7 +418,7 @@ test("a team's Filter action scopes Cost and Activity to the team", async () => 
   const team = fmt.sortRows(d.teams, 'cost', (t) => t.team, (t) => t.team === fmt.UNTAGGED).find((t) => t.team !== fmt.UNTAGGED);
   assert.ok(team, 'the data has a tagged team');
   await open(page, `tab=identity&window=${W}&live=0`, 'identity', `window=${W}`);
-  await page.locator('table.ident-team tr.team-row', { has: page.locator('.team-name', { hasText: team.team }) }).locator('a.btn-filter').first().click();
+  await page.locator('table.ident-team tr.team-row', { has: page.locator('.team-name', { hasText: exact(team.team) }) }).locator('a.btn-filter').click();
   const key = scopeKey({ window: W, team: team.team });
   await rendered(page, 'cost', key);
   assert.equal(new URL(page.url()).searchParams.get('team'), team.team);
@@ -441,7 +443,7 @@ test('a key named like HTML renders as text, and drilling into it keeps it text'
   const key = (k.keys || []).find((x) => x.name === XSS);
   assert.ok(key, `the data has a key named ${XSS}`);
   await open(page, `tab=identity&window=${W}&scope=key&live=0`, 'identity', `window=${W}`);
-  const link = page.locator('table.ident-key a.key-link', { hasText: XSS });
+  const link = page.locator('table.ident-key a.key-link', { hasText: exact(XSS) });
   assert.equal(await link.count(), 1);
   assert.ok(await link.isVisible(), 'the name is visible');
   assert.equal(await link.textContent(), XSS);
@@ -525,5 +527,37 @@ test('a narrow window stays readable: no page-wide horizontal scroll', async () 
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 1, `${tab}: the page is ${overflow}px wider than the window`);
     console.log(`${await shot(page, `narrow-${tab}`)}`);
+  }
+});
+
+test('spend caps, once the API carries them, render as spent / hard with a state badge (fake API)', async (t) => {
+  // The real API sends quota: null until caps exist; this checks the
+  // rendering that is ready for them, against a fake that sends caps.
+  const { createServer } = await import('./fakeapi.mjs');
+  const srv = createServer({ quotas: true });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${srv.address().port}`;
+  try {
+    const { page } = await newPage(undefined, base);
+    const get = async (n) => (await fetch(`${base}/analytics/${n}?window=24h`)).json();
+    const [teams, users] = [(await get('by_team')).teams, (await get('by_user')).users];
+    await page.goto(`${base}/dashboard/?tab=identity&live=0`);
+    await rendered(page, 'identity', 'window=24h');
+    for (const [kind, list, name] of [['team', teams, (x) => x.team], ['user', users, (x) => x.user]]) {
+      const cells = await page.$$eval(`table.ident-${kind} > tbody > tr:not(.sub-row) td.quota`, (tds) => tds.map((td) => ({ text: td.textContent, state: td.dataset.state || null })));
+      const want = fmt.sortRows(list, 'cost', name, (x) => name(x) === fmt.UNTAGGED);
+      want.forEach((w, i) => {
+        if (!w.quota) assert.equal(cells[i].text, '—');
+        else {
+          assert.ok(cells[i].text.startsWith(`${fmt.money(w.quota.spent)} / ${fmt.money(w.quota.hard)}`), `${kind} ${name(w)}: ${cells[i].text}`);
+          assert.equal(cells[i].state, w.quota.state);
+          assert.match(cells[i].text, { ok: /ok$/, soft: /soft cap$/, hard: /hard cap$/ }[w.quota.state]);
+        }
+      });
+      assert.ok(want.some((w) => w.quota), `the fake sends ${kind} caps`);
+    }
+    console.log(await shot(page, 'identity-with-quotas'));
+  } finally {
+    srv.close();
   }
 });

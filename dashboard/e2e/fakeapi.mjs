@@ -11,6 +11,9 @@
 // `<img src=x onerror=alert(1)>`; keys with no user or team (the "untagged"
 // bucket); one unpriced call (cost_usd null).
 //
+// METIS_FAKE_QUOTAS=1 (or createServer({quotas: true})) answers with spend-cap
+// objects instead of quota: null, to see how caps will render once they exist.
+//
 // Test hooks (fake only): GET /__fake → {"fake":true}; POST /__fake/add adds
 // one priced call at the current time (to watch auto-refresh keep up).
 import http from 'node:http';
@@ -128,6 +131,20 @@ function windowMs(w) {
 
 const untag = (v) => v || 'untagged';
 
+const CAPS = { team: { eng: [4, 3], sales: [5, 4], research: [0.25, 0.2] }, user: { alice: [2.5, 2], bob: [3, 2.5], carol: [0.5, 0.4] } };
+
+/** A quota object as /analytics/by_team and by_user will carry once caps exist. */
+function quota(kind, name, spent, now, on) {
+  const cap = on && CAPS[kind][name];
+  if (!cap) return null;
+  const [hard, soft] = cap;
+  return {
+    window: '30d', hard, soft, spent: round(spent), reserved: 0.02,
+    resets_at: iso(Math.ceil(now / (30 * 86400e3)) * 30 * 86400e3),
+    state: spent >= hard ? 'hard' : spent >= soft ? 'soft' : 'ok',
+  };
+}
+
 function select(calls, q, now) {
   const span = windowMs(q.get('window'));
   const from = span === Infinity ? 0 : now - span;
@@ -236,17 +253,17 @@ function byKey(calls, q, now) {
   return [200, { window: q.get('window') || '24h', keys }];
 }
 
-function byUser(calls, q, now) {
+function byUser(calls, q, now, opts) {
   const list = select(calls, new URLSearchParams({ window: q.get('window') || '24h' }), now);
   const users = [...groupBy(list, (c) => untag(c.key.user))].map(([user, l]) => {
     const s = sums(l);
-    return { user, cost_usd: s.cost_usd, calls: s.calls, unpriced_calls: s.unpriced_calls, keys: new Set(l.map((c) => c.key.id)).size, quota: null };
+    return { user, cost_usd: s.cost_usd, calls: s.calls, unpriced_calls: s.unpriced_calls, keys: new Set(l.map((c) => c.key.id)).size, quota: quota('user', user, s.cost_usd, now, opts.quotas) };
   });
   users.sort((a, b) => b.cost_usd - a.cost_usd);
   return [200, { window: q.get('window') || '24h', users }];
 }
 
-function byTeam(calls, q, now) {
+function byTeam(calls, q, now, opts) {
   const list = select(calls, new URLSearchParams({ window: q.get('window') || '24h' }), now);
   const teams = [...groupBy(list, (c) => untag(c.key.team))].map(([team, l]) => {
     const s = sums(l);
@@ -256,7 +273,7 @@ function byTeam(calls, q, now) {
     }).sort((a, b) => b.cost_usd - a.cost_usd);
     return {
       team, cost_usd: s.cost_usd, calls: s.calls, unpriced_calls: s.unpriced_calls,
-      users: byUserArr.filter((u) => u.user !== 'untagged').length, quota: null, by_user: byUserArr,
+      users: byUserArr.filter((u) => u.user !== 'untagged').length, quota: quota('team', team, s.cost_usd, now, opts.quotas), by_user: byUserArr,
     };
   });
   teams.sort((a, b) => b.cost_usd - a.cost_usd);
@@ -286,7 +303,8 @@ function activity(calls, q, now) {
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.json': 'application/json' };
 
-export function createServer({ now: nowFn = () => Date.now() } = {}) {
+export function createServer({ now: nowFn = () => Date.now(), quotas = process.env.METIS_FAKE_QUOTAS === '1' } = {}) {
+  const opts = { quotas };
   const calls = generate(nowFn());
   const rnd = mulberry32(7);
   const handlers = { cost, by_key: byKey, by_user: byUser, by_team: byTeam, activity };
@@ -307,7 +325,7 @@ export function createServer({ now: nowFn = () => Date.now() } = {}) {
       const fn = handlers[m[1]];
       if (!fn) return send(404, { error: 'not found' });
       if (windowMs(url.searchParams.get('window')) === null) return send(400, { error: 'window must be one of 1h, 24h, 7d, 30d, all' });
-      const [status, body] = fn(calls, url.searchParams, nowFn());
+      const [status, body] = fn(calls, url.searchParams, nowFn(), opts);
       return send(status, body);
     }
     if (url.pathname === '/dashboard') {
