@@ -87,6 +87,7 @@ type Price struct {
 	WebSearch float64
 
 	e *entry
+	t *rateTable // nil when unpriced
 }
 
 // Catalogue maps model ids to prices. It is immutable once built and safe
@@ -259,7 +260,7 @@ func build(entries map[string]*entry) *Catalogue {
 		byProvider: map[string][]string{},
 	}
 	for model, e := range entries {
-		p := Price{Provider: e.provider, Mode: e.mode, MaxInputTokens: e.maxIn, e: e}
+		p := Price{Provider: e.provider, Mode: e.mode, MaxInputTokens: e.maxIn, e: e, t: compile(e)}
 		p.MaxOutputTokens = e.maxOut
 		if !e.hasOut && e.hasMaxTokens {
 			p.MaxOutputTokens = e.maxTokens
@@ -432,40 +433,60 @@ type rateSet struct {
 	mult                    float64 // inference_geo × speed multiplier on input/output
 }
 
-// rates resolves the prices for usage u. The input column decides the
-// tier: long context (*_above_272k_tokens when total input > 272,000,
-// *_above_200k_tokens when > 200,000), then the service tier (*_flex,
-// *_priority, *_batches), then the standard column. Every other price uses
-// the same column; when a model lacks it there, the standard price is
-// scaled by the tier's input ratio, and a cache price missing altogether
-// falls back to 1.25× (5-minute write), 2× (1-hour write) or 1× (read) the
-// input price. It fails when the model has no input or output price.
-func (p Price) rates(u ir.Usage) (rateSet, bool) {
-	if p.e == nil {
-		return rateSet{}, false
+// Column indexes of the precomputed rate table.
+const (
+	longNone = iota
+	long200k
+	long272k
+)
+
+const (
+	tierStandard = iota
+	tierFlex
+	tierPriority
+	tierBatch
+)
+
+var (
+	longSuffix = [...]string{longNone: "", long200k: suffix200k, long272k: suffix272k}
+	tierSuffix = [...]string{tierStandard: "", tierFlex: "_flex", tierPriority: "_priority", tierBatch: "_batches"}
+)
+
+// rateTable holds an entry's resolved rates for every long-context and
+// service-tier combination, computed once when the catalogue is built.
+type rateTable struct {
+	has200k, has272k bool
+	r                [3][4]rateSet
+}
+
+// compile resolves e's rates, or returns nil when e lacks an input or
+// output price (unpriced).
+func compile(e *entry) *rateTable {
+	if _, ok := e.costs[fieldInput]; !ok {
+		return nil
 	}
-	costs := p.e.costs
-	baseIn, okIn := costs[fieldInput]
-	_, okOut := costs[fieldOutput]
-	if !okIn || !okOut {
-		return rateSet{}, false
+	if _, ok := e.costs[fieldOutput]; !ok {
+		return nil
 	}
-	long := ""
-	total := u.TotalInputTokens()
-	if _, ok := costs[fieldInput+suffix272k]; ok && total > 272_000 {
-		long = suffix272k
-	} else if _, ok := costs[fieldInput+suffix200k]; ok && total > 200_000 {
-		long = suffix200k
+	t := &rateTable{}
+	_, t.has200k = e.costs[fieldInput+suffix200k]
+	_, t.has272k = e.costs[fieldInput+suffix272k]
+	for li := range t.r {
+		for ti := range t.r[li] {
+			t.r[li][ti] = resolve(e.costs, longSuffix[li], tierSuffix[ti])
+		}
 	}
-	tier := ""
-	switch strings.ToLower(u.ServiceTier) {
-	case "flex":
-		tier = "_flex"
-	case "priority":
-		tier = "_priority"
-	case "batch", "batches":
-		tier = "_batches"
-	}
+	return t
+}
+
+// resolve picks the prices of one long-context/tier combination. The input
+// column decides: long+tier, long, tier, then standard, the first the model
+// has. Every other price uses the same column; when the model lacks it
+// there, the standard price is scaled by the column's input ratio, and a
+// cache price missing altogether falls back to 1.25× (5-minute write), 2×
+// (1-hour write) or 1× (read) the input price.
+func resolve(costs map[string]float64, long, tier string) rateSet {
+	baseIn := costs[fieldInput]
 	col := ""
 	for _, cand := range []string{long + tier, long, tier} {
 		if cand == "" {
@@ -476,10 +497,7 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 			break
 		}
 	}
-	r := rateSet{in: baseIn, mult: 1}
-	if col != "" {
-		r.in = costs[fieldInput+col]
-	}
+	r := rateSet{in: costs[fieldInput+col], mult: 1}
 	ratio := 1.0
 	if baseIn > 0 {
 		ratio = r.in / baseIn
@@ -493,7 +511,7 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 		}
 		return 0, false
 	}
-	r.out, _ = get(fieldOutput) // present: baseOut was checked
+	r.out, _ = get(fieldOutput) // present: compile checked it
 	var ok bool
 	if r.read, ok = get(fieldCacheRead); !ok {
 		r.read = fallbackCacheRead * r.in
@@ -505,8 +523,38 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 		r.w1h = fallbackCache1h * r.in
 	}
 	r.reasoning, r.hasReasoning = get(fieldReasoning)
-	if geo := strings.ToLower(u.InferenceGeo); geo != "" && geo != "global" {
-		if m, ok := p.e.specific[geo]; ok {
+	return r
+}
+
+// rates returns the prices that apply to usage u: long context
+// (*_above_272k_tokens when total input > 272,000, else *_above_200k_tokens
+// when > 200,000, where the model has them), the service tier's column
+// (flex, priority, batch; others are standard), and the inference_geo and
+// speed multipliers from provider_specific_entry. It fails when the model
+// has no input or output price.
+func (p Price) rates(u ir.Usage) (rateSet, bool) {
+	if p.t == nil {
+		return rateSet{}, false
+	}
+	li := longNone
+	switch total := u.TotalInputTokens(); {
+	case p.t.has272k && total > 272_000:
+		li = long272k
+	case p.t.has200k && total > 200_000:
+		li = long200k
+	}
+	ti := tierStandard
+	switch strings.ToLower(u.ServiceTier) {
+	case "flex":
+		ti = tierFlex
+	case "priority":
+		ti = tierPriority
+	case "batch", "batches":
+		ti = tierBatch
+	}
+	r := p.t.r[li][ti]
+	if geo := u.InferenceGeo; geo != "" && !strings.EqualFold(geo, "global") {
+		if m, ok := p.e.specific[strings.ToLower(geo)]; ok {
 			r.mult *= m
 		}
 	}
@@ -552,11 +600,19 @@ func nonNeg(n int64) int64 { return max(n, 0) }
 //
 //	in·P_in + cw5m·P_cw5m + cw1h·P_cw1h + cr·P_cr + out·P_out + web_search·P_search
 //
-// with the long-context, service-tier and fallback rules of Price.rates;
-// inference_geo and speed multipliers (provider_specific_entry) apply to
-// input and output only; reasoning tokens are part of the output and use
-// output_cost_per_reasoning_token only when the model has it. A model not
-// in the catalogue, or without input/output prices, returns (0, false).
+// Writes without a 5m/1h split are 5-minute writes. When the model has
+// *_above_272k_tokens (or *_above_200k_tokens) prices and the total input
+// in+cw+cr exceeds 272,000 (200,000), the whole request is priced in that
+// column; service_tier flex, priority and batch use the *_flex,
+// *_priority and *_batches columns where the model has them (standard
+// otherwise). A price missing from the chosen column is the standard price
+// scaled by the column's input ratio; a cache price missing altogether is
+// 1.25× (5m write), 2× (1h write) or 1× (read) the input price, never $0.
+// The inference_geo (not "global") and speed "fast" multipliers of
+// provider_specific_entry apply to input and output only. Reasoning tokens
+// are part of the output and use output_cost_per_reasoning_token only when
+// the model has it. A model not in the catalogue, or without input and
+// output prices, returns (0, false).
 func (c *Catalogue) Cost(model string, u ir.Usage) (usd float64, priced bool) {
 	p, ok := c.Lookup(model)
 	if !ok {

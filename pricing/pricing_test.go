@@ -569,3 +569,25 @@ func BenchmarkCost(b *testing.B) {
 		})
 	}
 }
+
+// FuzzCost prices arbitrary ids and counts: no panic, never negative, and
+// priced exactly when the id resolves.
+func FuzzCost(f *testing.F) {
+	f.Add("claude-sonnet-4-5-20250929[1m]", int64(150000), int64(30000), int64(1000), int64(25000), int64(2000), int64(10), "priority", "us", "fast")
+	f.Add("openai:gpt-5-mini", int64(10), int64(0), int64(0), int64(5), int64(3), int64(0), "flex", "", "")
+	f.Add("x/y:z-2024-01-01-latest", int64(-1), int64(-5), int64(-2), int64(0), int64(-9), int64(-1), "batch", "global", "standard")
+	cat := pricing.Default()
+	f.Fuzz(func(t *testing.T, model string, in, cw, cw1h, cr, out, reasoning int64, tier, geo, speed string) {
+		u := ir.Usage{InputTokens: in, CacheCreationInputTokens: cw, CacheCreation1hInputTokens: cw1h,
+			CacheReadInputTokens: cr, OutputTokens: out, ReasoningTokens: reasoning,
+			ServiceTier: tier, InferenceGeo: geo, Speed: speed}
+		usd, ok := cat.Cost(model, u)
+		_, found := cat.Lookup(model)
+		if ok != found || usd < 0 || math.IsNaN(usd) {
+			t.Fatalf("Cost(%q) = %v %v (found %v)", model, usd, ok, found)
+		}
+		if s := cat.CacheSavings(model, u); s < 0 || math.IsNaN(s) {
+			t.Fatalf("savings %v", s)
+		}
+	})
+}
