@@ -20,9 +20,11 @@ export function activityView(panel, app) {
   let lastScope = '';
 
   function row(c, isNew) {
-    const ok = !c.error_class && (!c.status || c.status < 400);
-    const status = ok ? h('span', { class: 'badge badge-ok' }, String(c.status || 'ok'))
-      : h('span', { class: 'badge badge-err', title: c.error_class || '' }, c.error_class ? `${c.status || ''} ${c.error_class}`.trim() : String(c.status));
+    // status may be an HTTP code or a word; error_class names a failure.
+    const failed = !!c.error_class || (typeof c.status === 'number' && c.status >= 400) ||
+      (typeof c.status === 'string' && /^(error|fail|cancel|timeout)/i.test(c.status));
+    const status = !failed ? h('span', { class: 'badge badge-ok' }, String(c.status ?? 'ok'))
+      : h('span', { class: 'badge badge-err', title: c.error_class || '' }, [c.status, c.error_class].filter((x) => x !== null && x !== undefined && x !== '').join(' '));
     const asked = c.requested_model && c.requested_model !== c.model ? `asked ${c.requested_model}` : null;
     const modelSub = [c.provider, asked].filter(Boolean).join(' · ');
     const who = [c.user, c.team].filter(Boolean).join(' · ');
