@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// machine records what the numbers were measured on (perf-notes §9.5).
+type machine struct {
+	NProc        int    `json:"nproc"`
+	CPU          string `json:"cpu"`
+	Kernel       string `json:"kernel"`
+	Go           string `json:"go"`
+	Caddy        string `json:"caddy"`
+	SQLite       string `json:"sqlite"`
+	GOMAXPROCS   string `json:"gomaxprocs_env"`
+	GOGC         string `json:"gogc_env"`
+	NoFile       uint64 `json:"ulimit_nofile"`
+	LoadAvgStart string `json:"loadavg_start"`
+	LoadAvgEnd   string `json:"loadavg_end"`
+}
+
+func describeMachine(e *env) machine {
+	m := machine{
+		NProc: runtime.NumCPU(), Go: runtime.Version(), Caddy: e.caddyVer, SQLite: e.sqliteVer,
+		GOMAXPROCS: os.Getenv("GOMAXPROCS"), GOGC: os.Getenv("GOGC"),
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil {
+		m.NoFile = rl.Cur
+	}
+	return m
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// xcaddyInfo describes the -caddy binary.
+type xcaddyInfo struct {
+	Path    string  `json:"path"`
+	Version string  `json:"version,omitempty"`
+	Modules string  `json:"metis_modules,omitempty"`
+	Idle    memInfo `json:"idle"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// measureXCaddy records the version and metis modules of an xcaddy-built
+// binary and its RSS 3 s after it starts serving the gateway config alone.
+func measureXCaddy(ctx context.Context, bin, work string, e *env) *xcaddyInfo {
+	info := &xcaddyInfo{Path: bin}
+	if _, err := os.Stat(bin); err != nil {
+		info.Error = "not found: " + err.Error()
+		return info
+	}
+	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil {
+		info.Version = strings.TrimSpace(string(out))
+	}
+	if out, err := exec.CommandContext(ctx, bin, "list-modules").Output(); err == nil {
+		var mods []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "metis") {
+				mods = append(mods, strings.TrimSpace(l))
+			}
+		}
+		info.Modules = strings.Join(mods, ", ")
+	}
+	p, err := freePort()
+	if err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", p)
+	cfg, err := metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL)
+	if err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	cfgPath := filepath.Join(work, "xcaddy.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	cmd := exec.Command(bin, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+work+"/xdg-data", "XDG_CONFIG_HOME="+work+"/xdg-config", "HOME="+work)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	if err := waitListening(addr, 20*time.Second); err != nil {
+		info.Error = err.Error() + ": " + lastLines(stderr.String(), 5)
+		return info
+	}
+	time.Sleep(3 * time.Second)
+	m, err := readMem(cmd.Process.Pid)
+	if err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	info.Idle = m
+	return info
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// fetch saves a URL's body to a file.
+func fetch(ctx context.Context, url, file string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", url, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("fetching %s: %d %s", url, resp.StatusCode, b)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", file, err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("saving %s: %w", file, err)
+	}
+	return f.Close()
+}
+
+// pprofTop renders the flat and cumulative tops of a CPU profile.
+func pprofTop(ctx context.Context, file string) (string, error) {
+	var out strings.Builder
+	for _, args := range [][]string{
+		{"tool", "pprof", "-top", "-nodecount=35", file},
+		{"tool", "pprof", "-top", "-cum", "-nodecount=45", file},
+	} {
+		b, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
+		if err != nil {
+			return out.String(), fmt.Errorf("go %s: %w: %s", strings.Join(args, " "), err, lastLines(string(b), 5))
+		}
+		out.Write(b)
+		out.WriteString("\n")
+	}
+	return out.String(), nil
+}
+
+// microPackages are the packages whose go test benchmarks cover the hot
+// path: this repo's bench/hotpath plus those other packages keep next to
+// their code. Missing ones are skipped.
+var microPackages = []string{"./bench/hotpath", "./store", "./pricing", "./adapters/sse", "./adapters/anthropic", "./adapters/translate"}
+
+// runMicro runs the micro-benchmarks from the module root.
+func runMicro(ctx context.Context, benchtime string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", benchtime, "-count", "1"}
+	n := 0
+	for _, p := range microPackages {
+		if st, err := os.Stat(filepath.Join(root, p)); err == nil && st.IsDir() {
+			args = append(args, p)
+			n++
+		}
+	}
+	if n == 0 {
+		return "", fmt.Errorf("no micro-benchmark packages under %s", root)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = root
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(b), fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
+	}
+	return string(b), nil
+}
+
+// moduleRoot walks up from the working directory to the metis go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("finding the module root: %w", err)
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && bytes.Contains(b, []byte("module github.com/metisgateway/metis\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no github.com/metisgateway/metis go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return fmt.Errorf("copying %s: %w", src, err)
+	}
+	return os.WriteFile(dst, b, 0o644)
+}
