@@ -2,7 +2,9 @@ package analytics
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +41,21 @@ type sums struct {
 	input, cacheRead, cacheWrite, output, reasoning int64
 	latencyMS                                       int64
 	lastUS                                          int64 // latest call, unix µs
+}
+
+func (s *sums) sub(o *sums) {
+	s.calls -= o.calls
+	s.errors -= o.errors
+	s.unpriced -= o.unpriced
+	s.estimated -= o.estimated
+	s.cost -= o.cost
+	s.savings -= o.savings
+	s.input -= o.input
+	s.cacheRead -= o.cacheRead
+	s.cacheWrite -= o.cacheWrite
+	s.output -= o.output
+	s.reasoning -= o.reasoning
+	s.latencyMS -= o.latencyMS
 }
 
 func (s *sums) add(o *sums) {
@@ -91,38 +108,81 @@ var (
 	COALESCE(SUM(reasoning_tokens),0), COALESCE(SUM(latency_ms),0), COALESCE(MAX(ts_us),0)`
 )
 
-// aggregate answers q by reading every part of the window's decomposition
-// (concurrently) and merging the parts' groups.
+// aggregate answers q by reading every unit of the window's decomposition
+// (concurrently, each in its own read transaction) and merging the parts'
+// groups.
 func (h *Handler) aggregate(ctx context.Context, q query) (result, error) {
 	callsOnly := false
 	for _, d := range q.dims {
 		callsOnly = callsOnly || d == dimSession
 	}
-	parts := plan(q.from, q.to, q.grain, callsOnly)
-	out := make([]result, len(parts))
-	errs := make([]error, len(parts))
+	units := plan(q.from, q.to, q.grain, callsOnly)
+	out := make([][]signed, len(units))
+	errs := make([]error, len(units))
 	var wg sync.WaitGroup
-	for i, p := range parts {
-		wg.Go(func() { out[i], errs[i] = h.aggregatePart(ctx, q, p) })
+	for i, u := range units {
+		wg.Go(func() { out[i], errs[i] = h.readUnit(ctx, q, u) })
 	}
 	wg.Wait()
-	for _, err := range errs {
+	var all []signed
+	for i, err := range errs {
 		if err != nil {
 			return nil, err
 		}
+		all = append(all, out[i]...)
 	}
-	return merge(out, q.grain != grainNone), nil
+	return merge(all, q.grain != grainNone), nil
 }
 
-func merge(parts []result, bucketed bool) result {
-	if len(parts) == 1 {
-		return parts[0]
+// signed is one part's groups and whether they are subtracted.
+type signed struct {
+	res result
+	neg bool
+}
+
+// readUnit reads u's parts in one read transaction, after checking its
+// guard.
+func (h *Handler) readUnit(ctx context.Context, q query, u unit) ([]signed, error) {
+	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("starting a read transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+	parts := u.parts
+	if u.guardHi > u.guardLo {
+		var any int
+		err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM calls WHERE ts_us >= ? AND ts_us < ?)",
+			u.guardLo, u.guardHi).Scan(&any)
+		if err != nil {
+			return nil, fmt.Errorf("checking for calls after the window: %w", err)
+		}
+		if any != 0 {
+			parts = u.fallback
+		}
+	}
+	out := make([]signed, 0, len(parts))
+	for _, p := range parts {
+		res, err := aggregatePart(ctx, tx, q, p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, signed{res, p.neg})
+	}
+	return out, nil
+}
+
+// merge adds (or subtracts) the parts' groups by key. A subtracted part
+// never lowers lastUS: exclusion only subtracts calls that precede every
+// call left in the group. Groups left without calls are dropped.
+func merge(parts []signed, bucketed bool) result {
+	if len(parts) == 1 && !parts[0].neg {
+		return parts[0].res
 	}
 	idx := make(map[string]*group)
 	var res result
 	var kb strings.Builder
 	for _, part := range parts {
-		for _, g := range part {
+		for _, g := range part.res {
 			kb.Reset()
 			for _, v := range g.vals {
 				kb.WriteString(v)
@@ -131,19 +191,41 @@ func merge(parts []result, bucketed bool) result {
 			if bucketed {
 				fmt.Fprint(&kb, g.bucket)
 			}
-			if m, ok := idx[kb.String()]; ok {
-				m.add(&g.sums)
-				continue
+			m, ok := idx[kb.String()]
+			if !ok {
+				m = &group{vals: g.vals, bucket: g.bucket}
+				idx[kb.String()] = m
+				res = append(res, m)
 			}
-			idx[kb.String()] = g
-			res = append(res, g)
+			if part.neg {
+				m.sub(&g.sums)
+			} else {
+				m.add(&g.sums)
+			}
 		}
 	}
-	return res
+	kept := res[:0]
+	for _, g := range res {
+		if g.calls > 0 {
+			if math.Abs(g.cost) < 1e-12 {
+				g.cost = 0
+			}
+			if math.Abs(g.savings) < 1e-12 {
+				g.savings = 0
+			}
+			kept = append(kept, g)
+		}
+	}
+	return kept
+}
+
+// querier is *sql.DB or *sql.Tx.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // aggregatePart runs one part's grouped SELECT.
-func (h *Handler) aggregatePart(ctx context.Context, q query, p part) (result, error) {
+func aggregatePart(ctx context.Context, db querier, q query, p part) (result, error) {
 	var sb strings.Builder
 	args := make([]any, 0, 8)
 	sb.WriteString("SELECT ")
@@ -188,7 +270,7 @@ func (h *Handler) aggregatePart(ctx context.Context, q query, p part) (result, e
 		sb.Reset()
 		sb.WriteString(s)
 	}
-	rows, err := h.db.QueryContext(ctx, sb.String(), args...)
+	rows, err := db.QueryContext(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, fmt.Errorf("aggregating %s: %w", table, err)
 	}

@@ -34,46 +34,116 @@ const (
 	srcCalls
 )
 
-// part is one piece of a window's decomposition: [lo, hi) in unix
-// microseconds, read from src.
+// part is one piece of a window's decomposition: the calls in [lo, hi)
+// (unix microseconds) read from src, added or, when neg, subtracted.
 type part struct {
 	src    source
 	lo, hi int64
+	neg    bool
 }
 
-// plan decomposes [from, to) into whole UTC days read from rollup_day,
-// whole hours in the partial days read from rollup_hour, and the partial
-// hours at both ends read from calls. A grain finer than a table's bucket
-// forbids that table; callsOnly reads every part from calls.
-func plan(from, to time.Time, g grain, callsOnly bool) []part {
+// unit is a set of parts read in one read transaction, so that a
+// subtraction sees the same snapshot as the rollup row it corrects. When
+// guardHi > guardLo the parts are only valid if no call lies in
+// [guardLo, guardHi) (checked in the same transaction); otherwise the
+// fallback parts are read instead.
+type unit struct {
+	parts            []part
+	guardLo, guardHi int64
+	fallback         []part
+}
+
+const (
+	hourUS = int64(3600e6)
+	dayUS  = int64(86400e6)
+	// dayCost is the cost of reading one rollup_day bucket in rollup_hour
+	// buckets (a day bucket holds more key × model rows than an hour).
+	dayCost = 2
+)
+
+// plan decomposes [from, to) into units. Whole UTC days are read from
+// rollup_day, whole hours from rollup_hour and the partial hours at the
+// edges from calls. A partial day is read either by adding its hours
+// (inclusion) or as its rollup_day row minus the hours and calls before
+// the window (exclusion) — whichever reads fewer rollup rows; exclusion of
+// a day the window ends inside needs the rest of that day to hold no call
+// (normally true: the window ends now), which the unit's guard checks. A
+// grain finer than a table's bucket forbids that table; callsOnly reads
+// every part from calls.
+func plan(from, to time.Time, g grain, callsOnly bool) []unit {
 	lo, hi := from.UnixMicro(), to.UnixMicro()
 	if hi <= lo {
 		return nil
 	}
 	if callsOnly || g == grainMinute {
-		return []part{{srcCalls, lo, hi}}
+		return []unit{{parts: []part{{src: srcCalls, lo: lo, hi: hi}}}}
 	}
-	const hourUS, dayUS = int64(3600e6), int64(86400e6)
-	h0, h1 := ceilTo(lo, hourUS), floorTo(hi, hourUS)
-	if h0 >= h1 {
-		return []part{{srcCalls, lo, hi}}
+	if g == grainHour {
+		return []unit{{parts: include(lo, hi)}}
 	}
-	var parts []part
-	add := func(src source, a, b int64) {
-		if a < b {
-			parts = append(parts, part{src, a, b})
+	var units []unit
+	wholeLo, wholeHi := int64(-1), int64(-1)
+	for d := floorTo(lo, dayUS); d < hi; d += dayUS {
+		a, b := max(lo, d), min(hi, d+dayUS)
+		if a == d && b == d+dayUS {
+			if wholeLo < 0 {
+				wholeLo = d
+			}
+			wholeHi = b
+			continue
+		}
+		units = append(units, partialDay(d, a, b))
+	}
+	if wholeLo >= 0 {
+		// A long run of days is read as two halves, concurrently.
+		if days := (wholeHi - wholeLo) / dayUS; days >= 4 {
+			mid := wholeLo + days/2*dayUS
+			units = append(units, unit{parts: []part{{src: srcDay, lo: wholeLo, hi: mid}}},
+				unit{parts: []part{{src: srcDay, lo: mid, hi: wholeHi}}})
+		} else {
+			units = append(units, unit{parts: []part{{src: srcDay, lo: wholeLo, hi: wholeHi}}})
 		}
 	}
-	add(srcCalls, lo, h0)
-	add(srcCalls, h1, hi)
-	d0, d1 := ceilTo(h0, dayUS), floorTo(h1, dayUS)
-	if g == grainHour || d0 >= d1 {
-		add(srcHour, h0, h1)
-		return parts
+	return units
+}
+
+// partialDay plans [a, b), a strict part of the day starting at d.
+func partialDay(d, a, b int64) unit {
+	incl := include(a, b)
+	inclCost := max(0, floorTo(b, hourUS)-ceilTo(a, hourUS)) / hourUS
+	exclCost := dayCost + (floorTo(a, hourUS)-d)/hourUS
+	if exclCost >= inclCost {
+		return unit{parts: incl}
 	}
-	add(srcHour, h0, d0)
-	add(srcHour, d1, h1)
-	add(srcDay, d0, d1)
+	excl := []part{{src: srcDay, lo: d, hi: d + dayUS}}
+	if h := floorTo(a, hourUS); h > d {
+		excl = append(excl, part{src: srcHour, lo: d, hi: h, neg: true})
+	}
+	if h := floorTo(a, hourUS); a > h {
+		excl = append(excl, part{src: srcCalls, lo: h, hi: a, neg: true})
+	}
+	u := unit{parts: excl}
+	if b < d+dayUS {
+		u.guardLo, u.guardHi, u.fallback = b, d+dayUS, incl
+	}
+	return u
+}
+
+// include reads [a, b) by addition: whole hours from rollup_hour, the
+// partial hours at the edges from calls.
+func include(a, b int64) []part {
+	h0, h1 := ceilTo(a, hourUS), floorTo(b, hourUS)
+	if h0 >= h1 {
+		return []part{{src: srcCalls, lo: a, hi: b}}
+	}
+	var parts []part
+	if a < h0 {
+		parts = append(parts, part{src: srcCalls, lo: a, hi: h0})
+	}
+	parts = append(parts, part{src: srcHour, lo: h0, hi: h1})
+	if h1 < b {
+		parts = append(parts, part{src: srcCalls, lo: h1, hi: b})
+	}
 	return parts
 }
 

@@ -88,7 +88,7 @@ func groupKey(g *group, bucketed bool) string {
 func TestAggregateAgreesWithEvents(t *testing.T) {
 	ctx := context.Background()
 	for _, seed := range []uint64{21, 22} {
-		f := newFixture(t, seed, 2500)
+		f := newFixtureFuture(t, seed, 2500, seed%2 == 0) // with and without calls after now
 		rng := rand.New(rand.NewPCG(seed, 7))
 		dimSets := [][]dim{nil, {dimModel}, {dimProvider}, {dimKey, dimShape}, {dimUser, dimKey},
 			{dimTeam, dimUser}, {dimWorkspace}, {dimSession}, {dimKey, dimShape, dimUser, dimTeam, dimWorkspace}}
@@ -110,8 +110,11 @@ func TestAggregateAgreesWithEvents(t *testing.T) {
 				from = testNow.Truncate(24 * time.Hour).Add(-time.Duration(rng.IntN(50)) * 24 * time.Hour)
 			}
 			to := from.Add(time.Duration(rng.Int64N(int64(20 * 24 * time.Hour))))
-			if rng.IntN(4) == 0 {
+			switch rng.IntN(4) {
+			case 0:
 				to = to.Truncate(time.Hour)
+			case 1:
+				to = testNow // the usual window: up to now
 			}
 			q := query{from: from, to: to, dims: dimSets[rng.IntN(len(dimSets))], grain: grain(rng.IntN(4)),
 				filter: filter{keyID: vals(f.keys[0].id, f.keys[3].id, "gk_GHOST"), user: vals("alice", "", "erin"),

@@ -55,6 +55,13 @@ type fixture struct {
 // path that maintains calls, the rollups and sessions.
 func newFixture(t testing.TB, seed uint64, n int) *fixture {
 	t.Helper()
+	return newFixtureFuture(t, seed, n, true)
+}
+
+// newFixtureFuture is newFixture where future controls whether some calls
+// are stamped at or after testNow.
+func newFixtureFuture(t testing.TB, seed uint64, n int, future bool) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(filepath.Join(t.TempDir(), "metis.db"), store.Options{})
 	if err != nil {
@@ -96,7 +103,10 @@ func newFixture(t testing.TB, seed uint64, n int) *fixture {
 		case 1: // the last two hours, minute-level detail
 			return testNow.Add(-time.Duration(rng.Int64N(int64(2 * time.Hour))))
 		case 2: // at or after now: never counted
-			return testNow.Add(time.Duration(rng.Int64N(int64(3 * time.Hour))))
+			if future {
+				return testNow.Add(time.Duration(rng.Int64N(int64(3 * time.Hour))))
+			}
+			return testNow.Add(-time.Duration(rng.Int64N(int64(10 * time.Minute))))
 		case 3, 4, 5: // the last two days
 			return testNow.Add(-time.Duration(rng.Int64N(int64(48 * time.Hour))))
 		}
@@ -105,7 +115,7 @@ func newFixture(t testing.TB, seed uint64, n int) *fixture {
 	var evs []store.Event
 	for i := range n {
 		at := randTime().Truncate(time.Microsecond)
-		if i == 0 {
+		if i == 0 && future {
 			at = testNow // exactly now: outside [from, now)
 		}
 		key := all[rng.IntN(len(all))]
