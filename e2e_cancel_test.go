@@ -1,0 +1,118 @@
+package metis
+
+// End-to-end cancellation: a client that hangs up mid-stream stops the
+// provider call at once, and the call is still recorded and priced with
+// the usage known when it stopped.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+)
+
+// e2eCancelAfter posts a streamed request, reads events until seen returns
+// true, then hangs up. It returns the events read.
+func e2eCancelAfter(t *testing.T, g *testGateway, path, tok, body string, seen func(e2eSSE) bool, hdr ...string) []e2eSSE {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	resp, err := e2ePostCtx(ctx, g, path, tok, body, hdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, e2eRead(t, resp))
+	}
+	rd := e2eNewSSEReader(resp.Body)
+	var got []e2eSSE
+	for {
+		ev, ok := rd.next()
+		if !ok {
+			t.Fatalf("the stream ended before the client hung up: %v", got)
+		}
+		got = append(got, ev)
+		if seen(ev) {
+			break
+		}
+	}
+	cancel()
+	return got
+}
+
+func TestE2EClientCancelMidStream(t *testing.T) {
+	// Events: message_start (input 2000, output 1), content_block_start,
+	// text_delta "one two" | stall until the client hangs up.
+	stalled := func() fakeupstream.Reply {
+		r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
+		r.StallAfter = 3
+		return r
+	}
+	// Known when the client left: input 2000 from message_start, output
+	// estimated from the 7 streamed bytes, max((7+3)/4, 1) = 2. haiku-4-5:
+	// 2000 × $1/MTok + 2 × $5/MTok = 0.002 + 0.00001 = 0.00201.
+	const wantCost = 0.00201
+
+	check := func(t *testing.T, g *testGateway, up *fakeupstream.Server, shape string) map[string]any {
+		t.Helper()
+		if !up.WaitCanceled(time.Second) {
+			t.Errorf("the provider call was not cancelled within 1s of the client hanging up")
+		}
+		call := e2eCalls(g, 1)[0]
+		e2eWant(t, "call", call, map[string]any{"error_class": "CANCELLED", "usage_source": "estimated", "stream": true,
+			"inbound_shape": shape, "attempts": 1, "priced": true})
+		e2eCheckTriple(g, call)
+		return call
+	}
+
+	t.Run("anthropic", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "cancel-a")
+		up.Enqueue("/v1/messages", stalled())
+		e2eCancelAfter(t, g, "/v1/messages", tok, `{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`,
+			func(ev e2eSSE) bool { return ev.Name == "content_block_delta" }, e2eAnthropicHdr...)
+		call := check(t, g, up, "anthropic")
+		e2eWant(t, "usage", call, map[string]any{"input_tokens": 2000, "output_tokens": 2})
+		if c := e2eCost(t, call); !e2eNear(c, wantCost) {
+			t.Errorf("cost %v, want %v", c, wantCost)
+		}
+	})
+
+	t.Run("openai-client-anthropic-model", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "cancel-oa")
+		up.Enqueue("/v1/messages", stalled())
+		e2eCancelAfter(t, g, "/v1/chat/completions", tok, `{"model":"haiku","stream":true,"messages":[{"role":"user","content":"Count to six."}]}`,
+			func(ev e2eSSE) bool { return strings.Contains(ev.Data, "one two") })
+		call := check(t, g, up, "openai")
+		e2eWant(t, "usage", call, map[string]any{"input_tokens": 2000, "output_tokens": 2})
+		if c := e2eCost(t, call); !e2eNear(c, wantCost) {
+			t.Errorf("cost %v, want %v", c, wantCost)
+		}
+	})
+
+	t.Run("openai", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "cancel-o")
+		// Only the role chunk (content "") goes out before the stall: no
+		// content, and OpenAI reports usage only at the end.
+		r := fakeupstream.OpenAITextStream("gpt-5-nano", "one two three four", 30, true)
+		r.StallAfter = 1
+		up.Enqueue("/v1/chat/completions", r)
+		prompt := `{"model":"nano","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("Please count slowly. ", 40) + `"}]}`
+		e2eCancelAfter(t, g, "/v1/chat/completions", tok, prompt,
+			func(ev e2eSSE) bool { return strings.Contains(ev.Data, "chat.completion.chunk") })
+		call := check(t, g, up, "openai")
+		// The provider bills the prompt of a cancelled call; a priced call
+		// is never recorded at $0 (contract §5).
+		if in := num(call, "input_tokens"); in <= 0 {
+			t.Errorf("input_tokens %d: the prompt (~%d tokens) of the cancelled call is not counted", in, len(prompt)/4)
+		}
+		if c := e2eCost(t, call); c <= 0 {
+			t.Errorf("cost_usd %v for a priced call", c)
+		}
+	})
+}
