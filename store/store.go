@@ -148,7 +148,9 @@ func open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	base := "file:" + escapePath(path)
-	db, err := sql.Open("sqlite3", base+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_synchronous=NORMAL")
+	// A 32 MiB page cache keeps the rollup and per-key index pages that
+	// every batch touches in memory.
+	db, err := sql.Open("sqlite3", base+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_synchronous=NORMAL&_cache_size=-32000")
 	if err != nil {
 		return nil, fmt.Errorf("opening writer pool: %w", err)
 	}

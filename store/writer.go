@@ -266,21 +266,27 @@ func encodePayload(ev *Event) ([]byte, *Call, error) {
 		}
 		return []byte("{}"), nil, nil
 	}
+	if ev.Type == TypeCallCompleted {
+		// Calling MarshalJSON directly skips json.Marshal's re-validation
+		// and compaction of a Marshaler's output.
+		switch c := ev.Payload.(type) {
+		case *Call:
+			if c == nil {
+				return nil, nil, errors.New("llm.call_completed event with a nil *Call")
+			}
+			b, err := c.MarshalJSON()
+			return b, c, err
+		case Call:
+			b, err := c.MarshalJSON()
+			return b, &c, err
+		}
+	}
 	b, err := json.Marshal(ev.Payload)
 	if err != nil {
 		return nil, nil, err
 	}
 	if ev.Type != TypeCallCompleted {
 		return b, nil, nil
-	}
-	switch c := ev.Payload.(type) {
-	case *Call:
-		if c == nil {
-			return nil, nil, errors.New("llm.call_completed event with a nil *Call")
-		}
-		return b, c, nil
-	case Call:
-		return b, &c, nil
 	}
 	c := new(Call)
 	if err := json.Unmarshal(b, c); err != nil {
