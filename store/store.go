@@ -270,7 +270,9 @@ func (s *Store) Close(ctx context.Context) error {
 		go func() {
 			<-s.writerDone
 			<-s.keysDone
-			err := errors.Join(s.db.Close(), s.rdb.Close())
+			// Readers first: the writer's connection, closing last,
+			// checkpoints the WAL and removes it.
+			err := errors.Join(s.rdb.Close(), s.db.Close())
 			if err != nil {
 				err = fmt.Errorf("closing trace store %s: %w", s.path, err)
 			}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -364,4 +365,22 @@ func TestNewIDMonotonic(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestCloseCheckpointsWAL: after Close the WAL has been folded into the
+// database file, so the file alone holds every event.
+func TestCloseCheckpointsWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		s.Enqueue(Event{Type: TypeRouteDecided})
+	}
+	syncStore(t, s)
+	closeStore(t, s)
+	if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > 0 {
+		t.Fatalf("WAL left with %d bytes after Close", fi.Size())
+	}
 }
