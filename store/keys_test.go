@@ -91,14 +91,14 @@ func TestRevokeAndExpire(t *testing.T) {
 		t.Fatalf("RevokeKey(unknown) = %v", err)
 	}
 
-	_, short, err := s.IssueKey(ctx, IssueParams{Name: "short", ExpiresIn: 20 * time.Millisecond})
+	_, short, err := s.IssueKey(ctx, IssueParams{Name: "short", ExpiresIn: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Authenticate(short); err != nil {
 		t.Fatalf("fresh short-lived key: %v", err)
 	}
-	time.Sleep(30 * time.Millisecond)
+	time.Sleep(350 * time.Millisecond)
 	if _, err := s.Authenticate(short); !errors.Is(err, ErrExpiredKey) {
 		t.Fatalf("expired: %v", err)
 	}

@@ -171,7 +171,7 @@ func TestFullQueueDropsWithoutBlocking(t *testing.T) {
 	if s.Enqueue(Event{Type: TypeRouteDecided}, Event{Type: TypeTurnCompleted}) {
 		t.Fatal("multi-event Enqueue into a full queue returned true")
 	}
-	if d := time.Since(start); d > 100*time.Millisecond {
+	if d := time.Since(start); d > time.Second { // blocking would mean the 5s busy timeout
 		t.Fatalf("102 rejected Enqueue calls took %v", d)
 	}
 	if st := s.Stats(); st.Dropped != 102 || st.QueueLen != 8 {
