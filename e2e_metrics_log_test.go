@@ -1,0 +1,266 @@
+package metis
+
+// End-to-end observability: Caddy's Prometheus metrics show the gateway's
+// counters after real calls, and Caddy's log has one "llm call" line per
+// call without a single secret or prompt in it.
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+)
+
+// e2eScrape reads a Prometheus text exposition into series → value, the
+// series written as name{label="value",…} with labels sorted as exposed.
+func e2eScrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// e2eSeries sums the series of a metric whose labels include all of want
+// (label=value pairs).
+func e2eSeries(m map[string]float64, name string, want ...string) (float64, bool) {
+	sum, found := 0.0, false
+	for series, v := range m {
+		base, labels, _ := strings.Cut(series, "{")
+		if base != name {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(want); i += 2 {
+			if !strings.Contains("{"+labels, fmt.Sprintf("%s=%q", want[i], want[i+1])) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			sum, found = sum+v, true
+		}
+	}
+	return sum, found
+}
+
+// e2eLogLines reads a JSON log file into objects, skipping other lines.
+func e2eLogLines(t *testing.T, path string) (lines []map[string]any, raw string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		m := map[string]any{}
+		if json.Unmarshal([]byte(l), &m) == nil {
+			lines = append(lines, m)
+		}
+	}
+	return lines, string(b)
+}
+
+func TestE2EMetricsAndLog(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	accessPath := filepath.Join(dir, "access.log")
+	db := filepath.Join(dir, "metis.db")
+	metricsPort := freePort(t)
+	up := fakeupstream.New(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	grace_period 1s
+	log {
+		output file %s
+		format json
+		level INFO
+	}
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	log {
+		output file %s
+		format filter {
+			request>headers>X-Api-Key delete
+			wrap json
+		}
+	}
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+http://127.0.0.1:%d {
+	metrics
+}
+`, logPath, gatewayConfig(db, up.URL, ""), gw, accessPath, an, metricsPort)
+	})
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	k, tok := e2eKey(g, "observed", "haiku", "nano")
+	before := e2eScrape(t, metricsURL)
+
+	// A marker in every prompt: it must never reach the log.
+	const marker = "zebra-marmalade-7731"
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicTextStream("claude-haiku-4-5", "Metrics are flowing nicely today."))
+	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"`+marker+` stream"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "message_stop") {
+		t.Fatalf("stream: %d %s", resp.StatusCode, body)
+	}
+	up.Enqueue("/v1/chat/completions", fakeupstream.OpenAICompletion("gpt-5-nano", "Logged and counted.", 50))
+	resp = g.post("/v1/chat/completions", tok, `{"model":"nano","messages":[{"role":"user","content":"`+marker+` plain"}]}`, "Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("chat: %d %s", resp.StatusCode, body)
+	}
+	rl := fakeupstream.AnthropicError(429, "rate_limit_error", "slow down")
+	rl.Header.Set("Retry-After", "60")
+	up.Enqueue("/v1/messages", rl)
+	resp = g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"`+marker+` limited"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 429 {
+		t.Fatalf("429: %d %s", resp.StatusCode, body)
+	}
+	// Refused before any upstream call: a rejection, not an llm call.
+	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-4o","messages":[{"role":"user","content":"`+marker+` refused"}]}`)
+	if body := e2eRead(t, resp); resp.StatusCode != 403 {
+		t.Fatalf("403: %d %s", resp.StatusCode, body)
+	}
+	calls := e2eCalls(g, 3)
+
+	after := e2eScrape(t, metricsURL)
+	delta := func(name string, labels ...string) float64 {
+		a, ok := e2eSeries(after, name, labels...)
+		if !ok {
+			t.Errorf("metric %s%v not exposed", name, labels)
+		}
+		b, _ := e2eSeries(before, name, labels...)
+		return a - b
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"metis_requests_total", []string{"shape", "anthropic", "provider", "anthropic", "status", "200"}, 1},
+		{"metis_requests_total", []string{"shape", "openai", "provider", "openai", "status", "200"}, 1},
+		{"metis_requests_total", []string{"shape", "anthropic", "provider", "anthropic", "status", "429"}, 1},
+		{"metis_rejected_requests_total", []string{"shape", "openai", "reason", "model_not_allowed"}, 1},
+		// AnthropicTextStream: input 12, output len("Metrics are flowing nicely today.")/4+1 = 33/4+1 = 9.
+		{"metis_tokens_total", []string{"provider", "anthropic", "model", "claude-haiku-4-5", "kind", "input"}, 12},
+		{"metis_tokens_total", []string{"provider", "anthropic", "model", "claude-haiku-4-5", "kind", "output"}, 9},
+		// OpenAICompletion: prompt 50, completion len("Logged and counted.")/4+1 = 19/4+1 = 5.
+		{"metis_tokens_total", []string{"provider", "openai", "model", "gpt-5-nano", "kind", "input"}, 50},
+		{"metis_tokens_total", []string{"provider", "openai", "model", "gpt-5-nano", "kind", "output"}, 5},
+		{"metis_time_to_first_token_seconds_count", []string{"provider", "anthropic", "model", "claude-haiku-4-5"}, 1},
+		{"metis_trace_events_dropped_total", nil, 0},
+	} {
+		if d := delta(c.name, c.labels...); d != c.want {
+			t.Errorf("%s%v grew by %v, want %v", c.name, c.labels, d, c.want)
+		}
+	}
+	// haiku: 12 × $1/MTok + 9 × $5/MTok = 0.000012 + 0.000045 = 0.000057
+	if d := delta("metis_cost_usd_total", "provider", "anthropic", "model", "claude-haiku-4-5"); !e2eNear(d, 0.000057) {
+		t.Errorf("metis_cost_usd_total for haiku grew by %v, want 0.000057", d)
+	}
+	// gpt-5-nano: 50 × $0.05/MTok + 5 × $0.40/MTok = 0.0000025 + 0.000002 = 0.0000045
+	if d := delta("metis_cost_usd_total", "provider", "openai", "model", "gpt-5-nano"); !e2eNear(d, 0.0000045) {
+		t.Errorf("metis_cost_usd_total for nano grew by %v, want 0.0000045", d)
+	}
+
+	// The log: one "llm call" line per call, matching its trace event.
+	var llm []map[string]any
+	var raw string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var lines []map[string]any
+		lines, raw = e2eLogLines(t, logPath)
+		llm = llm[:0]
+		for _, l := range lines {
+			if l["msg"] == "llm call" {
+				llm = append(llm, l)
+			}
+		}
+		if len(llm) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(llm) != 3 {
+		t.Fatalf("%d \"llm call\" log lines for 3 calls:\n%s", len(llm), raw)
+	}
+	byTurn := map[string]map[string]any{}
+	for _, c := range calls {
+		byTurn[c["turn_id"].(string)] = c
+	}
+	for _, l := range llm {
+		c := byTurn[fmt.Sprint(l["turn_id"])]
+		if c == nil {
+			t.Errorf("log line for unknown turn: %v", l)
+			continue
+		}
+		delete(byTurn, fmt.Sprint(l["turn_id"]))
+		e2eWant(t, "log line", l, map[string]any{"key_id": k.ID, "model": c["model"], "status": c["status"],
+			"input_tokens": c["input_tokens"], "output_tokens": c["output_tokens"]})
+		if _, ok := l["latency"]; !ok {
+			t.Errorf("log line without latency: %v", l)
+		}
+		if cost, ok := l["cost_usd"]; ok {
+			if c["cost_usd"] == nil || !e2eNear(cost.(float64), c["cost_usd"].(float64)) {
+				t.Errorf("logged cost %v, recorded %v", cost, c["cost_usd"])
+			}
+		} else if l["priced"] != false {
+			t.Errorf("log line has neither cost_usd nor priced:false: %v", l)
+		}
+	}
+
+	// No secret and no prompt, anywhere in either log.
+	access, _ := os.ReadFile(accessPath)
+	if !strings.Contains(string(access), `"uri":"/v1/messages"`) {
+		t.Errorf("the access log has no request lines: %.500s", access)
+	}
+	for name, text := range map[string]string{"caddy log": raw, "access log": string(access)} {
+		for what, secret := range map[string]string{
+			"gateway token": tok, "token secret": tok[3:], "anthropic provider key": testAnthropicKey,
+			"openai provider key": testOpenAIKey, "prompt text": marker,
+		} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s contains the %s", name, what)
+			}
+		}
+	}
+	if s := g.app().store.Stats(); s.Dropped != 0 {
+		t.Errorf("%d trace events dropped", s.Dropped)
+	}
+}
