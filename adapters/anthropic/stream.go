@@ -336,6 +336,11 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		if ev.HasUsage {
 			e.usage, e.hasUsage = ev.Usage, true
 		}
+		if e.sawFinish && e.hasUsage && e.usage.OutputTokens > 0 {
+			// Both the stop reason and the final usage are known: end now
+			// rather than wait for the upstream's own end marker.
+			dst = e.end(dst)
+		}
 	case ir.EventMessageStop:
 		dst = e.end(dst)
 	case ir.EventPing:
