@@ -86,8 +86,8 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the randomized target order (0: from the clock)")
 	flag.StringVar(&o.out, "out", "", "directory for results.json, report.md, profiles and logs (default: a new temp dir)")
 	flag.StringVar(&o.caddyBin, "caddy", "", "an xcaddy-built Caddy with metis (e.g. ./caddy): recorded, and its idle memory measured; traffic always goes to the in-process builds")
-	flag.BoolVar(&o.profile, "profile", true, "take CPU profiles of Metis and F3 under S2 load (full run only)")
-	flag.BoolVar(&o.micro, "micro", true, "run the go test micro-benchmarks of the hot path (full run only)")
+	flag.BoolVar(&o.profile, "profile", true, "take CPU profiles of Metis and F3 under S2 load (default on, off with -quick unless given)")
+	flag.BoolVar(&o.micro, "micro", true, "run the go test micro-benchmarks of the hot path (default on, off with -quick unless given)")
 	flag.StringVar(&o.microTime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	flag.BoolVar(&o.keep, "keep", false, "keep the trace database and Caddy logs")
 	flag.IntVar(&o.streamsMax, "streams", 512, "concurrency of the S5 many-streams scenario")
@@ -98,6 +98,12 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if o.quick { // no profile and no micro-benchmarks unless asked for
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		o.profile = o.profile && set["profile"]
+		o.micro = o.micro && set["micro"]
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -194,9 +200,6 @@ type traceCheck struct {
 func run(ctx context.Context, o options) error {
 	if o.rounds < 1 {
 		return fmt.Errorf("-rounds must be ≥ 1")
-	}
-	if o.quick {
-		o.profile, o.micro = false, false
 	}
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano())
