@@ -22,7 +22,7 @@ func TestRank(t *testing.T) {
 func TestIsContentLine(t *testing.T) {
 	for line, want := range map[string]bool{
 		`data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"a"}}` + "\n": true,
-		`data: {"choices":[{"index":0,"delta":{"content":"The "},"finish_reason":null}]}` + "\n":        true,
+		`data: {"choices":[{"index":0,"delta":{"content":"The "},"finish_reason":null}]}` + "\n":         true,
 		`data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}` + "\n":               false,
 		`data: {"choices":[{"index":0,"delta":{"content":""}}]}` + "\n":                                  false,
 		"event: content_block_delta\n": false,
