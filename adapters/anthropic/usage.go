@@ -91,22 +91,13 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 	switch name {
 	case "content_block_delta":
 		t.sawContent = true
-		delta := gjson.Get(s, "delta")
-		var v gjson.Result
-		switch delta.Get("type").Str {
-		case "text_delta":
-			v = delta.Get("text")
-		case "input_json_delta":
-			v = delta.Get("partial_json")
-		case "thinking_delta":
-			v = delta.Get("thinking")
-		default:
-			return
-		}
-		t.deltaBytes += int64(len(v.Raw))
-		if len(v.Raw) >= 2 {
-			t.deltaBytes -= 2 // the quotes
-		}
+		usageMembers(gjson.Get(s, "delta").Raw, func(k, raw string) bool {
+			switch k {
+			case "text", "partial_json", "thinking":
+				t.deltaBytes += int64(usageStringLen(raw))
+			}
+			return true
+		})
 	case "content_block_start":
 		// A redacted_thinking block arrives whole, without deltas.
 		if gjson.Get(s, "content_block.type").Str == "redacted_thinking" {
@@ -271,4 +262,116 @@ var usageConst = map[string]string{
 // must not outlive b unless cloned (usageString does).
 func usageView(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// usageMembers calls fn with each member of the JSON object obj: its key
+// (undecoded) and raw value bytes. Unlike gjson it never unescapes string
+// values, so observing deltas allocates nothing. It stops at the first
+// malformed token or when fn returns false.
+func usageMembers(obj string, fn func(key, raw string) bool) {
+	i := usageSkipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return
+	}
+	i++
+	for {
+		i = usageSkipWS(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return
+		}
+		kEnd := usageStringEnd(obj, i)
+		if kEnd < 0 {
+			return
+		}
+		key := obj[i+1 : kEnd-1]
+		i = usageSkipWS(obj, kEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return
+		}
+		i = usageSkipWS(obj, i+1)
+		vEnd := usageValueEnd(obj, i)
+		if vEnd < 0 {
+			return
+		}
+		if !fn(key, obj[i:vEnd]) {
+			return
+		}
+		i = usageSkipWS(obj, vEnd)
+		if i >= len(obj) || obj[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// usageStringLen returns the length of a raw JSON string's content as sent
+// (escapes included), or 0 when raw is not a string.
+func usageStringLen(raw string) int {
+	if len(raw) < 2 || raw[0] != '"' {
+		return 0
+	}
+	return len(raw) - 2
+}
+
+func usageSkipWS(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// usageStringEnd returns the index just past the JSON string starting at
+// s[i] == '"', or -1 if it is unterminated.
+func usageStringEnd(s string, i int) int {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// usageValueEnd returns the index just past the JSON value starting at
+// s[i], or -1 if it is malformed or truncated.
+func usageValueEnd(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch s[i] {
+	case '"':
+		return usageStringEnd(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				e := usageStringEnd(s, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' &&
+			s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r' {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
 }

@@ -105,74 +105,82 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 		}
 		return false
 	}
-	var (
-		choices, usage, errv gjson.Result
-	)
-	gjson.Parse(usageView(data)).ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+	var choices, usage, errv string
+	usageMembers(usageView(data), func(k, raw string) bool {
+		switch k {
 		case "id":
 			if t.meta.ID == "" {
-				t.meta.ID = usageString(v)
+				t.meta.ID = usageString(gjson.Parse(raw))
 			}
 		case "model":
 			if t.meta.Model == "" {
-				t.meta.Model = usageString(v)
+				t.meta.Model = usageString(gjson.Parse(raw))
 			}
 		case "service_tier":
-			if v.Type == gjson.String && v.Str != t.tier {
+			if v := gjson.Parse(raw); v.Type == gjson.String && v.Str != t.tier {
 				t.tier = usageString(v)
 			}
 		case "choices":
-			choices = v
+			choices = raw
 		case "usage":
-			usage = v
+			usage = raw
 		case "error":
-			errv = v
+			errv = raw
 		}
 		return true
 	})
-	if errv.IsObject() {
-		t.errType, t.errMsg = usageErrorFields(errv)
+	if e := gjson.Parse(errv); e.IsObject() {
+		t.errType, t.errMsg = usageErrorFields(e)
 		t.hasErr = true
 	}
 	anyChoice := false
-	choices.ForEach(func(_, c gjson.Result) bool {
-		anyChoice = true
-		t.usageObserveChoice(c)
-		return true
-	})
-	if usage.IsObject() {
-		t.usage = usageFrom(usage)
+	if c := gjson.Parse(choices); c.IsArray() {
+		c.ForEach(func(_, c gjson.Result) bool {
+			anyChoice = true
+			t.usageObserveChoice(c.Raw)
+			return true
+		})
+	}
+	if u := gjson.Parse(usage); u.IsObject() {
+		t.usage = usageFrom(u)
 		t.gotUsage = true
 		return !anyChoice
 	}
 	return false
 }
 
-// usageObserveChoice notes one choice of a chunk: finish reason, content seen
-// and the bytes used to estimate output when no usage chunk arrives.
-func (t *StreamTracker) usageObserveChoice(c gjson.Result) {
-	c.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
+// usageObserveChoice notes one choice of a chunk: finish reason, content
+// seen and the bytes used to estimate output when no usage chunk arrives.
+func (t *StreamTracker) usageObserveChoice(choice string) {
+	usageMembers(choice, func(k, raw string) bool {
+		switch k {
 		case "finish_reason":
-			if v.Type == gjson.String && t.meta.FinishReason == "" {
+			if v := gjson.Parse(raw); v.Type == gjson.String && t.meta.FinishReason == "" {
 				t.meta.FinishReason = usageString(v)
 			}
 		case "delta":
-			v.ForEach(func(k, v gjson.Result) bool {
-				switch k.Str {
+			usageMembers(raw, func(k, raw string) bool {
+				switch k {
 				case "content", "refusal", "reasoning_content", "reasoning":
-					if v.Type == gjson.String && len(v.Raw) > 2 {
-						t.deltaBytes += int64(len(v.Raw) - 2)
+					if n := usageStringLen(raw); n > 0 {
+						t.deltaBytes += int64(n)
 						t.sawContent = true
 					}
 				case "tool_calls":
-					if v.IsArray() {
-						v.ForEach(func(_, tc gjson.Result) bool {
+					if calls := gjson.Parse(raw); calls.IsArray() {
+						calls.ForEach(func(_, tc gjson.Result) bool {
 							t.sawContent = true
-							if a := tc.Get("function.arguments"); a.Type == gjson.String && len(a.Raw) > 2 {
-								t.deltaBytes += int64(len(a.Raw) - 2)
-							}
+							usageMembers(tc.Raw, func(k, raw string) bool {
+								if k == "function" {
+									usageMembers(raw, func(k, raw string) bool {
+										if k == "arguments" {
+											t.deltaBytes += int64(usageStringLen(raw))
+										}
+										return true
+									})
+								}
+								return true
+							})
 							return true
 						})
 					}
@@ -317,4 +325,116 @@ var usageConst = map[string]string{
 // must not outlive b unless cloned (usageString does).
 func usageView(b []byte) string {
 	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+// usageMembers calls fn with each member of the JSON object obj: its key
+// (undecoded) and raw value bytes. Unlike gjson it never unescapes string
+// values, so observing deltas allocates nothing. It stops at the first
+// malformed token or when fn returns false.
+func usageMembers(obj string, fn func(key, raw string) bool) {
+	i := usageSkipWS(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return
+	}
+	i++
+	for {
+		i = usageSkipWS(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			return
+		}
+		kEnd := usageStringEnd(obj, i)
+		if kEnd < 0 {
+			return
+		}
+		key := obj[i+1 : kEnd-1]
+		i = usageSkipWS(obj, kEnd)
+		if i >= len(obj) || obj[i] != ':' {
+			return
+		}
+		i = usageSkipWS(obj, i+1)
+		vEnd := usageValueEnd(obj, i)
+		if vEnd < 0 {
+			return
+		}
+		if !fn(key, obj[i:vEnd]) {
+			return
+		}
+		i = usageSkipWS(obj, vEnd)
+		if i >= len(obj) || obj[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+// usageStringLen returns the length of a raw JSON string's content as sent
+// (escapes included), or 0 when raw is not a string.
+func usageStringLen(raw string) int {
+	if len(raw) < 2 || raw[0] != '"' {
+		return 0
+	}
+	return len(raw) - 2
+}
+
+func usageSkipWS(s string, i int) int {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// usageStringEnd returns the index just past the JSON string starting at
+// s[i] == '"', or -1 if it is unterminated.
+func usageStringEnd(s string, i int) int {
+	for j := i + 1; j < len(s); j++ {
+		switch s[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return -1
+}
+
+// usageValueEnd returns the index just past the JSON value starting at
+// s[i], or -1 if it is malformed or truncated.
+func usageValueEnd(s string, i int) int {
+	if i >= len(s) {
+		return -1
+	}
+	switch s[i] {
+	case '"':
+		return usageStringEnd(s, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(s); j++ {
+			switch s[j] {
+			case '"':
+				e := usageStringEnd(s, j)
+				if e < 0 {
+					return -1
+				}
+				j = e - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return -1
+	default:
+		j := i
+		for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' &&
+			s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r' {
+			j++
+		}
+		if j == i {
+			return -1
+		}
+		return j
+	}
 }

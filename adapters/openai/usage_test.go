@@ -232,6 +232,23 @@ func TestUsageInjectIncludeUsage(t *testing.T) {
 	}
 }
 
+// TestUsageObserveAllocs keeps the per-chunk hot path allocation-free
+// (escaped tool-argument fragments included): only the id and model are
+// copied, once per stream.
+func TestUsageObserveAllocs(t *testing.T) {
+	payloads := usagePayloads(t, vcr.MustLoad(usageParallelStream)[0].ResponseBody)
+	allocs := testing.AllocsPerRun(50, func() {
+		var tr openai.StreamTracker
+		for _, p := range payloads {
+			tr.Observe(p)
+		}
+		_ = tr.Usage()
+	})
+	if allocs > 2 {
+		t.Errorf("%v allocations per stream, want ≤ 2", allocs)
+	}
+}
+
 func BenchmarkUsageStreamTracker(b *testing.B) {
 	body := vcr.MustLoad(usageParallelStream)[0].ResponseBody
 	payloads := usagePayloads(b, body)
