@@ -119,9 +119,33 @@ func (h *Handler) aggregate(ctx context.Context, q query) (result, error) {
 	units := plan(q.from, q.to, q.grain, callsOnly)
 	out := make([][]signed, len(units))
 	errs := make([]error, len(units))
+	var mark int64
+	for _, u := range units {
+		if cacheable(u) {
+			var err error
+			if mark, err = h.cache.sync(ctx, h.db); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
 	var wg sync.WaitGroup
 	for i, u := range units {
-		wg.Go(func() { out[i], errs[i] = h.readUnit(ctx, q, u) })
+		if !cacheable(u) {
+			wg.Go(func() { out[i], errs[i] = h.readUnit(ctx, q, u) })
+			continue
+		}
+		key := cacheKey(q, u.parts[0])
+		if res, ok := h.cache.get(key, time.Now()); ok {
+			out[i] = []signed{{res: res}}
+			continue
+		}
+		wg.Go(func() {
+			out[i], errs[i] = h.readUnit(ctx, q, u)
+			if errs[i] == nil {
+				h.cache.put(key, u.parts[0].hi, mark, out[i][0].res, time.Now())
+			}
+		})
 	}
 	wg.Wait()
 	var all []signed

@@ -53,6 +53,7 @@ type Handler struct {
 	dashboard http.Handler
 	now       func() time.Time
 	log       *zap.Logger
+	cache     dayCache
 }
 
 // New returns a Handler reading db, a database with the trace store schema

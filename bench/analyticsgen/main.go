@@ -58,9 +58,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%-75s %9s %9s %9s %9s\n", "request (now = last call + 1s)", "p50 ms", "p99 ms", "max ms", "bytes")
+	fmt.Printf("%-72s %8s %8s %8s %8s %8s %8s\n", "request (now = last call + 1s)", "p50 ms", "p99 ms",
+		"max ms", "cpu p50", "cpu p99", "bytes")
 	for _, r := range res {
-		fmt.Printf("%-75s %9.2f %9.2f %9.2f %9d\n", r.Target, ms(r.P50), ms(r.P99), ms(r.Max), r.Bytes)
+		fmt.Printf("%-72s %8.2f %8.2f %8.2f %8.2f %8.2f %8d\n", r.Target, ms(r.P50), ms(r.P99), ms(r.Max),
+			ms(r.CPU50), ms(r.CPU99), r.Bytes)
 	}
 }
 

@@ -1,0 +1,140 @@
+package analytics
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+)
+
+// dayCache keeps the results of whole-day units (runs of complete UTC days
+// read from rollup_day), which make most of the work of a 7d or 30d window
+// and do not change once the days are over. Entries stay exact: before each
+// use the cache looks at the calls inserted since it last looked (the calls
+// table's rowids only grow) and drops every entry whose days one of them
+// falls in; a change of the smallest rowid (rows deleted) or a shrinking
+// largest one drops everything.
+type dayCache struct {
+	mu             sync.Mutex
+	minRow, maxRow int64
+	primed         bool
+	entries        map[string]*cacheEntry
+}
+
+type cacheEntry struct {
+	hi   int64 // end of the days covered, unix µs
+	res  result
+	used time.Time
+}
+
+const (
+	maxCacheEntries = 256
+	// maxCatchUp is how many new calls the cache scans to find which
+	// entries they invalidate; beyond it, it starts over.
+	maxCatchUp = 500_000
+)
+
+// cacheable reports whether u is a run of whole days, read from rollup_day
+// alone.
+func cacheable(u unit) bool {
+	return len(u.parts) == 1 && u.parts[0].src == srcDay && !u.parts[0].neg && u.guardHi <= u.guardLo
+}
+
+func cacheKey(q query, p part) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%d|%d|%d|", p.lo, p.hi, q.grain)
+	for _, d := range q.dims {
+		sb.WriteString(string(d) + ",")
+	}
+	for _, v := range []*string{q.filter.keyID, q.filter.user, q.filter.team, q.filter.workspace, q.filter.model} {
+		if v == nil {
+			sb.WriteString("|-")
+		} else {
+			sb.WriteString("|=" + *v)
+		}
+	}
+	return sb.String()
+}
+
+// sync brings the cache up to the calls committed so far and returns the
+// watermark (largest calls rowid) that entries computed from now on are
+// valid at.
+func (c *dayCache) sync(ctx context.Context, db querier) (int64, error) {
+	var lo, hi int64
+	rows, err := db.QueryContext(ctx, "SELECT COALESCE((SELECT MIN(rowid) FROM calls), 0), COALESCE((SELECT MAX(rowid) FROM calls), 0)")
+	if err != nil {
+		return 0, fmt.Errorf("reading the calls watermark: %w", err)
+	}
+	if rows.Next() {
+		err = rows.Scan(&lo, &hi)
+	}
+	rows.Close()
+	if err != nil {
+		return 0, fmt.Errorf("reading the calls watermark: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.primed || lo != c.minRow || hi < c.maxRow || hi-c.maxRow > maxCatchUp:
+		clear(c.entries)
+	case hi > c.maxRow && len(c.entries) > 0:
+		var minTS int64
+		r, err := db.QueryContext(ctx, "SELECT COALESCE(MIN(ts_us), 0) FROM calls WHERE rowid > ? AND rowid <= ?",
+			c.maxRow, hi)
+		if err != nil {
+			return 0, fmt.Errorf("reading new calls: %w", err)
+		}
+		if r.Next() {
+			err = r.Scan(&minTS)
+		}
+		r.Close()
+		if err != nil {
+			return 0, fmt.Errorf("reading new calls: %w", err)
+		}
+		for k, e := range c.entries {
+			if minTS < e.hi {
+				delete(c.entries, k)
+			}
+		}
+	}
+	c.primed, c.minRow, c.maxRow = true, lo, hi
+	return hi, nil
+}
+
+// get returns a copy of the cached groups for key.
+func (c *dayCache) get(key string, now time.Time) (result, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok {
+		return nil, false
+	}
+	e.used = now
+	return append(result(nil), e.res...), true
+}
+
+// put stores res, computed after sync returned mark, unless the cache has
+// moved past mark since (calls inserted meanwhile were not checked against
+// it).
+func (c *dayCache) put(key string, hi, mark int64, res result, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mark != c.maxRow {
+		return
+	}
+	if c.entries == nil {
+		c.entries = make(map[string]*cacheEntry)
+	}
+	if len(c.entries) >= maxCacheEntries {
+		var oldest string
+		var at time.Time
+		for k, e := range c.entries {
+			if oldest == "" || e.used.Before(at) {
+				oldest, at = k, e.used
+			}
+		}
+		delete(c.entries, oldest)
+	}
+	c.entries[key] = &cacheEntry{hi: hi, res: append(result(nil), res...), used: now}
+}
