@@ -35,15 +35,15 @@ const (
 	maxCatchUp = 500_000
 )
 
-// cacheable reports whether u is a run of whole days, read from rollup_day
-// alone.
+// cacheable reports whether u is a run of whole past days read from one
+// rollup table.
 func cacheable(u unit) bool {
-	return len(u.parts) == 1 && u.parts[0].src == srcDay && !u.parts[0].neg && u.guardHi <= u.guardLo
+	return u.cache && len(u.parts) == 1 && u.parts[0].src != srcCalls && !u.parts[0].neg && u.guardHi <= u.guardLo
 }
 
 func cacheKey(q query, p part) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d|%d|%d|", p.lo, p.hi, q.grain)
+	fmt.Fprintf(&sb, "%d|%d|%d|%d|", p.src, p.lo, p.hi, q.grain)
 	for _, d := range q.dims {
 		sb.WriteString(string(d) + ",")
 	}

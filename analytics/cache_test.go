@@ -17,7 +17,7 @@ func TestCacheSeesLateCalls(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		for _, win := range []string{"7d", "30d", "all"} {
-			for _, by := range []string{"model", "key", "day"} {
+			for _, by := range []string{"model", "key", "day", "hour"} {
 				q := url.Values{"window": {win}, "group_by": {by}}
 				for range 2 { // the second answer comes from the cache
 					var got costJSON

@@ -51,6 +51,9 @@ type unit struct {
 	parts            []part
 	guardLo, guardHi int64
 	fallback         []part
+	// cache marks a unit of whole past days read from one rollup table,
+	// whose result the day cache may keep.
+	cache bool
 }
 
 const (
@@ -79,7 +82,7 @@ func plan(from, to time.Time, g grain, callsOnly bool) []unit {
 		return []unit{{parts: []part{{src: srcCalls, lo: lo, hi: hi}}}}
 	}
 	if g == grainHour {
-		return []unit{{parts: include(lo, hi)}}
+		return hourUnits(lo, hi)
 	}
 	var units []unit
 	wholeLo, wholeHi := int64(-1), int64(-1)
@@ -98,10 +101,10 @@ func plan(from, to time.Time, g grain, callsOnly bool) []unit {
 		// A long run of days is read as two halves, concurrently.
 		if days := (wholeHi - wholeLo) / dayUS; days >= 4 {
 			mid := wholeLo + days/2*dayUS
-			units = append(units, unit{parts: []part{{src: srcDay, lo: wholeLo, hi: mid}}},
-				unit{parts: []part{{src: srcDay, lo: mid, hi: wholeHi}}})
+			units = append(units, unit{parts: []part{{src: srcDay, lo: wholeLo, hi: mid}}, cache: true},
+				unit{parts: []part{{src: srcDay, lo: mid, hi: wholeHi}}, cache: true})
 		} else {
-			units = append(units, unit{parts: []part{{src: srcDay, lo: wholeLo, hi: wholeHi}}})
+			units = append(units, unit{parts: []part{{src: srcDay, lo: wholeLo, hi: wholeHi}}, cache: true})
 		}
 	}
 	return units
@@ -127,6 +130,36 @@ func partialDay(d, a, b int64) unit {
 		u.guardLo, u.guardHi, u.fallback = b, d+dayUS, incl
 	}
 	return u
+}
+
+// hourUnits reads [lo, hi) by hours; the hours of the window's whole days
+// before its last day form a unit of their own, which the day cache may keep.
+func hourUnits(lo, hi int64) []unit {
+	h0, h1 := ceilTo(lo, hourUS), floorTo(hi, hourUS)
+	if h0 >= h1 {
+		return []unit{{parts: include(lo, hi)}}
+	}
+	var units []unit
+	if lo < h0 {
+		units = append(units, unit{parts: []part{{src: srcCalls, lo: lo, hi: h0}}})
+	}
+	d0, d1 := ceilTo(h0, dayUS), min(h1, floorTo(hi, dayUS))
+	if d1-d0 < dayUS {
+		d0, d1 = h1, h1
+	}
+	if h0 < d0 {
+		units = append(units, unit{parts: []part{{src: srcHour, lo: h0, hi: d0}}})
+	}
+	if d0 < d1 {
+		units = append(units, unit{parts: []part{{src: srcHour, lo: d0, hi: d1}}, cache: true})
+	}
+	if d1 < h1 {
+		units = append(units, unit{parts: []part{{src: srcHour, lo: d1, hi: h1}}})
+	}
+	if h1 < hi {
+		units = append(units, unit{parts: []part{{src: srcCalls, lo: h1, hi: hi}}})
+	}
+	return units
 }
 
 // include reads [a, b) by addition: whole hours from rollup_hour, the
