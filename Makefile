@@ -1,0 +1,76 @@
+# Metis build and test. Prerequisites: Go and gcc (cgo for SQLite). Every
+# other tool a test needs (Claude Code and the Node SDKs from npm, Debian's
+# Chromium for the browser tests) is installed by the targets below.
+
+SHELL := /bin/bash
+export CGO_ENABLED := 1
+
+# Versions and flags come from xcaddy.json, the one place to bump them.
+CADDY_VERSION  := $(shell sed -n 's/.*"caddy_version": *"\([^"]*\)".*/\1/p' xcaddy.json)
+XCADDY_VERSION := $(shell sed -n 's/.*"x_xcaddy_version": *"\([^"]*\)".*/\1/p' xcaddy.json)
+BUILD_FLAGS    := $(shell sed -n 's/.*"build_flags": *"\([^"]*\)".*/\1/p' xcaddy.json)
+XCADDY         := go run github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION)
+MODULE         := github.com/metisgateway/metis
+GO_SOURCES     := $(shell find . -name '*.go' -not -path './tools/*' -not -path '*/node_modules/*') go.mod go.sum $(shell find dashboard/dist -type f)
+
+.PHONY: run build test vet unit fuzz smoke examples browser deps bench clean
+
+## run: build ./caddy and serve Caddyfile.example (gateway :8422, analytics :8421)
+run: caddy
+	./caddy run --config Caddyfile.example --adapter caddyfile
+
+build: caddy
+
+caddy: $(GO_SOURCES) xcaddy.json
+	XCADDY_GO_BUILD_FLAGS="$(BUILD_FLAGS)" $(XCADDY) build $(CADDY_VERSION) \
+		--output ./caddy --with $(MODULE)@v0.0.0=.
+
+## test: everything CI runs
+test: deps vet unit fuzz smoke examples browser
+
+deps:
+	bash tools/install.sh
+	bash dashboard/e2e/install.sh
+
+vet:
+	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	go vet ./...
+
+unit:
+	METIS_REQUIRE_E2E=1 go test -race -count=1 -timeout 20m ./...
+
+# Each fuzz target runs briefly; the corpus is seeded from testdata/fixtures.
+FUZZ_TIME ?= 4s
+fuzz:
+	@set -e; for pkg in $$(go list ./...); do \
+		for t in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$t"; \
+			go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_TIME) $$pkg > /tmp/metis-fuzz.log 2>&1 || { cat /tmp/metis-fuzz.log; exit 1; }; \
+		done; \
+	done
+
+## smoke: the built binary lists every module, validates the example, has its command
+smoke: caddy
+	@set -e; mods=$$(./caddy list-modules); \
+	for m in metis http.handlers.metis_gateway http.handlers.metis_analytics; do \
+		grep -qx "$$m" <<<"$$mods" || { echo "module $$m missing"; exit 1; }; done
+	./caddy build-info | grep -q go-sqlite3
+	tmp=$$(mktemp -d); METIS_DB=$$tmp/metis.db ./caddy validate --config Caddyfile.example --adapter caddyfile; rm -rf $$tmp
+	./caddy metis --help >/dev/null
+	./caddy metis issue-key --help >/dev/null
+	bash testdata/smoke.sh ./caddy
+
+## examples: the Go and Node client examples against the built gateway
+examples: caddy
+	bash examples/gateway/run-with-gateway.sh ./caddy
+
+## browser: the dashboard in Debian's Chromium against a gateway-filled database
+browser: caddy
+	bash dashboard/e2e/run-with-gateway.sh ./caddy
+
+bench: caddy
+	go run ./bench/cmd/metisbench -caddy ./caddy
+
+clean:
+	rm -f caddy

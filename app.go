@@ -1,0 +1,235 @@
+package metis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/metisgateway/metis/pricing"
+	"github.com/metisgateway/metis/store"
+)
+
+// stores holds one open trace store per absolute database path. It is
+// package-level so that it outlives config reloads: every config that names
+// the same file shares one handle and one writer goroutine.
+var stores = caddy.NewUsagePool()
+
+type pooledStore struct{ *store.Store }
+
+// Destruct closes the store when no config uses it any more, draining the
+// event queue first so that no accepted event is lost.
+func (p pooledStore) Destruct() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return p.Store.Close(ctx)
+}
+
+// App is the `metis` Caddy app: the providers, model aliases, prices and
+// the trace database shared by the metis_gateway and metis_analytics
+// handlers.
+type App struct {
+	// DB is the path of the SQLite trace database. Default: $METIS_DB, else
+	// ~/.metis/metis.db. Placeholders such as {env.X} are resolved.
+	DB string `json:"db,omitempty"`
+	// Providers are the upstream LLM providers, in configuration order.
+	Providers []*ProviderConfig `json:"providers,omitempty"`
+	// Aliases maps a short model name to "provider:model" or a bare model id.
+	Aliases map[string]string `json:"aliases,omitempty"`
+	// Pricing is an optional LiteLLM model_prices JSON file merged over the
+	// built-in price catalogue.
+	Pricing string `json:"pricing,omitempty"`
+	// DefaultModel is the last slot of the routing chain, used when a
+	// request names no model and no workspace rule or default applies.
+	DefaultModel string `json:"default_model,omitempty"`
+	// Writer tunes the trace writer (queue size, batch size, interval).
+	Writer *WriterConfig `json:"writer,omitempty"`
+
+	logger    *zap.Logger
+	store     *store.Store
+	storeKey  string
+	prices    *pricing.Catalogue
+	providers map[string]*provider
+	ordered   []*provider
+	routing   *routingCache
+
+	unpricedOnce sync.Map // model → struct{}: warn once per model
+}
+
+// WriterConfig tunes the trace store's batching writer.
+type WriterConfig struct {
+	// QueueSize bounds the in-memory event queue. Default 65536.
+	QueueSize int `json:"queue_size,omitempty"`
+	// BatchSize is the most events written in one transaction. Default 512.
+	BatchSize int `json:"batch_size,omitempty"`
+	// FlushInterval is the longest an event waits before its batch is
+	// committed. Default 20ms.
+	FlushInterval caddy.Duration `json:"flush_interval,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "metis", New: func() caddy.Module { return new(App) }}
+}
+
+// DefaultDBPath is the database path used when neither the config nor a
+// flag names one: $METIS_DB, else ~/.metis/metis.db.
+func DefaultDBPath() string {
+	if p := os.Getenv("METIS_DB"); p != "" {
+		return p
+	}
+	home, err := os.UserHomeDir()
+	if err != nil || home == "" {
+		return filepath.Join(caddy.AppDataDir(), "metis", "metis.db")
+	}
+	return filepath.Join(home, ".metis", "metis.db")
+}
+
+// expandPath resolves placeholders and a leading ~ and makes the path absolute.
+func expandPath(p string) (string, error) {
+	p = caddy.NewReplacer().ReplaceKnown(p, "")
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expanding %q: %w", p, err)
+		}
+		p = filepath.Join(home, p[1:])
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", fmt.Errorf("resolving %q: %w", p, err)
+	}
+	return abs, nil
+}
+
+func (a *App) storeOptions() store.Options {
+	o := store.Options{Logger: a.logger.Named("store")}
+	if w := a.Writer; w != nil {
+		o.QueueSize, o.BatchSize, o.FlushInterval = w.QueueSize, w.BatchSize, time.Duration(w.FlushInterval)
+	}
+	return o
+}
+
+// Provision builds the per-config state (providers, prices, aliases) and
+// then acquires the shared trace store from the pool.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
+	}
+	// Cheap, per-config state first, so a bad config fails before it
+	// touches the shared store.
+	a.prices = pricing.Default()
+	if a.Pricing != "" {
+		path, err := expandPath(a.Pricing)
+		if err != nil {
+			return fmt.Errorf("pricing: %w", err)
+		}
+		extra, err := pricing.LoadFile(path)
+		if err != nil {
+			return fmt.Errorf("loading pricing file %s: %w", path, err)
+		}
+		a.prices = a.prices.Merge(extra)
+	}
+	a.providers = make(map[string]*provider, len(a.Providers))
+	for _, pc := range a.Providers {
+		p, err := newProvider(pc)
+		if err != nil {
+			return err
+		}
+		if _, dup := a.providers[p.name]; dup {
+			return fmt.Errorf("provider %q is configured twice", p.name)
+		}
+		a.providers[p.name] = p
+		a.ordered = append(a.ordered, p)
+	}
+	for alias, target := range a.Aliases {
+		if target == "" {
+			return fmt.Errorf("alias %q has no target", alias)
+		}
+	}
+	a.routing = newRoutingCache()
+
+	dbPath := a.DB
+	if dbPath == "" {
+		dbPath = DefaultDBPath()
+	}
+	path, err := expandPath(dbPath)
+	if err != nil {
+		return fmt.Errorf("trace database: %w", err)
+	}
+	opts := a.storeOptions()
+	v, loaded, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
+		s, err := store.Open(path, opts)
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{s}, nil
+	})
+	if err != nil {
+		return fmt.Errorf("opening trace store %s: %w", path, err)
+	}
+	a.store, a.storeKey = v.(pooledStore).Store, path
+	if loaded {
+		a.store.Reconfigure(opts)
+	}
+	return nil
+}
+
+// Validate checks the cross-references of the config.
+func (a *App) Validate() error {
+	var errs []error
+	for alias, target := range a.Aliases {
+		if name, _, ok := strings.Cut(target, ":"); ok && a.providers[name] == nil && a.looksLikeProviderRef(name) {
+			errs = append(errs, fmt.Errorf("alias %q points at unknown provider %q", alias, name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// looksLikeProviderRef reports whether the part before a colon is meant as
+// a provider name (as opposed to a model id that contains a colon, such as
+// an OpenAI fine-tune "ft:gpt-4o:org").
+func (a *App) looksLikeProviderRef(name string) bool {
+	return name != "ft" && !strings.Contains(name, "/")
+}
+
+// Start implements caddy.App. The store is opened in Provision (apps start
+// in random order and handlers may serve before Start).
+func (a *App) Start() error { return nil }
+
+// Stop implements caddy.App. The store is never closed here: streams that
+// began under this config may still be writing their traces.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases this config's reference to the pooled store and the
+// providers' idle connections.
+func (a *App) Cleanup() error {
+	for _, p := range a.ordered {
+		p.closeIdle()
+	}
+	if a.storeKey == "" { // never acquired: don't drop the running config's reference
+		return nil
+	}
+	_, err := stores.Delete(a.storeKey)
+	a.storeKey = ""
+	return err
+}
+
+// Store returns the app's trace store.
+func (a *App) Store() *store.Store { return a.store }
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,221 @@
+package metis
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/metisgateway/metis/adapters/openai"
+	"github.com/metisgateway/metis/adapters/translate"
+	"github.com/metisgateway/metis/ir"
+	"github.com/metisgateway/metis/store"
+)
+
+// call is one accepted gateway request, from routing to its trace events.
+type call struct {
+	g       *Gateway
+	w       http.ResponseWriter
+	r       *http.Request
+	start   time.Time
+	turnID  string
+	shape   string // inbound shape
+	kind    int
+	key     *store.Key
+	session string
+
+	requested string // the model the client asked for (or the routing chain chose)
+	res       *resolved
+	slot      string
+	stream    bool // the client asked for a stream
+	cross     bool // inbound shape differs from the provider's
+	body      []byte
+	path      string // upstream API path
+	rawQuery  string
+
+	clientAskedUsage bool             // OpenAI client asked for stream_options.include_usage itself
+	tstate           *translate.State           // cross-shape request state
+	streamTr         translate.StreamTranslator // cross-shape stream encoder
+
+	// outcome
+	status        int
+	errorClass    string
+	attempts      int
+	usage         ir.Usage
+	haveUsage     bool
+	respModel     string
+	ttft          time.Duration
+	upstreamReqID string
+}
+
+// serveLLM handles POST /v1/messages, /v1/messages/count_tokens and
+// /v1/chat/completions.
+func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string, kind int) error {
+	start := time.Now()
+	key, aerr := g.authenticate(r)
+	if aerr == nil && r.Method != http.MethodPost {
+		aerr = reject(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.Method, r.URL.Path))
+	}
+	if aerr != nil {
+		if key != nil && aerr.status == http.StatusUnauthorized {
+			key = nil // revoked/expired: don't attribute
+		}
+		g.rejected(r, shape, key, "", aerr)
+		writeError(w, shape, aerr.status, aerr.msg)
+		return nil
+	}
+	buf := bodyPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bodyPool.Put(buf)
+		}
+	}()
+	if aerr := g.readBody(w, r, buf); aerr != nil {
+		g.rejected(r, shape, key, "", aerr)
+		writeError(w, shape, aerr.status, aerr.msg)
+		return nil
+	}
+	body := buf.Bytes()
+	if aerr := validate(shape, kind, body); aerr != nil {
+		g.rejected(r, shape, key, "", aerr)
+		writeError(w, shape, aerr.status, aerr.msg)
+		return nil
+	}
+	c := &call{
+		g: g, w: w, r: r, start: start, shape: shape, kind: kind, key: key, session: sessionID(r),
+		stream: gjson.GetBytes(body, "stream").Bool(), rawQuery: r.URL.RawQuery,
+	}
+	if aerr := c.decide(body); aerr != nil {
+		g.rejected(r, shape, key, c.requested, aerr)
+		writeError(w, shape, aerr.status, aerr.msg)
+		return nil
+	}
+	c.turnID = "turn_" + store.NewID().String()
+	c.recordRoute()
+	c.run()
+	c.finish()
+	return nil
+}
+
+// decide resolves the model, checks the key may use it and builds the
+// upstream body.
+func (c *call) decide(body []byte) *apiError {
+	a := c.g.app
+	c.requested = gjson.GetBytes(body, "model").String()
+	c.slot = slotRequest
+	if c.requested == "" {
+		ref, slot, err := a.route(c.key.Workspace, c.shape, c.stream, body)
+		if err != nil {
+			return reject(http.StatusInternalServerError, "routing_error", "workspace routing file: "+err.Error())
+		}
+		if ref == "" {
+			return reject(http.StatusBadRequest, "invalid_request", "model: field required (no routing rule or default_model applies)")
+		}
+		c.requested, c.slot = ref, slot
+	}
+	c.res = a.resolve(c.requested)
+	if c.res == nil {
+		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q is not served by this gateway", c.requested))
+	}
+	if !a.allowed(c.key.AllowedModels, c.requested, c.res) {
+		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q", c.requested))
+	}
+	c.cross = c.res.prov.typ != c.shape
+	switch {
+	case c.kind == kindCountTokens && c.cross:
+		c.body = body // answered locally with an estimate
+	case !c.cross:
+		out := body
+		if gjson.GetBytes(body, "model").String() != c.res.model {
+			var err error
+			if out, err = sjson.SetBytes(out, "model", c.res.model); err != nil {
+				return reject(http.StatusBadRequest, "invalid_request", "setting model: "+err.Error())
+			}
+		}
+		if c.shape == shapeOpenAI && c.stream {
+			var err error
+			if out, c.clientAskedUsage, err = openai.InjectIncludeUsage(out); err != nil {
+				return reject(http.StatusBadRequest, "invalid_request", "stream_options: "+err.Error())
+			}
+		}
+		c.body = out
+	case c.shape == shapeAnthropic:
+		out, st, err := translate.AnthropicToOpenAIRequest(body, c.res.model, a.translateOptions())
+		if err != nil {
+			return reject(http.StatusBadRequest, "untranslatable", err.Error())
+		}
+		c.body, c.tstate = out, st
+	default:
+		out, st, err := translate.OpenAIToAnthropicRequest(body, c.res.model, a.translateOptions())
+		if err != nil {
+			return reject(http.StatusBadRequest, "untranslatable", err.Error())
+		}
+		c.body, c.tstate = out, st
+	}
+	switch {
+	case c.res.prov.typ == shapeAnthropic && c.kind == kindCountTokens:
+		c.path = "/messages/count_tokens"
+	case c.res.prov.typ == shapeAnthropic:
+		c.path = "/messages"
+	default:
+		c.path = "/chat/completions"
+	}
+	if c.cross {
+		c.rawQuery = "" // ?beta=true is an Anthropic SDK detail
+	}
+	return nil
+}
+
+func (a *App) translateOptions() translate.Options {
+	return translate.Options{DefaultMaxTokens: a.prices.MaxOutputTokens}
+}
+
+// run makes the upstream call and relays its answer to the client.
+func (c *call) run() {
+	if c.kind == kindCountTokens && c.cross {
+		c.countTokensEstimate()
+		return
+	}
+	ctx, cancel := context.WithCancel(c.r.Context())
+	defer cancel()
+	resp, err := c.forward(ctx)
+	if err != nil {
+		c.upstreamFailed(err)
+		return
+	}
+	defer discard(resp.Body)
+	c.upstreamReqID = resp.Header.Get("Request-Id")
+	if c.upstreamReqID == "" {
+		c.upstreamReqID = resp.Header.Get("X-Request-Id")
+	}
+	switch {
+	case resp.StatusCode >= 400:
+		c.relayError(resp)
+	case isEventStream(resp.Header):
+		c.relayStream(resp, cancel)
+	default:
+		c.relayBody(resp)
+	}
+}
+
+// countTokensEstimate answers count_tokens for a model whose provider has
+// no such endpoint: an estimate of about four bytes per token over the
+// prompt, marked as such in a response header.
+func (c *call) countTokensEstimate() {
+	root := gjson.ParseBytes(c.body)
+	n := 0
+	for _, f := range []string{"system", "messages", "tools"} {
+		n += len(root.Get(f).Raw)
+	}
+	est := int64(n+3) / 4
+	c.status = http.StatusOK
+	c.usage = ir.Usage{InputTokens: est, Estimated: true}
+	c.haveUsage = true
+	c.w.Header().Set("Metis-Token-Count", "estimated")
+	writeJSON(c.w, http.StatusOK, map[string]any{"input_tokens": est})
+}

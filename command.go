@@ -1,0 +1,220 @@
+package metis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/metisgateway/metis/store"
+)
+
+func registerCommand() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "metis",
+		Short: "Manage Metis gateway keys",
+		Long: `Issue, list and revoke Metis gateway keys.
+
+The commands open the trace database directly: --db, else $METIS_DB, else
+~/.metis/metis.db. A running gateway sees issued and revoked keys within
+a few seconds.`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
+			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand())
+		},
+	})
+}
+
+// runE adapts a command function: errors are printed as one line on
+// stderr with exit status 1, without cobra's usage dump.
+func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := f(cmd, args); err != nil {
+			fmt.Fprintf(os.Stderr, "caddy metis %s: %v\n", cmd.Name(), err)
+			os.Exit(1)
+		}
+		return nil
+	}
+}
+
+func openStore(cmd *cobra.Command) (*store.Store, error) {
+	db, _ := cmd.Flags().GetString("db")
+	if db == "" {
+		db = DefaultDBPath()
+	}
+	path, err := expandPath(db)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(path, store.Options{})
+}
+
+func closeStore(s *store.Store) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.Close(ctx)
+}
+
+// parseExpires accepts a Go duration (720h) or whole days (30d).
+func parseExpires(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if d, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err == nil && n > 0 {
+			return time.Duration(n) * 24 * time.Hour, nil
+		}
+	} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("bad --expires %q: want a positive duration such as 720h or 30d", v)
+}
+
+func issueKeyCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "issue-key --name NAME [--workspace DIR] [--user U] [--team T] [--models a,b] [--expires 720h]",
+		Short: "Issue a gateway key; its token is printed once",
+		Args:  cobra.NoArgs,
+	}
+	f := c.Flags()
+	f.String("name", "", "a name for the key, e.g. alice-laptop (required)")
+	f.String("workspace", "", "the project the key's traffic is attributed to")
+	f.String("user", "", "the developer the key belongs to")
+	f.String("team", "", "the developer's team")
+	f.String("models", "", "comma-separated models the key may use (aliases, provider:model or ids); empty = every model")
+	f.String("expires", "", "lifetime of the key, e.g. 720h or 30d; empty = never expires")
+	c.RunE = runE(func(cmd *cobra.Command, _ []string) error {
+		name, _ := cmd.Flags().GetString("name")
+		if strings.TrimSpace(name) == "" {
+			return errors.New("--name is required")
+		}
+		p := store.IssueParams{Name: name}
+		p.User, _ = cmd.Flags().GetString("user")
+		p.Team, _ = cmd.Flags().GetString("team")
+		if ws, _ := cmd.Flags().GetString("workspace"); ws != "" {
+			abs, err := filepath.Abs(ws)
+			if err != nil {
+				return fmt.Errorf("--workspace: %w", err)
+			}
+			p.Workspace = abs
+		}
+		if m, _ := cmd.Flags().GetString("models"); m != "" {
+			for _, s := range strings.Split(m, ",") {
+				if s = strings.TrimSpace(s); s != "" {
+					p.AllowedModels = append(p.AllowedModels, s)
+				}
+			}
+		}
+		exp, _ := cmd.Flags().GetString("expires")
+		var err error
+		if p.ExpiresIn, err = parseExpires(exp); err != nil {
+			return err
+		}
+		s, err := openStore(cmd)
+		if err != nil {
+			return err
+		}
+		defer closeStore(s)
+		k, token, err := s.IssueKey(cmd.Context(), p)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "key_id: %s\ntoken: %s\n", k.ID, token)
+		return nil
+	})
+	return c
+}
+
+func listKeysCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list-keys",
+		Short: "List gateway keys (never their tokens)",
+		Args:  cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			s, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeStore(s)
+			keys, err := s.ListKeys(cmd.Context())
+			if err != nil {
+				return err
+			}
+			printKeys(cmd.OutOrStdout(), keys, time.Now())
+			return nil
+		}),
+	}
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printKeys(w io.Writer, keys []store.Key, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY_ID\tNAME\tUSER\tTEAM\tWORKSPACE\tMODELS\tSTATUS\tCREATED\tEXPIRES\tLAST_USED")
+	for _, k := range keys {
+		status := "active"
+		switch {
+		case !k.RevokedAt.IsZero():
+			status = "revoked"
+		case !k.ExpiresAt.IsZero() && k.ExpiresAt.Before(now):
+			status = "expired"
+		}
+		models := "*"
+		if len(k.AllowedModels) > 0 {
+			models = strings.Join(k.AllowedModels, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, orDash(k.User), orDash(k.Team),
+			orDash(k.Workspace), models, status, fmtTime(k.CreatedAt), fmtTime(k.ExpiresAt), fmtTime(k.LastUsedAt))
+	}
+	_ = tw.Flush()
+}
+
+func revokeKeyCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke-key KEY_ID",
+		Short: "Revoke a gateway key; a running gateway refuses it within seconds",
+		Args:  cobra.ExactArgs(1),
+		RunE: runE(func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if !strings.HasPrefix(id, "gk_") {
+				return fmt.Errorf("%q is not a key id (they look like gk_01J…)", id)
+			}
+			s, err := openStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeStore(s)
+			k, err := s.RevokeKey(cmd.Context(), id)
+			if errors.Is(err, store.ErrKeyNotFound) {
+				return fmt.Errorf("no key with id %s", id)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked: %s (%s)\n", k.ID, k.Name)
+			return nil
+		}),
+	}
+}

@@ -1,0 +1,112 @@
+package metis
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// apiError is an error the gateway itself answers, before or instead of an
+// upstream call. It is written in the caller's API shape.
+type apiError struct {
+	status int
+	msg    string
+	// reason is the request.rejected reason recorded in the trace.
+	reason string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func reject(status int, reason, msg string) *apiError {
+	return &apiError{status: status, msg: msg, reason: reason}
+}
+
+// anthropicErrorType is Anthropic's error.type for an HTTP status.
+func anthropicErrorType(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusUnprocessableEntity:
+		return "invalid_request_error"
+	case http.StatusUnauthorized:
+		return "authentication_error"
+	case http.StatusPaymentRequired:
+		return "billing_error"
+	case http.StatusForbidden:
+		return "permission_error"
+	case http.StatusNotFound:
+		return "not_found_error"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case http.StatusGatewayTimeout:
+		return "timeout_error"
+	case 529, http.StatusServiceUnavailable:
+		return "overloaded_error"
+	default:
+		if status >= 400 && status < 500 {
+			return "invalid_request_error"
+		}
+		return "api_error"
+	}
+}
+
+// openAIError is the OpenAI type and code for an HTTP status.
+func openAIError(status int) (typ, code string) {
+	switch status {
+	case http.StatusUnauthorized:
+		return "invalid_request_error", "invalid_api_key"
+	case http.StatusForbidden:
+		return "invalid_request_error", "model_not_allowed"
+	case http.StatusNotFound:
+		return "invalid_request_error", "model_not_found"
+	case http.StatusMethodNotAllowed:
+		return "invalid_request_error", "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "invalid_request_error", "request_too_large"
+	case http.StatusTooManyRequests:
+		return "rate_limit_exceeded", "rate_limit_exceeded"
+	case http.StatusGatewayTimeout:
+		return "server_error", "timeout"
+	default:
+		if status >= 400 && status < 500 {
+			return "invalid_request_error", "invalid_request"
+		}
+		return "server_error", "server_error"
+	}
+}
+
+// errorBody renders a gateway error in the caller's shape.
+func errorBody(shape string, status int, msg string) []byte {
+	var v any
+	if shape == shapeAnthropic {
+		v = map[string]any{"type": "error", "error": map[string]any{"type": anthropicErrorType(status), "message": msg}}
+	} else {
+		typ, code := openAIError(status)
+		v = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
+	}
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// writeError writes a gateway error in the caller's shape.
+func writeError(w http.ResponseWriter, shape string, status int, msg string) {
+	b := errorBody(shape, status, msg)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	if status == http.StatusMethodNotAllowed {
+		h.Set("Allow", "POST")
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// streamErrorEvent is a mid-stream error in the caller's SSE dialect.
+func streamErrorEvent(shape, errType, msg string) []byte {
+	if shape == shapeAnthropic {
+		b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": errType, "message": msg}})
+		return append(append([]byte("event: error\ndata: "), b...), '\n', '\n')
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": errType, "param": nil, "code": errType}})
+	return append(append([]byte("data: "), b...), '\n', '\n')
+}

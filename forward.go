@@ -1,0 +1,178 @@
+package metis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// hopHeaders are never forwarded in either direction.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+	"Proxy-Connection": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// dropRequestHeaders are client headers the gateway consumes: the gateway
+// token never goes upstream.
+var dropRequestHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Accept-Encoding": true, "Cookie": true,
+	"X-Api-Key": true, "Authorization": true, "Metis-Api-Version": true, "X-Metis-Session-Id": true,
+}
+
+// dropResponseHeaders are upstream headers not relayed to clients: framing
+// the gateway redoes, and the operator's provider account identifiers.
+var dropResponseHeaders = map[string]bool{
+	"Content-Length": true, "Content-Encoding": true, "Set-Cookie": true,
+	"Anthropic-Organization-Id": true, "Openai-Organization": true, "Openai-Project": true,
+}
+
+// newUpstreamRequest builds one attempt's request.
+func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
+	p := c.res.prov
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url(c.path, c.rawQuery), bytes.NewReader(c.body))
+	if err != nil {
+		return nil, err
+	}
+	body := c.body
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.ContentLength = int64(len(body))
+	h := req.Header
+	if !c.cross {
+		for k, vv := range c.r.Header {
+			if hopHeaders[k] || dropRequestHeaders[k] {
+				continue
+			}
+			h[k] = vv
+		}
+	} else if ua := c.r.Header.Get("User-Agent"); ua != "" {
+		h.Set("User-Agent", ua)
+	}
+	h.Set("Content-Type", "application/json")
+	if c.stream {
+		h.Set("Accept", "text/event-stream")
+	}
+	p.setAuth(h)
+	return req, nil
+}
+
+// forward sends the request upstream, retrying 429, 5xx, 529 and
+// connection failures — nothing has reached the client yet — up to the
+// provider's max_retries. A retry waits for the current failure's
+// retry-after-ms or retry-after when it fits within max_retry_wait (else
+// that failure is returned), or an exponential backoff with jitter.
+func (c *call) forward(ctx context.Context) (*http.Response, error) {
+	p := c.res.prov
+	for attempt := 0; ; attempt++ {
+		c.attempts = attempt + 1
+		req, err := c.newUpstreamRequest(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		resp, err := p.client.Do(req)
+		mUpstreamLatency.WithLabelValues(p.name).Observe(time.Since(t0).Seconds())
+		if err != nil {
+			if ctx.Err() != nil || isTimeout(err) || attempt >= p.maxRetries {
+				return nil, err
+			}
+			if !sleepCtx(ctx, backoff(attempt, p.maxRetryWait)) {
+				return nil, ctx.Err()
+			}
+			continue
+		}
+		if !retryable(resp) || attempt >= p.maxRetries {
+			return resp, nil
+		}
+		wait, ok := retryAfter(resp.Header)
+		if ok && wait > p.maxRetryWait {
+			return resp, nil // the provider asks for longer than we may wait: hand the error back
+		}
+		if !ok {
+			wait = backoff(attempt, p.maxRetryWait)
+		}
+		discard(resp.Body)
+		if !sleepCtx(ctx, wait) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func retryable(resp *http.Response) bool {
+	if resp.Header.Get("X-Should-Retry") == "false" {
+		return false
+	}
+	s := resp.StatusCode
+	return s == http.StatusTooManyRequests || s >= 500
+}
+
+// retryAfter reads retry-after-ms, then retry-after (seconds or HTTP date).
+func retryAfter(h http.Header) (time.Duration, bool) {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
+			return time.Duration(s * float64(time.Second)), true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			d := time.Until(t)
+			if d < 0 {
+				d = 0
+			}
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// backoff is 500ms × 2^attempt with ±25% jitter, capped by limit and 8s.
+func backoff(attempt int, limit time.Duration) time.Duration {
+	d := 500 * time.Millisecond << min(attempt, 5)
+	d = time.Duration(float64(d) * (0.75 + rand.Float64()/2))
+	return min(d, limit, 8*time.Second)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+func isEventStream(h http.Header) bool {
+	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+}
+
+// copyResponseHeaders relays upstream response headers to the client.
+func copyResponseHeaders(dst, src http.Header) {
+	for k, vv := range src {
+		if hopHeaders[k] || dropResponseHeaders[k] {
+			continue
+		}
+		dst[k] = vv
+	}
+}

@@ -1,0 +1,268 @@
+package metis
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/metisgateway/metis/store"
+)
+
+func get(t *testing.T, url, token string, hdr ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
+}
+
+func TestHealthzWithAndWithoutKey(t *testing.T) {
+	g := startGateway(t, gatewayConfig(tempDB(t), "http://127.0.0.1:1", ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "alice-laptop", Workspace: "/tmp/proj"})
+
+	resp, body := get(t, g.URL+"/healthz", tok)
+	if resp.StatusCode != 200 || string(body) != `{"status":"ok"}` {
+		t.Fatalf("with key: %d %s", resp.StatusCode, body)
+	}
+	if v := resp.Header.Get("Metis-API-Version"); v != "1.0" {
+		t.Errorf("Metis-API-Version = %q, want 1.0", v)
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/healthz", nil)
+	req.Header.Set("X-Api-Key", tok)
+	if r2, err := http.DefaultClient.Do(req); err != nil || r2.StatusCode != 200 {
+		t.Fatalf("x-api-key: %v %v", r2, err)
+	}
+
+	resp, body = get(t, g.URL+"/healthz", "")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without key: %d %s", resp.StatusCode, body)
+	}
+	if v := resp.Header.Get("Metis-API-Version"); v != "1.0" {
+		t.Errorf("401 lacks Metis-API-Version: %q", v)
+	}
+	resp, _ = get(t, g.URL+"/healthz", "gw_not-a-real-token")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bad key: %d", resp.StatusCode)
+	}
+	resp, _ = get(t, g.URL+"/healthz", tok, "Metis-API-Version", "9.9")
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("unknown version: %d", resp.StatusCode)
+	}
+
+	// Every /v1/* path needs a key, and answers in the caller's shape.
+	resp, body = get(t, g.URL+"/v1/models", "", "Anthropic-Version", "2023-06-01")
+	if resp.StatusCode != 401 || !strings.Contains(string(body), `"authentication_error"`) {
+		t.Fatalf("anthropic-shape 401: %d %s", resp.StatusCode, body)
+	}
+	resp, body = get(t, g.URL+"/v1/models", "")
+	if resp.StatusCode != 401 || !strings.Contains(string(body), `"invalid_api_key"`) {
+		t.Fatalf("openai-shape 401: %d %s", resp.StatusCode, body)
+	}
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) < 4 {
+		t.Fatalf("want request.rejected events for the refused calls, got %d", len(rej))
+	}
+}
+
+func TestReloadChurnKeepsOneStoreAndLosesNothing(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	fds := openFDsTo(g.DB)
+
+	// Writers: rejected requests each record one event.
+	var sent atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages", strings.NewReader(`{}`))
+				req.Header.Set("X-Api-Key", "gw_bogus")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue
+				}
+				resp.Body.Close()
+				if resp.StatusCode == 401 {
+					sent.Add(1)
+				}
+			}
+		}()
+	}
+	for i := range 20 {
+		// Alternate a harmless option so each load is a real config change.
+		g.load(gatewayConfig(db, "http://127.0.0.1:1", fmt.Sprintf("default_model anthropic:claude-haiku-4-%d", i)))
+	}
+	close(stop)
+	wg.Wait()
+
+	if n, _ := stores.References(g.DB); n != 1 {
+		t.Errorf("pool references after 20 reloads = %d, want 1", n)
+	}
+	if now := openFDsTo(g.DB); now > fds {
+		t.Errorf("open handles on the database grew from %d to %d", fds, now)
+	}
+	got := len(g.events(store.TypeRequestRejected))
+	if int64(got) != sent.Load() || got == 0 {
+		t.Errorf("events = %d, answered requests = %d: events lost across reloads", got, sent.Load())
+	}
+}
+
+func TestFailedReloadLeavesStoreWorking(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	// A config that fails in Provision (unknown provider type via JSON-level
+	// validation: a pricing file that does not exist).
+	err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1", "pricing /nonexistent/prices.json"))
+	if err == nil {
+		t.Fatal("bad config loaded")
+	}
+	resp, _ := get(t, g.URL+"/healthz", tok)
+	if resp.StatusCode != 200 {
+		t.Fatalf("after failed reload: %d", resp.StatusCode)
+	}
+	before := len(g.events(store.TypeRequestRejected))
+	get(t, g.URL+"/v1/models", "gw_bogus")
+	if after := len(g.events(store.TypeRequestRejected)); after != before+1 {
+		t.Fatalf("store not writing after failed reload: %d → %d", before, after)
+	}
+	if n, _ := stores.References(g.DB); n != 1 {
+		t.Errorf("references = %d, want 1", n)
+	}
+}
+
+func TestRevokedAndExpiredKeysRefusedWithin5s(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	// Another process (the CLI) issues and revokes keys on the same file.
+	cli, err := store.Open(g.DB, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close(context.Background())
+	k, tok, err := cli.IssueKey(context.Background(), store.IssueParams{Name: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, expTok, err := cli.IssueKey(context.Background(), store.IssueParams{Name: "short", ExpiresIn: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus := func(token string, want int) time.Duration {
+		t.Helper()
+		t.Logf("waiting for %d", want)
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < 5*time.Second {
+			resp, _ := get(t, g.URL+"/healthz", token)
+			if resp.StatusCode == want {
+				return time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("token %.12s… not answered %d within 5s", token, want)
+		return 0
+	}
+	waitStatus(tok, 200)
+	waitStatus(expTok, 200)
+	if _, err := cli.RevokeKey(context.Background(), k.ID); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("revocation seen after %v", waitStatus(tok, 401))
+	t.Logf("expiry seen after %v", waitStatus(expTok, 401))
+}
+
+func TestTokenNeverStored(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "alice-laptop", Workspace: "/tmp/proj"})
+	for range 3 {
+		get(t, g.URL+"/healthz", tok)
+	}
+	g.sync()
+	for _, f := range []string{g.DB, g.DB + "-wal"} {
+		raw, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(tok)) || bytes.Contains(raw, []byte(tok[3:])) {
+			t.Fatalf("%s contains the token", f)
+		}
+	}
+	st, err := os.Stat(g.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("database mode %v, want 0600", st.Mode().Perm())
+	}
+}
+
+func TestCommandIssueListRevoke(t *testing.T) {
+	db := tempDB(t)
+	run := func(args ...string) string {
+		t.Helper()
+		var cmd = map[string]func() *cobra.Command{
+			"issue-key": issueKeyCommand, "list-keys": listKeysCommand, "revoke-key": revokeKeyCommand,
+		}[args[0]]()
+		cmd.Flags().String("db", "", "")
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetArgs(append(args[1:], "--db", db))
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	out := run("issue-key", "--name", "alice-laptop", "--workspace", "/tmp/proj", "--user", "alice", "--team", "eng", "--models", "haiku,gpt-5-mini", "--expires", "30d")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "key_id: gk_") || !strings.HasPrefix(lines[1], "token: gw_") {
+		t.Fatalf("issue-key printed %q", out)
+	}
+	id := strings.TrimPrefix(lines[0], "key_id: ")
+	tok := strings.TrimPrefix(lines[1], "token: ")
+	if len(tok) < len("gw_")+26+32 {
+		t.Errorf("token %d chars: too short for a ULID and 128 random bits", len(tok))
+	}
+	list := run("list-keys")
+	if !strings.Contains(list, id) || !strings.Contains(list, "alice-laptop") || !strings.Contains(list, "haiku,gpt-5-mini") {
+		t.Fatalf("list-keys: %s", list)
+	}
+	if strings.Contains(list, tok) || strings.Contains(list, tok[3:]) {
+		t.Fatal("list-keys shows the token")
+	}
+	if out := run("revoke-key", id); !strings.Contains(out, id) {
+		t.Fatalf("revoke-key: %s", out)
+	}
+	if list := run("list-keys"); !strings.Contains(list, "revoked") {
+		t.Fatalf("after revoke: %s", list)
+	}
+}

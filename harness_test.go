@@ -1,0 +1,277 @@
+package metis
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/mattn/go-sqlite3"
+
+	"github.com/metisgateway/metis/store"
+)
+
+// caddyMu serialises the tests that run Caddy: there is one Caddy per process.
+var caddyMu sync.Mutex
+
+// testGateway is a Caddy instance started in-process from a Caddyfile, with
+// the gateway and analytics sites on free loopback ports.
+type testGateway struct {
+	t         *testing.T
+	URL       string // gateway site
+	Analytics string // analytics site
+	DB        string // trace database path
+	gwPort    int
+	anPort    int
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// gatewayConfig is the metis global option body used by most tests: both
+// providers pointed at one fake upstream.
+func gatewayConfig(db, upstream string, extra string) string {
+	return fmt.Sprintf(`db %s
+		provider anthropic {
+			api_key {env.METIS_TEST_ANTHROPIC_KEY}
+			base_url %s
+			max_retries 2
+			max_retry_wait 5s
+		}
+		provider openai {
+			api_key {env.METIS_TEST_OPENAI_KEY}
+			base_url %s/v1
+			max_retries 2
+			max_retry_wait 5s
+		}
+		alias haiku anthropic:claude-haiku-4-5
+		alias sonnet anthropic:claude-3-7-sonnet-20250219
+		alias nano openai:gpt-5-nano
+		%s`, db, upstream, upstream, extra)
+}
+
+const (
+	testAnthropicKey = "sk-ant-test-provider-key"
+	testOpenAIKey    = "sk-openai-test-provider-key"
+)
+
+// startGateway runs Caddy with the metis option body and both sites.
+func startGateway(t *testing.T, metisBody string) *testGateway {
+	t.Helper()
+	caddyMu.Lock()
+	t.Setenv("METIS_TEST_ANTHROPIC_KEY", testAnthropicKey)
+	t.Setenv("METIS_TEST_OPENAI_KEY", testOpenAIKey)
+	g := &testGateway{t: t, gwPort: freePort(t), anPort: freePort(t)}
+	g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.gwPort)
+	g.Analytics = fmt.Sprintf("http://127.0.0.1:%d", g.anPort)
+	g.load(metisBody)
+	t.Cleanup(func() {
+		_ = caddy.Stop()
+		caddyMu.Unlock()
+	})
+	return g
+}
+
+// caddyfile renders the full Caddyfile for a metis option body.
+func (g *testGateway) caddyfile(metisBody string) string {
+	return fmt.Sprintf(`{
+	admin off
+	persist_config off
+	grace_period 1s
+	log {
+		level ERROR
+	}
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, metisBody, g.gwPort, g.anPort)
+}
+
+// load adapts and (re)loads a config, failing the test on error.
+func (g *testGateway) load(metisBody string) {
+	g.t.Helper()
+	if err := g.tryLoad(metisBody); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// tryLoad adapts and loads a config and returns the error, for reload tests.
+func (g *testGateway) tryLoad(metisBody string) error {
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(g.caddyfile(metisBody)), nil)
+	if err != nil {
+		return fmt.Errorf("adapting: %w", err)
+	}
+	for _, w := range warnings {
+		g.t.Logf("adapt warning: %s", w.String())
+	}
+	var parsed struct {
+		Apps struct {
+			Metis struct {
+				DB string `json:"db"`
+			} `json:"metis"`
+		} `json:"apps"`
+	}
+	_ = json.Unmarshal(cfg, &parsed)
+	if parsed.Apps.Metis.DB != "" {
+		g.DB = parsed.Apps.Metis.DB
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		return err
+	}
+	return waitListening(fmt.Sprintf("127.0.0.1:%d", g.gwPort))
+}
+
+func waitListening(addr string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not listening", addr)
+}
+
+// app is the running metis app.
+func (g *testGateway) app() *App {
+	g.t.Helper()
+	v, err := caddy.ActiveContext().AppIfConfigured("metis")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return v.(*App)
+}
+
+// issueKey issues a key on the running gateway's store.
+func (g *testGateway) issueKey(p store.IssueParams) (store.Key, string) {
+	g.t.Helper()
+	if p.Name == "" {
+		p.Name = "test-key"
+	}
+	k, tok, err := g.app().store.IssueKey(context.Background(), p)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return k, tok
+}
+
+// sync waits until every enqueued trace event is on disk.
+func (g *testGateway) sync() {
+	g.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.app().store.Sync(ctx); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// db opens the trace database read-only, as an operator's sqlite3 would.
+func (g *testGateway) db() *sql.DB {
+	g.t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+g.DB+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	g.t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// events returns the payloads of the events of one type, oldest first.
+func (g *testGateway) events(typ string) []map[string]any {
+	g.t.Helper()
+	g.sync()
+	rows, err := g.db().Query(`SELECT payload_json FROM events WHERE type = ? ORDER BY id`, typ)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []map[string]any
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			g.t.Fatal(err)
+		}
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(s), &m); err != nil {
+			g.t.Fatal(err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// lastCall is the newest llm.call_completed payload.
+func (g *testGateway) lastCall() map[string]any {
+	g.t.Helper()
+	ev := g.events(store.TypeCallCompleted)
+	if len(ev) == 0 {
+		g.t.Fatal("no llm.call_completed event")
+	}
+	return ev[len(ev)-1]
+}
+
+// post sends a JSON body with a gateway token.
+func (g *testGateway) post(path, token string, body string, hdr ...string) *http.Response {
+	g.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, g.URL+path, strings.NewReader(body))
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-Api-Key", token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return resp
+}
+
+func tempDB(t *testing.T) string {
+	dir := t.TempDir()
+	return filepath.Join(dir, "metis", "metis.db")
+}
+
+// openFDsTo counts this process's open file descriptors on path.
+func openFDsTo(path string) int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && target == path {
+			n++
+		}
+	}
+	return n
+}

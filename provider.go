@@ -1,0 +1,154 @@
+package metis
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Provider types: the wire shape an upstream speaks.
+const (
+	shapeAnthropic = "anthropic"
+	shapeOpenAI    = "openai"
+)
+
+// ProviderConfig is one upstream LLM provider.
+type ProviderConfig struct {
+	// Name identifies the provider in model references ("name:model").
+	Name string `json:"name"`
+	// Type is the wire format the provider speaks: "anthropic" or "openai".
+	// Default: the name, when it is one of those.
+	Type string `json:"type,omitempty"`
+	// APIKey is the provider key. Write it as a {env.X} placeholder: it is
+	// resolved at provision time and so never appears in the config JSON.
+	APIKey string `json:"api_key,omitempty"`
+	// BaseURL follows the SDK convention: Anthropic without /v1
+	// (https://api.anthropic.com), OpenAI with it (https://api.openai.com/v1).
+	BaseURL string `json:"base_url,omitempty"`
+	// Timeout bounds the wait for the upstream's response headers. Streams
+	// are never cut by it. Default 10m.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+	// MaxRetries is how many times a failed call (429, 5xx, 529, connection
+	// failure before any byte reached the client) is retried. Default 2.
+	MaxRetries *int `json:"max_retries,omitempty"`
+	// MaxRetryWait caps the wait before a retry; a retry-after beyond it
+	// returns the error instead. Default 30s.
+	MaxRetryWait caddy.Duration `json:"max_retry_wait,omitempty"`
+}
+
+// provider is a provisioned ProviderConfig: resolved secrets, parsed URL
+// and its own tuned transport.
+type provider struct {
+	name         string
+	typ          string
+	apiKey       string
+	endpoint     string // base URL without trailing slash
+	client       *http.Client
+	transport    *http.Transport
+	maxRetries   int
+	maxRetryWait time.Duration
+}
+
+func defaultBaseURL(typ string) string {
+	if typ == shapeAnthropic {
+		return "https://api.anthropic.com"
+	}
+	return "https://api.openai.com/v1"
+}
+
+func newProvider(pc *ProviderConfig) (*provider, error) {
+	if pc == nil || pc.Name == "" {
+		return nil, fmt.Errorf("provider without a name")
+	}
+	typ := pc.Type
+	if typ == "" {
+		typ = pc.Name
+	}
+	if typ != shapeAnthropic && typ != shapeOpenAI {
+		return nil, fmt.Errorf("provider %q: type must be anthropic or openai, got %q", pc.Name, typ)
+	}
+	repl := caddy.NewReplacer()
+	base := repl.ReplaceKnown(pc.BaseURL, "")
+	if base == "" {
+		base = defaultBaseURL(typ)
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("provider %q: base_url %q is not an http(s) URL", pc.Name, base)
+	}
+	timeout := time.Duration(pc.Timeout)
+	if timeout <= 0 {
+		timeout = 10 * time.Minute
+	}
+	retries := 2
+	if pc.MaxRetries != nil {
+		if *pc.MaxRetries < 0 {
+			return nil, fmt.Errorf("provider %q: max_retries must not be negative", pc.Name)
+		}
+		retries = *pc.MaxRetries
+	}
+	wait := time.Duration(pc.MaxRetryWait)
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          2048,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: timeout,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+	return &provider{
+		name:         pc.Name,
+		typ:          typ,
+		apiKey:       repl.ReplaceKnown(pc.APIKey, ""),
+		endpoint:     strings.TrimRight(u.String(), "/"),
+		transport:    tr,
+		client:       &http.Client{Transport: tr}, // no Client.Timeout: it would cut streams
+		maxRetries:   retries,
+		maxRetryWait: wait,
+	}, nil
+}
+
+// url returns the upstream URL for an API path such as "/messages".
+// Anthropic base URLs have no /v1, OpenAI ones do (SDK conventions).
+func (p *provider) url(path, rawQuery string) string {
+	var s string
+	if p.typ == shapeAnthropic {
+		s = p.endpoint + "/v1" + path
+	} else {
+		s = p.endpoint + path
+	}
+	if rawQuery != "" {
+		s += "?" + rawQuery
+	}
+	return s
+}
+
+// setAuth puts the provider key on an upstream request.
+func (p *provider) setAuth(h http.Header) {
+	if p.typ == shapeAnthropic {
+		h.Set("X-Api-Key", p.apiKey)
+		if h.Get("Anthropic-Version") == "" {
+			h.Set("Anthropic-Version", "2023-06-01")
+		}
+		return
+	}
+	h.Set("Authorization", "Bearer "+p.apiKey)
+}
+
+func (p *provider) closeIdle() { p.transport.CloseIdleConnections() }

@@ -1,0 +1,391 @@
+package metis
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/metisgateway/metis/adapters/anthropic"
+	"github.com/metisgateway/metis/adapters/openai"
+	"github.com/metisgateway/metis/adapters/sse"
+	"github.com/metisgateway/metis/adapters/translate"
+	"github.com/metisgateway/metis/ir"
+)
+
+const maxUpstreamBody = 256 << 20
+
+// Error classes recorded in llm.call_completed.
+const (
+	errCancelled         = "CANCELLED"
+	errRateLimited       = "RATE_LIMITED"
+	errUpstream          = "UPSTREAM_ERROR"
+	errUpstreamTimeout   = "UPSTREAM_TIMEOUT"
+	errUpstreamUnreached = "UPSTREAM_UNREACHABLE"
+	errStreamInterrupted = "STREAM_INTERRUPTED"
+	errBadUpstreamBody   = "BAD_UPSTREAM_RESPONSE"
+)
+
+// statusClientClosed is recorded when the client went away before any
+// response was written (nginx's convention).
+const statusClientClosed = 499
+
+// upstreamFailed handles a call that got no response at all.
+func (c *call) upstreamFailed(err error) {
+	switch {
+	case c.r.Context().Err() != nil:
+		c.status, c.errorClass = statusClientClosed, errCancelled
+		return
+	case isTimeout(err):
+		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s did not answer in time", c.res.prov.name))
+	default:
+		c.status, c.errorClass = http.StatusBadGateway, errUpstreamUnreached
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s is unreachable", c.res.prov.name))
+	}
+	c.g.logger.Warn("upstream call failed", zapTurn(c.turnID), zapErr(err))
+}
+
+// relayError returns an upstream error: unmodified to a same-shape client
+// (status, body, retry-after, request-id), translated to a cross-shape one.
+func (c *call) relayError(resp *http.Response) {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	c.status = resp.StatusCode
+	if c.status == http.StatusTooManyRequests {
+		c.errorClass = errRateLimited
+	} else {
+		c.errorClass = errUpstream
+	}
+	h := c.w.Header()
+	if !c.cross {
+		copyResponseHeaders(h, resp.Header)
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+		c.w.WriteHeader(resp.StatusCode)
+		_, _ = c.w.Write(body)
+		return
+	}
+	var status int
+	var out []byte
+	if c.shape == shapeAnthropic {
+		status, out = translate.ErrorToAnthropic(resp.StatusCode, body)
+	} else {
+		status, out = translate.ErrorToOpenAI(resp.StatusCode, body)
+	}
+	for _, k := range []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry", "Request-Id", "X-Request-Id"} {
+		if v := resp.Header.Get(k); v != "" {
+			h.Set(k, v)
+		}
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	c.w.WriteHeader(status)
+	_, _ = c.w.Write(out)
+}
+
+// relayBody relays a non-streamed answer and reads its usage.
+func (c *call) relayBody(resp *http.Response) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
+	if err != nil {
+		if c.r.Context().Err() != nil {
+			c.status, c.errorClass = statusClientClosed, errCancelled
+			return
+		}
+		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("reading the answer of provider %s: %v", c.res.prov.name, err))
+		return
+	}
+	c.status = resp.StatusCode
+	c.readUsage(body)
+	out := body
+	if c.cross && c.kind != kindCountTokens {
+		if c.shape == shapeAnthropic {
+			out, err = c.tstate.OpenAIResponseToAnthropic(body)
+		} else {
+			out, err = c.tstate.AnthropicResponseToOpenAI(body)
+		}
+		if err != nil {
+			c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
+			writeError(c.w, c.shape, c.status, "translating the provider's answer: "+err.Error())
+			return
+		}
+	}
+	h := c.w.Header()
+	if c.cross {
+		h.Set("Content-Type", "application/json")
+		if c.upstreamReqID != "" {
+			h.Set("Request-Id", c.upstreamReqID)
+		}
+	} else {
+		copyResponseHeaders(h, resp.Header)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	c.w.WriteHeader(c.status)
+	_, _ = c.w.Write(out)
+}
+
+// readUsage extracts provider-native usage from a non-streamed body.
+func (c *call) readUsage(body []byte) {
+	if c.kind == kindCountTokens {
+		return // count_tokens is free: no usage to bill
+	}
+	var u ir.Usage
+	var err error
+	if c.res.prov.typ == shapeAnthropic {
+		var m anthropic.ResponseMeta
+		u, m, err = anthropic.ResponseUsage(body)
+		c.respModel = m.Model
+	} else {
+		var m openai.ResponseMeta
+		u, m, err = openai.ResponseUsage(body)
+		c.respModel = m.Model
+	}
+	if err != nil {
+		// An answer without readable usage is still priced: estimate from
+		// the bytes rather than record a silent $0.
+		u = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, OutputTokens: int64(len(body)+3) / 4, Estimated: true}
+	}
+	c.usage, c.haveUsage = u, true
+}
+
+// streamObserver reads usage and completion from the provider's stream.
+type streamObserver struct {
+	typ  string
+	ant  anthropic.StreamTracker
+	oai  openai.StreamTracker
+	seen bool // any content arrived
+}
+
+// observe feeds one upstream event; it reports whether the event is the
+// OpenAI usage-only chunk.
+func (o *streamObserver) observe(ev sse.Event) (usageOnly bool) {
+	if ev.Comment {
+		return false
+	}
+	if o.typ == shapeAnthropic {
+		o.ant.Observe(ev.Name, ev.Data)
+		o.seen = o.ant.SawContent()
+		return false
+	}
+	usageOnly = o.oai.Observe(ev.Data)
+	o.seen = o.oai.SawContent()
+	return usageOnly
+}
+
+func (o *streamObserver) usage() ir.Usage {
+	if o.typ == shapeAnthropic {
+		return o.ant.Usage()
+	}
+	return o.oai.Usage()
+}
+
+func (o *streamObserver) complete() bool {
+	if o.typ == shapeAnthropic {
+		return o.ant.Complete()
+	}
+	return o.oai.Done()
+}
+
+func (o *streamObserver) model() string {
+	if o.typ == shapeAnthropic {
+		return o.ant.Meta().Model
+	}
+	return o.oai.Meta().Model
+}
+
+// upstreamErr reports an error event the provider sent inside the stream.
+func (o *streamObserver) upstreamErr() (string, bool) {
+	if o.typ == shapeAnthropic {
+		t, _, ok := o.ant.Err()
+		return t, ok
+	}
+	t, _, ok := o.oai.Err()
+	return t, ok
+}
+
+// relayStream relays an SSE answer event by event as it arrives, flushing
+// each one, while reading usage on the side.
+func (c *call) relayStream(resp *http.Response, cancel func()) {
+	h := c.w.Header()
+	if c.cross {
+		if c.upstreamReqID != "" {
+			h.Set("Request-Id", c.upstreamReqID)
+		}
+	} else {
+		copyResponseHeaders(h, resp.Header)
+	}
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-transform") // keeps Caddy's encode away
+	h.Set("X-Accel-Buffering", "no")
+	c.status = resp.StatusCode
+	c.w.WriteHeader(resp.StatusCode)
+	rc := http.NewResponseController(c.w)
+	_ = rc.Flush()
+
+	obs := &streamObserver{typ: c.res.prov.typ}
+	var err error
+	if c.cross {
+		err = c.translateStream(resp, rc, obs)
+	} else {
+		err = c.passStream(resp, rc, obs)
+	}
+	u := obs.usage()
+	c.usage, c.haveUsage = u, true
+	c.respModel = obs.model()
+	if et, ok := obs.upstreamErr(); ok {
+		if et == "rate_limit_error" {
+			c.errorClass = errRateLimited
+		} else {
+			c.errorClass = errUpstream
+		}
+		return
+	}
+	switch {
+	case c.r.Context().Err() != nil || errors.Is(err, errClientGone):
+		cancel()
+		c.errorClass = errCancelled
+	case err != nil || !obs.complete():
+		c.errorClass = errStreamInterrupted
+		msg := "the provider's stream was interrupted"
+		if err != nil && !errors.Is(err, io.EOF) {
+			msg += ": " + err.Error()
+		}
+		var ev []byte
+		if c.cross {
+			ev = c.streamTr.Error("api_error", msg)
+		} else {
+			ev = streamErrorEvent(c.shape, "api_error", msg)
+		}
+		if _, werr := c.w.Write(ev); werr == nil {
+			_ = rc.Flush()
+		}
+	}
+}
+
+var errClientGone = errors.New("client went away")
+
+// passStream relays same-shape events verbatim. An OpenAI usage chunk the
+// gateway asked for on the client's behalf is not shown to the client.
+func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs *streamObserver) error {
+	rd := sse.NewReader(resp.Body)
+	hide := c.shape == shapeOpenAI && !c.clientAskedUsage
+	for {
+		ev, err := rd.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		usageOnly := obs.observe(ev)
+		if obs.seen && c.ttft == 0 {
+			c.ttft = time.Since(c.start)
+		}
+		if usageOnly && hide {
+			continue
+		}
+		if _, err := c.w.Write(ev.Raw); err != nil {
+			return errClientGone
+		}
+		if err := rc.Flush(); err != nil {
+			return errClientGone
+		}
+	}
+}
+
+// pingEvery is the keep-alive interval of translated streams.
+const pingEvery = 15 * time.Second
+
+// translateStream re-encodes the provider's events in the client's shape,
+// sending a keep-alive ping after every 15 s of silence.
+func (c *call) translateStream(resp *http.Response, rc *http.ResponseController, obs *streamObserver) error {
+	if c.res.prov.typ == shapeOpenAI {
+		c.streamTr = c.tstate.NewOpenAIToAnthropicStream()
+	} else {
+		c.streamTr = c.tstate.NewAnthropicToOpenAIStream()
+	}
+	type item struct {
+		ev  sse.Event
+		err error
+	}
+	events := make(chan item)
+	next := make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		rd := sse.NewReader(resp.Body)
+		for {
+			ev, err := rd.Next()
+			select {
+			case events <- item{ev, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+			select { // the reader's buffers are reused: wait until the event is handled
+			case <-next:
+			case <-done:
+				return
+			}
+		}
+	}()
+	write := func(b []byte) error {
+		if len(b) == 0 {
+			return nil
+		}
+		if _, err := c.w.Write(b); err != nil {
+			return errClientGone
+		}
+		if err := rc.Flush(); err != nil {
+			return errClientGone
+		}
+		return nil
+	}
+	ping := time.NewTimer(pingEvery)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ping.C:
+			if err := write(c.streamTr.Ping()); err != nil {
+				return err
+			}
+			ping.Reset(pingEvery)
+		case it := <-events:
+			if it.err != nil {
+				if errors.Is(it.err, io.EOF) {
+					if obs.complete() {
+						return write(c.streamTr.Finish())
+					}
+					return nil
+				}
+				return it.err
+			}
+			obs.observe(it.ev)
+			if obs.seen && c.ttft == 0 {
+				c.ttft = time.Since(c.start)
+			}
+			var out []byte
+			var terr error
+			if !it.ev.Comment {
+				out, terr = c.streamTr.Event(it.ev.Name, it.ev.Data)
+			}
+			next <- struct{}{}
+			if terr != nil {
+				return terr
+			}
+			if err := write(out); err != nil {
+				return err
+			}
+			if !ping.Stop() {
+				select {
+				case <-ping.C:
+				default:
+				}
+			}
+			ping.Reset(pingEvery)
+		}
+	}
+}

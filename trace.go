@@ -1,0 +1,178 @@
+package metis
+
+import (
+	"strconv"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metisgateway/metis/store"
+)
+
+func zapTurn(id string) zap.Field { return zap.String("turn_id", id) }
+func zapErr(err error) zap.Field  { return zap.Error(err) }
+
+// routeDecided is the payload of route.decided.
+type routeDecided struct {
+	TurnID         string `json:"turn_id"`
+	GatewayKeyID   string `json:"gateway_key_id"`
+	KeyName        string `json:"key_name"`
+	User           string `json:"user"`
+	Team           string `json:"team"`
+	Workspace      string `json:"workspace"`
+	SessionID      string `json:"session_id,omitempty"`
+	InboundShape   string `json:"inbound_shape"`
+	Endpoint       string `json:"endpoint"`
+	RequestedModel string `json:"requested_model"`
+	Provider       string `json:"provider"`
+	Model          string `json:"model"`
+	RouteSlot      string `json:"route_slot"`
+	Stream         bool   `json:"stream"`
+	CrossShape     bool   `json:"cross_shape"`
+}
+
+// turnCompleted is the payload of turn.completed.
+type turnCompleted struct {
+	TurnID       string   `json:"turn_id"`
+	GatewayKeyID string   `json:"gateway_key_id"`
+	Status       int      `json:"status"`
+	ErrorClass   *string  `json:"error_class"`
+	CostUSD      *float64 `json:"cost_usd"`
+	Priced       bool     `json:"priced"`
+	LatencyMS    int64    `json:"latency_ms"`
+	Calls        int      `json:"calls"`
+}
+
+// tokensCounted is the payload recorded for count_tokens calls, which cost
+// nothing and so are not llm.call_completed events.
+type tokensCounted struct {
+	TurnID       string `json:"turn_id"`
+	GatewayKeyID string `json:"gateway_key_id"`
+	Provider     string `json:"provider"`
+	Model        string `json:"model"`
+	Status       int    `json:"status"`
+	InputTokens  int64  `json:"input_tokens"`
+	Estimated    bool   `json:"estimated"`
+	LatencyMS    int64  `json:"latency_ms"`
+}
+
+const typeTokensCounted = "tokens.counted"
+
+func (c *call) endpoint() string {
+	switch c.kind {
+	case kindCountTokens:
+		return "count_tokens"
+	case kindChat:
+		return "chat_completions"
+	}
+	return "messages"
+}
+
+func (c *call) recordRoute() {
+	k := c.key
+	ev := store.Event{Type: store.TypeRouteDecided, Time: c.start, Payload: &routeDecided{
+		TurnID: c.turnID, GatewayKeyID: k.ID, KeyName: k.Name, User: k.User, Team: k.Team, Workspace: k.Workspace,
+		SessionID: c.session, InboundShape: c.shape, Endpoint: c.endpoint(), RequestedModel: c.requested,
+		Provider: c.res.prov.name, Model: c.res.model, RouteSlot: c.slot, Stream: c.stream, CrossShape: c.cross,
+	}}
+	if !c.g.app.store.Enqueue(ev) {
+		mDropped.Inc()
+	}
+}
+
+// finish prices the call and records llm.call_completed and
+// turn.completed, then the metrics and one log line.
+func (c *call) finish() {
+	now := time.Now()
+	latency := now.Sub(c.start)
+	a := c.g.app
+	k := c.key
+	var errClass *string
+	if c.errorClass != "" {
+		errClass = &c.errorClass
+	}
+	if c.kind == kindCountTokens {
+		tc := &tokensCounted{
+			TurnID: c.turnID, GatewayKeyID: k.ID, Provider: c.res.prov.name, Model: c.res.model, Status: c.status,
+			InputTokens: c.usage.InputTokens, Estimated: c.usage.Estimated, LatencyMS: latency.Milliseconds(),
+		}
+		zero := 0.0
+		tcDone := &turnCompleted{TurnID: c.turnID, GatewayKeyID: k.ID, Status: c.status, ErrorClass: errClass,
+			CostUSD: &zero, Priced: true, LatencyMS: latency.Milliseconds(), Calls: 0}
+		if !a.store.Enqueue(store.Event{Type: typeTokensCounted, Time: now, Payload: tc},
+			store.Event{Type: store.TypeTurnCompleted, Time: now, Payload: tcDone}) {
+			mDropped.Add(2)
+		}
+		mRequests.WithLabelValues(c.shape, c.res.prov.name, strconv.Itoa(c.status)).Inc()
+		return
+	}
+	u := c.usage
+	// Price the model the provider says it ran, else the one we asked for.
+	var cost float64
+	priced := false
+	pricedModel := c.res.model
+	if c.respModel != "" {
+		if cost, priced = a.prices.Cost(c.respModel, u); priced {
+			pricedModel = c.respModel
+		}
+	}
+	if !priced {
+		cost, priced = a.prices.Cost(c.res.model, u)
+	}
+	var costPtr *float64
+	savings := 0.0
+	if priced {
+		costPtr = &cost
+		savings = a.prices.CacheSavings(pricedModel, u)
+	} else if _, warned := a.unpricedOnce.LoadOrStore(c.res.model, struct{}{}); !warned {
+		c.g.logger.Warn("model has no price in the catalogue; its calls are recorded with cost_usd null",
+			zap.String("model", c.res.model), zap.String("provider", c.res.prov.name))
+	}
+	source := "provider"
+	if u.Estimated {
+		source = "estimated"
+	}
+	var ttft *int64
+	if c.stream && c.ttft > 0 {
+		ms := c.ttft.Milliseconds()
+		ttft = &ms
+	}
+	cc := &store.Call{
+		TurnID: c.turnID, GatewayKeyID: k.ID, KeyName: k.Name, User: k.User, Team: k.Team, Workspace: k.Workspace,
+		SessionID: c.session, InboundShape: c.shape, Provider: c.res.prov.name, RequestedModel: c.requested,
+		Model: c.res.model, Stream: c.stream, Status: c.status, ErrorClass: c.errorClass, Attempts: c.attempts,
+		InputTokens: u.InputTokens, CacheReadInputTokens: u.CacheReadInputTokens,
+		CacheCreationInputTokens: u.CacheCreationInputTokens, CacheCreation5mInputTokens: u.CacheCreation5mInputTokens,
+		CacheCreation1hInputTokens: u.CacheCreation1hInputTokens, OutputTokens: u.OutputTokens,
+		ReasoningTokens: u.ReasoningTokens, CostUSD: costPtr, Priced: priced, UsageSource: source,
+		LatencyMS: latency.Milliseconds(), TTFTMS: ttft, UpstreamRequestID: c.upstreamReqID,
+		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier,
+	}
+	done := &turnCompleted{TurnID: c.turnID, GatewayKeyID: k.ID, Status: c.status, ErrorClass: errClass,
+		CostUSD: costPtr, Priced: priced, LatencyMS: latency.Milliseconds(), Calls: 1}
+	if !a.store.Enqueue(store.Event{Type: store.TypeCallCompleted, Time: now, Payload: cc},
+		store.Event{Type: store.TypeTurnCompleted, Time: now, Payload: done}) {
+		mDropped.Add(2)
+	}
+	observeCall(c, u, cost, priced, latency)
+	fields := []zap.Field{
+		zapTurn(c.turnID), zap.String("key_id", k.ID), zap.String("inbound_shape", c.shape),
+		zap.String("provider", c.res.prov.name), zap.String("model", c.res.model), zap.Bool("stream", c.stream),
+		zap.Int("status", c.status), zap.Int("attempts", c.attempts),
+		zap.Int64("input_tokens", u.InputTokens), zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
+		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens), zap.Int64("output_tokens", u.OutputTokens),
+		zap.String("usage_source", source), zap.Duration("latency", latency),
+	}
+	if priced {
+		fields = append(fields, zap.Float64("cost_usd", cost))
+	} else {
+		fields = append(fields, zap.Bool("priced", false))
+	}
+	if c.errorClass != "" {
+		fields = append(fields, zap.String("error_class", c.errorClass))
+	}
+	if ttft != nil {
+		fields = append(fields, zap.Int64("ttft_ms", *ttft))
+	}
+	c.g.logger.Info("llm call", fields...)
+}
