@@ -37,7 +37,7 @@ type call struct {
 	path      string // upstream API path
 	rawQuery  string
 
-	clientAskedUsage bool             // OpenAI client asked for stream_options.include_usage itself
+	clientAskedUsage bool                       // OpenAI client asked for stream_options.include_usage itself
 	tstate           *translate.State           // cross-shape request state
 	streamTr         translate.StreamTranslator // cross-shape stream encoder
 
