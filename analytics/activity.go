@@ -10,12 +10,12 @@ import (
 
 // seriesPoint is one bucket of /analytics/activity's series.
 type seriesPoint struct {
-	T            string  `json:"t"`
-	Calls        int64   `json:"calls"`
-	Errors       int64   `json:"errors"`
-	CostUSD      float64 `json:"cost_usd"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
+	T            string `json:"t"`
+	Calls        int64  `json:"calls"`
+	Errors       int64  `json:"errors"`
+	CostUSD      usd    `json:"cost_usd"`
+	InputTokens  int64  `json:"input_tokens"`
+	OutputTokens int64  `json:"output_tokens"`
 }
 
 type activityAnswer struct {
@@ -84,7 +84,7 @@ func fillSeries(res result, w window, g grain) []seriesPoint {
 		}
 		if i < len(res) && res[i].bucket == b {
 			s := res[i]
-			p.Calls, p.Errors, p.CostUSD, p.InputTokens, p.OutputTokens = s.calls, s.errors, s.cost, s.input, s.output
+			p.Calls, p.Errors, p.CostUSD, p.InputTokens, p.OutputTokens = s.calls, s.errors, usd(s.cost), s.input, s.output
 		}
 		out = append(out, p)
 	}

@@ -20,26 +20,26 @@ const groupByValues = "model, provider, key, user, team, workspace, session, day
 
 // costGroup is one entry of /analytics/cost's groups.
 type costGroup struct {
-	Key                      string  `json:"key"`
-	Name                     string  `json:"name,omitempty"`
-	CostUSD                  float64 `json:"cost_usd"`
-	Calls                    int64   `json:"calls"`
-	Errors                   int64   `json:"errors"`
-	InputTokens              int64   `json:"input_tokens"`
-	OutputTokens             int64   `json:"output_tokens"`
-	CacheReadInputTokens     int64   `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens int64   `json:"cache_creation_input_tokens"`
-	ReasoningTokens          int64   `json:"reasoning_tokens"`
-	UnpricedCalls            int64   `json:"unpriced_calls"`
-	EstimatedCalls           int64   `json:"estimated_calls"`
-	CacheSavingsUSD          float64 `json:"cache_savings_usd"`
+	Key                      string `json:"key"`
+	Name                     string `json:"name,omitempty"`
+	CostUSD                  usd    `json:"cost_usd"`
+	Calls                    int64  `json:"calls"`
+	Errors                   int64  `json:"errors"`
+	InputTokens              int64  `json:"input_tokens"`
+	OutputTokens             int64  `json:"output_tokens"`
+	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
+	ReasoningTokens          int64  `json:"reasoning_tokens"`
+	UnpricedCalls            int64  `json:"unpriced_calls"`
+	EstimatedCalls           int64  `json:"estimated_calls"`
+	CacheSavingsUSD          usd    `json:"cache_savings_usd"`
 }
 
 // costAnswer is the body of /analytics/cost.
 type costAnswer struct {
 	windowFields
 	GroupBy                  string      `json:"group_by"`
-	TotalCostUSD             float64     `json:"total_cost_usd"`
+	TotalCostUSD             usd         `json:"total_cost_usd"`
 	Calls                    int64       `json:"calls"`
 	Errors                   int64       `json:"errors"`
 	InputTokens              int64       `json:"input_tokens"`
@@ -49,7 +49,7 @@ type costAnswer struct {
 	ReasoningTokens          int64       `json:"reasoning_tokens"`
 	UnpricedCalls            int64       `json:"unpriced_calls"`
 	EstimatedCalls           int64       `json:"estimated_calls"`
-	CacheSavingsUSD          float64     `json:"cache_savings_usd"`
+	CacheSavingsUSD          usd         `json:"cache_savings_usd"`
 	Groups                   []costGroup `json:"groups"`
 }
 
@@ -93,16 +93,16 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 	t := res.total()
 	ans := costAnswer{
 		windowFields: newWindowFields(win), GroupBy: by,
-		TotalCostUSD: t.cost, Calls: t.calls, Errors: t.errors, InputTokens: t.input, OutputTokens: t.output,
+		TotalCostUSD: usd(t.cost), Calls: t.calls, Errors: t.errors, InputTokens: t.input, OutputTokens: t.output,
 		CacheReadInputTokens: t.cacheRead, CacheCreationInputTokens: t.cacheWrite, ReasoningTokens: t.reasoning,
-		UnpricedCalls: t.unpriced, EstimatedCalls: t.estimated, CacheSavingsUSD: t.savings,
+		UnpricedCalls: t.unpriced, EstimatedCalls: t.estimated, CacheSavingsUSD: usd(t.savings),
 		Groups: make([]costGroup, 0, len(res)),
 	}
 	for _, g := range res {
-		cg := costGroup{CostUSD: g.cost, Calls: g.calls, Errors: g.errors, InputTokens: g.input,
+		cg := costGroup{CostUSD: usd(g.cost), Calls: g.calls, Errors: g.errors, InputTokens: g.input,
 			OutputTokens: g.output, CacheReadInputTokens: g.cacheRead, CacheCreationInputTokens: g.cacheWrite,
 			ReasoningTokens: g.reasoning, UnpricedCalls: g.unpriced, EstimatedCalls: g.estimated,
-			CacheSavingsUSD: g.savings}
+			CacheSavingsUSD: usd(g.savings)}
 		switch {
 		case q.grain != grainNone:
 			cg.Key = fmtTime(time.Unix(g.bucket, 0))
@@ -138,7 +138,7 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 }
 
 // byCost orders by cost descending, then calls descending, then key.
-func byCost(ci float64, ni int64, ki string, cj float64, nj int64, kj string) bool {
+func byCost(ci usd, ni int64, ki string, cj usd, nj int64, kj string) bool {
 	if ci != cj {
 		return ci > cj
 	}

@@ -14,7 +14,7 @@ type keyRow struct {
 	User          string           `json:"user"`
 	Team          string           `json:"team"`
 	Workspace     string           `json:"workspace"`
-	CostUSD       float64          `json:"cost_usd"`
+	CostUSD       usd              `json:"cost_usd"`
 	Calls         int64            `json:"calls"`
 	Errors        int64            `json:"errors"`
 	UnpricedCalls int64            `json:"unpriced_calls"`
@@ -52,7 +52,7 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 		if g.lastUS > k.lastUS { // the tags of the latest call win
 			k.lastUS, k.User, k.Team, k.Workspace = g.lastUS, g.vals[2], g.vals[3], g.vals[4]
 		}
-		k.CostUSD += g.cost
+		k.CostUSD += usd(g.cost)
 		k.Calls += g.calls
 		k.Errors += g.errors
 		k.UnpricedCalls += g.unpriced
@@ -84,7 +84,7 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 // userRow is one entry of /analytics/by_user.
 type userRow struct {
 	User          string    `json:"user"`
-	CostUSD       float64   `json:"cost_usd"`
+	CostUSD       usd       `json:"cost_usd"`
 	Calls         int64     `json:"calls"`
 	Errors        int64     `json:"errors"`
 	UnpricedCalls int64     `json:"unpriced_calls"`
@@ -117,7 +117,7 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 			idx[name] = u
 			ans.Users = append(ans.Users, u)
 		}
-		u.CostUSD += g.cost
+		u.CostUSD += usd(g.cost)
 		u.Calls += g.calls
 		u.Errors += g.errors
 		u.UnpricedCalls += g.unpriced
@@ -132,16 +132,16 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 
 // teamUser is one entry of a team's by_user.
 type teamUser struct {
-	User          string  `json:"user"`
-	CostUSD       float64 `json:"cost_usd"`
-	Calls         int64   `json:"calls"`
-	UnpricedCalls int64   `json:"unpriced_calls"`
+	User          string `json:"user"`
+	CostUSD       usd    `json:"cost_usd"`
+	Calls         int64  `json:"calls"`
+	UnpricedCalls int64  `json:"unpriced_calls"`
 }
 
 // teamRow is one entry of /analytics/by_team.
 type teamRow struct {
 	Team          string      `json:"team"`
-	CostUSD       float64     `json:"cost_usd"`
+	CostUSD       usd         `json:"cost_usd"`
 	Calls         int64       `json:"calls"`
 	Errors        int64       `json:"errors"`
 	UnpricedCalls int64       `json:"unpriced_calls"`
@@ -175,14 +175,14 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 			idx[name] = t
 			ans.Teams = append(ans.Teams, t)
 		}
-		t.CostUSD += g.cost
+		t.CostUSD += usd(g.cost)
 		t.Calls += g.calls
 		t.Errors += g.errors
 		t.UnpricedCalls += g.unpriced
 		if g.vals[1] != "" {
 			t.Users++ // one group per (team, user)
 		}
-		t.ByUser = append(t.ByUser, &teamUser{User: tagLabel(g.vals[1]), CostUSD: g.cost, Calls: g.calls,
+		t.ByUser = append(t.ByUser, &teamUser{User: tagLabel(g.vals[1]), CostUSD: usd(g.cost), Calls: g.calls,
 			UnpricedCalls: g.unpriced})
 	}
 	for _, t := range ans.Teams {

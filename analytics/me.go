@@ -10,23 +10,23 @@ import (
 )
 
 type meTotals struct {
-	CostUSD       float64 `json:"cost_usd"`
-	Calls         int64   `json:"calls"`
-	InputTokens   int64   `json:"input_tokens"`
-	OutputTokens  int64   `json:"output_tokens"`
-	UnpricedCalls int64   `json:"unpriced_calls"`
+	CostUSD       usd   `json:"cost_usd"`
+	Calls         int64 `json:"calls"`
+	InputTokens   int64 `json:"input_tokens"`
+	OutputTokens  int64 `json:"output_tokens"`
+	UnpricedCalls int64 `json:"unpriced_calls"`
 }
 
 type meToday struct {
-	CostUSD float64 `json:"cost_usd"`
-	Calls   int64   `json:"calls"`
+	CostUSD usd   `json:"cost_usd"`
+	Calls   int64 `json:"calls"`
 }
 
 type meModel struct {
-	Key           string  `json:"key"`
-	CostUSD       float64 `json:"cost_usd"`
-	Calls         int64   `json:"calls"`
-	UnpricedCalls int64   `json:"unpriced_calls"`
+	Key           string `json:"key"`
+	CostUSD       usd    `json:"cost_usd"`
+	Calls         int64  `json:"calls"`
+	UnpricedCalls int64  `json:"unpriced_calls"`
 }
 
 type meAnswer struct {
@@ -90,12 +90,12 @@ func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
 	t, d := res.total(), today.total()
 	ans := meAnswer{GatewayKeyID: id.KeyID, Name: id.Name, User: id.User, Team: id.Team, Workspace: id.Workspace,
 		windowFields: newWindowFields(win),
-		Today:        meToday{CostUSD: d.cost, Calls: d.calls},
-		Total: meTotals{CostUSD: t.cost, Calls: t.calls, InputTokens: t.input, OutputTokens: t.output,
+		Today:        meToday{CostUSD: usd(d.cost), Calls: d.calls},
+		Total: meTotals{CostUSD: usd(t.cost), Calls: t.calls, InputTokens: t.input, OutputTokens: t.output,
 			UnpricedCalls: t.unpriced},
 		ByModel: make([]meModel, 0, len(res)), Budgets: []struct{}{}}
 	for _, g := range res {
-		ans.ByModel = append(ans.ByModel, meModel{Key: g.vals[0], CostUSD: g.cost, Calls: g.calls,
+		ans.ByModel = append(ans.ByModel, meModel{Key: g.vals[0], CostUSD: usd(g.cost), Calls: g.calls,
 			UnpricedCalls: g.unpriced})
 	}
 	sort.Slice(ans.ByModel, func(i, j int) bool {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 
 	"go.uber.org/zap"
 )
@@ -77,4 +80,17 @@ func writeStatusJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// usd is an amount of US dollars, encoded as a JSON number rounded to the
+// nano-dollar so that summation noise (0.30000000000000004) does not show.
+type usd float64
+
+// MarshalJSON encodes u rounded to 9 decimals.
+func (u usd) MarshalJSON() ([]byte, error) {
+	v := math.Round(float64(u)*1e9) / 1e9
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return nil, fmt.Errorf("encoding %v USD: not a finite number", float64(u))
+	}
+	return strconv.AppendFloat(nil, v, 'f', -1, 64), nil
 }

@@ -12,17 +12,17 @@ import (
 // sessionRow is one session of /sessions; its figures are the session's
 // totals, not limited to the window.
 type sessionRow struct {
-	SessionID     string  `json:"session_id"`
-	GatewayKeyID  string  `json:"gateway_key_id"`
-	KeyName       string  `json:"key_name"`
-	User          string  `json:"user"`
-	Team          string  `json:"team"`
-	Workspace     string  `json:"workspace"`
-	FirstCallAt   string  `json:"first_call_at"`
-	LastCallAt    string  `json:"last_call_at"`
-	Calls         int64   `json:"calls"`
-	CostUSD       float64 `json:"cost_usd"`
-	UnpricedCalls int64   `json:"unpriced_calls"`
+	SessionID     string `json:"session_id"`
+	GatewayKeyID  string `json:"gateway_key_id"`
+	KeyName       string `json:"key_name"`
+	User          string `json:"user"`
+	Team          string `json:"team"`
+	Workspace     string `json:"workspace"`
+	FirstCallAt   string `json:"first_call_at"`
+	LastCallAt    string `json:"last_call_at"`
+	Calls         int64  `json:"calls"`
+	CostUSD       usd    `json:"cost_usd"`
+	UnpricedCalls int64  `json:"unpriced_calls"`
 }
 
 type sessionsAnswer struct {
