@@ -16,6 +16,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 	_ "github.com/mattn/go-sqlite3"
 
@@ -122,7 +123,7 @@ func (g *testGateway) load(metisBody string) {
 
 // tryLoad adapts and loads a config and returns the error, for reload tests.
 func (g *testGateway) tryLoad(metisBody string) error {
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(g.caddyfile(metisBody)), nil)
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile.Format([]byte(g.caddyfile(metisBody))), nil)
 	if err != nil {
 		return fmt.Errorf("adapting: %w", err)
 	}

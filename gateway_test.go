@@ -1,0 +1,315 @@
+package metis
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+// costOf returns a call's cost_usd, failing when it is null.
+func costOf(t *testing.T, call map[string]any) float64 {
+	t.Helper()
+	c, ok := call["cost_usd"].(float64)
+	if !ok {
+		t.Fatalf("cost_usd is %v, want a number", call["cost_usd"])
+	}
+	return c
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+
+func num(m map[string]any, k string) int64 {
+	f, _ := m[k].(float64)
+	return int64(f)
+}
+
+// sseEvents reads an SSE body into (event name, data) pairs.
+func sseEvents(t *testing.T, r io.Reader) (names []string, datas []string) {
+	t.Helper()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	name := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event:"):
+			name = strings.TrimSpace(line[6:])
+		case strings.HasPrefix(line, "data:"):
+			names = append(names, name)
+			datas = append(datas, strings.TrimSpace(line[5:]))
+			name = ""
+		}
+	}
+	return names, datas
+}
+
+func newGatewayWithFake(t *testing.T) (*testGateway, *fakeupstream.Server) {
+	t.Helper()
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	return g, up
+}
+
+func TestAnthropicNonStreamPassthroughAndCost(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	k, tok := g.issueKey(store.IssueParams{Name: "alice-laptop", User: "alice", Team: "eng", Workspace: "/tmp/proj"})
+	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0))
+	reqBody := `{"model":"sonnet","max_tokens":512,"thinking":{"type":"adaptive"},"context_management":{"edits":[]},"messages":[{"role":"user","content":"Weather in SF?"}],"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}`
+	resp := g.post("/v1/messages?beta=true", tok, reqBody,
+		"Anthropic-Version", "2023-06-01", "Anthropic-Beta", "claude-code-20250219,interleaved-thinking-2025-05-14",
+		"X-Claude-Code-Session-Id", "sess-123")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0)
+	if resp.StatusCode != 200 || string(body) != want.Body {
+		t.Fatalf("status %d; body not relayed byte for byte:\n%s", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Request-Id") == "" {
+		t.Error("request-id not relayed")
+	}
+	// What went upstream: the body as sent but the model, the provider key,
+	// the anthropic headers and query.
+	rec := up.RequestsTo("/v1/messages")[0]
+	if rec.APIKey() != testAnthropicKey || strings.Contains(fmt.Sprint(rec.Header), tok) {
+		t.Fatalf("upstream auth %q; gateway token must never go upstream", rec.APIKey())
+	}
+	if rec.RawQuery != "beta=true" || rec.Header.Get("Anthropic-Beta") != "claude-code-20250219,interleaved-thinking-2025-05-14" ||
+		rec.Header.Get("Anthropic-Version") != "2023-06-01" {
+		t.Errorf("upstream query/headers: %q %v", rec.RawQuery, rec.Header)
+	}
+	wantUp := strings.Replace(reqBody, `"model":"sonnet"`, `"model":"claude-3-7-sonnet-20250219"`, 1)
+	if rec.Body != wantUp {
+		t.Errorf("upstream body\n got %s\nwant %s", rec.Body, wantUp)
+	}
+
+	call := g.lastCall()
+	// claude-3-7-sonnet: $3/MTok in, $15/MTok out.
+	// 402 × 3e-6 = 0.001206; 89 × 15e-6 = 0.001335; total 0.002541.
+	if c := costOf(t, call); !near(c, 0.002541) {
+		t.Errorf("cost %v, want 0.002541", c)
+	}
+	for k2, v := range map[string]any{
+		"gateway_key_id": k.ID, "key_name": "alice-laptop", "user": "alice", "team": "eng", "workspace": "/tmp/proj",
+		"session_id": "sess-123", "inbound_shape": "anthropic", "provider": "anthropic", "requested_model": "sonnet",
+		"model": "claude-3-7-sonnet-20250219", "stream": false, "priced": true, "usage_source": "provider",
+		"error_class": nil,
+	} {
+		if call[k2] != v {
+			t.Errorf("%s = %v, want %v", k2, call[k2], v)
+		}
+	}
+	if num(call, "input_tokens") != 402 || num(call, "output_tokens") != 89 || num(call, "status") != 200 || num(call, "attempts") != 1 {
+		t.Errorf("usage/status: %v", call)
+	}
+	// The seed's queries, verbatim.
+	var keyID, model string
+	var cost float64
+	err := g.db().QueryRow(`SELECT json_extract(payload_json, '$.gateway_key_id'),
+       json_extract(payload_json, '$.model'),
+       json_extract(payload_json, '$.cost_usd')
+FROM events
+WHERE type = 'llm.call_completed'
+ORDER BY timestamp_us DESC LIMIT 1;`).Scan(&keyID, &model, &cost)
+	if err != nil || keyID != k.ID || model != "claude-3-7-sonnet-20250219" || !near(cost, 0.002541) {
+		t.Fatalf("seed query 1: %v %s %s %v", err, keyID, model, cost)
+	}
+	rows, err := g.db().Query(`SELECT type, json_extract(payload_json, '$.model'),
+       json_extract(payload_json, '$.cost_usd')
+FROM events
+WHERE type IN ('route.decided', 'llm.call_completed', 'turn.completed')
+ORDER BY timestamp_us DESC LIMIT 5;`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for rows.Next() {
+		var typ string
+		var m, c any
+		if err := rows.Scan(&typ, &m, &c); err != nil {
+			t.Fatal(err)
+		}
+		types = append(types, typ)
+	}
+	rows.Close()
+	if strings.Join(types, ",") != "turn.completed,llm.call_completed,route.decided" {
+		t.Errorf("seed query 2 types: %v", types)
+	}
+	// One turn id across the three events, ids in order.
+	var ids []string
+	r2, _ := g.db().Query(`SELECT id, json_extract(payload_json,'$.turn_id') FROM events WHERE type IN ('route.decided','llm.call_completed','turn.completed') ORDER BY id`)
+	turns := map[string]bool{}
+	for r2.Next() {
+		var id, turn string
+		_ = r2.Scan(&id, &turn)
+		ids = append(ids, id)
+		turns[turn] = true
+	}
+	r2.Close()
+	if len(ids) != 3 || len(turns) != 1 {
+		t.Errorf("events %v turns %v", ids, turns)
+	}
+	rd := g.events(store.TypeRouteDecided)[0]
+	if rd["route_slot"] != "request" {
+		t.Errorf("route_slot %v", rd["route_slot"])
+	}
+}
+
+func TestAnthropicStreamRelayedEventByEvent(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	rp := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicStream, 0)
+	rp.Gap = 30 * time.Millisecond
+	up.Enqueue("/v1/messages", rp)
+	start := time.Now()
+	resp := g.post("/v1/messages", tok, `{"model":"claude-3-7-sonnet-20250219","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`,
+		"Anthropic-Version", "2023-06-01")
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("status %d ct %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-transform") {
+		t.Errorf("Cache-Control %q", cc)
+	}
+	// The first event arrives long before the stream ends: nothing is buffered.
+	br := bufio.NewReader(resp.Body)
+	first, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(first, "event: message_start") {
+		t.Fatalf("first line %q %v", first, err)
+	}
+	firstAt := time.Since(start)
+	rest, _ := io.ReadAll(br)
+	total := time.Since(start)
+	if firstAt > total/3 {
+		t.Errorf("first event after %v of %v: the stream was buffered", firstAt, total)
+	}
+	if got := first + string(rest); got != strings.Join(rp.Events, "") {
+		t.Errorf("stream not relayed byte for byte")
+	}
+	call := g.lastCall()
+	// 394 × 3e-6 + 79 × 15e-6 = 0.001182 + 0.001185 = 0.002367
+	if c := costOf(t, call); !near(c, 0.002367) || call["stream"] != true || num(call, "output_tokens") != 79 {
+		t.Errorf("call %v", call)
+	}
+	if _, ok := call["ttft_ms"].(float64); !ok {
+		t.Errorf("ttft_ms missing: %v", call["ttft_ms"])
+	}
+}
+
+func TestOpenAIStreamUsageInjectedAndHidden(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	// The client does not ask for usage: the gateway asks upstream anyway
+	// and hides the usage chunk from the client.
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","stream":true,"messages":[{"role":"developer","content":"Be brief."},{"role":"user","content":"hi"}]}`)
+	names, datas := sseEvents(t, resp.Body)
+	resp.Body.Close()
+	_ = names
+	if len(datas) == 0 || datas[len(datas)-1] != "[DONE]" {
+		t.Fatalf("stream did not end with [DONE]: %v", datas)
+	}
+	for _, d := range datas {
+		if strings.Contains(d, `"prompt_tokens"`) {
+			t.Fatalf("usage chunk shown to a client that did not ask: %s", d)
+		}
+	}
+	rec := up.RequestsTo("/v1/chat/completions")[0]
+	var sent map[string]any
+	_ = json.Unmarshal([]byte(rec.Body), &sent)
+	so, _ := sent["stream_options"].(map[string]any)
+	if so["include_usage"] != true || rec.APIKey() != testOpenAIKey {
+		t.Fatalf("upstream request %s key %q", rec.Body, rec.APIKey())
+	}
+	call := g.lastCall()
+	// gpt-5-nano: $0.05/MTok in, $0.40/MTok out. 12 × 5e-8 + 100 × 4e-7 = 6e-7 + 4e-5 = 4.06e-5
+	if c := costOf(t, call); !near(c, 4.06e-5) || num(call, "reasoning_tokens") != 100 || call["usage_source"] != "provider" {
+		t.Errorf("call %v", call)
+	}
+
+	// A client that asks gets the usage chunk.
+	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
+	_, datas = sseEvents(t, resp.Body)
+	resp.Body.Close()
+	found := false
+	for _, d := range datas {
+		found = found || strings.Contains(d, `"prompt_tokens":12`)
+	}
+	if !found {
+		t.Error("usage chunk missing for a client that asked")
+	}
+}
+
+func TestOpenAINonStreamCost(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	up.Enqueue("/v1/chat/completions", fakeupstream.FromFixture(fakeupstream.FixtureOpenAINonStream, 0))
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}`, "Authorization", "Bearer "+tok)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	call := g.lastCall()
+	// 162 × 5e-8 + 287 × 4e-7 = 8.1e-6 + 1.148e-4 = 1.229e-4
+	if c := costOf(t, call); !near(c, 1.229e-4) || num(call, "reasoning_tokens") != 256 {
+		t.Errorf("call %v", call)
+	}
+}
+
+func TestBadInputRejectedInCallersShape(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, "")+"\n")
+	_, tok := g.issueKey(store.IssueParams{Name: "k", AllowedModels: []string{"haiku", "gpt-5-nano"}})
+	cases := []struct {
+		path, body string
+		status     int
+		want       string
+	}{
+		{"/v1/messages", `{"model":"haiku",`, 400, `"type":"invalid_request_error"`},
+		{"/v1/messages", `{"model":"haiku","messages":[{"role":"user","content":"x"}]}`, 400, "max_tokens"},
+		{"/v1/messages", `{"model":"haiku","max_tokens":5}`, 400, "messages"},
+		{"/v1/chat/completions", `{"model":"gpt-5-nano"}`, 400, `"code":"invalid_request"`},
+		{"/v1/chat/completions", `[1,2]`, 400, "JSON object"},
+		{"/v1/messages", `{"model":"no-such-model","max_tokens":5,"messages":[]}`, 404, `"not_found_error"`},
+		{"/v1/chat/completions", `{"model":"no-such-model","messages":[]}`, 404, `"model_not_found"`},
+		{"/v1/messages", `{"model":"sonnet","max_tokens":5,"messages":[]}`, 403, `"permission_error"`},
+		{"/v1/chat/completions", `{"model":"gpt-4o","messages":[]}`, 403, `"error"`},
+		{"/v1/messages", `{"model":"haiku","max_tokens":5,"messages":[],"pad":"` + strings.Repeat("x", 33<<20) + `"}`, 413, `"request_too_large"`},
+	}
+	for _, c := range cases {
+		resp := g.post(c.path, tok, c.body)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(b), c.want) {
+			t.Errorf("%s %.60s: %d %s; want %d with %s", c.path, c.body, resp.StatusCode, b, c.status, c.want)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, g.URL+"/v1/messages", nil)
+	req.Header.Set("X-Api-Key", tok)
+	resp, _ := http.DefaultClient.Do(req)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 405 || !strings.Contains(string(b), `"type":"error"`) {
+		t.Errorf("GET /v1/messages: %d %s", resp.StatusCode, b)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d rejected requests reached the upstream", n)
+	}
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != len(cases)+1 {
+		t.Errorf("%d request.rejected events, want %d", len(rej), len(cases)+1)
+	}
+	for _, e := range rej {
+		if _, has := e["cost_usd"]; has {
+			t.Errorf("a rejection carries a cost: %v", e)
+		}
+	}
+	if n := len(g.events(store.TypeCallCompleted)); n != 0 {
+		t.Errorf("%d calls recorded for rejected requests", n)
+	}
+}
