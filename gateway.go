@@ -138,6 +138,10 @@ func tokenOf(r *http.Request) string {
 
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	tok := tokenOf(r)
+	// The token is consumed here: scrub it so that no later handler, proxy
+	// or access log (Caddy redacts Authorization but not x-api-key) sees it.
+	r.Header.Del("X-Api-Key")
+	r.Header.Del("Authorization")
 	if tok == "" {
 		return nil, reject(http.StatusUnauthorized, "missing_key", "missing gateway key: send it as x-api-key or Authorization: Bearer")
 	}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/metisgateway/metis/adapters/anthropic"
 	"github.com/metisgateway/metis/adapters/openai"
 	"github.com/metisgateway/metis/adapters/sse"
@@ -127,8 +129,10 @@ func (c *call) relayBody(resp *http.Response) {
 
 // readUsage extracts provider-native usage from a non-streamed body.
 func (c *call) readUsage(body []byte) {
-	if c.kind == kindCountTokens {
-		return // count_tokens is free: no usage to bill
+	if c.kind == kindCountTokens { // free: recorded, never billed
+		c.usage = ir.Usage{InputTokens: gjson.GetBytes(body, "input_tokens").Int()}
+		c.haveUsage = true
+		return
 	}
 	var u ir.Usage
 	var err error
