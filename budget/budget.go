@@ -1,0 +1,475 @@
+// Package budget is Metis's spend-cap ledger: budgets on a gateway key, a
+// user, a team or a workspace, each over a calendar window (daily, weekly,
+// monthly, aligned in an IANA time zone) or a rolling duration, with a hard
+// and an optional soft limit in USD.
+//
+// The gateway reserves a call's worst-case cost against every budget that
+// covers the caller in one BEGIN IMMEDIATE transaction (Reserve), then
+// settles the reservation to the actual priced cost (Reservation.Settle) or
+// releases it (Reservation.Release). Because the check and the reservation
+// happen under SQLite's write lock, concurrent requests, in one process or
+// several sharing the database file, cannot overshoot a hard limit. A
+// reservation whose process crashed stops counting after
+// Options.ReservationTTL.
+//
+// The ledger lives in the trace database file but manages its own tables
+// and schema version (budget_meta), leaving PRAGMA user_version to the trace
+// store. It does not import Caddy.
+package budget
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+	"github.com/oklog/ulid/v2"
+	"go.uber.org/zap"
+
+	_ "time/tzdata" // budgets name IANA zones; hosts without zoneinfo still load them
+)
+
+// Scopes a budget can be set on.
+const (
+	ScopeKey       = "key"
+	ScopeUser      = "user"
+	ScopeTeam      = "team"
+	ScopeWorkspace = "workspace"
+)
+
+// Calendar windows. Any positive Go duration ("72h") is a rolling window.
+const (
+	WindowDaily   = "daily"
+	WindowWeekly  = "weekly"
+	WindowMonthly = "monthly"
+)
+
+// Quota states.
+const (
+	StateOK   = "ok"
+	StateSoft = "soft"
+	StateHard = "hard"
+)
+
+// Option defaults, applied to zero fields of Options.
+const (
+	DefaultRefresh        = time.Second
+	DefaultReservationTTL = 2 * time.Hour
+)
+
+// epsilon absorbs float rounding when comparing sums of dollars with limits
+// (a nano-dollar, the precision analytics report).
+const epsilon = 1e-9
+
+// settleTimeout bounds a Settle, which runs on its own context.
+const settleTimeout = 30 * time.Second
+
+var (
+	// ErrNoBudget is returned by Clear when no budget matches.
+	ErrNoBudget = errors.New("no such budget")
+	// ErrUnavailable wraps every error caused by the database (locked past
+	// the busy timeout, unreadable, closed): the ledger could not decide.
+	// The gateway applies its fail-open/fail-closed policy to it.
+	ErrUnavailable = errors.New("budget ledger unavailable")
+)
+
+// Budget is a spend cap on one subject over one window.
+type Budget struct {
+	ID        string    `json:"id"`      // "bd_" + ULID
+	Scope     string    `json:"scope"`   // "key" | "user" | "team" | "workspace"
+	Subject   string    `json:"subject"` // the key id, user, team or workspace path
+	Window    string    `json:"window"`  // "daily" | "weekly" | "monthly" | a Go duration for a rolling window ("72h")
+	TZ        string    `json:"tz"`      // IANA zone for calendar windows, default "UTC"
+	Hard      float64   `json:"hard"`    // USD, > 0
+	Soft      float64   `json:"soft"`    // USD, 0 = none; must be < Hard
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Identity is who a call is made for; empty fields match no budget.
+type Identity struct{ KeyID, User, Team, Workspace string }
+
+// Options tune a Ledger. Zero fields take the defaults.
+type Options struct {
+	// Refresh is how often the Applies cache polls budget_meta for budgets
+	// changed by another process. Default 1s.
+	Refresh time.Duration
+	// ReservationTTL is the age after which a reservation is treated as
+	// released (its process crashed before settling). Default 2h.
+	ReservationTTL time.Duration
+	// Logger receives refresh and pruning errors; nil means zap.NewNop().
+	Logger *zap.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Refresh <= 0 {
+		o.Refresh = DefaultRefresh
+	}
+	if o.ReservationTTL <= 0 {
+		o.ReservationTTL = DefaultReservationTTL
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	return o
+}
+
+// Ledger is an open budget ledger. All methods are safe for concurrent use.
+type Ledger struct {
+	path string
+	opts Options
+	db   *sql.DB // writer, one connection: Reserve and Settle serialise in-process
+	rdb  *sql.DB // readers: List, Quotas, cache refresh
+
+	cache    atomic.Pointer[snapshot]
+	reloadMu sync.Mutex
+	zones    sync.Map // tz name → *time.Location
+
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens the database file at path (created 0600, with its folder
+// 0700, when missing) with its own connections, creates or upgrades the
+// budget tables, loads the Applies cache and starts the goroutine that
+// refreshes it and prunes old rows. Call Close to stop it.
+func Open(path string, o Options) (*Ledger, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening budget ledger %s: %w", path, err)
+	}
+	l, err := open(abs, o.withDefaults())
+	if err != nil {
+		return nil, fmt.Errorf("opening budget ledger %s: %w", abs, err)
+	}
+	return l, nil
+}
+
+func open(path string, o Options) (*Ledger, error) {
+	if err := createFile(path); err != nil {
+		return nil, err
+	}
+	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	db, err := sql.Open("sqlite3", uri+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_synchronous=NORMAL")
+	if err != nil {
+		return nil, fmt.Errorf("opening writer: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	ctx := context.Background()
+	if err := migrate(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	rdb, err := sql.Open("sqlite3", uri+"?mode=ro&_query_only=1&_busy_timeout=5000")
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening readers: %w", err)
+	}
+	rdb.SetMaxOpenConns(2)
+	rdb.SetMaxIdleConns(2)
+	l := &Ledger{path: path, opts: o, db: db, rdb: rdb, stop: make(chan struct{}), done: make(chan struct{})}
+	if err := l.reload(ctx); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, err
+	}
+	go l.run()
+	return l, nil
+}
+
+// createFile creates the folder and the database file with private
+// permissions before SQLite would create them with the umask's.
+func createFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating folder: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("creating database file: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("creating database file: %w", err)
+	}
+	return nil
+}
+
+// Close stops the background goroutine and closes the connections.
+// Reservations not yet settled stay in the database until their TTL. It is
+// idempotent.
+func (l *Ledger) Close() error {
+	l.closeOnce.Do(func() {
+		close(l.stop)
+		<-l.done
+		if err := errors.Join(l.rdb.Close(), l.db.Close()); err != nil {
+			l.closeErr = fmt.Errorf("closing budget ledger %s: %w", l.path, err)
+		}
+	})
+	return l.closeErr
+}
+
+// Path is the absolute path of the database file.
+func (l *Ledger) Path() string { return l.path }
+
+// dbErr marks err as a database failure (ErrUnavailable) unless it is the
+// caller's context ending.
+func dbErr(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// location loads (once) the zone named tz.
+func (l *Ledger) location(tz string) (*time.Location, error) {
+	if v, ok := l.zones.Load(tz); ok {
+		return v.(*time.Location), nil
+	}
+	loc, err := loadZone(tz)
+	if err != nil {
+		return nil, err
+	}
+	l.zones.Store(tz, loc)
+	return loc, nil
+}
+
+func loadZone(tz string) (*time.Location, error) {
+	if tz == "" {
+		return time.UTC, nil
+	}
+	if tz == "Local" {
+		return nil, errors.New(`time zone "Local" depends on the host; name an IANA zone such as Europe/Berlin`)
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q: %w", tz, err)
+	}
+	return loc, nil
+}
+
+// NormalizeWindow returns the canonical spelling of a window: daily,
+// weekly or monthly (any case), a positive Go duration as given ("72h"),
+// or whole days ("30d") as hours ("720h"). It fails for anything else.
+func NormalizeWindow(window string) (string, error) {
+	w := strings.ToLower(strings.TrimSpace(window))
+	switch w {
+	case WindowDaily, WindowWeekly, WindowMonthly:
+		return w, nil
+	case "":
+		return "", errors.New("window is required: daily, weekly, monthly or a duration such as 72h")
+	}
+	if n, ok := strings.CutSuffix(w, "d"); ok {
+		var days int
+		if _, err := fmt.Sscanf(n, "%d", &days); err == nil && fmt.Sprint(days) == n && days > 0 {
+			return fmt.Sprintf("%dh", days*24), nil
+		}
+	} else if d, err := time.ParseDuration(w); err == nil && d > 0 {
+		return w, nil
+	}
+	return "", fmt.Errorf("bad window %q: want daily, weekly, monthly or a positive duration such as 72h", window)
+}
+
+// WindowBounds returns the current window of a budget at now. Calendar
+// windows start at midnight (daily), Monday midnight (weekly, ISO weeks) or
+// the first of the month (monthly) in tz and reset at the next such start,
+// returned in tz. A rolling window starts at now minus its duration and has
+// no reset time (nil).
+func WindowBounds(window, tz string, now time.Time) (start time.Time, resetsAt *time.Time, err error) {
+	loc, err := loadZone(tz)
+	if err != nil {
+		return time.Time{}, nil, err
+	}
+	return windowBounds(window, loc, now)
+}
+
+func windowBounds(window string, loc *time.Location, now time.Time) (time.Time, *time.Time, error) {
+	t := now.In(loc)
+	y, m, d := t.Date()
+	var start, next time.Time
+	switch window {
+	case WindowDaily:
+		start, next = time.Date(y, m, d, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+	case WindowWeekly:
+		back := (int(t.Weekday()) + 6) % 7 // days since Monday
+		start, next = time.Date(y, m, d-back, 0, 0, 0, 0, loc), time.Date(y, m, d-back+7, 0, 0, 0, 0, loc)
+	case WindowMonthly:
+		start, next = time.Date(y, m, 1, 0, 0, 0, 0, loc), time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+	default:
+		dur, err := time.ParseDuration(window)
+		if err != nil || dur <= 0 {
+			return time.Time{}, nil, fmt.Errorf("bad window %q: want daily, weekly, monthly or a positive duration such as 72h", window)
+		}
+		return now.Add(-dur), nil, nil
+	}
+	// Where midnight does not exist (a DST jump at 00:00) time.Date moves
+	// past the gap; the window still starts at the first instant of the day.
+	return start, &next, nil
+}
+
+// validate checks and normalises b for Set.
+func validate(b Budget) (Budget, error) {
+	switch b.Scope {
+	case ScopeKey, ScopeUser, ScopeTeam, ScopeWorkspace:
+	default:
+		return b, fmt.Errorf("bad scope %q: want key, user, team or workspace", b.Scope)
+	}
+	if strings.TrimSpace(b.Subject) == "" {
+		return b, fmt.Errorf("a %s budget needs a subject", b.Scope)
+	}
+	if b.Scope == ScopeKey && !strings.HasPrefix(b.Subject, "gk_") {
+		return b, fmt.Errorf("%q is not a key id (they look like gk_01J…)", b.Subject)
+	}
+	w, err := NormalizeWindow(b.Window)
+	if err != nil {
+		return b, err
+	}
+	b.Window = w
+	if b.TZ == "" {
+		b.TZ = "UTC"
+	}
+	if _, err := loadZone(b.TZ); err != nil {
+		return b, err
+	}
+	if math.IsNaN(b.Hard) || math.IsInf(b.Hard, 0) || b.Hard <= 0 {
+		return b, fmt.Errorf("hard limit must be a positive amount of USD, not %v", b.Hard)
+	}
+	if math.IsNaN(b.Soft) || math.IsInf(b.Soft, 0) || b.Soft < 0 {
+		return b, fmt.Errorf("soft limit must be a non-negative amount of USD, not %v", b.Soft)
+	}
+	if b.Soft >= b.Hard {
+		return b, fmt.Errorf("soft limit $%.2f must be below the hard limit $%.2f", b.Soft, b.Hard)
+	}
+	return b, nil
+}
+
+const sqlSelectBudgets = `SELECT id, scope, subject, window, tz, hard, soft, created_at FROM budgets`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanBudget(r scanner) (Budget, error) {
+	var b Budget
+	var created int64
+	if err := r.Scan(&b.ID, &b.Scope, &b.Subject, &b.Window, &b.TZ, &b.Hard, &b.Soft, &created); err != nil {
+		return Budget{}, err
+	}
+	b.CreatedAt = time.UnixMicro(created).UTC()
+	return b, nil
+}
+
+// Set creates the budget for (Scope, Subject, Window) or updates its
+// limits and zone, keeping its id, creation time and spend. b.ID and
+// b.CreatedAt are ignored. It returns the stored budget; this process's
+// Applies sees it at once, others within Options.Refresh.
+func (l *Ledger) Set(ctx context.Context, b Budget) (Budget, error) {
+	b, err := validate(b)
+	if err != nil {
+		return Budget{}, fmt.Errorf("setting budget: %w", err)
+	}
+	row := l.db.QueryRowContext(ctx, `INSERT INTO budgets (id, scope, subject, window, tz, hard, soft, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (scope, subject, window) DO UPDATE SET tz = excluded.tz, hard = excluded.hard, soft = excluded.soft
+		RETURNING id, scope, subject, window, tz, hard, soft, created_at`,
+		"bd_"+ulid.Make().String(), b.Scope, b.Subject, b.Window, b.TZ, b.Hard, b.Soft, time.Now().UnixMicro())
+	out, err := scanBudget(row)
+	if err != nil {
+		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
+	}
+	if err := l.reload(ctx); err != nil {
+		return out, fmt.Errorf("setting %s: %w", describe(b), err)
+	}
+	return out, nil
+}
+
+// List returns every budget ordered by scope, subject and window.
+func (l *Ledger) List(ctx context.Context) ([]Budget, error) {
+	rows, err := l.rdb.QueryContext(ctx, sqlSelectBudgets+` ORDER BY scope, subject, `+windowOrder)
+	if err != nil {
+		return nil, fmt.Errorf("listing budgets: %w", dbErr(err))
+	}
+	defer rows.Close()
+	var out []Budget
+	for rows.Next() {
+		b, err := scanBudget(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing budgets: %w", dbErr(err))
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing budgets: %w", dbErr(err))
+	}
+	return out, nil
+}
+
+// windowOrder sorts calendar windows shortest first, rolling ones after.
+const windowOrder = `CASE window WHEN 'daily' THEN 0 WHEN 'weekly' THEN 1 WHEN 'monthly' THEN 2 ELSE 3 END, window`
+
+// Clear deletes the budget for (scope, subject, window) with its charges,
+// reservations and notices; ErrNoBudget when there is none. Calls in
+// flight against it settle without charging it.
+func (l *Ledger) Clear(ctx context.Context, scope, subject, window string) error {
+	w, err := NormalizeWindow(window)
+	if err != nil {
+		return fmt.Errorf("clearing budget: %w", err)
+	}
+	what := describe(Budget{Scope: scope, Subject: subject, Window: w})
+	if err := l.clear(ctx, scope, subject, w); err != nil {
+		if errors.Is(err, ErrNoBudget) {
+			return fmt.Errorf("clearing %s: %w", what, err)
+		}
+		return fmt.Errorf("clearing %s: %w", what, dbErr(err))
+	}
+	if err := l.reload(ctx); err != nil {
+		return fmt.Errorf("clearing %s: %w", what, err)
+	}
+	return nil
+}
+
+func (l *Ledger) clear(ctx context.Context, scope, subject, window string) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	var id string
+	err = tx.QueryRowContext(ctx, `DELETE FROM budgets WHERE scope = ? AND subject = ? AND window = ? RETURNING id`,
+		scope, subject, window).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNoBudget
+	}
+	if err != nil {
+		return err
+	}
+	for _, table := range []string{"budget_charges", "budget_spend", "budget_reservations", "budget_notices"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE budget_id = ?`, id); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// describe names a budget in messages: `team "eng" monthly budget`.
+func describe(b Budget) string {
+	return fmt.Sprintf("%s %q %s budget", b.Scope, b.Subject, windowLabel(b.Window))
+}
+
+// windowLabel is "monthly" for calendar windows and "rolling 72h" for
+// rolling ones.
+func windowLabel(w string) string {
+	switch w {
+	case WindowDaily, WindowWeekly, WindowMonthly:
+		return w
+	}
+	return "rolling " + w
+}

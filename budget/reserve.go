@@ -1,0 +1,433 @@
+package budget
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// Reservation is the worst-case cost of one call held against every budget
+// that covered its identity, until Settle or Release. A nil *Reservation
+// is valid and settles as a no-op.
+type Reservation struct {
+	l       *Ledger
+	id      string
+	amount  float64
+	budgets []Budget
+
+	mu   sync.Mutex
+	done bool
+}
+
+// ID is the reservation's id ("rs_" + ULID), empty when no budget covered
+// the identity.
+func (r *Reservation) ID() string {
+	if r == nil {
+		return ""
+	}
+	return r.id
+}
+
+// Amount is the reserved worst-case cost in USD.
+func (r *Reservation) Amount() float64 {
+	if r == nil {
+		return 0
+	}
+	return r.amount
+}
+
+// Budgets are the budgets the reservation is held against, as they were
+// when it was made.
+func (r *Reservation) Budgets() []Budget {
+	if r == nil {
+		return nil
+	}
+	return append([]Budget(nil), r.budgets...)
+}
+
+// Refusal is Reserve's answer when a hard limit would be exceeded: the
+// budget (the one that resets last, when several refuse), its spend and
+// reservations in the current window, the amount asked for and when the
+// call could next fit. It implements error; the gateway answers 429 with it.
+type Refusal struct {
+	Budget   Budget
+	Spent    float64
+	Reserved float64
+	Amount   float64
+	// ResetsAt is the next window start for calendar windows; for rolling
+	// windows, when enough of the current spend will have aged out of the
+	// window for this call to fit (or now + the window, if it never fits).
+	ResetsAt time.Time
+}
+
+// Error describes the refusal in one line, e.g. `team "eng" monthly budget
+// of $500.00 is exhausted ($499.10 spent, $0.80 reserved by calls in
+// flight); it resets at 2026-12-01T00:00:00+01:00`.
+func (r *Refusal) Error() string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%s of $%.2f ", describe(r.Budget), r.Budget.Hard)
+	if r.Spent+r.Reserved >= r.Budget.Hard-epsilon {
+		sb.WriteString("is exhausted")
+	} else {
+		fmt.Fprintf(&sb, "cannot cover this call's worst-case cost of $%.2f", r.Amount)
+	}
+	fmt.Fprintf(&sb, " ($%.2f spent, $%.2f reserved by calls in flight); ", r.Spent, r.Reserved)
+	if isCalendar(r.Budget.Window) {
+		fmt.Fprintf(&sb, "it resets at %s", r.ResetsAt.Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(&sb, "room frees up at %s", r.ResetsAt.Format(time.RFC3339))
+	}
+	return sb.String()
+}
+
+func isCalendar(window string) bool {
+	return window == WindowDaily || window == WindowWeekly || window == WindowMonthly
+}
+
+// checkAmount rejects amounts that are not finite and non-negative.
+func checkAmount(what string, v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return fmt.Errorf("%s must be a finite, non-negative amount of USD, not %v", what, v)
+	}
+	return nil
+}
+
+// floorBucket is the start of the spend bucket holding ts (µs).
+func floorBucket(ts int64) int64 {
+	b := ts / bucketUS * bucketUS
+	if b > ts {
+		b -= bucketUS
+	}
+	return b
+}
+
+// ceilBucket is the first bucket start at or after ts.
+func ceilBucket(ts int64) int64 {
+	b := floorBucket(ts)
+	if b < ts {
+		b += bucketUS
+	}
+	return b
+}
+
+// sqlUsage returns a budget's spent and reserved: whole buckets from the
+// first bucket boundary at or after the window start (?2), charges between
+// the window start (?3) and that boundary, and reservations created at or
+// after the TTL cutoff (?4).
+const sqlUsage = `SELECT
+	COALESCE((SELECT SUM(amount) FROM budget_spend WHERE budget_id = ?1 AND bucket_us >= ?2), 0)
+	+ COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?3 AND ts_us < ?2), 0),
+	COALESCE((SELECT SUM(amount) FROM budget_reservations WHERE budget_id = ?1 AND created_us >= ?4), 0)`
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// usage is a budget's state at one instant.
+type usage struct {
+	start           time.Time
+	resetsAt        *time.Time
+	spent, reserved float64
+}
+
+func (l *Ledger) usage(ctx context.Context, q querier, b Budget, now time.Time) (usage, error) {
+	loc, err := l.location(b.TZ)
+	if err != nil {
+		return usage{}, fmt.Errorf("%s: %w", describe(b), err)
+	}
+	start, resets, err := windowBounds(b.Window, loc, now)
+	if err != nil {
+		return usage{}, fmt.Errorf("%s: %w", describe(b), err)
+	}
+	u := usage{start: start, resetsAt: resets}
+	s := start.UnixMicro()
+	if err := q.QueryRowContext(ctx, sqlUsage, b.ID, ceilBucket(s), s, now.Add(-l.opts.ReservationTTL).UnixMicro()).
+		Scan(&u.spent, &u.reserved); err != nil {
+		return usage{}, fmt.Errorf("%s: %w", describe(b), dbErr(err))
+	}
+	return u, nil
+}
+
+// covering selects the budgets covering an identity, key first.
+func covering(ctx context.Context, q querier, id Identity) ([]Budget, error) {
+	keys := identityKeys(id)
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var where []string
+	var args []any
+	for _, k := range keys {
+		where = append(where, "(scope = ? AND subject = ?)")
+		args = append(args, k.scope, k.subject)
+	}
+	rows, err := q.QueryContext(ctx, sqlSelectBudgets+` WHERE `+strings.Join(where, " OR ")+
+		` ORDER BY CASE scope WHEN 'key' THEN 0 WHEN 'user' THEN 1 WHEN 'team' THEN 2 ELSE 3 END, `+windowOrder, args...)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer rows.Close()
+	var out []Budget
+	for rows.Next() {
+		b, err := scanBudget(rows)
+		if err != nil {
+			return nil, dbErr(err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbErr(err)
+	}
+	return out, nil
+}
+
+// Reserve holds amount (the call's worst-case cost, USD) against every
+// budget covering id, in one BEGIN IMMEDIATE transaction. If for some
+// budget spent + reserved + amount would exceed its hard limit (or the
+// budget is already exhausted), nothing is reserved and refusal says why.
+// Otherwise one reservation row per budget is written and r returned, with
+// warnings listing the budgets whose soft limit spent + reserved had
+// already reached. When no budget covers id, r is an empty reservation.
+// err is non-nil only when the ledger could not decide (ErrUnavailable for
+// database failures, or a bad amount).
+func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now time.Time) (r *Reservation, warnings []Budget, refusal *Refusal, err error) {
+	if err := checkAmount("reserved amount", amount); err != nil {
+		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
+	}
+	r, warnings, refused, usages, err := l.reserve(ctx, id, amount, now)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
+	}
+	if len(refused) > 0 {
+		return nil, nil, l.refusal(ctx, refused, usages, amount, now), nil
+	}
+	return r, warnings, nil, nil
+}
+
+func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, []Budget, []usage, error) {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil, nil, nil, dbErr(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	budgets, err := covering(ctx, tx, id)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	r := &Reservation{l: l, amount: amount, budgets: budgets}
+	if len(budgets) == 0 {
+		r.done = true
+		return r, nil, nil, nil, nil
+	}
+	var warnings, refused []Budget
+	var usages []usage
+	for _, b := range budgets {
+		u, err := l.usage(ctx, tx, b, now)
+		if err != nil {
+			return nil, nil, nil, nil, err
+		}
+		held := u.spent + u.reserved
+		if held+amount > b.Hard+epsilon || held >= b.Hard-epsilon {
+			refused = append(refused, b)
+			usages = append(usages, u)
+			continue
+		}
+		if b.Soft > 0 && held >= b.Soft-epsilon {
+			warnings = append(warnings, b)
+		}
+	}
+	if len(refused) > 0 {
+		return nil, nil, refused, usages, nil
+	}
+	r.id = "rs_" + ulid.Make().String()
+	for _, b := range budgets {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO budget_reservations (id, budget_id, amount, created_us) VALUES (?, ?, ?, ?)`,
+			r.id, b.ID, amount, now.UnixMicro()); err != nil {
+			return nil, nil, nil, nil, dbErr(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, nil, nil, dbErr(err)
+	}
+	return r, warnings, nil, nil, nil
+}
+
+// refusal builds the Refusal for the refusing budget that frees up last,
+// after the write lock is released.
+func (l *Ledger) refusal(ctx context.Context, refused []Budget, usages []usage, amount float64, now time.Time) *Refusal {
+	var best *Refusal
+	for i, b := range refused {
+		u := usages[i]
+		rf := &Refusal{Budget: b, Spent: u.spent, Reserved: u.reserved, Amount: amount}
+		if u.resetsAt != nil {
+			rf.ResetsAt = *u.resetsAt
+		} else {
+			rf.ResetsAt = l.rollingRoom(ctx, b, u, amount, now)
+		}
+		if best == nil || rf.ResetsAt.After(best.ResetsAt) {
+			best = rf
+		}
+	}
+	return best
+}
+
+// rollingRoom estimates when enough of a rolling window's charges will
+// have aged out for amount to fit beside the current reservations; now +
+// the window when it never does (or the charges cannot be read).
+func (l *Ledger) rollingRoom(ctx context.Context, b Budget, u usage, amount float64, now time.Time) time.Time {
+	d := now.Sub(u.start)
+	excess := u.spent + u.reserved + amount - b.Hard
+	if u.spent+u.reserved >= b.Hard-epsilon && excess < epsilon {
+		excess = epsilon // exhausted: any freed amount helps
+	}
+	fallback := now.Add(d)
+	if u.reserved+amount > b.Hard+epsilon {
+		return fallback
+	}
+	rows, err := l.rdb.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? ORDER BY ts_us`,
+		b.ID, u.start.UnixMicro())
+	if err != nil {
+		return fallback
+	}
+	defer rows.Close()
+	var freed float64
+	for rows.Next() {
+		var ts int64
+		var a float64
+		if err := rows.Scan(&ts, &a); err != nil {
+			return fallback
+		}
+		if freed += a; freed >= excess-epsilon {
+			return time.UnixMicro(ts).Add(d).UTC()
+		}
+	}
+	return fallback
+}
+
+// Settle ends the reservation: its rows are deleted and actual (USD, ≥ 0)
+// is charged at now to each of its budgets that still exists, in one
+// transaction on a background context, so a call whose request was
+// cancelled still settles. It returns the budgets (as they are now) whose
+// soft limit the charge reached for the first time in the current window;
+// the gateway writes budget.soft_exceeded for each. Settling or releasing
+// again is a no-op. On error the reservation stays held (until
+// ReservationTTL) and Settle may be retried.
+func (r *Reservation) Settle(actual float64, now time.Time) (softCrossed []Budget, err error) {
+	if r == nil {
+		return nil, nil
+	}
+	if err := checkAmount("settled amount", actual); err != nil {
+		return nil, fmt.Errorf("settling reservation %s: %w", r.id, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	crossed, err := r.settle(ctx, actual, now)
+	if err != nil {
+		return nil, fmt.Errorf("settling reservation %s: %w", r.id, err)
+	}
+	r.done = true
+	return crossed, nil
+}
+
+// Release ends a reservation whose call never reached the provider:
+// Settle with 0.
+func (r *Reservation) Release() error {
+	_, err := r.Settle(0, time.Now())
+	return err
+}
+
+func (r *Reservation) settle(ctx context.Context, actual float64, now time.Time) ([]Budget, error) {
+	l := r.l
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_reservations WHERE id = ?`, r.id); err != nil {
+		return nil, dbErr(err)
+	}
+	var crossed []Budget
+	if actual > 0 {
+		for _, old := range r.budgets {
+			b, err := scanBudget(tx.QueryRowContext(ctx, sqlSelectBudgets+` WHERE id = ?`, old.ID))
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // cleared while the call was in flight
+			}
+			if err != nil {
+				return nil, dbErr(err)
+			}
+			ts := now.UnixMicro()
+			res, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO budget_charges (budget_id, reservation_id, ts_us, amount) VALUES (?, ?, ?, ?)`,
+				b.ID, r.id, ts, actual)
+			if err != nil {
+				return nil, dbErr(err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return nil, dbErr(err)
+			} else if n == 0 {
+				continue // already charged
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO budget_spend (budget_id, bucket_us, amount) VALUES (?, ?, ?)
+				ON CONFLICT (budget_id, bucket_us) DO UPDATE SET amount = amount + excluded.amount`,
+				b.ID, floorBucket(ts), actual); err != nil {
+				return nil, dbErr(err)
+			}
+			if b.Soft <= 0 {
+				continue
+			}
+			first, err := l.softNotice(ctx, tx, b, now)
+			if err != nil {
+				return nil, err
+			}
+			if first {
+				crossed = append(crossed, b)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, dbErr(err)
+	}
+	return crossed, nil
+}
+
+// softNotice records, once per window, that b's spend reached its soft
+// limit, and reports whether this call recorded it. Calendar windows are
+// keyed by their start; a rolling window by the notice's time, counting as
+// already noticed while that time is inside the window.
+func (l *Ledger) softNotice(ctx context.Context, tx *sql.Tx, b Budget, now time.Time) (bool, error) {
+	u, err := l.usage(ctx, tx, b, now)
+	if err != nil {
+		return false, err
+	}
+	if u.spent < b.Soft-epsilon {
+		return false, nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM budget_notices WHERE budget_id = ? AND window_start_us >= ?`,
+		b.ID, u.start.UnixMicro()).Scan(&n); err != nil {
+		return false, dbErr(err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	key := u.start.UnixMicro()
+	if !isCalendar(b.Window) {
+		key = now.UnixMicro()
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO budget_notices (budget_id, window_start_us) VALUES (?, ?)`, b.ID, key); err != nil {
+		return false, dbErr(err)
+	}
+	return true, nil
+}
