@@ -228,10 +228,24 @@ func (g *testGateway) events(typ string) []map[string]any {
 	return out
 }
 
+// waitEvents returns the events of a type once there are at least n: a
+// handler records its events after the client has read the last byte.
+func (g *testGateway) waitEvents(typ string, n int) []map[string]any {
+	g.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ev := g.events(typ)
+		if len(ev) >= n || time.Now().After(deadline) {
+			return ev
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // lastCall is the newest llm.call_completed payload.
 func (g *testGateway) lastCall() map[string]any {
 	g.t.Helper()
-	ev := g.events(store.TypeCallCompleted)
+	ev := g.waitEvents(store.TypeCallCompleted, 1)
 	if len(ev) == 0 {
 		g.t.Fatal("no llm.call_completed event")
 	}

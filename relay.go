@@ -246,6 +246,9 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 		return
 	}
 	switch {
+	case obs.complete():
+		// The provider finished its answer; a client that hangs up after
+		// the last content (the OpenAI SDKs stop at [DONE]) cancelled nothing.
 	case c.r.Context().Err() != nil || errors.Is(err, errClientGone):
 		cancel()
 		c.errorClass = errCancelled
