@@ -305,7 +305,9 @@ func (l *Ledger) rollingRoom(ctx context.Context, b Budget, u usage, amount floa
 			return fallback
 		}
 		if freed += a; freed >= excess-epsilon {
-			return time.UnixMicro(ts).Add(d).UTC()
+			// The window includes its start, so a charge leaves it a
+			// microsecond after it is d old.
+			return time.UnixMicro(ts).Add(d + time.Microsecond).UTC()
 		}
 	}
 	return fallback
