@@ -111,12 +111,12 @@ func TestRollingWindow(t *testing.T) {
 		at     time.Time
 		amount float64
 	}{
-		{now.Add(-day - time.Hour), 1},                                 // long gone
-		{now.Add(-day - 2*time.Minute), 2},                             // 10:05 yesterday, same bucket as the start
-		{now.Add(-day + 3*time.Minute), 4},                             // 10:10 yesterday, same bucket, inside
-		{now.Add(-day + 13*time.Minute), 8},                            // 10:20 yesterday, next bucket
-		{now.Add(-time.Minute), 16},                                    // a minute ago
-		{time.Date(2026, 11, 26, 10, 7, 13, 0, time.UTC), 32},          // exactly at the start: counts
+		{now.Add(-day - time.Hour), 1},                                // long gone
+		{now.Add(-day - 2*time.Minute), 2},                            // 10:05 yesterday, same bucket as the start
+		{now.Add(-day + 3*time.Minute), 4},                            // 10:10 yesterday, same bucket, inside
+		{now.Add(-day + 13*time.Minute), 8},                           // 10:20 yesterday, next bucket
+		{now.Add(-time.Minute), 16},                                   // a minute ago
+		{time.Date(2026, 11, 26, 10, 7, 13, 0, time.UTC), 32},         // exactly at the start: counts
 		{time.Date(2026, 11, 26, 10, 7, 12, 999999000, time.UTC), 64}, // just before: does not
 	} {
 		charge(t, l, id, c.amount, c.at)
