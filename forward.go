@@ -90,6 +90,9 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		if !retryable(resp) || attempt >= p.maxRetries {
 			return resp, nil
 		}
+		if resp.StatusCode == http.StatusTooManyRequests && quotaExhausted(resp) {
+			return resp, nil // out of credit: waiting will not help
+		}
 		wait, ok := retryAfter(resp.Header)
 		if ok && wait > p.maxRetryWait {
 			return resp, nil // the provider asks for longer than we may wait: hand the error back
@@ -102,6 +105,16 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// quotaExhausted reports whether a 429 means the account is out of credit
+// (OpenAI insufficient_quota) rather than rate limited. It reads the small
+// error body and puts it back for relaying.
+func quotaExhausted(resp *http.Response) bool {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return bytes.Contains(b, []byte("insufficient_quota"))
 }
 
 func retryable(resp *http.Response) bool {

@@ -290,3 +290,7 @@ func openFDsTo(path string) int {
 	}
 	return n
 }
+
+// requireE2E is true when missing end-to-end tools (Claude Code, Chromium)
+// must fail the run rather than skip: make test sets METIS_REQUIRE_E2E=1.
+func requireE2E() bool { return os.Getenv("METIS_REQUIRE_E2E") == "1" }

@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,9 @@ func (c *call) relayError(resp *http.Response) {
 		if v := resp.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}
+	}
+	if bytes.Contains(body, []byte("insufficient_quota")) {
+		h.Set("X-Should-Retry", "false") // the SDKs would otherwise retry a 429
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
