@@ -158,6 +158,7 @@ var droppedBlocks = map[string]bool{
 	"code_execution_tool_result": true, "bash_code_execution_tool_result": true,
 	"text_editor_code_execution_tool_result": true, "tool_search_tool_result": true,
 	"mcp_tool_use": true, "mcp_tool_result": true, "container_upload": true,
+	"tool_reference": true,
 }
 
 func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
@@ -179,6 +180,9 @@ func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
 			sb.WriteString(x.Text)
 		}
 		return ir.Part{Type: ir.PartText, Text: sb.String(), CacheControl: b.CacheControl}, true, nil
+	}
+	if droppedBlocks[b.Type] {
+		return ir.Part{}, false, nil
 	}
 	if !top {
 		return ir.Part{}, false, ir.Invalid(where, "block type %q is not allowed inside a tool result", b.Type)
@@ -220,9 +224,6 @@ func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
 		return ir.Part{Type: ir.PartThinking, Text: b.Thinking, Signature: b.Signature}, true, nil
 	case "redacted_thinking":
 		return ir.Part{Type: ir.PartRedactedThinking, Data: b.Data}, true, nil
-	}
-	if droppedBlocks[b.Type] {
-		return ir.Part{}, false, nil
 	}
 	return ir.Part{}, false, ir.Invalid(where, "unsupported content block type %q", b.Type)
 }

@@ -188,6 +188,10 @@ func TestAnthropicToOpenAIRequestGolden(t *testing.T) {
 			{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]},{"type":"text","text":"found"}]}]}`,
 		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"found"}]}`,
 	}, {
+		name: "tool_reference inside a tool result is dropped", upstream: "gpt-4o",
+		in:   `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"ok"},{"type":"tool_reference","tool_name":"x"}]}]}]}`,
+		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"tool","tool_call_id":"t","content":"ok"}]}`,
+	}, {
 		name: "more than four stop sequences is rejected", upstream: "gpt-4o",
 		in:      `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":"x"}],"stop_sequences":["a","b","c","d","e"]}`,
 		wantErr: "at most 4",

@@ -1,4 +1,4 @@
-package translate
+package sdktest
 
 import (
 	"context"
@@ -16,12 +16,18 @@ import (
 	openaioption "github.com/openai/openai-go/v3/option"
 
 	"github.com/metisgateway/metis/adapters/sse"
+	"github.com/metisgateway/metis/adapters/translate"
 	"github.com/metisgateway/metis/internal/vcr"
+	"github.com/metisgateway/metis/ir"
 )
+
+func newState(requested string) *translate.State {
+	return &translate.State{RequestedModel: requested, ToolNames: &ir.ToolNames{}, Created: 1700000000}
+}
 
 // translateBody feeds an upstream SSE body through tr event by event, as
 // the gateway does, and returns everything written to the client.
-func translateBody(t testing.TB, tr StreamTranslator, body string) []byte {
+func translateBody(t testing.TB, tr translate.StreamTranslator, body string) []byte {
 	t.Helper()
 	r := sse.NewReader(strings.NewReader(body))
 	var out []byte
@@ -88,7 +94,7 @@ func TestAnthropicStreamFixtureToOpenAISDK(t *testing.T) {
 			if includeUsage {
 				opt = `"stream_options":{"include_usage":true},`
 			}
-			_, st, err := OpenAIToAnthropicRequest([]byte(strings.Replace(openAIClientWeatherRequest, "%s", opt, 1)), "claude-3-7-sonnet-20250219", Options{})
+			_, st, err := translate.OpenAIToAnthropicRequest([]byte(strings.Replace(openAIClientWeatherRequest, "%s", opt, 1)), "claude-3-7-sonnet-20250219", translate.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +157,7 @@ func TestAnthropicStreamCacheUsageToOpenAISDK(t *testing.T) {
 		"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n" +
 		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":42}}\n\n" +
 		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"
-	_, st, err := OpenAIToAnthropicRequest([]byte(`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`), "claude-sonnet-4-5", Options{})
+	_, st, err := translate.OpenAIToAnthropicRequest([]byte(`{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`), "claude-sonnet-4-5", translate.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +183,7 @@ func TestAnthropicStreamErrorToOpenAISDK(t *testing.T) {
 		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n" +
 		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"par\"}}\n\n" +
 		"event: error\ndata: {\"type\":\"error\",\"error\":{\"details\":null,\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
-	_, st, _ := OpenAIToAnthropicRequest([]byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`), "claude", Options{})
+	_, st, _ := translate.OpenAIToAnthropicRequest([]byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}`), "claude", translate.Options{})
 	out := translateBody(t, st.NewAnthropicToOpenAIStream(), upstream)
 	if strings.Contains(string(out), "[DONE]") {
 		t.Errorf("no [DONE] after an error:\n%s", out)
@@ -219,7 +225,7 @@ const anthropicClientToolsRequest = `{"model":"claude-sonnet-4-5","max_tokens":1
 func TestOpenAIStreamFixturesToAnthropicSDK(t *testing.T) {
 	t.Run("parallel tool calls with usage chunk", func(t *testing.T) {
 		fx := vcr.MustLoad("openai_stream_parallel_tool_calls_include_usage.sse")[0]
-		_, st, err := AnthropicToOpenAIRequest([]byte(anthropicClientToolsRequest), "gpt-4o", Options{})
+		_, st, err := translate.AnthropicToOpenAIRequest([]byte(anthropicClientToolsRequest), "gpt-4o", translate.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +265,7 @@ func TestOpenAIStreamFixturesToAnthropicSDK(t *testing.T) {
 	})
 	t.Run("gpt-5-nano length with reasoning usage", func(t *testing.T) {
 		fx := vcr.MustLoad("openai_stream_gpt5nano_usage_chunk.vcr.yaml")[0]
-		_, st, err := AnthropicToOpenAIRequest([]byte(`{"model":"claude-haiku-4-5","max_tokens":100,"stream":true,"system":"You are terse.","messages":[{"role":"user","content":"Hello, I'm a developer!"}]}`), "gpt-5-nano", Options{})
+		_, st, err := translate.AnthropicToOpenAIRequest([]byte(`{"model":"claude-haiku-4-5","max_tokens":100,"stream":true,"system":"You are terse.","messages":[{"role":"user","content":"Hello, I'm a developer!"}]}`), "gpt-5-nano", translate.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
