@@ -311,8 +311,7 @@ func TestSetValidatesAndUpserts(t *testing.T) {
 // leaves the trace store's PRAGMA user_version alone.
 func TestOwnSchemaVersion(t *testing.T) {
 	path := testDB(t)
-	l := openLedger(t, path, Options{})
-	_ = l
+	openLedger(t, path, Options{})
 	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
@@ -321,7 +320,7 @@ func TestOwnSchemaVersion(t *testing.T) {
 	if _, err := db.Exec(`PRAGMA user_version = 7`); err != nil {
 		t.Fatal(err)
 	}
-	l2 := openLedger(t, path, Options{}) // reopening migrates nothing
+	openLedger(t, path, Options{}) // reopening migrates nothing
 	var uv, sv int
 	if err := db.QueryRow(`PRAGMA user_version`).Scan(&uv); err != nil {
 		t.Fatal(err)
@@ -338,7 +337,6 @@ func TestOwnSchemaVersion(t *testing.T) {
 	if _, err := Open(path, Options{}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open on a newer schema: %v", err)
 	}
-	_ = l2
 }
 
 // TestUnavailable: a closed ledger answers with ErrUnavailable, which the
