@@ -13,6 +13,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/pricing"
 	"github.com/metisgateway/metis/store"
 )
@@ -22,14 +23,18 @@ import (
 // the same file shares one handle and one writer goroutine.
 var stores = caddy.NewUsagePool()
 
-type pooledStore struct{ *store.Store }
+// pooledStore is one database file's trace store and budget ledger.
+type pooledStore struct {
+	*store.Store
+	ledger *budget.Ledger
+}
 
 // Destruct closes the store when no config uses it any more, draining the
 // event queue first so that no accepted event is lost.
 func (p pooledStore) Destruct() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return p.Store.Close(ctx)
+	return errors.Join(p.ledger.Close(), p.Store.Close(ctx))
 }
 
 // App is the `metis` Caddy app: the providers, model aliases, prices and
@@ -51,9 +56,14 @@ type App struct {
 	DefaultModel string `json:"default_model,omitempty"`
 	// Writer tunes the trace writer (queue size, batch size, interval).
 	Writer *WriterConfig `json:"writer,omitempty"`
+	// BudgetFailure says what happens to a call of a budgeted identity when
+	// the budget ledger cannot be read or written: "closed" (default)
+	// refuses it with 503, "open" lets it through unbudgeted.
+	BudgetFailure string `json:"budget_failure,omitempty"`
 
 	logger    *zap.Logger
 	store     *store.Store
+	ledger    *budget.Ledger
 	storeKey  string
 	prices    *pricing.Catalogue
 	providers map[string]*provider
@@ -155,6 +165,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("alias %q has no target", alias)
 		}
 	}
+	switch a.BudgetFailure {
+	case "", "closed", "open":
+	default:
+		return fmt.Errorf("budget_failure must be open or closed, got %q", a.BudgetFailure)
+	}
 	a.routing = newRoutingCache()
 
 	dbPath := a.DB
@@ -171,12 +186,20 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return pooledStore{s}, nil
+		l, err := budget.Open(path, budget.Options{Logger: a.logger.Named("budget")})
+		if err != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = s.Close(ctx)
+			return nil, err
+		}
+		return pooledStore{Store: s, ledger: l}, nil
 	})
 	if err != nil {
-		return fmt.Errorf("opening trace store %s: %w", path, err)
+		return err
 	}
-	a.store, a.storeKey = v.(pooledStore).Store, path
+	ps := v.(pooledStore)
+	a.store, a.ledger, a.storeKey = ps.Store, ps.ledger, path
 	if loaded {
 		a.store.Reconfigure(opts)
 	}

@@ -26,6 +26,7 @@ import (
 //		alias haiku anthropic:claude-haiku-4-5
 //		pricing /etc/metis/prices.json
 //		default_model anthropic:claude-haiku-4-5
+//		budget_failure closed
 //		writer {
 //			queue_size 65536
 //			batch_size 512
@@ -85,6 +86,12 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, d.Errf("alias %q given twice", name)
 			}
 			app.Aliases[name] = target
+		case "budget_failure":
+			var v string
+			if !d.AllArgs(&v) || (v != "open" && v != "closed") {
+				return nil, d.Errf("budget_failure takes open or closed")
+			}
+			app.BudgetFailure = v
 		case "writer":
 			w, err := parseWriter(d)
 			if err != nil {

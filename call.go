@@ -12,6 +12,7 @@ import (
 
 	"github.com/metisgateway/metis/adapters/openai"
 	"github.com/metisgateway/metis/adapters/translate"
+	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/ir"
 	"github.com/metisgateway/metis/store"
 )
@@ -40,6 +41,7 @@ type call struct {
 	clientAskedUsage bool                       // OpenAI client asked for stream_options.include_usage itself
 	tstate           *translate.State           // cross-shape request state
 	streamTr         translate.StreamTranslator // cross-shape stream encoder
+	reservation      *budget.Reservation        // held against the key's budgets until settled
 
 	// outcome
 	status        int
@@ -95,6 +97,12 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		writeError(w, shape, aerr.status, aerr.msg)
 		return nil
 	}
+	if aerr := c.reserve(body); aerr != nil {
+		g.rejected(r, shape, key, c.requested, aerr)
+		writeError(w, shape, aerr.status, aerr.msg)
+		return nil
+	}
+	defer c.settle(0) // a call that never got priced (a panic) releases its reservation
 	c.turnID = "turn_" + store.NewID().String()
 	c.recordRoute()
 	c.run()

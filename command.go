@@ -21,8 +21,8 @@ import (
 func registerCommand() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "metis",
-		Short: "Manage Metis gateway keys",
-		Long: `Issue, list and revoke Metis gateway keys.
+		Short: "Manage Metis gateway keys and budgets",
+		Long: `Issue, list and revoke Metis gateway keys; set, list and clear spend budgets.
 
 The commands open the trace database directly: --db, else $METIS_DB, else
 ~/.metis/metis.db. A running gateway sees issued and revoked keys within
@@ -30,6 +30,7 @@ a few seconds.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
 			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand())
+			cmd.AddCommand(budgetCommands()...)
 		},
 	})
 }

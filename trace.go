@@ -128,6 +128,7 @@ func (c *call) finish() {
 		c.g.logger.Warn("model has no price in the catalogue; its calls are recorded with cost_usd null",
 			zap.String("model", c.res.model), zap.String("provider", c.res.prov.name))
 	}
+	c.settle(cost) // dollars from the ledger: cache reads at their real price
 	source := "provider"
 	if u.Estimated {
 		source = "estimated"

@@ -1,0 +1,234 @@
+package metis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+// capsBody is a small Anthropic request whose worst case (≈60 input tokens
+// at $3/MTok + 200 output tokens at $15/MTok ≈ $0.00318) covers the
+// recorded answer's actual cost: 514 × $3/MTok + 19 × $15/MTok = $0.001827.
+const capsBody = `{"model":"sonnet","max_tokens":200,"messages":[{"role":"user","content":"What is the weather in San Francisco today, please?"}]}`
+
+const capsCallCost = 0.001827
+
+func setBudget(t *testing.T, db string, b budget.Budget) {
+	t.Helper()
+	l, err := budget.Open(db, budget.Options{}) // another process, as `caddy metis set-budget` is
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if _, err := l.Set(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitApplies waits until the running gateway's ledger sees a budget.
+func waitApplies(t *testing.T, g *testGateway, id budget.Identity) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !g.app().ledger.Applies(id) {
+		if time.Now().After(deadline) {
+			t.Fatal("budget not picked up by the running gateway within 5 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// 200 concurrent calls from several keys of one team against a team budget
+// that allows 50: the spend never passes the limit, every refused call is
+// refused before reaching the provider, and the ledger is exact.
+func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	var toks []string
+	var ids []string
+	for i := range 4 {
+		k, tok := g.issueKey(store.IssueParams{Name: fmt.Sprintf("eng-%d", i), User: fmt.Sprintf("dev%d", i), Team: "eng"})
+		toks = append(toks, tok)
+		ids = append(ids, k.ID)
+	}
+	hard := 50 * capsCallCost // $0.09135
+	setBudget(t, g.DB, budget.Budget{Scope: "team", Subject: "eng", Window: "monthly", TZ: "Europe/Berlin", Hard: hard})
+	waitApplies(t, g, budget.Identity{Team: "eng"})
+	for range 200 {
+		rp := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1)
+		rp.Delay = 20 * time.Millisecond // keep calls in flight together
+		up.Enqueue("/v1/messages", rp)
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var refusals []string
+	for i := range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages", strings.NewReader(capsBody))
+			req.Header.Set("X-Api-Key", toks[i%len(toks)])
+			req.Header.Set("Anthropic-Version", "2023-06-01")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			if resp.StatusCode == 429 {
+				refusals = append(refusals, string(b))
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	ok := codes[200]
+	if ok+codes[429] != 200 || ok == 0 || codes[429] == 0 {
+		t.Fatalf("status counts %v", codes)
+	}
+	if n := up.Count("/v1/messages"); n != ok {
+		t.Errorf("provider served %d calls, clients got %d answers: refused calls reached it", n, ok)
+	}
+	if ok > 50 {
+		t.Errorf("%d calls succeeded; the budget allows 50", ok)
+	}
+	if !strings.Contains(refusals[0], `"rate_limit_error"`) || !strings.Contains(refusals[0], `team \"eng\" monthly budget`) ||
+		!strings.Contains(refusals[0], "resets at") {
+		t.Errorf("refusal body %s", refusals[0])
+	}
+	calls := g.waitEvents(store.TypeCallCompleted, ok)
+	spent := 0.0
+	for _, c := range calls {
+		spent += costOf(t, c)
+	}
+	if !near(spent, float64(ok)*capsCallCost) || spent > hard+1e-12 {
+		t.Errorf("ledger %v for %d calls (limit %v)", spent, ok, hard)
+	}
+	q, err := g.app().ledger.Quotas(context.Background(), "team", "eng", time.Now())
+	if err != nil || len(q) != 1 {
+		t.Fatalf("quotas %v %v", q, err)
+	}
+	if !near(q[0].Spent, spent) || q[0].Reserved != 0 {
+		t.Errorf("budget spent %v reserved %v; ledger %v", q[0].Spent, q[0].Reserved, spent)
+	}
+	budgetRejections := 0
+	for _, e := range g.events(store.TypeRequestRejected) {
+		if e["reason"] == "budget" {
+			budgetRejections++
+		}
+	}
+	if budgetRejections != codes[429] {
+		t.Errorf("%d budget rejections recorded for %d refusals", budgetRejections, codes[429])
+	}
+}
+
+// A soft limit lets calls through with a warning header and writes one
+// budget.soft_exceeded event per window; a cancelled call releases its
+// reservation; unbudgeted keys are untouched.
+func TestBudgetSoftLimitAndRelease(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "alice", User: "alice"})
+	_, other := g.issueKey(store.IssueParams{Name: "bob", User: "bob"})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 1, Soft: 1.5 * capsCallCost})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+
+	var warnings []string
+	for range 4 {
+		up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1))
+		resp := g.post("/v1/messages", tok, capsBody, "Anthropic-Version", "2023-06-01")
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		warnings = append(warnings, resp.Header.Get("Metis-Budget-Warning"))
+	}
+	// Calls 1 and 2 start under the soft limit; the second crosses it.
+	if warnings[0] != "" || warnings[1] != "" || warnings[2] == "" || warnings[3] == "" {
+		t.Errorf("warnings %q", warnings)
+	}
+	if n := len(g.waitEvents(typeSoftExceeded, 1)); n != 1 {
+		t.Errorf("%d budget.soft_exceeded events, want exactly 1", n)
+	}
+	resp := g.post("/v1/messages", other, capsBody, "Anthropic-Version", "2023-06-01")
+	resp.Body.Close()
+	if resp.Header.Get("Metis-Budget-Warning") != "" {
+		t.Error("an unbudgeted key got a budget warning")
+	}
+
+	// A client that goes away mid-stream releases its reservation and is
+	// charged what the provider billed so far.
+	rp := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicStream, 0)
+	rp.StallAfter = 3
+	up.Enqueue("/v1/messages", rp)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/v1/messages",
+		strings.NewReader(strings.Replace(capsBody, `"max_tokens":200`, `"max_tokens":200,"stream":true`, 1)))
+	req.Header.Set("X-Api-Key", tok)
+	sresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	_, _ = sresp.Body.Read(buf)
+	cancel()
+	sresp.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q[0].Reserved == 0 && len(g.events(store.TypeCallCompleted)) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reservation not released: %+v", q[0])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if last := g.lastCall(); last["error_class"] != "CANCELLED" {
+		t.Errorf("cancelled call %v", last)
+	}
+}
+
+// Budgets changed while the gateway runs take effect: a hard limit already
+// spent refuses the next call before it reaches the provider.
+func TestBudgetChangedWhileRunning(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "w", Workspace: "/srv/proj"})
+	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1))
+	resp := g.post("/v1/messages", tok, capsBody)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// The spend so far already counts against a budget set afterwards.
+	setBudget(t, g.DB, budget.Budget{Scope: "workspace", Subject: "/srv/proj", Window: "weekly", Hard: capsCallCost / 2})
+	waitApplies(t, g, budget.Identity{Workspace: "/srv/proj"})
+	before := up.Count("/v1/messages")
+	resp = g.post("/v1/messages", tok, capsBody)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "weekly budget") {
+		t.Fatalf("over budget: %d %s", resp.StatusCode, b)
+	}
+	if up.Count("/v1/messages") != before {
+		t.Error("a refused call reached the provider")
+	}
+}
