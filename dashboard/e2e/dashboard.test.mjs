@@ -10,6 +10,9 @@
 // window and a gateway key named `<img src=x onerror=alert(1)>`.
 //
 // Screenshots go to METIS_SCREENSHOTS (default /tmp/metis-dashboard-screenshots).
+// With METIS_GATEWAY_URL and METIS_GATEWAY_TOKEN (a gateway key) the
+// auto-refresh test sends one real call through that gateway and waits for the
+// page to count it (run-with-gateway.sh sets both).
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -226,7 +229,9 @@ before(async () => {
     console.log(`METIS_ANALYTICS_URL not set: using the fake analytics API at ${BASE}`);
   }
   try {
-    isFake = (await fetch(`${BASE}/__fake`)).ok;
+    // Caddy answers a path no handler takes with an empty 200, so look at the body.
+    const res = await fetch(`${BASE}/__fake`);
+    isFake = res.ok && (await res.json().catch(() => ({}))).fake === true;
   } catch { /* not the fake */ }
   for (const w of ['24h', '7d', '30d']) {
     W = w;
@@ -500,9 +505,18 @@ test('auto-refresh keeps up with new traffic with a handful of requests, and pau
   const g0 = await gen(page, 'cost');
   const n0 = analytics().length;
   assert.ok(n0 <= 6, `one load issues a handful of requests (${n0})`);
-  if (isFake) {
+  const gw = process.env.METIS_GATEWAY_URL?.replace(/\/+$/, '');
+  if (isFake || (gw && process.env.METIS_GATEWAY_TOKEN)) {
     const before = await api('cost', { window: W });
-    await fetch(`${BASE}/__fake/add`, { method: 'POST' });
+    if (isFake) await fetch(`${BASE}/__fake/add`, { method: 'POST' });
+    else {
+      const res = await fetch(`${gw}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': process.env.METIS_GATEWAY_TOKEN },
+        body: JSON.stringify({ model: 'claude-haiku-4-5', max_tokens: 64, messages: [{ role: 'user', content: 'One more call.' }] }),
+      });
+      assert.equal(res.status, 200, `a call through the gateway: ${res.status} ${await res.text()}`);
+    }
     await page.waitForFunction((n) => document.querySelector('[data-metric="calls"]').dataset.value === String(n), before.calls + 1, { timeout: 8000 });
   }
   await rendered(page, 'cost', scopeKey({ window: W }), g0);
