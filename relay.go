@@ -239,6 +239,11 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 		err = c.passStream(resp, rc, obs)
 	}
 	u := obs.usage()
+	if u.Estimated && u.TotalInputTokens() == 0 {
+		// Cut before the provider reported usage (OpenAI reports it only at
+		// the end): the prompt was billed all the same, so estimate it.
+		u.InputTokens = int64(len(c.body)+3) / 4
+	}
 	c.usage, c.haveUsage = u, true
 	c.respModel = obs.model()
 	if et, ok := obs.upstreamErr(); ok {
