@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -195,10 +197,69 @@ func pprofTop(ctx context.Context, file string) (string, error) {
 	return out.String(), nil
 }
 
+// components are the parts of a process's CPU profile the report
+// attributes, as pprof -focus regexps (a sample counts when any frame of
+// its stack matches).
+var components = []struct{ name, focus string }{
+	{cHandler, `metis\.\(\*Gateway\)\.ServeHTTP|floor\.\(\*Forward\)\.ServeHTTP`},
+	{cClient, `net/http\.\(\*Client\)\.do`},
+	{cLog, `zap\.\(\*Logger\)\.Info`},
+	{cSSE, `adapters/sse|StreamTracker`},
+	{cWriter, `store\.\(\*Store\)\.runWriter`},
+	{cServe, `net/http\.\(\*conn\)\.serve`},
+	{cConns, `persistConn\)\.(readLoop|writeLoop)`},
+	{cGC, `gcBgMarkWorker|bgsweep|bgscavenge`},
+}
+
+// Component names.
+const (
+	cHandler = "handler"
+	cClient  = "upstream client"
+	cLog     = "log line"
+	cSSE     = "sse"
+	cWriter  = "writer"
+	cServe   = "conn.serve"
+	cConns   = "persistConn"
+	cGC      = "gc"
+)
+
+// pprofShare is the fraction of a profile's samples whose stack matches
+// focus.
+func pprofShare(ctx context.Context, file, focus string) (float64, error) {
+	b, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=1000000", "-nodefraction=0", "-edgefraction=0", "-focus="+focus, file).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("go tool pprof -focus=%s: %w: %s", focus, err, lastLines(string(b), 3))
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		// "Showing nodes accounting for 1.06s, 24.54% of 4.32s total"
+		if _, rest, ok := strings.Cut(l, "Showing nodes accounting for "); ok {
+			if _, pc, ok := strings.Cut(rest, ", "); ok {
+				if v, _, ok := strings.Cut(pc, "%"); ok {
+					f, err := strconv.ParseFloat(v, 64)
+					if err == nil {
+						return f / 100, nil
+					}
+				}
+			}
+		}
+	}
+	return 0, nil // nothing matched
+}
+
 // microPackages are the packages whose go test benchmarks cover the hot
 // path: this repo's bench/hotpath plus those other packages keep next to
 // their code. Missing ones are skipped.
-var microPackages = []string{"./bench/hotpath", "./store", "./pricing", "./adapters/sse", "./adapters/anthropic", "./adapters/translate"}
+// Store's BenchmarkWriter is left out: it runs for over a minute, and the
+// load runs measure the writer's cost in place (trace check, profiles).
+var microPackages = []struct{ dir, bench string }{
+	{"./bench/hotpath", "."},
+	{"./store", "Authenticate$|Enqueue$"},
+	{"./pricing", "."},
+	{"./adapters/sse", "."},
+	{"./adapters/anthropic", "."},
+	{"./adapters/openai", "."},
+	{"./adapters/translate", "."},
+}
 
 // runMicro runs the micro-benchmarks from the module root.
 func runMicro(ctx context.Context, benchtime string) (string, error) {
@@ -206,24 +267,25 @@ func runMicro(ctx context.Context, benchtime string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	args := []string{"test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", benchtime, "-count", "1"}
-	n := 0
+	var out strings.Builder
+	var errs []string
 	for _, p := range microPackages {
-		if st, err := os.Stat(filepath.Join(root, p)); err == nil && st.IsDir() {
-			args = append(args, p)
-			n++
+		if st, err := os.Stat(filepath.Join(root, p.dir)); err != nil || !st.IsDir() {
+			continue
+		}
+		args := []string{"test", "-run", "^$", "-bench", p.bench, "-benchmem", "-benchtime", benchtime, "-count", "1", p.dir}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = root
+		b, err := cmd.CombinedOutput()
+		out.Write(b)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("go %s: %v", strings.Join(args, " "), err))
 		}
 	}
-	if n == 0 {
-		return "", fmt.Errorf("no micro-benchmark packages under %s", root)
+	if len(errs) > 0 {
+		return out.String(), errors.New(strings.Join(errs, "; "))
 	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(b), fmt.Errorf("go %s: %w", strings.Join(args, " "), err)
-	}
-	return string(b), nil
+	return out.String(), nil
 }
 
 // moduleRoot walks up from the working directory to the metis go.mod.

@@ -91,10 +91,18 @@ func main() {
 	flag.StringVar(&o.microTime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	flag.BoolVar(&o.keep, "keep", false, "keep the trace database and Caddy logs")
 	flag.IntVar(&o.streamsMax, "streams", 512, "concurrency of the S5 many-streams scenario")
+	reportFrom := flag.String("report", "", "re-render the report of a stored results.json (profiles are re-read when their files exist) and exit")
 	flag.Parse()
 	if *role != "" {
 		if err := runChild(*role, *spec); err != nil {
 			fmt.Fprintf(os.Stderr, "metisbench child %s: %v\n", *role, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *reportFrom != "" {
+		if err := rerender(*reportFrom); err != nil {
+			logf("%v", err)
 			os.Exit(1)
 		}
 		return
@@ -123,14 +131,14 @@ func logf(format string, a ...any) { logger.Printf(format, a...) }
 func scenarios(o options) []*scenario {
 	if o.quick {
 		return []*scenario{
-			{ID: sS1, Title: "added latency, c=1, M0", C: 1, Warmup: 300 * time.Millisecond, Duration: time.Second, MaxTokens: 16,
+			{ID: sS1, Title: "added latency, c=1, M0", C: 1, Warmup: 200 * time.Millisecond, Duration: 800 * time.Millisecond, MaxTokens: 16,
 				Targets: []string{tF0, tF3, tMetis, tMetisOAI, tMetisXOAI}},
-			{ID: sS2, Title: "throughput, c=64, M0", C: 64, Warmup: 500 * time.Millisecond, Duration: 1500 * time.Millisecond, MaxTokens: 16,
+			{ID: sS2, Title: "throughput, c=64, M0", C: 64, Warmup: 400 * time.Millisecond, Duration: time.Second, MaxTokens: 16,
 				Targets: []string{tF0, tF3, tMetis}},
-			{ID: sS5c1, Title: "stream TTFT, c=1, M-stream (4 chunks)", C: 1, Warmup: 200 * time.Millisecond, Duration: 1500 * time.Millisecond,
+			{ID: sS5c1, Title: "stream TTFT, c=1, M-stream (4 chunks)", C: 1, Warmup: 100 * time.Millisecond, Duration: 1200 * time.Millisecond,
 				Stream: true, MaxTokens: 4, Targets: []string{tF0, tF3, tMetis}},
 			{ID: sS5c512, Title: fmt.Sprintf("stream TTFT, c=%d, M-stream (16 chunks)", o.streamsMax), C: o.streamsMax,
-				Warmup: 600 * time.Millisecond, Duration: 1500 * time.Millisecond, Stream: true, MaxTokens: 16,
+				Warmup: 500 * time.Millisecond, Duration: time.Second, Stream: true, MaxTokens: 16,
 				Targets: []string{tF0, tF3, tMetis}},
 		}
 	}
@@ -163,29 +171,27 @@ type runRec struct {
 
 // results is everything a run stores (results.json) and reports.
 type results struct {
-	Started   time.Time             `json:"started"`
-	Finished  time.Time             `json:"finished"`
-	Machine   machine               `json:"machine"`
-	Quick     bool                  `json:"quick"`
-	Seed      uint64                `json:"seed"`
-	Rounds    int                   `json:"rounds"`
-	Scenarios []*scenario           `json:"scenarios"`
-	Profiles  []mock.Profile        `json:"mock_profiles"`
-	Runs      []*runRec             `json:"runs"`
-	MemIdle   map[string]memInfo    `json:"mem_idle"`
-	MemAfter  map[string]memInfo    `json:"mem_after"`
-	ExeMB     float64               `json:"executable_mb"`
-	XCaddy    *xcaddyInfo           `json:"xcaddy,omitempty"`
-	Trace     *traceCheck           `json:"trace"`
-	CPUProf   map[string]string     `json:"cpu_profiles,omitempty"` // target → pprof -top text
-	ProfRuns  map[string]*runRec    `json:"profile_runs,omitempty"`
-	Micro     string                `json:"micro,omitempty"`
-	MicroErr  string                `json:"micro_error,omitempty"`
-	Notes     []string              `json:"notes,omitempty"`
-	Extra     map[string]any        `json:"extra,omitempty"`
-	sentTo    map[*child]int        // requests sent per Caddy process
-	loadAvg   [2]string             // /proc/loadavg at start and end
-	byKey     map[[3]string]*runRec // round/scenario/target → run
+	Started     time.Time             `json:"started"`
+	Finished    time.Time             `json:"finished"`
+	Machine     machine               `json:"machine"`
+	Quick       bool                  `json:"quick"`
+	Seed        uint64                `json:"seed"`
+	Rounds      int                   `json:"rounds"`
+	Scenarios   []*scenario           `json:"scenarios"`
+	Profiles    []mock.Profile        `json:"mock_profiles"`
+	Runs        []*runRec             `json:"runs"`
+	MemIdle     map[string]memInfo    `json:"mem_idle"`
+	MemAfter    map[string]memInfo    `json:"mem_after"`
+	ExeMB       float64               `json:"executable_mb"`
+	XCaddy      *xcaddyInfo           `json:"xcaddy,omitempty"`
+	Trace       *traceCheck           `json:"trace"`
+	CPUProfiles []*cpuProfile         `json:"cpu_profiles,omitempty"`
+	Micro       string                `json:"micro,omitempty"`
+	MicroErr    string                `json:"micro_error,omitempty"`
+	Notes       []string              `json:"notes,omitempty"`
+	Extra       map[string]any        `json:"extra,omitempty"`
+	sentTo      map[*child]int        // requests sent per Caddy process
+	byKey       map[[3]string]*runRec // round/scenario/target → run
 }
 
 // traceCheck compares the store's counters and a SQL count with the calls
@@ -226,7 +232,7 @@ func run(ctx context.Context, o options) error {
 		MemIdle: map[string]memInfo{}, MemAfter: map[string]memInfo{},
 		sentTo: map[*child]int{}, byKey: map[[3]string]*runRec{},
 	}
-	res.loadAvg[0] = loadAvg()
+	startLoad := loadAvg()
 	logf("output in %s, work dir %s, seed %d", o.out, work, o.seed)
 
 	e, err := startAll(ctx, work)
@@ -236,6 +242,7 @@ func run(ctx context.Context, o options) error {
 	}
 	res.Profiles = []mock.Profile{mock.M0, mock.MStream}
 	res.Machine = describeMachine(e)
+	res.Machine.LoadAvgStart = startLoad
 	if exe, err := os.Executable(); err == nil {
 		if st, err := os.Stat(exe); err == nil {
 			res.ExeMB = float64(st.Size()) / (1 << 20)
@@ -267,8 +274,7 @@ func run(ctx context.Context, o options) error {
 				if err != nil {
 					return err
 				}
-				res.Runs = append(res.Runs, rec)
-				res.byKey[[3]string{fmt.Sprint(round), sc.ID, id}] = rec
+				res.add(rec)
 				r := rec.Result
 				line := fmt.Sprintf("round %d %-9s %-32s %7.0f req/s  p50 %8.0f µs  p99 %8.0f µs", round, sc.ID, id, r.RPS, r.Latency.P50, r.Latency.P99)
 				if r.TTFT != nil {
@@ -283,14 +289,15 @@ func run(ctx context.Context, o options) error {
 	}
 
 	if o.profile {
-		res.CPUProf, res.ProfRuns = map[string]string{}, map[string]*runRec{}
-		for _, id := range []string{tMetis, tF3} {
-			top, rec, err := e.profileS2(ctx, plan, id, o.out, res)
-			if err != nil {
-				res.Notes = append(res.Notes, fmt.Sprintf("profile of %s failed: %v", id, err))
-				continue
+		for _, sid := range []string{sS2, sS5c512} {
+			for _, id := range []string{tMetis, tF3} {
+				p, err := e.profile(ctx, plan, sid, id, o.out, res)
+				if err != nil {
+					res.Notes = append(res.Notes, fmt.Sprintf("profile of %s under %s failed: %v", id, sid, err))
+					continue
+				}
+				res.CPUProfiles = append(res.CPUProfiles, p)
 			}
-			res.CPUProf[id], res.ProfRuns[id] = top, rec
 		}
 	}
 
@@ -311,7 +318,7 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	res.Finished = time.Now()
-	res.loadAvg[1] = loadAvg()
+	res.Machine.LoadAvgEnd = loadAvg()
 
 	raw, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
@@ -331,6 +338,42 @@ func run(ctx context.Context, o options) error {
 	}
 	fmt.Print(report)
 	logf("results in %s (results.json, report.md)", o.out)
+	return nil
+}
+
+// add records a measured run.
+func (res *results) add(rec *runRec) {
+	res.Runs = append(res.Runs, rec)
+	res.byKey[[3]string{fmt.Sprint(rec.Round), rec.Scenario, rec.Target}] = rec
+}
+
+// rerender prints the report of a stored results.json.
+func rerender(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading results: %w", err)
+	}
+	res := &results{byKey: map[[3]string]*runRec{}}
+	if err := json.Unmarshal(b, res); err != nil {
+		return fmt.Errorf("decoding %s: %w", path, err)
+	}
+	runs := res.Runs
+	res.Runs = nil
+	for _, r := range runs {
+		res.add(r)
+	}
+	ctx := context.Background()
+	for _, p := range res.CPUProfiles {
+		if _, err := os.Stat(p.File); err != nil {
+			continue
+		}
+		for _, c := range components {
+			if p.Shares[c.name], err = pprofShare(ctx, p.File, c.focus); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Print(renderReport(res))
 	return nil
 }
 
@@ -481,39 +524,59 @@ func (e *env) checkTrace(ctx context.Context, sent int) *traceCheck {
 	return tc
 }
 
-// profileS2 runs the S2 load against a target while taking a CPU profile
-// of its process, and returns `go tool pprof -top` of it.
-func (e *env) profileS2(ctx context.Context, plan []*scenario, id, out string, res *results) (string, *runRec, error) {
-	var s2 *scenario
+// cpuProfile is a CPU profile of one target's process under one
+// scenario's load, with its pprof top and the share of some components.
+type cpuProfile struct {
+	Scenario string             `json:"scenario"`
+	Target   string             `json:"target"`
+	File     string             `json:"file"`
+	Run      *runRec            `json:"run"`
+	Top      string             `json:"top"`
+	Shares   map[string]float64 `json:"shares"` // component → fraction of the process's samples
+}
+
+// profile runs a scenario's load against a target while taking a CPU
+// profile of its process.
+func (e *env) profile(ctx context.Context, plan []*scenario, sid, id, out string, res *results) (*cpuProfile, error) {
+	var base *scenario
 	for _, sc := range plan {
-		if sc.ID == sS2 {
-			s2 = sc
+		if sc.ID == sid {
+			base = sc
 		}
 	}
-	if s2 == nil {
-		return "", nil, errSkipped
+	if base == nil {
+		return nil, errSkipped
 	}
 	ctl := e.metisCtl
 	if id == tF3 {
 		ctl = e.f3Ctl
 	}
 	const secs = 8
-	sc := *s2
-	sc.Warmup, sc.Duration = time.Second, (secs+2)*time.Second
-	file := filepath.Join(out, strings.ToLower(strings.Fields(id)[0])+"-s2.cpu.pprof")
+	sc := *base
+	sc.Duration = (secs + 2) * time.Second
+	name := strings.ToLower(strings.Fields(id)[0]) + "-" + strings.NewReplacer(" ", "", "=", "").Replace(strings.ToLower(sid))
+	file := filepath.Join(out, name+".cpu.pprof")
 	errc := make(chan error, 1)
 	go func() {
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(sc.Warmup + time.Second)
 		errc <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ctl, secs), file)
 	}()
-	logf("profiling %s under S2 load (%ds)", id, secs)
+	logf("profiling %s under %s load (%ds)", id, sid, secs)
 	rec, err := e.measure(ctx, &sc, id, 0, res)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	if err := <-errc; err != nil {
-		return "", rec, err
+		return nil, err
 	}
-	top, err := pprofTop(ctx, file)
-	return top, rec, err
+	p := &cpuProfile{Scenario: sid, Target: id, File: file, Run: rec, Shares: map[string]float64{}}
+	if p.Top, err = pprofTop(ctx, file); err != nil {
+		return p, err
+	}
+	for _, c := range components {
+		if p.Shares[c.name], err = pprofShare(ctx, file, c.focus); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -192,7 +193,6 @@ func renderReport(res *results) string {
 		mode = "quick"
 	}
 	m := res.Machine
-	m.LoadAvgStart, m.LoadAvgEnd = res.loadAvg[0], res.loadAvg[1]
 	w("# Metis benchmark report\n\n")
 	w("%s run, %d interleaved rounds (scenario and target order shuffled per round, seed %d), %s → %s (%s).\n\n",
 		mode, res.Rounds, res.Seed, res.Started.Format(time.RFC3339), res.Finished.Format("15:04:05"),
@@ -339,15 +339,72 @@ func renderReport(res *results) string {
 	}
 
 	// Profiles.
-	if len(res.CPUProf) > 0 {
-		w("## CPU profiles under S2 load\n\n")
-		for _, id := range []string{tMetis, tF3} {
-			top, ok := res.CPUProf[id]
-			if !ok {
+	if len(res.CPUProfiles) > 0 {
+		w("## CPU profiles\n\n")
+		w("Each profile is 8 s of the target's Caddy process under the scenario's load (run after the measured rounds). ")
+		w("CPU µs per request = the component's share of the profile's samples × the process's CPU time per request sent during that run. ")
+		w("A component counts every sample with a matching frame on its stack.\n\n")
+		for _, sid := range []string{sS2, sS5c512} {
+			var ps []*cpuProfile
+			for _, p := range res.CPUProfiles {
+				if p.Scenario == sid {
+					ps = append(ps, p)
+				}
+			}
+			if len(ps) == 0 {
 				continue
 			}
-			rec := res.ProfRuns[id]
-			w("### %s (%.0f req/s during the profile)\n\n```\n%s```\n\n", id, rec.Result.RPS, trimPprof(top))
+			unit := "request"
+			if sid != sS2 {
+				unit = "stream"
+			}
+			w("### %s: CPU µs per %s\n\n| Component |", sid, unit)
+			for _, p := range ps {
+				w(" %s |", p.Target)
+			}
+			w("\n|---|")
+			for range ps {
+				w("---|")
+			}
+			w("\n")
+			rows := []struct {
+				name string
+				f    func(sh map[string]float64) float64
+			}{
+				{"process total", func(map[string]float64) float64 { return 1 }},
+				{"handler ServeHTTP (metis_gateway / metis_bench_forward)", func(sh map[string]float64) float64 { return sh[cHandler] }},
+				{"· of which upstream http.Client round trip", func(sh map[string]float64) float64 { return sh[cClient] }},
+				{"· of which the per-call log line (zap Info)", func(sh map[string]float64) float64 { return sh[cLog] }},
+				{"· of which SSE parsing and usage trackers", func(sh map[string]float64) float64 { return sh[cSSE] }},
+				{"net/http + Caddy server outside the handler", func(sh map[string]float64) float64 { return sh[cServe] - sh[cHandler] }},
+				{"trace writer goroutine (SQLite)", func(sh map[string]float64) float64 { return sh[cWriter] }},
+				{"upstream connection read/write loops", func(sh map[string]float64) float64 { return sh[cConns] }},
+				{"GC background workers", func(sh map[string]float64) float64 { return sh[cGC] }},
+				{"rest (scheduler, syscalls outside the above, GC assists…)", func(sh map[string]float64) float64 {
+					return 1 - sh[cServe] - sh[cWriter] - sh[cConns] - sh[cGC]
+				}},
+			}
+			for _, r := range rows {
+				w("| %s |", r.name)
+				for _, p := range ps {
+					per := 0.0
+					if p.Run.Result.Sent > 0 {
+						per = p.Run.CPUTarget / float64(p.Run.Result.Sent) * 1e6
+					}
+					w(" %.1f (%.0f%%) |", r.f(p.Shares)*per, r.f(p.Shares)*100)
+				}
+				w("\n")
+			}
+			w("| load during the profile |")
+			for _, p := range ps {
+				w(" %.0f %s/s |", p.Run.Result.RPS, unit)
+			}
+			w("\n\n")
+		}
+		for _, p := range res.CPUProfiles {
+			if p.Target == tMetis {
+				w("<details><summary>pprof top, %s under %s (%s)</summary>\n\n```\n%s```\n\n</details>\n\n", p.Target, p.Scenario, filepath.Base(p.File), trimPprof(p.Top))
+			}
 		}
 	}
 	if res.Micro != "" || res.MicroErr != "" {
