@@ -20,8 +20,12 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && native_ok; then
 fi
 
 if ! command -v npm >/dev/null; then
-	echo "tools/install.sh: npm is required (Node.js 20 or newer)" >&2
-	exit 1
+	# A machine with only Go and gcc: take Node.js and npm from Debian.
+	echo "tools/install.sh: installing Debian's nodejs and npm" >&2
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
