@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -13,40 +15,127 @@ import (
 // and server tools) is dropped; malformed or unknown content is an
 // *ir.Error with status 400.
 func DecodeRequest(body []byte) (*ir.Request, error) {
-	var in inRequest
-	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, ir.Invalid("", "decoding Anthropic request: %v", err)
+	if !gjson.ValidBytes(body) {
+		return nil, ir.Invalid("", "decoding Anthropic request: body is not valid JSON")
 	}
-	r := &ir.Request{
-		Model:       in.Model,
-		Stop:        in.StopSequences,
-		Stream:      in.Stream,
-		Temperature: in.Temperature,
-		TopP:        in.TopP,
-		TopK:        in.TopK,
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() {
+		return nil, ir.Invalid("", "decoding Anthropic request: body must be a JSON object")
 	}
-	if in.MaxTokens != nil {
-		r.MaxTokens = *in.MaxTokens
-	}
-	if in.Metadata != nil {
-		r.User = in.Metadata.UserID
-	}
-	if !isJSONNull(in.System) {
-		sys, err := decodeContent(in.System, "system")
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range sys {
-			if p.Type != ir.PartText {
-				return nil, ir.Invalid("system", "system blocks must be text, got %s", p.Type)
+	r := &ir.Request{}
+	var err error
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			r.Model = v.String()
+		case "max_tokens":
+			r.MaxTokens = int(v.Int())
+		case "stream":
+			r.Stream = v.Bool()
+		case "temperature":
+			r.Temperature = floatPtr(v)
+		case "top_p":
+			r.TopP = floatPtr(v)
+		case "top_k":
+			if v.Type == gjson.Number {
+				n := int(v.Int())
+				r.TopK = &n
+			}
+		case "metadata":
+			r.User = v.Get("user_id").String()
+		case "stop_sequences":
+			for _, s := range v.Array() {
+				r.Stop = append(r.Stop, s.String())
+			}
+		case "system":
+			err = decodeSystem(r, v)
+		case "messages":
+			err = decodeMessages(r, v)
+		case "tools":
+			err = decodeTools(r, v)
+		case "tool_choice":
+			err = decodeToolChoice(r, v)
+		case "thinking":
+			switch t := v.Get("type").String(); t {
+			case "enabled":
+				if r.Thinking == nil {
+					r.Thinking = &ir.Thinking{}
+				}
+				r.Thinking.Mode, r.Thinking.BudgetTokens = ir.ThinkingEnabled, int(v.Get("budget_tokens").Int())
+			case "adaptive":
+				if r.Thinking == nil {
+					r.Thinking = &ir.Thinking{}
+				}
+				r.Thinking.Mode = ir.ThinkingAdaptive
+			case "disabled", "":
+				if r.Thinking != nil {
+					r.Thinking.Mode = ir.ThinkingDisabled
+				}
+			default:
+				err = ir.Invalid("thinking.type", "unknown thinking type %q", t)
+			}
+		case "output_config":
+			if e := v.Get("effort").String(); e != "" {
+				if r.Thinking == nil {
+					r.Thinking = &ir.Thinking{Mode: ir.ThinkingAdaptive}
+				}
+				r.Thinking.Effort = e
+			}
+			if f := v.Get("format"); f.Get("type").String() == "json_schema" {
+				r.ResponseFormat = &ir.ResponseFormat{Type: "json_schema", Name: "structured_output", Schema: rawOf(f.Get("schema"))}
 			}
 		}
-		r.System = sys
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	r.Messages = make([]ir.Message, 0, len(in.Messages))
-	for i, m := range in.Messages {
+	return r, nil
+}
+
+func floatPtr(v gjson.Result) *float64 {
+	if v.Type != gjson.Number {
+		return nil
+	}
+	f := v.Float()
+	return &f
+}
+
+// rawOf copies a gjson value's JSON text (nil when absent or null).
+func rawOf(v gjson.Result) json.RawMessage {
+	if !v.Exists() || v.Type == gjson.Null {
+		return nil
+	}
+	return json.RawMessage(v.Raw)
+}
+
+func decodeSystem(r *ir.Request, v gjson.Result) error {
+	if v.Type == gjson.Null {
+		return nil
+	}
+	sys, err := decodeContentResult(v, "system")
+	if err != nil {
+		return err
+	}
+	for _, p := range sys {
+		if p.Type != ir.PartText {
+			return ir.Invalid("system", "system blocks must be text, got %s", p.Type)
+		}
+	}
+	r.System = sys
+	return nil
+}
+
+func decodeMessages(r *ir.Request, v gjson.Result) error {
+	if !v.IsArray() {
+		return ir.Invalid("messages", "messages must be an array")
+	}
+	var err error
+	i := 0
+	r.Messages = make([]ir.Message, 0, 8)
+	v.ForEach(func(_, m gjson.Result) bool {
 		var role ir.Role
-		switch m.Role {
+		switch rs := m.Get("role").String(); rs {
 		case "user":
 			role = ir.RoleUser
 		case "assistant":
@@ -54,101 +143,157 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 		case "system":
 			role = ir.RoleSystem
 		default:
-			return nil, ir.Invalid(fmt.Sprintf("messages[%d].role", i), "unknown role %q", m.Role)
+			err = ir.Invalid(fmt.Sprintf("messages[%d].role", i), "unknown role %q", rs)
+			return false
 		}
-		parts, err := decodeContent(m.Content, fmt.Sprintf("messages[%d].content", i))
-		if err != nil {
-			return nil, err
+		var parts []ir.Part
+		if parts, err = decodeContentResult(m.Get("content"), fmt.Sprintf("messages[%d].content", i)); err != nil {
+			return false
 		}
 		r.Messages = append(r.Messages, ir.Message{Role: role, Parts: parts})
-	}
-	for i, t := range in.Tools {
-		if t.Type != "" && t.Type != "custom" {
-			continue // server tool (web_search_…, bash_…): no OpenAI equivalent
-		}
-		if t.Name == "" {
-			return nil, ir.Invalid(fmt.Sprintf("tools[%d].name", i), "tool name is required")
-		}
-		r.Tools = append(r.Tools, ir.Tool{
-			Name: t.Name, Description: t.Description, Parameters: t.InputSchema,
-			Strict: t.Strict, CacheControl: t.CacheControl,
-		})
-	}
-	if tc := in.ToolChoice; tc != nil {
-		c := &ir.ToolChoice{}
-		switch tc.Type {
-		case "auto", "":
-			c.Mode = ir.ToolChoiceAuto
-		case "any":
-			c.Mode = ir.ToolChoiceRequired
-		case "none":
-			c.Mode = ir.ToolChoiceNone
-		case "tool":
-			c.Mode, c.Name = ir.ToolChoiceNamed, tc.Name
-			if tc.Name == "" {
-				return nil, ir.Invalid("tool_choice.name", "tool_choice of type tool needs a name")
-			}
-		default:
-			return nil, ir.Invalid("tool_choice.type", "unknown tool_choice type %q", tc.Type)
-		}
-		r.ToolChoice = c
-		if tc.DisableParallelToolUse != nil {
-			p := !*tc.DisableParallelToolUse
-			r.ParallelToolCalls = &p
-		}
-	}
-	if th := in.Thinking; th != nil {
-		switch th.Type {
-		case "enabled":
-			r.Thinking = &ir.Thinking{Mode: ir.ThinkingEnabled, BudgetTokens: th.BudgetTokens}
-		case "adaptive":
-			r.Thinking = &ir.Thinking{Mode: ir.ThinkingAdaptive}
-		case "disabled", "":
-		default:
-			return nil, ir.Invalid("thinking.type", "unknown thinking type %q", th.Type)
-		}
-	}
-	if oc := in.OutputConfig; oc != nil {
-		if oc.Effort != "" {
-			if r.Thinking == nil {
-				r.Thinking = &ir.Thinking{Mode: ir.ThinkingAdaptive}
-			}
-			r.Thinking.Effort = oc.Effort
-		}
-		if oc.Format != nil && oc.Format.Type == "json_schema" {
-			r.ResponseFormat = &ir.ResponseFormat{Type: "json_schema", Name: "structured_output", Schema: oc.Format.Schema}
-		}
-	}
-	return r, nil
+		i++
+		return true
+	})
+	return err
 }
 
-// decodeContent reads a string or an array of content blocks.
-func decodeContent(raw json.RawMessage, where string) ([]ir.Part, error) {
-	if isJSONNull(raw) {
+func decodeTools(r *ir.Request, v gjson.Result) error {
+	var err error
+	i := 0
+	v.ForEach(func(_, t gjson.Result) bool {
+		defer func() { i++ }()
+		if typ := t.Get("type").String(); typ != "" && typ != "custom" {
+			return true // server tool (web_search_…, bash_…): no OpenAI equivalent
+		}
+		name := t.Get("name").String()
+		if name == "" {
+			err = ir.Invalid(fmt.Sprintf("tools[%d].name", i), "tool name is required")
+			return false
+		}
+		tool := ir.Tool{Name: name, Description: t.Get("description").String(),
+			Parameters: rawOf(t.Get("input_schema")), CacheControl: rawOf(t.Get("cache_control"))}
+		if s := t.Get("strict"); s.IsBool() {
+			b := s.Bool()
+			tool.Strict = &b
+		}
+		r.Tools = append(r.Tools, tool)
+		return true
+	})
+	return err
+}
+
+func decodeToolChoice(r *ir.Request, v gjson.Result) error {
+	if v.Type == gjson.Null {
+		return nil
+	}
+	c := &ir.ToolChoice{}
+	switch t := v.Get("type").String(); t {
+	case "auto", "":
+		c.Mode = ir.ToolChoiceAuto
+	case "any":
+		c.Mode = ir.ToolChoiceRequired
+	case "none":
+		c.Mode = ir.ToolChoiceNone
+	case "tool":
+		c.Mode, c.Name = ir.ToolChoiceNamed, v.Get("name").String()
+		if c.Name == "" {
+			return ir.Invalid("tool_choice.name", "tool_choice of type tool needs a name")
+		}
+	default:
+		return ir.Invalid("tool_choice.type", "unknown tool_choice type %q", t)
+	}
+	r.ToolChoice = c
+	if d := v.Get("disable_parallel_tool_use"); d.IsBool() {
+		p := !d.Bool()
+		r.ParallelToolCalls = &p
+	}
+	return nil
+}
+
+// decodeContentResult reads a string or an array of content blocks from
+// an already validated body.
+func decodeContentResult(res gjson.Result, where string) ([]ir.Part, error) {
+	if !res.Exists() || res.Type == gjson.Null {
 		return nil, nil
 	}
-	if isJSONString(raw) {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, ir.Invalid(where, "decoding content string: %v", err)
+	switch {
+	case res.Type == gjson.String:
+		return []ir.Part{{Type: ir.PartText, Text: res.String()}}, nil
+	case !res.IsArray():
+		return nil, ir.Invalid(where, "content must be a string or an array of blocks")
+	}
+	parts := make([]ir.Part, 0, 4)
+	var err error
+	i := 0
+	res.ForEach(func(_, v gjson.Result) bool {
+		var b inBlock
+		if err = readBlock(v, &b, fmt.Sprintf("%s[%d]", where, i)); err != nil {
+			return false
 		}
-		return []ir.Part{{Type: ir.PartText, Text: s}}, nil
-	}
-	var blocks []inBlock
-	if err := json.Unmarshal(raw, &blocks); err != nil {
-		return nil, ir.Invalid(where, "content must be a string or an array of blocks: %v", err)
-	}
-	parts := make([]ir.Part, 0, len(blocks))
-	for i := range blocks {
-		p, keep, err := decodeBlock(&blocks[i], fmt.Sprintf("%s[%d]", where, i), true)
-		if err != nil {
-			return nil, err
+		var p ir.Part
+		var keep bool
+		if p, keep, err = decodeBlock(&b, fmt.Sprintf("%s[%d]", where, i), true); err != nil {
+			return false
 		}
 		if keep {
 			parts = append(parts, p)
 		}
+		i++
+		return true
+	})
+	if err != nil {
+		return nil, err
 	}
 	return parts, nil
+}
+
+// readBlock fills b from one content block object.
+func readBlock(v gjson.Result, b *inBlock, where string) error {
+	if !v.IsObject() {
+		return ir.Invalid(where, "content block must be an object")
+	}
+	v.ForEach(func(k, f gjson.Result) bool {
+		switch k.Str {
+		case "type":
+			b.Type = f.String()
+		case "text":
+			b.Text = f.String()
+		case "title":
+			b.Title = f.String()
+		case "id":
+			b.ID = f.String()
+		case "name":
+			b.Name = f.String()
+		case "input":
+			b.Input = json.RawMessage(f.Raw)
+		case "tool_use_id":
+			b.ToolUseID = f.String()
+		case "content":
+			b.Content = json.RawMessage(f.Raw)
+		case "is_error":
+			b.IsError = f.Bool()
+		case "thinking":
+			b.Thinking = f.String()
+		case "signature":
+			b.Signature = f.String()
+		case "data":
+			b.Data = f.String()
+		case "cache_control":
+			b.CacheControl = json.RawMessage(f.Raw)
+		case "source":
+			if f.IsObject() {
+				b.Source = &inSource{
+					Type: f.Get("type").String(), MediaType: f.Get("media_type").String(),
+					Data: f.Get("data").String(), URL: f.Get("url").String(),
+				}
+				if c := f.Get("content"); c.Exists() {
+					b.Source.Content = json.RawMessage(c.Raw)
+				}
+			}
+		}
+		return true
+	})
+	return nil
 }
 
 // droppedBlocks are Anthropic block types with no Chat Completions
@@ -204,18 +349,31 @@ func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
 				}
 				p.Content = []ir.Part{{Type: ir.PartText, Text: s}}
 			} else {
-				var inner []inBlock
-				if err := json.Unmarshal(b.Content, &inner); err != nil {
-					return p, false, ir.Invalid(where, "tool_result content must be a string or blocks: %v", err)
+				res := gjson.ParseBytes(b.Content)
+				if !res.IsArray() {
+					return p, false, ir.Invalid(where, "tool_result content must be a string or blocks")
 				}
-				for i := range inner {
-					ip, keep, err := decodeBlock(&inner[i], fmt.Sprintf("%s.content[%d]", where, i), false)
-					if err != nil {
-						return p, false, err
+				var err error
+				i := 0
+				res.ForEach(func(_, v gjson.Result) bool {
+					var inner inBlock
+					iw := fmt.Sprintf("%s.content[%d]", where, i)
+					if err = readBlock(v, &inner, iw); err != nil {
+						return false
+					}
+					var ip ir.Part
+					var keep bool
+					if ip, keep, err = decodeBlock(&inner, iw, false); err != nil {
+						return false
 					}
 					if keep {
 						p.Content = append(p.Content, ip)
 					}
+					i++
+					return true
+				})
+				if err != nil {
+					return p, false, err
 				}
 			}
 		}

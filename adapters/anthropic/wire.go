@@ -8,33 +8,6 @@ import (
 // Wire types for decoding. Unknown fields are ignored; pieces that pass
 // through untouched stay json.RawMessage.
 
-type inRequest struct {
-	Model         string          `json:"model"`
-	MaxTokens     *int            `json:"max_tokens"`
-	Messages      []inMessage     `json:"messages"`
-	System        json.RawMessage `json:"system"`
-	StopSequences []string        `json:"stop_sequences"`
-	Stream        bool            `json:"stream"`
-	Temperature   *float64        `json:"temperature"`
-	TopP          *float64        `json:"top_p"`
-	TopK          *int            `json:"top_k"`
-	Metadata      *inMetadata     `json:"metadata"`
-	Tools         []inTool        `json:"tools"`
-	ToolChoice    *inToolChoice   `json:"tool_choice"`
-	Thinking      *inThinking     `json:"thinking"`
-	OutputConfig  *inOutputConfig `json:"output_config"`
-	CacheControl  json.RawMessage `json:"cache_control"`
-}
-
-type inMetadata struct {
-	UserID string `json:"user_id"`
-}
-
-type inMessage struct {
-	Role    string          `json:"role"`
-	Content json.RawMessage `json:"content"`
-}
-
 type inBlock struct {
 	Type         string          `json:"type"`
 	Text         string          `json:"text"`
@@ -58,36 +31,6 @@ type inSource struct {
 	Data      string          `json:"data"`
 	URL       string          `json:"url"`
 	Content   json.RawMessage `json:"content"`
-}
-
-type inTool struct {
-	Type         string          `json:"type"`
-	Name         string          `json:"name"`
-	Description  string          `json:"description"`
-	InputSchema  json.RawMessage `json:"input_schema"`
-	Strict       *bool           `json:"strict"`
-	CacheControl json.RawMessage `json:"cache_control"`
-}
-
-type inToolChoice struct {
-	Type                   string `json:"type"`
-	Name                   string `json:"name"`
-	DisableParallelToolUse *bool  `json:"disable_parallel_tool_use"`
-}
-
-type inThinking struct {
-	Type         string `json:"type"`
-	BudgetTokens int    `json:"budget_tokens"`
-}
-
-type inOutputConfig struct {
-	Effort string    `json:"effort"`
-	Format *inFormat `json:"format"`
-}
-
-type inFormat struct {
-	Type   string          `json:"type"`
-	Schema json.RawMessage `json:"schema"`
 }
 
 type wireUsageCounts struct {

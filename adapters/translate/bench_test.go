@@ -25,7 +25,7 @@ func anthropicRequest4KB() []byte {
 			{"role":"assistant","content":[{"type":"text","text":"I'll read the file."},{"type":"tool_use","id":"toolu_01A","name":"read_file","input":{"path":"main.go"}}]},
 			{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_01A","content":"package main\n\nfunc main() {\n\tprintln(\"hello\")\n}\n %s"}]},
 			{"role":"assistant","content":[{"type":"text","text":"It prints hello."}]},
-			{"role":"user","content":"Thanks. Now run the tests, please."}]}`, words, words[:900], words[:700])
+			{"role":"user","content":"Thanks. Now run the tests, please."}]}`, words[:1300], words[:900], words[:700])
 	return []byte(body)
 }
 
@@ -39,7 +39,7 @@ func openAIRequest4KB() []byte {
 			{"role":"assistant","content":"I'll read the file.","tool_calls":[{"id":"call_01A","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"main.go\"}"}}]},
 			{"role":"tool","tool_call_id":"call_01A","content":"package main\n\nfunc main() {\n\tprintln(\"hello\")\n}\n %s"},
 			{"role":"assistant","content":"It prints hello."},
-			{"role":"user","content":"Thanks. Now run the tests, please."}]}`, words, words[:900], words[:700])
+			{"role":"user","content":"Thanks. Now run the tests, please."}]}`, words[:1300], words[:900], words[:700])
 	return []byte(body)
 }
 
