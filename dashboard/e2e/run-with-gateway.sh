@@ -190,12 +190,15 @@ for _ in 1 2 3; do send bob anthropic claude-3-7-sonnet-20250219 true tools "$S_
 send bob anthropic sonnet false toolresult "$S_BOB"
 send dave openai gpt-4o-2024-08-06 true tools
 send dave anthropic claude-3-7-sonnet-20250219 false tools
-# Team sales and research: small gpt-5-nano and haiku calls.
+# Team sales and research: mostly small gpt-5-nano and haiku calls, a few larger ones.
 send carol openai gpt-5-nano false tools
 send carol openai gpt-5-nano true notools
 send carol openai nano false notools
+for _ in 1 2; do send carol openai gpt-4o-2024-08-06 true tools; done
 send erin anthropic haiku false notools
+send erin anthropic claude-3-7-sonnet-20250219 false tools
 send frank anthropic haiku true notools
+send frank anthropic claude-3-7-sonnet-20250219 true tools "cc-frank-$RANDOM"
 # A provider error: the recorded 400 (max_tokens unsupported) for carol.
 curl -sf -o /dev/null -X POST "$FAKE/_fake/enqueue?path=/v1/chat/completions" \
 	-d '{"fixture":"openai_error_400_unsupported_max_tokens.vcr.yaml"}' || fail "enqueue the 400"

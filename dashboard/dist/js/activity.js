@@ -71,7 +71,7 @@ export function activityView(panel, app) {
     if (!chart) {
       chart = new BarChart(chartBox, {
         series: [{ label: 'Calls', color: '--chart-2', fmt: int }, { label: 'Errors', color: '--chart-err', fmt: int }],
-        yFmt: int, bucket: act.bucket, label: 'Calls and errors over time',
+        yFmt: int, integer: true, bucket: act.bucket, label: 'Calls and errors over time',
       });
     }
     chart.setData(data, act.bucket);

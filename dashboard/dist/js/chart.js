@@ -41,13 +41,19 @@ function cssVar(name, fallback) {
   return v || fallback;
 }
 
+// y-axis steps for counts: whole numbers only (else a max of 2 calls gets
+// ticks at 0.5 that read "0, 1, 1, 2, 2").
+const INT_INCRS = [1, 2, 5].flatMap((m) => [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8].map((p) => m * p)).sort((a, b) => a - b);
+
 /**
  * A bar chart: series [{label, color (css var), fmt}] drawn in order, so a
- * later, smaller series (errors) sits over an earlier one (calls).
+ * later, smaller series (errors) sits over an earlier one (calls). integer:
+ * the values are counts, so the y axis ticks only whole numbers.
  */
 export class BarChart {
-  constructor(container, { series, yFmt, bucket, height = 220, label }) {
+  constructor(container, { series, yFmt, bucket, height = 220, label, integer = false }) {
     this.container = container;
+    this.integer = integer;
     this.defs = series;
     this.yFmt = yFmt;
     this.height = height;
@@ -78,12 +84,15 @@ export class BarChart {
     const opts = {
       width: this.width(),
       height: this.height,
-      padding: [10, 12, 0, 4],
+      padding: [10, 28, 0, 4], // room on the right for the last time label
       cursor: { drag: { x: false, y: false }, points: { show: false } },
       select: { show: false },
       legend: { show: true, live: true },
       scales: {
-        x: { time: true },
+        // A bar starts at its bucket's time and spans the bucket (align 1), so
+        // the scale runs one bucket past the last one: else the newest bucket
+        // (where a fresh gateway's calls all are) is drawn outside the plot.
+        x: { time: true, range: (u, min, max) => [min, max + size] },
         y: { range: (u, min, max) => [0, max > 0 ? max * 1.12 : 1] },
       },
       axes: [
@@ -91,6 +100,7 @@ export class BarChart {
         {
           stroke: text, font, size: 64, grid: { stroke: grid, width: 1 }, ticks: { show: false },
           values: (u, splits) => splits.map((v) => this.yFmt(v)),
+          ...(this.integer ? { incrs: INT_INCRS } : {}),
         },
       ],
       series: [
