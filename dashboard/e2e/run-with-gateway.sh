@@ -225,6 +225,11 @@ top=$(json "$work/cost.json" 'j.groups.filter((g) => g.key !== "untagged").some(
 [ "$top" = true ] || fail "no team holds more than half of the spend; the >50% callout would not show"
 
 # ---------------------------------------------------------------- browser tests
+# The page and one of its modules must be served, or every test times out.
+for path in /dashboard/ /dashboard/app.js; do
+	code=$(curl -s -o /dev/null -w '%{http_code}' "$AN$path")
+	[ "$code" = 200 ] || fail "GET $AN$path: HTTP $code (metis_analytics does not serve the embedded dashboard)"
+done
 mkdir -p "$SHOTS"
 step "dashboard: $AN/dashboard/"
 set +e
