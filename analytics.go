@@ -49,7 +49,7 @@ func (h *Analytics) Provision(ctx caddy.Context) error {
 		},
 	}
 	if !h.DisableDashboard {
-		opts.Dashboard = dashboard.Handler("/dashboard/")
+		opts.Dashboard = dashboard.Handler("/") // analytics strips the /dashboard prefix
 	}
 	h.h = analytics.New(st.ReadDB(), opts)
 	return nil

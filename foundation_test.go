@@ -266,3 +266,24 @@ func TestCommandIssueListRevoke(t *testing.T) {
 		t.Fatalf("after revoke: %s", list)
 	}
 }
+
+func TestAnalyticsSiteServesHealthAndDashboard(t *testing.T) {
+	g := startGateway(t, gatewayConfig(tempDB(t), "http://127.0.0.1:1", ""))
+	resp, body := get(t, g.Analytics+"/health", "")
+	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != `{"status":"ok"}` || resp.Header.Get("Metis-API-Version") != "1.0" {
+		t.Fatalf("/health: %d %s %v", resp.StatusCode, body, resp.Header)
+	}
+	resp, body = get(t, g.Analytics+"/dashboard/", "")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "<html") {
+		t.Fatalf("/dashboard/: %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r2, err := c.Get(g.Analytics + "/dashboard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusMovedPermanently || r2.Header.Get("Location") != "/dashboard/" {
+		t.Errorf("/dashboard: %d → %q", r2.StatusCode, r2.Header.Get("Location"))
+	}
+}
