@@ -20,6 +20,7 @@ type dayCache struct {
 	minRow, maxRow int64
 	primed         bool
 	entries        map[string]*cacheEntry
+	groups         int // groups held by all entries
 }
 
 type cacheEntry struct {
@@ -29,14 +30,16 @@ type cacheEntry struct {
 }
 
 const (
-	maxCacheEntries = 256
+	maxCacheEntries = 2048
+	// maxCacheGroups bounds the memory: about 150 bytes a group.
+	maxCacheGroups = 300_000
 	// maxCatchUp is how many new calls the cache scans to find which
 	// entries they invalidate; beyond it, it starts over.
 	maxCatchUp = 500_000
 )
 
-// cacheable reports whether u is a run of whole past days read from one
-// rollup table.
+// cacheable reports whether u is a run of whole past days or hours read
+// from one rollup table.
 func cacheable(u unit) bool {
 	return u.cache && len(u.parts) == 1 && u.parts[0].src != srcCalls && !u.parts[0].neg && u.guardHi <= u.guardLo
 }
@@ -78,6 +81,7 @@ func (c *dayCache) sync(ctx context.Context, db querier) (int64, error) {
 	switch {
 	case !c.primed || lo != c.minRow || hi < c.maxRow || hi-c.maxRow > maxCatchUp:
 		clear(c.entries)
+		c.groups = 0
 	case hi > c.maxRow && len(c.entries) > 0:
 		var minTS int64
 		r, err := db.QueryContext(ctx, "SELECT COALESCE(MIN(ts_us), 0) FROM calls WHERE rowid > ? AND rowid <= ?",
@@ -94,7 +98,7 @@ func (c *dayCache) sync(ctx context.Context, db querier) (int64, error) {
 		}
 		for k, e := range c.entries {
 			if minTS < e.hi {
-				delete(c.entries, k)
+				c.drop(k)
 			}
 		}
 	}
@@ -126,7 +130,13 @@ func (c *dayCache) put(key string, hi, mark int64, res result, now time.Time) {
 	if c.entries == nil {
 		c.entries = make(map[string]*cacheEntry)
 	}
-	if len(c.entries) >= maxCacheEntries {
+	if len(res) > maxCacheGroups/4 {
+		return
+	}
+	if _, ok := c.entries[key]; ok {
+		c.drop(key)
+	}
+	for len(c.entries) > 0 && (len(c.entries) >= maxCacheEntries || c.groups+len(res) > maxCacheGroups) {
 		var oldest string
 		var at time.Time
 		for k, e := range c.entries {
@@ -134,7 +144,16 @@ func (c *dayCache) put(key string, hi, mark int64, res result, now time.Time) {
 				oldest, at = k, e.used
 			}
 		}
-		delete(c.entries, oldest)
+		c.drop(oldest)
 	}
 	c.entries[key] = &cacheEntry{hi: hi, res: append(result(nil), res...), used: now}
+	c.groups += len(res)
+}
+
+// drop removes one entry; c.mu is held.
+func (c *dayCache) drop(key string) {
+	if e, ok := c.entries[key]; ok {
+		c.groups -= len(e.res)
+		delete(c.entries, key)
+	}
 }

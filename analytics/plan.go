@@ -132,8 +132,14 @@ func partialDay(d, a, b int64) unit {
 	return u
 }
 
-// hourUnits reads [lo, hi) by hours; the hours of the window's whole days
-// before its last day form a unit of their own, which the day cache may keep.
+// blockUS is the length of the aligned blocks of rollup_hour buckets an
+// hour-grain window is read in: past blocks never change, so the day cache
+// keeps them, and a sliding window reuses them hour after hour.
+const blockUS = 4 * hourUS
+
+// hourUnits reads [lo, hi) by hours: the partial hours at the edges from
+// calls, the whole hours from rollup_hour in aligned 4-hour blocks (and the
+// partial blocks at the ends), each a cacheable unit of its own.
 func hourUnits(lo, hi int64) []unit {
 	h0, h1 := ceilTo(lo, hourUS), floorTo(hi, hourUS)
 	if h0 >= h1 {
@@ -143,18 +149,10 @@ func hourUnits(lo, hi int64) []unit {
 	if lo < h0 {
 		units = append(units, unit{parts: []part{{src: srcCalls, lo: lo, hi: h0}}})
 	}
-	d0, d1 := ceilTo(h0, dayUS), min(h1, floorTo(hi, dayUS))
-	if d1-d0 < dayUS {
-		d0, d1 = h1, h1
-	}
-	if h0 < d0 {
-		units = append(units, unit{parts: []part{{src: srcHour, lo: h0, hi: d0}}})
-	}
-	if d0 < d1 {
-		units = append(units, unit{parts: []part{{src: srcHour, lo: d0, hi: d1}}, cache: true})
-	}
-	if d1 < h1 {
-		units = append(units, unit{parts: []part{{src: srcHour, lo: d1, hi: h1}}})
+	for a := h0; a < h1; {
+		b := min(h1, floorTo(a, blockUS)+blockUS)
+		units = append(units, unit{parts: []part{{src: srcHour, lo: a, hi: b}}, cache: true})
+		a = b
 	}
 	if h1 < hi {
 		units = append(units, unit{parts: []part{{src: srcCalls, lo: h1, hi: hi}}})
