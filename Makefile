@@ -46,7 +46,7 @@ fuzz:
 	@set -e; for pkg in $$(go list ./...); do \
 		for t in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
 			echo "fuzz $$pkg $$t"; \
-			go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_TIME) $$pkg > /tmp/metis-fuzz.log 2>&1 || { cat /tmp/metis-fuzz.log; exit 1; }; \
+			go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime 1s $$pkg > /tmp/metis-fuzz.log 2>&1 || { cat /tmp/metis-fuzz.log; exit 1; }; \
 		done; \
 	done
 
