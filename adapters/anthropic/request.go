@@ -486,6 +486,19 @@ func EffortBudget(effort string) int {
 // stop sequences are dropped, system messages are hoisted into system and
 // consecutive same-role turns are merged.
 func EncodeRequest(r *ir.Request, o RequestOptions) ([]byte, error) {
+	out, err := buildRequest(r, o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := marshalRequest(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding Anthropic request: %w", err)
+	}
+	return b, nil
+}
+
+// buildRequest applies EncodeRequest's rules and returns the wire value.
+func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	if r.N > 1 {
 		return nil, ir.Invalid("n", "n=%d is not supported: Anthropic models return one choice", r.N)
 	}
@@ -621,11 +634,7 @@ func EncodeRequest(r *ir.Request, o RequestOptions) ([]byte, error) {
 		}
 		out.TopK = r.TopK
 	}
-	b, err := json.Marshal(&out)
-	if err != nil {
-		return nil, fmt.Errorf("encoding Anthropic request: %w", err)
-	}
-	return b, nil
+	return &out, nil
 }
 
 // anthropicEffort maps an effort word to Anthropic output_config.effort.

@@ -1,0 +1,294 @@
+package anthropic
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
+)
+
+// Hand-written JSON for the request wire types: the bytes are exactly
+// what json.Marshal writes for the same values (append_test.go checks
+// this), without reflection. Field order follows the struct definitions
+// in wire.go; omitempty fields are left out under the same conditions.
+
+// bufPool holds scratch buffers for encoding requests; the result is
+// copied out at its exact size.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// marshalRequest renders out like json.Marshal(out).
+func marshalRequest(out *outRequest) ([]byte, error) {
+	bp := bufPool.Get().(*[]byte)
+	b, err := out.appendJSON((*bp)[:0])
+	var res []byte
+	if err == nil {
+		res = make([]byte, len(b))
+		copy(res, b)
+	}
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	return res, err
+}
+
+func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"model":`...)
+	b = jsonx.AppendString(b, r.Model)
+	b = append(b, `,"max_tokens":`...)
+	b = strconv.AppendInt(b, int64(r.MaxTokens), 10)
+	if len(r.System) > 0 {
+		b = append(b, `,"system":[`...)
+		for i := range r.System {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = r.System[i].appendJSON(b); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `,"messages":`...)
+	if r.Messages == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Messages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = r.Messages[i].appendJSON(b); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
+	}
+	if len(r.Tools) > 0 {
+		b = append(b, `,"tools":[`...)
+		for i := range r.Tools {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = r.Tools[i].appendJSON(b); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
+	}
+	if c := r.ToolChoice; c != nil {
+		b = append(b, `,"tool_choice":{"type":`...)
+		b = jsonx.AppendString(b, c.Type)
+		if c.Name != "" {
+			b = append(b, `,"name":`...)
+			b = jsonx.AppendString(b, c.Name)
+		}
+		if c.DisableParallelToolUse {
+			b = append(b, `,"disable_parallel_tool_use":true`...)
+		}
+		b = append(b, '}')
+	}
+	if len(r.StopSequences) > 0 {
+		b = append(b, `,"stop_sequences":[`...)
+		for i, s := range r.StopSequences {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonx.AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	if r.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		if b, err = jsonx.AppendFloat(b, *r.Temperature); err != nil {
+			return b, err
+		}
+	}
+	if r.TopP != nil {
+		b = append(b, `,"top_p":`...)
+		if b, err = jsonx.AppendFloat(b, *r.TopP); err != nil {
+			return b, err
+		}
+	}
+	if r.TopK != nil {
+		b = append(b, `,"top_k":`...)
+		b = strconv.AppendInt(b, int64(*r.TopK), 10)
+	}
+	if r.Metadata != nil {
+		b = append(b, `,"metadata":{"user_id":`...)
+		b = jsonx.AppendString(b, r.Metadata.UserID)
+		b = append(b, '}')
+	}
+	if t := r.Thinking; t != nil {
+		b = append(b, `,"thinking":{"type":`...)
+		b = jsonx.AppendString(b, t.Type)
+		if t.BudgetTokens != 0 {
+			b = append(b, `,"budget_tokens":`...)
+			b = strconv.AppendInt(b, int64(t.BudgetTokens), 10)
+		}
+		b = append(b, '}')
+	}
+	if oc := r.OutputConfig; oc != nil {
+		b = append(b, `,"output_config":{`...)
+		comma := false
+		if oc.Effort != "" {
+			b = append(b, `"effort":`...)
+			b = jsonx.AppendString(b, oc.Effort)
+			comma = true
+		}
+		if f := oc.Format; f != nil {
+			if comma {
+				b = append(b, ',')
+			}
+			b = append(b, `"format":{"type":`...)
+			b = jsonx.AppendString(b, f.Type)
+			b = append(b, `,"schema":`...)
+			if b, err = jsonx.AppendRaw(b, f.Schema); err != nil {
+				return b, err
+			}
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	if r.Stream {
+		b = append(b, `,"stream":true`...)
+	}
+	return append(b, '}'), nil
+}
+
+// appendCacheControl writes an omitempty cache_control member.
+func appendCacheControl(b []byte, cc json.RawMessage) ([]byte, error) {
+	if len(cc) == 0 {
+		return b, nil
+	}
+	b = append(b, `,"cache_control":`...)
+	return jsonx.AppendRaw(b, cc)
+}
+
+func (t *outText) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"type":`...)
+	b = jsonx.AppendString(b, t.Type)
+	b = append(b, `,"text":`...)
+	b = jsonx.AppendString(b, t.Text)
+	b, err := appendCacheControl(b, t.CacheControl)
+	return append(b, '}'), err
+}
+
+func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"role":`...)
+	b = jsonx.AppendString(b, m.Role)
+	b = append(b, `,"content":`...)
+	b, err := appendBlocks(b, m.Content)
+	return append(b, '}'), err
+}
+
+// appendBlocks writes a []any of content blocks (nil is null).
+func appendBlocks(b []byte, blocks []any) ([]byte, error) {
+	if blocks == nil {
+		return append(b, "null"...), nil
+	}
+	b = append(b, '[')
+	var err error
+	for i, blk := range blocks {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendBlock(b, blk); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']'), nil
+}
+
+func appendBlock(b []byte, blk any) ([]byte, error) {
+	var err error
+	switch v := blk.(type) {
+	case outText:
+		return v.appendJSON(b)
+	case outMedia:
+		b = append(b, `{"type":`...)
+		b = jsonx.AppendString(b, v.Type)
+		b = append(b, `,"source":{"type":`...)
+		b = jsonx.AppendString(b, v.Source.Type)
+		if v.Source.MediaType != "" {
+			b = append(b, `,"media_type":`...)
+			b = jsonx.AppendString(b, v.Source.MediaType)
+		}
+		if v.Source.Data != "" {
+			b = append(b, `,"data":`...)
+			b = jsonx.AppendString(b, v.Source.Data)
+		}
+		if v.Source.URL != "" {
+			b = append(b, `,"url":`...)
+			b = jsonx.AppendString(b, v.Source.URL)
+		}
+		b = append(b, '}')
+		if v.Title != "" {
+			b = append(b, `,"title":`...)
+			b = jsonx.AppendString(b, v.Title)
+		}
+		b, err = appendCacheControl(b, v.CacheControl)
+	case outToolUse:
+		b = append(b, `{"type":`...)
+		b = jsonx.AppendString(b, v.Type)
+		b = append(b, `,"id":`...)
+		b = jsonx.AppendString(b, v.ID)
+		b = append(b, `,"name":`...)
+		b = jsonx.AppendString(b, v.Name)
+		b = append(b, `,"input":`...)
+		if b, err = jsonx.AppendRaw(b, v.Input); err != nil {
+			return b, err
+		}
+		b, err = appendCacheControl(b, v.CacheControl)
+	case outToolResult:
+		b = append(b, `{"type":`...)
+		b = jsonx.AppendString(b, v.Type)
+		b = append(b, `,"tool_use_id":`...)
+		b = jsonx.AppendString(b, v.ToolUseID)
+		if len(v.Content) > 0 {
+			b = append(b, `,"content":`...)
+			if b, err = appendBlocks(b, v.Content); err != nil {
+				return b, err
+			}
+		}
+		if v.IsError {
+			b = append(b, `,"is_error":true`...)
+		}
+		b, err = appendCacheControl(b, v.CacheControl)
+	case outThinking:
+		b = append(b, `{"type":`...)
+		b = jsonx.AppendString(b, v.Type)
+		b = append(b, `,"thinking":`...)
+		b = jsonx.AppendString(b, v.Thinking)
+		b = append(b, `,"signature":`...)
+		b = jsonx.AppendString(b, v.Signature)
+	case outRedacted:
+		b = append(b, `{"type":`...)
+		b = jsonx.AppendString(b, v.Type)
+		b = append(b, `,"data":`...)
+		b = jsonx.AppendString(b, v.Data)
+	default:
+		// Not produced by EncodeRequest; kept correct for any value.
+		j, err := json.Marshal(v)
+		return append(b, j...), err
+	}
+	return append(b, '}'), err
+}
+
+func (t *outTool) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"name":`...)
+	b = jsonx.AppendString(b, t.Name)
+	if t.Description != "" {
+		b = append(b, `,"description":`...)
+		b = jsonx.AppendString(b, t.Description)
+	}
+	b = append(b, `,"input_schema":`...)
+	b, err := jsonx.AppendRaw(b, t.InputSchema)
+	if err != nil {
+		return b, err
+	}
+	b, err = appendCacheControl(b, t.CacheControl)
+	return append(b, '}'), err
+}
