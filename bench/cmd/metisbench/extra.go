@@ -102,7 +102,7 @@ func measureXCaddy(ctx context.Context, bin, work string, e *env) *xcaddyInfo {
 		return info
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
-	cfg, err := metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL)
+	cfg, err := metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL, writerTuning{})
 	if err != nil {
 		info.Error = err.Error()
 		return info
@@ -204,7 +204,8 @@ var components = []struct{ name, focus string }{
 	{cHandler, `metis\.\(\*Gateway\)\.ServeHTTP|floor\.\(\*Forward\)\.ServeHTTP`},
 	{cClient, `net/http\.\(\*Client\)\.do`},
 	{cLog, `zap\.\(\*Logger\)\.Info`},
-	{cSSE, `adapters/sse|StreamTracker`},
+	{cSSE, `StreamTracker|sse\.\(\*Reader\)\.(parse|findEnd|intern)|sse\.\(\*lineScanner\)|sse\.find`},
+	{cFlush, `http\.\(\*ResponseController\)\.Flush`},
 	{cWriter, `store\.\(\*Store\)\.runWriter`},
 	{cServe, `net/http\.\(\*conn\)\.serve`},
 	{cConns, `persistConn\)\.(readLoop|writeLoop)`},
@@ -217,6 +218,7 @@ const (
 	cClient  = "upstream client"
 	cLog     = "log line"
 	cSSE     = "sse"
+	cFlush   = "flush"
 	cWriter  = "writer"
 	cServe   = "conn.serve"
 	cConns   = "persistConn"

@@ -75,6 +75,8 @@ type options struct {
 	microTime  string
 	keep       bool
 	streamsMax int
+	only       string
+	writer     writerTuning
 }
 
 func main() {
@@ -91,6 +93,9 @@ func main() {
 	flag.StringVar(&o.microTime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	flag.BoolVar(&o.keep, "keep", false, "keep the trace database and Caddy logs")
 	flag.IntVar(&o.streamsMax, "streams", 512, "concurrency of the S5 many-streams scenario")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenario IDs to run (S1, S2, \"S5 c=1\", \"S5 c=512\"); default all")
+	flag.IntVar(&o.writer.Batch, "writer-batch", 0, "experiment: the Metis trace writer's batch_size (0: default)")
+	flag.DurationVar(&o.writer.Flush, "writer-flush", 0, "experiment: the Metis trace writer's flush_interval (0: default)")
 	reportFrom := flag.String("report", "", "re-render the report of a stored results.json (profiles are re-read when their files exist) and exit")
 	flag.Parse()
 	if *role != "" {
@@ -147,8 +152,8 @@ func scenarios(o options) []*scenario {
 			Targets: []string{tF0, tF2, tF3, tMetis, tF3OAI, tMetisOAI, tMetisXOAI}},
 		{ID: sS2, Title: "throughput, c=64, M0", C: 64, Warmup: time.Second, Duration: 5 * time.Second, MaxTokens: 16,
 			Targets: []string{tF0, tF2, tF3, tMetis}},
-		{ID: sS5c1, Title: "stream TTFT, c=1, M-stream (4 chunks × 20 ms)", C: 1, Warmup: 300 * time.Millisecond, Duration: 6 * time.Second,
-			Stream: true, MaxTokens: 4, Targets: []string{tF0, tF2, tF3, tMetis}},
+		{ID: sS5c1, Title: "stream TTFT, c=1, M-stream (2 chunks × 20 ms)", C: 1, Warmup: 300 * time.Millisecond, Duration: 6 * time.Second,
+			Stream: true, MaxTokens: 2, Targets: []string{tF0, tF2, tF3, tMetis}},
 		{ID: sS5c512, Title: fmt.Sprintf("stream TTFT, c=%d, M-stream (64 chunks × 20 ms)", o.streamsMax), C: o.streamsMax,
 			Warmup: 2 * time.Second, Duration: 6 * time.Second, Stream: true, MaxTokens: 64,
 			Targets: []string{tF0, tF3, tMetis}},
@@ -235,7 +240,7 @@ func run(ctx context.Context, o options) error {
 	startLoad := loadAvg()
 	logf("output in %s, work dir %s, seed %d", o.out, work, o.seed)
 
-	e, err := startAll(ctx, work)
+	e, err := startAll(ctx, work, o.writer)
 	defer e.stopAll()
 	if err != nil {
 		return err
@@ -261,6 +266,26 @@ func run(ctx context.Context, o options) error {
 	}
 
 	plan := scenarios(o)
+	if o.only != "" {
+		keep := map[string]bool{}
+		for _, id := range strings.Split(o.only, ",") {
+			keep[strings.TrimSpace(id)] = true
+		}
+		var sel []*scenario
+		for _, sc := range plan {
+			if keep[sc.ID] {
+				sel = append(sel, sc)
+			}
+		}
+		if len(sel) == 0 {
+			return fmt.Errorf("-only %q matches no scenario", o.only)
+		}
+		plan = sel
+		res.Notes = append(res.Notes, "scenarios limited by -only "+o.only)
+	}
+	if o.writer != (writerTuning{}) {
+		res.Notes = append(res.Notes, fmt.Sprintf("Metis trace writer tuned for an experiment: batch_size %d, flush_interval %s", o.writer.Batch, o.writer.Flush))
+	}
 	res.Scenarios = plan
 	rng := rand.New(rand.NewPCG(o.seed, 0x6d65746973))
 	for round := 1; round <= o.rounds; round++ {
@@ -378,7 +403,7 @@ func rerender(path string) error {
 }
 
 // startAll starts the mock and the three Caddy processes.
-func startAll(ctx context.Context, work string) (*env, error) {
+func startAll(ctx context.Context, work string, wt writerTuning) (*env, error) {
 	e := &env{}
 	// Keep Caddy's data and config dirs out of $HOME.
 	cenv := []string{"XDG_DATA_HOME=" + work + "/xdg-data", "XDG_CONFIG_HOME=" + work + "/xdg-config", "HOME=" + work}
@@ -419,7 +444,7 @@ func startAll(ctx context.Context, work string) (*env, error) {
 	if e.f3, err = startChild(ctx, "caddy-f3", "caddy", childSpec{Config: f3cfg, Control: e.f3Ctl}, work, cenv); err != nil {
 		return e, err
 	}
-	mcfg, err := metisConfig(e.metisAddr, filepath.Join(work, "metis.db"), e.m0URL, e.streamURL)
+	mcfg, err := metisConfig(e.metisAddr, filepath.Join(work, "metis.db"), e.m0URL, e.streamURL, wt)
 	if err != nil {
 		return e, err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/metisgateway/metis/bench/workload"
 )
@@ -92,9 +93,16 @@ func floorConfig(reverseProxy bool, s servers, m0URL, streamURL string) (json.Ra
 	return caddyJSON(map[string]any{"m0": server(s.M0, hm0), "stream": server(s.Stream, hs)}, nil)
 }
 
+// writerTuning overrides the trace writer's batch size and flush interval
+// (zero: the gateway's defaults), for experiments.
+type writerTuning struct {
+	Batch int
+	Flush time.Duration
+}
+
 // metisConfig is the gateway with trace writing into db. Provider keys are
 // dummies: the mock doesn't check them.
-func metisConfig(listen, db, m0URL, streamURL string) (json.RawMessage, error) {
+func metisConfig(listen, db, m0URL, streamURL string, wt writerTuning) (json.RawMessage, error) {
 	app := map[string]any{
 		"db": db,
 		"providers": []any{
@@ -102,6 +110,16 @@ func metisConfig(listen, db, m0URL, streamURL string) (json.RawMessage, error) {
 			map[string]any{"name": provOpenAI, "type": "openai", "api_key": "sk-bench", "base_url": m0URL + "/v1"},
 			map[string]any{"name": provAnthropicStream, "type": "anthropic", "api_key": "sk-ant-bench", "base_url": streamURL},
 		},
+	}
+	if wt.Batch > 0 || wt.Flush > 0 {
+		w := map[string]any{}
+		if wt.Batch > 0 {
+			w["batch_size"] = wt.Batch
+		}
+		if wt.Flush > 0 {
+			w["flush_interval"] = wt.Flush.String()
+		}
+		app["writer"] = w
 	}
 	return caddyJSON(map[string]any{"gw": server(listen, map[string]any{"handler": "metis_gateway"})},
 		map[string]any{"metis": app})
