@@ -5,8 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -15,11 +19,36 @@ import (
 // ones stay in place as system messages. Consecutive tool messages become
 // one user message of tool results. Unsupported content (audio, file ids,
 // legacy functions, custom tools) is an *ir.Error with status 400.
+//
+// The body is read by a reflection-free reader (decode_fast.go) when it
+// can read it exactly as encoding/json would, else by json.Unmarshal.
 func DecodeRequest(body []byte) (*ir.Request, error) {
 	var in inRequest
-	if err := json.Unmarshal(body, &in); err != nil {
+	if fillRequest(&in, body) {
+		if r, err := convertRequest(&in); err != errSlow {
+			return r, err
+		}
+	}
+	in = inRequest{} // the fast reader may have filled part of it
+	return decodeRequestStd(body, &in)
+}
+
+// decodeRequestStd is DecodeRequest with json.Unmarshal as the reader.
+func decodeRequestStd(body []byte, in *inRequest) (*ir.Request, error) {
+	if err := json.Unmarshal(body, in); err != nil {
 		return nil, ir.Invalid("", "decoding OpenAI request: %v", err)
 	}
+	return convertRequest(in)
+}
+
+// messageWhere names messages[i] in error parameters.
+func messageWhere(i int) string {
+	return "messages[" + strconv.Itoa(i) + "]"
+}
+
+// convertRequest builds the neutral request from the wire struct. With a
+// struct filled by the fast reader it may return errSlow.
+func convertRequest(in *inRequest) (*ir.Request, error) {
 	if !isJSONNull(in.Functions) {
 		return nil, ir.Invalid("functions", "the deprecated functions parameter is not supported across providers; use tools")
 	}
@@ -94,10 +123,9 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 	leading := true
 	for i := range in.Messages {
 		m := &in.Messages[i]
-		where := fmt.Sprintf("messages[%d]", i)
 		switch m.Role {
 		case "system", "developer":
-			parts, err := decodeParts(m.Content, where, false)
+			parts, err := decodeParts(m, i, false)
 			if err != nil {
 				return nil, err
 			}
@@ -108,13 +136,13 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 			}
 			continue
 		case "user":
-			parts, err := decodeParts(m.Content, where, true)
+			parts, err := decodeParts(m, i, true)
 			if err != nil {
 				return nil, err
 			}
 			r.Messages = append(r.Messages, ir.Message{Role: ir.RoleUser, Parts: parts})
 		case "assistant":
-			parts, err := decodeParts(m.Content, where, false)
+			parts, err := decodeParts(m, i, false)
 			if err != nil {
 				return nil, err
 			}
@@ -131,7 +159,7 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 			}
 			r.Messages = append(r.Messages, ir.Message{Role: ir.RoleAssistant, Parts: parts})
 		case "tool":
-			parts, err := decodeParts(m.Content, where, false)
+			parts, err := decodeParts(m, i, false)
 			if err != nil {
 				return nil, err
 			}
@@ -142,7 +170,7 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 				r.Messages = append(r.Messages, ir.Message{Role: ir.RoleUser, Parts: []ir.Part{res}})
 			}
 		default:
-			return nil, ir.Invalid(where+".role", "role %q is not supported across providers", m.Role)
+			return nil, ir.Invalid(messageWhere(i)+".role", "role %q is not supported across providers", m.Role)
 		}
 		leading = false
 	}
@@ -219,30 +247,52 @@ func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
 	return nil, ir.Invalid("tool_choice.type", "tool_choice type %q is not supported across providers", obj.Type)
 }
 
-// decodeParts reads message content: a string, null or an array of parts.
-// media says whether image and file parts are allowed (user messages).
-func decodeParts(raw json.RawMessage, where string, media bool) ([]ir.Part, error) {
-	if isJSONNull(raw) {
-		return nil, nil
-	}
-	if isJSONString(raw) {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, ir.Invalid(where+".content", "decoding content: %v", err)
+// decodeParts reads the content of message mi: a string, null or an array
+// of parts. media says whether image and file parts are allowed (user
+// messages). Content read by the fast reader that it cannot read exactly
+// is errSlow.
+func decodeParts(m *inMessage, mi int, media bool) ([]ir.Part, error) {
+	var in []inPart
+	if m.parsed {
+		switch c := m.content; {
+		case c.Type == gjson.Null:
+			return nil, nil
+		case c.Type == gjson.String:
+			if s := jsonx.Unquote(c.Raw); s != "" {
+				return []ir.Part{{Type: ir.PartText, Text: s}}, nil
+			}
+			return nil, nil
+		case !c.IsArray():
+			return nil, errSlow
+		default:
+			var ok bool
+			if in, ok = fillParts(c); !ok {
+				return nil, errSlow
+			}
 		}
-		if s == "" {
+	} else {
+		raw := m.Content
+		if isJSONNull(raw) {
 			return nil, nil
 		}
-		return []ir.Part{{Type: ir.PartText, Text: s}}, nil
-	}
-	var in []inPart
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, ir.Invalid(where+".content", "content must be a string or an array of parts: %v", err)
+		if isJSONString(raw) {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, ir.Invalid(messageWhere(mi)+".content", "decoding content: %v", err)
+			}
+			if s == "" {
+				return nil, nil
+			}
+			return []ir.Part{{Type: ir.PartText, Text: s}}, nil
+		}
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, ir.Invalid(messageWhere(mi)+".content", "content must be a string or an array of parts: %v", err)
+		}
 	}
 	parts := make([]ir.Part, 0, len(in))
 	for i := range in {
 		p := &in[i]
-		pw := fmt.Sprintf("%s.content[%d]", where, i)
+		pw := func() string { return messageWhere(mi) + ".content[" + strconv.Itoa(i) + "]" }
 		switch p.Type {
 		case "text":
 			parts = append(parts, ir.Part{Type: ir.PartText, Text: p.Text, CacheControl: p.CacheControl})
@@ -252,12 +302,12 @@ func decodeParts(raw json.RawMessage, where string, media bool) ([]ir.Part, erro
 			continue
 		}
 		if !media {
-			return nil, ir.Invalid(pw, "part type %q is only allowed in user messages", p.Type)
+			return nil, ir.Invalid(pw(), "part type %q is only allowed in user messages", p.Type)
 		}
 		switch p.Type {
 		case "image_url":
 			if p.ImageURL == nil || p.ImageURL.URL == "" {
-				return nil, ir.Invalid(pw, "image_url part needs a url")
+				return nil, ir.Invalid(pw(), "image_url part needs a url")
 			}
 			ip, err := mediaFromURL(p.ImageURL.URL, pw)
 			if err != nil {
@@ -267,7 +317,7 @@ func decodeParts(raw json.RawMessage, where string, media bool) ([]ir.Part, erro
 			parts = append(parts, ip)
 		case "file":
 			if p.File == nil || p.File.FileData == "" {
-				return nil, ir.Invalid(pw, "file parts need file_data; uploaded file ids cannot be sent to another provider")
+				return nil, ir.Invalid(pw(), "file parts need file_data; uploaded file ids cannot be sent to another provider")
 			}
 			fp, err := mediaFromURL(p.File.FileData, pw)
 			if err != nil {
@@ -275,26 +325,26 @@ func decodeParts(raw json.RawMessage, where string, media bool) ([]ir.Part, erro
 			}
 			fp.Type, fp.Title, fp.CacheControl = ir.PartDocument, p.File.Filename, p.CacheControl
 			if fp.MediaType != "application/pdf" && fp.MediaType != "text/plain" {
-				return nil, ir.Invalid(pw, "file type %q is not supported (PDF and text only)", fp.MediaType)
+				return nil, ir.Invalid(pw(), "file type %q is not supported (PDF and text only)", fp.MediaType)
 			}
 			parts = append(parts, fp)
 		case "input_audio":
-			return nil, ir.Invalid(pw, "audio input is not supported by the target provider")
+			return nil, ir.Invalid(pw(), "audio input is not supported by the target provider")
 		default:
-			return nil, ir.Invalid(pw, "unsupported content part type %q", p.Type)
+			return nil, ir.Invalid(pw(), "unsupported content part type %q", p.Type)
 		}
 	}
 	return parts, nil
 }
 
 // mediaFromURL reads a data: URI or an http(s) URL into an image or
-// document part.
-func mediaFromURL(u, where string) (ir.Part, error) {
+// document part; where names the part in errors.
+func mediaFromURL(u string, where func() string) (ir.Part, error) {
 	if rest, ok := strings.CutPrefix(u, "data:"); ok {
 		meta, data, ok := strings.Cut(rest, ",")
 		mt, isB64 := strings.CutSuffix(meta, ";base64")
 		if !ok || !isB64 {
-			return ir.Part{}, ir.Invalid(where, "data URLs must be base64 (data:<type>;base64,...)")
+			return ir.Part{}, ir.Invalid(where(), "data URLs must be base64 (data:<type>;base64,...)")
 		}
 		switch mt {
 		case "image/jpeg", "image/png", "image/gif", "image/webp":
@@ -305,11 +355,11 @@ func mediaFromURL(u, where string) (ir.Part, error) {
 		if strings.HasPrefix(mt, "text/") {
 			txt, err := decodeBase64Text(data)
 			if err != nil {
-				return ir.Part{}, ir.Invalid(where, "decoding text data URL: %v", err)
+				return ir.Part{}, ir.Invalid(where(), "decoding text data URL: %v", err)
 			}
 			return ir.Part{Type: ir.PartDocument, MediaType: "text/plain", Text: txt}, nil
 		}
-		return ir.Part{}, ir.Invalid(where, "media type %q is not supported (jpeg, png, gif, webp, pdf)", mt)
+		return ir.Part{}, ir.Invalid(where(), "media type %q is not supported (jpeg, png, gif, webp, pdf)", mt)
 	}
 	if strings.HasPrefix(u, "https://") || strings.HasPrefix(u, "http://") {
 		path, _, _ := strings.Cut(u, "?")
@@ -318,7 +368,7 @@ func mediaFromURL(u, where string) (ir.Part, error) {
 		}
 		return ir.Part{Type: ir.PartImage, URL: u}, nil
 	}
-	return ir.Part{}, ir.Invalid(where, "unsupported URL scheme in %q", truncate(u, 40))
+	return ir.Part{}, ir.Invalid(where(), "unsupported URL scheme in %q", truncate(u, 40))
 }
 
 func truncate(s string, n int) string {

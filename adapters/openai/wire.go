@@ -3,6 +3,8 @@ package openai
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/tidwall/gjson"
 )
 
 type inRequest struct {
@@ -31,12 +33,14 @@ type inStreamOptions struct {
 }
 
 type inRespFormat struct {
-	Type       string `json:"type"`
-	JSONSchema *struct {
-		Name   string          `json:"name"`
-		Schema json.RawMessage `json:"schema"`
-		Strict *bool           `json:"strict"`
-	} `json:"json_schema"`
+	Type       string        `json:"type"`
+	JSONSchema *inJSONSchema `json:"json_schema"`
+}
+
+type inJSONSchema struct {
+	Name   string          `json:"name"`
+	Schema json.RawMessage `json:"schema"`
+	Strict *bool           `json:"strict"`
 }
 
 type inMessage struct {
@@ -45,21 +49,30 @@ type inMessage struct {
 	ToolCalls  []inToolCall    `json:"tool_calls"`
 	ToolCallID string          `json:"tool_call_id"`
 	Refusal    *string         `json:"refusal"`
+
+	// content is Content as read by the fast reader (parsed is set), which
+	// leaves Content empty.
+	content gjson.Result
+	parsed  bool
 }
 
 type inPart struct {
-	Type     string `json:"type"`
-	Text     string `json:"text"`
-	Refusal  string `json:"refusal"`
-	ImageURL *struct {
-		URL string `json:"url"`
-	} `json:"image_url"`
-	File *struct {
-		FileData string `json:"file_data"`
-		FileID   string `json:"file_id"`
-		Filename string `json:"filename"`
-	} `json:"file"`
+	Type         string          `json:"type"`
+	Text         string          `json:"text"`
+	Refusal      string          `json:"refusal"`
+	ImageURL     *inImageURL     `json:"image_url"`
+	File         *inFile         `json:"file"`
 	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+type inImageURL struct {
+	URL string `json:"url"`
+}
+
+type inFile struct {
+	FileData string `json:"file_data"`
+	FileID   string `json:"file_id"`
+	Filename string `json:"filename"`
 }
 
 type inToolCall struct {
@@ -73,14 +86,16 @@ type inToolCall struct {
 }
 
 type inTool struct {
-	Type     string `json:"type"`
-	Function *struct {
-		Name        string          `json:"name"`
-		Description string          `json:"description"`
-		Parameters  json.RawMessage `json:"parameters"`
-		Strict      *bool           `json:"strict"`
-	} `json:"function"`
+	Type         string          `json:"type"`
+	Function     *inToolFunction `json:"function"`
 	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+type inToolFunction struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Parameters  json.RawMessage `json:"parameters"`
+	Strict      *bool           `json:"strict"`
 }
 
 type inUsage struct {
