@@ -425,6 +425,19 @@ func BudgetEffort(budget int) string {
 // prefix), thinking blocks and cache hints are dropped, streams ask for
 // include_usage, and more than MaxStop stop sequences is an error.
 func EncodeRequest(r *ir.Request, o RequestOptions) ([]byte, error) {
+	out, err := buildRequest(r, o)
+	if err != nil {
+		return nil, err
+	}
+	b, err := marshalRequest(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding OpenAI request: %w", err)
+	}
+	return b, nil
+}
+
+// buildRequest applies EncodeRequest's rules and returns the wire value.
+func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	if len(r.Stop) > MaxStop {
 		return nil, ir.Invalid("stop_sequences", "%d stop sequences given; the target model accepts at most %d", len(r.Stop), MaxStop)
 	}
@@ -506,11 +519,7 @@ func EncodeRequest(r *ir.Request, o RequestOptions) ([]byte, error) {
 			out.ResponseFormat = &outRespFormat{Type: "json_object"}
 		}
 	}
-	b, err := json.Marshal(&out)
-	if err != nil {
-		return nil, fmt.Errorf("encoding OpenAI request: %w", err)
-	}
-	return b, nil
+	return &out, nil
 }
 
 func openAIEffort(e string) string {

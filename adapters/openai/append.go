@@ -1,0 +1,272 @@
+package openai
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
+)
+
+// Hand-written JSON for the request wire types: the bytes are exactly
+// what json.Marshal writes for the same values (append_test.go checks
+// this), without reflection. Field order follows the struct definitions
+// in wire.go; omitempty fields are left out under the same conditions.
+
+// bufPool holds scratch buffers for encoding requests; the result is
+// copied out at its exact size.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// marshalRequest renders out like json.Marshal(out).
+func marshalRequest(out *outRequest) ([]byte, error) {
+	bp := bufPool.Get().(*[]byte)
+	b, err := out.appendJSON((*bp)[:0])
+	var res []byte
+	if err == nil {
+		res = make([]byte, len(b))
+		copy(res, b)
+	}
+	if cap(b) <= 1<<20 {
+		*bp = b[:0]
+		bufPool.Put(bp)
+	}
+	return res, err
+}
+
+func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"model":`...)
+	b = jsonx.AppendString(b, r.Model)
+	b = append(b, `,"messages":`...)
+	if r.Messages == nil {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, '[')
+		for i := range r.Messages {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if b, err = r.Messages[i].appendJSON(b); err != nil {
+				return b, err
+			}
+		}
+		b = append(b, ']')
+	}
+	if len(r.Tools) > 0 {
+		b = append(b, `,"tools":[`...)
+		for i := range r.Tools {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			f := &r.Tools[i].Function
+			b = append(b, `{"type":`...)
+			b = jsonx.AppendString(b, r.Tools[i].Type)
+			b = append(b, `,"function":{"name":`...)
+			b = jsonx.AppendString(b, f.Name)
+			if f.Description != "" {
+				b = append(b, `,"description":`...)
+				b = jsonx.AppendString(b, f.Description)
+			}
+			if len(f.Parameters) > 0 {
+				b = append(b, `,"parameters":`...)
+				if b, err = jsonx.AppendRaw(b, f.Parameters); err != nil {
+					return b, err
+				}
+			}
+			if f.Strict != nil {
+				b = append(b, `,"strict":`...)
+				b = jsonx.AppendBool(b, *f.Strict)
+			}
+			b = append(b, "}}"...)
+		}
+		b = append(b, ']')
+	}
+	if r.ToolChoice != nil {
+		b = append(b, `,"tool_choice":`...)
+		switch c := r.ToolChoice.(type) {
+		case string:
+			b = jsonx.AppendString(b, c)
+		case outNamedChoice:
+			b = append(b, `{"type":`...)
+			b = jsonx.AppendString(b, c.Type)
+			b = append(b, `,"function":{"name":`...)
+			b = jsonx.AppendString(b, c.Function.Name)
+			b = append(b, "}}"...)
+		default:
+			if b, err = appendMarshal(b, c); err != nil {
+				return b, err
+			}
+		}
+	}
+	if r.ParallelToolCalls != nil {
+		b = append(b, `,"parallel_tool_calls":`...)
+		b = jsonx.AppendBool(b, *r.ParallelToolCalls)
+	}
+	if r.MaxCompletionTokens != 0 {
+		b = append(b, `,"max_completion_tokens":`...)
+		b = strconv.AppendInt(b, int64(r.MaxCompletionTokens), 10)
+	}
+	if r.Temperature != nil {
+		b = append(b, `,"temperature":`...)
+		if b, err = jsonx.AppendFloat(b, *r.Temperature); err != nil {
+			return b, err
+		}
+	}
+	if r.TopP != nil {
+		b = append(b, `,"top_p":`...)
+		if b, err = jsonx.AppendFloat(b, *r.TopP); err != nil {
+			return b, err
+		}
+	}
+	if len(r.Stop) > 0 {
+		b = append(b, `,"stop":[`...)
+		for i, s := range r.Stop {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonx.AppendString(b, s)
+		}
+		b = append(b, ']')
+	}
+	if r.Stream {
+		b = append(b, `,"stream":true`...)
+	}
+	if r.StreamOptions != nil {
+		b = append(b, `,"stream_options":{"include_usage":`...)
+		b = jsonx.AppendBool(b, r.StreamOptions.IncludeUsage)
+		b = append(b, '}')
+	}
+	if r.User != "" {
+		b = append(b, `,"user":`...)
+		b = jsonx.AppendString(b, r.User)
+	}
+	if r.ReasoningEffort != "" {
+		b = append(b, `,"reasoning_effort":`...)
+		b = jsonx.AppendString(b, r.ReasoningEffort)
+	}
+	if rf := r.ResponseFormat; rf != nil {
+		b = append(b, `,"response_format":{"type":`...)
+		b = jsonx.AppendString(b, rf.Type)
+		if js := rf.JSONSchema; js != nil {
+			b = append(b, `,"json_schema":{"name":`...)
+			b = jsonx.AppendString(b, js.Name)
+			b = append(b, `,"schema":`...)
+			if b, err = jsonx.AppendRaw(b, js.Schema); err != nil {
+				return b, err
+			}
+			if js.Strict != nil {
+				b = append(b, `,"strict":`...)
+				b = jsonx.AppendBool(b, *js.Strict)
+			}
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}'), nil
+}
+
+// appendMarshal is the fallback for values EncodeRequest never builds.
+func appendMarshal(b []byte, v any) ([]byte, error) {
+	j, err := json.Marshal(v)
+	return append(b, j...), err
+}
+
+func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"role":`...)
+	b = jsonx.AppendString(b, m.Role)
+	b = append(b, `,"content":`...)
+	switch c := m.Content.(type) {
+	case nil:
+		b = append(b, "null"...)
+	case string:
+		b = jsonx.AppendString(b, c)
+	case []outTextPart:
+		if c == nil {
+			b = append(b, "null"...)
+			break
+		}
+		b = append(b, '[')
+		for i := range c {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = c[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	case []any:
+		if c == nil {
+			b = append(b, "null"...)
+			break
+		}
+		b = append(b, '[')
+		for i, p := range c {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			switch p := p.(type) {
+			case outTextPart:
+				b = p.appendJSON(b)
+			case outImagePart:
+				b = append(b, `{"type":`...)
+				b = jsonx.AppendString(b, p.Type)
+				b = append(b, `,"image_url":{"url":`...)
+				b = jsonx.AppendString(b, p.ImageURL.URL)
+				b = append(b, "}}"...)
+			case outFilePart:
+				b = append(b, `{"type":`...)
+				b = jsonx.AppendString(b, p.Type)
+				b = append(b, `,"file":{`...)
+				if p.File.Filename != "" {
+					b = append(b, `"filename":`...)
+					b = jsonx.AppendString(b, p.File.Filename)
+					b = append(b, ',')
+				}
+				b = append(b, `"file_data":`...)
+				b = jsonx.AppendString(b, p.File.FileData)
+				b = append(b, "}}"...)
+			default:
+				if b, err = appendMarshal(b, p); err != nil {
+					return b, err
+				}
+			}
+		}
+		b = append(b, ']')
+	default:
+		if b, err = appendMarshal(b, c); err != nil {
+			return b, err
+		}
+	}
+	if len(m.ToolCalls) > 0 {
+		b = append(b, `,"tool_calls":[`...)
+		for i := range m.ToolCalls {
+			tc := &m.ToolCalls[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = jsonx.AppendString(b, tc.ID)
+			b = append(b, `,"type":`...)
+			b = jsonx.AppendString(b, tc.Type)
+			b = append(b, `,"function":{"name":`...)
+			b = jsonx.AppendString(b, tc.Function.Name)
+			b = append(b, `,"arguments":`...)
+			b = jsonx.AppendString(b, tc.Function.Arguments)
+			b = append(b, "}}"...)
+		}
+		b = append(b, ']')
+	}
+	if m.ToolCallID != "" {
+		b = append(b, `,"tool_call_id":`...)
+		b = jsonx.AppendString(b, m.ToolCallID)
+	}
+	return append(b, '}'), nil
+}
+
+func (p *outTextPart) appendJSON(b []byte) []byte {
+	b = append(b, `{"type":`...)
+	b = jsonx.AppendString(b, p.Type)
+	b = append(b, `,"text":`...)
+	b = jsonx.AppendString(b, p.Text)
+	return append(b, '}')
+}
