@@ -3,10 +3,12 @@ package anthropic
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/gjson"
 
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -113,7 +115,7 @@ func decodeSystem(r *ir.Request, v gjson.Result) error {
 	if v.Type == gjson.Null {
 		return nil
 	}
-	sys, err := decodeContentResult(v, "system")
+	sys, err := decodeContentResult(v, loc{msg: -1, block: -1, inner: -1})
 	if err != nil {
 		return err
 	}
@@ -134,8 +136,23 @@ func decodeMessages(r *ir.Request, v gjson.Result) error {
 	i := 0
 	r.Messages = make([]ir.Message, 0, 8)
 	v.ForEach(func(_, m gjson.Result) bool {
+		// One pass over the message's members; the first of a repeated
+		// key counts, as with gjson's Get.
+		var roleV, contentV gjson.Result
+		var haveRole, haveContent bool
+		if m.IsObject() {
+			m.ForEach(func(k, f gjson.Result) bool {
+				switch {
+				case k.Str == "role" && !haveRole:
+					roleV, haveRole = f, true
+				case k.Str == "content" && !haveContent:
+					contentV, haveContent = f, true
+				}
+				return !haveRole || !haveContent
+			})
+		}
 		var role ir.Role
-		switch rs := m.Get("role").String(); rs {
+		switch rs := roleV.String(); rs {
 		case "user":
 			role = ir.RoleUser
 		case "assistant":
@@ -147,7 +164,7 @@ func decodeMessages(r *ir.Request, v gjson.Result) error {
 			return false
 		}
 		var parts []ir.Part
-		if parts, err = decodeContentResult(m.Get("content"), fmt.Sprintf("messages[%d].content", i)); err != nil {
+		if parts, err = decodeContentResult(contentV, loc{msg: i, block: -1, inner: -1}); err != nil {
 			return false
 		}
 		r.Messages = append(r.Messages, ir.Message{Role: role, Parts: parts})
@@ -212,7 +229,7 @@ func decodeToolChoice(r *ir.Request, v gjson.Result) error {
 
 // decodeContentResult reads a string or an array of content blocks from
 // an already validated body.
-func decodeContentResult(res gjson.Result, where string) ([]ir.Part, error) {
+func decodeContentResult(res gjson.Result, where loc) ([]ir.Part, error) {
 	if !res.Exists() || res.Type == gjson.Null {
 		return nil, nil
 	}
@@ -220,19 +237,21 @@ func decodeContentResult(res gjson.Result, where string) ([]ir.Part, error) {
 	case res.Type == gjson.String:
 		return []ir.Part{{Type: ir.PartText, Text: res.String()}}, nil
 	case !res.IsArray():
-		return nil, ir.Invalid(where, "content must be a string or an array of blocks")
+		return nil, ir.Invalid(where.String(), "content must be a string or an array of blocks")
 	}
 	parts := make([]ir.Part, 0, 4)
 	var err error
 	i := 0
 	res.ForEach(func(_, v gjson.Result) bool {
 		var b inBlock
-		if err = readBlock(v, &b, fmt.Sprintf("%s[%d]", where, i)); err != nil {
+		bw := where
+		bw.block = i
+		if err = readBlock(v, &b, bw); err != nil {
 			return false
 		}
 		var p ir.Part
 		var keep bool
-		if p, keep, err = decodeBlock(&b, fmt.Sprintf("%s[%d]", where, i), true); err != nil {
+		if p, keep, err = decodeBlock(&b, bw, true); err != nil {
 			return false
 		}
 		if keep {
@@ -248,9 +267,9 @@ func decodeContentResult(res gjson.Result, where string) ([]ir.Part, error) {
 }
 
 // readBlock fills b from one content block object.
-func readBlock(v gjson.Result, b *inBlock, where string) error {
+func readBlock(v gjson.Result, b *inBlock, where loc) error {
 	if !v.IsObject() {
-		return ir.Invalid(where, "content block must be an object")
+		return ir.Invalid(where.String(), "content block must be an object")
 	}
 	v.ForEach(func(k, f gjson.Result) bool {
 		switch k.Str {
@@ -270,6 +289,7 @@ func readBlock(v gjson.Result, b *inBlock, where string) error {
 			b.ToolUseID = f.String()
 		case "content":
 			b.Content = json.RawMessage(f.Raw)
+			b.content = f
 		case "is_error":
 			b.IsError = f.Bool()
 		case "thinking":
@@ -306,7 +326,7 @@ var droppedBlocks = map[string]bool{
 	"tool_reference": true,
 }
 
-func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
+func decodeBlock(b *inBlock, where loc, top bool) (ir.Part, bool, error) {
 	switch b.Type {
 	case "text":
 		return ir.Part{Type: ir.PartText, Text: b.Text, CacheControl: b.CacheControl}, true, nil
@@ -330,7 +350,7 @@ func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
 		return ir.Part{}, false, nil
 	}
 	if !top {
-		return ir.Part{}, false, ir.Invalid(where, "block type %q is not allowed inside a tool result", b.Type)
+		return ir.Part{}, false, ir.Invalid(where.String(), "block type %q is not allowed inside a tool result", b.Type)
 	}
 	switch b.Type {
 	case "tool_use":
@@ -342,22 +362,20 @@ func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
 	case "tool_result":
 		p := ir.Part{Type: ir.PartToolResult, ToolCallID: b.ToolUseID, IsError: b.IsError, CacheControl: b.CacheControl}
 		if !isJSONNull(b.Content) {
-			if isJSONString(b.Content) {
-				var s string
-				if err := json.Unmarshal(b.Content, &s); err != nil {
-					return p, false, ir.Invalid(where, "decoding tool_result content: %v", err)
-				}
-				p.Content = []ir.Part{{Type: ir.PartText, Text: s}}
+			if res := b.content; res.Type == gjson.String {
+				// The body is valid JSON, so this is json.Unmarshal's
+				// reading of the string.
+				p.Content = []ir.Part{{Type: ir.PartText, Text: jsonx.Unquote(res.Raw)}}
 			} else {
-				res := gjson.ParseBytes(b.Content)
 				if !res.IsArray() {
-					return p, false, ir.Invalid(where, "tool_result content must be a string or blocks")
+					return p, false, ir.Invalid(where.String(), "tool_result content must be a string or blocks")
 				}
 				var err error
 				i := 0
 				res.ForEach(func(_, v gjson.Result) bool {
 					var inner inBlock
-					iw := fmt.Sprintf("%s.content[%d]", where, i)
+					iw := where
+					iw.inner = i
 					if err = readBlock(v, &inner, iw); err != nil {
 						return false
 					}
@@ -383,17 +401,36 @@ func decodeBlock(b *inBlock, where string, top bool) (ir.Part, bool, error) {
 	case "redacted_thinking":
 		return ir.Part{Type: ir.PartRedactedThinking, Data: b.Data}, true, nil
 	}
-	return ir.Part{}, false, ir.Invalid(where, "unsupported content block type %q", b.Type)
+	return ir.Part{}, false, ir.Invalid(where.String(), "unsupported content block type %q", b.Type)
 }
 
-func decodeMedia(b *inBlock, where string) (ir.Part, bool, error) {
+// loc names a content block for error parameters without formatting the
+// name until an error needs it: system or messages[msg].content, then
+// [block] (-1: none), then .content[inner] inside a tool result (-1: none).
+type loc struct{ msg, block, inner int }
+
+func (l loc) String() string {
+	s := "system"
+	if l.msg >= 0 {
+		s = "messages[" + strconv.Itoa(l.msg) + "].content"
+	}
+	if l.block >= 0 {
+		s += "[" + strconv.Itoa(l.block) + "]"
+	}
+	if l.inner >= 0 {
+		s += ".content[" + strconv.Itoa(l.inner) + "]"
+	}
+	return s
+}
+
+func decodeMedia(b *inBlock, where loc) (ir.Part, bool, error) {
 	pt := ir.PartImage
 	if b.Type == "document" {
 		pt = ir.PartDocument
 	}
 	p := ir.Part{Type: pt, Title: b.Title, CacheControl: b.CacheControl}
 	if b.Source == nil {
-		return p, false, ir.Invalid(where, "%s block needs a source", b.Type)
+		return p, false, ir.Invalid(where.String(), "%s block needs a source", b.Type)
 	}
 	switch b.Source.Type {
 	case "base64":
@@ -415,7 +452,7 @@ func decodeMedia(b *inBlock, where string) (ir.Part, bool, error) {
 		}
 		p.MediaType = "text/plain"
 	default:
-		return p, false, ir.Invalid(where, "%s source type %q cannot be translated", b.Type, b.Source.Type)
+		return p, false, ir.Invalid(where.String(), "%s source type %q cannot be translated", b.Type, b.Source.Type)
 	}
 	return p, true, nil
 }

@@ -3,6 +3,8 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/tidwall/gjson"
 )
 
 // Wire types for decoding. Unknown fields are ignored; pieces that pass
@@ -23,6 +25,9 @@ type inBlock struct {
 	Signature    string          `json:"signature"`
 	Data         string          `json:"data"`
 	CacheControl json.RawMessage `json:"cache_control"`
+
+	// content is Content as read from the request body by readBlock.
+	content gjson.Result
 }
 
 type inSource struct {

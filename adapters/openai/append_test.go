@@ -6,8 +6,8 @@ import (
 	"math"
 	"testing"
 
-	"github.com/metisgateway/metis/adapters/internal/goldens"
 	"github.com/metisgateway/metis/adapters/anthropic"
+	"github.com/metisgateway/metis/adapters/internal/goldens"
 	"github.com/metisgateway/metis/ir"
 )
 
