@@ -49,7 +49,7 @@ func (h *Handler) activity(ctx context.Context, r *http.Request) (any, error) {
 	}
 	f := parseFilter(r)
 	g, name := seriesGrain(win)
-	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f, grain: g})
+	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f, grain: g, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("activity series: %w", err)
 	}

@@ -32,6 +32,9 @@ type query struct {
 	filter   filter
 	dims     []dim
 	grain    grain
+	// lean reads only calls, errors, unpriced, cost, input and output
+	// tokens and the last call; the other sums stay 0.
+	lean bool
 }
 
 // sums are the additive figures of a group.
@@ -106,6 +109,12 @@ var (
 	COALESCE(SUM(estimated),0), TOTAL(cost_usd), TOTAL(cache_savings_usd), COALESCE(SUM(input_tokens),0),
 	COALESCE(SUM(cache_read_tokens),0), COALESCE(SUM(cache_write_tokens),0), COALESCE(SUM(output_tokens),0),
 	COALESCE(SUM(reasoning_tokens),0), COALESCE(SUM(latency_ms),0), COALESCE(MAX(ts_us),0)`
+	// The lean forms read only calls, errors, unpriced, cost, input and
+	// output tokens and the last call: fewer columns to move through cgo.
+	rollupLean = `COALESCE(SUM(calls),0), COALESCE(SUM(errors),0), COALESCE(SUM(unpriced_calls),0),
+	TOTAL(cost_usd), COALESCE(SUM(input_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(MAX(last_ts_us),0)`
+	callLean = `COUNT(*), COALESCE(SUM(status >= 400 OR error_class IS NOT NULL),0), COALESCE(SUM(priced = 0),0),
+	TOTAL(cost_usd), COALESCE(SUM(input_tokens),0), COALESCE(SUM(output_tokens),0), COALESCE(MAX(ts_us),0)`
 )
 
 // aggregate answers q by reading every unit of the window's decomposition
@@ -261,11 +270,17 @@ func aggregatePart(ctx context.Context, db querier, q query, p part) (result, er
 	switch p.src {
 	case srcCalls:
 		table, aggs = "calls", callSums
+		if q.lean {
+			aggs = callLean
+		}
 		if step > 0 {
 			fmt.Fprintf(&sb, "(ts_us / 1000000) - (ts_us / 1000000) %% %d, ", step)
 		}
 	default:
 		table, aggs = "rollup_hour", rollupSums
+		if q.lean {
+			aggs = rollupLean
+		}
 		if p.src == srcDay {
 			table = "rollup_day"
 		}
@@ -310,8 +325,12 @@ func aggregatePart(ctx context.Context, db querier, q query, p part) (result, er
 			dest = append(dest, &g.bucket)
 		}
 		s := &g.sums
-		dest = append(dest, &s.calls, &s.errors, &s.unpriced, &s.estimated, &s.cost, &s.savings, &s.input,
-			&s.cacheRead, &s.cacheWrite, &s.output, &s.reasoning, &s.latencyMS, &s.lastUS)
+		if q.lean {
+			dest = append(dest, &s.calls, &s.errors, &s.unpriced, &s.cost, &s.input, &s.output, &s.lastUS)
+		} else {
+			dest = append(dest, &s.calls, &s.errors, &s.unpriced, &s.estimated, &s.cost, &s.savings, &s.input,
+				&s.cacheRead, &s.cacheWrite, &s.output, &s.reasoning, &s.latencyMS, &s.lastUS)
+		}
 		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("reading %s aggregate: %w", table, err)
 		}

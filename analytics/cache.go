@@ -46,7 +46,7 @@ func cacheable(u unit) bool {
 
 func cacheKey(q query, p part) string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%d|%d|%d|%d|", p.src, p.lo, p.hi, q.grain)
+	fmt.Fprintf(&sb, "%d|%d|%d|%d|%t|", p.src, p.lo, p.hi, q.grain, q.lean)
 	for _, d := range q.dims {
 		sb.WriteString(string(d) + ",")
 	}

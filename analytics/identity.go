@@ -35,7 +35,7 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: parseFilter(r),
-		dims: []dim{dimKey, dimShape, dimUser, dimTeam, dimWorkspace}})
+		dims: []dim{dimKey, dimShape, dimUser, dimTeam, dimWorkspace}, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("spend by key: %w", err)
 	}
@@ -103,7 +103,7 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: parseFilter(r),
-		dims: []dim{dimUser, dimKey}})
+		dims: []dim{dimUser, dimKey}, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("spend by user: %w", err)
 	}
@@ -161,7 +161,7 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: parseFilter(r),
-		dims: []dim{dimTeam, dimUser}})
+		dims: []dim{dimTeam, dimUser}, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("spend by team: %w", err)
 	}

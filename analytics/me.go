@@ -78,12 +78,12 @@ func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	f := filter{keyID: &id.KeyID}
-	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f, dims: []dim{dimModel}})
+	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f, dims: []dim{dimModel}, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("own spend by model: %w", err)
 	}
 	midnight := now.UTC().Truncate(24 * time.Hour)
-	today, err := h.aggregate(ctx, query{from: midnight, to: now.UTC(), filter: f})
+	today, err := h.aggregate(ctx, query{from: midnight, to: now.UTC(), filter: f, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("own spend today: %w", err)
 	}
