@@ -441,13 +441,21 @@ func TestWaitCanceled(t *testing.T) {
 	g := AnthropicTextStream("", strings.Repeat("word ", 50))
 	g.Gap = 50 * time.Millisecond
 	s.Enqueue("/v1/messages", g)
-	ctx, cancel = context.WithTimeout(context.Background(), 120*time.Millisecond)
+	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
 	req, _ = http.NewRequestWithContext(ctx, http.MethodPost, s.URL+"/v1/messages", strings.NewReader(`{}`))
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		_, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
+	// Cancel once the reply is under way (a fixed timeout could fire before
+	// the server saw the request on a loaded machine).
+	if line, _ := bufio.NewReader(resp.Body).ReadString('\n'); !strings.HasPrefix(line, "event: message_start") {
+		t.Fatalf("first line %q", line)
+	}
+	cancel()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 	if !s.WaitCanceled(5 * time.Second) {
 		t.Error("cancellation of a gapped stream not seen")
 	}
