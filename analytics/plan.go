@@ -138,8 +138,9 @@ func partialDay(d, a, b int64) unit {
 const blockUS = 4 * hourUS
 
 // hourUnits reads [lo, hi) by hours: the partial hours at the edges from
-// calls, the whole hours from rollup_hour in aligned 4-hour blocks (and the
-// partial blocks at the ends), each a cacheable unit of its own.
+// calls, the whole hours from rollup_hour — the run of whole days as one
+// unit (two halves when long), the hours of the partial days at its ends in
+// aligned 4-hour blocks — each unit cacheable.
 func hourUnits(lo, hi int64) []unit {
 	h0, h1 := ceilTo(lo, hourUS), floorTo(hi, hourUS)
 	if h0 >= h1 {
@@ -149,13 +150,34 @@ func hourUnits(lo, hi int64) []unit {
 	if lo < h0 {
 		units = append(units, unit{parts: []part{{src: srcCalls, lo: lo, hi: h0}}})
 	}
-	for a := h0; a < h1; {
-		b := min(h1, floorTo(a, blockUS)+blockUS)
-		units = append(units, unit{parts: []part{{src: srcHour, lo: a, hi: b}}, cache: true})
-		a = b
+	d0, d1 := ceilTo(h0, dayUS), floorTo(h1, dayUS)
+	if d0 >= d1 {
+		d0, d1 = h1, h1
 	}
+	units = appendBlocks(units, h0, d0)
+	if d0 < d1 {
+		if days := (d1 - d0) / dayUS; days >= 4 {
+			mid := d0 + days/2*dayUS
+			units = append(units, unit{parts: []part{{src: srcHour, lo: d0, hi: mid}}, cache: true},
+				unit{parts: []part{{src: srcHour, lo: mid, hi: d1}}, cache: true})
+		} else {
+			units = append(units, unit{parts: []part{{src: srcHour, lo: d0, hi: d1}}, cache: true})
+		}
+	}
+	units = appendBlocks(units, d1, h1)
 	if h1 < hi {
 		units = append(units, unit{parts: []part{{src: srcCalls, lo: h1, hi: hi}}})
+	}
+	return units
+}
+
+// appendBlocks adds [a, b) (whole hours, less than a day) as aligned 4-hour
+// blocks of rollup_hour.
+func appendBlocks(units []unit, a, b int64) []unit {
+	for a < b {
+		e := min(b, floorTo(a, blockUS)+blockUS)
+		units = append(units, unit{parts: []part{{src: srcHour, lo: a, hi: e}}, cache: true})
+		a = e
 	}
 	return units
 }
