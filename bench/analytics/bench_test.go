@@ -1,0 +1,49 @@
+package analyticsbench
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/store"
+)
+
+// TestGenerateAndMeasure runs the generator and every timed scenario on a
+// small workload: each endpoint must answer 200, and the rollups must hold
+// every generated call.
+func TestGenerateAndMeasure(t *testing.T) {
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.Calls, cfg.Keys, cfg.Days, cfg.BatchCalls = 20_000, 50, 5, 5_000
+	path := filepath.Join(t.TempDir(), "bench.db")
+	end := time.Date(2026, 3, 15, 13, 37, 0, 0, time.UTC)
+	st, err := Generate(ctx, path, cfg, end, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Calls != int64(cfg.Calls) || st.Keys != int64(cfg.Keys) {
+		t.Fatalf("generated %+v", st)
+	}
+	s, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	for _, table := range []string{"rollup_hour", "rollup_day"} {
+		var n int64
+		if err := s.ReadDB().QueryRowContext(ctx, "SELECT SUM(calls) FROM "+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != int64(cfg.Calls) {
+			t.Errorf("%s holds %d calls, want %d", table, n, cfg.Calls)
+		}
+	}
+	res, err := Measure(ctx, s.ReadDB(), end.Add(time.Second), 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) < 30 {
+		t.Errorf("only %d scenarios timed", len(res))
+	}
+}
