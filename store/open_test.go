@@ -137,8 +137,8 @@ func TestMigrationIdempotent(t *testing.T) {
 	if _, _, err := s.IssueKey(context.Background(), IssueParams{Name: "k"}); err != nil {
 		t.Fatal(err)
 	}
-	// A dropped index stays dropped: a migration at user_version 1 must not
-	// re-run the schema.
+	// A dropped index stays dropped: a migration at the current user_version
+	// must not re-run the schema.
 	if _, err := s.db.Exec(`DROP INDEX sessions_last`); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestMigrationIdempotent(t *testing.T) {
 	}
 	defer closeStore(t, s)
 	db := s.ReadDB()
-	if v := queryInt(t, db, `PRAGMA user_version`); v != 1 {
+	if v := queryInt(t, db, `PRAGMA user_version`); v != schemaVersion {
 		t.Fatalf("user_version = %d", v)
 	}
 	if v := queryInt(t, db, `SELECT value FROM meta WHERE name = 'keys_version'`); v != 1 {
@@ -261,5 +261,37 @@ func TestRelativePathMadeAbsolute(t *testing.T) {
 	defer closeStore(t, s)
 	if !filepath.IsAbs(s.Path()) {
 		t.Fatalf("Path() = %q", s.Path())
+	}
+}
+
+// TestUpgradeFromV1 opens a database written by the first schema: the
+// analytics indexes of schema 2 are added, the data kept.
+func TestUpgradeFromV1(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "v1.db")
+	raw, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(schemaV1 + `PRAGMA user_version = 1;
+		INSERT INTO events VALUES ('01J00000000000000000000000', 'turn.completed', 1, '{}');`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	db := s.ReadDB()
+	if v := queryInt(t, db, `PRAGMA user_version`); v != 2 {
+		t.Fatalf("user_version = %d, want 2", v)
+	}
+	for _, ix := range []string{"rollup_day_key", "rollup_hour_key", "sessions_user_last", "sessions_key_last"} {
+		if n := queryInt(t, db, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?`, ix); n != 1 {
+			t.Errorf("index %s missing after upgrade", ix)
+		}
+	}
+	if n := queryInt(t, db, `SELECT count(*) FROM events`); n != 1 {
+		t.Errorf("events lost in the upgrade: %d", n)
 	}
 }
