@@ -205,8 +205,16 @@ func renderReport(res *results) string {
 
 	// Summary.
 	w("## Summary\n\n")
-	w("| Target | S1 p50 | S1 p99 | S1 added p50 / p99 vs F0 | S1 added p50 / p99 vs F3 | S2 req/s | S2 ÷ F3 | S5 c=1 TTFT p50 ms | S5 c=%d TTFT p50 / p99 ms | S5 c=%d TTFT added p50 / p99 vs F3 ms |\n", res.streams(), res.streams())
-	w("|---|---|---|---|---|---|---|---|---|---|\n")
+	n := res.streams()
+	w("| Target | S1 p50 | S1 p99 | S1 added p50 / p99 vs F0 | S1 added p50 / p99 vs F3 | S2 req/s | S2 ÷ F3 |")
+	if n > 0 {
+		w(" S5 c=1 TTFT p50 ms | S5 c=%d TTFT p50 / p99 ms | S5 c=%d TTFT added p50 / p99 vs F3 ms |", n, n)
+	}
+	w("\n|---|---|---|---|---|---|---|")
+	if n > 0 {
+		w("---|---|---|")
+	}
+	w("\n")
 	for _, t := range []string{tF0, tF2, tF3, tMetis} {
 		if !res.has(sS1, t) && !res.has(sS2, t) {
 			continue
@@ -218,15 +226,18 @@ func renderReport(res *results) string {
 		if t != tF3 && t != tF0 {
 			addF3 = signedUS(res.diff(sS1, t, tF3, mP50)) + " / " + signedUS(res.diff(sS1, t, tF3, mP99))
 		}
-		ttAdd := "—"
-		if t != tF3 && t != tF0 && res.has(sS5c512, t) {
-			ttAdd = signedMS(res.diff(sS5c512, t, tF3, mTTFT50)) + " / " + signedMS(res.diff(sS5c512, t, tF3, mTTFT99))
-		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", t,
+		w("| %s | %s | %s | %s | %s | %s | %s |", t,
 			us(res.vals(sS1, t, mP50)), us(res.vals(sS1, t, mP99)), addF0, addF3,
-			num(res.vals(sS2, t, mRPS)), pct(res.ratio(sS2, t, tF3, mRPS)),
-			ms(res.vals(sS5c1, t, mTTFT50)),
-			ms(res.vals(sS5c512, t, mTTFT50))+" / "+ms(res.vals(sS5c512, t, mTTFT99)), ttAdd)
+			num(res.vals(sS2, t, mRPS)), pct(res.ratio(sS2, t, tF3, mRPS)))
+		if n > 0 {
+			ttAdd := "—"
+			if t != tF3 && t != tF0 && res.has(sS5c512, t) {
+				ttAdd = signedMS(res.diff(sS5c512, t, tF3, mTTFT50)) + " / " + signedMS(res.diff(sS5c512, t, tF3, mTTFT99))
+			}
+			w(" %s | %s | %s |", ms(res.vals(sS5c1, t, mTTFT50)),
+				ms(res.vals(sS5c512, t, mTTFT50))+" / "+ms(res.vals(sS5c512, t, mTTFT99)), ttAdd)
+		}
+		w("\n")
 	}
 	w("\n")
 
