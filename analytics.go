@@ -36,7 +36,8 @@ func (h *Analytics) Provision(ctx caddy.Context) error {
 	app := v.(*App)
 	st := app.store
 	opts := analytics.Options{
-		Logger: ctx.Logger(),
+		Logger:  ctx.Logger(),
+		Budgets: app.ledger,
 		Authenticate: func(token string) (analytics.Identity, error) {
 			k, err := st.Authenticate(token)
 			if err != nil {

@@ -232,3 +232,71 @@ func TestBudgetChangedWhileRunning(t *testing.T) {
 		t.Error("a refused call reached the provider")
 	}
 }
+
+// The quota fields of the analytics answer each budget's state.
+func TestBudgetQuotaInAnalytics(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "alice-laptop", User: "alice", Team: "eng"})
+	setBudget(t, g.DB, budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 10})                  // ok
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 1, Soft: capsCallCost / 2}) // soft
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1))
+	resp := g.post("/v1/messages", tok, capsBody)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	g.waitEvents(store.TypeCallCompleted, 1)
+	// A team budget set below what the team already spent this week: hard.
+	setBudget(t, g.DB, budget.Budget{Scope: "team", Subject: "eng", Window: "weekly", Hard: capsCallCost / 2})
+	var byUser struct {
+		Users []struct {
+			User  string
+			Quota *budget.Quota
+		}
+	}
+	var byTeam struct {
+		Teams []struct {
+			Team  string
+			Quota *budget.Quota
+		}
+	}
+	var byKey struct {
+		Keys []struct {
+			GatewayKeyID string `json:"gateway_key_id"`
+			Quota        *budget.Quota
+		}
+	}
+	var me struct {
+		Budgets []budget.Quota
+	}
+	for path, v := range map[string]any{"/analytics/by_user": &byUser, "/analytics/by_team": &byTeam, "/analytics/by_key": &byKey} {
+		_, b := get(t, g.Analytics+path, "")
+		if err := jsonUnmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v %s", path, err, b)
+		}
+	}
+	_, b := get(t, g.Analytics+"/analytics/me", tok)
+	if err := jsonUnmarshal(b, &me); err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, q *budget.Quota, state, window string) {
+		t.Helper()
+		if q == nil {
+			t.Fatalf("%s: no quota", what)
+		}
+		if q.State != state || q.Window != window || !near(q.Spent, capsCallCost) || q.Reserved != 0 {
+			t.Errorf("%s quota %+v, want state %s window %s spent %v", what, *q, state, window, capsCallCost)
+		}
+	}
+	check("user alice", byUser.Users[0].Quota, "ok", "monthly")
+	check("key", byKey.Keys[0].Quota, "soft", "daily")
+	check("team eng", byTeam.Teams[0].Quota, "hard", "weekly")
+	if q := byKey.Keys[0].Quota; q.ResetsAt == nil || q.Soft == nil {
+		t.Errorf("key quota lacks resets_at or soft: %+v", q)
+	}
+	if len(me.Budgets) != 3 {
+		t.Errorf("/analytics/me shows %d budgets, want the 3 covering the key", len(me.Budgets))
+	}
+}

@@ -294,3 +294,5 @@ func openFDsTo(path string) int {
 // requireE2E is true when missing end-to-end tools (Claude Code, Chromium)
 // must fail the run rather than skip: make test sets METIS_REQUIRE_E2E=1.
 func requireE2E() bool { return os.Getenv("METIS_REQUIRE_E2E") == "1" }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -6,6 +6,8 @@
 package analytics
 
 import (
+	"github.com/metisgateway/metis/budget"
+
 	"database/sql"
 	"net/http"
 	"strings"
@@ -39,6 +41,9 @@ type Options struct {
 	// Dashboard serves the web dashboard under /dashboard/, with the
 	// /dashboard prefix stripped from the request path. Nil answers 404.
 	Dashboard http.Handler
+	// Budgets, when set, fills the quota fields of by_key, by_user and
+	// by_team and the budgets of /analytics/me.
+	Budgets *budget.Ledger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger receives server-side errors; nil discards them.
@@ -53,13 +58,14 @@ type Handler struct {
 	dashboard http.Handler
 	now       func() time.Time
 	log       *zap.Logger
+	budgets   *budget.Ledger
 	cache     dayCache
 }
 
 // New returns a Handler reading db, a database with the trace store schema
 // (store.(*Store).ReadDB()).
 func New(db *sql.DB, o Options) *Handler {
-	h := &Handler{db: db, auth: o.Authenticate, now: o.Now, log: o.Logger}
+	h := &Handler{db: db, auth: o.Authenticate, now: o.Now, log: o.Logger, budgets: o.Budgets}
 	if h.now == nil {
 		h.now = time.Now
 	}

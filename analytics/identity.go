@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
+
+	"github.com/metisgateway/metis/budget"
 )
 
 // keyRow is one entry of /analytics/by_key.
@@ -20,7 +22,7 @@ type keyRow struct {
 	UnpricedCalls int64            `json:"unpriced_calls"`
 	LastCallAt    string           `json:"last_call_at"`
 	InboundShapes map[string]int64 `json:"inbound_shapes"`
-	Quota         *struct{}        `json:"quota"`
+	Quota         *budget.Quota    `json:"quota"`
 	lastUS        int64
 }
 
@@ -74,6 +76,13 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 		}
 		k.LastCallAt = fmtMicros(k.lastUS)
 	}
+	qs, err := h.quotas(ctx, budget.ScopeKey, win.to)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ans.Keys {
+		k.Quota = qs[k.GatewayKeyID]
+	}
 	sort.Slice(ans.Keys, func(i, j int) bool {
 		a, b := ans.Keys[i], ans.Keys[j]
 		return byCost(a.CostUSD, a.Calls, a.GatewayKeyID, b.CostUSD, b.Calls, b.GatewayKeyID)
@@ -83,13 +92,13 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 
 // userRow is one entry of /analytics/by_user.
 type userRow struct {
-	User          string    `json:"user"`
-	CostUSD       usd       `json:"cost_usd"`
-	Calls         int64     `json:"calls"`
-	Errors        int64     `json:"errors"`
-	UnpricedCalls int64     `json:"unpriced_calls"`
-	Keys          int       `json:"keys"`
-	Quota         *struct{} `json:"quota"`
+	User          string        `json:"user"`
+	CostUSD       usd           `json:"cost_usd"`
+	Calls         int64         `json:"calls"`
+	Errors        int64         `json:"errors"`
+	UnpricedCalls int64         `json:"unpriced_calls"`
+	Keys          int           `json:"keys"`
+	Quota         *budget.Quota `json:"quota"`
 }
 
 type byUserAnswer struct {
@@ -123,6 +132,13 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 		u.UnpricedCalls += g.unpriced
 		u.Keys++ // one group per (user, key)
 	}
+	qs, err := h.quotas(ctx, budget.ScopeUser, win.to)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ans.Users {
+		u.Quota = qs[u.User]
+	}
 	sort.Slice(ans.Users, func(i, j int) bool {
 		a, b := ans.Users[i], ans.Users[j]
 		return byCost(a.CostUSD, a.Calls, a.User, b.CostUSD, b.Calls, b.User)
@@ -140,14 +156,14 @@ type teamUser struct {
 
 // teamRow is one entry of /analytics/by_team.
 type teamRow struct {
-	Team          string      `json:"team"`
-	CostUSD       usd         `json:"cost_usd"`
-	Calls         int64       `json:"calls"`
-	Errors        int64       `json:"errors"`
-	UnpricedCalls int64       `json:"unpriced_calls"`
-	Users         int         `json:"users"`
-	Quota         *struct{}   `json:"quota"`
-	ByUser        []*teamUser `json:"by_user"`
+	Team          string        `json:"team"`
+	CostUSD       usd           `json:"cost_usd"`
+	Calls         int64         `json:"calls"`
+	Errors        int64         `json:"errors"`
+	UnpricedCalls int64         `json:"unpriced_calls"`
+	Users         int           `json:"users"`
+	Quota         *budget.Quota `json:"quota"`
+	ByUser        []*teamUser   `json:"by_user"`
 }
 
 type byTeamAnswer struct {
@@ -190,6 +206,13 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 			a, b := t.ByUser[i], t.ByUser[j]
 			return byCost(a.CostUSD, a.Calls, a.User, b.CostUSD, b.Calls, b.User)
 		})
+	}
+	qs, err := h.quotas(ctx, budget.ScopeTeam, win.to)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range ans.Teams {
+		t.Quota = qs[t.Team]
 	}
 	sort.Slice(ans.Teams, func(i, j int) bool {
 		a, b := ans.Teams[i], ans.Teams[j]

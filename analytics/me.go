@@ -1,6 +1,8 @@
 package analytics
 
 import (
+	"github.com/metisgateway/metis/budget"
+
 	"context"
 	"fmt"
 	"net/http"
@@ -36,10 +38,10 @@ type meAnswer struct {
 	Team         string `json:"team"`
 	Workspace    string `json:"workspace"`
 	windowFields
-	Today   meToday    `json:"today"`
-	Total   meTotals   `json:"total"`
-	ByModel []meModel  `json:"by_model"`
-	Budgets []struct{} `json:"budgets"`
+	Today   meToday        `json:"today"`
+	Total   meTotals       `json:"total"`
+	ByModel []meModel      `json:"by_model"`
+	Budgets []budget.Quota `json:"budgets"`
 }
 
 // bearer extracts the gateway token from x-api-key or Authorization: Bearer.
@@ -93,10 +95,18 @@ func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
 		Today:        meToday{CostUSD: usd(d.cost), Calls: d.calls},
 		Total: meTotals{CostUSD: usd(t.cost), Calls: t.calls, InputTokens: t.input, OutputTokens: t.output,
 			UnpricedCalls: t.unpriced},
-		ByModel: make([]meModel, 0, len(res)), Budgets: []struct{}{}}
+		ByModel: make([]meModel, 0, len(res)), Budgets: []budget.Quota{}}
 	for _, g := range res {
 		ans.ByModel = append(ans.ByModel, meModel{Key: g.vals[0], CostUSD: usd(g.cost), Calls: g.calls,
 			UnpricedCalls: g.unpriced})
+	}
+	if h.budgets != nil {
+		qs, err := h.budgets.QuotasFor(ctx, budget.Identity{KeyID: id.KeyID, User: id.User, Team: id.Team,
+			Workspace: id.Workspace}, now)
+		if err != nil {
+			return nil, fmt.Errorf("own budgets: %w", err)
+		}
+		ans.Budgets = append(ans.Budgets, qs...)
 	}
 	sort.Slice(ans.ByModel, func(i, j int) bool {
 		a, b := ans.ByModel[i], ans.ByModel[j]

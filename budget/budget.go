@@ -376,13 +376,28 @@ func (l *Ledger) Set(ctx context.Context, b Budget) (Budget, error) {
 	if err != nil {
 		return Budget{}, fmt.Errorf("setting budget: %w", err)
 	}
-	row := l.db.QueryRowContext(ctx, `INSERT INTO budgets (id, scope, subject, window, tz, hard, soft, created_at)
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	newID := "bd_" + ulid.Make().String()
+	now := time.Now()
+	row := tx.QueryRowContext(ctx, `INSERT INTO budgets (id, scope, subject, window, tz, hard, soft, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (scope, subject, window) DO UPDATE SET tz = excluded.tz, hard = excluded.hard, soft = excluded.soft
 		RETURNING id, scope, subject, window, tz, hard, soft, created_at`,
-		"bd_"+ulid.Make().String(), b.Scope, b.Subject, b.Window, b.TZ, b.Hard, b.Soft, time.Now().UnixMicro())
+		newID, b.Scope, b.Subject, b.Window, b.TZ, b.Hard, b.Soft, now.UnixMicro())
 	out, err := scanBudget(row)
 	if err != nil {
+		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
+	}
+	if out.ID == newID {
+		if err := backfill(ctx, tx, out, now); err != nil {
+			return Budget{}, fmt.Errorf("setting %s: %w", describe(b), err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
 	}
 	if err := l.reload(ctx); err != nil {
@@ -472,4 +487,39 @@ func windowLabel(w string) string {
 		return w
 	}
 	return "rolling " + w
+}
+
+// subjectColumn is the trace store's calls column a scope matches.
+var subjectColumn = map[string]string{ScopeKey: "key_id", ScopeUser: "user", ScopeTeam: "team", ScopeWorkspace: "workspace"}
+
+// backfill charges a new budget with what its subject already spent in the
+// current window, read from the trace store's calls table in the same
+// database, so a budget set mid-month counts the month so far. A database
+// without the trace store (the ledger used alone) has nothing to backfill.
+func backfill(ctx context.Context, tx *sql.Tx, b Budget, now time.Time) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'calls'`).Scan(&n); err != nil {
+		return dbErr(err)
+	}
+	col := subjectColumn[b.Scope]
+	if n == 0 || col == "" {
+		return nil
+	}
+	start, _, err := WindowBounds(b.Window, b.TZ, now)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO budget_charges (budget_id, reservation_id, ts_us, amount)
+		SELECT ?, 'backfill:' || event_id, ts_us, cost_usd FROM calls
+		WHERE `+col+` = ? AND ts_us >= ? AND ts_us <= ? AND priced = 1 AND cost_usd > 0`,
+		b.ID, b.Subject, start.UnixMicro(), now.UnixMicro()); err != nil {
+		return fmt.Errorf("backfilling the window's spend: %w", dbErr(err))
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO budget_spend (budget_id, bucket_us, amount)
+		SELECT budget_id, (ts_us / ?) * ?, SUM(amount) FROM budget_charges WHERE budget_id = ? GROUP BY 2
+		ON CONFLICT (budget_id, bucket_us) DO UPDATE SET amount = excluded.amount`,
+		bucketUS, bucketUS, b.ID); err != nil {
+		return fmt.Errorf("backfilling the window's spend: %w", dbErr(err))
+	}
+	return nil
 }
