@@ -57,7 +57,7 @@ export function identityView(panel, app) {
     const max = Math.max(0, ...rows.map((t) => t.cost_usd || 0));
     const open = new Set(state.open);
     const tbody = h('tbody');
-    if (!rows.length) tbody.append(emptyRow(6, 'No team spend in this window.'));
+    if (!rows.length) tbody.append(emptyRow(7, 'No team spend in this window.'));
     rows.forEach((t, i) => {
       const isOpen = open.has(t.team);
       const subId = `team-users-${i}`;
@@ -131,7 +131,7 @@ export function identityView(panel, app) {
     const rows = sortRows(data.keys || [], state.sort, (k) => k.name || k.gateway_key_id, () => false);
     const max = Math.max(0, ...rows.map((k) => k.cost_usd || 0));
     const tbody = h('tbody');
-    if (!rows.length) tbody.append(emptyRow(6, 'No gateway keys.'));
+    if (!rows.length) tbody.append(emptyRow(7, 'No gateway keys.'));
     const now = Date.now();
     for (const k of rows) {
       const label = k.name || k.gateway_key_id;
@@ -144,12 +144,13 @@ export function identityView(panel, app) {
         h('td', { class: 'share' }, shareBar(max > 0 ? (k.cost_usd || 0) / max : 0)),
         h('td', { class: 'num calls', dataset: { value: String(k.calls) } }, int(k.calls)),
         h('td', { class: 'last', title: k.last_call_at ? new Date(k.last_call_at).toLocaleString() : 'never' }, ago(k.last_call_at, now)),
-        h('td', { class: 'shapes' }, shapeList(k.inbound_shapes).map(([s, n], i) => [i ? ' ' : null, h('span', { class: `shape shape-${s}` }, s, ' ', h('b', null, int(n)))]))));
+        h('td', { class: 'shapes' }, shapeList(k.inbound_shapes).map(([s, n], i) => [i ? ' ' : null, h('span', { class: `shape shape-${s}` }, s, ' ', h('b', null, int(n)))])),
+        quotaCell(k.quota)));
     }
     replace(keySlot,
       callout('key', rows.map((k) => ({ name: k.name || k.gateway_key_id, cost: k.cost_usd }))),
       card('Per-key spend', table('ident ident-key', [
-        { label: 'Gateway key' }, sortHead('Cost', 'cost'), { label: '', cls: 'share' }, sortHead('Calls', 'calls'), { label: 'Last call' }, { label: 'Inbound shapes' },
+        { label: 'Gateway key' }, sortHead('Cost', 'cost'), { label: '', cls: 'share' }, sortHead('Calls', 'calls'), { label: 'Last call' }, { label: 'Inbound shapes' }, { label: 'Quota' },
       ], tbody, 'Spend per gateway key')));
   }
 
