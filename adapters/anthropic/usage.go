@@ -6,9 +6,8 @@ package anthropic
 
 import (
 	"fmt"
-	"strings"
-	"unsafe"
 
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 	"github.com/tidwall/gjson"
 )
@@ -31,7 +30,7 @@ func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 		typ   string
 		errv  gjson.Result
 	)
-	root := gjson.Parse(usageView(body))
+	root := gjson.Parse(jsonx.View(body))
 	if !root.IsObject() {
 		return u, meta, fmt.Errorf("anthropic usage: response body is not a JSON object")
 	}
@@ -84,17 +83,17 @@ type StreamTracker struct {
 // and malformed data are ignored. When name is empty the data's "type"
 // field is used instead.
 func (t *StreamTracker) Observe(name string, data []byte) {
-	s := usageView(data)
+	s := jsonx.View(data)
 	if name == "" {
 		name = gjson.Get(s, "type").Str
 	}
 	switch name {
 	case "content_block_delta":
 		t.sawContent = true
-		usageMembers(gjson.Get(s, "delta").Raw, func(k, raw string) bool {
+		jsonx.Members(gjson.Get(s, "delta").Raw, func(k, raw string) bool {
 			switch k {
 			case "text", "partial_json", "thinking":
-				t.deltaBytes += int64(usageStringLen(raw))
+				t.deltaBytes += int64(jsonx.StringLen(raw))
 			}
 			return true
 		})
@@ -241,137 +240,13 @@ func usageSetString(dst *string, v gjson.Result) {
 
 // usageString returns a JSON string value detached from the (reused) input
 // buffer, without allocating for the usual enumeration values.
-func usageString(v gjson.Result) string {
-	if v.Type != gjson.String {
-		return ""
-	}
-	if c, ok := usageConst[v.Str]; ok {
-		return c
-	}
-	return strings.Clone(v.Str)
-}
+func usageString(v gjson.Result) string { return jsonx.String(v, usageConst) }
 
+// usageConst holds the enumeration values usageString returns without
+// copying.
 var usageConst = map[string]string{
 	"standard": "standard", "priority": "priority", "batch": "batch",
 	"global": "global", "us": "us", "fast": "fast",
 	"end_turn": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens",
 	"stop_sequence": "stop_sequence", "pause_turn": "pause_turn", "refusal": "refusal",
-}
-
-// usageView reads b as a string without copying; results derived from it
-// must not outlive b unless cloned (usageString does).
-func usageView(b []byte) string {
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
-// usageMembers calls fn with each member of the JSON object obj: its key
-// (undecoded) and raw value bytes. Unlike gjson it never unescapes string
-// values, so observing deltas allocates nothing. It stops at the first
-// malformed token or when fn returns false.
-func usageMembers(obj string, fn func(key, raw string) bool) {
-	i := usageSkipWS(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return
-	}
-	i++
-	for {
-		i = usageSkipWS(obj, i)
-		if i >= len(obj) || obj[i] != '"' {
-			return
-		}
-		kEnd := usageStringEnd(obj, i)
-		if kEnd < 0 {
-			return
-		}
-		key := obj[i+1 : kEnd-1]
-		i = usageSkipWS(obj, kEnd)
-		if i >= len(obj) || obj[i] != ':' {
-			return
-		}
-		i = usageSkipWS(obj, i+1)
-		vEnd := usageValueEnd(obj, i)
-		if vEnd < 0 {
-			return
-		}
-		if !fn(key, obj[i:vEnd]) {
-			return
-		}
-		i = usageSkipWS(obj, vEnd)
-		if i >= len(obj) || obj[i] != ',' {
-			return
-		}
-		i++
-	}
-}
-
-// usageStringLen returns the length of a raw JSON string's content as sent
-// (escapes included), or 0 when raw is not a string.
-func usageStringLen(raw string) int {
-	if len(raw) < 2 || raw[0] != '"' {
-		return 0
-	}
-	return len(raw) - 2
-}
-
-func usageSkipWS(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// usageStringEnd returns the index just past the JSON string starting at
-// s[i] == '"', or -1 if it is unterminated.
-func usageStringEnd(s string, i int) int {
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// usageValueEnd returns the index just past the JSON value starting at
-// s[i], or -1 if it is malformed or truncated.
-func usageValueEnd(s string, i int) int {
-	if i >= len(s) {
-		return -1
-	}
-	switch s[i] {
-	case '"':
-		return usageStringEnd(s, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(s); j++ {
-			switch s[j] {
-			case '"':
-				e := usageStringEnd(s, j)
-				if e < 0 {
-					return -1
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default:
-		j := i
-		for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' &&
-			s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r' {
-			j++
-		}
-		if j == i {
-			return -1
-		}
-		return j
-	}
 }

@@ -8,9 +8,8 @@ package openai
 import (
 	"bytes"
 	"fmt"
-	"strings"
-	"unsafe"
 
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -40,7 +39,7 @@ func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 		tier    string
 		choices gjson.Result
 	)
-	root := gjson.Parse(usageView(body))
+	root := gjson.Parse(jsonx.View(body))
 	if !root.IsObject() {
 		return u, meta, fmt.Errorf("openai usage: response body is not a JSON object")
 	}
@@ -106,7 +105,7 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 		return false
 	}
 	var choices, usage, errv string
-	usageMembers(usageView(data), func(k, raw string) bool {
+	jsonx.Members(jsonx.View(data), func(k, raw string) bool {
 		switch k {
 		case "id":
 			if t.meta.ID == "" {
@@ -152,17 +151,17 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 // usageObserveChoice notes one choice of a chunk: finish reason, content
 // seen and the bytes used to estimate output when no usage chunk arrives.
 func (t *StreamTracker) usageObserveChoice(choice string) {
-	usageMembers(choice, func(k, raw string) bool {
+	jsonx.Members(choice, func(k, raw string) bool {
 		switch k {
 		case "finish_reason":
 			if v := gjson.Parse(raw); v.Type == gjson.String && t.meta.FinishReason == "" {
 				t.meta.FinishReason = usageString(v)
 			}
 		case "delta":
-			usageMembers(raw, func(k, raw string) bool {
+			jsonx.Members(raw, func(k, raw string) bool {
 				switch k {
 				case "content", "refusal", "reasoning_content", "reasoning":
-					if n := usageStringLen(raw); n > 0 {
+					if n := jsonx.StringLen(raw); n > 0 {
 						t.deltaBytes += int64(n)
 						t.sawContent = true
 					}
@@ -170,11 +169,11 @@ func (t *StreamTracker) usageObserveChoice(choice string) {
 					if calls := gjson.Parse(raw); calls.IsArray() {
 						calls.ForEach(func(_, tc gjson.Result) bool {
 							t.sawContent = true
-							usageMembers(tc.Raw, func(k, raw string) bool {
+							jsonx.Members(tc.Raw, func(k, raw string) bool {
 								if k == "function" {
-									usageMembers(raw, func(k, raw string) bool {
+									jsonx.Members(raw, func(k, raw string) bool {
 										if k == "arguments" {
-											t.deltaBytes += int64(usageStringLen(raw))
+											t.deltaBytes += int64(jsonx.StringLen(raw))
 										}
 										return true
 									})
@@ -229,7 +228,7 @@ func (t *StreamTracker) SawContent() bool { return t.sawContent }
 // case body is returned as is. Bodies without "stream": true are returned
 // unchanged (OpenAI rejects stream_options there).
 func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
-	s := usageView(body)
+	s := jsonx.View(body)
 	if !gjson.Valid(s) {
 		return nil, false, fmt.Errorf("openai: injecting include_usage: request body is not valid JSON")
 	}
@@ -305,136 +304,12 @@ func usageInt(v gjson.Result) int64 {
 
 // usageString returns a JSON string value detached from the (reused) input
 // buffer, without allocating for the usual enumeration values.
-func usageString(v gjson.Result) string {
-	if v.Type != gjson.String {
-		return ""
-	}
-	if c, ok := usageConst[v.Str]; ok {
-		return c
-	}
-	return strings.Clone(v.Str)
-}
+func usageString(v gjson.Result) string { return jsonx.String(v, usageConst) }
 
+// usageConst holds the enumeration values usageString returns without
+// copying.
 var usageConst = map[string]string{
 	"default": "default", "auto": "auto", "flex": "flex", "priority": "priority", "scale": "scale",
 	"stop": "stop", "length": "length", "tool_calls": "tool_calls",
 	"content_filter": "content_filter", "function_call": "function_call",
-}
-
-// usageView reads b as a string without copying; results derived from it
-// must not outlive b unless cloned (usageString does).
-func usageView(b []byte) string {
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
-// usageMembers calls fn with each member of the JSON object obj: its key
-// (undecoded) and raw value bytes. Unlike gjson it never unescapes string
-// values, so observing deltas allocates nothing. It stops at the first
-// malformed token or when fn returns false.
-func usageMembers(obj string, fn func(key, raw string) bool) {
-	i := usageSkipWS(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return
-	}
-	i++
-	for {
-		i = usageSkipWS(obj, i)
-		if i >= len(obj) || obj[i] != '"' {
-			return
-		}
-		kEnd := usageStringEnd(obj, i)
-		if kEnd < 0 {
-			return
-		}
-		key := obj[i+1 : kEnd-1]
-		i = usageSkipWS(obj, kEnd)
-		if i >= len(obj) || obj[i] != ':' {
-			return
-		}
-		i = usageSkipWS(obj, i+1)
-		vEnd := usageValueEnd(obj, i)
-		if vEnd < 0 {
-			return
-		}
-		if !fn(key, obj[i:vEnd]) {
-			return
-		}
-		i = usageSkipWS(obj, vEnd)
-		if i >= len(obj) || obj[i] != ',' {
-			return
-		}
-		i++
-	}
-}
-
-// usageStringLen returns the length of a raw JSON string's content as sent
-// (escapes included), or 0 when raw is not a string.
-func usageStringLen(raw string) int {
-	if len(raw) < 2 || raw[0] != '"' {
-		return 0
-	}
-	return len(raw) - 2
-}
-
-func usageSkipWS(s string, i int) int {
-	for i < len(s) && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// usageStringEnd returns the index just past the JSON string starting at
-// s[i] == '"', or -1 if it is unterminated.
-func usageStringEnd(s string, i int) int {
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
-// usageValueEnd returns the index just past the JSON value starting at
-// s[i], or -1 if it is malformed or truncated.
-func usageValueEnd(s string, i int) int {
-	if i >= len(s) {
-		return -1
-	}
-	switch s[i] {
-	case '"':
-		return usageStringEnd(s, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(s); j++ {
-			switch s[j] {
-			case '"':
-				e := usageStringEnd(s, j)
-				if e < 0 {
-					return -1
-				}
-				j = e - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return -1
-	default:
-		j := i
-		for j < len(s) && s[j] != ',' && s[j] != '}' && s[j] != ']' &&
-			s[j] != ' ' && s[j] != '\t' && s[j] != '\n' && s[j] != '\r' {
-			j++
-		}
-		if j == i {
-			return -1
-		}
-		return j
-	}
 }

@@ -1,5 +1,7 @@
-// Package jsonx holds the small JSON helpers the request translators use
-// on their hot path instead of encoding/json's reflection.
+// Package jsonx holds the small JSON helpers the adapters use on their hot
+// paths instead of encoding/json's reflection: appenders for the request
+// translators and an allocation-free object member scanner (Members, View,
+// String, StringLen) for the usage trackers.
 //
 // The appenders write exactly the bytes encoding/json.Marshal writes for
 // the same Go value (strings with <, >, & and U+2028/U+2029 escaped and

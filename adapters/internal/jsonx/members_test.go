@@ -1,0 +1,161 @@
+package jsonx_test
+
+import (
+	"encoding/json"
+	"slices"
+	"testing"
+
+	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/tidwall/gjson"
+)
+
+// members collects what Members reports for obj as key=raw pairs.
+func members(obj string) []string {
+	var got []string
+	jsonx.Members(obj, func(k, raw string) bool {
+		got = append(got, k+"="+raw)
+		return true
+	})
+	return got
+}
+
+func TestMembers(t *testing.T) {
+	for _, c := range []struct {
+		obj  string
+		want []string
+	}{
+		{`{}`, nil},
+		{` { } `, nil},
+		{`{"a":1,"b":"x","c":null}`, []string{`a=1`, `b="x"`, `c=null`}},
+		{"{ \"a\" :\t[1, {\"b\": \"]}\"}] ,\n\"c\":-1.5e3 }", []string{`a=[1, {"b": "]}"}]`, `c=-1.5e3`}},
+		{`{"k\"ey":"v\\","o":{"p":{}}}`, []string{`k\"ey="v\\"`, `o={"p":{}}`}},
+		// Malformed input: members before the fault are reported.
+		{`{"a":1,"b":`, []string{`a=1`}},
+		{`{"a":1 "b":2}`, []string{`a=1`}},
+		{`{"a" 1}`, nil},
+		{`{"a":"open`, nil},
+		{`{"a":[1,2`, nil},
+		{`{"a":}`, nil},
+		{`[1]`, nil},
+		{`"x"`, nil},
+		{``, nil},
+	} {
+		if got := members(c.obj); !slices.Equal(got, c.want) {
+			t.Errorf("Members(%q) = %q, want %q", c.obj, got, c.want)
+		}
+	}
+}
+
+func TestMembersStops(t *testing.T) {
+	n := 0
+	jsonx.Members(`{"a":1,"b":2,"c":3}`, func(k, raw string) bool {
+		n++
+		return k != "b"
+	})
+	if n != 2 {
+		t.Fatalf("fn called %d times after returning false at the second member, want 2", n)
+	}
+}
+
+func TestMembersAllocatesNothing(t *testing.T) {
+	obj := `{"type":"text_delta","text":"a \"quoted\" line\n","n":[1,{"x":"\u00e9"}]}`
+	total := 0
+	if a := testing.AllocsPerRun(100, func() {
+		jsonx.Members(obj, func(_, raw string) bool {
+			total += jsonx.StringLen(raw)
+			return true
+		})
+	}); a != 0 {
+		t.Fatalf("Members allocates %v times per scan", a)
+	}
+}
+
+func TestStringLen(t *testing.T) {
+	for raw, want := range map[string]int{
+		`""`: 0, `"abc"`: 3, `"a\"b"`: 4, `"\u00e9"`: 6,
+		`12`: 0, `null`: 0, `"`: 0, ``: 0, `{"a":"b"}`: 0,
+	} {
+		if got := jsonx.StringLen(raw); got != want {
+			t.Errorf("StringLen(%q) = %d, want %d", raw, got, want)
+		}
+	}
+}
+
+func TestView(t *testing.T) {
+	b := []byte(`{"a":1}`)
+	if s := jsonx.View(b); s != `{"a":1}` {
+		t.Fatalf("View = %q", s)
+	}
+	if s := jsonx.View(nil); s != "" {
+		t.Fatalf("View(nil) = %q", s)
+	}
+}
+
+func TestString(t *testing.T) {
+	known := map[string]string{"stop": "stop"}
+	buf := []byte(`{"a":"stop","b":"other","c":1,"d":"x\ny"}`)
+	root := gjson.Parse(jsonx.View(buf))
+	a := jsonx.String(root.Get("a"), known)
+	b := jsonx.String(root.Get("b"), known)
+	d := jsonx.String(root.Get("d"), known)
+	if c := jsonx.String(root.Get("c"), known); c != "" {
+		t.Errorf("String(number) = %q, want empty", c)
+	}
+	if m := jsonx.String(root.Get("missing"), known); m != "" {
+		t.Errorf("String(missing) = %q, want empty", m)
+	}
+	// The results must survive the buffer's reuse.
+	for i := range buf {
+		buf[i] = '#'
+	}
+	if a != "stop" || b != "other" || d != "x\ny" {
+		t.Fatalf("after reuse: %q %q %q", a, b, d)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		_ = jsonx.String(gjson.Parse(`"stop"`), known)
+	}); allocs != 0 {
+		t.Errorf("String of a known value allocates %v times", allocs)
+	}
+}
+
+// FuzzMembers checks the member scanner against gjson on valid JSON
+// objects, and that it never panics on anything else.
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"text_delta","text":"a \"quoted\" line\n"}`,
+		` { "a" : [1, {"b": "]}"}], "c": null , "d":-1.5e3, "e": {"f": "\\"}} `,
+		`{"content":"","refusal":null,"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]}`,
+		`{}`, `{"a":`, `{"a" 1}`, `[1]`, `"x"`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, obj string) {
+		var keys, raws []string
+		jsonx.Members(obj, func(k, raw string) bool {
+			keys = append(keys, k)
+			raws = append(raws, raw)
+			return true
+		})
+		var probe map[string]json.RawMessage
+		if json.Unmarshal([]byte(obj), &probe) != nil {
+			return // only well-formed objects are compared
+		}
+		var wantKeys, wantRaws []string
+		gjson.Parse(obj).ForEach(func(k, v gjson.Result) bool {
+			wantKeys = append(wantKeys, k.Raw[1:len(k.Raw)-1])
+			wantRaws = append(wantRaws, v.Raw)
+			return true
+		})
+		if len(keys) != len(wantKeys) {
+			t.Fatalf("keys %q, gjson %q", keys, wantKeys)
+		}
+		for i := range keys {
+			if keys[i] != wantKeys[i] || raws[i] != wantRaws[i] {
+				t.Fatalf("member %d: %q=%q, gjson %q=%q", i, keys[i], raws[i], wantKeys[i], wantRaws[i])
+			}
+			if jsonx.StringLen(raws[i]) < 0 {
+				t.Fatal("negative length")
+			}
+		}
+	})
+}
