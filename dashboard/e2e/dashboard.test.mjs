@@ -171,8 +171,44 @@ function costText(cost, calls, unpriced) {
   return fmt.money(cost) + (unpriced > 0 ? ` +${fmt.int(unpriced)} unpriced` : '');
 }
 
+const QUOTA_LABEL = { ok: 'ok', soft: 'soft cap', hard: 'hard cap' };
+
+/** The Quota cell as the page must show an API quota: "—", or "$spent / $hard <state>". */
 function quotaText(q) {
-  return q ? null : '—';
+  if (q === null || q === undefined) return '—';
+  return `${fmt.money(q.spent ?? 0)} / ${fmt.money(q.hard)} ${QUOTA_LABEL[q.state]}`;
+}
+
+/** One table's rows with their Quota cells: name, text, data-state and title. */
+async function quotaCells(page, kind) {
+  return page.$$eval(`table.ident-${kind} > tbody > tr:not(.sub-row):not(.empty)`, (trs, k) => trs.map((tr) => {
+    const td = tr.querySelector('td.quota');
+    return {
+      name: (k === 'team' ? tr.querySelector('.team-name') : k === 'user' ? tr.querySelector('.user-name') : tr.querySelector('.key-link')).textContent,
+      present: !!td, text: td?.textContent ?? null, state: td?.dataset.state ?? null, title: td?.title ?? '',
+      badge: td?.querySelector('.badge')?.className ?? null,
+    };
+  }), kind);
+}
+
+/** Every row's Quota cell equals the API's quota for that row (data in sort order). */
+function expectQuotaCells(kind, want, cells, name) {
+  assert.deepEqual(cells.map((c) => c.name), want.map(name), `${kind} rows`);
+  want.forEach((w, i) => {
+    const c = cells[i];
+    const q = w.quota;
+    assert.ok(c.present, `${kind} ${name(w)}: a Quota cell`);
+    assert.equal(c.text, quotaText(q), `${kind} ${name(w)} quota`);
+    if (q === null || q === undefined) {
+      assert.equal(c.state, null, `${kind} ${name(w)}: no data-state without a quota`);
+      return;
+    }
+    assert.ok(['ok', 'soft', 'hard'].includes(q.state), `${kind} ${name(w)}: the API state ${q.state}`);
+    assert.equal(c.state, q.state, `${kind} ${name(w)} data-state`);
+    assert.equal(c.badge, `badge badge-quota-${q.state}`, `${kind} ${name(w)} badge`);
+    if (q.window) assert.ok(c.title.includes(`window ${q.window}`), `${kind} ${name(w)} title names the window: ${c.title}`);
+    if (q.soft !== null && q.soft !== undefined) assert.ok(c.title.includes(`soft ${fmt.money(q.soft)}`), `${kind} ${name(w)} title names the soft cap: ${c.title}`);
+  });
 }
 
 const byIdent = {
@@ -189,9 +225,8 @@ function expectIdentityRows(kind, data, rows, sort) {
     const r = rows[i];
     assert.equal(r.cost, costText(w.cost_usd, w.calls, w.unpriced_calls || 0), `${kind} ${d.name(w)} cost`);
     assert.equal(Number(r.calls), w.calls, `${kind} ${d.name(w)} calls`);
+    assert.equal(r.quota, quotaText(w.quota), `${kind} ${d.name(w)} quota`);
     if (kind !== 'key') {
-      if (w.quota === null || w.quota === undefined) assert.equal(r.quota, '—', `${kind} ${d.name(w)} quota`);
-      else assert.ok(r.quota.includes(fmt.money(w.quota.spent ?? 0)), `${kind} ${d.name(w)} quota shows spent`);
       assert.equal(r.filter, !d.untagged(w), `${kind} ${d.name(w)}: a Filter action only on tagged rows`);
     } else {
       assert.equal(r.shapes, fmt.shapes(w.inbound_shapes), `key ${d.name(w)} shapes`);
@@ -544,34 +579,53 @@ test('a narrow window stays readable: no page-wide horizontal scroll', async () 
   }
 });
 
-test('spend caps, once the API carries them, render as spent / hard with a state badge (fake API)', async (t) => {
-  // The real API sends quota: null until caps exist; this checks the
-  // rendering that is ready for them, against a fake that sends caps.
-  const { createServer } = await import('./fakeapi.mjs');
-  const srv = createServer({ quotas: true });
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${srv.address().port}`;
+test('the Quota column shows each team, user and key quota as the API reports it, in every state', async () => {
+  // Against a real gateway (METIS_ANALYTICS_URL; run-with-gateway.sh sets caps
+  // in every state with `caddy metis set-budget`) the page is compared with
+  // its API; standalone, with a fake that sends team and user caps.
+  let srv = null;
+  let base = BASE;
+  let w = W;
+  if (isFake || !process.env.METIS_ANALYTICS_URL) {
+    const { createServer } = await import('./fakeapi.mjs');
+    srv = createServer({ quotas: true });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${srv.address().port}`;
+    w = '24h';
+  }
+  const real = !srv;
   try {
     const { page } = await newPage(undefined, base);
-    const get = async (n) => (await fetch(`${base}/analytics/${n}?window=24h`)).json();
-    const [teams, users] = [(await get('by_team')).teams, (await get('by_user')).users];
-    await page.goto(`${base}/dashboard/?tab=identity&live=0`);
-    await rendered(page, 'identity', 'window=24h');
-    for (const [kind, list, name] of [['team', teams, (x) => x.team], ['user', users, (x) => x.user]]) {
-      const cells = await page.$$eval(`table.ident-${kind} > tbody > tr:not(.sub-row) td.quota`, (tds) => tds.map((td) => ({ text: td.textContent, state: td.dataset.state || null })));
-      const want = fmt.sortRows(list, 'cost', name, (x) => name(x) === fmt.UNTAGGED);
-      want.forEach((w, i) => {
-        if (!w.quota) assert.equal(cells[i].text, '—');
-        else {
-          assert.ok(cells[i].text.startsWith(`${fmt.money(w.quota.spent)} / ${fmt.money(w.quota.hard)}`), `${kind} ${name(w)}: ${cells[i].text}`);
-          assert.equal(cells[i].state, w.quota.state);
-          assert.match(cells[i].text, { ok: /ok$/, soft: /soft cap$/, hard: /hard cap$/ }[w.quota.state]);
-        }
-      });
-      assert.ok(want.some((w) => w.quota), `the fake sends ${kind} caps`);
+    const get = async (n) => {
+      const res = await fetch(`${base}/analytics/${n}?window=${w}`);
+      assert.equal(res.status, 200, `GET /analytics/${n}: ${res.status}`);
+      return res.json();
+    };
+    const data = async () => {
+      const [t, u, k] = await Promise.all([get('by_team'), get('by_user'), get('by_key')]);
+      return { teams: t.teams, users: u.users, keys: k.keys };
+    };
+    await page.goto(`${base}/dashboard/?tab=identity&window=${w}&live=0`);
+    await rendered(page, 'identity', `window=${w}`);
+    const d = await settle(page, 'identity', data, async (x) => {
+      for (const kind of ['team', 'user', 'key']) {
+        const { list, name, untagged } = byIdent[kind];
+        expectQuotaCells(kind, fmt.sortRows(list(x) || [], 'cost', name, untagged), await quotaCells(page, kind), name);
+      }
+    });
+    const shown = await page.$$eval('table.ident td.quota[data-state]', (tds) => [...new Set(tds.map((td) => td.dataset.state))].sort());
+    if (real) {
+      for (const kind of ['team', 'user', 'key']) assert.ok((byIdent[kind].list(d) || []).some((x) => x.quota), `the API reports a ${kind} quota`);
+      assert.deepEqual(shown, ['hard', 'ok', 'soft'], 'the page shows quotas in all three states');
+      for (const st of ['ok', 'soft', 'hard']) {
+        assert.ok(await page.locator(`td.quota[data-state="${st}"] .badge-quota-${st}`).first().isVisible(), `a visible ${st} badge`);
+      }
+    } else {
+      for (const kind of ['team', 'user']) assert.ok((byIdent[kind].list(d) || []).some((x) => x.quota), `the fake sends ${kind} caps`);
+      assert.ok(shown.length > 0, 'the page shows a quota state');
     }
-    console.log(await shot(page, 'identity-with-quotas'));
+    console.log(await shot(page, real ? 'identity-quotas-real' : 'identity-with-quotas'));
   } finally {
-    srv.close();
+    if (srv) srv.close();
   }
 });

@@ -10,10 +10,13 @@
 # users and workspaces (and one untagged key, and one named
 # `<img src=x onerror=alert(1)>`), sends real traffic through the gateway
 # with curl in both shapes, streamed and not, waits until
-# /analytics/cost counts every call, then runs dashboard.test.mjs with
-# METIS_ANALYTICS_URL at the analytics site. Team eng holds well over half
-# of the spend (claude-3-7-sonnet with tools), sales spends little
-# (gpt-5-nano), one call is unpriced and one is a provider error.
+# /analytics/cost counts every call, sets spend caps with `caddy metis
+# set-budget` so that teams, users and keys each show a quota in state ok,
+# soft and hard (and checks a call over a hard cap is refused with 429), then
+# runs dashboard.test.mjs with METIS_ANALYTICS_URL at the analytics site.
+# Team eng holds well over half of the spend (claude-3-7-sonnet with tools),
+# sales spends little (gpt-5-nano), one call is unpriced and one is a
+# provider error.
 #
 # Screenshots go to $METIS_SCREENSHOTS (default /tmp/metis-dashboard-screenshots).
 # METIS_KEEP=1 keeps the temp folder (Caddyfile, database, logs).
@@ -51,8 +54,8 @@ step() { printf 'run-with-gateway: %s\n' "$*"; }
 
 # A free loopback port (the kernel picks it; a tiny race is acceptable here).
 port() { node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
-# json FILE EXPR: evaluate EXPR on the parsed JSON `j` of FILE.
-json() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(eval(process.argv[2]))' "$1" "$2"; }
+# json FILE EXPR [ARG…]: evaluate EXPR on the parsed JSON `j` of FILE (ARGs are process.argv[3…]).
+json() { node -e 'const j=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));console.log(eval(process.argv[2]))' "$@"; }
 wait_http() { # URL: up to 10 s for any HTTP answer
 	for _ in $(seq 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
 	return 1
@@ -224,6 +227,76 @@ json "$work/cost.json" '`run-with-gateway: analytics: ${j.calls} calls, ${j.erro
 top=$(json "$work/cost.json" 'j.groups.filter((g) => g.key !== "untagged").some((g) => g.cost_usd > j.total_cost_usd / 2)')
 [ "$top" = true ] || fail "no team holds more than half of the spend; the >50% callout would not show"
 
+# ---------------------------------------------------------------- budgets
+# Spend caps set with the real CLI after the traffic (a hard budget below a
+# subject's spend refuses its further calls), sized from each subject's spend
+# so far so the API reports every state on every table:
+#   hard  team eng, user bob, key alice-ci   (hard limit at half the spend)
+#   soft  team sales, user erin, the HTML-named key (soft at half, hard at 20×)
+#   ok    team research, user carol, key shared-ci (untagged)
+# (by_key lists only keys with calls in the window, so the ok key is one that
+# has spent.)
+# Eng also has a generous monthly cap: the API must report the tighter one.
+# Rolling windows carry the hard and soft states, so a calendar reset during
+# the run cannot turn them back to ok; the ok ones use calendar windows.
+curl -sf -o "$work/by_team.json" "$AN/analytics/by_team?window=24h" || fail "GET /analytics/by_team"
+curl -sf -o "$work/by_user.json" "$AN/analytics/by_user?window=24h" || fail "GET /analytics/by_user"
+curl -sf -o "$work/by_key.json" "$AN/analytics/by_key?window=24h" || fail "GET /analytics/by_key"
+spend() { # FILE LIST FIELD NAME FACTOR: that row's cost_usd × FACTOR, in USD with 6 decimals
+	json "$1" "(() => { const r = j.$2.find((x) => x.$3 === process.argv[3]); if (!r || !(r.cost_usd > 0)) throw new Error('no spend for $4'); return (r.cost_usd * $5).toFixed(6); })()" "$4"
+}
+budget() { # set-budget flags…
+	local out
+	out=$("$CADDY" metis set-budget --db "$METIS_DB" "$@" 2>&1) || fail "set-budget $*: $out"
+}
+step "setting budgets with $CADDY metis set-budget"
+budget --team eng --window monthly --hard 1000
+budget --team eng --window 24h --hard "$(spend "$work/by_team.json" teams team eng 0.5)"
+budget --team sales --window 7d --soft "$(spend "$work/by_team.json" teams team sales 0.5)" --hard "$(spend "$work/by_team.json" teams team sales 20)"
+budget --team research --window monthly --tz Europe/Berlin --soft 50 --hard 100
+budget --user bob --window 24h --hard "$(spend "$work/by_user.json" users user bob 0.5)"
+budget --user erin --window 72h --soft "$(spend "$work/by_user.json" users user erin 0.5)" --hard "$(spend "$work/by_user.json" users user erin 20)"
+budget --user carol --window weekly --hard 25
+budget --key "${ID[alice_ci]}" --window 24h --hard "$(spend "$work/by_key.json" keys gateway_key_id "${ID[alice_ci]}" 0.5)"
+budget --key "${ID[xss]}" --window 30d --soft "$(spend "$work/by_key.json" keys gateway_key_id "${ID[xss]}" 0.5)" --hard "$(spend "$work/by_key.json" keys gateway_key_id "${ID[xss]}" 20)"
+budget --key "${ID[shared]}" --window monthly --hard 5
+"$CADDY" metis list-budgets --db "$METIS_DB" >"$work/budgets.txt" 2>&1 || fail "list-budgets: $(cat "$work/budgets.txt")"
+
+# The analytics API reports each subject's quota in the state set above.
+WANT_STATES="team:eng:hard team:sales:soft team:research:ok user:bob:hard user:erin:soft user:carol:ok key:${ID[alice_ci]}:hard key:${ID[xss]}:soft key:${ID[shared]}:ok"
+states() { # the "kind:name:state" of every row with a quota
+	curl -sf -o "$work/q_team.json" "$AN/analytics/by_team?window=24h" &&
+		curl -sf -o "$work/q_user.json" "$AN/analytics/by_user?window=24h" &&
+		curl -sf -o "$work/q_key.json" "$AN/analytics/by_key?window=24h" || return 1
+	json "$work/q_team.json" 'j.teams.filter((r) => r.quota).map((r) => `team:${r.team}:${r.quota.state}`).join(" ")'
+	json "$work/q_user.json" 'j.users.filter((r) => r.quota).map((r) => `user:${r.user}:${r.quota.state}`).join(" ")'
+	json "$work/q_key.json" 'j.keys.filter((r) => r.quota).map((r) => `key:${r.gateway_key_id}:${r.quota.state}`).join(" ")'
+}
+missing=
+for _ in $(seq 50); do
+	have=" $(states 2>/dev/null | tr '\n' ' ') "
+	missing=
+	for w in $WANT_STATES; do [[ $have == *" $w "* ]] || missing+=" $w"; done
+	[ -z "$missing" ] && break
+	sleep 0.2
+done
+[ -z "$missing" ] || fail "after 10 s the analytics API does not report quota${missing} (it reports:$have)"
+json "$work/q_team.json" '`run-with-gateway: quotas: ` + j.teams.filter((r) => r.quota).map((r) => `team ${r.team} $${r.quota.spent.toFixed(4)}/$${r.quota.hard} ${r.quota.window} ${r.quota.state}`).join(", ")'
+# eng's tighter budget is the one reported.
+[ "$(json "$work/q_team.json" 'j.teams.find((r) => r.team === "eng").quota.window')" = 24h ] || fail "team eng: the API reports its monthly budget, not the tighter 24h one"
+
+# The gateway enforces the hard state: dave (team eng) is refused with 429
+# before the provider (the gateway picks budgets up within about a second).
+code=
+for _ in $(seq 30); do
+	code=$(curl -s -o "$work/refused.body" -w '%{http_code}' --max-time 30 -X POST "$GW/v1/messages" \
+		-H 'content-type: application/json' -H "x-api-key: ${TOKEN[dave]}" -H 'anthropic-version: 2023-06-01' \
+		--data-binary '{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Over budget?"}]}')
+	[ "$code" = 429 ] && break
+	sleep 0.2
+done
+[ "$code" = 429 ] || fail "a call by team eng after its hard cap: HTTP $code, want 429: $(head -c 400 "$work/refused.body")"
+
 # ---------------------------------------------------------------- browser tests
 # The page and one of its modules must be served, or every test times out.
 for path in /dashboard/ /dashboard/app.js; do
@@ -233,9 +306,10 @@ done
 mkdir -p "$SHOTS"
 step "dashboard: $AN/dashboard/"
 set +e
-# The auto-refresh test sends one more call through the gateway (as alice-laptop).
+# The auto-refresh test sends one more call through the gateway, as
+# frank-notebook: team research is well within its caps (eng is over its hard cap).
 (cd "$ROOT" && METIS_ANALYTICS_URL=$AN METIS_SCREENSHOTS=$SHOTS METIS_GATEWAY_URL=$GW \
-	METIS_GATEWAY_TOKEN=${TOKEN[alice_laptop]} node --test --test-concurrency=1 dashboard/e2e/dashboard.test.mjs)
+	METIS_GATEWAY_TOKEN=${TOKEN[frank]} node --test --test-concurrency=1 dashboard/e2e/dashboard.test.mjs)
 status=$?
 set -e
 step "screenshots in $SHOTS"
