@@ -3,7 +3,6 @@ package anthropic
 import (
 	"encoding/json"
 	"strconv"
-	"sync"
 
 	"github.com/metisgateway/metis/adapters/internal/jsonx"
 )
@@ -13,24 +12,9 @@ import (
 // this), without reflection. Field order follows the struct definitions
 // in wire.go; omitempty fields are left out under the same conditions.
 
-// bufPool holds scratch buffers for encoding requests; the result is
-// copied out at its exact size.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
-
 // marshalRequest renders out like json.Marshal(out).
 func marshalRequest(out *outRequest) ([]byte, error) {
-	bp := bufPool.Get().(*[]byte)
-	b, err := out.appendJSON((*bp)[:0])
-	var res []byte
-	if err == nil {
-		res = make([]byte, len(b))
-		copy(res, b)
-	}
-	if cap(b) <= 1<<20 {
-		*bp = b[:0]
-		bufPool.Put(bp)
-	}
-	return res, err
+	return jsonx.Marshal(out.appendJSON)
 }
 
 func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
@@ -40,43 +24,20 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"max_tokens":`...)
 	b = strconv.AppendInt(b, int64(r.MaxTokens), 10)
 	if len(r.System) > 0 {
-		b = append(b, `,"system":[`...)
-		for i := range r.System {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = r.System[i].appendJSON(b); err != nil {
-				return b, err
-			}
+		b = append(b, `,"system":`...)
+		if b, err = jsonx.AppendArray(b, r.System, (*outText).appendJSON); err != nil {
+			return b, err
 		}
-		b = append(b, ']')
 	}
 	b = append(b, `,"messages":`...)
-	if r.Messages == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range r.Messages {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = r.Messages[i].appendJSON(b); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, ']')
+	if b, err = jsonx.AppendArray(b, r.Messages, (*outMessage).appendJSON); err != nil {
+		return b, err
 	}
 	if len(r.Tools) > 0 {
-		b = append(b, `,"tools":[`...)
-		for i := range r.Tools {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = r.Tools[i].appendJSON(b); err != nil {
-				return b, err
-			}
+		b = append(b, `,"tools":`...)
+		if b, err = jsonx.AppendArray(b, r.Tools, (*outTool).appendJSON); err != nil {
+			return b, err
 		}
-		b = append(b, ']')
 	}
 	if c := r.ToolChoice; c != nil {
 		b = append(b, `,"tool_choice":{"type":`...)
@@ -91,14 +52,8 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	if len(r.StopSequences) > 0 {
-		b = append(b, `,"stop_sequences":[`...)
-		for i, s := range r.StopSequences {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonx.AppendString(b, s)
-		}
-		b = append(b, ']')
+		b = append(b, `,"stop_sequences":`...)
+		b = jsonx.AppendStrings(b, r.StopSequences)
 	}
 	if r.Temperature != nil {
 		b = append(b, `,"temperature":`...)
@@ -271,8 +226,7 @@ func appendBlock(b []byte, blk any) ([]byte, error) {
 		b = jsonx.AppendString(b, v.Data)
 	default:
 		// Not produced by EncodeRequest; kept correct for any value.
-		j, err := json.Marshal(v)
-		return append(b, j...), err
+		return jsonx.AppendMarshal(b, v)
 	}
 	return append(b, '}'), err
 }

@@ -1,9 +1,7 @@
 package openai
 
 import (
-	"encoding/json"
 	"strconv"
-	"sync"
 
 	"github.com/metisgateway/metis/adapters/internal/jsonx"
 )
@@ -13,24 +11,9 @@ import (
 // this), without reflection. Field order follows the struct definitions
 // in wire.go; omitempty fields are left out under the same conditions.
 
-// bufPool holds scratch buffers for encoding requests; the result is
-// copied out at its exact size.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
-
 // marshalRequest renders out like json.Marshal(out).
 func marshalRequest(out *outRequest) ([]byte, error) {
-	bp := bufPool.Get().(*[]byte)
-	b, err := out.appendJSON((*bp)[:0])
-	var res []byte
-	if err == nil {
-		res = make([]byte, len(b))
-		copy(res, b)
-	}
-	if cap(b) <= 1<<20 {
-		*bp = b[:0]
-		bufPool.Put(bp)
-	}
-	return res, err
+	return jsonx.Marshal(out.appendJSON)
 }
 
 func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
@@ -38,19 +21,8 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"model":`...)
 	b = jsonx.AppendString(b, r.Model)
 	b = append(b, `,"messages":`...)
-	if r.Messages == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range r.Messages {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			if b, err = r.Messages[i].appendJSON(b); err != nil {
-				return b, err
-			}
-		}
-		b = append(b, ']')
+	if b, err = jsonx.AppendArray(b, r.Messages, (*outMessage).appendJSON); err != nil {
+		return b, err
 	}
 	if len(r.Tools) > 0 {
 		b = append(b, `,"tools":[`...)
@@ -93,7 +65,7 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 			b = jsonx.AppendString(b, c.Function.Name)
 			b = append(b, "}}"...)
 		default:
-			if b, err = appendMarshal(b, c); err != nil {
+			if b, err = jsonx.AppendMarshal(b, c); err != nil {
 				return b, err
 			}
 		}
@@ -119,14 +91,8 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 		}
 	}
 	if len(r.Stop) > 0 {
-		b = append(b, `,"stop":[`...)
-		for i, s := range r.Stop {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = jsonx.AppendString(b, s)
-		}
-		b = append(b, ']')
+		b = append(b, `,"stop":`...)
+		b = jsonx.AppendStrings(b, r.Stop)
 	}
 	if r.Stream {
 		b = append(b, `,"stream":true`...)
@@ -163,12 +129,6 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, '}')
 	}
 	return append(b, '}'), nil
-}
-
-// appendMarshal is the fallback for values EncodeRequest never builds.
-func appendMarshal(b []byte, v any) ([]byte, error) {
-	j, err := json.Marshal(v)
-	return append(b, j...), err
 }
 
 func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
@@ -226,14 +186,14 @@ func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
 				b = jsonx.AppendString(b, p.File.FileData)
 				b = append(b, "}}"...)
 			default:
-				if b, err = appendMarshal(b, p); err != nil {
+				if b, err = jsonx.AppendMarshal(b, p); err != nil {
 					return b, err
 				}
 			}
 		}
 		b = append(b, ']')
 	default:
-		if b, err = appendMarshal(b, c); err != nil {
+		if b, err = jsonx.AppendMarshal(b, c); err != nil {
 			return b, err
 		}
 	}
