@@ -1,7 +1,6 @@
 package anthropic
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
 	"testing"
@@ -30,29 +29,14 @@ func checkAppendMatchesMarshal(t *testing.T, body []byte) {
 			if err != nil {
 				continue
 			}
-			want, werr := json.Marshal(out)
-			got, gerr := marshalRequest(out)
-			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
-				t.Fatalf("errors differ: json.Marshal %v, appender %v\nbody: %s", werr, gerr, body)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("appender output differs from json.Marshal\nbody: %s\n got: %s\nwant: %s", body, got, want)
-			}
+			goldens.CheckMarshal(t, body, out, marshalRequest)
 		}
 	}
 }
 
 func TestAppendRequestMatchesMarshal(t *testing.T) {
-	bodies, err := goldens.RequestBodies()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(bodies) < 40 {
-		t.Fatalf("only %d golden bodies found", len(bodies))
-	}
-	bodies = append(bodies, []byte(`{"model":"m\u2028<&>\u00e9\ud83d\ude00","messages":[{"role":"user","content":"a\u0001\b\f\n\r\t\"\\ \u2029 `+"\xff\xfe\xe2\x80"+`"}],"temperature":1e-7,"top_p":1e-9,
-		"tools":[{"type":"function","function":{"name":"f","parameters":{ "a" : [ 1 , "<\u2028>" , {"b":"\\"} ] }}}]}`))
-	if _, err := openai.DecodeRequest(bodies[len(bodies)-1]); err != nil {
+	bodies := goldens.MarshalBodies(t)
+	if _, err := openai.DecodeRequest(goldens.EscapingBody); err != nil {
 		t.Fatalf("the escaping body does not decode: %v", err)
 	}
 	for _, b := range bodies {

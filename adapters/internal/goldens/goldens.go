@@ -1,7 +1,8 @@
 // Package goldens gives tests of the adapters the request bodies of the
 // translate package's golden tables and of the recorded fixtures, so
 // differential tests (fast path against encoding/json) run on the same
-// inputs as the golden tests. It is only imported by tests.
+// inputs as the golden tests, and the check those differential tests share
+// (CheckMarshal). It is only imported by tests.
 package goldens
 
 import (
