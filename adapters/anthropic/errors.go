@@ -1,11 +1,10 @@
 package anthropic
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
-	"unicode/utf8"
 
+	"github.com/metisgateway/metis/adapters/internal/errtext"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -57,27 +56,9 @@ func DecodeError(status int, body []byte) *ir.Error {
 		e.Message = in.Error.Message
 	}
 	if e.Message == "" {
-		e.Message = fallbackMessage(status, body)
+		e.Message = errtext.Fallback(status, body)
 	}
 	return e
-}
-
-// fallbackMessage is the text to show for an error body nobody could parse.
-func fallbackMessage(status int, body []byte) string {
-	body = bytes.TrimSpace(body)
-	if len(body) > 1024 {
-		body = body[:1024]
-		for len(body) > 0 && !utf8.Valid(body) {
-			body = body[:len(body)-1]
-		}
-	}
-	if len(body) > 0 {
-		return string(body)
-	}
-	if t := http.StatusText(status); t != "" {
-		return t
-	}
-	return "upstream error"
 }
 
 // ErrorStatus is the HTTP status an Anthropic client should see for e:

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
-	"unicode/utf8"
 
+	"github.com/metisgateway/metis/adapters/internal/errtext"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -83,26 +83,9 @@ func DecodeError(status int, body []byte) *ir.Error {
 		}
 	}
 	if e.Message == "" {
-		e.Message = fallbackMessage(status, body)
+		e.Message = errtext.Fallback(status, body)
 	}
 	return e
-}
-
-func fallbackMessage(status int, body []byte) string {
-	body = bytes.TrimSpace(body)
-	if len(body) > 1024 {
-		body = body[:1024]
-		for len(body) > 0 && !utf8.Valid(body) {
-			body = body[:len(body)-1]
-		}
-	}
-	if len(body) > 0 {
-		return string(body)
-	}
-	if t := http.StatusText(status); t != "" {
-		return t
-	}
-	return "upstream error"
 }
 
 // ErrorType is the OpenAI error type for a neutral kind.
