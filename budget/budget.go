@@ -18,19 +18,19 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+	"github.com/metisgateway/metis/internal/sqlitefile"
 	"github.com/oklog/ulid/v2"
 	"go.uber.org/zap"
 
@@ -143,9 +143,9 @@ type Ledger struct {
 // budget tables, loads the Applies cache and starts the goroutine that
 // refreshes it and prunes old rows. Call Close to stop it.
 func Open(path string, o Options) (*Ledger, error) {
-	abs, err := filepath.Abs(path)
+	abs, err := sqlitefile.Prepare(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening budget ledger %s: %w", path, err)
+		return nil, fmt.Errorf("opening budget ledger %s: %w", cmp.Or(abs, path), err)
 	}
 	l, err := open(abs, o.withDefaults())
 	if err != nil {
@@ -154,12 +154,11 @@ func Open(path string, o Options) (*Ledger, error) {
 	return l, nil
 }
 
+// open opens the prepared (sqlitefile.Prepare) database file at the
+// absolute path.
 func open(path string, o Options) (*Ledger, error) {
-	if err := createFile(path); err != nil {
-		return nil, err
-	}
-	uri := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite3", uri+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_synchronous=NORMAL")
+	db, err := sql.Open("sqlite3", sqlitefile.DSN(path,
+		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL"))
 	if err != nil {
 		return nil, fmt.Errorf("opening writer: %w", err)
 	}
@@ -172,7 +171,7 @@ func open(path string, o Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite3", uri+"?mode=ro&_query_only=1&_busy_timeout=5000")
+	rdb, err := sql.Open("sqlite3", sqlitefile.DSN(path, "mode=ro", "_query_only=1", "_busy_timeout=5000"))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening readers: %w", err)
@@ -187,22 +186,6 @@ func open(path string, o Options) (*Ledger, error) {
 	}
 	go l.run()
 	return l, nil
-}
-
-// createFile creates the folder and the database file with private
-// permissions before SQLite would create them with the umask's.
-func createFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("creating folder: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("creating database file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("creating database file: %w", err)
-	}
-	return nil
 }
 
 // Close stops the background goroutine and closes the connections.

@@ -8,17 +8,16 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/metisgateway/metis/internal/sqlitefile"
 	"go.uber.org/zap"
 )
 
@@ -132,9 +131,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := cgoCheck(); err != nil {
 		return nil, fmt.Errorf("opening trace store %s: %w", path, err)
 	}
-	abs, err := filepath.Abs(path)
+	abs, err := sqlitefile.Prepare(path)
 	if err != nil {
-		return nil, fmt.Errorf("opening trace store %s: %w", path, err)
+		return nil, fmt.Errorf("opening trace store %s: %w", cmp.Or(abs, path), err)
 	}
 	s, err := open(abs, opts.withDefaults())
 	if err != nil {
@@ -143,14 +142,13 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// open opens the prepared (sqlitefile.Prepare) database file at the
+// absolute path.
 func open(path string, opts Options) (*Store, error) {
-	if err := prepareFile(path); err != nil {
-		return nil, err
-	}
-	base := "file:" + escapePath(path)
 	// A 32 MiB page cache keeps the rollup and per-key index pages that
 	// every batch touches in memory.
-	db, err := sql.Open("sqlite3", base+"?_journal_mode=WAL&_busy_timeout=5000&_txlock=immediate&_synchronous=NORMAL&_cache_size=-32000")
+	db, err := sql.Open("sqlite3", sqlitefile.DSN(path,
+		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000"))
 	if err != nil {
 		return nil, fmt.Errorf("opening writer pool: %w", err)
 	}
@@ -163,7 +161,7 @@ func open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite3", base+"?mode=ro&_query_only=1&_busy_timeout=5000")
+	rdb, err := sql.Open("sqlite3", sqlitefile.DSN(path, "mode=ro", "_query_only=1", "_busy_timeout=5000"))
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening read pool: %w", err)
@@ -196,28 +194,6 @@ func open(path string, opts Options) (*Store, error) {
 	go s.runWriter()
 	go s.runKeyRefresh()
 	return s, nil
-}
-
-// prepareFile creates the parent folder (0700, an existing one is left as
-// it is) and the database file (0600) before SQLite opens it, so neither is
-// created with the process umask's looser defaults.
-func prepareFile(path string) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("creating folder: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("creating database file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("creating database file: %w", err)
-	}
-	return nil
-}
-
-// escapePath makes path safe inside a file: URI (SQLite decodes %HH).
-func escapePath(path string) string {
-	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 }
 
 // Reconfigure applies a new config's options to a running (pooled) store:
