@@ -137,8 +137,8 @@ func FuzzMembers(f *testing.F) {
 			return true
 		})
 		var probe map[string]json.RawMessage
-		if json.Unmarshal([]byte(obj), &probe) != nil {
-			return // only well-formed objects are compared
+		if json.Unmarshal([]byte(obj), &probe) != nil || probe == nil {
+			return // only well-formed objects are compared (null decodes too)
 		}
 		var wantKeys, wantRaws []string
 		gjson.Parse(obj).ForEach(func(k, v gjson.Result) bool {
