@@ -80,17 +80,16 @@ type Result struct {
 	OK int `json:"ok"`
 	// Errors counts measured requests that failed (transport error, status
 	// other than 200, broken stream); WarmupErrors the warm-up ones.
-	Errors       int            `json:"errors"`
-	WarmupErrors int            `json:"warmup_errors"`
-	ErrorSamples []string       `json:"error_samples,omitempty"`
-	Status       map[int]int    `json:"status,omitempty"`
-	Window       float64        `json:"window_s"`
-	RPS          float64        `json:"rps"`
-	Latency      Percentiles    `json:"latency"`
-	TTFT         *Percentiles   `json:"ttft,omitempty"`
-	MaxGap       *Percentiles   `json:"max_gap,omitempty"` // per stream: largest gap between content events
-	Chunks       map[int]int    `json:"chunks,omitempty"`  // content events per stream → streams
-	Extra        map[string]any `json:"extra,omitempty"`
+	Errors       int          `json:"errors"`
+	WarmupErrors int          `json:"warmup_errors"`
+	ErrorSamples []string     `json:"error_samples,omitempty"`
+	Status       map[int]int  `json:"status,omitempty"`
+	Window       float64      `json:"window_s"`
+	RPS          float64      `json:"rps"`
+	Latency      Percentiles  `json:"latency"`
+	TTFT         *Percentiles `json:"ttft,omitempty"`
+	MaxGap       *Percentiles `json:"max_gap,omitempty"` // per stream: largest gap between content events
+	Chunks       map[int]int  `json:"chunks,omitempty"`  // content events per stream → streams
 }
 
 // sample is one measured request.

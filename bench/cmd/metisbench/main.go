@@ -194,7 +194,6 @@ type results struct {
 	Micro       string                `json:"micro,omitempty"`
 	MicroErr    string                `json:"micro_error,omitempty"`
 	Notes       []string              `json:"notes,omitempty"`
-	Extra       map[string]any        `json:"extra,omitempty"`
 	sentTo      map[*child]int        // requests sent per Caddy process
 	byKey       map[[3]string]*runRec // round/scenario/target → run
 }
