@@ -157,27 +157,21 @@ func Open(path string, o Options) (*Ledger, error) {
 // open opens the prepared (sqlitefile.Prepare) database file at the
 // absolute path.
 func open(path string, o Options) (*Ledger, error) {
-	db, err := sql.Open("sqlite3", sqlitefile.DSN(path,
-		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL"))
+	db, err := sqlitefile.OpenWriter(path,
+		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL")
 	if err != nil {
 		return nil, fmt.Errorf("opening writer: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	ctx := context.Background()
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite3", sqlitefile.DSN(path, "mode=ro", "_query_only=1", "_busy_timeout=5000"))
+	rdb, err := sqlitefile.OpenReaders(path, 2)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening readers: %w", err)
 	}
-	rdb.SetMaxOpenConns(2)
-	rdb.SetMaxIdleConns(2)
 	l := &Ledger{path: path, opts: o, db: db, rdb: rdb, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := l.reload(ctx); err != nil {
 		db.Close()

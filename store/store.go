@@ -147,27 +147,21 @@ func Open(path string, opts Options) (*Store, error) {
 func open(path string, opts Options) (*Store, error) {
 	// A 32 MiB page cache keeps the rollup and per-key index pages that
 	// every batch touches in memory.
-	db, err := sql.Open("sqlite3", sqlitefile.DSN(path,
-		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000"))
+	db, err := sqlitefile.OpenWriter(path,
+		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000")
 	if err != nil {
 		return nil, fmt.Errorf("opening writer pool: %w", err)
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	ctx := context.Background()
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, err
 	}
-	rdb, err := sql.Open("sqlite3", sqlitefile.DSN(path, "mode=ro", "_query_only=1", "_busy_timeout=5000"))
+	rdb, err := sqlitefile.OpenReaders(path, readPoolSize)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening read pool: %w", err)
 	}
-	rdb.SetMaxOpenConns(readPoolSize)
-	rdb.SetMaxIdleConns(readPoolSize)
 	if err := rdb.PingContext(ctx); err != nil {
 		db.Close()
 		rdb.Close()

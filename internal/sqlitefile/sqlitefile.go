@@ -1,7 +1,8 @@
 // Package sqlitefile prepares the files of the SQLite databases the
 // gateway keeps (the trace store and the budget ledger): private
-// permissions before SQLite creates anything, and the go-sqlite3 data
-// source name for a path.
+// permissions before SQLite creates anything, the go-sqlite3 data source
+// name for a path, and the single-connection writer and read-only reader
+// pools both open on it.
 package sqlitefile
 
 import (
