@@ -114,7 +114,8 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 // upstream body.
 func (c *call) decide(body []byte) *apiError {
 	a := c.g.app
-	c.requested = gjson.GetBytes(body, "model").String()
+	sent := gjson.GetBytes(body, "model").String() // the model as the body names it
+	c.requested = sent
 	c.slot = slotRequest
 	if c.requested == "" {
 		ref, slot, err := a.route(c.key.Workspace, c.shape, c.stream, body)
@@ -139,7 +140,7 @@ func (c *call) decide(body []byte) *apiError {
 		c.body = body // answered locally with an estimate
 	case !c.cross:
 		out := body
-		if gjson.GetBytes(body, "model").String() != c.res.model {
+		if sent != c.res.model {
 			var err error
 			if out, err = sjson.SetBytes(out, "model", c.res.model); err != nil {
 				return reject(http.StatusBadRequest, "invalid_request", "setting model: "+err.Error())
