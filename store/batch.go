@@ -94,6 +94,7 @@ type badEvents struct {
 // deltas; its buffers are reused across batches by the writer goroutine.
 type batchWriter struct {
 	rows         []row
+	buf          []byte // backs the batch's *Call payloads
 	hour, day    map[rollupKey]*rollupAgg
 	sessions     map[string]*sessionAgg
 	lastUsedSave time.Time
@@ -110,7 +111,10 @@ func (w *batchWriter) prepare(batch []Event) badEvents {
 	var bad badEvents
 	for i := range batch {
 		ev := &batch[i]
-		payload, call, err := encodePayload(ev)
+		var payload []byte
+		var call *Call
+		var err error
+		w.buf, payload, call, err = encodePayload(w.buf, ev)
 		if err != nil {
 			bad.n++
 			bad.typ, bad.err = ev.Type, err
@@ -187,6 +191,7 @@ func addRollup(m map[rollupKey]*rollupAgg, k rollupKey, c *Call, ts int64) {
 func (w *batchWriter) reset() {
 	clear(w.rows)
 	w.rows = w.rows[:0]
+	w.buf = w.buf[:0]
 	clear(w.hour)
 	clear(w.day)
 	clear(w.sessions)

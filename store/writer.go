@@ -258,39 +258,47 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 }
 
 // encodePayload marshals an event payload, decoding a call's payload into a
-// *Call when it is not one already.
-func encodePayload(ev *Event) ([]byte, *Call, error) {
+// *Call when it is not one already. A *Call or Call is appended to buf
+// (which is returned grown, with the payload as its tail) by appendCallJSON;
+// other payloads are marshalled into a new slice and buf is returned as is.
+func encodePayload(buf []byte, ev *Event) (_, payload []byte, _ *Call, _ error) {
 	if ev.Payload == nil {
 		if ev.Type == TypeCallCompleted {
-			return nil, nil, errors.New("llm.call_completed event without a *Call payload")
+			return buf, nil, nil, errors.New("llm.call_completed event without a *Call payload")
 		}
-		return []byte("{}"), nil, nil
+		return buf, []byte("{}"), nil, nil
 	}
 	if ev.Type == TypeCallCompleted {
-		// Calling MarshalJSON directly skips json.Marshal's re-validation
-		// and compaction of a Marshaler's output.
-		switch c := ev.Payload.(type) {
+		var c *Call
+		switch p := ev.Payload.(type) {
 		case *Call:
-			if c == nil {
-				return nil, nil, errors.New("llm.call_completed event with a nil *Call")
+			if p == nil {
+				return buf, nil, nil, errors.New("llm.call_completed event with a nil *Call")
 			}
-			b, err := c.MarshalJSON()
-			return b, c, err
+			c = p
 		case Call:
+			c = &p
+		}
+		if c != nil {
+			start := len(buf)
+			if b, ok := appendCallJSON(buf, c); ok {
+				return b, b[start:len(b):len(b)], c, nil
+			}
+			// Only for what encoding/json rejects: return its error.
 			b, err := c.MarshalJSON()
-			return b, &c, err
+			return buf, b, c, err
 		}
 	}
 	b, err := json.Marshal(ev.Payload)
 	if err != nil {
-		return nil, nil, err
+		return buf, nil, nil, err
 	}
 	if ev.Type != TypeCallCompleted {
-		return b, nil, nil
+		return buf, b, nil, nil
 	}
 	c := new(Call)
 	if err := json.Unmarshal(b, c); err != nil {
-		return nil, nil, fmt.Errorf("llm.call_completed payload is not a call: %w", err)
+		return buf, nil, nil, fmt.Errorf("llm.call_completed payload is not a call: %w", err)
 	}
-	return b, c, nil
+	return buf, b, c, nil
 }
