@@ -5,53 +5,15 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // lastUsedEvery is how often the writer persists key last-used times.
 const lastUsedEvery = 2 * time.Second
 
-const (
-	sqlInsertEvent = `INSERT INTO events (id, type, timestamp_us, payload_json) VALUES (?, ?, ?, ?)`
-	sqlInsertCall  = `INSERT INTO calls (event_id, ts_us, turn_id, key_id, key_name, user, team, workspace,
-	session_id, inbound_shape, provider, requested_model, model, stream, status, error_class, attempts,
-	input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cost_usd,
-	priced, estimated, cache_savings_usd, latency_ms, ttft_ms)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	sqlUpsertRollup = `INSERT INTO %s (bucket, key_id, user, team, workspace, provider, model, inbound_shape,
-	calls, errors, unpriced_calls, estimated_calls, cost_usd, input_tokens, cache_read_tokens,
-	cache_write_tokens, output_tokens, reasoning_tokens, cache_savings_usd, latency_ms_sum, last_ts_us)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (bucket, key_id, model, provider, inbound_shape, user, team, workspace) DO UPDATE SET
-	calls = calls + excluded.calls,
-	errors = errors + excluded.errors,
-	unpriced_calls = unpriced_calls + excluded.unpriced_calls,
-	estimated_calls = estimated_calls + excluded.estimated_calls,
-	cost_usd = cost_usd + excluded.cost_usd,
-	input_tokens = input_tokens + excluded.input_tokens,
-	cache_read_tokens = cache_read_tokens + excluded.cache_read_tokens,
-	cache_write_tokens = cache_write_tokens + excluded.cache_write_tokens,
-	output_tokens = output_tokens + excluded.output_tokens,
-	reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
-	cache_savings_usd = cache_savings_usd + excluded.cache_savings_usd,
-	latency_ms_sum = latency_ms_sum + excluded.latency_ms_sum,
-	last_ts_us = max(last_ts_us, excluded.last_ts_us)`
-	sqlUpsertSession = `INSERT INTO sessions (session_id, key_id, key_name, user, team, workspace,
-	first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (session_id) DO UPDATE SET
-	first_ts_us = min(first_ts_us, excluded.first_ts_us),
-	last_ts_us = max(last_ts_us, excluded.last_ts_us),
-	calls = calls + excluded.calls,
-	unpriced_calls = unpriced_calls + excluded.unpriced_calls,
-	cost_usd = cost_usd + excluded.cost_usd`
-	sqlKeyLastUsed = `UPDATE gateway_keys SET last_used_at = ?
+// sqlKeyLastUsed records a key's last use (by saveLastUsed).
+const sqlKeyLastUsed = `UPDATE gateway_keys SET last_used_at = ?
 WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)`
-)
-
-var (
-	sqlUpsertHour = fmt.Sprintf(sqlUpsertRollup, "rollup_hour")
-	sqlUpsertDay  = fmt.Sprintf(sqlUpsertRollup, "rollup_day")
-)
 
 // row is an encoded event ready for insertion.
 type row struct {
@@ -97,6 +59,8 @@ type batchWriter struct {
 	buf          []byte // backs the batch's *Call payloads
 	hour, day    map[rollupKey]*rollupAgg
 	sessions     map[string]*sessionAgg
+	args         []any // statement arguments, reused
+	stmts        bulkStmts
 	lastUsedSave time.Time
 }
 
@@ -199,11 +163,18 @@ func (w *batchWriter) reset() {
 
 // write commits the prepared rows, their calls and rollup upserts and, every
 // lastUsedEvery (or when forced), the keys' pending last-used times, in one
-// transaction with statements prepared for it.
+// transaction. Its multi-row statements are prepared once on the writer
+// pool and reused by every transaction.
 func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) (err error) {
 	saveUsed := forceLastUsed || time.Since(w.lastUsedSave) >= lastUsedEvery
 	if len(w.rows) == 0 && !(saveUsed && s.pendingLastUsed()) {
 		return nil
+	}
+	if len(w.rows) > 0 {
+		// Before BeginTx: the pool's one connection is the transaction's.
+		if err := w.stmts.prepare(ctx, s.db); err != nil {
+			return err
+		}
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -237,28 +208,24 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) (
 	return nil
 }
 
+// insertRows inserts the events and calls and upserts the rollups and
+// sessions of the prepared batch, many rows per statement.
 func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
-	insEvent, err := tx.PrepareContext(ctx, sqlInsertEvent)
-	if err != nil {
-		return fmt.Errorf("preparing events insert: %w", err)
-	}
-	defer insEvent.Close()
-	var insCall *sql.Stmt
+	args := w.args[:0]
 	for i := range w.rows {
 		r := &w.rows[i]
-		if _, err := insEvent.ExecContext(ctx, r.id, r.typ, r.tsUS, string(r.payload)); err != nil {
-			return fmt.Errorf("inserting event %s: %w", r.id, err)
-		}
-		if r.call == nil {
+		args = append(args, r.id, r.typ, r.tsUS, textArg(r.payload))
+	}
+	if err := w.stmts.exec(ctx, tx, bulkEvents, args); err != nil {
+		return fmt.Errorf("inserting events: %w", err)
+	}
+	args = args[:0]
+	for i := range w.rows {
+		r := &w.rows[i]
+		c := r.call
+		if c == nil {
 			continue
 		}
-		if insCall == nil {
-			if insCall, err = tx.PrepareContext(ctx, sqlInsertCall); err != nil {
-				return fmt.Errorf("preparing calls insert: %w", err)
-			}
-			defer insCall.Close()
-		}
-		c := r.call
 		var cost any
 		if c.Priced && c.CostUSD != nil {
 			cost = *c.CostUSD
@@ -267,54 +234,49 @@ func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
 		if c.TTFTMS != nil {
 			ttft = *c.TTFTMS
 		}
-		if _, err := insCall.ExecContext(ctx, r.id, r.tsUS, c.TurnID, c.GatewayKeyID, c.KeyName, c.User, c.Team,
-			c.Workspace, c.SessionID, c.InboundShape, c.Provider, c.RequestedModel, c.Model, c.Stream, c.Status,
-			nullString(c.ErrorClass), c.Attempts, c.InputTokens, c.CacheReadInputTokens, c.CacheCreationInputTokens,
-			c.OutputTokens, c.ReasoningTokens, cost, c.Priced, c.UsageSource == "estimated", c.CacheSavingsUSD,
-			c.LatencyMS, ttft); err != nil {
-			return fmt.Errorf("inserting call %s: %w", r.id, err)
-		}
+		args = append(args, r.id, r.tsUS, c.TurnID, c.GatewayKeyID, c.KeyName, c.User, c.Team,
+			c.Workspace, c.SessionID, c.InboundShape, c.Provider, c.RequestedModel, c.Model, c.Stream,
+			int64(c.Status), nullString(c.ErrorClass), int64(c.Attempts), c.InputTokens,
+			c.CacheReadInputTokens, c.CacheCreationInputTokens, c.OutputTokens, c.ReasoningTokens, cost,
+			c.Priced, c.UsageSource == "estimated", c.CacheSavingsUSD, c.LatencyMS, ttft)
 	}
-	if err := upsertRollups(ctx, tx, sqlUpsertHour, w.hour); err != nil {
+	if err := w.stmts.exec(ctx, tx, bulkCalls, args); err != nil {
+		return fmt.Errorf("inserting calls: %w", err)
+	}
+	if err := w.stmts.exec(ctx, tx, bulkHour, rollupArgs(args[:0], w.hour)); err != nil {
 		return fmt.Errorf("updating rollup_hour: %w", err)
 	}
-	if err := upsertRollups(ctx, tx, sqlUpsertDay, w.day); err != nil {
+	if err := w.stmts.exec(ctx, tx, bulkDay, rollupArgs(args[:0], w.day)); err != nil {
 		return fmt.Errorf("updating rollup_day: %w", err)
 	}
-	if len(w.sessions) == 0 {
-		return nil
-	}
-	upSession, err := tx.PrepareContext(ctx, sqlUpsertSession)
-	if err != nil {
-		return fmt.Errorf("preparing sessions upsert: %w", err)
-	}
-	defer upSession.Close()
+	args = args[:0]
 	for id, a := range w.sessions {
-		if _, err := upSession.ExecContext(ctx, id, a.keyID, a.keyName, a.user, a.team, a.workspace,
-			a.first, a.last, a.calls, a.unpriced, a.cost); err != nil {
-			return fmt.Errorf("updating session %s: %w", id, err)
-		}
+		args = append(args, id, a.keyID, a.keyName, a.user, a.team, a.workspace,
+			a.first, a.last, a.calls, a.unpriced, a.cost)
 	}
+	if err := w.stmts.exec(ctx, tx, bulkSessions, args); err != nil {
+		return fmt.Errorf("updating sessions: %w", err)
+	}
+	clear(args) // release the batch's strings
+	w.args = args[:0]
 	return nil
 }
 
-func upsertRollups(ctx context.Context, tx *sql.Tx, query string, m map[rollupKey]*rollupAgg) error {
-	if len(m) == 0 {
-		return nil
-	}
-	st, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return fmt.Errorf("preparing: %w", err)
-	}
-	defer st.Close()
+// rollupArgs appends the upsert arguments of m's rows to args.
+func rollupArgs(args []any, m map[rollupKey]*rollupAgg) []any {
 	for k, a := range m {
-		if _, err := st.ExecContext(ctx, k.bucket, k.keyID, k.user, k.team, k.workspace, k.provider, k.model,
+		args = append(args, k.bucket, k.keyID, k.user, k.team, k.workspace, k.provider, k.model,
 			k.inbShape, a.calls, a.errors, a.unpriced, a.estimated, a.cost, a.input, a.cacheRead, a.cacheWrite,
-			a.output, a.reasoning, a.savings, a.lat, a.lastTS); err != nil {
-			return err
-		}
+			a.output, a.reasoning, a.savings, a.lat, a.lastTS)
 	}
-	return nil
+	return args
+}
+
+// textArg binds b as TEXT (a BLOB would be read as JSONB by json_extract)
+// without copying it: the string shares b's bytes, which the batch does not
+// modify before its rows are reset, and SQLite copies bound text.
+func textArg(b []byte) string {
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 func nullString(s string) any {

@@ -166,6 +166,12 @@ func (s *Store) runWriter() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var w batchWriter
+	defer func() {
+		// Before writerDone closes and Close closes the pool.
+		if err := w.stmts.close(); err != nil {
+			s.logger().Warn("closing trace writer statements", zap.Error(err))
+		}
+	}()
 	for {
 		opts := s.opts.Load()
 		s.qmu.Lock()
