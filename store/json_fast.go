@@ -3,7 +3,8 @@ package store
 import (
 	"math"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/metisgateway/metis/internal/jsonx"
 )
 
 // appendCallJSON appends the JSON encoding of c to dst, byte for byte what
@@ -101,92 +102,15 @@ func appendJSONNullable(dst []byte, s string) []byte {
 	return appendJSONString(dst, s)
 }
 
-// appendJSONFloat appends a finite f as encoding/json writes a float64:
-// the shortest representation that round-trips, in exponent form only below
-// 1e-6 or from 1e21 in magnitude, with a two-digit negative exponent
-// shortened to one digit (1e-07 becomes 1e-7).
+// appendJSONFloat appends a finite f as encoding/json writes a float64.
 func appendJSONFloat(dst []byte, f float64) []byte {
-	format := byte('f')
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
-		format = 'e'
+	out, err := jsonx.AppendFloat(dst, f)
+	if err != nil { // callers check finite first
+		return dst
 	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
-	if format == 'e' {
-		b := dst[start:]
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			dst = dst[:len(dst)-1]
-		}
-	}
-	return dst
+	return out
 }
-
-// jsonPlain marks the ASCII bytes encoding/json copies unescaped into a
-// string with HTML escaping on: printable ASCII except ", \, <, > and &.
-var jsonPlain = func() (t [utf8.RuneSelf]bool) {
-	for b := 0x20; b < utf8.RuneSelf; b++ {
-		switch b {
-		case '"', '\\', '<', '>', '&':
-		default:
-			t[b] = true
-		}
-	}
-	return t
-}()
-
-const hexDigits = "0123456789abcdef"
 
 // appendJSONString appends s as a JSON string exactly as encoding/json's
-// Marshal does: \" \\ \b \f \n \r \t short escapes, other control bytes and
-// <, >, & as \u00xx, invalid UTF-8 bytes as \ufffd, U+2028 and U+2029 as
-// \u2028 and \u2029, everything else verbatim.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0 // s[start:i] is pending verbatim output
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if jsonPlain[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// Marshal does.
+func appendJSONString(dst []byte, s string) []byte { return jsonx.AppendString(dst, s) }

@@ -7,7 +7,7 @@ package anthropic
 import (
 	"fmt"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 	"github.com/tidwall/gjson"
 )

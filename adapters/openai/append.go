@@ -3,7 +3,7 @@ package openai
 import (
 	"strconv"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 )
 
 // Hand-written JSON for the request wire types: the bytes are exactly

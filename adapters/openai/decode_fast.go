@@ -7,7 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 )
 
 // The fast request reader fills the same wire structs json.Unmarshal

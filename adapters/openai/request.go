@@ -10,7 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
 

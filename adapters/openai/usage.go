@@ -9,7 +9,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"

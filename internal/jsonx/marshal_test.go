@@ -6,7 +6,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 )
 
 type pair struct {

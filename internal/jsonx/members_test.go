@@ -5,7 +5,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/metisgateway/metis/adapters/internal/jsonx"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/tidwall/gjson"
 )
 
