@@ -281,7 +281,8 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 
 var errClientGone = errors.New("client went away")
 
-// passStream relays same-shape events verbatim. An OpenAI usage chunk the
+// passStream relays same-shape events verbatim, flushing as soon as no
+// further complete event is already waiting. An OpenAI usage chunk the
 // gateway asked for on the client's behalf is not shown to the client.
 func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs *streamObserver) error {
 	rd := sse.NewReader(resp.Body)
@@ -289,6 +290,7 @@ func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs 
 	for {
 		ev, err := rd.Next()
 		if err != nil {
+			_ = rc.Flush()
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -303,6 +305,9 @@ func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs 
 		}
 		if _, err := c.w.Write(ev.Raw); err != nil {
 			return errClientGone
+		}
+		if rd.Ready() {
+			continue // the next event arrived with this one: flush them together
 		}
 		if err := rc.Flush(); err != nil {
 			return errClientGone

@@ -64,6 +64,7 @@ type Reader struct {
 	max     int
 	data    []byte // join buffer for multi-line data
 	lastNm  string // last unknown event name, reused to avoid allocation
+	ready   int    // end of a complete buffered event found by Ready; 0 = none
 }
 
 // NewReader returns a Reader reading SSE from r.
@@ -86,6 +87,22 @@ func (r *Reader) Buffered() bool {
 	return r.w > r.r
 }
 
+// Ready reports whether Next would return at once with a complete event
+// already buffered, so a relaying caller may postpone flushing its output
+// until the burst that arrived together has been written. Unlike Buffered,
+// a partly received event does not count: an event is never held back
+// waiting for the next one to finish arriving.
+func (r *Reader) Ready() bool {
+	if r.ready > 0 {
+		return true
+	}
+	end, ok := r.findEnd()
+	if ok {
+		r.ready = end
+	}
+	return ok
+}
+
 // Next returns the next event. At a clean end of the stream it returns
 // io.EOF; an event not terminated by a blank line at the end of the stream
 // is returned first. Blank lines that precede an event are part of its Raw;
@@ -94,7 +111,12 @@ func (r *Reader) Buffered() bool {
 // Event.Data and Event.Raw are valid until the next call.
 func (r *Reader) Next() (Event, error) {
 	for {
-		if end, ok := r.findEnd(); ok {
+		end, ok := r.ready, r.ready > 0
+		r.ready = 0
+		if !ok {
+			end, ok = r.findEnd()
+		}
+		if ok {
 			raw := r.buf[r.r:end]
 			r.r = end
 			r.started = false

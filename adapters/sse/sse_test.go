@@ -395,3 +395,38 @@ func TestReaderLinear(t *testing.T) {
 		t.Fatalf("%d events, %v", len(evs), err)
 	}
 }
+
+// TestReady reports a complete buffered event, never a partial one, and
+// does not disturb what Next returns.
+func TestReady(t *testing.T) {
+	pr, pw := io.Pipe()
+	r := NewReader(pr)
+	go func() {
+		_, _ = pw.Write([]byte("event: a\ndata: 1\n\nevent: b\ndata: 2\n\nevent: c\nda"))
+	}()
+	ev, err := r.Next()
+	if err != nil || ev.Name != "a" {
+		t.Fatalf("first %q %v", ev.Name, err)
+	}
+	if !r.Ready() || !r.Ready() {
+		t.Fatal("event b is buffered but Ready says no")
+	}
+	ev, err = r.Next()
+	if err != nil || ev.Name != "b" || string(ev.Data) != "2" || string(ev.Raw) != "event: b\ndata: 2\n\n" {
+		t.Fatalf("second %q %q %q %v", ev.Name, ev.Data, ev.Raw, err)
+	}
+	if r.Ready() {
+		t.Fatal("half of event c is buffered, yet Ready says an event is")
+	}
+	go func() {
+		_, _ = pw.Write([]byte("ta: 3\n\n"))
+		pw.Close()
+	}()
+	ev, err = r.Next()
+	if err != nil || ev.Name != "c" || string(ev.Raw) != "event: c\ndata: 3\n\n" {
+		t.Fatalf("third %q %q %v", ev.Name, ev.Raw, err)
+	}
+	if _, err := r.Next(); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+}
