@@ -83,16 +83,17 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		return nil
 	}
 	body := buf.Bytes()
-	if aerr := validate(shape, kind, body); aerr != nil {
+	root, aerr := validate(shape, kind, body)
+	if aerr != nil {
 		g.rejected(r, shape, key, "", aerr)
 		writeError(w, shape, aerr.status, aerr.msg)
 		return nil
 	}
 	c := &call{
 		g: g, w: w, r: r, start: start, shape: shape, kind: kind, key: key, session: sessionID(r),
-		stream: gjson.GetBytes(body, "stream").Bool(), rawQuery: r.URL.RawQuery,
+		stream: root.Get("stream").Bool(), rawQuery: r.URL.RawQuery,
 	}
-	if aerr := c.decide(body); aerr != nil {
+	if aerr := c.decide(body, root.Get("model").String()); aerr != nil {
 		g.rejected(r, shape, key, c.requested, aerr)
 		writeError(w, shape, aerr.status, aerr.msg)
 		return nil
@@ -112,9 +113,8 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 
 // decide resolves the model, checks the key may use it and builds the
 // upstream body.
-func (c *call) decide(body []byte) *apiError {
+func (c *call) decide(body []byte, sent string) *apiError {
 	a := c.g.app
-	sent := gjson.GetBytes(body, "model").String() // the model as the body names it
 	c.requested = sent
 	c.slot = slotRequest
 	if c.requested == "" {

@@ -181,34 +181,35 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	return nil
 }
 
-// validate checks the fields the inbound shape requires.
-func validate(shape string, kind int, body []byte) *apiError {
+// validate checks the fields the inbound shape requires and returns the
+// parsed body, so the caller reads model and stream without another scan.
+func validate(shape string, kind int, body []byte) (gjson.Result, *apiError) {
 	if !gjson.ValidBytes(body) {
-		return reject(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
+		return gjson.Result{}, reject(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
 	}
 	root := gjson.ParseBytes(body)
 	if !root.IsObject() {
-		return reject(http.StatusBadRequest, "malformed_json", "request body must be a JSON object")
+		return gjson.Result{}, reject(http.StatusBadRequest, "malformed_json", "request body must be a JSON object")
 	}
 	if m := root.Get("model"); m.Exists() && m.Type != gjson.String {
-		return reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
+		return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
 	}
 	if msgs := root.Get("messages"); !msgs.IsArray() {
-		return reject(http.StatusBadRequest, "invalid_request", "messages: field required (an array of messages)")
+		return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "messages: field required (an array of messages)")
 	}
 	if shape == shapeAnthropic && kind == kindMessages {
 		mt := root.Get("max_tokens")
 		if !mt.Exists() {
-			return reject(http.StatusBadRequest, "invalid_request", "max_tokens: field required")
+			return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "max_tokens: field required")
 		}
 		if mt.Type != gjson.Number || mt.Int() < 0 || float64(mt.Int()) != mt.Float() {
-			return reject(http.StatusBadRequest, "invalid_request", "max_tokens: must be a whole number ≥ 0")
+			return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "max_tokens: must be a whole number ≥ 0")
 		}
 	}
 	if s := root.Get("stream"); s.Exists() && s.Type != gjson.True && s.Type != gjson.False {
-		return reject(http.StatusBadRequest, "invalid_request", "stream: must be a boolean")
+		return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "stream: must be a boolean")
 	}
-	return nil
+	return root, nil
 }
 
 // sessionID is the agent session a call belongs to, if the client says.
