@@ -125,6 +125,9 @@ func (h *Handler) aggregate(ctx context.Context, q query) (result, error) {
 	for _, d := range q.dims {
 		callsOnly = callsOnly || d == dimSession
 	}
+	if callsOnly && len(q.dims) == 1 && q.grain == grainNone && q.filter.model == nil {
+		return h.aggregateSessions(ctx, q)
+	}
 	units := plan(q.from, q.to, q.grain, callsOnly)
 	out := make([][]signed, len(units))
 	errs := make([]error, len(units))
@@ -181,6 +184,11 @@ func (h *Handler) readUnit(ctx context.Context, q query, u unit) ([]signed, erro
 		return nil, fmt.Errorf("starting a read transaction: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+	return readUnitTx(ctx, tx, q, u)
+}
+
+// readUnitTx reads u's parts in tx, after checking its guard.
+func readUnitTx(ctx context.Context, tx *sql.Tx, q query, u unit) ([]signed, error) {
 	parts := u.parts
 	if u.guardHi > u.guardLo {
 		var any int
@@ -257,6 +265,36 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
+// rollupTable is the smallest rollup table that answers q's part read from
+// src (srcDay or srcHour): rollup_hour_model (hour × model × provider ×
+// shape) when q neither filters nor groups by identity; rollup_key_day
+// (day × key × shape × user, team, workspace) for whole days when q neither
+// filters nor groups by model or provider — except a gateway_key filter,
+// which the (key_id, bucket) indexes of rollup_day and rollup_hour answer
+// faster; else rollup_hour or rollup_day.
+func rollupTable(q query, src source) string {
+	f := q.filter
+	noIdentity := f.keyID == nil && f.user == nil && f.team == nil && f.workspace == nil
+	noModel := f.model == nil
+	for _, d := range q.dims {
+		switch d {
+		case dimModel, dimProvider:
+			noModel = false
+		case dimKey, dimUser, dimTeam, dimWorkspace, dimSession:
+			noIdentity = false
+		}
+	}
+	switch {
+	case noIdentity:
+		return "rollup_hour_model"
+	case src == srcDay && noModel && f.keyID == nil:
+		return "rollup_key_day"
+	case src == srcDay:
+		return "rollup_day"
+	}
+	return "rollup_hour"
+}
+
 // aggregatePart runs one part's grouped SELECT.
 func aggregatePart(ctx context.Context, db querier, q query, p part) (result, error) {
 	var sb strings.Builder
@@ -277,12 +315,9 @@ func aggregatePart(ctx context.Context, db querier, q query, p part) (result, er
 			fmt.Fprintf(&sb, "(ts_us / 1000000) - (ts_us / 1000000) %% %d, ", step)
 		}
 	default:
-		table, aggs = "rollup_hour", rollupSums
+		table, aggs = rollupTable(q, p.src), rollupSums
 		if q.lean {
 			aggs = rollupLean
-		}
-		if p.src == srcDay {
-			table = "rollup_day"
 		}
 		if step > 0 {
 			fmt.Fprintf(&sb, "bucket - bucket %% %d, ", step)

@@ -118,6 +118,19 @@ func (c *dayCache) get(key string, now time.Time) (result, bool) {
 	return append(result(nil), e.res...), true
 }
 
+// getAt is get for a reader whose snapshot the cache was synced to at
+// mark: it misses when the cache has moved on since (its entries may then
+// include calls the snapshot does not).
+func (c *dayCache) getAt(key string, mark int64, now time.Time) (result, bool) {
+	c.mu.Lock()
+	moved := c.maxRow != mark
+	c.mu.Unlock()
+	if moved {
+		return nil, false
+	}
+	return c.get(key, now)
+}
+
 // put stores res, computed after sync returned mark, unless the cache has
 // moved past mark since (calls inserted meanwhile were not checked against
 // it).

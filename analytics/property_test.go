@@ -142,6 +142,11 @@ func TestAggregateAgreesWithEvents(t *testing.T) {
 					t.Errorf("%s: money %v/%v, events %v/%v", name, gs.cost, gs.savings, w.cost, w.savings)
 				}
 				gs.cost, gs.savings, w.cost, w.savings = 0, 0, 0, 0
+				if len(q.dims) == 1 && q.dims[0] == dimSession && q.grain == grainNone && q.filter.model == nil && g.vals[0] == "" {
+					// The calls without a session are the total less the
+					// sessions: their last call is not known (nor shown).
+					w.lastUS = 0
+				}
 				if gs != w {
 					t.Errorf("%s: group %q\n got %+v\nwant %+v", name, groupKey(g, q.grain != grainNone), gs, w)
 				}

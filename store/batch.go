@@ -40,11 +40,14 @@ type rollupAgg struct {
 	lastTS                                               int64
 }
 
-// sessionAgg accumulates one session row's deltas within a batch.
+// sessionAgg accumulates one session row's deltas within a batch: its
+// identity (of its first call in the batch), first and last call, whether
+// its calls disagree on the identity, and the rollups' sums.
 type sessionAgg struct {
 	keyID, keyName, user, team, workspace string
-	first, last, calls, unpriced          int64
-	cost                                  float64
+	first                                 int64
+	mixed                                 bool
+	rollupAgg
 }
 
 // badEvents describes events dropped because their payload did not encode.
@@ -60,6 +63,8 @@ type batchWriter struct {
 	rows         []row
 	buf          []byte // backs the batch's *Call payloads
 	hour, day    map[rollupKey]*rollupAgg
+	hourModel    map[rollupKey]*rollupAgg // identity fields empty
+	dayKey       map[rollupKey]*rollupAgg // provider and model empty
 	sessions     map[string]*sessionAgg
 	args         []any // statement arguments, reused
 	stmts        bulkStmts
@@ -73,6 +78,8 @@ func (w *batchWriter) prepare(batch []Event) badEvents {
 	if w.hour == nil {
 		w.hour = make(map[rollupKey]*rollupAgg)
 		w.day = make(map[rollupKey]*rollupAgg)
+		w.hourModel = make(map[rollupKey]*rollupAgg)
+		w.dayKey = make(map[rollupKey]*rollupAgg)
 		w.sessions = make(map[string]*sessionAgg)
 	}
 	var bad badEvents
@@ -98,21 +105,27 @@ func (w *batchWriter) prepare(batch []Event) badEvents {
 		}
 		k := rollupKey{keyID: call.GatewayKeyID, user: call.User, team: call.Team, workspace: call.Workspace,
 			provider: call.Provider, model: call.Model, inbShape: call.InboundShape}
-		k.bucket = sec - mod(sec, 3600)
+		hour, day := sec-mod(sec, 3600), sec-mod(sec, 86400)
+		k.bucket = hour
 		addRollup(w.hour, k, call, ts)
-		k.bucket = sec - mod(sec, 86400)
+		k.bucket = day
 		addRollup(w.day, k, call, ts)
+		addRollup(w.dayKey, rollupKey{bucket: day, keyID: call.GatewayKeyID, user: call.User, team: call.Team,
+			workspace: call.Workspace, inbShape: call.InboundShape}, call, ts)
+		addRollup(w.hourModel, rollupKey{bucket: hour, provider: call.Provider, model: call.Model,
+			inbShape: call.InboundShape}, call, ts)
 		if call.SessionID != "" {
 			a := w.sessions[call.SessionID]
 			if a == nil {
 				a = &sessionAgg{keyID: call.GatewayKeyID, keyName: call.KeyName, user: call.User,
-					team: call.Team, workspace: call.Workspace, first: ts, last: ts}
+					team: call.Team, workspace: call.Workspace, first: ts, rollupAgg: rollupAgg{lastTS: ts}}
 				w.sessions[call.SessionID] = a
+			} else if a.keyID != call.GatewayKeyID || a.user != call.User || a.team != call.Team ||
+				a.workspace != call.Workspace {
+				a.mixed = true
 			}
-			a.first, a.last = min(a.first, ts), max(a.last, ts)
-			a.calls++
-			a.unpriced += b2i(!call.Priced)
-			a.cost += call.pricedCost()
+			a.first = min(a.first, ts)
+			a.rollupAgg.add(call, ts)
 		}
 	}
 	return bad
@@ -139,6 +152,11 @@ func addRollup(m map[rollupKey]*rollupAgg, k rollupKey, c *Call, ts int64) {
 		a = &rollupAgg{lastTS: ts}
 		m[k] = a
 	}
+	a.add(c, ts)
+}
+
+// add counts call c at ts.
+func (a *rollupAgg) add(c *Call, ts int64) {
 	a.calls++
 	a.errors += b2i(c.isError())
 	a.unpriced += b2i(!c.Priced)
@@ -161,6 +179,8 @@ func (w *batchWriter) reset() {
 	w.buf = w.buf[:0]
 	clear(w.hour)
 	clear(w.day)
+	clear(w.hourModel)
+	clear(w.dayKey)
 	clear(w.sessions)
 }
 
@@ -274,9 +294,27 @@ func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("updating rollup_day: %w", err)
 	}
 	args = args[:0]
+	for k, a := range w.hourModel {
+		args = append(args, k.bucket, k.provider, k.model, k.inbShape, a.calls, a.errors, a.unpriced, a.estimated,
+			a.cost, a.input, a.cacheRead, a.cacheWrite, a.output, a.reasoning, a.savings, a.lat, a.lastTS)
+	}
+	if err := w.stmts.exec(ctx, tx, bulkHourModel, args); err != nil {
+		return fmt.Errorf("updating rollup_hour_model: %w", err)
+	}
+	args = args[:0]
+	for k, a := range w.dayKey {
+		args = append(args, k.bucket, k.keyID, k.user, k.team, k.workspace, k.inbShape, a.calls, a.errors,
+			a.unpriced, a.estimated, a.cost, a.input, a.cacheRead, a.cacheWrite, a.output, a.reasoning, a.savings,
+			a.lat, a.lastTS)
+	}
+	if err := w.stmts.exec(ctx, tx, bulkDayKey, args); err != nil {
+		return fmt.Errorf("updating rollup_key_day: %w", err)
+	}
+	args = args[:0]
 	for id, a := range w.sessions {
 		args = append(args, id, a.keyID, a.keyName, a.user, a.team, a.workspace,
-			a.first, a.last, a.calls, a.unpriced, a.cost)
+			a.first, a.lastTS, a.calls, a.unpriced, a.cost, a.errors, a.estimated, a.input, a.cacheRead,
+			a.cacheWrite, a.output, a.reasoning, a.savings, a.lat, a.mixed)
 	}
 	if err := w.stmts.exec(ctx, tx, bulkSessions, args); err != nil {
 		return fmt.Errorf("updating sessions: %w", err)

@@ -23,6 +23,8 @@ const (
 	bulkCalls
 	bulkHour
 	bulkDay
+	bulkHourModel
+	bulkDayKey
 	bulkSessions
 	numBulk
 )
@@ -39,7 +41,11 @@ const rollupColumns = ` (bucket, key_id, user, team, workspace, provider, model,
 VALUES `
 
 const rollupConflict = `
-ON CONFLICT (bucket, key_id, model, provider, inbound_shape, user, team, workspace) DO UPDATE SET
+ON CONFLICT (bucket, key_id, model, provider, inbound_shape, user, team, workspace) DO UPDATE SET` + rollupSums
+
+// rollupSums adds an upsert's sums to the row's (the rollups' and the
+// sessions' columns).
+const rollupSums = `
 	calls = calls + excluded.calls,
 	errors = errors + excluded.errors,
 	unpriced_calls = unpriced_calls + excluded.unpriced_calls,
@@ -66,15 +72,27 @@ var bulkQueries = [numBulk]bulkInsert{
 VALUES `, cols: 28},
 	bulkHour: {head: `INSERT INTO rollup_hour` + rollupColumns, cols: 21, tail: rollupConflict},
 	bulkDay:  {head: `INSERT INTO rollup_day` + rollupColumns, cols: 21, tail: rollupConflict},
+	bulkHourModel: {head: `INSERT INTO rollup_hour_model (bucket, provider, model, inbound_shape,
+	calls, errors, unpriced_calls, estimated_calls, cost_usd, input_tokens, cache_read_tokens,
+	cache_write_tokens, output_tokens, reasoning_tokens, cache_savings_usd, latency_ms_sum, last_ts_us)
+VALUES `, cols: 17, tail: `
+ON CONFLICT (bucket, model, provider, inbound_shape) DO UPDATE SET` + rollupSums},
+	bulkDayKey: {head: `INSERT INTO rollup_key_day (bucket, key_id, user, team, workspace, inbound_shape,
+	calls, errors, unpriced_calls, estimated_calls, cost_usd, input_tokens, cache_read_tokens,
+	cache_write_tokens, output_tokens, reasoning_tokens, cache_savings_usd, latency_ms_sum, last_ts_us)
+VALUES `, cols: 19, tail: `
+ON CONFLICT (bucket, key_id, inbound_shape, user, team, workspace) DO UPDATE SET` + rollupSums},
+	// mixed is set once a batch's calls of the session disagree on the
+	// identity, or the batch's first call disagrees with the stored one.
 	bulkSessions: {head: `INSERT INTO sessions (session_id, key_id, key_name, user, team, workspace,
-	first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd)
-VALUES `, cols: 11, tail: `
+	first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd, errors, estimated_calls, input_tokens,
+	cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_savings_usd, latency_ms_sum,
+	mixed)
+VALUES `, cols: 21, tail: `
 ON CONFLICT (session_id) DO UPDATE SET
 	first_ts_us = min(first_ts_us, excluded.first_ts_us),
-	last_ts_us = max(last_ts_us, excluded.last_ts_us),
-	calls = calls + excluded.calls,
-	unpriced_calls = unpriced_calls + excluded.unpriced_calls,
-	cost_usd = cost_usd + excluded.cost_usd`},
+	mixed = mixed OR excluded.mixed OR key_id <> excluded.key_id OR user <> excluded.user
+		OR team <> excluded.team OR workspace <> excluded.workspace,` + rollupSums},
 }
 
 // text returns the statement for rows rows.

@@ -283,8 +283,8 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 	defer closeStore(t, s)
 	db := s.ReadDB()
-	if v := queryInt(t, db, `PRAGMA user_version`); v != 2 {
-		t.Fatalf("user_version = %d, want 2", v)
+	if v := queryInt(t, db, `PRAGMA user_version`); v != schemaVersion {
+		t.Fatalf("user_version = %d, want %d", v, schemaVersion)
 	}
 	for _, ix := range []string{"rollup_day_key", "rollup_hour_key", "sessions_user_last", "sessions_key_last"} {
 		if n := queryInt(t, db, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?`, ix); n != 1 {

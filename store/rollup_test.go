@@ -74,6 +74,9 @@ func TestRollupsMatchAggregates(t *testing.T) {
 			var wantCost float64
 			for i := range n {
 				at, c := randomCall(r, base, keys)
+				if c.SessionID != "" && i%2 == 0 {
+					c.SessionID = "own-" + c.GatewayKeyID // a session of one key (randomCall's mix keys)
+				}
 				wantCost += c.pricedCost()
 				if !s.Enqueue(
 					Event{Type: TypeRouteDecided, Time: at, Payload: map[string]any{"turn_id": c.TurnID}},
@@ -126,11 +129,61 @@ func TestRollupsMatchAggregates(t *testing.T) {
 					t.Errorf("%s: total cost %v, generated %v", g.table, total, wantCost)
 				}
 			}
-			sessions := loadAgg(t, db, 1, `SELECT session_id, first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd FROM sessions`)
+			// The coarser rollups of schema 3 against the same aggregates over
+			// calls (and so, through the check above, over the events).
+			for _, g := range []struct {
+				table, keys, from string
+				nkey              int
+			}{
+				{"rollup_hour_model", "bucket, provider, model, inbound_shape",
+					"ts_us / 1000000 - (ts_us / 1000000) % 3600, provider, model, inbound_shape", 4},
+				{"rollup_key_day", "bucket, key_id, user, team, workspace, inbound_shape",
+					"ts_us / 1000000 - (ts_us / 1000000) % 86400, key_id, user, team, workspace, inbound_shape", 6},
+			} {
+				rollup := loadAgg(t, db, g.nkey, `SELECT `+g.keys+`, calls, errors, unpriced_calls, estimated_calls,
+					cost_usd, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens,
+					cache_savings_usd, latency_ms_sum, last_ts_us FROM `+g.table)
+				groupBy := "1"
+				for i := 2; i <= g.nkey; i++ {
+					groupBy += fmt.Sprint(", ", i)
+				}
+				fromCalls := loadAgg(t, db, g.nkey, `SELECT `+g.from+`, count(*),
+					sum(status >= 400 OR error_class IS NOT NULL), sum(NOT priced), sum(estimated), total(cost_usd),
+					sum(input_tokens), sum(cache_read_tokens), sum(cache_write_tokens), sum(output_tokens),
+					sum(reasoning_tokens), total(cache_savings_usd), sum(latency_ms), max(ts_us)
+					FROM calls GROUP BY `+groupBy)
+				compareAgg(t, g.table+" vs calls", rollup, fromCalls)
+			}
+			sessions := loadAgg(t, db, 1, `SELECT session_id, first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd,
+				errors, estimated_calls, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
+				reasoning_tokens, cache_savings_usd, latency_ms_sum, mixed FROM sessions`)
 			sessFromCalls := loadAgg(t, db, 1, `SELECT session_id, min(ts_us), max(ts_us), count(*), sum(NOT priced),
-				total(cost_usd) FROM calls WHERE session_id <> '' GROUP BY 1`)
+				total(cost_usd), sum(status >= 400 OR error_class IS NOT NULL), sum(estimated), sum(input_tokens),
+				sum(cache_read_tokens), sum(cache_write_tokens), sum(output_tokens), sum(reasoning_tokens),
+				total(cache_savings_usd), sum(latency_ms), count(DISTINCT key_id || char(0) || user || char(0) || team
+					|| char(0) || workspace) > 1
+				FROM calls WHERE session_id <> '' GROUP BY 1`)
+			for _, v := range sessions {
+				v[len(v)-1] = min(v[len(v)-1], 1)
+			}
+			var mixed, single int
+			for _, v := range sessFromCalls {
+				if v[len(v)-1] != 0 {
+					mixed++
+				} else {
+					single++
+				}
+			}
+			if mixed == 0 || single == 0 {
+				t.Errorf("%d mixed and %d single-identity sessions: the workload does not test both", mixed, single)
+			}
 			sessFromEvents := loadAgg(t, db, 1, `SELECT p->>'session_id', min(ts), max(ts), count(*), sum(NOT p->>'priced'),
-				total(CASE WHEN p->>'priced' THEN p->>'cost_usd' END)
+				total(CASE WHEN p->>'priced' THEN p->>'cost_usd' END),
+				sum(p->>'status' >= 400 OR p->>'error_class' IS NOT NULL), sum(p->>'usage_source' = 'estimated'),
+				sum(p->>'input_tokens'), sum(p->>'cache_read_input_tokens'), sum(p->>'cache_creation_input_tokens'),
+				sum(p->>'output_tokens'), sum(p->>'reasoning_tokens'), total(p->>'cache_savings_usd'),
+				sum(p->>'latency_ms'), count(DISTINCT (p->>'gateway_key_id') || char(0) || (p->>'user') || char(0)
+					|| (p->>'team') || char(0) || (p->>'workspace')) > 1
 				FROM (SELECT timestamp_us AS ts, payload_json AS p FROM events WHERE type = 'llm.call_completed')
 				WHERE p->>'session_id' IS NOT NULL GROUP BY 1`)
 			compareAgg(t, "sessions vs calls", sessions, sessFromCalls)

@@ -157,3 +157,99 @@ CREATE INDEX IF NOT EXISTS rollup_hour_key ON rollup_hour(key_id, bucket);
 CREATE INDEX IF NOT EXISTS sessions_user_last ON sessions(user, last_ts_us);
 CREATE INDEX IF NOT EXISTS sessions_key_last ON sessions(key_id, last_ts_us);
 `
+
+// schemaV3 makes every analytics answer read rollups of a few thousand rows
+// at most, cold or warm, on 10 million calls:
+//
+//   - sessions gain the rollups' sums (and mixed, set once a session's calls
+//     disagree on key, user, team or workspace), so /analytics/cost
+//     group_by=session reads the sessions lying wholly inside the window
+//     from this table and only the sessions straddling its edges from calls;
+//   - rollup_hour_model (hour × model × provider × shape, no identity) serves
+//     the un-filtered model, provider, day, hour and ungrouped answers;
+//   - rollup_key_day (day × key × shape × the key's user, team and
+//     workspace, no model) serves the key, user, team and workspace
+//     groupings and by_key, by_user and by_team.
+//
+// The new columns and tables are backfilled in the migration: the rollups
+// from rollup_hour and rollup_day, the sessions' sums from calls.
+const schemaV3 = `
+ALTER TABLE sessions ADD COLUMN errors INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN estimated_calls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN cache_savings_usd REAL NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN latency_ms_sum INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN mixed INTEGER NOT NULL DEFAULT 0;
+
+UPDATE sessions SET errors = c.errors, estimated_calls = c.estimated, input_tokens = c.input,
+	cache_read_tokens = c.cache_read, cache_write_tokens = c.cache_write, output_tokens = c.output,
+	reasoning_tokens = c.reasoning, cache_savings_usd = c.savings, latency_ms_sum = c.lat,
+	mixed = c.mixed OR c.key_id <> sessions.key_id OR c.user <> sessions.user OR c.team <> sessions.team
+		OR c.workspace <> sessions.workspace
+FROM (SELECT session_id, SUM(status >= 400 OR error_class IS NOT NULL) AS errors, SUM(estimated) AS estimated,
+	SUM(input_tokens) AS input, SUM(cache_read_tokens) AS cache_read, SUM(cache_write_tokens) AS cache_write,
+	SUM(output_tokens) AS output, SUM(reasoning_tokens) AS reasoning, TOTAL(cache_savings_usd) AS savings,
+	SUM(latency_ms) AS lat, MIN(key_id) AS key_id, MIN(user) AS user, MIN(team) AS team,
+	MIN(workspace) AS workspace, (MIN(key_id) <> MAX(key_id) OR MIN(user) <> MAX(user)
+		OR MIN(team) <> MAX(team) OR MIN(workspace) <> MAX(workspace)) AS mixed
+	FROM calls WHERE session_id <> '' GROUP BY session_id) AS c
+WHERE sessions.session_id = c.session_id;
+
+CREATE TABLE IF NOT EXISTS rollup_hour_model (
+	bucket            INTEGER NOT NULL,
+	provider          TEXT NOT NULL,
+	model             TEXT NOT NULL,
+	inbound_shape     TEXT NOT NULL,
+	calls             INTEGER NOT NULL DEFAULT 0,
+	errors            INTEGER NOT NULL DEFAULT 0,
+	unpriced_calls    INTEGER NOT NULL DEFAULT 0,
+	estimated_calls   INTEGER NOT NULL DEFAULT 0,
+	cost_usd          REAL NOT NULL DEFAULT 0,
+	input_tokens      INTEGER NOT NULL DEFAULT 0,
+	cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+	cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+	output_tokens     INTEGER NOT NULL DEFAULT 0,
+	reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+	cache_savings_usd REAL NOT NULL DEFAULT 0,
+	latency_ms_sum    INTEGER NOT NULL DEFAULT 0,
+	last_ts_us        INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (bucket, model, provider, inbound_shape)
+) WITHOUT ROWID;
+INSERT INTO rollup_hour_model SELECT bucket, provider, model, inbound_shape, SUM(calls), SUM(errors),
+	SUM(unpriced_calls), SUM(estimated_calls), TOTAL(cost_usd), SUM(input_tokens), SUM(cache_read_tokens),
+	SUM(cache_write_tokens), SUM(output_tokens), SUM(reasoning_tokens), TOTAL(cache_savings_usd),
+	SUM(latency_ms_sum), MAX(last_ts_us)
+FROM rollup_hour GROUP BY bucket, model, provider, inbound_shape;
+
+CREATE TABLE IF NOT EXISTS rollup_key_day (
+	bucket            INTEGER NOT NULL,
+	key_id            TEXT NOT NULL,
+	user              TEXT NOT NULL,
+	team              TEXT NOT NULL,
+	workspace         TEXT NOT NULL,
+	inbound_shape     TEXT NOT NULL,
+	calls             INTEGER NOT NULL DEFAULT 0,
+	errors            INTEGER NOT NULL DEFAULT 0,
+	unpriced_calls    INTEGER NOT NULL DEFAULT 0,
+	estimated_calls   INTEGER NOT NULL DEFAULT 0,
+	cost_usd          REAL NOT NULL DEFAULT 0,
+	input_tokens      INTEGER NOT NULL DEFAULT 0,
+	cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+	cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+	output_tokens     INTEGER NOT NULL DEFAULT 0,
+	reasoning_tokens  INTEGER NOT NULL DEFAULT 0,
+	cache_savings_usd REAL NOT NULL DEFAULT 0,
+	latency_ms_sum    INTEGER NOT NULL DEFAULT 0,
+	last_ts_us        INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (bucket, key_id, inbound_shape, user, team, workspace)
+) WITHOUT ROWID;
+INSERT INTO rollup_key_day SELECT bucket, key_id, user, team, workspace, inbound_shape, SUM(calls), SUM(errors),
+	SUM(unpriced_calls), SUM(estimated_calls), TOTAL(cost_usd), SUM(input_tokens), SUM(cache_read_tokens),
+	SUM(cache_write_tokens), SUM(output_tokens), SUM(reasoning_tokens), TOTAL(cache_savings_usd),
+	SUM(latency_ms_sum), MAX(last_ts_us)
+FROM rollup_day GROUP BY bucket, key_id, inbound_shape, user, team, workspace;
+`

@@ -39,7 +39,7 @@ func TestGenerateAndMeasure(t *testing.T) {
 			t.Errorf("%s holds %d calls, want %d", table, n, cfg.Calls)
 		}
 	}
-	res, err := Measure(ctx, s.ReadDB(), end.Add(time.Second), 1, "")
+	res, err := Measure(ctx, s.ReadDB(), end.Add(time.Second), MeasureOptions{Iterations: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,17 +58,27 @@ func scenarios(key, session string) []scenario {
 	for _, g := range []string{"provider", "key", "user", "team", "workspace", "day", "hour", "session"} {
 		s = append(s, scenario{target: "/analytics/cost?window=24h&group_by=" + g})
 	}
-	for _, g := range []string{"key", "day", "hour"} {
+	for _, g := range []string{"model", "key", "user", "team", "workspace", "day", "hour"} {
 		s = append(s, scenario{target: "/analytics/cost?window=30d&group_by=" + g})
 	}
 	s = append(s,
+		scenario{target: "/analytics/cost?window=all&group_by=key"},
 		scenario{target: "/analytics/cost?window=30d&gateway_key=" + key},
 		scenario{target: "/analytics/cost?window=30d&user=user07&group_by=day"},
 		scenario{target: "/analytics/cost?window=7d&team=team3&model=claude-sonnet-4-5&group_by=key"},
 		scenario{target: "/analytics/cost?window=90m&group_by=session"},
 	)
+	for _, w := range []string{"1h", "7d", "30d", "all"} {
+		s = append(s, scenario{target: "/analytics/cost?window=" + w + "&group_by=session"})
+	}
+	for _, f := range []string{"gateway_key=" + key, "user=user07", "team=team3", "workspace=/src/project-07"} {
+		for _, w := range []string{"24h", "30d"} {
+			s = append(s, scenario{target: "/analytics/cost?window=" + w + "&group_by=session&" + f})
+		}
+	}
+	s = append(s, scenario{target: "/analytics/cost?window=24h&group_by=session&model=claude-sonnet-4-5"})
 	for _, p := range []string{"by_key", "by_user", "by_team"} {
-		for _, w := range []string{"24h", "7d", "30d"} {
+		for _, w := range []string{"24h", "7d", "30d", "all"} {
 			s = append(s, scenario{target: "/analytics/" + p + "?window=" + w})
 		}
 	}
@@ -91,10 +101,20 @@ func scenarios(key, session string) []scenario {
 // authenticator maps it to the busiest key.
 const benchToken = "gw_bench"
 
-// Measure times every scenario whose request contains only (all when
-// empty) iterations times, after two warm-up requests, against db with the
-// clock at now.
-func Measure(ctx context.Context, db *sql.DB, now time.Time, iterations int, only string) ([]Result, error) {
+// MeasureOptions choose what Measure times.
+type MeasureOptions struct {
+	Iterations int    // timed requests per scenario
+	Only       string // time only the scenarios whose request contains this text ("": all)
+	// Cold serves every request from a new handler, whose day cache is
+	// empty: the first request after a start (SQLite's and the OS's page
+	// caches stay warm).
+	Cold bool
+}
+
+// Measure times every scenario opt selects opt.Iterations times, after two
+// warm-up requests, against db with the clock at now.
+func Measure(ctx context.Context, db *sql.DB, now time.Time, opt MeasureOptions) ([]Result, error) {
+	iterations, only := opt.Iterations, opt.Only
 	var key, name, user, team, ws, session string
 	err := db.QueryRowContext(ctx, `SELECT id, name, user, team, workspace FROM gateway_keys
 		WHERE name = 'key-0000'`).Scan(&key, &name, &user, &team, &ws)
@@ -105,15 +125,18 @@ func Measure(ctx context.Context, db *sql.DB, now time.Time, iterations int, onl
 	if err != nil {
 		return nil, fmt.Errorf("finding a session: %w", err)
 	}
-	h := analytics.New(db, analytics.Options{
-		Now: func() time.Time { return now },
-		Authenticate: func(tok string) (analytics.Identity, error) {
-			if tok != benchToken {
-				return analytics.Identity{}, fmt.Errorf("unknown token")
-			}
-			return analytics.Identity{KeyID: key, Name: name, User: user, Team: team, Workspace: ws}, nil
-		},
-	})
+	newHandler := func() http.Handler {
+		return analytics.New(db, analytics.Options{
+			Now: func() time.Time { return now },
+			Authenticate: func(tok string) (analytics.Identity, error) {
+				if tok != benchToken {
+					return analytics.Identity{}, fmt.Errorf("unknown token")
+				}
+				return analytics.Identity{KeyID: key, Name: name, User: user, Team: team, Workspace: ws}, nil
+			},
+		})
+	}
+	h := newHandler()
 	var out []Result
 	for _, sc := range scenarios(key, session) {
 		if !strings.Contains(sc.target, only) {
@@ -128,6 +151,9 @@ func Measure(ctx context.Context, db *sql.DB, now time.Time, iterations int, onl
 				r.Header.Set("x-api-key", benchToken)
 			}
 			w := httptest.NewRecorder()
+			if opt.Cold {
+				h = newHandler()
+			}
 			c0, start := cpuTime(), time.Now()
 			h.ServeHTTP(w, r)
 			d, c := time.Since(start), cpuTime()-c0

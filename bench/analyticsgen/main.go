@@ -3,6 +3,7 @@
 //
 //	go run ./bench/analyticsgen -db /tmp/metis-10m.db -calls 10000000
 //	go run ./bench/analyticsgen -db /tmp/metis-10m.db -generate=false -iterations 200
+//	go run ./bench/analyticsgen -db /tmp/metis-10m.db -generate=false -iterations 20 -cold
 package main
 
 import (
@@ -32,6 +33,7 @@ func main() {
 	flag.Int64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timing run to this file")
 	only := flag.String("only", "", "time only the scenarios whose request contains this text")
+	cold := flag.Bool("cold", false, "time cold requests: a new handler (empty day cache) for every request")
 	flag.Parse()
 	ctx := context.Background()
 	if *generate {
@@ -47,11 +49,13 @@ func main() {
 	if *iterations <= 0 {
 		return
 	}
+	opened := time.Now()
 	s, err := store.Open(*path, store.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer s.Close(ctx)
+	fmt.Printf("opened (and migrated, if needed) in %s\n", time.Since(opened).Round(time.Millisecond))
 	var lastUS int64
 	if err := s.ReadDB().QueryRowContext(ctx, "SELECT MAX(ts_us) FROM calls").Scan(&lastUS); err != nil {
 		log.Fatal(err)
@@ -67,7 +71,8 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := analyticsbench.Measure(ctx, s.ReadDB(), now, *iterations, *only)
+	res, err := analyticsbench.Measure(ctx, s.ReadDB(), now, analyticsbench.MeasureOptions{
+		Iterations: *iterations, Only: *only, Cold: *cold})
 	if err != nil {
 		log.Fatal(err)
 	}
