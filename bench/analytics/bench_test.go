@@ -30,7 +30,7 @@ func TestGenerateAndMeasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close(ctx)
-	for _, table := range []string{"rollup_hour", "rollup_day"} {
+	for _, table := range []string{"rollup_hour", "rollup_day", "rollup_hour_model", "rollup_key_day"} {
 		var n int64
 		if err := s.ReadDB().QueryRowContext(ctx, "SELECT SUM(calls) FROM "+table).Scan(&n); err != nil {
 			t.Fatal(err)
@@ -38,6 +38,18 @@ func TestGenerateAndMeasure(t *testing.T) {
 		if n != int64(cfg.Calls) {
 			t.Errorf("%s holds %d calls, want %d", table, n, cfg.Calls)
 		}
+	}
+	// The sessions' sums agree with their calls.
+	var diff int64
+	if err := s.ReadDB().QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions s JOIN (SELECT session_id,
+		COUNT(*) n, SUM(input_tokens) i, SUM(cache_read_tokens) cr, SUM(latency_ms) l,
+		SUM(status >= 400 OR error_class IS NOT NULL) e FROM calls WHERE session_id <> '' GROUP BY 1) c USING (session_id)
+		WHERE s.calls <> c.n OR s.input_tokens <> c.i OR s.cache_read_tokens <> c.cr OR s.latency_ms_sum <> c.l
+		OR s.errors <> c.e`).Scan(&diff); err != nil {
+		t.Fatal(err)
+	}
+	if diff != 0 {
+		t.Errorf("%d sessions disagree with their calls", diff)
 	}
 	res, err := Measure(ctx, s.ReadDB(), end.Add(time.Second), MeasureOptions{Iterations: 1})
 	if err != nil {

@@ -37,9 +37,9 @@ type ragg struct {
 }
 
 type sagg struct {
-	key                   int32
-	first, last, calls, u int64
-	cost                  float64
+	key         int32
+	first, last int64
+	ragg
 }
 
 // gen carries the generator's state across hours.
@@ -226,6 +226,9 @@ func (g *gen) load(ctx context.Context, db *sql.DB, end time.Time, logf func(str
 	if err := g.flushSessions(w); err != nil {
 		return err
 	}
+	if _, err := w.tx.ExecContext(ctx, coarseRollups); err != nil {
+		return fmt.Errorf("deriving the coarser rollups: %w", err)
+	}
 	return w.commitLast()
 }
 
@@ -311,12 +314,7 @@ func (g *gen) call(w *writer, ts int64) error {
 			g.sessions[c.SessionID] = s
 		}
 		s.last = ts
-		s.calls++
-		if c.Priced {
-			s.cost += *c.CostUSD
-		} else {
-			s.u++
-		}
+		s.add(&c, ts)
 	}
 	return nil
 }
@@ -341,6 +339,11 @@ func addAgg(m map[rkey]*ragg, k rkey, c *store.Call, ts int64) {
 		a = &ragg{}
 		m[k] = a
 	}
+	a.add(c, ts)
+}
+
+// add counts call c at ts.
+func (a *ragg) add(c *store.Call, ts int64) {
 	a.calls++
 	if c.Status >= 400 || c.ErrorClass != "" {
 		a.errors++

@@ -29,7 +29,23 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 	cache_write_tokens, output_tokens, reasoning_tokens, cache_savings_usd, latency_ms_sum, last_ts_us)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	insSession = `INSERT INTO sessions (session_id, key_id, key_name, user, team, workspace,
-	first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	first_ts_us, last_ts_us, calls, unpriced_calls, cost_usd, errors, estimated_calls, input_tokens,
+	cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, cache_savings_usd, latency_ms_sum)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// coarseRollups derive the identity-free hour rollup and the model-free
+	// day rollup from the loaded ones (rows are sums, so summing them is
+	// exact), as the store's migration 3 does.
+	coarseRollups = `
+INSERT INTO rollup_hour_model SELECT bucket, provider, model, inbound_shape, SUM(calls), SUM(errors),
+	SUM(unpriced_calls), SUM(estimated_calls), TOTAL(cost_usd), SUM(input_tokens), SUM(cache_read_tokens),
+	SUM(cache_write_tokens), SUM(output_tokens), SUM(reasoning_tokens), TOTAL(cache_savings_usd),
+	SUM(latency_ms_sum), MAX(last_ts_us)
+FROM rollup_hour GROUP BY bucket, model, provider, inbound_shape;
+INSERT INTO rollup_key_day SELECT bucket, key_id, user, team, workspace, inbound_shape, SUM(calls), SUM(errors),
+	SUM(unpriced_calls), SUM(estimated_calls), TOTAL(cost_usd), SUM(input_tokens), SUM(cache_read_tokens),
+	SUM(cache_write_tokens), SUM(output_tokens), SUM(reasoning_tokens), TOTAL(cache_savings_usd),
+	SUM(latency_ms_sum), MAX(last_ts_us)
+FROM rollup_day GROUP BY bucket, key_id, inbound_shape, user, team, workspace;`
 )
 
 func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
@@ -126,7 +142,8 @@ func (w *writer) rollup(table string, bucket int64, k *key, m *model, shape stri
 
 func (w *writer) session(id string, k *key, s *sagg) error {
 	if _, err := w.sess.ExecContext(w.ctx, id, k.id, k.name, k.user, k.team, k.workspace, s.first, s.last,
-		s.calls, s.u, s.cost); err != nil {
+		s.calls, s.unpriced, s.cost, s.errors, s.estimated, s.input, s.cacheRead, s.cacheWrite, s.output,
+		s.reasoning, s.savings, s.lat); err != nil {
 		return fmt.Errorf("inserting session: %w", err)
 	}
 	return nil
