@@ -69,6 +69,7 @@ type App struct {
 	providers map[string]*provider
 	ordered   []*provider
 	routing   *routingCache
+	calls     *callLog
 
 	unpricedOnce sync.Map // model → struct{}: warn once per model
 }
@@ -131,6 +132,7 @@ func (a *App) storeOptions() store.Options {
 // then acquires the shared trace store from the pool.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.calls = newCallLog()
 	if err := registerMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
 	}
@@ -235,6 +237,9 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases this config's reference to the pooled store and the
 // providers' idle connections.
 func (a *App) Cleanup() error {
+	if a.calls != nil {
+		a.calls.stop()
+	}
 	for _, p := range a.ordered {
 		p.closeIdle()
 	}

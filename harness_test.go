@@ -29,7 +29,7 @@ var caddyMu sync.Mutex
 // testGateway is a Caddy instance started in-process from a Caddyfile, with
 // the gateway and analytics sites on free loopback ports.
 type testGateway struct {
-	t         *testing.T
+	t         testing.TB
 	URL       string // gateway site
 	Analytics string // analytics site
 	DB        string // trace database path
@@ -75,7 +75,7 @@ const (
 )
 
 // startGateway runs Caddy with the metis option body and both sites.
-func startGateway(t *testing.T, metisBody string) *testGateway {
+func startGateway(t testing.TB, metisBody string) *testGateway {
 	t.Helper()
 	caddyMu.Lock()
 	t.Setenv("METIS_TEST_ANTHROPIC_KEY", testAnthropicKey)
@@ -273,7 +273,7 @@ func (g *testGateway) post(path, token string, body string, hdr ...string) *http
 	return resp
 }
 
-func tempDB(t *testing.T) string {
+func tempDB(t testing.TB) string {
 	dir := t.TempDir()
 	return filepath.Join(dir, "metis", "metis.db")
 }

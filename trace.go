@@ -156,14 +156,18 @@ func (c *call) finish() {
 		mDropped.Add(2)
 	}
 	observeCall(c, u, cost, priced, latency)
-	fields := []zap.Field{
+	if !a.calls.enabled(c.g.logger) {
+		return
+	}
+	fields := make([]zap.Field, 0, 18)
+	fields = append(fields,
 		zapTurn(c.turnID), zap.String("key_id", k.ID), zap.String("inbound_shape", c.shape),
 		zap.String("provider", c.res.prov.name), zap.String("model", c.res.model), zap.Bool("stream", c.stream),
 		zap.Int("status", c.status), zap.Int("attempts", c.attempts),
 		zap.Int64("input_tokens", u.InputTokens), zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
 		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens), zap.Int64("output_tokens", u.OutputTokens),
 		zap.String("usage_source", source), zap.Duration("latency", latency),
-	}
+	)
 	if priced {
 		fields = append(fields, zap.Float64("cost_usd", cost))
 	} else {
@@ -175,5 +179,5 @@ func (c *call) finish() {
 	if ttft != nil {
 		fields = append(fields, zap.Int64("ttft_ms", *ttft))
 	}
-	c.g.logger.Info("llm call", fields...)
+	a.calls.write(c.g.logger, fields)
 }

@@ -21,6 +21,13 @@ const (
 	TypeRequestRejected = "request.rejected"
 )
 
+// JSONAppender is implemented by event payloads that encode themselves
+// without reflection. AppendJSON must append exactly what encoding/json
+// would marshal; on an error the writer falls back to encoding/json.
+type JSONAppender interface {
+	AppendJSON(dst []byte) ([]byte, error)
+}
+
 // Event is one row of the events table.
 type Event struct {
 	// ID is the event's ULID; zero means Enqueue assigns one from NewID, so
@@ -33,7 +40,7 @@ type Event struct {
 	// Payload is JSON-marshalled by the writer goroutine, not the caller, so
 	// it must not be mutated after Enqueue. For TypeCallCompleted it must be
 	// a *Call (a Call value or a JSON-compatible map is decoded into one).
-	// nil is stored as {}.
+	// A payload that is a JSONAppender encodes itself. nil is stored as {}.
 	Payload any
 }
 
@@ -294,6 +301,13 @@ func encodePayload(buf []byte, ev *Event) (_, payload []byte, _ *Call, _ error) 
 			b, err := c.MarshalJSON()
 			return buf, b, c, err
 		}
+	}
+	if a, ok := ev.Payload.(JSONAppender); ok && ev.Type != TypeCallCompleted {
+		start := len(buf)
+		if b, err := a.AppendJSON(buf); err == nil {
+			return b, b[start:len(b):len(b)], nil, nil
+		}
+		// Fall through for encoding/json's error.
 	}
 	b, err := json.Marshal(ev.Payload)
 	if err != nil {
