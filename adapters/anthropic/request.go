@@ -20,7 +20,14 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, ir.Invalid("", "decoding Anthropic request: body is not valid JSON")
 	}
-	root := gjson.ParseBytes(body)
+	return DecodeRequestParsed(gjson.ParseBytes(body))
+}
+
+// DecodeRequestParsed is DecodeRequest for a body the caller has already
+// checked with gjson.Valid and parsed with gjson.Parse (root): the body is
+// not validated or copied again. root.Raw must stay unchanged while the
+// returned request is in use (its strings may share its memory).
+func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
 	if !root.IsObject() {
 		return nil, ir.Invalid("", "decoding Anthropic request: body must be a JSON object")
 	}
@@ -567,7 +574,7 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		}
 		content := make([]any, 0, len(m.Parts))
 		for j := range m.Parts {
-			b, err := encodeBlock(&m.Parts[j], o.Names, fmt.Sprintf("messages[%d]", i))
+			b, err := encodeBlock(&m.Parts[j], o.Names, i)
 			if err != nil {
 				return nil, err
 			}
@@ -685,7 +692,8 @@ func anthropicEffort(e string) string {
 	return ""
 }
 
-func encodeBlock(p *ir.Part, names *ir.ToolNames, where string) (any, error) {
+// encodeBlock writes one part of messages[mi] (mi names it in errors).
+func encodeBlock(p *ir.Part, names *ir.ToolNames, mi int) (any, error) {
 	switch p.Type {
 	case ir.PartText:
 		if p.Text == "" {
@@ -693,7 +701,7 @@ func encodeBlock(p *ir.Part, names *ir.ToolNames, where string) (any, error) {
 		}
 		return outText{Type: "text", Text: p.Text, CacheControl: p.CacheControl}, nil
 	case ir.PartImage, ir.PartDocument:
-		return encodeMedia(p, where)
+		return encodeMedia(p, mi)
 	case ir.PartToolCall:
 		args := p.Arguments
 		if isJSONNull(args) {
@@ -703,7 +711,7 @@ func encodeBlock(p *ir.Part, names *ir.ToolNames, where string) (any, error) {
 	case ir.PartToolResult:
 		tr := outToolResult{Type: "tool_result", ToolUseID: ir.SafeToolCallID(p.ToolCallID), IsError: p.IsError, CacheControl: p.CacheControl}
 		for i := range p.Content {
-			b, err := encodeBlock(&p.Content[i], names, where)
+			b, err := encodeBlock(&p.Content[i], names, mi)
 			if err != nil {
 				return nil, err
 			}
@@ -717,10 +725,10 @@ func encodeBlock(p *ir.Part, names *ir.ToolNames, where string) (any, error) {
 	case ir.PartRedactedThinking:
 		return outRedacted{Type: "redacted_thinking", Data: p.Data}, nil
 	}
-	return nil, ir.Invalid(where, "content part %s cannot be sent to Anthropic", p.Type)
+	return nil, ir.Invalid(messageWhere(mi), "content part %s cannot be sent to Anthropic", p.Type)
 }
 
-func encodeMedia(p *ir.Part, where string) (any, error) {
+func encodeMedia(p *ir.Part, mi int) (any, error) {
 	m := outMedia{Type: "image", Title: p.Title, CacheControl: p.CacheControl}
 	if p.Type == ir.PartDocument {
 		m.Type = "document"
@@ -735,7 +743,12 @@ func encodeMedia(p *ir.Part, where string) (any, error) {
 	case p.Data != "":
 		m.Source = outSource{Type: "base64", MediaType: p.MediaType, Data: p.Data}
 	default:
-		return nil, ir.Invalid(where, "%s part has no data or URL", p.Type)
+		return nil, ir.Invalid(messageWhere(mi), "%s part has no data or URL", p.Type)
 	}
 	return m, nil
+}
+
+// messageWhere names messages[i] in error parameters.
+func messageWhere(i int) string {
+	return "messages[" + strconv.Itoa(i) + "]"
 }

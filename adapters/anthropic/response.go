@@ -4,15 +4,34 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/metisgateway/metis/ir"
 )
 
 // DecodeResponse reads a complete Anthropic Messages response.
 func DecodeResponse(body []byte) (*ir.Response, error) {
+	if gjson.ValidBytes(body) {
+		var w inResponse
+		var us usageScan
+		if fillResponse(&w, &us, gjson.ParseBytes(body)) {
+			return convertResponse(&w)
+		}
+	}
+	return decodeResponseStd(body)
+}
+
+// decodeResponseStd is DecodeResponse with json.Unmarshal as the reader.
+func decodeResponseStd(body []byte) (*ir.Response, error) {
 	var in inResponse
 	if err := json.Unmarshal(body, &in); err != nil {
 		return nil, fmt.Errorf("decoding Anthropic response: %w", err)
 	}
+	return convertResponse(&in)
+}
+
+// convertResponse builds the neutral response from the wire struct.
+func convertResponse(in *inResponse) (*ir.Response, error) {
 	if in.Type != "" && in.Type != "message" {
 		return nil, fmt.Errorf("decoding Anthropic response: type %q is not a message", in.Type)
 	}

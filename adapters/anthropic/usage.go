@@ -23,44 +23,16 @@ type ResponseMeta struct {
 // (non-streamed) Messages response body. It fails when the body is not a
 // JSON object, is an error body, or has no usage object.
 func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
-	var (
-		u     ir.Usage
-		meta  ResponseMeta
-		usage gjson.Result
-		typ   string
-		errv  gjson.Result
-	)
 	root := gjson.Parse(jsonx.View(body))
 	if !root.IsObject() {
-		return u, meta, fmt.Errorf("anthropic usage: response body is not a JSON object")
+		return ir.Usage{}, ResponseMeta{}, fmt.Errorf("anthropic usage: response body is not a JSON object")
 	}
+	var s usageScan
 	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "id":
-			meta.ID = usageString(v)
-		case "model":
-			meta.Model = usageString(v)
-		case "stop_reason":
-			meta.StopReason = usageString(v)
-		case "type":
-			typ = v.Str
-		case "usage":
-			usage = v
-		case "error":
-			errv = v
-		}
+		s.member(k.Str, v)
 		return true
 	})
-	if typ == "error" || errv.IsObject() {
-		return u, meta, fmt.Errorf("anthropic usage: error response: %s: %s",
-			errv.Get("type").Str, errv.Get("message").Str)
-	}
-	if !usage.IsObject() {
-		return u, meta, fmt.Errorf("anthropic usage: response %q has no usage object", meta.ID)
-	}
-	usageApply(&u, usage)
-	usageFinish(&u)
-	return u, meta, nil
+	return s.result()
 }
 
 // StreamTracker follows an Anthropic Messages SSE stream event by event and

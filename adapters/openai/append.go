@@ -204,15 +204,7 @@ func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"id":`...)
-			b = jsonx.AppendString(b, tc.ID)
-			b = append(b, `,"type":`...)
-			b = jsonx.AppendString(b, tc.Type)
-			b = append(b, `,"function":{"name":`...)
-			b = jsonx.AppendString(b, tc.Function.Name)
-			b = append(b, `,"arguments":`...)
-			b = jsonx.AppendString(b, tc.Function.Arguments)
-			b = append(b, "}}"...)
+			b = tc.appendJSON(b)
 		}
 		b = append(b, ']')
 	}
@@ -229,4 +221,98 @@ func (p *outTextPart) appendJSON(b []byte) []byte {
 	b = append(b, `,"text":`...)
 	b = jsonx.AppendString(b, p.Text)
 	return append(b, '}')
+}
+
+// marshalResponse renders out like json.Marshal(out).
+func marshalResponse(out *outResponse) ([]byte, error) {
+	return jsonx.Marshal(out.appendJSON)
+}
+
+func (r *outResponse) appendJSON(b []byte) ([]byte, error) {
+	b = append(b, `{"id":`...)
+	b = jsonx.AppendString(b, r.ID)
+	b = append(b, `,"object":`...)
+	b = jsonx.AppendString(b, r.Object)
+	b = append(b, `,"created":`...)
+	b = strconv.AppendInt(b, r.Created, 10)
+	b = append(b, `,"model":`...)
+	b = jsonx.AppendString(b, r.Model)
+	b = append(b, `,"choices":`...)
+	b, err := jsonx.AppendArray(b, r.Choices, (*outChoice).appendJSON)
+	if err != nil {
+		return b, err
+	}
+	if u := r.Usage; u != nil {
+		b = append(b, `,"usage":{"prompt_tokens":`...)
+		b = strconv.AppendInt(b, u.PromptTokens, 10)
+		b = append(b, `,"completion_tokens":`...)
+		b = strconv.AppendInt(b, u.CompletionTokens, 10)
+		b = append(b, `,"total_tokens":`...)
+		b = strconv.AppendInt(b, u.TotalTokens, 10)
+		b = append(b, `,"prompt_tokens_details":{"cached_tokens":`...)
+		b = strconv.AppendInt(b, u.PromptTokensDetails.CachedTokens, 10)
+		if u.PromptTokensDetails.CacheWriteTokens != 0 {
+			b = append(b, `,"cache_write_tokens":`...)
+			b = strconv.AppendInt(b, u.PromptTokensDetails.CacheWriteTokens, 10)
+		}
+		b = append(b, `},"completion_tokens_details":{"reasoning_tokens":`...)
+		b = strconv.AppendInt(b, u.CompletionTokensDetails.ReasoningTokens, 10)
+		b = append(b, "}}"...)
+	}
+	return append(b, '}'), nil
+}
+
+func (c *outChoice) appendJSON(b []byte) ([]byte, error) {
+	m := &c.Message
+	b = append(b, `{"index":`...)
+	b = strconv.AppendInt(b, int64(c.Index), 10)
+	b = append(b, `,"message":{"role":`...)
+	b = jsonx.AppendString(b, m.Role)
+	b = append(b, `,"content":`...)
+	b = appendStringPtr(b, m.Content)
+	b = append(b, `,"refusal":`...)
+	b = appendStringPtr(b, m.Refusal)
+	if len(m.ToolCalls) > 0 {
+		b = append(b, `,"tool_calls":[`...)
+		for i := range m.ToolCalls {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = m.ToolCalls[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	if m.ReasoningContent != "" {
+		b = append(b, `,"reasoning_content":`...)
+		b = jsonx.AppendString(b, m.ReasoningContent)
+	}
+	b = append(b, `},"logprobs":`...)
+	if c.Logprobs != nil {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"finish_reason":`...)
+	b = jsonx.AppendString(b, c.FinishReason)
+	return append(b, '}'), nil
+}
+
+func (tc *outToolCall) appendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = jsonx.AppendString(b, tc.ID)
+	b = append(b, `,"type":`...)
+	b = jsonx.AppendString(b, tc.Type)
+	b = append(b, `,"function":{"name":`...)
+	b = jsonx.AppendString(b, tc.Function.Name)
+	b = append(b, `,"arguments":`...)
+	b = jsonx.AppendString(b, tc.Function.Arguments)
+	return append(b, "}}"...)
+}
+
+// appendStringPtr writes a *string: null when nil.
+func appendStringPtr(b []byte, s *string) []byte {
+	if s == nil {
+		return append(b, "null"...)
+	}
+	return jsonx.AppendString(b, *s)
 }

@@ -69,3 +69,57 @@ func FuzzAppendRequestMatchesMarshal(f *testing.F) {
 	}
 	f.Fuzz(checkAppendMatchesMarshal)
 }
+
+// checkAppendResponseMatchesMarshal builds the OpenAI wire response for
+// body read as an Anthropic response and requires the appender to write
+// exactly what json.Marshal writes.
+func checkAppendResponseMatchesMarshal(t *testing.T, body []byte) {
+	t.Helper()
+	r, err := anthropic.DecodeResponse(body)
+	if err != nil {
+		return
+	}
+	names := &ir.ToolNames{}
+	for _, model := range []string{"", "gpt-4o\u2028<&>"} {
+		goldens.CheckMarshal(t, body, buildResponse(r, model, names), marshalResponse)
+	}
+	// Every optional member at once.
+	s, empty := "x<\u2029>", ""
+	out := buildResponse(r, "m", names)
+	out.Choices = append(out.Choices, outChoice{Index: 1, Logprobs: &struct{}{}, Message: outRespMessage{
+		Role: "assistant", Content: &empty, Refusal: &s, ReasoningContent: s,
+		ToolCalls: []outToolCall{{ID: "c", Type: "function", Function: outCallFunction{Name: s, Arguments: `{"a":"\u003c"}`}}},
+	}})
+	out.Usage = &outUsage{PromptTokens: -1, PromptTokensDetails: outPromptDetails{CacheWriteTokens: 3}}
+	goldens.CheckMarshal(t, body, out, marshalResponse)
+	out.Choices = nil
+	goldens.CheckMarshal(t, body, out, marshalResponse)
+}
+
+func TestAppendResponseMatchesMarshal(t *testing.T) {
+	bodies, err := goldens.ResponseBodies()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, b := range bodies {
+		if _, err := anthropic.DecodeResponse(b); err == nil {
+			n++
+		}
+		checkAppendResponseMatchesMarshal(t, b)
+	}
+	if n < 5 {
+		t.Fatalf("only %d bodies decode as Anthropic responses", n)
+	}
+}
+
+func FuzzAppendResponseMatchesMarshal(f *testing.F) {
+	bodies, err := goldens.ResponseBodies()
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range bodies {
+		f.Add(b)
+	}
+	f.Fuzz(checkAppendResponseMatchesMarshal)
+}

@@ -199,11 +199,20 @@ func fillRequest(in *inRequest, body []byte) bool {
 	if !gjson.ValidBytes(body) {
 		return false
 	}
-	return fields(gjson.ParseBytes(body), requestFields, func(i int, v gjson.Result) bool {
+	return fillRequestParsed(in, gjson.ParseBytes(body))
+}
+
+// fillRequestParsed is fillRequest for a body already parsed and known to
+// be valid JSON.
+func fillRequestParsed(in *inRequest, root gjson.Result) bool {
+	return fields(root, requestFields, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
 			return str(v, &in.Model)
 		case 1:
+			if in.Messages == nil && v.IsArray() {
+				in.Messages = make([]inMessage, 0, 8)
+			}
 			return array(v, func(e gjson.Result) bool {
 				in.Messages = append(in.Messages, inMessage{})
 				return fillMessage(&in.Messages[len(in.Messages)-1], e)

@@ -33,6 +33,21 @@ func DecodeRequest(body []byte) (*ir.Request, error) {
 	return decodeRequestStd(body, &in)
 }
 
+// DecodeRequestParsed is DecodeRequest for a body the caller has already
+// checked with gjson.Valid and parsed with gjson.Parse (root): the body is
+// not validated or copied again. root.Raw must stay unchanged while the
+// returned request is in use (its strings may share its memory).
+func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
+	var in inRequest
+	if fillRequestParsed(&in, root) {
+		if r, err := convertRequest(&in); err != errSlow {
+			return r, err
+		}
+	}
+	in = inRequest{}
+	return decodeRequestStd([]byte(root.Raw), &in)
+}
+
 // decodeRequestStd is DecodeRequest with json.Unmarshal as the reader.
 func decodeRequestStd(body []byte, in *inRequest) (*ir.Request, error) {
 	if err := json.Unmarshal(body, in); err != nil {
@@ -120,12 +135,15 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 		r.ToolChoice = tc
 	}
 	r.Messages = make([]ir.Message, 0, len(in.Messages))
+	// Messages with string content (most of them) take their one part
+	// from this slab: one allocation instead of one per message.
+	slab := make([]ir.Part, 0, len(in.Messages))
 	leading := true
 	for i := range in.Messages {
 		m := &in.Messages[i]
 		switch m.Role {
 		case "system", "developer":
-			parts, err := decodeParts(m, i, false)
+			parts, err := decodeParts(m, i, false, &slab)
 			if err != nil {
 				return nil, err
 			}
@@ -136,13 +154,13 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 			}
 			continue
 		case "user":
-			parts, err := decodeParts(m, i, true)
+			parts, err := decodeParts(m, i, true, &slab)
 			if err != nil {
 				return nil, err
 			}
 			r.Messages = append(r.Messages, ir.Message{Role: ir.RoleUser, Parts: parts})
 		case "assistant":
-			parts, err := decodeParts(m, i, false)
+			parts, err := decodeParts(m, i, false, &slab)
 			if err != nil {
 				return nil, err
 			}
@@ -159,7 +177,7 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 			}
 			r.Messages = append(r.Messages, ir.Message{Role: ir.RoleAssistant, Parts: parts})
 		case "tool":
-			parts, err := decodeParts(m, i, false)
+			parts, err := decodeParts(m, i, false, &slab)
 			if err != nil {
 				return nil, err
 			}
@@ -250,18 +268,24 @@ func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
 // decodeParts reads the content of message mi: a string, null or an array
 // of parts. media says whether image and file parts are allowed (user
 // messages). Content read by the fast reader that it cannot read exactly
-// is errSlow.
-func decodeParts(m *inMessage, mi int, media bool) ([]ir.Part, error) {
+// is errSlow. A single text part is taken from slab while it has room
+// (it is never grown, so parts already handed out stay put).
+func decodeParts(m *inMessage, mi int, media bool, slab *[]ir.Part) ([]ir.Part, error) {
 	var in []inPart
 	if m.parsed {
 		switch c := m.content; {
 		case c.Type == gjson.Null:
 			return nil, nil
 		case c.Type == gjson.String:
-			if s := jsonx.Unquote(c.Raw); s != "" {
-				return []ir.Part{{Type: ir.PartText, Text: s}}, nil
+			s := jsonx.Unquote(c.Raw)
+			if s == "" {
+				return nil, nil
 			}
-			return nil, nil
+			if n := len(*slab); n < cap(*slab) {
+				*slab = append(*slab, ir.Part{Type: ir.PartText, Text: s})
+				return (*slab)[n : n+1 : n+1], nil
+			}
+			return []ir.Part{{Type: ir.PartText, Text: s}}, nil
 		case !c.IsArray():
 			return nil, errSlow
 		default:

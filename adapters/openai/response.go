@@ -133,6 +133,16 @@ func encodeUsageCounts(u ir.Usage) *outUsage {
 // maps upstream tool names back to the client's. Text blocks are joined;
 // thinking text goes to the non-standard message.reasoning_content.
 func EncodeResponse(r *ir.Response, model string, names *ir.ToolNames) ([]byte, error) {
+	out := buildResponse(r, model, names)
+	b, err := marshalResponse(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding OpenAI response: %w", err)
+	}
+	return b, nil
+}
+
+// buildResponse returns the wire value EncodeResponse writes.
+func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outResponse {
 	if model == "" {
 		model = r.Model
 	}
@@ -174,9 +184,5 @@ func EncodeResponse(r *ir.Response, model string, names *ir.ToolNames) ([]byte, 
 	if r.HasUsage {
 		out.Usage = encodeUsageCounts(r.Usage)
 	}
-	b, err := json.Marshal(&out)
-	if err != nil {
-		return nil, fmt.Errorf("encoding OpenAI response: %w", err)
-	}
-	return b, nil
+	return &out
 }

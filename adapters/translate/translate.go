@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/metisgateway/metis/adapters/anthropic"
 	"github.com/metisgateway/metis/adapters/openai"
 	"github.com/metisgateway/metis/ir"
@@ -65,6 +67,22 @@ func AnthropicToOpenAIRequest(body []byte, upstreamModel string, o Options) ([]b
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating Anthropic request to OpenAI: %w", err)
 	}
+	return anthropicToOpenAIReq(req, upstreamModel, o)
+}
+
+// AnthropicToOpenAIRequestParsed is AnthropicToOpenAIRequest for a body
+// the caller has already checked with gjson.Valid and parsed with
+// gjson.Parse (the gateway's request check): it is not validated or copied
+// a second time. root.Raw must not change until the call returns.
+func AnthropicToOpenAIRequestParsed(root gjson.Result, upstreamModel string, o Options) ([]byte, *State, error) {
+	req, err := anthropic.DecodeRequestParsed(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating Anthropic request to OpenAI: %w", err)
+	}
+	return anthropicToOpenAIReq(req, upstreamModel, o)
+}
+
+func anthropicToOpenAIReq(req *ir.Request, upstreamModel string, o Options) ([]byte, *State, error) {
 	st := &State{
 		ClientStream: req.Stream, IncludeUsage: true, RequestedModel: req.Model,
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
@@ -85,6 +103,22 @@ func OpenAIToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]b
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
 	}
+	return openAIToAnthropicReq(req, upstreamModel, o)
+}
+
+// OpenAIToAnthropicRequestParsed is OpenAIToAnthropicRequest for a body
+// the caller has already checked with gjson.Valid and parsed with
+// gjson.Parse (the gateway's request check): it is not validated or copied
+// a second time. root.Raw must not change until the call returns.
+func OpenAIToAnthropicRequestParsed(root gjson.Result, upstreamModel string, o Options) ([]byte, *State, error) {
+	req, err := openai.DecodeRequestParsed(root)
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
+	}
+	return openAIToAnthropicReq(req, upstreamModel, o)
+}
+
+func openAIToAnthropicReq(req *ir.Request, upstreamModel string, o Options) ([]byte, *State, error) {
 	st := &State{
 		ClientStream: req.Stream, IncludeUsage: req.IncludeUsage, RequestedModel: req.Model,
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
@@ -120,6 +154,36 @@ func (st *State) AnthropicResponseToOpenAI(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("translating Anthropic response to OpenAI: %w", err)
 	}
+	return st.encodeOpenAIResponse(r)
+}
+
+// UpstreamUsage is what the gateway prices a complete upstream answer
+// from: the usage in the provider's own convention and the model it
+// reported, as anthropic.ResponseUsage or openai.ResponseUsage read them.
+// Err is that reader's error (an error body, no usage object).
+type UpstreamUsage struct {
+	Usage ir.Usage
+	Model string
+	Err   error
+}
+
+// AnthropicResponseToOpenAIWithUsage is AnthropicResponseToOpenAI that
+// also reads the upstream's usage (anthropic.ResponseUsage), in the same
+// pass over body when it can. The usage is returned even when the
+// translation fails. body must not be modified until it returns.
+func (st *State) AnthropicResponseToOpenAIWithUsage(body []byte) ([]byte, UpstreamUsage, error) {
+	rd := anthropic.ReadResponse(body)
+	uu := UpstreamUsage{Usage: rd.Usage, Model: rd.Meta.Model, Err: rd.UsageErr}
+	if rd.Err != nil {
+		return nil, uu, fmt.Errorf("translating Anthropic response to OpenAI: %w", rd.Err)
+	}
+	out, err := st.encodeOpenAIResponse(rd.Response)
+	return out, uu, err
+}
+
+// encodeOpenAIResponse writes a decoded Anthropic answer for the OpenAI
+// client.
+func (st *State) encodeOpenAIResponse(r *ir.Response) ([]byte, error) {
 	if r.Created == 0 {
 		r.Created = st.Created
 	}
