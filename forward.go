@@ -76,8 +76,11 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			return nil, err
 		}
 		t0 := time.Now()
-		resp, err := p.client.Do(req)
-		mUpstreamLatency.WithLabelValues(p.name).Observe(time.Since(t0).Seconds())
+		// The transport itself, not an http.Client: no redirect following
+		// (a provider's 3xx goes back to the caller as it came) and no
+		// per-request header copying for it.
+		resp, err := p.transport.RoundTrip(req)
+		p.latency.Observe(time.Since(t0).Seconds())
 		if err != nil {
 			if ctx.Err() != nil || isTimeout(err) || attempt >= p.maxRetries {
 				return nil, err

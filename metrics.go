@@ -3,6 +3,8 @@ package metis
 import (
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -64,26 +66,97 @@ func registerMetrics(reg prometheus.Registerer) error {
 }
 
 func observeCall(c *call, u ir.Usage, cost float64, priced bool, _ time.Duration) {
-	p, m := c.res.prov.name, c.res.model
-	mRequests.WithLabelValues(c.shape, p, strconv.Itoa(c.status)).Inc()
-	kinds := [...]struct {
-		name string
-		n    int64
-	}{
-		{"input", u.InputTokens}, {"cache_read", u.CacheReadInputTokens}, {"cache_write", u.CacheCreationInputTokens},
-		{"output", u.OutputTokens}, {"reasoning", u.ReasoningTokens},
-	}
-	for _, k := range kinds {
-		if k.n > 0 {
-			mTokens.WithLabelValues(p, m, k.name).Add(float64(k.n))
+	requestCounter(c.shape, c.res.prov.name, c.status).Inc()
+	mm := metricsFor(c.res.prov.name, c.res.model)
+	for kind, n := range [...]int64{u.InputTokens, u.CacheReadInputTokens, u.CacheCreationInputTokens,
+		u.OutputTokens, u.ReasoningTokens} {
+		if n > 0 {
+			mm.counter(kind).Add(float64(n))
 		}
 	}
 	if priced {
-		mCost.WithLabelValues(p, m).Add(cost)
+		mm.counter(slotCost).Add(cost)
 	} else {
-		mUnpriced.WithLabelValues(p, m).Inc()
+		mm.counter(slotUnpriced).Inc()
 	}
 	if c.ttft > 0 {
-		mTTFT.WithLabelValues(p, m).Observe(c.ttft.Seconds())
+		mm.ttftObserver().Observe(c.ttft.Seconds())
 	}
+}
+
+// tokenKinds are the kind labels of metis_tokens_total, in the order of
+// modelMetrics' first counter slots.
+var tokenKinds = [...]string{"input", "cache_read", "cache_write", "output", "reasoning"}
+
+const (
+	slotCost = len(tokenKinds) + iota
+	slotUnpriced
+	numSlots
+)
+
+// modelMetrics holds one provider/model's metric children, created on
+// first use (so /metrics lists only series that happened) and then reused:
+// WithLabelValues hashes its labels and takes a lock on every call.
+type modelMetrics struct {
+	provider, model string
+	counters        [numSlots]atomic.Pointer[prometheus.Counter]
+	ttft            atomic.Pointer[prometheus.Observer]
+}
+
+type modelKey struct{ provider, model string }
+
+var modelMetricsCache sync.Map // modelKey → *modelMetrics
+
+func metricsFor(provider, model string) *modelMetrics {
+	k := modelKey{provider, model}
+	if v, ok := modelMetricsCache.Load(k); ok {
+		return v.(*modelMetrics)
+	}
+	v, _ := modelMetricsCache.LoadOrStore(k, &modelMetrics{provider: provider, model: model})
+	return v.(*modelMetrics)
+}
+
+// counter returns the child of slot: a token kind, slotCost or slotUnpriced.
+func (m *modelMetrics) counter(slot int) prometheus.Counter {
+	if p := m.counters[slot].Load(); p != nil {
+		return *p
+	}
+	var c prometheus.Counter
+	switch slot {
+	case slotCost:
+		c = mCost.WithLabelValues(m.provider, m.model)
+	case slotUnpriced:
+		c = mUnpriced.WithLabelValues(m.provider, m.model)
+	default:
+		c = mTokens.WithLabelValues(m.provider, m.model, tokenKinds[slot])
+	}
+	m.counters[slot].Store(&c) // racing callers get the same child from the vector
+	return c
+}
+
+func (m *modelMetrics) ttftObserver() prometheus.Observer {
+	if p := m.ttft.Load(); p != nil {
+		return *p
+	}
+	o := mTTFT.WithLabelValues(m.provider, m.model)
+	m.ttft.Store(&o)
+	return o
+}
+
+type requestKey struct {
+	shape, provider string
+	status          int
+}
+
+var requestCounters sync.Map // requestKey → prometheus.Counter
+
+// requestCounter returns metis_requests_total's child for the labels.
+func requestCounter(shape, provider string, status int) prometheus.Counter {
+	k := requestKey{shape, provider, status}
+	if v, ok := requestCounters.Load(k); ok {
+		return v.(prometheus.Counter)
+	}
+	c := mRequests.WithLabelValues(shape, provider, strconv.Itoa(status))
+	requestCounters.Store(k, c)
+	return c
 }

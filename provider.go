@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Provider types: the wire shape an upstream speaks.
@@ -47,9 +48,9 @@ type provider struct {
 	name         string
 	typ          string
 	apiKey       string
-	endpoint     string // base URL without trailing slash
-	client       *http.Client
-	transport    *http.Transport
+	endpoint     string              // base URL without trailing slash
+	transport    *http.Transport     // no timeout that would cut streams
+	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
 	maxRetries   int
 	maxRetryWait time.Duration
 }
@@ -118,7 +119,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		apiKey:       repl.ReplaceKnown(pc.APIKey, ""),
 		endpoint:     strings.TrimRight(u.String(), "/"),
 		transport:    tr,
-		client:       &http.Client{Transport: tr}, // no Client.Timeout: it would cut streams
+		latency:      mUpstreamLatency.WithLabelValues(pc.Name),
 		maxRetries:   retries,
 		maxRetryWait: wait,
 	}, nil

@@ -1,7 +1,6 @@
 package metis
 
 import (
-	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -103,7 +102,7 @@ func (c *call) finish() {
 			store.Event{Type: store.TypeTurnCompleted, Time: now, Payload: tcDone}) {
 			mDropped.Add(2)
 		}
-		mRequests.WithLabelValues(c.shape, c.res.prov.name, strconv.Itoa(c.status)).Inc()
+		requestCounter(c.shape, c.res.prov.name, c.status).Inc()
 		return
 	}
 	u := c.usage
