@@ -76,20 +76,34 @@ func (h *Handler) aggregateSessions(ctx context.Context, q query) (result, error
 // groups of those wholly inside, unmixed and matching q's filter, and the
 // ids of the others (straddling an edge or mixed), to read from calls.
 func readSessionRows(ctx context.Context, tx *sql.Tx, q query, lo, hi int64) (result, []string, error) {
+	// The unmixed sessions by their (filtered) identity, which the
+	// sessions_user_last and sessions_key_last indexes serve; the mixed ones
+	// (index sessions_mixed) whatever their first call's identity.
 	var sb strings.Builder
-	sb.WriteString(`SELECT session_id, first_ts_us, last_ts_us, mixed, calls, errors, unpriced_calls,
-	estimated_calls, cost_usd, cache_savings_usd, input_tokens, cache_read_tokens, cache_write_tokens,
-	output_tokens, reasoning_tokens, latency_ms_sum FROM sessions`)
-	sb.WriteString(" WHERE last_ts_us >= ? AND first_ts_us < ? AND (mixed <> 0 OR (1")
+	sb.WriteString(sessionSums + " WHERE last_ts_us >= ? AND first_ts_us < ? AND mixed = 0")
 	args := q.filter.where(&sb, []any{lo, hi})
-	sb.WriteString("))")
-	rows, err := tx.QueryContext(ctx, sb.String(), args...)
+	res, straddling, err := scanSessionRows(ctx, tx, sb.String(), args, lo, hi, nil, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scanSessionRows(ctx, tx, sessionSums+" WHERE mixed <> 0 AND last_ts_us >= ? AND first_ts_us < ?",
+		[]any{lo, hi}, lo, hi, res, straddling)
+}
+
+// sessionSums selects what readSessionRows reads of a session.
+const sessionSums = `SELECT session_id, first_ts_us, last_ts_us, mixed, calls, errors, unpriced_calls,
+	estimated_calls, cost_usd, cache_savings_usd, input_tokens, cache_read_tokens, cache_write_tokens,
+	output_tokens, reasoning_tokens, latency_ms_sum FROM sessions`
+
+// scanSessionRows runs query and appends the sessions wholly inside
+// [lo, hi) and unmixed to res, the others' ids to straddling.
+func scanSessionRows(ctx context.Context, tx *sql.Tx, query string, args []any, lo, hi int64, res result,
+	straddling []string) (result, []string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading sessions: %w", err)
 	}
 	defer rows.Close()
-	var res result
-	var straddling []string
 	for rows.Next() {
 		g := &group{vals: make([]string, 1)}
 		s := &g.sums

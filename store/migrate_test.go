@@ -65,7 +65,8 @@ func TestUpgradeFromV2(t *testing.T) {
 	closeStore(t, s)
 
 	raw := rawDB(t, path)
-	downgrade := `DROP TABLE rollup_hour_model; DROP TABLE rollup_key_day;`
+	downgrade := `DROP TABLE rollup_hour_model; DROP TABLE rollup_key_day; DROP INDEX sessions_window;
+		DROP INDEX sessions_mixed; CREATE INDEX sessions_last ON sessions(last_ts_us);`
 	for _, c := range []string{"errors", "estimated_calls", "input_tokens", "cache_read_tokens",
 		"cache_write_tokens", "output_tokens", "reasoning_tokens", "cache_savings_usd", "latency_ms_sum", "mixed"} {
 		downgrade += fmt.Sprintf("ALTER TABLE sessions DROP COLUMN %s;", c)
@@ -86,6 +87,11 @@ func TestUpgradeFromV2(t *testing.T) {
 	}
 	for _, tb := range schema3Tables {
 		compareAgg(t, tb.name+" after the migration", loadAgg(t, db, tb.nkey, tb.query), want[tb.name])
+	}
+	for ix, want := range map[string]int64{"sessions_last": 0, "sessions_window": 1, "sessions_mixed": 1} {
+		if n := queryInt(t, db, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ?`, ix); n != want {
+			t.Errorf("index %s: %d after the upgrade, want %d", ix, n, want)
+		}
 	}
 	// The writer goes on adding to the backfilled rows.
 	enqueue(s, 300)

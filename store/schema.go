@@ -184,6 +184,17 @@ ALTER TABLE sessions ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN cache_savings_usd REAL NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN latency_ms_sum INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN mixed INTEGER NOT NULL DEFAULT 0;
+-- Finds the (rare) mixed sessions, which an identity filter must not skip.
+CREATE INDEX IF NOT EXISTS sessions_mixed ON sessions(last_ts_us) WHERE mixed <> 0;
+-- Covers group_by=session's read of the sessions in a window (all but
+-- key_name): in last_ts_us order, not the primary key's random one, so 30
+-- days of sessions are a range of the index rather than a random lookup each
+-- (at 10M calls 27 ms instead of 400 ms). It replaces sessions_last, which
+-- indexed the same column (/sessions reads key_name for its page of rows).
+DROP INDEX IF EXISTS sessions_last;
+CREATE INDEX IF NOT EXISTS sessions_window ON sessions(last_ts_us, first_ts_us, mixed, key_id, user, team,
+	workspace, calls, errors, unpriced_calls, estimated_calls, cost_usd, cache_savings_usd, input_tokens,
+	cache_read_tokens, cache_write_tokens, output_tokens, reasoning_tokens, latency_ms_sum);
 
 UPDATE sessions SET errors = c.errors, estimated_calls = c.estimated, input_tokens = c.input,
 	cache_read_tokens = c.cache_read, cache_write_tokens = c.cache_write, output_tokens = c.output,
