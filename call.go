@@ -93,7 +93,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		g: g, w: w, r: r, start: start, shape: shape, kind: kind, key: key, session: sessionID(r),
 		stream: root.Get("stream").Bool(), rawQuery: r.URL.RawQuery,
 	}
-	if aerr := c.decide(body, root.Get("model").String()); aerr != nil {
+	if aerr := c.decide(body, root); aerr != nil {
 		g.rejected(r, shape, key, c.requested, aerr)
 		writeError(w, shape, aerr.status, aerr.msg)
 		return nil
@@ -112,9 +112,11 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 }
 
 // decide resolves the model, checks the key may use it and builds the
-// upstream body.
-func (c *call) decide(body []byte, sent string) *apiError {
+// upstream body. root is body as validate parsed it: the translators read
+// it without validating and parsing the body again.
+func (c *call) decide(body []byte, root gjson.Result) *apiError {
 	a := c.g.app
+	sent := root.Get("model").String()
 	c.requested = sent
 	c.slot = slotRequest
 	if c.requested == "" {
@@ -154,13 +156,13 @@ func (c *call) decide(body []byte, sent string) *apiError {
 		}
 		c.body = out
 	case c.shape == shapeAnthropic:
-		out, st, err := translate.AnthropicToOpenAIRequest(body, c.res.model, a.translateOptions())
+		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions())
 		if err != nil {
 			return reject(http.StatusBadRequest, "untranslatable", err.Error())
 		}
 		c.body, c.tstate = out, st
 	default:
-		out, st, err := translate.OpenAIToAnthropicRequest(body, c.res.model, a.translateOptions())
+		out, st, err := translate.OpenAIToAnthropicRequestParsed(root, c.res.model, a.translateOptions())
 		if err != nil {
 			return reject(http.StatusBadRequest, "untranslatable", err.Error())
 		}

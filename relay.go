@@ -103,19 +103,23 @@ func (c *call) relayBody(resp *http.Response) {
 		return
 	}
 	c.status = resp.StatusCode
-	c.readUsage(body)
 	out := body
 	if c.cross && c.kind != kindCountTokens {
+		// The translator reads the usage in the same pass over the answer.
+		var uu translate.UpstreamUsage
 		if c.shape == shapeAnthropic {
-			out, err = c.tstate.OpenAIResponseToAnthropic(body)
+			out, uu, err = c.tstate.OpenAIResponseToAnthropicWithUsage(body)
 		} else {
-			out, err = c.tstate.AnthropicResponseToOpenAI(body)
+			out, uu, err = c.tstate.AnthropicResponseToOpenAIWithUsage(body)
 		}
+		c.setUsage(body, uu.Usage, uu.Model, uu.Err)
 		if err != nil {
 			c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
 			writeError(c.w, c.shape, c.status, "translating the provider's answer: "+err.Error())
 			return
 		}
+	} else {
+		c.readUsage(body)
 	}
 	h := c.w.Header()
 	if c.cross {
@@ -138,17 +142,19 @@ func (c *call) readUsage(body []byte) {
 		c.haveUsage = true
 		return
 	}
-	var u ir.Usage
-	var err error
 	if c.res.prov.typ == shapeAnthropic {
-		var m anthropic.ResponseMeta
-		u, m, err = anthropic.ResponseUsage(body)
-		c.respModel = m.Model
+		u, m, err := anthropic.ResponseUsage(body)
+		c.setUsage(body, u, m.Model, err)
 	} else {
-		var m openai.ResponseMeta
-		u, m, err = openai.ResponseUsage(body)
-		c.respModel = m.Model
+		u, m, err := openai.ResponseUsage(body)
+		c.setUsage(body, u, m.Model, err)
 	}
+}
+
+// setUsage records the usage and model read from the answer body, or an
+// estimate when the usage reader failed (err).
+func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
+	c.respModel = model
 	if err != nil {
 		// An answer without readable usage is still priced: estimate from
 		// the bytes rather than record a silent $0.

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/metisgateway/metis/adapters/internal/wirestr"
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
@@ -301,7 +302,7 @@ func maybeFoldedKey(k string) bool {
 func fastStr(v gjson.Result, dst *string) bool {
 	switch v.Type {
 	case gjson.String:
-		*dst = jsonx.Unquote(v.Raw)
+		*dst = wirestr.Of(v)
 		return true
 	case gjson.Null:
 		return true

@@ -7,7 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/metisgateway/metis/internal/jsonx"
+	"github.com/metisgateway/metis/adapters/internal/wirestr"
 )
 
 // The fast request reader fills the same wire structs json.Unmarshal
@@ -73,7 +73,7 @@ func fields(v gjson.Result, names []string, set func(i int, v gjson.Result) bool
 func str(v gjson.Result, dst *string) bool {
 	switch v.Type {
 	case gjson.String:
-		*dst = jsonx.Unquote(v.Raw)
+		*dst = wirestr.Of(v)
 		return true
 	case gjson.Null:
 		return true
@@ -85,7 +85,7 @@ func str(v gjson.Result, dst *string) bool {
 func strPtr(v gjson.Result, dst **string) bool {
 	switch v.Type {
 	case gjson.String:
-		s := jsonx.Unquote(v.Raw)
+		s := wirestr.Of(v)
 		*dst = &s
 		return true
 	case gjson.Null:

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/metisgateway/metis/internal/jsonx"
+	"github.com/metisgateway/metis/adapters/internal/wirestr"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -277,7 +277,7 @@ func decodeParts(m *inMessage, mi int, media bool, slab *[]ir.Part) ([]ir.Part, 
 		case c.Type == gjson.Null:
 			return nil, nil
 		case c.Type == gjson.String:
-			s := jsonx.Unquote(c.Raw)
+			s := wirestr.Of(c)
 			if s == "" {
 				return nil, nil
 			}

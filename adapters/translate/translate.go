@@ -147,6 +147,15 @@ func (st *State) OpenAIResponseToAnthropic(body []byte) ([]byte, error) {
 	return out, nil
 }
 
+// OpenAIResponseToAnthropicWithUsage is OpenAIResponseToAnthropic that
+// also reads the upstream's usage (openai.ResponseUsage). The usage is
+// returned even when the translation fails.
+func (st *State) OpenAIResponseToAnthropicWithUsage(body []byte) ([]byte, UpstreamUsage, error) {
+	u, meta, uerr := openai.ResponseUsage(body)
+	out, err := st.OpenAIResponseToAnthropic(body)
+	return out, UpstreamUsage{Usage: u, Model: meta.Model, Err: uerr}, err
+}
+
 // AnthropicResponseToOpenAI translates an Anthropic upstream's complete
 // 2xx response body into a Chat Completions response for the client.
 func (st *State) AnthropicResponseToOpenAI(body []byte) ([]byte, error) {
