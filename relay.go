@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -293,10 +294,31 @@ var errClientGone = errors.New("client went away")
 func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs *streamObserver) error {
 	rd := sse.NewReader(resp.Body)
 	hide := c.shape == shapeOpenAI && !c.clientAskedUsage
+	// The events of one burst (what arrived together) are written with one
+	// Write, so they travel as one HTTP/1.1 chunk and one write(2).
+	bp := burstPool.Get().(*[]byte)
+	defer burstPool.Put(bp)
+	burst := (*bp)[:0]
+	send := func() error {
+		if len(burst) > 0 {
+			_, err := c.w.Write(burst)
+			burst = burst[:0]
+			if err != nil {
+				return errClientGone
+			}
+		}
+		if err := rc.Flush(); err != nil {
+			return errClientGone
+		}
+		return nil
+	}
+	defer func() { *bp = burst[:0] }()
 	for {
 		ev, err := rd.Next()
 		if err != nil {
-			_ = rc.Flush()
+			if serr := send(); serr != nil && err == io.EOF {
+				return serr
+			}
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
@@ -306,20 +328,23 @@ func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs 
 		if obs.seen && c.ttft == 0 {
 			c.ttft = time.Since(c.start)
 		}
-		if usageOnly && hide {
-			continue
+		if !(usageOnly && hide) {
+			burst = append(burst, ev.Raw...)
 		}
-		if _, err := c.w.Write(ev.Raw); err != nil {
-			return errClientGone
+		if rd.Ready() && len(burst) < maxBurst {
+			continue // the next event arrived with this one: send them together
 		}
-		if rd.Ready() {
-			continue // the next event arrived with this one: flush them together
-		}
-		if err := rc.Flush(); err != nil {
-			return errClientGone
+		if err := send(); err != nil {
+			return err
 		}
 	}
 }
+
+// maxBurst bounds how many bytes of a burst passStream holds before
+// writing them.
+const maxBurst = 32 << 10
+
+var burstPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // pingEvery is the keep-alive interval of translated streams.
 const pingEvery = 15 * time.Second
