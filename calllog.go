@@ -2,23 +2,31 @@ package metis
 
 import (
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// callLogQueue bounds the log lines waiting for the call log's goroutine;
-// beyond it a line is written by the request that produced it.
-const callLogQueue = 4096
+const (
+	// callLogMax bounds the lines waiting for the call log's goroutine;
+	// beyond it a line is written by the request that produced it.
+	callLogMax = 8192
+	// callLogEvery is how long the goroutine gathers lines after the first
+	// one arrives, so that a busy gateway wakes it ~20 times a second, not
+	// once per call.
+	callLogEvery = 50 * time.Millisecond
+)
 
 // callLog writes the one "llm call" line per call off the request path:
 // encoding 15 fields and the write(2) to Caddy's log cost about 10 µs per
 // call, and a log write can stall behind the disk. A line is never dropped:
-// when the queue is full or the log has stopped, the caller writes it.
+// when too many are waiting or the log has stopped, the caller writes it.
 type callLog struct {
-	mu      sync.RWMutex // held for reading while sending; Lock stops senders
+	mu      sync.Mutex
 	stopped bool
-	lines   chan callLogLine
+	pending []callLogLine
+	wake    chan struct{} // signalled when pending becomes non-empty
 	done    chan struct{}
 }
 
@@ -28,15 +36,27 @@ type callLogLine struct {
 }
 
 func newCallLog() *callLog {
-	l := &callLog{lines: make(chan callLogLine, callLogQueue), done: make(chan struct{})}
+	l := &callLog{wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go l.run()
 	return l
 }
 
 func (l *callLog) run() {
 	defer close(l.done)
-	for line := range l.lines {
-		line.logger.Info("llm call", line.fields...)
+	var lines []callLogLine
+	for range l.wake {
+		time.Sleep(callLogEvery)
+		l.mu.Lock()
+		lines, l.pending = l.pending, lines[:0]
+		stopped := l.stopped
+		l.mu.Unlock()
+		for i, line := range lines {
+			line.logger.Info("llm call", line.fields...)
+			lines[i] = callLogLine{}
+		}
+		if stopped {
+			return
+		}
 	}
 }
 
@@ -49,21 +69,25 @@ func (l *callLog) enabled(logger *zap.Logger) bool {
 // write logs the call's line, in the background when it can.
 func (l *callLog) write(logger *zap.Logger, fields []zap.Field) {
 	if l != nil {
-		l.mu.RLock()
-		if !l.stopped {
-			select {
-			case l.lines <- callLogLine{logger, fields}:
-				l.mu.RUnlock()
-				return
-			default: // full: write it here rather than lose it
+		l.mu.Lock()
+		if !l.stopped && len(l.pending) < callLogMax {
+			l.pending = append(l.pending, callLogLine{logger, fields})
+			first := len(l.pending) == 1
+			l.mu.Unlock()
+			if first {
+				select {
+				case l.wake <- struct{}{}:
+				default:
+				}
 			}
+			return
 		}
-		l.mu.RUnlock()
+		l.mu.Unlock()
 	}
 	logger.Info("llm call", fields...)
 }
 
-// stop writes the queued lines and returns; later lines are written by
+// stop writes the waiting lines and returns; later lines are written by
 // their callers.
 func (l *callLog) stop() {
 	l.mu.Lock()
@@ -72,7 +96,10 @@ func (l *callLog) stop() {
 		return
 	}
 	l.stopped = true
-	close(l.lines)
 	l.mu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default: // a wake-up is already pending; it sees stopped
+	}
 	<-l.done
 }
