@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 
+	"github.com/metisgateway/metis/adapters/internal/wirestr"
 	"github.com/metisgateway/metis/internal/jsonx"
 )
 
@@ -20,7 +21,7 @@ func marshalRequest(out *outRequest) ([]byte, error) {
 func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"model":`...)
-	b = jsonx.AppendString(b, r.Model)
+	b = wirestr.AppendString(b, r.Model)
 	b = append(b, `,"max_tokens":`...)
 	b = strconv.AppendInt(b, int64(r.MaxTokens), 10)
 	if len(r.System) > 0 {
@@ -41,10 +42,10 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	}
 	if c := r.ToolChoice; c != nil {
 		b = append(b, `,"tool_choice":{"type":`...)
-		b = jsonx.AppendString(b, c.Type)
+		b = wirestr.AppendString(b, c.Type)
 		if c.Name != "" {
 			b = append(b, `,"name":`...)
-			b = jsonx.AppendString(b, c.Name)
+			b = wirestr.AppendString(b, c.Name)
 		}
 		if c.DisableParallelToolUse {
 			b = append(b, `,"disable_parallel_tool_use":true`...)
@@ -73,12 +74,12 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	}
 	if r.Metadata != nil {
 		b = append(b, `,"metadata":{"user_id":`...)
-		b = jsonx.AppendString(b, r.Metadata.UserID)
+		b = wirestr.AppendString(b, r.Metadata.UserID)
 		b = append(b, '}')
 	}
 	if t := r.Thinking; t != nil {
 		b = append(b, `,"thinking":{"type":`...)
-		b = jsonx.AppendString(b, t.Type)
+		b = wirestr.AppendString(b, t.Type)
 		if t.BudgetTokens != 0 {
 			b = append(b, `,"budget_tokens":`...)
 			b = strconv.AppendInt(b, int64(t.BudgetTokens), 10)
@@ -90,7 +91,7 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 		comma := false
 		if oc.Effort != "" {
 			b = append(b, `"effort":`...)
-			b = jsonx.AppendString(b, oc.Effort)
+			b = wirestr.AppendString(b, oc.Effort)
 			comma = true
 		}
 		if f := oc.Format; f != nil {
@@ -98,7 +99,7 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 				b = append(b, ',')
 			}
 			b = append(b, `"format":{"type":`...)
-			b = jsonx.AppendString(b, f.Type)
+			b = wirestr.AppendString(b, f.Type)
 			b = append(b, `,"schema":`...)
 			if b, err = jsonx.AppendRaw(b, f.Schema); err != nil {
 				return b, err
@@ -124,16 +125,16 @@ func appendCacheControl(b []byte, cc json.RawMessage) ([]byte, error) {
 
 func (t *outText) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"type":`...)
-	b = jsonx.AppendString(b, t.Type)
+	b = wirestr.AppendString(b, t.Type)
 	b = append(b, `,"text":`...)
-	b = jsonx.AppendString(b, t.Text)
+	b = wirestr.AppendString(b, t.Text)
 	b, err := appendCacheControl(b, t.CacheControl)
 	return append(b, '}'), err
 }
 
 func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"role":`...)
-	b = jsonx.AppendString(b, m.Role)
+	b = wirestr.AppendString(b, m.Role)
 	b = append(b, `,"content":`...)
 	b, err := appendBlocks(b, m.Content)
 	return append(b, '}'), err
@@ -164,34 +165,34 @@ func appendBlock(b []byte, blk any) ([]byte, error) {
 		return v.appendJSON(b)
 	case outMedia:
 		b = append(b, `{"type":`...)
-		b = jsonx.AppendString(b, v.Type)
+		b = wirestr.AppendString(b, v.Type)
 		b = append(b, `,"source":{"type":`...)
-		b = jsonx.AppendString(b, v.Source.Type)
+		b = wirestr.AppendString(b, v.Source.Type)
 		if v.Source.MediaType != "" {
 			b = append(b, `,"media_type":`...)
-			b = jsonx.AppendString(b, v.Source.MediaType)
+			b = wirestr.AppendString(b, v.Source.MediaType)
 		}
 		if v.Source.Data != "" {
 			b = append(b, `,"data":`...)
-			b = jsonx.AppendString(b, v.Source.Data)
+			b = wirestr.AppendString(b, v.Source.Data)
 		}
 		if v.Source.URL != "" {
 			b = append(b, `,"url":`...)
-			b = jsonx.AppendString(b, v.Source.URL)
+			b = wirestr.AppendString(b, v.Source.URL)
 		}
 		b = append(b, '}')
 		if v.Title != "" {
 			b = append(b, `,"title":`...)
-			b = jsonx.AppendString(b, v.Title)
+			b = wirestr.AppendString(b, v.Title)
 		}
 		b, err = appendCacheControl(b, v.CacheControl)
 	case outToolUse:
 		b = append(b, `{"type":`...)
-		b = jsonx.AppendString(b, v.Type)
+		b = wirestr.AppendString(b, v.Type)
 		b = append(b, `,"id":`...)
-		b = jsonx.AppendString(b, v.ID)
+		b = wirestr.AppendString(b, v.ID)
 		b = append(b, `,"name":`...)
-		b = jsonx.AppendString(b, v.Name)
+		b = wirestr.AppendString(b, v.Name)
 		b = append(b, `,"input":`...)
 		if b, err = jsonx.AppendRaw(b, v.Input); err != nil {
 			return b, err
@@ -199,9 +200,9 @@ func appendBlock(b []byte, blk any) ([]byte, error) {
 		b, err = appendCacheControl(b, v.CacheControl)
 	case outToolResult:
 		b = append(b, `{"type":`...)
-		b = jsonx.AppendString(b, v.Type)
+		b = wirestr.AppendString(b, v.Type)
 		b = append(b, `,"tool_use_id":`...)
-		b = jsonx.AppendString(b, v.ToolUseID)
+		b = wirestr.AppendString(b, v.ToolUseID)
 		if len(v.Content) > 0 {
 			b = append(b, `,"content":`...)
 			if b, err = appendBlocks(b, v.Content); err != nil {
@@ -214,16 +215,16 @@ func appendBlock(b []byte, blk any) ([]byte, error) {
 		b, err = appendCacheControl(b, v.CacheControl)
 	case outThinking:
 		b = append(b, `{"type":`...)
-		b = jsonx.AppendString(b, v.Type)
+		b = wirestr.AppendString(b, v.Type)
 		b = append(b, `,"thinking":`...)
-		b = jsonx.AppendString(b, v.Thinking)
+		b = wirestr.AppendString(b, v.Thinking)
 		b = append(b, `,"signature":`...)
-		b = jsonx.AppendString(b, v.Signature)
+		b = wirestr.AppendString(b, v.Signature)
 	case outRedacted:
 		b = append(b, `{"type":`...)
-		b = jsonx.AppendString(b, v.Type)
+		b = wirestr.AppendString(b, v.Type)
 		b = append(b, `,"data":`...)
-		b = jsonx.AppendString(b, v.Data)
+		b = wirestr.AppendString(b, v.Data)
 	default:
 		// Not produced by EncodeRequest; kept correct for any value.
 		return jsonx.AppendMarshal(b, v)
@@ -233,10 +234,10 @@ func appendBlock(b []byte, blk any) ([]byte, error) {
 
 func (t *outTool) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"name":`...)
-	b = jsonx.AppendString(b, t.Name)
+	b = wirestr.AppendString(b, t.Name)
 	if t.Description != "" {
 		b = append(b, `,"description":`...)
-		b = jsonx.AppendString(b, t.Description)
+		b = wirestr.AppendString(b, t.Description)
 	}
 	b = append(b, `,"input_schema":`...)
 	b, err := jsonx.AppendRaw(b, t.InputSchema)

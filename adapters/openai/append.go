@@ -3,6 +3,7 @@ package openai
 import (
 	"strconv"
 
+	"github.com/metisgateway/metis/adapters/internal/wirestr"
 	"github.com/metisgateway/metis/internal/jsonx"
 )
 
@@ -19,7 +20,7 @@ func marshalRequest(out *outRequest) ([]byte, error) {
 func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"model":`...)
-	b = jsonx.AppendString(b, r.Model)
+	b = wirestr.AppendString(b, r.Model)
 	b = append(b, `,"messages":`...)
 	if b, err = jsonx.AppendArray(b, r.Messages, (*outMessage).appendJSON); err != nil {
 		return b, err
@@ -32,12 +33,12 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 			}
 			f := &r.Tools[i].Function
 			b = append(b, `{"type":`...)
-			b = jsonx.AppendString(b, r.Tools[i].Type)
+			b = wirestr.AppendString(b, r.Tools[i].Type)
 			b = append(b, `,"function":{"name":`...)
-			b = jsonx.AppendString(b, f.Name)
+			b = wirestr.AppendString(b, f.Name)
 			if f.Description != "" {
 				b = append(b, `,"description":`...)
-				b = jsonx.AppendString(b, f.Description)
+				b = wirestr.AppendString(b, f.Description)
 			}
 			if len(f.Parameters) > 0 {
 				b = append(b, `,"parameters":`...)
@@ -57,12 +58,12 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"tool_choice":`...)
 		switch c := r.ToolChoice.(type) {
 		case string:
-			b = jsonx.AppendString(b, c)
+			b = wirestr.AppendString(b, c)
 		case outNamedChoice:
 			b = append(b, `{"type":`...)
-			b = jsonx.AppendString(b, c.Type)
+			b = wirestr.AppendString(b, c.Type)
 			b = append(b, `,"function":{"name":`...)
-			b = jsonx.AppendString(b, c.Function.Name)
+			b = wirestr.AppendString(b, c.Function.Name)
 			b = append(b, "}}"...)
 		default:
 			if b, err = jsonx.AppendMarshal(b, c); err != nil {
@@ -104,18 +105,18 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 	}
 	if r.User != "" {
 		b = append(b, `,"user":`...)
-		b = jsonx.AppendString(b, r.User)
+		b = wirestr.AppendString(b, r.User)
 	}
 	if r.ReasoningEffort != "" {
 		b = append(b, `,"reasoning_effort":`...)
-		b = jsonx.AppendString(b, r.ReasoningEffort)
+		b = wirestr.AppendString(b, r.ReasoningEffort)
 	}
 	if rf := r.ResponseFormat; rf != nil {
 		b = append(b, `,"response_format":{"type":`...)
-		b = jsonx.AppendString(b, rf.Type)
+		b = wirestr.AppendString(b, rf.Type)
 		if js := rf.JSONSchema; js != nil {
 			b = append(b, `,"json_schema":{"name":`...)
-			b = jsonx.AppendString(b, js.Name)
+			b = wirestr.AppendString(b, js.Name)
 			b = append(b, `,"schema":`...)
 			if b, err = jsonx.AppendRaw(b, js.Schema); err != nil {
 				return b, err
@@ -134,13 +135,13 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
 	var err error
 	b = append(b, `{"role":`...)
-	b = jsonx.AppendString(b, m.Role)
+	b = wirestr.AppendString(b, m.Role)
 	b = append(b, `,"content":`...)
 	switch c := m.Content.(type) {
 	case nil:
 		b = append(b, "null"...)
 	case string:
-		b = jsonx.AppendString(b, c)
+		b = wirestr.AppendString(b, c)
 	case []outTextPart:
 		if c == nil {
 			b = append(b, "null"...)
@@ -169,21 +170,21 @@ func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
 				b = p.appendJSON(b)
 			case outImagePart:
 				b = append(b, `{"type":`...)
-				b = jsonx.AppendString(b, p.Type)
+				b = wirestr.AppendString(b, p.Type)
 				b = append(b, `,"image_url":{"url":`...)
-				b = jsonx.AppendString(b, p.ImageURL.URL)
+				b = wirestr.AppendString(b, p.ImageURL.URL)
 				b = append(b, "}}"...)
 			case outFilePart:
 				b = append(b, `{"type":`...)
-				b = jsonx.AppendString(b, p.Type)
+				b = wirestr.AppendString(b, p.Type)
 				b = append(b, `,"file":{`...)
 				if p.File.Filename != "" {
 					b = append(b, `"filename":`...)
-					b = jsonx.AppendString(b, p.File.Filename)
+					b = wirestr.AppendString(b, p.File.Filename)
 					b = append(b, ',')
 				}
 				b = append(b, `"file_data":`...)
-				b = jsonx.AppendString(b, p.File.FileData)
+				b = wirestr.AppendString(b, p.File.FileData)
 				b = append(b, "}}"...)
 			default:
 				if b, err = jsonx.AppendMarshal(b, p); err != nil {
@@ -210,16 +211,16 @@ func (m *outMessage) appendJSON(b []byte) ([]byte, error) {
 	}
 	if m.ToolCallID != "" {
 		b = append(b, `,"tool_call_id":`...)
-		b = jsonx.AppendString(b, m.ToolCallID)
+		b = wirestr.AppendString(b, m.ToolCallID)
 	}
 	return append(b, '}'), nil
 }
 
 func (p *outTextPart) appendJSON(b []byte) []byte {
 	b = append(b, `{"type":`...)
-	b = jsonx.AppendString(b, p.Type)
+	b = wirestr.AppendString(b, p.Type)
 	b = append(b, `,"text":`...)
-	b = jsonx.AppendString(b, p.Text)
+	b = wirestr.AppendString(b, p.Text)
 	return append(b, '}')
 }
 
@@ -230,13 +231,13 @@ func marshalResponse(out *outResponse) ([]byte, error) {
 
 func (r *outResponse) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
-	b = jsonx.AppendString(b, r.ID)
+	b = wirestr.AppendString(b, r.ID)
 	b = append(b, `,"object":`...)
-	b = jsonx.AppendString(b, r.Object)
+	b = wirestr.AppendString(b, r.Object)
 	b = append(b, `,"created":`...)
 	b = strconv.AppendInt(b, r.Created, 10)
 	b = append(b, `,"model":`...)
-	b = jsonx.AppendString(b, r.Model)
+	b = wirestr.AppendString(b, r.Model)
 	b = append(b, `,"choices":`...)
 	b, err := jsonx.AppendArray(b, r.Choices, (*outChoice).appendJSON)
 	if err != nil {
@@ -267,7 +268,7 @@ func (c *outChoice) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"index":`...)
 	b = strconv.AppendInt(b, int64(c.Index), 10)
 	b = append(b, `,"message":{"role":`...)
-	b = jsonx.AppendString(b, m.Role)
+	b = wirestr.AppendString(b, m.Role)
 	b = append(b, `,"content":`...)
 	b = appendStringPtr(b, m.Content)
 	b = append(b, `,"refusal":`...)
@@ -284,7 +285,7 @@ func (c *outChoice) appendJSON(b []byte) ([]byte, error) {
 	}
 	if m.ReasoningContent != "" {
 		b = append(b, `,"reasoning_content":`...)
-		b = jsonx.AppendString(b, m.ReasoningContent)
+		b = wirestr.AppendString(b, m.ReasoningContent)
 	}
 	b = append(b, `},"logprobs":`...)
 	if c.Logprobs != nil {
@@ -293,19 +294,19 @@ func (c *outChoice) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, "null"...)
 	}
 	b = append(b, `,"finish_reason":`...)
-	b = jsonx.AppendString(b, c.FinishReason)
+	b = wirestr.AppendString(b, c.FinishReason)
 	return append(b, '}'), nil
 }
 
 func (tc *outToolCall) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
-	b = jsonx.AppendString(b, tc.ID)
+	b = wirestr.AppendString(b, tc.ID)
 	b = append(b, `,"type":`...)
-	b = jsonx.AppendString(b, tc.Type)
+	b = wirestr.AppendString(b, tc.Type)
 	b = append(b, `,"function":{"name":`...)
-	b = jsonx.AppendString(b, tc.Function.Name)
+	b = wirestr.AppendString(b, tc.Function.Name)
 	b = append(b, `,"arguments":`...)
-	b = jsonx.AppendString(b, tc.Function.Arguments)
+	b = wirestr.AppendString(b, tc.Function.Arguments)
 	return append(b, "}}"...)
 }
 
@@ -314,5 +315,5 @@ func appendStringPtr(b []byte, s *string) []byte {
 	if s == nil {
 		return append(b, "null"...)
 	}
-	return jsonx.AppendString(b, *s)
+	return wirestr.AppendString(b, *s)
 }

@@ -26,3 +26,47 @@ func Of(v gjson.Result) string {
 	}
 	return jsonx.Unquote(v.Raw)
 }
+
+// AppendString appends s as a JSON string exactly as jsonx.AppendString
+// (and encoding/json.Marshal) writes it, copying s in one piece when it is
+// printable ASCII needing no escape, which it checks eight bytes at a time.
+func AppendString(dst []byte, s string) []byte {
+	if !plain(s) {
+		return jsonx.AppendString(dst, s)
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// hasByte reports whether a byte of x equals c.
+func hasByte(x uint64, c byte) bool {
+	y := x ^ (ones * uint64(c))
+	return (y-ones)&^y&highs != 0
+}
+
+// plain reports whether every byte of s is printable ASCII other than
+// the ones encoding/json escapes: ", \, <, > and &.
+func plain(s string) bool {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte ≥ 0x80, or < 0x20 (x - 0x20 borrows into its high bit).
+		if x&highs != 0 || (x-ones*0x20)&^x&highs != 0 ||
+			hasByte(x, '"') || hasByte(x, '\\') || hasByte(x, '<') || hasByte(x, '>') || hasByte(x, '&') {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}

@@ -50,3 +50,32 @@ func FuzzOfMatchesUnmarshal(f *testing.F) {
 	}
 	f.Fuzz(check)
 }
+
+func checkAppend(t *testing.T, s string) {
+	t.Helper()
+	want, _ := json.Marshal(s)
+	if got := AppendString([]byte("x"), s); string(got) != "x"+string(want) {
+		t.Fatalf("AppendString(%q) = %s, want x%s", s, got, want)
+	}
+}
+
+func TestAppendStringMatchesMarshal(t *testing.T) {
+	for _, s := range []string{"", "a", "plain ascii text, long enough for words", "01234567", "0123456\x1f", "0123456\x7f",
+		"\x00", "abc\"def", "abcdefg\\", "<", "0123456789abcde>", "&&&&&&&&&", "é", "0123456789\u2028", "\xff0123456789",
+		"\x20\x21\x7e\x7f\x80\x1f\x19"} {
+		checkAppend(t, s)
+	}
+	for c := 0; c < 256; c++ {
+		for pos := 0; pos < 9; pos++ {
+			b := []byte("abcdefghijklmnop")
+			b[pos] = byte(c)
+			checkAppend(t, string(b))
+		}
+	}
+}
+
+func FuzzAppendStringMatchesMarshal(f *testing.F) {
+	f.Add("plain ascii text")
+	f.Add("a<b>c&d\"e\\f\n\u2028é\xff")
+	f.Fuzz(checkAppend)
+}
