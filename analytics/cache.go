@@ -26,7 +26,16 @@ type dayCache struct {
 type cacheEntry struct {
 	hi   int64 // end of the days covered, unix µs
 	res  result
+	run  *sessionRun // instead of res: a run's sessions (aggregateSessionsTop)
 	used time.Time
+}
+
+// size is the number of groups e holds.
+func (e *cacheEntry) size() int {
+	if e.run != nil {
+		return len(e.run.top) + len(e.run.edge) + 1
+	}
+	return len(e.res)
 }
 
 const (
@@ -111,11 +120,30 @@ func (c *dayCache) get(key string, now time.Time) (result, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
-	if !ok {
+	if !ok || e.run != nil {
 		return nil, false
 	}
 	e.used = now
 	return append(result(nil), e.res...), true
+}
+
+// getRun returns the cached sessionRun for key, for a reader whose snapshot
+// the cache was synced to at mark (see getAt). The entry is shared: callers
+// must not modify it.
+func (c *dayCache) getRun(key string, mark int64, now time.Time) (*sessionRun, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || e.run == nil || c.maxRow != mark {
+		return nil, false
+	}
+	e.used = now
+	return e.run, true
+}
+
+// putRun stores run like put stores a result.
+func (c *dayCache) putRun(key string, hi, mark int64, run *sessionRun, now time.Time) {
+	c.store(key, mark, &cacheEntry{hi: hi, run: run, used: now})
 }
 
 // getAt is get for a reader whose snapshot the cache was synced to at
@@ -135,6 +163,12 @@ func (c *dayCache) getAt(key string, mark int64, now time.Time) (result, bool) {
 // moved past mark since (calls inserted meanwhile were not checked against
 // it).
 func (c *dayCache) put(key string, hi, mark int64, res result, now time.Time) {
+	c.store(key, mark, &cacheEntry{hi: hi, res: append(result(nil), res...), used: now})
+}
+
+// store adds e under key, evicting the least recently used entries to stay
+// within the bounds, unless the cache has moved past mark.
+func (c *dayCache) store(key string, mark int64, e *cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if mark != c.maxRow {
@@ -143,13 +177,14 @@ func (c *dayCache) put(key string, hi, mark int64, res result, now time.Time) {
 	if c.entries == nil {
 		c.entries = make(map[string]*cacheEntry)
 	}
-	if len(res) > maxCacheGroups/4 {
+	size := e.size()
+	if size > maxCacheGroups/4 {
 		return
 	}
 	if _, ok := c.entries[key]; ok {
 		c.drop(key)
 	}
-	for len(c.entries) > 0 && (len(c.entries) >= maxCacheEntries || c.groups+len(res) > maxCacheGroups) {
+	for len(c.entries) > 0 && (len(c.entries) >= maxCacheEntries || c.groups+size > maxCacheGroups) {
 		var oldest string
 		var at time.Time
 		for k, e := range c.entries {
@@ -159,14 +194,14 @@ func (c *dayCache) put(key string, hi, mark int64, res result, now time.Time) {
 		}
 		c.drop(oldest)
 	}
-	c.entries[key] = &cacheEntry{hi: hi, res: append(result(nil), res...), used: now}
-	c.groups += len(res)
+	c.entries[key] = e
+	c.groups += size
 }
 
 // drop removes one entry; c.mu is held.
 func (c *dayCache) drop(key string) {
 	if e, ok := c.entries[key]; ok {
-		c.groups -= len(e.res)
+		c.groups -= e.size()
 		delete(c.entries, key)
 	}
 }

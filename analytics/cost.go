@@ -51,6 +51,10 @@ type costAnswer struct {
 	EstimatedCalls           int64       `json:"estimated_calls"`
 	CacheSavingsUSD          usd         `json:"cache_savings_usd"`
 	Groups                   []costGroup `json:"groups"`
+	// GroupsTotal is the number of groups of the whole window;
+	// GroupsTruncated is set when limit cut groups to fewer.
+	GroupsTotal     int  `json:"groups_total"`
+	GroupsTruncated bool `json:"groups_truncated"`
 }
 
 // windowFields are the window, from and to every windowed answer starts with.
@@ -73,6 +77,10 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 	if by == "" {
 		by = "model"
 	}
+	limit, err := parseLimitIn(r, defaultCostLimit, maxCostLimit)
+	if err != nil {
+		return nil, err
+	}
 	q := query{from: win.from, to: win.to, filter: parseFilter(r)}
 	switch by {
 	case "day":
@@ -86,11 +94,22 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 		}
 		q.dims = []dim{d}
 	}
-	res, err := h.aggregate(ctx, q)
+	var (
+		res    result
+		t      sums
+		groups int
+	)
+	if by == "session" && q.filter.model == nil {
+		// The top limit sessions without reading every session of the
+		// window; the totals come from the rollups.
+		res, t, groups, err = h.aggregateSessionsTop(ctx, q, limit)
+	} else {
+		res, err = h.aggregate(ctx, q)
+		t, groups = res.total(), len(res)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cost by %s: %w", by, err)
 	}
-	t := res.total()
 	ans := costAnswer{
 		windowFields: newWindowFields(win), GroupBy: by,
 		TotalCostUSD: usd(t.cost), Calls: t.calls, Errors: t.errors, InputTokens: t.input, OutputTokens: t.output,
@@ -114,13 +133,17 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 		ans.Groups = append(ans.Groups, cg)
 	}
 	if q.grain != grainNone {
+		// Time buckets stay in time order; a limit keeps the latest.
 		sort.Slice(ans.Groups, func(i, j int) bool { return ans.Groups[i].Key < ans.Groups[j].Key })
+		ans.Groups = ans.Groups[max(0, len(ans.Groups)-limit):]
 	} else {
 		sort.Slice(ans.Groups, func(i, j int) bool {
 			return byCost(ans.Groups[i].CostUSD, ans.Groups[i].Calls, ans.Groups[i].Key,
 				ans.Groups[j].CostUSD, ans.Groups[j].Calls, ans.Groups[j].Key)
 		})
+		ans.Groups = ans.Groups[:min(len(ans.Groups), limit)]
 	}
+	ans.GroupsTotal, ans.GroupsTruncated = groups, groups > len(ans.Groups)
 	if by == "key" {
 		ids := make([]string, len(ans.Groups))
 		for i, g := range ans.Groups {

@@ -19,6 +19,12 @@ const (
 	defaultWindow = "24h"
 	defaultLimit  = 50
 	maxLimit      = 500
+	// defaultCostLimit and maxCostLimit bound /analytics/cost's groups: the
+	// default keeps the usual groupings (a thousand keys, every model, a
+	// month of days) complete; group_by=session over a month is the answer
+	// it cuts.
+	defaultCostLimit = 1000
+	maxCostLimit     = 10000
 )
 
 // parseWindow resolves the window parameter against now: 1h, 24h, 7d, 30d,
@@ -57,13 +63,19 @@ func windowDuration(s string) (time.Duration, error) {
 
 // parseLimit reads the limit parameter: default 50, 1 to 500.
 func parseLimit(r *http.Request) (int, error) {
+	return parseLimitIn(r, defaultLimit, maxLimit)
+}
+
+// parseLimitIn reads the limit parameter: def when absent, else a whole
+// number from 1 to most.
+func parseLimitIn(r *http.Request, def, most int) (int, error) {
 	s := strings.TrimSpace(r.URL.Query().Get("limit"))
 	if s == "" {
-		return defaultLimit, nil
+		return def, nil
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > maxLimit {
-		return 0, badParam("limit", fmt.Sprintf("bad limit %q; use a whole number from 1 to %d", s, maxLimit))
+	if err != nil || n < 1 || n > most {
+		return 0, badParam("limit", fmt.Sprintf("bad limit %q; use a whole number from 1 to %d", s, most))
 	}
 	return n, nil
 }

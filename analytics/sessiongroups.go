@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"sort"
 	"strings"
 	"time"
 )
@@ -202,4 +203,277 @@ func (h *Handler) aggregateTx(ctx context.Context, tx *sql.Tx, q query) (result,
 		all = append(all, parts...)
 	}
 	return merge(all, q.grain != grainNone), nil
+}
+
+// sessionRange is what sessionsInRange reads of the unmixed sessions
+// matching a filter whose last call lies in a range and whose first call is
+// at or after a bound: their number and sums, the first k of them in
+// byCost order, and the ids of the sessions in the range that start
+// before the bound (edge).
+type sessionRange struct {
+	n    int64
+	sums sums
+	top  result
+	edge []string
+}
+
+// sessionsInRange reads the unmixed sessions matching q's filter with
+// last_ts_us in [a, b): those with first_ts_us >= firstMin summed, counted
+// and their first k kept (SQLite's ORDER BY … LIMIT, so the range's
+// sessions never cross into Go), the others' ids listed.
+func sessionsInRange(ctx context.Context, tx *sql.Tx, q query, a, b, firstMin int64, k int) (sessionRange, error) {
+	var sr sessionRange
+	if b <= a {
+		return sr, nil
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT COUNT(*), COALESCE(SUM(calls),0), COALESCE(SUM(errors),0), COALESCE(SUM(unpriced_calls),0),
+	COALESCE(SUM(estimated_calls),0), TOTAL(cost_usd), TOTAL(cache_savings_usd), COALESCE(SUM(input_tokens),0),
+	COALESCE(SUM(cache_read_tokens),0), COALESCE(SUM(cache_write_tokens),0), COALESCE(SUM(output_tokens),0),
+	COALESCE(SUM(reasoning_tokens),0), COALESCE(SUM(latency_ms_sum),0), COALESCE(MAX(last_ts_us),0)
+	FROM sessions WHERE last_ts_us >= ? AND last_ts_us < ? AND first_ts_us >= ? AND mixed = 0`)
+	args := q.filter.where(&sb, []any{a, b, firstMin})
+	s := &sr.sums
+	err := tx.QueryRowContext(ctx, sb.String(), args...).Scan(&sr.n, &s.calls, &s.errors, &s.unpriced, &s.estimated,
+		&s.cost, &s.savings, &s.input, &s.cacheRead, &s.cacheWrite, &s.output, &s.reasoning, &s.latencyMS, &s.lastUS)
+	if err != nil {
+		return sr, fmt.Errorf("summing sessions: %w", err)
+	}
+	if sr.n > 0 && k > 0 {
+		sb.Reset()
+		sb.WriteString(sessionSums + " WHERE last_ts_us >= ? AND last_ts_us < ? AND first_ts_us >= ? AND mixed = 0")
+		args = q.filter.where(&sb, []any{a, b, firstMin})
+		sb.WriteString(" ORDER BY cost_usd DESC, calls DESC, session_id LIMIT ?")
+		if sr.top, _, err = scanSessionRows(ctx, tx, sb.String(), append(args, k), firstMin, b, nil, nil); err != nil {
+			return sr, err
+		}
+	}
+	if firstMin > 0 {
+		sb.Reset()
+		sb.WriteString("SELECT session_id FROM sessions WHERE last_ts_us >= ? AND last_ts_us < ? AND first_ts_us < ? AND mixed = 0")
+		args = q.filter.where(&sb, []any{a, b, firstMin})
+		if sr.edge, err = readIDs(ctx, tx, sb.String(), args...); err != nil {
+			return sr, err
+		}
+	}
+	return sr, nil
+}
+
+// readIDs runs a query selecting one text column.
+func readIDs(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading session ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("reading session ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading session ids: %w", err)
+	}
+	return ids, nil
+}
+
+// sessionRun is the day cache's entry for the sessions lying wholly inside
+// a run of whole past days [d0, d1) (sessionsInRange over [d0, d1) with
+// first_ts_us >= d0). It depends on the calls before d1 — which the day
+// cache watches — and on which of the sessions that started in the run
+// have calls after it: later is the number of those when it was read, and
+// the entry is stale once more have (a session resumed after d1 leaves the
+// run).
+type sessionRun struct {
+	sessionRange
+	later int64
+}
+
+// minSessionTop is the fewest sessions a cached run keeps, so that the
+// common limits share one entry.
+const minSessionTop = defaultCostLimit
+
+// aggregateSessionsTop answers a query grouped by session alone like
+// aggregateSessions but returns only the first limit groups in byCost
+// order, with the window's totals and the number of groups the full answer
+// has. The window's
+// sessions are read by the range of their last call, in three pieces: the
+// partial day at the start, the run of whole past days (from the day cache
+// when it holds them), the rest up to now; each piece's sessions lying
+// wholly inside the window are summed and counted in SQLite and only their
+// first limit read; the sessions straddling an edge of the window, and the
+// mixed ones, are read from calls as in aggregateSessions.
+func (h *Handler) aggregateSessionsTop(ctx context.Context, q query, limit int) (result, sums, int, error) {
+	lo, hi := q.from.UnixMicro(), q.to.UnixMicro()
+	if hi <= lo {
+		return nil, sums{}, 0, nil
+	}
+	tx, err := h.db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, sums{}, 0, fmt.Errorf("starting a read transaction: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only; nothing to keep
+	tq := q
+	tq.dims = nil
+	total, err := h.aggregateTx(ctx, tx, tq)
+	if err != nil {
+		return nil, sums{}, 0, err
+	}
+	d0, d1 := ceilTo(lo, dayUS), floorTo(hi, dayUS)
+	if d1 <= d0 {
+		d0, d1 = hi, hi // no whole day: one piece [lo, hi)
+	}
+	var (
+		cands      result // the candidates for the first limit groups
+		n          int64  // session groups
+		sessionSum sums   // their sums
+		straddling []string
+	)
+	addRange := func(sr sessionRange) {
+		cands = append(cands, sr.top...)
+		n += sr.n
+		sessionSum.add(&sr.sums)
+	}
+	// The start: sessions ending before the first whole day.
+	start, err := sessionsInRange(ctx, tx, q, lo, d0, lo, limit)
+	if err != nil {
+		return nil, sums{}, 0, err
+	}
+	addRange(start)
+	straddling = append(straddling, start.edge...)
+	// The end: sessions ending after the whole days, up to now.
+	end, err := sessionsInRange(ctx, tx, q, d1, hi, lo, limit)
+	if err != nil {
+		return nil, sums{}, 0, err
+	}
+	addRange(end)
+	straddling = append(straddling, end.edge...)
+	if d1 > d0 {
+		run, err := h.sessionRun(ctx, tx, q, d0, d1, max(limit, minSessionTop))
+		if err != nil {
+			return nil, sums{}, 0, err
+		}
+		addRange(run.sessionRange)
+		// The run's sessions starting before it: wholly inside the window
+		// (their row) or straddling its start; those that have since had a
+		// call after the run are the end piece's.
+		if len(run.edge) > 0 {
+			rows, edge, err := readSessionsByID(ctx, tx, run.edge, lo, hi, d1)
+			if err != nil {
+				return nil, sums{}, 0, err
+			}
+			for _, g := range rows {
+				cands = append(cands, g)
+				n++
+				sessionSum.add(&g.sums)
+			}
+			straddling = append(straddling, edge...)
+		}
+	}
+	// Straddling the window's end (calls after now), and the mixed sessions.
+	var sb strings.Builder
+	sb.WriteString("SELECT session_id FROM sessions WHERE last_ts_us >= ? AND first_ts_us < ? AND mixed = 0")
+	ids, err := readIDs(ctx, tx, sb.String(), q.filter.where(&sb, []any{hi, hi})...)
+	if err != nil {
+		return nil, sums{}, 0, err
+	}
+	straddling = append(straddling, ids...)
+	ids, err = readIDs(ctx, tx, "SELECT session_id FROM sessions WHERE mixed <> 0 AND last_ts_us >= ? AND first_ts_us < ?",
+		lo, hi)
+	if err != nil {
+		return nil, sums{}, 0, err
+	}
+	straddling = append(straddling, ids...)
+	for len(straddling) > 0 {
+		c := min(len(straddling), sessionChunk)
+		part, err := readSessionCalls(ctx, tx, q, straddling[:c], lo, hi)
+		if err != nil {
+			return nil, sums{}, 0, err
+		}
+		for _, g := range part {
+			cands = append(cands, g)
+			n++
+			sessionSum.add(&g.sums)
+		}
+		straddling = straddling[c:]
+	}
+	t := total.total()
+	rest := t
+	rest.sub(&sessionSum)
+	if rest.calls > 0 {
+		rest.lastUS = 0
+		if math.Abs(rest.cost) < 1e-12 {
+			rest.cost = 0
+		}
+		if math.Abs(rest.savings) < 1e-12 {
+			rest.savings = 0
+		}
+		cands = append(cands, &group{vals: []string{""}, sums: rest})
+		n++
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		return byCost(usd(cands[i].cost), cands[i].calls, cands[i].vals[0],
+			usd(cands[j].cost), cands[j].calls, cands[j].vals[0])
+	})
+	return cands[:min(len(cands), limit)], t, int(n), nil
+}
+
+// sessionRun returns the sessions lying wholly inside the whole past days
+// [d0, d1), from the day cache or read (and cached).
+func (h *Handler) sessionRun(ctx context.Context, tx *sql.Tx, q query, d0, d1 int64, k int) (*sessionRun, error) {
+	mark, err := h.cache.sync(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	var later int64
+	err = tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM sessions WHERE last_ts_us >= ? AND first_ts_us >= ? AND first_ts_us < ?",
+		d1, d0, d1).Scan(&later)
+	if err != nil {
+		return nil, fmt.Errorf("counting resumed sessions: %w", err)
+	}
+	key := fmt.Sprintf("session-run|%d|%d|%d|", d0, d1, k) + cacheKey(query{filter: q.filter}, part{})
+	if run, ok := h.cache.getRun(key, mark, time.Now()); ok && run.later == later {
+		return run, nil
+	}
+	sr, err := sessionsInRange(ctx, tx, q, d0, d1, d0, k)
+	if err != nil {
+		return nil, err
+	}
+	run := &sessionRun{sessionRange: sr, later: later}
+	h.cache.putRun(key, d1, mark, run, time.Now())
+	return run, nil
+}
+
+// readSessionsByID reads the sessions ids, which had their last call before
+// d1 when listed: those now wholly inside [lo, hi) and unmixed as groups
+// (their rows), those straddling lo or mixed as ids to read from calls;
+// those with a call at or after d1 since are skipped (the pieces after d1
+// read them).
+func readSessionsByID(ctx context.Context, tx *sql.Tx, ids []string, lo, hi, d1 int64) (result, []string, error) {
+	var res result
+	var edge []string
+	for len(ids) > 0 {
+		c := min(len(ids), sessionChunk)
+		var sb strings.Builder
+		sb.WriteString(sessionSums + " WHERE last_ts_us < ? AND session_id IN (")
+		args := make([]any, 0, c+1)
+		args = append(args, d1)
+		for i, id := range ids[:c] {
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("?")
+			args = append(args, id)
+		}
+		sb.WriteString(")")
+		var err error
+		if res, edge, err = scanSessionRows(ctx, tx, sb.String(), args, lo, hi, res, edge); err != nil {
+			return nil, nil, err
+		}
+		ids = ids[c:]
+	}
+	return res, edge, nil
 }
