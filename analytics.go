@@ -53,6 +53,18 @@ func (h *Analytics) Provision(ctx caddy.Context) error {
 		opts.Dashboard = dashboard.Handler("/") // analytics strips the /dashboard prefix
 	}
 	h.h = analytics.New(st.ReadDB(), opts)
+	// Fill the day cache in the background (one core at most, a few
+	// seconds at 10M calls) so that the dashboard's first requests after a
+	// start or reload read cached days.
+	h.h.StartWarming()
+	return nil
+}
+
+// Cleanup stops the background warm-up of the handler's day cache.
+func (h *Analytics) Cleanup() error {
+	if h.h != nil {
+		h.h.Close()
+	}
 	return nil
 }
 
@@ -66,5 +78,6 @@ func (h *Analytics) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddy
 
 var (
 	_ caddy.Provisioner           = (*Analytics)(nil)
+	_ caddy.CleanerUpper          = (*Analytics)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Analytics)(nil)
 )

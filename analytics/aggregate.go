@@ -142,9 +142,13 @@ func (h *Handler) aggregate(ctx context.Context, q query) (result, error) {
 		}
 	}
 	var wg sync.WaitGroup
+	spawn := wg.Go
+	if ctx.Value(serialKey{}) != nil {
+		spawn = func(f func()) { f() }
+	}
 	for i, u := range units {
 		if !cacheable(u) {
-			wg.Go(func() { out[i], errs[i] = h.readUnit(ctx, q, u) })
+			spawn(func() { out[i], errs[i] = h.readUnit(ctx, q, u) })
 			continue
 		}
 		key := cacheKey(q, u.parts[0])
@@ -152,7 +156,7 @@ func (h *Handler) aggregate(ctx context.Context, q query) (result, error) {
 			out[i] = []signed{{res: res}}
 			continue
 		}
-		wg.Go(func() {
+		spawn(func() {
 			out[i], errs[i] = h.readUnit(ctx, q, u)
 			if errs[i] == nil {
 				h.cache.put(key, u.parts[0].hi, mark, out[i][0].res, time.Now())

@@ -60,6 +60,7 @@ type Handler struct {
 	log       *zap.Logger
 	budgets   *budget.Ledger
 	cache     dayCache
+	warm      warmer
 }
 
 // New returns a Handler reading db, a database with the trace store schema

@@ -25,8 +25,12 @@ type Result struct {
 	// wall time shows the waiting too.
 	CPU50, CPU99 time.Duration
 	// First is the first request's time: cold for the analytics day cache
-	// (not for SQLite's page cache or the OS's).
-	First time.Duration
+	// (not for SQLite's page cache or the OS's) unless WarmUp; FirstCPU is
+	// its CPU time.
+	First, FirstCPU time.Duration
+	// WarmUp and WarmUpCPU are the wall and CPU time of the handler's
+	// Warm before the first request (MeasureOptions.WarmUp).
+	WarmUp, WarmUpCPU time.Duration
 }
 
 // cpuTime is the process's user + system CPU time so far.
@@ -109,6 +113,10 @@ type MeasureOptions struct {
 	// empty: the first request after a start (SQLite's and the OS's page
 	// caches stay warm).
 	Cold bool
+	// WarmUp serves each scenario from a new handler on which Warm has run
+	// (timed): First is then the first request after a start once the
+	// background warm-up is done.
+	WarmUp bool
 }
 
 // Measure times every scenario opt selects opt.Iterations times, after two
@@ -125,7 +133,7 @@ func Measure(ctx context.Context, db *sql.DB, now time.Time, opt MeasureOptions)
 	if err != nil {
 		return nil, fmt.Errorf("finding a session: %w", err)
 	}
-	newHandler := func() http.Handler {
+	newHandler := func() *analytics.Handler {
 		return analytics.New(db, analytics.Options{
 			Now: func() time.Time { return now },
 			Authenticate: func(tok string) (analytics.Identity, error) {
@@ -145,6 +153,14 @@ func Measure(ctx context.Context, db *sql.DB, now time.Time, opt MeasureOptions)
 		times := make([]time.Duration, 0, iterations)
 		cpus := make([]time.Duration, 0, iterations)
 		res := Result{Target: sc.target}
+		if opt.WarmUp {
+			h = newHandler()
+			c0, start := cpuTime(), time.Now()
+			if err := h.Warm(ctx); err != nil {
+				return nil, fmt.Errorf("warming up: %w", err)
+			}
+			res.WarmUp, res.WarmUpCPU = time.Since(start), cpuTime()-c0
+		}
 		for i := range iterations + 2 {
 			r := httptest.NewRequest(http.MethodGet, sc.target, nil).WithContext(ctx)
 			if sc.token {
@@ -162,7 +178,7 @@ func Measure(ctx context.Context, db *sql.DB, now time.Time, opt MeasureOptions)
 				return nil, fmt.Errorf("%s: status %d: %s", sc.target, w.Code, w.Body.String())
 			}
 			if i == 0 {
-				res.First = d
+				res.First, res.FirstCPU = d, c
 			}
 			if i >= 2 {
 				times, cpus = append(times, d), append(cpus, c)

@@ -4,6 +4,7 @@
 //	go run ./bench/analyticsgen -db /tmp/metis-10m.db -calls 10000000
 //	go run ./bench/analyticsgen -db /tmp/metis-10m.db -generate=false -iterations 200
 //	go run ./bench/analyticsgen -db /tmp/metis-10m.db -generate=false -iterations 20 -cold
+//	go run ./bench/analyticsgen -db /tmp/metis-10m.db -generate=false -iterations 1 -warmup -only by_
 package main
 
 import (
@@ -34,6 +35,8 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timing run to this file")
 	only := flag.String("only", "", "time only the scenarios whose request contains this text")
 	cold := flag.Bool("cold", false, "time cold requests: a new handler (empty day cache) for every request")
+	warmUp := flag.Bool("warmup", false,
+		"a new handler per scenario, warmed (Handler.Warm, timed) before its first request")
 	flag.Parse()
 	ctx := context.Background()
 	if *generate {
@@ -72,15 +75,18 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	res, err := analyticsbench.Measure(ctx, s.ReadDB(), now, analyticsbench.MeasureOptions{
-		Iterations: *iterations, Only: *only, Cold: *cold})
+		Iterations: *iterations, Only: *only, Cold: *cold, WarmUp: *warmUp})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%-72s %8s %8s %8s %8s %8s %8s %8s\n", "request (now = last call + 1s)", "first ms", "p50 ms",
-		"p99 ms", "max ms", "cpu p50", "cpu p99", "bytes")
+	fmt.Printf("%-72s %8s %8s %8s %8s %8s %8s %8s %8s\n", "request (now = last call + 1s)", "first ms", "cpu 1st",
+		"p50 ms", "p99 ms", "max ms", "cpu p50", "cpu p99", "bytes")
 	for _, r := range res {
-		fmt.Printf("%-72s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8d\n", r.Target, ms(r.First), ms(r.P50), ms(r.P99),
-			ms(r.Max), ms(r.CPU50), ms(r.CPU99), r.Bytes)
+		fmt.Printf("%-72s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8d\n", r.Target, ms(r.First), ms(r.FirstCPU),
+			ms(r.P50), ms(r.P99), ms(r.Max), ms(r.CPU50), ms(r.CPU99), r.Bytes)
+		if *warmUp {
+			fmt.Printf("    warm-up before it: %.0f ms, %.0f ms CPU\n", ms(r.WarmUp), ms(r.WarmUpCPU))
+		}
 	}
 }
 
