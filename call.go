@@ -83,7 +83,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		return nil
 	}
 	body := buf.Bytes()
-	root, aerr := validate(shape, kind, body)
+	req, aerr := validate(shape, kind, body)
 	if aerr != nil {
 		g.rejected(r, shape, key, "", aerr)
 		writeError(w, shape, aerr.status, aerr.msg)
@@ -91,9 +91,9 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	}
 	c := &call{
 		g: g, w: w, r: r, start: start, shape: shape, kind: kind, key: key, session: sessionID(r),
-		stream: root.Get("stream").Bool(), rawQuery: r.URL.RawQuery,
+		stream: req.stream.Bool(), rawQuery: r.URL.RawQuery,
 	}
-	if aerr := c.decide(body, root); aerr != nil {
+	if aerr := c.decide(body, req); aerr != nil {
 		g.rejected(r, shape, key, c.requested, aerr)
 		writeError(w, shape, aerr.status, aerr.msg)
 		return nil
@@ -112,11 +112,12 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 }
 
 // decide resolves the model, checks the key may use it and builds the
-// upstream body. root is body as validate parsed it: the translators read
+// upstream body. req is body as validate parsed it: the translators read
 // it without validating and parsing the body again.
-func (c *call) decide(body []byte, root gjson.Result) *apiError {
+func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	a := c.g.app
-	sent := root.Get("model").String()
+	root := req.root
+	sent := req.model.String()
 	c.requested = sent
 	c.slot = slotRequest
 	if c.requested == "" {

@@ -126,8 +126,11 @@ func TestReloadChurnKeepsOneStoreAndLosesNothing(t *testing.T) {
 	if n, _ := stores.References(g.DB); n != 1 {
 		t.Errorf("pool references after 20 reloads = %d, want 1", n)
 	}
-	if now := openFDsTo(g.DB); now > fds {
-		t.Errorf("open handles on the database grew from %d to %d", fds, now)
+	// Read connections open lazily (key polls, analytics, the budget
+	// ledger: at most 4 + 2), so a few may appear during the reloads; a
+	// store leaked per reload would add at least 20.
+	if now := openFDsTo(g.DB); now > fds+6 {
+		t.Errorf("open handles on the database grew from %d to %d over 20 reloads", fds, now)
 	}
 	got := len(g.events(store.TypeRequestRejected))
 	if int64(got) != sent.Load() || got == 0 {

@@ -183,33 +183,61 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 
 // validate checks the fields the inbound shape requires and returns the
 // parsed body, so the caller reads model and stream without another scan.
-func validate(shape string, kind int, body []byte) (gjson.Result, *apiError) {
+func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
+	var req parsedRequest
 	if !gjson.ValidBytes(body) {
-		return gjson.Result{}, reject(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
+		return req, reject(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
 	}
-	root := gjson.ParseBytes(body)
-	if !root.IsObject() {
-		return gjson.Result{}, reject(http.StatusBadRequest, "malformed_json", "request body must be a JSON object")
+	req.root = gjson.ParseBytes(body)
+	if !req.root.IsObject() {
+		return req, reject(http.StatusBadRequest, "malformed_json", "request body must be a JSON object")
 	}
-	if m := root.Get("model"); m.Exists() && m.Type != gjson.String {
-		return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
+	// One pass over the top level: each Get would scan past the whole
+	// messages array again. The first of duplicate keys wins, as with Get.
+	var msgs, mt gjson.Result
+	req.root.ForEach(func(k, v gjson.Result) bool {
+		var dst *gjson.Result
+		switch k.Str {
+		case "model":
+			dst = &req.model
+		case "stream":
+			dst = &req.stream
+		case "messages":
+			dst = &msgs
+		case "max_tokens":
+			dst = &mt
+		default:
+			return true
+		}
+		if !dst.Exists() {
+			*dst = v
+		}
+		return true
+	})
+	if req.model.Exists() && req.model.Type != gjson.String {
+		return req, reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
 	}
-	if msgs := root.Get("messages"); !msgs.IsArray() {
-		return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "messages: field required (an array of messages)")
+	if !msgs.IsArray() {
+		return req, reject(http.StatusBadRequest, "invalid_request", "messages: field required (an array of messages)")
 	}
 	if shape == shapeAnthropic && kind == kindMessages {
-		mt := root.Get("max_tokens")
 		if !mt.Exists() {
-			return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "max_tokens: field required")
+			return req, reject(http.StatusBadRequest, "invalid_request", "max_tokens: field required")
 		}
 		if mt.Type != gjson.Number || mt.Int() < 0 || float64(mt.Int()) != mt.Float() {
-			return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "max_tokens: must be a whole number ≥ 0")
+			return req, reject(http.StatusBadRequest, "invalid_request", "max_tokens: must be a whole number ≥ 0")
 		}
 	}
-	if s := root.Get("stream"); s.Exists() && s.Type != gjson.True && s.Type != gjson.False {
-		return gjson.Result{}, reject(http.StatusBadRequest, "invalid_request", "stream: must be a boolean")
+	if req.stream.Exists() && req.stream.Type != gjson.True && req.stream.Type != gjson.False {
+		return req, reject(http.StatusBadRequest, "invalid_request", "stream: must be a boolean")
 	}
-	return root, nil
+	return req, nil
+}
+
+// parsedRequest is a request body as validate read it.
+type parsedRequest struct {
+	root          gjson.Result // the whole body
+	model, stream gjson.Result // top-level fields; zero when absent
 }
 
 // sessionID is the agent session a call belongs to, if the client says.

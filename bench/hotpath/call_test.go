@@ -28,38 +28,45 @@ const openAIModel = "gpt-5-mini"
 var errInvalid = errors.New("invalid request")
 
 // validate mirrors the gateway's request check (gateway.go validate) for
-// an OpenAI-shape body, returning the parsed root the gateway then reads
-// model and stream from.
-func validate(body []byte) (gjson.Result, error) {
+// an OpenAI-shape body: one validity scan, then one pass over the top
+// level for the fields the gateway reads (model, stream) and checks.
+func validate(body []byte) (root, model, stream gjson.Result, err error) {
 	if !gjson.ValidBytes(body) {
-		return gjson.Result{}, errInvalid
+		return root, model, stream, errInvalid
 	}
-	root := gjson.ParseBytes(body)
+	root = gjson.ParseBytes(body)
 	if !root.IsObject() {
-		return gjson.Result{}, errInvalid
+		return root, model, stream, errInvalid
 	}
-	if m := root.Get("model"); m.Exists() && m.Type != gjson.String {
-		return gjson.Result{}, errInvalid
+	var msgs gjson.Result
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "model":
+			model = v
+		case "stream":
+			stream = v
+		case "messages":
+			msgs = v
+		}
+		return true
+	})
+	if (model.Exists() && model.Type != gjson.String) || !msgs.IsArray() ||
+		(stream.Exists() && stream.Type != gjson.True && stream.Type != gjson.False) {
+		return root, model, stream, errInvalid
 	}
-	if !root.Get("messages").IsArray() {
-		return gjson.Result{}, errInvalid
-	}
-	if s := root.Get("stream"); s.Exists() && s.Type != gjson.True && s.Type != gjson.False {
-		return gjson.Result{}, errInvalid
-	}
-	return root, nil
+	return root, model, stream, nil
 }
 
 // passthroughCall is the same-shape call: validate, read model and stream,
 // forward the body as is (the model needs no rewrite), read the usage of
 // the answer and relay its bytes.
 func passthroughCall(body, answer []byte) (up, out []byte, u ir.Usage, err error) {
-	root, err := validate(body)
+	_, model, stream, err := validate(body)
 	if err != nil {
 		return nil, nil, u, err
 	}
-	_ = root.Get("stream").Bool()
-	if root.Get("model").String() != openAIModel {
+	_ = stream.Bool()
+	if model.String() != openAIModel {
 		return nil, nil, u, errInvalid
 	}
 	u, _, err = openai.ResponseUsage(answer)
@@ -71,12 +78,11 @@ func passthroughCall(body, answer []byte) (up, out []byte, u ir.Usage, err error
 // chat.completion, reading its usage in the same pass (call.go decide,
 // relay.go relayBody).
 func crossCall(body, answer []byte) (up, out []byte, u ir.Usage, err error) {
-	root, err := validate(body)
+	root, _, stream, err := validate(body)
 	if err != nil {
 		return nil, nil, u, err
 	}
-	_ = root.Get("stream").Bool()
-	_ = root.Get("model").String()
+	_ = stream.Bool()
 	up, st, err := translate.OpenAIToAnthropicRequestParsed(root, model, translate.Options{})
 	if err != nil {
 		return nil, nil, u, err
