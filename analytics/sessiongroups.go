@@ -21,8 +21,8 @@ const sessionChunk = 200
 //     key, user, team and workspace (not mixed), is its sessions row,
 //     filtered by that identity;
 //   - a session straddling the window's start or end, or mixed, is read
-//     from its calls in the window (the calls_session index), filtered call
-//     by call;
+//     from its calls in the window (the covering index calls_session_sums),
+//     filtered call by call;
 //   - the calls without a session (the group "") are the window's total,
 //     from the rollups, less every session group.
 //
@@ -140,7 +140,8 @@ func readSessionCalls(ctx context.Context, tx *sql.Tx, q query, ids []string, lo
 		sb.WriteString("?")
 		args = append(args, id)
 	}
-	// session_id <> '' lets SQLite use the partial index calls_session.
+	// session_id <> '' lets SQLite use the partial index calls_session_sums,
+	// which holds every column of callSums: unfiltered, no calls row is read.
 	sb.WriteString(") AND session_id <> '' AND ts_us >= ? AND ts_us < ?")
 	args = q.filter.where(&sb, append(args, lo, hi))
 	sb.WriteString(" GROUP BY session_id")

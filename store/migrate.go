@@ -7,10 +7,10 @@ import (
 )
 
 // schemaVersion is the PRAGMA user_version this build writes and expects.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // migrations[i] brings the schema from user_version i to i+1.
-var migrations = []string{schemaV1, schemaV2, schemaV3}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
 
 // migrate reads PRAGMA user_version and applies the missing migrations in one
 // BEGIN IMMEDIATE transaction (the writer DSN sets _txlock=immediate), so

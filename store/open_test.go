@@ -106,14 +106,15 @@ func queryString(t testing.TB, db *sql.DB, q string) string {
 }
 
 // assertSchema checks that every table, index and trigger of schemaV1 (but
-// sessions_last, which schema 3 replaces by sessions_window) exists exactly
-// once.
+// sessions_last, which schema 3 replaces by sessions_window, and
+// calls_session, which schema 4 replaces by calls_session_sums) exists
+// exactly once.
 func assertSchema(t *testing.T, s *Store) {
 	t.Helper()
 	want := map[string]string{
 		"events": "table", "calls": "table", "rollup_hour": "table", "rollup_day": "table",
 		"sessions": "table", "gateway_keys": "table", "meta": "table",
-		"events_ts": "index", "calls_ts": "index", "calls_key_ts": "index", "calls_session": "index",
+		"events_ts": "index", "calls_ts": "index", "calls_key_ts": "index", "calls_session_sums": "index",
 		"sessions_window":  "index",
 		"gateway_keys_ins": "trigger", "gateway_keys_upd": "trigger", "gateway_keys_del": "trigger",
 	}
@@ -121,6 +122,9 @@ func assertSchema(t *testing.T, s *Store) {
 		if n := queryInt(t, s.ReadDB(), `SELECT count(*) FROM sqlite_schema WHERE name = ? AND type = ?`, name, typ); n != 1 {
 			t.Errorf("%s %s: %d in sqlite_schema", typ, name, n)
 		}
+	}
+	if n := queryInt(t, s.ReadDB(), `SELECT count(*) FROM sqlite_schema WHERE name = 'calls_session'`); n != 0 {
+		t.Errorf("index calls_session: %d in sqlite_schema, want 0 (schema 4 drops it)", n)
 	}
 	if n := queryInt(t, s.ReadDB(), `SELECT count(*) FROM meta`); n != 1 {
 		t.Errorf("meta has %d rows", n)

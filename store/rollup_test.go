@@ -197,9 +197,9 @@ func TestRollupsMatchAggregates(t *testing.T) {
 
 // loadAgg runs q and maps its first nkey columns (joined) to the remaining
 // numeric columns.
-func loadAgg(t *testing.T, db *sql.DB, nkey int, q string) map[string][]float64 {
+func loadAgg(t *testing.T, db *sql.DB, nkey int, q string, args ...any) map[string][]float64 {
 	t.Helper()
-	rows, err := db.Query(q)
+	rows, err := db.Query(q, args...)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, q)
 	}
