@@ -29,7 +29,7 @@ import (
 //		budget_failure closed
 //		writer {
 //			queue_size 65536
-//			batch_size 512
+//			batch_size 2048
 //			flush_interval 20ms
 //		}
 //	}

@@ -24,7 +24,7 @@ import (
 // Default option values, applied to zero fields of Options.
 const (
 	DefaultQueueSize     = 65536
-	DefaultBatchSize     = 512
+	DefaultBatchSize     = 2048
 	DefaultFlushInterval = 20 * time.Millisecond
 	DefaultKeyRefresh    = time.Second
 )
@@ -41,10 +41,11 @@ type Options struct {
 	// QueueSize bounds the events accepted but not yet committed; Enqueue
 	// drops beyond it. Default 65536.
 	QueueSize int `json:"queue_size,omitempty"`
-	// BatchSize is the maximum number of events per transaction. Default 512.
+	// BatchSize is the maximum number of events per transaction. Default 2048.
 	BatchSize int `json:"batch_size,omitempty"`
 	// FlushInterval is the longest the writer waits for a batch to fill
-	// before committing a partial one. Default 20ms.
+	// before committing a partial one. Default 20ms. After a round of at
+	// least 512 events (a busy gateway) it waits up to 2.5 × FlushInterval.
 	FlushInterval time.Duration `json:"flush_interval,omitempty"`
 	// KeyRefresh is how often the key cache polls meta.keys_version so keys
 	// issued or revoked by another process take effect. Default 1s.
