@@ -16,7 +16,7 @@ import (
 // with whole past days (the 24h ones fill SQLite's page cache).
 var warmTargets = func() []string {
 	var t []string
-	for _, w := range []string{"30d", "7d", "24h"} {
+	for _, w := range []string{"30d", "7d", "24h", "all"} {
 		for _, p := range []string{"by_key", "by_user", "by_team"} {
 			t = append(t, p+"?window="+w)
 		}
@@ -24,7 +24,8 @@ var warmTargets = func() []string {
 			t = append(t, "cost?group_by="+g+"&window="+w)
 		}
 	}
-	return append(t, "cost?group_by=session&window=30d", "cost?group_by=session&window=7d")
+	return append(t, "cost?group_by=session&window=30d", "cost?group_by=session&window=7d",
+		"cost?group_by=session&window=all")
 }()
 
 // serialKey marks a context whose aggregates read their units one at a
@@ -34,7 +35,7 @@ type serialKey struct{}
 // Warm fills the day cache with the whole past days of the answers the
 // dashboard and the default endpoints ask for (by_key, by_user, by_team and
 // /analytics/cost by model, provider, key, user, team, workspace and
-// session, over 30d, 7d and 24h), one query at a time, so that the first
+// session, over 30d, 7d, 24h and all), one query at a time, so that the first
 // such request after a start does not read them. The answers are the same
 // with or without it. It stops early and returns ctx's error when ctx is
 // done; other errors are logged and skipped.
