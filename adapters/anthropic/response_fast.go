@@ -6,7 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
-	"github.com/metisgateway/metis/adapters/internal/wirestr"
+	"github.com/metisgateway/metis/adapters/internal/wiredec"
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
@@ -111,14 +111,14 @@ var (
 // top-level member to us; false means use json.Unmarshal and
 // ResponseUsage.
 func fillResponse(w *inResponse, us *usageScan, root gjson.Result) bool {
-	return fastFields(root, responseFields, us.member, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(root, responseFields, us.member, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
-			return fastStr(v, &w.ID)
+			return wiredec.Str(v, &w.ID)
 		case 1:
-			return fastStr(v, &w.Type)
+			return wiredec.Str(v, &w.Type)
 		case 2:
-			return fastStr(v, &w.Model)
+			return wiredec.Str(v, &w.Model)
 		case 3:
 			if v.Type == gjson.Null {
 				w.Content = nil
@@ -136,9 +136,9 @@ func fillResponse(w *inResponse, us *usageScan, root gjson.Result) bool {
 			})
 			return ok
 		case 4:
-			return fastStr(v, &w.StopReason)
+			return wiredec.Str(v, &w.StopReason)
 		case 5:
-			return fastStr(v, &w.StopSequence)
+			return wiredec.Str(v, &w.StopSequence)
 		}
 		if v.Type == gjson.Null {
 			w.Usage = nil
@@ -152,24 +152,24 @@ func fillResponse(w *inResponse, us *usageScan, root gjson.Result) bool {
 // fillBlock reads one content block; a source (documents and images, not
 // found in responses) is left to json.Unmarshal.
 func fillBlock(b *inBlock, v gjson.Result) bool {
-	return fastFields(v, blockFields, nil, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(v, blockFields, nil, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
-			return fastStr(v, &b.Type)
+			return wiredec.Str(v, &b.Type)
 		case 1:
-			return fastStr(v, &b.Text)
+			return wiredec.Str(v, &b.Text)
 		case 2:
 			return false
 		case 3:
-			return fastStr(v, &b.Title)
+			return wiredec.Str(v, &b.Title)
 		case 4:
-			return fastStr(v, &b.ID)
+			return wiredec.Str(v, &b.ID)
 		case 5:
-			return fastStr(v, &b.Name)
+			return wiredec.Str(v, &b.Name)
 		case 6:
 			b.Input = []byte(v.Raw)
 		case 7:
-			return fastStr(v, &b.ToolUseID)
+			return wiredec.Str(v, &b.ToolUseID)
 		case 8:
 			b.Content = []byte(v.Raw)
 		case 9:
@@ -181,11 +181,11 @@ func fillBlock(b *inBlock, v gjson.Result) bool {
 				return false
 			}
 		case 10:
-			return fastStr(v, &b.Thinking)
+			return wiredec.Str(v, &b.Thinking)
 		case 11:
-			return fastStr(v, &b.Signature)
+			return wiredec.Str(v, &b.Signature)
 		case 12:
-			return fastStr(v, &b.Data)
+			return wiredec.Str(v, &b.Data)
 		case 13:
 			b.CacheControl = []byte(v.Raw)
 		}
@@ -194,7 +194,7 @@ func fillBlock(b *inBlock, v gjson.Result) bool {
 }
 
 func fillUsage(u *wireUsageCounts, v gjson.Result) bool {
-	return fastFields(v, usageFields, nil, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(v, usageFields, nil, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
 			return fastInt64Ptr(v, &u.InputTokens)
@@ -214,7 +214,7 @@ func fillUsage(u *wireUsageCounts, v gjson.Result) bool {
 				Ephemeral1h int64 `json:"ephemeral_1h_input_tokens"`
 			}{}
 			c := u.CacheCreation
-			return fastFields(v, cacheCreationFields, nil, func(i int, v gjson.Result) bool {
+			return wiredec.Fields(v, cacheCreationFields, nil, func(i int, v gjson.Result) bool {
 				if i == 0 {
 					return fastInt64(v, &c.Ephemeral5m)
 				}
@@ -229,7 +229,7 @@ func fillUsage(u *wireUsageCounts, v gjson.Result) bool {
 				ThinkingTokens int64 `json:"thinking_tokens"`
 			}{}
 			d := u.OutputTokensDetails
-			return fastFields(v, thinkingTokens, nil, func(_ int, v gjson.Result) bool { return fastInt64(v, &d.ThinkingTokens) })
+			return wiredec.Fields(v, thinkingTokens, nil, func(_ int, v gjson.Result) bool { return fastInt64(v, &d.ThinkingTokens) })
 		case 6:
 			if v.Type == gjson.Null {
 				u.ServerToolUse = nil
@@ -239,75 +239,14 @@ func fillUsage(u *wireUsageCounts, v gjson.Result) bool {
 				WebSearchRequests int64 `json:"web_search_requests"`
 			}{}
 			s := u.ServerToolUse
-			return fastFields(v, webSearchRequests, nil, func(_ int, v gjson.Result) bool { return fastInt64(v, &s.WebSearchRequests) })
+			return wiredec.Fields(v, webSearchRequests, nil, func(_ int, v gjson.Result) bool { return fastInt64(v, &s.WebSearchRequests) })
 		case 7:
-			return fastStr(v, &u.ServiceTier)
+			return wiredec.Str(v, &u.ServiceTier)
 		case 8:
-			return fastStr(v, &u.InferenceGeo)
+			return wiredec.Str(v, &u.InferenceGeo)
 		}
-		return fastStr(v, &u.Speed)
+		return wiredec.Str(v, &u.Speed)
 	})
-}
-
-// fastFields walks the members of object v, calling set for each member
-// named in names with its index, and every, when not nil, for every
-// member. It fails on a value that is not an object, a repeated known
-// name or a name that may fold to a known one under encoding/json's
-// case-insensitive matching.
-func fastFields(v gjson.Result, names []string, every func(k string, v gjson.Result), set func(i int, v gjson.Result) bool) bool {
-	if !v.IsObject() {
-		return false
-	}
-	var seen uint32
-	ok := true
-	v.ForEach(func(k, f gjson.Result) bool {
-		if every != nil {
-			every(k.Str, f)
-		}
-		i := -1
-		for j, n := range names {
-			if k.Str == n {
-				i = j
-				break
-			}
-		}
-		if i < 0 {
-			ok = !maybeFoldedKey(k.Str)
-			return ok
-		}
-		if seen&(1<<i) != 0 {
-			ok = false
-			return false
-		}
-		seen |= 1 << i
-		ok = set(i, f)
-		return ok
-	})
-	return ok
-}
-
-// maybeFoldedKey reports whether an unknown key could still name a known
-// field under encoding/json's case-insensitive matching (it has an upper
-// case or non-ASCII letter).
-func maybeFoldedKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
-			return true
-		}
-	}
-	return false
-}
-
-// fastStr reads a JSON string as encoding/json does (null leaves *dst).
-func fastStr(v gjson.Result, dst *string) bool {
-	switch v.Type {
-	case gjson.String:
-		*dst = wirestr.Of(v)
-		return true
-	case gjson.Null:
-		return true
-	}
-	return false
 }
 
 // fastInt64 reads an integer the way encoding/json reads one into an

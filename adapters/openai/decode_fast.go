@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/metisgateway/metis/adapters/internal/wiredec"
 	"github.com/metisgateway/metis/adapters/internal/wirestr"
 )
 
@@ -21,65 +22,6 @@ import (
 
 // errSlow says the fast reader gave up; the caller must use encoding/json.
 var errSlow = errors.New("openai: fast request reader gave up")
-
-// maybeFoldedKey reports whether an unknown key could still name a known
-// field under encoding/json's case-insensitive matching (it has an upper
-// case or non-ASCII letter).
-func maybeFoldedKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
-			return true
-		}
-	}
-	return false
-}
-
-// fields walks the members of object v, calling set for each with the
-// index of its name in names (-1 for names not listed). It fails on a
-// value that is not an object, a repeated known name or a name that may
-// fold to a known one.
-func fields(v gjson.Result, names []string, set func(i int, v gjson.Result) bool) bool {
-	if !v.IsObject() {
-		return false
-	}
-	var seen uint32
-	ok := true
-	v.ForEach(func(k, f gjson.Result) bool {
-		i := -1
-		for j, n := range names {
-			if k.Str == n {
-				i = j
-				break
-			}
-		}
-		if i < 0 {
-			if maybeFoldedKey(k.Str) {
-				ok = false
-			}
-			return ok
-		}
-		if seen&(1<<i) != 0 {
-			ok = false
-			return false
-		}
-		seen |= 1 << i
-		ok = set(i, f)
-		return ok
-	})
-	return ok
-}
-
-// str reads a JSON string (null leaves *dst as is, as encoding/json does).
-func str(v gjson.Result, dst *string) bool {
-	switch v.Type {
-	case gjson.String:
-		*dst = wirestr.Of(v)
-		return true
-	case gjson.Null:
-		return true
-	}
-	return false
-}
 
 // strPtr reads a JSON string into a new *string (null is nil).
 func strPtr(v gjson.Result, dst **string) bool {
@@ -205,10 +147,10 @@ func fillRequest(in *inRequest, body []byte) bool {
 // fillRequestParsed is fillRequest for a body already parsed and known to
 // be valid JSON.
 func fillRequestParsed(in *inRequest, root gjson.Result) bool {
-	return fields(root, requestFields, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(root, requestFields, nil, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
-			return str(v, &in.Model)
+			return wiredec.Str(v, &in.Model)
 		case 1:
 			if in.Messages == nil && v.IsArray() {
 				in.Messages = make([]inMessage, 0, 8)
@@ -246,15 +188,15 @@ func fillRequestParsed(in *inRequest, root gjson.Result) bool {
 				return true
 			}
 			in.StreamOptions = &inStreamOptions{}
-			return fields(v, includeUsage, func(_ int, v gjson.Result) bool {
+			return wiredec.Fields(v, includeUsage, nil, func(_ int, v gjson.Result) bool {
 				return boolVal(v, &in.StreamOptions.IncludeUsage)
 			})
 		case 13:
-			return str(v, &in.User)
+			return wiredec.Str(v, &in.User)
 		case 14:
-			return str(v, &in.SafetyIdentifier)
+			return wiredec.Str(v, &in.SafetyIdentifier)
 		case 15:
-			return str(v, &in.ReasoningEffort)
+			return wiredec.Str(v, &in.ReasoningEffort)
 		case 16:
 			if v.Type == gjson.Null {
 				in.ResponseFormat = nil
@@ -262,9 +204,9 @@ func fillRequestParsed(in *inRequest, root gjson.Result) bool {
 			}
 			rf := &inRespFormat{}
 			in.ResponseFormat = rf
-			return fields(v, respFormatFields, func(i int, v gjson.Result) bool {
+			return wiredec.Fields(v, respFormatFields, nil, func(i int, v gjson.Result) bool {
 				if i == 0 {
-					return str(v, &rf.Type)
+					return wiredec.Str(v, &rf.Type)
 				}
 				if v.Type == gjson.Null {
 					rf.JSONSchema = nil
@@ -272,10 +214,10 @@ func fillRequestParsed(in *inRequest, root gjson.Result) bool {
 				}
 				rf.JSONSchema = &inJSONSchema{}
 				js := rf.JSONSchema
-				return fields(v, jsonSchemaFields, func(i int, v gjson.Result) bool {
+				return wiredec.Fields(v, jsonSchemaFields, nil, func(i int, v gjson.Result) bool {
 					switch i {
 					case 0:
-						return str(v, &js.Name)
+						return wiredec.Str(v, &js.Name)
 					case 1:
 						js.Schema = raw(v)
 						return true
@@ -291,10 +233,10 @@ func fillRequestParsed(in *inRequest, root gjson.Result) bool {
 }
 
 func fillMessage(m *inMessage, v gjson.Result) bool {
-	return fields(v, messageFields, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(v, messageFields, nil, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
-			return str(v, &m.Role)
+			return wiredec.Str(v, &m.Role)
 		case 1:
 			m.content, m.parsed = v, true
 			return true
@@ -304,28 +246,28 @@ func fillMessage(m *inMessage, v gjson.Result) bool {
 				return fillToolCall(&m.ToolCalls[len(m.ToolCalls)-1], e)
 			})
 		case 3:
-			return str(v, &m.ToolCallID)
+			return wiredec.Str(v, &m.ToolCallID)
 		}
 		return strPtr(v, &m.Refusal)
 	})
 }
 
 func fillToolCall(tc *inToolCall, v gjson.Result) bool {
-	return fields(v, toolCallFields, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(v, toolCallFields, nil, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
 			return intPtr(v, &tc.Index)
 		case 1:
-			return str(v, &tc.ID)
+			return wiredec.Str(v, &tc.ID)
 		case 2:
-			return str(v, &tc.Type)
+			return wiredec.Str(v, &tc.Type)
 		}
 		if v.Type == gjson.Null {
 			return true
 		}
-		return fields(v, callFuncFields, func(i int, v gjson.Result) bool {
+		return wiredec.Fields(v, callFuncFields, nil, func(i int, v gjson.Result) bool {
 			if i == 0 {
-				return str(v, &tc.Function.Name)
+				return wiredec.Str(v, &tc.Function.Name)
 			}
 			return strPtr(v, &tc.Function.Arguments)
 		})
@@ -333,10 +275,10 @@ func fillToolCall(tc *inToolCall, v gjson.Result) bool {
 }
 
 func fillTool(t *inTool, v gjson.Result) bool {
-	return fields(v, toolFields, func(i int, v gjson.Result) bool {
+	return wiredec.Fields(v, toolFields, nil, func(i int, v gjson.Result) bool {
 		switch i {
 		case 0:
-			return str(v, &t.Type)
+			return wiredec.Str(v, &t.Type)
 		case 2:
 			t.CacheControl = raw(v)
 			return true
@@ -347,12 +289,12 @@ func fillTool(t *inTool, v gjson.Result) bool {
 		}
 		t.Function = &inToolFunction{}
 		f := t.Function
-		return fields(v, toolFuncFields, func(i int, v gjson.Result) bool {
+		return wiredec.Fields(v, toolFuncFields, nil, func(i int, v gjson.Result) bool {
 			switch i {
 			case 0:
-				return str(v, &f.Name)
+				return wiredec.Str(v, &f.Name)
 			case 1:
-				return str(v, &f.Description)
+				return wiredec.Str(v, &f.Description)
 			case 2:
 				f.Parameters = raw(v)
 				return true
@@ -368,35 +310,35 @@ func fillParts(v gjson.Result) ([]inPart, bool) {
 	ok := array(v, func(e gjson.Result) bool {
 		parts = append(parts, inPart{})
 		p := &parts[len(parts)-1]
-		return fields(e, partFields, func(i int, v gjson.Result) bool {
+		return wiredec.Fields(e, partFields, nil, func(i int, v gjson.Result) bool {
 			switch i {
 			case 0:
-				return str(v, &p.Type)
+				return wiredec.Str(v, &p.Type)
 			case 1:
-				return str(v, &p.Text)
+				return wiredec.Str(v, &p.Text)
 			case 2:
-				return str(v, &p.Refusal)
+				return wiredec.Str(v, &p.Refusal)
 			case 3:
 				if v.Type == gjson.Null {
 					p.ImageURL = nil
 					return true
 				}
 				p.ImageURL = &inImageURL{}
-				return fields(v, urlField, func(_ int, v gjson.Result) bool { return str(v, &p.ImageURL.URL) })
+				return wiredec.Fields(v, urlField, nil, func(_ int, v gjson.Result) bool { return wiredec.Str(v, &p.ImageURL.URL) })
 			case 4:
 				if v.Type == gjson.Null {
 					p.File = nil
 					return true
 				}
 				p.File = &inFile{}
-				return fields(v, fileFields, func(i int, v gjson.Result) bool {
+				return wiredec.Fields(v, fileFields, nil, func(i int, v gjson.Result) bool {
 					switch i {
 					case 0:
-						return str(v, &p.File.FileData)
+						return wiredec.Str(v, &p.File.FileData)
 					case 1:
-						return str(v, &p.File.FileID)
+						return wiredec.Str(v, &p.File.FileID)
 					}
-					return str(v, &p.File.Filename)
+					return wiredec.Str(v, &p.File.Filename)
 				})
 			}
 			p.CacheControl = raw(v)
