@@ -60,17 +60,28 @@ func (h *Handler) aggregateSessions(ctx context.Context, q query) (result, error
 	for _, g := range res {
 		rest.sub(&g.sums)
 	}
-	if rest.calls > 0 {
-		rest.lastUS = 0
-		if math.Abs(rest.cost) < 1e-12 {
-			rest.cost = 0
-		}
-		if math.Abs(rest.savings) < 1e-12 {
-			rest.savings = 0
-		}
-		res = append(res, &group{vals: []string{""}, sums: rest})
+	if g := noSessionGroup(rest); g != nil {
+		res = append(res, g)
 	}
 	return res, nil
+}
+
+// noSessionGroup is the group "" of the calls without a session: what the
+// window's total leaves once the session groups are taken out (nil when
+// nothing is left). Its last-call time is not known, and float dust from
+// the subtraction is rounded to zero.
+func noSessionGroup(rest sums) *group {
+	if rest.calls <= 0 {
+		return nil
+	}
+	rest.lastUS = 0
+	if math.Abs(rest.cost) < 1e-12 {
+		rest.cost = 0
+	}
+	if math.Abs(rest.savings) < 1e-12 {
+		rest.savings = 0
+	}
+	return &group{vals: []string{""}, sums: rest}
 }
 
 // readSessionRows reads the sessions that may have calls in [lo, hi): the
@@ -404,15 +415,8 @@ func (h *Handler) aggregateSessionsTop(ctx context.Context, q query, limit int) 
 	t := total.total()
 	rest := t
 	rest.sub(&sessionSum)
-	if rest.calls > 0 {
-		rest.lastUS = 0
-		if math.Abs(rest.cost) < 1e-12 {
-			rest.cost = 0
-		}
-		if math.Abs(rest.savings) < 1e-12 {
-			rest.savings = 0
-		}
-		cands = append(cands, &group{vals: []string{""}, sums: rest})
+	if g := noSessionGroup(rest); g != nil {
+		cands = append(cands, g)
 		n++
 	}
 	sort.Slice(cands, func(i, j int) bool {
