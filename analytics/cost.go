@@ -20,37 +20,40 @@ const groupByValues = "model, provider, key, user, team, workspace, session, day
 
 // costGroup is one entry of /analytics/cost's groups.
 type costGroup struct {
-	Key                      string `json:"key"`
-	Name                     string `json:"name,omitempty"`
-	CostUSD                  usd    `json:"cost_usd"`
-	Calls                    int64  `json:"calls"`
-	Errors                   int64  `json:"errors"`
-	InputTokens              int64  `json:"input_tokens"`
-	OutputTokens             int64  `json:"output_tokens"`
-	CacheReadInputTokens     int64  `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens int64  `json:"cache_creation_input_tokens"`
-	ReasoningTokens          int64  `json:"reasoning_tokens"`
-	UnpricedCalls            int64  `json:"unpriced_calls"`
-	EstimatedCalls           int64  `json:"estimated_calls"`
-	CacheSavingsUSD          usd    `json:"cache_savings_usd"`
+	Key     string `json:"key"`
+	Name    string `json:"name,omitempty"`
+	CostUSD usd    `json:"cost_usd"`
+	costCounts
+}
+
+// costCounts are the figures, besides the cost, that /analytics/cost gives
+// for the whole window and for each group.
+type costCounts struct {
+	Calls                    int64 `json:"calls"`
+	Errors                   int64 `json:"errors"`
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	ReasoningTokens          int64 `json:"reasoning_tokens"`
+	UnpricedCalls            int64 `json:"unpriced_calls"`
+	EstimatedCalls           int64 `json:"estimated_calls"`
+	CacheSavingsUSD          usd   `json:"cache_savings_usd"`
+}
+
+func countsOf(s sums) costCounts {
+	return costCounts{Calls: s.calls, Errors: s.errors, InputTokens: s.input, OutputTokens: s.output,
+		CacheReadInputTokens: s.cacheRead, CacheCreationInputTokens: s.cacheWrite, ReasoningTokens: s.reasoning,
+		UnpricedCalls: s.unpriced, EstimatedCalls: s.estimated, CacheSavingsUSD: usd(s.savings)}
 }
 
 // costAnswer is the body of /analytics/cost.
 type costAnswer struct {
 	windowFields
-	GroupBy                  string      `json:"group_by"`
-	TotalCostUSD             usd         `json:"total_cost_usd"`
-	Calls                    int64       `json:"calls"`
-	Errors                   int64       `json:"errors"`
-	InputTokens              int64       `json:"input_tokens"`
-	OutputTokens             int64       `json:"output_tokens"`
-	CacheReadInputTokens     int64       `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens int64       `json:"cache_creation_input_tokens"`
-	ReasoningTokens          int64       `json:"reasoning_tokens"`
-	UnpricedCalls            int64       `json:"unpriced_calls"`
-	EstimatedCalls           int64       `json:"estimated_calls"`
-	CacheSavingsUSD          usd         `json:"cache_savings_usd"`
-	Groups                   []costGroup `json:"groups"`
+	GroupBy      string `json:"group_by"`
+	TotalCostUSD usd    `json:"total_cost_usd"`
+	costCounts
+	Groups []costGroup `json:"groups"`
 	// GroupsTotal is the number of groups of the whole window;
 	// GroupsTruncated is set when limit cut groups to fewer.
 	GroupsTotal     int  `json:"groups_total"`
@@ -112,16 +115,10 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 	}
 	ans := costAnswer{
 		windowFields: newWindowFields(win), GroupBy: by,
-		TotalCostUSD: usd(t.cost), Calls: t.calls, Errors: t.errors, InputTokens: t.input, OutputTokens: t.output,
-		CacheReadInputTokens: t.cacheRead, CacheCreationInputTokens: t.cacheWrite, ReasoningTokens: t.reasoning,
-		UnpricedCalls: t.unpriced, EstimatedCalls: t.estimated, CacheSavingsUSD: usd(t.savings),
-		Groups: make([]costGroup, 0, len(res)),
+		TotalCostUSD: usd(t.cost), costCounts: countsOf(t), Groups: make([]costGroup, 0, len(res)),
 	}
 	for _, g := range res {
-		cg := costGroup{CostUSD: usd(g.cost), Calls: g.calls, Errors: g.errors, InputTokens: g.input,
-			OutputTokens: g.output, CacheReadInputTokens: g.cacheRead, CacheCreationInputTokens: g.cacheWrite,
-			ReasoningTokens: g.reasoning, UnpricedCalls: g.unpriced, EstimatedCalls: g.estimated,
-			CacheSavingsUSD: usd(g.savings)}
+		cg := costGroup{CostUSD: usd(g.cost), costCounts: countsOf(g.sums)}
 		switch {
 		case q.grain != grainNone:
 			cg.Key = fmtTime(time.Unix(g.bucket, 0))
