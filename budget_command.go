@@ -94,11 +94,7 @@ func parseUSD(cmd *cobra.Command, name string) (float64, error) {
 }
 
 func openLedger(cmd *cobra.Command) (*budget.Ledger, error) {
-	db, _ := cmd.Flags().GetString("db")
-	if db == "" {
-		db = DefaultDBPath()
-	}
-	path, err := expandPath(db)
+	path, err := dbPath(cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -47,12 +47,18 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 	}
 }
 
-func openStore(cmd *cobra.Command) (*store.Store, error) {
+// dbPath is the database a `caddy metis` command works on: --db, else
+// DefaultDBPath ($METIS_DB or ~/.metis/metis.db), with ~ expanded.
+func dbPath(cmd *cobra.Command) (string, error) {
 	db, _ := cmd.Flags().GetString("db")
 	if db == "" {
 		db = DefaultDBPath()
 	}
-	path, err := expandPath(db)
+	return expandPath(db)
+}
+
+func openStore(cmd *cobra.Command) (*store.Store, error) {
+	path, err := dbPath(cmd)
 	if err != nil {
 		return nil, err
 	}
