@@ -2,12 +2,10 @@ package store
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"time"
 	"unsafe"
-
-	"go.uber.org/zap"
 )
 
 // lastUsedEvery is how often the writer persists key last-used times.
@@ -68,7 +66,6 @@ type batchWriter struct {
 	sessions     map[string]*sessionAgg
 	args         []any // statement arguments, reused
 	stmts        bulkStmts
-	tuned        bool // tuneCheckpoints has run
 	lastUsedSave time.Time
 }
 
@@ -186,42 +183,27 @@ func (w *batchWriter) reset() {
 
 // write commits the prepared rows, their calls and rollup upserts and, every
 // lastUsedEvery (or when forced), the keys' pending last-used times, in one
-// transaction. Its multi-row statements are prepared once on the writer
-// pool and reused by every transaction.
-func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) (err error) {
+// transaction on the writer pool's connection. It drives the SQLite driver
+// directly (database/sql's Conn.Raw): the multi-row statements are prepared
+// once per connection and each binds and steps in one cgo call, without
+// database/sql's per-value conversion of the ~45 values a call writes.
+func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) error {
 	saveUsed := forceLastUsed || time.Since(w.lastUsedSave) >= lastUsedEvery
 	if len(w.rows) == 0 && !(saveUsed && s.pendingLastUsed()) {
 		return nil
 	}
-	if len(w.rows) > 0 {
-		// Before BeginTx: the pool's one connection is the transaction's.
-		w.tuneCheckpoints(ctx, s)
-		if err := w.stmts.prepare(ctx, s.db); err != nil {
-			return err
-		}
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return fmt.Errorf("writer connection: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			tx.Rollback() //nolint:errcheck // the write error is what matters
-		}
-	}()
-	if len(w.rows) > 0 {
-		if err := w.insertRows(ctx, tx); err != nil {
-			return err
-		}
-	}
+	defer conn.Close()
 	var saved []usageMark
-	if saveUsed {
-		if saved, err = s.saveLastUsed(ctx, tx); err != nil {
-			return err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	if err := conn.Raw(func(dc any) error {
+		var err error
+		saved, err = w.writeTx(ctx, s, dc, saveUsed)
+		return err
+	}); err != nil {
+		return err
 	}
 	if saveUsed {
 		w.lastUsedSave = time.Now()
@@ -232,6 +214,59 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) (
 	return nil
 }
 
+// writeTx runs write's transaction on the driver connection dc, rolling it
+// back on any error.
+func (w *batchWriter) writeTx(ctx context.Context, s *Store, dc any, saveUsed bool) (_ []usageMark, err error) {
+	ex, ok := dc.(driver.ExecerContext)
+	if !ok {
+		return nil, fmt.Errorf("trace writer: driver connection %T cannot execute statements", dc)
+	}
+	if err := w.stmts.prepare(ctx, dc, s); err != nil {
+		return nil, err
+	}
+	if _, err := ex.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			ex.ExecContext(ctx, "ROLLBACK", nil) //nolint:errcheck // the write error is what matters
+		}
+	}()
+	if len(w.rows) > 0 {
+		if err := w.insertRows(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var saved []usageMark
+	if saveUsed {
+		saved, err = s.saveLastUsed(func(used int64, id string) error {
+			return w.stmts.exec(ctx, bulkLastUsed, append(w.args[:0], used, id, used))
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if _, err := ex.ExecContext(ctx, "COMMIT", nil); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return saved, nil
+}
+
+// closeStmts closes the writer's prepared statements on their connection,
+// which it holds meanwhile (the driver's statements are not safe for
+// concurrent use with their connection).
+func (w *batchWriter) closeStmts(ctx context.Context, s *Store) error {
+	if w.stmts.conn == nil {
+		return nil
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("writer connection: %w", err)
+	}
+	defer conn.Close()
+	return conn.Raw(func(any) error { return w.stmts.close() })
+}
+
 // walAutocheckpoint is the WAL size, in pages, from which a commit
 // checkpoints the WAL into the database (SQLite's default is 1000 pages, 4
 // MiB). Checkpointing a quarter as often writes each rollup and index page
@@ -240,27 +275,15 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) (
 // 16 MiB plus one batch (while no reader pins an older snapshot).
 const walAutocheckpoint = 4000
 
-// tuneCheckpoints sets the writer connection's wal_autocheckpoint once. A
-// failure only leaves SQLite's default, so it is logged, not returned.
-func (w *batchWriter) tuneCheckpoints(ctx context.Context, s *Store) {
-	if w.tuned {
-		return
-	}
-	w.tuned = true
-	if _, err := s.db.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutocheckpoint)); err != nil {
-		s.logger().Warn("setting the trace writer's wal_autocheckpoint", zap.Error(err))
-	}
-}
-
 // insertRows inserts the events and calls and upserts the rollups and
 // sessions of the prepared batch, many rows per statement.
-func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
+func (w *batchWriter) insertRows(ctx context.Context) error {
 	args := w.args[:0]
 	for i := range w.rows {
 		r := &w.rows[i]
 		args = append(args, r.id, r.typ, r.tsUS, textArg(r.payload))
 	}
-	if err := w.stmts.exec(ctx, tx, bulkEvents, args); err != nil {
+	if err := w.stmts.exec(ctx, bulkEvents, args); err != nil {
 		return fmt.Errorf("inserting events: %w", err)
 	}
 	args = args[:0]
@@ -284,13 +307,13 @@ func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
 			c.CacheReadInputTokens, c.CacheCreationInputTokens, c.OutputTokens, c.ReasoningTokens, cost,
 			c.Priced, c.UsageSource == "estimated", c.CacheSavingsUSD, c.LatencyMS, ttft)
 	}
-	if err := w.stmts.exec(ctx, tx, bulkCalls, args); err != nil {
+	if err := w.stmts.exec(ctx, bulkCalls, args); err != nil {
 		return fmt.Errorf("inserting calls: %w", err)
 	}
-	if err := w.stmts.exec(ctx, tx, bulkHour, rollupArgs(args[:0], w.hour)); err != nil {
+	if err := w.stmts.exec(ctx, bulkHour, rollupArgs(args[:0], w.hour)); err != nil {
 		return fmt.Errorf("updating rollup_hour: %w", err)
 	}
-	if err := w.stmts.exec(ctx, tx, bulkDay, rollupArgs(args[:0], w.day)); err != nil {
+	if err := w.stmts.exec(ctx, bulkDay, rollupArgs(args[:0], w.day)); err != nil {
 		return fmt.Errorf("updating rollup_day: %w", err)
 	}
 	args = args[:0]
@@ -298,7 +321,7 @@ func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
 		args = append(args, k.bucket, k.provider, k.model, k.inbShape, a.calls, a.errors, a.unpriced, a.estimated,
 			a.cost, a.input, a.cacheRead, a.cacheWrite, a.output, a.reasoning, a.savings, a.lat, a.lastTS)
 	}
-	if err := w.stmts.exec(ctx, tx, bulkHourModel, args); err != nil {
+	if err := w.stmts.exec(ctx, bulkHourModel, args); err != nil {
 		return fmt.Errorf("updating rollup_hour_model: %w", err)
 	}
 	args = args[:0]
@@ -307,7 +330,7 @@ func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
 			a.unpriced, a.estimated, a.cost, a.input, a.cacheRead, a.cacheWrite, a.output, a.reasoning, a.savings,
 			a.lat, a.lastTS)
 	}
-	if err := w.stmts.exec(ctx, tx, bulkDayKey, args); err != nil {
+	if err := w.stmts.exec(ctx, bulkDayKey, args); err != nil {
 		return fmt.Errorf("updating rollup_key_day: %w", err)
 	}
 	args = args[:0]
@@ -316,7 +339,7 @@ func (w *batchWriter) insertRows(ctx context.Context, tx *sql.Tx) error {
 			a.first, a.lastTS, a.calls, a.unpriced, a.cost, a.errors, a.estimated, a.input, a.cacheRead,
 			a.cacheWrite, a.output, a.reasoning, a.savings, a.lat, a.mixed)
 	}
-	if err := w.stmts.exec(ctx, tx, bulkSessions, args); err != nil {
+	if err := w.stmts.exec(ctx, bulkSessions, args); err != nil {
 		return fmt.Errorf("updating sessions: %w", err)
 	}
 	clear(args) // release the batch's strings

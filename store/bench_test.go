@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/oklog/ulid/v2"
 )
 
 // BenchmarkWriter measures the writer's throughput with rollups on: each
@@ -59,6 +61,56 @@ func BenchmarkWriter(b *testing.B) {
 	b.ReportMetric(float64(3*b.N)/cpu.Seconds(), "events/cpu-s")
 	b.ReportMetric(float64(st.Written)/float64(max(st.Batches, 1)), "events/batch")
 }
+
+// BenchmarkWriterGatewayShape measures the writer's CPU per call in the
+// shape of the gateway benchmark (bench/): one key and one model, no
+// session, payloads that encode themselves as the gateway's do, and calls
+// arriving at about 10k/s rather than all at once. It reports CPU µs per
+// call of the whole process (Enqueue included).
+func BenchmarkWriterGatewayShape(b *testing.B) {
+	s := openTest(b, Options{})
+	turns := make([][3]Event, 4096)
+	for i := range turns {
+		c := &Call{TurnID: NewID().String(), GatewayKeyID: "gk_01KBENCH0000000000000000", KeyName: "bench",
+			User: "dev", Team: "platform", InboundShape: "anthropic", Provider: "anthropic",
+			RequestedModel: "claude-haiku-4-5", Model: "claude-haiku-4-5", Status: 200, Attempts: 1,
+			InputTokens: 12, OutputTokens: 16, UsageSource: "provider", Priced: true, CostUSD: ptr(0.000092),
+			LatencyMS: 1, UpstreamRequestID: "req_011CBENCH000000000000000"}
+		route := rawJSON(`{"turn_id":"` + c.TurnID + `","route_slot":"request","model":"claude-haiku-4-5"}`)
+		done := rawJSON(`{"turn_id":"` + c.TurnID + `","status":200,"latency_ms":1,"cost_usd":0.000092}`)
+		turns[i] = [3]Event{{Type: TypeRouteDecided, Payload: route}, {Type: TypeCallCompleted, Payload: c},
+			{Type: TypeTurnCompleted, Payload: done}}
+	}
+	b.ResetTimer()
+	start, cpuStart := time.Now(), cpuTime()
+	for i := range b.N {
+		tr := turns[i%len(turns)]
+		for j := range tr {
+			tr[j].ID, tr[j].Time = ulid.ULID{}, time.Time{}
+		}
+		for !s.Enqueue(tr[:]...) {
+			time.Sleep(50 * time.Microsecond)
+		}
+		if i%64 == 63 {
+			time.Sleep(6400 * time.Microsecond) // ~10k calls/s
+		}
+	}
+	if err := s.Sync(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	elapsed, cpu := time.Since(start), cpuTime()-cpuStart
+	b.StopTimer()
+	if st := s.Stats(); st.Written != uint64(3*b.N) {
+		b.Fatalf("written %d, want %d (stats %+v)", st.Written, 3*b.N, st)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/call")
+}
+
+// rawJSON is a payload that is already JSON.
+type rawJSON string
+
+func (r rawJSON) AppendJSON(dst []byte) ([]byte, error) { return append(dst, r...), nil }
 
 // cpuTime is the process's user+system CPU time so far.
 func cpuTime() time.Duration {

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"strings"
+
+	"go.uber.org/zap"
 )
 
 // bulkInsert is a multi-row INSERT statement: head, then one tuple of cols
@@ -110,34 +112,67 @@ func (q *bulkInsert) text(rows int) string {
 	return sb.String()
 }
 
-// bulkStmts are the writer's statements prepared on the writer pool, by
-// bulkQueries index and bulkSizes index. database/sql keeps each prepared
-// on the pool's connection, so a transaction's tx.StmtContext reuses it
-// rather than preparing again (and re-prepares should the connection ever
-// be replaced).
-type bulkStmts [numBulk][len(bulkSizes)]*sql.Stmt
+// bulkStmts are the writer's statements, prepared with the driver on the
+// writer pool's connection (conn) and kept for as long as that connection
+// lives: by bulkQueries index and bulkSizes index, plus the last-used
+// update. named is the reused argument slice of one execution.
+type bulkStmts struct {
+	conn     any
+	stmts    [numBulk][len(bulkSizes)]driver.Stmt
+	lastUsed driver.Stmt
+	named    []driver.NamedValue
+}
 
-// prepare prepares the statements not prepared yet. It must not run inside
-// a transaction on db, whose single connection it needs.
-func (b *bulkStmts) prepare(ctx context.Context, db *sql.DB) error {
-	for qi := range b {
-		for si, rows := range bulkSizes {
-			if b[qi][si] != nil {
-				continue
-			}
-			st, err := db.PrepareContext(ctx, bulkQueries[qi].text(rows))
-			if err != nil {
-				return fmt.Errorf("preparing writer statement: %w", err)
-			}
-			b[qi][si] = st
+// bulkLastUsed is exec's index for the last-used update (sqlKeyLastUsed).
+const bulkLastUsed = numBulk
+
+// prepare makes the statements ready on the driver connection dc: when dc
+// is not the connection they were prepared on (the first batch, or after
+// database/sql replaced a broken connection), it drops the old ones,
+// sets the connection's wal_autocheckpoint and prepares them all.
+func (b *bulkStmts) prepare(ctx context.Context, dc any, s *Store) error {
+	if b.conn == dc {
+		return nil
+	}
+	b.close() //nolint:errcheck // statements of a connection database/sql closed
+	pc, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return fmt.Errorf("trace writer: driver connection %T cannot prepare statements", dc)
+	}
+	if ex, ok := dc.(driver.ExecerContext); ok {
+		// A failure only leaves SQLite's default, so it is logged.
+		if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutocheckpoint), nil); err != nil {
+			s.logger().Warn("setting the trace writer's wal_autocheckpoint", zap.Error(err))
 		}
 	}
+	for qi := range b.stmts {
+		for si, rows := range bulkSizes {
+			st, err := pc.PrepareContext(ctx, bulkQueries[qi].text(rows))
+			if err != nil {
+				b.close() //nolint:errcheck // the prepare error is what matters
+				return fmt.Errorf("preparing writer statement: %w", err)
+			}
+			b.stmts[qi][si] = st
+		}
+	}
+	st, err := pc.PrepareContext(ctx, sqlKeyLastUsed)
+	if err != nil {
+		b.close() //nolint:errcheck // the prepare error is what matters
+		return fmt.Errorf("preparing writer statement: %w", err)
+	}
+	b.lastUsed = st
+	b.conn = dc
 	return nil
 }
 
-// exec runs statement qi in tx over args, whole rows of its columns, in
-// as few executions as bulkSizes allow.
-func (b *bulkStmts) exec(ctx context.Context, tx *sql.Tx, qi int, args []any) error {
+// exec runs statement qi (or bulkLastUsed) over args, whole rows of its
+// columns, in as few executions as bulkSizes allow. Each execution goes
+// through the driver's query path, which binds the values and steps the
+// statement in a single cgo call (its exec path makes one per value).
+func (b *bulkStmts) exec(ctx context.Context, qi int, args []any) error {
+	if qi == bulkLastUsed {
+		return b.run(ctx, b.lastUsed, args)
+	}
 	cols := bulkQueries[qi].cols
 	for len(args) > 0 {
 		n, si := len(args)/cols, 0
@@ -145,7 +180,7 @@ func (b *bulkStmts) exec(ctx context.Context, tx *sql.Tx, qi int, args []any) er
 			si++
 		}
 		k := bulkSizes[si] * cols
-		if _, err := tx.StmtContext(ctx, b[qi][si]).ExecContext(ctx, args[:k]...); err != nil {
+		if err := b.run(ctx, b.stmts[qi][si], args[:k]); err != nil {
 			return err
 		}
 		args = args[k:]
@@ -153,17 +188,42 @@ func (b *bulkStmts) exec(ctx context.Context, tx *sql.Tx, qi int, args []any) er
 	return nil
 }
 
-// close closes the prepared statements; the writer calls it when it exits,
-// before the store closes the pool.
+// run executes st once with args as its positional values.
+func (b *bulkStmts) run(ctx context.Context, st driver.Stmt, args []any) error {
+	q, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return fmt.Errorf("trace writer: driver statement %T cannot run", st)
+	}
+	named := b.named[:0]
+	for i, v := range args {
+		named = append(named, driver.NamedValue{Ordinal: i + 1, Value: v})
+	}
+	rows, err := q.QueryContext(ctx, named)
+	clear(named) // release the batch's values
+	b.named = named[:0]
+	if err != nil {
+		return err
+	}
+	return rows.Close()
+}
+
+// close closes the prepared statements. The writer calls it on its
+// connection (through Conn.Raw) when it exits, before the store closes the
+// pool.
 func (b *bulkStmts) close() error {
 	var errs []error
-	for qi := range b {
-		for si, st := range b[qi] {
+	for qi := range b.stmts {
+		for si, st := range b.stmts[qi] {
 			if st != nil {
 				errs = append(errs, st.Close())
-				b[qi][si] = nil
+				b.stmts[qi][si] = nil
 			}
 		}
 	}
+	if b.lastUsed != nil {
+		errs = append(errs, b.lastUsed.Close())
+		b.lastUsed = nil
+	}
+	b.conn = nil
 	return errors.Join(errs...)
 }

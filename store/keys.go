@@ -342,16 +342,17 @@ func (s *Store) pendingLastUsed() bool {
 	return false
 }
 
-// saveLastUsed writes pending last-used times in tx. last_used_at is not in
-// the keys_version trigger, so this does not make other processes reload.
-func (s *Store) saveLastUsed(ctx context.Context, tx *sql.Tx) ([]usageMark, error) {
+// saveLastUsed writes pending last-used times with update, inside the
+// writer's transaction. last_used_at is not in the keys_version trigger, so
+// this does not make other processes reload.
+func (s *Store) saveLastUsed(update func(used int64, id string) error) ([]usageMark, error) {
 	var marks []usageMark
 	for id, e := range s.keys.Load().byID {
 		used := e.usage.used.Load()
 		if used <= e.usage.persisted.Load() {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, sqlKeyLastUsed, used, id, used); err != nil {
+		if err := update(used, id); err != nil {
 			return nil, fmt.Errorf("saving last use of key %s: %w", id, err)
 		}
 		marks = append(marks, usageMark{e.usage, used})

@@ -185,7 +185,7 @@ func (s *Store) runWriter() {
 	last := 0 // events taken in the previous round
 	defer func() {
 		// Before writerDone closes and Close closes the pool.
-		if err := w.stmts.close(); err != nil {
+		if err := w.closeStmts(ctx, s); err != nil {
 			s.logger().Warn("closing trace writer statements", zap.Error(err))
 		}
 	}()
