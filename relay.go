@@ -44,6 +44,9 @@ func (c *call) upstreamFailed(err error) {
 		return
 	case isTimeout(err):
 		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
+		// The provider got the request and reported no usage: what it
+		// bills is unknown, so the recorded zero is the gateway's.
+		c.usage.Estimated = true
 		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s did not answer in time", c.res.prov.name))
 	default:
 		c.status, c.errorClass = http.StatusBadGateway, errUpstreamUnreached
