@@ -264,3 +264,11 @@ func e2ePostCtx(ctx context.Context, g *testGateway, path, token, body string, h
 
 // e2eAnthropicHdr is the header every Anthropic-shape request carries.
 var e2eAnthropicHdr = []string{"Anthropic-Version", "2023-06-01"}
+
+// e2eIn is g with its helpers failing t instead of the test that started
+// the gateway: a subtest must not call FailNow on its parent.
+func e2eIn(g *testGateway, t *testing.T) *testGateway {
+	c := *g
+	c.t = t
+	return &c
+}

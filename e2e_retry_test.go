@@ -271,6 +271,7 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 	const wantCost = 0.001015
 
 	t.Run("anthropic", func(t *testing.T) {
+		g := e2eIn(g, t)
 		up.Reset()
 		up.Enqueue("/v1/messages", cut(), fakeupstream.AnthropicTextStream("claude-haiku-4-5", "a retry"))
 		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`, e2eAnthropicHdr...)
@@ -302,6 +303,7 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 	})
 
 	t.Run("openai-client-anthropic-model", func(t *testing.T) {
+		g := e2eIn(g, t)
 		up.Reset()
 		up.Enqueue("/v1/messages", cut(), fakeupstream.AnthropicTextStream("claude-haiku-4-5", "a retry"))
 		resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","stream":true,"messages":[{"role":"user","content":"Count."}]}`)
@@ -320,6 +322,7 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 	})
 
 	t.Run("openai", func(t *testing.T) {
+		g := e2eIn(g, t)
 		up.Reset()
 		// Chunks: role, "one two" | cut; the usage chunk never comes.
 		r := fakeupstream.OpenAITextStream("gpt-5-nano", "one two three four five six", 30, true)

@@ -55,14 +55,6 @@ func e2eTimeoutConfig(db, upstream string) string {
 		alias nano openai:gpt-5-nano`, db, upstream, upstream)
 }
 
-// e2eIn is g with its helpers failing t instead of the test that started
-// the gateway: a subtest must not call FailNow on its parent.
-func e2eIn(g *testGateway, t *testing.T) *testGateway {
-	c := *g
-	c.t = t
-	return &c
-}
-
 // e2eCallOf waits for the llm.call_completed of the one call made with a
 // key and returns it.
 func e2eCallOf(g *testGateway, keyID string) map[string]any {
