@@ -115,6 +115,7 @@ func runCaddyChild(spec *childSpec, sig <-chan os.Signal) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		if app == nil {
 			http.Error(w, "no metis app in this process", http.StatusNotFound)

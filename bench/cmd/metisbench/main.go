@@ -71,6 +71,7 @@ type options struct {
 	out        string
 	caddyBin   string
 	profile    bool
+	traceS1    string
 	micro      bool
 	microTime  string
 	keep       bool
@@ -88,6 +89,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the randomized target order (0: from the clock)")
 	flag.StringVar(&o.out, "out", "", "directory for results.json, report.md, profiles and logs (default: a new temp dir)")
 	flag.StringVar(&o.caddyBin, "caddy", "", "an xcaddy-built Caddy with metis (e.g. ./caddy): recorded, and its idle memory measured; traffic always goes to the in-process builds")
+	flag.StringVar(&o.traceS1, "trace-s1", "", "experiment: after the rounds, write a 4 s runtime trace of the given target (Metis or F3) under S1 load to the output directory")
 	flag.BoolVar(&o.profile, "profile", true, "take CPU profiles of Metis and F3 under S2 load (default on, off with -quick unless given)")
 	flag.BoolVar(&o.micro, "micro", true, "run the go test micro-benchmarks of the hot path (default on, off with -quick unless given)")
 	flag.StringVar(&o.microTime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
@@ -312,6 +314,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 
+	if o.traceS1 != "" {
+		if err := e.runtimeTrace(ctx, plan, o.traceS1, o.out, res); err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("runtime trace of %s under S1 failed: %v", o.traceS1, err))
+		}
+	}
 	if o.profile {
 		for _, sid := range []string{sS2, sS5c512} {
 			for _, id := range []string{tMetis, tF3} {
@@ -546,6 +553,41 @@ func (e *env) checkTrace(ctx context.Context, sent int) *traceCheck {
 	}
 	tc.Store = &st
 	return tc
+}
+
+// runtimeTrace runs S1's load against target (tMetis or tF3) while taking
+// a 4 s runtime/trace of its process, written to out as
+// <target>-s1.trace (for go tool trace -pprof=sched and the like).
+func (e *env) runtimeTrace(ctx context.Context, plan []*scenario, target, out string, res *results) error {
+	var base *scenario
+	for _, sc := range plan {
+		if sc.ID == sS1 {
+			base = sc
+		}
+	}
+	if base == nil {
+		return errSkipped
+	}
+	ctl := e.metisCtl
+	if strings.EqualFold(target, tF3) || strings.EqualFold(target, "F3") {
+		target, ctl = tF3, e.f3Ctl
+	} else {
+		target = tMetis
+	}
+	const secs = 4
+	sc := *base
+	sc.Duration = (secs + 2) * time.Second
+	file := filepath.Join(out, strings.ToLower(strings.Fields(target)[0])+"-s1.trace")
+	errc := make(chan error, 1)
+	go func() {
+		time.Sleep(sc.Warmup + time.Second)
+		errc <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", ctl, secs), file)
+	}()
+	logf("tracing %s under %s load (%ds) to %s", target, sS1, secs, file)
+	if _, err := e.measure(ctx, &sc, target, 0, res); err != nil {
+		return err
+	}
+	return <-errc
 }
 
 // cpuProfile is a CPU profile of one target's process under one
