@@ -202,7 +202,7 @@ func pprofTop(ctx context.Context, file string) (string, error) {
 // its stack matches).
 var components = []struct{ name, focus string }{
 	{cHandler, `metis\.\(\*Gateway\)\.ServeHTTP|floor\.\(\*Forward\)\.ServeHTTP`},
-	{cClient, `net/http\.\(\*Client\)\.do`},
+	{cClient, `net/http\.\(\*Client\)\.do|net/http\.\(\*Transport\)\.roundTrip`},
 	{cLog, `zap\.\(\*Logger\)\.Info`},
 	{cSSE, `StreamTracker|sse\.\(\*Reader\)\.(parse|findEnd|intern)|sse\.\(\*lineScanner\)|sse\.find`},
 	{cFlush, `http\.\(\*ResponseController\)\.Flush`},

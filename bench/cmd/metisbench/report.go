@@ -384,7 +384,7 @@ func renderReport(res *results) string {
 			}{
 				{"process total", func(map[string]float64) float64 { return 1 }},
 				{"handler ServeHTTP (metis_gateway / metis_bench_forward)", func(sh map[string]float64) float64 { return sh[cHandler] }},
-				{"· of which upstream http.Client round trip", func(sh map[string]float64) float64 { return sh[cClient] }},
+				{"· of which the upstream round trip (http.Client or Transport)", func(sh map[string]float64) float64 { return sh[cClient] }},
 				{"· of which the per-call log line (zap Info)", func(sh map[string]float64) float64 { return sh[cLog] }},
 				{"· of which SSE parsing and usage trackers (reads excluded)", func(sh map[string]float64) float64 { return sh[cSSE] }},
 				{"· of which http.ResponseController.Flush (write syscalls)", func(sh map[string]float64) float64 { return sh[cFlush] }},
