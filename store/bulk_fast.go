@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"go.uber.org/zap"
@@ -202,6 +203,13 @@ func (b *bulkStmts) run(ctx context.Context, st driver.Stmt, args []any) error {
 	clear(named) // release the batch's values
 	b.named = named[:0]
 	if err != nil {
+		return err
+	}
+	// The driver has already stepped the statement; Next reads that step's
+	// result (io.EOF for a statement without rows), so the insert is
+	// complete even if a driver version stepped lazily.
+	if err := rows.Next(nil); err != nil && !errors.Is(err, io.EOF) {
+		rows.Close() //nolint:errcheck // the step error is what matters
 		return err
 	}
 	return rows.Close()
