@@ -193,8 +193,15 @@ func (c *call) run() {
 		c.countTokensEstimate()
 		return
 	}
-	ctx, cancel := context.WithCancel(c.r.Context())
-	defer cancel()
+	// The request's context ends the upstream call when the client leaves
+	// or the handler returns. Only a stream needs to end it sooner (the
+	// client's connection failed mid-stream), so only a stream pays for a
+	// cancelable context of its own.
+	ctx, cancel := c.r.Context(), func() {}
+	if c.stream {
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+	}
 	resp, err := c.forward(ctx)
 	if err != nil {
 		c.upstreamFailed(err)
