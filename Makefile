@@ -43,12 +43,7 @@ unit:
 # Each fuzz target runs briefly; the corpus is seeded from testdata/fixtures.
 FUZZ_TIME ?= 4s
 fuzz:
-	@set -e; for pkg in $$(go list ./...); do \
-		for t in $$(go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$t"; \
-			go test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZ_TIME) -fuzzminimizetime 1s $$pkg > /tmp/metis-fuzz.log 2>&1 || { cat /tmp/metis-fuzz.log; exit 1; }; \
-		done; \
-	done
+	FUZZ_TIME=$(FUZZ_TIME) bash tools/fuzz.sh
 
 ## smoke: the built binary lists every module, validates the example, has its command
 smoke: caddy
