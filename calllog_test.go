@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 
@@ -23,7 +24,7 @@ func TestCallLogWritesEveryLineOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				l.write(logger, []zap.Field{zap.Int("w", w), zap.Int("i", i)})
+				l.write(&callLine{logger: logger, turnID: fmt.Sprintf("%d/%d", w, i), priced: true})
 			}
 		}()
 	}
@@ -32,17 +33,14 @@ func TestCallLogWritesEveryLineOnce(t *testing.T) {
 	if got := logs.Len(); got != writers*each {
 		t.Fatalf("%d lines written before stop returned, want %d", got, writers*each)
 	}
-	l.write(logger, []zap.Field{zap.Int("w", -1)})
+	l.write(&callLine{logger: logger, turnID: "-1/0", priced: true})
 	l.stop() // a second stop is harmless
-	seen := map[[2]int64]int{}
+	seen := map[string]int{}
 	for _, e := range logs.All() {
 		if e.Message != "llm call" {
 			t.Fatalf("message %q", e.Message)
 		}
-		m := e.ContextMap()
-		w, _ := m["w"].(int64)
-		i, _ := m["i"].(int64)
-		seen[[2]int64{w, i}]++
+		seen[e.ContextMap()["turn_id"].(string)]++
 	}
 	if len(seen) != writers*each+1 {
 		t.Fatalf("%d distinct lines, want %d", len(seen), writers*each+1)

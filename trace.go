@@ -158,25 +158,13 @@ func (c *call) finish() {
 	if !a.calls.enabled(c.g.logger) {
 		return
 	}
-	fields := make([]zap.Field, 0, 18)
-	fields = append(fields,
-		zapTurn(c.turnID), zap.String("key_id", k.ID), zap.String("inbound_shape", c.shape),
-		zap.String("provider", c.res.prov.name), zap.String("model", c.res.model), zap.Bool("stream", c.stream),
-		zap.Int("status", c.status), zap.Int("attempts", c.attempts),
-		zap.Int64("input_tokens", u.InputTokens), zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
-		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens), zap.Int64("output_tokens", u.OutputTokens),
-		zap.String("usage_source", source), zap.Duration("latency", latency),
-	)
-	if priced {
-		fields = append(fields, zap.Float64("cost_usd", cost))
-	} else {
-		fields = append(fields, zap.Bool("priced", false))
-	}
-	if c.errorClass != "" {
-		fields = append(fields, zap.String("error_class", c.errorClass))
-	}
+	line := callLine{logger: c.g.logger, turnID: c.turnID, keyID: k.ID, shape: c.shape,
+		provider: c.res.prov.name, model: c.res.model, source: source, errorClass: c.errorClass,
+		stream: c.stream, priced: priced, status: c.status, attempts: c.attempts,
+		input: u.InputTokens, cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens,
+		output: u.OutputTokens, latency: latency, cost: cost}
 	if ttft != nil {
-		fields = append(fields, zap.Int64("ttft_ms", *ttft))
+		line.hasTTFT, line.ttftMS = true, *ttft
 	}
-	a.calls.write(c.g.logger, fields)
+	a.calls.write(&line)
 }
