@@ -33,26 +33,11 @@ import (
 // e2eHeaderTimeout is the providers' `timeout` in the timeout tests.
 const e2eHeaderTimeout = 300 * time.Millisecond
 
-// e2eTimeoutConfig is gatewayConfig with `timeout 300ms` on both providers.
+// e2eTimeoutConfig is gatewayConfig with `timeout 300ms` in both provider
+// blocks.
 func e2eTimeoutConfig(db, upstream string) string {
-	return fmt.Sprintf(`db %s
-		provider anthropic {
-			api_key {env.METIS_TEST_ANTHROPIC_KEY}
-			base_url %s
-			timeout 300ms
-			max_retries 2
-			max_retry_wait 5s
-		}
-		provider openai {
-			api_key {env.METIS_TEST_OPENAI_KEY}
-			base_url %s/v1
-			timeout 300ms
-			max_retries 2
-			max_retry_wait 5s
-		}
-		alias haiku anthropic:claude-haiku-4-5
-		alias sonnet anthropic:claude-3-7-sonnet-20250219
-		alias nano openai:gpt-5-nano`, db, upstream, upstream)
+	return strings.ReplaceAll(gatewayConfig(db, upstream, ""), "max_retries 2",
+		"timeout "+e2eHeaderTimeout.String()+"\n\t\t\tmax_retries 2")
 }
 
 // e2eCallOf waits for the llm.call_completed of the one call made with a
