@@ -192,13 +192,8 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) e
 	if len(w.rows) == 0 && !(saveUsed && s.pendingLastUsed()) {
 		return nil
 	}
-	conn, err := s.db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("writer connection: %w", err)
-	}
-	defer conn.Close()
 	var saved []usageMark
-	if err := conn.Raw(func(dc any) error {
+	if err := s.onWriterConn(ctx, func(dc any) error {
 		var err error
 		saved, err = w.writeTx(ctx, s, dc, saveUsed)
 		return err
@@ -259,12 +254,18 @@ func (w *batchWriter) closeStmts(ctx context.Context, s *Store) error {
 	if w.stmts.conn == nil {
 		return nil
 	}
+	return s.onWriterConn(ctx, func(any) error { return w.stmts.close() })
+}
+
+// onWriterConn runs fn with the writer pool's driver connection, held
+// exclusively meanwhile.
+func (s *Store) onWriterConn(ctx context.Context, fn func(dc any) error) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("writer connection: %w", err)
 	}
 	defer conn.Close()
-	return conn.Raw(func(any) error { return w.stmts.close() })
+	return conn.Raw(fn)
 }
 
 // walAutocheckpoint is the WAL size, in pages, from which a commit
