@@ -559,35 +559,49 @@ func (e *env) checkTrace(ctx context.Context, sent int) *traceCheck {
 // a 4 s runtime/trace of its process, written to out as
 // <target>-s1.trace (for go tool trace -pprof=sched and the like).
 func (e *env) runtimeTrace(ctx context.Context, plan []*scenario, target, out string, res *results) error {
+	if strings.EqualFold(target, tF3) || strings.EqualFold(target, "F3") {
+		target = tF3
+	} else {
+		target = tMetis
+	}
+	file := filepath.Join(out, strings.ToLower(strings.Fields(target)[0])+"-s1.trace")
+	logf("tracing %s under %s load to %s", target, sS1, file)
+	_, err := e.underLoad(ctx, plan, sS1, target, "trace", 4, file, res)
+	return err
+}
+
+// underLoad runs scenario sid's load against target id for secs plus 2
+// seconds and, a second after its warm-up, fetches secs of the target
+// process's /debug/pprof/<endpoint> into file.
+func (e *env) underLoad(ctx context.Context, plan []*scenario, sid, id, endpoint string, secs int, file string, res *results) (*runRec, error) {
 	var base *scenario
 	for _, sc := range plan {
-		if sc.ID == sS1 {
+		if sc.ID == sid {
 			base = sc
 		}
 	}
 	if base == nil {
-		return errSkipped
+		return nil, errSkipped
 	}
 	ctl := e.metisCtl
-	if strings.EqualFold(target, tF3) || strings.EqualFold(target, "F3") {
-		target, ctl = tF3, e.f3Ctl
-	} else {
-		target = tMetis
+	if id == tF3 {
+		ctl = e.f3Ctl
 	}
-	const secs = 4
 	sc := *base
-	sc.Duration = (secs + 2) * time.Second
-	file := filepath.Join(out, strings.ToLower(strings.Fields(target)[0])+"-s1.trace")
+	sc.Duration = time.Duration(secs+2) * time.Second
 	errc := make(chan error, 1)
 	go func() {
 		time.Sleep(sc.Warmup + time.Second)
-		errc <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/trace?seconds=%d", ctl, secs), file)
+		errc <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", ctl, endpoint, secs), file)
 	}()
-	logf("tracing %s under %s load (%ds) to %s", target, sS1, secs, file)
-	if _, err := e.measure(ctx, &sc, target, 0, res); err != nil {
-		return err
+	rec, err := e.measure(ctx, &sc, id, 0, res)
+	if err != nil {
+		return nil, err
 	}
-	return <-errc
+	if err := <-errc; err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // cpuProfile is a CPU profile of one target's process under one
@@ -604,35 +618,12 @@ type cpuProfile struct {
 // profile runs a scenario's load against a target while taking a CPU
 // profile of its process.
 func (e *env) profile(ctx context.Context, plan []*scenario, sid, id, out string, res *results) (*cpuProfile, error) {
-	var base *scenario
-	for _, sc := range plan {
-		if sc.ID == sid {
-			base = sc
-		}
-	}
-	if base == nil {
-		return nil, errSkipped
-	}
-	ctl := e.metisCtl
-	if id == tF3 {
-		ctl = e.f3Ctl
-	}
 	const secs = 8
-	sc := *base
-	sc.Duration = (secs + 2) * time.Second
 	name := strings.ToLower(strings.Fields(id)[0]) + "-" + strings.NewReplacer(" ", "", "=", "").Replace(strings.ToLower(sid))
 	file := filepath.Join(out, name+".cpu.pprof")
-	errc := make(chan error, 1)
-	go func() {
-		time.Sleep(sc.Warmup + time.Second)
-		errc <- fetch(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", ctl, secs), file)
-	}()
 	logf("profiling %s under %s load (%ds)", id, sid, secs)
-	rec, err := e.measure(ctx, &sc, id, 0, res)
+	rec, err := e.underLoad(ctx, plan, sid, id, "profile", secs, file, res)
 	if err != nil {
-		return nil, err
-	}
-	if err := <-errc; err != nil {
 		return nil, err
 	}
 	p := &cpuProfile{Scenario: sid, Target: id, File: file, Run: rec, Shares: map[string]float64{}}
