@@ -64,8 +64,14 @@ examples: caddy
 browser: caddy
 	bash dashboard/e2e/run-with-gateway.sh ./caddy
 
-bench: caddy
-	go run ./bench/cmd/metisbench -caddy ./caddy
+bench: caddy stock-caddy
+	go run ./bench/cmd/metisbench -caddy ./caddy -stock-caddy ./stock-caddy
+
+# Stock Caddy of the same version and build flags, linked by the external
+# linker as cgo (go-sqlite3) forces for ./caddy: the memory baseline.
+stock-caddy: xcaddy.json
+	XCADDY_GO_BUILD_FLAGS="$(subst -w -s,-w -s -linkmode=external,$(BUILD_FLAGS))" \
+		$(XCADDY) build $(CADDY_VERSION) --output ./stock-caddy
 
 clean:
-	rm -f caddy
+	rm -f caddy stock-caddy

@@ -35,6 +35,8 @@ type childSpec struct {
 	Config  json.RawMessage `json:"config,omitempty"`
 	Control string          `json:"control,omitempty"`
 	Metis   bool            `json:"metis,omitempty"`
+	// Pin, when set, binds the child to CPU *Pin with GOMAXPROCS=1.
+	Pin *int `json:"pin,omitempty"`
 }
 
 // childReady is the READY line's payload.
@@ -50,6 +52,11 @@ func runChild(role, specJSON string) error {
 	var spec childSpec
 	if err := json.Unmarshal([]byte(specJSON), &spec); err != nil {
 		return fmt.Errorf("child %s: decoding spec: %w", role, err)
+	}
+	if spec.Pin != nil {
+		if err := pinSelf(*spec.Pin); err != nil {
+			return fmt.Errorf("child %s: %w", role, err)
+		}
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ type machine struct {
 	NoFile       uint64 `json:"ulimit_nofile"`
 	LoadAvgStart string `json:"loadavg_start"`
 	LoadAvgEnd   string `json:"loadavg_end"`
+	Pinned       string `json:"pinned,omitempty"` // the -pin layout, empty when unpinned
 }
 
 func describeMachine(e *env) machine {
@@ -67,18 +69,23 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// xcaddyInfo describes the -caddy binary.
+// xcaddyInfo describes an xcaddy-built binary: -caddy, or -stock-caddy.
 type xcaddyInfo struct {
-	Path    string  `json:"path"`
-	Version string  `json:"version,omitempty"`
-	Modules string  `json:"metis_modules,omitempty"`
-	Idle    memInfo `json:"idle"`
-	Error   string  `json:"error,omitempty"`
+	Path    string `json:"path"`
+	Version string `json:"version,omitempty"`
+	Modules string `json:"metis_modules,omitempty"`
+	// Idle is the RSS serving the Metis config alone (not for stock Caddy).
+	Idle memInfo `json:"idle"`
+	// Plain is the RSS serving a one-route config that any Caddy can load,
+	// for comparing the binary with stock Caddy.
+	Plain memInfo `json:"idle_plain"`
+	Error string  `json:"error,omitempty"`
 }
 
 // measureXCaddy records the version and metis modules of an xcaddy-built
-// binary and its RSS 3 s after it starts serving the gateway config alone.
-func measureXCaddy(ctx context.Context, bin, work string, e *env) *xcaddyInfo {
+// binary and its RSS 3 s after it starts serving, with the gateway config
+// alone when metis is set, and with a one-route config.
+func measureXCaddy(ctx context.Context, bin, work string, e *env, metis bool) *xcaddyInfo {
 	info := &xcaddyInfo{Path: bin}
 	if _, err := os.Stat(bin); err != nil {
 		info.Error = "not found: " + err.Error()
@@ -96,21 +103,48 @@ func measureXCaddy(ctx context.Context, bin, work string, e *env) *xcaddyInfo {
 		}
 		info.Modules = strings.Join(mods, ", ")
 	}
+	var err error
+	if metis {
+		if info.Idle, err = idleRSS(ctx, bin, work, func(addr string) ([]byte, error) {
+			return metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL, writerTuning{})
+		}); err != nil {
+			info.Error = err.Error()
+			return info
+		}
+	}
+	if info.Plain, err = idleRSS(ctx, bin, work, plainConfig); err != nil {
+		info.Error = err.Error()
+	}
+	return info
+}
+
+// plainConfig is a Caddy JSON config with one route answering "ok" on
+// addr and the admin endpoint off.
+func plainConfig(addr string) ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"admin": map[string]any{"disabled": true},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"plain": map[string]any{
+			"listen": []string{addr},
+			"routes": []any{map[string]any{"handle": []any{map[string]any{"handler": "static_response", "body": "ok"}}}},
+		}}}},
+	})
+}
+
+// idleRSS runs bin with the config cfg makes for a free loopback address
+// and reads its memory 3 s after it listens.
+func idleRSS(ctx context.Context, bin, work string, cfg func(addr string) ([]byte, error)) (memInfo, error) {
 	p, err := freePort()
 	if err != nil {
-		info.Error = err.Error()
-		return info
+		return memInfo{}, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", p)
-	cfg, err := metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL, writerTuning{})
+	b, err := cfg(addr)
 	if err != nil {
-		info.Error = err.Error()
-		return info
+		return memInfo{}, err
 	}
 	cfgPath := filepath.Join(work, "xcaddy.json")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		info.Error = err.Error()
-		return info
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return memInfo{}, err
 	}
 	cmd := exec.Command(bin, "run", "--config", cfgPath)
 	cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+work+"/xdg-data", "XDG_CONFIG_HOME="+work+"/xdg-config", "HOME="+work)
@@ -118,8 +152,7 @@ func measureXCaddy(ctx context.Context, bin, work string, e *env) *xcaddyInfo {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
-		info.Error = err.Error()
-		return info
+		return memInfo{}, fmt.Errorf("starting %s: %w", bin, err)
 	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -133,17 +166,10 @@ func measureXCaddy(ctx context.Context, bin, work string, e *env) *xcaddyInfo {
 		}
 	}()
 	if err := waitListening(addr, 20*time.Second); err != nil {
-		info.Error = err.Error() + ": " + lastLines(stderr.String(), 5)
-		return info
+		return memInfo{}, fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 5))
 	}
 	time.Sleep(3 * time.Second)
-	m, err := readMem(cmd.Process.Pid)
-	if err != nil {
-		info.Error = err.Error()
-		return info
-	}
-	info.Idle = m
-	return info
+	return readMem(cmd.Process.Pid)
 }
 
 func lastLines(s string, n int) string {

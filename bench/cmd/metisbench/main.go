@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -70,6 +71,7 @@ type options struct {
 	seed       uint64
 	out        string
 	caddyBin   string
+	stockBin   string
 	profile    bool
 	traceS1    string
 	micro      bool
@@ -78,6 +80,7 @@ type options struct {
 	streamsMax int
 	only       string
 	writer     writerTuning
+	pin        bool
 }
 
 func main() {
@@ -89,6 +92,7 @@ func main() {
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the randomized target order (0: from the clock)")
 	flag.StringVar(&o.out, "out", "", "directory for results.json, report.md, profiles and logs (default: a new temp dir)")
 	flag.StringVar(&o.caddyBin, "caddy", "", "an xcaddy-built Caddy with metis (e.g. ./caddy): recorded, and its idle memory measured; traffic always goes to the in-process builds")
+	flag.StringVar(&o.stockBin, "stock-caddy", "", "a stock Caddy built with the same version, flags and linker (make stock-caddy): its idle RSS serving a one-route config is measured next to the -caddy binary's")
 	flag.StringVar(&o.traceS1, "trace-s1", "", "experiment: after the rounds, write a 4 s runtime trace of the given target (Metis or F3) under S1 load to the output directory")
 	flag.BoolVar(&o.profile, "profile", true, "take CPU profiles of Metis and F3 under S2 load (default on, off with -quick unless given)")
 	flag.BoolVar(&o.micro, "micro", true, "run the go test micro-benchmarks of the hot path (default on, off with -quick unless given)")
@@ -98,6 +102,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenario IDs to run (S1, S2, \"S5 c=1\", \"S5 c=512\"); default all")
 	flag.IntVar(&o.writer.Batch, "writer-batch", 0, "experiment: the Metis trace writer's batch_size (0: default)")
 	flag.DurationVar(&o.writer.Flush, "writer-flush", 0, "experiment: the Metis trace writer's flush_interval (0: default)")
+	flag.BoolVar(&o.pin, "pin", false, "pinned layout (perf-notes §9.1): "+pinnedLayout)
 	reportFrom := flag.String("report", "", "re-render the report of a stored results.json (profiles are re-read when their files exist) and exit")
 	flag.Parse()
 	if *role != "" {
@@ -191,6 +196,7 @@ type results struct {
 	MemAfter    map[string]memInfo    `json:"mem_after"`
 	ExeMB       float64               `json:"executable_mb"`
 	XCaddy      *xcaddyInfo           `json:"xcaddy,omitempty"`
+	StockCaddy  *xcaddyInfo           `json:"stock_caddy,omitempty"`
 	Trace       *traceCheck           `json:"trace"`
 	CPUProfiles []*cpuProfile         `json:"cpu_profiles,omitempty"`
 	Micro       string                `json:"micro,omitempty"`
@@ -241,7 +247,15 @@ func run(ctx context.Context, o options) error {
 	startLoad := loadAvg()
 	logf("output in %s, work dir %s, seed %d", o.out, work, o.seed)
 
-	e, err := startAll(ctx, work, o.writer)
+	if o.pin { // the load generator runs in this process
+		if n := runtime.NumCPU(); n < 2 {
+			return fmt.Errorf("-pin needs 2 CPUs, this process may use %d", n)
+		}
+		if err := pinSelf(pinRigCPU); err != nil {
+			return err
+		}
+	}
+	e, err := startAll(ctx, work, o.writer, o.pin)
 	defer e.stopAll()
 	if err != nil {
 		return err
@@ -249,6 +263,9 @@ func run(ctx context.Context, o options) error {
 	res.Profiles = []mock.Profile{mock.M0, mock.MStream}
 	res.Machine = describeMachine(e)
 	res.Machine.LoadAvgStart = startLoad
+	if o.pin {
+		res.Machine.Pinned = pinnedLayout
+	}
 	if exe, err := os.Executable(); err == nil {
 		if st, err := os.Stat(exe); err == nil {
 			res.ExeMB = float64(st.Size()) / (1 << 20)
@@ -263,7 +280,10 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	if o.caddyBin != "" {
-		res.XCaddy = measureXCaddy(ctx, o.caddyBin, work, e)
+		res.XCaddy = measureXCaddy(ctx, o.caddyBin, work, e, true)
+	}
+	if o.stockBin != "" {
+		res.StockCaddy = measureXCaddy(ctx, o.stockBin, work, e, false)
 	}
 
 	plan := scenarios(o)
@@ -408,13 +428,19 @@ func rerender(path string) error {
 	return nil
 }
 
-// startAll starts the mock and the three Caddy processes.
-func startAll(ctx context.Context, work string, wt writerTuning) (*env, error) {
+// startAll starts the mock and the three Caddy processes, pinned when pin
+// is set.
+func startAll(ctx context.Context, work string, wt writerTuning, pin bool) (*env, error) {
 	e := &env{}
+	var rigCPU, gwCPU *int
+	if pin {
+		r, g := pinRigCPU, pinGatewayCPU
+		rigCPU, gwCPU = &r, &g
+	}
 	// Keep Caddy's data and config dirs out of $HOME.
 	cenv := []string{"XDG_DATA_HOME=" + work + "/xdg-data", "XDG_CONFIG_HOME=" + work + "/xdg-config", "HOME=" + work}
 	var err error
-	e.mock, err = startChild(ctx, "mock", "mock", childSpec{Profiles: []mock.Profile{mock.M0, mock.MStream}}, work, cenv)
+	e.mock, err = startChild(ctx, "mock", "mock", childSpec{Profiles: []mock.Profile{mock.M0, mock.MStream}, Pin: rigCPU}, work, cenv)
 	if err != nil {
 		return e, err
 	}
@@ -440,21 +466,21 @@ func startAll(ctx context.Context, work string, wt writerTuning) (*env, error) {
 	if err != nil {
 		return e, err
 	}
-	if e.f2, err = startChild(ctx, "caddy-f2", "caddy", childSpec{Config: f2cfg, Control: ports[7]}, work, cenv); err != nil {
+	if e.f2, err = startChild(ctx, "caddy-f2", "caddy", childSpec{Config: f2cfg, Control: ports[7], Pin: gwCPU}, work, cenv); err != nil {
 		return e, err
 	}
 	f3cfg, err := floorConfig(false, e.f3Srv, e.m0URL, e.streamURL)
 	if err != nil {
 		return e, err
 	}
-	if e.f3, err = startChild(ctx, "caddy-f3", "caddy", childSpec{Config: f3cfg, Control: e.f3Ctl}, work, cenv); err != nil {
+	if e.f3, err = startChild(ctx, "caddy-f3", "caddy", childSpec{Config: f3cfg, Control: e.f3Ctl, Pin: gwCPU}, work, cenv); err != nil {
 		return e, err
 	}
 	mcfg, err := metisConfig(e.metisAddr, filepath.Join(work, "metis.db"), e.m0URL, e.streamURL, wt)
 	if err != nil {
 		return e, err
 	}
-	if e.metis, err = startChild(ctx, "caddy-metis", "caddy", childSpec{Config: mcfg, Control: e.metisCtl, Metis: true}, work, cenv); err != nil {
+	if e.metis, err = startChild(ctx, "caddy-metis", "caddy", childSpec{Config: mcfg, Control: e.metisCtl, Metis: true, Pin: gwCPU}, work, cenv); err != nil {
 		return e, err
 	}
 	e.token = e.metis.ready.Token

@@ -116,6 +116,9 @@ type memInfo struct {
 	AnonMB float64 `json:"rss_anon_mb"`
 	FileMB float64 `json:"rss_file_mb"`
 	PeakMB float64 `json:"peak_rss_mb"` // VmHWM
+	// PmdMB is the file-backed part mapped with 2 MB pages
+	// (FilePmdMapped in smaps_rollup): whole huge pages count as resident.
+	PmdMB float64 `json:"file_pmd_mapped_mb"`
 }
 
 func readMem(pid int) (memInfo, error) {
@@ -139,6 +142,14 @@ func readMem(pid int) (memInfo, error) {
 			m.AnonMB = kb / 1024
 		case "RssFile:":
 			m.FileMB = kb / 1024
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) >= 2 && f[0] == "FilePmdMapped:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				m.PmdMB = kb / 1024
+			}
 		}
 	}
 	return m, nil

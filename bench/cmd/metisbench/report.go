@@ -184,6 +184,11 @@ func mark(v *bool) string {
 	}
 }
 
+// memText renders an RSS reading with its parts.
+func memText(m memInfo) string {
+	return fmt.Sprintf("%.1f MB RSS (%.1f anon + %.1f file-backed, %.1f of it in 2 MB pages)", m.RSSMB, m.AnonMB, m.FileMB, m.PmdMB)
+}
+
 // renderReport writes the markdown report.
 func renderReport(res *results) string {
 	var b strings.Builder
@@ -199,7 +204,12 @@ func renderReport(res *results) string {
 		res.Finished.Sub(res.Started).Round(time.Second))
 	w("Machine: %d CPUs (%s), kernel %s, %s, Caddy %s, SQLite %s, ulimit -n %d, GOMAXPROCS=%q GOGC=%q, load average %s at start, %s at end. ",
 		m.NProc, m.CPU, m.Kernel, m.Go, m.Caddy, m.SQLite, m.NoFile, m.GOMAXPROCS, m.GOGC, m.LoadAvgStart, m.LoadAvgEnd)
-	w("Mock, the three Caddy processes and the load generator share the machine: read the ratios and the added latency, not the absolutes.\n\n")
+	if m.Pinned != "" {
+		w("Pinned (perf-notes §9.1): %s. ", m.Pinned)
+	} else {
+		w("Mock, the three Caddy processes and the load generator share the machine. ")
+	}
+	w("Read the ratios and the added latency, not the absolutes.\n\n")
 	w("Values are the median over rounds [min–max]; latency in µs unless marked ms; ⚠ marks a round-to-round spread above 15%%. ")
 	w("Added latency is paired per round (target minus floor in the same round).\n\n")
 
@@ -322,8 +332,16 @@ func renderReport(res *results) string {
 		if x.Error != "" {
 			w("\n-caddy %s: %s\n", x.Path, x.Error)
 		} else {
-			w("\nxcaddy build %s (%s; %s): idle RSS %.1f MB (%.1f anon + %.1f file-backed) serving the Metis config alone.\n",
-				x.Path, x.Version, x.Modules, x.Idle.RSSMB, x.Idle.AnonMB, x.Idle.FileMB)
+			w("\nxcaddy build %s (%s; %s): %s idle serving the Metis config alone; %s serving a one-route config.\n",
+				x.Path, x.Version, x.Modules, memText(x.Idle), memText(x.Plain))
+		}
+	}
+	if x := res.StockCaddy; x != nil {
+		if x.Error != "" {
+			w("\n-stock-caddy %s: %s\n", x.Path, x.Error)
+		} else {
+			w("\nStock Caddy %s (%s), same version, build flags and (external) linker: %s idle serving the same one-route config.\n",
+				x.Path, x.Version, memText(x.Plain))
 		}
 	}
 	w("\n")
@@ -513,8 +531,11 @@ func (res *results) verdicts() []verdict {
 			fmt.Sprintf("%.1f MB RSS (%.1f anon + %.1f file-backed)", m.RSSMB, m.AnonMB, m.FileMB), yes(m.RSSMB <= 60)})
 	}
 	if x := res.XCaddy; x != nil && x.Idle.RSSMB > 0 {
-		vs = append(vs, verdict{"memory idle (xcaddy build " + x.Path + ")", "≤ 60 MB RSS",
-			fmt.Sprintf("%.1f MB RSS (%.1f anon + %.1f file-backed)", x.Idle.RSSMB, x.Idle.AnonMB, x.Idle.FileMB), yes(x.Idle.RSSMB <= 60)})
+		got := memText(x.Idle)
+		if st := res.StockCaddy; st != nil && st.Plain.RSSMB > 0 {
+			got += fmt.Sprintf("; stock Caddy linked the same way: %.1f MB", st.Plain.RSSMB)
+		}
+		vs = append(vs, verdict{"memory idle (xcaddy build " + x.Path + ")", "≤ 60 MB RSS", got, yes(x.Idle.RSSMB <= 60)})
 	}
 	if res.has(sS1, tMetisXOAI) && res.has(sS1, tMetisOAI) {
 		d := res.diff(sS1, tMetisXOAI, tMetisOAI, mP50)
