@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# Installs the pinned real clients (Claude Code, @anthropic-ai/sdk, openai)
-# into tools/node_modules from package-lock.json. Idempotent: when the
+# Installs the sqlite3 shell (from Debian, when missing) and the pinned real
+# clients (Claude Code, @anthropic-ai/sdk, openai) into tools/node_modules
+# from package-lock.json. Idempotent: when the
 # installed tree already matches the lock file it returns at once.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+# The sqlite3 shell: the README reads the trace with it, and a test checks
+# that doing so while the gateway runs loses nothing.
+if ! command -v sqlite3 >/dev/null; then
+	echo "tools/install.sh: installing Debian's sqlite3 shell" >&2
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	$SUDO apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sqlite3 >/dev/null
+fi
 
 stamp=node_modules/.metis-install-stamp
 want=$(sha256sum package-lock.json | cut -d' ' -f1)

@@ -6,16 +6,28 @@
 package sqlitefile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // Prepare makes path absolute and, before SQLite opens it, creates its
 // folder (mode 0700, with any missing parents; an existing folder keeps
-// its mode) and the database file (mode 0600; an existing file is left as
-// it is), so neither is created with the process umask's looser defaults.
+// its mode) and the database file (mode 0600), so neither is created with
+// the process umask's looser defaults.
+//
+// An existing file is not opened at all. SQLite's locks are POSIX record
+// locks, which belong to the process: closing any descriptor of the file
+// releases every lock the process holds on it, including those of SQLite
+// connections already open on it (the trace store's, when the budget
+// ledger prepares the same file). Without its shared lock, the writer
+// looks absent to other processes: the last of them to close, a sqlite3
+// shell reading the file say, checkpoints and deletes the WAL under the
+// writer, whose later commits are lost.
 //
 // It returns the absolute path, also with an error once the path could be
 // made absolute, so the caller can name the file it failed on; abs is ""
@@ -28,7 +40,19 @@ func Prepare(path string) (abs string, err error) {
 	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
 		return abs, fmt.Errorf("creating folder: %w", err)
 	}
-	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if fi, err := os.Stat(abs); err == nil {
+		if fi.IsDir() {
+			return abs, fmt.Errorf("creating database file: %w", &fs.PathError{Op: "open", Path: abs, Err: syscall.EISDIR})
+		}
+		return abs, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return abs, fmt.Errorf("creating database file: %w", err)
+	}
+	// O_EXCL: a file created meanwhile by another process is not opened.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return abs, nil
+	}
 	if err != nil {
 		return abs, fmt.Errorf("creating database file: %w", err)
 	}
