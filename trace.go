@@ -106,17 +106,21 @@ func (c *call) finish() {
 		return
 	}
 	u := c.usage
-	// Price the model the provider says it ran, else the one we asked for.
-	var cost float64
-	priced := false
+	// Price the model the row records (the resolved id), so its dollars can
+	// be worked out from the row alone and an upstream cannot pick its own
+	// price by naming another model; only when that model has no price, the
+	// one the provider says it ran (a dated id of an alias the catalogue
+	// lacks), recorded as priced_model.
 	pricedModel := c.res.model
-	if c.respModel != "" {
+	cost, priced := a.prices.Cost(pricedModel, u)
+	if !priced && c.respModel != "" && c.respModel != c.res.model {
 		if cost, priced = a.prices.Cost(c.respModel, u); priced {
 			pricedModel = c.respModel
 		}
 	}
-	if !priced {
-		cost, priced = a.prices.Cost(c.res.model, u)
+	var pricedOther string
+	if priced && pricedModel != c.res.model {
+		pricedOther = pricedModel
 	}
 	var costPtr *float64
 	savings := 0.0
@@ -146,7 +150,7 @@ func (c *call) finish() {
 		CacheCreation1hInputTokens: u.CacheCreation1hInputTokens, OutputTokens: u.OutputTokens,
 		ReasoningTokens: u.ReasoningTokens, CostUSD: costPtr, Priced: priced, UsageSource: source,
 		LatencyMS: latency.Milliseconds(), TTFTMS: ttft, UpstreamRequestID: c.upstreamReqID,
-		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier,
+		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier, PricedModel: pricedOther,
 	}
 	done := &turnCompleted{TurnID: c.turnID, GatewayKeyID: k.ID, Status: c.status, ErrorClass: errClass,
 		CostUSD: costPtr, Priced: priced, LatencyMS: latency.Milliseconds(), Calls: 1}

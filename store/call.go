@@ -46,6 +46,9 @@ type Call struct {
 	UpstreamRequestID string  `json:"upstream_request_id"`
 	CacheSavingsUSD   float64 `json:"cache_savings_usd"`
 	ServiceTier       string  `json:"service_tier,omitempty"`
+	// PricedModel is the provider-reported model whose price gave CostUSD,
+	// set only when Model itself has no price; omitted otherwise.
+	PricedModel string `json:"priced_model,omitempty"`
 }
 
 // callFields has Call's fields without its methods, so MarshalJSON can

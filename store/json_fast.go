@@ -85,6 +85,10 @@ func appendCallJSON(dst []byte, c *Call) ([]byte, bool) {
 		dst = append(dst, `,"service_tier":`...)
 		dst = appendJSONString(dst, c.ServiceTier)
 	}
+	if c.PricedModel != "" {
+		dst = append(dst, `,"priced_model":`...)
+		dst = appendJSONString(dst, c.PricedModel)
+	}
 	dst = append(dst, `,"session_id":`...)
 	dst = appendJSONNullable(dst, c.SessionID)
 	dst = append(dst, `,"error_class":`...)
