@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +66,32 @@ type keySnapshot struct {
 	version int64
 	byHash  map[[sha256.Size]byte]*keyEntry
 	byID    map[string]*keyEntry
+	// miss is the store's one missGate, handed from each snapshot to the
+	// next (it is not part of the immutable view).
+	miss *missGate
+}
+
+// Authenticate's checks for tokens missing from the cache: a burst of
+// missCheckBurst, then at most one per missCheckEvery, each bounded by
+// missCheckTimeout.
+const (
+	missCheckEvery   = 100 * time.Millisecond
+	missCheckBurst   = 4
+	missCheckTimeout = time.Second
+)
+
+// missGate bounds the database reads Authenticate makes for a token missing
+// from the key cache, which is either a key another process (the CLI) has
+// just issued or an invalid token: at most one check runs at a time (misses
+// meanwhile wait for it), and checks start no faster than a burst of
+// missCheckBurst then one per missCheckEvery (a GCRA budget); a miss over
+// budget is rejected without touching the database. A flood of invalid
+// tokens thus costs about ten keys_version reads a second.
+type missGate struct {
+	mu      sync.Mutex
+	running chan struct{} // closed when the running check ends; nil if none
+	tat     time.Time     // the budget's theoretical arrival time
+	checks  atomic.Int64  // keys_version reads made for misses (tests)
 }
 
 // usageMark is a last-used time written in a transaction, marked persisted
@@ -91,7 +119,7 @@ func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error
 		return Key{}, "", fmt.Errorf("issuing gateway key: %w", err)
 	}
 	u := NewID()
-	token := "gw_" + u.String() + hex.EncodeToString(secret[:])
+	token := tokenPrefix + u.String() + hex.EncodeToString(secret[:])
 	hash := sha256.Sum256([]byte(token))
 	now := time.Now()
 	k := Key{
@@ -184,15 +212,28 @@ func (s *Store) revoke(ctx context.Context, id string) (Key, error) {
 	return k, tx.Commit()
 }
 
-// Authenticate checks a gw_ token against the in-memory key cache (no disk
-// access) and records the key's last use, which the writer persists later.
-// It returns a copy of the key, or ErrUnknownKey, ErrRevokedKey or
-// ErrExpiredKey.
+// tokenPrefix starts every token IssueKey makes.
+const tokenPrefix = "gw_"
+
+// Authenticate checks a gw_ token against the in-memory key cache and
+// records the key's last use, which the writer persists later. A known
+// token never touches the disk. A gw_ token missing from the cache makes it
+// check meta.keys_version, within missGate's bounds, and reload the cache if
+// another process issued or revoked a key since, so a key works as soon as
+// the CLI has issued it. It returns a copy of the key, or ErrUnknownKey,
+// ErrRevokedKey or ErrExpiredKey.
 func (s *Store) Authenticate(token string) (*Key, error) {
 	var buf [128]byte // keeps the []byte conversion off the heap for real tokens
-	e := s.keys.Load().byHash[sha256.Sum256(append(buf[:0], token...))]
+	hash := sha256.Sum256(append(buf[:0], token...))
+	snap := s.keys.Load()
+	e := snap.byHash[hash]
 	if e == nil {
-		return nil, ErrUnknownKey
+		if !strings.HasPrefix(token, tokenPrefix) {
+			return nil, ErrUnknownKey
+		}
+		if e = s.lookupMissed(snap.miss, hash); e == nil {
+			return nil, ErrUnknownKey
+		}
 	}
 	if !e.key.RevokedAt.IsZero() {
 		return nil, ErrRevokedKey
@@ -206,6 +247,44 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 	}
 	k := e.key
 	return &k, nil
+}
+
+// lookupMissed looks for a token that was missing from the key cache after
+// checking, if g allows, whether gateway_keys changed; nil if it is unknown.
+func (s *Store) lookupMissed(g *missGate, hash [sha256.Size]byte) *keyEntry {
+	g.mu.Lock()
+	if ch := g.running; ch != nil {
+		g.mu.Unlock()
+		<-ch
+		return s.keys.Load().byHash[hash]
+	}
+	now := time.Now()
+	if now.Before(g.tat.Add(-(missCheckBurst - 1) * missCheckEvery)) {
+		g.mu.Unlock()
+		// Over budget; a check or reload since the caller's lookup may
+		// still have brought the key.
+		return s.keys.Load().byHash[hash]
+	}
+	if g.tat.Before(now) {
+		g.tat = now
+	}
+	g.tat = g.tat.Add(missCheckEvery)
+	ch := make(chan struct{})
+	g.running = ch
+	g.mu.Unlock()
+	defer func() {
+		g.mu.Lock()
+		g.running = nil
+		g.mu.Unlock()
+		close(ch)
+	}()
+	g.checks.Add(1)
+	ctx, cancel := context.WithTimeout(context.Background(), missCheckTimeout)
+	defer cancel()
+	// A failure leaves the cache as it was; runKeyRefresh reports
+	// persistent ones.
+	_ = s.refreshKeys(ctx)
+	return s.keys.Load().byHash[hash]
 }
 
 // scanner is *sql.Row or *sql.Rows.
@@ -274,6 +353,10 @@ func (s *Store) reloadKeys(ctx context.Context) error {
 		version: version,
 		byHash:  make(map[[sha256.Size]byte]*keyEntry),
 		byID:    make(map[string]*keyEntry),
+		miss:    new(missGate),
+	}
+	if old != nil {
+		snap.miss = old.miss
 	}
 	for rows.Next() {
 		k, hash, err := scanKey(rows)
@@ -304,8 +387,22 @@ func (s *Store) reloadKeys(ctx context.Context) error {
 	return nil
 }
 
+// refreshKeys reloads the key cache if meta.keys_version is not the
+// cache's: another process (the CLI) issued or revoked a key.
+func (s *Store) refreshKeys(ctx context.Context) error {
+	var v int64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'keys_version'`).Scan(&v); err != nil {
+		return fmt.Errorf("reading keys_version: %w", err)
+	}
+	if v == s.keys.Load().version {
+		return nil
+	}
+	return s.reloadKeys(ctx)
+}
+
 // runKeyRefresh polls meta.keys_version every KeyRefresh and reloads the key
-// cache when another process (the CLI) issued or revoked a key.
+// cache when another process (the CLI) issued or revoked a key; revocations
+// by another process take effect through it.
 func (s *Store) runKeyRefresh() {
 	defer close(s.keysDone)
 	ctx := context.Background()
@@ -318,12 +415,7 @@ func (s *Store) runKeyRefresh() {
 			return
 		case <-t.C:
 		}
-		var v int64
-		err := s.rdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'keys_version'`).Scan(&v)
-		if err == nil && v != s.keys.Load().version {
-			err = s.reloadKeys(ctx)
-		}
-		if err != nil && time.Since(lastWarn) > time.Minute {
+		if err := s.refreshKeys(ctx); err != nil && time.Since(lastWarn) > time.Minute {
 			lastWarn = time.Now()
 			s.logger().Warn("gateway key refresh failed", zap.String("path", s.path), zap.Error(err))
 		}

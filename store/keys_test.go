@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -105,8 +107,9 @@ func TestRevokeAndExpire(t *testing.T) {
 }
 
 // TestCrossProcessKeys: a second Store on the same file stands in for the
-// CLI process; its issue and revoke reach the first store's cache through
-// the keys_version poll within the contract's 5 seconds.
+// CLI process; its issue (through Authenticate's miss check, else the poll)
+// and revoke (through the keys_version poll) reach the first store's cache
+// within the contract's 5 seconds.
 func TestCrossProcessKeys(t *testing.T) {
 	gw := openTest(t, Options{})
 	cli, err := Open(gw.Path(), Options{})
@@ -277,4 +280,169 @@ func TestLastUsedFlushedOnClose(t *testing.T) {
 	if n := queryInt(t, raw, `SELECT count(*) FROM gateway_keys WHERE id = ? AND last_used_at > 0`, k.ID); n != 1 {
 		t.Fatal("last_used_at not persisted at Close")
 	}
+}
+
+// TestIssuedKeyWorksAtOnce: a key issued through a second, independent
+// Store on the same file (the CLI) authenticates on the gateway's very next
+// Authenticate, with no sleep and with the keys_version poll out of the way,
+// and so do the next keys a script issues right after.
+func TestIssuedKeyWorksAtOnce(t *testing.T) {
+	gw := openTest(t, Options{KeyRefresh: time.Hour})
+	cli, err := Open(gw.Path(), Options{KeyRefresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, cli)
+	ctx := context.Background()
+	for i := range missCheckBurst {
+		k, token, err := cli.IssueKey(ctx, IssueParams{Name: fmt.Sprint("script-", i), User: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := gw.Authenticate(token)
+		if err != nil {
+			t.Fatalf("key %d: Authenticate right after another process issued it: %v", i, err)
+		}
+		if got.ID != k.ID || got.Name != k.Name || got.User != "alice" {
+			t.Fatalf("key %d: Authenticate = %+v, want %+v", i, got, k)
+		}
+		// Now cached: no further check.
+		checks := gw.keys.Load().miss.checks.Load()
+		if _, err := gw.Authenticate(token); err != nil || gw.keys.Load().miss.checks.Load() != checks {
+			t.Fatalf("key %d: second Authenticate = %v, checks %d → %d", i, err, checks, gw.keys.Load().miss.checks.Load())
+		}
+	}
+	if n := gw.keys.Load().miss.checks.Load(); n != missCheckBurst {
+		t.Fatalf("%d keys_version checks for %d new keys", n, missCheckBurst)
+	}
+}
+
+// unknownToken is a well-formed token no store issued.
+func unknownToken(r *mrand.Rand) string {
+	const hexDigits = "0123456789abcdef"
+	b := []byte(tokenPrefix + NewID().String())
+	for range 32 {
+		b = append(b, hexDigits[r.IntN(16)])
+	}
+	return string(b)
+}
+
+// TestUnknownKeyFloodIsBounded: 10,000 unknown tokens from several
+// goroutines make at most missCheckBurst keys_version reads plus one per
+// missCheckEvery of the time they took (the bound is exact for the gate's
+// budget, whatever the machine's speed), and non-gw_ tokens make none.
+func TestUnknownKeyFloodIsBounded(t *testing.T) {
+	s := openTest(t, Options{KeyRefresh: time.Hour})
+	if _, _, err := s.IssueKey(context.Background(), IssueParams{Name: "real"}); err != nil {
+		t.Fatal(err)
+	}
+	gate := s.keys.Load().miss
+	const n, workers = 10000, 4
+	tokens := make([]string, n)
+	r := mrand.New(mrand.NewPCG(1, 2))
+	for i := range tokens {
+		tokens[i] = unknownToken(r)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	start := time.Now()
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < n; i += workers {
+				if _, err := s.Authenticate(tokens[i]); !errors.Is(err, ErrUnknownKey) {
+					errs <- fmt.Errorf("Authenticate(unknown) = %v, want ErrUnknownKey", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	checks := gate.checks.Load()
+	bound := int64(missCheckBurst) + int64(elapsed/missCheckEvery)
+	t.Logf("%d unknown tokens in %v: %d keys_version checks (bound %d)", n, elapsed, checks, bound)
+	if checks < 1 {
+		t.Fatal("no keys_version check at all: the miss path is not exercised")
+	}
+	if checks > bound {
+		t.Fatalf("%d keys_version checks for %d unknown tokens in %v, want ≤ %d", checks, n, elapsed, bound)
+	}
+
+	before := gate.checks.Load()
+	for range 1000 {
+		if _, err := s.Authenticate("sk-ant-" + unknownToken(r)); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("Authenticate(provider key) = %v", err)
+		}
+	}
+	if d := gate.checks.Load() - before; d != 0 {
+		t.Fatalf("%d keys_version checks for tokens that are not gw_ tokens", d)
+	}
+}
+
+// TestRevokedKeyStaysRevoked: a key the CLI issued and revoked before the
+// gateway ever saw it is found by the miss check and refused as revoked, and
+// a cached revoked key is refused without a check.
+func TestRevokedKeyStaysRevoked(t *testing.T) {
+	gw := openTest(t, Options{KeyRefresh: time.Hour})
+	cli, err := Open(gw.Path(), Options{KeyRefresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, cli)
+	ctx := context.Background()
+	k, token, err := cli.IssueKey(ctx, IssueParams{Name: "short-lived"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.RevokeKey(ctx, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := gw.Authenticate(token); !errors.Is(err, ErrRevokedKey) {
+		t.Fatalf("key issued and revoked by another process: Authenticate = %+v, %v; want ErrRevokedKey", got, err)
+	}
+	if n := gw.keys.Load().miss.checks.Load(); n != 1 {
+		t.Fatalf("%d keys_version checks, want 1", n)
+	}
+
+	k2, token2, err := gw.IssueKey(ctx, IssueParams{Name: "local"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.RevokeKey(ctx, k2.ID); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := gw.Authenticate(token2); !errors.Is(err, ErrRevokedKey) {
+			t.Fatalf("revoked key: %v, want ErrRevokedKey", err)
+		}
+		if _, err := gw.Authenticate(token); !errors.Is(err, ErrRevokedKey) {
+			t.Fatalf("key revoked by another process, now cached: %v, want ErrRevokedKey", err)
+		}
+	}
+	if n := gw.keys.Load().miss.checks.Load(); n != 1 {
+		t.Fatalf("%d keys_version checks after authenticating cached revoked keys, want still 1", n)
+	}
+}
+
+// BenchmarkAuthenticateUnknown is the cost of an invalid gw_ token, nearly
+// always rejected by the miss gate's budget without a database read.
+func BenchmarkAuthenticateUnknown(b *testing.B) {
+	s := openTest(b, Options{KeyRefresh: time.Hour})
+	r := mrand.New(mrand.NewPCG(3, 4))
+	tokens := make([]string, 1024)
+	for i := range tokens {
+		tokens[i] = unknownToken(r)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := s.Authenticate(tokens[i%len(tokens)]); !errors.Is(err, ErrUnknownKey) {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(s.keys.Load().miss.checks.Load()), "checks")
 }
