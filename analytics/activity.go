@@ -8,12 +8,13 @@ import (
 	"time"
 )
 
-// seriesPoint is one bucket of /analytics/activity's series.
+// seriesPoint is one bucket of /analytics/activity's series. CostUSD is 0
+// for a bucket without calls and null for one whose calls were all unpriced.
 type seriesPoint struct {
 	T            string `json:"t"`
 	Calls        int64  `json:"calls"`
 	Errors       int64  `json:"errors"`
-	CostUSD      usd    `json:"cost_usd"`
+	CostUSD      *usd   `json:"cost_usd"`
 	InputTokens  int64  `json:"input_tokens"`
 	OutputTokens int64  `json:"output_tokens"`
 }
@@ -82,10 +83,12 @@ func fillSeries(res result, w window, g grain) []seriesPoint {
 		for i < len(res) && res[i].bucket < b {
 			i++
 		}
+		var s sums
 		if i < len(res) && res[i].bucket == b {
-			s := res[i]
-			p.Calls, p.Errors, p.CostUSD, p.InputTokens, p.OutputTokens = s.calls, s.errors, usd(s.cost), s.input, s.output
+			s = res[i].sums
 		}
+		p.Calls, p.Errors, p.InputTokens, p.OutputTokens = s.calls, s.errors, s.input, s.output
+		p.CostUSD = costOf(s.cost, s.calls, s.unpriced)
 		out = append(out, p)
 	}
 	return out

@@ -18,11 +18,12 @@ var groupDims = map[string]dim{
 
 const groupByValues = "model, provider, key, user, team, workspace, session, day, hour"
 
-// costGroup is one entry of /analytics/cost's groups.
+// costGroup is one entry of /analytics/cost's groups. CostUSD is null when
+// every call of the group was unpriced.
 type costGroup struct {
 	Key     string `json:"key"`
 	Name    string `json:"name,omitempty"`
-	CostUSD usd    `json:"cost_usd"`
+	CostUSD *usd   `json:"cost_usd"`
 	costCounts
 }
 
@@ -47,11 +48,12 @@ func countsOf(s sums) costCounts {
 		UnpricedCalls: s.unpriced, EstimatedCalls: s.estimated, CacheSavingsUSD: usd(s.savings)}
 }
 
-// costAnswer is the body of /analytics/cost.
+// costAnswer is the body of /analytics/cost. TotalCostUSD is null when the
+// window has calls and all of them were unpriced.
 type costAnswer struct {
 	windowFields
 	GroupBy      string `json:"group_by"`
-	TotalCostUSD usd    `json:"total_cost_usd"`
+	TotalCostUSD *usd   `json:"total_cost_usd"`
 	costCounts
 	Groups []costGroup `json:"groups"`
 	// GroupsTotal is the number of groups of the whole window;
@@ -115,10 +117,10 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 	}
 	ans := costAnswer{
 		windowFields: newWindowFields(win), GroupBy: by,
-		TotalCostUSD: usd(t.cost), costCounts: countsOf(t), Groups: make([]costGroup, 0, len(res)),
+		TotalCostUSD: costOf(t.cost, t.calls, t.unpriced), costCounts: countsOf(t), Groups: make([]costGroup, 0, len(res)),
 	}
 	for _, g := range res {
-		cg := costGroup{CostUSD: usd(g.cost), costCounts: countsOf(g.sums)}
+		cg := costGroup{CostUSD: costOf(g.cost, g.calls, g.unpriced), costCounts: countsOf(g.sums)}
 		switch {
 		case q.grain != grainNone:
 			cg.Key = fmtTime(time.Unix(g.bucket, 0))
@@ -135,8 +137,8 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 		ans.Groups = ans.Groups[max(0, len(ans.Groups)-limit):]
 	} else {
 		sort.Slice(ans.Groups, func(i, j int) bool {
-			return byCost(ans.Groups[i].CostUSD, ans.Groups[i].Calls, ans.Groups[i].Key,
-				ans.Groups[j].CostUSD, ans.Groups[j].Calls, ans.Groups[j].Key)
+			return byCost(ans.Groups[i].CostUSD.value(), ans.Groups[i].Calls, ans.Groups[i].Key,
+				ans.Groups[j].CostUSD.value(), ans.Groups[j].Calls, ans.Groups[j].Key)
 		})
 		ans.Groups = ans.Groups[:min(len(ans.Groups), limit)]
 	}

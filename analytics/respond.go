@@ -94,3 +94,23 @@ func (u usd) MarshalJSON() ([]byte, error) {
 	}
 	return strconv.AppendFloat(nil, v, 'f', -1, 64), nil
 }
+
+// costOf is the cost of calls of which unpriced had no price: cost, or nil
+// (JSON null) when every one of them was unpriced, since their cost is
+// unknown, not $0. No calls cost $0.
+func costOf(cost float64, calls, unpriced int64) *usd {
+	if calls > 0 && unpriced >= calls {
+		return nil
+	}
+	u := usd(cost)
+	return &u
+}
+
+// value is the amount, 0 for an unknown (nil) cost: unknown costs sort with
+// the $0 ones, as the SQL orderings by cost_usd do.
+func (u *usd) value() usd {
+	if u == nil {
+		return 0
+	}
+	return *u
+}

@@ -10,7 +10,8 @@ import (
 )
 
 // sessionRow is one session of /sessions; its figures are the session's
-// totals, not limited to the window.
+// totals, not limited to the window. CostUSD is null when every call of the
+// session was unpriced.
 type sessionRow struct {
 	SessionID     string `json:"session_id"`
 	GatewayKeyID  string `json:"gateway_key_id"`
@@ -21,7 +22,7 @@ type sessionRow struct {
 	FirstCallAt   string `json:"first_call_at"`
 	LastCallAt    string `json:"last_call_at"`
 	Calls         int64  `json:"calls"`
-	CostUSD       usd    `json:"cost_usd"`
+	CostUSD       *usd   `json:"cost_usd"`
 	UnpricedCalls int64  `json:"unpriced_calls"`
 }
 
@@ -41,9 +42,11 @@ const sessionColumns = `session_id, key_id, key_name, user, team, workspace, fir
 func scanSession(sc interface{ Scan(...any) error }) (sessionRow, error) {
 	var s sessionRow
 	var first, last int64
+	var cost float64
 	err := sc.Scan(&s.SessionID, &s.GatewayKeyID, &s.KeyName, &s.User, &s.Team, &s.Workspace, &first, &last,
-		&s.Calls, &s.CostUSD, &s.UnpricedCalls)
+		&s.Calls, &cost, &s.UnpricedCalls)
 	s.FirstCallAt, s.LastCallAt = fmtMicros(first), fmtMicros(last)
+	s.CostUSD = costOf(cost, s.Calls, s.UnpricedCalls)
 	return s, err
 }
 

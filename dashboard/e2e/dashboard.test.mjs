@@ -121,7 +121,8 @@ function near(a, b, msg) {
 async function checkCostTiles(page, c) {
   const t = await tilesOf(page);
   assert.equal(t.total_cost_usd.text, fmt.money(c.total_cost_usd), 'total spend');
-  near(t.total_cost_usd.value, c.total_cost_usd, 'total spend value');
+  if (c.total_cost_usd === null) assert.equal(t.total_cost_usd.value, 'null', 'total spend value: unknown');
+  else near(t.total_cost_usd.value, c.total_cost_usd, 'total spend value');
   assert.equal(t.calls.text, fmt.int(c.calls), 'calls');
   assert.equal(t.input_tokens.text, fmt.tokens(c.input_tokens), 'input tokens');
   assert.equal(t.output_tokens.text, fmt.tokens(c.output_tokens), 'output tokens');
@@ -129,15 +130,21 @@ async function checkCostTiles(page, c) {
   assert.equal(t.unpriced_calls.text, fmt.int(c.unpriced_calls || 0), 'unpriced calls');
 }
 
+/** The Activity tiles' figures; cost is null when no call was priced (a bucket's cost_usd is null when none of its calls was). */
 function activitySums(a) {
   const s = { calls: 0, errors: 0, cost: 0, input: 0, output: 0 };
+  let priced = false;
   for (const p of a.series || []) {
     s.calls += p.calls || 0;
     s.errors += p.errors || 0;
-    s.cost += p.cost_usd || 0;
+    if (p.cost_usd !== null && p.cost_usd !== undefined) {
+      s.cost += p.cost_usd;
+      if (p.calls) priced = true;
+    }
     s.input += p.input_tokens || 0;
     s.output += p.output_tokens || 0;
   }
+  if (s.calls > 0 && !priced) s.cost = null;
   return s;
 }
 
@@ -348,6 +355,40 @@ test('Activity tab: series totals and recent calls equal /analytics/activity', a
   });
   assert.ok(await page.$('#panel-activity .chart canvas'), 'the calls chart is drawn');
   console.log(`${await shot(page, 'activity')}`);
+});
+
+test('a scope whose calls are all unpriced reads "unpriced" on Cost and Activity, never $0', async (ctx) => {
+  const groups = (await api('cost', { window: W, group_by: 'model' })).groups || [];
+  const g = groups.find((x) => x.calls > 0 && x.unpriced_calls === x.calls);
+  if (!g) {
+    ctx.skip(`no model in the ${W} window has only unpriced calls`);
+    return;
+  }
+  assert.equal(g.cost_usd, null, `/analytics/cost: the all-unpriced model ${g.key} has cost_usd null`);
+  const scope = { window: W, model: g.key };
+  const { page } = await newPage();
+  await open(page, `${new URLSearchParams({ ...scope, live: '0' })}`, 'cost', scopeKey(scope));
+  await settle(page, 'cost', () => api('cost', { ...scope, group_by: 'model' }), async (c) => {
+    assert.equal(c.total_cost_usd, null, '/analytics/cost total for the scope is null');
+    await checkCostTiles(page, c);
+    const t = await tilesOf(page);
+    assert.equal(t.total_cost_usd.text, 'unpriced', 'total spend tile');
+    const costs = await page.$$eval('table.breakdown-model tbody tr[data-key] td.cost', (tds) => tds.map((td) => td.textContent));
+    assert.deepEqual(costs, ['unpriced'], 'the model row');
+  });
+  for (const text of await page.$$eval('#panel-cost .tile-value, #panel-cost td', (els) => els.map((e) => e.textContent))) {
+    assert.ok(!/NaN|undefined|null/.test(text), `Cost tab: ${text}`);
+  }
+  await page.click('#tab-activity');
+  await rendered(page, 'activity', scopeKey(scope));
+  await settle(page, 'activity', () => api('activity', { ...scope, limit: 50 }), async (a) => {
+    for (const p of a.series || []) if (p.calls > 0) assert.equal(p.cost_usd, null, `/analytics/activity bucket ${p.t}: cost_usd null`);
+    await checkActivityTiles(page, a);
+    const t = await tilesOf(page);
+    assert.equal(t.act_cost.text, 'unpriced', 'activity spend tile');
+    assert.equal(t.act_cost.value, 'null', 'activity spend value');
+  });
+  console.log(`${await shot(page, 'unpriced-scope')}`);
 });
 
 test('Spend by identity: tables, sort, pills and the >50% callouts', async () => {

@@ -183,6 +183,9 @@ function sums(list) {
   return s;
 }
 
+/** The cost the API reports for sums s: null when every call is unpriced. */
+const knownCost = (s) => (s.calls > 0 && s.unpriced_calls === s.calls ? null : s.cost_usd);
+
 const round = (x) => Math.round(x * 1e8) / 1e8;
 const iso = (ms) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
@@ -219,15 +222,15 @@ function cost(calls, q, now) {
     const g = sums(l);
     delete g.reasoning_tokens;
     delete g.estimated_calls;
-    const out = { key, ...g };
+    const out = { key, ...g, cost_usd: knownCost(g) };
     if (by === 'key') out.name = l[0].key.name;
     return out;
   });
   if (by === 'day' || by === 'hour') groups.sort((a, b) => a.key.localeCompare(b.key));
-  else groups.sort((a, b) => b.cost_usd - a.cost_usd || a.key.localeCompare(b.key));
+  else groups.sort((a, b) => (b.cost_usd ?? 0) - (a.cost_usd ?? 0) || a.key.localeCompare(b.key));
   return [200, {
     window: q.get('window') || '24h', from: iso(span === Infinity ? calls[0]?.t ?? now : now - span), to: iso(now),
-    group_by: by, total_cost_usd: s.cost_usd, calls: s.calls, errors: s.errors, input_tokens: s.input_tokens,
+    group_by: by, total_cost_usd: knownCost(s), calls: s.calls, errors: s.errors, input_tokens: s.input_tokens,
     output_tokens: s.output_tokens, cache_read_input_tokens: s.cache_read_input_tokens,
     cache_creation_input_tokens: s.cache_creation_input_tokens, reasoning_tokens: s.reasoning_tokens,
     unpriced_calls: s.unpriced_calls, estimated_calls: s.estimated_calls, cache_savings_usd: s.cache_savings_usd, groups,
@@ -287,7 +290,7 @@ function activity(calls, q, now) {
   const size = BUCKET[bucket];
   const series = [...groupBy(list, (c) => Math.floor(c.t / size) * size)].map(([t, l]) => {
     const s = sums(l);
-    return { t: iso(t), calls: s.calls, errors: s.errors, cost_usd: s.cost_usd, input_tokens: s.input_tokens, output_tokens: s.output_tokens };
+    return { t: iso(t), calls: s.calls, errors: s.errors, cost_usd: knownCost(s), input_tokens: s.input_tokens, output_tokens: s.output_tokens };
   }).sort((a, b) => a.t.localeCompare(b.t));
   const limit = Math.max(0, Math.min(500, parseInt(q.get('limit') || '50', 10) || 0));
   const recent = list.slice(-limit).reverse().slice(0, limit).map((c) => ({

@@ -223,8 +223,9 @@ for _ in $(seq 150); do
 	sleep 0.2
 done
 [ "$got" = "$SENT" ] || fail "/analytics/cost counts $got calls after 30 s, $SENT were sent"
-json "$work/cost.json" '`run-with-gateway: analytics: ${j.calls} calls, ${j.errors} errors, ${j.unpriced_calls} unpriced, $${j.total_cost_usd.toFixed(6)}; by team: ` + j.groups.map((g) => `${g.key} $${g.cost_usd.toFixed(6)} (${(100 * g.cost_usd / j.total_cost_usd).toFixed(0)}%)`).join(", ")'
-top=$(json "$work/cost.json" 'j.groups.filter((g) => g.key !== "untagged").some((g) => g.cost_usd > j.total_cost_usd / 2)')
+# A cost is null when all its calls are unpriced.
+json "$work/cost.json" '((m) => `run-with-gateway: analytics: ${j.calls} calls, ${j.errors} errors, ${j.unpriced_calls} unpriced, ${m(j.total_cost_usd)}; by team: ` + j.groups.map((g) => `${g.key} ${m(g.cost_usd)} (${(100 * (g.cost_usd ?? 0) / j.total_cost_usd).toFixed(0)}%)`).join(", "))((v) => (v === null ? "unpriced" : `$${v.toFixed(6)}`))'
+top=$(json "$work/cost.json" 'j.groups.filter((g) => g.key !== "untagged").some((g) => (g.cost_usd ?? 0) > j.total_cost_usd / 2)')
 [ "$top" = true ] || fail "no team holds more than half of the spend; the >50% callout would not show"
 
 # ---------------------------------------------------------------- budgets

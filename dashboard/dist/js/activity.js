@@ -48,21 +48,28 @@ export function activityView(panel, app) {
     const p = scopeParams(state);
     const act = await get('activity', { ...p, limit: RECENT_LIMIT }, signal);
     const series = act.series || [];
-    let calls = 0, errors = 0, cost = 0, inTok = 0, outTok = 0;
+    let calls = 0, errors = 0, cost = 0, priced = false, inTok = 0, outTok = 0;
     for (const s of series) {
       calls += s.calls || 0;
       errors += s.errors || 0;
-      cost += s.cost_usd || 0;
+      // A bucket's cost_usd is null when none of its calls was priced.
+      if (s.cost_usd !== null && s.cost_usd !== undefined) {
+        cost += s.cost_usd;
+        if (s.calls) priced = true;
+      }
       inTok += s.input_tokens || 0;
       outTok += s.output_tokens || 0;
     }
+    // No call priced: the spend is unknown, never $0.
+    const spend = calls > 0 && !priced ? null : cost;
     for (const c of act.recent || []) if (c.gateway_key_id && c.key_name) app.keyNames.set(c.gateway_key_id, c.key_name);
 
     replace(bar, app.filterBar(state));
     replace(tiles,
       tile('Calls', 'act_calls', calls, int(calls), `in the last ${state.window}`),
       tile('Errors', 'act_errors', errors, int(errors), calls ? `${((errors / calls) * 100).toFixed(1)}% of calls` : 'no calls', { tone: errors ? 'warn' : null }),
-      tile('Spend', 'act_cost', cost, money(cost), 'priced calls'),
+      tile('Spend', 'act_cost', spend, money(spend), spend === null ? 'no call was priced' : 'priced calls',
+        { tone: spend === null ? 'warn' : null }),
       tile('Input tokens', 'act_input_tokens', inTok, tokens(inTok), null, { title: int(inTok) }),
       tile('Output tokens', 'act_output_tokens', outTok, tokens(outTok), null, { title: int(outTok) }),
     );

@@ -8,6 +8,12 @@ export function bucketSeconds(bucket) {
   return BUCKET_SECONDS[bucket] || 3600;
 }
 
+/** A point's field for uPlot: null stays null (an unknown cost, drawn as no
+ *  bar and read "—" in the legend, never $0), anything else a number. */
+function field(p, f) {
+  return p[f] === null ? null : Number(p[f]) || 0;
+}
+
 /**
  * Turn API points [{t, ...}] into uPlot columns over the whole window, with
  * empty buckets as 0 so gaps read as "no traffic". If the API's buckets don't
@@ -30,10 +36,10 @@ export function fillSeries(points, bucket, windowName, fields, nowMs = Date.now(
     for (let t = first; t <= end; t += size) xs.push(t);
     for (const p of pts) if (!xs.includes(p.ts)) xs.push(p.ts);
     xs.sort((a, b) => a - b);
-    return [xs, ...fields.map((f) => xs.map((t) => (byTs.has(t) ? Number(byTs.get(t)[f]) || 0 : 0)))];
+    return [xs, ...fields.map((f) => xs.map((t) => (byTs.has(t) ? field(byTs.get(t), f) : 0)))];
   }
   xs = pts.map((p) => p.ts);
-  return [xs, ...fields.map((f) => pts.map((p) => Number(p[f]) || 0))];
+  return [xs, ...fields.map((f) => pts.map((p) => field(p, f)))];
 }
 
 function cssVar(name, fallback) {
