@@ -185,9 +185,16 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
 }
 
 // usageFinish keeps the cache-write total consistent with its TTL split.
+// Writes reported without a split (cache_creation_input_tokens and no
+// usage.cache_creation, or one with both counts zero) are 5-minute writes,
+// Anthropic's default TTL and the rate they are priced at: the 5m count is
+// set to the total so the recorded split adds up. A split that is given is
+// kept as reported.
 func usageFinish(u *ir.Usage) {
 	if split := u.CacheCreation5mInputTokens + u.CacheCreation1hInputTokens; split > u.CacheCreationInputTokens {
 		u.CacheCreationInputTokens = split
+	} else if split == 0 {
+		u.CacheCreation5mInputTokens = u.CacheCreationInputTokens
 	}
 }
 

@@ -264,3 +264,90 @@ func BenchmarkUsageResponse(b *testing.B) {
 		}
 	}
 }
+
+// TestUsageCacheWritesWithoutSplit: cache_creation_input_tokens without a
+// usage.cache_creation breakdown are 5-minute writes (Anthropic's default
+// TTL, and the rate pricing bills them at): the 5m count is the total, so
+// the recorded split adds up. A breakdown that is given is kept.
+func TestUsageCacheWritesWithoutSplit(t *testing.T) {
+	cases := []struct {
+		name, usage string
+		want        ir.Usage
+	}{
+		{
+			name:  "no breakdown",
+			usage: `{"input_tokens":10,"cache_creation_input_tokens":1000,"cache_read_input_tokens":0,"output_tokens":5}`,
+			want:  ir.Usage{InputTokens: 10, CacheCreationInputTokens: 1000, CacheCreation5mInputTokens: 1000, OutputTokens: 5},
+		},
+		{
+			name:  "null breakdown",
+			usage: `{"input_tokens":10,"cache_creation_input_tokens":1000,"cache_creation":null,"output_tokens":5}`,
+			want:  ir.Usage{InputTokens: 10, CacheCreationInputTokens: 1000, CacheCreation5mInputTokens: 1000, OutputTokens: 5},
+		},
+		{
+			name:  "1h breakdown kept",
+			usage: `{"input_tokens":10,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":1000},"output_tokens":5}`,
+			want:  ir.Usage{InputTokens: 10, CacheCreationInputTokens: 1000, CacheCreation1hInputTokens: 1000, OutputTokens: 5},
+		},
+		{
+			name:  "mixed breakdown kept",
+			usage: `{"input_tokens":10,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":300,"ephemeral_1h_input_tokens":700},"output_tokens":5}`,
+			want: ir.Usage{InputTokens: 10, CacheCreationInputTokens: 1000, CacheCreation5mInputTokens: 300,
+				CacheCreation1hInputTokens: 700, OutputTokens: 5},
+		},
+		{
+			name:  "no writes",
+			usage: `{"input_tokens":10,"cache_creation_input_tokens":0,"output_tokens":5}`,
+			want:  ir.Usage{InputTokens: 10, OutputTokens: 5},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := []byte(`{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":` + c.usage + `}`)
+			if u, _, err := anthropic.ResponseUsage(body); err != nil || u != c.want {
+				t.Errorf("ResponseUsage = %+v %v, want %+v", u, err, c.want)
+			}
+			// The translator's one-pass reader gives the same usage.
+			if rd := anthropic.ReadResponse(body); rd.UsageErr != nil || rd.Usage != c.want {
+				t.Errorf("ReadResponse usage = %+v %v, want %+v", rd.Usage, rd.UsageErr, c.want)
+			}
+			// Streamed: message_start carries the counts, message_delta repeats them.
+			var tr anthropic.StreamTracker
+			tr.Observe("message_start", []byte(`{"type":"message_start","message":{"id":"msg_1","model":"claude-haiku-4-5","usage":`+
+				strings.Replace(c.usage, `"output_tokens":5`, `"output_tokens":1`, 1)+`}}`))
+			tr.Observe("message_delta", []byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":`+
+				strings.Replace(c.usage, `,"cache_creation":null`, ``, 1)+`}`))
+			if u := tr.Usage(); u != c.want {
+				t.Errorf("stream usage = %+v, want %+v", u, c.want)
+			}
+		})
+	}
+}
+
+// TestUsageStreamCacheSplitLate: Usage does not change the tracker's
+// state, so a breakdown that arrives after an earlier Usage call (or a
+// message_delta that only repeats the total) is still read as reported.
+func TestUsageStreamCacheSplitLate(t *testing.T) {
+	var tr anthropic.StreamTracker
+	tr.Observe("message_start", []byte(`{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"output_tokens":1}}}`))
+	// Cut here: output estimated, the writes are 5-minute ones.
+	want := ir.Usage{InputTokens: 3, CacheCreationInputTokens: 1000, CacheCreation5mInputTokens: 1000, OutputTokens: 1, Estimated: true}
+	if u := tr.Usage(); u != want {
+		t.Errorf("cut stream usage = %+v, want %+v", u, want)
+	}
+	// The breakdown arrives later and names only the 1h writes: the 5m
+	// count stays unreported (0), not the total the cut usage showed.
+	tr.Observe("message_delta", []byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_1h_input_tokens":1000},"output_tokens":20}}`))
+	want = ir.Usage{InputTokens: 3, CacheCreationInputTokens: 1000, CacheCreation1hInputTokens: 1000, OutputTokens: 20}
+	if u := tr.Usage(); u != want {
+		t.Errorf("usage = %+v, want %+v", u, want)
+	}
+	// A split in message_start survives a message_delta repeating only the total.
+	var tr2 anthropic.StreamTracker
+	tr2.Observe("message_start", []byte(`{"type":"message_start","message":{"id":"msg_2","usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":0,"ephemeral_1h_input_tokens":1000},"output_tokens":1}}}`))
+	tr2.Observe("message_delta", []byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":3,"cache_creation_input_tokens":1000,"output_tokens":20}}`))
+	want = ir.Usage{InputTokens: 3, CacheCreationInputTokens: 1000, CacheCreation1hInputTokens: 1000, OutputTokens: 20}
+	if u := tr2.Usage(); u != want {
+		t.Errorf("split from message_start: usage = %+v, want %+v", u, want)
+	}
+}
