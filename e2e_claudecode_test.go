@@ -174,20 +174,22 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 	if len(routes) != len(got) || len(turns) != len(got) {
 		t.Errorf("%d route.decided and %d turn.completed for %d calls", len(routes), len(turns), len(got))
 	}
-	// The scripted replies (fakeupstream.AnthropicStream) run
-	// claude-3-7-sonnet-20250219 ($3 in / $15 out per MTok), and the gateway
-	// prices the model the provider says it ran:
+	// The gateway prices the model the trace row records, the resolved
+	// claude-haiku-4-5 ($1 in / $5 out per MTok), not the
+	// claude-3-7-sonnet-20250219 ($3 / $15) the scripted replies
+	// (fakeupstream.AnthropicStream) say they ran; priced_model stays empty:
 	//   tool_use turn: input 4000; output = text 22/4+1 = 6, plus tool
 	//     len("Bash") 4 + len(`{"command":"echo metis-ok","description":"Run the requested command"}`) 69/3 = 23 + 10 = 37 → 43
-	//     4000 × 3e-6 + 43 × 15e-6 = 0.012 + 0.000645 = 0.012645
+	//     4000 × $1 + 43 × $5 = 4000 + 215 = 4215 µ$ = 0.004215
 	//   final turn: input 4100; output len("All done: metis-ok") 18/4+1 = 5
-	//     4100 × 3e-6 + 5 × 15e-6 = 0.0123 + 0.000075 = 0.012375
+	//     4100 × $1 + 5 × $5 = 4100 + 25 = 4125 µ$ = 0.004125
+	// Costs are rounded to 1e-12 dollars, so they compare exactly.
 	want := map[string]struct {
 		in, out int
 		cost    float64
 	}{
-		replies[0].Header.Get("Request-Id"): {4000, 43, 0.012645},
-		replies[1].Header.Get("Request-Id"): {4100, 5, 0.012375},
+		replies[0].Header.Get("Request-Id"): {4000, 43, 0.004215},
+		replies[1].Header.Get("Request-Id"): {4100, 5, 0.004125},
 	}
 	for _, r := range replies {
 		if !strings.Contains(strings.Join(r.Events, ""), fmt.Sprintf(`"output_tokens":%d}`, want[r.Header.Get("Request-Id")].out)) {
@@ -207,8 +209,9 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 			continue
 		}
 		matched++
-		e2eWant(t, "usage", c, map[string]any{"input_tokens": w.in, "output_tokens": w.out, "usage_source": "provider"})
-		if cost := e2eCost(t, c); !e2eNear(cost, w.cost) {
+		e2eWant(t, "usage", c, map[string]any{"input_tokens": w.in, "output_tokens": w.out, "usage_source": "provider",
+			"priced_model": nil})
+		if cost := e2eCost(t, c); cost != w.cost {
 			t.Errorf("call %v: cost %v, want %v", c["upstream_request_id"], cost, w.cost)
 		}
 	}
@@ -219,5 +222,65 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 		if r["session_id"] != session || r["route_slot"] != "request" {
 			t.Errorf("route.decided %v", r)
 		}
+	}
+}
+
+// TestE2EClaudeCodeDefaultModelPriced runs Claude Code without --model: the
+// pinned version (2.1.328, tools/install.sh) sends its default,
+// claude-opus-5-5, which the catalogue now prices (wire-notes.md §4.2:
+// $4 in / $20 out per MTok). Before, every call of a default Claude Code
+// setup was recorded cost_usd: null.
+func TestE2EClaudeCodeDefaultModelPriced(t *testing.T) {
+	bin := e2eClaudeBinary(t)
+	g, up := e2eSetup(t, "")
+	dir := t.TempDir()
+	_, tok := g.issueKey(store.IssueParams{Name: "bob-cc", User: "bob", Team: "eng", Workspace: dir})
+	replies := fakeupstream.ClaudeCodeBashRoundTrip("echo metis-ok", "All done: metis-ok")
+	up.Enqueue("/v1/messages", replies...)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := fakeupstream.ClaudeCommand(ctx, bin, g.URL, tok, dir, "", "Run echo metis-ok with Bash.")
+	cmd.Env = append(cmd.Env, "CLAUDE_CODE_MAX_RETRIES=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("claude: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	if got := stdout.String(); got != "All done: metis-ok\n" {
+		t.Errorf("claude printed %q (stderr %q)", got, stderr.String())
+	}
+	got := up.RequestsTo("/v1/messages")
+	if len(got) < 2 {
+		t.Fatalf("the provider saw %d /v1/messages calls, want the 2 of the round trip", len(got))
+	}
+	if m := got[0].JSON()["model"]; m != "claude-opus-5-5" {
+		t.Fatalf("Claude Code's default model is now %v, not claude-opus-5-5: check the catalogue prices it and update this test", m)
+	}
+	// claude-opus-5-5 at $4 in / $20 out per MTok (the replies' own
+	// claude-3-7-sonnet-20250219 is not used: the resolved model is priced):
+	//   tool_use turn: 4000 × $4 + 43 × $20 = 16000 + 860 = 16860 µ$ = 0.01686
+	//   final turn:    4100 × $4 +  5 × $20 = 16400 + 100 = 16500 µ$ = 0.0165
+	want := map[string]float64{
+		replies[0].Header.Get("Request-Id"): 0.01686,
+		replies[1].Header.Get("Request-Id"): 0.0165,
+	}
+	calls := e2eCalls(g, len(got))
+	matched := 0
+	for _, c := range calls {
+		// Every call, the round trip's and any background one, is priced.
+		e2eWant(t, "default-model call", c, map[string]any{"requested_model": "claude-opus-5-5", "model": "claude-opus-5-5",
+			"provider": "anthropic", "status": 200, "priced": true, "priced_model": nil})
+		w, ok := want[fmt.Sprint(c["upstream_request_id"])]
+		if !ok {
+			continue
+		}
+		matched++
+		if cost := e2eCost(t, c); cost != w {
+			t.Errorf("call %v: cost %v, want exactly %v", c["upstream_request_id"], cost, w)
+		}
+	}
+	if matched != 2 {
+		t.Errorf("%d recorded calls carry the scripted replies' request ids, want 2", matched)
 	}
 }

@@ -10,12 +10,14 @@ package pricing
 
 import (
 	"bytes"
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,8 +45,11 @@ const (
 	fieldMaxOutput = "max_output_tokens"
 	fieldMaxTokens = "max_tokens"
 
-	suffix200k = "_above_200k_tokens"
-	suffix272k = "_above_272k_tokens"
+	// Long-context tiers: input_cost_per_token_above_<N>k_tokens (or
+	// _above_<N>_tokens) prices the whole request when its total input
+	// exceeds N×1000 (N) tokens; any other price may carry the same suffix.
+	longPrefix = "_above_"
+	longSuffix = "_tokens"
 )
 
 // Fallback multipliers of the input price when a model has no cache price:
@@ -433,30 +438,29 @@ type rateSet struct {
 	mult                    float64 // inference_geo × speed multiplier on input/output
 }
 
-// Column indexes of the precomputed rate table.
-const (
-	longNone = iota
-	long200k
-	long272k
-)
-
+// Service-tier columns of the precomputed rate table.
 const (
 	tierStandard = iota
 	tierFlex
 	tierPriority
 	tierBatch
+	numTiers
 )
 
-var (
-	longSuffix = [...]string{longNone: "", long200k: suffix200k, long272k: suffix272k}
-	tierSuffix = [...]string{tierStandard: "", tierFlex: "_flex", tierPriority: "_priority", tierBatch: "_batches"}
-)
+var serviceSuffix = [numTiers]string{tierStandard: "", tierFlex: "_flex", tierPriority: "_priority", tierBatch: "_batches"}
+
+// longTier is one long-context price column: it applies when a request's
+// total input exceeds above tokens.
+type longTier struct {
+	above int64
+	r     [numTiers]rateSet
+}
 
 // rateTable holds an entry's resolved rates for every long-context and
 // service-tier combination, computed once when the catalogue is built.
 type rateTable struct {
-	has200k, has272k bool
-	r                [3][4]rateSet
+	base [numTiers]rateSet
+	long []longTier // ascending by threshold
 }
 
 // compile resolves e's rates, or returns nil when e lacks an input or
@@ -469,14 +473,65 @@ func compile(e *entry) *rateTable {
 		return nil
 	}
 	t := &rateTable{}
-	_, t.has200k = e.costs[fieldInput+suffix200k]
-	_, t.has272k = e.costs[fieldInput+suffix272k]
-	for li := range t.r {
-		for ti := range t.r[li] {
-			t.r[li][ti] = resolve(e.costs, longSuffix[li], tierSuffix[ti])
+	for ti := range t.base {
+		t.base[ti] = resolve(e.costs, "", serviceSuffix[ti])
+	}
+	type column struct {
+		above  int64
+		suffix string
+	}
+	var cols []column
+	for field := range e.costs {
+		if above, ok := longThreshold(field); ok {
+			cols = append(cols, column{above, field[len(fieldInput):]})
 		}
 	}
+	// Ascending thresholds; of two spellings of one threshold
+	// (_above_200k_tokens and _above_200000_tokens) the first by name wins.
+	slices.SortFunc(cols, func(a, b column) int {
+		return cmp.Or(cmp.Compare(a.above, b.above), strings.Compare(a.suffix, b.suffix))
+	})
+	for i, c := range cols {
+		if i > 0 && c.above == cols[i-1].above {
+			continue
+		}
+		lt := longTier{above: c.above}
+		for ti := range lt.r {
+			lt.r[ti] = resolve(e.costs, c.suffix, serviceSuffix[ti])
+		}
+		t.long = append(t.long, lt)
+	}
 	return t
+}
+
+// longThreshold parses the long-context input field
+// input_cost_per_token_above_<N>k_tokens (N×1000 tokens) or
+// input_cost_per_token_above_<N>_tokens (N tokens).
+func longThreshold(field string) (int64, bool) {
+	rest, ok := strings.CutPrefix(field, fieldInput+longPrefix)
+	if !ok {
+		return 0, false
+	}
+	if rest, ok = strings.CutSuffix(rest, longSuffix); !ok {
+		return 0, false
+	}
+	mult := int64(1)
+	if k, ok := strings.CutSuffix(rest, "k"); ok {
+		rest, mult = k, 1000
+	}
+	if rest == "" || len(rest) > 9 {
+		return 0, false
+	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] < '0' || rest[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	return n * mult, true
 }
 
 // resolve picks the prices of one long-context/tier combination. The input
@@ -526,9 +581,10 @@ func resolve(costs map[string]float64, long, tier string) rateSet {
 	return r
 }
 
-// rates returns the prices that apply to usage u: long context
-// (*_above_272k_tokens when total input > 272,000, else *_above_200k_tokens
-// when > 200,000, where the model has them), the service tier's column
+// rates returns the prices that apply to usage u: long context (the
+// model's *_above_<N>k_tokens column with the highest N×1000 the total
+// input exceeds, e.g. *_above_272k_tokens when total input > 272,000, else
+// *_above_200k_tokens when > 200,000), the service tier's column
 // (flex, priority, batch; others are standard), and the inference_geo and
 // speed multipliers from provider_specific_entry. It fails when the model
 // has no input or output price.
@@ -536,12 +592,13 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 	if p.t == nil {
 		return rateSet{}, false
 	}
-	li := longNone
-	switch total := u.TotalInputTokens(); {
-	case p.t.has272k && total > 272_000:
-		li = long272k
-	case p.t.has200k && total > 200_000:
-		li = long200k
+	col := &p.t.base
+	total := u.TotalInputTokens()
+	for i := len(p.t.long) - 1; i >= 0; i-- {
+		if total > p.t.long[i].above {
+			col = &p.t.long[i].r
+			break
+		}
 	}
 	ti := tierStandard
 	switch strings.ToLower(u.ServiceTier) {
@@ -552,7 +609,7 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 	case "batch", "batches":
 		ti = tierBatch
 	}
-	r := p.t.r[li][ti]
+	r := col[ti]
 	if geo := u.InferenceGeo; geo != "" && !strings.EqualFold(geo, "global") {
 		if m, ok := p.e.specific[strings.ToLower(geo)]; ok {
 			r.mult *= m
@@ -590,10 +647,35 @@ func (p Price) Cost(u ir.Usage) (float64, bool) {
 	usd := (float64(in)*r.in+outCost)*r.mult +
 		float64(w5m)*r.w5m + float64(w1h)*r.w1h + float64(read)*r.read +
 		float64(nonNeg(u.WebSearchRequests))*p.e.search
-	return usd, true
+	return roundUSD(usd), true
 }
 
 func nonNeg(n int64) int64 { return max(n, 0) }
+
+// usdQuantum is the resolution of the dollars Cost and CacheSavings return:
+// 1e-12 dollars.
+const usdQuantum = 1e12
+
+// roundUSD rounds a dollar amount to 12 decimals, removing binary
+// floating-point noise (0.00014729999999999998 → 0.0001473) so that a cost
+// compares equal to, and JSON-encodes as, the figure worked out by hand.
+//
+// Twelve decimals lose nothing: prices are quoted in dollars per million
+// tokens with at most four decimals ($0.0025/MTok), i.e. whole multiples
+// of 1e-10 dollars per token; the rates the catalogue derives (a column's
+// input ratio applied to a standard price, batch halves) and the
+// inference_geo (×1.1) and speed (×2, ×6) multipliers add at most two
+// decimals, so every per-token rate is a whole multiple of 1e-12 dollars
+// (TestRatesOn1e12Grid checks every rate of the embedded catalogue), and
+// so is a whole number of tokens times it and the sum of such terms. The
+// exact cost thus has at most 12 decimals, and rounding to 1e-12 recovers
+// it from the float sum, whose error is a few parts in 1e16 of the cost:
+// under half a quantum for any cost below roughly $1,000 (above that the
+// result may be one quantum, 1e-12 dollars, off). A price off the grid in
+// an operator's file moves a cost by at most half a quantum.
+func roundUSD(usd float64) float64 {
+	return math.Round(usd*usdQuantum) / usdQuantum
+}
 
 // Cost returns the USD cost of a call to model with usage u (counts
 // normalised to the Anthropic convention, see ir.Usage):
@@ -601,9 +683,10 @@ func nonNeg(n int64) int64 { return max(n, 0) }
 //	in·P_in + cw5m·P_cw5m + cw1h·P_cw1h + cr·P_cr + out·P_out + web_search·P_search
 //
 // Writes without a 5m/1h split are 5-minute writes. When the model has
-// *_above_272k_tokens (or *_above_200k_tokens) prices and the total input
-// in+cw+cr exceeds 272,000 (200,000), the whole request is priced in that
-// column; service_tier flex, priority and batch use the *_flex,
+// long-context prices (*_above_<N>k_tokens: *_above_100k_tokens,
+// *_above_200k_tokens, *_above_272k_tokens…) and the total input in+cw+cr
+// exceeds N×1000, the whole request is priced in the column of the highest
+// such N; service_tier flex, priority and batch use the *_flex,
 // *_priority and *_batches columns where the model has them (standard
 // otherwise). A price missing from the chosen column is the standard price
 // scaled by the column's input ratio; a cache price missing altogether is
@@ -612,7 +695,8 @@ func nonNeg(n int64) int64 { return max(n, 0) }
 // provider_specific_entry apply to input and output only. Reasoning tokens
 // are part of the output and use output_cost_per_reasoning_token only when
 // the model has it. A model not in the catalogue, or without input and
-// output prices, returns (0, false).
+// output prices, returns (0, false). The result is rounded to 1e-12 dollars
+// (see roundUSD).
 func (c *Catalogue) Cost(model string, u ir.Usage) (usd float64, priced bool) {
 	p, ok := c.Lookup(model)
 	if !ok {
@@ -622,8 +706,8 @@ func (c *Catalogue) Cost(model string, u ir.Usage) (usd float64, priced bool) {
 }
 
 // CacheSavings returns what the cache reads saved: cache_read × (input
-// price − cache read price) at the tier the call used; 0 for an unknown
-// model.
+// price − cache read price) at the tier the call used, rounded to 1e-12
+// dollars; 0 for an unknown model.
 func (c *Catalogue) CacheSavings(model string, u ir.Usage) float64 {
 	p, ok := c.Lookup(model)
 	if !ok {
@@ -633,7 +717,7 @@ func (c *Catalogue) CacheSavings(model string, u ir.Usage) float64 {
 	if !ok {
 		return 0
 	}
-	return max(float64(nonNeg(u.CacheReadInputTokens))*(r.in*r.mult-r.read), 0)
+	return roundUSD(max(float64(nonNeg(u.CacheReadInputTokens))*(r.in*r.mult-r.read), 0))
 }
 
 // MaxOutputTokens returns the model's max_output_tokens (else max_tokens),
