@@ -5,23 +5,35 @@ package metis
 // routing chain for requests that name no model.
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go/v2"
+	"github.com/openai/openai-go/v3"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
 )
 
-// e2eListModels GETs /v1/models and returns the decoded body.
+// e2eListModels GETs /v1/models and returns the decoded body. The
+// Anthropic list is paginated: it asks for its largest page, 1000, which
+// holds every model of the test gateway.
 func e2eListModels(t *testing.T, g *testGateway, tok string, anthropicShape bool) map[string]any {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, g.URL+"/v1/models", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	if anthropicShape {
+		req.URL.RawQuery = "limit=1000"
 		req.Header.Set("Anthropic-Version", "2023-06-01")
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -183,7 +195,7 @@ func TestE2EModelResolution(t *testing.T) {
 		{"anthropic:claude-future-9", "/v1/messages", "anthropic", "claude-future-9", false},
 		{"openai:gpt-future-1", "/v1/chat/completions", "openai", "gpt-future-1", false},
 		{"claude-3-7-sonnet-20250219", "/v1/messages", "anthropic", "claude-3-7-sonnet-20250219", true},
-		{"claude-opus-5-5", "/v1/messages", "anthropic", "claude-opus-5-5", false},
+		{"claude-opus-9-9", "/v1/messages", "anthropic", "claude-opus-9-9", false}, // claude- prefix, not in the catalogue
 		{"gpt-4o", "/v1/chat/completions", "openai", "gpt-4o", true},
 		{"o3-mini", "/v1/chat/completions", "openai", "o3-mini", true},
 		{"gpt-5-nano", "/v1/messages", "openai", "gpt-5-nano", true}, // Anthropic client, OpenAI model
@@ -301,5 +313,222 @@ default: nano
 		e2eWant(t, c.name, routes[i], map[string]any{"route_slot": c.slot, "requested_model": c.requested, "provider": c.provider, "model": c.model})
 		call := e2eCalls(g, i+1)[i]
 		e2eWant(t, c.name+" call", call, map[string]any{"requested_model": c.requested, "model": c.model})
+	}
+}
+
+func TestE2EModelRetrieve(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, all := e2eKey(g, "everything")
+	k, some := e2eKey(g, "restricted", "haiku", "gpt-5-nano", "anthropic:claude-future-9")
+	ctx := context.Background()
+
+	// GET /v1/models/{id} answers, for every model the key's list shows,
+	// exactly the object the list shows, in the same shape.
+	for _, anth := range []bool{true, false} {
+		var hdr []string
+		if anth {
+			hdr = e2eAnthropicHdr
+		}
+		data, _ := e2eListModels(t, g, some, anth)["data"].([]any)
+		if len(data) < 3 {
+			t.Fatalf("restricted list: %v", data)
+		}
+		for _, d := range data {
+			item := d.(map[string]any)
+			id := item["id"].(string)
+			resp, body := e2eDo(t, g, http.MethodGet, "/v1/models/"+url.PathEscape(id), some, hdr...)
+			if resp.StatusCode != 200 || !reflect.DeepEqual(e2eJSON(t, body), item) {
+				t.Errorf("anthropic-shape=%v: GET /v1/models/%s: %d %s, want the list's item %v", anth, id, resp.StatusCode, body, item)
+			}
+		}
+	}
+
+	// The official SDKs' retrieve.
+	ac := e2eAnthropicClient(g, some)
+	for _, id := range []string{"haiku", "gpt-5-nano", "anthropic:claude-future-9"} {
+		info, err := ac.Models.Get(ctx, id, anthropic.ModelGetParams{})
+		if err != nil {
+			t.Errorf("anthropic Models.Get(%s): %v", id, err)
+			continue
+		}
+		if info.ID != id || string(info.Type) != "model" || info.DisplayName != id || !info.CreatedAt.Equal(modelCreated) {
+			t.Errorf("anthropic Models.Get(%s) = id %q type %q name %q created %v", id, info.ID, info.Type, info.DisplayName, info.CreatedAt)
+		}
+	}
+	oc := e2eOpenAIClient(g, some)
+	for id, owner := range map[string]string{"gpt-5-nano": "openai", "haiku": "anthropic"} {
+		m, err := oc.Models.Get(ctx, id)
+		if err != nil {
+			t.Errorf("openai Models.Get(%s): %v", id, err)
+			continue
+		}
+		if m.ID != id || string(m.Object) != "model" || m.OwnedBy != owner || m.Created != modelCreated.Unix() {
+			t.Errorf("openai Models.Get(%s) = %+v", id, m)
+		}
+	}
+	// A model the key may not use, and an unknown one: 404 in the SDK's shape.
+	for _, id := range []string{"sonnet", "no-such-model"} {
+		_, err := ac.Models.Get(ctx, id, anthropic.ModelGetParams{})
+		var ae *anthropic.Error
+		if !errors.As(err, &ae) || ae.StatusCode != 404 || string(ae.Type()) != "not_found_error" {
+			t.Errorf("anthropic Models.Get(%s): %v, want 404 not_found_error", id, err)
+		}
+	}
+	for _, id := range []string{"gpt-4o", "no-such-model"} {
+		_, err := oc.Models.Get(ctx, id)
+		var oe *openai.Error
+		if !errors.As(err, &oe) || oe.StatusCode != 404 || oe.Code != "model_not_found" || oe.Type != "invalid_request_error" {
+			t.Errorf("openai Models.Get(%s): %v, want 404 model_not_found", id, err)
+		}
+	}
+	// The unrestricted key sees them.
+	acAll, ocAll := e2eAnthropicClient(g, all), e2eOpenAIClient(g, all)
+	if info, err := acAll.Models.Get(ctx, "sonnet", anthropic.ModelGetParams{}); err != nil || info.ID != "sonnet" {
+		t.Errorf("unrestricted anthropic Models.Get(sonnet): %v %v", info, err)
+	}
+	if m, err := ocAll.Models.Get(ctx, "gpt-4o"); err != nil || m.ID != "gpt-4o" || m.OwnedBy != "openai" {
+		t.Errorf("unrestricted openai Models.Get(gpt-4o): %v %v", m, err)
+	}
+
+	// Each 404 is a rejected request, attributed, naming the model.
+	rej := g.events(store.TypeRequestRejected)
+	want := []map[string]any{
+		{"reason": "model_not_allowed", "requested_model": "sonnet", "inbound_shape": "anthropic"},
+		{"reason": "unknown_model", "requested_model": "no-such-model", "inbound_shape": "anthropic"},
+		{"reason": "model_not_allowed", "requested_model": "gpt-4o", "inbound_shape": "openai"},
+		{"reason": "unknown_model", "requested_model": "no-such-model", "inbound_shape": "openai"},
+	}
+	if len(rej) != len(want) {
+		t.Fatalf("%d request.rejected events, want %d: %v", len(rej), len(want), rej)
+	}
+	for i, w := range want {
+		w["status"], w["gateway_key_id"], w["method"] = 404, k.ID, "GET"
+		e2eWant(t, fmt.Sprintf("rejection %d", i), rej[i], w)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("model retrieval reached the provider %d times", n)
+	}
+}
+
+// e2eModelsPage GETs an Anthropic-shape page of /v1/models.
+func e2eModelsPage(t *testing.T, g *testGateway, tok, query string) (int, map[string]any, string) {
+	t.Helper()
+	resp, body := e2eDo(t, g, http.MethodGet, "/v1/models?"+query, tok, e2eAnthropicHdr...)
+	return resp.StatusCode, e2eJSON(t, body), body
+}
+
+func TestE2EModelsPagination(t *testing.T) {
+	g, _ := e2eSetup(t, "")
+	_, tok := e2eKey(g, "pager")
+	full := e2eModelIDs(t, e2eListModels(t, g, tok, true), true)
+	n := len(full)
+	if n <= 25 {
+		t.Fatalf("the test needs more than 25 models to page through, the list has %d", n)
+	}
+	q := url.QueryEscape
+	check := func(query string, want []string, hasMore bool) {
+		t.Helper()
+		status, m, body := e2eModelsPage(t, g, tok, query)
+		if status != 200 {
+			t.Errorf("?%s: %d %s", query, status, body)
+			return
+		}
+		var ids []string
+		for _, d := range m["data"].([]any) {
+			ids = append(ids, d.(map[string]any)["id"].(string))
+		}
+		if !slices.Equal(ids, want) {
+			t.Errorf("?%s: ids %v, want %v", query, ids, want)
+		}
+		var first, last any
+		if len(want) > 0 {
+			first, last = want[0], want[len(want)-1]
+		}
+		if m["has_more"] != hasMore || m["first_id"] != first || m["last_id"] != last {
+			t.Errorf("?%s: has_more %v first_id %v last_id %v, want %v %v %v", query, m["has_more"], m["first_id"], m["last_id"], hasMore, first, last)
+		}
+		if _, ok := m["first_id"]; !ok {
+			t.Errorf("?%s: first_id missing (null on an empty page): %s", query, body)
+		}
+	}
+	check("", full[:20], true) // Anthropic's default page is 20
+	check("limit=7", full[:7], true)
+	check("limit=1", full[:1], true)
+	check("limit=7&after_id="+q(full[6]), full[7:14], true)
+	check("limit=2&after_id="+q(full[n-3]), full[n-2:], false)
+	check("limit=1000&after_id="+q(full[n-3]), full[n-2:], false)
+	check("after_id="+q(full[n-1]), nil, false)
+	check("limit=3&before_id="+q(full[10]), full[7:10], true)
+	check("limit=2&before_id="+q(full[2]), full[:2], false)
+	check("limit=5&before_id="+q(full[2]), full[:2], false)
+	check("before_id="+q(full[0]), nil, false)
+	check(fmt.Sprintf("limit=%d", n), full, false)
+	check("limit=1000", full, false)
+
+	// Out-of-range or unknown parameters: 400 naming the parameter.
+	bad := map[string]string{
+		"limit=0": "limit", "limit=1001": "limit", "limit=abc": "limit", "limit=-1": "limit",
+		"after_id=no-such-model": "after_id", "before_id=no-such-model": "before_id",
+		"after_id=haiku&before_id=sonnet": "before_id",
+	}
+	for query, param := range bad {
+		status, m, body := e2eModelsPage(t, g, tok, query)
+		msg, _ := e2ePath(m, "error", "message").(string)
+		if status != 400 || m["type"] != "error" || e2ePath(m, "error", "type") != "invalid_request_error" || !strings.Contains(msg, param) {
+			t.Errorf("?%s: %d %s, want 400 invalid_request_error naming %s", query, status, body, param)
+		}
+	}
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != len(bad) {
+		t.Errorf("%d request.rejected events for %d refused pages", len(rej), len(bad))
+	}
+	for _, e := range rej {
+		e2eWant(t, "bad page", e, map[string]any{"reason": "invalid_request", "status": 400, "path": "/v1/models", "inbound_shape": "anthropic"})
+	}
+
+	// OpenAI's list has no pagination: the Anthropic parameters are ignored
+	// and every model comes back.
+	resp, body := e2eDo(t, g, http.MethodGet, "/v1/models?limit=3&after_id="+q(full[0]), tok)
+	m := e2eJSON(t, body)
+	if data, _ := m["data"].([]any); resp.StatusCode != 200 || len(data) != n || m["object"] != "list" {
+		t.Errorf("OpenAI list with ?limit=3: %d, %d models, want all %d", resp.StatusCode, len(data), n)
+	}
+	if _, has := m["has_more"]; has {
+		t.Errorf("OpenAI list has Anthropic paging fields: %s", body)
+	}
+
+	// The Anthropic SDK's auto-pager walks every page, forwards and back.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ac := e2eAnthropicClient(g, tok)
+	page, err := ac.Models.List(ctx, anthropic.ModelListParams{Limit: anthropic.Int(7)})
+	if err != nil || len(page.Data) != 7 || !page.HasMore || page.LastID != full[6] {
+		t.Fatalf("Models.List(limit 7): %v %+v", err, page)
+	}
+	walk := func(p anthropic.ModelListParams) []string {
+		t.Helper()
+		var ids []string
+		it := ac.Models.ListAutoPaging(ctx, p)
+		for it.Next() {
+			ids = append(ids, it.Current().ID)
+		}
+		if err := it.Err(); err != nil {
+			t.Fatalf("ListAutoPaging(%+v): %v", p, err)
+		}
+		return ids
+	}
+	if got := walk(anthropic.ModelListParams{Limit: anthropic.Int(7)}); !slices.Equal(got, full) {
+		t.Errorf("ListAutoPaging(limit 7) = %d models %v, want all %d %v", len(got), got, n, full)
+	}
+	if got := walk(anthropic.ModelListParams{}); !slices.Equal(got, full) {
+		t.Errorf("ListAutoPaging() = %d models, want all %d", len(got), n)
+	}
+	// Backwards from the last model: pages of 5 in reverse page order.
+	var back []string
+	for end := n - 1; end > 0; end -= 5 {
+		back = append(back, full[max(end-5, 0):end]...)
+	}
+	if got := walk(anthropic.ModelListParams{BeforeID: anthropic.String(full[n-1]), Limit: anthropic.Int(5)}); !slices.Equal(got, back) {
+		t.Errorf("ListAutoPaging(before %s, limit 5) = %v, want %v", full[n-1], got, back)
 	}
 }

@@ -13,6 +13,10 @@ type apiError struct {
 	msg    string
 	// reason is the request.rejected reason recorded in the trace.
 	reason string
+	// code, when set, is the OpenAI error code to send instead of the one
+	// the status implies (openAIError): a 404 is model_not_found unless the
+	// error says otherwise.
+	code string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -76,13 +80,16 @@ func openAIError(status int) (typ, code string) {
 }
 
 // errorBody renders a gateway error in the caller's shape.
-func errorBody(shape string, status int, msg string) []byte {
+func errorBody(shape string, e *apiError) []byte {
 	var v any
 	if shape == shapeAnthropic {
-		v = map[string]any{"type": "error", "error": map[string]any{"type": anthropicErrorType(status), "message": msg}}
+		v = map[string]any{"type": "error", "error": map[string]any{"type": anthropicErrorType(e.status), "message": e.msg}}
 	} else {
-		typ, code := openAIError(status)
-		v = map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": code}}
+		typ, code := openAIError(e.status)
+		if e.code != "" {
+			code = e.code
+		}
+		v = map[string]any{"error": map[string]any{"message": e.msg, "type": typ, "param": nil, "code": code}}
 	}
 	b, _ := json.Marshal(v)
 	return b
@@ -90,14 +97,25 @@ func errorBody(shape string, status int, msg string) []byte {
 
 // writeError writes a gateway error in the caller's shape.
 func writeError(w http.ResponseWriter, shape string, status int, msg string) {
-	b := errorBody(shape, status, msg)
+	writeAPIError(w, shape, &apiError{status: status, msg: msg})
+}
+
+// writeAPIError writes a gateway error in the caller's shape.
+//
+// The Allow header of a 405 is the endpoint's, which only the dispatcher
+// knows: Gateway.ServeHTTP sets it from allowFor before the handler runs,
+// for a request whose method the endpoint does not answer. Here it is kept
+// on a 405 and dropped from any other status (a wrong-method request that
+// fails authentication first gets a plain 401).
+func writeAPIError(w http.ResponseWriter, shape string, e *apiError) {
+	b := errorBody(shape, e)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
-	if status == http.StatusMethodNotAllowed {
-		h.Set("Allow", "POST")
+	if e.status != http.StatusMethodNotAllowed {
+		h.Del("Allow")
 	}
-	w.WriteHeader(status)
+	w.WriteHeader(e.status)
 	_, _ = w.Write(b)
 }
 

@@ -53,15 +53,16 @@ func TestHealthzWithAndWithoutKey(t *testing.T) {
 		t.Fatalf("x-api-key: %v %v", r2, err)
 	}
 
+	// Load-balancer probes carry no key: /healthz needs none and ignores one.
 	resp, body = get(t, g.URL+"/healthz", "")
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp.StatusCode != 200 || string(body) != `{"status":"ok"}` {
 		t.Fatalf("without key: %d %s", resp.StatusCode, body)
 	}
 	if v := resp.Header.Get("Metis-API-Version"); v != "1.0" {
-		t.Errorf("401 lacks Metis-API-Version: %q", v)
+		t.Errorf("keyless healthz lacks Metis-API-Version: %q", v)
 	}
 	resp, _ = get(t, g.URL+"/healthz", "gw_not-a-real-token")
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp.StatusCode != 200 {
 		t.Fatalf("bad key: %d", resp.StatusCode)
 	}
 	resp, _ = get(t, g.URL+"/healthz", tok, "Metis-API-Version", "9.9")
@@ -78,9 +79,10 @@ func TestHealthzWithAndWithoutKey(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(string(body), `"invalid_api_key"`) {
 		t.Fatalf("openai-shape 401: %d %s", resp.StatusCode, body)
 	}
+	// The two refused /v1/models calls; health checks record nothing.
 	rej := g.events(store.TypeRequestRejected)
-	if len(rej) < 4 {
-		t.Fatalf("want request.rejected events for the refused calls, got %d", len(rej))
+	if len(rej) != 2 {
+		t.Fatalf("want 2 request.rejected events for the refused calls, got %d", len(rej))
 	}
 }
 
@@ -185,7 +187,7 @@ func TestRevokedAndExpiredKeysRefusedWithin5s(t *testing.T) {
 		t.Helper()
 		start := time.Now()
 		for time.Since(start) < 5*time.Second {
-			resp, _ := get(t, g.URL+"/healthz", token)
+			resp, _ := get(t, g.URL+"/v1/models", token)
 			if resp.StatusCode == want {
 				return time.Since(start)
 			}
@@ -207,10 +209,12 @@ func TestTokenNeverStored(t *testing.T) {
 	db := tempDB(t)
 	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
 	_, tok := g.issueKey(store.IssueParams{Name: "alice-laptop", Workspace: "/tmp/proj"})
-	for range 3 {
-		get(t, g.URL+"/healthz", tok)
+	for range 3 { // authenticated calls: the key's last-used time gets written
+		get(t, g.URL+"/v1/models", tok)
 	}
 	g.sync()
+	// Read last: a plain open and close of the file drops this process's
+	// SQLite locks on it (see sqlitefile.Prepare).
 	for _, f := range []string{g.DB, g.DB + "-wal"} {
 		raw, err := os.ReadFile(f)
 		if err != nil && !os.IsNotExist(err) {

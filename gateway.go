@@ -65,23 +65,17 @@ const (
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	path := r.URL.Path
 	if path == "/healthz" {
-		// Metis-owned: versioned, and behind a gateway key like /v1/* so an
-		// unauthenticated caller learns nothing about the deployment.
-		if _, ok := apiversion.Negotiate(w, r); !ok {
-			return nil
-		}
-		if _, aerr := g.authenticate(r); aerr != nil {
-			g.rejected(r, shapeOf(r), nil, "", aerr)
-			writeError(w, shapeOf(r), aerr.status, aerr.msg)
-			return nil
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		serveHealth(w, r)
 		return nil
 	}
 	if !strings.HasPrefix(path, "/v1/") {
 		return next.ServeHTTP(w, r)
 	}
-	shape := shapeOf(r)
+	// A 405 names the methods its endpoint answers; writeAPIError keeps the
+	// header only on a 405.
+	if allow := allowFor(path); allow != "" && !methodIn(r.Method, allow) {
+		w.Header().Set("Allow", allow)
+	}
 	switch path {
 	case "/v1/messages":
 		return g.serveLLM(w, r, shapeAnthropic, kindMessages)
@@ -89,30 +83,75 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.serveLLM(w, r, shapeAnthropic, kindCountTokens)
 	case "/v1/chat/completions":
 		return g.serveLLM(w, r, shapeOpenAI, kindChat)
-	case "/v1/models":
-		key, aerr := g.authenticate(r)
-		if aerr != nil {
-			g.rejected(r, shape, nil, "", aerr)
-			writeError(w, shape, aerr.status, aerr.msg)
-			return nil
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET")
-			writeError(w, shape, http.StatusMethodNotAllowed, "GET only")
-			return nil
-		}
-		g.serveModels(w, r, key.AllowedModels)
-		return nil
 	}
+	shape := shapeOf(r)
 	key, aerr := g.authenticate(r)
 	if aerr != nil {
-		g.rejected(r, shape, nil, "", aerr)
-		writeError(w, shape, aerr.status, aerr.msg)
+		g.refuse(w, r, shape, nil, "", aerr)
 		return nil
 	}
-	_ = key
-	writeError(w, shape, http.StatusNotFound, fmt.Sprintf("%s is not an endpoint of this gateway", path))
+	id, isModel := strings.CutPrefix(path, "/v1/models/")
+	isModel = isModel && id != ""
+	if path != "/v1/models" && !isModel {
+		g.refuse(w, r, shape, key, "", &apiError{
+			status: http.StatusNotFound, reason: "unknown_endpoint", code: "unknown_url",
+			msg: fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path),
+		})
+		return nil
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		g.refuse(w, r, shape, key, "", reject(http.StatusMethodNotAllowed, "method_not_allowed",
+			fmt.Sprintf("%s is not allowed on %s; use GET or HEAD", r.Method, path)))
+		return nil
+	}
+	if isModel {
+		g.serveModel(w, r, shape, key, id)
+	} else {
+		g.serveModels(w, r, shape, key)
+	}
 	return nil
+}
+
+// allowFor is the Allow header of a gateway endpoint: the methods it
+// answers. It is "" for a path that is not an endpoint.
+func allowFor(path string) string {
+	switch {
+	case path == "/v1/messages", path == "/v1/messages/count_tokens", path == "/v1/chat/completions":
+		return "POST"
+	case path == "/healthz", path == "/v1/models", strings.HasPrefix(path, "/v1/models/") && len(path) > len("/v1/models/"):
+		return "GET, HEAD"
+	}
+	return ""
+}
+
+// methodIn reports whether method is one of the comma-separated allow list.
+func methodIn(method, allow string) bool {
+	for allow != "" {
+		var m string
+		m, allow, _ = strings.Cut(allow, ",")
+		if strings.TrimSpace(m) == method {
+			return true
+		}
+	}
+	return false
+}
+
+// serveHealth answers GET /healthz for load-balancer probes: no gateway
+// key, no trace event, the Metis-API-Version negotiated like every
+// Metis-owned endpoint.
+func serveHealth(w http.ResponseWriter, r *http.Request) {
+	if _, ok := apiversion.Negotiate(w, r); !ok {
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if allow := allowFor(r.URL.Path); !methodIn(r.Method, allow) {
+		w.Header().Set("Allow", allow)
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": map[string]string{
+			"type": "method_not_allowed", "message": r.Method + " is not allowed on /healthz; use GET or HEAD",
+		}})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // shapeOf guesses the caller's API shape for errors on paths that don't
@@ -138,8 +177,10 @@ func tokenOf(r *http.Request) string {
 
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	tok := tokenOf(r)
-	// The token is consumed here: scrub it so that no later handler, proxy
-	// or access log (Caddy redacts Authorization but not x-api-key) sees it.
+	// The token is consumed here: scrub it so that no later handler or
+	// proxy sees it. Caddy's access log records the request as it came in
+	// (it redacts Authorization but not x-api-key), so an access log needs
+	// the X-Api-Key filter Caddyfile.example shows.
 	r.Header.Del("X-Api-Key")
 	r.Header.Del("Authorization")
 	if tok == "" {
@@ -258,6 +299,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// refuse records a rejection and answers it in the caller's shape.
+func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
+	g.rejected(r, shape, key, requested, e)
+	writeAPIError(w, shape, e)
 }
 
 // rejected records a request the gateway refused before any upstream call.

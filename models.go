@@ -1,9 +1,15 @@
 package metis
 
 import (
+	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/metisgateway/metis/store"
 )
 
 // Route slots recorded in route.decided (contract §4).
@@ -145,29 +151,146 @@ func (a *App) listModels(allow []string) []modelEntry {
 	return out
 }
 
+// modelCreated is the creation time GET /v1/models and /v1/models/{id}
+// report for every model, in both shapes: the Unix epoch. The gateway has
+// no honest per-model date. Anthropic defines created_at as the model's
+// release time and documents an epoch value as "release date unknown";
+// OpenAI's created is the model's creation time. The price catalogue knows
+// neither (it records only when the whole table was retrieved, which would
+// read as a false release date), and aliases or "provider:model" entries
+// may name models the catalogue lacks altogether.
+var modelCreated = time.Unix(0, 0).UTC()
+
+// anthropicModel is one model in Anthropic's list and retrieve shape.
+type anthropicModel struct {
+	Type        string `json:"type"`
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
+	CreatedAt   string `json:"created_at"`
+}
+
+// openAIModel is one model in OpenAI's list and retrieve shape.
+type openAIModel struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// modelObject renders one listed model in the caller's shape.
+func modelObject(shape string, m modelEntry) any {
+	if shape == shapeAnthropic {
+		return anthropicModel{Type: "model", ID: m.id, DisplayName: m.id, CreatedAt: modelCreated.Format(time.RFC3339)}
+	}
+	return openAIModel{ID: m.id, Object: "model", Created: modelCreated.Unix(), OwnedBy: m.ownedBy}
+}
+
+// Anthropic's list pagination: limit defaults to 20, from 1 to 1000.
+const (
+	modelsDefaultLimit = 20
+	modelsMaxLimit     = 1000
+)
+
+// modelsPage is one page of Anthropic's model list.
+type modelsPage struct {
+	Data    []any   `json:"data"`
+	HasMore bool    `json:"has_more"`
+	FirstID *string `json:"first_id"` // null on an empty page
+	LastID  *string `json:"last_id"`
+}
+
+// pageModels cuts Anthropic's page out of the key's list: the first limit
+// models, or the limit models right after after_id or right before
+// before_id. hasMore says whether more models lie beyond the page in the
+// direction of travel, as Anthropic's API does.
+func pageModels(models []modelEntry, q url.Values) (page []modelEntry, hasMore bool, aerr *apiError) {
+	limit := modelsDefaultLimit
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > modelsMaxLimit {
+			return nil, false, reject(http.StatusBadRequest, "invalid_request",
+				fmt.Sprintf("limit: must be an integer from 1 to %d, got %q", modelsMaxLimit, s))
+		}
+		limit = n
+	}
+	after, before := q.Get("after_id"), q.Get("before_id")
+	if after != "" && before != "" {
+		return nil, false, reject(http.StatusBadRequest, "invalid_request", "after_id and before_id cannot both be set")
+	}
+	index := func(param, id string) (int, *apiError) {
+		i := slices.IndexFunc(models, func(m modelEntry) bool { return m.id == id })
+		if i < 0 {
+			return 0, reject(http.StatusBadRequest, "invalid_request",
+				fmt.Sprintf("%s: %q is not a model in this gateway key's list", param, id))
+		}
+		return i, nil
+	}
+	switch {
+	case after != "":
+		i, aerr := index("after_id", after)
+		if aerr != nil {
+			return nil, false, aerr
+		}
+		from := i + 1
+		to := min(from+limit, len(models))
+		return models[from:to], to < len(models), nil
+	case before != "":
+		i, aerr := index("before_id", before)
+		if aerr != nil {
+			return nil, false, aerr
+		}
+		from := max(i-limit, 0)
+		return models[from:i], from > 0, nil
+	default:
+		to := min(limit, len(models))
+		return models[:to], to < len(models), nil
+	}
+}
+
 // serveModels answers GET /v1/models in the caller's shape: Anthropic's
-// list when the request carries anthropic-version, else OpenAI's.
-func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, allow []string) {
-	models := g.app.listModels(allow)
-	var body any
-	if r.Header.Get("Anthropic-Version") != "" {
-		data := make([]map[string]any, 0, len(models))
+// paginated list when the request carries anthropic-version, else OpenAI's,
+// which has no pagination and lists everything.
+func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, shape string, key *store.Key) {
+	models := g.app.listModels(key.AllowedModels)
+	if shape != shapeAnthropic {
+		data := make([]any, 0, len(models))
 		for _, m := range models {
-			data = append(data, map[string]any{
-				"type": "model", "id": m.id, "display_name": m.id, "created_at": "1970-01-01T00:00:00Z",
-			})
+			data = append(data, modelObject(shape, m))
 		}
-		first, last := "", ""
-		if len(models) > 0 {
-			first, last = models[0].id, models[len(models)-1].id
-		}
-		body = map[string]any{"data": data, "has_more": false, "first_id": first, "last_id": last}
-	} else {
-		data := make([]map[string]any, 0, len(models))
-		for _, m := range models {
-			data = append(data, map[string]any{"id": m.id, "object": "model", "created": 0, "owned_by": m.ownedBy})
-		}
-		body = map[string]any{"object": "list", "data": data}
+		writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
+		return
+	}
+	page, hasMore, aerr := pageModels(models, r.URL.Query())
+	if aerr != nil {
+		g.refuse(w, r, shape, key, "", aerr)
+		return
+	}
+	body := modelsPage{Data: make([]any, 0, len(page)), HasMore: hasMore}
+	for _, m := range page {
+		body.Data = append(body.Data, modelObject(shape, m))
+	}
+	if len(page) > 0 {
+		body.FirstID, body.LastID = &page[0].id, &page[len(page)-1].id
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// serveModel answers GET /v1/models/{id} (the SDKs' models.retrieve) with
+// the object the list shows for that model, in the caller's shape. A model
+// the key's list does not show — unknown, or one the key may not use — is
+// 404 in both cases, as the provider's own API answers for a model the
+// caller cannot see.
+func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, shape string, key *store.Key, id string) {
+	a := g.app
+	for _, m := range a.listModels(key.AllowedModels) {
+		if m.id == id {
+			writeJSON(w, http.StatusOK, modelObject(shape, m))
+			return
+		}
+	}
+	aerr := reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q is not in this gateway's model list", id))
+	if res := a.resolve(id); res != nil && !a.allowed(key.AllowedModels, id, res) {
+		aerr = reject(http.StatusNotFound, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q", id))
+	}
+	g.refuse(w, r, shape, key, id, aerr)
 }

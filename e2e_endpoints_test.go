@@ -1,0 +1,237 @@
+package metis
+
+// End-to-end answers of the gateway's own endpoints apart from the LLM
+// calls: /healthz for load-balancer probes, the Allow header of every 405,
+// and unknown /v1 paths — what the caller sees and what lands in the trace.
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/metisgateway/metis/store"
+)
+
+// e2eDo sends a request without a body; tok, when set, goes in x-api-key.
+// It returns the response (body closed) and the body.
+func e2eDo(t *testing.T, g *testGateway, method, path, tok string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPost {
+		body = strings.NewReader(`{}`)
+	}
+	req, err := http.NewRequest(method, g.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok != "" {
+		req.Header.Set("X-Api-Key", tok)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, e2eRead(t, resp)
+}
+
+// e2eEventCount is the number of trace events of every type.
+func e2eEventCount(t *testing.T, g *testGateway) int {
+	t.Helper()
+	g.sync()
+	var n int
+	if err := g.db().QueryRow(`SELECT COUNT(*) FROM events`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestE2EHealthzNeedsNoKey(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "prober")
+
+	// A load balancer's probe: no key, or whatever key, answers 200.
+	for _, key := range []string{"", "gw_not-a-real-token", tok} {
+		resp, body := e2eDo(t, g, http.MethodGet, "/healthz", key)
+		if resp.StatusCode != 200 || body != `{"status":"ok"}` || resp.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("GET /healthz with key %.10q: %d %q %q", key, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		if v := resp.Header.Get("Metis-API-Version"); v != "1.0" {
+			t.Errorf("GET /healthz with key %.10q: Metis-API-Version %q, want 1.0", key, v)
+		}
+	}
+	resp, body := e2eDo(t, g, http.MethodHead, "/healthz", "")
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Metis-API-Version") != "1.0" {
+		t.Errorf("HEAD /healthz: %d %q version %q", resp.StatusCode, body, resp.Header.Get("Metis-API-Version"))
+	}
+	// Version negotiation is as before: a pinned known version is echoed,
+	// an unknown one is 400 naming the supported ones.
+	resp, body = e2eDo(t, g, http.MethodGet, "/healthz", "", "Metis-API-Version", "1.0")
+	if resp.StatusCode != 200 || resp.Header.Get("Metis-API-Version") != "1.0" {
+		t.Errorf("pinned 1.0: %d %s", resp.StatusCode, body)
+	}
+	resp, body = e2eDo(t, g, http.MethodGet, "/healthz", "", "Metis-API-Version", "9.9")
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "unsupported_api_version") || !strings.Contains(body, "1.0") {
+		t.Errorf("unknown version: %d %s", resp.StatusCode, body)
+	}
+	// Other methods: 405 naming the ones it answers, still versioned.
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+		resp, body := e2eDo(t, g, m, "/healthz", tok)
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" ||
+			resp.Header.Get("Metis-API-Version") != "1.0" || !strings.Contains(body, "method_not_allowed") {
+			t.Errorf("%s /healthz: %d Allow %q version %q %s", m, resp.StatusCode, resp.Header.Get("Allow"),
+				resp.Header.Get("Metis-API-Version"), body)
+		}
+	}
+	// Probes leave no trace: no request.rejected, nor any other event.
+	if n := e2eEventCount(t, g); n != 0 {
+		t.Errorf("health checks wrote %d trace events, want none: rejected %v", n, g.events(store.TypeRequestRejected))
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("health checks reached the provider %d times", n)
+	}
+}
+
+func TestE2EMethodNotAllowedNamesTheEndpointsMethods(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "wrong-method")
+	cases := []struct {
+		method, path string
+		anthropic    bool // request in Anthropic shape (anthropic-version)
+		allow        string
+	}{
+		{http.MethodPost, "/v1/models", false, "GET, HEAD"},
+		{http.MethodPost, "/v1/models", true, "GET, HEAD"},
+		{http.MethodDelete, "/v1/models", false, "GET, HEAD"},
+		{http.MethodPost, "/v1/models/haiku", true, "GET, HEAD"},
+		{http.MethodPut, "/v1/models/gpt-5-nano", false, "GET, HEAD"},
+		{http.MethodGet, "/v1/messages", true, "POST"},
+		{http.MethodGet, "/v1/messages/count_tokens", true, "POST"},
+		{http.MethodGet, "/v1/chat/completions", false, "POST"},
+		{http.MethodPut, "/v1/chat/completions", false, "POST"},
+	}
+	for _, c := range cases {
+		var hdr []string
+		if c.anthropic {
+			hdr = e2eAnthropicHdr
+		}
+		resp, body := e2eDo(t, g, c.method, c.path, tok, hdr...)
+		what := c.method + " " + c.path
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s: %d %s, want 405", what, resp.StatusCode, body)
+			continue
+		}
+		if got := resp.Header.Get("Allow"); got != c.allow {
+			t.Errorf("%s: Allow %q, want %q", what, got, c.allow)
+		}
+		m := e2eJSON(t, body)
+		msg := ""
+		if c.anthropic || strings.HasPrefix(c.path, "/v1/messages") {
+			msg, _ = e2ePath(m, "error", "message").(string)
+			if m["type"] != "error" || e2ePath(m, "error", "type") != "invalid_request_error" {
+				t.Errorf("%s: not an Anthropic error: %s", what, body)
+			}
+		} else {
+			msg, _ = e2ePath(m, "error", "message").(string)
+			if e2ePath(m, "error", "type") != "invalid_request_error" || e2ePath(m, "error", "code") != "method_not_allowed" {
+				t.Errorf("%s: not an OpenAI method_not_allowed error: %s", what, body)
+			}
+		}
+		if want := strings.Join(strings.Split(c.allow, ", "), " or "); !strings.Contains(msg, "use "+want) {
+			t.Errorf("%s: message %q does not say to use %s", what, msg, want)
+		}
+	}
+	// A wrong-method request without a key is refused for the key first,
+	// and a 401 names no methods.
+	resp, body := e2eDo(t, g, http.MethodPost, "/v1/models", "")
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Allow") != "" {
+		t.Errorf("keyless POST /v1/models: %d Allow %q %s", resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+	// HEAD is a GET without the body.
+	resp, body = e2eDo(t, g, http.MethodHead, "/v1/models", tok)
+	if resp.StatusCode != 200 || body != "" || resp.Header.Get("Allow") != "" {
+		t.Errorf("HEAD /v1/models: %d Allow %q %q", resp.StatusCode, resp.Header.Get("Allow"), body)
+	}
+
+	// Every 405 is a rejected request in the trace, attributed to the key.
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != len(cases)+1 {
+		t.Fatalf("%d request.rejected events, want %d (one per refused request): %v", len(rej), len(cases)+1, rej)
+	}
+	for i, c := range cases {
+		e2eWant(t, c.method+" "+c.path+" rejection", rej[i], map[string]any{
+			"reason": "method_not_allowed", "status": 405, "method": c.method, "path": c.path,
+			"gateway_key_id": k.ID, "key_name": "wrong-method",
+		})
+	}
+	e2eWant(t, "keyless rejection", rej[len(cases)], map[string]any{"reason": "missing_key", "status": 401})
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("refused requests reached the provider %d times", n)
+	}
+}
+
+func TestE2EUnknownV1PathIsNotAModel(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "explorer")
+
+	// OpenAI shape: OpenAI's own answer to an unknown URL is 404
+	// invalid_request_error with code unknown_url.
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/foo"},
+		{http.MethodPost, "/v1/responses"},
+		{http.MethodGet, "/v1/models/"},
+	} {
+		resp, body := e2eDo(t, g, c.method, c.path, tok)
+		m := e2eJSON(t, body)
+		if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "invalid_request_error" || e2ePath(m, "error", "code") != "unknown_url" {
+			t.Errorf("%s %s (OpenAI shape): %d %s, want 404 invalid_request_error unknown_url", c.method, c.path, resp.StatusCode, body)
+		}
+		if msg, _ := e2ePath(m, "error", "message").(string); !strings.Contains(msg, c.method+" "+c.path+" is not an endpoint") {
+			t.Errorf("%s %s: message %q should say the path is not an endpoint", c.method, c.path, msg)
+		}
+	}
+	// Anthropic shape: not_found_error. /v1/messages/* is Anthropic's even
+	// without anthropic-version.
+	for _, c := range []struct {
+		method, path string
+		hdr          []string
+	}{
+		{http.MethodGet, "/v1/foo", e2eAnthropicHdr},
+		{http.MethodPost, "/v1/messages/batches", nil},
+	} {
+		resp, body := e2eDo(t, g, c.method, c.path, tok, c.hdr...)
+		m := e2eJSON(t, body)
+		if resp.StatusCode != 404 || m["type"] != "error" || e2ePath(m, "error", "type") != "not_found_error" {
+			t.Errorf("%s %s (Anthropic shape): %d %s, want 404 not_found_error", c.method, c.path, resp.StatusCode, body)
+		}
+		if strings.Contains(body, "model_not_found") {
+			t.Errorf("%s %s: %s", c.method, c.path, body)
+		}
+	}
+	// Without a key an unknown path is refused for the key: it tells an
+	// anonymous caller nothing about what exists.
+	resp, body := e2eDo(t, g, http.MethodGet, "/v1/foo", "")
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("keyless GET /v1/foo: %d %s", resp.StatusCode, body)
+	}
+
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != 6 {
+		t.Fatalf("%d request.rejected events, want 6: %v", len(rej), rej)
+	}
+	e2eWant(t, "GET /v1/foo rejection", rej[0], map[string]any{
+		"reason": "unknown_endpoint", "status": 404, "method": "GET", "path": "/v1/foo", "inbound_shape": "openai",
+		"gateway_key_id": k.ID, "key_name": "explorer",
+	})
+	e2eWant(t, "Anthropic GET /v1/foo rejection", rej[3], map[string]any{
+		"reason": "unknown_endpoint", "status": 404, "path": "/v1/foo", "inbound_shape": "anthropic", "gateway_key_id": k.ID,
+	})
+	e2eWant(t, "batches rejection", rej[4], map[string]any{"reason": "unknown_endpoint", "path": "/v1/messages/batches", "method": "POST"})
+	e2eWant(t, "keyless rejection", rej[5], map[string]any{"reason": "missing_key", "status": 401})
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("unknown paths reached the provider %d times", n)
+	}
+}
