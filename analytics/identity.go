@@ -9,14 +9,15 @@ import (
 	"github.com/metisgateway/metis/budget"
 )
 
-// keyRow is one entry of /analytics/by_key.
+// keyRow is one entry of /analytics/by_key. CostUSD is null when every call
+// of the key was unpriced; cost is the priced sum it sorts by.
 type keyRow struct {
 	GatewayKeyID  string           `json:"gateway_key_id"`
 	Name          string           `json:"name"`
 	User          string           `json:"user"`
 	Team          string           `json:"team"`
 	Workspace     string           `json:"workspace"`
-	CostUSD       usd              `json:"cost_usd"`
+	CostUSD       *usd             `json:"cost_usd"`
 	Calls         int64            `json:"calls"`
 	Errors        int64            `json:"errors"`
 	UnpricedCalls int64            `json:"unpriced_calls"`
@@ -24,6 +25,7 @@ type keyRow struct {
 	InboundShapes map[string]int64 `json:"inbound_shapes"`
 	Quota         *budget.Quota    `json:"quota"`
 	lastUS        int64
+	cost          usd
 }
 
 type byKeyAnswer struct {
@@ -54,7 +56,7 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 		if g.lastUS > k.lastUS { // the tags of the latest call win
 			k.lastUS, k.User, k.Team, k.Workspace = g.lastUS, g.vals[2], g.vals[3], g.vals[4]
 		}
-		k.CostUSD += usd(g.cost)
+		k.cost += usd(g.cost)
 		k.Calls += g.calls
 		k.Errors += g.errors
 		k.UnpricedCalls += g.unpriced
@@ -75,6 +77,7 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 			k.User, k.Team, k.Workspace = m.user, m.team, m.workspace
 		}
 		k.LastCallAt = fmtMicros(k.lastUS)
+		k.CostUSD = costOf(float64(k.cost), k.Calls, k.UnpricedCalls)
 	}
 	qs, err := h.quotas(ctx, budget.ScopeKey, win.to)
 	if err != nil {
@@ -85,20 +88,22 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 	}
 	sort.Slice(ans.Keys, func(i, j int) bool {
 		a, b := ans.Keys[i], ans.Keys[j]
-		return byCost(a.CostUSD, a.Calls, a.GatewayKeyID, b.CostUSD, b.Calls, b.GatewayKeyID)
+		return byCost(a.cost, a.Calls, a.GatewayKeyID, b.cost, b.Calls, b.GatewayKeyID)
 	})
 	return ans, nil
 }
 
-// userRow is one entry of /analytics/by_user.
+// userRow is one entry of /analytics/by_user. CostUSD is null when every
+// call of the user was unpriced; cost is the priced sum it sorts by.
 type userRow struct {
 	User          string        `json:"user"`
-	CostUSD       usd           `json:"cost_usd"`
+	CostUSD       *usd          `json:"cost_usd"`
 	Calls         int64         `json:"calls"`
 	Errors        int64         `json:"errors"`
 	UnpricedCalls int64         `json:"unpriced_calls"`
 	Keys          int           `json:"keys"`
 	Quota         *budget.Quota `json:"quota"`
+	cost          usd
 }
 
 type byUserAnswer struct {
@@ -126,7 +131,7 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 			idx[name] = u
 			ans.Users = append(ans.Users, u)
 		}
-		u.CostUSD += usd(g.cost)
+		u.cost += usd(g.cost)
 		u.Calls += g.calls
 		u.Errors += g.errors
 		u.UnpricedCalls += g.unpriced
@@ -138,32 +143,38 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 	}
 	for _, u := range ans.Users {
 		u.Quota = qs[u.User]
+		u.CostUSD = costOf(float64(u.cost), u.Calls, u.UnpricedCalls)
 	}
 	sort.Slice(ans.Users, func(i, j int) bool {
 		a, b := ans.Users[i], ans.Users[j]
-		return byCost(a.CostUSD, a.Calls, a.User, b.CostUSD, b.Calls, b.User)
+		return byCost(a.cost, a.Calls, a.User, b.cost, b.Calls, b.User)
 	})
 	return ans, nil
 }
 
-// teamUser is one entry of a team's by_user.
+// teamUser is one entry of a team's by_user. CostUSD is null when every
+// call of the user in the team was unpriced; cost is the priced sum it sorts
+// by.
 type teamUser struct {
 	User          string `json:"user"`
-	CostUSD       usd    `json:"cost_usd"`
+	CostUSD       *usd   `json:"cost_usd"`
 	Calls         int64  `json:"calls"`
 	UnpricedCalls int64  `json:"unpriced_calls"`
+	cost          usd
 }
 
-// teamRow is one entry of /analytics/by_team.
+// teamRow is one entry of /analytics/by_team. CostUSD is null when every
+// call of the team was unpriced; cost is the priced sum it sorts by.
 type teamRow struct {
 	Team          string        `json:"team"`
-	CostUSD       usd           `json:"cost_usd"`
+	CostUSD       *usd          `json:"cost_usd"`
 	Calls         int64         `json:"calls"`
 	Errors        int64         `json:"errors"`
 	UnpricedCalls int64         `json:"unpriced_calls"`
 	Users         int           `json:"users"`
 	Quota         *budget.Quota `json:"quota"`
 	ByUser        []*teamUser   `json:"by_user"`
+	cost          usd
 }
 
 type byTeamAnswer struct {
@@ -191,20 +202,21 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 			idx[name] = t
 			ans.Teams = append(ans.Teams, t)
 		}
-		t.CostUSD += usd(g.cost)
+		t.cost += usd(g.cost)
 		t.Calls += g.calls
 		t.Errors += g.errors
 		t.UnpricedCalls += g.unpriced
 		if g.vals[1] != "" {
 			t.Users++ // one group per (team, user)
 		}
-		t.ByUser = append(t.ByUser, &teamUser{User: tagLabel(g.vals[1]), CostUSD: usd(g.cost), Calls: g.calls,
-			UnpricedCalls: g.unpriced})
+		t.ByUser = append(t.ByUser, &teamUser{User: tagLabel(g.vals[1]), cost: usd(g.cost),
+			CostUSD: costOf(g.cost, g.calls, g.unpriced), Calls: g.calls, UnpricedCalls: g.unpriced})
 	}
 	for _, t := range ans.Teams {
+		t.CostUSD = costOf(float64(t.cost), t.Calls, t.UnpricedCalls)
 		sort.Slice(t.ByUser, func(i, j int) bool {
 			a, b := t.ByUser[i], t.ByUser[j]
-			return byCost(a.CostUSD, a.Calls, a.User, b.CostUSD, b.Calls, b.User)
+			return byCost(a.cost, a.Calls, a.User, b.cost, b.Calls, b.User)
 		})
 	}
 	qs, err := h.quotas(ctx, budget.ScopeTeam, win.to)
@@ -216,7 +228,7 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 	}
 	sort.Slice(ans.Teams, func(i, j int) bool {
 		a, b := ans.Teams[i], ans.Teams[j]
-		return byCost(a.CostUSD, a.Calls, a.Team, b.CostUSD, b.Calls, b.Team)
+		return byCost(a.cost, a.Calls, a.Team, b.cost, b.Calls, b.Team)
 	})
 	return ans, nil
 }

@@ -11,8 +11,10 @@ import (
 	"time"
 )
 
+// meTotals, meToday and meModel are the caller's figures; a CostUSD is null
+// when the figure has calls and every one of them was unpriced.
 type meTotals struct {
-	CostUSD       usd   `json:"cost_usd"`
+	CostUSD       *usd  `json:"cost_usd"`
 	Calls         int64 `json:"calls"`
 	InputTokens   int64 `json:"input_tokens"`
 	OutputTokens  int64 `json:"output_tokens"`
@@ -20,15 +22,16 @@ type meTotals struct {
 }
 
 type meToday struct {
-	CostUSD usd   `json:"cost_usd"`
+	CostUSD *usd  `json:"cost_usd"`
 	Calls   int64 `json:"calls"`
 }
 
 type meModel struct {
 	Key           string `json:"key"`
-	CostUSD       usd    `json:"cost_usd"`
+	CostUSD       *usd   `json:"cost_usd"`
 	Calls         int64  `json:"calls"`
 	UnpricedCalls int64  `json:"unpriced_calls"`
+	cost          usd    // the priced sum, to sort by
 }
 
 type meAnswer struct {
@@ -92,13 +95,13 @@ func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
 	t, d := res.total(), today.total()
 	ans := meAnswer{GatewayKeyID: id.KeyID, Name: id.Name, User: id.User, Team: id.Team, Workspace: id.Workspace,
 		windowFields: newWindowFields(win),
-		Today:        meToday{CostUSD: usd(d.cost), Calls: d.calls},
-		Total: meTotals{CostUSD: usd(t.cost), Calls: t.calls, InputTokens: t.input, OutputTokens: t.output,
-			UnpricedCalls: t.unpriced},
+		Today:        meToday{CostUSD: costOf(d.cost, d.calls, d.unpriced), Calls: d.calls},
+		Total: meTotals{CostUSD: costOf(t.cost, t.calls, t.unpriced), Calls: t.calls, InputTokens: t.input,
+			OutputTokens: t.output, UnpricedCalls: t.unpriced},
 		ByModel: make([]meModel, 0, len(res)), Budgets: []budget.Quota{}}
 	for _, g := range res {
-		ans.ByModel = append(ans.ByModel, meModel{Key: g.vals[0], CostUSD: usd(g.cost), Calls: g.calls,
-			UnpricedCalls: g.unpriced})
+		ans.ByModel = append(ans.ByModel, meModel{Key: g.vals[0], CostUSD: costOf(g.cost, g.calls, g.unpriced),
+			Calls: g.calls, UnpricedCalls: g.unpriced, cost: usd(g.cost)})
 	}
 	if h.budgets != nil {
 		qs, err := h.budgets.QuotasFor(ctx, budget.Identity{KeyID: id.KeyID, User: id.User, Team: id.Team,
@@ -110,7 +113,7 @@ func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
 	}
 	sort.Slice(ans.ByModel, func(i, j int) bool {
 		a, b := ans.ByModel[i], ans.ByModel[j]
-		return byCost(a.CostUSD, a.Calls, a.Key, b.CostUSD, b.Calls, b.Key)
+		return byCost(a.cost, a.Calls, a.Key, b.cost, b.Calls, b.Key)
 	})
 	return ans, nil
 }

@@ -2,7 +2,10 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"testing"
@@ -45,7 +48,75 @@ type (
 			CostUSD *float64 `json:"cost_usd"`
 		} `json:"series"`
 	}
+	// nullableRow is a row of /analytics/by_key, by_user, by_team (and a
+	// team's by_user) or of /analytics/me's by_model.
+	nullableRow struct {
+		GatewayKeyID  string        `json:"gateway_key_id"`
+		User          string        `json:"user"`
+		Team          string        `json:"team"`
+		Key           string        `json:"key"`
+		CostUSD       *float64      `json:"cost_usd"`
+		Calls         int64         `json:"calls"`
+		UnpricedCalls int64         `json:"unpriced_calls"`
+		ByUser        []nullableRow `json:"by_user"`
+	}
+	nullableIdentity struct {
+		Keys  []nullableRow `json:"keys"`
+		Users []nullableRow `json:"users"`
+		Teams []nullableRow `json:"teams"`
+	}
+	nullableMe struct {
+		Today struct {
+			CostUSD *float64 `json:"cost_usd"`
+			Calls   int64    `json:"calls"`
+		} `json:"today"`
+		Total struct {
+			CostUSD       *float64 `json:"cost_usd"`
+			Calls         int64    `json:"calls"`
+			UnpricedCalls int64    `json:"unpriced_calls"`
+		} `json:"total"`
+		ByModel []nullableRow `json:"by_model"`
+	}
 )
+
+// nullRule checks the rule: a cost is null exactly when it covers calls
+// and all of them are unpriced.
+func nullRule(t *testing.T, what string, cost *float64, calls, unpriced int64) {
+	t.Helper()
+	if (cost == nil) != (calls > 0 && unpriced == calls) {
+		t.Errorf("%s: cost_usd %s with %d calls, %d unpriced", what, fmtCost(cost), calls, unpriced)
+	}
+}
+
+// unpricedKeys are the gateway tokens of the unpriced fixture's keys:
+// ursula's and pat's, quinn's and zed's (whose calls only
+// TestAllUnpricedIdentityCostIsNull adds) and gk_N, which has no calls.
+var unpricedKeys = map[string]Identity{
+	"gw_U": {KeyID: "gk_U", Name: "u", User: "ursula", Team: "ghosts", Workspace: "/src/unpriced"},
+	"gw_P": {KeyID: "gk_P", Name: "p", User: "pat", Team: "eng", Workspace: "/src/api"},
+	"gw_Q": {KeyID: "gk_Q", Name: "q", User: "quinn", Team: "eng", Workspace: "/src/web"},
+	"gw_Z": {KeyID: "gk_Z", Name: "z", User: "zed", Team: "ghosts", Workspace: "/src/free"},
+	"gw_N": {KeyID: "gk_N", Name: "n", User: "nina", Team: "eng", Workspace: "/src/none"},
+}
+
+func unpricedAuth(tok string) (Identity, error) {
+	if id, ok := unpricedKeys[tok]; ok {
+		return id, nil
+	}
+	return Identity{}, errors.New("unknown token")
+}
+
+// costList renders rows as "name=cost" in answer order, name picked by
+// nameOf and cost "null" for null, and checks each row against nullRule.
+func costList(t *testing.T, what string, rows []nullableRow, nameOf func(nullableRow) string) []string {
+	t.Helper()
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		nullRule(t, what+" "+nameOf(r), r.CostUSD, r.Calls, r.UnpricedCalls)
+		out = append(out, nameOf(r)+"="+fmtCost(r.CostUSD))
+	}
+	return out
+}
 
 func fmtCost(c *float64) string {
 	if c == nil {
@@ -74,7 +145,8 @@ func newUnpricedFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close(context.Background()) })
-	f := &fixture{st: st, h: New(st.ReadDB(), Options{Now: func() time.Time { return testNow }})}
+	f := &fixture{st: st, h: New(st.ReadDB(), Options{Now: func() time.Time { return testNow },
+		Authenticate: unpricedAuth})}
 	ursula := seedKey{id: "gk_U", name: "u", user: "ursula", team: "ghosts", workspace: "/src/unpriced"}
 	pat := seedKey{id: "gk_P", name: "p", user: "pat", team: "eng", workspace: "/src/api"}
 	n := 0
@@ -243,10 +315,134 @@ func TestAllUnpricedCostIsNull(t *testing.T) {
 	}
 }
 
+// TestAllUnpricedIdentityCostIsNull: /analytics/by_key, by_user, by_team
+// (and each team's by_user) and /analytics/me report cost_usd null for a
+// row, total or day whose calls were all unpriced, the priced sum for a
+// partly priced one and 0 for a priced $0 call or no calls; null rows keep
+// their place in the cost order (with the $0 ones, then by calls and name).
+func TestAllUnpricedIdentityCostIsNull(t *testing.T) {
+	f := newUnpricedFixture(t)
+	// quinn (team eng with pat) makes one unpriced call 30 minutes ago, zed
+	// (team ghosts with ursula) one priced at $0 20 minutes ago.
+	for i, c := range []struct {
+		ago   time.Duration
+		tok   string
+		model string
+		cost  *float64
+	}{
+		{30 * time.Minute, "gw_Q", "mystery-model", nil},
+		{20 * time.Minute, "gw_Z", "claude-haiku-4-5", new(float64)},
+	} {
+		id := unpricedKeys[c.tok]
+		call := store.Call{TurnID: fmt.Sprintf("x%02d", i), GatewayKeyID: id.KeyID, KeyName: id.Name, User: id.User,
+			Team: id.Team, Workspace: id.Workspace, InboundShape: "openai", Provider: "anthropic", Model: c.model,
+			Status: 200, Attempts: 1, InputTokens: 10, OutputTokens: 1, UsageSource: "provider",
+			CostUSD: c.cost, Priced: c.cost != nil}
+		if c.cost == nil {
+			call.Provider = "local"
+		}
+		f.enqueue(t, seedCall{at: testNow.Add(-c.ago).Truncate(time.Microsecond), c: call})
+	}
+	byKey := func(r nullableRow) string { return r.GatewayKeyID }
+	byUser := func(r nullableRow) string { return r.User }
+	byTeam := func(r nullableRow) string { return r.Team }
+	for _, c := range []struct {
+		params      url.Values
+		keys, users []string
+		teams       []string
+		teamUsers   map[string][]string
+	}{
+		{params: url.Values{"window": {"7d"}},
+			keys:      []string{"gk_P=0.875", "gk_U=null", "gk_Q=null", "gk_Z=0"},
+			users:     []string{"pat=0.875", "ursula=null", "quinn=null", "zed=0"},
+			teams:     []string{"eng=0.875", "ghosts=0"},
+			teamUsers: map[string][]string{"eng": {"pat=0.875", "quinn=null"}, "ghosts": {"ursula=null", "zed=0"}}},
+		{params: url.Values{"window": {"24h"}},
+			keys:      []string{"gk_P=0.875", "gk_Q=null", "gk_U=null", "gk_Z=0"},
+			users:     []string{"pat=0.875", "quinn=null", "ursula=null", "zed=0"},
+			teams:     []string{"eng=0.875", "ghosts=0"},
+			teamUsers: map[string][]string{"eng": {"pat=0.875", "quinn=null"}, "ghosts": {"ursula=null", "zed=0"}}},
+		{params: url.Values{"window": {"1h"}},
+			keys:      []string{"gk_Q=null", "gk_Z=0"},
+			users:     []string{"quinn=null", "zed=0"},
+			teams:     []string{"eng=null", "ghosts=0"},
+			teamUsers: map[string][]string{"eng": {"quinn=null"}, "ghosts": {"zed=0"}}},
+		{params: url.Values{"window": {"all"}, "model": {"mystery-model"}},
+			keys:      []string{"gk_U=null", "gk_P=null", "gk_Q=null"},
+			users:     []string{"ursula=null", "pat=null", "quinn=null"},
+			teams:     []string{"ghosts=null", "eng=null"},
+			teamUsers: map[string][]string{"ghosts": {"ursula=null"}, "eng": {"pat=null", "quinn=null"}}},
+		{params: url.Values{"window": {"7d"}, "team": {"ghosts"}},
+			keys:      []string{"gk_U=null", "gk_Z=0"},
+			users:     []string{"ursula=null", "zed=0"},
+			teams:     []string{"ghosts=0"},
+			teamUsers: map[string][]string{"ghosts": {"ursula=null", "zed=0"}}},
+		{params: url.Values{"window": {"7d"}, "user": {"nobody"}},
+			keys: []string{}, users: []string{}, teams: []string{}, teamUsers: map[string][]string{}},
+	} {
+		check := func(path string, got, want []string) {
+			t.Helper()
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s?%s: %v, want %v", path, c.params.Encode(), got, want)
+			}
+		}
+		var keys, users, teams nullableIdentity
+		f.get(t, "/analytics/by_key", c.params, 200, &keys)
+		check("/analytics/by_key", costList(t, "by_key", keys.Keys, byKey), c.keys)
+		f.get(t, "/analytics/by_user", c.params, 200, &users)
+		check("/analytics/by_user", costList(t, "by_user", users.Users, byUser), c.users)
+		f.get(t, "/analytics/by_team", c.params, 200, &teams)
+		check("/analytics/by_team", costList(t, "by_team", teams.Teams, byTeam), c.teams)
+		for _, tm := range teams.Teams {
+			check("/analytics/by_team "+tm.Team+" by_user",
+				costList(t, "by_team "+tm.Team+" by_user", tm.ByUser, byUser), c.teamUsers[tm.Team])
+		}
+	}
+
+	// /analytics/me: the total and by_model over the window, and today.
+	null, zero, dollars := (*float64)(nil), new(float64), func(v float64) *float64 { return &v }
+	for _, c := range []struct {
+		tok, window  string
+		total, today *float64
+		calls        int64
+		byModel      []string
+	}{
+		{"gw_U", "7d", null, null, 3, []string{"mystery-model=null"}},
+		{"gw_U", "all", null, null, 3, []string{"mystery-model=null"}},
+		{"gw_U", "1h", zero, null, 0, []string{}}, // no call in the last hour; today's was unpriced
+		{"gw_P", "7d", dollars(0.875), dollars(0.875), 4, []string{"claude-haiku-4-5=0.875", "mystery-model=null"}},
+		{"gw_Q", "24h", null, null, 1, []string{"mystery-model=null"}},
+		{"gw_Z", "24h", zero, zero, 1, []string{"claude-haiku-4-5=0"}},
+		{"gw_N", "7d", zero, zero, 0, []string{}},
+	} {
+		what := "/analytics/me?window=" + c.window + " as " + unpricedKeys[c.tok].KeyID
+		r := httptest.NewRequest(http.MethodGet, "/analytics/me?window="+c.window, nil)
+		r.Header.Set("x-api-key", c.tok)
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			t.Fatalf("%s: status %d: %s", what, w.Code, w.Body.String())
+		}
+		var me nullableMe
+		decode(t, w, &me)
+		wantCost(t, what+" total", me.Total.CostUSD, c.total)
+		wantCost(t, what+" today", me.Today.CostUSD, c.today)
+		nullRule(t, what+" total", me.Total.CostUSD, me.Total.Calls, me.Total.UnpricedCalls)
+		if me.Total.Calls != c.calls {
+			t.Errorf("%s: %d calls, want %d", what, me.Total.Calls, c.calls)
+		}
+		got := costList(t, what+" by_model", me.ByModel, func(r nullableRow) string { return r.Key })
+		if fmt.Sprint(got) != fmt.Sprint(c.byModel) {
+			t.Errorf("%s: by_model %v, want %v", what, got, c.byModel)
+		}
+	}
+}
+
 // TestNullCostRuleAcrossPlans: over the randomised fixture (every window,
 // grouping and a few filters, so the rollups, the day cache, the sessions
 // table and the calls table all answer), a cost is null exactly when its
-// group, window, bucket or session has calls and all of them are unpriced.
+// group, window, bucket, session, key, user, team or /analytics/me figure
+// has calls and all of them are unpriced.
 func TestNullCostRuleAcrossPlans(t *testing.T) {
 	f := newFixture(t, 6, 2000)
 	rule := func(what string, cost *float64, calls, unpriced int64) {
@@ -255,7 +451,7 @@ func TestNullCostRuleAcrossPlans(t *testing.T) {
 			t.Errorf("%s: cost_usd %s with %d calls, %d unpriced", what, fmtCost(cost), calls, unpriced)
 		}
 	}
-	nulls := 0
+	nulls, identityNulls := 0, 0
 	count := func(c *float64) {
 		if c == nil {
 			nulls++
@@ -307,10 +503,62 @@ func TestNullCostRuleAcrossPlans(t *testing.T) {
 					count(s.CostUSD)
 				}
 			}
+			// by_key, by_user, by_team and each team's by_user.
+			var id nullableIdentity
+			for _, path := range []string{"/analytics/by_key", "/analytics/by_user", "/analytics/by_team"} {
+				f.get(t, path, q, 200, &id)
+			}
+			for _, tbl := range []struct {
+				path string
+				rows []nullableRow
+				name func(nullableRow) string
+			}{
+				{"/analytics/by_key", id.Keys, func(r nullableRow) string { return r.GatewayKeyID }},
+				{"/analytics/by_user", id.Users, func(r nullableRow) string { return r.User }},
+				{"/analytics/by_team", id.Teams, func(r nullableRow) string { return r.Team }},
+			} {
+				for _, r := range tbl.rows {
+					what := tbl.path + "?" + q.Encode() + " " + tbl.name(r)
+					rule(what, r.CostUSD, r.Calls, r.UnpricedCalls)
+					identityNulls += nullCount(r.CostUSD)
+					for _, u := range r.ByUser {
+						rule(what+" by_user "+u.User, u.CostUSD, u.Calls, u.UnpricedCalls)
+						identityNulls += nullCount(u.CostUSD)
+					}
+				}
+			}
+		}
+		// /analytics/me for every key: the window's total and by_model, and
+		// today, whose calls the answer does not count.
+		midnight := testNow.Truncate(24 * time.Hour)
+		for _, k := range f.keys {
+			var me nullableMe
+			f.getMe(t, "window="+win, "x-api-key", k.token, 200, &me)
+			what := "/analytics/me?window=" + win + " as " + k.id
+			rule(what+" total", me.Total.CostUSD, me.Total.Calls, me.Total.UnpricedCalls)
+			identityNulls += nullCount(me.Total.CostUSD)
+			for _, m := range me.ByModel {
+				rule(what+" "+m.Key, m.CostUSD, m.Calls, m.UnpricedCalls)
+				identityNulls += nullCount(m.CostUSD)
+			}
+			_, today := f.expect(midnight, testNow, url.Values{"gateway_key": {k.id}},
+				func(seedCall) string { return "" })
+			if me.Today.Calls != today.calls {
+				t.Errorf("%s today: %d calls, want %d", what, me.Today.Calls, today.calls)
+			}
+			rule(what+" today", me.Today.CostUSD, today.calls, today.unpriced)
+			identityNulls += nullCount(me.Today.CostUSD)
 		}
 	}
-	t.Logf("%d null costs", nulls)
-	if nulls == 0 {
-		t.Fatal("no null cost anywhere: the fixture does not exercise the rule")
+	t.Logf("%d null costs; %d from by_key, by_user, by_team and me", nulls, identityNulls)
+	if nulls == 0 || identityNulls == 0 {
+		t.Fatal("no null cost: the fixture does not exercise the rule")
 	}
+}
+
+func nullCount(c *float64) int {
+	if c == nil {
+		return 1
+	}
+	return 0
 }

@@ -431,6 +431,48 @@ test('Spend by identity: tables, sort, pills and the >50% callouts', async () =>
   assert.ok(data.teams.length > 0, 'the data has teams');
 });
 
+test('a key, user or team whose calls are all unpriced reads "unpriced" on Spend by identity, never $0', async (ctx) => {
+  const allUnpriced = (r) => r.calls > 0 && r.unpriced_calls === r.calls;
+  const d0 = await identityData();
+  const found = ['team', 'user', 'key'].filter((kind) => (byIdent[kind].list(d0) || []).some(allUnpriced));
+  if (!found.length) {
+    ctx.skip(`no key, user or team in the ${W} window has only unpriced calls`);
+    return;
+  }
+  const { page } = await newPage();
+  await open(page, `tab=identity&window=${W}&live=0`, 'identity', `window=${W}`);
+  let team = null;
+  await settle(page, 'identity', identityData, async (d) => {
+    for (const kind of found) {
+      const { list, name } = byIdent[kind];
+      const want = (list(d) || []).filter(allUnpriced);
+      assert.ok(want.length, `${kind}: a row with only unpriced calls`);
+      const rows = await identityRows(page, kind);
+      for (const w of want) {
+        assert.equal(w.cost_usd, null, `/analytics/by_${kind} ${name(w)}: cost_usd null`);
+        const r = rows.find((x) => x.name === name(w));
+        assert.ok(r, `${kind} ${name(w)}: a row`);
+        assert.equal(r.cost, 'unpriced', `${kind} ${name(w)} cost`);
+        assert.equal(r.costValue, 'null', `${kind} ${name(w)} data-value`);
+      }
+    }
+    team = (d.teams || []).find((t) => allUnpriced(t) && t.team !== fmt.UNTAGGED) || null;
+  });
+  for (const text of await page.$$eval('#panel-identity td, #panel-identity .callout', (els) => els.map((e) => e.textContent))) {
+    assert.ok(!/NaN|undefined|null|Infinity/.test(text), `Spend by identity: ${text}`);
+  }
+  if (team) {
+    // Its users, in the expansion, are unpriced too.
+    const row = page.locator('table.ident-team tr.team-row', { has: page.locator('.team-name', { hasText: exact(team.team) }) });
+    await row.locator('button.expander').click();
+    const subId = await row.locator('button.expander').getAttribute('aria-controls');
+    const sub = await page.$$eval(`#${subId} tbody tr[data-user]`, (trs) => trs.map((tr) => ({ user: tr.dataset.user, cost: tr.children[1].textContent, value: tr.children[1].dataset.value })));
+    assert.deepEqual(sub.map((s) => s.user).sort(), team.by_user.map((u) => u.user).sort(), `team ${team.team}: its users`);
+    for (const s of sub) assert.deepEqual([s.cost, s.value], ['unpriced', 'null'], `team ${team.team} user ${s.user}`);
+  }
+  console.log(`${await shot(page, 'identity-unpriced')}`);
+});
+
 test('a team row expands to its users; a user link drills Cost and Activity down', async () => {
   const { page, requests } = await newPage();
   const d = await identityData();

@@ -9,7 +9,9 @@
 // each other the way the real rollups do. The data: several teams, users and
 // keys; team "eng" holds well over half of the spend; a key named
 // `<img src=x onerror=alert(1)>`; keys with no user or team (the "untagged"
-// bucket); one unpriced call (cost_usd null).
+// bucket); one unpriced call (cost_usd null) among bob's priced ones, and
+// ivan-local (user ivan, team ops) whose only call is unpriced, so its key,
+// user and team read cost_usd null as the real API does.
 //
 // METIS_FAKE_QUOTAS=1 (or createServer({quotas: true})) answers with spend-cap
 // objects instead of quota: null, to see how caps will render once they exist.
@@ -38,6 +40,7 @@ const KEYS = [
   { id: 'gk_01JXSS00000000000000000000', name: XSS_KEY_NAME, user: null, team: null, workspace: '/src/web', w: 4, shapes: ['openai'] },
   { id: 'gk_01JSHAREDCI00000000000000', name: 'shared-ci', user: null, team: null, workspace: '/src/payments', w: 5, shapes: ['anthropic', 'openai'] },
   { id: 'gk_01JIDLE0000000000000000000', name: 'idle-key', user: 'heidi', team: 'sales', workspace: '/src/crm', w: 0, shapes: ['openai'] },
+  { id: 'gk_01JIVANLOCAL00000000000000', name: 'ivan-local', user: 'ivan', team: 'ops', workspace: '/src/ops', w: 0, shapes: ['openai'] },
 ];
 
 // Models: id, provider, $ per million input/output/cache-read/cache-write tokens.
@@ -119,6 +122,8 @@ export function generate(now = Date.now(), seed = 42) {
   }
   // One unpriced call: a model with no price, 20 minutes ago.
   calls.push(makeCall(rnd, now - 20 * 60e3, { key: KEYS[2], model: { id: 'llama-3.3-70b', provider: 'ollama', price: null } }));
+  // ivan-local's only call, unpriced too, 25 minutes ago.
+  calls.push(makeCall(rnd, now - 25 * 60e3, { key: KEYS.find((k) => k.name === 'ivan-local'), model: { id: 'llama-3.3-70b', provider: 'ollama', price: null } }));
   calls.sort((a, b) => a.t - b.t);
   return calls;
 }
@@ -248,11 +253,11 @@ function byKey(calls, q, now) {
     for (const c of l) shapes[c.inbound_shape] = (shapes[c.inbound_shape] || 0) + 1;
     return {
       gateway_key_id: k.id, name: k.name, user: k.user, team: k.team, workspace: k.workspace,
-      cost_usd: s.cost_usd, calls: s.calls, unpriced_calls: s.unpriced_calls,
+      cost_usd: knownCost(s), calls: s.calls, unpriced_calls: s.unpriced_calls,
       last_call_at: last ? iso(last.t) : null, inbound_shapes: shapes, quota: null,
     };
   });
-  keys.sort((a, b) => b.cost_usd - a.cost_usd);
+  keys.sort((a, b) => (b.cost_usd ?? 0) - (a.cost_usd ?? 0));
   return [200, { window: q.get('window') || '24h', keys }];
 }
 
@@ -260,9 +265,9 @@ function byUser(calls, q, now, opts) {
   const list = select(calls, new URLSearchParams({ window: q.get('window') || '24h' }), now);
   const users = [...groupBy(list, (c) => untag(c.key.user))].map(([user, l]) => {
     const s = sums(l);
-    return { user, cost_usd: s.cost_usd, calls: s.calls, unpriced_calls: s.unpriced_calls, keys: new Set(l.map((c) => c.key.id)).size, quota: quota('user', user, s.cost_usd, now, opts.quotas) };
+    return { user, cost_usd: knownCost(s), calls: s.calls, unpriced_calls: s.unpriced_calls, keys: new Set(l.map((c) => c.key.id)).size, quota: quota('user', user, s.cost_usd, now, opts.quotas) };
   });
-  users.sort((a, b) => b.cost_usd - a.cost_usd);
+  users.sort((a, b) => (b.cost_usd ?? 0) - (a.cost_usd ?? 0));
   return [200, { window: q.get('window') || '24h', users }];
 }
 
@@ -272,14 +277,14 @@ function byTeam(calls, q, now, opts) {
     const s = sums(l);
     const byUserArr = [...groupBy(l, (c) => untag(c.key.user))].map(([user, ul]) => {
       const us = sums(ul);
-      return { user, cost_usd: us.cost_usd, calls: us.calls };
-    }).sort((a, b) => b.cost_usd - a.cost_usd);
+      return { user, cost_usd: knownCost(us), calls: us.calls, unpriced_calls: us.unpriced_calls };
+    }).sort((a, b) => (b.cost_usd ?? 0) - (a.cost_usd ?? 0));
     return {
-      team, cost_usd: s.cost_usd, calls: s.calls, unpriced_calls: s.unpriced_calls,
+      team, cost_usd: knownCost(s), calls: s.calls, unpriced_calls: s.unpriced_calls,
       users: byUserArr.filter((u) => u.user !== 'untagged').length, quota: quota('team', team, s.cost_usd, now, opts.quotas), by_user: byUserArr,
     };
   });
-  teams.sort((a, b) => b.cost_usd - a.cost_usd);
+  teams.sort((a, b) => (b.cost_usd ?? 0) - (a.cost_usd ?? 0));
   return [200, { window: q.get('window') || '24h', teams }];
 }
 

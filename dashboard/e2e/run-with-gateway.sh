@@ -16,7 +16,8 @@
 # runs dashboard.test.mjs with METIS_ANALYTICS_URL at the analytics site.
 # Team eng holds well over half of the spend (claude-3-7-sonnet with tools),
 # sales spends little (gpt-5-nano), one call is unpriced and one is a
-# provider error.
+# provider error; ivan-local (user ivan, team ops) makes one call, unpriced,
+# so a key, a user and a team read cost_usd null.
 #
 # Screenshots go to $METIS_SCREENSHOTS (default /tmp/metis-dashboard-screenshots).
 # METIS_KEEP=1 keeps the temp folder (Caddyfile, database, logs).
@@ -99,6 +100,7 @@ issue frank frank-notebook --user frank --team research --workspace /src/researc
 issue shared shared-ci --workspace /src/payments
 issue xss "$XSS" --workspace /src/web
 issue idle idle-key --user heidi --team sales --workspace /src/crm
+issue ivan ivan-local --user ivan --team ops --workspace /src/ops
 
 # ---------------------------------------------------------------- gateway
 GW_PORT=$(port) AN_PORT=$(port) ADMIN_PORT=$(port)
@@ -211,6 +213,8 @@ send shared openai gpt-5-nano false notools
 send shared openai openai:some-unpriced-model false notools
 send xss openai gpt-5-nano true notools
 send xss anthropic haiku false notools
+# ivan-local: one call, unpriced, so its key, user (ivan) and team (ops) have no priced call.
+send ivan openai openai:some-unpriced-model false notools
 step "sent $SENT calls"
 
 # ---------------------------------------------------------------- wait for analytics

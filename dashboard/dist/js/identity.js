@@ -87,7 +87,7 @@ export function identityView(panel, app) {
         for (const u of users) {
           const name = u.user === UNTAGGED ? h('span', { class: 'muted' }, u.user)
             : h('a', { class: 'user-link', href: app.hrefFor(drill('user', u.user)), dataset: { nav: '', fk: `team-${t.team}-user-${u.user}` }, title: `Show Cost and Activity for ${u.user}` }, u.user);
-          sub.append(h('tr', { dataset: { user: u.user } }, h('td', { class: 'name' }, name), costCell(u.cost_usd, u.calls, 0),
+          sub.append(h('tr', { dataset: { user: u.user } }, h('td', { class: 'name' }, name), costCell(u.cost_usd, u.calls, u.unpriced_calls || 0),
             h('td', { class: 'num calls', dataset: { value: String(u.calls) } }, int(u.calls))));
         }
         tbody.append(h('tr', { class: 'sub-row', id: subId, dataset: { usersOf: t.team } },
