@@ -26,7 +26,8 @@ type ResponseMeta struct {
 // of a complete chat.completion body, normalised to ir.Usage:
 // InputTokens = prompt − cached − cache_write (never negative),
 // CacheReadInputTokens = prompt_tokens_details.cached_tokens,
-// CacheCreationInputTokens = prompt_tokens_details.cache_write_tokens,
+// CacheCreationInputTokens = prompt_tokens_details.cache_write_tokens (all
+// of them 5-minute writes, see usageFrom),
 // OutputTokens = completion_tokens (reasoning included), ReasoningTokens =
 // completion_tokens_details.reasoning_tokens, ServiceTier = the response's
 // service_tier. It fails on a non-object, an error body or missing usage.
@@ -255,7 +256,11 @@ func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
 }
 
 // usageFrom maps an OpenAI usage object to the Anthropic-normalised
-// ir.Usage.
+// ir.Usage. OpenAI reports cache writes (cache_write_tokens) without a TTL
+// split; pricing bills writes without a split at the model's
+// cache_creation_input_token_cost, its 5-minute write rate, so they are
+// recorded as 5-minute writes: CacheCreation5mInputTokens is the total and
+// the recorded split adds up, as on the Anthropic path.
 func usageFrom(obj gjson.Result) ir.Usage {
 	var u ir.Usage
 	var prompt int64
@@ -281,6 +286,7 @@ func usageFrom(obj gjson.Result) ir.Usage {
 		return true
 	})
 	u.InputTokens = max(prompt-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
+	u.CacheCreation5mInputTokens = u.CacheCreationInputTokens
 	return u
 }
 

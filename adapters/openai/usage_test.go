@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/metisgateway/metis/adapters/sse"
 	"github.com/metisgateway/metis/internal/vcr"
 	"github.com/metisgateway/metis/ir"
+	"github.com/metisgateway/metis/pricing"
 )
 
 const (
@@ -78,8 +80,10 @@ func TestUsageResponseCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1000 − 600 cached − 300 written = 100 uncached input.
-	want := ir.Usage{InputTokens: 100, CacheReadInputTokens: 600, CacheCreationInputTokens: 300, OutputTokens: 50, ReasoningTokens: 20, ServiceTier: "priority"}
+	// 1000 − 600 cached − 300 written = 100 uncached input; the writes are
+	// 5-minute ones (TestUsageCacheWritesAre5m).
+	want := ir.Usage{InputTokens: 100, CacheReadInputTokens: 600, CacheCreationInputTokens: 300,
+		CacheCreation5mInputTokens: 300, OutputTokens: 50, ReasoningTokens: 20, ServiceTier: "priority"}
 	if u != want || meta.FinishReason != "stop" {
 		t.Errorf("usage = %+v %+v, want %+v", u, meta, want)
 	}
@@ -87,6 +91,80 @@ func TestUsageResponseCache(t *testing.T) {
 	u, _, err = openai.ResponseUsage([]byte(`{"usage":{"prompt_tokens":10,"completion_tokens":1,"prompt_tokens_details":{"cached_tokens":64}}}`))
 	if err != nil || u.InputTokens != 0 || u.CacheReadInputTokens != 64 {
 		t.Errorf("usage = %+v, %v", u, err)
+	}
+}
+
+// TestUsageCacheWritesAre5m: OpenAI reports cache_write_tokens without a
+// TTL split, and pricing bills such writes at the model's 5-minute write
+// rate (gpt-5.6: cache_creation_input_token_cost $6.25/MTok), so they are
+// recorded as 5-minute writes: cache_creation_5m + cache_creation_1h add up
+// to cache_creation, on the non-streamed and the streamed path, and the
+// recorded split prices the call exactly as the unsplit total does.
+func TestUsageCacheWritesAre5m(t *testing.T) {
+	cat := pricing.Default()
+	cases := []struct {
+		name, usage string
+		want        ir.Usage
+		usd         float64
+	}{
+		{
+			// 100 × $5 + 600 × $0.5 + 300 × $6.25 + 50 × $30 per MTok
+			// = 0.0005 + 0.0003 + 0.001875 + 0.0015 = 0.004175.
+			name:  "reads and writes",
+			usage: `{"prompt_tokens":1000,"completion_tokens":50,"total_tokens":1050,"prompt_tokens_details":{"cached_tokens":600,"cache_write_tokens":300},"completion_tokens_details":{"reasoning_tokens":20}}`,
+			want: ir.Usage{InputTokens: 100, CacheReadInputTokens: 600, CacheCreationInputTokens: 300,
+				CacheCreation5mInputTokens: 300, OutputTokens: 50, ReasoningTokens: 20, ServiceTier: "default"},
+			usd: 0.004175,
+		},
+		{
+			// 1000 × $5 + 2000 × $6.25 + 100 × $30 per MTok = 0.0205.
+			name:  "writes only",
+			usage: `{"prompt_tokens":3000,"completion_tokens":100,"total_tokens":3100,"prompt_tokens_details":{"cached_tokens":0,"cache_write_tokens":2000}}`,
+			want: ir.Usage{InputTokens: 1000, CacheCreationInputTokens: 2000, CacheCreation5mInputTokens: 2000,
+				OutputTokens: 100, ServiceTier: "default"},
+			usd: 0.0205,
+		},
+		{
+			// 400 × $5 + 600 × $0.5 + 10 × $30 per MTok = 0.0026.
+			name:  "no writes",
+			usage: `{"prompt_tokens":1000,"completion_tokens":10,"total_tokens":1010,"prompt_tokens_details":{"cached_tokens":600}}`,
+			want:  ir.Usage{InputTokens: 400, CacheReadInputTokens: 600, OutputTokens: 10, ServiceTier: "default"},
+			usd:   0.0026,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body := `{"id":"c","object":"chat.completion","model":"gpt-5.6","service_tier":"default","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],"usage":` + c.usage + `}`
+			u, _, err := openai.ResponseUsage([]byte(body))
+			if err != nil || u != c.want {
+				t.Errorf("ResponseUsage = %+v %v, want %+v", u, err, c.want)
+			}
+			// Streamed: a content chunk, then the include_usage chunk.
+			var tr openai.StreamTracker
+			tr.Observe([]byte(`{"id":"c","object":"chat.completion.chunk","model":"gpt-5.6","service_tier":"default","choices":[{"index":0,"delta":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":null}`))
+			if !tr.Observe([]byte(`{"id":"c","object":"chat.completion.chunk","model":"gpt-5.6","service_tier":"default","choices":[],"usage":` + c.usage + `}`)) {
+				t.Error("the usage chunk is not reported as usage-only")
+			}
+			tr.Observe([]byte("[DONE]"))
+			if su := tr.Usage(); su != c.want {
+				t.Errorf("stream usage = %+v, want %+v", su, c.want)
+			}
+			for _, got := range []ir.Usage{u, tr.Usage()} {
+				if got.CacheCreation5mInputTokens+got.CacheCreation1hInputTokens != got.CacheCreationInputTokens {
+					t.Errorf("split %d + %d does not add up to %d", got.CacheCreation5mInputTokens,
+						got.CacheCreation1hInputTokens, got.CacheCreationInputTokens)
+				}
+				// The recorded split is the one pricing assumes: the call costs
+				// the same as its unsplit total, at the 5-minute write rate.
+				unsplit := got
+				unsplit.CacheCreation5mInputTokens, unsplit.CacheCreation1hInputTokens = 0, 0
+				usd, ok := cat.Cost("gpt-5.6", got)
+				usdUnsplit, _ := cat.Cost("gpt-5.6", unsplit)
+				if !ok || math.Abs(usd-c.usd) > 1e-12 || usd != usdUnsplit {
+					t.Errorf("cost %v (priced %v), unsplit %v, want %v", usd, ok, usdUnsplit, c.usd)
+				}
+			}
+		})
 	}
 }
 
