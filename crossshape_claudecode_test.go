@@ -1,7 +1,6 @@
 package metis
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -61,16 +60,7 @@ func TestCrossClaudeCodeOnOpenAIModel(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := fakeupstream.ClaudeCommand(ctx, bin, g.URL, tok, dir, "metis-gpt", "Run echo metis-ok with Bash.")
-	cmd.Env = append(cmd.Env, "CLAUDE_CODE_MAX_RETRIES=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("claude: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	if got := strings.TrimSpace(stdout.String()); got != "All done: metis-ok" {
-		t.Errorf("claude printed %q (stderr %q)", got, stderr.String())
-	}
+	runClaude(t, fakeupstream.ClaudeCommand(ctx, bin, g.URL, tok, dir, "metis-gpt", "Run echo metis-ok with Bash."), "All done: metis-ok")
 	reqs := up.RequestsTo("/v1/chat/completions")
 	if len(reqs) != 2 {
 		t.Fatalf("provider saw %d chat completions, want 2", len(reqs))

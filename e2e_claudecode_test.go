@@ -14,6 +14,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -90,17 +91,7 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := fakeupstream.ClaudeCommand(ctx, bin, tap.URL, tok, dir, "metis-cc", "Run echo metis-ok with Bash.")
-	// No retries by Claude Code: a gateway failure must show, not be papered over.
-	cmd.Env = append(cmd.Env, "CLAUDE_CODE_MAX_RETRIES=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("claude: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	if got := stdout.String(); got != "All done: metis-ok\n" {
-		t.Errorf("claude printed %q (stderr %q)", got, stderr.String())
-	}
+	runClaude(t, fakeupstream.ClaudeCommand(ctx, bin, tap.URL, tok, dir, "metis-cc", "Run echo metis-ok with Bash."), "All done: metis-ok")
 	if n := up.Pending("/v1/messages"); n != 0 {
 		t.Errorf("%d scripted replies never served", n)
 	}
@@ -240,16 +231,7 @@ func TestE2EClaudeCodeDefaultModelPriced(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := fakeupstream.ClaudeCommand(ctx, bin, g.URL, tok, dir, "", "Run echo metis-ok with Bash.")
-	cmd.Env = append(cmd.Env, "CLAUDE_CODE_MAX_RETRIES=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("claude: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
-	}
-	if got := stdout.String(); got != "All done: metis-ok\n" {
-		t.Errorf("claude printed %q (stderr %q)", got, stderr.String())
-	}
+	runClaude(t, fakeupstream.ClaudeCommand(ctx, bin, g.URL, tok, dir, "", "Run echo metis-ok with Bash."), "All done: metis-ok")
 	got := up.RequestsTo("/v1/messages")
 	if len(got) < 2 {
 		t.Fatalf("the provider saw %d /v1/messages calls, want the 2 of the round trip", len(got))
@@ -282,5 +264,21 @@ func TestE2EClaudeCodeDefaultModelPriced(t *testing.T) {
 	}
 	if matched != 2 {
 		t.Errorf("%d recorded calls carry the scripted replies' request ids, want 2", matched)
+	}
+}
+
+// runClaude runs a claude -p command with Claude Code's own retries off (a
+// gateway failure must show, not be papered over) and fails t unless it
+// exits 0 and prints want.
+func runClaude(t *testing.T, cmd *exec.Cmd, want string) {
+	t.Helper()
+	cmd.Env = append(cmd.Env, "CLAUDE_CODE_MAX_RETRIES=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("claude: %v\nstdout: %s\nstderr: %s", err, stdout.String(), stderr.String())
+	}
+	if got := strings.TrimSpace(stdout.String()); got != want {
+		t.Errorf("claude printed %q, want %q (stderr %q)", got, want, stderr.String())
 	}
 }

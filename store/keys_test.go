@@ -287,12 +287,7 @@ func TestLastUsedFlushedOnClose(t *testing.T) {
 // Authenticate, with no sleep and with the keys_version poll out of the way,
 // and so do the next keys a script issues right after.
 func TestIssuedKeyWorksAtOnce(t *testing.T) {
-	gw := openTest(t, Options{KeyRefresh: time.Hour})
-	cli, err := Open(gw.Path(), Options{KeyRefresh: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeStore(t, cli)
+	gw, cli := gatewayAndCLI(t)
 	ctx := context.Background()
 	for i := range missCheckBurst {
 		k, token, err := cli.IssueKey(ctx, IssueParams{Name: fmt.Sprint("script-", i), User: "alice"})
@@ -387,12 +382,7 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 // gateway ever saw it is found by the miss check and refused as revoked, and
 // a cached revoked key is refused without a check.
 func TestRevokedKeyStaysRevoked(t *testing.T) {
-	gw := openTest(t, Options{KeyRefresh: time.Hour})
-	cli, err := Open(gw.Path(), Options{KeyRefresh: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closeStore(t, cli)
+	gw, cli := gatewayAndCLI(t)
 	ctx := context.Background()
 	k, token, err := cli.IssueKey(ctx, IssueParams{Name: "short-lived"})
 	if err != nil {
@@ -445,4 +435,17 @@ func BenchmarkAuthenticateUnknown(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(s.keys.Load().miss.checks.Load()), "checks")
+}
+
+// gatewayAndCLI opens a gateway's store whose key poll never fires in a
+// test, and a second, independent store on the same file, as the CLI is.
+func gatewayAndCLI(t *testing.T) (gw, cli *Store) {
+	t.Helper()
+	gw = openTest(t, Options{KeyRefresh: time.Hour})
+	cli, err := Open(gw.Path(), Options{KeyRefresh: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { closeStore(t, cli) })
+	return gw, cli
 }
