@@ -66,9 +66,6 @@ type keySnapshot struct {
 	version int64
 	byHash  map[[sha256.Size]byte]*keyEntry
 	byID    map[string]*keyEntry
-	// miss is the store's one missGate, handed from each snapshot to the
-	// next (it is not part of the immutable view).
-	miss *missGate
 }
 
 // Authenticate's checks for tokens missing from the cache: a burst of
@@ -86,12 +83,15 @@ const (
 // meanwhile wait for it), and checks start no faster than a burst of
 // missCheckBurst then one per missCheckEvery (a GCRA budget); a miss over
 // budget is rejected without touching the database. A flood of invalid
-// tokens thus costs about ten keys_version reads a second.
+// tokens thus costs about ten keys_version reads a second, and while it
+// lasts (or while analytics queries hold every read connection past the
+// timeout) a new key may wait for the regular poll instead.
 type missGate struct {
-	mu      sync.Mutex
-	running chan struct{} // closed when the running check ends; nil if none
-	tat     time.Time     // the budget's theoretical arrival time
-	checks  atomic.Int64  // keys_version reads made for misses (tests)
+	mu       sync.Mutex
+	running  chan struct{} // closed when the running check ends; nil if none
+	tat      time.Time     // the budget's theoretical arrival time
+	checks   atomic.Int64  // keys_version reads made for misses (tests)
+	lastWarn atomic.Int64  // unix nanoseconds of the last failed-check warning
 }
 
 // usageMark is a last-used time written in a transaction, marked persisted
@@ -231,7 +231,7 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 		if !strings.HasPrefix(token, tokenPrefix) {
 			return nil, ErrUnknownKey
 		}
-		if e = s.lookupMissed(snap.miss, hash); e == nil {
+		if e = s.lookupMissed(hash); e == nil {
 			return nil, ErrUnknownKey
 		}
 	}
@@ -250,41 +250,59 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 }
 
 // lookupMissed looks for a token that was missing from the key cache after
-// checking, if g allows, whether gateway_keys changed; nil if it is unknown.
-func (s *Store) lookupMissed(g *missGate, hash [sha256.Size]byte) *keyEntry {
-	g.mu.Lock()
-	if ch := g.running; ch != nil {
+// checking, within the miss gate's budget, whether gateway_keys changed; nil
+// if it is unknown. A miss that waited for another's check goes through the
+// gate once more: that check may have read keys_version before the key it
+// is looking for was committed.
+func (s *Store) lookupMissed(hash [sha256.Size]byte) *keyEntry {
+	g := &s.keyMiss
+	for waited := false; ; {
+		g.mu.Lock()
+		if ch := g.running; ch != nil {
+			g.mu.Unlock()
+			<-ch
+			if e := s.keys.Load().byHash[hash]; e != nil || waited {
+				return e
+			}
+			waited = true
+			continue
+		}
+		now := time.Now()
+		if now.Before(g.tat.Add(-(missCheckBurst - 1) * missCheckEvery)) {
+			g.mu.Unlock()
+			// Over budget; a check or reload since the caller's lookup may
+			// still have brought the key.
+			return s.keys.Load().byHash[hash]
+		}
+		if g.tat.Before(now) {
+			g.tat = now
+		}
+		g.tat = g.tat.Add(missCheckEvery)
+		ch := make(chan struct{})
+		g.running = ch
 		g.mu.Unlock()
-		<-ch
-		return s.keys.Load().byHash[hash]
-	}
-	now := time.Now()
-	if now.Before(g.tat.Add(-(missCheckBurst - 1) * missCheckEvery)) {
-		g.mu.Unlock()
-		// Over budget; a check or reload since the caller's lookup may
-		// still have brought the key.
-		return s.keys.Load().byHash[hash]
-	}
-	if g.tat.Before(now) {
-		g.tat = now
-	}
-	g.tat = g.tat.Add(missCheckEvery)
-	ch := make(chan struct{})
-	g.running = ch
-	g.mu.Unlock()
-	defer func() {
+		s.checkKeys(g)
 		g.mu.Lock()
 		g.running = nil
 		g.mu.Unlock()
 		close(ch)
-	}()
+		return s.keys.Load().byHash[hash]
+	}
+}
+
+// checkKeys runs one miss check: keys_version, and a reload if it moved. A
+// failure leaves the cache as it was and is logged at most once a minute.
+func (s *Store) checkKeys(g *missGate) {
 	g.checks.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), missCheckTimeout)
 	defer cancel()
-	// A failure leaves the cache as it was; runKeyRefresh reports
-	// persistent ones.
-	_ = s.refreshKeys(ctx)
-	return s.keys.Load().byHash[hash]
+	if err := s.refreshKeys(ctx); err != nil {
+		now := time.Now().UnixNano()
+		if last := g.lastWarn.Load(); now-last > int64(time.Minute) && g.lastWarn.CompareAndSwap(last, now) {
+			s.logger().Warn("checking for new gateway keys after an unknown token failed; new keys wait for the regular poll",
+				zap.String("path", s.path), zap.Error(err))
+		}
+	}
 }
 
 // scanner is *sql.Row or *sql.Rows.
@@ -353,10 +371,6 @@ func (s *Store) reloadKeys(ctx context.Context) error {
 		version: version,
 		byHash:  make(map[[sha256.Size]byte]*keyEntry),
 		byID:    make(map[string]*keyEntry),
-		miss:    new(missGate),
-	}
-	if old != nil {
-		snap.miss = old.miss
 	}
 	for rows.Next() {
 		k, hash, err := scanKey(rows)

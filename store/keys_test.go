@@ -302,12 +302,12 @@ func TestIssuedKeyWorksAtOnce(t *testing.T) {
 			t.Fatalf("key %d: Authenticate = %+v, want %+v", i, got, k)
 		}
 		// Now cached: no further check.
-		checks := gw.keys.Load().miss.checks.Load()
-		if _, err := gw.Authenticate(token); err != nil || gw.keys.Load().miss.checks.Load() != checks {
-			t.Fatalf("key %d: second Authenticate = %v, checks %d → %d", i, err, checks, gw.keys.Load().miss.checks.Load())
+		checks := gw.keyMiss.checks.Load()
+		if _, err := gw.Authenticate(token); err != nil || gw.keyMiss.checks.Load() != checks {
+			t.Fatalf("key %d: second Authenticate = %v, checks %d → %d", i, err, checks, gw.keyMiss.checks.Load())
 		}
 	}
-	if n := gw.keys.Load().miss.checks.Load(); n != missCheckBurst {
+	if n := gw.keyMiss.checks.Load(); n != missCheckBurst {
 		t.Fatalf("%d keys_version checks for %d new keys", n, missCheckBurst)
 	}
 }
@@ -331,7 +331,7 @@ func TestUnknownKeyFloodIsBounded(t *testing.T) {
 	if _, _, err := s.IssueKey(context.Background(), IssueParams{Name: "real"}); err != nil {
 		t.Fatal(err)
 	}
-	gate := s.keys.Load().miss
+	gate := &s.keyMiss
 	const n, workers = 10000, 4
 	tokens := make([]string, n)
 	r := mrand.New(mrand.NewPCG(1, 2))
@@ -394,7 +394,7 @@ func TestRevokedKeyStaysRevoked(t *testing.T) {
 	if got, err := gw.Authenticate(token); !errors.Is(err, ErrRevokedKey) {
 		t.Fatalf("key issued and revoked by another process: Authenticate = %+v, %v; want ErrRevokedKey", got, err)
 	}
-	if n := gw.keys.Load().miss.checks.Load(); n != 1 {
+	if n := gw.keyMiss.checks.Load(); n != 1 {
 		t.Fatalf("%d keys_version checks, want 1", n)
 	}
 
@@ -413,7 +413,7 @@ func TestRevokedKeyStaysRevoked(t *testing.T) {
 			t.Fatalf("key revoked by another process, now cached: %v, want ErrRevokedKey", err)
 		}
 	}
-	if n := gw.keys.Load().miss.checks.Load(); n != 1 {
+	if n := gw.keyMiss.checks.Load(); n != 1 {
 		t.Fatalf("%d keys_version checks after authenticating cached revoked keys, want still 1", n)
 	}
 }
@@ -434,7 +434,7 @@ func BenchmarkAuthenticateUnknown(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(s.keys.Load().miss.checks.Load()), "checks")
+	b.ReportMetric(float64(s.keyMiss.checks.Load()), "checks")
 }
 
 // gatewayAndCLI opens a gateway's store whose key poll never fires in a

@@ -106,6 +106,7 @@ type Store struct {
 
 	keys     atomic.Pointer[keySnapshot]
 	reloadMu sync.Mutex // serialises key cache reloads
+	keyMiss  missGate   // bounds the key checks of unknown tokens
 
 	writerDone chan struct{}
 	keysDone   chan struct{}
