@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -108,12 +109,12 @@ func (c *call) finish() {
 	u := c.usage
 	// Price the model the row records (the resolved id), so its dollars can
 	// be worked out from the row alone and an upstream cannot pick its own
-	// price by naming another model; only when that model has no price, the
-	// one the provider says it ran (a dated id of an alias the catalogue
-	// lacks), recorded as priced_model.
+	// price by naming another model; only when that model has no price and
+	// the provider says it ran a dated version of it (an alias the
+	// catalogue lacks), that version, recorded as priced_model.
 	pricedModel := c.res.model
 	cost, priced := a.prices.Cost(pricedModel, u)
-	if !priced && c.respModel != "" && c.respModel != c.res.model {
+	if !priced && datedVersionOf(c.respModel, c.res.model) {
 		if cost, priced = a.prices.Cost(c.respModel, u); priced {
 			pricedModel = c.respModel
 		}
@@ -171,4 +172,21 @@ func (c *call) finish() {
 		line.hasTTFT, line.ttftMS = true, *ttft
 	}
 	a.calls.write(&line)
+}
+
+// datedVersionOf reports whether answered is a dated version of the model
+// id resolved: resolved (without a -latest suffix), a dash, then digits and
+// dashes only, as claude-3-7-sonnet-20250219 is of claude-3-7-sonnet or
+// claude-3-7-sonnet-latest and gpt-4o-2024-08-06 of gpt-4o.
+func datedVersionOf(answered, resolved string) bool {
+	rest, ok := strings.CutPrefix(answered, strings.TrimSuffix(resolved, "-latest")+"-")
+	if !ok || rest == "" {
+		return false
+	}
+	for _, r := range rest {
+		if (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
 }
