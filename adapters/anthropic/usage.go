@@ -185,16 +185,18 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
 }
 
 // usageFinish keeps the cache-write total consistent with its TTL split.
-// Writes reported without a split (cache_creation_input_tokens and no
+// Writes the split does not cover (all of them when there is no
 // usage.cache_creation, or one with both counts zero) are 5-minute writes,
-// Anthropic's default TTL and the rate they are priced at: the 5m count is
-// set to the total so the recorded split adds up. A split that is given is
-// kept as reported.
+// Anthropic's default TTL and the rate they are priced at: they are added
+// to the 5m count so the recorded split adds up. A split larger than the
+// total raises the total.
 func usageFinish(u *ir.Usage) {
 	if split := u.CacheCreation5mInputTokens + u.CacheCreation1hInputTokens; split > u.CacheCreationInputTokens {
 		u.CacheCreationInputTokens = split
-	} else if split == 0 {
-		u.CacheCreation5mInputTokens = u.CacheCreationInputTokens
+	} else {
+		// Writes the split leaves out (all of them when there is none) are
+		// 5-minute writes, as pricing bills them.
+		u.CacheCreation5mInputTokens += u.CacheCreationInputTokens - split
 	}
 }
 

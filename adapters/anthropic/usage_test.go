@@ -296,6 +296,13 @@ func TestUsageCacheWritesWithoutSplit(t *testing.T) {
 				CacheCreation1hInputTokens: 700, OutputTokens: 5},
 		},
 		{
+			// 200 writes the split leaves out are billed (and recorded) as 5m.
+			name:  "partial breakdown",
+			usage: `{"input_tokens":10,"cache_creation_input_tokens":1000,"cache_creation":{"ephemeral_5m_input_tokens":100,"ephemeral_1h_input_tokens":700},"output_tokens":5}`,
+			want: ir.Usage{InputTokens: 10, CacheCreationInputTokens: 1000, CacheCreation5mInputTokens: 300,
+				CacheCreation1hInputTokens: 700, OutputTokens: 5},
+		},
+		{
 			name:  "no writes",
 			usage: `{"input_tokens":10,"cache_creation_input_tokens":0,"output_tokens":5}`,
 			want:  ir.Usage{InputTokens: 10, OutputTokens: 5},
