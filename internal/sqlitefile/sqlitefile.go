@@ -44,13 +44,21 @@ func Prepare(path string) (abs string, err error) {
 		if fi.IsDir() {
 			return abs, fmt.Errorf("creating database file: %w", &fs.PathError{Op: "open", Path: abs, Err: syscall.EISDIR})
 		}
+		if !fi.Mode().IsRegular() {
+			return abs, fmt.Errorf("database file: %s is not a regular file (%v)", abs, fi.Mode().Type())
+		}
 		return abs, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return abs, fmt.Errorf("creating database file: %w", err)
+		return abs, fmt.Errorf("database file: %w", err)
 	}
 	// O_EXCL: a file created meanwhile by another process is not opened.
 	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, fs.ErrExist) {
+		if fi, lerr := os.Lstat(abs); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			// O_EXCL refuses a symlink; Stat said its target is missing,
+			// and SQLite would create that with the umask's mode.
+			return abs, fmt.Errorf("database file: %s is a symlink to a missing file", abs)
+		}
 		return abs, nil
 	}
 	if err != nil {

@@ -95,6 +95,22 @@ func TestPrepareErrors(t *testing.T) {
 	if err == nil || abs != dirAsFile || !strings.HasPrefix(err.Error(), "creating database file: ") {
 		t.Fatalf("Prepare(directory) = %q, %v", abs, err)
 	}
+	// A symlink to a missing file: SQLite would create the target with the
+	// umask's mode, not 0600.
+	dangling := filepath.Join(t.TempDir(), "m.db")
+	if err := os.Symlink(filepath.Join(t.TempDir(), "gone", "m.db"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlitefile.Prepare(dangling); err == nil || !strings.Contains(err.Error(), "symlink to a missing file") {
+		t.Fatalf("Prepare(dangling symlink) = %v", err)
+	}
+	fifo := filepath.Join(t.TempDir(), "m.db")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlitefile.Prepare(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Prepare(fifo) = %v", err)
+	}
 }
 
 func TestDSN(t *testing.T) {
