@@ -1,6 +1,7 @@
 # Metis build and test. Prerequisites: Go and gcc (cgo for SQLite). Every
 # other tool a test needs (Claude Code and the Node SDKs from npm, Debian's
-# Chromium for the browser tests) is installed by the targets below.
+# Chromium for the browser tests and its sqlite3 shell) is installed by the
+# targets below.
 
 SHELL := /bin/bash
 export CGO_ENABLED := 1

@@ -9,11 +9,12 @@ cd "$(dirname "$0")"
 # The sqlite3 shell: the README reads the trace with it, and a test checks
 # that doing so while the gateway runs loses nothing.
 if ! command -v sqlite3 >/dev/null; then
+	command -v apt-get >/dev/null || { echo "tools/install.sh: install the sqlite3 shell (no apt-get here)" >&2; exit 1; }
 	echo "tools/install.sh: installing Debian's sqlite3 shell" >&2
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends sqlite3 >/dev/null
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends sqlite3 >/dev/null
 fi
 
 stamp=node_modules/.metis-install-stamp
@@ -36,7 +37,7 @@ if ! command -v npm >/dev/null; then
 	SUDO=""
 	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 	$SUDO apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
 
 npm ci --no-audit --no-fund --loglevel=error
