@@ -331,6 +331,9 @@ func renderReport(res *results) string {
 	if x := res.XCaddy; x != nil {
 		if x.Error != "" {
 			w("\n-caddy %s: %s\n", x.Path, x.Error)
+			if x.Idle.RSSMB > 0 {
+				w("\nxcaddy build %s: %s idle serving the Metis config alone.\n", x.Path, memText(x.Idle))
+			}
 		} else {
 			w("\nxcaddy build %s (%s; %s): %s idle serving the Metis config alone; %s serving a one-route config.\n",
 				x.Path, x.Version, x.Modules, memText(x.Idle), memText(x.Plain))
