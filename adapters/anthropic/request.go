@@ -635,7 +635,12 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		out.Metadata = &outMetadata{UserID: r.User}
 	}
 	thinking := false
-	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled {
+	// Extended thinking takes tool_choice auto or none only: a forced tool
+	// (the client's explicit constraint) wins over a reasoning hint, except
+	// on models whose thinking cannot be turned off, where the provider's
+	// own error tells the client.
+	forcedTool := out.ToolChoice != nil && (out.ToolChoice.Type == "any" || out.ToolChoice.Type == "tool")
+	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled && !(forcedTool && !adaptiveOnly(r.Model)) {
 		budget := th.BudgetTokens
 		if budget == 0 {
 			budget = EffortBudget(th.Effort)

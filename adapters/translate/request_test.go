@@ -309,6 +309,15 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"high","temperature":0.3}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"thinking":{"type":"enabled","budget_tokens":4096}}`,
 	}, {
+		// Extended thinking takes tool_choice auto or none only.
+		name: "a forced tool wins over reasoning_effort", upstream: "claude-sonnet-4-5",
+		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"medium","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"required"}`,
+		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any"}}`,
+	}, {
+		name: "reasoning_effort kept with tool_choice auto", upstream: "claude-sonnet-4-5",
+		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"medium","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto"}`,
+		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"auto"},"thinking":{"type":"enabled","budget_tokens":2048}}`,
+	}, {
 		name: "reasoning_effort low", upstream: "claude-sonnet-4-5",
 		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"low"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"thinking":{"type":"enabled","budget_tokens":1024}}`,
