@@ -93,8 +93,16 @@ func parseUSD(cmd *cobra.Command, name string) (float64, error) {
 	return f, nil
 }
 
-func openLedger(cmd *cobra.Command) (*budget.Ledger, error) {
-	path, err := dbPath(cmd)
+// openLedger opens the budget ledger in the command's trace database.
+// set-budget may create the database (a budget can precede the first
+// call); list-budgets and clear-budget need it to exist, so a mistyped
+// --db is an error, not a new empty database.
+func openLedger(cmd *cobra.Command, create bool) (*budget.Ledger, error) {
+	pathOf := existingDBPath
+	if create {
+		pathOf = dbPath
+	}
+	path, err := pathOf(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +153,7 @@ a Metis-Budget-Warning header. Setting an existing budget keeps its spend.`,
 			return err
 		}
 		tz, _ := cmd.Flags().GetString("tz")
-		l, err := openLedger(cmd)
+		l, err := openLedger(cmd, true)
 		if err != nil {
 			return err
 		}
@@ -183,7 +191,7 @@ func listBudgetsCommand(wrap func(runFunc) runFunc) *cobra.Command {
 		Short: "List spend budgets with their spend in the current window",
 		Args:  cobra.NoArgs,
 		RunE: wrap(func(cmd *cobra.Command, _ []string) error {
-			l, err := openLedger(cmd)
+			l, err := openLedger(cmd, false)
 			if err != nil {
 				return err
 			}
@@ -252,7 +260,7 @@ func clearBudgetCommand(wrap func(runFunc) runFunc) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		l, err := openLedger(cmd)
+		l, err := openLedger(cmd, false)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -25,8 +26,9 @@ func registerCommand() {
 		Long: `Issue, list and revoke Metis gateway keys; set, list and clear spend budgets.
 
 The commands open the trace database directly: --db, else $METIS_DB, else
-~/.metis/metis.db. A running gateway sees issued and revoked keys within
-a few seconds.`,
+~/.metis/metis.db. issue-key and set-budget create it if it is missing; the
+other commands refuse a missing one. A running gateway sees issued keys at
+once and revoked ones within a few seconds.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
 			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand())
@@ -57,8 +59,34 @@ func dbPath(cmd *cobra.Command) (string, error) {
 	return expandPath(db)
 }
 
+// openStore opens the command's trace database, creating it (issue-key).
 func openStore(cmd *cobra.Command) (*store.Store, error) {
 	path, err := dbPath(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(path, store.Options{})
+}
+
+// existingDBPath is dbPath for commands that only read or change what is
+// there: a missing file is a mistyped --db or $METIS_DB, not a new
+// database to create.
+func existingDBPath(cmd *cobra.Command) (string, error) {
+	path, err := dbPath(cmd)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("no trace database at %s: check --db or $METIS_DB (issue-key and the gateway create it)", path)
+	} else if err != nil {
+		return "", fmt.Errorf("trace database %s: %w", path, err)
+	}
+	return path, nil
+}
+
+// openExistingStore opens the command's trace database, which must exist.
+func openExistingStore(cmd *cobra.Command) (*store.Store, error) {
+	path, err := existingDBPath(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +176,7 @@ func listKeysCommand() *cobra.Command {
 		Short: "List gateway keys (never their tokens)",
 		Args:  cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			s, err := openStore(cmd)
+			s, err := openExistingStore(cmd)
 			if err != nil {
 				return err
 			}
@@ -208,7 +236,7 @@ func revokeKeyCommand() *cobra.Command {
 			if !strings.HasPrefix(id, "gk_") {
 				return fmt.Errorf("%q is not a key id (they look like gk_01J…)", id)
 			}
-			s, err := openStore(cmd)
+			s, err := openExistingStore(cmd)
 			if err != nil {
 				return err
 			}

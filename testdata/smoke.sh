@@ -30,6 +30,9 @@ KEY_ID=$(sed -n 's/^key_id: //p' <<<"$out")
 if "$CADDY" metis list-keys | grep -q "${TOKEN:3}"; then fail "list-keys shows the token"; fi
 if "$CADDY" metis revoke-key gk_01NOSUCHKEY000000000000000 2>"$work/err"; then fail "revoking an unknown key succeeded"; fi
 [ "$(wc -l <"$work/err")" -eq 1 ] || fail "unknown key error is not one line: $(cat "$work/err")"
+if "$CADDY" metis list-keys --db "$work/typo/metis.db" 2>"$work/err"; then fail "list-keys on a missing database succeeded"; fi
+grep -q "no trace database" "$work/err" || fail "missing database error: $(cat "$work/err")"
+[ ! -e "$work/typo" ] || fail "list-keys created a database for a mistyped --db"
 if "$CADDY" metis issue-key --name x --expires soon 2>"$work/err"; then fail "bad --expires accepted"; fi
 grep -q -- "--expires" "$work/err" || fail "bad --expires error: $(cat "$work/err")"
 
