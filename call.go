@@ -66,8 +66,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		if key != nil && aerr.status == http.StatusUnauthorized {
 			key = nil // revoked/expired: don't attribute
 		}
-		g.rejected(r, shape, key, "", aerr)
-		writeError(w, shape, aerr.status, aerr.msg)
+		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}
 	buf := bodyPool.Get().(*bytes.Buffer)
@@ -78,15 +77,13 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		}
 	}()
 	if aerr := g.readBody(w, r, buf); aerr != nil {
-		g.rejected(r, shape, key, "", aerr)
-		writeError(w, shape, aerr.status, aerr.msg)
+		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}
 	body := buf.Bytes()
 	req, aerr := validate(shape, kind, body)
 	if aerr != nil {
-		g.rejected(r, shape, key, "", aerr)
-		writeError(w, shape, aerr.status, aerr.msg)
+		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}
 	c := &call{
@@ -94,13 +91,11 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		stream: req.stream.Bool(), rawQuery: r.URL.RawQuery,
 	}
 	if aerr := c.decide(body, req); aerr != nil {
-		g.rejected(r, shape, key, c.requested, aerr)
-		writeError(w, shape, aerr.status, aerr.msg)
+		g.refuse(w, r, shape, key, c.requested, aerr)
 		return nil
 	}
 	if aerr := c.reserve(body); aerr != nil {
-		g.rejected(r, shape, key, c.requested, aerr)
-		writeError(w, shape, aerr.status, aerr.msg)
+		g.refuse(w, r, shape, key, c.requested, aerr)
 		return nil
 	}
 	defer c.settle(0) // a call that never got priced (a panic) releases its reservation
@@ -159,13 +154,13 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	case c.shape == shapeAnthropic:
 		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions())
 		if err != nil {
-			return reject(http.StatusBadRequest, "untranslatable", err.Error())
+			return untranslatable(err)
 		}
 		c.body, c.tstate = out, st
 	default:
 		out, st, err := translate.OpenAIToAnthropicRequestParsed(root, c.res.model, a.translateOptions())
 		if err != nil {
-			return reject(http.StatusBadRequest, "untranslatable", err.Error())
+			return untranslatable(err)
 		}
 		c.body, c.tstate = out, st
 	}

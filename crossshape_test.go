@@ -308,3 +308,25 @@ func TestCrossErrorsTranslated(t *testing.T) {
 		t.Errorf("calls %v", calls)
 	}
 }
+
+// TestCrossUntranslatableNamesTheField: a request the other shape cannot
+// express (n > 1 to a Claude model, LOSSY.md #3) gets a 400 in the caller's
+// shape whose param names the field and whose message is the translator's
+// own, and never reaches the provider.
+func TestCrossUntranslatableNamesTheField(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","n":2,"messages":[{"role":"user","content":"hi"}]}`)
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	errObj, _ := body["error"].(map[string]any)
+	msg, _ := errObj["message"].(string)
+	if resp.StatusCode != 400 || errObj["type"] != "invalid_request_error" || errObj["param"] != "n" ||
+		!strings.HasPrefix(msg, "n: ") || strings.Contains(msg, "translating") {
+		t.Errorf("n=2 to a Claude model: %d %v", resp.StatusCode, body)
+	}
+	if n := up.Count("/v1/messages"); n != 0 {
+		t.Errorf("the provider got %d requests", n)
+	}
+}

@@ -2,8 +2,11 @@ package metis
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
+
+	"github.com/metisgateway/metis/ir"
 )
 
 // apiError is an error the gateway itself answers, before or instead of an
@@ -17,6 +20,9 @@ type apiError struct {
 	// the status implies (openAIError): a 404 is model_not_found unless the
 	// error says otherwise.
 	code string
+	// param, when set, is the OpenAI error's param: the request field at
+	// fault (null otherwise).
+	param string
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -89,10 +95,28 @@ func errorBody(shape string, e *apiError) []byte {
 		if e.code != "" {
 			code = e.code
 		}
-		v = map[string]any{"error": map[string]any{"message": e.msg, "type": typ, "param": nil, "code": code}}
+		var param any
+		if e.param != "" {
+			param = e.param
+		}
+		v = map[string]any{"error": map[string]any{"message": e.msg, "type": typ, "param": param, "code": code}}
 	}
 	b, _ := json.Marshal(v)
 	return b
+}
+
+// untranslatable is the 400 for a request the other shape cannot express:
+// a translator's *ir.Error gives its own message and field (LOSSY.md),
+// anything else its text.
+func untranslatable(err error) *apiError {
+	e := reject(http.StatusBadRequest, "untranslatable", err.Error())
+	if ie, ok := errors.AsType[*ir.Error](err); ok {
+		e.msg, e.param = ie.Message, ie.Param
+		if ie.Param != "" {
+			e.msg = ie.Param + ": " + ie.Message
+		}
+	}
+	return e
 }
 
 // writeError writes a gateway error in the caller's shape.
