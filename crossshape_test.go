@@ -303,8 +303,10 @@ func TestCrossErrorsTranslated(t *testing.T) {
 	if resp.StatusCode != 503 || errObj["type"] != "server_error" {
 		t.Errorf("529 to OpenAI client: %d %v", resp.StatusCode, body)
 	}
+	// The trace records the status each client got: 429 kept, 529 → 503.
 	calls := g.waitEvents(store.TypeCallCompleted, 2)
-	if len(calls) != 2 || calls[0]["error_class"] != "RATE_LIMITED" || calls[1]["error_class"] != "UPSTREAM_ERROR" {
+	if len(calls) != 2 || calls[0]["error_class"] != "RATE_LIMITED" || calls[1]["error_class"] != "UPSTREAM_ERROR" ||
+		calls[0]["status"] != float64(429) || calls[1]["status"] != float64(503) {
 		t.Errorf("calls %v", calls)
 	}
 }

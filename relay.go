@@ -90,6 +90,7 @@ func (c *call) relayError(resp *http.Response) {
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(out)))
+	c.status = status // the trace records what the client got (error_class says what happened upstream)
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(out)
 }
