@@ -241,12 +241,17 @@ func revokeKeyCommand() *cobra.Command {
 				return err
 			}
 			defer closeStore(s)
+			started := time.Now().Truncate(time.Microsecond) // revoked_at's precision
 			k, err := s.RevokeKey(cmd.Context(), id)
 			if errors.Is(err, store.ErrKeyNotFound) {
 				return fmt.Errorf("no key with id %s", id)
 			}
 			if err != nil {
 				return err
+			}
+			if k.RevokedAt.Before(started) { // RevokeKey keeps the first revocation
+				fmt.Fprintf(cmd.OutOrStdout(), "already revoked: %s (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
+				return nil
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked: %s (%s)\n", k.ID, k.Name)
 			return nil

@@ -83,7 +83,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $TOKEN" "http://127
 [ "$code" = 200 ] || fail "healthz after reloads: $code"
 
 # Revoke while running: refused within 5 s.
-"$CADDY" metis revoke-key "$KEY_ID" >/dev/null
+"$CADDY" metis revoke-key "$KEY_ID" | grep -q "^revoked: $KEY_ID" || fail "revoke-key output"
+"$CADDY" metis revoke-key "$KEY_ID" | grep -q "^already revoked: $KEY_ID" || fail "a second revoke-key does not say the key was already revoked"
 ok=
 for _ in $(seq 50); do
 	code=$(curl -s -o /dev/null -w '%{http_code}' -H "x-api-key: $TOKEN" "http://127.0.0.1:$GW/v1/models")
