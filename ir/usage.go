@@ -40,7 +40,22 @@ func (u Usage) TotalInputTokens() int64 {
 	return u.InputTokens + u.CacheReadInputTokens + u.CacheCreationInputTokens
 }
 
-// Cache5m is the number of cache-write tokens billed at the 5-minute rate.
+// SettleCacheSplit makes the TTL split of the cache writes add up to their
+// total by the rule pricing bills with: writes the split does not cover
+// (all of them when a provider gives no split: OpenAI never does, Anthropic
+// not always) are 5-minute writes, Anthropic's default TTL; a split larger
+// than the total raises the total. The adapters settle what they read, so
+// the recorded split adds up.
+func (u *Usage) SettleCacheSplit() {
+	if split := u.CacheCreation5mInputTokens + u.CacheCreation1hInputTokens; split > u.CacheCreationInputTokens {
+		u.CacheCreationInputTokens = split
+	} else {
+		u.CacheCreation5mInputTokens += u.CacheCreationInputTokens - split
+	}
+}
+
+// Cache5m is the number of cache-write tokens billed at the 5-minute rate
+// (for a usage not yet settled, the whole total when there is no split).
 func (u Usage) Cache5m() int64 {
 	if u.CacheCreation5mInputTokens == 0 && u.CacheCreation1hInputTokens == 0 {
 		return u.CacheCreationInputTokens

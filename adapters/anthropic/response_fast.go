@@ -88,7 +88,7 @@ func (s *usageScan) result() (ir.Usage, ResponseMeta, error) {
 		return u, s.meta, fmt.Errorf("anthropic usage: response %q has no usage object", s.meta.ID)
 	}
 	usageApply(&u, s.usage)
-	usageFinish(&u)
+	u.SettleCacheSplit()
 	return u, s.meta, nil
 }
 

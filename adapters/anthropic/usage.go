@@ -124,7 +124,7 @@ func (t *StreamTracker) Usage() ir.Usage {
 		u.OutputTokens = max(est, t.startOutput)
 		u.Estimated = true
 	}
-	usageFinish(&u)
+	u.SettleCacheSplit()
 	return u
 }
 
@@ -182,22 +182,6 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
 		return true
 	})
 	return sawOutput
-}
-
-// usageFinish keeps the cache-write total consistent with its TTL split.
-// Writes the split does not cover (all of them when there is no
-// usage.cache_creation, or one with both counts zero) are 5-minute writes,
-// Anthropic's default TTL and the rate they are priced at: they are added
-// to the 5m count so the recorded split adds up. A split larger than the
-// total raises the total.
-func usageFinish(u *ir.Usage) {
-	if split := u.CacheCreation5mInputTokens + u.CacheCreation1hInputTokens; split > u.CacheCreationInputTokens {
-		u.CacheCreationInputTokens = split
-	} else {
-		// Writes the split leaves out (all of them when there is none) are
-		// 5-minute writes, as pricing bills them.
-		u.CacheCreation5mInputTokens += u.CacheCreationInputTokens - split
-	}
 }
 
 // usageSetInt stores a non-negative JSON number; other types leave *dst.

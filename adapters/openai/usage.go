@@ -257,10 +257,9 @@ func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
 
 // usageFrom maps an OpenAI usage object to the Anthropic-normalised
 // ir.Usage. OpenAI reports cache writes (cache_write_tokens) without a TTL
-// split; pricing bills writes without a split at the model's
-// cache_creation_input_token_cost, its 5-minute write rate, so they are
-// recorded as 5-minute writes: CacheCreation5mInputTokens is the total and
-// the recorded split adds up, as on the Anthropic path.
+// split; pricing bills them at the model's cache_creation_input_token_cost,
+// its 5-minute write rate, so they are settled as 5-minute writes
+// (ir.Usage.SettleCacheSplit), as on the Anthropic path.
 func usageFrom(obj gjson.Result) ir.Usage {
 	var u ir.Usage
 	var prompt int64
@@ -286,7 +285,7 @@ func usageFrom(obj gjson.Result) ir.Usage {
 		return true
 	})
 	u.InputTokens = max(prompt-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
-	u.CacheCreation5mInputTokens = u.CacheCreationInputTokens
+	u.SettleCacheSplit()
 	return u
 }
 
