@@ -84,6 +84,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case "/v1/chat/completions":
 		return g.serveLLM(w, r, shapeOpenAI, kindChat)
 	}
+	bodyLeftUnread(w, r) // no other endpoint reads a body
 	shape := shapeOf(r)
 	key, aerr := g.authenticate(r)
 	if aerr != nil {
@@ -199,11 +200,32 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	}
 }
 
+// closeAfterReply marks an HTTP/1 response to a request whose body will
+// not be read to the end. Caddy wraps the body, so Go's server cannot see
+// that it was left unread: without this it reads up to 256 KiB of it
+// before answering, and a client waiting for "100 Continue" gets the
+// answer only after its expect timeout, or never.
+func closeAfterReply(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 {
+		w.Header().Set("Connection", "close")
+	}
+}
+
+// bodyLeftUnread is closeAfterReply for a request refused before its body
+// was read, when Go's server would not drain that body itself: one over
+// 256 KiB, or one the client holds back until "100 Continue".
+func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength > 256<<10 || (r.ContentLength != 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue")) {
+		closeAfterReply(w, r)
+	}
+}
+
 var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readBody reads the request body up to the limit.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
 	if r.ContentLength > g.MaxBodySize {
+		closeAfterReply(w, r)
 		return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body of %d bytes is over the gateway's limit of %d bytes", r.ContentLength, g.MaxBodySize))
 	}
@@ -214,6 +236,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
+			closeAfterReply(w, r)
 			return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 				fmt.Sprintf("request body is over the gateway's limit of %d bytes", g.MaxBodySize))
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -311,5 +312,52 @@ func TestBadInputRejectedInCallersShape(t *testing.T) {
 	}
 	if n := len(g.events(store.TypeCallCompleted)); n != 0 {
 		t.Errorf("%d calls recorded for rejected requests", n)
+	}
+}
+
+// A request refused before its body is read is answered before any of the
+// body is sent: a client that waits for "100 Continue" (curl, .NET and
+// Java clients do for large bodies) gets the 413 or 401 at once instead of
+// after its expect timeout.
+func TestRefusedBodyNotAwaited(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	cases := []struct {
+		path, token, expect string
+		length              int
+		status              int
+		want                string
+	}{
+		{"/v1/messages", tok, "Expect: 100-continue\r\n", 40 << 20, 413, `"request_too_large"`},
+		{"/v1/messages", tok, "", 40 << 20, 413, `"request_too_large"`},
+		{"/v1/messages", "gw_not-a-key", "Expect: 100-continue\r\n", 1 << 20, 401, `"authentication_error"`},
+		{"/v1/chat/completions", "gw_not-a-key", "", 1 << 20, 401, `"invalid_api_key"`},
+		{"/v1/models", tok, "Expect: 100-continue\r\n", 1 << 20, 405, `"error"`},
+	}
+	for _, c := range cases {
+		host := strings.TrimPrefix(g.URL, "http://")
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nAnthropic-Version: 2023-06-01\r\n"+
+			"Content-Type: application/json\r\nContent-Length: %d\r\n%s\r\n", c.path, host, c.token, c.length, c.expect)
+		// No body follows: an answer that waits for it never comes.
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Errorf("%s %q: no answer without the body: %v", c.path, c.expect, err)
+			conn.Close()
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != c.status || !strings.Contains(string(b), c.want) {
+			t.Errorf("%s %q: %d %s, want %d with %s", c.path, c.expect, resp.StatusCode, b, c.status, c.want)
+		}
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d refused requests reached the upstream", n)
 	}
 }
