@@ -281,8 +281,10 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 			t.Fatalf("status %d, events %v", resp.StatusCode, evs)
 		}
 		lastEv := evs[len(evs)-1]
-		if lastEv.Name != "error" || e2ePath(e2eJSON(t, lastEv.Data), "type") != "error" || e2ePath(e2eJSON(t, lastEv.Data), "error", "message") == "" {
-			t.Errorf("stream ended with %+v, want an Anthropic `event: error`", lastEv)
+		if lastEv.Name != "error" || e2ePath(e2eJSON(t, lastEv.Data), "type") != "error" ||
+			e2ePath(e2eJSON(t, lastEv.Data), "error", "type") != "api_error" ||
+			e2ePath(e2eJSON(t, lastEv.Data), "error", "message") != interruptedMsg {
+			t.Errorf("stream ended with %+v, want an Anthropic `event: error` of type api_error saying %q", lastEv, interruptedMsg)
 		}
 		var names []string
 		for _, e := range evs[:len(evs)-1] {
@@ -350,14 +352,20 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 
 // e2eCheckOpenAIStreamError checks an OpenAI-shape stream that ends with
 // a `data: {"error":…}` chunk and no [DONE] before it.
+// interruptedMsg is all a client is told of a provider stream that broke
+// off: the cause names sockets and hosts, which are the operator's to read
+// in the log.
+const interruptedMsg = "the provider's stream was interrupted"
+
 func e2eCheckOpenAIStreamError(t *testing.T, resp *http.Response, evs []e2eSSE) {
 	t.Helper()
 	if resp.StatusCode != 200 || len(evs) < 2 {
 		t.Fatalf("status %d, events %v", resp.StatusCode, evs)
 	}
 	lastEv := evs[len(evs)-1]
-	if lastEv.Name != "" || lastEv.Data == "[DONE]" || e2ePath(e2eJSON(t, lastEv.Data), "error", "message") == "" {
-		t.Errorf("stream ended with %+v, want data: {\"error\":{…}}", lastEv)
+	if lastEv.Name != "" || lastEv.Data == "[DONE]" || e2ePath(e2eJSON(t, lastEv.Data), "error", "type") != "server_error" ||
+		e2ePath(e2eJSON(t, lastEv.Data), "error", "message") != interruptedMsg {
+		t.Errorf("stream ended with %+v, want data: {\"error\":{type: server_error, message: %q}}", lastEv, interruptedMsg)
 	}
 	for _, e := range evs[:len(evs)-1] {
 		if e.Data == "[DONE]" {

@@ -143,12 +143,13 @@ func writeAPIError(w http.ResponseWriter, shape string, e *apiError) {
 	_, _ = w.Write(b)
 }
 
-// streamErrorEvent is a mid-stream error in the caller's SSE dialect.
-func streamErrorEvent(shape, errType, msg string) []byte {
+// streamErrorEvent is a same-shape stream's mid-stream server error in the
+// caller's SSE dialect: Anthropic's api_error, OpenAI's server_error.
+func streamErrorEvent(shape, msg string) []byte {
 	if shape == shapeAnthropic {
-		b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": errType, "message": msg}})
+		b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": "api_error", "message": msg}})
 		return append(append([]byte("event: error\ndata: "), b...), '\n', '\n')
 	}
-	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": errType, "param": nil, "code": errType}})
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
 	return append(append([]byte("data: "), b...), '\n', '\n')
 }

@@ -274,15 +274,17 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 		c.errorClass = errCancelled
 	case err != nil || !obs.complete():
 		c.errorClass = errStreamInterrupted
-		msg := "the provider's stream was interrupted"
+		// The client learns that its answer is incomplete; the cause (socket
+		// addresses, the provider's host) is for the operator's log only.
 		if err != nil && !errors.Is(err, io.EOF) {
-			msg += ": " + err.Error()
+			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zapErr(err))
 		}
+		const msg = "the provider's stream was interrupted"
 		var ev []byte
 		if c.cross {
 			ev = c.streamTr.Error("api_error", msg)
 		} else {
-			ev = streamErrorEvent(c.shape, "api_error", msg)
+			ev = streamErrorEvent(c.shape, msg)
 		}
 		if _, werr := c.w.Write(ev); werr == nil {
 			_ = rc.Flush()
