@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/adapters/openai"
 	"github.com/metisgateway/metis/adapters/translate"
@@ -119,7 +120,11 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	if c.requested == "" {
 		ref, slot, err := a.route(c.key.Workspace, c.shape, c.stream, body)
 		if err != nil {
-			return reject(http.StatusInternalServerError, "routing_error", "workspace routing file: "+err.Error())
+			// The file's path and parse error are the operator's to read.
+			c.g.logger.Error("workspace routing file unusable", zap.String("key_id", c.key.ID),
+				zap.String("workspace", c.key.Workspace), zapErr(err))
+			return reject(http.StatusInternalServerError, "routing_error",
+				"the workspace's routing file could not be used; the gateway's log has the details")
 		}
 		if ref == "" {
 			return reject(http.StatusBadRequest, "invalid_request", "model: field required (no routing rule or default_model applies)")

@@ -314,6 +314,27 @@ default: nano
 		call := e2eCalls(g, i+1)[i]
 		e2eWant(t, c.name+" call", call, map[string]any{"requested_model": c.requested, "model": c.model})
 	}
+
+	// A broken routing file fails only the requests that need it, and the
+	// caller is not shown the server's file path or the parser's output.
+	broken := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(broken, ".metis"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(broken, ".metis", "routing.yaml"), []byte("rules: [\n  - when: {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, inBroken := g.issueKey(store.IssueParams{Name: "broken-routing", Workspace: broken})
+	resp := g.post("/v1/messages", inBroken, `{"max_tokens":64,"messages":[{"role":"user","content":"Hello."}]}`, e2eAnthropicHdr...)
+	body := e2eRead(t, resp)
+	if resp.StatusCode != http.StatusInternalServerError || e2ePath(e2eJSON(t, body), "error", "type") != "api_error" ||
+		strings.Contains(string(body), broken) || strings.Contains(string(body), "yaml") {
+		t.Errorf("broken routing file: %d %s, want a 500 api_error that names neither the file nor the parse error", resp.StatusCode, body)
+	}
+	resp = g.post("/v1/messages", inBroken, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"Hello."}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Errorf("a request naming its model failed on a broken routing file: %d %s", resp.StatusCode, body)
+	}
 }
 
 func TestE2EModelRetrieve(t *testing.T) {
