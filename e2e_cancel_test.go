@@ -115,4 +115,27 @@ func TestE2EClientCancelMidStream(t *testing.T) {
 			t.Errorf("cost_usd %v for a priced call", c)
 		}
 	})
+
+	// A client that leaves before the provider answers: the provider had
+	// the request and reported nothing, so the recorded zero is the
+	// gateway's estimate, as for a timeout.
+	t.Run("before any answer", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "cancel-early")
+		r := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "too late")
+		r.Delay = 3 * time.Second
+		up.Enqueue("/v1/messages", r)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...); err == nil {
+			resp.Body.Close()
+			t.Fatalf("got an answer (%d) before the provider sent one", resp.StatusCode)
+		}
+		if !up.WaitCanceled(time.Second) {
+			t.Errorf("the provider call was not cancelled within 1s of the client hanging up")
+		}
+		call := e2eCalls(g, 1)[0]
+		e2eWant(t, "call", call, map[string]any{"status": 499, "error_class": "CANCELLED", "usage_source": "estimated", "attempts": 1})
+		e2eCheckTriple(g, call)
+	})
 }

@@ -41,6 +41,9 @@ func (c *call) upstreamFailed(err error) {
 	switch {
 	case c.r.Context().Err() != nil:
 		c.status, c.errorClass = statusClientClosed, errCancelled
+		// The provider may have had the request and reported nothing: as
+		// with a timeout, the recorded zero is the gateway's.
+		c.usage.Estimated = true
 		return
 	case isTimeout(err):
 		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
