@@ -304,6 +304,23 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 		}
 	})
 
+	// A non-streamed answer cut mid-body: nothing reached the client, which
+	// gets a 502 in its shape that names no socket (the log has the cause).
+	t.Run("anthropic non-streamed", func(t *testing.T) {
+		g := e2eIn(g, t)
+		up.Reset()
+		r := fakeupstream.AnthropicMessage("claude-haiku-4-5", 1000, "end_turn", fakeupstream.TextBlock("alpha beta"))
+		r.DieAfter = 40
+		up.Enqueue("/v1/messages", r)
+		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"Count."}]}`, e2eAnthropicHdr...)
+		body := e2eJSON(t, e2eRead(t, resp))
+		if msg := e2ePath(body, "error", "message"); resp.StatusCode != http.StatusBadGateway || e2ePath(body, "error", "type") != "api_error" ||
+			msg != "the answer of provider anthropic was interrupted" {
+			t.Errorf("%d %v, want 502 api_error saying only that the answer was interrupted", resp.StatusCode, body)
+		}
+		e2eWant(t, "call", e2eCalls(g, 2)[1], map[string]any{"status": 502, "error_class": "STREAM_INTERRUPTED", "attempts": 1, "stream": false})
+	})
+
 	t.Run("openai-client-anthropic-model", func(t *testing.T) {
 		g := e2eIn(g, t)
 		up.Reset()
@@ -315,7 +332,7 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 		if n := up.Count("/v1/messages"); n != 1 {
 			t.Errorf("retried: %d upstream requests", n)
 		}
-		call := e2eCalls(g, 2)[1]
+		call := e2eCalls(g, 3)[2]
 		e2eWant(t, "call", call, map[string]any{"status": 200, "error_class": "STREAM_INTERRUPTED", "attempts": 1, "inbound_shape": "openai",
 			"input_tokens": 1000, "output_tokens": 3, "usage_source": "estimated"})
 		if c := e2eCost(t, call); !e2eNear(c, wantCost) {
@@ -337,7 +354,7 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 		if n := up.Count("/v1/chat/completions"); n != 1 {
 			t.Errorf("retried: %d upstream requests", n)
 		}
-		call := e2eCalls(g, 3)[2]
+		call := e2eCalls(g, 4)[3]
 		e2eWant(t, "call", call, map[string]any{"status": 200, "error_class": "STREAM_INTERRUPTED", "attempts": 1,
 			"output_tokens": 2, "usage_source": "estimated"})
 		// OpenAI streams report no input before the usage chunk, yet the

@@ -107,7 +107,8 @@ func (c *call) relayBody(resp *http.Response) {
 			return
 		}
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("reading the answer of provider %s: %v", c.res.prov.name, err))
+		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zapErr(err))
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
 	}
 	c.status = resp.StatusCode
