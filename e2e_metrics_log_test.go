@@ -264,3 +264,74 @@ http://127.0.0.1:%d {
 		t.Errorf("%d trace events dropped", s.Dropped)
 	}
 }
+
+// A provider whose key is missing at start: the operator is told at once,
+// the provider gets no empty credential header, and when it refuses the
+// call the client gets its error unmodified while the log says whose key
+// it was (Claude Code shows a provider 401 as the developer's bad key).
+func TestE2EProviderWithoutKey(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	up := fakeupstream.New(t)
+	t.Setenv("METIS_TEST_UNSET_KEY", "")
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	log {
+		output file %s
+		format json
+		level INFO
+	}
+	metis {
+		db %s
+		provider anthropic {
+			api_key {env.METIS_TEST_UNSET_KEY}
+			base_url %s
+			max_retries 0
+		}
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, logPath, filepath.Join(dir, "metis.db"), up.URL, gw, an)
+	})
+	warned := func(msg string) bool {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			lines, _ := e2eLogLines(t, logPath)
+			for _, l := range lines {
+				if l["level"] == "warn" && l["provider"] == "anthropic" && strings.Contains(fmt.Sprint(l["msg"]), msg) {
+					return true
+				}
+			}
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !warned("provider has no API key") {
+		t.Errorf("no start-up warning about the provider without a key")
+	}
+	_, tok := e2eKey(g, "keyless-provider")
+	refused := fakeupstream.AnthropicError(401, "authentication_error", "x-api-key header is required")
+	up.Enqueue("/v1/messages", refused)
+	resp := g.post("/v1/messages", tok, `{"model":"anthropic:claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 401 || body != refused.Body {
+		t.Errorf("provider's 401: got %d %s, want it unmodified: %s", resp.StatusCode, body, refused.Body)
+	}
+	reqs := up.RequestsTo("/v1/messages")
+	if len(reqs) != 1 {
+		t.Fatalf("%d upstream requests, want 1", len(reqs))
+	}
+	if v, sent := reqs[0].Header["X-Api-Key"]; sent {
+		t.Errorf("the provider got x-api-key %q from a provider block without a key", v)
+	}
+	if !warned("provider refused a request without an API key") {
+		t.Errorf("no warning that the provider refused the call for want of its key")
+	}
+}

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 )
 
 // Provider types: the wire shape an upstream speaks.
@@ -48,6 +50,7 @@ type provider struct {
 	name         string
 	typ          string
 	apiKey       string
+	keyWarned    atomic.Int64        // unix ns of the last warnRefusedKey line
 	endpoint     string              // base URL without trailing slash
 	transport    *http.Transport     // no timeout that would cut streams
 	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
@@ -140,16 +143,42 @@ func (p *provider) url(path, rawQuery string) string {
 	return s
 }
 
-// setAuth puts the provider key on an upstream request.
+// setAuth puts the provider key on an upstream request; a provider without
+// a key (a local OpenAI-compatible server, or a missing {env.X}) gets no
+// credential header rather than an empty one.
 func (p *provider) setAuth(h http.Header) {
 	if p.typ == shapeAnthropic {
-		h.Set("X-Api-Key", p.apiKey)
+		if p.apiKey != "" {
+			h.Set("X-Api-Key", p.apiKey)
+		}
 		if h.Get("Anthropic-Version") == "" {
 			h.Set("Anthropic-Version", "2023-06-01")
 		}
 		return
 	}
-	h.Set("Authorization", "Bearer "+p.apiKey)
+	if p.apiKey != "" {
+		h.Set("Authorization", "Bearer "+p.apiKey)
+	}
+}
+
+// authWarnEvery spaces the log warnings about a provider refusing its key.
+const authWarnEvery = 10 * time.Second
+
+// warnRefusedKey logs, at most once per authWarnEvery, that the provider
+// answered 401 or 403 to the gateway's key for it. The client gets the
+// provider's error unmodified, which Claude Code shows as a bad API key:
+// the operator needs to learn it is the provider key, not the developer's.
+func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
+	now := time.Now().UnixNano()
+	last := p.keyWarned.Load()
+	if now-last < int64(authWarnEvery) || !p.keyWarned.CompareAndSwap(last, now) {
+		return
+	}
+	msg := "provider refused the gateway's API key for it; check the provider's api_key"
+	if p.apiKey == "" {
+		msg = "provider refused a request without an API key; the provider's api_key is empty"
+	}
+	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))
 }
 
 func (p *provider) closeIdle() { p.transport.CloseIdleConnections() }

@@ -68,6 +68,9 @@ func (c *call) relayError(resp *http.Response) {
 	} else {
 		c.errorClass = errUpstream
 	}
+	if c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
+		c.res.prov.warnRefusedKey(c.g.logger, c.status)
+	}
 	h := c.w.Header()
 	if !c.cross {
 		copyResponseHeaders(h, resp.Header)
