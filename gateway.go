@@ -165,19 +165,8 @@ func shapeOf(r *http.Request) string {
 	return shapeOpenAI
 }
 
-// tokenOf extracts the gateway token from x-api-key or a Bearer header.
-func tokenOf(r *http.Request) string {
-	if t := r.Header.Get("X-Api-Key"); t != "" {
-		return t
-	}
-	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		return strings.TrimSpace(a[7:])
-	}
-	return ""
-}
-
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
-	tok := tokenOf(r)
+	tok := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
 	// The token is consumed here: scrub it so that no later handler or
 	// proxy sees it. Caddy's access log records the request as it came in
 	// (it redacts Authorization but not x-api-key), so an access log needs

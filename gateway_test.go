@@ -361,3 +361,44 @@ func TestRefusedBodyNotAwaited(t *testing.T) {
 		t.Errorf("%d refused requests reached the upstream", n)
 	}
 }
+
+// A client may send both x-api-key and Authorization: Claude Code does when
+// the developer's own ANTHROPIC_API_KEY is still set beside an
+// ANTHROPIC_AUTH_TOKEN holding the gateway token. The gateway token is
+// found in either, and neither value goes upstream.
+func TestGatewayTokenInEitherHeader(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "both-headers"})
+	const ownKey = "sk-ant-developers-own-key"
+	for _, hdr := range [][]string{
+		{"X-Api-Key", ownKey, "Authorization", "Bearer " + tok},
+		{"X-Api-Key", tok, "Authorization", "Bearer " + ownKey},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages",
+			strings.NewReader(`{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		for i := 0; i < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s / %s: %d %s, want 200", hdr[0], hdr[2], resp.StatusCode, b)
+		}
+	}
+	for i, r := range up.RequestsTo("/v1/messages") {
+		if r.Header.Get("X-Api-Key") != testAnthropicKey || r.Header.Get("Authorization") != "" {
+			t.Errorf("upstream request %d had x-api-key %q, authorization %q; want only the provider key", i, r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+		}
+	}
+	resp, b := get(t, g.Analytics+"/analytics/me", tok, "X-Api-Key", ownKey)
+	if resp.StatusCode != 200 {
+		t.Errorf("/analytics/me with both headers: %d %s", resp.StatusCode, b)
+	}
+}

@@ -1,14 +1,14 @@
 package analytics
 
 import (
-	"github.com/metisgateway/metis/budget"
-
 	"context"
 	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/store"
 )
 
 // meTotals, meToday and meModel are the caller's figures; a CostUSD is null
@@ -47,18 +47,6 @@ type meAnswer struct {
 	Budgets []budget.Quota `json:"budgets"`
 }
 
-// bearer extracts the gateway token from x-api-key or Authorization: Bearer.
-func bearer(r *http.Request) string {
-	if t := strings.TrimSpace(r.Header.Get("x-api-key")); t != "" {
-		return t
-	}
-	a := strings.TrimSpace(r.Header.Get("Authorization"))
-	if len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		return strings.TrimSpace(a[7:])
-	}
-	return ""
-}
-
 func unauthorized(message string) *apiError {
 	return &apiError{status: http.StatusUnauthorized, typ: "authentication_error", message: message}
 }
@@ -66,7 +54,7 @@ func unauthorized(message string) *apiError {
 // me answers the caller's own spend. Every figure is filtered to the
 // authenticated key; identity filters in the query string are ignored.
 func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
-	tok := bearer(r)
+	tok := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
 	if tok == "" {
 		return nil, unauthorized("a gateway key is required (x-api-key or Authorization: Bearer)")
 	}

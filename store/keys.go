@@ -215,6 +215,26 @@ func (s *Store) revoke(ctx context.Context, id string) (Key, error) {
 // tokenPrefix starts every token IssueKey makes.
 const tokenPrefix = "gw_"
 
+// TokenFrom picks the gateway token from a request's x-api-key and
+// Authorization values. A client may send both: Claude Code does when a
+// developer's own ANTHROPIC_API_KEY is still set beside an
+// ANTHROPIC_AUTH_TOKEN holding the gateway token. The one that looks like
+// a gateway token wins; otherwise x-api-key, then a Bearer token.
+func TokenFrom(xAPIKey, authorization string) string {
+	x := strings.TrimSpace(xAPIKey)
+	var b string
+	if a := strings.TrimSpace(authorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		b = strings.TrimSpace(a[7:])
+	}
+	if !strings.HasPrefix(x, tokenPrefix) && strings.HasPrefix(b, tokenPrefix) {
+		return b
+	}
+	if x != "" {
+		return x
+	}
+	return b
+}
+
 // Authenticate checks a gw_ token against the in-memory key cache and
 // records the key's last use, which the writer persists later. A known
 // token never touches the disk. A gw_ token missing from the cache makes it

@@ -449,3 +449,21 @@ func gatewayAndCLI(t *testing.T) (gw, cli *Store) {
 	t.Cleanup(func() { closeStore(t, cli) })
 	return gw, cli
 }
+
+func TestTokenFrom(t *testing.T) {
+	for _, c := range []struct{ xAPIKey, auth, want string }{
+		{"gw_a", "", "gw_a"},
+		{"", "Bearer gw_b", "gw_b"},
+		{"", "bearer  gw_b ", "gw_b"},
+		{"gw_a", "Bearer gw_b", "gw_a"},
+		{"sk-ant-own", "Bearer gw_b", "gw_b"},
+		{"gw_a", "Bearer sk-own", "gw_a"},
+		{"sk-ant-own", "Bearer sk-other", "sk-ant-own"},
+		{"", "Basic Z3dfYQ==", ""},
+		{"", "", ""},
+	} {
+		if got := TokenFrom(c.xAPIKey, c.auth); got != c.want {
+			t.Errorf("TokenFrom(%q, %q) = %q, want %q", c.xAPIKey, c.auth, got, c.want)
+		}
+	}
+}
