@@ -238,7 +238,7 @@ func printBudgets(w io.Writer, budgets []budget.Budget, quotas map[string]budget
 				resets = q.ResetsAt.Format(time.RFC3339)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Scope, b.Subject, b.Window, b.TZ,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Scope, cell(b.Subject), b.Window, b.TZ,
 			b.Hard, soft, spent, reserved, resets, state)
 	}
 	_ = tw.Flush()

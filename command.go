@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -205,6 +206,15 @@ func orDash(s string) string {
 	return s
 }
 
+// cell is a table cell: a value holding control characters, which would
+// break the table or drive the terminal, is shown quoted and escaped.
+func cell(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
 func printKeys(w io.Writer, keys []store.Key, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY_ID\tNAME\tUSER\tTEAM\tWORKSPACE\tMODELS\tSTATUS\tCREATED\tEXPIRES\tLAST_USED")
@@ -220,8 +230,8 @@ func printKeys(w io.Writer, keys []store.Key, now time.Time) {
 		if len(k.AllowedModels) > 0 {
 			models = strings.Join(k.AllowedModels, ",")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Name, orDash(k.User), orDash(k.Team),
-			orDash(k.Workspace), models, status, fmtTime(k.CreatedAt), fmtTime(k.ExpiresAt), fmtTime(k.LastUsedAt))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, cell(k.Name), cell(orDash(k.User)), cell(orDash(k.Team)),
+			cell(orDash(k.Workspace)), cell(models), status, fmtTime(k.CreatedAt), fmtTime(k.ExpiresAt), fmtTime(k.LastUsedAt))
 	}
 	_ = tw.Flush()
 }

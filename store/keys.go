@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"go.uber.org/zap"
 )
@@ -114,6 +115,18 @@ func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error
 	if p.ExpiresIn < 0 {
 		return Key{}, "", errors.New("issuing gateway key: negative expiry")
 	}
+	// These are shown in tables, logs and the dashboard: a control character
+	// (a newline, an escape sequence) could forge a row or drive a terminal.
+	for _, f := range []struct{ name, v string }{{"name", p.Name}, {"workspace", p.Workspace}, {"user", p.User}, {"team", p.Team}} {
+		if hasControl(f.v) {
+			return Key{}, "", fmt.Errorf("issuing gateway key: %s %q contains a control character", f.name, f.v)
+		}
+	}
+	for _, m := range p.AllowedModels {
+		if hasControl(m) {
+			return Key{}, "", fmt.Errorf("issuing gateway key: model %q contains a control character", m)
+		}
+	}
 	var secret [16]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return Key{}, "", fmt.Errorf("issuing gateway key: %w", err)
@@ -211,6 +224,9 @@ func (s *Store) revoke(ctx context.Context, id string) (Key, error) {
 	}
 	return k, tx.Commit()
 }
+
+// hasControl reports whether s holds a control character.
+func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }
 
 // tokenPrefix starts every token IssueKey makes.
 const tokenPrefix = "gw_"

@@ -467,3 +467,24 @@ func TestTokenFrom(t *testing.T) {
 		}
 	}
 }
+
+// A name that could forge a row of list-keys or drive the operator's
+// terminal is refused.
+func TestIssueKeyRefusesControlCharacters(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx := context.Background()
+	for _, p := range []IssueParams{
+		{Name: "evil\x1b[2J\ngk_FAKE  injected"},
+		{Name: "ok", User: "al\tice"},
+		{Name: "ok", Team: "eng\r"},
+		{Name: "ok", Workspace: "/tmp/x\n"},
+		{Name: "ok", AllowedModels: []string{"haiku\x00"}},
+	} {
+		if _, tok, err := s.IssueKey(ctx, p); err == nil || !strings.Contains(err.Error(), "control character") {
+			t.Errorf("IssueKey(%+v) = %q, %v; want a control-character error", p, tok, err)
+		}
+	}
+	if _, _, err := s.IssueKey(ctx, IssueParams{Name: "alice's laptop ✓", User: "alice", Team: "eng"}); err != nil {
+		t.Errorf("a plain name was refused: %v", err)
+	}
+}
