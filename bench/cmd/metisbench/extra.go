@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // machine records what the numbers were measured on (perf-notes §9.5).
@@ -79,7 +81,13 @@ type xcaddyInfo struct {
 	// Plain is the RSS serving a one-route config that any Caddy can load,
 	// for comparing the binary with stock Caddy.
 	Plain memInfo `json:"idle_plain"`
-	Error string  `json:"error,omitempty"`
+	// IdleCold and PlainCold are the same after the binary's pages were
+	// dropped from the page cache, as after a reboot: the kernel then reads
+	// the executable back in small pages, while a freshly linked one sits in
+	// the cache in large folios that it maps 2 MB at a time.
+	IdleCold  memInfo `json:"idle_cold"`
+	PlainCold memInfo `json:"idle_plain_cold"`
+	Error     string  `json:"error,omitempty"`
 }
 
 // measureXCaddy records the version and metis modules of an xcaddy-built
@@ -103,19 +111,52 @@ func measureXCaddy(ctx context.Context, bin, work string, e *env, metis bool) *x
 		}
 		info.Modules = strings.Join(mods, ", ")
 	}
+	metisCfg := func(addr string) ([]byte, error) {
+		return metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL, writerTuning{})
+	}
 	var err error
 	if metis {
-		if info.Idle, err = idleRSS(ctx, bin, work, func(addr string) ([]byte, error) {
-			return metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL, writerTuning{})
-		}); err != nil {
+		if info.Idle, err = idleRSS(ctx, bin, work, metisCfg); err != nil {
 			info.Error = err.Error()
 			return info
 		}
 	}
 	if info.Plain, err = idleRSS(ctx, bin, work, plainConfig); err != nil {
 		info.Error = err.Error()
+		return info
+	}
+	if err := dropPageCache(bin); err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	if metis {
+		if info.IdleCold, err = idleRSS(ctx, bin, work, metisCfg); err != nil {
+			info.Error = err.Error()
+			return info
+		}
+	}
+	if err := dropPageCache(bin); err != nil {
+		info.Error = err.Error()
+		return info
+	}
+	if info.PlainCold, err = idleRSS(ctx, bin, work, plainConfig); err != nil {
+		info.Error = err.Error()
 	}
 	return info
+}
+
+// dropPageCache asks the kernel to evict a file's clean pages
+// (POSIX_FADV_DONTNEED), so that the next exec reads it from disk.
+func dropPageCache(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("dropping %s from the page cache: %w", path, err)
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return fmt.Errorf("dropping %s from the page cache: %w", path, err)
+	}
+	return nil
 }
 
 // plainConfig is a Caddy JSON config with one route answering "ok" on
