@@ -116,6 +116,27 @@ func describeBudget(scope, subject, window string) string {
 	return fmt.Sprintf("%s %q %s budget", scope, subject, window)
 }
 
+// keyExists refuses a budget on a key id the database does not have: a
+// mistyped id would make a cap that enforces nothing. (A user, team or
+// workspace may get its budget before its first key.)
+func keyExists(cmd *cobra.Command, id string) error {
+	s, err := openExistingStore(cmd)
+	if err != nil {
+		return fmt.Errorf("--key %s: %w", id, err)
+	}
+	defer closeStore(s)
+	keys, err := s.ListKeys(cmd.Context())
+	if err != nil {
+		return fmt.Errorf("--key %s: %w", id, err)
+	}
+	for _, k := range keys {
+		if k.ID == id {
+			return nil
+		}
+	}
+	return fmt.Errorf("--key %s: no such gateway key (list-keys shows the ids)", id)
+}
+
 func setBudgetCommand(wrap func(runFunc) runFunc) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "set-budget " + subjectUsage + " --window W --hard USD [--soft USD] [--tz ZONE]",
@@ -153,6 +174,11 @@ a Metis-Budget-Warning header. Setting an existing budget keeps its spend.`,
 			return err
 		}
 		tz, _ := cmd.Flags().GetString("tz")
+		if scope == budget.ScopeKey {
+			if err := keyExists(cmd, subject); err != nil {
+				return err
+			}
+		}
 		l, err := openLedger(cmd, true)
 		if err != nil {
 			return err
@@ -164,16 +190,16 @@ a Metis-Budget-Warning header. Setting an existing budget keeps its spend.`,
 		}
 		out := cmd.OutOrStdout()
 		fmt.Fprintf(out, "budget_id: %s\n", b.ID)
-		summary := fmt.Sprintf("%s: hard $%.2f", describeBudget(b.Scope, b.Subject, b.Window), b.Hard)
+		summary := fmt.Sprintf("%s: hard %s", describeBudget(b.Scope, b.Subject, b.Window), budget.Dollars(b.Hard))
 		if b.Soft > 0 {
-			summary += fmt.Sprintf(", soft $%.2f", b.Soft)
+			summary += ", soft " + budget.Dollars(b.Soft)
 		}
 		if qs, err := l.Quotas(cmd.Context(), b.Scope, b.Subject, time.Now()); err == nil {
 			for _, q := range qs {
 				if q.BudgetID != b.ID {
 					continue
 				}
-				summary += fmt.Sprintf("; $%.2f spent this window", q.Spent)
+				summary += "; " + budget.Dollars(q.Spent) + " spent this window"
 				if q.ResetsAt != nil {
 					summary += ", resets at " + q.ResetsAt.Format(time.RFC3339)
 				}
@@ -228,18 +254,18 @@ func printBudgets(w io.Writer, budgets []budget.Budget, quotas map[string]budget
 	for _, b := range budgets {
 		soft := "-"
 		if b.Soft > 0 {
-			soft = fmt.Sprintf("%.2f", b.Soft)
+			soft = budget.Amount(b.Soft)
 		}
 		spent, reserved, resets, state := "?", "?", "?", "?"
 		if q, ok := quotas[b.ID]; ok {
-			spent, reserved, state = fmt.Sprintf("%.2f", q.Spent), fmt.Sprintf("%.2f", q.Reserved), q.State
+			spent, reserved, state = budget.Amount(q.Spent), budget.Amount(q.Reserved), q.State
 			resets = "rolling"
 			if q.ResetsAt != nil {
 				resets = q.ResetsAt.Format(time.RFC3339)
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Scope, cell(b.Subject), b.Window, b.TZ,
-			b.Hard, soft, spent, reserved, resets, state)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", b.ID, b.Scope, cell(b.Subject), b.Window, b.TZ,
+			budget.Amount(b.Hard), soft, spent, reserved, resets, state)
 	}
 	_ = tw.Flush()
 }

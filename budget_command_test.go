@@ -4,12 +4,15 @@ package metis
 
 import (
 	"bytes"
+	"context"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/metisgateway/metis/store"
 )
 
 // runBudgetCLI runs `metis <args…>` with the budget commands under a parent
@@ -46,8 +49,23 @@ func TestBudgetCommands(t *testing.T) {
 	if _, err := runBudgetCLI(t, "set-budget", "--db", db, "--workspace", ws+"/./", "--window", "72h", "--hard", "$20"); err != nil {
 		t.Fatalf("set-budget --workspace: %v", err)
 	}
-	if _, err := runBudgetCLI(t, "set-budget", "--db", db, "--key", "gk_01ABC", "--window", "daily", "--hard", "5"); err != nil {
-		t.Fatalf("set-budget --key: %v", err)
+	// A key budget needs a key the database has: a mistyped id is refused.
+	if _, err := runBudgetCLI(t, "set-budget", "--db", db, "--key", "gk_01ABC", "--window", "daily", "--hard", "5"); err == nil ||
+		!strings.Contains(err.Error(), "no such gateway key") {
+		t.Fatalf("set-budget on an unknown key: %v, want no such gateway key", err)
+	}
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.IssueKey(context.Background(), store.IssueParams{Name: "budgeted"})
+	if cerr := s.Close(context.Background()); err != nil || cerr != nil {
+		t.Fatalf("issuing a key: %v %v", err, cerr)
+	}
+	// Limits finer than a cent are shown as set, not rounded to cents.
+	out, err = runBudgetCLI(t, "set-budget", "--db", db, "--key", k.ID, "--window", "daily", "--hard", "0.035", "--soft", "0.0045")
+	if err != nil || !strings.Contains(out, "hard $0.035, soft $0.0045; $0.00 spent") {
+		t.Fatalf("set-budget --key: %v\n%s", err, out)
 	}
 
 	out, err = runBudgetCLI(t, "list-budgets", "--db", db)
@@ -59,7 +77,7 @@ func TestBudgetCommands(t *testing.T) {
 		t.Fatalf("list-budgets:\n%s", out)
 	}
 	want := map[string]string{
-		"key":       "gk_01ABC daily UTC 5.00 - 0.00 0.00",
+		"key":       k.ID + " daily UTC 0.035 0.0045 0.00 0.00",
 		"team":      "eng monthly Europe/Berlin 500.00 400.00 0.00 0.00",
 		"workspace": ws + " 72h UTC 20.00 - 0.00 0.00 rolling ok",
 	}

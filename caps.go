@@ -27,8 +27,9 @@ func identity(k *store.Key) budget.Identity {
 
 // worstCase is the most a call can cost: its whole prompt (estimated at
 // four bytes a token, uncached) and max_tokens of output, at the model's
-// prices. A model without a price reserves nothing.
-func (c *call) worstCase(body []byte) float64 {
+// prices. priced is false for a model without a price, whose cost nothing
+// bounds.
+func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 	maxOut := gjson.GetBytes(body, "max_tokens").Int()
 	if v := gjson.GetBytes(body, "max_completion_tokens").Int(); v > 0 {
 		maxOut = v
@@ -39,8 +40,7 @@ func (c *call) worstCase(body []byte) float64 {
 	if maxOut <= 0 {
 		maxOut = 4096
 	}
-	cost, _ := c.g.app.prices.Cost(c.res.model, ir.Usage{InputTokens: int64(len(body)+3) / 4, OutputTokens: maxOut})
-	return cost
+	return c.g.app.prices.Cost(c.res.model, ir.Usage{InputTokens: int64(len(body)+3) / 4, OutputTokens: maxOut})
 }
 
 // reserve holds the call's worst-case cost against every budget covering
@@ -51,7 +51,15 @@ func (c *call) reserve(body []byte) *apiError {
 	if c.kind == kindCountTokens || l == nil || !l.Applies(identity(c.key)) {
 		return nil // count_tokens is free; unbudgeted traffic never touches the disk here
 	}
-	amount := c.worstCase(body)
+	amount, priced := c.worstCase(body)
+	if !priced {
+		// Its spend would be recorded as unknown and never charged: a hard
+		// limit would not hold, so a budgeted key may not use the model.
+		e := reject(http.StatusForbidden, "unpriced_model",
+			fmt.Sprintf("model %q has no price in the gateway's catalogue, so this key's spend budget cannot bound its cost; the operator can price it with a pricing file", c.res.model))
+		e.code = "unpriced_model"
+		return e
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	res, warnings, refusal, err := l.Reserve(ctx, identity(c.key), amount, time.Now())
@@ -75,7 +83,7 @@ func (c *call) reserve(body []byte) *apiError {
 	if len(warnings) > 0 {
 		var parts []string
 		for _, b := range warnings {
-			parts = append(parts, fmt.Sprintf("%s %s %s soft limit $%.2f reached", b.Scope, b.Subject, b.Window, b.Soft))
+			parts = append(parts, fmt.Sprintf("%s %s %s soft limit %s reached", b.Scope, b.Subject, b.Window, budget.Dollars(b.Soft)))
 		}
 		c.w.Header().Set("Metis-Budget-Warning", strings.Join(parts, "; "))
 	}

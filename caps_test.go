@@ -300,3 +300,39 @@ func TestBudgetQuotaInAnalytics(t *testing.T) {
 		t.Errorf("/analytics/me shows %d budgets, want the 3 covering the key", len(me.Budgets))
 	}
 }
+
+// A model without a price has no worst case to reserve and no cost to
+// charge: a budgeted key may not use it (its spend would pass any hard
+// limit unseen), while a key without a budget may.
+func TestBudgetedKeyRefusesUnpricedModel(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "capped"})
+	_, free := g.issueKey(store.IssueParams{Name: "uncapped"})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	const unpriced = `{"model":"anthropic:claude-unknown-9","max_tokens":100,"messages":[{"role":"user","content":"Hi."}]}`
+	for _, c := range []struct {
+		path, body, want string
+	}{
+		{"/v1/messages", unpriced, `"permission_error"`},
+		{"/v1/chat/completions", `{"model":"openai:my-local-model","messages":[{"role":"user","content":"Hi."}]}`, `"unpriced_model"`},
+	} {
+		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), c.want) || !strings.Contains(string(b), "no price") {
+			t.Errorf("%s on a budgeted key: %d %s, want 403 %s naming the missing price", c.path, resp.StatusCode, b, c.want)
+		}
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d refused calls reached the provider", n)
+	}
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-unknown-9", 10, "end_turn", fakeupstream.TextBlock("hi")))
+	resp := g.post("/v1/messages", free, unpriced, e2eAnthropicHdr...)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("unpriced model on a key without a budget: %d %s, want 200", resp.StatusCode, b)
+	}
+}

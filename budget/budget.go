@@ -325,7 +325,7 @@ func validate(b Budget) (Budget, error) {
 		return b, fmt.Errorf("soft limit must be a non-negative amount of USD, not %v", b.Soft)
 	}
 	if b.Soft >= b.Hard {
-		return b, fmt.Errorf("soft limit $%.2f must be below the hard limit $%.2f", b.Soft, b.Hard)
+		return b, fmt.Errorf("soft limit %s must be below the hard limit %s", Dollars(b.Soft), Dollars(b.Hard))
 	}
 	return b, nil
 }

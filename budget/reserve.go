@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,13 +73,13 @@ type Refusal struct {
 // flight); it resets at 2026-12-01T00:00:00+01:00`.
 func (r *Refusal) Error() string {
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "%s of $%.2f ", describe(r.Budget), r.Budget.Hard)
+	fmt.Fprintf(&sb, "%s of %s ", describe(r.Budget), Dollars(r.Budget.Hard))
 	if r.Spent+r.Reserved >= r.Budget.Hard-epsilon {
 		sb.WriteString("is exhausted")
 	} else {
-		fmt.Fprintf(&sb, "cannot cover this call's worst-case cost of $%.2f", r.Amount)
+		fmt.Fprintf(&sb, "cannot cover this call's worst-case cost of %s", Dollars(r.Amount))
 	}
-	fmt.Fprintf(&sb, " ($%.2f spent, $%.2f reserved by calls in flight); ", r.Spent, r.Reserved)
+	fmt.Fprintf(&sb, " (%s spent, %s reserved by calls in flight); ", Dollars(r.Spent), Dollars(r.Reserved))
 	if isCalendar(r.Budget.Window) {
 		fmt.Fprintf(&sb, "it resets at %s", r.ResetsAt.Format(time.RFC3339))
 	} else {
@@ -433,3 +434,20 @@ func (l *Ledger) softNotice(ctx context.Context, tx *sql.Tx, b Budget, now time.
 	}
 	return true, nil
 }
+
+// Amount formats a dollar amount for people: whole cents as cents (5.00,
+// 0.04), anything finer to the digit it has, up to 1e-8 (0.035, 0.00195),
+// so that a limit is shown as it was set.
+func Amount(usd float64) string {
+	if cents := math.Round(usd * 100); math.Abs(usd*100-cents) < 1e-9 {
+		return strconv.FormatFloat(cents/100, 'f', 2, 64)
+	}
+	r := math.Round(usd*1e8) / 1e8
+	if r == 0 {
+		return strconv.FormatFloat(usd, 'g', 3, 64)
+	}
+	return strconv.FormatFloat(r, 'f', -1, 64)
+}
+
+// Dollars is Amount with a dollar sign.
+func Dollars(usd float64) string { return "$" + Amount(usd) }
