@@ -16,6 +16,10 @@ import (
 	"github.com/metisgateway/metis/store"
 )
 
+// inFlightRetryAfter is the retry-after, in seconds, of a call refused only
+// for the reservations of calls in flight.
+const inFlightRetryAfter = 2
+
 // typeSoftExceeded is written once per budget per window when a call's
 // charge crosses the budget's soft limit.
 const typeSoftExceeded = "budget.soft_exceeded"
@@ -72,6 +76,12 @@ func (c *call) reserve(body []byte) *apiError {
 		return reject(http.StatusServiceUnavailable, "budget_unavailable",
 			"the gateway cannot check this key's spend budget right now; try again shortly")
 	case refusal != nil:
+		if refusal.InFlight() {
+			// Room frees up as the calls in flight settle: a client's own
+			// retry, a little later, may well fit.
+			c.w.Header().Set("Retry-After", strconv.Itoa(inFlightRetryAfter))
+			return reject(http.StatusTooManyRequests, "budget", refusal.Error())
+		}
 		secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1
 		if secs > 0 {
 			c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))

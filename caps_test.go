@@ -72,6 +72,7 @@ func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
 	var mu sync.Mutex
 	codes := map[int]int{}
 	var refusals []string
+	var advice []string // retry-after and x-should-retry of each refusal
 	for i := range 200 {
 		wg.Add(1)
 		go func() {
@@ -90,6 +91,7 @@ func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
 			codes[resp.StatusCode]++
 			if resp.StatusCode == 429 {
 				refusals = append(refusals, string(b))
+				advice = append(advice, resp.Header.Get("Retry-After")+"/"+resp.Header.Get("X-Should-Retry"))
 			}
 			mu.Unlock()
 		}()
@@ -108,6 +110,28 @@ func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
 	if !strings.Contains(refusals[0], `"rate_limit_error"`) || !strings.Contains(refusals[0], `team \"eng\" monthly budget`) ||
 		!strings.Contains(refusals[0], "resets at") {
 		t.Errorf("refusal body %s", refusals[0])
+	}
+	// A call refused while the budget is held by calls in flight may fit
+	// in seconds: the client is told to retry shortly, not to give up
+	// until the month ends. One refused once the spend itself is out is
+	// told not to retry.
+	inFlights := 0
+	for i, r := range refusals {
+		inFlight := strings.Contains(r, "once the calls in flight finish")
+		if inFlight {
+			inFlights++
+		}
+		if want := "2/"; inFlight && advice[i] != want {
+			t.Errorf("refusal for calls in flight advises %q (retry-after/x-should-retry), want %q: %s", advice[i], want, r)
+		}
+		if !inFlight && !strings.HasSuffix(advice[i], "/false") {
+			t.Errorf("refusal of a spent-out budget advises %q, want x-should-retry false: %s", advice[i], r)
+		}
+	}
+	// 200 calls at once against room for 50: the first refusals come while
+	// reservations, not spend, fill the budget.
+	if inFlights == 0 {
+		t.Errorf("none of %d refusals was for calls in flight: %s", len(refusals), refusals[0])
 	}
 	calls := g.waitEvents(store.TypeCallCompleted, ok)
 	spent := 0.0
@@ -225,8 +249,9 @@ func TestBudgetChangedWhileRunning(t *testing.T) {
 	resp = g.post("/v1/messages", tok, capsBody)
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(b), "weekly budget") {
-		t.Fatalf("over budget: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" || resp.Header.Get("X-Should-Retry") != "false" ||
+		!strings.Contains(string(b), "weekly budget") || strings.Contains(string(b), "in flight finish") {
+		t.Fatalf("over budget: %d %v %s", resp.StatusCode, resp.Header, b)
 	}
 	if up.Count("/v1/messages") != before {
 		t.Error("a refused call reached the provider")

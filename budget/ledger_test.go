@@ -183,7 +183,10 @@ func TestRefusalReservesNothing(t *testing.T) {
 	if ref.Budget.ID != team.ID || !near(ref.Spent, 499.10) || !near(ref.Reserved, 0.80) || ref.Amount != 0.50 {
 		t.Fatalf("refusal %+v", ref)
 	}
-	want := `team "eng" monthly budget of $500.00 cannot cover this call's worst-case cost of $0.50 ($499.10 spent, $0.80 reserved by calls in flight); it resets at 2026-12-01T00:00:00+01:00`
+	if !ref.InFlight() {
+		t.Errorf("a call that fits next to the spend alone is not reported as refused for the calls in flight")
+	}
+	want := `team "eng" monthly budget of $500.00 cannot cover this call's worst-case cost of $0.50 ($499.10 spent, $0.80 reserved by calls in flight); it may fit once the calls in flight finish; it resets at 2026-12-01T00:00:00+01:00`
 	if ref.Error() != want {
 		t.Fatalf("refusal message\n got %s\nwant %s", ref.Error(), want)
 	}

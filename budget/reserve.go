@@ -80,12 +80,22 @@ func (r *Refusal) Error() string {
 		fmt.Fprintf(&sb, "cannot cover this call's worst-case cost of %s", Dollars(r.Amount))
 	}
 	fmt.Fprintf(&sb, " (%s spent, %s reserved by calls in flight); ", Dollars(r.Spent), Dollars(r.Reserved))
+	if r.InFlight() {
+		sb.WriteString("it may fit once the calls in flight finish; ")
+	}
 	if isCalendar(r.Budget.Window) {
 		fmt.Fprintf(&sb, "it resets at %s", r.ResetsAt.Format(time.RFC3339))
 	} else {
 		fmt.Fprintf(&sb, "room frees up at %s", r.ResetsAt.Format(time.RFC3339))
 	}
 	return sb.String()
+}
+
+// InFlight reports whether the call was refused only for the reservations
+// of calls in flight: it fits next to the spend alone, so it may fit in
+// seconds, once they settle for less than their worst case.
+func (r *Refusal) InFlight() bool {
+	return r.Reserved > epsilon && r.Spent+r.Amount <= r.Budget.Hard+epsilon
 }
 
 func isCalendar(window string) bool {
