@@ -360,3 +360,25 @@ func TestUnavailable(t *testing.T) {
 		t.Fatalf("Reserve on a closed ledger: %v", err)
 	}
 }
+
+// When several budgets refuse, one the spend alone has used up is the one
+// reported: the call cannot fit until it resets, so it is not "in flight",
+// even if another budget is full only of reservations and resets later.
+func TestRefusalPrefersSpentOutBudget(t *testing.T) {
+	l := openLedger(t, testDB(t), Options{})
+	key := mustSet(t, l, Budget{Scope: ScopeKey, Subject: "gk_K", Window: WindowDaily, Hard: 1})
+	mustSet(t, l, Budget{Scope: ScopeTeam, Subject: "eng", Window: WindowMonthly, Hard: 10})
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	id := Identity{KeyID: "gk_K", Team: "eng"}
+	charge(t, l, id, 0.95, now)                                                                              // the key's daily budget: 0.05 left
+	if _, _, ref, err := l.Reserve(t.Context(), Identity{Team: "eng"}, 8.9, now); err != nil || ref != nil { // the team's: 0.15 left, all reserved
+		t.Fatalf("reserving on the team: %v %v", ref, err)
+	}
+	_, _, ref, err := l.Reserve(t.Context(), id, 0.10, now)
+	if err != nil || ref == nil {
+		t.Fatalf("Reserve past both limits: refusal %v, err %v", ref, err)
+	}
+	if ref.Budget.ID != key.ID || ref.InFlight() {
+		t.Errorf("refusal %+v (in flight %v): want the key's spent-out daily budget", ref, ref.InFlight())
+	}
+}

@@ -54,7 +54,8 @@ func (r *Reservation) Budgets() []Budget {
 }
 
 // Refusal is Reserve's answer when a hard limit would be exceeded: the
-// budget (the one that resets last, when several refuse), its spend and
+// budget (when several refuse, one whose spend alone refuses the call if
+// any, and of those the one that resets last), its spend and
 // reservations in the current window, the amount asked for and when the
 // call could next fit. It implements error; the gateway answers 429 with it.
 type Refusal struct {
@@ -282,7 +283,13 @@ func (l *Ledger) refusal(ctx context.Context, refused []Budget, usages []usage, 
 		} else {
 			rf.ResetsAt = l.rollingRoom(ctx, b, u, amount, now)
 		}
-		if best == nil || rf.ResetsAt.After(best.ResetsAt) {
+		// A budget the spend itself has used up outranks one full only of
+		// reservations: the call cannot fit until it resets, whatever the
+		// calls in flight do.
+		switch {
+		case best == nil, best.InFlight() && !rf.InFlight():
+			best = rf
+		case best.InFlight() == rf.InFlight() && rf.ResetsAt.After(best.ResetsAt):
 			best = rf
 		}
 	}
@@ -449,7 +456,10 @@ func (l *Ledger) softNotice(ctx context.Context, tx *sql.Tx, b Budget, now time.
 // 0.04), anything finer to the digit it has, up to 1e-8 (0.035, 0.00195),
 // so that a limit is shown as it was set.
 func Amount(usd float64) string {
-	if cents := math.Round(usd * 100); math.Abs(usd*100-cents) < 1e-9 {
+	if math.IsNaN(usd) || math.IsInf(usd, 0) || math.Abs(usd) >= 1e15 {
+		return strconv.FormatFloat(usd, 'g', -1, 64)
+	}
+	if cents := math.Round(usd * 100); math.Abs(usd*100-cents) < 1e-9*max(1, math.Abs(cents)) {
 		return strconv.FormatFloat(cents/100, 'f', 2, 64)
 	}
 	r := math.Round(usd*1e8) / 1e8
