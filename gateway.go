@@ -201,10 +201,11 @@ func closeAfterReply(w http.ResponseWriter, r *http.Request) {
 }
 
 // bodyLeftUnread is closeAfterReply for a request refused before its body
-// was read, when Go's server would not drain that body itself: one over
-// 256 KiB, or one the client holds back until "100 Continue".
+// was read, when Go's server would otherwise drain that body before
+// answering: one over 256 KiB or of unknown (chunked) length, or one the
+// client holds back until "100 Continue".
 func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength > 256<<10 || (r.ContentLength != 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue")) {
+	if r.ContentLength > 256<<10 || r.ContentLength < 0 || (r.ContentLength != 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue")) {
 		closeAfterReply(w, r)
 	}
 }
@@ -229,7 +230,8 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 			return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 				fmt.Sprintf("request body is over the gateway's limit of %d bytes", g.MaxBodySize))
 		}
-		return reject(http.StatusBadRequest, "body_unreadable", "reading the request body: "+err.Error())
+		g.logger.Info("reading a request body", zapErr(err))
+		return reject(http.StatusBadRequest, "body_unreadable", "the request body could not be read to its end")
 	}
 	return nil
 }

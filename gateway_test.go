@@ -333,7 +333,7 @@ func TestRefusedBodyNotAwaited(t *testing.T) {
 		{"/v1/messages", tok, "", 40 << 20, 413, `"request_too_large"`},
 		{"/v1/messages", "gw_not-a-key", "Expect: 100-continue\r\n", 1 << 20, 401, `"authentication_error"`},
 		{"/v1/chat/completions", "gw_not-a-key", "", 1 << 20, 401, `"invalid_api_key"`},
-		{"/v1/models", tok, "Expect: 100-continue\r\n", 1 << 20, 405, `"error"`},
+		{"/v1/models", tok, "Expect: 100-continue\r\n", 1 << 20, 405, `POST is not allowed on /v1/models`},
 	}
 	for _, c := range cases {
 		host := strings.TrimPrefix(g.URL, "http://")
@@ -355,6 +355,9 @@ func TestRefusedBodyNotAwaited(t *testing.T) {
 		conn.Close()
 		if resp.StatusCode != c.status || !strings.Contains(string(b), c.want) {
 			t.Errorf("%s %q: %d %s, want %d with %s", c.path, c.expect, resp.StatusCode, b, c.status, c.want)
+		}
+		if !resp.Close {
+			t.Errorf("%s %q: the connection is kept open with the body unread", c.path, c.expect)
 		}
 	}
 	if n := len(up.Requests()); n != 0 {
