@@ -12,7 +12,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -206,11 +205,11 @@ func orDash(s string) string {
 	return s
 }
 
-// cell is a table cell: a value holding control characters, which would
-// break the table or drive the terminal, is shown quoted and escaped.
+// cell is a value for the terminal: one holding control characters, which
+// would break a table or drive the terminal, is shown quoted and escaped.
 func cell(s string) string {
-	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return strconv.Quote(s)
+	if store.Unprintable(s) {
+		return strconv.QuoteToASCII(s)
 	}
 	return s
 }
@@ -260,10 +259,10 @@ func revokeKeyCommand() *cobra.Command {
 				return err
 			}
 			if k.RevokedAt.Before(started) { // RevokeKey keeps the first revocation
-				fmt.Fprintf(cmd.OutOrStdout(), "already revoked: %s (%s) at %s\n", k.ID, k.Name, k.RevokedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(cmd.OutOrStdout(), "already revoked: %s (%s) at %s\n", k.ID, cell(k.Name), k.RevokedAt.UTC().Format(time.RFC3339))
 				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "revoked: %s (%s)\n", k.ID, k.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked: %s (%s)\n", k.ID, cell(k.Name))
 			return nil
 		}),
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 )
@@ -118,12 +119,12 @@ func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error
 	// These are shown in tables, logs and the dashboard: a control character
 	// (a newline, an escape sequence) could forge a row or drive a terminal.
 	for _, f := range []struct{ name, v string }{{"name", p.Name}, {"workspace", p.Workspace}, {"user", p.User}, {"team", p.Team}} {
-		if hasControl(f.v) {
+		if Unprintable(f.v) {
 			return Key{}, "", fmt.Errorf("issuing gateway key: %s %q contains a control character", f.name, f.v)
 		}
 	}
 	for _, m := range p.AllowedModels {
-		if hasControl(m) {
+		if Unprintable(m) {
 			return Key{}, "", fmt.Errorf("issuing gateway key: model %q contains a control character", m)
 		}
 	}
@@ -225,8 +226,15 @@ func (s *Store) revoke(ctx context.Context, id string) (Key, error) {
 	return k, tx.Commit()
 }
 
-// hasControl reports whether s holds a control character.
-func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }
+// Unprintable reports whether s could drive or mislead a terminal: it is not
+// valid UTF-8 (a stray 0x80–0x9f byte is a C1 control to some terminals),
+// or it holds a control character or an invisible format character such as
+// a bidirectional override.
+func Unprintable(s string) bool {
+	return !utf8.ValidString(s) || strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+	}) >= 0
+}
 
 // tokenPrefix starts every token IssueKey makes.
 const tokenPrefix = "gw_"

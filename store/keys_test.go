@@ -479,6 +479,8 @@ func TestIssueKeyRefusesControlCharacters(t *testing.T) {
 		{Name: "ok", Team: "eng\r"},
 		{Name: "ok", Workspace: "/tmp/x\n"},
 		{Name: "ok", AllowedModels: []string{"haiku\x00"}},
+		{Name: "admin\u202egnp.exe"}, // a right-to-left override
+		{Name: "bad \x9b2J utf-8"},   // a C1 CSI byte, not UTF-8
 	} {
 		if _, tok, err := s.IssueKey(ctx, p); err == nil || !strings.Contains(err.Error(), "control character") {
 			t.Errorf("IssueKey(%+v) = %q, %v; want a control-character error", p, tok, err)
