@@ -367,13 +367,13 @@ func TestE2EStreamCutMidwayNotRetried(t *testing.T) {
 	})
 }
 
-// e2eCheckOpenAIStreamError checks an OpenAI-shape stream that ends with
-// a `data: {"error":…}` chunk and no [DONE] before it.
 // interruptedMsg is all a client is told of a provider stream that broke
 // off: the cause names sockets and hosts, which are the operator's to read
 // in the log.
 const interruptedMsg = "the provider's stream was interrupted"
 
+// e2eCheckOpenAIStreamError checks an OpenAI-shape stream that ends with
+// a `data: {"error":…}` chunk and no [DONE] before it.
 func e2eCheckOpenAIStreamError(t *testing.T, resp *http.Response, evs []e2eSSE) {
 	t.Helper()
 	if resp.StatusCode != 200 || len(evs) < 2 {

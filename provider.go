@@ -50,7 +50,7 @@ type provider struct {
 	name         string
 	typ          string
 	apiKey       string
-	keyWarned    atomic.Int64        // unix ns of the last warnRefusedKey line
+	keyWarned    atomic.Int64        // clockStart-relative ns of the last warnRefusedKey line
 	endpoint     string              // base URL without trailing slash
 	transport    *http.Transport     // no timeout that would cut streams
 	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
@@ -169,16 +169,19 @@ const authWarnEvery = 10 * time.Second
 // provider's error unmodified, which Claude Code shows as a bad API key:
 // the operator needs to learn it is the provider key, not the developer's.
 func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
-	now := time.Now().UnixNano()
+	now := int64(time.Since(clockStart)) + int64(authWarnEvery) // monotonic, and > 0 on the first call
 	last := p.keyWarned.Load()
 	if now-last < int64(authWarnEvery) || !p.keyWarned.CompareAndSwap(last, now) {
 		return
 	}
-	msg := "provider refused the gateway's API key for it; check the provider's api_key"
+	msg := "provider refused the gateway's requests: check the provider's api_key (and, for a 403, what the key may do)"
 	if p.apiKey == "" {
 		msg = "provider refused a request without an API key; the provider's api_key is empty"
 	}
 	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))
 }
+
+// clockStart anchors warnRefusedKey's monotonic clock.
+var clockStart = time.Now()
 
 func (p *provider) closeIdle() { p.transport.CloseIdleConnections() }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/adapters/anthropic"
 	"github.com/metisgateway/metis/adapters/openai"
@@ -110,7 +111,7 @@ func (c *call) relayBody(resp *http.Response) {
 			return
 		}
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
-		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zapErr(err))
+		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		writeError(c.w, c.shape, c.status, fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
 	}
@@ -284,7 +285,7 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 		// The client learns that its answer is incomplete; the cause (socket
 		// addresses, the provider's host) is for the operator's log only.
 		if err != nil && !errors.Is(err, io.EOF) {
-			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zapErr(err))
+			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		}
 		const msg = "the provider's stream was interrupted"
 		var ev []byte
