@@ -114,33 +114,32 @@ func measureXCaddy(ctx context.Context, bin, work string, e *env, metis bool) *x
 	metisCfg := func(addr string) ([]byte, error) {
 		return metisConfig(addr, filepath.Join(work, "xcaddy.db"), e.m0URL, e.streamURL, writerTuning{})
 	}
-	var err error
-	if metis {
-		if info.Idle, err = idleRSS(ctx, bin, work, metisCfg); err != nil {
+	// As found, then each reading after dropping the binary's pages.
+	for _, s := range []struct {
+		dst             *memInfo
+		cfg             func(addr string) ([]byte, error)
+		metisOnly, cold bool
+	}{
+		{&info.Idle, metisCfg, true, false},
+		{&info.Plain, plainConfig, false, false},
+		{&info.IdleCold, metisCfg, true, true},
+		{&info.PlainCold, plainConfig, false, true},
+	} {
+		if s.metisOnly && !metis {
+			continue
+		}
+		if s.cold {
+			if err := dropPageCache(bin); err != nil {
+				info.Error = err.Error()
+				return info
+			}
+		}
+		m, err := idleRSS(ctx, bin, work, s.cfg)
+		if err != nil {
 			info.Error = err.Error()
 			return info
 		}
-	}
-	if info.Plain, err = idleRSS(ctx, bin, work, plainConfig); err != nil {
-		info.Error = err.Error()
-		return info
-	}
-	if err := dropPageCache(bin); err != nil {
-		info.Error = err.Error()
-		return info
-	}
-	if metis {
-		if info.IdleCold, err = idleRSS(ctx, bin, work, metisCfg); err != nil {
-			info.Error = err.Error()
-			return info
-		}
-	}
-	if err := dropPageCache(bin); err != nil {
-		info.Error = err.Error()
-		return info
-	}
-	if info.PlainCold, err = idleRSS(ctx, bin, work, plainConfig); err != nil {
-		info.Error = err.Error()
+		*s.dst = m
 	}
 	return info
 }
