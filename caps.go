@@ -80,13 +80,12 @@ func (c *call) reserve(body []byte) *apiError {
 			// Room frees up as the calls in flight settle: a client's own
 			// retry, a little later, may well fit.
 			c.w.Header().Set("Retry-After", strconv.Itoa(inFlightRetryAfter))
-			return reject(http.StatusTooManyRequests, "budget", refusal.Error())
+		} else {
+			if secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1; secs > 0 {
+				c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+			}
+			c.w.Header().Set("X-Should-Retry", "false")
 		}
-		secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1
-		if secs > 0 {
-			c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
-		}
-		c.w.Header().Set("X-Should-Retry", "false")
 		return reject(http.StatusTooManyRequests, "budget", refusal.Error())
 	}
 	c.reservation = res
