@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/ir"
+	"github.com/metisgateway/metis/pricing"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -29,22 +31,101 @@ func identity(k *store.Key) budget.Identity {
 	return budget.Identity{KeyID: k.ID, User: k.User, Team: k.Team, Workspace: k.Workspace}
 }
 
-// worstCase is the most a call can cost: its whole prompt (estimated at
-// four bytes a token, uncached) and max_tokens of output, at the model's
-// prices. priced is false for a model without a price, whose cost nothing
-// bounds.
+// The worst case reserved for a call bounds what the provider can bill for
+// it, so that a hard limit holds even for calls in flight together.
+const (
+	// bytesPerTokenBound: no prompt is billed for more than one token per
+	// two bytes of its request body. English prose runs about four bytes a
+	// token and code three; JSON punctuation and base64 payloads (images,
+	// PDFs, billed by size or pages, not bytes) run far sparser. Only long
+	// runs of emoji or rare scripts come close.
+	bytesPerTokenBound = 2
+	// toolPromptTokens covers the system prompt a provider adds when a
+	// request carries tools: Anthropic documents 346 tokens for Claude 4
+	// models with tool_choice auto, and the recorded two-turn tool call
+	// was billed 402 input tokens for a 365-byte body.
+	toolPromptTokens = 600
+	// defaultWebSearches bounds the searches of a web_search tool that
+	// sets no max_uses.
+	defaultWebSearches = 10
+)
+
+// worstCase is the most a call can cost (see worstCaseCost). priced is
+// false for a model without a price, whose cost nothing bounds.
 func (c *call) worstCase(body []byte) (usd float64, priced bool) {
-	maxOut := gjson.GetBytes(body, "max_tokens").Int()
-	if v := gjson.GetBytes(body, "max_completion_tokens").Int(); v > 0 {
+	return worstCaseCost(c.g.app.prices, c.res.model, body)
+}
+
+// worstCaseCost bounds what the provider can bill for a request body sent
+// to model: the prompt at one token per two bytes plus the tool prompt
+// (never more than the model's context window), all of it at the dearer
+// of the input and cache-write prices when the body asks for caching, and
+// max_tokens (else the model's output limit) of output, all of it
+// reasoning when that is dearer; at the service tier and speed the body
+// asks for when dearer than standard, the long-context tier the estimate
+// reaches, and max_uses (else 10) web searches per web_search tool.
+func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd float64, priced bool) {
+	p, ok := prices.Lookup(model)
+	if !ok {
+		return 0, false
+	}
+	req := gjson.ParseBytes(body)
+	maxOut := req.Get("max_tokens").Int()
+	if v := req.Get("max_completion_tokens").Int(); v > 0 {
 		maxOut = v
 	}
 	if maxOut <= 0 {
-		maxOut = int64(c.g.app.prices.MaxOutputTokens(c.res.model))
+		maxOut = int64(p.MaxOutputTokens)
 	}
 	if maxOut <= 0 {
 		maxOut = 4096
 	}
-	return c.g.app.prices.Cost(c.res.model, ir.Usage{InputTokens: int64(len(body)+3) / 4, OutputTokens: maxOut})
+	in := int64(len(body)+bytesPerTokenBound-1) / bytesPerTokenBound
+	searches := int64(0)
+	if tools := req.Get("tools"); tools.IsArray() && len(tools.Array()) > 0 {
+		in += toolPromptTokens
+		tools.ForEach(func(_, t gjson.Result) bool {
+			if strings.HasPrefix(t.Get("type").String(), "web_search") {
+				n := t.Get("max_uses").Int()
+				if n <= 0 {
+					n = defaultWebSearches
+				}
+				searches += n
+			}
+			return true
+		})
+	}
+	if req.Get("web_search_options").Exists() {
+		searches++ // OpenAI's search models bill a search per request
+	}
+	if p.MaxInputTokens > 0 {
+		in = min(in, int64(p.MaxInputTokens))
+	}
+	var prompts []ir.Usage
+	prompts = append(prompts, ir.Usage{InputTokens: in})
+	if bytes.Contains(body, []byte("cache_control")) {
+		// Cache writes cost 1.25× (5 minutes) or 2× (1 hour) the input.
+		prompts = append(prompts,
+			ir.Usage{CacheCreationInputTokens: in, CacheCreation5mInputTokens: in},
+			ir.Usage{CacheCreationInputTokens: in, CacheCreation1hInputTokens: in})
+	}
+	tiers := []string{""}
+	if t := req.Get("service_tier").String(); t != "" {
+		tiers = append(tiers, t)
+	}
+	speed := req.Get("speed").String()
+	for _, u := range prompts {
+		for _, tier := range tiers {
+			for _, reasoning := range []int64{0, maxOut} {
+				u.OutputTokens, u.ReasoningTokens = maxOut, reasoning
+				u.ServiceTier, u.Speed, u.WebSearchRequests = tier, speed, searches
+				if cost, ok := p.Cost(u); ok {
+					usd, priced = max(usd, cost), true
+				}
+			}
+		}
+	}
+	return usd, priced
 }
 
 // reserve holds the call's worst-case cost against every budget covering
