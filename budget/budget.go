@@ -276,12 +276,12 @@ func windowBounds(window string, loc *time.Location, now time.Time) (time.Time, 
 	var start, next time.Time
 	switch window {
 	case WindowDaily:
-		start, next = time.Date(y, m, d, 0, 0, 0, 0, loc), time.Date(y, m, d+1, 0, 0, 0, 0, loc)
+		start, next = dayStart(y, m, d, loc), dayStart(y, m, d+1, loc)
 	case WindowWeekly:
 		back := (int(t.Weekday()) + 6) % 7 // days since Monday
-		start, next = time.Date(y, m, d-back, 0, 0, 0, 0, loc), time.Date(y, m, d-back+7, 0, 0, 0, 0, loc)
+		start, next = dayStart(y, m, d-back, loc), dayStart(y, m, d-back+7, loc)
 	case WindowMonthly:
-		start, next = time.Date(y, m, 1, 0, 0, 0, 0, loc), time.Date(y, m+1, 1, 0, 0, 0, 0, loc)
+		start, next = dayStart(y, m, 1, loc), dayStart(y, m+1, 1, loc)
 	default:
 		dur, err := time.ParseDuration(window)
 		if err != nil || dur <= 0 {
@@ -289,9 +289,23 @@ func windowBounds(window string, loc *time.Location, now time.Time) (time.Time, 
 		}
 		return now.Add(-dur), nil, nil
 	}
-	// Where midnight does not exist (a DST jump at 00:00) time.Date moves
-	// past the gap; the window still starts at the first instant of the day.
 	return start, &next, nil
+}
+
+// dayStart is the first instant of day y-m-d (normalised as time.Date
+// does) in loc. That is midnight, except where clocks jump over midnight
+// (America/Santiago in September, America/Havana in March): there
+// time.Date may answer 23:00 of the day before, and the day starts at the
+// jump instead.
+func dayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
+	t := time.Date(y, m, d, 0, 0, 0, 0, loc)
+	wy, wm, wd := time.Date(y, m, d, 12, 0, 0, 0, loc).Date()
+	if gy, gm, gd := t.Date(); gy != wy || gm != wm || gd != wd {
+		if _, end := t.ZoneBounds(); !end.IsZero() {
+			return end
+		}
+	}
+	return t
 }
 
 // validate checks and normalises b for Set.

@@ -87,7 +87,12 @@ func (r *Refusal) Error() string {
 	if isCalendar(r.Budget.Window) {
 		fmt.Fprintf(&sb, "it resets at %s", r.ResetsAt.Format(time.RFC3339))
 	} else {
-		fmt.Fprintf(&sb, "room frees up at %s", r.ResetsAt.Format(time.RFC3339))
+		// Rounded up: a client retrying at the second named must find the room.
+		at := r.ResetsAt.Truncate(time.Second)
+		if at.Before(r.ResetsAt) {
+			at = at.Add(time.Second)
+		}
+		fmt.Fprintf(&sb, "room frees up at %s", at.Format(time.RFC3339))
 	}
 	return sb.String()
 }

@@ -3,6 +3,7 @@
 package budget
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -10,6 +11,8 @@ import (
 func TestWindowBounds(t *testing.T) {
 	ny := mustZone(t, "America/New_York")
 	berlin := mustZone(t, "Europe/Berlin")
+	santiago := mustZone(t, "America/Santiago")
+	havana := mustZone(t, "America/Havana")
 	cases := []struct {
 		window, tz string
 		now        time.Time
@@ -39,6 +42,18 @@ func TestWindowBounds(t *testing.T) {
 			time.Date(2026, 10, 19, 0, 0, 0, 0, berlin), time.Date(2026, 10, 26, 0, 0, 0, 0, berlin)},
 		{"daily", "America/New_York", time.Date(2026, 11, 27, 3, 0, 0, 0, time.UTC), // 22:00 on the 26th in New York
 			time.Date(2026, 11, 26, 0, 0, 0, 0, ny), time.Date(2026, 11, 27, 0, 0, 0, 0, ny)},
+		// Where clocks jump from 00:00 to 01:00, the day starts at the jump
+		// (04:00 UTC), not at 23:00 the evening before: spend of that
+		// evening is not counted twice, and the reset is not in the past.
+		{"daily", "America/Santiago", time.Date(2026, 9, 5, 23, 30, 0, 0, santiago),
+			time.Date(2026, 9, 5, 0, 0, 0, 0, santiago), time.Date(2026, 9, 6, 4, 0, 0, 0, time.UTC).In(santiago)},
+		{"daily", "America/Santiago", time.Date(2026, 9, 6, 2, 30, 0, 0, santiago),
+			time.Date(2026, 9, 6, 4, 0, 0, 0, time.UTC).In(santiago), time.Date(2026, 9, 7, 0, 0, 0, 0, santiago)},
+		{"daily", "America/Havana", time.Date(2026, 3, 8, 12, 0, 0, 0, havana),
+			time.Date(2026, 3, 8, 5, 0, 0, 0, time.UTC).In(havana), time.Date(2026, 3, 9, 0, 0, 0, 0, havana)},
+		// 2026-09-06 is a Sunday: the week from Monday, August 31 is 167 hours.
+		{"weekly", "America/Santiago", time.Date(2026, 9, 7, 0, 30, 0, 0, santiago),
+			time.Date(2026, 9, 7, 0, 0, 0, 0, santiago), time.Date(2026, 9, 14, 0, 0, 0, 0, santiago)},
 		{"24h", "Europe/Berlin", time.Date(2026, 11, 27, 10, 7, 13, 0, time.UTC),
 			time.Date(2026, 11, 26, 10, 7, 13, 0, time.UTC), time.Time{}},
 	}
@@ -151,6 +166,10 @@ func TestRollingRefusalTime(t *testing.T) {
 	// The window includes its start: the $3 at t0+1h leaves it just after t0+11h.
 	if want := t0.Add(11*time.Hour + time.Microsecond); !ref.ResetsAt.Equal(want) {
 		t.Fatalf("refusal ResetsAt %s, want %s (%v)", ref.ResetsAt, want, ref)
+	}
+	// The message names a time at which the call fits: the second after.
+	if msg := ref.Error(); !strings.Contains(msg, "room frees up at 2026-11-27T11:00:01Z") {
+		t.Errorf("refusal message %q, want the room to free up at 11:00:01", msg)
 	}
 	if _, _, ref2, err := l.Reserve(t.Context(), id, 5, ref.ResetsAt.Add(-time.Microsecond)); err != nil || ref2 == nil {
 		t.Fatalf("just before the promised time: refusal %v, err %v; want a refusal", ref2, err)
