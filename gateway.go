@@ -319,6 +319,33 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
 	g.rejected(r, shape, key, requested, e)
 	writeAPIError(w, shape, e)
+	lingerUnread(w, r)
+}
+
+// Lingering on an unread body: at most this long, and this many bytes.
+const (
+	lingerTime  = 5 * time.Second
+	lingerBytes = 64 << 20
+)
+
+// lingerUnread reads and discards the rest of a body left unread by a
+// refusal that closes the connection (closeAfterReply), once the answer is
+// sent, as nginx's lingering close does. Closing a socket with unread data
+// makes the kernel send a reset, and a client still uploading (the Go and
+// Node HTTP clients among them) could then report "connection reset" and
+// retry instead of reading the 413 or 401 it was sent. A client waiting
+// for "100 Continue" sends nothing more, so nothing is read for it.
+func lingerUnread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor != 1 || r.ContentLength == 0 || w.Header().Get("Connection") != "close" ||
+		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		return
+	}
+	rc := http.NewResponseController(w)
+	if rc.Flush() != nil {
+		return
+	}
+	_ = rc.SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, r.Body, lingerBytes)
 }
 
 // rejected records a request the gateway refused before any upstream call.

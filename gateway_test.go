@@ -2,6 +2,7 @@ package metis
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -358,6 +359,49 @@ func TestRefusedBodyNotAwaited(t *testing.T) {
 		}
 		if !resp.Close {
 			t.Errorf("%s %q: the connection is kept open with the body unread", c.path, c.expect)
+		}
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d refused requests reached the upstream", n)
+	}
+}
+
+// A client that sends its whole body before reading the answer (Python's
+// http.client and requests do) gets the 413 for an oversized body, not a
+// connection reset: the gateway answers at once, then reads and discards
+// the upload before closing, as nginx's lingering close does.
+func TestRefusedUploadGetsItsAnswer(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	host := strings.TrimPrefix(g.URL, "http://")
+	for _, c := range []struct {
+		token string
+		size  int
+		want  int
+	}{{tok, 40 << 20, 413}, {"gw_not-a-key", 8 << 20, 401}} {
+		conn, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+		fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nAnthropic-Version: 2023-06-01\r\n"+
+			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", host, c.token, c.size)
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for sent := 0; sent < c.size; sent += len(chunk) {
+			if _, err := conn.Write(chunk); err != nil {
+				t.Fatalf("%d-byte upload cut after %d bytes: %v", c.size, sent, err)
+			}
+			time.Sleep(20 * time.Millisecond) // an upload slower than loopback
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%d-byte upload: no answer after it: %v", c.size, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		conn.Close()
+		if resp.StatusCode != c.want || !resp.Close {
+			t.Errorf("%d-byte upload: %d (close %v) %s, want %d and the connection closed", c.size, resp.StatusCode, resp.Close, b, c.want)
 		}
 	}
 	if n := len(up.Requests()); n != 0 {
