@@ -27,14 +27,21 @@ var stores = caddy.NewUsagePool()
 type pooledStore struct {
 	*store.Store
 	ledger *budget.Ledger
+	calls  *inflight
 }
 
-// Destruct closes the store when no config uses it any more, draining the
-// event queue first so that no accepted event is lost.
+// Destruct closes the store when no config uses it any more. The calls
+// still in flight (past the HTTP grace period, when the gateway stops) are
+// cancelled first and their traces and budget settlements written; then the
+// event queue is drained, so that no accepted event is lost.
 func (p pooledStore) Destruct() error {
+	var errs []error
+	if left := p.calls.close(closeWait); left > 0 {
+		errs = append(errs, fmt.Errorf("trace store %s: %d calls still in flight %s after they were cancelled; their traces are lost", p.Path(), left, closeWait))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return errors.Join(p.ledger.Close(), p.Store.Close(ctx))
+	return errors.Join(append(errs, p.ledger.Close(), p.Store.Close(ctx))...)
 }
 
 // App is the `metis` Caddy app: the providers, model aliases, prices and
@@ -65,6 +72,7 @@ type App struct {
 	store     *store.Store
 	ledger    *budget.Ledger
 	storeKey  string
+	inflight  *inflight // the calls in flight on store
 	prices    *pricing.Catalogue
 	providers map[string]*provider
 	ordered   []*provider
@@ -202,13 +210,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 			_ = s.Close(ctx)
 			return nil, err
 		}
-		return pooledStore{Store: s, ledger: l}, nil
+		return pooledStore{Store: s, ledger: l, calls: newInflight()}, nil
 	})
 	if err != nil {
 		return err
 	}
 	ps := v.(pooledStore)
-	a.store, a.ledger, a.storeKey = ps.Store, ps.ledger, path
+	a.store, a.ledger, a.inflight, a.storeKey = ps.Store, ps.ledger, ps.calls, path
 	if loaded {
 		a.store.Reconfigure(opts)
 	}

@@ -29,6 +29,10 @@ type call struct {
 	kind    int
 	key     *store.Key
 	session string
+	// ctx is the request's context, also cancelled (with errShuttingDown)
+	// when the trace store closes; it bounds the upstream call.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved
@@ -96,6 +100,14 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		g.refuse(w, r, shape, key, c.requested, aerr)
 		return nil
 	}
+	c.ctx, c.cancel = context.WithCancelCause(r.Context())
+	defer c.cancel(nil)
+	if !g.app.inflight.add(c, c.cancel) {
+		g.refuse(w, r, shape, key, c.requested, reject(http.StatusServiceUnavailable, "shutting_down",
+			"the gateway is shutting down; retry the request"))
+		return nil
+	}
+	defer g.app.inflight.done(c) // after the settlement below
 	if aerr := c.reserve(body); aerr != nil {
 		g.refuse(w, r, shape, key, c.requested, aerr)
 		return nil
@@ -194,16 +206,10 @@ func (c *call) run() {
 		c.countTokensEstimate()
 		return
 	}
-	// The request's context ends the upstream call when the client leaves
-	// or the handler returns. Only a stream needs to end it sooner (the
-	// client's connection failed mid-stream), so only a stream pays for a
-	// cancelable context of its own.
-	ctx, cancel := c.r.Context(), func() {}
-	if c.stream {
-		ctx, cancel = context.WithCancel(ctx)
-		defer cancel()
-	}
-	resp, err := c.forward(ctx)
+	// c.ctx ends the upstream call when the client leaves, the handler
+	// returns or the store closes; a stream also ends it when the client's
+	// connection fails mid-stream.
+	resp, err := c.forward(c.ctx)
 	if err != nil {
 		c.upstreamFailed(err)
 		return
@@ -217,7 +223,7 @@ func (c *call) run() {
 	case resp.StatusCode >= 400:
 		c.relayError(resp)
 	case isEventStream(resp.Header):
-		c.relayStream(resp, cancel)
+		c.relayStream(resp)
 	default:
 		c.relayBody(resp)
 	}

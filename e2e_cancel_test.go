@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 )
 
@@ -138,4 +141,80 @@ func TestE2EClientCancelMidStream(t *testing.T) {
 		e2eWant(t, "call", call, map[string]any{"status": 499, "error_class": "CANCELLED", "usage_source": "estimated", "attempts": 1})
 		e2eCheckTriple(g, call)
 	})
+}
+
+// A gateway stopped while a call is still streaming past the grace period
+// cancels the call: the client is told why in its stream, the call is
+// traced and priced with the usage known so far, and its budget
+// reservation is settled, not left to hold the budget for two hours.
+func TestE2EStopCancelsCallsInFlight(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "stopped")
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
+	r.StallAfter = 3
+	up.Enqueue("/v1/messages", r)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a stream the stop leaves open fails the test
+	defer cancel()
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
+		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, e2eAnthropicHdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := e2eNewSSEReader(resp.Body)
+	for ev, ok := rd.next(); ev.Name != "content_block_delta"; ev, ok = rd.next() {
+		if !ok {
+			t.Fatal("the stream ended before its first delta")
+		}
+	}
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- caddy.Stop() }() // grace_period 1s, then the call is cancelled
+	var rest []e2eSSE
+	for ev, ok := rd.next(); ok; ev, ok = rd.next() {
+		rest = append(rest, ev)
+	}
+	if len(rest) != 1 || rest[0].Name != "error" || !strings.Contains(rest[0].Data, "shutting down") {
+		t.Errorf("after the stop the client got %v, want one error event saying the gateway is shutting down", rest)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("stopping: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the gateway did not stop within 15 s")
+	}
+	if !up.WaitCanceled(time.Second) {
+		t.Error("the provider call was not cancelled")
+	}
+
+	// The database as the next start of the gateway, or sqlite3, finds it.
+	db := g.db()
+	var payload string
+	if err := db.QueryRow(`SELECT payload_json FROM events WHERE type = 'llm.call_completed'`).Scan(&payload); err != nil {
+		t.Fatalf("no llm.call_completed after the stop: %v", err)
+	}
+	call := e2eJSON(t, payload)
+	// 2000 × $1/MTok + 2 estimated output × $5/MTok (see TestE2EClientCancelMidStream).
+	e2eWant(t, "call", call, map[string]any{"error_class": "CANCELLED", "usage_source": "estimated", "input_tokens": 2000, "output_tokens": 2})
+	if c := e2eCost(t, call); !e2eNear(c, 0.00201) {
+		t.Errorf("cost %v, want 0.00201", c)
+	}
+	var types string
+	if err := db.QueryRow(`SELECT group_concat(type) FROM (SELECT type FROM events WHERE json_extract(payload_json, '$.turn_id') = ? ORDER BY id)`,
+		call["turn_id"]).Scan(&types); err != nil || types != "route.decided,llm.call_completed,turn.completed" {
+		t.Errorf("turn events %q (%v)", types, err)
+	}
+	var held int
+	var charged float64
+	if err := db.QueryRow(`SELECT (SELECT count(*) FROM budget_reservations), (SELECT coalesce(sum(amount), 0) FROM budget_charges)`).Scan(&held, &charged); err != nil {
+		t.Fatal(err)
+	}
+	if held != 0 || !e2eNear(charged, 0.00201) {
+		t.Errorf("after the stop: %d reservations held, $%v charged; want none held and $0.00201 charged", held, charged)
+	}
 }

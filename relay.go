@@ -40,11 +40,12 @@ const statusClientClosed = 499
 // upstreamFailed handles a call that got no response at all.
 func (c *call) upstreamFailed(err error) {
 	switch {
-	case c.r.Context().Err() != nil:
+	case c.ctx.Err() != nil:
 		c.status, c.errorClass = statusClientClosed, errCancelled
 		// The provider may have had the request and reported nothing: as
 		// with a timeout, the recorded zero is the gateway's.
 		c.usage.Estimated = true
+		c.tellShutdown()
 		return
 	case isTimeout(err):
 		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
@@ -106,8 +107,9 @@ func (c *call) relayError(resp *http.Response) {
 func (c *call) relayBody(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
 	if err != nil {
-		if c.r.Context().Err() != nil {
+		if c.ctx.Err() != nil {
 			c.status, c.errorClass = statusClientClosed, errCancelled
+			c.tellShutdown()
 			return
 		}
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
@@ -233,7 +235,7 @@ func (o *streamObserver) upstreamErr() (string, bool) {
 
 // relayStream relays an SSE answer event by event as it arrives, flushing
 // each one, while reading usage on the side.
-func (c *call) relayStream(resp *http.Response, cancel func()) {
+func (c *call) relayStream(resp *http.Response) {
 	h := c.w.Header()
 	if c.cross {
 		if c.upstreamReqID != "" {
@@ -277,9 +279,15 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 	case obs.complete():
 		// The provider finished its answer; a client that hangs up after
 		// the last content (the OpenAI SDKs stop at [DONE]) cancelled nothing.
-	case c.r.Context().Err() != nil || errors.Is(err, errClientGone):
-		cancel()
+	case c.ctx.Err() != nil || errors.Is(err, errClientGone):
+		c.cancel(nil)
 		c.errorClass = errCancelled
+		if c.shuttingDown() {
+			// The client is still there: its answer is cut, and it is told why.
+			if _, werr := c.w.Write(c.streamError("the gateway is shutting down; the answer is incomplete")); werr == nil {
+				_ = rc.Flush()
+			}
+		}
 	case err != nil || !obs.complete():
 		c.errorClass = errStreamInterrupted
 		// The client learns that its answer is incomplete; the cause (socket
@@ -287,14 +295,7 @@ func (c *call) relayStream(resp *http.Response, cancel func()) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		}
-		const msg = "the provider's stream was interrupted"
-		var ev []byte
-		if c.cross {
-			ev = c.streamTr.Error("api_error", msg)
-		} else {
-			ev = streamErrorEvent(c.shape, msg)
-		}
-		if _, werr := c.w.Write(ev); werr == nil {
+		if _, werr := c.w.Write(c.streamError("the provider's stream was interrupted")); werr == nil {
 			_ = rc.Flush()
 		}
 	}

@@ -1,0 +1,107 @@
+package metis
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// errShuttingDown is the cause of a call cancelled because its trace store
+// is closing: the gateway is stopping (its grace period over) or a reload
+// moved the database.
+var errShuttingDown = errors.New("the gateway is shutting down")
+
+// closeWait bounds how long closing a store waits for the calls it
+// cancelled to write their traces and settle their budgets.
+const closeWait = 10 * time.Second
+
+// inflight is the set of calls in flight on one trace store. Closing the
+// store cancels them and waits for each to end in its trace event and
+// budget settlement, so that a call the gateway accepted is never left
+// untraced, or its reservation held, by a stop.
+type inflight struct {
+	mu      sync.Mutex
+	calls   map[*call]context.CancelCauseFunc
+	closing bool
+	idle    chan struct{} // closed when closing and no call is left
+}
+
+func newInflight() *inflight {
+	return &inflight{calls: make(map[*call]context.CancelCauseFunc), idle: make(chan struct{})}
+}
+
+// add registers c, cancelled by cancel when the store closes. It is false
+// once the store is closing: the call must be refused.
+func (f *inflight) add(c *call, cancel context.CancelCauseFunc) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closing {
+		return false
+	}
+	f.calls[c] = cancel
+	return true
+}
+
+// done removes c once its trace and settlement are written.
+func (f *inflight) done(c *call) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.calls, c)
+	if f.closing && len(f.calls) == 0 {
+		close(f.idle)
+	}
+}
+
+// close refuses new calls, cancels those in flight with errShuttingDown and
+// waits up to wait for them to finish. It returns how many had not.
+func (f *inflight) close(wait time.Duration) int {
+	f.mu.Lock()
+	if f.closing {
+		f.mu.Unlock()
+		return 0
+	}
+	f.closing = true
+	if len(f.calls) == 0 {
+		close(f.idle)
+	}
+	for _, cancel := range f.calls {
+		cancel(errShuttingDown)
+	}
+	f.mu.Unlock()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-f.idle:
+		return 0
+	case <-t.C:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return len(f.calls)
+	}
+}
+
+// shuttingDown reports whether c was cancelled because its store closed.
+func (c *call) shuttingDown() bool {
+	return errors.Is(context.Cause(c.ctx), errShuttingDown)
+}
+
+// tellShutdown answers a call cancelled before any of its answer was
+// written because the store closed: the client is still waiting, and a
+// retry (to this gateway once restarted, or another) can succeed.
+func (c *call) tellShutdown() {
+	if c.shuttingDown() {
+		c.status = http.StatusServiceUnavailable
+		writeError(c.w, c.shape, c.status, "the gateway is shutting down; retry the request")
+	}
+}
+
+// streamError is the error event that ends a stream cut short, in the
+// client's shape.
+func (c *call) streamError(msg string) []byte {
+	if c.cross {
+		return c.streamTr.Error("api_error", msg)
+	}
+	return streamErrorEvent(c.shape, msg)
+}
