@@ -199,11 +199,12 @@ func TestCostRoundedExact(t *testing.T) {
 			want: 0.0000268125, json: "0.0000268125",
 		},
 		{
-			// opus 4.6 us ×1.1: (1234 × 5 + 567 × 25) × 1.1 + 8901 × 0.50
-			// = (6170 + 14175) × 1.1 + 4450.5 = 22379.5 + 4450.5 = 26830 µ$
+			// opus 4.6 us ×1.1 on every token, cache reads included:
+			// (1234 × 5 + 8901 × 0.50 + 567 × 25) × 1.1
+			// = (6170 + 4450.5 + 14175) × 1.1 = 24795.5 × 1.1 = 27275.05 µ$
 			name: "opus 4.6 us", model: "claude-opus-4-6",
 			u:    ir.Usage{InputTokens: 1234, CacheReadInputTokens: 8901, OutputTokens: 567, InferenceGeo: "us"},
-			want: 0.02683, json: "0.02683",
+			want: 0.02727505, json: "0.02727505",
 		},
 	}
 	for _, c := range cases {

@@ -435,7 +435,7 @@ type rateSet struct {
 	in, out, read, w5m, w1h float64
 	reasoning               float64
 	hasReasoning            bool
-	mult                    float64 // inference_geo × speed multiplier on input/output
+	mult                    float64 // inference_geo × speed multiplier on every token price
 }
 
 // Service-tier columns of the precomputed rate table.
@@ -584,8 +584,8 @@ func resolve(costs map[string]float64, long, tier string) rateSet {
 // rates returns the prices that apply to usage u: long context (the
 // model's *_above_<N>k_tokens column with the highest N×1000 the total
 // input exceeds, e.g. *_above_272k_tokens when total input > 272,000, else
-// *_above_200k_tokens when > 200,000), the service tier's column
-// (flex, priority, batch; others are standard), and the inference_geo and
+// *_above_200k_tokens when > 200,000), the service tier's column (flex,
+// priority or fast, batch; others are standard), and the inference_geo and
 // speed multipliers from provider_specific_entry. It fails when the model
 // has no input or output price.
 func (p Price) rates(u ir.Usage) (rateSet, bool) {
@@ -604,7 +604,7 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 	switch strings.ToLower(u.ServiceTier) {
 	case "flex":
 		ti = tierFlex
-	case "priority":
+	case "priority", "fast": // OpenAI renamed priority processing "fast" (2026-07-30)
 		ti = tierPriority
 	case "batch", "batches":
 		ti = tierBatch
@@ -644,8 +644,7 @@ func (p Price) Cost(u ir.Usage) (float64, bool) {
 		reason := min(nonNeg(u.ReasoningTokens), out)
 		outCost = float64(out-reason)*r.out + float64(reason)*r.reasoning
 	}
-	usd := (float64(in)*r.in+outCost)*r.mult +
-		float64(w5m)*r.w5m + float64(w1h)*r.w1h + float64(read)*r.read +
+	usd := (float64(in)*r.in+outCost+float64(w5m)*r.w5m+float64(w1h)*r.w1h+float64(read)*r.read)*r.mult +
 		float64(nonNeg(u.WebSearchRequests))*p.e.search
 	return roundUSD(usd), true
 }
@@ -686,13 +685,15 @@ func roundUSD(usd float64) float64 {
 // long-context prices (*_above_<N>k_tokens: *_above_100k_tokens,
 // *_above_200k_tokens, *_above_272k_tokens…) and the total input in+cw+cr
 // exceeds N×1000, the whole request is priced in the column of the highest
-// such N; service_tier flex, priority and batch use the *_flex,
+// such N; service_tier flex, priority (or fast) and batch use the *_flex,
 // *_priority and *_batches columns where the model has them (standard
 // otherwise). A price missing from the chosen column is the standard price
 // scaled by the column's input ratio; a cache price missing altogether is
 // 1.25× (5m write), 2× (1h write) or 1× (read) the input price, never $0.
 // The inference_geo (not "global") and speed "fast" multipliers of
-// provider_specific_entry apply to input and output only. Reasoning tokens
+// provider_specific_entry apply to every token price, cache writes and
+// reads included, as Anthropic bills them (LiteLLM applies them to input
+// and output only); not to web searches. Reasoning tokens
 // are part of the output and use output_cost_per_reasoning_token only when
 // the model has it. A model not in the catalogue, or without input and
 // output prices, returns (0, false). The result is rounded to 1e-12 dollars
@@ -717,7 +718,7 @@ func (c *Catalogue) CacheSavings(model string, u ir.Usage) float64 {
 	if !ok {
 		return 0
 	}
-	return roundUSD(max(float64(nonNeg(u.CacheReadInputTokens))*(r.in*r.mult-r.read), 0))
+	return roundUSD(max(float64(nonNeg(u.CacheReadInputTokens))*(r.in-r.read)*r.mult, 0))
 }
 
 // MaxOutputTokens returns the model's max_output_tokens (else max_tokens),

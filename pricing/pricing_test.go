@@ -212,6 +212,13 @@ func TestCostRules(t *testing.T) {
 			want: 0.0081,
 		},
 		{
+			// OpenAI renamed priority processing "fast" (service_tier "fast"):
+			// the same column, 10000 × $0.45 + 1000 × $3.60 = 0.0081
+			name: "gpt-5-mini fast", model: "gpt-5-mini",
+			u:    ir.Usage{InputTokens: 10000, OutputTokens: 1000, ServiceTier: "fast"},
+			want: 0.0081,
+		},
+		{
 			// no (trustworthy) priority column: standard 10000 × $0.05 + 1000 × $0.40 = 0.0005 + 0.0004 = 0.0009
 			name: "gpt-5-nano priority falls back to standard", model: "gpt-5-nano",
 			u:    ir.Usage{InputTokens: 10000, OutputTokens: 1000, ServiceTier: "priority"},
@@ -236,17 +243,34 @@ func TestCostRules(t *testing.T) {
 			want: 0.01,
 		},
 		{
-			// us ×1.1 and fast ×6 on input/output only:
-			// (1000 × $5 + 1000 × $25) × 6.6 + 1000 × $0.50 = 0.03 × 6.6 + 0.0005 = 0.198 + 0.0005 = 0.1985
+			// us ×1.1 and fast ×6 on every token, the cache read included:
+			// (1000 × $5 + 1000 × $0.50 + 1000 × $25) × 6.6 = 0.0305 × 6.6 = 0.2013
 			name: "opus 4.6 us + fast", model: "claude-opus-4-6",
 			u:    ir.Usage{InputTokens: 1000, CacheReadInputTokens: 1000, OutputTokens: 1000, InferenceGeo: "us", Speed: "fast"},
-			want: 0.1985,
+			want: 0.2013,
 		},
 		{
-			// opus 4.8: fast ×2, no "us" multiplier: (0.005 + 0.025) × 2 = 0.06
+			// opus 4.8: fast ×2 and us ×1.1: (0.005 + 0.025) × 2.2 = 0.066
 			name: "opus 4.8 fast", model: "claude-opus-4-8",
 			u:    ir.Usage{InputTokens: 1000, OutputTokens: 1000, InferenceGeo: "us", Speed: "fast"},
-			want: 0.06,
+			want: 0.066,
+		},
+		{
+			// Claude Code's default model, fast and US-only, with 5m and 1h
+			// cache writes and reads at Opus 5.5's $4/$5/$8/$0.20/$20:
+			// (1000 × 4 + 600 × 5 + 400 × 8 + 20000 × 0.20 + 500 × 20) × 2 × 1.1
+			// = (4000 + 3000 + 3200 + 4000 + 10000) µ$ × 2.2 = 24200 × 2.2 = 53240 µ$
+			name: "opus 5.5 fast us", model: "claude-opus-5-5",
+			u: ir.Usage{InputTokens: 1000, CacheCreationInputTokens: 1000, CacheCreation5mInputTokens: 600, CacheCreation1hInputTokens: 400,
+				CacheReadInputTokens: 20000, OutputTokens: 500, InferenceGeo: "us", Speed: "fast"},
+			want: 0.05324,
+		},
+		{
+			// Sonnet 4.6 and every later model bill US-only inference at ×1.1:
+			// (1000 × $3 + 1000 × $15) × 1.1 = 0.018 × 1.1 = 0.0198
+			name: "sonnet 4.6 us", model: "claude-sonnet-4-6",
+			u:    ir.Usage{InputTokens: 1000, OutputTokens: 1000, InferenceGeo: "us"},
+			want: 0.0198,
 		},
 		{
 			// global geo is neutral: 1000 × $5 + 1000 × $25 = 0.03
@@ -326,6 +350,10 @@ func TestCacheSavings(t *testing.T) {
 	// 100000 × ($5 − $0.50) = 0.45
 	if got := cat.CacheSavings("claude-opus-4-6", ir.Usage{CacheReadInputTokens: 100000}); !near(got, 0.45) {
 		t.Errorf("savings = %v, want 0.45", got)
+	}
+	// fast ×6, which multiplies the read price too: 100000 × ($5 − $0.50) × 6 = 2.7
+	if got := cat.CacheSavings("claude-opus-4-6", ir.Usage{CacheReadInputTokens: 100000, Speed: "fast"}); !near(got, 2.7) {
+		t.Errorf("fast savings = %v, want 2.7", got)
 	}
 	// at the >200k tier: 250000 × ($6 − $0.60) = 1.35
 	if got := cat.CacheSavings("claude-sonnet-4-5", ir.Usage{CacheReadInputTokens: 250000}); !near(got, 1.35) {
@@ -478,10 +506,10 @@ func TestMerge(t *testing.T) {
 	if got, ok := merged.Cost("claude-haiku-4-5", u); !ok || !near(got, 0.0071) {
 		t.Errorf("merged cost = %v %v, want 0.0071", got, ok)
 	}
-	// us multiplier added: (1000 × $1 + 1000 × $6) × 1.5 + 0.0001 = 0.0105 + 0.0001 = 0.0106
+	// us multiplier added, on every token: 0.0071 × 1.5 = 0.01065
 	u.InferenceGeo = "us"
-	if got, _ := merged.Cost("claude-haiku-4-5", u); !near(got, 0.0106) {
-		t.Errorf("merged us cost = %v, want 0.0106", got)
+	if got, _ := merged.Cost("claude-haiku-4-5", u); !near(got, 0.01065) {
+		t.Errorf("merged us cost = %v, want 0.01065", got)
 	}
 	// The dated id is a separate entry and the base is unchanged:
 	// 1000 × $1 + 1000 × $0.10 + 1000 × $5 = 0.0061
