@@ -61,8 +61,8 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 // (never more than the model's context window), all of it at the dearer
 // of the input and cache-write prices when the body asks for caching, and
 // max_tokens (else the model's output limit) of output, all of it
-// reasoning when that is dearer; at the service tier and speed the body
-// asks for when dearer than standard, the long-context tier the estimate
+// reasoning when that is dearer; at the service tier, speed and
+// inference_geo the body asks for, the long-context tier the estimate
 // reaches, and max_uses (else 10) web searches per web_search tool.
 func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd float64, priced bool) {
 	p, ok := prices.Lookup(model)
@@ -113,12 +113,12 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 	if t := req.Get("service_tier").String(); t != "" {
 		tiers = append(tiers, t)
 	}
-	speed := req.Get("speed").String()
+	speed, geo := req.Get("speed").String(), req.Get("inference_geo").String()
 	for _, u := range prompts {
 		for _, tier := range tiers {
 			for _, reasoning := range []int64{0, maxOut} {
 				u.OutputTokens, u.ReasoningTokens = maxOut, reasoning
-				u.ServiceTier, u.Speed, u.WebSearchRequests = tier, speed, searches
+				u.ServiceTier, u.Speed, u.InferenceGeo, u.WebSearchRequests = tier, speed, geo, searches
 				if cost, ok := p.Cost(u); ok {
 					usd, priced = max(usd, cost), true
 				}

@@ -74,8 +74,8 @@ func TestWorstCasePricesWhatTheBodyAsksFor(t *testing.T) {
 	}{
 		{"whole prompt written to the 1-hour cache", cached,
 			ir.Usage{CacheCreationInputTokens: prompt, CacheCreation1hInputTokens: prompt, OutputTokens: 100}},
-		{"fast mode", body("", `"speed":"fast",`),
-			ir.Usage{InputTokens: prompt, OutputTokens: 100, Speed: "fast"}},
+		{"fast mode, US-only", body("", `"speed":"fast","inference_geo":"us",`),
+			ir.Usage{InputTokens: prompt, OutputTokens: 100, Speed: "fast", InferenceGeo: "us"}},
 		{"web search without max_uses", body("", `"tools":[{"type":"web_search_20250305","name":"web_search"}],`),
 			ir.Usage{InputTokens: prompt + 400, OutputTokens: 100, WebSearchRequests: 8}},
 	}
