@@ -130,6 +130,17 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 		if b := r.Header.Get("Anthropic-Beta"); b == "" || b != c.Header.Get("Anthropic-Beta") || !strings.Contains(b, "claude-code-20250219") {
 			t.Errorf("call %d: anthropic-beta %q, Claude Code sent %q", i, b, c.Header.Get("Anthropic-Beta"))
 		}
+		// Every header Claude Code sent arrives as sent, but the credentials
+		// and what the transport owns (the encodings it can decode).
+		for name, vv := range c.Header {
+			switch name {
+			case "X-Api-Key", "Authorization", "Accept-Encoding", "Content-Length", "Connection", "Host":
+				continue
+			}
+			if got := r.Header.Values(name); strings.Join(got, ",") != strings.Join(vv, ",") {
+				t.Errorf("call %d: header %s %q upstream, Claude Code sent %q", i, name, got, vv)
+			}
+		}
 		if r.Header.Get("X-Claude-Code-Session-Id") != session {
 			t.Errorf("call %d: session header %q, want %q", i, r.Header.Get("X-Claude-Code-Session-Id"), session)
 		}

@@ -55,7 +55,9 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 		h.Set("User-Agent", ua)
 	}
 	h.Set("Content-Type", "application/json")
-	if c.stream {
+	if c.stream && (c.cross || h.Get("Accept") == "") {
+		// A same-shape client's own Accept goes as sent (Claude Code sends
+		// application/json on its streams, and the provider streams anyway).
 		h.Set("Accept", "text/event-stream")
 	}
 	p.setAuth(h)
