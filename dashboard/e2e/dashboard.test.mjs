@@ -51,8 +51,8 @@ const exact = (s) => new RegExp(`^${s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`)
 const pages = [];
 
 /** A new page that records dialogs, page errors and every request it makes. */
-async function newPage(viewport = { width: 1366, height: 900 }, origin = new URL(BASE).origin) {
-  const context = await browser.newContext({ viewport });
+async function newPage(viewport = { width: 1366, height: 900 }, origin = new URL(BASE).origin, contextOptions = {}) {
+  const context = await browser.newContext({ viewport, ...contextOptions });
   const page = await context.newPage();
   const rec = { dialogs: [], errors: [], requests: [], page, context, origin };
   page.on('dialog', (d) => { rec.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
@@ -650,6 +650,22 @@ test('auto-refresh keeps up with new traffic with a handful of requests, and pau
   assert.equal(analytics().length, paused, 'no requests while paused');
   await page.click('#live');
   await rendered(page, 'cost', scopeKey({ window: W }), await gen(page, 'cost'));
+});
+
+test('day buckets read as UTC days in a browser west of UTC', async () => {
+  // A UTC midnight is the evening before in Los Angeles: labelled with the
+  // browser's date, today's spend showed under yesterday.
+  const { page } = await newPage(undefined, undefined, { timezoneId: 'America/Los_Angeles' });
+  await open(page, 'tab=cost&window=7d&live=0', 'cost', scopeKey({ window: '7d' }));
+  const title = await page.$eval('#panel-cost .chart', (el) => el.closest('.card').querySelector('.card-title').textContent);
+  assert.match(title, /per UTC day/, 'the chart says its days are UTC days');
+  const over = await page.$('#panel-cost .chart .u-over');
+  const box = await over.boundingBox();
+  await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2); // the newest bucket: today, UTC
+  const label = await page.$eval('#panel-cost .u-legend .u-series:first-child .u-value', (el) => el.textContent);
+  const want = await page.evaluate(() => `${new Date(Math.floor(Date.now() / 864e5) * 864e5)
+    .toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' })} UTC`);
+  assert.equal(label, want, "the newest day bucket is labelled with today's UTC date");
 });
 
 test('a narrow window stays readable: no page-wide horizontal scroll', async () => {

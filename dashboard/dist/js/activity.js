@@ -3,7 +3,7 @@ import { h, replace } from './dom.js';
 import { get, scopeParams } from './api.js';
 import { money, int, tokens, ms, ago } from './format.js';
 import { tile, card, table, emptyRow } from './ui.js';
-import { BarChart, fillSeries } from './chart.js';
+import { BarChart, bucketLabel, fillSeries } from './chart.js';
 
 const RECENT_LIMIT = 50;
 
@@ -82,7 +82,7 @@ export function activityView(panel, app) {
       });
     }
     chart.setData(data, act.bucket);
-    chartCard.querySelector('.card-title').textContent = `Calls and errors · per ${act.bucket || 'hour'}`;
+    chartCard.querySelector('.card-title').textContent = `Calls and errors · per ${bucketLabel(act.bucket)}`;
 
     const scope = new URLSearchParams(p).toString();
     if (scope !== lastScope) seen = null;

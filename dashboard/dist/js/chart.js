@@ -8,6 +8,11 @@ export function bucketSeconds(bucket) {
   return BUCKET_SECONDS[bucket] || 3600;
 }
 
+/** The chart title's "per …": day buckets are UTC days, and say so. */
+export function bucketLabel(bucket) {
+  return bucket === 'day' ? 'UTC day' : (bucket || 'hour');
+}
+
 /** A point's field for uPlot: null stays null (an unknown cost, drawn as no
  *  bar and read "—" in the legend, never $0), anything else a number. */
 function field(p, f) {
@@ -84,10 +89,15 @@ export class BarChart {
     const grid = cssVar('--grid', '#eceef2');
     const font = '11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
     const size = bucketSeconds(this.bucket);
-    const timeFmt = size >= 86400
-      ? (ts) => new Date(ts * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric' })
+    // Day buckets are UTC days: labelled with the browser's date, a UTC
+    // midnight reads as the day before west of Greenwich. Hours read in
+    // local time.
+    const utcDays = size >= 86400;
+    const timeFmt = utcDays
+      ? (ts) => `${new Date(ts * 1000).toLocaleDateString(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' })} UTC`
       : (ts) => new Date(ts * 1000).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
     const opts = {
+      ...(utcDays ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC') } : {}),
       width: this.width(),
       height: this.height,
       padding: [10, 28, 0, 4], // room on the right for the last time label

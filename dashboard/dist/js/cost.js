@@ -3,7 +3,7 @@ import { h, replace } from './dom.js';
 import { get, scopeParams } from './api.js';
 import { money, int, tokens, groupLabel } from './format.js';
 import { tile, card, costCell, shareBar, table, emptyRow } from './ui.js';
-import { BarChart, fillSeries } from './chart.js';
+import { BarChart, bucketLabel, fillSeries } from './chart.js';
 
 export function costView(panel, app) {
   const bar = h('div', { class: 'filter-slot' });
@@ -71,7 +71,9 @@ export function costView(panel, app) {
     replace(tiles,
       tile('Total spend', 'total_cost_usd', m.total_cost_usd, money(m.total_cost_usd),
         m.unpriced_calls ? `excludes ${int(m.unpriced_calls)} unpriced call${m.unpriced_calls === 1 ? '' : 's'}` : `in the last ${state.window}`),
-      tile('Calls', 'calls', m.calls, int(m.calls), `${int(m.errors || 0)} error${m.errors === 1 ? '' : 's'}`, { subTone: m.errors ? 'warn' : null }),
+      tile('Calls', 'calls', m.calls, int(m.calls),
+        [`${int(m.errors || 0)} error${m.errors === 1 ? '' : 's'}`, m.estimated_calls ? `${int(m.estimated_calls)} with estimated usage` : null].filter(Boolean).join(' · '),
+        { subTone: m.errors ? 'warn' : null }),
       tile('Input tokens', 'input_tokens', m.input_tokens, tokens(m.input_tokens),
         `${tokens(m.cache_read_input_tokens || 0)} cache read · ${tokens(m.cache_creation_input_tokens || 0)} write`, { title: int(m.input_tokens) }),
       tile('Output tokens', 'output_tokens', m.output_tokens, tokens(m.output_tokens),
@@ -79,13 +81,13 @@ export function costView(panel, app) {
       tile('Cache savings', 'cache_savings_usd', m.cache_savings_usd, money(m.cache_savings_usd || 0),
         cacheTok ? 'vs. uncached input price' : 'no cached input', { tone: m.cache_savings_usd ? 'good' : null }),
       tile('Unpriced calls', 'unpriced_calls', m.unpriced_calls, int(m.unpriced_calls || 0),
-        m.estimated_calls ? `${int(m.estimated_calls)} with estimated usage` : 'no price known for the model', { tone: m.unpriced_calls ? 'warn' : null }),
+        m.unpriced_calls ? 'no price known for the model' : 'every call priced', { tone: m.unpriced_calls ? 'warn' : null }),
     );
 
     const data = fillSeries(act.series || [], act.bucket, state.window, ['cost_usd']);
     if (!chart) chart = new BarChart(chartBox, { series: [{ label: 'Spend', color: '--chart-1', fmt: money }], yFmt: money, bucket: act.bucket, label: 'Spend over time' });
     chart.setData(data, act.bucket);
-    chartCard.querySelector('.card-title').textContent = `Spend over time · per ${act.bucket || 'hour'}`;
+    chartCard.querySelector('.card-title').textContent = `Spend over time · per ${bucketLabel(act.bucket)}`;
 
     breakdown(models, m, 'model', 'model', state);
     breakdown(providers, pr, 'provider', null, state);
