@@ -148,6 +148,14 @@ func TestBadParametersNameTheParameter(t *testing.T) {
 		{"/analytics/activity?window=bad", "window", `"bad"`},
 		{"/sessions?limit=-3", "limit", `"-3"`},
 		{"/sessions?window=1y", "window", `"1y"`},
+		// A parameter no endpoint reads is refused, not ignored.
+		{"/analytics/cost?group_by=day&tz=Asia/Tokyo", "tz", `unknown parameter "tz"`},
+		{"/analytics/by_team?start=2026-10-01", "start", `unknown parameter "start"`},
+		{"/sessions?grup_by=model", "grup_by", `unknown parameter "grup_by"`},
+		{"/analytics/cost?from=2026-10-01&window=30d", "window", "either window or from and to"},
+		{"/analytics/cost?to=2026-10-01", "from", "to needs a from"},
+		{"/analytics/cost?from=October", "from", `bad from "October"`},
+		{"/analytics/by_key?from=2026-10-02&to=2026-10-01", "to", "must be after from"},
 	}
 	for _, c := range cases {
 		w, _ := serve(f.h, http.MethodGet, c.target)

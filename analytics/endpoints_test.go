@@ -468,3 +468,46 @@ func TestActivityMatchesSeededCalls(t *testing.T) {
 		}
 	}
 }
+
+// An absolute range (from/to, as a monthly chargeback asks) answers
+// exactly the calls in [from, to), at any alignment, with dates read as
+// UTC midnights.
+func TestAbsoluteRangeMatchesSeededCalls(t *testing.T) {
+	f := newFixture(t, 7, 3000)
+	day := testNow.UTC().Truncate(24 * time.Hour)
+	ranges := [][2]string{
+		{testNow.Add(-29*24*time.Hour - 97*time.Minute).Format(time.RFC3339Nano), testNow.Add(-11*24*time.Hour + 13*time.Second).Format(time.RFC3339Nano)},
+		{testNow.Add(-5*time.Hour - 7*time.Millisecond).Format(time.RFC3339Nano), testNow.Add(-2 * time.Hour).Format(time.RFC3339Nano)},
+		{day.Add(-20 * 24 * time.Hour).Format(time.DateOnly), day.Add(-3 * 24 * time.Hour).Format(time.DateOnly)},
+		{day.Add(-2 * 24 * time.Hour).Format(time.DateOnly), ""}, // to defaults to now
+	}
+	for _, rg := range ranges {
+		from, _ := parseInstant(rg[0])
+		to := testNow
+		q := url.Values{"from": {rg[0]}, "group_by": {"team"}}
+		if rg[1] != "" {
+			to, _ = parseInstant(rg[1])
+			q.Set("to", rg[1])
+		}
+		var got costJSON
+		f.get(t, "/analytics/cost", q, 200, &got)
+		groups, total := f.expect(from, to, url.Values{}, costKeyOf("team"))
+		ctx := "cost?" + q.Encode()
+		if total.calls == 0 {
+			t.Fatalf("%s: the seed has no calls in the range; the test proves nothing", ctx)
+		}
+		if !parseAPITime(t, got.From).Equal(from.Truncate(time.Millisecond)) || !parseAPITime(t, got.To).Equal(to.Truncate(time.Millisecond)) {
+			t.Errorf("%s: from %s to %s", ctx, got.From, got.To)
+		}
+		checkMoney(t, ctx+" total_cost_usd", got.TotalCostUSD, total.cost)
+		checkInt(t, ctx+" calls", got.Calls, total.calls)
+		if len(got.Groups) != len(groups) {
+			t.Errorf("%s: %d groups, want %d", ctx, len(got.Groups), len(groups))
+		}
+		for _, g := range got.Groups {
+			if w := groups[g.Key]; w == nil || g.Calls != w.calls {
+				t.Errorf("%s: group %q has %d calls, want %v", ctx, g.Key, g.Calls, w)
+			}
+		}
+	}
+}

@@ -3,6 +3,8 @@ package analytics
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,9 +30,14 @@ const (
 )
 
 // parseWindow resolves the window parameter against now: 1h, 24h, 7d, 30d,
-// all, any whole number of days ("3d") or any positive Go duration ("90m").
+// all, any whole number of days ("3d") or any positive Go duration ("90m");
+// or, instead of window, an absolute range from from to to (default now).
 func parseWindow(r *http.Request, now time.Time) (window, error) {
-	s := strings.TrimSpace(r.URL.Query().Get("window"))
+	q := r.URL.Query()
+	if q.Has("from") || q.Has("to") {
+		return parseRange(q, now)
+	}
+	s := strings.TrimSpace(q.Get("window"))
 	if s == "" {
 		s = defaultWindow
 	}
@@ -48,6 +55,65 @@ func parseWindow(r *http.Request, now time.Time) (window, error) {
 		from = time.Unix(0, 0).UTC()
 	}
 	return window{name: s, from: from, to: to}, nil
+}
+
+// parseRange reads from and to: RFC 3339 times, or dates (UTC midnight),
+// to defaulting to now. The range is [from, to), so a month's chargeback
+// is from=2026-10-01&to=2026-11-01. Its window is named "from/to".
+func parseRange(q url.Values, now time.Time) (window, error) {
+	if q.Has("window") {
+		return window{}, badParam("window", "give either window or from and to, not both")
+	}
+	fs, ts := strings.TrimSpace(q.Get("from")), strings.TrimSpace(q.Get("to"))
+	if fs == "" {
+		return window{}, badParam("from", "to needs a from: an RFC 3339 time (2026-10-01T00:00:00Z) or a date (2026-10-01, UTC)")
+	}
+	from, err := parseInstant(fs)
+	if err != nil {
+		return window{}, badParam("from", fmt.Sprintf("bad from %q; use an RFC 3339 time (2026-10-01T00:00:00Z) or a date (2026-10-01, UTC)", fs))
+	}
+	to := now.UTC()
+	if ts != "" {
+		if to, err = parseInstant(ts); err != nil {
+			return window{}, badParam("to", fmt.Sprintf("bad to %q; use an RFC 3339 time (2026-11-01T00:00:00Z) or a date (2026-11-01, UTC)", ts))
+		}
+	}
+	if !from.Before(to) {
+		return window{}, badParam("to", fmt.Sprintf("to (%s) must be after from (%s)", fmtTime(to), fmtTime(from)))
+	}
+	if from.Before(time.Unix(0, 0)) {
+		from = time.Unix(0, 0).UTC()
+	}
+	return window{name: fmtTime(from) + "/" + fmtTime(to), from: from, to: to}, nil
+}
+
+// parseInstant reads an RFC 3339 time, or a date as its UTC midnight.
+func parseInstant(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Parse(time.DateOnly, s)
+}
+
+// knownParams are the query parameters the analytics endpoints read.
+var knownParams = []string{"window", "from", "to", "group_by", "limit", "gateway_key", "user", "team", "workspace", "model"}
+
+// checkParams refuses a parameter no endpoint reads, rather than answering
+// as if it had been applied (a tz= or start= would otherwise be ignored
+// silently).
+func checkParams(r *http.Request) error {
+	var unknown []string
+	for name := range r.URL.Query() {
+		if !slices.Contains(knownParams, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	return badParam(unknown[0], fmt.Sprintf("unknown parameter %q; the analytics endpoints take %s (days and hours are UTC)",
+		unknown[0], strings.Join(knownParams, ", ")))
 }
 
 func windowDuration(s string) (time.Duration, error) {

@@ -32,7 +32,11 @@ func badParam(param, message string) *apiError {
 }
 
 func (h *Handler) run(w http.ResponseWriter, r *http.Request, fn endpoint) {
-	v, err := fn(r.Context(), r)
+	var v any
+	err := checkParams(r)
+	if err == nil {
+		v, err = fn(r.Context(), r)
+	}
 	if err != nil {
 		var ae *apiError
 		if errors.As(err, &ae) {
