@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -90,7 +91,7 @@ func (l *Ledger) quota(ctx context.Context, b Budget, now time.Time) (Quota, err
 	}
 	q := Quota{
 		BudgetID: b.ID, Scope: b.Scope, Subject: b.Subject, Window: b.Window, TZ: b.TZ,
-		Hard: b.Hard, Spent: u.spent, Reserved: u.reserved, ResetsAt: u.resetsAt, State: StateOK,
+		Hard: b.Hard, Spent: round12(u.spent), Reserved: round12(u.reserved), ResetsAt: u.resetsAt, State: StateOK,
 	}
 	if b.Soft > 0 {
 		soft := b.Soft
@@ -104,3 +105,7 @@ func (l *Ledger) quota(ctx context.Context, b Budget, now time.Time) (Quota, err
 	}
 	return q, nil
 }
+
+// round12 rounds a sum of charges to 1e-12 dollars, the resolution of the
+// costs it adds up: $0.1 + $0.2 reads 0.3, not 0.30000000000000004.
+func round12(usd float64) float64 { return math.Round(usd*1e12) / 1e12 }

@@ -180,3 +180,17 @@ func TestRollingRefusalTime(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A quota's spent is the sum of its charges as people write it: the
+// dashboard and /analytics show 0.3, not 0.30000000000000004.
+func TestQuotaSpentHasNoFloatNoise(t *testing.T) {
+	l := openLedger(t, testDB(t), Options{})
+	b := mustSet(t, l, Budget{Scope: ScopeUser, Subject: "dave", Window: "daily", Hard: 10})
+	id := Identity{User: "dave"}
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	charge(t, l, id, 0.1, now)
+	charge(t, l, id, 0.2, now.Add(time.Minute))
+	if q := quotaOf(t, l, b, now.Add(2*time.Minute)); q.Spent != 0.3 {
+		t.Errorf("spent %v, want 0.3", q.Spent)
+	}
+}
