@@ -326,6 +326,60 @@ func TestBudgetQuotaInAnalytics(t *testing.T) {
 	}
 }
 
+// A team or user with a budget and no accepted calls in the window (a new
+// team, or one its hard cap blocks) is still listed with its quota, at $0;
+// a filter on another team or user leaves it out.
+func TestBudgetedIdentityWithoutCallsInAnalytics(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "alice-laptop", User: "alice", Team: "eng"})
+	setBudget(t, g.DB, budget.Budget{Scope: "team", Subject: "ops", Window: "monthly", Hard: 5})
+	setBudget(t, g.DB, budget.Budget{Scope: "user", Subject: "carol", Window: "72h", Hard: 0.005})
+	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1))
+	resp := g.post("/v1/messages", tok, capsBody)
+	resp.Body.Close()
+	g.waitEvents(store.TypeCallCompleted, 1)
+	type row struct {
+		Team, User string
+		CostUSD    *float64 `json:"cost_usd"`
+		Calls      int64
+		Quota      *budget.Quota
+	}
+	list := func(path string) map[string]row {
+		t.Helper()
+		var ans struct{ Teams, Users []row }
+		_, b := get(t, g.Analytics+path, "")
+		if err := jsonUnmarshal(b, &ans); err != nil {
+			t.Fatalf("%s: %v %s", path, err, b)
+		}
+		out := map[string]row{}
+		for _, r := range append(ans.Teams, ans.Users...) {
+			out[r.Team+r.User] = r
+		}
+		return out
+	}
+	teams := list("/analytics/by_team?window=7d")
+	if ops, ok := teams["ops"]; !ok || ops.Calls != 0 || ops.CostUSD == nil || *ops.CostUSD != 0 || ops.Quota == nil || ops.Quota.Hard != 5 {
+		t.Errorf("by_team: ops %+v (listed %v), want 0 calls at $0 with its $5 quota", ops, ok)
+	}
+	if eng := teams["eng"]; eng.Calls != 1 {
+		t.Errorf("by_team: eng %+v, want its call", eng)
+	}
+	users := list("/analytics/by_user?window=7d")
+	if carol, ok := users["carol"]; !ok || carol.Calls != 0 || carol.Quota == nil || carol.Quota.Window != "72h" {
+		t.Errorf("by_user: carol %+v (listed %v), want 0 calls with her 72h quota", carol, ok)
+	}
+	if _, ok := list("/analytics/by_team?window=7d&team=eng")["ops"]; ok {
+		t.Error("by_team?team=eng lists ops")
+	}
+	if got := list("/analytics/by_team?window=7d&team=ops"); len(got) != 1 || got["ops"].Quota == nil {
+		t.Errorf("by_team?team=ops: %+v, want ops alone with its quota", got)
+	}
+	if _, ok := list("/analytics/by_user?window=7d&team=eng")["carol"]; ok {
+		t.Error("by_user?team=eng lists carol, whose team is unknown without calls")
+	}
+}
+
 // A model without a price has no worst case to reserve and no cost to
 // charge: a budgeted key may not use it (its spend would pass any hard
 // limit unseen), while a key without a budget may.

@@ -116,7 +116,8 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: parseFilter(r),
+	f := parseFilter(r)
+	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f,
 		dims: []dim{dimUser, dimKey}, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("spend by user: %w", err)
@@ -140,6 +141,11 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 	qs, err := h.quotas(ctx, budget.ScopeUser, win.to)
 	if err != nil {
 		return nil, err
+	}
+	for subject := range qs {
+		if idx[subject] == nil && budgetOnlyRow(f, f.user, subject) {
+			ans.Users = append(ans.Users, &userRow{User: subject})
+		}
 	}
 	for _, u := range ans.Users {
 		u.Quota = qs[u.User]
@@ -187,7 +193,8 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: parseFilter(r),
+	f := parseFilter(r)
+	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f,
 		dims: []dim{dimTeam, dimUser}, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("spend by team: %w", err)
@@ -223,6 +230,12 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	for subject := range qs {
+		if idx[subject] == nil && budgetOnlyRow(f, f.team, subject) {
+			zero := usd(0)
+			ans.Teams = append(ans.Teams, &teamRow{Team: subject, CostUSD: &zero, ByUser: []*teamUser{}})
+		}
+	}
 	for _, t := range ans.Teams {
 		t.Quota = qs[t.Team]
 	}
@@ -231,4 +244,19 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 		return byCost(a.cost, a.Calls, a.Team, b.cost, b.Calls, b.Team)
 	})
 	return ans, nil
+}
+
+// budgetOnlyRow reports whether a subject with a budget but no calls in the
+// window gets a row of zeros beside its quota: a team or user whose every
+// call its hard cap refuses has no accepted calls, and is the one a lead
+// must see. It does unless the answer is filtered by anything but own (the
+// scope's own filter), which must then name the subject: the subject's
+// keys, workspaces or models are unknown without calls.
+func budgetOnlyRow(f filter, own *string, subject string) bool {
+	for _, p := range []*string{f.keyID, f.user, f.team, f.workspace, f.model} {
+		if p != nil && p != own {
+			return false
+		}
+	}
+	return own == nil || *own == subject
 }
