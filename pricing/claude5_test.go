@@ -80,6 +80,12 @@ func TestCostClaude5(t *testing.T) {
 			name: "fable 5.1 mix", model: "claude-fable-5-1", u: mix, want: 0.1425,
 		},
 		{
+			// Fable 5.2 (Claude Code's "Fable"): 8 / 10 / 16 / 0.20 / 40.
+			// 1000 × 8 + 2000 × 10 + 4000 × 16 + 10000 × 0.20 + 500 × 40
+			// = 8000 + 20000 + 64000 + 2000 + 20000 = 114000 µ$ = 0.114
+			name: "fable 5.2 mix", model: "claude-fable-5-2", u: mix, want: 0.114,
+		},
+		{
 			// Haiku 5.5, prompt ≤ 100K (total input 17000): 0.10 / 0.125 / 0.20 / 0.01 / 0.50.
 			// 1000 × 0.10 + 2000 × 0.125 + 4000 × 0.20 + 10000 × 0.01 + 500 × 0.50
 			// = 100 + 250 + 800 + 100 + 250 = 1500 µ$ = 0.0015
@@ -140,6 +146,7 @@ func TestClaude5Prices(t *testing.T) {
 		"claude-opus-5":     {5, 6.25, 10, 0.50, 25},
 		"claude-sonnet-5-5": {2, 2.50, 4, 0.10, 10},
 		"claude-sonnet-5":   {2, 2.50, 4, 0.20, 10},
+		"claude-fable-5-2":  {8, 10, 16, 0.20, 40},
 		"claude-fable-5-1":  {10, 12.50, 20, 0.25, 50},
 		"claude-fable-5":    {10, 12.50, 20, 1, 50},
 		"claude-haiku-5-5":  {0.10, 0.125, 0.20, 0.01, 0.50},

@@ -465,8 +465,9 @@ func TestCatalogueData(t *testing.T) {
 			// §4.2: 5m write 1.25×, 1h write 2×, read 0.1× input; Claude 3
 			// Haiku's official 5m write ($0.30) and read ($0.03) differ, and
 			// wire-notes gives Sonnet 5.5 a $0.10 read (0.05×) and Fable 5.1
-			// a $0.25 read (0.025×); Opus 5.5's model page a $0.20 read (0.05×).
-			readRatio := map[string]float64{"claude-sonnet-5-5": 0.05, "claude-fable-5-1": 0.025, "claude-opus-5-5": 0.05}[id]
+			// a $0.25 read (0.025×); Opus 5.5's model page a $0.20 read (0.05×),
+			// and Fable 5.2's listed prices a $0.20 read (0.025×).
+			readRatio := map[string]float64{"claude-sonnet-5-5": 0.05, "claude-fable-5-1": 0.025, "claude-opus-5-5": 0.05, "claude-fable-5-2": 0.025}[id]
 			if readRatio == 0 {
 				readRatio = 0.1
 			}
