@@ -235,3 +235,34 @@ func TestE2EUnknownV1PathIsNotAModel(t *testing.T) {
 		t.Errorf("unknown paths reached the provider %d times", n)
 	}
 }
+
+// A client whose base URL lacks /v1 (OPENAI_BASE_URL at the gateway's
+// root) gets a 404 in its shape that names the right path, not the empty
+// 200 of the site's next handler; other paths still go on to it.
+func TestE2EPathWithoutV1(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "no-v1")
+	resp, body := e2eDo(t, g, http.MethodPost, "/chat/completions", tok)
+	m := e2eJSON(t, body)
+	msg, _ := e2ePath(m, "error", "message").(string)
+	if resp.StatusCode != 404 || e2ePath(m, "error", "code") != "unknown_url" || !strings.Contains(msg, "did you mean /v1/chat/completions?") {
+		t.Errorf("POST /chat/completions: %d %s, want 404 unknown_url naming /v1/chat/completions", resp.StatusCode, body)
+	}
+	resp, body = e2eDo(t, g, http.MethodPost, "/messages", tok)
+	m = e2eJSON(t, body)
+	if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "not_found_error" || !strings.Contains(body, "/v1/messages") {
+		t.Errorf("POST /messages: %d %s, want an Anthropic 404 naming /v1/messages", resp.StatusCode, body)
+	}
+	// Claude Code's connectivity probe is not a provider API path.
+	if resp, body := e2eDo(t, g, http.MethodHead, "/api/hello", tok); resp.StatusCode != 200 {
+		t.Errorf("HEAD /api/hello: %d %s, want the site's own answer", resp.StatusCode, body)
+	}
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != 2 {
+		t.Fatalf("%d request.rejected events, want 2: %v", len(rej), rej)
+	}
+	e2eWant(t, "rejection", rej[0], map[string]any{"reason": "unknown_endpoint", "status": 404, "path": "/chat/completions", "gateway_key_id": k.ID})
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("the provider got %d requests", n)
+	}
+}

@@ -68,7 +68,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		serveHealth(w, r)
 		return nil
 	}
-	if !strings.HasPrefix(path, "/v1/") {
+	if !strings.HasPrefix(path, "/v1/") && !withoutV1[path] {
 		return next.ServeHTTP(w, r)
 	}
 	// A 405 names the methods its endpoint answers; writeAPIError keeps the
@@ -94,9 +94,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, isModel := strings.CutPrefix(path, "/v1/models/")
 	isModel = isModel && id != ""
 	if path != "/v1/models" && !isModel {
+		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path)
+		if withoutV1[path] {
+			msg += fmt.Sprintf("; did you mean /v1%s? An OpenAI client's base URL is the gateway's root plus /v1, an Anthropic client's the root alone", path)
+		}
 		g.refuse(w, r, shape, key, "", &apiError{
-			status: http.StatusNotFound, reason: "unknown_endpoint", code: "unknown_url",
-			msg: fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path),
+			status: http.StatusNotFound, reason: "unknown_endpoint", code: "unknown_url", msg: msg,
 		})
 		return nil
 	}
@@ -111,6 +114,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveModels(w, r, shape, key)
 	}
 	return nil
+}
+
+// withoutV1 are the provider API paths a client reaches when its base URL
+// lacks /v1 (OPENAI_BASE_URL set to the gateway's root). They get a 404
+// in the caller's shape that says so, rather than going on to the site's
+// next handler, which answers an empty 200 when there is none.
+var withoutV1 = map[string]bool{
+	"/chat/completions": true, "/completions": true, "/responses": true, "/embeddings": true,
+	"/messages": true, "/messages/count_tokens": true, "/models": true,
 }
 
 // allowFor is the Allow header of a gateway endpoint: the methods it
@@ -159,7 +171,7 @@ func serveHealth(w http.ResponseWriter, r *http.Request) {
 // say it themselves.
 func shapeOf(r *http.Request) string {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/v1/messages") || r.Header.Get("Anthropic-Version") != "" {
+	if strings.HasPrefix(p, "/v1/messages") || strings.HasPrefix(p, "/messages") || r.Header.Get("Anthropic-Version") != "" {
 		return shapeAnthropic
 	}
 	return shapeOpenAI
