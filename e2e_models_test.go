@@ -141,7 +141,8 @@ func TestE2ECountTokens(t *testing.T) {
 		Body:   `{"input_tokens":1234}`,
 	})
 	body := `{"model":"haiku","system":"Be brief.","messages":[{"role":"user","content":"How many tokens is this?"}],"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}`
-	resp := g.post("/v1/messages/count_tokens?beta=true", tok, body, "Anthropic-Version", "2023-06-01", "Anthropic-Beta", "token-counting-2024-11-01")
+	resp := g.post("/v1/messages/count_tokens?beta=true", tok, body, "Anthropic-Version", "2023-06-01", "Anthropic-Beta", "token-counting-2024-11-01",
+		"X-Claude-Code-Session-Id", "sess-count")
 	if got := e2eRead(t, resp); resp.StatusCode != 200 || got != `{"input_tokens":1234}` {
 		t.Fatalf("count_tokens: %d %s", resp.StatusCode, got)
 	}
@@ -169,8 +170,11 @@ func TestE2ECountTokens(t *testing.T) {
 	if len(counted) != 2 {
 		t.Fatalf("%d tokens.counted events, want 2", len(counted))
 	}
+	// Claude Code's /context sends dozens in a session: they carry it, and
+	// the key's tags, like the calls.
 	e2eWant(t, "tokens.counted", counted[0], map[string]any{"gateway_key_id": k.ID, "provider": "anthropic", "model": "claude-haiku-4-5",
-		"status": 200, "input_tokens": 1234, "estimated": false})
+		"status": 200, "input_tokens": 1234, "estimated": false, "session_id": "sess-count", "key_name": "counter",
+		"user": "counter-user", "team": "e2e"})
 	e2eWant(t, "estimated tokens.counted", counted[1], map[string]any{"provider": "openai", "model": "gpt-5-nano", "estimated": true})
 	if n := len(g.events(store.TypeCallCompleted)); n != 0 {
 		t.Errorf("count_tokens recorded %d llm.call_completed events; counting costs nothing", n)

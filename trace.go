@@ -48,6 +48,11 @@ type turnCompleted struct {
 type tokensCounted struct {
 	TurnID       string `json:"turn_id"`
 	GatewayKeyID string `json:"gateway_key_id"`
+	KeyName      string `json:"key_name"`
+	User         string `json:"user"`
+	Team         string `json:"team"`
+	Workspace    string `json:"workspace"`
+	SessionID    string `json:"session_id"`
 	Provider     string `json:"provider"`
 	Model        string `json:"model"`
 	Status       int    `json:"status"`
@@ -93,7 +98,8 @@ func (c *call) finish() {
 	}
 	if c.kind == kindCountTokens {
 		tc := &tokensCounted{
-			TurnID: c.turnID, GatewayKeyID: k.ID, Provider: c.res.prov.name, Model: c.res.model, Status: c.status,
+			TurnID: c.turnID, GatewayKeyID: k.ID, KeyName: k.Name, User: k.User, Team: k.Team, Workspace: k.Workspace,
+			SessionID: c.session, Provider: c.res.prov.name, Model: c.res.model, Status: c.status,
 			InputTokens: c.usage.InputTokens, Estimated: c.usage.Estimated, LatencyMS: latency.Milliseconds(),
 		}
 		zero := 0.0
