@@ -222,6 +222,11 @@ func TestOpenAIStreamUsageInjectedAndHidden(t *testing.T) {
 		if strings.Contains(d, `"prompt_tokens"`) {
 			t.Fatalf("usage chunk shown to a client that did not ask: %s", d)
 		}
+		// OpenAI adds "usage":null to every chunk only when asked for
+		// usage: a client that did not ask sees no usage member at all.
+		if strings.Contains(d, `"usage"`) {
+			t.Errorf("chunk carries a usage member the client did not ask for: %s", d)
+		}
 	}
 	rec := up.RequestsTo("/v1/chat/completions")[0]
 	var sent map[string]any
@@ -240,12 +245,15 @@ func TestOpenAIStreamUsageInjectedAndHidden(t *testing.T) {
 	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
 	_, datas = sseEvents(t, resp.Body)
 	resp.Body.Close()
-	found := false
+	found, nulls := false, 0
 	for _, d := range datas {
 		found = found || strings.Contains(d, `"prompt_tokens":12`)
+		if strings.Contains(d, `"usage":null`) {
+			nulls++
+		}
 	}
-	if !found {
-		t.Error("usage chunk missing for a client that asked")
+	if !found || nulls == 0 {
+		t.Errorf("a client that asked: usage chunk found %v, %d chunks with \"usage\":null; want both as the provider sent them", found, nulls)
 	}
 }
 

@@ -343,8 +343,11 @@ func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs 
 		if obs.seen && c.ttft == 0 {
 			c.ttft = time.Since(c.start)
 		}
-		if !(usageOnly && hide) {
+		switch {
+		case !hide:
 			burst = append(burst, ev.Raw...)
+		case !usageOnly:
+			burst = appendWithoutNullUsage(burst, ev.Raw)
 		}
 		if rd.Ready() && len(burst) < maxBurst {
 			continue // the next event arrived with this one: send them together
@@ -353,6 +356,22 @@ func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs 
 			return err
 		}
 	}
+}
+
+// nullUsage is the member OpenAI adds to every chunk of a stream asked for
+// usage. A JSON string cannot hold it unescaped, so the bytes only occur as
+// the member itself.
+var nullUsage = []byte(`,"usage":null`)
+
+// appendWithoutNullUsage appends an OpenAI chunk event to dst without its
+// "usage":null member: the client did not ask for usage, and the provider
+// adds the member only when asked, as the gateway did on its behalf.
+func appendWithoutNullUsage(dst, raw []byte) []byte {
+	i := bytes.Index(raw, nullUsage)
+	if i < 0 {
+		return append(dst, raw...)
+	}
+	return append(append(dst, raw[:i]...), raw[i+len(nullUsage):]...)
 }
 
 // maxBurst bounds how many bytes of a burst passStream holds before
