@@ -20,10 +20,14 @@ var hopHeaders = map[string]bool{
 }
 
 // dropRequestHeaders are client headers the gateway consumes: the gateway
-// token never goes upstream.
+// token never goes upstream, and neither do a developer's OpenAI account
+// selectors (the SDKs send them when OPENAI_ORG_ID or OPENAI_PROJECT_ID is
+// set): the provider account is the operator's, and OpenAI refuses a key
+// with another organization's header (401 mismatched_organization).
 var dropRequestHeaders = map[string]bool{
 	"Host": true, "Content-Length": true, "Accept-Encoding": true, "Cookie": true,
 	"X-Api-Key": true, "Authorization": true, "Metis-Api-Version": true, "X-Metis-Session-Id": true,
+	"Openai-Organization": true, "Openai-Project": true,
 }
 
 // dropResponseHeaders are upstream headers not relayed to clients: framing

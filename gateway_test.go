@@ -457,3 +457,27 @@ func TestGatewayTokenInEitherHeader(t *testing.T) {
 		t.Errorf("/analytics/me with both headers: %d %s", resp.StatusCode, b)
 	}
 }
+
+// The provider account is the operator's: a developer's OpenAI
+// organization and project headers (the SDKs send them when OPENAI_ORG_ID
+// or OPENAI_PROJECT_ID is set) do not go upstream beside the operator's
+// key, where OpenAI would refuse the mismatch or bill another project.
+func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	up.Enqueue("/v1/chat/completions", fakeupstream.FromFixture(fakeupstream.FixtureOpenAINonStream, 0))
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","messages":[{"role":"user","content":"hi"}]}`,
+		"OpenAI-Organization", "org-developer", "OpenAI-Project", "proj_developer", "X-Stainless-Lang", "go")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	rec := up.RequestsTo("/v1/chat/completions")[0]
+	if o, p := rec.Header.Get("Openai-Organization"), rec.Header.Get("Openai-Project"); o != "" || p != "" {
+		t.Errorf("upstream got organization %q project %q beside the operator's key", o, p)
+	}
+	if rec.Header.Get("X-Stainless-Lang") != "go" || rec.APIKey() != testOpenAIKey {
+		t.Errorf("other headers or the key not as expected: %v", rec.Header)
+	}
+}
