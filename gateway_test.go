@@ -481,3 +481,30 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 		t.Errorf("other headers or the key not as expected: %v", rec.Header)
 	}
 }
+
+// An OpenAI-compatible server that ends a stream after the usage chunk
+// without "data: [DONE]" sent the whole answer: the client gets it as sent,
+// with no error event, and the call is recorded complete, priced from the
+// reported usage.
+func TestOpenAIStreamEndingWithoutDone(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	r := fakeupstream.OpenAITextStream("gpt-5-nano", "one two three", 30, true)
+	r.Events = r.Events[:len(r.Events)-1] // no [DONE]
+	up.Enqueue("/v1/chat/completions", r)
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Count."}]}`)
+	_, datas := sseEvents(t, resp.Body)
+	resp.Body.Close()
+	if len(datas) != len(r.Events) {
+		t.Errorf("client got %d events, the provider sent %d: %v", len(datas), len(r.Events), datas)
+	}
+	for _, d := range datas {
+		if strings.Contains(d, `"error"`) {
+			t.Errorf("error event for a whole answer: %s", d)
+		}
+	}
+	call := g.lastCall()
+	if call["error_class"] != nil || call["usage_source"] != "provider" || num(call, "input_tokens") != 30 {
+		t.Errorf("call %v, want complete with the provider's usage", call)
+	}
+}

@@ -213,7 +213,7 @@ func (o *streamObserver) complete() bool {
 	if o.typ == shapeAnthropic {
 		return o.ant.Complete()
 	}
-	return o.oai.Done()
+	return o.oai.Complete()
 }
 
 func (o *streamObserver) model() string {

@@ -211,6 +211,12 @@ func (t *StreamTracker) Meta() ResponseMeta { return t.meta }
 // Done reports whether the `data: [DONE]` terminator was seen.
 func (t *StreamTracker) Done() bool { return t.done }
 
+// Complete reports whether the answer is whole: the `data: [DONE]`
+// terminator was seen, or a finish reason and then the usage chunk, which
+// OpenAI sends last before [DONE]; OpenAI-compatible servers that end the
+// stream there without the terminator sent all of it.
+func (t *StreamTracker) Complete() bool { return t.done || (t.gotUsage && t.meta.FinishReason != "") }
+
 // Err returns the type (or code, when type is empty) and message of a
 // `{"error":{…}}` chunk.
 func (t *StreamTracker) Err() (errType, message string, ok bool) {
