@@ -43,7 +43,7 @@ const (
 	// toolPromptTokens covers the system prompt a provider adds when a
 	// request carries tools: Anthropic documents 346 tokens for Claude 4
 	// models with tool_choice auto, and the recorded two-turn tool call
-	// was billed 402 input tokens for a 365-byte body.
+	// was billed 402 input tokens for a 384-byte body.
 	toolPromptTokens = 600
 	// defaultWebSearches bounds the searches of a web_search tool that
 	// sets no max_uses.
