@@ -157,6 +157,20 @@ func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
 	if budgetRejections != codes[429] {
 		t.Errorf("%d budget rejections recorded for %d refusals", budgetRejections, codes[429])
 	}
+	// The team lead sees them: /analytics/cost counts the team's refusals.
+	var cost struct {
+		Calls            int64            `json:"calls"`
+		Rejected         int64            `json:"rejected"`
+		RejectedByReason map[string]int64 `json:"rejected_by_reason"`
+	}
+	_, b := get(t, g.Analytics+"/analytics/cost?window=1h&team=eng", "")
+	if err := jsonUnmarshal(b, &cost); err != nil {
+		t.Fatal(err)
+	}
+	if cost.Calls != int64(ok) || cost.Rejected != int64(codes[429]) || cost.RejectedByReason["budget"] != int64(codes[429]) {
+		t.Errorf("/analytics/cost for team eng: %d calls, %d refused %v; want %d calls and %d refused for budget",
+			cost.Calls, cost.Rejected, cost.RejectedByReason, ok, codes[429])
+	}
 }
 
 // A soft limit lets calls through with a warning header and writes one

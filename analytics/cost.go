@@ -55,6 +55,7 @@ type costAnswer struct {
 	GroupBy      string `json:"group_by"`
 	TotalCostUSD *usd   `json:"total_cost_usd"`
 	costCounts
+	rejectedCounts
 	Groups []costGroup `json:"groups"`
 	// GroupsTotal is the number of groups of the whole window;
 	// GroupsTruncated is set when limit cut groups to fewer.
@@ -115,9 +116,14 @@ func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cost by %s: %w", by, err)
 	}
+	rej, err := h.rejected(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 	ans := costAnswer{
 		windowFields: newWindowFields(win), GroupBy: by,
-		TotalCostUSD: costOf(t.cost, t.calls, t.unpriced), costCounts: countsOf(t), Groups: make([]costGroup, 0, len(res)),
+		TotalCostUSD: costOf(t.cost, t.calls, t.unpriced), costCounts: countsOf(t), rejectedCounts: rej,
+		Groups: make([]costGroup, 0, len(res)),
 	}
 	for _, g := range res {
 		cg := costGroup{CostUSD: costOf(g.cost, g.calls, g.unpriced), costCounts: countsOf(g.sums)}

@@ -9,10 +9,10 @@ import (
 )
 
 // schemaVersion is the PRAGMA user_version this build writes and expects.
-const schemaVersion = 4
+const schemaVersion = 5
 
 // migrations[i] brings the schema from user_version i to i+1.
-var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
 
 // migrateWait bounds migrate's retries of a busy database.
 const migrateWait = 10 * time.Second

@@ -278,3 +278,10 @@ CREATE INDEX IF NOT EXISTS calls_session_sums ON calls(session_id, ts_us, status
 	cost_usd, cache_savings_usd, input_tokens, cache_read_tokens, cache_write_tokens, output_tokens,
 	reasoning_tokens, latency_ms) WHERE session_id <> '';
 `
+
+// schemaV5 indexes the refused requests alone (a partial index: the other
+// events never touch it), so that analytics counts a window's refusals
+// without reading every event of the window.
+const schemaV5 = `
+CREATE INDEX IF NOT EXISTS events_rejected ON events(timestamp_us) WHERE type = 'request.rejected';
+`

@@ -128,6 +128,11 @@ async function checkCostTiles(page, c) {
   assert.equal(t.output_tokens.text, fmt.tokens(c.output_tokens), 'output tokens');
   assert.equal(t.cache_savings_usd.text, fmt.money(c.cache_savings_usd || 0), 'cache savings');
   assert.equal(t.unpriced_calls.text, fmt.int(c.unpriced_calls || 0), 'unpriced calls');
+  // Refused requests (a budget's 429 among them) cost nothing and are in no
+  // other figure: the Calls tile says how many there were.
+  const callsSub = await page.$eval('.panel:not([hidden]) [data-metric="calls"]', (e) => e.parentElement.querySelector('.tile-sub')?.textContent || '');
+  if (c.rejected) assert.ok(callsSub.includes(`${fmt.int(c.rejected)} refused`), `calls tile "${callsSub}" counts the ${c.rejected} refused`);
+  else assert.ok(!callsSub.includes('refused'), `calls tile "${callsSub}" with no refusal`);
 }
 
 /** The Activity tiles' figures; cost is null when no call was priced (a bucket's cost_usd is null when none of its calls was). */
