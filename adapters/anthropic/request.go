@@ -640,7 +640,12 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	// on models whose thinking cannot be turned off, where the provider's
 	// own error tells the client.
 	forcedTool := out.ToolChoice != nil && (out.ToolChoice.Type == "any" || out.ToolChoice.Type == "tool")
-	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled && !(forcedTool && !adaptiveOnly(r.Model)) {
+	// A turn that answers tool results continues a tool loop, and with
+	// thinking on Anthropic requires the assistant's tool-use turn to start
+	// with its signed thinking block, which an OpenAI-shape client never
+	// had: that turn goes without thinking.
+	noThinking := forcedTool || continuesToolLoop(out.Messages)
+	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled && !(noThinking && !adaptiveOnly(r.Model)) {
 		budget := th.BudgetTokens
 		if budget == 0 {
 			budget = EffortBudget(th.Effort)
@@ -684,6 +689,31 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		out.TopK = r.TopK
 	}
 	return &out, nil
+}
+
+// continuesToolLoop reports whether msgs end with a user turn holding tool
+// results after an assistant turn that called tools.
+func continuesToolLoop(msgs []outMessage) bool {
+	n := len(msgs)
+	if n < 2 || msgs[n-1].Role != "user" || msgs[n-2].Role != "assistant" {
+		return false
+	}
+	has := func(blocks []any, result bool) bool {
+		for _, b := range blocks {
+			switch b.(type) {
+			case outToolResult:
+				if result {
+					return true
+				}
+			case outToolUse:
+				if !result {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return has(msgs[n-1].Content, true) && has(msgs[n-2].Content, false)
 }
 
 // anthropicEffort maps an effort word to Anthropic output_config.effort.

@@ -314,6 +314,20 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"medium","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"required"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"any"}}`,
 	}, {
+		// Anthropic requires a tool loop's assistant turn to start with its
+		// signed thinking block when thinking is on; an OpenAI client never
+		// had it, so the turn answering tool results goes without thinking.
+		name: "a turn answering tool results goes without thinking", upstream: "claude-sonnet-4-5",
+		in: `{"model":"o3","max_completion_tokens":20000,"reasoning_effort":"low","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"messages":[
+			{"role":"user","content":"x"},
+			{"role":"assistant","tool_calls":[{"id":"toolu_W1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+			{"role":"tool","tool_call_id":"toolu_W1","content":"18C"}]}`,
+		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[
+			{"role":"user","content":[{"type":"text","text":"x"}]},
+			{"role":"assistant","content":[{"type":"tool_use","id":"toolu_W1","name":"f","input":{}}]},
+			{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_W1","content":[{"type":"text","text":"18C"}]}]}],
+			"tools":[{"name":"f","input_schema":{"type":"object"}}]}`,
+	}, {
 		name: "reasoning_effort kept with tool_choice auto", upstream: "claude-sonnet-4-5",
 		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"medium","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"auto"},"thinking":{"type":"enabled","budget_tokens":2048}}`,
