@@ -290,6 +290,8 @@ func readBlock(v gjson.Result, b *inBlock, where loc) error {
 			b.ID = f.String()
 		case "name":
 			b.Name = f.String()
+		case "tool_name":
+			b.ToolName = f.String()
 		case "input":
 			b.Input = json.RawMessage(f.Raw)
 		case "tool_use_id":
@@ -330,7 +332,7 @@ var droppedBlocks = map[string]bool{
 	"code_execution_tool_result": true, "bash_code_execution_tool_result": true,
 	"text_editor_code_execution_tool_result": true, "tool_search_tool_result": true,
 	"mcp_tool_use": true, "mcp_tool_result": true, "container_upload": true,
-	"tool_reference": true,
+	"tool_reference": true, // one naming a tool becomes text first (decodeBlock)
 }
 
 func decodeBlock(b *inBlock, where loc, top bool) (ir.Part, bool, error) {
@@ -352,6 +354,11 @@ func decodeBlock(b *inBlock, where loc, top bool) (ir.Part, bool, error) {
 			sb.WriteString(x.Text)
 		}
 		return ir.Part{Type: ir.PartText, Text: sb.String(), CacheControl: b.CacheControl}, true, nil
+	}
+	if b.Type == "tool_reference" && b.ToolName != "" {
+		// A tool search's result (Claude Code's ToolSearch): the tools it
+		// found, by name, which the other shape can read as text.
+		return ir.Part{Type: ir.PartText, Text: "tool_reference: " + b.ToolName}, true, nil
 	}
 	if droppedBlocks[b.Type] {
 		return ir.Part{}, false, nil

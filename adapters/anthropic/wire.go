@@ -17,6 +17,7 @@ type inBlock struct {
 	Title        string          `json:"title"`
 	ID           string          `json:"id"`
 	Name         string          `json:"name"`
+	ToolName     string          `json:"tool_name"`
 	Input        json.RawMessage `json:"input"`
 	ToolUseID    string          `json:"tool_use_id"`
 	Content      json.RawMessage `json:"content"`

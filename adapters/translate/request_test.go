@@ -188,9 +188,11 @@ func TestAnthropicToOpenAIRequestGolden(t *testing.T) {
 			{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]},{"type":"text","text":"found"}]}]}`,
 		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"found"}]}`,
 	}, {
-		name: "tool_reference inside a tool result is dropped", upstream: "gpt-4o",
-		in:   `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"text","text":"ok"},{"type":"tool_reference","tool_name":"x"}]}]}]}`,
-		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"tool","tool_call_id":"t","content":"ok"}]}`,
+		// Claude Code's ToolSearch answers with tool_reference blocks only:
+		// dropped, the tool result reached GPT empty.
+		name: "tool_reference inside a tool result becomes text naming the tool", upstream: "gpt-4o",
+		in:   `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"tool_reference","tool_name":"get_weather"},{"type":"tool_reference","tool_name":"get_time"}]}]}]}`,
+		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"tool","tool_call_id":"t","content":"tool_reference: get_weather\ntool_reference: get_time"}]}`,
 	}, {
 		name: "more than four stop sequences is rejected", upstream: "gpt-4o",
 		in:      `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":"x"}],"stop_sequences":["a","b","c","d","e"]}`,
