@@ -60,8 +60,8 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 // to model: the prompt at one token per two bytes plus the tool prompt
 // (never more than the model's context window), all of it at the dearer
 // of the input and cache-write prices when the body asks for caching, and
-// max_tokens (else the model's output limit) of output, all of it
-// reasoning when that is dearer; at the service tier, speed and
+// max_tokens (else the model's output limit) of output per choice (n),
+// all of it reasoning when that is dearer; at the service tier, speed and
 // inference_geo the body asks for, the long-context tier the estimate
 // reaches, and max_uses (else 10) web searches per web_search tool.
 func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd float64, priced bool) {
@@ -79,6 +79,9 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 	}
 	if maxOut <= 0 {
 		maxOut = 4096
+	}
+	if n := req.Get("n").Int(); n > 1 {
+		maxOut *= n // OpenAI bills every choice's output
 	}
 	in := int64(len(body)+bytesPerTokenBound-1) / bytesPerTokenBound
 	searches := int64(0)

@@ -92,6 +92,13 @@ func TestWorstCasePricesWhatTheBodyAsksFor(t *testing.T) {
 			t.Errorf("%s: reserved $%.6f, billed $%.6f", c.name, reserved, billed)
 		}
 	}
+	// OpenAI bills the output of every choice: n=8 choices of up to 4000
+	// tokens each on gpt-5-mini ($2/MTok output) may cost 8 × 4000 × $2/MTok.
+	nBody := `{"model":"gpt-5-mini","n":8,"max_completion_tokens":4000,"messages":[{"role":"user","content":"hi"}]}`
+	billed, _ := cat.Cost("gpt-5-mini", ir.Usage{InputTokens: 10, OutputTokens: 8 * 4000})
+	if reserved, _ := worstCaseCost(cat, "gpt-5-mini", []byte(nBody)); reserved < billed {
+		t.Errorf("n=8: reserved $%.6f, billed up to $%.6f", reserved, billed)
+	}
 	if _, ok := worstCaseCost(cat, "no-such-model-anywhere", []byte(plain)); ok {
 		t.Error("an unpriced model got a worst case")
 	}

@@ -22,19 +22,9 @@ var rejectedFilterPaths = [...]string{"$.gateway_key_id", "$.user", "$.team", "$
 // rejected counts the window's request.rejected events matching f, by
 // reason, through the partial index events_rejected.
 func (h *Handler) rejected(ctx context.Context, q query) (rejectedCounts, error) {
-	var sb strings.Builder
-	sb.WriteString(`SELECT json_extract(payload_json, '$.reason'), count(*) FROM events
-WHERE type = 'request.rejected' AND timestamp_us >= ? AND timestamp_us < ?`)
-	args := []any{q.from.UnixMicro(), q.to.UnixMicro()}
-	for i, v := range [...]*string{q.filter.keyID, q.filter.user, q.filter.team, q.filter.workspace, q.filter.model} {
-		if v != nil {
-			sb.WriteString(" AND coalesce(json_extract(payload_json, '" + rejectedFilterPaths[i] + "'), '') = ?")
-			args = append(args, *v)
-		}
-	}
-	sb.WriteString(" GROUP BY 1")
+	query, args := rejectedSQL(q)
 	out := rejectedCounts{RejectedByReason: map[string]int64{}}
-	rows, err := h.db.QueryContext(ctx, sb.String(), args...)
+	rows, err := h.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return out, fmt.Errorf("counting refused requests: %w", err)
 	}
@@ -56,4 +46,20 @@ WHERE type = 'request.rejected' AND timestamp_us >= ? AND timestamp_us < ?`)
 		return out, fmt.Errorf("counting refused requests: %w", err)
 	}
 	return out, nil
+}
+
+// rejectedSQL is the query rejected runs, and its arguments.
+func rejectedSQL(q query) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`SELECT json_extract(payload_json, '$.reason'), count(*) FROM events
+WHERE type = 'request.rejected' AND timestamp_us >= ? AND timestamp_us < ?`)
+	args := []any{q.from.UnixMicro(), q.to.UnixMicro()}
+	for i, v := range [...]*string{q.filter.keyID, q.filter.user, q.filter.team, q.filter.workspace, q.filter.model} {
+		if v != nil {
+			sb.WriteString(" AND json_extract(payload_json, '" + rejectedFilterPaths[i] + "') = ?")
+			args = append(args, *v)
+		}
+	}
+	sb.WriteString(" GROUP BY 1")
+	return sb.String(), args
 }
