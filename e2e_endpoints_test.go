@@ -253,9 +253,14 @@ func TestE2EPathWithoutV1(t *testing.T) {
 	if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "not_found_error" || !strings.Contains(body, "/v1/messages") {
 		t.Errorf("POST /messages: %d %s, want an Anthropic 404 naming /v1/messages", resp.StatusCode, body)
 	}
-	// Claude Code's connectivity probe is not a provider API path.
+	// Claude Code's connectivity probe is not a provider API path, and a
+	// request without a gateway token (a scanner, another handler's
+	// client) goes on to the site's next handler.
 	if resp, body := e2eDo(t, g, http.MethodHead, "/api/hello", tok); resp.StatusCode != 200 {
 		t.Errorf("HEAD /api/hello: %d %s, want the site's own answer", resp.StatusCode, body)
+	}
+	if resp, body := e2eDo(t, g, http.MethodGet, "/models", ""); resp.StatusCode != 200 {
+		t.Errorf("GET /models without a key: %d %s, want the site's own answer", resp.StatusCode, body)
 	}
 	rej := g.events(store.TypeRequestRejected)
 	if len(rej) != 2 {

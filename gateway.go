@@ -68,7 +68,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		serveHealth(w, r)
 		return nil
 	}
-	if !strings.HasPrefix(path, "/v1/") && !withoutV1[path] {
+	if !strings.HasPrefix(path, "/v1/") && !(withoutV1[path] && llmClient(r)) {
 		return next.ServeHTTP(w, r)
 	}
 	// A 405 names the methods its endpoint answers; writeAPIError keeps the
@@ -117,12 +117,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // withoutV1 are the provider API paths a client reaches when its base URL
-// lacks /v1 (OPENAI_BASE_URL set to the gateway's root). They get a 404
-// in the caller's shape that says so, rather than going on to the site's
-// next handler, which answers an empty 200 when there is none.
+// lacks /v1 (OPENAI_BASE_URL set to the gateway's root). An LLM client's
+// request there gets a 404 in its shape that says so, rather than going on
+// to the site's next handler, which answers an empty 200 when there is
+// none; anyone else's goes on (another handler may serve the path).
 var withoutV1 = map[string]bool{
 	"/chat/completions": true, "/completions": true, "/responses": true, "/embeddings": true,
 	"/messages": true, "/messages/count_tokens": true, "/models": true,
+}
+
+// llmClient reports whether r comes from an LLM client of the gateway: it
+// carries a gateway token or an anthropic-version header.
+func llmClient(r *http.Request) bool {
+	return strings.HasPrefix(store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization")), "gw_") ||
+		r.Header.Get("Anthropic-Version") != ""
 }
 
 // allowFor is the Allow header of a gateway endpoint: the methods it
