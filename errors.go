@@ -23,6 +23,9 @@ type apiError struct {
 	// param, when set, is the OpenAI error's param: the request field at
 	// fault (null otherwise).
 	param string
+	// bodyStarted is set when the refusal came after the body began to be
+	// read (a client waiting for 100 Continue has been told to send it).
+	bodyStarted bool
 }
 
 func (e *apiError) Error() string { return e.msg }

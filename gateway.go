@@ -247,8 +247,10 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			closeAfterReply(w, r)
-			return reject(http.StatusRequestEntityTooLarge, "body_too_large",
+			e := reject(http.StatusRequestEntityTooLarge, "body_too_large",
 				fmt.Sprintf("request body is over the gateway's limit of %d bytes", g.MaxBodySize))
+			e.bodyStarted = true
+			return e
 		}
 		g.logger.Info("reading a request body", zapErr(err))
 		return reject(http.StatusBadRequest, "body_unreadable", "the request body could not be read to its end")
@@ -339,13 +341,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
 	g.rejected(r, shape, key, requested, e)
 	writeAPIError(w, shape, e)
-	lingerUnread(w, r)
+	lingerUnread(w, r, e)
 }
 
-// Lingering on an unread body: at most this long, and this many bytes.
+// Lingering on an unread body: at most this long, and this many bytes (a
+// client with no valid key gets less of the gateway's time).
 const (
-	lingerTime  = 5 * time.Second
-	lingerBytes = 64 << 20
+	lingerTime        = 5 * time.Second
+	lingerBytes       = 64 << 20
+	lingerBytesNoAuth = 1 << 20
 )
 
 // lingerUnread reads and discards the rest of a body left unread by a
@@ -354,18 +358,23 @@ const (
 // makes the kernel send a reset, and a client still uploading (the Go and
 // Node HTTP clients among them) could then report "connection reset" and
 // retry instead of reading the 413 or 401 it was sent. A client waiting
-// for "100 Continue" sends nothing more, so nothing is read for it.
-func lingerUnread(w http.ResponseWriter, r *http.Request) {
+// for "100 Continue" sends nothing more unless reading had begun, so then
+// nothing is read for it.
+func lingerUnread(w http.ResponseWriter, r *http.Request, e *apiError) {
 	if r.ProtoMajor != 1 || r.ContentLength == 0 || w.Header().Get("Connection") != "close" ||
-		strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		(!e.bodyStarted && strings.EqualFold(r.Header.Get("Expect"), "100-continue")) {
 		return
 	}
 	rc := http.NewResponseController(w)
 	if rc.Flush() != nil {
 		return
 	}
+	limit := int64(lingerBytes)
+	if e.status == http.StatusUnauthorized {
+		limit = lingerBytesNoAuth
+	}
 	_ = rc.SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, r.Body, lingerBytes)
+	_, _ = io.CopyN(io.Discard, r.Body, limit)
 }
 
 // rejected records a request the gateway refused before any upstream call.

@@ -384,25 +384,48 @@ func TestRefusedUploadGetsItsAnswer(t *testing.T) {
 	_, tok := g.issueKey(store.IssueParams{Name: "k"})
 	host := strings.TrimPrefix(g.URL, "http://")
 	for _, c := range []struct {
-		token string
-		size  int
-		want  int
-	}{{tok, 40 << 20, 413}, {"gw_not-a-key", 8 << 20, 401}} {
+		token   string
+		size    int
+		chunked bool // with Expect: 100-continue, as curl sends a large upload
+		want    int
+	}{{tok, 40 << 20, false, 413}, {tok, 40 << 20, true, 413}, {"gw_not-a-key", 512 << 10, false, 401}} {
 		conn, err := net.Dial("tcp", host)
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-		fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nAnthropic-Version: 2023-06-01\r\n"+
-			"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", host, c.token, c.size)
-		chunk := bytes.Repeat([]byte("x"), 1<<20)
-		for sent := 0; sent < c.size; sent += len(chunk) {
-			if _, err := conn.Write(chunk); err != nil {
-				t.Fatalf("%d-byte upload cut after %d bytes: %v", c.size, sent, err)
-			}
-			time.Sleep(20 * time.Millisecond) // an upload slower than loopback
+		br := bufio.NewReader(conn)
+		framing := fmt.Sprintf("Content-Length: %d\r\n", c.size)
+		if c.chunked {
+			framing = "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n"
 		}
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nAnthropic-Version: 2023-06-01\r\n"+
+			"Content-Type: application/json\r\n%s\r\n", host, c.token, framing)
+		if c.chunked {
+			if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 100") {
+				t.Fatalf("chunked upload: %q %v, want 100 Continue first", line, err)
+			}
+			_, _ = br.ReadString('\n') // the blank line ending the interim response
+		}
+		chunk := bytes.Repeat([]byte("x"), 256<<10)
+		for sent := 0; sent < c.size; sent += len(chunk) {
+			n := min(len(chunk), c.size-sent)
+			if c.chunked {
+				_, err = fmt.Fprintf(conn, "%x\r\n%s\r\n", n, chunk[:n])
+			} else {
+				_, err = conn.Write(chunk[:n])
+			}
+			if err != nil {
+				t.Fatalf("%d-byte upload (chunked %v) cut after %d bytes: %v", c.size, c.chunked, sent, err)
+			}
+			time.Sleep(time.Millisecond) // an upload slower than loopback
+		}
+		if c.chunked {
+			if _, err := conn.Write([]byte("0\r\n\r\n")); err != nil {
+				t.Fatalf("chunked upload: last chunk: %v", err)
+			}
+		}
+		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatalf("%d-byte upload: no answer after it: %v", c.size, err)
 		}
