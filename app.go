@@ -26,17 +26,35 @@ var stores = caddy.NewUsagePool()
 // pooledStore is one database file's trace store and budget ledger.
 type pooledStore struct {
 	*store.Store
-	ledger *budget.Ledger
-	calls  *inflight
+	ledger   *budget.Ledger
+	inflight *inflight
 }
 
 // Destruct closes the store when no config uses it any more. The calls
-// still in flight (past the HTTP grace period, when the gateway stops) are
-// cancelled first and their traces and budget settlements written; then the
-// event queue is drained, so that no accepted event is lost.
+// still in flight are cancelled first and their traces and budget
+// settlements written; then the event queue is drained, so that no
+// accepted event is lost. When the process exits (caddy stop, a signal),
+// Caddy has already given them its grace period. When it does not (a
+// reload that moves the database, the metis app unloaded), their
+// connections stay open: they may run on for up to reloadDrain, in the
+// background, before they are cancelled and the store closed.
 func (p pooledStore) Destruct() error {
+	if caddy.Exiting() || p.inflight.idle() {
+		return p.close(0)
+	}
+	go func() {
+		if err := p.close(reloadDrain); err != nil {
+			caddy.Log().Named("metis").Error("closing the trace store of a replaced config", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// close lets the calls in flight finish for up to drain, cancels the rest,
+// and closes the ledger and the store.
+func (p pooledStore) close(drain time.Duration) error {
 	var errs []error
-	if left := p.calls.close(closeWait); left > 0 {
+	if left := p.inflight.close(drain, closeWait); left > 0 {
 		errs = append(errs, fmt.Errorf("trace store %s: %d calls still in flight %s after they were cancelled; their traces are lost", p.Path(), left, closeWait))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -210,13 +228,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 			_ = s.Close(ctx)
 			return nil, err
 		}
-		return pooledStore{Store: s, ledger: l, calls: newInflight()}, nil
+		return pooledStore{Store: s, ledger: l, inflight: newInflight()}, nil
 	})
 	if err != nil {
 		return err
 	}
 	ps := v.(pooledStore)
-	a.store, a.ledger, a.inflight, a.storeKey = ps.Store, ps.ledger, ps.calls, path
+	a.store, a.ledger, a.inflight, a.storeKey = ps.Store, ps.ledger, ps.inflight, path
 	if loaded {
 		a.store.Reconfigure(opts)
 	}

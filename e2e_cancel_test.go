@@ -143,10 +143,13 @@ func TestE2EClientCancelMidStream(t *testing.T) {
 	})
 }
 
-// A gateway stopped while a call is still streaming past the grace period
-// cancels the call: the client is told why in its stream, the call is
-// traced and priced with the usage known so far, and its budget
-// reservation is settled, not left to hold the budget for two hours.
+// A config stopped while a call is still streaming (Caddy unloading it
+// without the process exiting, as a reload that moves the database does)
+// lets the call run on for reloadDrain, then cancels it: the client is told
+// why in its stream, the call is traced and priced with the usage known so
+// far, and its budget reservation is settled, not left to hold the budget
+// for two hours. (On a process exit Caddy has already waited out its grace
+// period, and the same cancellation runs at once.)
 func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	k, tok := e2eKey(g, "stopped")
@@ -171,11 +174,18 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 		}
 	}
 
+	const drain = 400 * time.Millisecond
+	defer func(d time.Duration) { reloadDrain = d }(reloadDrain)
+	reloadDrain = drain
 	stopped := make(chan error, 1)
-	go func() { stopped <- caddy.Stop() }() // grace_period 1s, then the call is cancelled
+	start := time.Now()
+	go func() { stopped <- caddy.Stop() }()
 	var rest []e2eSSE
 	for ev, ok := rd.next(); ok; ev, ok = rd.next() {
 		rest = append(rest, ev)
+	}
+	if cut := time.Since(start); cut < drain-50*time.Millisecond {
+		t.Errorf("the stream was cut %s after the stop, before its %s to finish", cut, drain)
 	}
 	if len(rest) != 1 || rest[0].Name != "error" || !strings.Contains(rest[0].Data, "shutting down") {
 		t.Errorf("after the stop the client got %v, want one error event saying the gateway is shutting down", rest)
@@ -192,11 +202,18 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 		t.Error("the provider call was not cancelled")
 	}
 
-	// The database as the next start of the gateway, or sqlite3, finds it.
+	// The database as the next start of the gateway, or sqlite3, finds it
+	// (the old store closes in the background once the call is recorded).
 	db := g.db()
 	var payload string
-	if err := db.QueryRow(`SELECT payload_json FROM events WHERE type = 'llm.call_completed'`).Scan(&payload); err != nil {
-		t.Fatalf("no llm.call_completed after the stop: %v", err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		err := db.QueryRow(`SELECT payload_json FROM events WHERE type = 'llm.call_completed'`).Scan(&payload)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no llm.call_completed 10 s after the stop: %v", err)
+		}
 	}
 	call := e2eJSON(t, payload)
 	// 2000 × $1/MTok + 2 estimated output × $5/MTok (see TestE2EClientCancelMidStream).
@@ -211,8 +228,13 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 	}
 	var held int
 	var charged float64
-	if err := db.QueryRow(`SELECT (SELECT count(*) FROM budget_reservations), (SELECT coalesce(sum(amount), 0) FROM budget_charges)`).Scan(&held, &charged); err != nil {
-		t.Fatal(err)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := db.QueryRow(`SELECT (SELECT count(*) FROM budget_reservations), (SELECT coalesce(sum(amount), 0) FROM budget_charges)`).Scan(&held, &charged); err != nil {
+			t.Fatal(err)
+		}
+		if held == 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if held != 0 || !e2eNear(charged, 0.00201) {
 		t.Errorf("after the stop: %d reservations held, $%v charged; want none held and $0.00201 charged", held, charged)

@@ -17,19 +17,25 @@ var errShuttingDown = errors.New("the gateway is shutting down")
 // cancelled to write their traces and settle their budgets.
 const closeWait = 10 * time.Second
 
+// reloadDrain is how long the calls of a config that is replaced without
+// the process exiting (a reload that moves the database, the metis app
+// unloaded) may run on before they are cancelled; Caddy leaves their
+// connections open. A variable for tests.
+var reloadDrain = 2 * time.Minute
+
 // inflight is the set of calls in flight on one trace store. Closing the
 // store cancels them and waits for each to end in its trace event and
 // budget settlement, so that a call the gateway accepted is never left
 // untraced, or its reservation held, by a stop.
 type inflight struct {
-	mu      sync.Mutex
-	calls   map[*call]context.CancelCauseFunc
-	closing bool
-	idle    chan struct{} // closed when closing and no call is left
+	mu       sync.Mutex
+	calls    map[*call]context.CancelCauseFunc
+	closing  bool
+	finished chan struct{} // closed when closing and no call is left
 }
 
 func newInflight() *inflight {
-	return &inflight{calls: make(map[*call]context.CancelCauseFunc), idle: make(chan struct{})}
+	return &inflight{calls: make(map[*call]context.CancelCauseFunc), finished: make(chan struct{})}
 }
 
 // add registers c, cancelled by cancel when the store closes. It is false
@@ -50,13 +56,25 @@ func (f *inflight) done(c *call) {
 	defer f.mu.Unlock()
 	delete(f.calls, c)
 	if f.closing && len(f.calls) == 0 {
-		close(f.idle)
+		close(f.finished)
 	}
 }
 
-// close refuses new calls, cancels those in flight with errShuttingDown and
-// waits up to wait for them to finish. It returns how many had not.
-func (f *inflight) close(wait time.Duration) int {
+// idle reports whether no call is in flight.
+func (f *inflight) idle() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.calls) == 0
+}
+
+// close waits up to drain for the calls in flight to finish by themselves
+// (new ones still welcome), then refuses new calls, cancels those left with
+// errShuttingDown and waits up to wait for them to finish. It returns how
+// many had not.
+func (f *inflight) close(drain, wait time.Duration) int {
+	for deadline := time.Now().Add(drain); !f.idle() && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	f.mu.Lock()
 	if f.closing {
 		f.mu.Unlock()
@@ -64,7 +82,7 @@ func (f *inflight) close(wait time.Duration) int {
 	}
 	f.closing = true
 	if len(f.calls) == 0 {
-		close(f.idle)
+		close(f.finished)
 	}
 	for _, cancel := range f.calls {
 		cancel(errShuttingDown)
@@ -73,7 +91,7 @@ func (f *inflight) close(wait time.Duration) int {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case <-f.idle:
+	case <-f.finished:
 		return 0
 	case <-t.C:
 		f.mu.Lock()
