@@ -4,12 +4,19 @@
 # targets below.
 
 SHELL := /bin/bash
+comma := ,
 export CGO_ENABLED := 1
 
 # Versions and flags come from xcaddy.json, the one place to bump them.
 CADDY_VERSION  := $(shell sed -n 's/.*"caddy_version": *"\([^"]*\)".*/\1/p' xcaddy.json)
 XCADDY_VERSION := $(shell sed -n 's/.*"x_xcaddy_version": *"\([^"]*\)".*/\1/p' xcaddy.json)
 BUILD_FLAGS    := $(shell sed -n 's/.*"build_flags": *"\([^"]*\)".*/\1/p' xcaddy.json)
+# On Linux, start the image 4 KB past a 2 MB boundary so that the kernel
+# cannot map a freshly linked binary 2 MB at a time (see xcaddy.json's notes;
+# GNU ld only, hence Linux only).
+ifeq ($(shell go env GOOS),linux)
+BUILD_FLAGS    := $(subst -w -s,-w -s -extldflags=-Wl$(comma)-Ttext-segment=0x401000,$(BUILD_FLAGS))
+endif
 XCADDY         := go run github.com/caddyserver/xcaddy/cmd/xcaddy@$(XCADDY_VERSION)
 MODULE         := github.com/metisgateway/metis
 GO_SOURCES     := $(shell find . -name '*.go' -not -path './tools/*' -not -path '*/node_modules/*') go.mod go.sum $(shell find dashboard/dist -type f)
