@@ -6,6 +6,8 @@ package metis
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +241,60 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 	if held != 0 || !e2eNear(charged, 0.00201) {
 		t.Errorf("after the stop: %d reservations held, $%v charged; want none held and $0.00201 charged", held, charged)
 	}
+}
+
+// A call still waiting for its provider's answer when its config's store
+// closes gets a 503 in its shape saying why, and is recorded as cancelled.
+func TestE2EStopAnswersWaitingCall503(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "waiting")
+	r := fakeupstream.OpenAITextStream("gpt-5-nano", "too late", 10, false)
+	r.Delay = 30 * time.Second // the provider has not answered when the store closes
+	up.Enqueue("/v1/chat/completions", r)
+	defer func(d time.Duration) { reloadDrain = d }(reloadDrain)
+	reloadDrain = 200 * time.Millisecond
+
+	type answer struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := e2ePostCtx(t.Context(), g, "/v1/chat/completions", tok, `{"model":"nano","messages":[{"role":"user","content":"Hi."}]}`)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- answer{resp.StatusCode, string(b), err}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); len(up.RequestsTo("/v1/chat/completions")) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the call never reached the provider")
+		}
+	}
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	var a answer
+	select {
+	case a = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer 10 s after the stop")
+	}
+	if a.err != nil || a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, `"server_error"`) || !strings.Contains(a.body, "shutting down") {
+		t.Errorf("answer %d %s (%v), want a 503 server_error saying the gateway is shutting down", a.status, a.body, a.err)
+	}
+	db := g.db()
+	var payload string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := db.QueryRow(`SELECT payload_json FROM events WHERE type = 'llm.call_completed'`).Scan(&payload); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no llm.call_completed 10 s after the stop: %v", err)
+		}
+	}
+	e2eWant(t, "call", e2eJSON(t, payload), map[string]any{"error_class": "CANCELLED", "status": 503, "usage_source": "estimated"})
 }
