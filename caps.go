@@ -85,9 +85,10 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 	}
 	in := int64(len(body)+bytesPerTokenBound-1) / bytesPerTokenBound
 	searches := int64(0)
-	if tools := req.Get("tools"); tools.IsArray() && len(tools.Array()) > 0 {
-		in += toolPromptTokens
+	hasTools := false
+	if tools := req.Get("tools"); tools.IsArray() {
 		tools.ForEach(func(_, t gjson.Result) bool {
+			hasTools = true
 			if strings.HasPrefix(t.Get("type").String(), "web_search") {
 				n := t.Get("max_uses").Int()
 				if n <= 0 {
@@ -97,6 +98,9 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 			}
 			return true
 		})
+	}
+	if hasTools {
+		in += toolPromptTokens
 	}
 	if req.Get("web_search_options").Exists() {
 		searches++ // OpenAI's search models bill a search per request
