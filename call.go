@@ -209,11 +209,29 @@ func (c *call) run() {
 	// c.ctx ends the upstream call when the client leaves, the handler
 	// returns or the store closes; a stream also ends it when the client's
 	// connection fails mid-stream.
-	resp, err := c.forward(c.ctx)
-	if err != nil {
-		c.upstreamFailed(err)
-		return
+	for {
+		resp, err := c.forward(c.ctx)
+		if err != nil {
+			c.upstreamFailed(err)
+			return
+		}
+		if c.answer(resp) {
+			return
+		}
+		// The stream failed before its first event reached the client:
+		// another attempt, after a backoff (an in-stream error carries no
+		// retry-after).
+		if !sleepCtx(c.ctx, backoff(c.attempts-1, c.res.prov.maxRetryWait)) {
+			c.upstreamFailed(c.ctx.Err())
+			return
+		}
 	}
+}
+
+// answer relays one upstream response to the client. It reports false,
+// having written nothing, when the response is a stream that failed before
+// its first event and the provider's retries allow another attempt.
+func (c *call) answer(resp *http.Response) bool {
 	defer discard(resp.Body)
 	c.upstreamReqID = resp.Header.Get("Request-Id")
 	if c.upstreamReqID == "" {
@@ -223,10 +241,19 @@ func (c *call) run() {
 	case resp.StatusCode >= 400:
 		c.relayError(resp)
 	case isEventStream(resp.Header):
-		c.relayStream(resp)
+		st, retry := c.startStream(resp)
+		if retry {
+			return false
+		}
+		if !st.headersSent && st.err != nil {
+			c.streamFailedEarly(st.err)
+			return true
+		}
+		c.relayStream(resp, st)
 	default:
 		c.relayBody(resp)
 	}
+	return true
 }
 
 // countTokensEstimate answers count_tokens for a model whose provider has

@@ -75,7 +75,8 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 // that failure is returned), or an exponential backoff with jitter.
 func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	p := c.res.prov
-	for attempt := 0; ; attempt++ {
+	// c.attempts counts on from a stream that failed before its first event.
+	for attempt := c.attempts; ; attempt++ {
 		c.attempts = attempt + 1
 		req, err := c.newUpstreamRequest(ctx)
 		if err != nil {

@@ -233,9 +233,130 @@ func (o *streamObserver) upstreamErr() (string, bool) {
 	return t, ok
 }
 
-// relayStream relays an SSE answer event by event as it arrives, flushing
-// each one, while reading usage on the side.
-func (c *call) relayStream(resp *http.Response) {
+// firstEventHold bounds how long a stream's response headers wait for the
+// provider's first event. Until they go out nothing has reached the
+// client, so a stream that fails before its first event can be retried;
+// past the hold the client gets its headers as before (a translated
+// stream's keep-alive pings start only then).
+var firstEventHold = 10 * time.Second
+
+// streamStart is a stream's first event, read before the client was sent
+// anything, and the reader positioned after it.
+type streamStart struct {
+	rd          *sse.Reader
+	ev          sse.Event
+	err         error // the first read's error: the stream ended before any event
+	headersSent bool  // the hold expired and the headers went out before the first event
+}
+
+// startStream reads the provider's first event, holding the client's
+// response headers until it arrives (at most firstEventHold). It reports
+// retry when that event is a transient error (Anthropic answers an
+// overload with a 200 and an error event) or the stream ended before any
+// event, nothing was sent to the client, and the provider's max_retries
+// allow another attempt.
+func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
+	st.rd = sse.NewReader(resp.Body)
+	if c.cross {
+		if c.res.prov.typ == shapeOpenAI {
+			c.streamTr = c.tstate.NewOpenAIToAnthropicStream()
+		} else {
+			c.streamTr = c.tstate.NewAnthropicToOpenAIStream()
+		}
+	}
+	// Once the hold expires the headers go out, and a translated stream
+	// gets its keep-alive pings while the first event is awaited (Claude
+	// Code gives up after 5 minutes without a byte). mu serializes these
+	// writes with the first event's arrival; taken ends them.
+	var (
+		mu          sync.Mutex
+		sent, taken bool
+		pinger      *time.Timer
+	)
+	var ping func()
+	ping = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if taken {
+			return
+		}
+		if _, err := c.w.Write(c.streamTr.Ping()); err == nil {
+			_ = http.NewResponseController(c.w).Flush()
+		}
+		pinger.Reset(pingEvery)
+	}
+	hold := time.AfterFunc(firstEventHold, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if taken {
+			return
+		}
+		c.writeStreamHeaders(resp)
+		sent = true
+		if c.cross {
+			pinger = time.AfterFunc(pingEvery, ping)
+		}
+	})
+	st.ev, st.err = st.rd.Next()
+	hold.Stop()
+	mu.Lock()
+	taken = true
+	st.headersSent = sent
+	if pinger != nil {
+		pinger.Stop()
+	}
+	mu.Unlock()
+	if st.headersSent || c.ctx.Err() != nil || c.attempts > c.res.prov.maxRetries {
+		return st, false
+	}
+	if st.err != nil {
+		c.g.logger.Info("provider stream ended before its first event; retrying",
+			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(st.err))
+		return st, true
+	}
+	if et := transientStreamError(c.res.prov.typ, st.ev); et != "" {
+		c.g.logger.Info("provider stream began with an error; retrying",
+			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.String("error_type", et))
+		return st, true
+	}
+	return st, false
+}
+
+// transientStreamError returns the type of a stream's first event when it
+// is an error worth another attempt (overloaded, rate limited, a server
+// error), else "".
+func transientStreamError(provType string, ev sse.Event) string {
+	if ev.Comment || (provType == shapeAnthropic && ev.Name != "error") {
+		return ""
+	}
+	switch t := gjson.GetBytes(ev.Data, "error.type").String(); t {
+	case "overloaded_error", "api_error", "rate_limit_error", "server_error":
+		return t
+	}
+	return ""
+}
+
+// streamFailedEarly answers a stream that ended before its first event
+// when no attempt is left: nothing was sent, so the client gets an error
+// status in its shape, as for a provider that could not be reached.
+func (c *call) streamFailedEarly(err error) {
+	if c.ctx.Err() != nil {
+		c.upstreamFailed(c.ctx.Err())
+		return
+	}
+	c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
+	// The provider accepted the request and reported nothing: what it
+	// bills is unknown, so the recorded figures are the gateway's estimate.
+	c.usage = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, Estimated: true}
+	c.haveUsage = true
+	writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
+	if !errors.Is(err, io.EOF) {
+		c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
+	}
+}
+
+// writeStreamHeaders sends a stream's response headers and flushes them.
+func (c *call) writeStreamHeaders(resp *http.Response) {
 	h := c.w.Header()
 	if c.cross {
 		if c.upstreamReqID != "" {
@@ -249,15 +370,22 @@ func (c *call) relayStream(resp *http.Response) {
 	h.Set("X-Accel-Buffering", "no")
 	c.status = resp.StatusCode
 	c.w.WriteHeader(resp.StatusCode)
-	rc := http.NewResponseController(c.w)
-	_ = rc.Flush()
+	_ = http.NewResponseController(c.w).Flush()
+}
 
+// relayStream relays an SSE answer event by event as it arrives, flushing
+// each one, while reading usage on the side. st holds the first event.
+func (c *call) relayStream(resp *http.Response, st streamStart) {
+	if !st.headersSent {
+		c.writeStreamHeaders(resp)
+	}
+	rc := http.NewResponseController(c.w)
 	obs := &streamObserver{typ: c.res.prov.typ}
 	var err error
 	if c.cross {
-		err = c.translateStream(resp, rc, obs)
+		err = c.translateStream(st, rc, obs)
 	} else {
-		err = c.passStream(resp, rc, obs)
+		err = c.passStream(st, rc, obs)
 	}
 	u := obs.usage()
 	if u.Estimated && u.TotalInputTokens() == 0 {
@@ -306,8 +434,8 @@ var errClientGone = errors.New("client went away")
 // passStream relays same-shape events verbatim, flushing as soon as no
 // further complete event is already waiting. An OpenAI usage chunk the
 // gateway asked for on the client's behalf is not shown to the client.
-func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs *streamObserver) error {
-	rd := sse.NewReader(resp.Body)
+func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *streamObserver) error {
+	rd := st.rd
 	hide := c.shape == shapeOpenAI && !c.clientAskedUsage
 	// The events of one burst (what arrived together) are written with one
 	// Write, so they travel as one HTTP/1.1 chunk and one write(2).
@@ -328,8 +456,7 @@ func (c *call) passStream(resp *http.Response, rc *http.ResponseController, obs 
 		return nil
 	}
 	defer func() { *bp = burst[:0] }()
-	for {
-		ev, err := rd.Next()
+	for ev, err := st.ev, st.err; ; ev, err = rd.Next() {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
 				return serr
@@ -380,17 +507,14 @@ const maxBurst = 32 << 10
 
 var burstPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// pingEvery is the keep-alive interval of translated streams.
-const pingEvery = 15 * time.Second
+// pingEvery is the keep-alive interval of translated streams (a variable
+// for tests).
+var pingEvery = 15 * time.Second
 
-// translateStream re-encodes the provider's events in the client's shape,
-// sending a keep-alive ping after every 15 s of silence.
-func (c *call) translateStream(resp *http.Response, rc *http.ResponseController, obs *streamObserver) error {
-	if c.res.prov.typ == shapeOpenAI {
-		c.streamTr = c.tstate.NewOpenAIToAnthropicStream()
-	} else {
-		c.streamTr = c.tstate.NewAnthropicToOpenAIStream()
-	}
+// translateStream re-encodes the provider's events in the client's shape
+// with the translator startStream made, sending a keep-alive ping after
+// every 15 s of silence.
+func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs *streamObserver) error {
 	type item struct {
 		ev  sse.Event
 		err error
@@ -400,9 +524,7 @@ func (c *call) translateStream(resp *http.Response, rc *http.ResponseController,
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		rd := sse.NewReader(resp.Body)
-		for {
-			ev, err := rd.Next()
+		for ev, err := st.ev, st.err; ; ev, err = st.rd.Next() {
 			select {
 			case events <- item{ev, err}:
 			case <-done:
