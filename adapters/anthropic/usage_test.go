@@ -102,8 +102,9 @@ func TestUsageStreamCut(t *testing.T) {
 		tr.Observe(ev.name, ev.data)
 	}
 	// Text deltas: 1+1+4+15+12+3+23+4+7+5+26+5+1 = 107 bytes; input_json
-	// deltas as sent (escaped): 0+15+9+5 = 29 bytes; 136 bytes → ⌈136/4⌉ = 34.
-	want := ir.Usage{InputTokens: 394, OutputTokens: 34, ServiceTier: "standard", Estimated: true}
+	// deltas decoded (each \" one byte): 0+12+9+4 = 25 bytes (29 as sent);
+	// 132 bytes → ⌈132/4⌉ = 33.
+	want := ir.Usage{InputTokens: 394, OutputTokens: 33, ServiceTier: "standard", Estimated: true}
 	if got := tr.Usage(); got != want {
 		t.Errorf("usage = %+v, want %+v", got, want)
 	}

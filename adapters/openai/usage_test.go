@@ -222,10 +222,11 @@ func TestUsageStreamParallel(t *testing.T) {
 		sawContent: true,
 	})
 	// Cut before the usage chunk: the tool-call argument fragments total
-	// 112 bytes as sent (call 0: 5+6+7+4+7+6+6+6+7+6+4 = 64; call 1:
-	// 5+6+7+5+6+7+5+6+1 = 48) → ⌈112/4⌉ = 28 estimated output tokens.
+	// 92 bytes decoded (112 as sent, each \" one byte: call 0:
+	// 4+5+6+4+5+6+4+5+6+4+3 = 52; call 1: 4+5+6+4+5+6+4+5+1 = 40)
+	// → ⌈92/4⌉ = 23 estimated output tokens.
 	usageCheckStream(t, payloads[:n-2], usageStreamWant{
-		usage:      ir.Usage{OutputTokens: 28, Estimated: true},
+		usage:      ir.Usage{OutputTokens: 23, Estimated: true},
 		meta:       meta,
 		sawContent: true,
 	})

@@ -5,7 +5,9 @@ package jsonx
 // unescaping of string values would allocate.
 
 import (
+	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -74,14 +76,50 @@ func Members(obj string, fn func(key, raw string) bool) {
 	}
 }
 
-// StringLen returns the length of the raw JSON string raw's content as
-// sent, escapes included and quotes excluded, or 0 when raw is not a
-// string.
+// StringLen returns the length in bytes of the raw JSON string raw once
+// decoded (an escape counts as the UTF-8 bytes it stands for, so a tool
+// call's partial JSON full of \" is not counted double), or 0 when raw
+// is not a string. It does not allocate.
 func StringLen(raw string) int {
 	if len(raw) < 2 || raw[0] != '"' {
 		return 0
 	}
-	return len(raw) - 2
+	body := raw[1 : len(raw)-1]
+	i := strings.IndexByte(body, '\\')
+	if i < 0 {
+		return len(body)
+	}
+	n := i
+	for i < len(body) {
+		c := body[i]
+		if c != '\\' {
+			n++
+			i++
+			continue
+		}
+		if i+1 >= len(body) {
+			return n + 1
+		}
+		if body[i+1] != 'u' || i+6 > len(body) {
+			n++
+			i += 2
+			continue
+		}
+		r, err := strconv.ParseUint(body[i+2:i+6], 16, 32)
+		i += 6
+		switch {
+		case err != nil:
+			n++
+		case r >= 0xD800 && r < 0xDC00 && i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u':
+			n += 4 // a surrogate pair: one rune outside the BMP
+			i += 6
+		case utf8.RuneLen(rune(r)) < 0:
+			n += 3 // a lone surrogate decodes to U+FFFD
+		default:
+			n += utf8.RuneLen(rune(r))
+		}
+	}
+	return n
 }
 
 // skipWS returns the index of the first byte at or after s[i] that is not

@@ -72,7 +72,8 @@ func TestMembersAllocatesNothing(t *testing.T) {
 
 func TestStringLen(t *testing.T) {
 	for raw, want := range map[string]int{
-		`""`: 0, `"abc"`: 3, `"a\"b"`: 4, `"\u00e9"`: 6,
+		`""`: 0, `"abc"`: 3, `"a\"b"`: 3, `"\u00e9"`: 2, `"é"`: 2, `"\u20ac"`: 3, `"\ud83d\ude00"`: 4,
+		`"\ud83d"`: 3, `"\n\t\\\/"`: 4, `"{\"city\": \"Paris\"}"`: 17, `"\u00zz"`: 1,
 		`12`: 0, `null`: 0, `"`: 0, ``: 0, `{"a":"b"}`: 0,
 	} {
 		if got := jsonx.StringLen(raw); got != want {
