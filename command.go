@@ -13,9 +13,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/agnivade/levenshtein"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
 
+	"github.com/metisgateway/metis/pricing"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -99,6 +101,38 @@ func closeStore(s *store.Store) {
 	_ = s.Close(ctx)
 }
 
+// modelHints warns of --models entries that look like typos: not a model
+// the built-in price catalogue knows, but within two edits of one. An
+// alias or a model of the operator's own pricing file is not flagged
+// unless it is that close to a catalogue id; the key is issued either way.
+func modelHints(cat *pricing.Catalogue, models []string) []string {
+	var known []string
+	for _, prov := range []string{"anthropic", "openai"} {
+		known = append(known, cat.Models(prov)...)
+	}
+	var hints []string
+	for _, m := range models {
+		id := m
+		if i := strings.IndexByte(id, ':'); i >= 0 {
+			id = id[i+1:]
+		}
+		if _, ok := cat.Lookup(id); ok || len(id) < 6 {
+			continue
+		}
+		best, bestD := "", 3
+		for _, k := range known {
+			if d := levenshtein.ComputeDistance(id, k); d < bestD {
+				best, bestD = k, d
+			}
+		}
+		if best != "" {
+			hints = append(hints, fmt.Sprintf("--models %q is not a model the price catalogue knows; did you mean %q? "+
+				"The key is issued as asked, and calls to a model it does not list are refused.", m, best))
+		}
+	}
+	return hints
+}
+
 // parseExpires accepts a Go duration (720h) or whole days (30d).
 func parseExpires(v string) (time.Duration, error) {
 	if v == "" {
@@ -149,6 +183,9 @@ func issueKeyCommand() *cobra.Command {
 					p.AllowedModels = append(p.AllowedModels, s)
 				}
 			}
+		}
+		for _, hint := range modelHints(pricing.Default(), p.AllowedModels) {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
 		}
 		exp, _ := cmd.Flags().GetString("expires")
 		var err error

@@ -25,3 +25,31 @@ func TestListKeysEscapesControlCharacters(t *testing.T) {
 		t.Errorf("the name is not shown escaped:\n%s", text)
 	}
 }
+
+// A mistyped model id in --models gets a hint naming the id it is closest
+// to; aliases, catalogue ids and dated versions do not.
+func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
+	db := tempDB(t)
+	cmd := issueKeyCommand()
+	cmd.Flags().String("db", "", "")
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama", "--db", db})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "key_id: gk_") {
+		t.Errorf("the key was not issued: %q", out.String())
+	}
+	got := errOut.String()
+	for _, want := range []string{`"claude-opus-4-8x" is not a model the price catalogue knows; did you mean "claude-opus-4-8"?`,
+		`"anthropic:claude-sonet-4-5" is not a model the price catalogue knows; did you mean "claude-sonnet-4-5"?`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr %q lacks %q", got, want)
+		}
+	}
+	if n := strings.Count(got, "warning:"); n != 2 {
+		t.Errorf("%d warnings, want 2 (haiku, gpt-5-mini, a dated id and a local model are fine): %s", n, got)
+	}
+}
