@@ -216,6 +216,17 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("trace database: %w", err)
 	}
 	opts := a.storeOptions()
+	// The stores of the running config are still pooled while a reload
+	// provisions: one under another path means this config moves the
+	// trace (as `db {$METIS_DB}` does when the reloading shell's
+	// environment differs from the server's), which the operator must see.
+	var others []string
+	stores.Range(func(k, _ any) bool {
+		if k != path {
+			others = append(others, k.(string))
+		}
+		return true
+	})
 	v, loaded, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
 		s, err := store.Open(path, opts)
 		if err != nil {
@@ -237,7 +248,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.store, a.ledger, a.inflight, a.storeKey = ps.Store, ps.ledger, ps.inflight, path
 	if loaded {
 		a.store.Reconfigure(opts)
+	} else if len(others) > 0 {
+		a.logger.Warn("this config moves the trace database: the keys, budgets and spend of the running one stay in its file",
+			zap.String("db", path), zap.Strings("running_db", others))
 	}
+	a.logger.Info("trace database", zap.String("db", path))
 	return nil
 }
 

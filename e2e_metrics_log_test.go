@@ -16,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
 	"github.com/metisgateway/metis/internal/fakeupstream"
 )
 
@@ -333,5 +336,137 @@ http://127.0.0.1:%d {
 	}
 	if !warned("provider refused a request without an API key") {
 		t.Errorf("no warning that the provider refused the call for want of its key")
+	}
+}
+
+// A reload that names another database (as `db {$METIS_DB}` does when the
+// reloading shell's environment differs from the server's) is warned of:
+// every key looks invalid afterwards, which looks like an outage.
+func TestE2EReloadMovingTheDatabaseIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	dbA, dbB := filepath.Join(dir, "a.db"), filepath.Join(dir, "b.db")
+	render := func(db string) func(gw, an int) string {
+		return func(gw, an int) string {
+			return fmt.Sprintf(`{
+	admin off
+	log {
+		output file %s
+		format json
+		level INFO
+	}
+	metis {
+		db %s
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, logPath, db, gw, an)
+		}
+	}
+	g := e2eStartCustom(t, render(dbA))
+	reload := func(db string) {
+		t.Helper()
+		cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(render(db)(g.gwPort, g.anPort)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := caddy.Load(cfg, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	moved := func() (n int, last map[string]any) {
+		lines, _ := e2eLogLines(t, logPath)
+		for _, l := range lines {
+			if l["level"] == "warn" && strings.Contains(fmt.Sprint(l["msg"]), "moves the trace database") {
+				n, last = n+1, l
+			}
+		}
+		return n, last
+	}
+	lines, raw := e2eLogLines(t, logPath)
+	opened := false
+	for _, l := range lines {
+		opened = opened || (l["msg"] == "trace database" && l["db"] == dbA)
+	}
+	if !opened {
+		t.Errorf("the log does not say which database the gateway opened:\n%s", raw)
+	}
+	reload(dbA)
+	if n, _ := moved(); n != 0 {
+		t.Errorf("a reload keeping the database warned %d times", n)
+	}
+	reload(dbB)
+	n, l := moved()
+	if n != 1 || l["db"] != dbB || fmt.Sprint(l["running_db"]) != fmt.Sprint([]any{dbA}) {
+		t.Errorf("%d warnings, last %v; want one naming %s and the running %s", n, l, dbB, dbA)
+	}
+}
+
+// A provider key kept in a file ({file.PATH}) is read again on every
+// reload, so it can be rotated without a restart ({env.X} is the server
+// process's environment, fixed at its start); the adapted config holds
+// only the placeholder.
+func TestE2EProviderKeyFromFileRotatesOnReload(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "anthropic.key")
+	if err := os.WriteFile(keyFile, []byte("sk-ant-first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := fakeupstream.New(t)
+	var caddyfile string
+	g := e2eStartCustom(t, func(gw, an int) string {
+		caddyfile = fmt.Sprintf(`{
+	admin off
+	metis {
+		db %s
+		provider anthropic {
+			api_key {file.%s}
+			base_url %s
+		}
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, filepath.Join(dir, "metis.db"), keyFile, up.URL, gw, an)
+		return caddyfile
+	})
+	_, tok := e2eKey(g, "rotating")
+	call := func() string {
+		t.Helper()
+		up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 10, "end_turn", fakeupstream.TextBlock("hi")))
+		resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
+		if e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		reqs := up.RequestsTo("/v1/messages")
+		return reqs[len(reqs)-1].APIKey()
+	}
+	if k := call(); k != "sk-ant-first" {
+		t.Fatalf("provider got key %q, want the file's", k)
+	}
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(cfg), "sk-ant-first") {
+		t.Error("the adapted config holds the key itself")
+	}
+	if err := os.WriteFile(keyFile, []byte("sk-ant-second\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	if k := call(); k != "sk-ant-second" {
+		t.Errorf("after the reload the provider got key %q, want the rotated one", k)
 	}
 }
