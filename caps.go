@@ -164,11 +164,15 @@ func (c *call) reserve(body []byte) *apiError {
 		return reject(http.StatusServiceUnavailable, "budget_unavailable",
 			"the gateway cannot check this key's spend budget right now; try again shortly")
 	case refusal != nil:
-		if refusal.InFlight() {
+		switch {
+		case refusal.Never():
+			// No wait helps: no Retry-After, and the SDKs are told not to retry.
+			c.w.Header().Set("X-Should-Retry", "false")
+		case refusal.InFlight():
 			// Room frees up as the calls in flight settle: a client's own
 			// retry, a little later, may well fit.
 			c.w.Header().Set("Retry-After", strconv.Itoa(inFlightRetryAfter))
-		} else {
+		default:
 			if secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1; secs > 0 {
 				c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			}

@@ -256,8 +256,12 @@ func TestBudgetChangedWhileRunning(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	// The spend so far already counts against a budget set afterwards.
-	setBudget(t, g.DB, budget.Budget{Scope: "workspace", Subject: "/srv/proj", Window: "weekly", Hard: capsCallCost / 2})
+	// The spend so far already counts against a budget set afterwards (set
+	// once the call's trace is written, which set-budget reads):
+	// $0.001827 spent + the next call's worst case $0.003192 > $0.0035,
+	// which an empty week would fit.
+	g.sync()
+	setBudget(t, g.DB, budget.Budget{Scope: "workspace", Subject: "/srv/proj", Window: "weekly", Hard: 0.0035})
 	waitApplies(t, g, budget.Identity{Workspace: "/srv/proj"})
 	before := up.Count("/v1/messages")
 	resp = g.post("/v1/messages", tok, capsBody)
@@ -427,5 +431,37 @@ func TestBudgetedKeyRefusesUnpricedModel(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("unpriced model on a key without a budget: %d %s, want 200", resp.StatusCode, b)
+	}
+}
+
+// A call whose worst case is more than the whole hard limit gets a 429
+// that says no wait helps: no retry-after, x-should-retry false, and a
+// message pointing at max_tokens. A smaller call under the same budget
+// goes through.
+func TestBudgetSmallerThanTheCall(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "tiny-budget"})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 0.01})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	// sonnet, max_tokens 64000: 64000 × $15/MTok = $0.96 of output alone.
+	big := `{"model":"sonnet","max_tokens":64000,"messages":[{"role":"user","content":"Hi."}]}`
+	resp := g.post("/v1/messages", tok, big, e2eAnthropicHdr...)
+	body := e2eJSON(t, e2eRead(t, resp))
+	msg := fmt.Sprint(e2ePath(body, "error", "message"))
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(msg, "is smaller than this call's worst-case cost") ||
+		!strings.Contains(msg, "max_tokens") || strings.Contains(msg, "resets at") {
+		t.Errorf("%d %q: want a 429 saying the call can never fit", resp.StatusCode, msg)
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" || resp.Header.Get("X-Should-Retry") != "false" {
+		t.Errorf("retry-after %q, x-should-retry %q: want none and false", ra, resp.Header.Get("X-Should-Retry"))
+	}
+	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1))
+	resp = g.post("/v1/messages", tok, capsBody, e2eAnthropicHdr...)
+	if b := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Errorf("a call that fits: %d %s", resp.StatusCode, b)
+	}
+	if n := len(up.Requests()); n != 1 {
+		t.Errorf("%d calls reached the provider, want 1", n)
 	}
 }

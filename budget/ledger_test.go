@@ -382,3 +382,34 @@ func TestRefusalPrefersSpentOutBudget(t *testing.T) {
 		t.Errorf("refusal %+v (in flight %v): want the key's spent-out daily budget", ref, ref.InFlight())
 	}
 }
+
+// A call whose worst case alone is more than a hard limit is refused in
+// every window: the refusal says so (and how to shrink the call) instead
+// of naming a reset that would not help, and it is the one reported even
+// when another budget is merely spent out until later.
+func TestRefusalOfACallLargerThanTheBudget(t *testing.T) {
+	l := openLedger(t, testDB(t), Options{})
+	key := mustSet(t, l, Budget{Scope: ScopeKey, Subject: "gk_K", Window: WindowDaily, Hard: 1})
+	mustSet(t, l, Budget{Scope: ScopeTeam, Subject: "eng", Window: WindowMonthly, Hard: 10})
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	id := Identity{KeyID: "gk_K", Team: "eng"}
+	charge(t, l, Identity{Team: "eng"}, 9.5, now) // the team's monthly budget: 0.50 left, resets later
+	_, _, ref, err := l.Reserve(t.Context(), id, 2.761736, now)
+	if err != nil || ref == nil {
+		t.Fatalf("Reserve of $2.76 under a $1 limit: refusal %v, err %v", ref, err)
+	}
+	if ref.Budget.ID != key.ID || !ref.Never() || ref.InFlight() {
+		t.Errorf("refusal %+v: want the key's $1 budget, never fitting", ref)
+	}
+	msg := ref.Error()
+	if want := `key "gk_K" daily budget of $1.00 is smaller than this call's worst-case cost of $2.761736, so no reset makes room for it; lower the request's max_tokens`; !strings.HasPrefix(msg, want) {
+		t.Errorf("message %q, want it to start %q", msg, want)
+	}
+	if strings.Contains(msg, "resets at") {
+		t.Errorf("message names a reset: %q", msg)
+	}
+	// A call that fits an empty window is not "never".
+	if _, _, ref, _ := l.Reserve(t.Context(), id, 0.6, now); ref == nil || ref.Never() {
+		t.Errorf("a $0.60 call over the team's $0.50 left: refusal %+v, want one that a reset cures", ref)
+	}
+}

@@ -75,6 +75,11 @@ type Refusal struct {
 func (r *Refusal) Error() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s of %s ", describe(r.Budget), Dollars(r.Budget.Hard))
+	if r.Never() {
+		fmt.Fprintf(&sb, "is smaller than this call's worst-case cost of %s, so no reset makes room for it; "+
+			"lower the request's max_tokens (Claude Code: CLAUDE_CODE_MAX_OUTPUT_TOKENS) or ask for a larger limit", Dollars(r.Amount))
+		return sb.String()
+	}
 	if r.Spent+r.Reserved >= r.Budget.Hard-epsilon {
 		sb.WriteString("is exhausted")
 	} else {
@@ -95,6 +100,12 @@ func (r *Refusal) Error() string {
 		fmt.Fprintf(&sb, "room frees up at %s", at.Format(time.RFC3339))
 	}
 	return sb.String()
+}
+
+// Never reports whether the call's worst case alone exceeds the hard
+// limit: it is refused in every window, however empty.
+func (r *Refusal) Never() bool {
+	return r.Amount > r.Budget.Hard+epsilon
 }
 
 // InFlight reports whether the call was refused only for the reservations
@@ -288,12 +299,14 @@ func (l *Ledger) refusal(ctx context.Context, refused []Budget, usages []usage, 
 		} else {
 			rf.ResetsAt = l.rollingRoom(ctx, b, u, amount, now)
 		}
-		// A budget the spend itself has used up outranks one full only of
+		// A budget smaller than the call outranks the rest (no wait helps),
+		// and one the spend itself has used up outranks one full only of
 		// reservations: the call cannot fit until it resets, whatever the
 		// calls in flight do.
 		switch {
-		case best == nil, best.InFlight() && !rf.InFlight():
+		case best == nil, rf.Never() && !best.Never(), best.InFlight() && !rf.InFlight():
 			best = rf
+		case best.Never() != rf.Never(): // the best one never fits: keep it
 		case best.InFlight() == rf.InFlight() && rf.ResetsAt.After(best.ResetsAt):
 			best = rf
 		}
