@@ -188,7 +188,7 @@ const QUOTA_LABEL = { ok: 'ok', soft: 'soft cap', hard: 'hard cap' };
 /** The Quota cell as the page must show an API quota: "—", or "$spent / $hard <state>". */
 function quotaText(q) {
   if (q === null || q === undefined) return '—';
-  return `${fmt.money(q.spent ?? 0)} / ${fmt.money(q.hard)} ${QUOTA_LABEL[q.state]}`;
+  return `${fmt.moneyExact(q.spent ?? 0)} / ${fmt.moneyExact(q.hard)} ${QUOTA_LABEL[q.state]}`;
 }
 
 /** One table's rows with their Quota cells: name, text, data-state and title. */
@@ -219,7 +219,7 @@ function expectQuotaCells(kind, want, cells, name) {
     assert.equal(c.state, q.state, `${kind} ${name(w)} data-state`);
     assert.equal(c.badge, `badge badge-quota-${q.state}`, `${kind} ${name(w)} badge`);
     if (q.window) assert.ok(c.title.includes(`window ${q.window}`), `${kind} ${name(w)} title names the window: ${c.title}`);
-    if (q.soft !== null && q.soft !== undefined) assert.ok(c.title.includes(`soft ${fmt.money(q.soft)}`), `${kind} ${name(w)} title names the soft cap: ${c.title}`);
+    if (q.soft !== null && q.soft !== undefined) assert.ok(c.title.includes(`soft ${fmt.moneyExact(q.soft)}`), `${kind} ${name(w)} title names the soft cap: ${c.title}`);
   });
 }
 
@@ -684,6 +684,11 @@ test('a narrow window stays readable: no page-wide horizontal scroll', async () 
 });
 
 test('the Quota column shows each team, user and key quota as the API reports it, in every state', async () => {
+  // Limits and spend read as set, as the CLI prints them: never rounded to cents.
+  assert.equal(fmt.moneyExact(0.035), '$0.035');
+  assert.equal(fmt.moneyExact(0.0349164), '$0.034916');
+  assert.equal(fmt.moneyExact(500), '$500.00');
+  assert.equal(fmt.moneyExact(1234.5), '$1,234.50');
   // Against a real gateway (METIS_ANALYTICS_URL; run-with-gateway.sh sets caps
   // in every state with `caddy metis set-budget`) the page is compared with
   // its API; standalone, with a fake that sends team and user caps.

@@ -1,6 +1,6 @@
 // Shared pieces of the three views.
 import { h } from './dom.js';
-import { money, int } from './format.js';
+import { money, moneyExact, int } from './format.js';
 import { FILTERS } from './api.js';
 
 /** A KPI tile. The value element carries data-metric and the raw data-value. */
@@ -43,16 +43,16 @@ export function quotaCell(q) {
   const state = QUOTA_STATE[q.state] ? q.state : 'ok';
   const details = [
     q.window ? `window ${q.window}` : null,
-    q.soft !== null && q.soft !== undefined ? `soft ${money(q.soft)}` : null,
-    q.hard !== null && q.hard !== undefined ? `hard ${money(q.hard)}` : null,
-    q.reserved ? `reserved ${money(q.reserved)}` : null,
+    q.soft !== null && q.soft !== undefined ? `soft ${moneyExact(q.soft)}` : null,
+    q.hard !== null && q.hard !== undefined ? `hard ${moneyExact(q.hard)}` : null,
+    q.reserved ? `reserved ${moneyExact(q.reserved)}` : null,
     q.resets_at ? `resets ${new Date(q.resets_at).toLocaleString()}` : null,
   ].filter(Boolean).join(' · ');
   const share = limit > 0 ? Math.min(1, (q.spent || 0) / limit) : 0;
   td.title = details;
   td.dataset.state = state;
   td.append(
-    h('span', { class: 'quota-fig' }, `${money(q.spent ?? 0)} / ${limit === null || limit === undefined ? '∞' : money(limit)}`),
+    h('span', { class: 'quota-fig' }, `${moneyExact(q.spent ?? 0)} / ${limit === null || limit === undefined ? '∞' : moneyExact(limit)}`),
     ' ',
     h('span', { class: `badge badge-quota-${state}` }, QUOTA_STATE[state]),
     h('span', { class: `bar bar-quota-${state}`, 'aria-hidden': 'true' }, h('span', { class: 'bar-fill', style: { width: `${(share * 100).toFixed(1)}%` } })),
