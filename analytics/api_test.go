@@ -152,6 +152,10 @@ func TestBadParametersNameTheParameter(t *testing.T) {
 		{"/analytics/cost?group_by=day&tz=Asia/Tokyo", "tz", `unknown parameter "tz"`},
 		{"/analytics/by_team?start=2026-10-01", "start", `unknown parameter "start"`},
 		{"/sessions?grup_by=model", "grup_by", `unknown parameter "grup_by"`},
+		// …and so is one another endpoint reads but this one does not.
+		{"/analytics/by_key?group_by=model", "group_by", `unknown parameter "group_by"; /analytics/by_key takes window, from, to, gateway_key`},
+		{"/analytics/by_team?limit=5", "limit", `unknown parameter "limit"`},
+		{"/sessions/s1?window=1h", "window", `unknown parameter "window"; /sessions/s1 takes none`},
 		{"/analytics/cost?from=2026-10-01&window=30d", "window", "either window or from and to"},
 		{"/analytics/cost?to=2026-10-01", "from", "to needs a from"},
 		{"/analytics/cost?from=October", "from", `bad from "October"`},

@@ -118,34 +118,34 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
 	case p == "/health":
 		writeJSON(w, map[string]string{"status": "ok"})
 	case p == "/sessions" || p == "/sessions/":
-		h.run(w, r, h.sessions)
+		h.run(w, r, listParams, h.sessions)
 	case strings.HasPrefix(p, "/sessions/"):
-		h.run(w, r, h.session)
+		h.run(w, r, noParams, h.session)
 	default:
-		fn := h.analyticsRoute(strings.TrimPrefix(p, "/analytics/"))
+		fn, params := h.analyticsRoute(strings.TrimPrefix(p, "/analytics/"))
 		if fn == nil {
 			writeError(w, http.StatusNotFound, "not_found", "no analytics endpoint at "+p, "")
 			return true
 		}
-		h.run(w, r, fn)
+		h.run(w, r, params, fn)
 	}
 	return true
 }
 
-func (h *Handler) analyticsRoute(name string) endpoint {
+func (h *Handler) analyticsRoute(name string) (endpoint, []string) {
 	switch name {
 	case "cost":
-		return h.cost
+		return h.cost, costParams
 	case "by_key":
-		return h.byKey
+		return h.byKey, identityParams
 	case "by_user":
-		return h.byUser
+		return h.byUser, identityParams
 	case "by_team":
-		return h.byTeam
+		return h.byTeam, identityParams
 	case "activity":
-		return h.activity
+		return h.activity, listParams
 	case "me":
-		return h.me
+		return h.me, meParams
 	}
-	return nil
+	return nil, nil
 }

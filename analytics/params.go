@@ -95,16 +95,24 @@ func parseInstant(s string) (time.Time, error) {
 	return time.Parse(time.DateOnly, s)
 }
 
-// knownParams are the query parameters the analytics endpoints read.
-var knownParams = []string{"window", "from", "to", "group_by", "limit", "gateway_key", "user", "team", "workspace", "model"}
+// The query parameters each kind of endpoint reads.
+var (
+	windowParams   = []string{"window", "from", "to"}
+	filterParams   = []string{"gateway_key", "user", "team", "workspace", "model"}
+	costParams     = slices.Concat(windowParams, []string{"group_by", "limit"}, filterParams)
+	identityParams = slices.Concat(windowParams, filterParams)
+	listParams     = slices.Concat(windowParams, []string{"limit"}, filterParams) // activity, sessions
+	meParams       = windowParams
+	noParams       = []string{}
+)
 
-// checkParams refuses a parameter no endpoint reads, rather than answering
-// as if it had been applied (a tz= or start= would otherwise be ignored
-// silently).
-func checkParams(r *http.Request) error {
+// checkParams refuses a parameter the endpoint does not read, rather than
+// answering as if it had been applied (a tz= or start=, or a group_by sent
+// to by_key, would otherwise be ignored silently).
+func checkParams(r *http.Request, known []string) error {
 	var unknown []string
 	for name := range r.URL.Query() {
-		if !slices.Contains(knownParams, name) {
+		if !slices.Contains(known, name) {
 			unknown = append(unknown, name)
 		}
 	}
@@ -112,8 +120,11 @@ func checkParams(r *http.Request) error {
 		return nil
 	}
 	slices.Sort(unknown)
-	return badParam(unknown[0], fmt.Sprintf("unknown parameter %q; the analytics endpoints take %s (days and hours are UTC)",
-		unknown[0], strings.Join(knownParams, ", ")))
+	if len(known) == 0 {
+		return badParam(unknown[0], fmt.Sprintf("unknown parameter %q; %s takes none", unknown[0], r.URL.Path))
+	}
+	return badParam(unknown[0], fmt.Sprintf("unknown parameter %q; %s takes %s (days and hours are UTC)",
+		unknown[0], r.URL.Path, strings.Join(known, ", ")))
 }
 
 func windowDuration(s string) (time.Duration, error) {

@@ -31,9 +31,11 @@ func badParam(param, message string) *apiError {
 	return &apiError{status: http.StatusBadRequest, typ: "invalid_parameter", message: message, param: param}
 }
 
-func (h *Handler) run(w http.ResponseWriter, r *http.Request, fn endpoint) {
+// run answers r with fn, after checking its query has only the params
+// the endpoint reads.
+func (h *Handler) run(w http.ResponseWriter, r *http.Request, params []string, fn endpoint) {
 	var v any
-	err := checkParams(r)
+	err := checkParams(r, params)
 	if err == nil {
 		v, err = fn(r.Context(), r)
 	}

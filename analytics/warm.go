@@ -50,7 +50,8 @@ func (h *Handler) Warm(ctx context.Context) error {
 			return err
 		}
 		name, _, _ := strings.Cut(target, "?")
-		if _, err := h.analyticsRoute(name)(ctx, r); err != nil {
+		fn, _ := h.analyticsRoute(name)
+		if _, err := fn(ctx, r); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
