@@ -30,7 +30,7 @@ func registerCommand() {
 The commands open the trace database directly: --db, else $METIS_DB, else
 ~/.metis/metis.db. issue-key and set-budget create it if it is missing; the
 other commands refuse a missing one. A running gateway sees issued keys at
-once and revoked ones within a few seconds.`,
+once and revoked ones within about a second.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
 			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand())
