@@ -243,6 +243,8 @@ func (c *call) answer(resp *http.Response) bool {
 	case isEventStream(resp.Header):
 		st, retry := c.startStream(resp)
 		if retry {
+			// Closed, not drained: a provider may hold the failed stream open.
+			_ = resp.Body.Close()
 			return false
 		}
 		if !st.headersSent && st.err != nil {

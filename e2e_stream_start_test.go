@@ -262,3 +262,26 @@ func TestE2ETranslatedStreamPingsWhileAwaitingFirstEvent(t *testing.T) {
 	}
 	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 1, "status": 200, "error_class": nil})
 }
+
+// A provider that holds its failed stream open after the error event does
+// not hold up the retry: the gateway closes that stream instead of
+// draining it.
+func TestE2EStreamErrorHeldOpenStillRetried(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "held-open")
+	bad := anthropicStreamError("overloaded_error", "Overloaded")
+	bad.StallAfter = 1
+	up.Enqueue("/v1/messages", bad, fakeupstream.AnthropicTextStream("claude-haiku-4-5", "hello there"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
+	if err != nil {
+		t.Fatalf("no answer within 5 s (the backoff is about 0.5 s): %v", err)
+	}
+	evs := e2eReadSSE(t, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(evs) == 0 || evs[len(evs)-1].Name != "message_stop" {
+		t.Errorf("client got %d %+v, want the second attempt's stream", resp.StatusCode, evs)
+	}
+	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 2, "status": 200, "error_class": nil})
+}
