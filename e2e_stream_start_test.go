@@ -16,6 +16,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/v2"
 	"github.com/openai/openai-go/v3"
 
+	"github.com/metisgateway/metis/adapters/sse"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 )
 
@@ -284,4 +285,58 @@ func TestE2EStreamErrorHeldOpenStillRetried(t *testing.T) {
 		t.Errorf("client got %d %+v, want the second attempt's stream", resp.StatusCode, evs)
 	}
 	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 2, "status": 200, "error_class": nil})
+}
+
+// A client that leaves while the gateway holds the headers cancels the
+// provider's stream at once and is recorded as a cancel before any
+// answer, with the prompt estimated: the provider's 200 had come, and it
+// bills the prompt.
+func TestE2EStreamCancelledWhileHeadersHeld(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "impatient")
+	slow := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "too late")
+	slow.Events = append([]string{""}, slow.Events...)
+	slow.StallAfter = 1
+	up.Enqueue("/v1/messages", slow)
+	body := `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Tell me a long story about the sea."}]}`
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok, body, e2eAnthropicHdr...); err == nil {
+		resp.Body.Close()
+		t.Fatalf("got %d before the first event; the headers should be held", resp.StatusCode)
+	}
+	if !up.WaitCanceled(time.Second) {
+		t.Error("the provider's stream was not cancelled within 1 s of the client leaving")
+	}
+	call := e2eCalls(g, 1)[0]
+	// claude-haiku-4-5: a quarter of the bytes sent (model rewritten),
+	// rounded up, as input tokens at $1/MTok.
+	in := (len(up.RequestsTo("/v1/messages")[0].Body) + 3) / 4
+	e2eWant(t, "call", call, map[string]any{"status": 499, "error_class": "CANCELLED", "attempts": 1,
+		"input_tokens": in, "output_tokens": 0, "usage_source": "estimated"})
+	if c := e2eCost(t, call); !e2eNear(c, float64(in)*1e-6) {
+		t.Errorf("cost %v, want %v (the estimated prompt)", c, float64(in)*1e-6)
+	}
+	e2eCheckTriple(g, call)
+}
+
+// Which first events are worth another attempt.
+func TestTransientStreamError(t *testing.T) {
+	for _, c := range []struct {
+		prov, name, data, want string
+	}{
+		{shapeAnthropic, "error", `{"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}}`, "overloaded_error"},
+		{shapeAnthropic, "", `{"type":"error","error":{"type":"api_error","message":"Internal server error"}}`, "api_error"},
+		{shapeAnthropic, "error", `{"type":"error","error":{"type":"timeout_error","message":"Request timed out"}}`, "timeout_error"},
+		{shapeAnthropic, "error", `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long"}}`, ""},
+		{shapeAnthropic, "message_start", `{"type":"message_start","message":{"error":{"type":"api_error"}}}`, ""},
+		{shapeAnthropic, "", `{"type":"message_start","error":{"type":"api_error"}}`, ""},
+		{shapeOpenAI, "", `{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}`, "server_error"},
+		{shapeOpenAI, "", `{"error":{"message":"bad","type":"invalid_request_error"}}`, ""},
+		{shapeOpenAI, "", `{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, ""},
+	} {
+		if got := transientStreamError(c.prov, sse.Event{Name: c.name, Data: []byte(c.data)}); got != c.want {
+			t.Errorf("%s %q %s: %q, want %q", c.prov, c.name, c.data, got, c.want)
+		}
+	}
 }

@@ -273,8 +273,7 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		sent, taken bool
 		pinger      *time.Timer
 	)
-	var ping func()
-	ping = func() {
+	ping := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if taken {
@@ -326,11 +325,15 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 // is an error worth another attempt (overloaded, rate limited, a server
 // error), else "".
 func transientStreamError(provType string, ev sse.Event) string {
-	if ev.Comment || (provType == shapeAnthropic && ev.Name != "error") {
+	if ev.Comment {
 		return ""
 	}
+	if provType == shapeAnthropic && ev.Name != "error" &&
+		(ev.Name != "" || gjson.GetBytes(ev.Data, "type").String() != "error") {
+		return "" // an Anthropic error comes as `event: error`, or a data-only frame of type error
+	}
 	switch t := gjson.GetBytes(ev.Data, "error.type").String(); t {
-	case "overloaded_error", "api_error", "rate_limit_error", "server_error":
+	case "overloaded_error", "api_error", "rate_limit_error", "timeout_error", "server_error":
 		return t
 	}
 	return ""
@@ -341,18 +344,20 @@ func transientStreamError(provType string, ev sse.Event) string {
 // status in its shape, as for a provider that could not be reached.
 func (c *call) streamFailedEarly(err error) {
 	if c.ctx.Err() != nil {
+		// Cancelled (the client left, or the gateway is stopping) while the
+		// headers were held: recorded as a cancel before any answer.
 		c.upstreamFailed(c.ctx.Err())
-		return
+	} else {
+		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
+		c.g.logger.Warn("provider stream ended before its first event", zapTurn(c.turnID),
+			zap.String("provider", c.res.prov.name), zap.Int("attempts", c.attempts), zapErr(err))
 	}
-	c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
-	// The provider accepted the request and reported nothing: what it
-	// bills is unknown, so the recorded figures are the gateway's estimate.
+	// Either way the provider had accepted the request (its 200 came) and
+	// reported nothing: it bills the prompt at least, so the recorded
+	// figures are the gateway's estimate of it, as for a stream cut later.
 	c.usage = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, Estimated: true}
 	c.haveUsage = true
-	writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
-	if !errors.Is(err, io.EOF) {
-		c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
-	}
 }
 
 // writeStreamHeaders sends a stream's response headers and flushes them.
