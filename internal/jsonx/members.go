@@ -5,8 +5,8 @@ package jsonx
 // unescaping of string values would allocate.
 
 import (
-	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 
@@ -78,8 +78,9 @@ func Members(obj string, fn func(key, raw string) bool) {
 
 // StringLen returns the length in bytes of the raw JSON string raw once
 // decoded (an escape counts as the UTF-8 bytes it stands for, so a tool
-// call's partial JSON full of \" is not counted double), or 0 when raw
-// is not a string. It does not allocate.
+// call's partial JSON full of \" is not counted double; a lone or
+// mismatched surrogate as U+FFFD, as encoding/json decodes it), or 0 when
+// raw is not a string. It does not allocate.
 func StringLen(raw string) int {
 	if len(raw) < 2 || raw[0] != '"' {
 		return 0
@@ -91,35 +92,40 @@ func StringLen(raw string) int {
 	}
 	n := i
 	for i < len(body) {
-		c := body[i]
-		if c != '\\' {
+		if body[i] != '\\' {
 			n++
 			i++
 			continue
 		}
-		if i+1 >= len(body) {
-			return n + 1
-		}
-		if body[i+1] != 'u' || i+6 > len(body) {
+		r, ok := uEscape(body, i)
+		if !ok {
+			// A one-letter escape (\n, \", …), or a malformed one.
 			n++
-			i += 2
+			i += min(2, len(body)-i)
 			continue
 		}
-		r, err := strconv.ParseUint(body[i+2:i+6], 16, 32)
 		i += 6
-		switch {
-		case err != nil:
-			n++
-		case r >= 0xD800 && r < 0xDC00 && i+6 <= len(body) && body[i] == '\\' && body[i+1] == 'u':
-			n += 4 // a surrogate pair: one rune outside the BMP
-			i += 6
-		case utf8.RuneLen(rune(r)) < 0:
-			n += 3 // a lone surrogate decodes to U+FFFD
-		default:
-			n += utf8.RuneLen(rune(r))
+		if utf16.IsSurrogate(r) {
+			if lo, ok := uEscape(body, i); ok && r < 0xDC00 && lo >= 0xDC00 && lo < 0xE000 {
+				n += 4 // a surrogate pair: one rune outside the BMP
+				i += 6
+				continue
+			}
+			n += 3 // U+FFFD
+			continue
 		}
+		n += utf8.RuneLen(r)
 	}
 	return n
+}
+
+// uEscape reads the \uXXXX escape at s[i], if there is one.
+func uEscape(s string, i int) (rune, bool) {
+	if i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
+		return 0, false
+	}
+	r := hex4(s[i+2:])
+	return rune(r), r >= 0
 }
 
 // skipWS returns the index of the first byte at or after s[i] that is not

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/tidwall/gjson"
@@ -73,12 +74,16 @@ func TestMembersAllocatesNothing(t *testing.T) {
 func TestStringLen(t *testing.T) {
 	for raw, want := range map[string]int{
 		`""`: 0, `"abc"`: 3, `"a\"b"`: 3, `"\u00e9"`: 2, `"é"`: 2, `"\u20ac"`: 3, `"\ud83d\ude00"`: 4,
-		`"\ud83d"`: 3, `"\n\t\\\/"`: 4, `"{\"city\": \"Paris\"}"`: 17, `"\u00zz"`: 1,
+		`"\ud83d"`: 3, `"\n\t\\\/"`: 4, `"{\"city\": \"Paris\"}"`: 17, `"\u00zz"`: 5,
+		`"\ud83d\u00e9"`: 5, `"\ud83d\ud83d"`: 6, `"\ude00"`: 3, `"\uD83D\uDE00x"`: 5, `"a\"`: 2,
 		`12`: 0, `null`: 0, `"`: 0, ``: 0, `{"a":"b"}`: 0,
 	} {
 		if got := jsonx.StringLen(raw); got != want {
 			t.Errorf("StringLen(%q) = %d, want %d", raw, got, want)
 		}
+	}
+	if a := testing.AllocsPerRun(100, func() { jsonx.StringLen(`"\u00zz \ud83d\ude00 \ud83d \"x\""`) }); a != 0 {
+		t.Errorf("StringLen allocates %v times", a)
 	}
 }
 
@@ -127,6 +132,7 @@ func FuzzMembers(f *testing.F) {
 		` { "a" : [1, {"b": "]}"}], "c": null , "d":-1.5e3, "e": {"f": "\\"}} `,
 		`{"content":"","refusal":null,"tool_calls":[{"index":0,"function":{"arguments":"{\"ci"}}]}`,
 		`{}`, `{"a":`, `{"a" 1}`, `[1]`, `"x"`,
+		`{"a":"\ud83d\ude00 \ud83d\u00e9 \ude00 \u20ac \/"}`,
 	} {
 		f.Add(s)
 	}
@@ -154,8 +160,18 @@ func FuzzMembers(f *testing.F) {
 			if keys[i] != wantKeys[i] || raws[i] != wantRaws[i] {
 				t.Fatalf("member %d: %q=%q, gjson %q=%q", i, keys[i], raws[i], wantKeys[i], wantRaws[i])
 			}
-			if jsonx.StringLen(raws[i]) < 0 {
-				t.Fatal("negative length")
+			// A string value's decoded length is what encoding/json decodes
+			// (providers send UTF-8; invalid bytes count as sent).
+			var str string
+			if !utf8.ValidString(raws[i]) {
+				continue
+			}
+			if json.Unmarshal([]byte(raws[i]), &str) == nil {
+				if got := jsonx.StringLen(raws[i]); got != len(str) {
+					t.Fatalf("StringLen(%s) = %d, decoded %d bytes", raws[i], got, len(str))
+				}
+			} else if jsonx.StringLen(raws[i]) != 0 {
+				t.Fatalf("StringLen(%s) of a non-string = %d", raws[i], jsonx.StringLen(raws[i]))
 			}
 		}
 	})
