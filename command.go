@@ -102,7 +102,8 @@ func closeStore(s *store.Store) {
 }
 
 // modelHints warns of --models entries that look like typos: not a model
-// the built-in price catalogue knows, but within two edits of one. An
+// the built-in price catalogue knows, but within two edits of one, and not
+// a shortening of it (claude-sonnet is likelier an alias than a typo). An
 // alias or a model of the operator's own pricing file is not flagged
 // unless it is that close to a catalogue id; the key is issued either way.
 func modelHints(cat *pricing.Catalogue, models []string) []string {
@@ -121,13 +122,13 @@ func modelHints(cat *pricing.Catalogue, models []string) []string {
 		}
 		best, bestD := "", 3
 		for _, k := range known {
-			if d := levenshtein.ComputeDistance(id, k); d < bestD {
+			if d := levenshtein.ComputeDistance(id, k); d < bestD && !strings.HasPrefix(k, id) {
 				best, bestD = k, d
 			}
 		}
 		if best != "" {
-			hints = append(hints, fmt.Sprintf("--models %q is not a model the price catalogue knows; did you mean %q? "+
-				"The key is issued as asked, and calls to a model it does not list are refused.", m, best))
+			hints = append(hints, fmt.Sprintf("--models %q is not in the price catalogue; if you meant %q, issue the key again "+
+				"with it (this key is issued as asked, and is refused models it does not list)", m, best))
 		}
 	}
 	return hints
@@ -184,13 +185,13 @@ func issueKeyCommand() *cobra.Command {
 				}
 			}
 		}
-		for _, hint := range modelHints(pricing.Default(), p.AllowedModels) {
-			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
-		}
 		exp, _ := cmd.Flags().GetString("expires")
 		var err error
 		if p.ExpiresIn, err = parseExpires(exp); err != nil {
 			return err
+		}
+		for _, hint := range modelHints(pricing.Default(), p.AllowedModels) {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
 		}
 		s, err := openStore(cmd)
 		if err != nil {

@@ -35,7 +35,7 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama", "--db", db})
+	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,local:llama3:70b", "--db", db})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,13 +43,13 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 		t.Errorf("the key was not issued: %q", out.String())
 	}
 	got := errOut.String()
-	for _, want := range []string{`"claude-opus-4-8x" is not a model the price catalogue knows; did you mean "claude-opus-4-8"?`,
-		`"anthropic:claude-sonet-4-5" is not a model the price catalogue knows; did you mean "claude-sonnet-4-5"?`} {
+	for _, want := range []string{`"claude-opus-4-8x" is not in the price catalogue; if you meant "claude-opus-4-8", issue the key again`,
+		`"anthropic:claude-sonet-4-5" is not in the price catalogue; if you meant "claude-sonnet-4-5", issue the key again`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("stderr %q lacks %q", got, want)
 		}
 	}
 	if n := strings.Count(got, "warning:"); n != 2 {
-		t.Errorf("%d warnings, want 2 (haiku, gpt-5-mini, a dated id and a local model are fine): %s", n, got)
+		t.Errorf("%d warnings, want 2 (haiku, gpt-5-mini, a dated id, local models and a shortened id are fine): %s", n, got)
 	}
 }
