@@ -686,7 +686,8 @@ test('a narrow window stays readable: no page-wide horizontal scroll', async () 
 test('the Quota column shows each team, user and key quota as the API reports it, in every state', async () => {
   // Limits and spend read as set, as the CLI prints them: never rounded to cents.
   assert.equal(fmt.moneyExact(0.035), '$0.035');
-  assert.equal(fmt.moneyExact(0.0349164), '$0.034916');
+  assert.equal(fmt.moneyExact(0.0349164), '$0.0349164');
+  assert.equal(fmt.moneyExact(0.1 + 0.2), '$0.30');
   assert.equal(fmt.moneyExact(500), '$500.00');
   assert.equal(fmt.moneyExact(1234.5), '$1,234.50');
   // Against a real gateway (METIS_ANALYTICS_URL; run-with-gateway.sh sets caps

@@ -3,7 +3,7 @@
 
 const usd2 = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const usdSmall = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumSignificantDigits: 2 });
-const usdExact = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 6 });
+const usdExact = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 8 });
 const ints = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const compactFmt = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 1 });
 
@@ -16,8 +16,8 @@ export function money(v) {
   return usd2.format(v);
 }
 
-/** A budget's limit or spend as the operator set and the CLI prints it: to
- *  the millionth of a dollar, never rounded to cents ($0.035, not $0.04). */
+/** A budget's limit or spend as the operator set it and the CLI prints it:
+ *  to 1e-8 of a dollar, never rounded to cents ($0.035, not $0.04). */
 export function moneyExact(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return '—';
   return usdExact.format(v);
