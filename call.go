@@ -46,6 +46,7 @@ type call struct {
 	clientAskedUsage bool                       // OpenAI client asked for stream_options.include_usage itself
 	tstate           *translate.State           // cross-shape request state
 	streamTr         translate.StreamTranslator // cross-shape stream encoder
+	openEvent        bool                       // the last relayed provider event lacked its blank line
 	reservation      *budget.Reservation        // held against the key's budgets until settled
 
 	// outcome

@@ -340,3 +340,83 @@ func TestTransientStreamError(t *testing.T) {
 		}
 	}
 }
+
+// A provider stream that ends cleanly inside an event: the fragment is
+// never relayed (it would corrupt the client's framing, or end its answer
+// without an error). Before the first event that is a stream that never
+// began (retried); later, the answer ends with the gateway's error event
+// on a clean boundary. A whole last event sent without its blank line is
+// relayed as sent.
+func TestE2EStreamEndingInsideAnEvent(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "fragment")
+	body := `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`
+
+	t.Run("before the first event", func(t *testing.T) {
+		g := e2eIn(g, t)
+		up.Reset()
+		frag := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "unused")
+		frag.Events = []string{"event: message_start\ndata: {\"type\":\"mess"}
+		up.Enqueue("/v1/messages", frag, fakeupstream.AnthropicTextStream("claude-haiku-4-5", "hello there"))
+		resp := g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+		evs := e2eReadSSE(t, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(evs) == 0 || evs[0].Name != "message_start" || evs[len(evs)-1].Name != "message_stop" {
+			t.Errorf("client got %d %+v, want the second attempt's whole stream", resp.StatusCode, evs)
+		}
+		e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 2, "status": 200, "error_class": nil})
+	})
+
+	t.Run("mid-stream, real SDK", func(t *testing.T) {
+		g := e2eIn(g, t)
+		up.Reset()
+		r := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma")
+		r.Events = append(r.Events[:3:3], "dat") // message_start, content_block_start, a delta, then a fragment
+		up.Enqueue("/v1/messages", r)
+		client := e2eAnthropicClient(g, tok)
+		s := client.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{
+			Model: "haiku", MaxTokens: 64,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Hi."))},
+		})
+		n := 0
+		for s.Next() {
+			n++
+		}
+		if err := s.Err(); err == nil || !strings.Contains(err.Error(), interruptedMsg) {
+			t.Errorf("after %d events the SDK reported %v; want the interruption, not a silently short answer", n, err)
+		}
+		e2eWant(t, "call", e2eCalls(g, 2)[1], map[string]any{"attempts": 1, "status": 200, "error_class": "STREAM_INTERRUPTED"})
+
+		up.Enqueue("/v1/messages", r)
+		resp := g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+		raw := e2eRead(t, resp)
+		if want := strings.Join(r.Events[:3], "") + "event: error\n"; !strings.HasPrefix(raw, want) {
+			t.Errorf("client got %q, want the three whole events then the error event", raw)
+		}
+
+		// The third event whole but without its blank line: relayed as
+		// sent, and the error event still starts on a fresh event.
+		r.Events = append(r.Events[:2:2], strings.TrimSuffix(r.Events[2], "\n"))
+		up.Enqueue("/v1/messages", r)
+		resp = g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+		evs := e2eReadSSE(t, resp.Body)
+		resp.Body.Close()
+		if len(evs) != 4 || evs[2].Name != "content_block_delta" || evs[3].Name != "error" || !strings.Contains(evs[3].Data, interruptedMsg) {
+			t.Errorf("client got %+v, want three events and the error event", evs)
+		}
+	})
+
+	t.Run("whole last event without its blank line", func(t *testing.T) {
+		g := e2eIn(g, t)
+		up.Reset()
+		r := fakeupstream.OpenAITextStream("gpt-5-nano", "Hi there!", 30, true)
+		last := len(r.Events) - 1
+		r.Events[last] = strings.TrimSuffix(r.Events[last], "\n") // "data: [DONE]\n"
+		up.Enqueue("/v1/chat/completions", r)
+		resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi."}]}`)
+		if got, want := e2eRead(t, resp), strings.Join(r.Events, ""); got != want {
+			t.Errorf("client got\n%q\nwant the provider's bytes\n%q", got, want)
+		}
+		e2eWant(t, "call", e2eCalls(g, 5)[4], map[string]any{"attempts": 1, "status": 200, "error_class": nil, "input_tokens": 30})
+	})
+}

@@ -2,6 +2,7 @@ package metis
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -296,7 +297,7 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 			pinger = time.AfterFunc(pingEvery, ping)
 		}
 	})
-	st.ev, st.err = st.rd.Next()
+	st.ev, st.err = nextEvent(st.rd)
 	hold.Stop()
 	mu.Lock()
 	taken = true
@@ -417,9 +418,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		c.errorClass = errCancelled
 		if c.shuttingDown() {
 			// The client is still there: its answer is cut, and it is told why.
-			if _, werr := c.w.Write(c.streamError("the gateway is shutting down; the answer is incomplete")); werr == nil {
-				_ = rc.Flush()
-			}
+			c.endStream(rc, "the gateway is shutting down; the answer is incomplete")
 		}
 	case err != nil || !obs.complete():
 		c.errorClass = errStreamInterrupted
@@ -428,10 +427,37 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		}
-		if _, werr := c.w.Write(c.streamError("the provider's stream was interrupted")); werr == nil {
-			_ = rc.Flush()
-		}
+		c.endStream(rc, "the provider's stream was interrupted")
 	}
+}
+
+// endStream ends a stream cut short with an error event in the client's
+// shape, after a blank line if the provider's last relayed event lacked
+// its own.
+func (c *call) endStream(rc *http.ResponseController, msg string) {
+	b := c.streamError(msg)
+	if c.openEvent {
+		b = append([]byte("\n"), b...)
+	}
+	if _, err := c.w.Write(b); err == nil {
+		_ = rc.Flush()
+	}
+}
+
+// nextEvent reads the provider's next event. An event the stream ended
+// inside is the end of an interrupted stream (io.ErrUnexpectedEOF), and is
+// not relayed, unless it is a comment, trailing blank lines, or an event
+// whose data is whole (JSON, or OpenAI's [DONE]) that came without its
+// blank line: that one is the provider's last event, relayed as sent.
+func nextEvent(rd *sse.Reader) (sse.Event, error) {
+	ev, err := rd.Next()
+	if err != nil || !ev.Unterminated || ev.Comment || len(bytes.Trim(ev.Raw, "\r\n")) == 0 {
+		return ev, err
+	}
+	if bytes.Equal(ev.Data, []byte("[DONE]")) || json.Valid(ev.Data) {
+		return ev, nil
+	}
+	return sse.Event{}, io.ErrUnexpectedEOF
 }
 
 var errClientGone = errors.New("client went away")
@@ -461,7 +487,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 		return nil
 	}
 	defer func() { *bp = burst[:0] }()
-	for ev, err := st.ev, st.err; ; ev, err = rd.Next() {
+	for ev, err := st.ev, st.err; ; ev, err = nextEvent(rd) {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
 				return serr
@@ -478,8 +504,10 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 		switch {
 		case !hide:
 			burst = append(burst, ev.Raw...)
+			c.openEvent = ev.Unterminated
 		case !usageOnly:
 			burst = appendWithoutNullUsage(burst, ev.Raw)
+			c.openEvent = ev.Unterminated
 		}
 		if rd.Ready() && len(burst) < maxBurst {
 			continue // the next event arrived with this one: send them together
@@ -529,7 +557,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		for ev, err := st.ev, st.err; ; ev, err = st.rd.Next() {
+		for ev, err := st.ev, st.err; ; ev, err = nextEvent(st.rd) {
 			select {
 			case events <- item{ev, err}:
 			case <-done:

@@ -49,6 +49,9 @@ type Event struct {
 	// Comment reports that the event held only ":" comment lines (for
 	// example ": ping" keep-alives).
 	Comment bool
+	// Unterminated reports that the stream ended before the event's
+	// terminating blank line: Raw is what arrived, perhaps cut mid-line.
+	Unterminated bool
 }
 
 // Reader splits an SSE byte stream into events. It is not safe for
@@ -105,7 +108,7 @@ func (r *Reader) Ready() bool {
 
 // Next returns the next event. At a clean end of the stream it returns
 // io.EOF; an event not terminated by a blank line at the end of the stream
-// is returned first. Blank lines that precede an event are part of its Raw;
+// is returned first, marked Unterminated. Blank lines that precede an event are part of its Raw;
 // trailing blank lines at the end of the stream are returned as an event
 // with no fields so that concatenating every Raw reproduces the input.
 // Event.Data and Event.Raw are valid until the next call.
@@ -128,7 +131,9 @@ func (r *Reader) Next() (Event, error) {
 				r.r = r.w
 				r.scan = r.w
 				r.started = false
-				return r.parse(raw), nil
+				ev := r.parse(raw)
+				ev.Unterminated = true
+				return ev, nil
 			}
 			return Event{}, r.err
 		}

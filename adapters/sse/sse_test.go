@@ -430,3 +430,39 @@ func TestReady(t *testing.T) {
 		t.Fatalf("end: %v", err)
 	}
 }
+
+// Only an event the stream ended inside is Unterminated, so a relay can
+// tell a provider's last event sent without its blank line, or cut
+// mid-line, from a whole one.
+func TestReaderUnterminated(t *testing.T) {
+	for in, want := range map[string][]bool{
+		"data: a\n\n":                       {false},
+		"data: a\n\ndata: b":                {false, true},
+		"data: a\n\ndata: [DONE]\n":         {false, true},
+		"event: message_start\ndata: {\"ty": {true},
+		"data: a\n\n\n":                     {false, true}, // a trailing blank line, returned as an empty event
+	} {
+		rd := NewReader(strings.NewReader(in))
+		var got []bool
+		for {
+			ev, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%q: %v", in, err)
+			}
+			got = append(got, ev.Unterminated)
+		}
+		if len(got) != len(want) {
+			t.Errorf("%q: unterminated %v, want %v", in, got, want)
+			continue
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%q: unterminated %v, want %v", in, got, want)
+				break
+			}
+		}
+	}
+}
