@@ -178,7 +178,13 @@ func TestE2EStreamFailingBeforeFirstEventExhausted(t *testing.T) {
 		if n := up.Count("/v1/messages"); n != 3 {
 			t.Errorf("upstream saw %d requests, want 3 (max_retries 2)", n)
 		}
-		e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 3, "status": 200, "error_class": "UPSTREAM_ERROR"})
+		// The provider's answer was an error only: billed nothing, as a 529.
+		call := e2eCalls(g, 1)[0]
+		e2eWant(t, "call", call, map[string]any{"attempts": 3, "status": 200, "error_class": "UPSTREAM_ERROR",
+			"input_tokens": 0, "output_tokens": 0, "usage_source": "provider"})
+		if c := e2eCost(t, call); c != 0 {
+			t.Errorf("cost %v for an overloaded stream; the provider bills it nothing", c)
+		}
 	})
 
 	t.Run("cut", func(t *testing.T) {
@@ -196,9 +202,11 @@ func TestE2EStreamFailingBeforeFirstEventExhausted(t *testing.T) {
 		if n := up.Count("/v1/messages"); n != 3 {
 			t.Errorf("upstream saw %d requests, want 3", n)
 		}
+		// The provider failed before answering and reported nothing: as for
+		// a timeout, a zero marked estimated.
 		call := e2eCalls(g, 2)[1]
-		e2eWant(t, "call", call, map[string]any{"attempts": 3, "status": 502, "error_class": "STREAM_INTERRUPTED", "usage_source": "estimated"})
-		e2eCost(t, call) // the prompt's estimate, never a silent $0
+		e2eWant(t, "call", call, map[string]any{"attempts": 3, "status": 502, "error_class": "STREAM_INTERRUPTED",
+			"input_tokens": 0, "usage_source": "estimated"})
 	})
 }
 
@@ -242,7 +250,9 @@ func TestE2EStreamHeadersHeldOnlyBriefly(t *testing.T) {
 // getting keep-alive pings while it waits, as it did before the hold.
 func TestE2ETranslatedStreamPingsWhileAwaitingFirstEvent(t *testing.T) {
 	oldHold, oldPing := firstEventHold, pingEvery
-	firstEventHold, pingEvery = 50*time.Millisecond, 100*time.Millisecond
+	// Pings with the headers at 50 ms and at 350 ms, before the first event
+	// at 450 ms.
+	firstEventHold, pingEvery = 50*time.Millisecond, 300*time.Millisecond
 	t.Cleanup(func() { firstEventHold, pingEvery = oldHold, oldPing })
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "waiting")

@@ -294,6 +294,11 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		c.writeStreamHeaders(resp)
 		sent = true
 		if c.cross {
+			// A ping with the headers, then every pingEvery: the client
+			// hears something at least as often as before the hold.
+			if _, err := c.w.Write(c.streamTr.Ping()); err == nil {
+				_ = http.NewResponseController(c.w).Flush()
+			}
 			pinger = time.AfterFunc(pingEvery, ping)
 		}
 	})
@@ -354,10 +359,17 @@ func (c *call) streamFailedEarly(err error) {
 		c.g.logger.Warn("provider stream ended before its first event", zapTurn(c.turnID),
 			zap.String("provider", c.res.prov.name), zap.Int("attempts", c.attempts), zapErr(err))
 	}
-	// Either way the provider had accepted the request (its 200 came) and
-	// reported nothing: it bills the prompt at least, so the recorded
-	// figures are the gateway's estimate of it, as for a stream cut later.
-	c.usage = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, Estimated: true}
+	if c.ctx.Err() != nil {
+		// The provider had answered 200 and was working on the request
+		// (an OpenAI reasoning model sends nothing until it answers): it
+		// bills the prompt at least, so the recorded figures are the
+		// gateway's estimate of it, as for a stream cancelled later.
+		c.usage = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, Estimated: true}
+	} else {
+		// The provider failed before answering, reporting nothing: as for
+		// a timeout, the recorded zero is the gateway's.
+		c.usage = ir.Usage{Estimated: true}
+	}
 	c.haveUsage = true
 }
 
@@ -394,7 +406,14 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		err = c.passStream(st, rc, obs)
 	}
 	u := obs.usage()
-	if u.Estimated && u.TotalInputTokens() == 0 {
+	_, upstreamErr := obs.upstreamErr()
+	switch {
+	case upstreamErr && !obs.seen && u.TotalInputTokens() == 0:
+		// The provider's answer was only an error event (Anthropic's
+		// overloaded stream): as for the same error sent as a status, it
+		// bills nothing.
+		u = ir.Usage{}
+	case u.Estimated && u.TotalInputTokens() == 0:
 		// Cut before the provider reported usage (OpenAI reports it only at
 		// the end): the prompt was billed all the same, so estimate it.
 		u.InputTokens = int64(len(c.body)+3) / 4
