@@ -86,10 +86,11 @@ func TestCostFixtures(t *testing.T) {
 			usage: anthropicStream(false), want: 0.002367,
 		},
 		{
-			// cut before message_delta: 34 estimated out.
-			// 394 × $3/MTok + 34 × $15/MTok = 0.001182 + 0.000510 = 0.001692
+			// cut before message_delta: 33 estimated out (⌈132 decoded
+			// delta bytes / 4⌉, see the anthropic package's TestUsageStreamCut).
+			// 394 × $3/MTok + 33 × $15/MTok = 0.001182 + 0.000495 = 0.001677
 			name: "anthropic stream cut", model: "claude-3-7-sonnet-20250219",
-			usage: anthropicStream(true), want: 0.001692,
+			usage: anthropicStream(true), want: 0.001677,
 		},
 		{
 			// 402 × $3/MTok + 89 × $15/MTok = 0.001206 + 0.001335 = 0.002541
