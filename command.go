@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -120,9 +121,12 @@ func modelHints(cat *pricing.Catalogue, models []string) []string {
 		if _, ok := cat.Lookup(id); ok || len(id) < 6 {
 			continue
 		}
+		if slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, id) }) {
+			continue // a shortening of a catalogue id: likelier an alias than a typo
+		}
 		best, bestD := "", 3
 		for _, k := range known {
-			if d := levenshtein.ComputeDistance(id, k); d < bestD && !strings.HasPrefix(k, id) {
+			if d := levenshtein.ComputeDistance(id, k); d < bestD {
 				best, bestD = k, d
 			}
 		}

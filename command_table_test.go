@@ -35,7 +35,7 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,local:llama3:70b", "--db", db})
+	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,claude-sonnet-4,local:llama3:70b", "--db", db})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}

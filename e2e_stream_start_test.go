@@ -243,24 +243,26 @@ func TestE2EStreamHeadersHeldOnlyBriefly(t *testing.T) {
 	if n := up.Count("/v1/messages"); n != 2 {
 		t.Errorf("upstream saw %d requests, want 2: a stream whose headers went out was retried", n)
 	}
-	e2eWant(t, "call", e2eCalls(g, 2)[1], map[string]any{"attempts": 1, "status": 200, "error_class": "STREAM_INTERRUPTED"})
+	// The stream never began: a zero marked estimated, as within the hold.
+	e2eWant(t, "call", e2eCalls(g, 2)[1], map[string]any{"attempts": 1, "status": 200, "error_class": "STREAM_INTERRUPTED",
+		"input_tokens": 0, "usage_source": "estimated"})
 }
 
 // A translated stream whose headers went out before its first event keeps
 // getting keep-alive pings while it waits, as it did before the hold.
 func TestE2ETranslatedStreamPingsWhileAwaitingFirstEvent(t *testing.T) {
 	oldHold, oldPing := firstEventHold, pingEvery
-	// Pings with the headers at 50 ms and at 350 ms, before the first event
-	// at 450 ms.
-	firstEventHold, pingEvery = 50*time.Millisecond, 300*time.Millisecond
+	// Pings with the headers at 50 ms and at 550 ms, before the first event
+	// at 900 ms.
+	firstEventHold, pingEvery = 50*time.Millisecond, 500*time.Millisecond
 	t.Cleanup(func() { firstEventHold, pingEvery = oldHold, oldPing })
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "waiting")
 
-	// The headers, then the whole stream in one write 450 ms later.
+	// The headers, then the whole stream in one write 900 ms later.
 	slow := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "hello there")
 	slow.Events = []string{"", strings.Join(slow.Events, "")}
-	slow.Gap = 450 * time.Millisecond
+	slow.Gap = 900 * time.Millisecond
 	up.Enqueue("/v1/messages", slow)
 	resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","stream":true,"messages":[{"role":"user","content":"Hi."}]}`)
 	body := e2eRead(t, resp)
@@ -269,7 +271,7 @@ func TestE2ETranslatedStreamPingsWhileAwaitingFirstEvent(t *testing.T) {
 		t.Fatalf("client got %d %q", resp.StatusCode, body)
 	}
 	if n := strings.Count(body[:first], ": ping\n\n"); n < 2 {
-		t.Errorf("%d pings before the first chunk (%q); the headers went out 400 ms before it", n, body[:first])
+		t.Errorf("%d pings before the first chunk (%q); the headers went out 850 ms before it", n, body[:first])
 	}
 	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 1, "status": 200, "error_class": nil})
 }
@@ -404,15 +406,20 @@ func TestE2EStreamEndingInsideAnEvent(t *testing.T) {
 			t.Errorf("client got %q, want the three whole events then the error event", raw)
 		}
 
-		// The third event whole but without its blank line: relayed as
-		// sent, and the error event still starts on a fresh event.
-		r.Events = append(r.Events[:2:2], strings.TrimSuffix(r.Events[2], "\n"))
-		up.Enqueue("/v1/messages", r)
-		resp = g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
-		evs := e2eReadSSE(t, resp.Body)
-		resp.Body.Close()
-		if len(evs) != 4 || evs[2].Name != "content_block_delta" || evs[3].Name != "error" || !strings.Contains(evs[3].Data, interruptedMsg) {
-			t.Errorf("client got %+v, want three events and the error event", evs)
+		// The third event whole but without its blank line, or without any
+		// line break: relayed as sent, and the error event still starts on
+		// a fresh event.
+		whole := r.Events[2]
+		for _, cut := range []string{"\n", "\n\n"} {
+			r.Events = append(r.Events[:2:2], strings.TrimSuffix(whole, cut))
+			up.Enqueue("/v1/messages", r)
+			resp = g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+			evs := e2eReadSSE(t, resp.Body)
+			resp.Body.Close()
+			if len(evs) != 4 || evs[2].Name != "content_block_delta" || !strings.HasSuffix(evs[2].Data, "}") ||
+				evs[3].Name != "error" || !strings.Contains(evs[3].Data, interruptedMsg) {
+				t.Errorf("last event cut of %q: client got %+v, want three events and the error event", cut, evs)
+			}
 		}
 	})
 
@@ -427,6 +434,29 @@ func TestE2EStreamEndingInsideAnEvent(t *testing.T) {
 		if got, want := e2eRead(t, resp), strings.Join(r.Events, ""); got != want {
 			t.Errorf("client got\n%q\nwant the provider's bytes\n%q", got, want)
 		}
-		e2eWant(t, "call", e2eCalls(g, 5)[4], map[string]any{"attempts": 1, "status": 200, "error_class": nil, "input_tokens": 30})
+		e2eWant(t, "call", e2eCalls(g, 6)[5], map[string]any{"attempts": 1, "status": 200, "error_class": nil, "input_tokens": 30})
 	})
+}
+
+// An OpenAI stream that answered (its role chunk, after a model's
+// reasoning) and then failed is not an error-only stream: the provider
+// worked on the prompt, so the prompt is estimated; and it is not retried.
+func TestE2EStreamFailingAfterItsFirstChunk(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "late-error")
+	r := fakeupstream.OpenAITextStream("gpt-5-nano", "unused", 30, true)
+	r.Events = []string{r.Events[0], "data: {\"error\":{\"message\":\"The server had an error\",\"type\":\"server_error\",\"param\":null,\"code\":null}}\n\n"}
+	up.Enqueue("/v1/chat/completions", r)
+	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi."}]}`)
+	if got, want := e2eRead(t, resp), strings.Join(r.Events, ""); got != want {
+		t.Errorf("client got %q, want the provider's bytes %q", got, want)
+	}
+	if n := up.Count("/v1/chat/completions"); n != 1 {
+		t.Errorf("upstream saw %d requests, want 1", n)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"attempts": 1, "status": 200, "error_class": "UPSTREAM_ERROR", "usage_source": "estimated"})
+	if num(call, "input_tokens") <= 0 {
+		t.Errorf("input_tokens %v: the prompt the provider worked on is not counted", call["input_tokens"])
+	}
 }

@@ -331,18 +331,27 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 // is an error worth another attempt (overloaded, rate limited, a server
 // error), else "".
 func transientStreamError(provType string, ev sse.Event) string {
-	if ev.Comment {
+	if !isErrorEvent(provType, ev) {
 		return ""
-	}
-	if provType == shapeAnthropic && ev.Name != "error" &&
-		(ev.Name != "" || gjson.GetBytes(ev.Data, "type").String() != "error") {
-		return "" // an Anthropic error comes as `event: error`, or a data-only frame of type error
 	}
 	switch t := gjson.GetBytes(ev.Data, "error.type").String(); t {
 	case "overloaded_error", "api_error", "rate_limit_error", "timeout_error", "server_error":
 		return t
 	}
 	return ""
+}
+
+// isErrorEvent reports whether a provider event is an error: Anthropic's
+// `event: error` (or a data-only frame of type error), or an OpenAI chunk
+// holding "error".
+func isErrorEvent(provType string, ev sse.Event) bool {
+	if ev.Comment {
+		return false
+	}
+	if provType == shapeAnthropic {
+		return ev.Name == "error" || (ev.Name == "" && gjson.GetBytes(ev.Data, "type").String() == "error")
+	}
+	return gjson.GetBytes(ev.Data, "error").Exists()
 }
 
 // streamFailedEarly answers a stream that ended before its first event
@@ -394,6 +403,8 @@ func (c *call) writeStreamHeaders(resp *http.Response) {
 // relayStream relays an SSE answer event by event as it arrives, flushing
 // each one, while reading usage on the side. st holds the first event.
 func (c *call) relayStream(resp *http.Response, st streamStart) {
+	// Read now: st.ev's bytes are the reader's, reused by later reads.
+	errorOnly := st.err == nil && isErrorEvent(c.res.prov.typ, st.ev)
 	if !st.headersSent {
 		c.writeStreamHeaders(resp)
 	}
@@ -406,13 +417,17 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		err = c.passStream(st, rc, obs)
 	}
 	u := obs.usage()
-	_, upstreamErr := obs.upstreamErr()
 	switch {
-	case upstreamErr && !obs.seen && u.TotalInputTokens() == 0:
+	case errorOnly:
 		// The provider's answer was only an error event (Anthropic's
 		// overloaded stream): as for the same error sent as a status, it
 		// bills nothing.
 		u = ir.Usage{}
+	case st.err != nil && c.ctx.Err() == nil:
+		// The stream never began (its headers went out after the hold):
+		// as for one that ends during the hold, the provider failed before
+		// answering, and the recorded zero is the gateway's.
+		u = ir.Usage{Estimated: true}
 	case u.Estimated && u.TotalInputTokens() == 0:
 		// Cut before the provider reported usage (OpenAI reports it only at
 		// the end): the prompt was billed all the same, so estimate it.
@@ -456,7 +471,9 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 func (c *call) endStream(rc *http.ResponseController, msg string) {
 	b := c.streamError(msg)
 	if c.openEvent {
-		b = append([]byte("\n"), b...)
+		// The provider's last event ended in a line break or nothing: a
+		// blank line after it either way (an extra one is harmless).
+		b = append([]byte("\n\n"), b...)
 	}
 	if _, err := c.w.Write(b); err == nil {
 		_ = rc.Flush()
@@ -473,7 +490,7 @@ func nextEvent(rd *sse.Reader) (sse.Event, error) {
 	if err != nil || !ev.Unterminated || ev.Comment || len(bytes.Trim(ev.Raw, "\r\n")) == 0 {
 		return ev, err
 	}
-	if bytes.Equal(ev.Data, []byte("[DONE]")) || json.Valid(ev.Data) {
+	if bytes.Equal(bytes.TrimSpace(ev.Data), []byte("[DONE]")) || json.Valid(ev.Data) {
 		return ev, nil
 	}
 	return sse.Event{}, io.ErrUnexpectedEOF
