@@ -237,8 +237,8 @@ func (o *streamObserver) upstreamErr() (string, bool) {
 // firstEventHold bounds how long a stream's response headers wait for the
 // provider's first event. Until they go out nothing has reached the
 // client, so a stream that fails before its first event can be retried;
-// past the hold the client gets its headers as before (a translated
-// stream's keep-alive pings start only then).
+// past the hold the client gets its headers (a translated stream with a
+// keep-alive ping, and then one every pingEvery).
 var firstEventHold = 10 * time.Second
 
 // streamStart is a stream's first event, read before the client was sent
@@ -360,23 +360,20 @@ func isErrorEvent(provType string, ev sse.Event) bool {
 func (c *call) streamFailedEarly(err error) {
 	if c.ctx.Err() != nil {
 		// Cancelled (the client left, or the gateway is stopping) while the
-		// headers were held: recorded as a cancel before any answer.
+		// headers were held: recorded as a cancel before any answer. The
+		// provider had answered 200 and was working on the request (an
+		// OpenAI reasoning model sends nothing until it answers): it bills
+		// the prompt at least, so the recorded figures are the gateway's
+		// estimate of it, as for a stream cancelled later.
 		c.upstreamFailed(c.ctx.Err())
-	} else {
-		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
-		c.g.logger.Warn("provider stream ended before its first event", zapTurn(c.turnID),
-			zap.String("provider", c.res.prov.name), zap.Int("attempts", c.attempts), zapErr(err))
-	}
-	if c.ctx.Err() != nil {
-		// The provider had answered 200 and was working on the request
-		// (an OpenAI reasoning model sends nothing until it answers): it
-		// bills the prompt at least, so the recorded figures are the
-		// gateway's estimate of it, as for a stream cancelled later.
 		c.usage = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, Estimated: true}
 	} else {
 		// The provider failed before answering, reporting nothing: as for
 		// a timeout, the recorded zero is the gateway's.
+		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
+		c.g.logger.Warn("provider stream ended before its first event", zapTurn(c.turnID),
+			zap.String("provider", c.res.prov.name), zap.Int("attempts", c.attempts), zapErr(err))
 		c.usage = ir.Usage{Estimated: true}
 	}
 	c.haveUsage = true
