@@ -347,7 +347,11 @@ func TestTransientStreamError(t *testing.T) {
 		{shapeOpenAI, "", `{"error":{"message":"bad","type":"invalid_request_error"}}`, ""},
 		{shapeOpenAI, "", `{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, ""},
 	} {
-		if got := transientStreamError(c.prov, sse.Event{Name: c.name, Data: []byte(c.data)}); got != c.want {
+		got, ok := firstEventError(c.prov, sse.Event{Name: c.name, Data: []byte(c.data)})
+		if !ok || !retryableStreamError(got) {
+			got = ""
+		}
+		if got != c.want {
 			t.Errorf("%s %q %s: %q, want %q", c.prov, c.name, c.data, got, c.want)
 		}
 	}

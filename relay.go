@@ -246,8 +246,10 @@ var firstEventHold = 10 * time.Second
 type streamStart struct {
 	rd          *sse.Reader
 	ev          sse.Event
-	err         error // the first read's error: the stream ended before any event
-	headersSent bool  // the hold expired and the headers went out before the first event
+	err         error  // the first read's error: the stream ended before any event
+	headersSent bool   // the hold expired and the headers went out before the first event
+	errorFirst  bool   // the first event is an error (of type errType): an error-only answer
+	errType     string // the first event's error type
 }
 
 // startStream reads the provider's first event, holding the client's
@@ -303,6 +305,9 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		}
 	})
 	st.ev, st.err = nextEvent(st.rd)
+	if st.err == nil {
+		st.errType, st.errorFirst = firstEventError(c.res.prov.typ, st.ev)
+	}
 	hold.Stop()
 	mu.Lock()
 	taken = true
@@ -319,39 +324,31 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(st.err))
 		return st, true
 	}
-	if et := transientStreamError(c.res.prov.typ, st.ev); et != "" {
+	if st.errorFirst && retryableStreamError(st.errType) {
 		c.g.logger.Info("provider stream began with an error; retrying",
-			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.String("error_type", et))
+			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.String("error_type", st.errType))
 		return st, true
 	}
 	return st, false
 }
 
-// transientStreamError returns the type of a stream's first event when it
-// is an error worth another attempt (overloaded, rate limited, a server
-// error), else "".
-func transientStreamError(provType string, ev sse.Event) string {
-	if !isErrorEvent(provType, ev) {
-		return ""
-	}
-	switch t := gjson.GetBytes(ev.Data, "error.type").String(); t {
-	case "overloaded_error", "api_error", "rate_limit_error", "timeout_error", "server_error":
-		return t
-	}
-	return ""
+// firstEventError reports the error a stream's first event holds, as the
+// usage trackers read it (Anthropic's `event: error` or data-only error
+// frame, an OpenAI chunk holding "error").
+func firstEventError(provType string, ev sse.Event) (errType string, ok bool) {
+	o := streamObserver{typ: provType}
+	o.observe(ev)
+	return o.upstreamErr()
 }
 
-// isErrorEvent reports whether a provider event is an error: Anthropic's
-// `event: error` (or a data-only frame of type error), or an OpenAI chunk
-// holding "error".
-func isErrorEvent(provType string, ev sse.Event) bool {
-	if ev.Comment {
-		return false
+// retryableStreamError reports whether an error a stream opened with is
+// worth another attempt (overloaded, rate limited, a server error).
+func retryableStreamError(errType string) bool {
+	switch errType {
+	case "overloaded_error", "api_error", "rate_limit_error", "timeout_error", "server_error":
+		return true
 	}
-	if provType == shapeAnthropic {
-		return ev.Name == "error" || (ev.Name == "" && gjson.GetBytes(ev.Data, "type").String() == "error")
-	}
-	return gjson.GetBytes(ev.Data, "error").Exists()
+	return false
 }
 
 // streamFailedEarly answers a stream that ended before its first event
@@ -400,8 +397,6 @@ func (c *call) writeStreamHeaders(resp *http.Response) {
 // relayStream relays an SSE answer event by event as it arrives, flushing
 // each one, while reading usage on the side. st holds the first event.
 func (c *call) relayStream(resp *http.Response, st streamStart) {
-	// Read now: st.ev's bytes are the reader's, reused by later reads.
-	errorOnly := st.err == nil && isErrorEvent(c.res.prov.typ, st.ev)
 	if !st.headersSent {
 		c.writeStreamHeaders(resp)
 	}
@@ -415,7 +410,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 	}
 	u := obs.usage()
 	switch {
-	case errorOnly:
+	case st.errorFirst:
 		// The provider's answer was only an error event (Anthropic's
 		// overloaded stream): as for the same error sent as a status, it
 		// bills nothing.
