@@ -222,24 +222,12 @@ func Unquote(lit string) string {
 				b = append(b, '\t')
 				i += 2
 			case 'u':
-				r := hex4(s[i+2:])
-				i += 6
-				if r < 0 {
+				r, n := uRune(s, i)
+				if n == 0 {
 					return string(b)
 				}
-				if utf16.IsSurrogate(rune(r)) {
-					r2 := -1
-					if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
-						r2 = hex4(s[i+2:])
-					}
-					if dec := utf16.DecodeRune(rune(r), rune(r2)); r2 >= 0 && dec != utf8.RuneError {
-						b = utf8.AppendRune(b, dec)
-						i += 6
-						continue
-					}
-					r = utf8.RuneError
-				}
-				b = utf8.AppendRune(b, rune(r))
+				b = utf8.AppendRune(b, r)
+				i += n
 			default:
 				return string(b)
 			}
@@ -257,6 +245,28 @@ func Unquote(lit string) string {
 		}
 	}
 	return string(b)
+}
+
+// uRune decodes the \u escape at s[i] (s[i:i+2] is `\u`), joined with the
+// low surrogate escape that follows a high one: the rune (U+FFFD for a lone
+// or mismatched surrogate) and the bytes it took, 0 when its four hex
+// digits are not.
+func uRune(s string, i int) (rune, int) {
+	r := hex4(s[i+2:])
+	if r < 0 {
+		return 0, 0
+	}
+	if !utf16.IsSurrogate(rune(r)) {
+		return rune(r), 6
+	}
+	if i+12 <= len(s) && s[i+6] == '\\' && s[i+7] == 'u' {
+		if r2 := hex4(s[i+8:]); r2 >= 0 {
+			if dec := utf16.DecodeRune(rune(r), rune(r2)); dec != utf8.RuneError {
+				return dec, 12
+			}
+		}
+	}
+	return utf8.RuneError, 6
 }
 
 // hex4 reads four hex digits at the start of s (-1 when they are not).

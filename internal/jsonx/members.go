@@ -6,7 +6,6 @@ package jsonx
 
 import (
 	"strings"
-	"unicode/utf16"
 	"unicode/utf8"
 	"unsafe"
 
@@ -97,35 +96,18 @@ func StringLen(raw string) int {
 			i++
 			continue
 		}
-		r, ok := uEscape(body, i)
-		if !ok {
-			// A one-letter escape (\n, \", …), or a malformed one.
-			n++
-			i += min(2, len(body)-i)
-			continue
-		}
-		i += 6
-		if utf16.IsSurrogate(r) {
-			if lo, ok := uEscape(body, i); ok && r < 0xDC00 && lo >= 0xDC00 && lo < 0xE000 {
-				n += 4 // a surrogate pair: one rune outside the BMP
-				i += 6
+		if i+1 < len(body) && body[i+1] == 'u' {
+			if r, k := uRune(body, i); k > 0 {
+				n += utf8.RuneLen(r)
+				i += k
 				continue
 			}
-			n += 3 // U+FFFD
-			continue
 		}
-		n += utf8.RuneLen(r)
+		// A one-letter escape (\n, \", …), or a malformed one.
+		n++
+		i += min(2, len(body)-i)
 	}
 	return n
-}
-
-// uEscape reads the \uXXXX escape at s[i], if there is one.
-func uEscape(s string, i int) (rune, bool) {
-	if i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
-		return 0, false
-	}
-	r := hex4(s[i+2:])
-	return rune(r), r >= 0
 }
 
 // skipWS returns the index of the first byte at or after s[i] that is not
