@@ -174,7 +174,7 @@ func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	if err != nil {
 		// An answer without readable usage is still priced: estimate from
 		// the bytes rather than record a silent $0.
-		u = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, OutputTokens: int64(len(body)+3) / 4, Estimated: true}
+		u = ir.Usage{InputTokens: c.promptEstimate(), OutputTokens: int64(len(body)+3) / 4, Estimated: true}
 	}
 	c.usage, c.haveUsage = u, true
 }
@@ -276,15 +276,18 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		sent, taken bool
 		pinger      *time.Timer
 	)
+	sendPing := func() {
+		if _, err := c.w.Write(c.streamTr.Ping()); err == nil {
+			_ = http.NewResponseController(c.w).Flush()
+		}
+	}
 	ping := func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if taken {
 			return
 		}
-		if _, err := c.w.Write(c.streamTr.Ping()); err == nil {
-			_ = http.NewResponseController(c.w).Flush()
-		}
+		sendPing()
 		pinger.Reset(pingEvery)
 	}
 	hold := time.AfterFunc(firstEventHold, func() {
@@ -298,9 +301,7 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		if c.cross {
 			// A ping with the headers, then every pingEvery: the client
 			// hears something at least as often as before the hold.
-			if _, err := c.w.Write(c.streamTr.Ping()); err == nil {
-				_ = http.NewResponseController(c.w).Flush()
-			}
+			sendPing()
 			pinger = time.AfterFunc(pingEvery, ping)
 		}
 	})
@@ -363,7 +364,7 @@ func (c *call) streamFailedEarly(err error) {
 		// the prompt at least, so the recorded figures are the gateway's
 		// estimate of it, as for a stream cancelled later.
 		c.upstreamFailed(c.ctx.Err())
-		c.usage = ir.Usage{InputTokens: int64(len(c.body)+3) / 4, Estimated: true}
+		c.usage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}
 	} else {
 		// The provider failed before answering, reporting nothing: as for
 		// a timeout, the recorded zero is the gateway's.
@@ -375,6 +376,10 @@ func (c *call) streamFailedEarly(err error) {
 	}
 	c.haveUsage = true
 }
+
+// promptEstimate is the gateway's estimate of a prompt's input tokens
+// when the provider reported none: a quarter of the bytes sent.
+func (c *call) promptEstimate() int64 { return int64(len(c.body)+3) / 4 }
 
 // writeStreamHeaders sends a stream's response headers and flushes them.
 func (c *call) writeStreamHeaders(resp *http.Response) {
@@ -423,7 +428,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 	case u.Estimated && u.TotalInputTokens() == 0:
 		// Cut before the provider reported usage (OpenAI reports it only at
 		// the end): the prompt was billed all the same, so estimate it.
-		u.InputTokens = int64(len(c.body)+3) / 4
+		u.InputTokens = c.promptEstimate()
 	}
 	c.usage, c.haveUsage = u, true
 	c.respModel = obs.model()
