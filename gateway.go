@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/apiversion"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -186,7 +187,8 @@ func shapeOf(r *http.Request) string {
 }
 
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
-	tok := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+	xAPIKey, authz := r.Header.Get("X-Api-Key"), r.Header.Get("Authorization")
+	tok := store.TokenFrom(xAPIKey, authz)
 	// The token is consumed here: scrub it so that no later handler or
 	// proxy sees it. Caddy's access log records the request as it came in
 	// (it redacts Authorization but not x-api-key), so an access log needs
@@ -195,6 +197,10 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	r.Header.Del("Authorization")
 	if tok == "" {
 		return nil, reject(http.StatusUnauthorized, "missing_key", "missing gateway key: send it as x-api-key or Authorization: Bearer")
+	}
+	if store.TokensConflict(xAPIKey, authz) {
+		return nil, reject(http.StatusUnauthorized, "conflicting_keys",
+			"the request carries two different gateway keys (x-api-key and Authorization: Bearer); send one")
 	}
 	k, err := g.app.store.Authenticate(tok)
 	switch {
@@ -269,8 +275,15 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	if !req.root.IsObject() {
 		return req, reject(http.StatusBadRequest, "malformed_json", "request body must be a JSON object")
 	}
+	// The gateway reads the first of duplicate keys and the provider may
+	// read the last: a body with {"model":"allowed","model":"other"} would
+	// be checked, reserved and priced as one model and run as another.
+	if name, dup := jsonx.DuplicateKey(req.root.Raw); dup {
+		return req, reject(http.StatusBadRequest, "duplicate_key",
+			fmt.Sprintf("request body has the key %q twice in one object; the keys of a JSON object must be unique", name))
+	}
 	// One pass over the top level: each Get would scan past the whole
-	// messages array again. The first of duplicate keys wins, as with Get.
+	// messages array again (duplicate keys were refused above).
 	var msgs, mt gjson.Result
 	req.root.ForEach(func(k, v gjson.Result) bool {
 		var dst *gjson.Result

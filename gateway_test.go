@@ -324,6 +324,52 @@ func TestBadInputRejectedInCallersShape(t *testing.T) {
 	}
 }
 
+// A body with a key twice in one object is refused: the gateway would
+// check, reserve and price the first "model" (or max_tokens, stream…) while
+// a provider whose parser keeps the last one ran the other, past the key's
+// allowed models and its hard limit.
+func TestDuplicateKeysRefused(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, "")+"\n")
+	_, tok := g.issueKey(store.IssueParams{Name: "k", AllowedModels: []string{"haiku", "gpt-5-nano"}})
+	msgs := `"messages":[{"role":"user","content":"hi"}]`
+	cases := []struct{ path, body, key, want string }{
+		{"/v1/messages", `{"model":"haiku","model":"sonnet","max_tokens":5,` + msgs + `}`, "model", `"type":"invalid_request_error"`},
+		{"/v1/messages", `{"model":"haiku","mod\u0065l":"sonnet","max_tokens":5,` + msgs + `}`, "model", `"invalid_request_error"`},
+		{"/v1/messages?beta=true", `{"model":"haiku","max_tokens":1,"max_tokens":64000,` + msgs + `}`, "max_tokens", `"invalid_request_error"`},
+		{"/v1/messages/count_tokens", `{"model":"haiku","model":"sonnet",` + msgs + `}`, "model", `"invalid_request_error"`},
+		{"/v1/chat/completions", `{"model":"gpt-5-nano","stream":false,"stream":true,` + msgs + `}`, "stream", `"code":"invalid_request"`},
+		{"/v1/chat/completions", `{"model":"gpt-5-nano","stream":true,"stream_options":{"include_usage":false,"include_usage":true},` + msgs + `}`,
+			"include_usage", `"type":"invalid_request_error"`},
+	}
+	for _, c := range cases {
+		resp := g.post(c.path, tok, c.body)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), c.want) || !strings.Contains(string(b), `\"`+c.key+`\" twice`) {
+			t.Errorf("%s %s: %d %s; want 400 naming %q", c.path, c.body, resp.StatusCode, b, c.key)
+		}
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d requests with duplicate keys reached the upstream", n)
+	}
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != len(cases) {
+		t.Fatalf("%d request.rejected events, want %d", len(rej), len(cases))
+	}
+	for _, e := range rej {
+		if e["reason"] != "duplicate_key" {
+			t.Errorf("rejection reason %v, want duplicate_key", e["reason"])
+		}
+	}
+	// The same key in different objects is not a duplicate.
+	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":5,"metadata":{"model":"x"},`+msgs+`}`)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a key repeated in a nested object: %d, want 200", resp.StatusCode)
+	}
+}
+
 // A request refused before its body is read is answered before any of the
 // body is sent: a client that waits for "100 Continue" (curl, .NET and
 // Java clients do for large bodies) gets the 413 or 401 at once instead of
@@ -478,6 +524,31 @@ func TestGatewayTokenInEitherHeader(t *testing.T) {
 	resp, b := get(t, g.Analytics+"/analytics/me", tok, "X-Api-Key", ownKey)
 	if resp.StatusCode != 200 {
 		t.Errorf("/analytics/me with both headers: %d %s", resp.StatusCode, b)
+	}
+
+	// Two different gateway keys: which key (and whose budget) the caller
+	// meant cannot be told, so the request is refused in its shape.
+	_, other := g.issueKey(store.IssueParams{Name: "other"})
+	before := len(up.Requests())
+	for _, path := range []string{"/v1/messages", "/v1/chat/completions"} {
+		resp := g.post(path, tok, `{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`,
+			"Authorization", "Bearer "+other)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 401 || !strings.Contains(string(b), "two different gateway keys") {
+			t.Errorf("%s with two gateway keys: %d %s, want 401", path, resp.StatusCode, b)
+		}
+	}
+	if n := len(up.Requests()) - before; n != 0 {
+		t.Errorf("%d requests with two gateway keys reached the upstream", n)
+	}
+	rej := g.events(store.TypeRequestRejected)
+	if len(rej) != 2 || rej[0]["reason"] != "conflicting_keys" {
+		t.Errorf("rejections %v, want 2 with reason conflicting_keys", rej)
+	}
+	resp, b = get(t, g.Analytics+"/analytics/me", tok, "X-Api-Key", other)
+	if resp.StatusCode != 401 {
+		t.Errorf("/analytics/me with two gateway keys: %d %s, want 401", resp.StatusCode, b)
 	}
 }
 

@@ -245,11 +245,7 @@ const tokenPrefix = "gw_"
 // ANTHROPIC_AUTH_TOKEN holding the gateway token. The one that looks like
 // a gateway token wins; otherwise x-api-key, then a Bearer token.
 func TokenFrom(xAPIKey, authorization string) string {
-	x := strings.TrimSpace(xAPIKey)
-	var b string
-	if a := strings.TrimSpace(authorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		b = strings.TrimSpace(a[7:])
-	}
+	x, b := tokenCandidates(xAPIKey, authorization)
 	if !strings.HasPrefix(x, tokenPrefix) && strings.HasPrefix(b, tokenPrefix) {
 		return b
 	}
@@ -257,6 +253,24 @@ func TokenFrom(xAPIKey, authorization string) string {
 		return x
 	}
 	return b
+}
+
+// TokensConflict reports whether x-api-key and Authorization carry two
+// different gateway tokens. Which key the caller meant, and whose budget
+// the call should spend, cannot be told, so such a request is refused.
+func TokensConflict(xAPIKey, authorization string) bool {
+	x, b := tokenCandidates(xAPIKey, authorization)
+	return strings.HasPrefix(x, tokenPrefix) && strings.HasPrefix(b, tokenPrefix) && x != b
+}
+
+// tokenCandidates returns the trimmed x-api-key value and the Bearer token
+// of an Authorization value ("" for any other scheme).
+func tokenCandidates(xAPIKey, authorization string) (x, bearer string) {
+	x = strings.TrimSpace(xAPIKey)
+	if a := strings.TrimSpace(authorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		bearer = strings.TrimSpace(a[7:])
+	}
+	return x, bearer
 }
 
 // Authenticate checks a gw_ token against the in-memory key cache and

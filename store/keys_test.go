@@ -466,6 +466,21 @@ func TestTokenFrom(t *testing.T) {
 			t.Errorf("TokenFrom(%q, %q) = %q, want %q", c.xAPIKey, c.auth, got, c.want)
 		}
 	}
+	for _, c := range []struct {
+		xAPIKey, auth string
+		want          bool
+	}{
+		{"gw_a", "Bearer gw_b", true},
+		{"gw_a", "bearer  gw_a ", false},
+		{"sk-ant-own", "Bearer gw_b", false},
+		{"gw_a", "Bearer sk-own", false},
+		{"gw_a", "", false},
+		{"gw_a", "Basic gw_b", false},
+	} {
+		if got := TokensConflict(c.xAPIKey, c.auth); got != c.want {
+			t.Errorf("TokensConflict(%q, %q) = %v, want %v", c.xAPIKey, c.auth, got, c.want)
+		}
+	}
 }
 
 // A name that could forge a row of list-keys or drive the operator's
