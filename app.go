@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -98,6 +99,9 @@ type App struct {
 	calls     *callLog
 
 	unpricedOnce sync.Map // model → struct{}: warn once per model
+	// unlistedWarned: the warning that models outside the catalogue are
+	// past maxUnlistedModels was written.
+	unlistedWarned atomic.Bool
 }
 
 // WriterConfig tunes the trace store's batching writer.

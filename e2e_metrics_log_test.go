@@ -470,3 +470,132 @@ http://127.0.0.1:%d {
 		t.Errorf("after the reload the provider got key %q, want the rotated one", k)
 	}
 }
+
+// A client can name any model after a provider: prefix. Names the provider
+// refused add no series to /metrics and no line to the log (they count
+// under model="other"); a model outside the catalogue that answered gets
+// its own series and one warning, and the log line says what was asked.
+func TestE2EMetricsModelLabelsBounded(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	metricsPort := freePort(t)
+	up := fakeupstream.New(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	grace_period 1s
+	log {
+		output file %s
+		format json
+		level INFO
+	}
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+http://127.0.0.1:%d {
+	metrics
+}
+`, logPath, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, an, metricsPort)
+	})
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	_, tok := e2eKey(g, "anything")
+	before := e2eScrape(t, metricsURL)
+
+	const made = 5
+	for i := range made {
+		up.Enqueue("/v1/messages", fakeupstream.AnthropicError(404, "not_found_error", "model: no such model"))
+		resp := g.post("/v1/messages", tok, fmt.Sprintf(`{"model":"anthropic:claude-made-up-%d","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, i), e2eAnthropicHdr...)
+		if body := e2eRead(t, resp); resp.StatusCode != 404 {
+			t.Fatalf("made-up model %d: %d %s", i, resp.StatusCode, body)
+		}
+	}
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-local-metrics", 10, "end_turn", fakeupstream.TextBlock("Hi.")))
+	resp := g.post("/v1/messages", tok, `{"model":"anthropic:claude-local-metrics","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("unlisted model: %d %s", resp.StatusCode, body)
+	}
+	e2eCalls(g, made+1)
+
+	after := e2eScrape(t, metricsURL)
+	for series := range after {
+		if strings.Contains(series, "made-up") {
+			t.Errorf("a refused made-up model has a series: %s", series)
+		}
+	}
+	delta := func(name string, labels ...string) float64 {
+		a, _ := e2eSeries(after, name, labels...)
+		b, _ := e2eSeries(before, name, labels...)
+		return a - b
+	}
+	if d := delta("metis_unpriced_calls_total", "provider", "anthropic", "model", "other"); d != made {
+		t.Errorf(`metis_unpriced_calls_total{model="other"} grew by %v, want %d`, d, made)
+	}
+	if d := delta("metis_unpriced_calls_total", "provider", "anthropic", "model", "claude-local-metrics"); d != 1 {
+		t.Errorf("metis_unpriced_calls_total for the model that answered grew by %v, want 1", d)
+	}
+	if d := delta("metis_tokens_total", "provider", "anthropic", "model", "claude-local-metrics", "kind", "input"); d != 10 {
+		t.Errorf("input tokens of the model that answered grew by %v, want 10", d)
+	}
+
+	var warnings, calls []map[string]any
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lines, _ := e2eLogLines(t, logPath)
+		warnings, calls = warnings[:0], calls[:0]
+		for _, l := range lines {
+			switch {
+			case strings.HasPrefix(fmt.Sprint(l["msg"]), "model has no price"):
+				warnings = append(warnings, l)
+			case l["msg"] == "llm call":
+				calls = append(calls, l)
+			}
+		}
+		if len(calls) >= made+1 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(warnings) != 1 || warnings[0]["model"] != "claude-local-metrics" {
+		t.Errorf("price warnings %v, want one, for claude-local-metrics", warnings)
+	}
+	if len(calls) != made+1 {
+		t.Fatalf("%d llm call lines, want %d", len(calls), made+1)
+	}
+	for _, l := range calls {
+		if want := "anthropic:" + fmt.Sprint(l["model"]); l["requested_model"] != want {
+			t.Errorf("log line requested_model %v, want %s", l["requested_model"], want)
+		}
+	}
+}
+
+// The model label admits at most its limit of models outside the
+// catalogue, only on a successful call, and each once.
+func TestModelLabelsLimit(t *testing.T) {
+	l := modelLabels{max: 2}
+	for _, c := range []struct {
+		model  string
+		priced bool
+		status int
+		want   string
+	}{
+		{"claude-haiku-4-5", true, 500, "claude-haiku-4-5"},
+		{"made-up", false, 404, otherModel},
+		{"local-a", false, 200, "local-a"},
+		{"local-a", false, 500, "local-a"},
+		{"local-b", false, 200, "local-b"},
+		{"local-c", false, 200, otherModel},
+		{"claude-sonnet-4-5", true, 200, "claude-sonnet-4-5"},
+		{"local-b", false, 200, "local-b"},
+	} {
+		if got := l.label(c.model, c.priced, c.status); got != c.want {
+			t.Errorf("label(%q, priced %v, status %d) = %q, want %q", c.model, c.priced, c.status, got, c.want)
+		}
+	}
+}

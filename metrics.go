@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,7 +17,7 @@ import (
 var (
 	mRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "metis", Name: "requests_total",
-		Help: "Gateway LLM calls by inbound shape, provider and HTTP status.",
+		Help: "Gateway LLM calls and count_tokens requests sent to a provider, by inbound shape, provider and HTTP status.",
 	}, []string{"shape", "provider", "status"})
 	mRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "metis", Name: "rejected_requests_total",
@@ -65,9 +64,11 @@ func registerMetrics(reg prometheus.Registerer) error {
 	return nil
 }
 
-func observeCall(c *call, u ir.Usage, cost float64, priced bool, _ time.Duration) {
+// observeCall records a finished call's metrics under model label label
+// (see modelLabel).
+func observeCall(c *call, label string, u ir.Usage, cost float64, priced bool) {
 	requestCounter(c.shape, c.res.prov.name, c.status).Inc()
-	mm := metricsFor(c.res.prov.name, c.res.model)
+	mm := metricsFor(c.res.prov.name, label)
 	for kind, n := range [...]int64{u.InputTokens, u.CacheReadInputTokens, u.CacheCreationInputTokens,
 		u.OutputTokens, u.ReasoningTokens} {
 		if n > 0 {
@@ -82,6 +83,60 @@ func observeCall(c *call, u ir.Usage, cost float64, priced bool, _ time.Duration
 	if c.ttft > 0 {
 		mm.ttftObserver().Observe(c.ttft.Seconds())
 	}
+}
+
+// The model label's values are bounded: a client can name any model after
+// a provider: prefix, and every name would otherwise add series to
+// /metrics (and entries to the caches below) for the life of the process.
+// A model in the price catalogue is bounded by the catalogue; any other gets
+// its own series once a call to it succeeded, for the first
+// maxUnlistedModels such names; the rest share otherModel.
+const (
+	maxUnlistedModels = 256
+	otherModel        = "other"
+)
+
+// modelLabels admits the models outside the catalogue that get their own
+// label values; the zero value is ready to use.
+type modelLabels struct {
+	names sync.Map // model → struct{}
+	n     atomic.Int64
+	max   int64 // 0: maxUnlistedModels
+}
+
+var unlistedModels modelLabels
+
+// label returns the model label of a call to model: model itself when it is
+// priced by the catalogue, or when it is (or now becomes) one of the
+// admitted models outside it, which a call with a status below 400 admits;
+// otherwise otherModel.
+func (l *modelLabels) label(model string, priced bool, status int) string {
+	if priced {
+		return model
+	}
+	if _, ok := l.names.Load(model); ok {
+		return model
+	}
+	if status >= 400 {
+		return otherModel
+	}
+	limit := l.max
+	if limit == 0 {
+		limit = maxUnlistedModels
+	}
+	for {
+		n := l.n.Load()
+		if n >= limit {
+			return otherModel
+		}
+		if l.n.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	if _, loaded := l.names.LoadOrStore(model, struct{}{}); loaded {
+		l.n.Add(-1) // a racing call admitted it first
+	}
+	return model
 }
 
 // tokenKinds are the kind labels of metis_tokens_total, in the order of

@@ -134,9 +134,20 @@ func (c *call) finish() {
 	if priced {
 		costPtr = &cost
 		savings = a.prices.CacheSavings(pricedModel, u)
-	} else if _, warned := a.unpricedOnce.LoadOrStore(c.res.model, struct{}{}); !warned {
-		c.g.logger.Warn("model has no price in the catalogue; its calls are recorded with cost_usd null",
-			zap.String("model", c.res.model), zap.String("provider", c.res.prov.name))
+	}
+	label := unlistedModels.label(c.res.model, priced, c.status)
+	switch {
+	case priced:
+	case label == c.res.model:
+		if _, warned := a.unpricedOnce.LoadOrStore(c.res.model, struct{}{}); !warned {
+			c.g.logger.Warn("model has no price in the catalogue; its calls are recorded with cost_usd null",
+				zap.String("model", c.res.model), zap.String("provider", c.res.prov.name))
+		}
+	case c.status < 400 && !a.unlistedWarned.Swap(true):
+		c.g.logger.Warn("more models outside the price catalogue answered than the metrics name; "+
+			"their calls are recorded with cost_usd null and counted under model=\"other\" in the metrics",
+			zap.String("model", c.res.model), zap.String("provider", c.res.prov.name),
+			zap.Int("named", maxUnlistedModels))
 	}
 	c.settle(cost) // dollars from the ledger: cache reads at their real price
 	source := "provider"
@@ -165,15 +176,15 @@ func (c *call) finish() {
 		store.Event{Type: store.TypeTurnCompleted, Time: now, Payload: done}) {
 		mDropped.Add(2)
 	}
-	observeCall(c, u, cost, priced, latency)
+	observeCall(c, label, u, cost, priced)
 	if !a.calls.enabled(c.g.logger) {
 		return
 	}
 	line := callLine{logger: c.g.logger, turnID: c.turnID, keyID: k.ID, shape: c.shape,
-		provider: c.res.prov.name, model: c.res.model, source: source, errorClass: c.errorClass,
+		provider: c.res.prov.name, requested: c.requested, model: c.res.model, source: source, errorClass: c.errorClass,
 		stream: c.stream, priced: priced, status: c.status, attempts: c.attempts,
 		input: u.InputTokens, cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens,
-		output: u.OutputTokens, latency: latency, cost: cost}
+		output: u.OutputTokens, reasoning: u.ReasoningTokens, latency: latency, cost: cost}
 	if ttft != nil {
 		line.hasTTFT, line.ttftMS = true, *ttft
 	}
