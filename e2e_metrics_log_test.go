@@ -599,3 +599,74 @@ func TestModelLabelsLimit(t *testing.T) {
 		}
 	}
 }
+
+// An operator reading the log sees each retry of a provider error (at
+// INFO) and, at DEBUG, each refused request with its reason, but never
+// the key that was refused.
+func TestE2ERetriesAndRejectionsLogged(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	up := fakeupstream.New(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	grace_period 1s
+	log {
+		output file %s
+		format json
+		level DEBUG
+	}
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, logPath, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, an)
+	})
+	_, tok := e2eKey(g, "retried")
+	busy := fakeupstream.AnthropicError(529, "overloaded_error", "Overloaded")
+	busy.Header.Set("Retry-After", "0")
+	up.Enqueue("/v1/messages", busy)
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 10, "end_turn", fakeupstream.TextBlock("Hi.")))
+	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("retried call: %d %s", resp.StatusCode, body)
+	}
+	const badKey = "gw_not-a-real-key-4417"
+	resp = g.post("/v1/messages", badKey, `{"model":"haiku","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 401 {
+		t.Fatalf("bad key: %d %s", resp.StatusCode, body)
+	}
+	e2eCalls(g, 1)
+
+	var retry, rejected map[string]any
+	var raw string
+	deadline := time.Now().Add(5 * time.Second)
+	for (retry == nil || rejected == nil) && time.Now().Before(deadline) {
+		var lines []map[string]any
+		lines, raw = e2eLogLines(t, logPath)
+		for _, l := range lines {
+			switch l["msg"] {
+			case "provider answered an error status; retrying":
+				retry = l
+			case "request rejected":
+				rejected = l
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if retry == nil || retry["status"] != 529.0 || retry["attempt"] != 1.0 || retry["level"] != "info" {
+		t.Errorf("retry log line %v, want status 529, attempt 1 at info", retry)
+	}
+	if rejected == nil || rejected["reason"] != "unknown_key" || rejected["status"] != 401.0 {
+		t.Errorf("rejection log line %v, want reason unknown_key, status 401", rejected)
+	}
+	if strings.Contains(raw, badKey[3:]) || strings.Contains(raw, tok[3:]) {
+		t.Error("the log contains a gateway key")
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 // hopHeaders are never forwarded in either direction.
@@ -92,7 +94,11 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			if ctx.Err() != nil || isTimeout(err) || attempt >= p.maxRetries {
 				return nil, err
 			}
-			if !sleepCtx(ctx, backoff(attempt, p.maxRetryWait)) {
+			wait := backoff(attempt, p.maxRetryWait)
+			c.g.logger.Info("provider request failed; retrying",
+				zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("attempt", c.attempts),
+				zap.Duration("wait", wait), zapErr(err))
+			if !sleepCtx(ctx, wait) {
 				return nil, ctx.Err()
 			}
 			continue
@@ -110,6 +116,9 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		if !ok {
 			wait = backoff(attempt, p.maxRetryWait)
 		}
+		c.g.logger.Info("provider answered an error status; retrying",
+			zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("status", resp.StatusCode),
+			zap.Int("attempt", c.attempts), zap.Duration("wait", wait))
 		discard(resp.Body)
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()

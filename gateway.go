@@ -404,6 +404,14 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 	if s := sessionID(r); s != "" {
 		p["session_id"] = s
 	}
+	if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
+		fields := []zap.Field{zap.String("reason", e.reason), zap.Int("status", e.status),
+			zap.String("inbound_shape", shape), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
+		if key != nil {
+			fields = append(fields, zap.String("key_id", key.ID))
+		}
+		ce.Write(fields...)
+	}
 	mRejected.WithLabelValues(shape, e.reason).Inc()
 	if !g.app.store.Enqueue(store.Event{Type: store.TypeRequestRejected, Time: time.Now(), Payload: p}) {
 		mDropped.Inc()
