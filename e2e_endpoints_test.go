@@ -253,6 +253,17 @@ func TestE2EPathWithoutV1(t *testing.T) {
 	if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "not_found_error" || !strings.Contains(body, "/v1/messages") {
 		t.Errorf("POST /messages: %d %s, want an Anthropic 404 naming /v1/messages", resp.StatusCode, body)
 	}
+	// A base URL with a prefix too many (OPENAI_BASE_URL=…/api/v1) gets
+	// the same kind of answer, not the site's empty 200.
+	for path, meant := range map[string]string{
+		"/api/v1/chat/completions": "/v1/chat/completions", "/api/chat/completions": "/v1/chat/completions",
+		"/openai/v1/completions": "/v1/completions", "/v1/v1/messages": "/v1/messages",
+	} {
+		resp, body = e2eDo(t, g, http.MethodPost, path, tok)
+		if resp.StatusCode != 404 || !strings.Contains(body, "did you mean "+meant+"?") {
+			t.Errorf("POST %s: %d %s, want a 404 naming %s", path, resp.StatusCode, body, meant)
+		}
+	}
 	// Claude Code's connectivity probe is not a provider API path, and a
 	// request without a gateway token (a scanner, another handler's
 	// client) goes on to the site's next handler.
@@ -263,8 +274,8 @@ func TestE2EPathWithoutV1(t *testing.T) {
 		t.Errorf("GET /models without a key: %d %s, want the site's own answer", resp.StatusCode, body)
 	}
 	rej := g.events(store.TypeRequestRejected)
-	if len(rej) != 2 {
-		t.Fatalf("%d request.rejected events, want 2: %v", len(rej), rej)
+	if len(rej) != 6 {
+		t.Fatalf("%d request.rejected events, want 6: %v", len(rej), rej)
 	}
 	e2eWant(t, "rejection", rej[0], map[string]any{"reason": "unknown_endpoint", "status": 404, "path": "/chat/completions", "gateway_key_id": k.ID})
 	if n := len(up.Requests()); n != 0 {

@@ -69,7 +69,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		serveHealth(w, r)
 		return nil
 	}
-	if !strings.HasPrefix(path, "/v1/") && !(withoutV1[path] && llmClient(r)) {
+	if !strings.HasPrefix(path, "/v1/") && !(endpointMeant(path) != "" && llmClient(r)) {
 		return next.ServeHTTP(w, r)
 	}
 	// A 405 names the methods its endpoint answers; writeAPIError keeps the
@@ -96,8 +96,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	isModel = isModel && id != ""
 	if path != "/v1/models" && !isModel {
 		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path)
-		if withoutV1[path] {
-			msg += fmt.Sprintf("; did you mean /v1%s? An OpenAI client's base URL is the gateway's root plus /v1, an Anthropic client's the root alone", path)
+		if meant := endpointMeant(path); meant != "" {
+			msg += fmt.Sprintf("; did you mean %s? An OpenAI client's base URL is the gateway's root plus /v1, an Anthropic client's the root alone", meant)
 		}
 		g.refuse(w, r, shape, key, "", &apiError{
 			status: http.StatusNotFound, reason: "unknown_endpoint", code: "unknown_url", msg: msg,
@@ -115,6 +115,23 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveModels(w, r, shape, key)
 	}
 	return nil
+}
+
+// endpointMeant is the gateway path a client probably meant when its base
+// URL lacked /v1 or had a prefix too many: /chat/completions,
+// /api/chat/completions and /api/v1/chat/completions all mean
+// /v1/chat/completions. It is "" for any other path.
+func endpointMeant(path string) string {
+	meant := ""
+	for p := range withoutV1 {
+		if strings.HasSuffix(path, p) && len(p) > len(meant) { // /chat/completions over /completions
+			meant = p
+		}
+	}
+	if meant == "" {
+		return ""
+	}
+	return "/v1" + meant
 }
 
 // withoutV1 are the provider API paths a client reaches when its base URL
