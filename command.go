@@ -118,6 +118,11 @@ func modelHints(cat *pricing.Catalogue, models []string) []string {
 		if i := strings.IndexByte(id, ':'); i >= 0 {
 			id = id[i+1:]
 		}
+		if low := strings.ToLower(m); low != m {
+			hints = append(hints, fmt.Sprintf("--models %q has capitals, but models are matched exactly as written; "+
+				"if you meant %q, issue the key again with it", m, low))
+			continue
+		}
 		if _, ok := cat.Lookup(id); ok || len(id) < 6 {
 			continue
 		}
@@ -182,11 +187,17 @@ func issueKeyCommand() *cobra.Command {
 			}
 			p.Workspace = abs
 		}
-		if m, _ := cmd.Flags().GetString("models"); m != "" {
+		if cmd.Flags().Changed("models") {
+			m, _ := cmd.Flags().GetString("models")
 			for _, s := range strings.Split(m, ",") {
 				if s = strings.TrimSpace(s); s != "" {
 					p.AllowedModels = append(p.AllowedModels, s)
 				}
+			}
+			// An empty list would store a key that may use every model:
+			// --models "$UNSET" must not fail open.
+			if len(p.AllowedModels) == 0 {
+				return fmt.Errorf("--models %q lists no model; leave the flag out for a key that may use every model", m)
 			}
 		}
 		exp, _ := cmd.Flags().GetString("expires")

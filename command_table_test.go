@@ -27,7 +27,7 @@ func TestListKeysEscapesControlCharacters(t *testing.T) {
 }
 
 // A mistyped model id in --models gets a hint naming the id it is closest
-// to; aliases, catalogue ids and dated versions do not.
+// to, or its lower case; aliases, catalogue ids and dated versions do not.
 func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	db := tempDB(t)
 	cmd := issueKeyCommand()
@@ -35,7 +35,7 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,claude-sonnet-4,local:llama3:70b", "--db", db})
+	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,claude-sonnet-4,local:llama3:70b,HAIKU", "--db", db})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -44,12 +44,13 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	}
 	got := errOut.String()
 	for _, want := range []string{`"claude-opus-4-8x" is not in the price catalogue; if you meant "claude-opus-4-8", issue the key again`,
-		`"anthropic:claude-sonet-4-5" is not in the price catalogue; if you meant "claude-sonnet-4-5", issue the key again`} {
+		`"anthropic:claude-sonet-4-5" is not in the price catalogue; if you meant "claude-sonnet-4-5", issue the key again`,
+		`"HAIKU" has capitals, but models are matched exactly as written; if you meant "haiku"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("stderr %q lacks %q", got, want)
 		}
 	}
-	if n := strings.Count(got, "warning:"); n != 2 {
-		t.Errorf("%d warnings, want 2 (haiku, gpt-5-mini, a dated id, local models and a shortened id are fine): %s", n, got)
+	if n := strings.Count(got, "warning:"); n != 3 {
+		t.Errorf("%d warnings, want 3 (haiku, gpt-5-mini, a dated id, local models and a shortened id are fine): %s", n, got)
 	}
 }

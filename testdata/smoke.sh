@@ -35,6 +35,11 @@ grep -q "no trace database" "$work/err" || fail "missing database error: $(cat "
 [ ! -e "$work/typo" ] || fail "list-keys created a database for a mistyped --db"
 if "$CADDY" metis issue-key --name x --expires soon 2>"$work/err"; then fail "bad --expires accepted"; fi
 grep -q -- "--expires" "$work/err" || fail "bad --expires error: $(cat "$work/err")"
+for m in "" " " ","; do
+	if "$CADDY" metis issue-key --name x --models "$m" >"$work/out" 2>"$work/err"; then fail "--models '$m' issued a key"; fi
+	grep -q "lists no model" "$work/err" || fail "--models '$m' error: $(cat "$work/err")"
+	if grep -q token: "$work/out"; then fail "--models '$m' printed a token"; fi
+done
 
 cat >"$work/Caddyfile" <<CF
 {
