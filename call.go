@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -67,6 +68,12 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	key, aerr := g.authenticate(r)
 	if aerr == nil && r.Method != http.MethodPost {
 		aerr = reject(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.Method, r.URL.Path))
+	}
+	if ce := r.Header.Get("Content-Encoding"); aerr == nil && ce != "" && !strings.EqualFold(ce, "identity") {
+		// Read as JSON it would be "not valid JSON", which sends the
+		// developer looking at the wrong thing.
+		aerr = reject(http.StatusUnsupportedMediaType, "unsupported_encoding",
+			fmt.Sprintf("Content-Encoding %q is not supported: send the request body uncompressed", ce))
 	}
 	if aerr != nil {
 		if key != nil && aerr.status == http.StatusUnauthorized {

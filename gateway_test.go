@@ -307,12 +307,19 @@ func TestBadInputRejectedInCallersShape(t *testing.T) {
 	if resp.StatusCode != 405 || !strings.Contains(string(b), `"type":"error"`) {
 		t.Errorf("GET /v1/messages: %d %s", resp.StatusCode, b)
 	}
+	// A compressed body is named as such, not called invalid JSON.
+	resp = g.post("/v1/chat/completions", tok, "\x1f\x8b\x08\x00", "Content-Encoding", "gzip")
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 415 || !strings.Contains(string(b), `Content-Encoding \"gzip\" is not supported`) {
+		t.Errorf("gzip body: %d %s, want 415 naming the encoding", resp.StatusCode, b)
+	}
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("%d rejected requests reached the upstream", n)
 	}
 	rej := g.events(store.TypeRequestRejected)
-	if len(rej) != len(cases)+1 {
-		t.Errorf("%d request.rejected events, want %d", len(rej), len(cases)+1)
+	if len(rej) != len(cases)+2 {
+		t.Errorf("%d request.rejected events, want %d", len(rej), len(cases)+2)
 	}
 	for _, e := range rej {
 		if _, has := e["cost_usd"]; has {
