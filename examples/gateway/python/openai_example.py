@@ -30,7 +30,7 @@ def main() -> int:
     client = OpenAI(base_url=base_url.rstrip("/") + "/v1", api_key=api_key, max_retries=0)
     messages = [{"role": "user", "content": "Say hello in one short sentence."}]
 
-    resp = client.chat.completions.create(model=model, messages=messages, max_completion_tokens=256)
+    resp = client.chat.completions.create(model=model, messages=messages, max_completion_tokens=2048)
     choice = resp.choices[0]
     print(f"non-streaming: model={resp.model} finish_reason={choice.finish_reason} text={choice.message.content!r}")
     print(
@@ -42,7 +42,7 @@ def main() -> int:
     stream = client.chat.completions.create(
         model=model,
         messages=messages,
-        max_completion_tokens=256,
+        max_completion_tokens=2048,
         stream=True,
         stream_options={"include_usage": True},
     )
