@@ -427,6 +427,13 @@ func TestCatalogueMetadata(t *testing.T) {
 	if got := cat.MaxOutputTokens("claude-haiku-4-5-20251001"); got != 64000 {
 		t.Errorf("max output haiku 4.5 = %d", got)
 	}
+	// 128K only with a beta header: the default an OpenAI-shape request
+	// gets must be what the API takes without it.
+	for _, id := range []string{"claude-3-7-sonnet-latest", "claude-3-7-sonnet-20250219"} {
+		if got := cat.MaxOutputTokens(id); got != 64000 {
+			t.Errorf("max output %s = %d, want 64000", id, got)
+		}
+	}
 	if got := cat.MaxOutputTokens("nope"); got != 0 {
 		t.Errorf("unknown max output = %d", got)
 	}
