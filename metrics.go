@@ -65,7 +65,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 }
 
 // observeCall records a finished call's metrics under model label label
-// (see modelLabel).
+// (see modelLabels.label).
 func observeCall(c *call, label string, u ir.Usage, cost float64, priced bool) {
 	requestCounter(c.shape, c.res.prov.name, c.status).Inc()
 	mm := metricsFor(c.res.prov.name, label)
@@ -88,7 +88,8 @@ func observeCall(c *call, label string, u ir.Usage, cost float64, priced bool) {
 // The model label's values are bounded: a client can name any model after
 // a provider: prefix, and every name would otherwise add series to
 // /metrics (and entries to the caches below) for the life of the process.
-// A model in the price catalogue is bounded by the catalogue; any other gets
+// A model id of the price catalogue is bounded by the catalogue; any other
+// name (a spelling the catalogue prices but does not list among them) gets
 // its own series once a call to it succeeded, for the first
 // maxUnlistedModels such names; the rest share otherModel.
 const (
@@ -107,11 +108,11 @@ type modelLabels struct {
 var unlistedModels modelLabels
 
 // label returns the model label of a call to model: model itself when it is
-// priced by the catalogue, or when it is (or now becomes) one of the
-// admitted models outside it, which a call with a status below 400 admits;
-// otherwise otherModel.
-func (l *modelLabels) label(model string, priced bool, status int) string {
-	if priced {
+// an id of the catalogue as written (listed), or when it is (or now
+// becomes) one of the admitted models outside it, which a call with a
+// status below 400 admits; otherwise otherModel.
+func (l *modelLabels) label(model string, listed bool, status int) string {
+	if listed {
 		return model
 	}
 	if _, ok := l.names.Load(model); ok {

@@ -135,7 +135,9 @@ func (c *call) finish() {
 		costPtr = &cost
 		savings = a.prices.CacheSavings(pricedModel, u)
 	}
-	label := unlistedModels.label(c.res.model, priced, c.status)
+	// Lookup prices many spellings of one id (case, prefixes, dates): only
+	// the catalogue's own spelling is bounded by the catalogue.
+	label := unlistedModels.label(c.res.model, a.prices.Listed(c.res.model), c.status)
 	switch {
 	case priced:
 	case label == c.res.model:
@@ -181,7 +183,7 @@ func (c *call) finish() {
 		return
 	}
 	line := callLine{logger: c.g.logger, turnID: c.turnID, keyID: k.ID, shape: c.shape,
-		provider: c.res.prov.name, requested: c.requested, model: c.res.model, source: source, errorClass: c.errorClass,
+		provider: c.res.prov.name, requested: c.clientModel(), model: c.res.model, source: source, errorClass: c.errorClass,
 		stream: c.stream, priced: priced, status: c.status, attempts: c.attempts,
 		input: u.InputTokens, cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens,
 		output: u.OutputTokens, reasoning: u.ReasoningTokens, latency: latency, cost: cost}

@@ -347,6 +347,16 @@ func mergeEntry(base, o *entry) *entry {
 	return &m
 }
 
+// Listed reports whether model is an id of the catalogue exactly as
+// written, not one Lookup reaches by normalising it.
+func (c *Catalogue) Listed(model string) bool {
+	if c == nil {
+		return false
+	}
+	_, ok := c.prices[model]
+	return ok
+}
+
 // Lookup returns the price of model: the exact id first, then normalised
 // forms: a "provider/" or "provider:" prefix stripped, a "[1m]" suffix, a
 // "-latest" suffix and a -YYYYMMDD or -YYYY-MM-DD date suffix removed
