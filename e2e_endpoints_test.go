@@ -257,12 +257,26 @@ func TestE2EPathWithoutV1(t *testing.T) {
 	// the same kind of answer, not the site's empty 200.
 	for path, meant := range map[string]string{
 		"/api/v1/chat/completions": "/v1/chat/completions", "/api/chat/completions": "/v1/chat/completions",
-		"/openai/v1/completions": "/v1/completions", "/v1/v1/messages": "/v1/messages",
+		"/api/v1/messages/count_tokens": "/v1/messages/count_tokens", "/v1/v1/messages": "/v1/messages",
 	} {
 		resp, body = e2eDo(t, g, http.MethodPost, path, tok)
 		if resp.StatusCode != 404 || !strings.Contains(body, "did you mean "+meant+"?") {
 			t.Errorf("POST %s: %d %s, want a 404 naming %s", path, resp.StatusCode, body, meant)
 		}
+	}
+	// A path the gateway does not serve gets no hint pointing back at it.
+	if _, body := e2eDo(t, g, http.MethodPost, "/v1/responses", tok); strings.Contains(body, "did you mean") {
+		t.Errorf("POST /v1/responses: %s, want no hint", body)
+	}
+	// Without a gateway token, a prefixed path is another handler's: a
+	// developer's own key through a reverse_proxy on the same site.
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/anthropic/v1/messages", strings.NewReader("{}"))
+	req.Header.Set("X-Api-Key", "sk-ant-developers-own")
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Errorf("POST /anthropic/v1/messages with a provider key: %v %v, want the site's own answer", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	// Claude Code's connectivity probe is not a provider API path, and a
 	// request without a gateway token (a scanner, another handler's
@@ -274,8 +288,8 @@ func TestE2EPathWithoutV1(t *testing.T) {
 		t.Errorf("GET /models without a key: %d %s, want the site's own answer", resp.StatusCode, body)
 	}
 	rej := g.events(store.TypeRequestRejected)
-	if len(rej) != 6 {
-		t.Fatalf("%d request.rejected events, want 6: %v", len(rej), rej)
+	if len(rej) != 7 {
+		t.Fatalf("%d request.rejected events, want 7: %v", len(rej), rej)
 	}
 	e2eWant(t, "rejection", rej[0], map[string]any{"reason": "unknown_endpoint", "status": 404, "path": "/chat/completions", "gateway_key_id": k.ID})
 	if n := len(up.Requests()); n != 0 {

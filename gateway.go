@@ -69,7 +69,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		serveHealth(w, r)
 		return nil
 	}
-	if !strings.HasPrefix(path, "/v1/") && !(endpointMeant(path) != "" && llmClient(r)) {
+	if !strings.HasPrefix(path, "/v1/") && !misdirected(r) {
 		return next.ServeHTTP(w, r)
 	}
 	// A 405 names the methods its endpoint answers; writeAPIError keeps the
@@ -117,21 +117,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return nil
 }
 
-// endpointMeant is the gateway path a client probably meant when its base
-// URL lacked /v1 or had a prefix too many: /chat/completions,
+// misdirected reports whether r, outside /v1/, is an LLM client's request
+// meant for the gateway: a provider API path without /v1 from a client with
+// a gateway token or an anthropic-version header, or any path ending in one
+// of the gateway's endpoints (a base URL with a prefix too many, such as
+// …/api/v1) from a client with a gateway token. Another handler of the site
+// (a reverse_proxy for developers' own provider keys) keeps the rest.
+func misdirected(r *http.Request) bool {
+	path := r.URL.Path
+	if withoutV1[path] {
+		return llmClient(r)
+	}
+	return endpointMeant(path) != "" && hasGatewayToken(r)
+}
+
+// servedPaths are the gateway's endpoints without their /v1, longest first
+// so that /messages/count_tokens is matched before /messages.
+var servedPaths = []string{"/messages/count_tokens", "/chat/completions", "/messages", "/models"}
+
+// endpointMeant is the gateway endpoint a client probably meant when its
+// base URL lacked /v1 or had a prefix too many: /chat/completions,
 // /api/chat/completions and /api/v1/chat/completions all mean
-// /v1/chat/completions. It is "" for any other path.
+// /v1/chat/completions. It is "" for any other path, and for a path that
+// is already that endpoint.
 func endpointMeant(path string) string {
-	meant := ""
-	for p := range withoutV1 {
-		if strings.HasSuffix(path, p) && len(p) > len(meant) { // /chat/completions over /completions
-			meant = p
+	for _, p := range servedPaths {
+		if strings.HasSuffix(path, p) && path != "/v1"+p {
+			return "/v1" + p
 		}
 	}
-	if meant == "" {
-		return ""
-	}
-	return "/v1" + meant
+	return ""
 }
 
 // withoutV1 are the provider API paths a client reaches when its base URL
@@ -147,8 +162,13 @@ var withoutV1 = map[string]bool{
 // llmClient reports whether r comes from an LLM client of the gateway: it
 // carries a gateway token or an anthropic-version header.
 func llmClient(r *http.Request) bool {
-	return strings.HasPrefix(store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization")), "gw_") ||
-		r.Header.Get("Anthropic-Version") != ""
+	return hasGatewayToken(r) || r.Header.Get("Anthropic-Version") != ""
+}
+
+// hasGatewayToken reports whether r carries a gateway token.
+func hasGatewayToken(r *http.Request) bool {
+	tok, _ := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+	return store.IsGatewayToken(tok)
 }
 
 // allowFor is the Allow header of a gateway endpoint: the methods it
@@ -197,15 +217,15 @@ func serveHealth(w http.ResponseWriter, r *http.Request) {
 // say it themselves.
 func shapeOf(r *http.Request) string {
 	p := r.URL.Path
-	if strings.HasPrefix(p, "/v1/messages") || strings.HasPrefix(p, "/messages") || r.Header.Get("Anthropic-Version") != "" {
+	if strings.HasPrefix(p, "/v1/messages") || strings.HasPrefix(p, "/messages") || r.Header.Get("Anthropic-Version") != "" ||
+		strings.HasPrefix(endpointMeant(p), "/v1/messages") {
 		return shapeAnthropic
 	}
 	return shapeOpenAI
 }
 
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
-	xAPIKey, authz := r.Header.Get("X-Api-Key"), r.Header.Get("Authorization")
-	tok := store.TokenFrom(xAPIKey, authz)
+	tok, conflict := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
 	// The token is consumed here: scrub it so that no later handler or
 	// proxy sees it. Caddy's access log records the request as it came in
 	// (it redacts Authorization but not x-api-key), so an access log needs
@@ -215,7 +235,7 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	if tok == "" {
 		return nil, reject(http.StatusUnauthorized, "missing_key", "missing gateway key: send it as x-api-key or Authorization: Bearer")
 	}
-	if store.TokensConflict(xAPIKey, authz) {
+	if conflict {
 		return nil, reject(http.StatusUnauthorized, "conflicting_keys",
 			"the request carries two different gateway keys (x-api-key and Authorization: Bearer); send one")
 	}

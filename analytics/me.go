@@ -54,12 +54,11 @@ func unauthorized(message string) *apiError {
 // me answers the caller's own spend. Every figure is filtered to the
 // authenticated key; identity filters in the query string are ignored.
 func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
-	xAPIKey, authz := r.Header.Get("X-Api-Key"), r.Header.Get("Authorization")
-	tok := store.TokenFrom(xAPIKey, authz)
+	tok, conflict := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
 	if tok == "" {
 		return nil, unauthorized("a gateway key is required (x-api-key or Authorization: Bearer)")
 	}
-	if store.TokensConflict(xAPIKey, authz) {
+	if conflict {
 		return nil, unauthorized("the request carries two different gateway keys (x-api-key and Authorization: Bearer); send one")
 	}
 	if h.auth == nil {

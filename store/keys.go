@@ -244,34 +244,30 @@ const tokenPrefix = "gw_"
 // developer's own ANTHROPIC_API_KEY is still set beside an
 // ANTHROPIC_AUTH_TOKEN holding the gateway token. The one that looks like
 // a gateway token wins; otherwise x-api-key, then a Bearer token.
-func TokenFrom(xAPIKey, authorization string) string {
-	x, b := tokenCandidates(xAPIKey, authorization)
-	if !strings.HasPrefix(x, tokenPrefix) && strings.HasPrefix(b, tokenPrefix) {
-		return b
-	}
-	if x != "" {
-		return x
-	}
-	return b
-}
-
-// TokensConflict reports whether x-api-key and Authorization carry two
-// different gateway tokens. Which key the caller meant, and whose budget
-// the call should spend, cannot be told, so such a request is refused.
-func TokensConflict(xAPIKey, authorization string) bool {
-	x, b := tokenCandidates(xAPIKey, authorization)
-	return strings.HasPrefix(x, tokenPrefix) && strings.HasPrefix(b, tokenPrefix) && x != b
-}
-
-// tokenCandidates returns the trimmed x-api-key value and the Bearer token
-// of an Authorization value ("" for any other scheme).
-func tokenCandidates(xAPIKey, authorization string) (x, bearer string) {
-	x = strings.TrimSpace(xAPIKey)
+// conflict reports two different gateway tokens: which key the caller
+// meant, and whose budget the call should spend, cannot be told, so such a
+// request is refused.
+func TokenFrom(xAPIKey, authorization string) (token string, conflict bool) {
+	x := strings.TrimSpace(xAPIKey)
+	var b string
 	if a := strings.TrimSpace(authorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		bearer = strings.TrimSpace(a[7:])
+		b = strings.TrimSpace(a[7:])
 	}
-	return x, bearer
+	xGW, bGW := IsGatewayToken(x), IsGatewayToken(b)
+	switch {
+	case xGW && bGW:
+		return x, x != b
+	case bGW:
+		return b, false
+	case x != "":
+		return x, false
+	}
+	return b, false
 }
+
+// IsGatewayToken reports whether tok has the form of a token IssueKey
+// makes.
+func IsGatewayToken(tok string) bool { return strings.HasPrefix(tok, tokenPrefix) }
 
 // Authenticate checks a gw_ token against the in-memory key cache and
 // records the key's last use, which the writer persists later. A known

@@ -455,15 +455,14 @@ func TestTokenFrom(t *testing.T) {
 		{"gw_a", "", "gw_a"},
 		{"", "Bearer gw_b", "gw_b"},
 		{"", "bearer  gw_b ", "gw_b"},
-		{"gw_a", "Bearer gw_b", "gw_a"},
 		{"sk-ant-own", "Bearer gw_b", "gw_b"},
 		{"gw_a", "Bearer sk-own", "gw_a"},
 		{"sk-ant-own", "Bearer sk-other", "sk-ant-own"},
 		{"", "Basic Z3dfYQ==", ""},
 		{"", "", ""},
 	} {
-		if got := TokenFrom(c.xAPIKey, c.auth); got != c.want {
-			t.Errorf("TokenFrom(%q, %q) = %q, want %q", c.xAPIKey, c.auth, got, c.want)
+		if got, conflict := TokenFrom(c.xAPIKey, c.auth); got != c.want || conflict {
+			t.Errorf("TokenFrom(%q, %q) = %q, %v; want %q, no conflict", c.xAPIKey, c.auth, got, conflict, c.want)
 		}
 	}
 	for _, c := range []struct {
@@ -477,8 +476,8 @@ func TestTokenFrom(t *testing.T) {
 		{"gw_a", "", false},
 		{"gw_a", "Basic gw_b", false},
 	} {
-		if got := TokensConflict(c.xAPIKey, c.auth); got != c.want {
-			t.Errorf("TokensConflict(%q, %q) = %v, want %v", c.xAPIKey, c.auth, got, c.want)
+		if _, got := TokenFrom(c.xAPIKey, c.auth); got != c.want {
+			t.Errorf("TokenFrom(%q, %q) conflict = %v, want %v", c.xAPIKey, c.auth, got, c.want)
 		}
 	}
 }
