@@ -61,6 +61,15 @@ type call struct {
 	upstreamReqID string
 }
 
+// clientModel is the model the request named: c.requested, or "" when the
+// routing chain chose it.
+func (c *call) clientModel() string {
+	if c.slot != slotRequest {
+		return ""
+	}
+	return c.requested
+}
+
 // serveLLM handles POST /v1/messages, /v1/messages/count_tokens and
 // /v1/chat/completions.
 func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string, kind int) error {

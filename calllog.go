@@ -50,9 +50,9 @@ func (c *callLine) emit() {
 	f := append(buf[:0],
 		zapTurn(c.turnID), zap.String("key_id", c.keyID), zap.String("inbound_shape", c.shape),
 		zap.String("provider", c.provider), zap.String("model", c.model))
-	if c.requested != c.model {
-		// What the client asked for: an alias, a provider: prefix, or ""
-		// for a request the routing chain gave a model.
+	if c.requested != "" && c.requested != c.model {
+		// What the client named: an alias or a provider: prefix (nothing
+		// when the routing chain chose the model).
 		f = append(f, zap.String("requested_model", c.requested))
 	}
 	f = append(f, zap.Bool("stream", c.stream),
