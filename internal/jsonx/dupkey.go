@@ -24,8 +24,14 @@ func DuplicateKey(s string) (string, bool) {
 		isObj   = kindBuf[:0] // per open container: object or array
 		names   = nameBuf[:0] // the names of the open objects
 		wantKey bool          // the next string is a member name
+		// One map per object depth, cleared for the next object at that
+		// depth: a body of many large objects allocates a few maps.
+		maps []map[string]struct{}
 	)
 	for i := 0; i < len(s); i++ {
+		if !structural[s[i]] {
+			continue // numbers, literals, whitespace, ':'
+		}
 		switch s[i] {
 		case '"':
 			end := quoteEnd(s, i)
@@ -48,7 +54,16 @@ func DuplicateKey(s string) (string, bool) {
 						}
 					}
 					if len(names)-o.start >= linearNames {
-						o.seen = make(map[string]struct{}, 2*linearNames)
+						d := len(objects) - 1
+						for len(maps) <= d {
+							maps = append(maps, nil)
+						}
+						if maps[d] == nil {
+							maps[d] = make(map[string]struct{}, 2*linearNames)
+						} else {
+							clear(maps[d])
+						}
+						o.seen = maps[d]
 						for _, n := range names[o.start:] {
 							o.seen[n] = struct{}{}
 						}
@@ -82,6 +97,9 @@ func DuplicateKey(s string) (string, bool) {
 	}
 	return "", false
 }
+
+// structural marks the bytes DuplicateKey acts on.
+var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true, ',': true}
 
 // quoteEnd returns the index just past the JSON string starting at
 // s[i] == '"', or -1 if it is unterminated. It jumps from quote to quote, a

@@ -40,6 +40,10 @@ func TestDuplicateKey(t *testing.T) {
 		{many(40, ""), ""},
 		{many(40, `,"k`+strings.Repeat("x", 39)+`":2`), "k" + strings.Repeat("x", 39)},
 		{many(40, `,"k":2`), "k"},
+		// Sibling objects of many keys reuse one map: it must start empty.
+		{"[" + many(40, "") + "," + many(40, "") + "]", ""},
+		{"[" + many(40, "") + "," + many(40, `,"kxx":2`) + "]", "kxx"},
+		{`{"a":` + many(20, "") + `,"b":` + many(30, `,"inner":`+many(18, "")) + `}`, ""},
 		{`"just a string"`, ""},
 		{`{}`, ""},
 	} {
@@ -119,6 +123,39 @@ func FuzzDuplicateKey(f *testing.F) {
 			t.Fatalf("DuplicateKey(%q) reports %v, encoding/json's tokens %v", s, got, want)
 		}
 	})
+}
+
+// BenchmarkDuplicateKeyManyKeys scans objects of 40 keys each, numbers
+// for values: the map path, and the bytes between structural ones.
+func BenchmarkDuplicateKeyManyKeys(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("[")
+	for i := range 2000 {
+		if i > 0 {
+			sb.WriteString(",")
+		}
+		sb.WriteString("{")
+		for k := range 40 {
+			if k > 0 {
+				sb.WriteString(",")
+			}
+			sb.WriteString(`"field_` + strings.Repeat("x", k%7) + string(rune('a'+k%26)) + string(rune('a'+k/26)) + `":1234567.25`)
+		}
+		sb.WriteString("}")
+	}
+	sb.WriteString("]")
+	s := sb.String()
+	if !gjson.Valid(s) {
+		b.Fatal("invalid body")
+	}
+	if _, dup := DuplicateKey(s); dup {
+		b.Fatal("duplicate")
+	}
+	b.SetBytes(int64(len(s)))
+	b.ReportAllocs()
+	for b.Loop() {
+		DuplicateKey(s)
+	}
 }
 
 // BenchmarkDuplicateKey scans a Claude Code-like body: a long system
