@@ -35,7 +35,7 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,claude-sonnet-4,local:llama3:70b,HAIKU", "--db", db})
+	cmd.SetArgs([]string{"--name", "typo", "--models", "haiku,claude-opus-4-8x,anthropic:claude-sonet-4-5,gpt-5-mini,claude-haiku-4-5-20251001,my-local-llama,claude-sonnet,claude-sonnet-4,local:llama3:70b,HAIKU,local:Qwen2.5-7B-Instruct,Claude-Sonnet-4-5", "--db", db})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +45,13 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	got := errOut.String()
 	for _, want := range []string{`"claude-opus-4-8x" is not in the price catalogue; if you meant "claude-opus-4-8", issue the key again`,
 		`"anthropic:claude-sonet-4-5" is not in the price catalogue; if you meant "claude-sonnet-4-5", issue the key again`,
-		`"HAIKU" has capitals, but models are matched exactly as written; if you meant "haiku"`} {
+		`"HAIKU" has capitals, but models are matched exactly as written; if you meant "haiku"`,
+		`"Claude-Sonnet-4-5" has capitals, but models are matched exactly as written; if you meant "claude-sonnet-4-5"`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("stderr %q lacks %q", got, want)
 		}
 	}
-	if n := strings.Count(got, "warning:"); n != 3 {
-		t.Errorf("%d warnings, want 3 (haiku, gpt-5-mini, a dated id, local models and a shortened id are fine): %s", n, got)
+	if n := strings.Count(got, "warning:"); n != 4 {
+		t.Errorf("%d warnings, want 4 (haiku, gpt-5-mini, a dated id, local models and a shortened id are fine): %s", n, got)
 	}
 }
