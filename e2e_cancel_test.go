@@ -121,6 +121,31 @@ func TestE2EClientCancelMidStream(t *testing.T) {
 		}
 	})
 
+	// A cancelled OpenAI stream with an image: the provider reported no
+	// usage, and the 2 MB of base64 is one image, not 500,000 tokens.
+	t.Run("openai with an image", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "cancel-img")
+		r := fakeupstream.OpenAITextStream("gpt-5-nano", "a cat", 30, true)
+		r.StallAfter = 1
+		up.Enqueue("/v1/chat/completions", r)
+		text := strings.Repeat("Describe this picture. ", 40) // 920 bytes
+		image := "data:image/png;base64,iVBORw0KGgo" + strings.Repeat("QUJDRA", 2<<20/6)
+		prompt := `{"model":"nano","stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"` + text +
+			`"},{"type":"image_url","image_url":{"url":"` + image + `"}}]}]}`
+		e2eCancelAfter(t, g, "/v1/chat/completions", tok, prompt,
+			func(ev e2eSSE) bool { return strings.Contains(ev.Data, "chat.completion.chunk") })
+		call := check(t, g, up, "openai")
+		// The body sent upstream (the prompt with the usage request the
+		// gateway adds): a quarter of its bytes but the image's, plus 1000
+		// for the image.
+		sent := up.RequestsTo("/v1/chat/completions")[0].Body
+		want := int64(len(sent)-len(image)+3)/4 + 1000
+		if in := num(call, "input_tokens"); in != want {
+			t.Errorf("input_tokens %d, want %d (the text, and the image at the flat rate)", in, want)
+		}
+	})
+
 	// A client that leaves before the provider answers: the provider had
 	// the request and reported nothing, so the recorded zero is the
 	// gateway's estimate, as for a timeout.

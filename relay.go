@@ -378,8 +378,16 @@ func (c *call) streamFailedEarly(err error) {
 }
 
 // promptEstimate is the gateway's estimate of a prompt's input tokens
-// when the provider reported none: a quarter of the bytes sent.
-func (c *call) promptEstimate() int64 { return int64(len(c.body)+3) / 4 }
+// when the provider reported none: a quarter of the bytes sent, images and
+// documents at a flat rate (estimatePromptTokens), and never more than the
+// model's context window.
+func (c *call) promptEstimate() int64 {
+	n := estimatePromptTokens(c.body)
+	if p, ok := c.g.app.prices.Lookup(c.res.model); ok && p.MaxInputTokens > 0 {
+		n = min(n, int64(p.MaxInputTokens))
+	}
+	return n
+}
 
 // writeStreamHeaders sends a stream's response headers and flushes them.
 func (c *call) writeStreamHeaders(resp *http.Response) {

@@ -164,6 +164,15 @@ type Request struct {
 	N int
 }
 
+// Flat input-token estimates for binary content, which a count of
+// characters would overstate by orders of magnitude.
+const (
+	// ImageTokenEstimate is an image's estimate.
+	ImageTokenEstimate = 1000
+	// DocumentTokenEstimate is a PDF or other non-text document's estimate.
+	DocumentTokenEstimate = 2000
+)
+
 // EstimateInputTokens is a rough count of the input tokens of r (about four
 // characters a token, a flat charge for images and documents), for the
 // places where a stream must report input usage before the provider has.
@@ -177,10 +186,10 @@ func (r *Request) EstimateInputTokens() int64 {
 			chars += int64(len(p.Text) + len(p.Arguments) + len(p.ToolName))
 			switch p.Type {
 			case PartImage:
-				fixed += 1000
+				fixed += ImageTokenEstimate
 			case PartDocument:
 				if p.Text == "" {
-					fixed += 2000
+					fixed += DocumentTokenEstimate
 				}
 			}
 			walk(p.Content)

@@ -34,7 +34,7 @@ func DuplicateKey(s string) (string, bool) {
 		}
 		switch s[i] {
 		case '"':
-			end := quoteEnd(s, i)
+			end := StringEnd(s, i)
 			if end < 0 {
 				return "", false // not valid JSON: nothing to report
 			}
@@ -101,10 +101,10 @@ func DuplicateKey(s string) (string, bool) {
 // structural marks the bytes DuplicateKey acts on.
 var structural = [256]bool{'"': true, '{': true, '}': true, '[': true, ']': true, ',': true}
 
-// quoteEnd returns the index just past the JSON string starting at
+// StringEnd returns the index just past the JSON string starting at
 // s[i] == '"', or -1 if it is unterminated. It jumps from quote to quote, a
 // quote preceded by an odd run of backslashes being escaped.
-func quoteEnd(s string, i int) int {
+func StringEnd(s string, i int) int {
 	for j := i + 1; ; {
 		k := strings.IndexByte(s[j:], '"')
 		if k < 0 {

@@ -50,7 +50,7 @@ func Members(obj string, fn func(key, raw string) bool) {
 		if i >= len(obj) || obj[i] != '"' {
 			return
 		}
-		kEnd := stringEnd(obj, i)
+		kEnd := StringEnd(obj, i)
 		if kEnd < 0 {
 			return
 		}
@@ -119,20 +119,6 @@ func skipWS(s string, i int) int {
 	return i
 }
 
-// stringEnd returns the index just past the JSON string starting at
-// s[i] == '"', or -1 if it is unterminated.
-func stringEnd(s string, i int) int {
-	for j := i + 1; j < len(s); j++ {
-		switch s[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
-	}
-	return -1
-}
-
 // valueEnd returns the index just past the JSON value starting at s[i],
 // or -1 if it is malformed or truncated. Objects and arrays are matched by
 // bracket depth (strings inside skipped whole); any other value runs to
@@ -143,13 +129,13 @@ func valueEnd(s string, i int) int {
 	}
 	switch s[i] {
 	case '"':
-		return stringEnd(s, i)
+		return StringEnd(s, i)
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(s); j++ {
 			switch s[j] {
 			case '"':
-				e := stringEnd(s, j)
+				e := StringEnd(s, j)
 				if e < 0 {
 					return -1
 				}
