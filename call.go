@@ -15,6 +15,7 @@ import (
 	"github.com/metisgateway/metis/adapters/openai"
 	"github.com/metisgateway/metis/adapters/translate"
 	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 	"github.com/metisgateway/metis/store"
 )
@@ -92,14 +93,10 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}
-	buf := bodyPool.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 1<<20 {
-			bodyPool.Put(buf)
-		}
-	}()
-	if aerr := g.readBody(w, r, buf); aerr != nil {
+	// The body is not pooled: validate parses it in place, so strings read
+	// from it share its memory, and a body is held once, not twice.
+	var buf bytes.Buffer
+	if aerr := g.readBody(w, r, &buf); aerr != nil {
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}
@@ -143,7 +140,9 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	a := c.g.app
 	root := req.root
-	sent := req.model.String()
+	// Cloned: the model outlives the body in the trace, the log and the
+	// metrics' label cache, and would keep the whole body alive.
+	sent := strings.Clone(req.model.String())
 	c.requested = sent
 	c.slot = slotRequest
 	if c.requested == "" {
@@ -279,7 +278,7 @@ func (c *call) answer(resp *http.Response) bool {
 // no such endpoint: an estimate of about four bytes per token over the
 // prompt, marked as such in a response header.
 func (c *call) countTokensEstimate() {
-	root := gjson.ParseBytes(c.body)
+	root := gjson.Parse(jsonx.View(c.body))
 	n := 0
 	for _, f := range []string{"system", "messages", "tools"} {
 		n += len(root.Get(f).Raw)

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 	"github.com/metisgateway/metis/pricing"
 	"github.com/metisgateway/metis/store"
@@ -69,7 +70,7 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 	if !ok {
 		return 0, false
 	}
-	req := gjson.ParseBytes(body)
+	req := gjson.Parse(jsonx.View(body))
 	maxOut := req.Get("max_tokens").Int()
 	if v := req.Get("max_completion_tokens").Int(); v > 0 {
 		maxOut = v

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -273,8 +272,6 @@ func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var bodyPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // readBody reads the request body up to the limit.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
 	if r.ContentLength > g.MaxBodySize {
@@ -283,7 +280,10 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 			fmt.Sprintf("request body of %d bytes is over the gateway's limit of %d bytes", r.ContentLength, g.MaxBodySize))
 	}
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// Room for the body and the read that finds its end: ReadFrom
+		// asks for bytes.MinRead free bytes, and would otherwise copy a
+		// body that fits exactly into a buffer twice its size.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.MaxBodySize))
 	if err != nil {
@@ -308,7 +308,7 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	if !gjson.ValidBytes(body) {
 		return req, reject(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
 	}
-	req.root = gjson.ParseBytes(body)
+	req.root = gjson.Parse(jsonx.View(body)) // no copy: body is never reused or changed
 	if !req.root.IsObject() {
 		return req, reject(http.StatusBadRequest, "malformed_json", "request body must be a JSON object")
 	}
