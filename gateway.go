@@ -314,8 +314,10 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	}
 	// The gateway reads the first of duplicate keys and the provider may
 	// read the last: a body with {"model":"allowed","model":"other"} would
-	// be checked, reserved and priced as one model and run as another.
-	if name, dup := jsonx.DuplicateKey(req.root.Raw); dup {
+	// be checked, reserved and priced as one model and run as another. The
+	// conversation is not looked into: the gateway decides nothing from it,
+	// and a model's own tool input, replayed as it came, may repeat a key.
+	if name, dup := jsonx.DuplicateKey(req.root.Raw, conversation); dup {
 		return req, reject(http.StatusBadRequest, "duplicate_key",
 			fmt.Sprintf("request body has the key %q twice in one object; the keys of a JSON object must be unique", name))
 	}
@@ -360,6 +362,10 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	}
 	return req, nil
 }
+
+// conversation reports the top-level members that hold a request's
+// conversation: messages and system.
+func conversation(name string) bool { return name == "messages" || name == "system" }
 
 // parsedRequest is a request body as validate read it.
 type parsedRequest struct {

@@ -6,11 +6,13 @@ import "strings"
 // object of s, at any depth, and whether there is one. s must be valid
 // JSON (gjson.Valid). Names are compared as decoded ("a" and "\u0061" are
 // the same name), as the parsers that keep the last of duplicates do.
+// When skip is not nil, the value of each top-level member whose name it
+// accepts is not looked into.
 //
 // A gateway that reads the first "model" of a body and forwards it to a
 // provider that reads the last would check one model and run another;
 // refusing such bodies keeps both readings the same.
-func DuplicateKey(s string) (string, bool) {
+func DuplicateKey(s string, skip func(name string) bool) (string, bool) {
 	type object struct {
 		start int                 // this object's first name in names
 		seen  map[string]struct{} // its names, once it has many
@@ -24,6 +26,7 @@ func DuplicateKey(s string) (string, bool) {
 		isObj   = kindBuf[:0] // per open container: object or array
 		names   = nameBuf[:0] // the names of the open objects
 		wantKey bool          // the next string is a member name
+		inSkip  bool          // inside the value of a skipped top-level member
 		// One map per object depth, cleared for the next object at that
 		// depth: a body of many large objects allocates a few maps.
 		maps []map[string]struct{}
@@ -38,9 +41,14 @@ func DuplicateKey(s string) (string, bool) {
 			if end < 0 {
 				return "", false // not valid JSON: nothing to report
 			}
-			if wantKey {
+			if wantKey && inSkip && len(isObj) > 1 {
+				wantKey = false // a name inside a skipped value
+			} else if wantKey {
 				wantKey = false
 				name := Unquote(s[i:end])
+				if len(isObj) == 1 {
+					inSkip = skip != nil && skip(name)
+				}
 				o := &objects[len(objects)-1]
 				if o.seen != nil {
 					if _, dup := o.seen[name]; dup {

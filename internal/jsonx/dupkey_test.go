@@ -50,9 +50,29 @@ func TestDuplicateKey(t *testing.T) {
 		if !gjson.Valid(tc.in) {
 			t.Fatalf("test input %q is not valid JSON", tc.in)
 		}
-		got, ok := DuplicateKey(tc.in)
+		got, ok := DuplicateKey(tc.in, nil)
 		if ok != (tc.dup != "") || got != tc.dup {
 			t.Errorf("DuplicateKey(%q) = %q, %v; want %q", tc.in, got, ok, tc.dup)
+		}
+	}
+}
+
+// The values of skipped top-level members are not looked into; the top
+// level itself, and every other member, still are.
+func TestDuplicateKeySkip(t *testing.T) {
+	conv := func(name string) bool { return name == "messages" || name == "system" }
+	for _, tc := range []struct{ in, dup string }{
+		{`{"messages":[{"role":"assistant","content":[{"type":"tool_use","input":{"q":"a","q":"b"}}]}]}`, ""},
+		{`{"system":{"a":1,"a":2},"model":"x"}`, ""},
+		{`{"messages":[],"model":"a","model":"b"}`, "model"},
+		{`{"messages":[{"a":1,"a":2}],"messages":[]}`, "messages"},
+		{`{"messages":[{"a":{"b":1,"b":2}}],"stream_options":{"include_usage":false,"include_usage":true}}`, "include_usage"},
+		{`{"tools":[{"max_uses":1,"max_uses":9}],"messages":[]}`, "max_uses"},
+		{`{"metadata":{"messages":{"x":1,"x":2}}}`, "x"},
+	} {
+		got, ok := DuplicateKey(tc.in, conv)
+		if ok != (tc.dup != "") || got != tc.dup {
+			t.Errorf("DuplicateKey(%q, conversation) = %q, %v; want %q", tc.in, got, ok, tc.dup)
 		}
 	}
 }
@@ -118,7 +138,7 @@ func FuzzDuplicateKey(f *testing.F) {
 		if !gjson.Valid(s) || !json.Valid([]byte(s)) {
 			return
 		}
-		_, got := DuplicateKey(s)
+		_, got := DuplicateKey(s, nil)
 		if want := duplicateKeyRef(s); got != want {
 			t.Fatalf("DuplicateKey(%q) reports %v, encoding/json's tokens %v", s, got, want)
 		}
@@ -148,13 +168,13 @@ func BenchmarkDuplicateKeyManyKeys(b *testing.B) {
 	if !gjson.Valid(s) {
 		b.Fatal("invalid body")
 	}
-	if _, dup := DuplicateKey(s); dup {
+	if _, dup := DuplicateKey(s, nil); dup {
 		b.Fatal("duplicate")
 	}
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()
 	for b.Loop() {
-		DuplicateKey(s)
+		DuplicateKey(s, nil)
 	}
 }
 
@@ -186,7 +206,7 @@ func BenchmarkDuplicateKey(b *testing.B) {
 	}
 	b.SetBytes(int64(len(s)))
 	for b.Loop() {
-		if _, dup := DuplicateKey(s); dup {
+		if _, dup := DuplicateKey(s, nil); dup {
 			b.Fatal("duplicate")
 		}
 	}
