@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -294,6 +295,13 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 				fmt.Sprintf("request body is over the gateway's limit of %d bytes", g.MaxBodySize))
 			e.bodyStarted = true
 			return e
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// Caddy's read timeouts: the client stopped sending. Nothing
+			// more will come, so no lingering read (Go's server closes the
+			// connection on the failed read).
+			return reject(http.StatusRequestTimeout, "body_timeout", "the request body stopped arriving before its end")
 		}
 		g.logger.Info("reading a request body", zapErr(err))
 		return reject(http.StatusBadRequest, "body_unreadable", "the request body could not be read to its end")

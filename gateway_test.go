@@ -617,3 +617,55 @@ func TestOpenAIStreamEndingWithoutDone(t *testing.T) {
 		t.Errorf("call %v, want complete with the provider's usage", call)
 	}
 }
+
+// A client that stops sending its body gets a 408 in its shape when
+// Caddy's read timeout ends the wait, not a 400 about an unreadable body.
+func TestStalledBodyGets408(t *testing.T) {
+	up := fakeupstream.New(t)
+	db := tempDB(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	servers {
+		timeouts {
+			read_body 300ms
+		}
+	}
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, gatewayConfig(db, up.URL, ""), gw, an)
+	})
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	host := strings.TrimPrefix(g.URL, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: %s\r\nX-Api-Key: %s\r\nAnthropic-Version: 2023-06-01\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"model\":\"haiku\",", host, tok)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), "stopped arriving") ||
+		!strings.Contains(string(b), `"type":"error"`) {
+		t.Errorf("stalled body: %d %s, want a 408 in the Anthropic shape", resp.StatusCode, b)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+	if rej := g.events(store.TypeRequestRejected); len(rej) != 1 || rej[0]["reason"] != "body_timeout" {
+		t.Errorf("rejections %v, want one body_timeout", rej)
+	}
+}
