@@ -471,23 +471,22 @@ http://127.0.0.1:%d {
 	}
 }
 
-// A client can name any model after a provider: prefix. Names the provider
-// refused add no series to /metrics and no line to the log (they count
-// under model="other"); a model outside the catalogue that answered gets
-// its own series and one warning, and the log line says what was asked.
-func TestE2EMetricsModelLabelsBounded(t *testing.T) {
+// e2eStartLogged starts a gateway on up whose log goes to a JSON file at
+// level, with Caddy's metrics on a site of their own. It returns the log
+// file's path and the metrics URL.
+func e2eStartLogged(t *testing.T, up *fakeupstream.Server, level string) (g *testGateway, logPath, metricsURL string) {
+	t.Helper()
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "caddy.log")
+	logPath = filepath.Join(dir, "caddy.log")
 	metricsPort := freePort(t)
-	up := fakeupstream.New(t)
-	g := e2eStartCustom(t, func(gw, an int) string {
+	g = e2eStartCustom(t, func(gw, an int) string {
 		return fmt.Sprintf(`{
 	admin off
 	grace_period 1s
 	log {
 		output file %s
 		format json
-		level INFO
+		level %s
 	}
 	metis {
 		%s
@@ -502,9 +501,18 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	metrics
 }
-`, logPath, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, an, metricsPort)
+`, logPath, level, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, an, metricsPort)
 	})
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	return g, logPath, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+}
+
+// A client can name any model after a provider: prefix. Names the provider
+// refused add no series to /metrics and no line to the log (they count
+// under model="other"); a model outside the catalogue that answered gets
+// its own series and one warning, and the log line says what was asked.
+func TestE2EMetricsModelLabelsBounded(t *testing.T) {
+	up := fakeupstream.New(t)
+	g, logPath, metricsURL := e2eStartLogged(t, up, "INFO")
 	_, tok := e2eKey(g, "anything")
 	before := e2eScrape(t, metricsURL)
 
@@ -609,30 +617,8 @@ func TestModelLabelsLimit(t *testing.T) {
 // INFO) and, at DEBUG, each refused request with its reason, but never
 // the key that was refused.
 func TestE2ERetriesAndRejectionsLogged(t *testing.T) {
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "caddy.log")
 	up := fakeupstream.New(t)
-	g := e2eStartCustom(t, func(gw, an int) string {
-		return fmt.Sprintf(`{
-	admin off
-	grace_period 1s
-	log {
-		output file %s
-		format json
-		level DEBUG
-	}
-	metis {
-		%s
-	}
-}
-http://127.0.0.1:%d {
-	metis_gateway
-}
-http://127.0.0.1:%d {
-	metis_analytics
-}
-`, logPath, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, an)
-	})
+	g, logPath, _ := e2eStartLogged(t, up, "DEBUG")
 	_, tok := e2eKey(g, "retried")
 	busy := fakeupstream.AnthropicError(529, "overloaded_error", "Overloaded")
 	busy.Header.Set("Retry-After", "0")
