@@ -8,20 +8,23 @@ import (
 )
 
 // Base64 payloads (images, PDFs, audio) are not text: a quarter of their
-// bytes would count a 5 MB screenshot as 1.3 million tokens. A JSON string
-// of at least base64Min bytes made only of base64 characters, with or
-// without a data: URL prefix, is counted at a flat rate instead, the same
-// as the translator's ir.Request.EstimateInputTokens.
+// bytes would count a 5 MB screenshot as 1.3 million tokens. Only the slots
+// the two APIs carry binary content in are read as such: a "data" value
+// (Anthropic's base64 sources, OpenAI's input_audio) of at least base64Min
+// bytes of base64, and a base64 data: URL as an image_url, url or
+// file_data value. Base64 anywhere else (a binary file a tool read, in a
+// tool_result) is text to the provider, and is counted as text.
 const base64Min = 1024
 
 // estimatePromptTokens is the gateway's estimate of a request body's input
 // tokens when the provider reported none: a quarter of its bytes, with each
-// base64 payload counted as ir.ImageTokenEstimate (a PDF as
-// ir.DocumentTokenEstimate) instead of its bytes.
+// binary payload counted as ir.ImageTokenEstimate (a PDF as
+// ir.DocumentTokenEstimate) and a text/* data URL at its decoded size.
 func estimatePromptTokens(body []byte) int64 {
 	s := jsonx.View(body)
 	text := int64(len(s))
 	var fixed int64
+	key := "" // the member name a string value belongs to
 	for i := 0; i < len(s); {
 		j := strings.IndexByte(s[i:], '"')
 		if j < 0 {
@@ -32,43 +35,82 @@ func estimatePromptTokens(body []byte) int64 {
 		if end < 0 {
 			break
 		}
-		if lit := s[start+1 : end-1]; len(lit) >= base64Min {
-			if payload, doc := base64Payload(lit); payload {
-				text -= int64(len(lit))
-				if doc {
-					fixed += ir.DocumentTokenEstimate
-				} else {
-					fixed += ir.ImageTokenEstimate
-				}
-			}
+		lit := s[start+1 : end-1]
+		if isValue(s, start) {
+			tokens, binary := binaryPayload(key, lit)
+			text -= binary
+			fixed += tokens
+			key = ""
+		} else {
+			key = lit
 		}
 		i = end
 	}
 	return (text+3)/4 + fixed
 }
 
-// base64Payload reports whether the string literal lit (without quotes) is
-// base64 data, possibly after a data: URL prefix, and whether it is a PDF.
-func base64Payload(lit string) (payload, pdf bool) {
-	data := lit
-	if rest, ok := strings.CutPrefix(lit, "data:"); ok {
+// isValue reports whether the string starting at s[start] follows a colon:
+// a member's value rather than its name or an array element.
+func isValue(s string, start int) bool {
+	for k := start - 1; k >= 0; k-- {
+		switch s[k] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ':':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// binaryPayload reads the value lit of member key: when it is binary
+// content, it returns the tokens to count for it and how many of its bytes
+// are not to be counted as text (0 when it is text).
+func binaryPayload(key, lit string) (tokens, binary int64) {
+	switch key {
+	case "data":
+		if len(lit) >= base64Min && isBase64(lit) {
+			if strings.HasPrefix(lit, "JVBER") { // %PDF-
+				return ir.DocumentTokenEstimate, int64(len(lit))
+			}
+			return ir.ImageTokenEstimate, int64(len(lit))
+		}
+	case "url", "image_url", "file_data":
+		rest, ok := strings.CutPrefix(lit, "data:")
+		if !ok {
+			return 0, 0
+		}
 		mediaType, b64, ok := strings.Cut(rest, ";base64,")
-		if !ok || len(mediaType) > 100 {
-			return false, false
+		if !ok || len(mediaType) > 100 || !isBase64(b64) {
+			return 0, 0
 		}
-		data, pdf = b64, mediaType == "application/pdf"
-	}
-	for k := 0; k < len(data); k++ {
-		c := data[k]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '=' || c == '-' || c == '_') {
-			if c == '\\' && k+1 < len(data) && data[k+1] == '/' { // "\/" is a slash
-				k++
-				continue
-			}
-			if c != '/' {
-				return false, false
-			}
+		switch {
+		case strings.HasPrefix(mediaType, "text/"):
+			// Read as text: its decoded bytes, not its base64, count.
+			return 0, int64(len(b64)) - int64(len(b64))*3/4
+		case mediaType == "application/pdf":
+			return ir.DocumentTokenEstimate, int64(len(lit))
+		default:
+			return ir.ImageTokenEstimate, int64(len(lit))
 		}
 	}
-	return true, pdf || strings.HasPrefix(data, "JVBER") // %PDF-
+	return 0, 0
+}
+
+// isBase64 reports whether s holds only base64 (standard or URL-safe)
+// characters; "\/", JSON's escaped slash, counts as a slash.
+func isBase64(s string) bool {
+	for k := 0; k < len(s); k++ {
+		c := s[k]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9',
+			c == '+', c == '/', c == '=', c == '-', c == '_':
+		case c == '\\' && k+1 < len(s) && s[k+1] == '/':
+			k++
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -22,10 +22,25 @@ func TestEstimatePromptTokens(t *testing.T) {
 		{"escaped slashes", `{"data":"` + strings.ReplaceAll(png, "/", `\/`) + `"}`, strings.ReplaceAll(png, "/", `\/`), 1000},
 		{"short base64 is text", `{"data":"` + short + `"}`, "", 0},
 		{"long text with a data: prefix", `{"url":"data:text/plain,` + words + `"}`, "", 0},
+		// Base64 a tool read from a binary file is text to the provider.
+		{"base64 in a tool result", `{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"` + png + `"}]}]}`, "", 0},
+		{"base64 as message text", `{"messages":[{"role":"user","content":"` + png + `"}]}`, "", 0},
+		{"base64 array element", `{"data":["` + png + `"]}`, "", 0},
 	} {
 		want := int64(len(c.body)-len(c.payload)+3)/4 + c.fixed
 		if got := estimatePromptTokens([]byte(c.body)); got != want {
 			t.Errorf("%s: %d tokens, want %d", c.name, got, want)
 		}
+	}
+}
+
+// A text/* data URL is read as text: its decoded bytes count, not its
+// base64.
+func TestEstimatePromptTokensTextDataURL(t *testing.T) {
+	b64 := strings.Repeat("QUJD", 1000) // 4,000 bytes of base64: 3,000 decoded
+	body := `{"file":{"file_data":"data:text/plain;base64,` + b64 + `"}}`
+	want := int64(len(body)-len(b64)+3000+3) / 4
+	if got := estimatePromptTokens([]byte(body)); got != want {
+		t.Errorf("%d tokens, want %d", got, want)
 	}
 }

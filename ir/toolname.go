@@ -3,6 +3,7 @@ package ir
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"strings"
 )
 
 // MaxToolNameLen is the longest tool name both providers accept.
@@ -63,7 +64,7 @@ func (m *ToolNames) Upstream(name string) string {
 		if m.toClient == nil {
 			m.toClient = make(map[string]string)
 		}
-		m.toClient[safe] = name
+		m.toClient[safe] = strings.Clone(name) // may be the request body's memory
 	}
 	return safe
 }

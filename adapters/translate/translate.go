@@ -11,6 +11,7 @@ package translate
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -84,7 +85,7 @@ func AnthropicToOpenAIRequestParsed(root gjson.Result, upstreamModel string, o O
 
 func anthropicToOpenAIReq(req *ir.Request, upstreamModel string, o Options) ([]byte, *State, error) {
 	st := &State{
-		ClientStream: req.Stream, IncludeUsage: true, RequestedModel: req.Model,
+		ClientStream: req.Stream, IncludeUsage: true, RequestedModel: strings.Clone(req.Model), // not the body's memory
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
 		InputEstimate: req.EstimateInputTokens(),
 	}
@@ -120,7 +121,7 @@ func OpenAIToAnthropicRequestParsed(root gjson.Result, upstreamModel string, o O
 
 func openAIToAnthropicReq(req *ir.Request, upstreamModel string, o Options) ([]byte, *State, error) {
 	st := &State{
-		ClientStream: req.Stream, IncludeUsage: req.IncludeUsage, RequestedModel: req.Model,
+		ClientStream: req.Stream, IncludeUsage: req.IncludeUsage, RequestedModel: strings.Clone(req.Model),
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
 	}
 	req.Model = upstreamModel
