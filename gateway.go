@@ -247,6 +247,11 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 		return k, reject(http.StatusUnauthorized, "revoked_key", "this gateway key has been revoked")
 	case errors.Is(err, store.ErrExpiredKey):
 		return k, reject(http.StatusUnauthorized, "expired_key", "this gateway key has expired")
+	case !store.IsGatewayToken(tok):
+		// A provider key sent where the gateway key belongs (an SDK's
+		// default headers replacing it, say): say so, not "invalid".
+		return nil, reject(http.StatusUnauthorized, "unknown_key",
+			"no gateway key in the request: its key is not one this gateway issued (gateway keys start with gw_)")
 	default:
 		return nil, reject(http.StatusUnauthorized, "unknown_key", "invalid gateway key")
 	}

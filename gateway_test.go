@@ -565,6 +565,16 @@ func TestGatewayTokenInEitherHeader(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Errorf("/analytics/me with two gateway keys: %d %s, want 401", resp.StatusCode, b)
 	}
+
+	// Only a provider key (an SDK's default headers replaced the gateway
+	// key): the answer says no gateway key came, not that it was invalid.
+	resp = g.post("/v1/messages", "", `{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`,
+		"Authorization", "Bearer "+ownKey)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(b), "no gateway key in the request") {
+		t.Errorf("a provider key alone: %d %s, want 401 saying no gateway key came", resp.StatusCode, b)
+	}
 }
 
 // The provider account is the operator's: a developer's OpenAI
