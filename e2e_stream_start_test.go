@@ -347,7 +347,9 @@ func TestTransientStreamError(t *testing.T) {
 		{shapeOpenAI, "", `{"error":{"message":"bad","type":"invalid_request_error"}}`, ""},
 		{shapeOpenAI, "", `{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, ""},
 	} {
-		got, ok := firstEventError(c.prov, sse.Event{Name: c.name, Data: []byte(c.data)})
+		o := streamObserver{typ: c.prov} // as startStream reads the first event
+		o.observe(sse.Event{Name: c.name, Data: []byte(c.data)})
+		got, ok := o.upstreamErr()
 		if !ok || !retryableStreamError(got) {
 			got = ""
 		}

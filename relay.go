@@ -250,6 +250,10 @@ type streamStart struct {
 	headersSent bool   // the hold expired and the headers went out before the first event
 	errorFirst  bool   // the first event is an error (of type errType): an error-only answer
 	errType     string // the first event's error type
+	// obs has read the first event (usageOnly: it is OpenAI's usage
+	// chunk); the relay goes on with it from the second.
+	obs       streamObserver
+	usageOnly bool
 }
 
 // startStream reads the provider's first event, holding the client's
@@ -306,8 +310,11 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		}
 	})
 	st.ev, st.err = nextEvent(st.rd)
+	st.obs.typ = c.res.prov.typ
 	if st.err == nil {
-		st.errType, st.errorFirst = firstEventError(c.res.prov.typ, st.ev)
+		// The usage trackers recognise both providers' error events.
+		st.usageOnly = st.obs.observe(st.ev)
+		st.errType, st.errorFirst = st.obs.upstreamErr()
 	}
 	hold.Stop()
 	mu.Lock()
@@ -331,15 +338,6 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		return st, true
 	}
 	return st, false
-}
-
-// firstEventError reports the error a stream's first event holds, as the
-// usage trackers read it (Anthropic's `event: error` or data-only error
-// frame, an OpenAI chunk holding "error").
-func firstEventError(provType string, ev sse.Event) (errType string, ok bool) {
-	o := streamObserver{typ: provType}
-	o.observe(ev)
-	return o.upstreamErr()
 }
 
 // retryableStreamError reports whether an error a stream opened with is
@@ -414,7 +412,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		c.writeStreamHeaders(resp)
 	}
 	rc := http.NewResponseController(c.w)
-	obs := &streamObserver{typ: c.res.prov.typ}
+	obs := &st.obs
 	var err error
 	if c.cross {
 		err = c.translateStream(st, rc, obs)
@@ -528,6 +526,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 		return nil
 	}
 	defer func() { *bp = burst[:0] }()
+	first := true // startStream observed the first event
 	for ev, err := st.ev, st.err; ; ev, err = nextEvent(rd) {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
@@ -538,7 +537,11 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 			}
 			return err
 		}
-		usageOnly := obs.observe(ev)
+		usageOnly := st.usageOnly
+		if !first {
+			usageOnly = obs.observe(ev)
+		}
+		first = false
 		if obs.seen && c.ttft == 0 {
 			c.ttft = time.Since(c.start)
 		}
@@ -628,6 +631,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 	}
 	ping := time.NewTimer(pingEvery)
 	defer ping.Stop()
+	first := true
 	for {
 		select {
 		case <-ping.C:
@@ -645,7 +649,11 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 				}
 				return it.err
 			}
-			obs.observe(it.ev)
+			if first {
+				first = false // startStream observed it
+			} else {
+				obs.observe(it.ev)
+			}
 			if obs.seen && c.ttft == 0 {
 				c.ttft = time.Since(c.start)
 			}
