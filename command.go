@@ -118,18 +118,16 @@ func modelHints(cat *pricing.Catalogue, models []string) []string {
 		if i := strings.IndexByte(id, ':'); i >= 0 {
 			id = id[i+1:]
 		}
+		_, catalogued := cat.Lookup(id) // Lookup forgives case
 		// Capitals: a catalogue id in the wrong case, or a name in capitals
 		// only (HAIKU for the haiku alias). Mixed case is left alone: local
 		// models are often named so (Qwen2.5-7B-Instruct).
-		if low := strings.ToLower(m); low != m {
-			_, catalogued := cat.Lookup(id)
-			if catalogued || strings.ToUpper(m) == m {
-				hints = append(hints, fmt.Sprintf("--models %q has capitals, but models are matched exactly as written; "+
-					"if you meant %q, issue the key again with it", m, low))
-				continue
-			}
+		if low := strings.ToLower(m); low != m && (catalogued || strings.ToUpper(m) == m) {
+			hints = append(hints, fmt.Sprintf("--models %q has capitals, but models are matched exactly as written; "+
+				"if you meant %q, issue the key again with it", m, low))
+			continue
 		}
-		if _, ok := cat.Lookup(id); ok || len(id) < 6 {
+		if catalogued || len(id) < 6 {
 			continue
 		}
 		if slices.ContainsFunc(known, func(k string) bool { return strings.HasPrefix(k, id) }) {
