@@ -29,6 +29,7 @@ type pooledStore struct {
 	*store.Store
 	ledger   *budget.Ledger
 	inflight *inflight
+	rejects  *rejectLimiter
 }
 
 // Destruct closes the store when no config uses it any more. The calls
@@ -58,6 +59,7 @@ func (p pooledStore) close(drain time.Duration) error {
 	if left := p.inflight.close(drain, closeWait); left > 0 {
 		errs = append(errs, fmt.Errorf("trace store %s: %d calls still in flight %s after they were cancelled; their traces are lost", p.Path(), left, closeWait))
 	}
+	p.rejects.close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(append(errs, p.ledger.Close(), p.Store.Close(ctx))...)
@@ -92,6 +94,7 @@ type App struct {
 	ledger    *budget.Ledger
 	storeKey  string
 	inflight  *inflight // the calls in flight on store
+	rejects   *rejectLimiter
 	prices    *pricing.Catalogue
 	providers map[string]*provider
 	ordered   []*provider
@@ -243,13 +246,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 			_ = s.Close(ctx)
 			return nil, err
 		}
-		return pooledStore{Store: s, ledger: l, inflight: newInflight()}, nil
+		return pooledStore{Store: s, ledger: l, inflight: newInflight(),
+			rejects: newRejectLimiter(func(ev store.Event) bool { return s.Enqueue(ev) }, a.logger)}, nil
 	})
 	if err != nil {
 		return err
 	}
 	ps := v.(pooledStore)
-	a.store, a.ledger, a.inflight, a.storeKey = ps.Store, ps.ledger, ps.inflight, path
+	a.store, a.ledger, a.inflight, a.rejects, a.storeKey = ps.Store, ps.ledger, ps.inflight, ps.rejects, path
 	if loaded {
 		a.store.Reconfigure(opts)
 	} else if len(others) > 0 {

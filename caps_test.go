@@ -148,12 +148,7 @@ func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
 	if !near(q[0].Spent, spent) || q[0].Reserved != 0 {
 		t.Errorf("budget spent %v reserved %v; ledger %v", q[0].Spent, q[0].Reserved, spent)
 	}
-	budgetRejections := 0
-	for _, e := range g.events(store.TypeRequestRejected) {
-		if e["reason"] == "budget" {
-			budgetRejections++
-		}
-	}
+	budgetRejections := g.refusals()["budget"]
 	if budgetRejections != codes[429] {
 		t.Errorf("%d budget rejections recorded for %d refusals", budgetRejections, codes[429])
 	}

@@ -134,7 +134,7 @@ func TestReloadChurnKeepsOneStoreAndLosesNothing(t *testing.T) {
 	if now := openFDsTo(g.DB); now > fds+6 {
 		t.Errorf("open handles on the database grew from %d to %d over 20 reloads", fds, now)
 	}
-	got := len(g.events(store.TypeRequestRejected))
+	got := g.refusals()["unknown_key"]
 	if int64(got) != sent.Load() || got == 0 {
 		t.Errorf("events = %d, answered requests = %d: events lost across reloads", got, sent.Load())
 	}

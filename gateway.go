@@ -446,8 +446,24 @@ func lingerUnread(w http.ResponseWriter, r *http.Request, e *apiError) {
 	_, _ = io.CopyN(io.Discard, r.Body, limit)
 }
 
-// rejected records a request the gateway refused before any upstream call.
+// rejected records a request the gateway refused before any upstream call:
+// one by one up to a rate, then summed (rejectLimiter).
 func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
+	if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
+		fields := []zap.Field{zap.String("reason", e.reason), zap.Int("status", e.status),
+			zap.String("inbound_shape", shape), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
+		if key != nil {
+			fields = append(fields, zap.String("key_id", key.ID))
+		}
+		ce.Write(fields...)
+	}
+	mRejected.WithLabelValues(shape, e.reason).Inc()
+	now := time.Now()
+	group := rejectGroup{reason: e.reason, shape: shape}
+	if key != nil {
+		group.keyID = key.ID
+	}
+	alone := g.app.rejects.allow(group.keyID, now)
 	p := map[string]any{
 		"reason": e.reason, "status": e.status, "message": e.msg,
 		"inbound_shape": shape, "method": r.Method, "path": r.URL.Path,
@@ -460,16 +476,11 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 	if s := sessionID(r); s != "" {
 		p["session_id"] = s
 	}
-	if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
-		fields := []zap.Field{zap.String("reason", e.reason), zap.Int("status", e.status),
-			zap.String("inbound_shape", shape), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
-		if key != nil {
-			fields = append(fields, zap.String("key_id", key.ID))
-		}
-		ce.Write(fields...)
+	if !alone {
+		g.app.rejects.sum(group, now, p)
+		return
 	}
-	mRejected.WithLabelValues(shape, e.reason).Inc()
-	if !g.app.store.Enqueue(store.Event{Type: store.TypeRequestRejected, Time: time.Now(), Payload: p}) {
+	if !g.app.store.Enqueue(store.Event{Type: store.TypeRequestRejected, Time: now, Payload: p}) {
 		mDropped.Inc()
 	}
 }

@@ -228,6 +228,22 @@ func (g *testGateway) events(typ string) []map[string]any {
 	return out
 }
 
+// refusals writes the gateway's pending sums of refusals and counts the
+// recorded refusals by reason (an event with a count stands for that many).
+func (g *testGateway) refusals() map[string]int {
+	g.t.Helper()
+	g.app().rejects.flush()
+	out := map[string]int{}
+	for _, e := range g.events(store.TypeRequestRejected) {
+		n := 1
+		if c, ok := e["count"].(float64); ok {
+			n = int(c)
+		}
+		out[fmt.Sprint(e["reason"])] += n
+	}
+	return out
+}
+
 // waitEvents returns the events of a type once there are at least n: a
 // handler records its events after the client has read the last byte.
 func (g *testGateway) waitEvents(typ string, n int) []map[string]any {

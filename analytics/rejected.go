@@ -19,8 +19,9 @@ type rejectedCounts struct {
 // key matches no identity filter.
 var rejectedFilterPaths = [...]string{"$.gateway_key_id", "$.user", "$.team", "$.workspace", "$.requested_model"}
 
-// rejected counts the window's request.rejected events matching f, by
-// reason, through the partial index events_rejected.
+// rejected counts the window's refusals matching f, by reason, through the
+// partial index events_rejected: an event with a count stands for that many
+// (the gateway sums a flood of refusals).
 func (h *Handler) rejected(ctx context.Context, q query) (rejectedCounts, error) {
 	query, args := rejectedSQL(q)
 	out := rejectedCounts{RejectedByReason: map[string]int64{}}
@@ -51,7 +52,7 @@ func (h *Handler) rejected(ctx context.Context, q query) (rejectedCounts, error)
 // rejectedSQL is the query rejected runs, and its arguments.
 func rejectedSQL(q query) (string, []any) {
 	var sb strings.Builder
-	sb.WriteString(`SELECT json_extract(payload_json, '$.reason'), count(*) FROM events
+	sb.WriteString(`SELECT json_extract(payload_json, '$.reason'), SUM(COALESCE(json_extract(payload_json, '$.count'), 1)) FROM events
 WHERE type = 'request.rejected' AND timestamp_us >= ? AND timestamp_us < ?`)
 	args := []any{q.from.UnixMicro(), q.to.UnixMicro()}
 	for i, v := range [...]*string{q.filter.keyID, q.filter.user, q.filter.team, q.filter.workspace, q.filter.model} {

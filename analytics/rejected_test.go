@@ -11,7 +11,8 @@ import (
 )
 
 // /analytics/cost counts the window's refused requests by reason, matched
-// by the filters through the refused key's tags, from the partial index.
+// by the filters through the refused key's tags, from the partial index. An
+// event with a count (the gateway's sum of a flood) stands for that many.
 func TestCostCountsRejectedRequests(t *testing.T) {
 	f := newFixture(t, 3, 50)
 	k := f.keys[0] // alice, eng
@@ -22,12 +23,17 @@ func TestCostCountsRejectedRequests(t *testing.T) {
 		}
 		return store.Event{Type: store.TypeRequestRejected, Time: at, Payload: p}
 	}
+	summed := func(ev store.Event, n int) store.Event {
+		ev.Payload.(map[string]any)["count"] = n
+		return ev
+	}
 	if !f.st.Enqueue(
 		rej(testNow.Add(-10*time.Minute), "budget", k.id, k.user, k.team),
 		rej(testNow.Add(-20*time.Minute), "budget", k.id, k.user, k.team),
 		rej(testNow.Add(-30*time.Minute), "missing_key", "", "", ""),
 		rej(testNow.Add(-3*time.Hour), "model_not_allowed", "gk_OTHER", "bob", "sales"),
 		rej(testNow.Add(-48*time.Hour), "budget", k.id, k.user, k.team), // outside 24h
+		summed(rej(testNow.Add(-40*time.Minute), "invalid_key", "", "", ""), 250),
 	) {
 		t.Fatal("store queue full")
 	}
@@ -38,8 +44,8 @@ func TestCostCountsRejectedRequests(t *testing.T) {
 		q    url.Values
 		want map[string]int64
 	}{
-		{url.Values{"window": {"24h"}}, map[string]int64{"budget": 2, "missing_key": 1, "model_not_allowed": 1}},
-		{url.Values{"window": {"1h"}}, map[string]int64{"budget": 2, "missing_key": 1}},
+		{url.Values{"window": {"24h"}}, map[string]int64{"budget": 2, "missing_key": 1, "model_not_allowed": 1, "invalid_key": 250}},
+		{url.Values{"window": {"1h"}}, map[string]int64{"budget": 2, "missing_key": 1, "invalid_key": 250}},
 		{url.Values{"window": {"7d"}, "team": {k.team}}, map[string]int64{"budget": 3}},
 		{url.Values{"window": {"24h"}, "user": {"bob"}}, map[string]int64{"model_not_allowed": 1}},
 		{url.Values{"window": {"24h"}, "gateway_key": {"gk_NONE"}}, map[string]int64{}},

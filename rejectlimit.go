@@ -1,0 +1,160 @@
+package metis
+
+import (
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/metisgateway/metis/store"
+)
+
+// A refusal costs its sender nothing, and each wrote a request.rejected
+// row (about half a kilobyte with its index entries): anyone who can reach
+// a public gateway could fill its disk with requests carrying no key. So
+// refusals are recorded one by one only up to a rate. Past it they are
+// counted per group (key, reason, shape) and each group's count is written
+// as one request.rejected event with a "count" member every rejectSumEvery,
+// so the trace's totals stay exact while a flood writes a few rows a
+// second.
+const (
+	rejectBurst    = 60               // refusals recorded one by one in a burst…
+	rejectRate     = 1.0              // …then this many a second
+	rejectSumEvery = 10 * time.Second // how often the counted ones are written
+	rejectWarnGap  = time.Minute      // the warning that refusals are being summed, at most this often
+)
+
+// rejectGroup is what a summed request.rejected event stands for.
+type rejectGroup struct {
+	keyID, reason, shape string
+}
+
+// rejectSum is a group's refusals not yet written.
+type rejectSum struct {
+	count   int64
+	first   time.Time
+	last    time.Time
+	payload map[string]any // the last refusal's
+}
+
+// rejectLimiter decides which refusals are written one by one and sums the
+// rest. One is shared by every config that uses the same database.
+type rejectLimiter struct {
+	enqueue func(store.Event) bool
+	log     *zap.Logger
+	every   time.Duration // rejectSumEvery; shorter in tests
+
+	mu      sync.Mutex
+	buckets map[string]*rejectBucket // by key id, "" for no valid key
+	pending map[rejectGroup]*rejectSum
+	timer   *time.Timer
+	warned  time.Time
+	closed  bool
+}
+
+// rejectBucket is a token bucket: a key's refusals (or those with no valid
+// key) written one by one.
+type rejectBucket struct {
+	tokens   float64
+	refilled time.Time
+}
+
+func newRejectLimiter(enqueue func(store.Event) bool, log *zap.Logger) *rejectLimiter {
+	return &rejectLimiter{enqueue: enqueue, log: log, every: rejectSumEvery,
+		buckets: map[string]*rejectBucket{}, pending: map[rejectGroup]*rejectSum{}}
+}
+
+// allow reports whether a refusal at now, of the key keyID ("" when no
+// valid key came), is written on its own (always, for a nil limiter). Each
+// key has its own allowance, so a flood with no key does not sum the
+// refusals of the team's keys. When it is not, the caller passes it to sum.
+func (l *rejectLimiter) allow(keyID string, now time.Time) bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return true
+	}
+	b := l.buckets[keyID]
+	if b == nil {
+		b = &rejectBucket{tokens: rejectBurst}
+		l.buckets[keyID] = b
+	} else {
+		b.tokens = min(rejectBurst, b.tokens+now.Sub(b.refilled).Seconds()*rejectRate)
+	}
+	b.refilled = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true
+	}
+	return false
+}
+
+// sum counts a refusal allow turned away; payload is built as for one
+// written on its own.
+func (l *rejectLimiter) sum(g rejectGroup, now time.Time, payload map[string]any) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.write(&rejectSum{count: 1, first: now, last: now, payload: payload})
+		return
+	}
+	s := l.pending[g]
+	if s == nil {
+		s = &rejectSum{first: now}
+		l.pending[g] = s
+	}
+	s.count++
+	s.last, s.payload = now, payload
+	if l.timer == nil {
+		l.timer = time.AfterFunc(l.every, l.flush)
+	}
+	warn := now.Sub(l.warned) >= rejectWarnGap
+	if warn {
+		l.warned = now
+	}
+	l.mu.Unlock()
+	if warn {
+		l.log.Warn("refused requests are arriving faster than the trace records them one by one: it writes each reason's count every 10s (request.rejected events with a count)",
+			zap.String("reason", g.reason), zap.String("inbound_shape", g.shape), zap.String("key_id", g.keyID))
+	}
+}
+
+// flush writes the pending sums.
+func (l *rejectLimiter) flush() {
+	l.mu.Lock()
+	pending := l.pending
+	l.pending = map[rejectGroup]*rejectSum{}
+	l.timer = nil
+	l.mu.Unlock()
+	for _, s := range pending {
+		l.write(s)
+	}
+}
+
+// write enqueues one group's sum as a request.rejected event, dated at its
+// last refusal.
+func (l *rejectLimiter) write(s *rejectSum) {
+	p := s.payload
+	p["count"] = s.count
+	if s.count > 1 {
+		p["first_timestamp_us"] = s.first.UnixMicro()
+	}
+	if !l.enqueue(store.Event{Type: store.TypeRequestRejected, Time: s.last, Payload: p}) {
+		mDropped.Inc()
+	}
+}
+
+// close writes what is pending; refusals after it are written one by one
+// (to a store that is closing, so they count as dropped).
+func (l *rejectLimiter) close() {
+	l.mu.Lock()
+	l.closed = true
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	l.mu.Unlock()
+	l.flush()
+}

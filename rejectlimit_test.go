@@ -1,0 +1,154 @@
+package metis
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+// A flood of refused requests (anyone can send them to a public gateway,
+// with no key or a made-up one) writes a bounded number of rows, and the
+// trace still counts every refusal: past a burst, each reason's refusals
+// are written as one request.rejected event with their count, carrying the
+// key's tags when a key was valid.
+func TestRefusalFloodIsSummed(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "k", Team: "eng", AllowedModels: []string{"haiku"}})
+	body := `{"model":"haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
+	const workers, each = 8, 50 // 400 with a made-up key
+	start := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				resp := g.post("/v1/messages", fmt.Sprintf("gw_made_up_%d_%d", w, i), body)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for range 20 { // a valid key asking for a model it may not use
+		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":5,"messages":[]}`)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+	}
+	for range 3 { // no key at all
+		resp := g.post("/v1/chat/completions", "", `{"model":"gpt-5-nano","messages":[]}`)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		statuses[resp.StatusCode]++
+	}
+	elapsed := time.Since(start)
+	if statuses[401] != workers*each+3 || statuses[403] != 20 {
+		t.Fatalf("statuses %v, want %d 401s and 20 403s", statuses, workers*each+3)
+	}
+	g.app().rejects.flush() // what the timer does every rejectSumEvery
+	rej := g.events(store.TypeRequestRejected)
+	// One row per refusal for the burst and the refill, plus one sum per
+	// reason and shape; the valid key's 20 refusals are within its own
+	// allowance.
+	if limit := rejectBurst + int(elapsed.Seconds()*rejectRate) + 1 + 2 + 20; len(rej) > limit {
+		t.Errorf("%d request.rejected rows for %d refusals, want at most %d", len(rej), workers*each+23, limit)
+	}
+	counts := map[string]float64{}
+	sums := 0
+	for _, e := range rej {
+		n := 1.0
+		if c, ok := e["count"].(float64); ok {
+			n = c
+			if c > 1 {
+				sums++
+				if _, ok := e["first_timestamp_us"].(float64); !ok {
+					t.Errorf("a sum of %v refusals has no first_timestamp_us: %v", c, e)
+				}
+			}
+		}
+		counts[fmt.Sprint(e["reason"])] += n
+		if e["reason"] == "model_not_allowed" && (e["gateway_key_id"] != k.ID || e["team"] != "eng" || e["count"] != nil) {
+			t.Errorf("a refusal of a valid key was summed with the flood or lost its tags: %v", e)
+		}
+		if e["reason"] == "unknown_key" && e["gateway_key_id"] != nil {
+			t.Errorf("a refusal without a valid key names one: %v", e)
+		}
+	}
+	if sums == 0 {
+		t.Errorf("no summed event among %d rows", len(rej))
+	}
+	want := map[string]float64{"unknown_key": workers * each, "model_not_allowed": 20, "missing_key": 3}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("refusals counted by reason %v, want %v", counts, want)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d refused requests reached the upstream", n)
+	}
+}
+
+// The limiter writes its sums on its timer and when the store closes, and
+// refusals after the close are written one by one.
+func TestRejectLimiterWritesSums(t *testing.T) {
+	var mu sync.Mutex
+	var got []store.Event
+	l := newRejectLimiter(func(ev store.Event) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, ev)
+		return true
+	}, zaptest.NewLogger(t))
+	l.every = 20 * time.Millisecond
+	written := func() (rows int, refusals int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, ev := range got {
+			rows++
+			refusals += ev.Payload.(map[string]any)["count"].(int64)
+		}
+		return rows, refusals
+	}
+	now := time.Now()
+	alone := 0
+	for i := range 100 {
+		if l.allow("", now) {
+			alone++
+			continue
+		}
+		l.sum(rejectGroup{reason: "unknown_key", shape: "anthropic"}, now.Add(time.Duration(i)), map[string]any{"reason": "unknown_key"})
+	}
+	if alone != rejectBurst {
+		t.Fatalf("%d of 100 refusals at one instant written alone, want the burst %d", alone, rejectBurst)
+	}
+	if !l.allow("", now.Add(time.Second)) {
+		t.Error("no refusal allowed alone a second after the burst")
+	}
+	if !l.allow("gk_1", now) {
+		t.Error("a key's refusal is summed for a flood without a key")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if rows, n := written(); rows != 1 || n != 100-rejectBurst {
+		t.Fatalf("after the timer: %d rows for %d refusals, want 1 for %d", rows, n, 100-rejectBurst)
+	}
+	l.sum(rejectGroup{reason: "missing_key", shape: "openai"}, now, map[string]any{"reason": "missing_key"})
+	l.close()
+	if rows, n := written(); rows != 2 || n != 100-rejectBurst+1 {
+		t.Fatalf("after close: %d rows for %d refusals, want 2 for %d", rows, n, 100-rejectBurst+1)
+	}
+	if !l.allow("", now) {
+		t.Error("a refusal after close is not written alone")
+	}
+}
