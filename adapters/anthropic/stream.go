@@ -167,7 +167,8 @@ func (d *StreamDecoder) index(i int) int {
 // once, blocks not overlapping, message_delta (held until the stream's end
 // so it carries the final usage) then message_stop, nothing after.
 type StreamEncoder struct {
-	// Model is the model name reported to the client.
+	// Model is the model name reported to the client; when empty (the
+	// client named none), the provider's, from its message start.
 	Model string
 	// Names maps upstream tool names back to the client's; may be nil.
 	Names *ir.ToolNames
@@ -231,6 +232,9 @@ func (e *StreamEncoder) start(dst []byte, ev *ir.StreamEvent) []byte {
 	u := outUsage{InputTokens: e.InputEstimate, OutputTokens: 1}
 	if ev != nil {
 		e.id = ev.ID
+		if e.Model == "" {
+			e.Model = ev.Model
+		}
 		if ev.HasUsage {
 			e.usage, e.hasUsage = ev.Usage, ev.Usage.TotalInputTokens() > 0 || ev.Usage.OutputTokens > 0
 			if e.hasUsage {

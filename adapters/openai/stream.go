@@ -183,7 +183,8 @@ func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.Stre
 // number of tool calls before it), a finish chunk, a usage chunk
 // (choices: []) when IncludeUsage, then data: [DONE].
 type StreamEncoder struct {
-	// Model is the model name reported to the client.
+	// Model is the model name reported to the client; when empty (the
+	// client named none), the provider's, from its first event.
 	Model string
 	// Created is the chunks' created time (Unix seconds).
 	Created int64
@@ -264,6 +265,9 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		return dst
 	}
 	if !e.started && ev.Type != ir.EventError && ev.Type != ir.EventPing {
+		if e.Model == "" {
+			e.Model = ev.Model
+		}
 		dst = e.start(dst, ev.ID)
 	}
 	switch ev.Type {

@@ -323,3 +323,24 @@ func mustJSON(v any) string {
 	}
 	return string(b)
 }
+
+// A client that named no model (the gateway's routing chose it) is told the
+// provider's, as a translated non-streamed answer is, never "".
+func TestStreamReportsProviderModelWhenClientNamedNone(t *testing.T) {
+	st := openAIClientState(t, `{"stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	out, err := st.NewAnthropicToOpenAIStream().Event("message_start",
+		[]byte(`{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[],"usage":{"input_tokens":10,"output_tokens":1}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs := parseSSE(t, out); len(evs) == 0 || evs[0].data["model"] != "claude-sonnet-4-5-20250929" {
+		t.Errorf("OpenAI client told model %v, want the provider's: %s", evs[0].data["model"], out)
+	}
+
+	st = anthropicClientState(t, `{"max_tokens":5,"stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	out = feed(t, st.NewOpenAIToAnthropicStream(), chunk(`"delta":{"role":"assistant","content":""},"finish_reason":null`))
+	evs := parseSSE(t, out)
+	if len(evs) == 0 || evs[0].name != "message_start" || evs[0].data["message"].(map[string]any)["model"] != "gpt-4o" {
+		t.Errorf("Anthropic client's message_start %s, want the provider's model gpt-4o", out)
+	}
+}
