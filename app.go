@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,12 +269,64 @@ func (a *App) Provision(ctx caddy.Context) error {
 // Validate checks the cross-references of the config.
 func (a *App) Validate() error {
 	var errs []error
-	for alias, target := range a.Aliases {
+	for _, alias := range slices.Sorted(maps.Keys(a.Aliases)) {
+		target := a.Aliases[alias]
 		if name, _, ok := strings.Cut(target, ":"); ok && a.providers[name] == nil && a.looksLikeProviderRef(name) {
 			errs = append(errs, fmt.Errorf("alias %q points at unknown provider %q", alias, name))
+			continue
+		}
+		if err := a.checkAliasChain(alias); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if a.resolve(alias) == nil {
+			errs = append(errs, fmt.Errorf("alias %q: no provider serves model %q (write provider:model for a model the price catalogue does not know)",
+				alias, a.aliasTarget(alias)))
 		}
 	}
+	// Checked here, not on the first model-less request, where the client
+	// would be told of the operator's mistake.
+	if a.DefaultModel != "" && a.resolve(a.DefaultModel) == nil {
+		errs = append(errs, fmt.Errorf("default_model: no provider serves model %q (write provider:model for a model the price catalogue does not know)", a.DefaultModel))
+	}
 	return errors.Join(errs...)
+}
+
+// maxAliasHops is how many aliases resolve follows from a name.
+const maxAliasHops = 4
+
+// checkAliasChain refuses an alias whose chain loops or is longer than
+// resolve follows.
+func (a *App) checkAliasChain(alias string) error {
+	chain := []string{alias}
+	ref := alias
+	for {
+		target, ok := a.Aliases[ref]
+		if !ok {
+			return nil
+		}
+		if slices.Contains(chain, target) {
+			return fmt.Errorf("aliases loop: %s", strings.Join(append(chain, target), " → "))
+		}
+		if len(chain) > maxAliasHops {
+			return fmt.Errorf("alias %q: more than %d aliases in a row (%s …)", alias, maxAliasHops, strings.Join(chain, " → "))
+		}
+		chain = append(chain, target)
+		ref = target
+	}
+}
+
+// aliasTarget is where alias's chain ends.
+func (a *App) aliasTarget(alias string) string {
+	ref := alias
+	for range maxAliasHops {
+		target, ok := a.Aliases[ref]
+		if !ok {
+			break
+		}
+		ref = target
+	}
+	return ref
 }
 
 // looksLikeProviderRef reports whether the part before a colon is meant as

@@ -111,6 +111,9 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		stream: req.stream.Bool(), rawQuery: r.URL.RawQuery,
 	}
 	if aerr := c.decide(body, req); aerr != nil {
+		if c.slot != slotRequest {
+			aerr.routeSlot = c.slot
+		}
 		g.refuse(w, r, shape, key, c.requested, aerr)
 		return nil
 	}
@@ -145,26 +148,35 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	sent := strings.Clone(req.model.String())
 	c.requested = sent
 	c.slot = slotRequest
+	chosen := "" // what chose the model, when the client did not
 	if c.requested == "" {
-		ref, slot, err := a.route(c.key.Workspace, c.shape, c.stream, body)
+		ch, news, err := a.route(c.key.Workspace, c.shape, c.stream, body)
 		if err != nil {
-			// The file's path and parse error are the operator's to read.
-			c.g.logger.Error("workspace routing file unusable", zap.String("key_id", c.key.ID),
-				zap.String("workspace", c.key.Workspace), zapErr(err))
+			// The file's path and parse error are the operator's to read,
+			// once per version of the file.
+			if news {
+				c.g.logger.Error("workspace routing file unusable: its model-less requests get 500 until it is fixed",
+					zap.String("key_id", c.key.ID), zap.String("workspace", c.key.Workspace), zapErr(err))
+			}
 			return reject(http.StatusInternalServerError, "routing_error",
 				"the workspace's routing file could not be used; the gateway's log has the details")
 		}
-		if ref == "" {
+		if ch.model == "" {
 			return reject(http.StatusBadRequest, "invalid_request", "model: field required (no routing rule or default_model applies)")
 		}
-		c.requested, c.slot = ref, slot
+		c.requested, c.slot = ch.model, ch.slot
+		by := "the gateway's default_model"
+		if ch.byFile {
+			by = "the workspace's .metis/routing.yaml"
+		}
+		chosen = fmt.Sprintf(", chosen for a request without a model by %s (slot %s),", by, ch.slot)
 	}
 	c.res = a.resolve(c.requested)
 	if c.res == nil {
-		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q is not served by this gateway", c.requested))
+		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q%s is not served by this gateway", c.requested, chosen)+a.unknownModelHint(c.requested))
 	}
 	if !a.allowed(c.key.AllowedModels, c.requested, c.res) {
-		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q", c.requested))
+		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", c.requested, strings.TrimSuffix(chosen, ",")))
 	}
 	c.cross = c.res.prov.typ != c.shape
 	switch {

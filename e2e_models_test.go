@@ -174,8 +174,9 @@ func TestE2ECountTokens(t *testing.T) {
 	// the key's tags, like the calls.
 	e2eWant(t, "tokens.counted", counted[0], map[string]any{"gateway_key_id": k.ID, "provider": "anthropic", "model": "claude-haiku-4-5",
 		"status": 200, "input_tokens": 1234, "estimated": false, "session_id": "sess-count", "key_name": "counter",
-		"user": "counter-user", "team": "e2e"})
-	e2eWant(t, "estimated tokens.counted", counted[1], map[string]any{"provider": "openai", "model": "gpt-5-nano", "estimated": true})
+		"user": "counter-user", "team": "e2e", "inbound_shape": "anthropic", "requested_model": "haiku"})
+	e2eWant(t, "estimated tokens.counted", counted[1], map[string]any{"provider": "openai", "model": "gpt-5-nano", "estimated": true,
+		"requested_model": "nano"})
 	if n := len(g.events(store.TypeCallCompleted)); n != 0 {
 		t.Errorf("count_tokens recorded %d llm.call_completed events; counting costs nothing", n)
 	}
@@ -203,6 +204,8 @@ func TestE2EModelResolution(t *testing.T) {
 		{"gpt-4o", "/v1/chat/completions", "openai", "gpt-4o", true},
 		{"o3-mini", "/v1/chat/completions", "openai", "o3-mini", true},
 		{"gpt-5-nano", "/v1/messages", "openai", "gpt-5-nano", true}, // Anthropic client, OpenAI model
+		// An OpenAI fine-tune, bare: the catalogue has no price for it.
+		{"ft:gpt-4o-mini-2024-07-18:acme::abc123", "/v1/chat/completions", "openai", "ft:gpt-4o-mini-2024-07-18:acme::abc123", false},
 	}
 	for i, c := range cases {
 		body := `{"model":"` + c.model + `","messages":[{"role":"user","content":"hi"}]}`
@@ -236,12 +239,22 @@ func TestE2EModelResolution(t *testing.T) {
 			t.Errorf("%s: a model the catalogue doesn't know costs %v, want null", c.model, call["cost_usd"])
 		}
 	}
-	// No provider for these: 404, nothing forwarded.
+	// No provider for these: 404, nothing forwarded. Ids are taken as
+	// written: the forms pricing forgives (case, spaces, a "x/" prefix)
+	// would reach the provider as sent and be recorded under names of
+	// their own, so they get a 404 that names the id meant.
 	before := len(up.Requests())
-	for _, m := range []string{"mistral-large-latest", "nosuchprovider:claude-haiku-4-5"} {
+	for m, hint := range map[string]string{
+		"mistral-large-latest":            "",
+		"nosuchprovider:claude-haiku-4-5": "",
+		"CLAUDE-HAIKU-4-5":                `did you mean \"claude-haiku-4-5\"?`,
+		" claude-haiku-4-5":               `did you mean \"claude-haiku-4-5\"?`,
+		"evil/claude-opus-4-8":            `did you mean \"claude-opus-4-8\"?`,
+		"openai/gpt-5-mini":               `to name a provider, write \"openai:gpt-5-mini\"`,
+	} {
 		resp := g.post("/v1/chat/completions", tok, `{"model":"`+m+`","messages":[{"role":"user","content":"hi"}]}`)
-		if body := e2eRead(t, resp); resp.StatusCode != 404 || !strings.Contains(body, "model_not_found") {
-			t.Errorf("%s: %d %s, want 404 model_not_found", m, resp.StatusCode, body)
+		if body := e2eRead(t, resp); resp.StatusCode != 404 || !strings.Contains(body, "model_not_found") || !strings.Contains(body, hint) {
+			t.Errorf("%q: %d %s, want 404 model_not_found with %s", m, resp.StatusCode, body, hint)
 		}
 	}
 	if n := len(up.Requests()) - before; n != 0 {
@@ -317,6 +330,27 @@ default: nano
 		e2eWant(t, c.name, routes[i], map[string]any{"route_slot": c.slot, "requested_model": c.requested, "provider": c.provider, "model": c.model})
 		call := e2eCalls(g, i+1)[i]
 		e2eWant(t, c.name+" call", call, map[string]any{"requested_model": c.requested, "model": c.model})
+	}
+
+	// A model the routing chose and the key may not use (or no provider
+	// serves) is refused saying what chose it, and the refusal records
+	// the slot: the developer did not name that model.
+	_, haikuOnly := g.issueKey(store.IssueParams{Name: "haiku-only", Workspace: ws, AllowedModels: []string{"haiku"}})
+	_, haikuBare := g.issueKey(store.IssueParams{Name: "haiku-only-bare", Workspace: t.TempDir(), AllowedModels: []string{"haiku"}})
+	for _, c := range []struct{ tok, by, slot string }{
+		{haikuOnly, "the workspace's .metis/routing.yaml (slot default)", "default"},
+		{haikuBare, "the gateway's default_model (slot default)", "default"},
+	} {
+		before := len(g.events(store.TypeRequestRejected))
+		resp := g.post("/v1/messages", c.tok, `{"max_tokens":64,"messages":[{"role":"user","content":"Hello there."}]}`, e2eAnthropicHdr...)
+		body := e2eRead(t, resp)
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "chosen for a request without a model by "+c.by) {
+			t.Errorf("routed model refused: %d %s, want 403 naming %s", resp.StatusCode, body, c.by)
+		}
+		rej := g.events(store.TypeRequestRejected)
+		if len(rej) != before+1 || rej[len(rej)-1]["route_slot"] != c.slot || rej[len(rej)-1]["reason"] != "model_not_allowed" {
+			t.Errorf("refusal of a routed model recorded as %v, want route_slot %s", rej[len(rej)-1:], c.slot)
+		}
 	}
 
 	// A broken routing file fails only the requests that need it, and the
@@ -555,5 +589,30 @@ func TestE2EModelsPagination(t *testing.T) {
 	}
 	if got := walk(anthropic.ModelListParams{BeforeID: anthropic.String(full[n-1]), Limit: anthropic.Int(5)}); !slices.Equal(got, back) {
 		t.Errorf("ListAutoPaging(before %s, limit 5) = %v, want %v", full[n-1], got, back)
+	}
+}
+
+// A default_model or alias no provider serves is a config error, not a 404
+// every model-less request (or every use of the alias) would get: the
+// operator's mistake would be shown to developers, at run time.
+func TestConfigRefusesModelsNoProviderServes(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	for extra, want := range map[string]string{
+		"default_model zzz-unknown":              `default_model: no provider serves model "zzz-unknown"`,
+		"alias tuned mistral-large":              `alias "tuned": no provider serves model "mistral-large"`,
+		"alias fast quick\n\t\talias quick fast": `aliases loop: fast → quick → fast`,
+		"alias a1 a2\n\t\talias a2 a3\n\t\talias a3 a4\n\t\talias a4 a5\n\t\talias a5 haiku": `alias "a1": more than 4 aliases in a row`,
+	} {
+		err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1", extra))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config with %q: %v, want an error with %s", extra, err, want)
+		}
+	}
+	// What resolves loads: aliases of aliases within the bound, fine-tunes,
+	// provider:model for models the catalogue does not know.
+	if err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1",
+		"alias fast quick\n\t\talias quick haiku\n\t\talias tuned ft:gpt-4o-mini-2024-07-18:acme::abc123\n\t\talias future anthropic:claude-future-9\n\t\tdefault_model fast")); err != nil {
+		t.Errorf("a config whose models resolve: %v", err)
 	}
 }

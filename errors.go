@@ -26,6 +26,9 @@ type apiError struct {
 	// bodyStarted is set when the refusal came after the body began to be
 	// read (a client waiting for 100 Continue has been told to send it).
 	bodyStarted bool
+	// routeSlot, when set, is the routing chain's slot that chose the model
+	// of a request that named none (recorded with the refusal).
+	routeSlot string
 }
 
 func (e *apiError) Error() string { return e.msg }

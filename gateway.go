@@ -476,6 +476,9 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 	if s := sessionID(r); s != "" {
 		p["session_id"] = s
 	}
+	if e.routeSlot != "" {
+		p["route_slot"] = e.routeSlot
+	}
 	if !alone {
 		g.app.rejects.sum(group, now, p)
 		return

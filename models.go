@@ -31,7 +31,7 @@ type resolved struct {
 // model id — into a provider and upstream model id. It returns nil when no
 // provider serves the model.
 func (a *App) resolve(ref string) *resolved {
-	for range 4 { // aliases may point at aliases; bound the chain
+	for range maxAliasHops { // aliases may point at aliases; Validate refuses loops
 		target, ok := a.Aliases[ref]
 		if !ok {
 			break
@@ -46,7 +46,9 @@ func (a *App) resolve(ref string) *resolved {
 			return nil // "nosuchprovider:model"
 		}
 	}
-	typ := a.prices.Provider(ref)
+	// Exact ids only: " Claude-Haiku-4-5" or "evil/claude-opus-4-8" would
+	// reach the provider as sent and be recorded under a name of its own.
+	typ := a.prices.ListedProvider(ref)
 	if typ != shapeAnthropic && typ != shapeOpenAI {
 		typ = typeByPrefix(ref)
 	}
@@ -59,14 +61,33 @@ func (a *App) resolve(ref string) *resolved {
 	return nil
 }
 
+// unknownModelHint is what a 404 for ref adds when ref looks like a
+// misspelt model the gateway serves: another case or spaces, or a
+// "provider/model" (LiteLLM's spelling) for "provider:model".
+func (a *App) unknownModelHint(ref string) string {
+	if i := strings.IndexByte(ref, '/'); i > 0 {
+		if a.providers[ref[:i]] != nil {
+			return fmt.Sprintf(" (to name a provider, write %q)", ref[:i]+":"+ref[i+1:])
+		}
+		if a.resolve(ref[i+1:]) != nil {
+			return fmt.Sprintf(" (did you mean %q?)", ref[i+1:])
+		}
+	}
+	if m := strings.ToLower(strings.TrimSpace(ref)); m != ref && a.resolve(m) != nil {
+		return fmt.Sprintf(" (did you mean %q?)", m)
+	}
+	return ""
+}
+
 // typeByPrefix maps well-known model id prefixes to a provider type, for
-// models the catalogue does not know yet.
+// models the catalogue does not know (yet, or ever: fine-tunes).
 func typeByPrefix(model string) string {
 	switch {
 	case strings.HasPrefix(model, "claude-"):
 		return shapeAnthropic
 	case strings.HasPrefix(model, "gpt-"), strings.HasPrefix(model, "chatgpt-"),
-		strings.HasPrefix(model, "o1"), strings.HasPrefix(model, "o3"), strings.HasPrefix(model, "o4"):
+		strings.HasPrefix(model, "o1"), strings.HasPrefix(model, "o3"), strings.HasPrefix(model, "o4"),
+		strings.HasPrefix(model, "ft:"): // OpenAI fine-tunes, ft:gpt-4o-mini-2024-07-18:org::id
 		return shapeOpenAI
 	}
 	return ""

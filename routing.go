@@ -1,7 +1,10 @@
 package metis
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,53 +55,80 @@ type routingCache struct {
 }
 
 type routingEntry struct {
-	checked time.Time
-	mtime   time.Time
-	file    *RoutingFile
-	err     error
+	checked  time.Time
+	mtime    time.Time
+	file     *RoutingFile
+	err      error
+	reported bool // err was returned as news once
 }
 
 func newRoutingCache() *routingCache { return &routingCache{entries: map[string]*routingEntry{}} }
 
-func (c *routingCache) get(workspace string) (*RoutingFile, error) {
+// get returns the workspace's routing file (nil if it has none) or why it
+// cannot be used; news is true the first time an error is returned for a
+// version of the file, so that it is logged once, not on every request.
+func (c *routingCache) get(workspace string) (f *RoutingFile, news bool, err error) {
 	if workspace == "" {
-		return nil, nil
+		return nil, false, nil
 	}
-	path := filepath.Join(workspace, ".metis", "routing.yaml")
+	path := routingPath(workspace)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[path]
-	if e != nil && time.Since(e.checked) < 3*time.Second {
-		return e.file, e.err
-	}
 	if e == nil {
 		e = &routingEntry{}
 		c.entries[path] = e
 	}
-	e.checked = time.Now()
-	st, err := os.Stat(path)
-	if err != nil {
-		e.file, e.err, e.mtime = nil, nil, time.Time{}
-		return nil, nil
+	if time.Since(e.checked) >= 3*time.Second {
+		e.checked = time.Now()
+		st, err := os.Stat(path)
+		switch {
+		case err != nil:
+			e.file, e.err, e.mtime = nil, nil, time.Time{}
+		case !st.ModTime().Equal(e.mtime):
+			e.mtime = st.ModTime()
+			e.file, e.err = loadRoutingFile(path)
+			e.reported = false
+		}
 	}
-	if st.ModTime().Equal(e.mtime) {
-		return e.file, e.err
-	}
-	e.mtime = st.ModTime()
-	e.file, e.err = loadRoutingFile(path)
-	return e.file, e.err
+	news = e.err != nil && !e.reported
+	e.reported = e.reported || news
+	return e.file, news, e.err
 }
 
+// routingPath is the routing file of a workspace.
+func routingPath(workspace string) string {
+	return filepath.Join(workspace, ".metis", "routing.yaml")
+}
+
+// loadRoutingFile reads and checks a routing file. Unknown keys are
+// errors: a misspelt `when` key would otherwise leave a rule matching
+// every request, a misspelt `model` a rule choosing nothing.
 func loadRoutingFile(path string) (*RoutingFile, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	var f RoutingFile
-	if err := yaml.Unmarshal(raw, &f); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
+	for i, r := range f.Rules {
+		switch {
+		case r.Model == "":
+			return nil, fmt.Errorf("%s: rule %d has no model", path, i+1)
+		case r.When.Shape != "" && r.When.Shape != shapeAnthropic && r.When.Shape != shapeOpenAI:
+			return nil, fmt.Errorf("%s: rule %d: shape is %q; want anthropic or openai", path, i+1, r.When.Shape)
+		case r.When.MinBytes < 0:
+			return nil, fmt.Errorf("%s: rule %d: min_bytes is negative", path, i+1)
+		}
+	}
 	for i := range f.Patterns {
+		if f.Patterns[i].Model == "" {
+			return nil, fmt.Errorf("%s: pattern %d has no model", path, i+1)
+		}
 		re, err := regexp.Compile(f.Patterns[i].Match)
 		if err != nil {
 			return nil, fmt.Errorf("%s: pattern %q: %w", path, f.Patterns[i].Match, err)
@@ -108,12 +138,20 @@ func loadRoutingFile(path string) (*RoutingFile, error) {
 	return &f, nil
 }
 
-// route walks the routing chain for a request without a model and returns
-// the model reference and the slot that chose it.
-func (a *App) route(workspace, shape string, stream bool, body []byte) (model, slot string, err error) {
-	f, err := a.routing.get(workspace)
+// routeChoice is what the routing chain chose for a request without a
+// model: the model reference, the slot that chose it and whether the
+// workspace's file (else the Caddyfile's default_model) did.
+type routeChoice struct {
+	model, slot string
+	byFile      bool
+}
+
+// route walks the routing chain for a request without a model. news is
+// true the first time an error is returned for a version of the file.
+func (a *App) route(workspace, shape string, stream bool, body []byte) (ch routeChoice, news bool, err error) {
+	f, news, err := a.routing.get(workspace)
 	if err != nil {
-		return "", "", err
+		return ch, news, err
 	}
 	if f != nil {
 		tools := gjson.GetBytes(body, "tools.#").Int() > 0
@@ -123,27 +161,28 @@ func (a *App) route(workspace, shape string, stream bool, body []byte) (model, s
 				(w.Stream != nil && *w.Stream != stream) || len(body) < w.MinBytes {
 				continue
 			}
-			return r.Model, slotRule, nil
+			return routeChoice{r.Model, slotRule, true}, false, nil
 		}
 		if len(f.Patterns) > 0 {
 			text := lastUserText(body)
 			for _, p := range f.Patterns {
 				if p.re.MatchString(text) {
-					return p.Model, slotPattern, nil
+					return routeChoice{p.Model, slotPattern, true}, false, nil
 				}
 			}
 		}
 		if f.Default != "" {
-			return f.Default, slotDefault, nil
+			return routeChoice{f.Default, slotDefault, true}, false, nil
 		}
 	}
 	if a.DefaultModel != "" {
-		return a.DefaultModel, slotDefault, nil
+		return routeChoice{a.DefaultModel, slotDefault, false}, false, nil
 	}
-	return "", "", nil
+	return ch, false, nil
 }
 
-// lastUserText is the text of the last user message, in either shape.
+// lastUserText is the text of the last user message that has some, in
+// either shape.
 func lastUserText(body []byte) string {
 	msgs := gjson.GetBytes(body, "messages").Array()
 	for i := len(msgs) - 1; i >= 0; i-- {
@@ -161,7 +200,11 @@ func lastUserText(body []byte) string {
 				s += part.Get("text").String() + "\n"
 			}
 		}
-		return s
+		if s != "" {
+			return s
+		}
+		// An Anthropic user turn of tool results only: the conversation's
+		// text is the turn before, so a tool loop keeps its model.
 	}
 	return ""
 }

@@ -53,12 +53,15 @@ type tokensCounted struct {
 	Team         string `json:"team"`
 	Workspace    string `json:"workspace"`
 	SessionID    string `json:"session_id"`
+	InboundShape string `json:"inbound_shape"`
 	Provider     string `json:"provider"`
-	Model        string `json:"model"`
-	Status       int    `json:"status"`
-	InputTokens  int64  `json:"input_tokens"`
-	Estimated    bool   `json:"estimated"`
-	LatencyMS    int64  `json:"latency_ms"`
+	// RequestedModel is the model the request named (or the routing chose).
+	RequestedModel string `json:"requested_model"`
+	Model          string `json:"model"`
+	Status         int    `json:"status"`
+	InputTokens    int64  `json:"input_tokens"`
+	Estimated      bool   `json:"estimated"`
+	LatencyMS      int64  `json:"latency_ms"`
 }
 
 const typeTokensCounted = "tokens.counted"
@@ -99,7 +102,8 @@ func (c *call) finish() {
 	if c.kind == kindCountTokens {
 		tc := &tokensCounted{
 			TurnID: c.turnID, GatewayKeyID: k.ID, KeyName: k.Name, User: k.User, Team: k.Team, Workspace: k.Workspace,
-			SessionID: c.session, Provider: c.res.prov.name, Model: c.res.model, Status: c.status,
+			SessionID: c.session, InboundShape: c.shape, Provider: c.res.prov.name, RequestedModel: c.requested,
+			Model: c.res.model, Status: c.status,
 			InputTokens: c.usage.InputTokens, Estimated: c.usage.Estimated, LatencyMS: latency.Milliseconds(),
 		}
 		zero := 0.0

@@ -357,6 +357,16 @@ func (c *Catalogue) Listed(model string) bool {
 	return ok
 }
 
+// ListedProvider is the provider of the model the catalogue lists under
+// exactly this id, or "": routing takes only exact ids, where pricing
+// forgives case, prefixes and dates (Lookup).
+func (c *Catalogue) ListedProvider(model string) string {
+	if c == nil {
+		return ""
+	}
+	return c.prices[model].Provider
+}
+
 // Lookup returns the price of model: the exact id first, then normalised
 // forms: a "provider/" or "provider:" prefix stripped, a "[1m]" suffix, a
 // "-latest" suffix and a -YYYYMMDD or -YYYY-MM-DD date suffix removed
@@ -736,13 +746,6 @@ func (c *Catalogue) CacheSavings(model string, u ir.Usage) float64 {
 func (c *Catalogue) MaxOutputTokens(model string) int {
 	p, _ := c.Lookup(model)
 	return p.MaxOutputTokens
-}
-
-// Provider returns the model's litellm_provider ("anthropic", "openai", …)
-// or "" if unknown.
-func (c *Catalogue) Provider(model string) string {
-	p, _ := c.Lookup(model)
-	return p.Provider
 }
 
 // Models returns the sorted ids of the provider's chat-mode models (for

@@ -437,8 +437,14 @@ func TestCatalogueMetadata(t *testing.T) {
 	if got := cat.MaxOutputTokens("nope"); got != 0 {
 		t.Errorf("unknown max output = %d", got)
 	}
-	if cat.Provider("gpt-4o-2024-08-06") != "openai" || cat.Provider("anthropic/claude-sonnet-4-6") != "anthropic" || cat.Provider("x") != "" {
-		t.Error("Provider mismatch")
+	if cat.ListedProvider("gpt-4o-2024-08-06") != "openai" || cat.ListedProvider("claude-sonnet-4-6") != "anthropic" || cat.ListedProvider("x") != "" {
+		t.Error("ListedProvider mismatch")
+	}
+	// Only exact ids: the forms Lookup forgives for pricing are not ids.
+	for _, id := range []string{"anthropic/claude-sonnet-4-6", "Claude-Sonnet-4-6", " claude-sonnet-4-6", "claude-sonnet-4-6[1m]"} {
+		if p := cat.ListedProvider(id); p != "" {
+			t.Errorf("ListedProvider(%q) = %q, want none", id, p)
+		}
 	}
 	ant := cat.Models("anthropic")
 	if !slices.IsSorted(ant) || !slices.Contains(ant, "claude-haiku-4-5") || !slices.Contains(ant, "claude-sonnet-4-5-20250929") {
@@ -529,7 +535,7 @@ func TestMerge(t *testing.T) {
 	if got, _ := base.Cost("claude-haiku-4-5", u); !near(got, 0.0061) {
 		t.Errorf("base mutated: %v", got)
 	}
-	if merged.MaxOutputTokens("claude-haiku-4-5") != 64000 || merged.Provider("claude-haiku-4-5") != "anthropic" {
+	if merged.MaxOutputTokens("claude-haiku-4-5") != 64000 || merged.ListedProvider("claude-haiku-4-5") != "anthropic" {
 		t.Error("merge lost metadata")
 	}
 	// New model; reasoning priced separately; missing cache read → input.
