@@ -179,18 +179,21 @@ func TestE2EUnknownV1PathIsNotAModel(t *testing.T) {
 
 	// OpenAI shape: OpenAI's own answer to an unknown URL is 404
 	// invalid_request_error with code unknown_url.
-	for _, c := range []struct{ method, path string }{
-		{http.MethodGet, "/v1/foo"},
-		{http.MethodPost, "/v1/responses"},
-		{http.MethodGet, "/v1/models/"},
+	for _, c := range []struct{ method, path, note string }{
+		{http.MethodGet, "/v1/foo", ""},
+		// A Responses API client is told to switch to Chat Completions.
+		{http.MethodPost, "/v1/responses", "not the Responses API: set the client to Chat Completions"},
+		{http.MethodPost, "/v1/embeddings", "embeddings are not served"},
+		{http.MethodGet, "/v1/models/", ""},
 	} {
 		resp, body := e2eDo(t, g, c.method, c.path, tok)
 		m := e2eJSON(t, body)
 		if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "invalid_request_error" || e2ePath(m, "error", "code") != "unknown_url" {
 			t.Errorf("%s %s (OpenAI shape): %d %s, want 404 invalid_request_error unknown_url", c.method, c.path, resp.StatusCode, body)
 		}
-		if msg, _ := e2ePath(m, "error", "message").(string); !strings.Contains(msg, c.method+" "+c.path+" is not an endpoint") {
-			t.Errorf("%s %s: message %q should say the path is not an endpoint", c.method, c.path, msg)
+		if msg, _ := e2ePath(m, "error", "message").(string); !strings.Contains(msg, c.method+" "+c.path+" is not an endpoint") ||
+			!strings.Contains(msg, c.note) {
+			t.Errorf("%s %s: message %q should say the path is not an endpoint, and %q", c.method, c.path, msg, c.note)
 		}
 	}
 	// Anthropic shape: not_found_error. /v1/messages/* is Anthropic's even
@@ -219,18 +222,18 @@ func TestE2EUnknownV1PathIsNotAModel(t *testing.T) {
 	}
 
 	rej := g.events(store.TypeRequestRejected)
-	if len(rej) != 6 {
-		t.Fatalf("%d request.rejected events, want 6: %v", len(rej), rej)
+	if len(rej) != 7 {
+		t.Fatalf("%d request.rejected events, want 7: %v", len(rej), rej)
 	}
 	e2eWant(t, "GET /v1/foo rejection", rej[0], map[string]any{
 		"reason": "unknown_endpoint", "status": 404, "method": "GET", "path": "/v1/foo", "inbound_shape": "openai",
 		"gateway_key_id": k.ID, "key_name": "explorer",
 	})
-	e2eWant(t, "Anthropic GET /v1/foo rejection", rej[3], map[string]any{
+	e2eWant(t, "Anthropic GET /v1/foo rejection", rej[4], map[string]any{
 		"reason": "unknown_endpoint", "status": 404, "path": "/v1/foo", "inbound_shape": "anthropic", "gateway_key_id": k.ID,
 	})
-	e2eWant(t, "batches rejection", rej[4], map[string]any{"reason": "unknown_endpoint", "path": "/v1/messages/batches", "method": "POST"})
-	e2eWant(t, "keyless rejection", rej[5], map[string]any{"reason": "missing_key", "status": 401})
+	e2eWant(t, "batches rejection", rej[5], map[string]any{"reason": "unknown_endpoint", "path": "/v1/messages/batches", "method": "POST"})
+	e2eWant(t, "keyless rejection", rej[6], map[string]any{"reason": "missing_key", "status": 401})
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("unknown paths reached the provider %d times", n)
 	}

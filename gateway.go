@@ -98,6 +98,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path)
 		if meant := endpointMeant(path); meant != "" {
 			msg += fmt.Sprintf("; did you mean %s? An OpenAI client's base URL is the gateway's root plus /v1, an Anthropic client's the root alone", meant)
+		} else if note := unservedAPI(path); note != "" {
+			msg += "; " + note
 		}
 		g.refuse(w, r, shape, key, "", &apiError{
 			status: http.StatusNotFound, reason: "unknown_endpoint", code: "unknown_url", msg: msg,
@@ -145,6 +147,21 @@ func endpointMeant(path string) string {
 		if strings.HasSuffix(path, p) && path != "/v1"+p {
 			return "/v1" + p
 		}
+	}
+	return ""
+}
+
+// unservedAPI says what to do instead for a provider API the gateway does
+// not serve, or "" for other paths.
+func unservedAPI(path string) string {
+	path = strings.TrimPrefix(path, "/v1")
+	switch {
+	case path == "/responses" || strings.HasPrefix(path, "/responses/"):
+		return "it serves OpenAI's Chat Completions API (/v1/chat/completions), not the Responses API: set the client to Chat Completions"
+	case path == "/completions":
+		return "legacy completions are not served: use /v1/chat/completions"
+	case path == "/embeddings":
+		return "embeddings are not served"
 	}
 	return ""
 }
