@@ -205,7 +205,8 @@ func TestE2EModelResolution(t *testing.T) {
 		{"o3-mini", "/v1/chat/completions", "openai", "o3-mini", true},
 		{"gpt-5-nano", "/v1/messages", "openai", "gpt-5-nano", true}, // Anthropic client, OpenAI model
 		// An OpenAI fine-tune, bare: the catalogue has no price for it.
-		{"ft:gpt-4o-mini-2024-07-18:acme::abc123", "/v1/chat/completions", "openai", "ft:gpt-4o-mini-2024-07-18:acme::abc123", false},
+		// Its suffix may have capitals.
+		{"ft:gpt-4o-mini-2024-07-18:acme::AbC123", "/v1/chat/completions", "openai", "ft:gpt-4o-mini-2024-07-18:acme::AbC123", false},
 	}
 	for i, c := range cases {
 		body := `{"model":"` + c.model + `","messages":[{"role":"user","content":"hi"}]}`
@@ -251,9 +252,18 @@ func TestE2EModelResolution(t *testing.T) {
 		" claude-haiku-4-5":               `did you mean \"claude-haiku-4-5\"?`,
 		"evil/claude-opus-4-8":            `did you mean \"claude-opus-4-8\"?`,
 		"openai/gpt-5-mini":               `to name a provider, write \"openai:gpt-5-mini\"`,
+		// A known prefix does not make a misspelling an id.
+		"claude-Haiku-4-5":  `did you mean \"claude-haiku-4-5\"?`,
+		"claude-haiku-4-5 ": `did you mean \"claude-haiku-4-5\"?`,
+		"gpt-5-mini/../x":   "",
+		// No hint for a provider/model whose model the catalogue does not
+		// list: "anthropic:claude-sonnet-4.5" would only be the provider's 404.
+		"anthropic/claude-sonnet-4.5": "",
 	} {
 		resp := g.post("/v1/chat/completions", tok, `{"model":"`+m+`","messages":[{"role":"user","content":"hi"}]}`)
-		if body := e2eRead(t, resp); resp.StatusCode != 404 || !strings.Contains(body, "model_not_found") || !strings.Contains(body, hint) {
+		body := e2eRead(t, resp)
+		if resp.StatusCode != 404 || !strings.Contains(body, "model_not_found") || !strings.Contains(body, hint) ||
+			(hint == "" && (strings.Contains(body, "did you mean") || strings.Contains(body, "to name a provider"))) {
 			t.Errorf("%q: %d %s, want 404 model_not_found with %s", m, resp.StatusCode, body, hint)
 		}
 	}
@@ -601,6 +611,7 @@ func TestConfigRefusesModelsNoProviderServes(t *testing.T) {
 	for extra, want := range map[string]string{
 		"default_model zzz-unknown":              `default_model: no provider serves model "zzz-unknown"`,
 		"alias tuned mistral-large":              `alias "tuned": no provider serves model "mistral-large"`,
+		"alias hk claude-HAIKU-4-5":              `alias "hk": no provider serves model "claude-HAIKU-4-5"`,
 		"alias fast quick\n\t\talias quick fast": `aliases loop: fast → quick → fast`,
 		"alias a1 a2\n\t\talias a2 a3\n\t\talias a3 a4\n\t\talias a4 a5\n\t\talias a5 haiku": `alias "a1": more than 4 aliases in a row`,
 	} {

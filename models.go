@@ -61,15 +61,45 @@ func (a *App) resolve(ref string) *resolved {
 	return nil
 }
 
+// plainID reports whether model is spelt as Anthropic's and OpenAI's ids
+// are: lower-case letters, digits, '-', '.', '_' (and a "[1m]"-style
+// suffix). An OpenAI fine-tune, "ft:" + base model + ":" + org and suffix,
+// may have any printable character after its base model but spaces and
+// slashes. "claude-Haiku-4-5" or "gpt-5-mini " would otherwise reach the
+// provider as sent, be recorded under a name of their own and priced as
+// the model they resemble.
+func plainID(model string) bool {
+	rest := ""
+	if after, ok := strings.CutPrefix(model, "ft:"); ok {
+		model, rest, _ = strings.Cut(after, ":")
+	}
+	if model == "" {
+		return false
+	}
+	for _, r := range model {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' && r != '.' && r != '_' && r != '[' && r != ']' {
+			return false
+		}
+	}
+	for _, r := range rest {
+		if r <= ' ' || r == '/' || r >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
 // unknownModelHint is what a 404 for ref adds when ref looks like a
 // misspelt model the gateway serves: another case or spaces, or a
-// "provider/model" (LiteLLM's spelling) for "provider:model".
+// "provider/model" (LiteLLM's spelling) for "provider:model" when the
+// catalogue lists that model (else the hint would lead to the provider's
+// own 404).
 func (a *App) unknownModelHint(ref string) string {
 	if i := strings.IndexByte(ref, '/'); i > 0 {
-		if a.providers[ref[:i]] != nil {
+		if a.providers[ref[:i]] != nil && a.prices.Listed(ref[i+1:]) {
 			return fmt.Sprintf(" (to name a provider, write %q)", ref[:i]+":"+ref[i+1:])
 		}
-		if a.resolve(ref[i+1:]) != nil {
+		if a.prices.Listed(ref[i+1:]) {
 			return fmt.Sprintf(" (did you mean %q?)", ref[i+1:])
 		}
 	}
@@ -80,8 +110,12 @@ func (a *App) unknownModelHint(ref string) string {
 }
 
 // typeByPrefix maps well-known model id prefixes to a provider type, for
-// models the catalogue does not know (yet, or ever: fine-tunes).
+// models the catalogue does not know (yet, or ever: fine-tunes). The id
+// must be spelt as providers spell theirs (see plainID).
 func typeByPrefix(model string) string {
+	if !plainID(model) {
+		return ""
+	}
 	switch {
 	case strings.HasPrefix(model, "claude-"):
 		return shapeAnthropic
