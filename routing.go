@@ -26,25 +26,36 @@ import (
 //	    model: haiku
 //	default: haiku          # slot "default", before the Caddyfile's default_model
 type RoutingFile struct {
-	Rules []struct {
-		When struct {
-			// Shape is the inbound shape: anthropic or openai.
-			Shape string `yaml:"shape"`
-			// Tools matches requests that do (true) or don't (false) offer tools.
-			Tools *bool `yaml:"tools"`
-			// Stream matches streamed (true) or non-streamed (false) requests.
-			Stream *bool `yaml:"stream"`
-			// MinBytes matches request bodies at least this large.
-			MinBytes int `yaml:"min_bytes"`
-		} `yaml:"when"`
-		Model string `yaml:"model"`
-	} `yaml:"rules"`
-	Patterns []struct {
-		Match string `yaml:"match"`
-		Model string `yaml:"model"`
-		re    *regexp.Regexp
-	} `yaml:"patterns"`
-	Default string `yaml:"default"`
+	Rules    []RoutingRule    `yaml:"rules"`
+	Patterns []RoutingPattern `yaml:"patterns"`
+	Default  string           `yaml:"default"`
+}
+
+// RoutingRule chooses Model for requests that match all of When.
+type RoutingRule struct {
+	When  RoutingWhen `yaml:"when"`
+	Model string      `yaml:"model"`
+}
+
+// RoutingWhen is what a rule matches; every key is optional and an empty
+// one matches every request.
+type RoutingWhen struct {
+	// Shape is the inbound shape: anthropic or openai.
+	Shape string `yaml:"shape"`
+	// Tools matches requests that do (true) or don't (false) offer tools.
+	Tools *bool `yaml:"tools"`
+	// Stream matches streamed (true) or non-streamed (false) requests.
+	Stream *bool `yaml:"stream"`
+	// MinBytes matches request bodies at least this large.
+	MinBytes int `yaml:"min_bytes"`
+}
+
+// RoutingPattern chooses Model for requests whose last user text matches
+// the regular expression Match.
+type RoutingPattern struct {
+	Match string `yaml:"match"`
+	Model string `yaml:"model"`
+	re    *regexp.Regexp
 }
 
 // routingCache keeps parsed routing files per workspace, re-reading a file
@@ -114,6 +125,10 @@ func loadRoutingFile(path string) (*RoutingFile, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parsing %s: %w", path, err)
+	}
+	var more yaml.Node
+	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: more than one YAML document (a --- line): only the first would be read", path)
 	}
 	for i, r := range f.Rules {
 		switch {

@@ -16,12 +16,13 @@ import (
 func TestRoutingFileMistakesAreErrors(t *testing.T) {
 	for file, want := range map[string]string{
 		"rules:\n  - when: {shapes: openai}\n    model: sonnet\n": `field shapes not found`,
-		"rules:\n  - when: {shape: openai}\n    modle: sonnet\n":  `field modle not found`,
+		"rules:\n  - when: {shape: openai}\n    modle: sonnet\n":  `field modle not found in type metis.RoutingRule`,
 		"defualt: sonnet\n": `field defualt not found`,
 		"rules:\n  - when: {shape: Anthropic}\n    model: haiku\n": `rule 1: shape is "Anthropic"; want anthropic or openai`,
 		"rules:\n  - when: {tools: true}\n":                        `rule 1 has no model`,
 		"patterns:\n  - match: x\n":                                `pattern 1 has no model`,
 		"patterns:\n  - match: \"(\"\n    model: haiku\n":          `pattern "("`,
+		"default: mini\n---\ndefault: sonnet\n":                    `more than one YAML document`,
 	} {
 		path := filepath.Join(t.TempDir(), "routing.yaml")
 		if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
