@@ -251,10 +251,14 @@ func TestE2EPathWithoutV1(t *testing.T) {
 	if resp.StatusCode != 404 || e2ePath(m, "error", "code") != "unknown_url" || !strings.Contains(msg, "did you mean /v1/chat/completions?") {
 		t.Errorf("POST /chat/completions: %d %s, want 404 unknown_url naming /v1/chat/completions", resp.StatusCode, body)
 	}
+	// The Vercel AI SDK's Anthropic provider adds only /messages to its
+	// base URL: it needs the root plus /v1, which the 404 must say (not
+	// "the root alone", right for the official Anthropic SDKs).
 	resp, body = e2eDo(t, g, http.MethodPost, "/messages", tok)
 	m = e2eJSON(t, body)
-	if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "not_found_error" || !strings.Contains(body, "/v1/messages") {
-		t.Errorf("POST /messages: %d %s, want an Anthropic 404 naming /v1/messages", resp.StatusCode, body)
+	if resp.StatusCode != 404 || e2ePath(m, "error", "type") != "not_found_error" || !strings.Contains(body, "/v1/messages") ||
+		!strings.Contains(body, "its base URL must be the gateway's root plus /v1") {
+		t.Errorf("POST /messages: %d %s, want an Anthropic 404 naming /v1/messages and saying the base URL needs /v1", resp.StatusCode, body)
 	}
 	// A base URL with a prefix too many (OPENAI_BASE_URL=…/api/v1) gets
 	// the same kind of answer, not the site's empty 200.
@@ -263,7 +267,7 @@ func TestE2EPathWithoutV1(t *testing.T) {
 		"/api/v1/messages/count_tokens": "/v1/messages/count_tokens", "/v1/v1/messages": "/v1/messages",
 	} {
 		resp, body = e2eDo(t, g, http.MethodPost, path, tok)
-		if resp.StatusCode != 404 || !strings.Contains(body, "did you mean "+meant+"?") {
+		if resp.StatusCode != 404 || !strings.Contains(body, "did you mean "+meant+"?") || !strings.Contains(body, "a path too many") {
 			t.Errorf("POST %s: %d %s, want a 404 naming %s", path, resp.StatusCode, body, meant)
 		}
 	}

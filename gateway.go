@@ -97,7 +97,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if path != "/v1/models" && !isModel {
 		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path)
 		if meant := endpointMeant(path); meant != "" {
-			msg += fmt.Sprintf("; did you mean %s? An OpenAI client's base URL is the gateway's root plus /v1, an Anthropic client's the root alone", meant)
+			msg += "; did you mean " + meant + "? " + baseURLAdvice(path)
 		} else if note := unservedAPI(path); note != "" {
 			msg += "; " + note
 		}
@@ -149,6 +149,17 @@ func endpointMeant(path string) string {
 		}
 	}
 	return ""
+}
+
+// baseURLAdvice says how to fix the base URL of a client that reached
+// path, a gateway endpoint without its /v1 or with a prefix too many.
+func baseURLAdvice(path string) string {
+	if withoutV1[path] {
+		return "This client adds only " + path + " to its base URL, so its base URL must be the gateway's root plus /v1 " +
+			"(the official Anthropic SDKs and Claude Code take the root alone and add /v1 themselves)"
+	}
+	return "The client's base URL has a path too many: the OpenAI SDKs and the Vercel AI SDK take the gateway's root plus /v1, " +
+		"the official Anthropic SDKs and Claude Code the root alone"
 }
 
 // unservedAPI says what to do instead for a provider API the gateway does
@@ -463,6 +474,9 @@ func lingerUnread(w http.ResponseWriter, r *http.Request, e *apiError) {
 	_, _ = io.CopyN(io.Discard, r.Body, limit)
 }
 
+// maxRecordedModel is the most bytes of a refused request's model recorded.
+const maxRecordedModel = 256
+
 // rejected records a request the gateway refused before any upstream call:
 // one by one up to a rate, then summed (rejectLimiter).
 func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
@@ -476,7 +490,10 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 	}
 	mRejected.WithLabelValues(shape, e.reason).Inc()
 	now := time.Now()
-	group := rejectGroup{reason: e.reason, shape: shape}
+	if len(requested) > maxRecordedModel {
+		requested = requested[:maxRecordedModel] // a refusal's model can be anything the client sent
+	}
+	group := rejectGroup{reason: e.reason, shape: shape, model: requested}
 	if key != nil {
 		group.keyID = key.ID
 	}

@@ -13,7 +13,7 @@ import (
 // row (about half a kilobyte with its index entries): anyone who can reach
 // a public gateway could fill its disk with requests carrying no key. So
 // refusals are recorded one by one only up to a rate. Past it they are
-// counted per group (key, reason, shape) and each group's count is written
+// counted per group (key, reason, shape, model) and each group's count is written
 // as one request.rejected event with a "count" member every rejectSumEvery,
 // so the trace's totals stay exact while a flood writes a few rows a
 // second.
@@ -24,10 +24,15 @@ const (
 	rejectWarnGap  = time.Minute      // the warning that refusals are being summed, at most this often
 )
 
-// rejectGroup is what a summed request.rejected event stands for.
+// rejectGroup is what a summed request.rejected event stands for: the
+// filters of /analytics/cost match it as they match each refusal.
 type rejectGroup struct {
-	keyID, reason, shape string
+	keyID, reason, shape, model string
 }
+
+// maxRejectGroups bounds the groups summed at once; past it, a new group's
+// refusals are summed without their model (requested_model "").
+const maxRejectGroups = 256
 
 // rejectSum is a group's refusals not yet written.
 type rejectSum struct {
@@ -102,6 +107,10 @@ func (l *rejectLimiter) sum(g rejectGroup, now time.Time, payload map[string]any
 		return
 	}
 	s := l.pending[g]
+	if s == nil && len(l.pending) >= maxRejectGroups {
+		g.model, payload["requested_model"] = "", ""
+		s = l.pending[g]
+	}
 	if s == nil {
 		s = &rejectSum{first: now}
 		l.pending[g] = s

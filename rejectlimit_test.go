@@ -17,7 +17,7 @@ import (
 // with no key or a made-up one) writes a bounded number of rows, and the
 // trace still counts every refusal: past a burst, each reason's refusals
 // are written as one request.rejected event with their count, carrying the
-// key's tags when a key was valid.
+// key's tags when a key was valid and the model asked for.
 func TestRefusalFloodIsSummed(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
@@ -43,8 +43,9 @@ func TestRefusalFloodIsSummed(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for range 20 { // a valid key asking for a model it may not use
-		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":5,"messages":[]}`)
+	for i := range 100 { // a valid key asking for models it may not use
+		model := []string{"sonnet", "gpt-5-mini"}[i%2]
+		resp := g.post("/v1/messages", tok, `{"model":"`+model+`","max_tokens":5,"messages":[]}`)
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		statuses[resp.StatusCode]++
@@ -56,18 +57,18 @@ func TestRefusalFloodIsSummed(t *testing.T) {
 		statuses[resp.StatusCode]++
 	}
 	elapsed := time.Since(start)
-	if statuses[401] != workers*each+3 || statuses[403] != 20 {
-		t.Fatalf("statuses %v, want %d 401s and 20 403s", statuses, workers*each+3)
+	if statuses[401] != workers*each+3 || statuses[403] != 100 {
+		t.Fatalf("statuses %v, want %d 401s and 100 403s", statuses, workers*each+3)
 	}
 	g.app().rejects.flush() // what the timer does every rejectSumEvery
 	rej := g.events(store.TypeRequestRejected)
-	// One row per refusal for the burst and the refill, plus one sum per
-	// reason and shape; the valid key's 20 refusals are within its own
-	// allowance.
-	if limit := rejectBurst + int(elapsed.Seconds()*rejectRate) + 1 + 2 + 20; len(rej) > limit {
-		t.Errorf("%d request.rejected rows for %d refusals, want at most %d", len(rej), workers*each+23, limit)
+	// One row per refusal for each allowance's burst and refill (no key,
+	// the valid key), plus one sum per key, reason, shape and model.
+	if limit := 2*(rejectBurst+int(elapsed.Seconds()*rejectRate)+1) + 4; len(rej) > limit {
+		t.Errorf("%d request.rejected rows for %d refusals, want at most %d", len(rej), workers*each+103, limit)
 	}
 	counts := map[string]float64{}
+	byModel := map[string]float64{} // the valid key's, by requested model
 	sums := 0
 	for _, e := range rej {
 		n := 1.0
@@ -81,8 +82,11 @@ func TestRefusalFloodIsSummed(t *testing.T) {
 			}
 		}
 		counts[fmt.Sprint(e["reason"])] += n
-		if e["reason"] == "model_not_allowed" && (e["gateway_key_id"] != k.ID || e["team"] != "eng" || e["count"] != nil) {
-			t.Errorf("a refusal of a valid key was summed with the flood or lost its tags: %v", e)
+		if e["reason"] == "model_not_allowed" {
+			byModel[fmt.Sprint(e["requested_model"])] += n
+			if e["gateway_key_id"] != k.ID || e["team"] != "eng" {
+				t.Errorf("a refusal of a valid key lost its tags: %v", e)
+			}
 		}
 		if e["reason"] == "unknown_key" && e["gateway_key_id"] != nil {
 			t.Errorf("a refusal without a valid key names one: %v", e)
@@ -91,9 +95,13 @@ func TestRefusalFloodIsSummed(t *testing.T) {
 	if sums == 0 {
 		t.Errorf("no summed event among %d rows", len(rej))
 	}
-	want := map[string]float64{"unknown_key": workers * each, "model_not_allowed": 20, "missing_key": 3}
+	want := map[string]float64{"unknown_key": workers * each, "model_not_allowed": 100, "missing_key": 3}
 	if fmt.Sprint(counts) != fmt.Sprint(want) {
 		t.Errorf("refusals counted by reason %v, want %v", counts, want)
+	}
+	// A model filter matches summed refusals as it matches single ones.
+	if byModel["sonnet"] != 50 || byModel["gpt-5-mini"] != 50 {
+		t.Errorf("the key's refusals by model %v, want 50 each", byModel)
 	}
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("%d refused requests reached the upstream", n)
@@ -150,5 +158,31 @@ func TestRejectLimiterWritesSums(t *testing.T) {
 	}
 	if !l.allow("", now) {
 		t.Error("a refusal after close is not written alone")
+	}
+}
+
+// The groups summed at once are bounded: a flood naming a new model each
+// time is summed without the model past maxRejectGroups, counted all the
+// same.
+func TestRejectLimiterBoundsGroups(t *testing.T) {
+	var got []store.Event
+	l := newRejectLimiter(func(ev store.Event) bool { got = append(got, ev); return true }, zaptest.NewLogger(t))
+	now := time.Now()
+	for i := range 3 * maxRejectGroups {
+		m := fmt.Sprintf("model-%d", i)
+		l.sum(rejectGroup{reason: "unknown_model", shape: "openai", model: m}, now, map[string]any{"requested_model": m})
+	}
+	l.close()
+	var n int64
+	folded := 0
+	for _, ev := range got {
+		p := ev.Payload.(map[string]any)
+		n += p["count"].(int64)
+		if p["requested_model"] == "" {
+			folded++
+		}
+	}
+	if len(got) != maxRejectGroups+1 || folded != 1 || n != 3*maxRejectGroups {
+		t.Errorf("%d events (%d without a model) for %d refusals, want %d (1) for %d", len(got), folded, n, maxRejectGroups+1, 3*maxRejectGroups)
 	}
 }
