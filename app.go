@@ -249,7 +249,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		return pooledStore{Store: s, ledger: l, inflight: newInflight(),
-			rejects: newRejectLimiter(func(ev store.Event) bool { return s.Enqueue(ev) }, a.logger)}, nil
+			rejects: newRejectLimiter(func(ev store.Event) bool { return s.Enqueue(ev) })}, nil
 	})
 	if err != nil {
 		return err
@@ -316,7 +316,8 @@ func (a *App) checkAliasChain(alias string) error {
 	}
 }
 
-// aliasTarget is where alias's chain ends.
+// aliasTarget is where alias's chain ends (ref itself when it is no
+// alias), following at most maxAliasHops aliases.
 func (a *App) aliasTarget(alias string) string {
 	ref := alias
 	for range maxAliasHops {

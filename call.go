@@ -111,22 +111,18 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		stream: req.stream.Bool(), rawQuery: r.URL.RawQuery,
 	}
 	if aerr := c.decide(body, req); aerr != nil {
-		if c.slot != slotRequest {
-			aerr.routeSlot = c.slot
-		}
-		g.refuse(w, r, shape, key, c.requested, aerr)
+		c.refuse(aerr)
 		return nil
 	}
 	c.ctx, c.cancel = context.WithCancelCause(r.Context())
 	defer c.cancel(nil)
 	if !g.app.inflight.add(c, c.cancel) {
-		g.refuse(w, r, shape, key, c.requested, reject(http.StatusServiceUnavailable, "shutting_down",
-			"the gateway is shutting down; retry the request"))
+		c.refuse(reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request"))
 		return nil
 	}
 	defer g.app.inflight.done(c) // after the settlement below
 	if aerr := c.reserve(body); aerr != nil {
-		g.refuse(w, r, shape, key, c.requested, aerr)
+		c.refuse(aerr)
 		return nil
 	}
 	defer c.settle(0) // a call that never got priced (a panic) releases its reservation
@@ -135,6 +131,15 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	c.run()
 	c.finish()
 	return nil
+}
+
+// refuse refuses the call once its model is known (or failed to be),
+// recording the routing slot of a model the client did not name.
+func (c *call) refuse(aerr *apiError) {
+	if c.slot != slotRequest {
+		aerr.routeSlot = c.slot
+	}
+	c.g.refuse(c.w, c.r, c.shape, c.key, c.requested, aerr)
 }
 
 // decide resolves the model, checks the key may use it and builds the
@@ -173,10 +178,10 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	}
 	c.res = a.resolve(c.requested)
 	if c.res == nil {
-		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q%s is not served by this gateway", c.requested, chosen)+a.unknownModelHint(c.requested))
+		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q%s is not served by this gateway", clip(c.requested), chosen)+a.unknownModelHint(c.requested))
 	}
 	if !a.allowed(c.key.AllowedModels, c.requested, c.res) {
-		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", c.requested, strings.TrimSuffix(chosen, ",")))
+		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", clip(c.requested), strings.TrimSuffix(chosen, ",")))
 	}
 	c.cross = c.res.prov.typ != c.shape
 	switch {

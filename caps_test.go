@@ -460,3 +460,20 @@ func TestBudgetSmallerThanTheCall(t *testing.T) {
 		t.Errorf("%d calls reached the provider, want 1", n)
 	}
 }
+
+// A budget refusal of a request without a model records the routing slot
+// that chose it, as the model refusals do: the developer did not name it.
+func TestBudgetRefusalOfRoutedModelRecordsSlot(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, "default_model haiku"))
+	k, tok := g.issueKey(store.IssueParams{Name: "routed", Workspace: t.TempDir()})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 1e-6})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	resp := g.post("/v1/messages", tok, `{"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, "Anthropic-Version", "2023-06-01")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	rej := g.events(store.TypeRequestRejected)
+	if resp.StatusCode != 429 || len(rej) != 1 || rej[0]["reason"] != "budget" || rej[0]["route_slot"] != "default" {
+		t.Errorf("routed call over budget: %d, recorded %v; want 429 and a budget refusal with route_slot default", resp.StatusCode, rej)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -474,8 +475,29 @@ func lingerUnread(w http.ResponseWriter, r *http.Request, e *apiError) {
 	_, _ = io.CopyN(io.Discard, r.Body, limit)
 }
 
-// maxRecordedModel is the most bytes of a refused request's model recorded.
-const maxRecordedModel = 256
+// The most bytes of a refused request's model, and of the message it got,
+// that are recorded (and, for the model, quoted back): the client chose
+// them, up to the body's size.
+const (
+	maxRecordedModel   = 256
+	maxRecordedMessage = 1024
+)
+
+// clip shortens a client's model name to maxRecordedModel bytes.
+func clip(model string) string { return clipTo(model, maxRecordedModel) }
+
+// clipTo shortens s to at most n bytes, on a UTF-8 boundary, marking the
+// cut with "…".
+func clipTo(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
 
 // rejected records a request the gateway refused before any upstream call:
 // one by one up to a rate, then summed (rejectLimiter).
@@ -490,16 +512,14 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 	}
 	mRejected.WithLabelValues(shape, e.reason).Inc()
 	now := time.Now()
-	if len(requested) > maxRecordedModel {
-		requested = requested[:maxRecordedModel] // a refusal's model can be anything the client sent
-	}
+	requested = clip(requested) // a refusal's model can be anything the client sent
 	group := rejectGroup{reason: e.reason, shape: shape, model: requested}
 	if key != nil {
 		group.keyID = key.ID
 	}
 	alone := g.app.rejects.allow(group.keyID, now)
 	p := map[string]any{
-		"reason": e.reason, "status": e.status, "message": e.msg,
+		"reason": e.reason, "status": e.status, "message": clipTo(e.msg, maxRecordedMessage),
 		"inbound_shape": shape, "method": r.Method, "path": r.URL.Path,
 		"requested_model": requested,
 	}

@@ -31,13 +31,7 @@ type resolved struct {
 // model id — into a provider and upstream model id. It returns nil when no
 // provider serves the model.
 func (a *App) resolve(ref string) *resolved {
-	for range maxAliasHops { // aliases may point at aliases; Validate refuses loops
-		target, ok := a.Aliases[ref]
-		if !ok {
-			break
-		}
-		ref = target
-	}
+	ref = a.aliasTarget(ref) // aliases may point at aliases; Validate refuses loops
 	if name, model, ok := strings.Cut(ref, ":"); ok && model != "" {
 		if p := a.providers[name]; p != nil {
 			return &resolved{prov: p, model: model}
@@ -62,8 +56,8 @@ func (a *App) resolve(ref string) *resolved {
 }
 
 // plainID reports whether model is spelt as Anthropic's and OpenAI's ids
-// are: lower-case letters, digits, '-', '.', '_' (and a "[1m]"-style
-// suffix). An OpenAI fine-tune, "ft:" + base model + ":" + org and suffix,
+// are: lower-case letters, digits, '-', '.', '_', and '[' and ']' (for a
+// "[1m]" suffix). An OpenAI fine-tune, "ft:" + base model + ":" + org and suffix,
 // may have any printable character after its base model but spaces and
 // slashes. "claude-Haiku-4-5" or "gpt-5-mini " would otherwise reach the
 // provider as sent, be recorded under a name of their own and priced as
@@ -103,7 +97,7 @@ func (a *App) unknownModelHint(ref string) string {
 			return fmt.Sprintf(" (did you mean %q?)", ref[i+1:])
 		}
 	}
-	if m := strings.ToLower(strings.TrimSpace(ref)); m != ref && a.resolve(m) != nil {
+	if m := strings.ToLower(strings.TrimSpace(ref)); m != ref && len(m) <= maxRecordedModel && a.resolve(m) != nil {
 		return fmt.Sprintf(" (did you mean %q?)", m)
 	}
 	return ""

@@ -3,10 +3,13 @@ package metis
 import (
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -22,6 +25,10 @@ func TestRefusalFloodIsSummed(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	k, tok := g.issueKey(store.IssueParams{Name: "k", Team: "eng", AllowedModels: []string{"haiku"}})
+	lim := g.app().rejects
+	lim.mu.Lock()
+	lim.every = time.Hour // the test flushes; a timer firing in a slow run would add rows
+	lim.mu.Unlock()
 	body := `{"model":"haiku","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`
 	const workers, each = 8, 50 // 400 with a made-up key
 	start := time.Now()
@@ -60,7 +67,7 @@ func TestRefusalFloodIsSummed(t *testing.T) {
 	if statuses[401] != workers*each+3 || statuses[403] != 100 {
 		t.Fatalf("statuses %v, want %d 401s and 100 403s", statuses, workers*each+3)
 	}
-	g.app().rejects.flush() // what the timer does every rejectSumEvery
+	lim.flush() // what the timer does every rejectSumEvery
 	rej := g.events(store.TypeRequestRejected)
 	// One row per refusal for each allowance's burst and refill (no key,
 	// the valid key), plus one sum per key, reason, shape and model.
@@ -118,8 +125,9 @@ func TestRejectLimiterWritesSums(t *testing.T) {
 		defer mu.Unlock()
 		got = append(got, ev)
 		return true
-	}, zaptest.NewLogger(t))
-	l.every = 20 * time.Millisecond
+	})
+	l.log = func() *zap.Logger { return zaptest.NewLogger(t) }
+	l.every = 200 * time.Millisecond
 	written := func() (rows int, refusals int64) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -147,7 +155,11 @@ func TestRejectLimiterWritesSums(t *testing.T) {
 	if !l.allow("gk_1", now) {
 		t.Error("a key's refusal is summed for a flood without a key")
 	}
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if rows, _ := written(); rows > 0 {
+			break
+		}
+	}
 	if rows, n := written(); rows != 1 || n != 100-rejectBurst {
 		t.Fatalf("after the timer: %d rows for %d refusals, want 1 for %d", rows, n, 100-rejectBurst)
 	}
@@ -166,7 +178,8 @@ func TestRejectLimiterWritesSums(t *testing.T) {
 // same.
 func TestRejectLimiterBoundsGroups(t *testing.T) {
 	var got []store.Event
-	l := newRejectLimiter(func(ev store.Event) bool { got = append(got, ev); return true }, zaptest.NewLogger(t))
+	l := newRejectLimiter(func(ev store.Event) bool { got = append(got, ev); return true })
+	l.log = func() *zap.Logger { return zaptest.NewLogger(t) }
 	now := time.Now()
 	for i := range 3 * maxRejectGroups {
 		m := fmt.Sprintf("model-%d", i)
@@ -184,5 +197,58 @@ func TestRejectLimiterBoundsGroups(t *testing.T) {
 	}
 	if len(got) != maxRejectGroups+1 || folded != 1 || n != 3*maxRejectGroups {
 		t.Errorf("%d events (%d without a model) for %d refusals, want %d (1) for %d", len(got), folded, n, maxRejectGroups+1, 3*maxRejectGroups)
+	}
+}
+
+// Closing waits for a flush the timer has begun: the store closes right
+// after, and the sums it is writing would otherwise be dropped.
+func TestRejectLimiterCloseWaitsForTimersFlush(t *testing.T) {
+	var mu sync.Mutex
+	written := 0
+	writing := make(chan struct{}, 1)
+	l := newRejectLimiter(func(store.Event) bool {
+		writing <- struct{}{}
+		time.Sleep(50 * time.Millisecond)
+		mu.Lock()
+		written++
+		mu.Unlock()
+		return true
+	})
+	l.log = func() *zap.Logger { return zaptest.NewLogger(t) }
+	l.every = time.Millisecond
+	now := time.Now()
+	for l.allow("", now) {
+	}
+	l.sum(rejectGroup{reason: "unknown_key", shape: "anthropic"}, now, map[string]any{"reason": "unknown_key"})
+	<-writing // the timer's flush is writing
+	l.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if written != 1 {
+		t.Errorf("close returned with %d of 1 sums written", written)
+	}
+}
+
+// A refused request's model is the client's to choose, up to the body's
+// size: the answer quotes it, and the trace records it, clipped.
+func TestRefusalClipsTheModel(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := g.issueKey(store.IssueParams{Name: "k", AllowedModels: []string{"haiku"}})
+	long := "claude-" + strings.Repeat("é", 100_000) // 2-byte runes: a cut may fall inside one
+	for _, model := range []string{long, strings.ToUpper(long)} {
+		resp := g.post("/v1/messages", tok, `{"model":"`+model+`","max_tokens":5,"messages":[]}`)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || len(body) > 2*maxRecordedModel+1024 {
+			t.Errorf("a %d-byte model: %d with a %d-byte answer", len(model), resp.StatusCode, len(body))
+		}
+	}
+	for _, e := range g.events(store.TypeRequestRejected) {
+		m, _ := e["requested_model"].(string)
+		msg, _ := e["message"].(string)
+		if len(m) > maxRecordedModel+len("…") || len(msg) > maxRecordedMessage+len("…") || !utf8.ValidString(m) || !utf8.ValidString(msg) {
+			t.Errorf("recorded a %d-byte model and a %d-byte message (valid UTF-8: %v %v)", len(m), len(msg), utf8.ValidString(m), utf8.ValidString(msg))
+		}
 	}
 }
