@@ -126,9 +126,18 @@ func loadRoutingFile(path string) (*RoutingFile, error) {
 	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("parsing %s: %w", path, err)
 	}
-	var more yaml.Node
-	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: more than one YAML document (a --- line): only the first would be read", path)
+	for { // further documents: only empty ones (a trailing ---) are fine
+		var more yaml.Node
+		err := dec.Decode(&more)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parsing %s: %w", path, err)
+		}
+		if !emptyDocument(&more) {
+			return nil, fmt.Errorf("%s: more than one YAML document (a --- line): only the first would be read", path)
+		}
 	}
 	for i, r := range f.Rules {
 		switch {
@@ -151,6 +160,17 @@ func loadRoutingFile(path string) (*RoutingFile, error) {
 		f.Patterns[i].re = re
 	}
 	return &f, nil
+}
+
+// emptyDocument reports whether a YAML document holds nothing (or null).
+func emptyDocument(n *yaml.Node) bool {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return true
+		}
+		n = n.Content[0]
+	}
+	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
 }
 
 // routeChoice is what the routing chain chose for a request without a

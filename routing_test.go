@@ -32,7 +32,7 @@ func TestRoutingFileMistakesAreErrors(t *testing.T) {
 			t.Errorf("%q: %v, want an error with %s", file, err, want)
 		}
 	}
-	for _, file := range []string{"", "# nothing yet\n", "default: haiku\n",
+	for _, file := range []string{"", "# nothing yet\n", "default: haiku\n", "default: haiku\n---\n", "default: haiku\n---\n# more later\n",
 		"rules:\n  - when: {shape: anthropic, tools: false, stream: true, min_bytes: 10}\n    model: haiku\n"} {
 		path := filepath.Join(t.TempDir(), "routing.yaml")
 		if err := os.WriteFile(path, []byte(file), 0o644); err != nil {
