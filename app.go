@@ -302,7 +302,7 @@ func (a *App) checkAliasChain(alias string) error {
 	ref := alias
 	for {
 		target, ok := a.Aliases[ref]
-		if !ok {
+		if !ok || target == ref { // an alias of itself names the model
 			return nil
 		}
 		if slices.Contains(chain, target) {
@@ -322,7 +322,7 @@ func (a *App) aliasTarget(alias string) string {
 	ref := alias
 	for range maxAliasHops {
 		target, ok := a.Aliases[ref]
-		if !ok {
+		if !ok || target == ref {
 			break
 		}
 		ref = target

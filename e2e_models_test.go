@@ -621,9 +621,10 @@ func TestConfigRefusesModelsNoProviderServes(t *testing.T) {
 		}
 	}
 	// What resolves loads: aliases of aliases within the bound, fine-tunes,
-	// provider:model for models the catalogue does not know.
+	// provider:model for models the catalogue does not know, an alias of
+	// itself (which names the model).
 	if err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1",
-		"alias fast quick\n\t\talias quick haiku\n\t\talias tuned ft:gpt-4o-mini-2024-07-18:acme::abc123\n\t\talias future anthropic:claude-future-9\n\t\tdefault_model fast")); err != nil {
+		"alias fast quick\n\t\talias quick haiku\n\t\talias tuned ft:gpt-4o-mini-2024-07-18:acme::abc123\n\t\talias future anthropic:claude-future-9\n\t\tdefault_model fast\n\t\talias gpt-4o gpt-4o")); err != nil {
 		t.Errorf("a config whose models resolve: %v", err)
 	}
 }
