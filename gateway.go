@@ -415,12 +415,22 @@ type parsedRequest struct {
 	model, stream gjson.Result // top-level fields; zero when absent
 }
 
+// sessionHeaders are the headers an agent names its session in, in order:
+// Claude Code's, the gateway's own for any client, and opencode's.
+var sessionHeaders = [...]string{"X-Claude-Code-Session-Id", "X-Metis-Session-Id", "X-Session-Id"}
+
+// maxSessionID is the most bytes of a session id recorded: the client
+// chooses it, and it is stored with every call.
+const maxSessionID = 256
+
 // sessionID is the agent session a call belongs to, if the client says.
 func sessionID(r *http.Request) string {
-	if s := r.Header.Get("X-Claude-Code-Session-Id"); s != "" {
-		return s
+	for _, h := range sessionHeaders {
+		if s := r.Header.Get(h); s != "" {
+			return clipTo(s, maxSessionID)
+		}
 	}
-	return r.Header.Get("X-Metis-Session-Id")
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -679,3 +679,38 @@ http://127.0.0.1:%d {
 		t.Errorf("rejections %v, want one body_timeout", rej)
 	}
 }
+
+// The session comes from Claude Code's header, the gateway's own, or
+// opencode's x-session-id, in that order, and a long one is clipped: it is
+// stored with every call.
+func TestSessionHeaders(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "agents"})
+	long := strings.Repeat("s", 10_000)
+	for _, hdr := range [][]string{
+		{"X-Claude-Code-Session-Id", "cc-1", "X-Session-Id", "ses_other"},
+		{"X-Metis-Session-Id", "metis-1"},
+		{"X-Session-Id", "ses_opencode1"},
+		{"X-Claude-Code-Session-Id", long},
+		nil,
+	} {
+		up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0))
+		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`,
+			append([]string{"Anthropic-Version", "2023-06-01"}, hdr...)...)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%v: status %d", hdr, resp.StatusCode)
+		}
+	}
+	calls := g.waitEvents(store.TypeCallCompleted, 5)
+	var got []string
+	for _, c := range calls {
+		s, _ := c["session_id"].(string)
+		got = append(got, s)
+	}
+	want := []string{"cc-1", "metis-1", "ses_opencode1", long[:maxSessionID] + "…", ""}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("sessions %.200q, want %.200q", got, want)
+	}
+}
