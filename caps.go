@@ -149,7 +149,7 @@ func (c *call) reserve(body []byte) *apiError {
 		// Its spend would be recorded as unknown and never charged: a hard
 		// limit would not hold, so a budgeted key may not use the model.
 		e := reject(http.StatusForbidden, "unpriced_model",
-			fmt.Sprintf("model %q has no price in the gateway's catalogue, so this key's spend budget cannot bound its cost; the operator can price it with a pricing file", c.res.model))
+			fmt.Sprintf("model %q has no price in the gateway's catalogue, so this key's spend budget cannot bound its cost; the operator can price it with a pricing file", clip(c.res.model)))
 		e.code = "unpriced_model"
 		return e
 	}

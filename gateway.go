@@ -2,6 +2,8 @@ package metis
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -419,18 +421,42 @@ type parsedRequest struct {
 // Claude Code's, the gateway's own for any client, and opencode's.
 var sessionHeaders = [...]string{"X-Claude-Code-Session-Id", "X-Metis-Session-Id", "X-Session-Id"}
 
-// maxSessionID is the most bytes of a session id recorded: the client
+// maxSessionID is the longest session id stored as sent: the client
 // chooses it, and it is stored with every call.
 const maxSessionID = 256
 
 // sessionID is the agent session a call belongs to, if the client says.
+// X-Session-Id is a common name that web apps also use for a login
+// session, so it counts only when it looks like an agent's id (at most 128
+// printable ASCII bytes, opencode's ses_… ids). A longer id is clipped and
+// marked with a hash of the whole, so that ids differing past the cut stay
+// apart.
 func sessionID(r *http.Request) string {
-	for _, h := range sessionHeaders {
-		if s := r.Header.Get(h); s != "" {
-			return clipTo(s, maxSessionID)
+	for i, h := range sessionHeaders {
+		s := r.Header.Get(h)
+		if s == "" || (i == len(sessionHeaders)-1 && !agentSessionID(s)) {
+			continue
 		}
+		if len(s) > maxSessionID {
+			sum := sha256.Sum256([]byte(s))
+			s = clipTo(s, maxSessionID-16) + hex.EncodeToString(sum[:6])
+		}
+		return s
 	}
 	return ""
+}
+
+// agentSessionID reports whether s looks like an agent's session id.
+func agentSessionID(s string) bool {
+	if len(s) > 128 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -496,15 +522,18 @@ const (
 // clip shortens a client's model name to maxRecordedModel bytes.
 func clip(model string) string { return clipTo(model, maxRecordedModel) }
 
-// clipTo shortens s to at most n bytes, on a UTF-8 boundary, marking the
-// cut with "…".
+// clipTo shortens s to at most n bytes, on a UTF-8 boundary when s is
+// UTF-8, and marks the cut with "…" (3 bytes more).
 func clipTo(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
+	for i > n-utf8.UTFMax && i > 0 && !utf8.RuneStart(s[i]) {
 		i--
+	}
+	if !utf8.RuneStart(s[i]) { // not UTF-8 here: cut where asked
+		i = n
 	}
 	return s[:i] + "…"
 }

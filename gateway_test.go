@@ -681,8 +681,10 @@ http://127.0.0.1:%d {
 }
 
 // The session comes from Claude Code's header, the gateway's own, or
-// opencode's x-session-id, in that order, and a long one is clipped: it is
-// stored with every call.
+// opencode's x-session-id, in that order. A long one is clipped, keeping
+// ids that differ past the cut apart: it is stored with every call. An
+// X-Session-Id that does not look like an agent's id (a web app's login
+// session, say) is not taken.
 func TestSessionHeaders(t *testing.T) {
 	g, up := newGatewayWithFake(t)
 	_, tok := g.issueKey(store.IssueParams{Name: "agents"})
@@ -691,7 +693,10 @@ func TestSessionHeaders(t *testing.T) {
 		{"X-Claude-Code-Session-Id", "cc-1", "X-Session-Id", "ses_other"},
 		{"X-Metis-Session-Id", "metis-1"},
 		{"X-Session-Id", "ses_opencode1"},
-		{"X-Claude-Code-Session-Id", long},
+		{"X-Claude-Code-Session-Id", long + "a"},
+		{"X-Claude-Code-Session-Id", long + "b"},
+		{"X-Session-Id", "Bearer eyJhbGciOi.login.session"},
+		{"X-Session-Id", strings.Repeat("x", 129)},
 		nil,
 	} {
 		up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0))
@@ -700,17 +705,30 @@ func TestSessionHeaders(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 {
-			t.Fatalf("%v: status %d", hdr, resp.StatusCode)
+			t.Fatalf("%.80v: status %d", hdr, resp.StatusCode)
 		}
 	}
-	calls := g.waitEvents(store.TypeCallCompleted, 5)
+	calls := g.waitEvents(store.TypeCallCompleted, 8)
 	var got []string
 	for _, c := range calls {
 		s, _ := c["session_id"].(string)
 		got = append(got, s)
 	}
-	want := []string{"cc-1", "metis-1", "ses_opencode1", long[:maxSessionID] + "…", ""}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("sessions %.200q, want %.200q", got, want)
+	if len(got) != 8 {
+		t.Fatalf("%d calls", len(got))
+	}
+	if want := []string{"cc-1", "metis-1", "ses_opencode1"}; fmt.Sprint(got[:3]) != fmt.Sprint(want) {
+		t.Errorf("sessions %q, want %q", got[:3], want)
+	}
+	for _, s := range got[3:5] {
+		if len(s) > maxSessionID || !strings.HasPrefix(s, long[:200]) {
+			t.Errorf("a long session id recorded as %d bytes %.40q…", len(s), s)
+		}
+	}
+	if got[3] == got[4] {
+		t.Errorf("two long session ids differing past the cut recorded as one: %.40q…", got[3])
+	}
+	if got[5] != "" || got[6] != "" || got[7] != "" {
+		t.Errorf("sessions %q, want none for a login session, a long X-Session-Id and no header", got[5:])
 	}
 }

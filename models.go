@@ -97,7 +97,10 @@ func (a *App) unknownModelHint(ref string) string {
 			return fmt.Sprintf(" (did you mean %q?)", ref[i+1:])
 		}
 	}
-	if m := strings.ToLower(strings.TrimSpace(ref)); m != ref && len(m) <= maxRecordedModel && a.resolve(m) != nil {
+	if len(ref) > maxRecordedModel+2 { // no hint quotes a longer name back
+		return ""
+	}
+	if m := strings.ToLower(strings.TrimSpace(ref)); m != ref && a.resolve(m) != nil {
 		return fmt.Sprintf(" (did you mean %q?)", m)
 	}
 	return ""
@@ -337,9 +340,9 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, shape strin
 			return
 		}
 	}
-	aerr := reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q is not in this gateway's model list", id))
+	aerr := reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q is not in this gateway's model list", clip(id)))
 	if res := a.resolve(id); res != nil && !a.allowed(key.AllowedModels, id, res) {
-		aerr = reject(http.StatusNotFound, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q", id))
+		aerr = reject(http.StatusNotFound, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q", clip(id)))
 	}
 	g.refuse(w, r, shape, key, id, aerr)
 }

@@ -11,8 +11,9 @@ import (
 )
 
 // A refusal costs its sender nothing, and each wrote a request.rejected
-// row (about 300 bytes with its index entries; this machine refuses some
-// 13,000 made-up keys a second, 4 MB/s): anyone who can reach a public
+// row (about 300 bytes with its index entries; the 2-core machine of
+// BENCHMARKS.md refuses some 13,000 made-up keys a second, 4 MB/s): anyone
+// who can reach a public
 // gateway could fill its disk with requests carrying no key. So refusals
 // are recorded one by one only up to a rate. Past it they are counted per
 // group (key, reason, shape, model) and each group's count is written as

@@ -12,8 +12,8 @@ type Call struct {
 	User         string `json:"user"`
 	Team         string `json:"team"`
 	Workspace    string `json:"workspace"`
-	// SessionID is X-Claude-Code-Session-Id or X-Metis-Session-Id; JSON
-	// null when empty.
+	// SessionID is the agent's session (X-Claude-Code-Session-Id,
+	// X-Metis-Session-Id or opencode's X-Session-Id); JSON null when empty.
 	SessionID string `json:"session_id"`
 	// InboundShape is "anthropic" or "openai".
 	InboundShape   string `json:"inbound_shape"`

@@ -102,7 +102,7 @@ CREATE TABLE IF NOT EXISTS rollup_day (
 	PRIMARY KEY (bucket, key_id, model, provider, inbound_shape, user, team, workspace)
 ) WITHOUT ROWID;
 
--- One row per Claude Code (or X-Metis-Session-Id) session.
+-- One row per agent session (Claude Code's, X-Metis-Session-Id, opencode's).
 CREATE TABLE IF NOT EXISTS sessions (
 	session_id  TEXT PRIMARY KEY,
 	key_id      TEXT NOT NULL,
