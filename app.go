@@ -316,8 +316,8 @@ func (a *App) checkAliasChain(alias string) error {
 	}
 }
 
-// aliasTarget is where alias's chain ends (ref itself when it is no
-// alias), following at most maxAliasHops aliases.
+// aliasTarget is where alias's chain of aliases ends, following at most
+// maxAliasHops of them (alias itself when it is none).
 func (a *App) aliasTarget(alias string) string {
 	ref := alias
 	for range maxAliasHops {

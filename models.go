@@ -57,11 +57,11 @@ func (a *App) resolve(ref string) *resolved {
 
 // plainID reports whether model is spelt as Anthropic's and OpenAI's ids
 // are: lower-case letters, digits, '-', '.', '_', and '[' and ']' (for a
-// "[1m]" suffix). An OpenAI fine-tune, "ft:" + base model + ":" + org and suffix,
-// may have any printable character after its base model but spaces and
-// slashes. "claude-Haiku-4-5" or "gpt-5-mini " would otherwise reach the
-// provider as sent, be recorded under a name of their own and priced as
-// the model they resemble.
+// "[1m]" suffix). An OpenAI fine-tune ("ft:", the base model, ":", the
+// organization and suffix) may have any printable character but spaces
+// and slashes after its base model. "claude-Haiku-4-5" or "gpt-5-mini "
+// would otherwise reach the provider as sent, be recorded under a name of
+// their own and priced as the model they resemble.
 func plainID(model string) bool {
 	rest := ""
 	if after, ok := strings.CutPrefix(model, "ft:"); ok {
