@@ -80,15 +80,29 @@ func startGateway(t testing.TB, metisBody string) *testGateway {
 	caddyMu.Lock()
 	t.Setenv("METIS_TEST_ANTHROPIC_KEY", testAnthropicKey)
 	t.Setenv("METIS_TEST_OPENAI_KEY", testOpenAIKey)
-	g := &testGateway{t: t, gwPort: freePort(t), anPort: freePort(t)}
-	g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.gwPort)
-	g.Analytics = fmt.Sprintf("http://127.0.0.1:%d", g.anPort)
-	g.load(metisBody)
+	g := &testGateway{t: t}
+	// Registered before the load: a config that fails to load must still
+	// release caddyMu, or every later test waits for it until the binary's
+	// 10-minute timeout.
 	t.Cleanup(func() {
 		_ = caddy.Stop()
 		caddyMu.Unlock()
 	})
-	return g
+	// freePort's port is free when it returns, but another test process
+	// (go test runs packages in parallel) may take it before Caddy binds:
+	// then pick others.
+	for attempt := 0; ; attempt++ {
+		g.gwPort, g.anPort = freePort(t), freePort(t)
+		g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.gwPort)
+		g.Analytics = fmt.Sprintf("http://127.0.0.1:%d", g.anPort)
+		err := g.tryLoad(metisBody)
+		if err == nil {
+			return g
+		}
+		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+	}
 }
 
 // caddyfile renders the full Caddyfile for a metis option body.
