@@ -25,8 +25,9 @@ import (
 func registerCommand() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "metis",
-		Short: "Manage Metis gateway keys and budgets",
-		Long: `Issue, list and revoke Metis gateway keys; set, list and clear spend budgets.
+		Short: "Manage Metis gateway keys, budgets and the trace",
+		Long: `Issue, list and revoke Metis gateway keys; set, list and clear spend budgets;
+prune old trace rows.
 
 The commands open the trace database directly: --db, else $METIS_DB, else
 ~/.metis/metis.db. issue-key and set-budget create it if it is missing; the
@@ -34,7 +35,7 @@ other commands refuse a missing one. A running gateway sees issued keys at
 once and revoked ones within about a second.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
-			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand())
+			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand(), pruneCommand())
 			cmd.AddCommand(budgetCommands()...)
 		},
 	})
@@ -323,4 +324,49 @@ func revokeKeyCommand() *cobra.Command {
 			return nil
 		}),
 	}
+}
+
+// minPruneAge is the least --older-than prune takes: the analytics' 30-day
+// windows read each call of their first and last hour.
+const minPruneAge = 32 * 24 * time.Hour
+
+func pruneCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "prune --older-than 90d",
+		Short: "Delete trace events and per-call rows older than an age; hourly and daily spend stays",
+		Long: `Delete the trace events (calls, refusals) and the per-call rows dated before
+now minus --older-than, in batches, while a gateway may run. The hourly and
+daily rollups, the sessions' sums, keys and budgets are kept, so spend by
+hour, day, key, user, team, model and session stays whole; each old call's
+own row and events go. The space is reused by later calls; the file shrinks
+only with "sqlite3 FILE VACUUM" while no gateway runs.`,
+		Args: cobra.NoArgs,
+		RunE: runE(func(cmd *cobra.Command, _ []string) error {
+			v, _ := cmd.Flags().GetString("older-than")
+			if v == "" {
+				return errors.New("--older-than is required, e.g. --older-than 90d")
+			}
+			age, err := parseExpires(v)
+			if err != nil {
+				return fmt.Errorf("bad --older-than %q: want a duration such as 90d or 2160h", v)
+			}
+			if age < minPruneAge {
+				return fmt.Errorf("--older-than %s keeps less than %d days: the analytics' 30-day windows read the calls of their first hour", v, minPruneAge/(24*time.Hour))
+			}
+			s, err := openExistingStore(cmd)
+			if err != nil {
+				return err
+			}
+			defer closeStore(s)
+			before := time.Now().Add(-age)
+			n, err := s.Prune(cmd.Context(), before)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pruned %d events and %d calls dated before %s\n", n.Events, n.Calls, before.UTC().Format(time.RFC3339))
+			return nil
+		}),
+	}
+	c.Flags().String("older-than", "", "delete what is older than this, e.g. 90d or 2160h (at least 32d)")
+	return c
 }

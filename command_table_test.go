@@ -2,6 +2,7 @@ package metis
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -53,5 +54,36 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	}
 	if n := strings.Count(got, "warning:"); n != 4 {
 		t.Errorf("%d warnings, want 4 (haiku, gpt-5-mini, a dated id, local models and a shortened id are fine): %s", n, got)
+	}
+}
+
+// prune deletes what is older than --older-than, on a database a gateway
+// may be writing to, and says how much.
+func TestPruneCommand(t *testing.T) {
+	db := tempDB(t)
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cost := 0.25
+	for _, age := range []time.Duration{100 * 24 * time.Hour, 40 * 24 * time.Hour, time.Hour} {
+		at := time.Now().Add(-age)
+		if !s.Enqueue(store.Event{Type: store.TypeCallCompleted, Time: at, Payload: &store.Call{TurnID: "t", Status: 200, Model: "m", CostUSD: &cost, Priced: true}}) {
+			t.Fatal("queue full")
+		}
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cmd := pruneCommand()
+	cmd.Flags().String("db", "", "")
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--older-than", "60d", "--db", db})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "pruned 1 events and 1 calls dated before ") {
+		t.Errorf("prune printed %q, want one event and one call", out.String())
 	}
 }

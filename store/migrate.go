@@ -41,6 +41,10 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 }
 
+// migrateOnce brings the schema to schemaVersion. A migration written from
+// now on must not rebuild rollups or sessions from the calls table alone:
+// `caddy metis prune` deletes old calls, whose sums then live only in the
+// rollups and sessions.
 func migrateOnce(ctx context.Context, db *sql.DB) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {

@@ -35,6 +35,11 @@ grep -q "no trace database" "$work/err" || fail "missing database error: $(cat "
 [ ! -e "$work/typo" ] || fail "list-keys created a database for a mistyped --db"
 if "$CADDY" metis issue-key --name x --expires soon 2>"$work/err"; then fail "bad --expires accepted"; fi
 grep -q -- "--expires" "$work/err" || fail "bad --expires error: $(cat "$work/err")"
+if "$CADDY" metis prune --older-than 7d 2>"$work/err"; then fail "prune kept less than 32 days"; fi
+grep -q "keeps less than 32 days" "$work/err" || fail "short prune error: $(cat "$work/err")"
+if "$CADDY" metis prune 2>"$work/err"; then fail "prune without --older-than ran"; fi
+grep -q -- "--older-than is required" "$work/err" || fail "prune without --older-than error: $(cat "$work/err")"
+"$CADDY" metis prune --older-than 90d | grep -q "^pruned 0 events and 0 calls dated before " || fail "prune output"
 for m in "" " " ","; do
 	if "$CADDY" metis issue-key --name x --models "$m" >"$work/out" 2>"$work/err"; then fail "--models '$m' issued a key"; fi
 	grep -q "lists no model" "$work/err" || fail "--models '$m' error: $(cat "$work/err")"
