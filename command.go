@@ -155,7 +155,7 @@ func parseExpires(v string) (time.Duration, error) {
 	}
 	if d, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(d)
-		if err == nil && n > 0 {
+		if err == nil && n > 0 && n <= 100*365 { // a time.Duration holds 292 years
 			return time.Duration(n) * 24 * time.Hour, nil
 		}
 	} else if d, err := time.ParseDuration(v); err == nil && d > 0 {
@@ -326,8 +326,10 @@ func revokeKeyCommand() *cobra.Command {
 	}
 }
 
-// minPruneAge is the least --older-than prune takes: the analytics' 30-day
-// windows read each call of their first and last hour.
+// minPruneAge is the least --older-than prune takes: the analytics' windows
+// of up to 30 days read the calls of their first hour, which must still be
+// there (longer windows, and new rolling budgets longer than the history
+// kept, are off by what was pruned; the README says how).
 const minPruneAge = 32 * 24 * time.Hour
 
 func pruneCommand() *cobra.Command {

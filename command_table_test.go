@@ -57,8 +57,7 @@ func TestIssueKeyHintsAtMistypedModels(t *testing.T) {
 	}
 }
 
-// prune deletes what is older than --older-than, on a database a gateway
-// may be writing to, and says how much.
+// prune deletes what is older than --older-than and says how much.
 func TestPruneCommand(t *testing.T) {
 	db := tempDB(t)
 	s, err := store.Open(db, store.Options{})

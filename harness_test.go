@@ -78,21 +78,24 @@ const (
 func startGateway(t testing.TB, metisBody string) *testGateway {
 	t.Helper()
 	caddyMu.Lock()
-	t.Setenv("METIS_TEST_ANTHROPIC_KEY", testAnthropicKey)
-	t.Setenv("METIS_TEST_OPENAI_KEY", testOpenAIKey)
-	g := &testGateway{t: t}
-	// Registered before the load: a config that fails to load must still
-	// release caddyMu, or every later test waits for it until the binary's
-	// 10-minute timeout.
+	// Registered at once: a test that fails before its config loads must
+	// still release caddyMu, or every later test waits for it until the
+	// binary's 10-minute timeout.
 	t.Cleanup(func() {
 		_ = caddy.Stop()
 		caddyMu.Unlock()
 	})
+	t.Setenv("METIS_TEST_ANTHROPIC_KEY", testAnthropicKey)
+	t.Setenv("METIS_TEST_OPENAI_KEY", testOpenAIKey)
+	g := &testGateway{t: t}
 	// freePort's port is free when it returns, but another test process
 	// (go test runs packages in parallel) may take it before Caddy binds:
 	// then pick others.
 	for attempt := 0; ; attempt++ {
 		g.gwPort, g.anPort = freePort(t), freePort(t)
+		for g.anPort == g.gwPort {
+			g.anPort = freePort(t)
+		}
 		g.URL = fmt.Sprintf("http://127.0.0.1:%d", g.gwPort)
 		g.Analytics = fmt.Sprintf("http://127.0.0.1:%d", g.anPort)
 		err := g.tryLoad(metisBody)
@@ -102,6 +105,7 @@ func startGateway(t testing.TB, metisBody string) *testGateway {
 		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
 			t.Fatal(err)
 		}
+		t.Logf("ports %d and %d: %v; trying others", g.gwPort, g.anPort, err)
 	}
 }
 

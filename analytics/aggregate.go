@@ -195,8 +195,12 @@ func (h *Handler) readUnit(ctx context.Context, q query, u unit) ([]signed, erro
 func readUnitTx(ctx context.Context, tx *sql.Tx, q query, u unit) ([]signed, error) {
 	parts := u.parts
 	if u.guardHi > u.guardLo {
+		// No call in the rest of the day, and none pruned from it: when the
+		// oldest call left is younger than the guard's start, `caddy metis
+		// prune` may have deleted calls there, which the day's row counts.
 		var any int
-		err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM calls WHERE ts_us >= ? AND ts_us < ?)",
+		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM calls WHERE ts_us >= ?1 AND ts_us < ?2)
+	OR COALESCE((SELECT MIN(ts_us) FROM calls), ?1 + 1) > ?1`,
 			u.guardLo, u.guardHi).Scan(&any)
 		if err != nil {
 			return nil, fmt.Errorf("checking for calls after the window: %w", err)

@@ -31,6 +31,12 @@ func TestPruneKeepsSpendByDay(t *testing.T) {
 		f.get(t, "/analytics/cost", q(g), 200, &out)
 		before[g] = out
 	}
+	var beforeMid map[string]any
+	f.get(t, "/analytics/cost", url.Values{"from": {day.Add(-40 * 24 * time.Hour).Format(time.RFC3339)},
+		"to": {day.Add(-40*24*time.Hour + 6*time.Hour).Format(time.RFC3339)}, "group_by": {"model"}}, 200, &beforeMid)
+	if beforeMid["calls"] == 0.0 {
+		t.Fatal("the fixture has no calls in the mid-day window")
+	}
 	n, err := f.st.Prune(context.Background(), day.Add(-35*24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -44,5 +50,15 @@ func TestPruneKeepsSpendByDay(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("group_by=%s after pruning %d calls:\n got %v\nwant %v", g, n.Calls, got, want)
 		}
+	}
+	// A window that ends inside a day before the cut, on an hour: read
+	// from the hourly rollups. (A day's row minus the rest of the day is
+	// exact only while the calls of that rest are there to be seen.)
+	mid := url.Values{"from": {day.Add(-40 * 24 * time.Hour).Format(time.RFC3339)},
+		"to": {day.Add(-40*24*time.Hour + 6*time.Hour).Format(time.RFC3339)}, "group_by": {"model"}}
+	var after map[string]any
+	f.get(t, "/analytics/cost", mid, 200, &after)
+	if !reflect.DeepEqual(after, beforeMid) {
+		t.Errorf("a window ending mid-day before the cut, after pruning:\n got %v\nwant %v", after, beforeMid)
 	}
 }

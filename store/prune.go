@@ -39,7 +39,7 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
-				return out, fmt.Errorf("pruning the trace: %w", err)
+				return out, fmt.Errorf("pruning the trace before %s: %w", before.UTC().Format(time.RFC3339), err)
 			}
 			*t.n += n
 			if n < pruneBatch {
@@ -47,5 +47,8 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 			}
 		}
 	}
+	// The deletions went through the WAL, which would stay as large until
+	// a checkpoint can reset it: best effort (a reader holds it back).
+	_, _ = s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	return out, nil
 }

@@ -14,7 +14,8 @@ func TestPruneKeepsRollups(t *testing.T) {
 	old, recent := now.Add(-100*24*time.Hour), now.Add(-24*time.Hour)
 	cost := 0.5
 	var evs []Event
-	for i := range pruneBatch + 10 { // more than one batch of old ones
+	const total = 3 * pruneBatch // two batches of old calls exactly, and four of their events
+	for i := range total {
 		at := old
 		if i%3 == 0 {
 			at = recent
@@ -42,7 +43,7 @@ func TestPruneKeepsRollups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldCalls := int64(pruneBatch + 10 - (pruneBatch+10+2)/3)
+	oldCalls := int64(total - total/3)
 	if got.Calls != oldCalls || got.Events != 2*oldCalls {
 		t.Errorf("pruned %+v, want %d calls and %d events", got, oldCalls, 2*oldCalls)
 	}
@@ -50,7 +51,7 @@ func TestPruneKeepsRollups(t *testing.T) {
 	if err := db.QueryRow(`SELECT (SELECT count(*) FROM calls), (SELECT count(*) FROM events)`).Scan(&left, &leftEvents); err != nil {
 		t.Fatal(err)
 	}
-	if want := int64(pruneBatch+10) - oldCalls; left != want || leftEvents != 2*want {
+	if want := int64(total) - oldCalls; left != want || leftEvents != 2*want {
 		t.Errorf("%d calls and %d events left, want %d and %d", left, leftEvents, want, 2*want)
 	}
 	if c, d := sumDays(); c != calls || d != dollars {
