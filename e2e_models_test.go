@@ -423,6 +423,13 @@ func TestE2EModelRetrieve(t *testing.T) {
 		if info.ID != id || string(info.Type) != "model" || info.DisplayName != id || !info.CreatedAt.Equal(modelCreated) {
 			t.Errorf("anthropic Models.Get(%s) = id %q type %q name %q created %v", id, info.ID, info.Type, info.DisplayName, info.CreatedAt)
 		}
+		// The limits, from the catalogue, when it knows the model: an SDK
+		// user sizing max_tokens from max_tokens must not read 0.
+		limits := map[string][2]int64{"haiku": {200000, 64000}, "gpt-5-nano": {272000, 128000}} // claude-future-9: unknown
+		wantIn, wantOut := limits[id][0], limits[id][1]
+		if info.MaxInputTokens != wantIn || info.MaxTokens != wantOut {
+			t.Errorf("anthropic Models.Get(%s): max_input_tokens %d, max_tokens %d; want %d, %d", id, info.MaxInputTokens, info.MaxTokens, wantIn, wantOut)
+		}
 	}
 	oc := e2eOpenAIClient(g, some)
 	for id, owner := range map[string]string{"gpt-5-nano": "openai", "haiku": "anthropic"} {

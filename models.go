@@ -159,6 +159,9 @@ func (a *App) allowed(allow []string, requested string, r *resolved) bool {
 type modelEntry struct {
 	id      string
 	ownedBy string
+	// maxInput and maxOutput are the resolved model's context window and
+	// output limit from the price catalogue (0 when it does not say).
+	maxInput, maxOutput int
 }
 
 // listModels is every model the key may use: aliases first, then the
@@ -175,7 +178,8 @@ func (a *App) listModels(allow []string) []modelEntry {
 			return
 		}
 		seen[id] = true
-		out = append(out, modelEntry{id: id, ownedBy: owner})
+		p, _ := a.prices.Lookup(r.model)
+		out = append(out, modelEntry{id: id, ownedBy: owner, maxInput: p.MaxInputTokens, maxOutput: p.MaxOutputTokens})
 	}
 	aliases := make([]string, 0, len(a.Aliases))
 	for k := range a.Aliases {
@@ -213,12 +217,16 @@ func (a *App) listModels(allow []string) []modelEntry {
 // may name models the catalogue lacks altogether.
 var modelCreated = time.Unix(0, 0).UTC()
 
-// anthropicModel is one model in Anthropic's list and retrieve shape.
+// anthropicModel is one model in Anthropic's list and retrieve shape. The
+// limits are given when the price catalogue knows them: clients size
+// max_tokens from max_tokens.
 type anthropicModel struct {
-	Type        string `json:"type"`
-	ID          string `json:"id"`
-	DisplayName string `json:"display_name"`
-	CreatedAt   string `json:"created_at"`
+	Type           string `json:"type"`
+	ID             string `json:"id"`
+	DisplayName    string `json:"display_name"`
+	CreatedAt      string `json:"created_at"`
+	MaxInputTokens int    `json:"max_input_tokens,omitempty"`
+	MaxTokens      int    `json:"max_tokens,omitempty"`
 }
 
 // openAIModel is one model in OpenAI's list and retrieve shape.
@@ -232,7 +240,8 @@ type openAIModel struct {
 // modelObject renders one listed model in the caller's shape.
 func modelObject(shape string, m modelEntry) any {
 	if shape == shapeAnthropic {
-		return anthropicModel{Type: "model", ID: m.id, DisplayName: m.id, CreatedAt: modelCreated.Format(time.RFC3339)}
+		return anthropicModel{Type: "model", ID: m.id, DisplayName: m.id, CreatedAt: modelCreated.Format(time.RFC3339),
+			MaxInputTokens: m.maxInput, MaxTokens: m.maxOutput}
 	}
 	return openAIModel{ID: m.id, Object: "model", Created: modelCreated.Unix(), OwnedBy: m.ownedBy}
 }
