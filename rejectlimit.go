@@ -6,6 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/metisgateway/metis/store"
 )
@@ -58,23 +59,16 @@ type rejectLimiter struct {
 	flushMu sync.Mutex // held for a whole flush, so close waits for the timer's
 
 	mu      sync.Mutex
-	buckets map[string]*rejectBucket // by key id, "" for no valid key
+	buckets map[string]*rate.Limiter // by key id, "" for no valid key
 	pending map[rejectGroup]*rejectSum
 	timer   *time.Timer
 	warned  time.Time
 	closed  bool
 }
 
-// rejectBucket is a token bucket: a key's refusals (or those with no valid
-// key) written one by one.
-type rejectBucket struct {
-	tokens   float64
-	refilled time.Time
-}
-
 func newRejectLimiter(enqueue func(store.Event) bool) *rejectLimiter {
 	return &rejectLimiter{enqueue: enqueue, log: func() *zap.Logger { return caddy.Log().Named("metis") }, every: rejectSumEvery,
-		buckets: map[string]*rejectBucket{}, pending: map[rejectGroup]*rejectSum{}}
+		buckets: map[string]*rate.Limiter{}, pending: map[rejectGroup]*rejectSum{}}
 }
 
 // allow reports whether a refusal at now, of the key keyID ("" when no
@@ -95,17 +89,10 @@ func (l *rejectLimiter) allow(keyID string, now time.Time) bool {
 		if len(l.buckets) >= maxRejectBuckets {
 			l.pruneBuckets(now)
 		}
-		b = &rejectBucket{tokens: rejectBurst}
+		b = rate.NewLimiter(rejectRate, rejectBurst)
 		l.buckets[keyID] = b
-	} else {
-		b.tokens = min(rejectBurst, b.tokens+now.Sub(b.refilled).Seconds()*rejectRate)
 	}
-	b.refilled = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true
-	}
-	return false
+	return b.AllowN(now, 1)
 }
 
 // maxRejectBuckets is how many keys' allowances are kept before the full
@@ -116,7 +103,7 @@ const maxRejectBuckets = 1024
 // be the same.
 func (l *rejectLimiter) pruneBuckets(now time.Time) {
 	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.refilled).Seconds()*rejectRate >= rejectBurst {
+		if b.TokensAt(now) >= rejectBurst {
 			delete(l.buckets, k)
 		}
 	}
