@@ -153,9 +153,11 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	sent := strings.Clone(req.model.String())
 	c.requested = sent
 	c.slot = slotRequest
-	chosen := "" // what chose the model, when the client did not
+	var ch routeChoice // what chose the model, when the client did not
 	if c.requested == "" {
-		ch, news, err := a.route(c.key.Workspace, c.shape, c.stream, body)
+		var news bool
+		var err error
+		ch, news, err = a.route(c.key.Workspace, c.shape, c.stream, body)
 		if err != nil {
 			// The file's path and parse error are the operator's to read,
 			// once per version of the file.
@@ -170,18 +172,13 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 			return reject(http.StatusBadRequest, "invalid_request", "model: field required (no routing rule or default_model applies)")
 		}
 		c.requested, c.slot = ch.model, ch.slot
-		by := "the gateway's default_model"
-		if ch.byFile {
-			by = "the workspace's .metis/routing.yaml"
-		}
-		chosen = fmt.Sprintf(", chosen for a request without a model by %s (slot %s),", by, ch.slot)
 	}
 	c.res = a.resolve(c.requested)
 	if c.res == nil {
-		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q%s is not served by this gateway", clip(c.requested), chosen)+a.unknownModelHint(c.requested))
+		return reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q%s is not served by this gateway", clip(c.requested), ch.chosenBy(","))+a.unknownModelHint(c.requested))
 	}
 	if !a.allowed(c.key.AllowedModels, c.requested, c.res) {
-		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", clip(c.requested), strings.TrimSuffix(chosen, ",")))
+		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", clip(c.requested), ch.chosenBy("")))
 	}
 	c.cross = c.res.prov.typ != c.shape
 	switch {

@@ -89,13 +89,11 @@ func plainID(model string) bool {
 // catalogue lists that model (else the hint would lead to the provider's
 // own 404).
 func (a *App) unknownModelHint(ref string) string {
-	if i := strings.IndexByte(ref, '/'); i > 0 {
-		if a.providers[ref[:i]] != nil && a.prices.Listed(ref[i+1:]) {
+	if i := strings.IndexByte(ref, '/'); i > 0 && a.prices.Listed(ref[i+1:]) {
+		if a.providers[ref[:i]] != nil {
 			return fmt.Sprintf(" (to name a provider, write %q)", ref[:i]+":"+ref[i+1:])
 		}
-		if a.prices.Listed(ref[i+1:]) {
-			return fmt.Sprintf(" (did you mean %q?)", ref[i+1:])
-		}
+		return fmt.Sprintf(" (did you mean %q?)", ref[i+1:])
 	}
 	if len(ref) > maxRecordedModel+2 { // no hint quotes a longer name back
 		return ""

@@ -162,6 +162,19 @@ func loadRoutingFile(path string) (*RoutingFile, error) {
 	return &f, nil
 }
 
+// chosenBy says, for a refusal's message, what chose the model, followed
+// by end; "" when the client named the model (nothing was chosen).
+func (ch routeChoice) chosenBy(end string) string {
+	if ch.slot == "" {
+		return ""
+	}
+	by := "the gateway's default_model"
+	if ch.byFile {
+		by = "the workspace's .metis/routing.yaml"
+	}
+	return fmt.Sprintf(", chosen for a request without a model by %s (slot %s)%s", by, ch.slot, end)
+}
+
 // emptyDocument reports whether a YAML document holds nothing (or null).
 func emptyDocument(n *yaml.Node) bool {
 	if n.Kind == yaml.DocumentNode {
