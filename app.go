@@ -241,6 +241,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
+		s.SetHooks(store.Hooks{
+			Lost:        func(n int) { mDropped.Add(float64(n)) },
+			WriteFailed: mWriteErrors.Inc,
+		})
 		l, err := budget.Open(path, budget.Options{Logger: a.logger.Named("budget")})
 		if err != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -6,6 +6,7 @@ package metis
 
 import (
 	"bufio"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -659,5 +660,85 @@ func TestE2ERetriesAndRejectionsLogged(t *testing.T) {
 	}
 	if strings.Contains(raw, badKey[3:]) || strings.Contains(raw, tok[3:]) {
 		t.Error("the log contains a gateway key")
+	}
+}
+
+// TestE2ETraceWaitsOutALockedDatabase: while another process holds the
+// trace database's write lock past the writer's busy timeout (an
+// operator's long transaction; a full disk behaves alike), calls are
+// answered at once, /metrics counts the failed writes, and once the lock
+// is gone every call is in the trace: nothing dropped.
+func TestE2ETraceWaitsOutALockedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "metis.db")
+	metricsPort := freePort(t)
+	up := fakeupstream.New(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	grace_period 1s
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+http://127.0.0.1:%d {
+	metrics
+}
+`, gatewayConfig(db, up.URL, ""), gw, an, metricsPort)
+	})
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	_, tok := e2eKey(g, "locked-out", "haiku")
+	before := e2eScrape(t, metricsURL)
+
+	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=5000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Begin() // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 20, "end_turn", fakeupstream.TextBlock("Held in memory.")))
+		start := time.Now()
+		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+		if body := e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("call %d with the database locked: %d %s", i, resp.StatusCode, body)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("call %d took %v: the trace delayed the answer", i, d)
+		}
+	}
+	// The writer's first attempt fails after its 5 s busy timeout.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		a, _ := e2eSeries(e2eScrape(t, metricsURL), "metis_trace_write_errors_total")
+		b, _ := e2eSeries(before, "metis_trace_write_errors_total")
+		if a-b >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("metis_trace_write_errors_total did not grow while the database was locked")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if calls := e2eCalls(g, 3); len(calls) != 3 {
+		t.Fatalf("%d calls in the trace after the lock went, want 3", len(calls))
+	}
+	after := e2eScrape(t, metricsURL)
+	a, _ := e2eSeries(after, "metis_trace_events_dropped_total")
+	b, _ := e2eSeries(before, "metis_trace_events_dropped_total")
+	if a != b || g.app().store.Stats().Dropped != 0 {
+		t.Fatalf("trace events dropped: metric grew by %v, store %+v", a-b, g.app().store.Stats())
 	}
 }

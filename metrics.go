@@ -47,7 +47,11 @@ var (
 	}, []string{"provider", "model"})
 	mDropped = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "metis", Name: "trace_events_dropped_total",
-		Help: "Trace events dropped because the writer queue was full or the store closed.",
+		Help: "Trace events lost: the writer queue was full or the store closed, or a write kept failing.",
+	})
+	mWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "metis", Name: "trace_write_errors_total",
+		Help: "Failed trace database transactions (each retry counts); events are held in memory while they last.",
 	})
 )
 
@@ -55,7 +59,7 @@ func registerMetrics(reg prometheus.Registerer) error {
 	if reg == nil {
 		return nil
 	}
-	for _, c := range []prometheus.Collector{mRequests, mRejected, mTokens, mCost, mUnpriced, mUpstreamLatency, mTTFT, mDropped} {
+	for _, c := range []prometheus.Collector{mRequests, mRejected, mTokens, mCost, mUnpriced, mUpstreamLatency, mTTFT, mDropped, mWriteErrors} {
 		var are prometheus.AlreadyRegisteredError
 		if err := reg.Register(c); err != nil && !errors.As(err, &are) {
 			return err

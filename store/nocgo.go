@@ -8,3 +8,6 @@ func cgoCheck() error { return ErrNoCGO }
 
 // isBusy is false without SQLite.
 func isBusy(error) bool { return false }
+
+// isTransient is false without SQLite.
+func isTransient(error) bool { return false }

@@ -80,7 +80,7 @@ type Store struct {
 	rdb    *sql.DB // read-only pool
 	opts   atomic.Pointer[Options]
 	wake   chan struct{} // cap 1; nudges the writer
-	stopKs chan struct{} // closed to stop the key refresher
+	stopKs chan struct{} // closed by Close: stops the key refresher and the writer's retry waits
 
 	// Queue state, guarded by qmu. Sequence numbers count events: enqSeq
 	// accepted, takenSeq handed to the writer, doneSeq committed or dropped
@@ -103,6 +103,7 @@ type Store struct {
 	batches     atomic.Uint64
 	writeErrors atomic.Uint64
 	lastDropLog atomic.Int64 // unix nanoseconds of the last drop warning
+	hooks       atomic.Pointer[Hooks]
 
 	keys     atomic.Pointer[keySnapshot]
 	reloadMu sync.Mutex // serialises key cache reloads

@@ -247,28 +247,19 @@ func (s *Store) runWriter() {
 	}
 }
 
-// commit writes one batch, retrying once, then drops it. It advances doneSeq
-// and wakes Sync callers. An event whose payload cannot be encoded is
-// dropped on its own.
+// commit writes one batch (see retryWrite for failures). It advances
+// doneSeq and wakes Sync callers. An event whose payload cannot be encoded
+// is dropped on its own.
 func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, forceLastUsed bool) {
 	bad := w.prepare(batch)
 	if bad.n > 0 {
-		s.dropped.Add(uint64(bad.n))
+		s.lose(bad.n)
 		s.logger().Error("trace events dropped: payload not encodable",
 			zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
 	}
 	err := w.write(ctx, s, forceLastUsed)
 	if err != nil {
-		s.writeErrors.Add(1)
-		s.logger().Error("trace store write failed; retrying once",
-			zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
-		time.Sleep(50 * time.Millisecond)
-		if err = w.write(ctx, s, forceLastUsed); err != nil {
-			s.writeErrors.Add(1)
-			s.dropped.Add(uint64(len(w.rows)))
-			s.logger().Error("trace store write failed again; batch dropped",
-				zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
-		}
+		err = s.retryWrite(ctx, w, forceLastUsed, err)
 	}
 	if err == nil && len(w.rows) > 0 {
 		s.written.Add(uint64(len(w.rows)))
@@ -287,6 +278,112 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 	close(s.progress)
 	s.progress = make(chan struct{})
 	s.qmu.Unlock()
+}
+
+// A write that fails for a reason SQLite calls transient (the disk or the
+// database full, the database locked past its busy timeout, an I/O error,
+// a read-only or unopenable file) is retried for as long as the failure
+// lasts, waiting retryFirst and then twice as long each time up to
+// retryMax: the batch stays in memory and Enqueue goes on accepting events
+// until the queue is full, so an operator who frees the disk loses nothing.
+// Any other error, and a transient one once the store is closing, gets one
+// retry and then the batch is dropped.
+const (
+	retryFirst    = 50 * time.Millisecond
+	retryMax      = 5 * time.Second
+	retryLogEvery = 30 * time.Second
+)
+
+// retryWrite retries the prepared batch after its first attempt failed with
+// err, and returns nil once it is written or the last error once it is
+// dropped.
+func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bool, err error) error {
+	first := time.Now()
+	s.writeFailed()
+	s.logger().Error("trace store write failed; retrying",
+		zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+	lastLog := first
+	wait := retryFirst
+	for attempt := 2; ; attempt++ {
+		s.sleepUnlessClosing(wait)
+		if err = w.write(ctx, s, forceLastUsed); err == nil {
+			if attempt > 2 {
+				s.logger().Warn("trace store writes resumed; no event was lost",
+					zap.String("path", s.path), zap.Int("failed_attempts", attempt-1),
+					zap.Duration("after", time.Since(first)))
+			}
+			return nil
+		}
+		s.writeFailed()
+		if !isTransient(err) || s.closing() {
+			s.lose(len(w.rows))
+			s.logger().Error("trace store write failed again; batch dropped",
+				zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+			return err
+		}
+		if time.Since(lastLog) >= retryLogEvery {
+			lastLog = time.Now()
+			s.logger().Error("trace store writes still failing; events held in memory until they succeed",
+				zap.String("path", s.path), zap.Duration("for", time.Since(first)),
+				zap.Int("events_held", s.Stats().QueueLen), zap.Int("queue_size", s.qcapNow()), zap.Error(err))
+		}
+		wait = min(2*wait, retryMax)
+	}
+}
+
+// sleepUnlessClosing waits d, or less if the store starts closing.
+func (s *Store) sleepUnlessClosing(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.stopKs:
+	}
+}
+
+// closing reports whether Close has been called.
+func (s *Store) closing() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.closed
+}
+
+// qcapNow is the queue's capacity.
+func (s *Store) qcapNow() int {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	return s.qcap
+}
+
+// Hooks tell the store's owner of the writer's failures, for its metrics.
+// They run on the writer goroutine and must not block; nil fields are
+// skipped.
+type Hooks struct {
+	// Lost is told of n events that Enqueue accepted and the writer then
+	// dropped (a write that kept failing, a payload that did not encode).
+	// Enqueue's own refusals are its return value.
+	Lost func(n int)
+	// WriteFailed is told of each failed transaction attempt.
+	WriteFailed func()
+}
+
+// SetHooks replaces the store's hooks.
+func (s *Store) SetHooks(h Hooks) { s.hooks.Store(&h) }
+
+// lose counts n accepted events as dropped and tells the hook.
+func (s *Store) lose(n int) {
+	s.dropped.Add(uint64(n))
+	if h := s.hooks.Load(); h != nil && h.Lost != nil {
+		h.Lost(n)
+	}
+}
+
+// writeFailed counts a failed transaction attempt and tells the hook.
+func (s *Store) writeFailed() {
+	s.writeErrors.Add(1)
+	if h := s.hooks.Load(); h != nil && h.WriteFailed != nil {
+		h.WriteFailed()
+	}
 }
 
 // encodePayload marshals an event payload, decoding a call's payload into a
