@@ -1,41 +1,53 @@
 package metis
 
 import (
+	"context"
 	"io"
 	"testing"
+	"time"
 
+	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
 )
 
-// TestCostFollowsRecordedModel: a call is priced as the model its trace row
-// records, so the dollars can be worked out from the row alone, even when
-// the provider's answer names another model; the answer's model is priced
-// only when the recorded one has no price and the answer names a dated
-// version of it, and the row then says so in priced_model.
-func TestCostFollowsRecordedModel(t *testing.T) {
+// TestCostFollowsAnsweredModel: a call is priced as the model its trace
+// row records, unless the provider's answer names another model (an
+// Anthropic-compatible vendor runs its own model for a claude- id): then
+// as that model, recorded in priced_model and answered_model, or with
+// cost_usd null when it has no price, never the requested model's price.
+// A dated version of the recorded id prices an id the catalogue lacks.
+func TestCostFollowsAnsweredModel(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tok := g.issueKey(store.IssueParams{Name: "prices", User: "alice"})
-	// Both calls get the recorded Sonnet 3.7 answer: 402 input, 89 output
-	// tokens, "model":"claude-3-7-sonnet-20250219".
+	recorded := func() fakeupstream.Reply { return fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0) }
 	for _, c := range []struct {
-		name, model, wantModel, pricedModel string
-		wantCost                            float64
+		name, model      string
+		answer           func() fakeupstream.Reply
+		wantModel        string
+		priced, answered string // priced_model, answered_model ("" = absent)
+		wantCost         float64
 	}{
-		// Haiku 4.5 at $1 / $5 per MTok: 402 × 1e-6 + 89 × 5e-6 =
-		// 0.000402 + 0.000445 = 0.000847 (Sonnet 3.7's rates would give
-		// 0.002541).
-		{"recorded model priced", "claude-haiku-4-5", "claude-haiku-4-5", "", 0.000847},
-		// No price for the undated id the catalogue lacks, and the answer
-		// names a dated version of it: Sonnet 3.7's $3 / $15 per MTok,
+		// The recorded answer: 402 input, 89 output tokens, "model":
+		// "claude-3-7-sonnet-20250219", at Sonnet 3.7's $3 / $15 per MTok:
 		// 402 × 3e-6 + 89 × 15e-6 = 0.001206 + 0.001335 = 0.002541.
-		{"dated version priced", "anthropic:claude-3-7-sonnet", "claude-3-7-sonnet", "claude-3-7-sonnet-20250219", 0.002541},
-		// No price, and the answer names another model: unpriced, so the
-		// upstream does not choose the price.
-		{"other model not priced", "anthropic:claude-test-unlisted", "claude-test-unlisted", "", -1},
+		{"same model", "claude-3-7-sonnet-20250219", recorded, "claude-3-7-sonnet-20250219", "", "", 0.002541},
+		// No price for the undated id the catalogue lacks, and the answer
+		// names a dated version of it: Sonnet 3.7's price.
+		{"dated version priced", "anthropic:claude-3-7-sonnet", recorded, "claude-3-7-sonnet", "claude-3-7-sonnet-20250219", "", 0.002541},
+		// Haiku 4.5 asked for ($1 / $5 per MTok would give 0.000402 +
+		// 0.000445 = 0.000847), Sonnet 3.7 ran: Sonnet's 0.002541.
+		{"another model ran", "claude-haiku-4-5", recorded, "claude-haiku-4-5", "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219", 0.002541},
+		{"another model ran, asked for one without a price", "anthropic:claude-test-unlisted", recorded, "claude-test-unlisted",
+			"claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219", 0.002541},
+		// A vendor's own model the catalogue does not price: null, not
+		// Haiku's price.
+		{"another model without a price", "claude-haiku-4-5", func() fakeupstream.Reply {
+			return fakeupstream.AnthropicMessage("glm-4.6", 402, "end_turn", fakeupstream.TextBlock("Sunny."))
+		}, "claude-haiku-4-5", "", "glm-4.6", -1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0))
+			up.Enqueue("/v1/messages", c.answer())
 			resp := g.post("/v1/messages", tok, `{"model":"`+c.model+`","max_tokens":256,"messages":[{"role":"user","content":"Weather in SF?"}]}`)
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
@@ -51,14 +63,51 @@ func TestCostFollowsRecordedModel(t *testing.T) {
 			} else if call["model"] != c.wantModel || call["priced"] != true || !e2eNear(e2eCost(t, call), c.wantCost) {
 				t.Fatalf("model %v priced %v cost %v; want %s priced at %v", call["model"], call["priced"], call["cost_usd"], c.wantModel, c.wantCost)
 			}
-			pm, has := call["priced_model"]
-			if c.pricedModel == "" && has {
-				t.Errorf("priced_model %v on a call priced as its recorded model", pm)
-			}
-			if c.pricedModel != "" && pm != c.pricedModel {
-				t.Errorf("priced_model %v, want %s", pm, c.pricedModel)
+			for field, want := range map[string]string{"priced_model": c.priced, "answered_model": c.answered} {
+				got, has := call[field]
+				if want == "" && has {
+					t.Errorf("%s %v, want none", field, got)
+				}
+				if want != "" && got != want {
+					t.Errorf("%s %v, want %s", field, got, want)
+				}
 			}
 		})
+	}
+}
+
+// TestBudgetChargesRequestedPriceWhenAnswerUnpriced: a budgeted key's call
+// that another, unpriced model answered is recorded with cost_usd null but
+// charged to the budget at the requested model's price, so a vendor's
+// model never makes a capped key's calls free.
+func TestBudgetChargesRequestedPriceWhenAnswerUnpriced(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "capped"})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("glm-4.6", 400, "end_turn", fakeupstream.TextBlock("Sunny.")))
+	resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	g.sync()
+	call := g.lastCall()
+	if call["priced"] != false || call["cost_usd"] != nil || call["answered_model"] != "glm-4.6" {
+		t.Fatalf("call priced %v cost %v answered_model %v; want unpriced, answered by glm-4.6", call["priced"], call["cost_usd"], call["answered_model"])
+	}
+	// Haiku 4.5 at $1 / $5 per MTok: 400 input and the answer's output
+	// tokens (len("Sunny.")/4 + 1 = 2): 0.0004 + 0.00001 = 0.00041.
+	out, _ := call["output_tokens"].(float64)
+	want := 400*1e-6 + out*5e-6
+	q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
+	if err != nil || len(q) != 1 {
+		t.Fatalf("quotas %v %v", q, err)
+	}
+	if out != 2 || !near(q[0].Spent, want) || q[0].Reserved != 0 {
+		t.Fatalf("budget spent %v reserved %v with %v output tokens; want %v (Haiku 4.5's price)", q[0].Spent, q[0].Reserved, out, want)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/metisgateway/metis/ir"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -117,18 +118,7 @@ func (c *call) finish() {
 		return
 	}
 	u := c.usage
-	// Price the model the row records (the resolved id), so its dollars can
-	// be worked out from the row alone and an upstream cannot pick its own
-	// price by naming another model; only when that model has no price and
-	// the provider says it ran a dated version of it (an alias the
-	// catalogue lacks), that version, recorded as priced_model.
-	pricedModel := c.res.model
-	cost, priced := a.prices.Cost(pricedModel, u)
-	if !priced && datedVersionOf(c.respModel, c.res.model) {
-		if cost, priced = a.prices.Cost(c.respModel, u); priced {
-			pricedModel = c.respModel
-		}
-	}
+	cost, priced, pricedModel, answered := c.price(u)
 	var pricedOther string
 	if priced && pricedModel != c.res.model {
 		pricedOther = pricedModel
@@ -139,11 +129,18 @@ func (c *call) finish() {
 		costPtr = &cost
 		savings = a.prices.CacheSavings(pricedModel, u)
 	}
+	// A budget charges what the call cost, or, when the provider ran a
+	// model without a price, what the model it was asked for costs (the
+	// reservation's basis): a budgeted key's call is never free.
+	charge := cost
+	if answered != "" && !priced {
+		charge, _ = a.prices.Cost(c.res.model, u)
+	}
 	// Lookup prices many spellings of one id (case, prefixes, dates): only
 	// the catalogue's own spelling is bounded by the catalogue.
 	label := unlistedModels.label(c.res.model, a.prices.Listed(c.res.model), c.status)
 	switch {
-	case priced:
+	case priced, answered != "": // price warned of the answered model
 	case label == c.res.model:
 		if _, warned := a.unpricedOnce.LoadOrStore(c.res.model, struct{}{}); !warned {
 			c.g.logger.Warn("model has no price in the catalogue; its calls are recorded with cost_usd null",
@@ -155,7 +152,7 @@ func (c *call) finish() {
 			zap.String("model", c.res.model), zap.String("provider", c.res.prov.name),
 			zap.Int("named", maxUnlistedModels))
 	}
-	c.settle(cost) // dollars from the ledger: cache reads at their real price
+	c.settle(charge) // dollars from the ledger: cache reads at their real price
 	source := "provider"
 	if u.Estimated {
 		source = "estimated"
@@ -174,7 +171,7 @@ func (c *call) finish() {
 		CacheCreation1hInputTokens: u.CacheCreation1hInputTokens, OutputTokens: u.OutputTokens,
 		ReasoningTokens: u.ReasoningTokens, CostUSD: costPtr, Priced: priced, UsageSource: source,
 		LatencyMS: latency.Milliseconds(), TTFTMS: ttft, UpstreamRequestID: c.upstreamReqID,
-		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier, PricedModel: pricedOther,
+		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier, PricedModel: pricedOther, AnsweredModel: answered,
 	}
 	done := &turnCompleted{TurnID: c.turnID, GatewayKeyID: k.ID, Status: c.status, ErrorClass: errClass,
 		CostUSD: costPtr, Priced: priced, LatencyMS: latency.Milliseconds(), Calls: 1}
@@ -201,6 +198,40 @@ func (c *call) finish() {
 // id resolved: resolved (without a -latest suffix), a dash, then digits and
 // dashes only, as claude-3-7-sonnet-20250219 is of claude-3-7-sonnet or
 // claude-3-7-sonnet-latest and gpt-4o-2024-08-06 of gpt-4o.
+// price prices usage u of the call. It prices the model the row records
+// (the resolved id), so that its dollars can be worked out from the row
+// alone, except:
+//   - when that model has no price and the provider says it ran a dated
+//     version of it (an alias the catalogue lacks): that version;
+//   - when the provider says it ran another model altogether (answered):
+//     an Anthropic-compatible vendor answers a claude- id with its own
+//     model, so the resolved id's price is not what the call cost. The
+//     answered model's price applies, or none (a warning, once).
+//
+// pricedModel is the model whose price gave cost.
+func (c *call) price(u ir.Usage) (cost float64, priced bool, pricedModel, answered string) {
+	a := c.g.app
+	resolved, said := c.res.model, c.respModel
+	if said != "" && said != resolved && !datedVersionOf(said, resolved) && !datedVersionOf(resolved, said) {
+		cost, priced = a.prices.Cost(said, u)
+		if !priced {
+			if _, warned := a.unpricedOnce.LoadOrStore(c.res.prov.name+"\x00"+resolved+"\x00"+said, struct{}{}); !warned {
+				c.g.logger.Warn("the provider answered with another model, which has no price: its calls are recorded "+
+					"with cost_usd null (budgets are charged the requested model's price); price it in a pricing file",
+					zap.String("provider", c.res.prov.name), zap.String("model", resolved), zap.String("answered_model", said))
+			}
+		}
+		return cost, priced, said, said
+	}
+	cost, priced = a.prices.Cost(resolved, u)
+	if !priced && datedVersionOf(said, resolved) {
+		if cost, priced = a.prices.Cost(said, u); priced {
+			return cost, true, said, ""
+		}
+	}
+	return cost, priced, resolved, ""
+}
+
 func datedVersionOf(answered, resolved string) bool {
 	rest, ok := strings.CutPrefix(answered, strings.TrimSuffix(resolved, "-latest")+"-")
 	if !ok || rest == "" {

@@ -47,8 +47,12 @@ type Call struct {
 	CacheSavingsUSD   float64 `json:"cache_savings_usd"`
 	ServiceTier       string  `json:"service_tier,omitempty"`
 	// PricedModel is the provider-reported model whose price gave CostUSD,
-	// set only when Model itself has no price; omitted otherwise.
+	// when it is not Model's; omitted otherwise.
 	PricedModel string `json:"priced_model,omitempty"`
+	// AnsweredModel is the model the provider's answer named when it is
+	// neither Model nor a dated version of it (an Anthropic-compatible
+	// vendor running its own model for a claude- id); omitted otherwise.
+	AnsweredModel string `json:"answered_model,omitempty"`
 }
 
 // callFields has Call's fields without its methods, so MarshalJSON can

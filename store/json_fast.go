@@ -89,6 +89,10 @@ func appendCallJSON(dst []byte, c *Call) ([]byte, bool) {
 		dst = append(dst, `,"priced_model":`...)
 		dst = appendJSONString(dst, c.PricedModel)
 	}
+	if c.AnsweredModel != "" {
+		dst = append(dst, `,"answered_model":`...)
+		dst = appendJSONString(dst, c.AnsweredModel)
+	}
 	dst = append(dst, `,"session_id":`...)
 	dst = appendJSONNullable(dst, c.SessionID)
 	dst = append(dst, `,"error_class":`...)
