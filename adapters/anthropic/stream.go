@@ -133,7 +133,9 @@ func (d *StreamDecoder) Decode(name string, data []byte, evs []ir.StreamEvent) (
 			}
 		}
 		if in.Usage != nil {
+			before := d.usage
 			d.usage = decodeUsage(in.Usage, d.usage)
+			keepInputCounts(&d.usage, before)
 			ev.Usage, ev.HasUsage = d.usage, true
 		}
 		evs = append(evs, ev)

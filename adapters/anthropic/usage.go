@@ -97,7 +97,7 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 					t.complete = true
 				}
 			case "usage":
-				if usageApply(&t.usage, v) {
+				if usageApplyDelta(&t.usage, v) {
 					t.gotOutput = true
 				}
 			}
@@ -182,6 +182,29 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
 		return true
 	})
 	return sawOutput
+}
+
+// usageApplyDelta applies a message_delta's usage to u, the usage so far.
+// Its counts are cumulative, so output_tokens replaces the count so far,
+// but the input and cache counts only ever grow: some Anthropic-compatible
+// servers send them as 0 here after reporting them in message_start, and
+// Claude Code keeps message_start's then. It reports whether output_tokens
+// was present.
+func usageApplyDelta(u *ir.Usage, obj gjson.Result) bool {
+	before := *u
+	saw := usageApply(u, obj)
+	keepInputCounts(u, before)
+	return saw
+}
+
+// keepInputCounts undoes a message_delta's lowering of the input and cache
+// counts of before (see usageApplyDelta).
+func keepInputCounts(u *ir.Usage, before ir.Usage) {
+	u.InputTokens = max(u.InputTokens, before.InputTokens)
+	u.CacheReadInputTokens = max(u.CacheReadInputTokens, before.CacheReadInputTokens)
+	u.CacheCreationInputTokens = max(u.CacheCreationInputTokens, before.CacheCreationInputTokens)
+	u.CacheCreation5mInputTokens = max(u.CacheCreation5mInputTokens, before.CacheCreation5mInputTokens)
+	u.CacheCreation1hInputTokens = max(u.CacheCreation1hInputTokens, before.CacheCreation1hInputTokens)
 }
 
 // usageSetInt stores a non-negative JSON number; other types leave *dst.

@@ -359,3 +359,25 @@ func TestUsageStreamCacheSplitLate(t *testing.T) {
 		t.Errorf("split from message_start: usage = %+v, want %+v", u, want)
 	}
 }
+
+// TestUsageDeltaZerosKeepStartCounts: an Anthropic-compatible server that
+// repeats the input and cache counts as 0 in message_delta (after
+// message_start reported them) does not erase them; output follows the
+// delta.
+func TestUsageDeltaZerosKeepStartCounts(t *testing.T) {
+	var tr anthropic.StreamTracker
+	tr.Observe("message_start", []byte(`{"type":"message_start","message":{"id":"msg_z","usage":{"input_tokens":30,"cache_read_input_tokens":2000,"cache_creation_input_tokens":0,"output_tokens":1}}}`))
+	tr.Observe("message_delta", []byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":0,"cache_read_input_tokens":0,"cache_creation_input_tokens":0,"output_tokens":37}}`))
+	want := ir.Usage{InputTokens: 30, CacheReadInputTokens: 2000, OutputTokens: 37}
+	if u := tr.Usage(); u != want {
+		t.Errorf("usage = %+v, want %+v", u, want)
+	}
+	// A server that reports input only in message_delta (0 at the start)
+	// still has it counted.
+	var late anthropic.StreamTracker
+	late.Observe("message_start", []byte(`{"type":"message_start","message":{"id":"msg_l","usage":{"input_tokens":0,"output_tokens":0}}}`))
+	late.Observe("message_delta", []byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":62,"output_tokens":9}}`))
+	if u, want := late.Usage(), (ir.Usage{InputTokens: 62, OutputTokens: 9}); u != want {
+		t.Errorf("input only in message_delta: usage = %+v, want %+v", u, want)
+	}
+}

@@ -344,3 +344,29 @@ func TestStreamReportsProviderModelWhenClientNamedNone(t *testing.T) {
 		t.Errorf("Anthropic client's message_start %s, want the provider's model gpt-4o", out)
 	}
 }
+
+// TestAnthropicToOpenAIStreamDeltaZerosKeepInput: an Anthropic-compatible
+// server repeating the input counts as 0 in message_delta still gives the
+// OpenAI client message_start's prompt tokens.
+func TestAnthropicToOpenAIStreamDeltaZerosKeepInput(t *testing.T) {
+	st := openAIClientState(t, `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"x"}]}`)
+	tr := st.NewAnthropicToOpenAIStream()
+	var out []byte
+	for _, e := range [][2]string{
+		{"message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"glm-4.6","content":[],"usage":{"input_tokens":30,"cache_read_input_tokens":2000,"output_tokens":1}}}`},
+		{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`},
+		{"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`},
+		{"content_block_stop", `{"type":"content_block_stop","index":0}`},
+		{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"input_tokens":0,"cache_read_input_tokens":0,"output_tokens":37}}`},
+		{"message_stop", `{"type":"message_stop"}`},
+	} {
+		b, err := tr.Event(e[0], []byte(e[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b...)
+	}
+	evs := parseSSE(t, out)
+	last := evs[len(evs)-2] // the usage chunk, before [DONE]
+	assertJSON(t, []byte(mustJSON(last.data["usage"])), `{"prompt_tokens":2030,"completion_tokens":37,"total_tokens":2067,"prompt_tokens_details":{"cached_tokens":2000},"completion_tokens_details":{"reasoning_tokens":0}}`)
+}
