@@ -34,6 +34,8 @@ const (
 	fieldInput     = "input_cost_per_token"
 	fieldOutput    = "output_cost_per_token"
 	fieldCacheRead = "cache_read_input_token_cost"
+	// fieldCacheHit is the cache-read price of LiteLLM's DeepSeek entries.
+	fieldCacheHit  = "input_cost_per_token_cache_hit"
 	fieldCache5m   = "cache_creation_input_token_cost"
 	fieldCache1h   = "cache_creation_input_token_cost_above_1hr"
 	fieldReasoning = "output_cost_per_reasoning_token"
@@ -589,7 +591,9 @@ func resolve(costs map[string]float64, long, tier string) rateSet {
 	r.out, _ = get(fieldOutput) // present: compile checked it
 	var ok bool
 	if r.read, ok = get(fieldCacheRead); !ok {
-		r.read = fallbackCacheRead * r.in
+		if r.read, ok = get(fieldCacheHit); !ok {
+			r.read = fallbackCacheRead * r.in
+		}
 	}
 	if r.w5m, ok = get(fieldCache5m); !ok {
 		r.w5m = fallbackCache5m * r.in

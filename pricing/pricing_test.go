@@ -646,3 +646,20 @@ func FuzzCost(f *testing.F) {
 		}
 	})
 }
+
+// TestCacheHitPrice: LiteLLM's DeepSeek entries price cache reads as
+// input_cost_per_token_cache_hit instead of cache_read_input_token_cost.
+func TestCacheHitPrice(t *testing.T) {
+	c, err := pricing.Load(strings.NewReader(`{
+		"deepseek-chat": {"litellm_provider": "deepseek", "mode": "chat", "input_cost_per_token": 2.7e-07,
+			"input_cost_per_token_cache_hit": 7e-08, "output_cost_per_token": 1.1e-06}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40 × $0.27 + 60 × $0.07 + 20 × $1.10 per MTok = 0.0000108 + 0.0000042 + 0.000022 = 0.000037
+	got, ok := c.Cost("deepseek-chat", ir.Usage{InputTokens: 40, CacheReadInputTokens: 60, OutputTokens: 20})
+	if !ok || !near(got, 0.000037) {
+		t.Errorf("cost = %v %v, want 0.000037 (cache hits at $0.07/MTok, not the input price)", got, ok)
+	}
+}

@@ -17,6 +17,9 @@ func decodeUsageCounts(u *inUsage) ir.Usage {
 	if d := u.PromptTokensDetails; d != nil {
 		cached, written = d.CachedTokens, d.CacheWriteTokens
 	}
+	if cached == 0 {
+		cached = u.PromptCacheHitTokens
+	}
 	out.CacheReadInputTokens, out.CacheCreationInputTokens = cached, written
 	out.InputTokens = max(u.PromptTokens-cached-written, 0)
 	if d := u.CompletionTokensDetails; d != nil {

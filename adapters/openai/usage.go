@@ -25,7 +25,8 @@ type ResponseMeta struct {
 // ResponseUsage reads the usage, id, model and first choice's finish reason
 // of a complete chat.completion body, normalised to ir.Usage:
 // InputTokens = prompt − cached − cache_write (never negative),
-// CacheReadInputTokens = prompt_tokens_details.cached_tokens,
+// CacheReadInputTokens = prompt_tokens_details.cached_tokens (DeepSeek's
+// prompt_cache_hit_tokens when it gives none),
 // CacheCreationInputTokens = prompt_tokens_details.cache_write_tokens (all
 // of them 5-minute writes, see usageFrom),
 // OutputTokens = completion_tokens (reasoning included), ReasoningTokens =
@@ -268,11 +269,13 @@ func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
 // (ir.Usage.SettleCacheSplit), as on the Anthropic path.
 func usageFrom(obj gjson.Result) ir.Usage {
 	var u ir.Usage
-	var prompt int64
+	var prompt, hits int64
 	obj.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "prompt_tokens":
 			prompt = usageInt(v)
+		case "prompt_cache_hit_tokens":
+			hits = usageInt(v)
 		case "completion_tokens":
 			u.OutputTokens = usageInt(v)
 		case "prompt_tokens_details":
@@ -290,6 +293,11 @@ func usageFrom(obj gjson.Result) ir.Usage {
 		}
 		return true
 	})
+	if u.CacheReadInputTokens == 0 {
+		// DeepSeek reports its cache reads here, with prompt_tokens
+		// counting them as OpenAI's does.
+		u.CacheReadInputTokens = hits
+	}
 	u.InputTokens = max(prompt-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
 	u.SettleCacheSplit()
 	return u

@@ -341,3 +341,27 @@ func BenchmarkUsageStreamTracker(b *testing.B) {
 		_ = tr.Usage()
 	}
 }
+
+// TestUsageDeepSeekCacheHits: DeepSeek reports its cache reads as
+// prompt_cache_hit_tokens (prompt_tokens includes them, as OpenAI's does)
+// without prompt_tokens_details; they are cache reads, on the
+// non-streamed and the streamed path.
+func TestUsageDeepSeekCacheHits(t *testing.T) {
+	usage := `"usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120,"prompt_cache_hit_tokens":60,"prompt_cache_miss_tokens":40}`
+	want := ir.Usage{InputTokens: 40, CacheReadInputTokens: 60, OutputTokens: 20}
+	u, _, err := openai.ResponseUsage([]byte(`{"id":"c","object":"chat.completion","model":"deepseek-chat","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],` + usage + `}`))
+	if err != nil || u != want {
+		t.Errorf("response usage = %+v, %v; want %+v", u, err, want)
+	}
+	var tr openai.StreamTracker
+	tr.Observe([]byte(`{"id":"c","object":"chat.completion.chunk","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}`))
+	tr.Observe([]byte(`{"id":"c","object":"chat.completion.chunk","model":"deepseek-chat","choices":[],` + usage + `}`))
+	if u := tr.Usage(); u != want {
+		t.Errorf("stream usage = %+v, want %+v", u, want)
+	}
+	// Both given: prompt_tokens_details wins.
+	u, _, _ = openai.ResponseUsage([]byte(`{"usage":{"prompt_tokens":100,"completion_tokens":1,"prompt_cache_hit_tokens":60,"prompt_tokens_details":{"cached_tokens":50}}}`))
+	if u.CacheReadInputTokens != 50 || u.InputTokens != 50 {
+		t.Errorf("with both counts: usage = %+v", u)
+	}
+}

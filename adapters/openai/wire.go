@@ -108,6 +108,9 @@ type inUsage struct {
 	CompletionTokensDetails *struct {
 		ReasoningTokens int64 `json:"reasoning_tokens"`
 	} `json:"completion_tokens_details"`
+	// PromptCacheHitTokens is DeepSeek's count of cache reads, which it
+	// reports instead of prompt_tokens_details.cached_tokens.
+	PromptCacheHitTokens int64 `json:"prompt_cache_hit_tokens"`
 }
 
 type inRespMessage struct {

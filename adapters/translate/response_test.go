@@ -102,6 +102,11 @@ func TestOpenAIResponseToAnthropicGolden(t *testing.T) {
 		in:   `{"id":"c3","choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,
 		want: `{"id":"c3","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"ab"}],
 			"stop_reason":"refusal","stop_sequence":null,"usage":{"input_tokens":3,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":2}}`,
+	}, {
+		name: "DeepSeek's cache hits are cache reads",
+		in:   `{"id":"c4","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":100,"completion_tokens":20,"prompt_cache_hit_tokens":60,"prompt_cache_miss_tokens":40}}`,
+		want: `{"id":"c4","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hi"}],
+			"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":40,"cache_creation_input_tokens":0,"cache_read_input_tokens":60,"output_tokens":20}}`,
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
