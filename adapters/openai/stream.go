@@ -38,8 +38,8 @@ type StreamDecoder struct {
 	openType ir.PartType
 	openIdx  int
 	next     int
-	// tools maps an OpenAI tool_calls index to its block index (-1 = closed).
-	tools   map[int]int
+	// tools maps an OpenAI tool_calls index to its call's block.
+	tools   map[int]toolBlock
 	refusal bool
 	stopped bool
 }
@@ -125,8 +125,9 @@ func (d *StreamDecoder) closeOpen(evs []ir.StreamEvent) []ir.StreamEvent {
 	d.open = false
 	if d.openType == ir.PartToolCall {
 		for k, v := range d.tools {
-			if v == d.openIdx {
-				d.tools[k] = -1
+			if v.blk == d.openIdx {
+				v.blk = -1
+				d.tools[k] = v
 			}
 		}
 	}
@@ -147,24 +148,33 @@ func (d *StreamDecoder) text(evs []ir.StreamEvent, s string) []ir.StreamEvent {
 	return append(evs, ir.StreamEvent{Type: ir.EventBlockDelta, Index: d.openIdx, Delta: ir.DeltaText, Text: s})
 }
 
+// toolBlock is the block of one streamed tool call: its index (-1 once
+// closed) and the call's id.
+type toolBlock struct {
+	blk int
+	id  string
+}
+
 func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.StreamEvent {
 	k := 0
 	if tc.Index != nil && *tc.Index >= 0 {
 		k = *tc.Index
 	}
 	if d.tools == nil {
-		d.tools = make(map[int]int, 2)
+		d.tools = make(map[int]toolBlock, 2)
 	}
-	blk, seen := d.tools[k]
-	// A new index, or a fresh id on a known one, starts a new tool call.
-	isCurrent := seen && blk >= 0 && d.open && d.openIdx == blk
-	if !seen || tc.ID != "" && !isCurrent {
+	tb, seen := d.tools[k]
+	// A new index, or an id other than its call's, starts a new tool
+	// call: some servers (Ollama, Gemini's compatible API) give parallel
+	// calls one index, or none, and tell them apart by id alone.
+	isCurrent := seen && tb.blk >= 0 && d.open && d.openIdx == tb.blk
+	if !seen || tc.ID != "" && (!isCurrent || tc.ID != tb.id) {
 		id := tc.ID
 		if id == "" {
 			id = "call_metis_" + strconv.Itoa(k)
 		}
 		evs = d.startBlock(evs, ir.Part{Type: ir.PartToolCall, ToolCallID: id, ToolName: tc.Function.Name})
-		d.tools[k] = d.openIdx
+		d.tools[k] = toolBlock{blk: d.openIdx, id: id}
 		isCurrent = true
 	}
 	if !isCurrent {

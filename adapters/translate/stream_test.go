@@ -370,3 +370,41 @@ func TestAnthropicToOpenAIStreamDeltaZerosKeepInput(t *testing.T) {
 	last := evs[len(evs)-2] // the usage chunk, before [DONE]
 	assertJSON(t, []byte(mustJSON(last.data["usage"])), `{"prompt_tokens":2030,"completion_tokens":37,"total_tokens":2067,"prompt_tokens_details":{"cached_tokens":2000},"completion_tokens_details":{"reasoning_tokens":0}}`)
 }
+
+// TestOpenAIToAnthropicStreamParallelCallsOneIndex: parallel tool calls
+// that share an index (Ollama) or have none (Gemini's compatible API) are
+// told apart by their ids: each becomes its own tool_use block with its
+// own input.
+func TestOpenAIToAnthropicStreamParallelCallsOneIndex(t *testing.T) {
+	for name, idx := range map[string]string{"same index": `"index":0,`, "no index": ``} {
+		t.Run(name, func(t *testing.T) {
+			st := anthropicClientState(t, `{"model":"claude-x","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"weather?"}],
+				"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}`)
+			tr := st.NewOpenAIToAnthropicStream()
+			out := feed(t, tr,
+				chunk(`"delta":{"role":"assistant","tool_calls":[{`+idx+`"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":null`),
+				chunk(`"delta":{"tool_calls":[{`+idx+`"id":"call_b","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},"finish_reason":null`),
+				chunk(`"delta":{},"finish_reason":"tool_calls"`),
+				[]byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":9}}`),
+				[]byte("[DONE]"))
+			evs := parseSSE(t, out)
+			var ids, inputs []string
+			cur := ""
+			for _, e := range evs {
+				switch e.name {
+				case "content_block_start":
+					cb := e.data["content_block"].(map[string]any)
+					ids = append(ids, cb["id"].(string))
+					cur = ""
+				case "content_block_delta":
+					cur += e.data["delta"].(map[string]any)["partial_json"].(string)
+				case "content_block_stop":
+					inputs = append(inputs, cur)
+				}
+			}
+			if strings.Join(ids, ",") != "call_a,call_b" || strings.Join(inputs, ",") != `{"city":"Paris"},{"city":"Rome"}` {
+				t.Fatalf("blocks %v with inputs %v, want call_a Paris and call_b Rome\n%s", ids, inputs, out)
+			}
+		})
+	}
+}
