@@ -22,6 +22,10 @@ import (
 //			timeout 10m
 //			max_retries 2
 //			max_retry_wait 30s
+//			auth x-api-key|bearer
+//			stream_usage on|off                         # openai type
+//			max_tokens_field max_completion_tokens|max_tokens
+//			system_messages in_place|first
 //		}
 //		alias haiku anthropic:claude-haiku-4-5
 //		pricing /etc/metis/prices.json
@@ -143,6 +147,14 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 			} else {
 				p.MaxRetryWait = caddy.Duration(dur)
 			}
+		case "auth":
+			p.Auth = v
+		case "stream_usage":
+			p.StreamUsage = v
+		case "max_tokens_field":
+			p.MaxTokensField = v
+		case "system_messages":
+			p.SystemMessages = v
 		case "max_retries":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
@@ -152,6 +164,13 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 		default:
 			return nil, d.Errf("provider %q: unrecognized option %q", p.Name, opt)
 		}
+	}
+	typ := p.Type
+	if typ == "" {
+		typ = p.Name
+	}
+	if _, _, err := providerOptions(p, typ); err != nil {
+		return nil, d.Err(err.Error())
 	}
 	return p, nil
 }

@@ -192,7 +192,7 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 				return reject(http.StatusBadRequest, "invalid_request", "setting model: "+err.Error())
 			}
 		}
-		if c.shape == shapeOpenAI && c.stream {
+		if c.shape == shapeOpenAI && c.stream && !c.res.prov.compat.noStreamUsage {
 			var err error
 			if out, c.clientAskedUsage, err = openai.InjectIncludeUsage(out); err != nil {
 				return reject(http.StatusBadRequest, "invalid_request", "stream_options: "+err.Error())
@@ -200,13 +200,13 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		}
 		c.body = out
 	case c.shape == shapeAnthropic:
-		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions())
+		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions(c.res.prov))
 		if err != nil {
 			return untranslatable(err)
 		}
 		c.body, c.tstate = out, st
 	default:
-		out, st, err := translate.OpenAIToAnthropicRequestParsed(root, c.res.model, a.translateOptions())
+		out, st, err := translate.OpenAIToAnthropicRequestParsed(root, c.res.model, a.translateOptions(c.res.prov))
 		if err != nil {
 			return untranslatable(err)
 		}
@@ -226,8 +226,9 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	return nil
 }
 
-func (a *App) translateOptions() translate.Options {
-	return translate.Options{DefaultMaxTokens: a.prices.MaxOutputTokens}
+func (a *App) translateOptions(p *provider) translate.Options {
+	return translate.Options{DefaultMaxTokens: a.prices.MaxOutputTokens, MaxTokens: p.compat.maxTokens,
+		NoStreamUsage: p.compat.noStreamUsage, SystemFirst: p.compat.systemFirst}
 }
 
 // run makes the upstream call and relays its answer to the client.

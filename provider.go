@@ -42,6 +42,24 @@ type ProviderConfig struct {
 	// MaxRetryWait caps the wait before a retry; a retry-after beyond it
 	// returns the error instead. Default 30s.
 	MaxRetryWait caddy.Duration `json:"max_retry_wait,omitempty"`
+	// Auth is how the key is sent: "x-api-key" (the anthropic type's
+	// default) or "bearer" (Authorization: Bearer, the openai type's).
+	// Some Anthropic-compatible vendors take only a bearer token.
+	Auth string `json:"auth,omitempty"`
+	// StreamUsage "off" stops the gateway adding
+	// stream_options.include_usage to streamed requests, for servers that
+	// refuse the field; such streams are priced from whatever usage the
+	// server reports anyway, or estimated. openai type only.
+	StreamUsage string `json:"stream_usage,omitempty"`
+	// MaxTokensField is where a translated request's output limit goes:
+	// "max_completion_tokens" (default, OpenAI's) or "max_tokens", for
+	// servers that refuse the former. openai type only.
+	MaxTokensField string `json:"max_tokens_field,omitempty"`
+	// SystemMessages "first" merges a translated request's later system
+	// messages (Claude Code sends one mid-conversation) into the leading
+	// one, for chat templates that allow a system message only first;
+	// default "in_place". openai type only.
+	SystemMessages string `json:"system_messages,omitempty"`
 }
 
 // provider is a provisioned ProviderConfig: resolved secrets, parsed URL
@@ -56,6 +74,58 @@ type provider struct {
 	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
 	maxRetries   int
 	maxRetryWait time.Duration
+	bearer       bool // the key goes as Authorization: Bearer
+	compat       compatOptions
+}
+
+// compatOptions adapt requests to an OpenAI-compatible server that is not
+// OpenAI's (ProviderConfig's StreamUsage, MaxTokensField, SystemMessages).
+type compatOptions struct {
+	noStreamUsage, maxTokens, systemFirst bool
+}
+
+// providerOptions checks pc's auth and compatibility options and returns
+// them for a provider of type typ.
+func providerOptions(pc *ProviderConfig, typ string) (bearer bool, o compatOptions, err error) {
+	choose := func(opt, v string, values ...string) (string, error) {
+		if v == "" {
+			return values[0], nil
+		}
+		for _, ok := range values {
+			if v == ok {
+				return v, nil
+			}
+		}
+		return "", fmt.Errorf("provider %q: %s must be %s, got %q", pc.Name, opt, strings.Join(values, " or "), v)
+	}
+	defAuth, otherAuth := "x-api-key", "bearer"
+	if typ == shapeOpenAI {
+		defAuth, otherAuth = otherAuth, defAuth
+	}
+	auth, err := choose("auth", pc.Auth, defAuth, otherAuth)
+	if err != nil {
+		return false, o, err
+	}
+	if typ == shapeOpenAI && auth != "bearer" {
+		return false, o, fmt.Errorf("provider %q: auth x-api-key is for the anthropic type", pc.Name)
+	}
+	su, err := choose("stream_usage", pc.StreamUsage, "on", "off")
+	if err != nil {
+		return false, o, err
+	}
+	mt, err := choose("max_tokens_field", pc.MaxTokensField, "max_completion_tokens", "max_tokens")
+	if err != nil {
+		return false, o, err
+	}
+	sm, err := choose("system_messages", pc.SystemMessages, "in_place", "first")
+	if err != nil {
+		return false, o, err
+	}
+	o = compatOptions{noStreamUsage: su == "off", maxTokens: mt == "max_tokens", systemFirst: sm == "first"}
+	if typ != shapeOpenAI && o != (compatOptions{}) {
+		return false, o, fmt.Errorf("provider %q: stream_usage, max_tokens_field and system_messages are for the openai type", pc.Name)
+	}
+	return auth == "bearer", o, nil
 }
 
 func defaultBaseURL(typ string) string {
@@ -116,7 +186,13 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		WriteBufferSize:       32 << 10,
 		ReadBufferSize:        32 << 10,
 	}
+	bearer, compat, err := providerOptions(pc, typ)
+	if err != nil {
+		return nil, err
+	}
 	return &provider{
+		bearer:       bearer,
+		compat:       compat,
 		name:         pc.Name,
 		typ:          typ,
 		apiKey:       repl.ReplaceKnown(pc.APIKey, ""),
@@ -147,17 +223,15 @@ func (p *provider) url(path, rawQuery string) string {
 // a key (a local OpenAI-compatible server, or a missing {env.X}) gets no
 // credential header rather than an empty one.
 func (p *provider) setAuth(h http.Header) {
-	if p.typ == shapeAnthropic {
-		if p.apiKey != "" {
-			h.Set("X-Api-Key", p.apiKey)
-		}
-		if h.Get("Anthropic-Version") == "" {
-			h.Set("Anthropic-Version", "2023-06-01")
-		}
-		return
+	if p.typ == shapeAnthropic && h.Get("Anthropic-Version") == "" {
+		h.Set("Anthropic-Version", "2023-06-01")
 	}
-	if p.apiKey != "" {
+	switch {
+	case p.apiKey == "":
+	case p.bearer:
 		h.Set("Authorization", "Bearer "+p.apiKey)
+	default:
+		h.Set("X-Api-Key", p.apiKey)
 	}
 }
 

@@ -79,6 +79,10 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 		b = append(b, `,"max_completion_tokens":`...)
 		b = strconv.AppendInt(b, int64(r.MaxCompletionTokens), 10)
 	}
+	if r.MaxTokens != 0 {
+		b = append(b, `,"max_tokens":`...)
+		b = strconv.AppendInt(b, int64(r.MaxTokens), 10)
+	}
 	if r.Temperature != nil {
 		b = append(b, `,"temperature":`...)
 		if b, err = jsonx.AppendFloat(b, *r.Temperature); err != nil {

@@ -24,7 +24,8 @@ func checkAppendMatchesMarshal(t *testing.T, body []byte) {
 		reqs = append(reqs, r)
 	}
 	for _, r := range reqs {
-		for _, o := range []RequestOptions{{}, {SupportsReasoning: func(string) bool { return true }}} {
+		for _, o := range []RequestOptions{{}, {SupportsReasoning: func(string) bool { return true }},
+			{MaxTokens: true, NoStreamUsage: true, SystemFirst: true}} {
 			out, err := buildRequest(r, o)
 			if err != nil {
 				continue

@@ -410,6 +410,26 @@ type RequestOptions struct {
 	SupportsReasoning func(model string) bool
 	// Names records tool names that had to be changed; may be nil.
 	Names *ir.ToolNames
+	// MaxTokens sends the output limit as max_tokens instead of
+	// max_completion_tokens (servers such as Mistral's refuse the latter).
+	MaxTokens bool
+	// NoStreamUsage leaves stream_options out of a streamed request
+	// (servers that refuse the field).
+	NoStreamUsage bool
+	// SystemFirst merges later system messages into the leading one (chat
+	// templates, such as Qwen's, that allow a system message only first).
+	SystemFirst bool
+}
+
+// systemParts returns the parts of msgs' system messages, in order.
+func systemParts(msgs []ir.Message) [][]ir.Part {
+	var out [][]ir.Part
+	for i := range msgs {
+		if msgs[i].Role == ir.RoleSystem {
+			out = append(out, msgs[i].Parts)
+		}
+	}
+	return out
 }
 
 // MaxStop is OpenAI's limit on stop sequences.
@@ -472,18 +492,40 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	isReasoning := reasoning(r.Model)
 	out := outRequest{Model: r.Model, Stop: r.Stop, User: r.User, Stream: r.Stream}
 	if r.MaxTokens > 0 {
-		out.MaxCompletionTokens = r.MaxTokens
+		if o.MaxTokens {
+			out.MaxTokens = r.MaxTokens
+		} else {
+			out.MaxCompletionTokens = r.MaxTokens
+		}
 	}
-	if r.Stream {
+	if r.Stream && !o.NoStreamUsage {
 		out.StreamOptions = &outStreamOptions{IncludeUsage: true}
 	}
 	out.Messages = make([]outMessage, 0, len(r.Messages)+1)
-	if len(r.System) > 0 {
+	switch {
+	case o.SystemFirst:
+		// One string: templates that want the system message first
+		// often take only a string there.
+		var texts []string
+		for _, parts := range append([][]ir.Part{r.System}, systemParts(r.Messages)...) {
+			for i := range parts {
+				if parts[i].Type == ir.PartText && parts[i].Text != "" {
+					texts = append(texts, parts[i].Text)
+				}
+			}
+		}
+		if len(texts) > 0 {
+			out.Messages = append(out.Messages, outMessage{Role: "system", Content: strings.Join(texts, "\n\n")})
+		}
+	case len(r.System) > 0:
 		if c := textContent(r.System); c != nil {
 			out.Messages = append(out.Messages, outMessage{Role: "system", Content: c})
 		}
 	}
 	for i := range r.Messages {
+		if o.SystemFirst && r.Messages[i].Role == ir.RoleSystem {
+			continue
+		}
 		var err error
 		out.Messages, err = encodeMessage(out.Messages, &r.Messages[i], o.Names, fmt.Sprintf("messages[%d]", i))
 		if err != nil {

@@ -214,6 +214,7 @@ type outRequest struct {
 	ToolChoice          any               `json:"tool_choice,omitempty"`
 	ParallelToolCalls   *bool             `json:"parallel_tool_calls,omitempty"`
 	MaxCompletionTokens int               `json:"max_completion_tokens,omitempty"`
+	MaxTokens           int               `json:"max_tokens,omitempty"`
 	Temperature         *float64          `json:"temperature,omitempty"`
 	TopP                *float64          `json:"top_p,omitempty"`
 	Stop                []string          `json:"stop,omitempty"`

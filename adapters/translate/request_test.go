@@ -390,3 +390,27 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 	}}
 	runRequestCases(t, cases, OpenAIToAnthropicRequest)
 }
+
+// TestAnthropicToOpenAIRequestCompatOptions: the options for OpenAI-
+// compatible servers that are not OpenAI's send the output limit as
+// max_tokens, leave stream_options out, and merge Claude Code's
+// mid-conversation system messages into the leading one; without them the
+// request is OpenAI's.
+func TestAnthropicToOpenAIRequestCompatOptions(t *testing.T) {
+	body := `{"model":"claude-x","max_tokens":100,"stream":true,"system":"You are terse.",
+		"messages":[{"role":"user","content":"hi"},{"role":"system","content":"# Environment\ncwd: /src"},{"role":"user","content":"go on"}]}`
+	out, _, err := AnthropicToOpenAIRequest([]byte(body), "qwen3", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertJSON(t, out, `{"model":"qwen3","max_completion_tokens":100,"stream":true,"stream_options":{"include_usage":true},
+		"messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"hi"},
+			{"role":"system","content":"# Environment\ncwd: /src"},{"role":"user","content":"go on"}]}`)
+	out, _, err = AnthropicToOpenAIRequest([]byte(body), "qwen3", Options{MaxTokens: true, NoStreamUsage: true, SystemFirst: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertJSON(t, out, `{"model":"qwen3","max_tokens":100,"stream":true,
+		"messages":[{"role":"system","content":"You are terse.\n\n# Environment\ncwd: /src"},
+			{"role":"user","content":"hi"},{"role":"user","content":"go on"}]}`)
+}

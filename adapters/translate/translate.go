@@ -35,6 +35,10 @@ type Options struct {
 	// (and rejects non-default temperature/top_p); nil guesses from the
 	// model id (openai.GuessReasoningModel).
 	SupportsReasoning func(model string) bool
+	// MaxTokens, NoStreamUsage and SystemFirst shape a request to an
+	// OpenAI-compatible server that is not OpenAI's (see
+	// openai.RequestOptions).
+	MaxTokens, NoStreamUsage, SystemFirst bool
 }
 
 // State carries the per-request facts the response side needs. It is
@@ -90,7 +94,8 @@ func anthropicToOpenAIReq(req *ir.Request, upstreamModel string, o Options) ([]b
 		InputEstimate: req.EstimateInputTokens(),
 	}
 	req.Model = upstreamModel
-	out, err := openai.EncodeRequest(req, openai.RequestOptions{SupportsReasoning: o.SupportsReasoning, Names: st.ToolNames})
+	out, err := openai.EncodeRequest(req, openai.RequestOptions{SupportsReasoning: o.SupportsReasoning, Names: st.ToolNames,
+		MaxTokens: o.MaxTokens, NoStreamUsage: o.NoStreamUsage, SystemFirst: o.SystemFirst})
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating Anthropic request to OpenAI: %w", err)
 	}

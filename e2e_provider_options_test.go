@@ -1,0 +1,98 @@
+package metis
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+// TestE2EProviderCompatOptions: the provider options for compatible
+// servers that are not Anthropic's or OpenAI's change what goes upstream,
+// and only for the provider that has them.
+//   - auth bearer: an Anthropic-compatible vendor that takes only a bearer
+//     token gets the provider key as Authorization: Bearer, no X-Api-Key
+//     (and never the gateway token).
+//   - stream_usage off: a server that refuses stream_options gets none
+//     added to an OpenAI client's stream.
+//   - max_tokens_field max_tokens and system_messages first: Claude Code's
+//     request translated for such a server carries max_tokens and one
+//     leading system message.
+func TestE2EProviderCompatOptions(t *testing.T) {
+	up := fakeupstream.New(t)
+	extra := fmt.Sprintf(`
+		provider glm anthropic {
+			api_key {env.METIS_TEST_ANTHROPIC_KEY}
+			base_url %s/glm
+			auth bearer
+		}
+		provider local openai {
+			base_url %s/local/v1
+			stream_usage off
+			max_tokens_field max_tokens
+			system_messages first
+		}
+		alias glm glm:glm-4.6
+		alias qwen local:qwen3`, up.URL, up.URL)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, extra))
+	_, tok := g.issueKey(store.IssueParams{Name: "compat"})
+
+	up.Enqueue("/glm/v1/messages", fakeupstream.AnthropicMessage("glm-4.6", 20, "end_turn", fakeupstream.TextBlock("hi")))
+	resp := g.post("/v1/messages", tok, `{"model":"glm","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("glm: %d %s", resp.StatusCode, body)
+	}
+	reqs := up.RequestsTo("/glm/v1/messages")
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests to the glm provider", len(reqs))
+	}
+	h := reqs[0].Header
+	if h.Get("Authorization") != "Bearer "+testAnthropicKey || h.Get("X-Api-Key") != "" {
+		t.Errorf("glm got Authorization %q, X-Api-Key %q; want the provider key as a bearer token alone", h.Get("Authorization"), h.Get("X-Api-Key"))
+	}
+
+	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAITextStream("qwen3", "Hello there.", 30, false))
+	resp = g.post("/v1/chat/completions", tok, `{"model":"qwen","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || !strings.Contains(body, "[DONE]") {
+		t.Fatalf("local stream: %d %s", resp.StatusCode, body)
+	}
+	if b := up.RequestsTo("/local/v1/chat/completions")[0].Body; strings.Contains(b, "stream_options") {
+		t.Errorf("stream_options added for a provider with stream_usage off: %s", b)
+	}
+	g.sync()
+	if c := g.lastCall(); c["usage_source"] != "estimated" || c["status"] != float64(200) {
+		t.Errorf("a stream without usage: usage_source %v status %v, want estimated 200", c["usage_source"], c["status"])
+	}
+
+	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAICompletion("qwen3", "Done.", 30))
+	resp = g.post("/v1/messages", tok, `{"model":"qwen","max_tokens":300,"system":"You are terse.",
+		"messages":[{"role":"user","content":"hi"},{"role":"system","content":"# Environment"},{"role":"user","content":"go on"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("translated: %d %s", resp.StatusCode, body)
+	}
+	sent := up.RequestsTo("/local/v1/chat/completions")[1].JSON()
+	msgs, _ := sent["messages"].([]any)
+	roles := []string{}
+	for _, m := range msgs {
+		roles = append(roles, m.(map[string]any)["role"].(string))
+	}
+	if sent["max_tokens"] != float64(300) || sent["max_completion_tokens"] != nil || strings.Join(roles, ",") != "system,user,user" ||
+		msgs[0].(map[string]any)["content"] != "You are terse.\n\n# Environment" {
+		t.Errorf("translated request: max_tokens %v, max_completion_tokens %v, roles %v, first %v", sent["max_tokens"], sent["max_completion_tokens"], roles, msgs[0])
+	}
+
+	// The other providers are untouched: Anthropic's key as X-Api-Key,
+	// OpenAI's streams asked for usage.
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 20, "end_turn", fakeupstream.TextBlock("hi")))
+	e2eRead(t, g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...))
+	if h := up.RequestsTo("/v1/messages")[0].Header; h.Get("X-Api-Key") != testAnthropicKey || h.Get("Authorization") != "" {
+		t.Errorf("anthropic got X-Api-Key %q Authorization %q", h.Get("X-Api-Key"), h.Get("Authorization"))
+	}
+	up.Enqueue("/v1/chat/completions", fakeupstream.OpenAITextStream("gpt-5-nano", "Hi.", 30, true))
+	e2eRead(t, g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok))
+	if b := up.RequestsTo("/v1/chat/completions")[0].Body; !strings.Contains(b, `"include_usage":true`) {
+		t.Errorf("openai stream without include_usage: %s", b)
+	}
+}
