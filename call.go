@@ -192,7 +192,12 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 				return reject(http.StatusBadRequest, "invalid_request", "setting model: "+err.Error())
 			}
 		}
-		if c.shape == shapeOpenAI && c.stream && !c.res.prov.compat.noStreamUsage {
+		switch {
+		case c.shape != shapeOpenAI || !c.stream:
+		case c.res.prov.compat.noStreamUsage:
+			// Nothing added: a usage chunk is the client's if it asked.
+			c.clientAskedUsage = root.Get("stream_options.include_usage").Type == gjson.True
+		default:
 			var err error
 			if out, c.clientAskedUsage, err = openai.InjectIncludeUsage(out); err != nil {
 				return reject(http.StatusBadRequest, "invalid_request", "stream_options: "+err.Error())

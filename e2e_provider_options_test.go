@@ -66,13 +66,49 @@ func TestE2EProviderCompatOptions(t *testing.T) {
 		t.Errorf("a stream without usage: usage_source %v status %v, want estimated 200", c["usage_source"], c["status"])
 	}
 
+	// A server not asked for usage that ends at its finish chunk, without
+	// [DONE]: the answer is whole, for either client shape.
+	noDone := func() fakeupstream.Reply {
+		r := fakeupstream.OpenAITextStream("qwen3", "All of it.", 30, false)
+		r.Events = r.Events[:len(r.Events)-1]
+		return r
+	}
+	up.Enqueue("/local/v1/chat/completions", noDone())
+	resp = g.post("/v1/chat/completions", tok, `{"model":"qwen","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || strings.Contains(body, "error") {
+		t.Fatalf("stream ending at its finish chunk: %d %s", resp.StatusCode, body)
+	}
+	up.Enqueue("/local/v1/chat/completions", noDone())
+	resp = g.post("/v1/messages", tok, `{"model":"qwen","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || strings.Contains(body, "error") || !strings.Contains(body, "message_stop") {
+		t.Fatalf("translated stream ending at its finish chunk: %d %s", resp.StatusCode, body)
+	}
+	g.sync()
+	for _, c := range g.events(store.TypeCallCompleted)[1:3] {
+		if c["error_class"] != nil || c["status"] != float64(200) {
+			t.Errorf("stream ending at its finish chunk recorded %v %v, want 200 and no error", c["status"], c["error_class"])
+		}
+	}
+	// A client that asks for usage itself gets it, and the call is priced
+	// from it.
+	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAITextStream("qwen3", "Counted.", 30, true))
+	resp = g.post("/v1/chat/completions", tok, `{"model":"qwen","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`,
+		"Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"prompt_tokens":30`) {
+		t.Fatalf("client asking for usage: %d %s", resp.StatusCode, body)
+	}
+	g.sync()
+	if c := g.lastCall(); c["usage_source"] != "provider" || c["input_tokens"] != float64(30) {
+		t.Errorf("client asking for usage: usage_source %v input %v, want provider 30", c["usage_source"], c["input_tokens"])
+	}
+
 	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAICompletion("qwen3", "Done.", 30))
 	resp = g.post("/v1/messages", tok, `{"model":"qwen","max_tokens":300,"system":"You are terse.",
 		"messages":[{"role":"user","content":"hi"},{"role":"system","content":"# Environment"},{"role":"user","content":"go on"}]}`, e2eAnthropicHdr...)
 	if body := e2eRead(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("translated: %d %s", resp.StatusCode, body)
 	}
-	sent := up.RequestsTo("/local/v1/chat/completions")[1].JSON()
+	sent := up.RequestsTo("/local/v1/chat/completions")[4].JSON()
 	msgs, _ := sent["messages"].([]any)
 	roles := []string{}
 	for _, m := range msgs {

@@ -79,6 +79,9 @@ func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 // payload. The zero value is ready to use; it is not safe for concurrent
 // use.
 type StreamTracker struct {
+	// NoUsageAsked says the request did not ask for the usage chunk: a
+	// finish reason then ends the answer, with or without [DONE] after it.
+	NoUsageAsked bool
 	usage      ir.Usage
 	gotUsage   bool
 	tier       string
@@ -215,8 +218,11 @@ func (t *StreamTracker) Done() bool { return t.done }
 // Complete reports whether the answer is whole: the `data: [DONE]`
 // terminator was seen, or a finish reason and then the usage chunk, which
 // OpenAI sends last before [DONE]; OpenAI-compatible servers that end the
-// stream there without the terminator sent all of it.
-func (t *StreamTracker) Complete() bool { return t.done || (t.gotUsage && t.meta.FinishReason != "") }
+// stream there without the terminator sent all of it. Without a usage
+// chunk asked for (NoUsageAsked), the finish reason alone is enough.
+func (t *StreamTracker) Complete() bool {
+	return t.done || t.meta.FinishReason != "" && (t.gotUsage || t.NoUsageAsked)
+}
 
 // Err returns the type (or code, when type is empty) and message of a
 // `{"error":{…}}` chunk.
