@@ -37,13 +37,22 @@ func IsErrorBody(body []byte) bool {
 	return json.Unmarshal(body, &e) == nil && e.Type == "" && len(e.Error) > 0 && e.Error[0] == '{'
 }
 
-// parseErrorDetail reads {"error":{...}} or {"error":"text"}.
+// parseErrorDetail reads {"error":{...}}, {"error":"text"} or vLLM's
+// {"object":"error","message":…,"type":…,"code":…}.
 func parseErrorDetail(body []byte) (inErrorDetail, bool) {
 	var env struct {
-		Error json.RawMessage `json:"error"`
+		Error  json.RawMessage `json:"error"`
+		Object string          `json:"object"`
+		inErrorDetail
 	}
 	var d inErrorDetail
-	if json.Unmarshal(body, &env) != nil || isJSONNull(env.Error) {
+	if json.Unmarshal(body, &env) != nil {
+		return d, false
+	}
+	if env.Object == "error" && len(env.Error) == 0 && env.Message != "" {
+		return env.inErrorDetail, true
+	}
+	if isJSONNull(env.Error) {
 		return d, false
 	}
 	if isJSONString(env.Error) {

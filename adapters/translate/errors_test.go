@@ -73,6 +73,8 @@ func TestErrorToAnthropic(t *testing.T) {
 		{"413", 413, `{"error":{"message":"too big"}}`, 413, `{"type":"error","error":{"type":"request_too_large","message":"too big"}}`},
 		{"500", 500, `{"error":{"message":"boom","type":"server_error"}}`, 500, `{"type":"error","error":{"type":"api_error","message":"boom"}}`},
 		{"string error from a compatible server", 400, `{"error":"model 'llama9' not found"}`, 400, `{"type":"error","error":{"type":"invalid_request_error","message":"model 'llama9' not found"}}`},
+		{"vLLM's error object", 400, `{"object":"error","message":"This model's maximum context length is 8192 tokens.","type":"BadRequestError","param":null,"code":400}`,
+			400, `{"type":"error","error":{"type":"invalid_request_error","message":"This model's maximum context length is 8192 tokens."}}`},
 		{"plain text", 502, `upstream connect error`, 502, `{"type":"error","error":{"type":"api_error","message":"upstream connect error"}}`},
 		{"already Anthropic-shaped", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"m"}}`, 400, `{"type":"error","error":{"type":"invalid_request_error","message":"m"}}`},
 	}
