@@ -60,6 +60,7 @@ type call struct {
 	respModel     string
 	ttft          time.Duration
 	upstreamReqID string
+	finishing     bool // finish has begun (recoverPanic must not rerun it)
 }
 
 // clientModel is the model the request named: c.requested, or "" when the
@@ -128,9 +129,30 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	defer c.settle(0) // a call that never got priced (a panic) releases its reservation
 	c.turnID = "turn_" + store.NewID().String()
 	c.recordRoute()
+	defer c.recoverPanic()
 	c.run()
 	c.finish()
 	return nil
+}
+
+// recoverPanic turns a panic in an accepted call (a bug) into a recorded
+// failure: the call still ends in llm.call_completed (status 500,
+// error_class INTERNAL_ERROR, the usage known so far) and turn.completed,
+// its budget reservation is settled, the log has the panic with its stack,
+// and the client's connection is aborted (http.ErrAbortHandler, which
+// net/http does not log again), since what it was sent may be partial.
+func (c *call) recoverPanic() {
+	v := recover()
+	if v == nil {
+		return
+	}
+	c.g.logger.Error("panic in an LLM call; recorded as INTERNAL_ERROR and the connection aborted",
+		zapTurn(c.turnID), zap.Any("panic", v), zap.Stack("stack"))
+	if !c.finishing {
+		c.status, c.errorClass = http.StatusInternalServerError, "INTERNAL_ERROR"
+		c.finish()
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // refuse refuses the call once its model is known (or failed to be),

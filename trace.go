@@ -92,6 +92,7 @@ func (c *call) recordRoute() {
 // finish prices the call and records llm.call_completed and
 // turn.completed, then the metrics and one log line.
 func (c *call) finish() {
+	c.finishing = true
 	now := time.Now()
 	latency := now.Sub(c.start)
 	a := c.g.app

@@ -1,0 +1,133 @@
+package metis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+func init() {
+	caddy.RegisterModule(panicOnWrite{})
+	httpcaddyfile.RegisterHandlerDirective("metis_test_panic_on_write", func(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		h.Next()
+		return panicOnWrite{}, nil
+	})
+}
+
+// panicOnWrite is a test-only middleware (http.handlers.metis_test_panic_on_write):
+// for a request with X-Test-Panic, the response writer the gateway gets
+// panics on its first Write, as a bug in the relay would.
+type panicOnWrite struct{}
+
+func (panicOnWrite) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.metis_test_panic_on_write", New: func() caddy.Module { return panicOnWrite{} }}
+}
+
+func (panicOnWrite) UnmarshalCaddyfile(*caddyfile.Dispenser) error { return nil }
+
+func (panicOnWrite) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.Header.Get("X-Test-Panic") != "" {
+		w = panickyWriter{w}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+type panickyWriter struct{ http.ResponseWriter }
+
+func (panickyWriter) Write([]byte) (int, error) { panic("test: the relay broke") }
+
+func (w panickyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// TestE2EPanicInACallIsRecorded: a panic while a call is relayed (a bug)
+// does not lose the call: it ends in llm.call_completed with status 500,
+// error_class INTERNAL_ERROR and the provider's usage priced, its budget
+// reservation is settled, the log has the panic, the client's connection
+// is cut, and the gateway goes on serving.
+func TestE2EPanicInACallIsRecorded(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	db := filepath.Join(dir, "metis.db")
+	up := fakeupstream.New(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	grace_period 1s
+	log {
+		output file %s
+		format json
+	}
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	route {
+		metis_test_panic_on_write
+		metis_gateway
+	}
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+`, logPath, gatewayConfig(db, up.URL, ""), gw, an)
+	})
+	k, tok := e2eKey(g, "panicky", "haiku")
+	setBudget(t, db, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Never delivered.")))
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages", strings.NewReader(`{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("X-Api-Key", tok)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	req.Header.Set("X-Test-Panic", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		b, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if rerr == nil && resp.StatusCode == 200 && len(b) > 0 {
+			t.Fatalf("the client got a whole answer through a panicking relay: %d %s", resp.StatusCode, b)
+		}
+	}
+	calls := e2eCalls(g, 1)
+	c := calls[0]
+	// Haiku 4.5: 400 × $1 + 4 output × $5 per MTok (len("Never delivered.")/4 + 1 = 5 tokens):
+	// the provider billed the answer, so the row carries its price.
+	out, _ := c["output_tokens"].(float64)
+	want := 400e-6 + out*5e-6
+	if c["status"] != float64(500) || c["error_class"] != "INTERNAL_ERROR" || c["input_tokens"] != float64(400) || !e2eNear(e2eCost(t, c), want) {
+		t.Fatalf("call after a panic: status %v error_class %v input %v cost %v; want 500 INTERNAL_ERROR 400 %v",
+			c["status"], c["error_class"], c["input_tokens"], c["cost_usd"], want)
+	}
+	if turns := g.events(store.TypeTurnCompleted); len(turns) != 1 || turns[0]["turn_id"] != c["turn_id"] {
+		t.Errorf("turn.completed after a panic: %v", turns)
+	}
+	q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
+	if err != nil || len(q) != 1 || q[0].Reserved != 0 || !e2eNear(q[0].Spent, want) {
+		t.Errorf("budget after a panic: %+v %v; want nothing reserved and %v spent", q, err, want)
+	}
+	logText, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(logText), "panic in an LLM call") || !strings.Contains(string(logText), "the relay broke") {
+		t.Errorf("the log does not report the panic")
+	}
+
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 20, "end_turn", fakeupstream.TextBlock("fine")))
+	resp = g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("the next call: %d %s", resp.StatusCode, body)
+	}
+}
