@@ -82,16 +82,16 @@ type StreamTracker struct {
 	// NoUsageAsked says the request did not ask for the usage chunk: a
 	// finish reason then ends the answer, with or without [DONE] after it.
 	NoUsageAsked bool
-	usage      ir.Usage
-	gotUsage   bool
-	tier       string
-	meta       ResponseMeta
-	done       bool
-	sawContent bool
-	deltaBytes int64 // streamed content, refusal, reasoning and tool-argument bytes
-	errType    string
-	errMsg     string
-	hasErr     bool
+	usage        ir.Usage
+	gotUsage     bool
+	tier         string
+	meta         ResponseMeta
+	done         bool
+	sawContent   bool
+	deltaBytes   int64 // streamed content, refusal, reasoning and tool-argument bytes
+	errType      string
+	errMsg       string
+	hasErr       bool
 }
 
 // Observe feeds the payload of one `data:` line. It returns true when the
