@@ -177,9 +177,8 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 		t.Errorf("%d route.decided and %d turn.completed for %d calls", len(routes), len(turns), len(got))
 	}
 	// The gateway prices the model the trace row records, the resolved
-	// claude-haiku-4-5 ($1 in / $5 out per MTok), not the
-	// claude-3-7-sonnet-20250219 ($3 / $15) the scripted replies
-	// (fakeupstream.AnthropicStream) say they ran; priced_model stays empty:
+	// claude-haiku-4-5 ($1 in / $5 out per MTok), the model the scripted
+	// replies say they ran (they echo the request's); priced_model stays empty:
 	//   tool_use turn: input 4000; output = text 22/4+1 = 6, plus tool
 	//     len("Bash") 4 + len(`{"command":"echo metis-ok","description":"Run the requested command"}`) 69/3 = 23 + 10 = 37 → 43
 	//     4000 × $1 + 43 × $5 = 4000 + 215 = 4215 µ$ = 0.004215
@@ -250,8 +249,7 @@ func TestE2EClaudeCodeDefaultModelPriced(t *testing.T) {
 	if m := got[0].JSON()["model"]; m != "claude-opus-5-5" {
 		t.Fatalf("Claude Code's default model is now %v, not claude-opus-5-5: check the catalogue prices it and update this test", m)
 	}
-	// claude-opus-5-5 at $4 in / $20 out per MTok (the replies' own
-	// claude-3-7-sonnet-20250219 is not used: the resolved model is priced):
+	// claude-opus-5-5 at $4 in / $20 out per MTok (the replies echo it):
 	//   tool_use turn: 4000 × $4 + 43 × $20 = 16000 + 860 = 16860 µ$ = 0.01686
 	//   final turn:    4100 × $4 +  5 × $20 = 16400 + 100 = 16500 µ$ = 0.0165
 	want := map[string]float64{

@@ -40,6 +40,19 @@ func TestCostFollowsAnsweredModel(t *testing.T) {
 		{"another model ran", "claude-haiku-4-5", recorded, "claude-haiku-4-5", "claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219", 0.002541},
 		{"another model ran, asked for one without a price", "anthropic:claude-test-unlisted", recorded, "claude-test-unlisted",
 			"claude-3-7-sonnet-20250219", "claude-3-7-sonnet-20250219", 0.002541},
+		// The provider's own names for the model asked for: its dated
+		// version of a "-0" alias. Sonnet 4 at $3 / $15, 402 input and
+		// len("Sunny, 18 degrees today in the city.")/4 + 1 = 10 output
+		// tokens: 0.001206 + 0.00015 = 0.001356.
+		{"dated version of a -0 alias", "claude-sonnet-4-0", func() fakeupstream.Reply {
+			return fakeupstream.AnthropicMessage("claude-sonnet-4-20250514", 402, "end_turn", fakeupstream.TextBlock("Sunny, 18 degrees today in the city."))
+		}, "claude-sonnet-4-0", "", "", 0.001356},
+		// An unpriced model of the same family: the provider's own alias,
+		// so the price asked for stands (Haiku 4.5, 402 × 1e-6 + 10 × 5e-6
+		// = 0.000402 + 0.00005 = 0.000452).
+		{"same family without a price", "claude-haiku-4-5", func() fakeupstream.Reply {
+			return fakeupstream.AnthropicMessage("claude-haiku-4-5-experimental", 402, "end_turn", fakeupstream.TextBlock("Sunny, 18 degrees today in the city."))
+		}, "claude-haiku-4-5", "", "claude-haiku-4-5-experimental", 0.000452},
 		// A vendor's own model the catalogue does not price: null, not
 		// Haiku's price.
 		{"another model without a price", "claude-haiku-4-5", func() fakeupstream.Reply {
@@ -123,10 +136,32 @@ func TestDatedVersionOf(t *testing.T) {
 		{"claude-3-7-sonnet", "claude-3-7-sonnet", false},
 		{"claude-3-7-sonnet-", "claude-3-7-sonnet", false},
 		{"claude-3-7-sonnet-20250219", "claude-test-unlisted", false},
+		{"claude-sonnet-4-20250514", "claude-sonnet-4-0", true},
 		{"", "claude-3-7-sonnet", false},
 	} {
 		if got := datedVersionOf(c.answered, c.resolved); got != c.want {
 			t.Errorf("datedVersionOf(%q, %q) = %v, want %v", c.answered, c.resolved, got, c.want)
+		}
+	}
+}
+
+func TestSameModel(t *testing.T) {
+	for _, c := range []struct {
+		said, resolved string
+		want           bool
+	}{
+		{"claude-haiku-4-5", "claude-haiku-4-5", true},
+		{"Claude-Haiku-4-5", "claude-haiku-4-5", true},                 // another case
+		{"claude-haiku-4-5-20251001", "claude-haiku-4-5", true},        // dated version
+		{"claude-haiku-4-5", "claude-haiku-4-5-20251001", true},        // the other way round
+		{"claude-sonnet-4-20250514", "claude-sonnet-4-0", true},        // a -0 alias
+		{"claude-3-5-haiku-20241022", "claude-3-5-haiku-latest", true}, // a -latest alias
+		{"glm-4.6", "claude-opus-5-5", false},                          // a vendor's own model
+		{"gpt-4-0125-preview", "gpt-4-turbo-preview", false},           // OpenAI's alias: same family, not the same id
+		{"claude-3-7-sonnet-20250219", "claude-haiku-4-5", false},      // another Claude
+	} {
+		if got := sameModel(c.said, c.resolved); got != c.want {
+			t.Errorf("sameModel(%q, %q) = %v, want %v", c.said, c.resolved, got, c.want)
 		}
 	}
 }

@@ -138,19 +138,30 @@ func (c *call) finish() {
 		charge, _ = a.prices.Cost(c.res.model, u)
 	}
 	// Lookup prices many spellings of one id (case, prefixes, dates): only
-	// the catalogue's own spelling is bounded by the catalogue.
-	label := unlistedModels.label(c.res.model, a.prices.Listed(c.res.model), c.status)
+	// the catalogue's own spelling is bounded by the catalogue. A call
+	// another model answered counts under that model.
+	model := c.res.model
+	if answered != "" {
+		model = answered
+	}
+	label := unlistedModels.label(model, a.prices.Listed(model), c.status)
 	switch {
-	case priced, answered != "": // price warned of the answered model
-	case label == c.res.model:
-		if _, warned := a.unpricedOnce.LoadOrStore(c.res.model, struct{}{}); !warned {
+	case priced:
+	case label == model && answered != "":
+		if _, warned := a.unpricedOnce.LoadOrStore(c.res.prov.name+"\x00"+answered, struct{}{}); !warned {
+			c.g.logger.Warn("the provider answered with another model, which has no price: its calls are recorded "+
+				"with cost_usd null (budgets are charged the requested model's price); price it in a pricing file",
+				zap.String("provider", c.res.prov.name), zap.String("model", c.res.model), zap.String("answered_model", answered))
+		}
+	case label == model:
+		if _, warned := a.unpricedOnce.LoadOrStore(model, struct{}{}); !warned {
 			c.g.logger.Warn("model has no price in the catalogue; its calls are recorded with cost_usd null",
-				zap.String("model", c.res.model), zap.String("provider", c.res.prov.name))
+				zap.String("model", model), zap.String("provider", c.res.prov.name))
 		}
 	case c.status < 400 && !a.unlistedWarned.Swap(true):
 		c.g.logger.Warn("more models outside the price catalogue answered than the metrics name; "+
 			"their calls are recorded with cost_usd null and counted under model=\"other\" in the metrics",
-			zap.String("model", c.res.model), zap.String("provider", c.res.prov.name),
+			zap.String("model", model), zap.String("provider", c.res.prov.name),
 			zap.Int("named", maxUnlistedModels))
 	}
 	c.settle(charge) // dollars from the ledger: cache reads at their real price
@@ -195,34 +206,32 @@ func (c *call) finish() {
 	a.calls.write(&line)
 }
 
-// datedVersionOf reports whether answered is a dated version of the model
-// id resolved: resolved (without a -latest suffix), a dash, then digits and
-// dashes only, as claude-3-7-sonnet-20250219 is of claude-3-7-sonnet or
-// claude-3-7-sonnet-latest and gpt-4o-2024-08-06 of gpt-4o.
 // price prices usage u of the call. It prices the model the row records
 // (the resolved id), so that its dollars can be worked out from the row
 // alone, except:
 //   - when that model has no price and the provider says it ran a dated
 //     version of it (an alias the catalogue lacks): that version;
-//   - when the provider says it ran another model altogether (answered):
-//     an Anthropic-compatible vendor answers a claude- id with its own
-//     model, so the resolved id's price is not what the call cost. The
-//     answered model's price applies, or none (a warning, once).
+//   - when the provider says it ran another model (answered): an
+//     Anthropic-compatible vendor answers a claude- id with its own model,
+//     so the resolved id's price is not what the call cost. The answered
+//     model's price applies; without one, the call is unpriced, unless
+//     the answer is in the resolved id's own family (OpenAI runs
+//     gpt-4-turbo-preview as gpt-4-0125-preview): the provider's own alias,
+//     so the resolved id's price stands.
 //
 // pricedModel is the model whose price gave cost.
 func (c *call) price(u ir.Usage) (cost float64, priced bool, pricedModel, answered string) {
 	a := c.g.app
 	resolved, said := c.res.model, c.respModel
-	if said != "" && said != resolved && !datedVersionOf(said, resolved) && !datedVersionOf(resolved, said) {
-		cost, priced = a.prices.Cost(said, u)
-		if !priced {
-			if _, warned := a.unpricedOnce.LoadOrStore(c.res.prov.name+"\x00"+resolved+"\x00"+said, struct{}{}); !warned {
-				c.g.logger.Warn("the provider answered with another model, which has no price: its calls are recorded "+
-					"with cost_usd null (budgets are charged the requested model's price); price it in a pricing file",
-					zap.String("provider", c.res.prov.name), zap.String("model", resolved), zap.String("answered_model", said))
-			}
+	if said != "" && !sameModel(said, resolved) {
+		if cost, priced = a.prices.Cost(said, u); priced {
+			return cost, true, said, said
 		}
-		return cost, priced, said, said
+		if fam := typeByPrefix(strings.ToLower(resolved)); fam != "" && fam == typeByPrefix(strings.ToLower(said)) {
+			cost, priced = a.prices.Cost(resolved, u)
+			return cost, priced, resolved, said
+		}
+		return 0, false, said, said
 	}
 	cost, priced = a.prices.Cost(resolved, u)
 	if !priced && datedVersionOf(said, resolved) {
@@ -233,8 +242,22 @@ func (c *call) price(u ir.Usage) (cost float64, priced bool, pricedModel, answer
 	return cost, priced, resolved, ""
 }
 
+// sameModel reports whether an answer naming model said ran the resolved
+// id: the same id in any case, or a dated version of it, or the other way
+// round.
+func sameModel(said, resolved string) bool {
+	s, r := strings.ToLower(said), strings.ToLower(resolved)
+	return s == r || datedVersionOf(s, r) || datedVersionOf(r, s)
+}
+
+// datedVersionOf reports whether answered is a dated version of the model
+// id resolved: resolved (without a -latest or -0 suffix), a dash, then
+// digits and dashes only, as claude-3-7-sonnet-20250219 is of
+// claude-3-7-sonnet or claude-3-7-sonnet-latest, claude-sonnet-4-20250514
+// of claude-sonnet-4-0, and gpt-4o-2024-08-06 of gpt-4o.
 func datedVersionOf(answered, resolved string) bool {
-	rest, ok := strings.CutPrefix(answered, strings.TrimSuffix(resolved, "-latest")+"-")
+	base := strings.TrimSuffix(strings.TrimSuffix(resolved, "-latest"), "-0")
+	rest, ok := strings.CutPrefix(answered, base+"-")
 	if !ok || rest == "" {
 		return false
 	}

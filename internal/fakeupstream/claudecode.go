@@ -19,7 +19,8 @@ const ClaudeCodeVersion = "2.1.328"
 // a Claude Code tool-use round trip: first a short text and a tool_use of
 // Claude Code's own Bash tool running command, then, once Claude Code sends
 // the tool_result back, an end_turn reply saying finalText (which `claude
-// -p` prints). Both are in the recorded stream format.
+// -p` prints). Both are in the recorded stream format and name the model
+// the request asked for (Reply.EchoModel), as the API does.
 //
 // Each reply only matches the request it is meant for (the first needs a
 // request offering the Bash tool and carrying no tool_result, the second
@@ -41,6 +42,7 @@ func ClaudeCodeBashRoundTrip(command, finalText string) []Reply {
 	}
 	second := AnthropicStream("", 4100, "end_turn", TextBlock(finalText))
 	second.Match = func(r *Recorded) bool { return parseRequest(r.Body).lastUserHasToolResult() }
+	first.EchoModel, second.EchoModel = true, true
 	return []Reply{first, second}
 }
 

@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -68,6 +69,10 @@ type Reply struct {
 	// a request it rejects skips it (and gets the next matching queued
 	// reply, or the default).
 	Match func(*Recorded) bool `json:"-"`
+	// EchoModel makes the reply name the model the request asked for, as
+	// the providers' APIs do, in place of the model it was built with: each
+	// "model":"…" member of its body or events is rewritten.
+	EchoModel bool
 }
 
 // Recorded is one request the server received.
@@ -258,7 +263,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		reply = defaultReply(&rec)
 	}
+	if reply.EchoModel {
+		reply = echoModel(reply, &rec)
+	}
 	s.write(w, r, reply)
+}
+
+// modelMember matches a "model":"…" member of a JSON text.
+var modelMember = regexp.MustCompile(`"model":"[^"\\]*"`)
+
+// echoModel returns rp with its "model" members naming the model rec asked
+// for (unchanged when the request names none).
+func echoModel(rp Reply, rec *Recorded) Reply {
+	m, _ := rec.JSON()["model"].(string)
+	if m == "" {
+		return rp
+	}
+	b, _ := json.Marshal(m)
+	repl := `"model":` + strings.ReplaceAll(string(b), "$", "$$")
+	rp.Body = modelMember.ReplaceAllString(rp.Body, repl)
+	events := make([]string, len(rp.Events))
+	for i, ev := range rp.Events {
+		events[i] = modelMember.ReplaceAllString(ev, repl)
+	}
+	rp.Events = events
+	return rp
 }
 
 // dequeue takes the first queued reply for the request's path that
