@@ -60,7 +60,8 @@ type call struct {
 	respModel     string
 	ttft          time.Duration
 	upstreamReqID string
-	finishing     bool // finish has begun (recoverPanic must not rerun it)
+	finishing     bool            // finish has begun (recoverPanic must not rerun it)
+	obs           *streamObserver // the stream being relayed, for recoverPanic
 }
 
 // clientModel is the model the request named: c.requested, or "" when the
@@ -150,9 +151,27 @@ func (c *call) recoverPanic() {
 		zapTurn(c.turnID), zap.Any("panic", v), zap.Stack("stack"))
 	if !c.finishing {
 		c.status, c.errorClass = http.StatusInternalServerError, "INTERNAL_ERROR"
+		if !c.haveUsage {
+			c.usageSoFar()
+		}
 		c.finish()
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// usageSoFar sets the usage of a call cut short before it read its usage:
+// what its stream had reported, else (once the request went upstream) the
+// prompt's estimate, marked estimated where the provider had not said.
+func (c *call) usageSoFar() {
+	u := ir.Usage{Estimated: true}
+	if c.obs != nil {
+		u = c.obs.usage()
+		c.respModel = c.obs.model()
+	}
+	if c.attempts > 0 && u.TotalInputTokens() == 0 {
+		u.InputTokens, u.Estimated = c.promptEstimate(), true
+	}
+	c.usage, c.haveUsage = u, true
 }
 
 // refuse refuses the call once its model is known (or failed to be),

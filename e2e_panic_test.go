@@ -90,35 +90,51 @@ http://127.0.0.1:%d {
 	setBudget(t, db, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
 	waitApplies(t, g, budget.Identity{KeyID: k.ID})
 
-	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Never delivered.")))
-	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages", strings.NewReader(`{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`))
-	req.Header.Set("X-Api-Key", tok)
-	req.Header.Set("Anthropic-Version", "2023-06-01")
-	req.Header.Set("X-Test-Panic", "1")
-	resp, err := http.DefaultClient.Do(req)
-	if err == nil {
-		b, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if rerr == nil && resp.StatusCode == 200 && len(b) > 0 {
-			t.Fatalf("the client got a whole answer through a panicking relay: %d %s", resp.StatusCode, b)
+	spent := 0.0
+	for i, c := range []struct {
+		name, stream, source string
+		reply                fakeupstream.Reply
+		input                float64
+	}{
+		// Read whole before the first Write: the provider's usage.
+		{"answer", "false", "provider", fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Never delivered.")), 400},
+		// The first Write is the stream's first event (the events come
+		// 100 ms apart), after message_start reported the input: that, and
+		// an estimated output.
+		{"stream", "true", "estimated", gapped(fakeupstream.AnthropicStream("claude-haiku-4-5", 4000, "end_turn", fakeupstream.TextBlock("Never delivered."))), 4000},
+	} {
+		up.Enqueue("/v1/messages", c.reply)
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages",
+			strings.NewReader(`{"model":"haiku","max_tokens":64,"stream":`+c.stream+`,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("X-Api-Key", tok)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		req.Header.Set("X-Test-Panic", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode == 200 && len(b) > 0 {
+				t.Fatalf("%s: the client got a whole answer through a panicking relay: %d %s", c.name, resp.StatusCode, b)
+			}
+		}
+		call := e2eCalls(g, i+1)[i]
+		// Haiku 4.5 at $1 / $5 per MTok: the provider billed the call, so
+		// the row carries its price.
+		out, _ := call["output_tokens"].(float64)
+		want := c.input*1e-6 + out*5e-6
+		spent += want
+		if call["status"] != float64(500) || call["error_class"] != "INTERNAL_ERROR" || call["input_tokens"] != c.input ||
+			call["usage_source"] != c.source || out < 1 || !e2eNear(e2eCost(t, call), want) {
+			t.Fatalf("%s after a panic: status %v error_class %v input %v output %v usage_source %v cost %v; want 500 INTERNAL_ERROR %v %s %v",
+				c.name, call["status"], call["error_class"], call["input_tokens"], out, call["usage_source"], call["cost_usd"], c.input, c.source, want)
+		}
+		if turns := g.events(store.TypeTurnCompleted); len(turns) != i+1 || turns[i]["turn_id"] != call["turn_id"] {
+			t.Errorf("%s: turn.completed after a panic: %v", c.name, turns)
 		}
 	}
-	calls := e2eCalls(g, 1)
-	c := calls[0]
-	// Haiku 4.5: 400 × $1 + 4 output × $5 per MTok (len("Never delivered.")/4 + 1 = 5 tokens):
-	// the provider billed the answer, so the row carries its price.
-	out, _ := c["output_tokens"].(float64)
-	want := 400e-6 + out*5e-6
-	if c["status"] != float64(500) || c["error_class"] != "INTERNAL_ERROR" || c["input_tokens"] != float64(400) || !e2eNear(e2eCost(t, c), want) {
-		t.Fatalf("call after a panic: status %v error_class %v input %v cost %v; want 500 INTERNAL_ERROR 400 %v",
-			c["status"], c["error_class"], c["input_tokens"], c["cost_usd"], want)
-	}
-	if turns := g.events(store.TypeTurnCompleted); len(turns) != 1 || turns[0]["turn_id"] != c["turn_id"] {
-		t.Errorf("turn.completed after a panic: %v", turns)
-	}
 	q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
-	if err != nil || len(q) != 1 || q[0].Reserved != 0 || !e2eNear(q[0].Spent, want) {
-		t.Errorf("budget after a panic: %+v %v; want nothing reserved and %v spent", q, err, want)
+	if err != nil || len(q) != 1 || q[0].Reserved != 0 || !e2eNear(q[0].Spent, spent) {
+		t.Errorf("budget after the panics: %+v %v; want nothing reserved and %v spent", q, err, spent)
 	}
 	logText, _ := os.ReadFile(logPath)
 	if !strings.Contains(string(logText), "panic in an LLM call") || !strings.Contains(string(logText), "the relay broke") {
@@ -126,8 +142,14 @@ http://127.0.0.1:%d {
 	}
 
 	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 20, "end_turn", fakeupstream.TextBlock("fine")))
-	resp = g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
 	if body := e2eRead(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("the next call: %d %s", resp.StatusCode, body)
 	}
+}
+
+// gapped spaces r's events 100 ms apart.
+func gapped(r fakeupstream.Reply) fakeupstream.Reply {
+	r.Gap = 100 * time.Millisecond
+	return r
 }

@@ -416,6 +416,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 	}
 	rc := http.NewResponseController(c.w)
 	obs := &st.obs
+	c.obs = obs
 	var err error
 	if c.cross {
 		err = c.translateStream(st, rc, obs)
@@ -509,7 +510,9 @@ var errClientGone = errors.New("client went away")
 // gateway asked for on the client's behalf is not shown to the client.
 func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *streamObserver) error {
 	rd := st.rd
-	hide := c.shape == shapeOpenAI && !c.clientAskedUsage
+	// Only a usage chunk the gateway asked for is hidden: with
+	// stream_usage off it asked for none.
+	hide := c.shape == shapeOpenAI && !c.clientAskedUsage && !c.res.prov.compat.noStreamUsage
 	// The events of one burst (what arrived together) are written with one
 	// Write, so they travel as one HTTP/1.1 chunk and one write(2).
 	bp := burstPool.Get().(*[]byte)
@@ -604,6 +607,18 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
+		defer func() {
+			// A bug in the reader must not take the process down: the
+			// stream ends as if the provider had cut it.
+			if v := recover(); v != nil {
+				c.g.logger.Error("panic reading a provider's stream", zapTurn(c.turnID),
+					zap.Any("panic", v), zap.Stack("stack"))
+				select {
+				case events <- item{err: fmt.Errorf("reading the provider's stream: panic: %v", v)}:
+				case <-done:
+				}
+			}
+		}()
 		for ev, err := st.ev, st.err; ; ev, err = nextEvent(st.rd) {
 			select {
 			case events <- item{ev, err}:
