@@ -102,13 +102,21 @@ func TestE2EProviderCompatOptions(t *testing.T) {
 		t.Errorf("client asking for usage: usage_source %v input %v, want provider 30", c["usage_source"], c["input_tokens"])
 	}
 
+	// A server that sends usage unasked: nothing was added to the request,
+	// so nothing is taken from the answer.
+	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAITextStream("qwen3", "Unasked.", 30, true))
+	resp = g.post("/v1/chat/completions", tok, `{"model":"qwen","stream":true,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"prompt_tokens":30`) || !strings.Contains(body, `"usage":null`) {
+		t.Fatalf("usage sent unasked: %d %s", resp.StatusCode, body)
+	}
+
 	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAICompletion("qwen3", "Done.", 30))
 	resp = g.post("/v1/messages", tok, `{"model":"qwen","max_tokens":300,"system":"You are terse.",
 		"messages":[{"role":"user","content":"hi"},{"role":"system","content":"# Environment"},{"role":"user","content":"go on"}]}`, e2eAnthropicHdr...)
 	if body := e2eRead(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("translated: %d %s", resp.StatusCode, body)
 	}
-	sent := up.RequestsTo("/local/v1/chat/completions")[4].JSON()
+	sent := up.RequestsTo("/local/v1/chat/completions")[5].JSON()
 	msgs, _ := sent["messages"].([]any)
 	roles := []string{}
 	for _, m := range msgs {
