@@ -39,9 +39,11 @@ type StreamDecoder struct {
 	openIdx  int
 	next     int
 	// tools maps an OpenAI tool_calls index to its call's block.
-	tools   map[int]toolBlock
-	refusal bool
-	stopped bool
+	tools map[int]toolBlock
+	// toolArgs are the open tool call's arguments so far.
+	toolArgs []byte
+	refusal  bool
+	stopped  bool
 }
 
 // Decode appends the neutral events for one upstream event's data (a
@@ -164,17 +166,20 @@ func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.Stre
 		d.tools = make(map[int]toolBlock, 2)
 	}
 	tb, seen := d.tools[k]
-	// A new index, or an id other than its call's, starts a new tool
-	// call: some servers (Ollama, Gemini's compatible API) give parallel
-	// calls one index, or none, and tell them apart by id alone.
+	// A new index starts a new tool call, and so does another id once the
+	// open call's arguments are whole JSON: some servers (Ollama, Gemini's
+	// compatible API) give parallel calls, each sent whole, one index or
+	// none, while others (vLLM's gpt-oss parser, Poolside) change the id
+	// between fragments of one call.
 	isCurrent := seen && tb.blk >= 0 && d.open && d.openIdx == tb.blk
-	if !seen || tc.ID != "" && (!isCurrent || tc.ID != tb.id) {
+	if !seen || tc.ID != "" && (!isCurrent || tc.ID != tb.id && json.Valid(d.toolArgs)) {
 		id := tc.ID
 		if id == "" {
 			id = "call_metis_" + strconv.Itoa(k)
 		}
 		evs = d.startBlock(evs, ir.Part{Type: ir.PartToolCall, ToolCallID: id, ToolName: tc.Function.Name})
 		d.tools[k] = toolBlock{blk: d.openIdx, id: id}
+		d.toolArgs = d.toolArgs[:0]
 		isCurrent = true
 	}
 	if !isCurrent {
@@ -183,6 +188,7 @@ func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.Stre
 		return evs
 	}
 	if a := tc.Function.Arguments; a != nil && *a != "" {
+		d.toolArgs = append(d.toolArgs, *a...)
 		evs = append(evs, ir.StreamEvent{Type: ir.EventBlockDelta, Index: d.openIdx, Delta: ir.DeltaArguments, Text: *a})
 	}
 	return evs

@@ -408,3 +408,32 @@ func TestOpenAIToAnthropicStreamParallelCallsOneIndex(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenAIToAnthropicStreamIDChangesWithinACall: a server that gives
+// each fragment of one tool call another id (vLLM's gpt-oss parser) still
+// gets one tool_use, with the fragments' arguments joined.
+func TestOpenAIToAnthropicStreamIDChangesWithinACall(t *testing.T) {
+	st := anthropicClientState(t, `{"model":"claude-x","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"weather?"}],
+		"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}`)
+	tr := st.NewOpenAIToAnthropicStream()
+	out := feed(t, tr,
+		chunk(`"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null`),
+		chunk(`"delta":{"tool_calls":[{"index":0,"id":"call_2","type":"function","function":{"arguments":"{\"city\":"}}]},"finish_reason":null`),
+		chunk(`"delta":{"tool_calls":[{"index":0,"id":"call_3","type":"function","function":{"arguments":"\"Paris\"}"}}]},"finish_reason":null`),
+		chunk(`"delta":{},"finish_reason":"tool_calls"`),
+		[]byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":9}}`),
+		[]byte("[DONE]"))
+	var starts int
+	input := ""
+	for _, e := range parseSSE(t, out) {
+		switch e.name {
+		case "content_block_start":
+			starts++
+		case "content_block_delta":
+			input += e.data["delta"].(map[string]any)["partial_json"].(string)
+		}
+	}
+	if starts != 1 || input != `{"city":"Paris"}` {
+		t.Fatalf("%d blocks with input %q, want one with {\"city\":\"Paris\"}\n%s", starts, input, out)
+	}
+}
