@@ -665,9 +665,11 @@ func TestE2ERetriesAndRejectionsLogged(t *testing.T) {
 
 // TestE2ETraceWaitsOutALockedDatabase: while another process holds the
 // trace database's write lock past the writer's busy timeout (an
-// operator's long transaction; a full disk behaves alike), calls are
-// answered at once, /metrics counts the failed writes, and once the lock
-// is gone every call is in the trace: nothing dropped.
+// operator's long transaction), calls are answered at once, /metrics
+// counts the failed writes, and once the lock is gone every call is in the
+// trace: nothing dropped. The lock is held for one busy timeout, which the
+// old writer's single retry also outlasted; retrying for as long as the
+// failure lasts is TestWriterHoldsEventsWhileDiskFull's (store).
 func TestE2ETraceWaitsOutALockedDatabase(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "metis.db")

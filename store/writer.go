@@ -323,7 +323,8 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 		}
 		if time.Since(lastLog) >= retryLogEvery {
 			lastLog = time.Now()
-			s.logger().Error("trace store writes still failing; events held in memory until they succeed",
+			s.logger().Error("trace store writes still failing; events held in memory until they succeed "+
+				"(if the database file was moved or deleted, restart the gateway)",
 				zap.String("path", s.path), zap.Duration("for", time.Since(first)),
 				zap.Int("events_held", s.Stats().QueueLen), zap.Int("queue_size", s.qcapNow()), zap.Error(err))
 		}

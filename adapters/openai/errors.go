@@ -43,14 +43,13 @@ func parseErrorDetail(body []byte) (inErrorDetail, bool) {
 	var env struct {
 		Error  json.RawMessage `json:"error"`
 		Object string          `json:"object"`
-		inErrorDetail
 	}
 	var d inErrorDetail
 	if json.Unmarshal(body, &env) != nil {
 		return d, false
 	}
-	if env.Object == "error" && len(env.Error) == 0 && env.Message != "" {
-		return env.inErrorDetail, true
+	if env.Object == "error" && len(env.Error) == 0 {
+		return d, json.Unmarshal(body, &d) == nil && d.Message != ""
 	}
 	if isJSONNull(env.Error) {
 		return d, false
