@@ -393,3 +393,38 @@ func e2eCheckOpenAIStreamError(t *testing.T, resp *http.Response, evs []e2eSSE) 
 		t.Errorf("first event %q is not a chunk", evs[0].Data)
 	}
 }
+
+// A 429 that says the account is out of credit (OpenAI's
+// insufficient_quota, z.ai's "Insufficient balance", code 1113) is not
+// retried: waiting does not mend it, and every retry is one more request
+// the vendor counts.
+func TestE2ENoRetryWhenOutOfCredit(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, fmt.Sprintf(`
+		provider glm anthropic {
+			base_url %s/glm
+		}
+		alias glm glm:glm-4.6`, up.URL)))
+	_, tok := e2eKey(g, "broke")
+	cases := []struct {
+		path, upPath, body string
+		reply              fakeupstream.Reply
+		hdr                []string
+	}{
+		{"/v1/chat/completions", "/v1/chat/completions", `{"model":"nano","messages":[{"role":"user","content":"hi"}]}`,
+			fakeupstream.OpenAIError(429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota"), nil},
+		{"/v1/messages", "/glm/v1/messages", `{"model":"glm","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`,
+			fakeupstream.Reply{Status: 429, Body: `{"error":{"code":"1113","message":"Insufficient balance or no resource package. Please recharge."}}`}, e2eAnthropicHdr},
+	}
+	for i, c := range cases {
+		up.Enqueue(c.upPath, c.reply, fakeupstream.AnthropicMessage("glm-4.6", 1, "end_turn", fakeupstream.TextBlock("retried")))
+		resp := g.post(c.path, tok, c.body, c.hdr...)
+		if body := e2eRead(t, resp); resp.StatusCode != 429 || body != c.reply.Body {
+			t.Errorf("%s: client got %d %s, want the provider's 429 as sent", c.upPath, resp.StatusCode, body)
+		}
+		if n := up.Count(c.upPath); n != 1 {
+			t.Errorf("%s: upstream saw %d requests, want 1", c.upPath, n)
+		}
+		e2eWant(t, c.upPath, e2eCalls(g, i+1)[i], map[string]any{"attempts": 1, "status": 429})
+	}
+}

@@ -127,14 +127,26 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 }
 
 // quotaExhausted reports whether a 429 means the account is out of credit
-// (OpenAI insufficient_quota) rather than rate limited. It reads the small
-// error body and puts it back for relaying.
+// rather than rate limited: OpenAI's insufficient_quota, or a vendor's
+// "insufficient balance" (z.ai's code 1113). Waiting does not mend it, so
+// it is not retried. It reads the small error body and puts it back for
+// relaying.
 func quotaExhausted(resp *http.Response) bool {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return bytes.Contains(b, []byte("insufficient_quota"))
+	lower := bytes.ToLower(b)
+	for _, s := range outOfCredit {
+		if bytes.Contains(lower, []byte(s)) {
+			return true
+		}
+	}
+	return false
 }
+
+// outOfCredit are lower-case phrases of 429 bodies that mean the account
+// is out of credit.
+var outOfCredit = [...]string{"insufficient_quota", "insufficient balance", "insufficient_balance"}
 
 func retryable(resp *http.Response) bool {
 	if resp.Header.Get("X-Should-Retry") == "false" {
