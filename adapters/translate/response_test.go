@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/metisgateway/metis/internal/vcr"
@@ -93,10 +95,12 @@ func TestOpenAIResponseToAnthropicGolden(t *testing.T) {
 			"stop_reason":"max_tokens","stop_sequence":null,
 			"usage":{"input_tokens":50,"cache_creation_input_tokens":10,"cache_read_input_tokens":40,"output_tokens":5}}`,
 	}, {
+		// No usage in the answer: the estimate, as a translated stream
+		// gives (the state's input estimate, 0 here; 23 bytes / 4 = 5).
 		name: "refusal becomes text with stop_reason refusal",
 		in:   `{"id":"c2","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":null,"refusal":"I can't help with that."}}]}`,
 		want: `{"id":"c2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"I can't help with that."}],
-			"stop_reason":"refusal","stop_sequence":null,"usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}}`,
+			"stop_reason":"refusal","stop_sequence":null,"usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":5}}`,
 	}, {
 		name: "content_filter to refusal, content parts joined",
 		in:   `{"id":"c3","choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,
@@ -122,4 +126,22 @@ func TestOpenAIResponseToAnthropicGolden(t *testing.T) {
 			t.Errorf("want error for %s", bad)
 		}
 	}
+}
+
+// TestOpenAIResponseWithoutUsageGetsEstimate: a compatible server that
+// reports no usage in a non-streamed answer gives the Anthropic client the
+// gateway's estimate (the prompt's, and a quarter of the answer's bytes),
+// as a translated stream does, rather than zeros that would tell an agent
+// its context is empty.
+func TestOpenAIResponseWithoutUsageGetsEstimate(t *testing.T) {
+	st := anthropicClientState(t, `{"model":"claude-x","max_tokens":10,"messages":[{"role":"user","content":"`+strings.Repeat("word ", 400)+`"}]}`)
+	if st.InputEstimate <= 0 {
+		t.Fatalf("input estimate %d", st.InputEstimate)
+	}
+	out, err := st.OpenAIResponseToAnthropic([]byte(`{"id":"c","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"Sixteen bytes ok"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertJSON(t, out, fmt.Sprintf(`{"id":"c","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Sixteen bytes ok"}],
+		"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":%d,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":4}}`, st.InputEstimate))
 }

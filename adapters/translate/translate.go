@@ -146,6 +146,16 @@ func (st *State) OpenAIResponseToAnthropic(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
 	}
+	if !r.HasUsage {
+		// The provider reported none (some compatible servers): the client
+		// gets the estimate a translated stream gives, not zeros that
+		// would tell an agent its context is empty.
+		var chars int64
+		for i := range r.Content {
+			chars += int64(len(r.Content[i].Text) + len(r.Content[i].Arguments))
+		}
+		r.Usage = ir.Usage{InputTokens: st.InputEstimate, OutputTokens: max(chars/4, 1)}
+	}
 	out, err := anthropic.EncodeResponse(r, st.RequestedModel, st.ToolNames)
 	if err != nil {
 		return nil, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
