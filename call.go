@@ -236,8 +236,14 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		switch {
 		case c.shape != shapeOpenAI || !c.stream:
 		case c.res.prov.compat.noStreamUsage:
-			// Nothing added: a usage chunk is the client's if it asked.
-			c.clientAskedUsage = root.Get("stream_options.include_usage").Type == gjson.True
+			// The server refuses stream_options: the client's own go too,
+			// and any usage chunk the server sends reaches the client.
+			if root.Get("stream_options").Exists() {
+				var err error
+				if out, err = sjson.DeleteBytes(out, "stream_options"); err != nil {
+					return reject(http.StatusBadRequest, "invalid_request", "stream_options: "+err.Error())
+				}
+			}
 		default:
 			var err error
 			if out, c.clientAskedUsage, err = openai.InjectIncludeUsage(out); err != nil {

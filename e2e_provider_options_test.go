@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -79,23 +80,49 @@ func TestE2EProviderCompatOptions(t *testing.T) {
 		t.Fatalf("stream ending at its finish chunk: %d %s", resp.StatusCode, body)
 	}
 	up.Enqueue("/local/v1/chat/completions", noDone())
-	resp = g.post("/v1/messages", tok, `{"model":"qwen","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
-	if body := e2eRead(t, resp); resp.StatusCode != 200 || strings.Contains(body, "error") || !strings.Contains(body, "message_stop") {
+	resp = g.post("/v1/messages", tok, `{"model":"qwen","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"`+strings.Repeat("a few words ", 50)+`"}]}`, e2eAnthropicHdr...)
+	body := e2eRead(t, resp)
+	if resp.StatusCode != 200 || strings.Contains(body, "error") || !strings.Contains(body, "message_stop") {
 		t.Fatalf("translated stream ending at its finish chunk: %d %s", resp.StatusCode, body)
 	}
+	// No usage from the server: the estimate the client was told is the
+	// one recorded.
+	var told float64
+	for _, line := range strings.Split(body, "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok && strings.Contains(d, `"message_start"`) {
+			var ev struct {
+				Message struct {
+					Usage struct {
+						InputTokens float64 `json:"input_tokens"`
+					} `json:"usage"`
+				} `json:"message"`
+			}
+			if err := json.Unmarshal([]byte(d), &ev); err != nil {
+				t.Fatal(err)
+			}
+			told = ev.Message.Usage.InputTokens
+		}
+	}
 	g.sync()
+	if c := g.lastCall(); told < 100 || c["input_tokens"] != told || c["usage_source"] != "estimated" {
+		t.Errorf("translated stream without usage: client told %v input tokens, recorded %v (%v)", told, c["input_tokens"], c["usage_source"])
+	}
 	for _, c := range g.events(store.TypeCallCompleted)[1:3] {
 		if c["error_class"] != nil || c["status"] != float64(200) {
 			t.Errorf("stream ending at its finish chunk recorded %v %v, want 200 and no error", c["status"], c["error_class"])
 		}
 	}
-	// A client that asks for usage itself gets it, and the call is priced
-	// from it.
+	// A client that asks for usage itself: its stream_options do not go to
+	// a server that refuses them, and the usage the server sends anyway
+	// reaches it and prices the call.
 	up.Enqueue("/local/v1/chat/completions", fakeupstream.OpenAITextStream("qwen3", "Counted.", 30, true))
 	resp = g.post("/v1/chat/completions", tok, `{"model":"qwen","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`,
 		"Authorization", "Bearer "+tok)
 	if body := e2eRead(t, resp); resp.StatusCode != 200 || !strings.Contains(body, `"prompt_tokens":30`) {
 		t.Fatalf("client asking for usage: %d %s", resp.StatusCode, body)
+	}
+	if b := up.RequestsTo("/local/v1/chat/completions")[3].Body; strings.Contains(b, "stream_options") {
+		t.Errorf("the client's stream_options reached a provider with stream_usage off: %s", b)
 	}
 	g.sync()
 	if c := g.lastCall(); c["usage_source"] != "provider" || c["input_tokens"] != float64(30) {

@@ -381,9 +381,16 @@ func (c *call) streamFailedEarly(err error) {
 // promptEstimate is the gateway's estimate of a prompt's input tokens
 // when the provider reported none: a quarter of the bytes sent, images and
 // documents at a flat rate (estimatePromptTokens), and never more than the
-// model's context window.
+// model's context window. A translated call uses the estimate its client
+// was told (translate.State.InputEstimate, the same rule over the
+// conversation's text), so the ledger and the client agree.
 func (c *call) promptEstimate() int64 {
-	n := estimatePromptTokens(c.body)
+	var n int64
+	if c.tstate != nil && c.tstate.InputEstimate > 0 {
+		n = c.tstate.InputEstimate
+	} else {
+		n = estimatePromptTokens(c.body)
+	}
 	if p, ok := c.g.app.prices.Lookup(c.res.model); ok && p.MaxInputTokens > 0 {
 		n = min(n, int64(p.MaxInputTokens))
 	}

@@ -146,7 +146,7 @@ func (c *call) finish() {
 	}
 	label := unlistedModels.label(model, a.prices.Listed(model), c.status)
 	switch {
-	case priced:
+	case priced, c.status >= 400: // a failed call cost nothing: no warning
 	case label == model && answered != "":
 		if _, warned := a.unpricedOnce.LoadOrStore(c.res.prov.name+"\x00"+answered, struct{}{}); !warned {
 			c.g.logger.Warn("the provider answered with another model, which has no price: its calls are recorded "+

@@ -166,13 +166,14 @@ func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.Stre
 		d.tools = make(map[int]toolBlock, 2)
 	}
 	tb, seen := d.tools[k]
-	// A new index starts a new tool call, and so does another id once the
-	// open call's arguments are whole JSON: some servers (Ollama, Gemini's
+	// A new index starts a new tool call, and so does another id with a
+	// function name once the open call's arguments are whole JSON (a new
+	// call always names its function): some servers (Ollama, Gemini's
 	// compatible API) give parallel calls, each sent whole, one index or
 	// none, while others (vLLM's gpt-oss parser, Poolside) change the id
 	// between fragments of one call.
 	isCurrent := seen && tb.blk >= 0 && d.open && d.openIdx == tb.blk
-	if !seen || tc.ID != "" && (!isCurrent || tc.ID != tb.id && json.Valid(d.toolArgs)) {
+	if !seen || tc.ID != "" && (!isCurrent || tc.ID != tb.id && tc.Function.Name != "" && json.Valid(d.toolArgs)) {
 		id := tc.ID
 		if id == "" {
 			id = "call_metis_" + strconv.Itoa(k)

@@ -420,6 +420,9 @@ func TestOpenAIToAnthropicStreamIDChangesWithinACall(t *testing.T) {
 		chunk(`"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null`),
 		chunk(`"delta":{"tool_calls":[{"index":0,"id":"call_2","type":"function","function":{"arguments":"{\"city\":"}}]},"finish_reason":null`),
 		chunk(`"delta":{"tool_calls":[{"index":0,"id":"call_3","type":"function","function":{"arguments":"\"Paris\"}"}}]},"finish_reason":null`),
+		// After whole arguments, a fragment under yet another id but no
+		// function name is still this call's (a new call names its function).
+		chunk(`"delta":{"tool_calls":[{"index":0,"id":"call_4","type":"function","function":{"arguments":""}}]},"finish_reason":null`),
 		chunk(`"delta":{},"finish_reason":"tool_calls"`),
 		[]byte(`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":9}}`),
 		[]byte("[DONE]"))
