@@ -104,6 +104,11 @@ type Store struct {
 	writeErrors atomic.Uint64
 	lastDropLog atomic.Int64 // unix nanoseconds of the last drop warning
 	hooks       atomic.Pointer[Hooks]
+	// abandoned is set (and abandonedN counts) by the writer goroutine
+	// alone, once the store closed while its database could not be
+	// written.
+	abandoned  bool
+	abandonedN int
 
 	keys     atomic.Pointer[keySnapshot]
 	reloadMu sync.Mutex // serialises key cache reloads

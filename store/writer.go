@@ -242,8 +242,12 @@ func (s *Store) runWriter() {
 		s.spare = cur[:0]
 		s.qmu.Unlock()
 	}
-	if s.pendingLastUsed() {
+	if s.pendingLastUsed() && !s.abandoned {
 		s.commit(ctx, &w, nil, true)
+	}
+	if s.abandonedN > 0 {
+		s.logger().Error("trace store closed with events unwritten: its database could not be written",
+			zap.String("path", s.path), zap.Int("events_dropped", s.abandonedN))
 	}
 }
 
@@ -257,9 +261,16 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 		s.logger().Error("trace events dropped: payload not encodable",
 			zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
 	}
-	err := w.write(ctx, s, forceLastUsed)
-	if err != nil {
-		err = s.retryWrite(ctx, w, forceLastUsed, err)
+	var err error
+	switch {
+	case s.abandoned:
+		err = errAbandoned
+		s.lose(len(w.rows))
+		s.abandonedN += len(w.rows)
+	default:
+		if err = w.write(ctx, s, forceLastUsed); err != nil {
+			err = s.retryWrite(ctx, w, forceLastUsed, err)
+		}
 	}
 	if err == nil && len(w.rows) > 0 {
 		s.written.Add(uint64(len(w.rows)))
@@ -299,7 +310,11 @@ const (
 // dropped.
 func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bool, err error) error {
 	first := time.Now()
+	droppedBefore := s.dropped.Load()
 	s.writeFailed()
+	if isTransient(err) && s.closing() {
+		return s.abandon(w, err)
+	}
 	s.logger().Error("trace store write failed; retrying",
 		zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
 	lastLog := first
@@ -308,14 +323,20 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 		s.sleepUnlessClosing(wait)
 		if err = w.write(ctx, s, forceLastUsed); err == nil {
 			if attempt > 2 {
-				s.logger().Warn("trace store writes resumed; no event was lost",
-					zap.String("path", s.path), zap.Int("failed_attempts", attempt-1),
+				msg := "trace store writes resumed; no event was lost"
+				if n := s.dropped.Load() - droppedBefore; n > 0 {
+					msg = fmt.Sprintf("trace store writes resumed; %d events were dropped meanwhile (the queue was full)", n)
+				}
+				s.logger().Warn(msg, zap.String("path", s.path), zap.Int("failed_attempts", attempt-1),
 					zap.Duration("after", time.Since(first)))
 			}
 			return nil
 		}
 		s.writeFailed()
-		if !isTransient(err) || s.closing() {
+		if isTransient(err) && s.closing() {
+			return s.abandon(w, err)
+		}
+		if !isTransient(err) {
 			s.lose(len(w.rows))
 			s.logger().Error("trace store write failed again; batch dropped",
 				zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
@@ -331,6 +352,24 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 		wait = min(2*wait, retryMax)
 	}
 }
+
+// abandon gives up writing when the store closes while its database
+// cannot be written: the batch and every event still queued are dropped
+// without more attempts (each could wait out the busy timeout), so that a
+// stop is prompt; runWriter logs the total.
+func (s *Store) abandon(w *batchWriter, err error) error {
+	if !s.abandoned {
+		s.abandoned = true
+		s.logger().Error("trace store closing while its database cannot be written: the events still queued are dropped",
+			zap.String("path", s.path), zap.Int("events_queued", s.Stats().QueueLen), zap.Error(err))
+	}
+	s.lose(len(w.rows))
+	s.abandonedN += len(w.rows)
+	return err
+}
+
+// errAbandoned fails the batches committed after abandon.
+var errAbandoned = errors.New("trace store closed while its database could not be written")
 
 // sleepUnlessClosing waits d, or less if the store starts closing.
 func (s *Store) sleepUnlessClosing(d time.Duration) {
