@@ -158,7 +158,10 @@ func (c *call) reserve(body []byte) *apiError {
 	res, warnings, refusal, err := l.Reserve(ctx, identity(c.key), amount, time.Now())
 	switch {
 	case err != nil:
-		c.g.logger.Error("budget ledger unavailable", zap.String("key_id", c.key.ID), zap.Error(err))
+		if now, last := time.Now().UnixNano(), c.g.app.ledgerErrAt.Load(); now-last >= int64(10*time.Second) &&
+			c.g.app.ledgerErrAt.CompareAndSwap(last, now) {
+			c.g.logger.Error("budget ledger unavailable (logged at most every 10 s)", zap.String("key_id", c.key.ID), zap.Error(err))
+		}
 		if c.g.app.BudgetFailure == "open" {
 			return nil
 		}
@@ -193,24 +196,69 @@ func (c *call) reserve(body []byte) *apiError {
 }
 
 // settle charges the call's actual cost to its budgets and releases the
-// reservation; crossing a soft limit writes budget.soft_exceeded.
+// reservation; crossing a soft limit writes budget.soft_exceeded. A
+// settlement the ledger cannot write now is retried in the background.
 func (c *call) settle(cost float64) {
 	if c.reservation == nil {
 		return
 	}
-	now := time.Now()
-	crossed, err := c.reservation.Settle(cost, now)
+	r := c.reservation
 	c.reservation = nil
+	now := time.Now()
+	crossed, err := r.Settle(cost, now)
 	if err != nil {
-		c.g.logger.Error("settling a budget reservation", zapTurn(c.turnID), zap.Error(err))
+		c.g.logger.Error("settling a budget reservation failed; retrying in the background",
+			zapTurn(c.turnID), zap.Error(err))
+		go c.settleLater(r, cost, now)
 		return
 	}
+	c.softExceeded(crossed, now)
+}
+
+// settleLater retries a settlement the ledger could not write (its
+// database full, or locked past the busy timeout), so that the call's
+// spend reaches its budgets; the reservation holds them meanwhile. It
+// gives up when the ledger closes or once the reservation has expired
+// (budget.DefaultReservationTTL): the spend is then not charged, and the
+// log says so.
+func (c *call) settleLater(r *budget.Reservation, cost float64, at time.Time) {
+	l := c.g.app.ledger
+	wait := time.Second
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-l.Done():
+			t.Stop()
+			c.g.logger.Error("budget ledger closed before a reservation could be settled: the call's spend is not charged to its budgets",
+				zapTurn(c.turnID), zap.Float64("cost_usd", cost))
+			return
+		}
+		crossed, err := r.Settle(cost, at)
+		if err == nil {
+			c.g.logger.Info("budget reservation settled once the ledger could be written",
+				zapTurn(c.turnID), zap.Int("attempts", attempt), zap.Duration("after", time.Since(at)))
+			c.softExceeded(crossed, at)
+			return
+		}
+		if time.Since(at) >= budget.DefaultReservationTTL {
+			c.g.logger.Error("gave up settling a budget reservation: the call's spend is not charged to its budgets",
+				zapTurn(c.turnID), zap.Float64("cost_usd", cost), zap.Error(err))
+			return
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
+}
+
+// softExceeded writes budget.soft_exceeded for each budget whose soft
+// limit the call's charge at `at` crossed.
+func (c *call) softExceeded(crossed []budget.Budget, at time.Time) {
 	for _, b := range crossed {
 		p := map[string]any{
 			"turn_id": c.turnID, "gateway_key_id": c.key.ID, "budget_id": b.ID, "scope": b.Scope,
 			"subject": b.Subject, "window": b.Window, "soft": b.Soft, "hard": b.Hard,
 		}
-		if !c.g.app.store.Enqueue(store.Event{Type: typeSoftExceeded, Time: now, Payload: p}) {
+		if !c.g.app.store.Enqueue(store.Event{Type: typeSoftExceeded, Time: at, Payload: p}) {
 			mDropped.Inc()
 		}
 	}

@@ -3,6 +3,7 @@ package metis
 import (
 	"context"
 	"fmt"
+	"database/sql"
 	"io"
 	"net/http"
 	"strings"
@@ -475,5 +476,68 @@ func TestBudgetRefusalOfRoutedModelRecordsSlot(t *testing.T) {
 	rej := g.events(store.TypeRequestRejected)
 	if resp.StatusCode != 429 || len(rej) != 1 || rej[0]["reason"] != "budget" || rej[0]["route_slot"] != "default" {
 		t.Errorf("routed call over budget: %d, recorded %v; want 429 and a budget refusal with route_slot default", resp.StatusCode, rej)
+	}
+}
+
+// TestBudgetSettledOnceTheLedgerRecovers: a call whose settlement meets an
+// unwritable ledger (here another process holds the database's write lock
+// past the busy timeout; a full disk fails alike) is still charged to its
+// budget once the ledger can be written, instead of leaving its
+// reservation to expire and its spend uncharged.
+func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "capped"})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	reply := fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Sunny."))
+	reply.Delay = 300 * time.Millisecond
+	up.Enqueue("/v1/messages", reply)
+	quota := func() budget.Quota {
+		t.Helper()
+		q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
+		if err != nil || len(q) != 1 {
+			t.Fatalf("quotas %v %v", q, err)
+		}
+		return q[0]
+	}
+	done := make(chan int, 1)
+	go func() {
+		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":100,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	for deadline := time.Now().Add(5 * time.Second); quota().Reserved == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no reservation for the call")
+		}
+	}
+	other, err := sql.Open("sqlite3", "file:"+g.DB+"?_busy_timeout=5000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	lock, err := other.Begin() // the write lock, held past the ledger's 5 s busy timeout
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := <-done; st != 200 {
+		t.Fatalf("status %d", st)
+	}
+	time.Sleep(6 * time.Second)
+	if q := quota(); q.Reserved == 0 {
+		t.Fatalf("the settlement went through a locked ledger: %+v", q)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	// Haiku 4.5: 400 × $1 + 2 × $5 per MTok (len("Sunny.")/4 + 1 = 2) = 0.00041.
+	deadline := time.Now().Add(20 * time.Second)
+	for q := quota(); q.Reserved != 0 || !near(q.Spent, 0.00041); q = quota() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the lock went: spent %v reserved %v, want 0.00041 spent and nothing reserved", q.Spent, q.Reserved)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -196,6 +196,9 @@ func (l *Ledger) Close() error {
 	return l.closeErr
 }
 
+// Done is closed when Close is called.
+func (l *Ledger) Done() <-chan struct{} { return l.stop }
+
 // Path is the absolute path of the database file.
 func (l *Ledger) Path() string { return l.path }
 
