@@ -2,8 +2,8 @@ package metis
 
 import (
 	"context"
-	"fmt"
 	"database/sql"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
