@@ -90,6 +90,7 @@ type Store struct {
 	spare      []Event
 	qcap       int
 	closed     bool
+	closedAt   time.Time // when Close was called
 	enqSeq     uint64
 	takenSeq   uint64
 	doneSeq    uint64
@@ -242,6 +243,7 @@ func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.qmu.Lock()
 		s.closed = true
+		s.closedAt = time.Now()
 		s.qmu.Unlock()
 		close(s.stopKs)
 		s.nudge()

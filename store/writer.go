@@ -255,22 +255,27 @@ func (s *Store) runWriter() {
 // doneSeq and wakes Sync callers. An event whose payload cannot be encoded
 // is dropped on its own.
 func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, forceLastUsed bool) {
+	if s.abandoned {
+		s.lose(len(batch))
+		s.abandonedN += len(batch)
+		clear(batch)
+		s.qmu.Lock()
+		s.doneSeq += uint64(len(batch))
+		s.failedSeq = s.doneSeq
+		close(s.progress)
+		s.progress = make(chan struct{})
+		s.qmu.Unlock()
+		return
+	}
 	bad := w.prepare(batch)
 	if bad.n > 0 {
 		s.lose(bad.n)
 		s.logger().Error("trace events dropped: payload not encodable",
 			zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
 	}
-	var err error
-	switch {
-	case s.abandoned:
-		err = errAbandoned
-		s.lose(len(w.rows))
-		s.abandonedN += len(w.rows)
-	default:
-		if err = w.write(ctx, s, forceLastUsed); err != nil {
-			err = s.retryWrite(ctx, w, forceLastUsed, err)
-		}
+	err := w.write(ctx, s, forceLastUsed)
+	if err != nil {
+		err = s.retryWrite(ctx, w, forceLastUsed, err)
 	}
 	if err == nil && len(w.rows) > 0 {
 		s.written.Add(uint64(len(w.rows)))
@@ -312,7 +317,7 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 	first := time.Now()
 	droppedBefore := s.dropped.Load()
 	s.writeFailed()
-	if isTransient(err) && s.closing() {
+	if isTransient(err) && s.closingFor() >= closeGrace {
 		return s.abandon(w, err)
 	}
 	s.logger().Error("trace store write failed; retrying",
@@ -320,20 +325,21 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 	lastLog := first
 	wait := retryFirst
 	for attempt := 2; ; attempt++ {
-		s.sleepUnlessClosing(wait)
+		if s.closingFor() > 0 {
+			time.Sleep(min(wait, closeRetry)) // closing: retry briefly until closeGrace
+		} else {
+			s.sleepUnlessClosing(wait)
+		}
 		if err = w.write(ctx, s, forceLastUsed); err == nil {
 			if attempt > 2 {
-				msg := "trace store writes resumed; no event was lost"
-				if n := s.dropped.Load() - droppedBefore; n > 0 {
-					msg = fmt.Sprintf("trace store writes resumed; %d events were dropped meanwhile (the queue was full)", n)
-				}
-				s.logger().Warn(msg, zap.String("path", s.path), zap.Int("failed_attempts", attempt-1),
-					zap.Duration("after", time.Since(first)))
+				s.logger().Warn("trace store writes resumed", zap.String("path", s.path),
+					zap.Int("failed_attempts", attempt-1), zap.Duration("after", time.Since(first)),
+					zap.Uint64("events_dropped_meanwhile", s.dropped.Load()-droppedBefore))
 			}
 			return nil
 		}
 		s.writeFailed()
-		if isTransient(err) && s.closing() {
+		if isTransient(err) && s.closingFor() >= closeGrace {
 			return s.abandon(w, err)
 		}
 		if !isTransient(err) {
@@ -353,10 +359,27 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 	}
 }
 
-// abandon gives up writing when the store closes while its database
-// cannot be written: the batch and every event still queued are dropped
-// without more attempts (each could wait out the busy timeout), so that a
-// stop is prompt; runWriter logs the total.
+// A store that is closing keeps retrying a transient failure, every
+// closeRetry at most, for closeGrace after Close (a backup holding the lock
+// a few seconds loses nothing), then abandons.
+var closeGrace = 10 * time.Second // a variable for tests
+
+const closeRetry = 200 * time.Millisecond
+
+// closingFor is how long ago Close was called; 0 before.
+func (s *Store) closingFor() time.Duration {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if !s.closed {
+		return 0
+	}
+	return max(time.Since(s.closedAt), time.Nanosecond)
+}
+
+// abandon gives up writing when the store has been closing for closeGrace
+// while its database cannot be written: the batch and every event still
+// queued are dropped without more attempts (each could wait out the busy
+// timeout), so that a stop is bounded; runWriter logs the total.
 func (s *Store) abandon(w *batchWriter, err error) error {
 	if !s.abandoned {
 		s.abandoned = true
@@ -367,9 +390,6 @@ func (s *Store) abandon(w *batchWriter, err error) error {
 	s.abandonedN += len(w.rows)
 	return err
 }
-
-// errAbandoned fails the batches committed after abandon.
-var errAbandoned = errors.New("trace store closed while its database could not be written")
 
 // sleepUnlessClosing waits d, or less if the store starts closing.
 func (s *Store) sleepUnlessClosing(d time.Duration) {

@@ -90,10 +90,13 @@ func TestWriterHoldsEventsWhileDiskFull(t *testing.T) {
 }
 
 // TestWriterGivesUpOnFullDiskAtClose: a store closed while its disk is
-// full does not hang: it tries the batch at hand once more, then drops it
-// and every batch still queued without trying them (each try could wait
-// out the busy timeout on a locked database), and counts them all.
+// full does not hang: it retries the batch at hand for closeGrace (shortened
+// here), then drops it and every batch still queued without trying them
+// (each try could wait out the busy timeout on a locked database), and
+// counts them all.
 func TestWriterGivesUpOnFullDiskAtClose(t *testing.T) {
+	defer func(g time.Duration) { closeGrace = g }(closeGrace)
+	closeGrace = 500 * time.Millisecond
 	s, err := Open(t.TempDir()+"/metis.db", Options{FlushInterval: time.Millisecond, BatchSize: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -117,9 +120,10 @@ func TestWriterGivesUpOnFullDiskAtClose(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Close took %v with the disk full", d)
 	}
-	// The batch at hand is tried once more; the other four are not.
-	if n := s.Stats().WriteErrors - attempts; n > 1 {
-		t.Errorf("%d write attempts after Close, want at most 1", n)
+	// The batch at hand is retried every 200 ms for the grace; the other
+	// four batches are not tried.
+	if n := s.Stats().WriteErrors - attempts; n > 4 {
+		t.Errorf("%d write attempts after Close, want at most 4", n)
 	}
 	if st := s.Stats(); st.Dropped != 20 || h.lost.Load() != 20 {
 		t.Fatalf("stats %+v, lost hook %d; want the 20 held events dropped and reported", st, h.lost.Load())
@@ -146,5 +150,41 @@ func TestWriterDropsBatchOnPermanentError(t *testing.T) {
 	}
 	if h.lost.Load() != 2 || h.failed.Load() != 2 {
 		t.Fatalf("hooks: lost %d, failed %d; want 2 and 2", h.lost.Load(), h.failed.Load())
+	}
+}
+
+// TestWriterWritesWhatFreesUpWhileClosing: a database that becomes
+// writable again within closeGrace of Close (a backup's lock let go, space
+// freed) gets every held event: closing does not drop them at the first
+// failure.
+func TestWriterWritesWhatFreesUpWhileClosing(t *testing.T) {
+	s, err := Open(t.TempDir()+"/metis.db", Options{FlushInterval: time.Millisecond, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unfill := fillDisk(t, s)
+	for _, ev := range bigEvents(20) {
+		s.Enqueue(ev)
+	}
+	if !waitFor(10*time.Second, func() bool { return s.Stats().WriteErrors >= 2 }) {
+		t.Fatalf("the writer did not retry: stats %+v", s.Stats())
+	}
+	path := s.Path()
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		closed <- s.Close(ctx)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	unfill()
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if st := s.Stats(); st.Dropped != 0 || st.Written != 20 {
+		t.Fatalf("stats %+v, want the 20 events written and none dropped", st)
+	}
+	if n := queryInt(t, rawDB(t, path), `SELECT count(*) FROM events`); n != 20 {
+		t.Fatalf("%d events in the file, want 20", n)
 	}
 }
