@@ -3,7 +3,9 @@ package metis
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
@@ -204,46 +206,65 @@ func (c *call) settle(cost float64) {
 	}
 	r := c.reservation
 	c.reservation = nil
-	now := time.Now()
-	crossed, err := r.Settle(cost, now)
+	s := settlement{r: r, cost: cost, at: time.Now(), turnID: c.turnID, keyID: c.key.ID,
+		ledger: c.g.app.ledger, store: c.g.app.store, logger: c.g.logger}
+	crossed, err := r.Settle(cost, s.at)
 	if err != nil {
+		if !errors.Is(err, budget.ErrUnavailable) {
+			c.g.logger.Error("settling a budget reservation", zapTurn(c.turnID), zap.Error(err))
+			return
+		}
 		c.g.logger.Error("settling a budget reservation failed; retrying in the background",
 			zapTurn(c.turnID), zap.Error(err))
-		go c.settleLater(r, cost, now)
+		go s.retry()
 		return
 	}
-	c.softExceeded(crossed, now)
+	s.softExceeded(crossed)
 }
 
-// settleLater retries a settlement the ledger could not write (its
-// database full, or locked past the busy timeout), so that the call's
-// spend reaches its budgets; the reservation holds them meanwhile. It
-// gives up when the ledger closes or once the reservation has expired
-// (budget.DefaultReservationTTL): the spend is then not charged, and the
-// log says so.
-func (c *call) settleLater(r *budget.Reservation, cost float64, at time.Time) {
-	l := c.g.app.ledger
+// settlement is a call's charge to its budgets, kept apart from the call
+// so that a retry holds only what it needs.
+type settlement struct {
+	r      *budget.Reservation
+	cost   float64
+	at     time.Time
+	turnID string
+	keyID  string
+	ledger *budget.Ledger
+	store  *store.Store
+	logger *zap.Logger
+}
+
+// retry retries a settlement the ledger could not write (its database
+// full, or locked past the busy timeout), so that the call's spend reaches
+// its budgets; the reservation holds them meanwhile. Attempts come after 1
+// s, then twice as long up to 30 s, each ±25% so that the calls of one
+// outage do not all queue for the ledger's connection at once. It gives up
+// when the ledger closes, on an error that retrying cannot mend, or 2 h
+// (budget.DefaultReservationTTL) after the call: the spend is then not
+// charged, and the log says so.
+func (s settlement) retry() {
 	wait := time.Second
 	for attempt := 2; ; attempt++ {
-		t := time.NewTimer(wait)
+		t := time.NewTimer(time.Duration(float64(wait) * (0.75 + 0.5*rand.Float64())))
 		select {
 		case <-t.C:
-		case <-l.Done():
+		case <-s.ledger.Done():
 			t.Stop()
-			c.g.logger.Error("budget ledger closed before a reservation could be settled: the call's spend is not charged to its budgets",
-				zapTurn(c.turnID), zap.Float64("cost_usd", cost))
+			s.logger.Error("budget ledger closed before a reservation could be settled: the call's spend is not charged to its budgets",
+				zapTurn(s.turnID), zap.Float64("cost_usd", s.cost))
 			return
 		}
-		crossed, err := r.Settle(cost, at)
+		crossed, err := s.r.Settle(s.cost, s.at)
 		if err == nil {
-			c.g.logger.Info("budget reservation settled once the ledger could be written",
-				zapTurn(c.turnID), zap.Int("attempts", attempt), zap.Duration("after", time.Since(at)))
-			c.softExceeded(crossed, at)
+			s.logger.Info("budget reservation settled once the ledger could be written",
+				zapTurn(s.turnID), zap.Int("attempts", attempt), zap.Duration("after", time.Since(s.at)))
+			s.softExceeded(crossed)
 			return
 		}
-		if time.Since(at) >= budget.DefaultReservationTTL {
-			c.g.logger.Error("gave up settling a budget reservation: the call's spend is not charged to its budgets",
-				zapTurn(c.turnID), zap.Float64("cost_usd", cost), zap.Error(err))
+		if !errors.Is(err, budget.ErrUnavailable) || time.Since(s.at) >= budget.DefaultReservationTTL {
+			s.logger.Error("gave up settling a budget reservation: the call's spend is not charged to its budgets",
+				zapTurn(s.turnID), zap.Float64("cost_usd", s.cost), zap.Error(err))
 			return
 		}
 		wait = min(2*wait, 30*time.Second)
@@ -251,14 +272,14 @@ func (c *call) settleLater(r *budget.Reservation, cost float64, at time.Time) {
 }
 
 // softExceeded writes budget.soft_exceeded for each budget whose soft
-// limit the call's charge at `at` crossed.
-func (c *call) softExceeded(crossed []budget.Budget, at time.Time) {
+// limit the settlement crossed.
+func (s settlement) softExceeded(crossed []budget.Budget) {
 	for _, b := range crossed {
 		p := map[string]any{
-			"turn_id": c.turnID, "gateway_key_id": c.key.ID, "budget_id": b.ID, "scope": b.Scope,
+			"turn_id": s.turnID, "gateway_key_id": s.keyID, "budget_id": b.ID, "scope": b.Scope,
 			"subject": b.Subject, "window": b.Window, "soft": b.Soft, "hard": b.Hard,
 		}
-		if !c.g.app.store.Enqueue(store.Event{Type: typeSoftExceeded, Time: at, Payload: p}) {
+		if !s.store.Enqueue(store.Event{Type: typeSoftExceeded, Time: s.at, Payload: p}) {
 			mDropped.Inc()
 		}
 	}

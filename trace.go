@@ -146,7 +146,7 @@ func (c *call) finish() {
 	}
 	label := unlistedModels.label(model, a.prices.Listed(model), c.status)
 	switch {
-	case priced, c.status >= 400: // a failed call cost nothing: no warning
+	case priced, u.TotalInputTokens() == 0 && u.OutputTokens == 0: // nothing to price
 	case label == model && answered != "":
 		if _, warned := a.unpricedOnce.LoadOrStore(c.res.prov.name+"\x00"+answered, struct{}{}); !warned {
 			c.g.logger.Warn("the provider answered with another model, which has no price: its calls are recorded "+
