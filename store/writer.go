@@ -302,8 +302,8 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 // lasts, waiting retryFirst and then twice as long each time up to
 // retryMax: the batch stays in memory and Enqueue goes on accepting events
 // until the queue is full, so an operator who frees the disk loses nothing.
-// Any other error, and a transient one once the store is closing, gets one
-// retry and then the batch is dropped.
+// Any other error gets one retry and then the batch is dropped. A store
+// that is closing gives up on a transient failure after closeGrace.
 const (
 	retryFirst    = 50 * time.Millisecond
 	retryMax      = 5 * time.Second
@@ -399,13 +399,6 @@ func (s *Store) sleepUnlessClosing(d time.Duration) {
 	case <-t.C:
 	case <-s.stopKs:
 	}
-}
-
-// closing reports whether Close has been called.
-func (s *Store) closing() bool {
-	s.qmu.Lock()
-	defer s.qmu.Unlock()
-	return s.closed
 }
 
 // qcapNow is the queue's capacity.
