@@ -311,9 +311,9 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 	})
 	st.ev, st.err = nextEvent(st.rd)
 	st.obs.typ = c.res.prov.typ
-	// Usage is asked for unless the provider refuses stream_options and
-	// the client (same shape) did not ask itself.
-	st.obs.oai.NoUsageAsked = c.res.prov.compat.noStreamUsage && (c.cross || !c.clientAskedUsage)
+	// With stream_usage off nothing asks for usage: the gateway adds no
+	// stream_options and removes a client's.
+	st.obs.oai.NoUsageAsked = c.res.prov.compat.noStreamUsage
 	if st.err == nil {
 		// The usage trackers recognise both providers' error events.
 		st.usageOnly = st.obs.observe(st.ev)
