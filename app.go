@@ -107,10 +107,9 @@ type App struct {
 	// unlistedWarned: the warning that models outside the catalogue are
 	// past maxUnlistedModels was written.
 	unlistedWarned atomic.Bool
-	// ledgerErrAt is when "budget ledger unavailable" was last logged
-	// (unix ns): while the database is unwritable every budgeted call
-	// fails alike, so the line is written at most every 10 s.
-	ledgerErrAt atomic.Int64
+	// ledgerErrLog spaces "budget ledger unavailable": while the database
+	// is unwritable every budgeted call fails alike.
+	ledgerErrLog logGate
 }
 
 // WriterConfig tunes the trace store's batching writer.

@@ -160,8 +160,7 @@ func (c *call) reserve(body []byte) *apiError {
 	res, warnings, refusal, err := l.Reserve(ctx, identity(c.key), amount, time.Now())
 	switch {
 	case err != nil:
-		if now, last := time.Now().UnixNano(), c.g.app.ledgerErrAt.Load(); now-last >= int64(10*time.Second) &&
-			c.g.app.ledgerErrAt.CompareAndSwap(last, now) {
+		if c.g.app.ledgerErrLog.allow(10 * time.Second) {
 			c.g.logger.Error("budget ledger unavailable (logged at most every 10 s)", zap.String("key_id", c.key.ID), zap.Error(err))
 		}
 		if c.g.app.BudgetFailure == "open" {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -68,7 +67,7 @@ type provider struct {
 	name         string
 	typ          string
 	apiKey       string
-	keyWarned    atomic.Int64        // clockStart-relative ns of the last warnRefusedKey line
+	keyWarned    logGate             // spaces warnRefusedKey's lines
 	endpoint     string              // base URL without trailing slash
 	transport    *http.Transport     // no timeout that would cut streams
 	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
@@ -243,9 +242,7 @@ const authWarnEvery = 10 * time.Second
 // provider's error unmodified, which Claude Code shows as a bad API key:
 // the operator needs to learn it is the provider key, not the developer's.
 func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
-	now := int64(time.Since(clockStart)) + int64(authWarnEvery) // monotonic, and > 0 on the first call
-	last := p.keyWarned.Load()
-	if now-last < int64(authWarnEvery) || !p.keyWarned.CompareAndSwap(last, now) {
+	if !p.keyWarned.allow(authWarnEvery) {
 		return
 	}
 	msg := "provider refused the gateway's requests: check the provider's api_key (and, for a 403, what the key may do)"
@@ -254,8 +251,5 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 	}
 	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))
 }
-
-// clockStart anchors warnRefusedKey's monotonic clock.
-var clockStart = time.Now()
 
 func (p *provider) closeIdle() { p.transport.CloseIdleConnections() }
