@@ -255,33 +255,29 @@ func (s *Store) runWriter() {
 // doneSeq and wakes Sync callers. An event whose payload cannot be encoded
 // is dropped on its own.
 func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, forceLastUsed bool) {
+	var bad badEvents
+	var err error
 	if s.abandoned {
+		// Dropped untried (see abandon), without encoding them.
 		s.lose(len(batch))
 		s.abandonedN += len(batch)
-		clear(batch)
-		s.qmu.Lock()
-		s.doneSeq += uint64(len(batch))
-		s.failedSeq = s.doneSeq
-		close(s.progress)
-		s.progress = make(chan struct{})
-		s.qmu.Unlock()
-		return
+		err = errAbandoned
+	} else {
+		bad = w.prepare(batch)
+		if bad.n > 0 {
+			s.lose(bad.n)
+			s.logger().Error("trace events dropped: payload not encodable",
+				zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
+		}
+		if err = w.write(ctx, s, forceLastUsed); err != nil {
+			err = s.retryWrite(ctx, w, forceLastUsed, err)
+		}
+		if err == nil && len(w.rows) > 0 {
+			s.written.Add(uint64(len(w.rows)))
+			s.batches.Add(1)
+		}
+		w.reset()
 	}
-	bad := w.prepare(batch)
-	if bad.n > 0 {
-		s.lose(bad.n)
-		s.logger().Error("trace events dropped: payload not encodable",
-			zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
-	}
-	err := w.write(ctx, s, forceLastUsed)
-	if err != nil {
-		err = s.retryWrite(ctx, w, forceLastUsed, err)
-	}
-	if err == nil && len(w.rows) > 0 {
-		s.written.Add(uint64(len(w.rows)))
-		s.batches.Add(1)
-	}
-	w.reset()
 	clear(batch) // release payloads
 	if len(batch) == 0 {
 		return
@@ -295,6 +291,9 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 	s.progress = make(chan struct{})
 	s.qmu.Unlock()
 }
+
+// errAbandoned fails the batches committed after abandon.
+var errAbandoned = errors.New("trace store closed while its database could not be written")
 
 // A write that fails for a reason SQLite calls transient (the disk or the
 // database full, the database locked past its busy timeout, an I/O error,
