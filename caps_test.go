@@ -23,6 +23,24 @@ const capsBody = `{"model":"sonnet","max_tokens":200,"messages":[{"role":"user",
 
 const capsCallCost = 0.001827
 
+// capKey puts key k under a daily hard limit of hard dollars and waits
+// until the gateway applies it.
+func capKey(t *testing.T, g *testGateway, k store.Key, hard float64) {
+	t.Helper()
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: hard})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+}
+
+// keyQuota is key k's one budget as the gateway's ledger sees it now.
+func keyQuota(t *testing.T, g *testGateway, k store.Key) budget.Quota {
+	t.Helper()
+	q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
+	if err != nil || len(q) != 1 {
+		t.Fatalf("quotas %v %v", q, err)
+	}
+	return q[0]
+}
+
 func setBudget(t *testing.T, db string, b budget.Budget) {
 	t.Helper()
 	l, err := budget.Open(db, budget.Options{}) // another process, as `caddy metis set-budget` is
@@ -402,8 +420,7 @@ func TestBudgetedKeyRefusesUnpricedModel(t *testing.T) {
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	k, tok := g.issueKey(store.IssueParams{Name: "capped"})
 	_, free := g.issueKey(store.IssueParams{Name: "uncapped"})
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 5)
 	const unpriced = `{"model":"anthropic:claude-unknown-9","max_tokens":100,"messages":[{"role":"user","content":"Hi."}]}`
 	for _, c := range []struct {
 		path, body, want string
@@ -438,8 +455,7 @@ func TestBudgetSmallerThanTheCall(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	k, tok := g.issueKey(store.IssueParams{Name: "tiny-budget"})
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 0.01})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 0.01)
 	// sonnet, max_tokens 64000: 64000 × $15/MTok = $0.96 of output alone.
 	big := `{"model":"sonnet","max_tokens":64000,"messages":[{"role":"user","content":"Hi."}]}`
 	resp := g.post("/v1/messages", tok, big, e2eAnthropicHdr...)
@@ -468,8 +484,7 @@ func TestBudgetRefusalOfRoutedModelRecordsSlot(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, "default_model haiku"))
 	k, tok := g.issueKey(store.IssueParams{Name: "routed", Workspace: t.TempDir()})
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 1e-6})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 1e-6)
 	resp := g.post("/v1/messages", tok, `{"max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, "Anthropic-Version", "2023-06-01")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
@@ -488,19 +503,10 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	k, tok := g.issueKey(store.IssueParams{Name: "capped"})
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 5)
 	reply := fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Sunny."))
 	reply.Delay = 300 * time.Millisecond
 	up.Enqueue("/v1/messages", reply)
-	quota := func() budget.Quota {
-		t.Helper()
-		q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
-		if err != nil || len(q) != 1 {
-			t.Fatalf("quotas %v %v", q, err)
-		}
-		return q[0]
-	}
 	done := make(chan int, 1)
 	go func() {
 		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":100,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
@@ -508,7 +514,7 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	for deadline := time.Now().Add(5 * time.Second); quota().Reserved == 0; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); keyQuota(t, g, k).Reserved == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no reservation for the call")
 		}
@@ -526,7 +532,7 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 		t.Fatalf("status %d", st)
 	}
 	time.Sleep(6 * time.Second)
-	if q := quota(); q.Reserved == 0 {
+	if q := keyQuota(t, g, k); q.Reserved == 0 {
 		t.Fatalf("the settlement went through a locked ledger: %+v", q)
 	}
 	if err := lock.Rollback(); err != nil {
@@ -534,7 +540,7 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 	}
 	// Haiku 4.5: 400 × $1 + 2 × $5 per MTok (len("Sunny.")/4 + 1 = 2) = 0.00041.
 	deadline := time.Now().Add(20 * time.Second)
-	for q := quota(); q.Reserved != 0 || !near(q.Spent, 0.00041); q = quota() {
+	for q := keyQuota(t, g, k); q.Reserved != 0 || !near(q.Spent, 0.00041); q = keyQuota(t, g, k) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after the lock went: spent %v reserved %v, want 0.00041 spent and nothing reserved", q.Spent, q.Reserved)
 		}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 )
 
@@ -180,8 +179,7 @@ func TestE2EClientCancelMidStream(t *testing.T) {
 func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	k, tok := e2eKey(g, "stopped")
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 5)
 	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
 	r.StallAfter = 3
 	up.Enqueue("/v1/messages", r)

@@ -1,7 +1,6 @@
 package metis
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
 )
@@ -87,8 +85,7 @@ http://127.0.0.1:%d {
 `, logPath, gatewayConfig(db, up.URL, ""), gw, an)
 	})
 	k, tok := e2eKey(g, "panicky", "haiku")
-	setBudget(t, db, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 5)
 
 	spent := 0.0
 	for i, c := range []struct {
@@ -132,9 +129,8 @@ http://127.0.0.1:%d {
 			t.Errorf("%s: turn.completed after a panic: %v", c.name, turns)
 		}
 	}
-	q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
-	if err != nil || len(q) != 1 || q[0].Reserved != 0 || !e2eNear(q[0].Spent, spent) {
-		t.Errorf("budget after the panics: %+v %v; want nothing reserved and %v spent", q, err, spent)
+	if q := keyQuota(t, g, k); q.Reserved != 0 || !e2eNear(q.Spent, spent) {
+		t.Errorf("budget after the panics: %+v; want nothing reserved and %v spent", q, spent)
 	}
 	logText, _ := os.ReadFile(logPath)
 	if !strings.Contains(string(logText), "panic in an LLM call") || !strings.Contains(string(logText), "the relay broke") {

@@ -1,12 +1,9 @@
 package metis
 
 import (
-	"context"
 	"io"
 	"testing"
-	"time"
 
-	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
 )
@@ -97,8 +94,7 @@ func TestBudgetChargesRequestedPriceWhenAnswerUnpriced(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	k, tok := g.issueKey(store.IssueParams{Name: "capped"})
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: 5})
-	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	capKey(t, g, k, 5)
 	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("glm-4.6", 400, "end_turn", fakeupstream.TextBlock("Sunny.")))
 	resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":100,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
 	io.Copy(io.Discard, resp.Body)
@@ -115,12 +111,8 @@ func TestBudgetChargesRequestedPriceWhenAnswerUnpriced(t *testing.T) {
 	// tokens (len("Sunny.")/4 + 1 = 2): 0.0004 + 0.00001 = 0.00041.
 	out, _ := call["output_tokens"].(float64)
 	want := 400*1e-6 + out*5e-6
-	q, err := g.app().ledger.Quotas(context.Background(), "key", k.ID, time.Now())
-	if err != nil || len(q) != 1 {
-		t.Fatalf("quotas %v %v", q, err)
-	}
-	if out != 2 || !near(q[0].Spent, want) || q[0].Reserved != 0 {
-		t.Fatalf("budget spent %v reserved %v with %v output tokens; want %v (Haiku 4.5's price)", q[0].Spent, q[0].Reserved, out, want)
+	if q := keyQuota(t, g, k); out != 2 || !near(q.Spent, want) || q.Reserved != 0 {
+		t.Fatalf("budget spent %v reserved %v with %v output tokens; want %v (Haiku 4.5's price)", q.Spent, q.Reserved, out, want)
 	}
 }
 
