@@ -62,8 +62,8 @@ type rejectLimiter struct {
 	buckets map[string]*rate.Limiter // by key id, "" for no valid key
 	pending map[rejectGroup]*rejectSum
 	timer   *time.Timer
-	warned  time.Time
 	closed  bool
+	warned  logGate // the summing warning, at most every rejectWarnGap
 }
 
 func newRejectLimiter(enqueue func(store.Event) bool) *rejectLimiter {
@@ -132,12 +132,8 @@ func (l *rejectLimiter) sum(g rejectGroup, now time.Time, payload map[string]any
 	if l.timer == nil {
 		l.timer = time.AfterFunc(l.every, l.flush)
 	}
-	warn := now.Sub(l.warned) >= rejectWarnGap
-	if warn {
-		l.warned = now
-	}
 	l.mu.Unlock()
-	if warn {
+	if l.warned.allow(rejectWarnGap) {
 		l.log().Warn("refused requests are arriving faster than the trace records them one by one: it writes each reason's count every 10s (request.rejected events with a count)",
 			zap.String("reason", g.reason), zap.String("inbound_shape", g.shape), zap.String("key_id", g.keyID))
 	}
