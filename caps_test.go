@@ -72,11 +72,9 @@ func TestBudgetHardLimitUnderConcurrency(t *testing.T) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	var toks []string
-	var ids []string
 	for i := range 4 {
-		k, tok := g.issueKey(store.IssueParams{Name: fmt.Sprintf("eng-%d", i), User: fmt.Sprintf("dev%d", i), Team: "eng"})
+		_, tok := g.issueKey(store.IssueParams{Name: fmt.Sprintf("eng-%d", i), User: fmt.Sprintf("dev%d", i), Team: "eng"})
 		toks = append(toks, tok)
-		ids = append(ids, k.ID)
 	}
 	hard := 50 * capsCallCost // $0.09135
 	setBudget(t, g.DB, budget.Budget{Scope: "team", Subject: "eng", Window: "monthly", TZ: "Europe/Berlin", Hard: hard})

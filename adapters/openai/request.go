@@ -750,7 +750,7 @@ func mediaPart(p *ir.Part, where string) (any, error) {
 // compactJSON renders raw JSON without insignificant whitespace (as an
 // arguments string); invalid JSON is returned as is.
 func compactJSON(raw json.RawMessage) string {
-	if bytes.IndexAny(raw, " \t\r\n") < 0 {
+	if !bytes.ContainsAny(raw, " \t\r\n") {
 		return string(raw)
 	}
 	var buf bytes.Buffer

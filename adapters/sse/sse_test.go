@@ -408,8 +408,11 @@ func TestReady(t *testing.T) {
 	if err != nil || ev.Name != "a" {
 		t.Fatalf("first %q %v", ev.Name, err)
 	}
-	if !r.Ready() || !r.Ready() {
+	if !r.Ready() {
 		t.Fatal("event b is buffered but Ready says no")
+	}
+	if !r.Ready() {
+		t.Fatal("event b is buffered but a second Ready says no")
 	}
 	ev, err = r.Next()
 	if err != nil || ev.Name != "b" || string(ev.Data) != "2" || string(ev.Raw) != "event: b\ndata: 2\n\n" {

@@ -13,7 +13,6 @@ const longToolSafe = "mcp__github__create_or_update_file_in_repository_with_a_16
 
 type requestCase struct {
 	name     string
-	model    string
 	opts     Options
 	in       string
 	want     string // expected upstream body; empty when wantErr is set
