@@ -108,6 +108,12 @@ func (c *call) relayError(resp *http.Response) {
 func (c *call) relayBody(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
 	if err != nil {
+		if c.kind != kindCountTokens {
+			// The provider answered 200, having done the work it bills, and
+			// the usage is in the part that never arrived: the prompt's
+			// estimate, as for a stream cut before its usage.
+			c.usage, c.haveUsage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}, true
+		}
 		if c.ctx.Err() != nil {
 			c.status, c.errorClass = statusClientClosed, errCancelled
 			c.tellShutdown()
@@ -469,6 +475,10 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 			c.endStream(rc, "the gateway is shutting down; the answer is incomplete")
 		}
 	case err != nil || !obs.complete():
+		// The provider's request ends here too: after a translation error or
+		// an oversized event it would go on generating, billed, and answer
+		// would drain it before the client's response could end.
+		c.cancel(nil)
 		c.errorClass = errStreamInterrupted
 		// The client learns that its answer is incomplete; the cause (socket
 		// addresses, the provider's host) is for the operator's log only.
@@ -687,10 +697,10 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 			if !it.ev.Comment {
 				out, terr = c.streamTr.Event(it.ev.Name, it.ev.Data)
 			}
-			next <- struct{}{}
 			if terr != nil {
-				return terr
+				return terr // the reader, waiting for next, stops at done
 			}
+			next <- struct{}{}
 			if err := write(out); err != nil {
 				return err
 			}
