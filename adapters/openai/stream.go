@@ -213,6 +213,7 @@ type StreamEncoder struct {
 	prefix    []byte
 	started   bool
 	toolType  bool // open block is a tool call
+	argsSent  bool // the open tool call has sent argument text
 	openIdx   int
 	open      bool
 	tools     int
@@ -289,7 +290,7 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	}
 	switch ev.Type {
 	case ir.EventBlockStart:
-		e.open, e.openIdx, e.toolType = true, ev.Index, ev.Block.Type == ir.PartToolCall
+		e.open, e.openIdx, e.toolType, e.argsSent = true, ev.Index, ev.Block.Type == ir.PartToolCall, false
 		if e.toolType {
 			b, _ := json.Marshal(struct {
 				ToolCalls [1]outChunkToolCall `json:"tool_calls"`
@@ -309,11 +310,15 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		case ev.Delta == ir.DeltaThinking:
 			dst = e.chunk(dst, `{"reasoning_content":`, s, "")
 		case ev.Delta == ir.DeltaArguments && e.toolType:
-			pre := `{"tool_calls":[{"index":` + strconv.Itoa(e.tools-1) + `,"function":{"arguments":`
-			dst = e.chunk(dst, pre, s, "")
+			dst = e.arguments(dst, s)
 		}
 	case ir.EventBlockStop:
 		if e.open && e.openIdx == ev.Index {
+			if e.toolType && !e.argsSent {
+				// A call without parameters streams no argument text; OpenAI
+				// sends "{}", which clients parse as JSON.
+				dst = e.arguments(dst, []byte(`"{}"`))
+			}
 			e.open = false
 		}
 	case ir.EventMessageDelta:
@@ -331,6 +336,14 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		dst = e.Error(dst, ev.Err)
 	}
 	return dst
+}
+
+// arguments appends a chunk carrying argument text (s, a JSON string) of
+// the open tool call.
+func (e *StreamEncoder) arguments(dst, s []byte) []byte {
+	e.argsSent = true
+	pre := `{"tool_calls":[{"index":` + strconv.Itoa(e.tools-1) + `,"function":{"arguments":`
+	return e.chunk(dst, pre, s, "")
 }
 
 func (e *StreamEncoder) end(dst []byte) []byte {

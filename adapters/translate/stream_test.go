@@ -371,6 +371,63 @@ func TestAnthropicToOpenAIStreamDeltaZerosKeepInput(t *testing.T) {
 	assertJSON(t, []byte(mustJSON(last.data["usage"])), `{"prompt_tokens":2030,"completion_tokens":37,"total_tokens":2067,"prompt_tokens_details":{"cached_tokens":2000},"completion_tokens_details":{"reasoning_tokens":0}}`)
 }
 
+// TestAnthropicToOpenAIStreamToolArguments: a streamed tool call's
+// arguments join into JSON an OpenAI client can parse, "{}" for a tool
+// without parameters (Anthropic streams no argument text for it), and a
+// call's own arguments get nothing added.
+func TestAnthropicToOpenAIStreamToolArguments(t *testing.T) {
+	for _, tc := range []struct{ name, deltas, want string }{
+		{"no parameters", `{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}`, `{}`},
+		{"no delta at all", ``, `{}`},
+		{"parameters", `{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"tz\":"}}
+{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"\"UTC\"}"}}`, `{"tz":"UTC"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openAIClientState(t, `{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"time?"}],
+				"tools":[{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{}}}}]}`)
+			tr := st.NewAnthropicToOpenAIStream()
+			events := [][2]string{
+				{"message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"usage":{"input_tokens":10,"output_tokens":1}}}`},
+				{"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_a","name":"get_time","input":{}}}`},
+			}
+			for _, d := range strings.Split(tc.deltas, "\n") {
+				if d != "" {
+					events = append(events, [2]string{"content_block_delta", d})
+				}
+			}
+			events = append(events,
+				[2]string{"content_block_stop", `{"type":"content_block_stop","index":0}`},
+				[2]string{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":12}}`},
+				[2]string{"message_stop", `{"type":"message_stop"}`})
+			var out []byte
+			for _, e := range events {
+				b, err := tr.Event(e[0], []byte(e[1]))
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, b...)
+			}
+			args := ""
+			for _, ev := range parseSSE(t, out) {
+				choices, _ := ev.data["choices"].([]any)
+				for _, c := range choices {
+					d, _ := c.(map[string]any)["delta"].(map[string]any)
+					tcs, _ := d["tool_calls"].([]any)
+					for _, call := range tcs {
+						if f, ok := call.(map[string]any)["function"].(map[string]any); ok {
+							a, _ := f["arguments"].(string)
+							args += a
+						}
+					}
+				}
+			}
+			if args != tc.want {
+				t.Errorf("streamed arguments %q, want %q\n%s", args, tc.want, out)
+			}
+		})
+	}
+}
+
 // TestOpenAIToAnthropicStreamParallelCallsOneIndex: parallel tool calls
 // that share an index (Ollama) or have none (Gemini's compatible API) are
 // told apart by their ids: each becomes its own tool_use block with its
