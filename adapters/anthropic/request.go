@@ -1,6 +1,8 @@
 package anthropic
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -639,7 +641,7 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		}
 	}
 	if r.User != "" {
-		out.Metadata = &outMetadata{UserID: r.User}
+		out.Metadata = &outMetadata{UserID: opaqueUserID(r.User)}
 	}
 	thinking := false
 	// Extended thinking takes tool_choice auto or none only: a forced tool
@@ -793,4 +795,33 @@ func encodeMedia(p *ir.Part, mi int) (any, error) {
 // messageWhere names messages[i] in error parameters.
 func messageWhere(i int) string {
 	return "messages[" + strconv.Itoa(i) + "]"
+}
+
+// opaqueUserID is the metadata.user_id sent for an OpenAI client's user
+// (or safety_identifier): the value itself, unless it looks like an e-mail
+// address or a phone number, which Anthropic refuses with a 400 (it asks
+// for an opaque id); such a value goes as its hex SHA-256, which still
+// tells the client's users apart.
+func opaqueUserID(u string) string {
+	if strings.Contains(u, "@") || looksLikePhone(u) {
+		sum := sha256.Sum256([]byte(u))
+		return hex.EncodeToString(sum[:])
+	}
+	return u
+}
+
+// looksLikePhone reports whether s is written like a phone number: seven or
+// more digits, with nothing else but + ( ) - . and spaces.
+func looksLikePhone(s string) bool {
+	digits := 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case strings.ContainsRune("+()-. ", c):
+		default:
+			return false
+		}
+	}
+	return digits >= 7
 }
