@@ -16,6 +16,9 @@ func decodeUsageCounts(u *inUsage) ir.Usage {
 	var cached, written int64
 	if d := u.PromptTokensDetails; d != nil {
 		cached, written = d.CachedTokens, d.CacheWriteTokens
+		if written == 0 {
+			written = d.CacheCreationInputTokens
+		}
 	}
 	if cached == 0 {
 		cached = u.PromptCacheHitTokens

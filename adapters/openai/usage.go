@@ -27,8 +27,9 @@ type ResponseMeta struct {
 // InputTokens = prompt − cached − cache_write (never negative),
 // CacheReadInputTokens = prompt_tokens_details.cached_tokens (DeepSeek's
 // prompt_cache_hit_tokens when it gives none),
-// CacheCreationInputTokens = prompt_tokens_details.cache_write_tokens (all
-// of them 5-minute writes, see usageFrom),
+// CacheCreationInputTokens = prompt_tokens_details.cache_write_tokens
+// (Envoy AI Gateway's cache_creation_input_tokens there when it gives none;
+// all of them 5-minute writes, see usageFrom),
 // OutputTokens = completion_tokens (reasoning included), ReasoningTokens =
 // completion_tokens_details.reasoning_tokens, ServiceTier = the response's
 // service_tier. It fails on a non-object, an error body or missing usage.
@@ -275,7 +276,7 @@ func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
 // (ir.Usage.SettleCacheSplit), as on the Anthropic path.
 func usageFrom(obj gjson.Result) ir.Usage {
 	var u ir.Usage
-	var prompt, hits int64
+	var prompt, hits, creations int64
 	obj.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "prompt_tokens":
@@ -291,6 +292,8 @@ func usageFrom(obj gjson.Result) ir.Usage {
 					u.CacheReadInputTokens = usageInt(v)
 				case "cache_write_tokens":
 					u.CacheCreationInputTokens = usageInt(v)
+				case "cache_creation_input_tokens":
+					creations = usageInt(v)
 				}
 				return true
 			})
@@ -303,6 +306,11 @@ func usageFrom(obj gjson.Result) ir.Usage {
 		// DeepSeek reports its cache reads here, with prompt_tokens
 		// counting them as OpenAI's does.
 		u.CacheReadInputTokens = hits
+	}
+	if u.CacheCreationInputTokens == 0 {
+		// Envoy AI Gateway, serving Claude, reports its cache writes here,
+		// counted in prompt_tokens.
+		u.CacheCreationInputTokens = creations
 	}
 	u.InputTokens = max(prompt-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
 	u.SettleCacheSplit()

@@ -365,3 +365,28 @@ func TestUsageDeepSeekCacheHits(t *testing.T) {
 		t.Errorf("with both counts: usage = %+v", u)
 	}
 }
+
+// TestUsageEnvoyCacheWrites: Envoy AI Gateway, serving Claude on the
+// OpenAI shape, reports cache writes as
+// prompt_tokens_details.cache_creation_input_tokens, counted in
+// prompt_tokens; they are cache writes, priced at the write rate, on the
+// non-streamed and the streamed path.
+func TestUsageEnvoyCacheWrites(t *testing.T) {
+	usage := `"usage":{"prompt_tokens":7100,"completion_tokens":50,"total_tokens":7150,"prompt_tokens_details":{"cached_tokens":5000,"cache_creation_input_tokens":2000}}`
+	want := ir.Usage{InputTokens: 100, CacheReadInputTokens: 5000, CacheCreationInputTokens: 2000, CacheCreation5mInputTokens: 2000, OutputTokens: 50}
+	u, _, err := openai.ResponseUsage([]byte(`{"id":"c","object":"chat.completion","model":"claude-sonnet-4-5","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],` + usage + `}`))
+	if err != nil || u != want {
+		t.Errorf("response usage = %+v, %v; want %+v", u, err, want)
+	}
+	var tr openai.StreamTracker
+	tr.Observe([]byte(`{"id":"c","object":"chat.completion.chunk","model":"claude-sonnet-4-5","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}`))
+	tr.Observe([]byte(`{"id":"c","object":"chat.completion.chunk","model":"claude-sonnet-4-5","choices":[],` + usage + `}`))
+	if u := tr.Usage(); u != want {
+		t.Errorf("stream usage = %+v, want %+v", u, want)
+	}
+	// Sonnet 4.5: 100 × $3/M + 2000 × $3.75/M + 5000 × $0.30/M + 50 × $15/M.
+	cost, ok := pricing.Default().Cost("claude-sonnet-4-5", u)
+	if !ok || math.Abs(cost-0.01005) > 1e-12 {
+		t.Errorf("cost = %v (%v), want $0.01005", cost, ok)
+	}
+}

@@ -104,6 +104,9 @@ type inUsage struct {
 	PromptTokensDetails *struct {
 		CachedTokens     int64 `json:"cached_tokens"`
 		CacheWriteTokens int64 `json:"cache_write_tokens"`
+		// CacheCreationInputTokens is Envoy AI Gateway's count of cache
+		// writes, which it reports instead of cache_write_tokens.
+		CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
 	} `json:"prompt_tokens_details"`
 	CompletionTokensDetails *struct {
 		ReasoningTokens int64 `json:"reasoning_tokens"`

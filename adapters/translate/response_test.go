@@ -111,6 +111,11 @@ func TestOpenAIResponseToAnthropicGolden(t *testing.T) {
 		in:   `{"id":"c4","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":100,"completion_tokens":20,"prompt_cache_hit_tokens":60,"prompt_cache_miss_tokens":40}}`,
 		want: `{"id":"c4","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hi"}],
 			"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":40,"cache_creation_input_tokens":0,"cache_read_input_tokens":60,"output_tokens":20}}`,
+	}, {
+		name: "Envoy AI Gateway's cache writes are cache writes",
+		in:   `{"id":"c5","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":7100,"completion_tokens":50,"prompt_tokens_details":{"cached_tokens":5000,"cache_creation_input_tokens":2000}}}`,
+		want: `{"id":"c5","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hi"}],
+			"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":100,"cache_creation_input_tokens":2000,"cache_read_input_tokens":5000,"output_tokens":50}}`,
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
