@@ -160,6 +160,13 @@ func TestBadParametersNameTheParameter(t *testing.T) {
 		{"/analytics/cost?to=2026-10-01", "from", "to needs a from"},
 		{"/analytics/cost?from=October", "from", `bad from "October"`},
 		{"/analytics/by_key?from=2026-10-02&to=2026-10-01", "to", "must be after from"},
+		// A query Go cannot parse whole is refused: URL.Query drops the
+		// broken pair, and a dropped filter would answer for everyone.
+		{"/analytics/cost?group_by=user&user=100%", "", "malformed query string"},
+		{"/analytics/cost?group_by=user&user=al%ice", "", "escape % as %25"},
+		{"/analytics/by_user?user=alice;x=1", "", "not ;"},
+		// A session's calls may use several models: no model filter.
+		{"/sessions?model=gpt-5-mini", "model", `unknown parameter "model"; /sessions takes window, from, to, limit, gateway_key, user, team, workspace`},
 	}
 	for _, c := range cases {
 		w, _ := serve(f.h, http.MethodGet, c.target)

@@ -118,7 +118,7 @@ func (h *Handler) Serve(w http.ResponseWriter, r *http.Request) bool {
 	case p == "/health":
 		writeJSON(w, map[string]string{"status": "ok"})
 	case p == "/sessions" || p == "/sessions/":
-		h.run(w, r, listParams, h.sessions)
+		h.run(w, r, sessionParams, h.sessions)
 	case strings.HasPrefix(p, "/sessions/"):
 		h.run(w, r, noParams, h.session)
 	default:

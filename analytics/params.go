@@ -101,17 +101,26 @@ var (
 	filterParams   = []string{"gateway_key", "user", "team", "workspace", "model"}
 	costParams     = slices.Concat(windowParams, []string{"group_by", "limit"}, filterParams)
 	identityParams = slices.Concat(windowParams, filterParams)
-	listParams     = slices.Concat(windowParams, []string{"limit"}, filterParams) // activity, sessions
-	meParams       = windowParams
-	noParams       = []string{}
+	listParams     = slices.Concat(windowParams, []string{"limit"}, filterParams) // activity
+	// sessionParams has no model: a session's calls may use several, and its
+	// sums are the whole session's.
+	sessionParams = slices.Concat(windowParams, []string{"limit", "gateway_key", "user", "team", "workspace"})
+	meParams      = windowParams
+	noParams      = []string{}
 )
 
 // checkParams refuses a parameter the endpoint does not read, rather than
 // answering as if it had been applied (a tz= or start=, or a group_by sent
 // to by_key, would otherwise be ignored silently).
 func checkParams(r *http.Request, known []string) error {
+	// URL.Query drops the pairs it cannot parse, and a filter dropped that
+	// way would answer for everyone.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return badParam("", fmt.Sprintf("malformed query string (%v): escape %% as %%25, and separate parameters with &, not ;", err))
+	}
 	var unknown []string
-	for name := range r.URL.Query() {
+	for name := range q {
 		if !slices.Contains(known, name) {
 			unknown = append(unknown, name)
 		}

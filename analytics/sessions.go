@@ -61,8 +61,7 @@ func (h *Handler) sessions(ctx context.Context, r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := parseFilter(r)
-	f.model = nil // sessions have no single model
+	f := parseFilter(r) // without model (sessionParams)
 	var sb strings.Builder
 	sb.WriteString("SELECT " + sessionColumns + " FROM sessions WHERE last_ts_us >= ? AND last_ts_us < ?")
 	args := f.where(&sb, []any{win.from.UnixMicro(), win.to.UnixMicro()})
