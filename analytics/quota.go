@@ -27,7 +27,10 @@ func primaryQuota(qs []budget.Quota) *budget.Quota {
 }
 
 // quotas returns the primary quota of every subject of a scope ("key",
-// "user", "team") that has a budget; nil when budgets are not configured.
+// "user", "team") that has a budget, at now; nil when budgets are not
+// configured. The by_* answers pass the present whatever their window: a
+// quota is the state the gateway enforces, and the ledger's sums at a past
+// instant would count the spend made since.
 func (h *Handler) quotas(ctx context.Context, scope string, now time.Time) (map[string]*budget.Quota, error) {
 	if h.budgets == nil {
 		return nil, nil
