@@ -110,6 +110,11 @@ const sqlSelectKeys = `SELECT id, token_sha256, name, workspace, user, team, all
 // only its SHA-256 is stored and it is never logged. The key is usable in
 // this process as soon as IssueKey returns.
 func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error) {
+	// Budgets and analytics filters match these exactly, and set-budget
+	// trims its subject: " alice" would never meet alice's budget. (Only
+	// spaces: a control character is refused below, not hidden.)
+	p.Name, p.User, p.Team, p.Workspace = strings.Trim(p.Name, " "), strings.Trim(p.User, " "),
+		strings.Trim(p.Team, " "), strings.Trim(p.Workspace, " ")
 	if p.Name == "" {
 		return Key{}, "", errors.New("issuing gateway key: name is required")
 	}

@@ -68,6 +68,29 @@ func TestIssueAndAuthenticate(t *testing.T) {
 	}
 }
 
+// TestIssueKeyTrimsIdentity: a stray space around a user or team (a quoted
+// shell argument) would keep the key out of budgets and filters that name
+// the user, which set-budget trims; they are stored trimmed.
+func TestIssueKeyTrimsIdentity(t *testing.T) {
+	s := openTest(t, Options{})
+	k, token, err := s.IssueKey(context.Background(), IssueParams{Name: " laptop ", User: " alice", Team: "eng ", Workspace: " /src/p "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Authenticate(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kk := range []Key{k, *got} {
+		if kk.Name != "laptop" || kk.User != "alice" || kk.Team != "eng" || kk.Workspace != "/src/p" {
+			t.Errorf("key stored as name %q user %q team %q workspace %q", kk.Name, kk.User, kk.Team, kk.Workspace)
+		}
+	}
+	if _, _, err := s.IssueKey(context.Background(), IssueParams{Name: "  "}); err == nil {
+		t.Error("a blank name was accepted")
+	}
+}
+
 func TestRevokeAndExpire(t *testing.T) {
 	s := openTest(t, Options{})
 	ctx := context.Background()
