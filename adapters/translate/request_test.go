@@ -232,12 +232,12 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 	}, {
 		// Anthropic refuses an e-mail address or a phone number in user_id.
 		name: "an e-mail user goes as its SHA-256", upstream: "claude-sonnet-4-5",
-		in:   `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"Hi"}],"user":"alice@example.com"}`,
+		in: `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"Hi"}],"user":"alice@example.com"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}],
 			"metadata":{"user_id":"ff8d9819fc0e12bf0d24892e45987e249a28dce836a85cad60e28eaaa8c6d976"}}`,
 	}, {
 		name: "a phone-number safety_identifier goes as its SHA-256", upstream: "claude-sonnet-4-5",
-		in:   `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"Hi"}],"safety_identifier":"+1 (415) 555-0100"}`,
+		in: `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"Hi"}],"safety_identifier":"+1 (415) 555-0100"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}],
 			"metadata":{"user_id":"d0ac4fa5a6f02d0dda162dcdf33b1612551a5f37f10ecff044d63578ca7ff257"}}`,
 	}, {
