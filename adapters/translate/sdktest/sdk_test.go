@@ -145,6 +145,39 @@ func TestAnthropicStreamFixtureToOpenAISDK(t *testing.T) {
 	}
 }
 
+// TestAnthropicStreamNoArgumentToolToOpenAISDK: Claude calling a tool
+// without parameters streams no argument text; openai-go's accumulator
+// gets "{}", arguments it can decode.
+func TestAnthropicStreamNoArgumentToolToOpenAISDK(t *testing.T) {
+	upstream := "event: message_start\n" +
+		`data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":1}}}` + "\n\n" +
+		"event: content_block_start\n" +
+		`data: {"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"toolu_1","name":"get_time","input":{}}}` + "\n\n" +
+		"event: content_block_delta\n" +
+		`data: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":""}}` + "\n\n" +
+		"event: content_block_stop\n" + `data: {"type":"content_block_stop","index":0}` + "\n\n" +
+		"event: message_delta\n" +
+		`data: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":9}}` + "\n\n" +
+		"event: message_stop\n" + `data: {"type":"message_stop"}` + "\n\n"
+	_, st, err := translate.OpenAIToAnthropicRequest([]byte(`{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"Time?"}],
+		"tools":[{"type":"function","function":{"name":"get_time","parameters":{"type":"object","properties":{}}}}]}`), "claude-sonnet-4-5", translate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := openAIAccumulate(t, translateBody(t, st.NewAnthropicToOpenAIStream(), upstream))
+	if err != nil {
+		t.Fatalf("openai-go stream error: %v", err)
+	}
+	if len(acc.Choices) != 1 || len(acc.Choices[0].Message.ToolCalls) != 1 {
+		t.Fatalf("choices %+v", acc.Choices)
+	}
+	tc := acc.Choices[0].Message.ToolCalls[0]
+	var args map[string]any
+	if tc.Function.Name != "get_time" || json.Unmarshal([]byte(tc.Function.Arguments), &args) != nil || len(args) != 0 {
+		t.Errorf("tool call %q with arguments %q, want get_time with {}", tc.Function.Name, tc.Function.Arguments)
+	}
+}
+
 func TestAnthropicStreamCacheUsageToOpenAISDK(t *testing.T) {
 	// A stream whose message_delta repeats input and cache counts (newer API).
 	upstream := "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_c\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\n\n" +
