@@ -315,7 +315,14 @@ func (c *call) run() {
 // having written nothing, when the response is a stream that failed before
 // its first event and the provider's retries allow another attempt.
 func (c *call) answer(resp *http.Response) bool {
-	defer discard(resp.Body)
+	if isEventStream(resp.Header) {
+		// Closed, not drained: a stream read to its end has already freed
+		// its connection, and one left early (a panic in the relay) must
+		// stop the provider, not wait out its generation.
+		defer resp.Body.Close()
+	} else {
+		defer discard(resp.Body)
+	}
 	c.upstreamReqID = resp.Header.Get("Request-Id")
 	if c.upstreamReqID == "" {
 		c.upstreamReqID = resp.Header.Get("X-Request-Id")

@@ -106,6 +106,7 @@ http://127.0.0.1:%d {
 		req.Header.Set("X-Api-Key", tok)
 		req.Header.Set("Anthropic-Version", "2023-06-01")
 		req.Header.Set("X-Test-Panic", "1")
+		start := time.Now()
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			b, rerr := io.ReadAll(resp.Body)
@@ -113,6 +114,13 @@ http://127.0.0.1:%d {
 			if rerr == nil && resp.StatusCode == 200 && len(b) > 0 {
 				t.Fatalf("%s: the client got a whole answer through a panicking relay: %d %s", c.name, resp.StatusCode, b)
 			}
+		}
+		if took := time.Since(start); took > time.Second {
+			// The stream's events are 100 ms apart, ~1.5 s in all.
+			t.Errorf("%s: the client waited %v for the aborted connection", c.name, took.Round(time.Millisecond))
+		}
+		if c.stream == "true" && !up.WaitCanceled(time.Second) {
+			t.Errorf("%s: the provider's stream was not cut after the panic", c.name)
 		}
 		call := e2eCalls(g, i+1)[i]
 		// Haiku 4.5 at $1 / $5 per MTok: the provider billed the call, so
