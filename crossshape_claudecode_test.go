@@ -85,6 +85,15 @@ func TestCrossClaudeCodeOnOpenAIModel(t *testing.T) {
 		if r.APIKey() != testOpenAIKey {
 			t.Errorf("upstream key %q", r.APIKey())
 		}
+		// OpenAI refuses a user over 64 characters; Claude Code's
+		// metadata.user_id is a JSON object of about 150.
+		var body struct {
+			User *string `json:"user"`
+		}
+		_ = json.Unmarshal([]byte(r.Body), &body)
+		if body.User == nil || len(*body.User) > 64 {
+			t.Errorf("upstream user %v: want Claude Code's user_id, hashed to fit OpenAI's 64 characters", body.User)
+		}
 	}
 	calls := g.waitEvents(store.TypeCallCompleted, 2)
 	if len(calls) != 2 {

@@ -475,8 +475,10 @@ func decodeMedia(b *inBlock, where loc) (ir.Part, bool, error) {
 
 // RequestOptions tune EncodeRequest for the target model.
 type RequestOptions struct {
-	// DefaultMaxTokens gives max_tokens when the client set none; nil or a
-	// result ≤ 0 falls back to DefaultMaxTokens.
+	// DefaultMaxTokens is the model's output limit: max_tokens when the
+	// client set none, and the most a client's max_tokens is sent as (the
+	// provider refuses more); nil or a result ≤ 0 falls back to
+	// DefaultMaxTokens for the first and leaves the second alone.
 	DefaultMaxTokens func(model string) int
 	// SupportsSampling says whether the model accepts temperature/top_p/top_k;
 	// nil uses GuessSupportsSampling.
@@ -556,14 +558,18 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		return nil, ir.Invalid("n", "n=%d is not supported: Anthropic models return one choice", r.N)
 	}
 	out := outRequest{Model: r.Model, Stream: r.Stream}
+	limit := 0
+	if o.DefaultMaxTokens != nil {
+		limit = o.DefaultMaxTokens(r.Model)
+	}
 	out.MaxTokens = r.MaxTokens
-	if out.MaxTokens <= 0 {
-		if o.DefaultMaxTokens != nil {
-			out.MaxTokens = o.DefaultMaxTokens(r.Model)
-		}
-		if out.MaxTokens <= 0 {
-			out.MaxTokens = DefaultMaxTokens
-		}
+	switch {
+	case out.MaxTokens <= 0 && limit > 0:
+		out.MaxTokens = limit
+	case out.MaxTokens <= 0:
+		out.MaxTokens = DefaultMaxTokens
+	case limit > 0 && out.MaxTokens > limit:
+		out.MaxTokens = limit
 	}
 	for _, p := range r.System {
 		if p.Text != "" {

@@ -2,7 +2,9 @@ package openai
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -413,6 +415,10 @@ type RequestOptions struct {
 	// MaxTokens sends the output limit as max_tokens instead of
 	// max_completion_tokens (servers such as Mistral's refuse the latter).
 	MaxTokens bool
+	// OutputLimit is the model's output limit, the most a client's limit
+	// is sent as (OpenAI refuses more); nil or a result ≤ 0 sends the
+	// client's.
+	OutputLimit func(model string) int
 	// NoStreamUsage leaves stream_options out of a streamed request
 	// (servers that refuse the field).
 	NoStreamUsage bool
@@ -490,12 +496,17 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		reasoning = o.SupportsReasoning
 	}
 	isReasoning := reasoning(r.Model)
-	out := outRequest{Model: r.Model, Stop: r.Stop, User: r.User, Stream: r.Stream}
-	if r.MaxTokens > 0 {
+	out := outRequest{Model: r.Model, Stop: r.Stop, User: fitUser(r.User), Stream: r.Stream}
+	if n := r.MaxTokens; n > 0 {
+		if o.OutputLimit != nil {
+			if limit := o.OutputLimit(r.Model); limit > 0 {
+				n = min(n, limit)
+			}
+		}
 		if o.MaxTokens {
-			out.MaxTokens = r.MaxTokens
+			out.MaxTokens = n
 		} else {
-			out.MaxCompletionTokens = r.MaxTokens
+			out.MaxCompletionTokens = n
 		}
 	}
 	if r.Stream && !o.NoStreamUsage {
@@ -767,4 +778,20 @@ func decodeBase64Text(data string) (string, error) {
 		return "", fmt.Errorf("invalid base64: %w", err)
 	}
 	return string(b), nil
+}
+
+// maxUser is the longest user OpenAI accepts.
+const maxUser = 64
+
+// fitUser is the user sent for an Anthropic client's metadata.user_id:
+// the value itself if OpenAI takes it, else its hex SHA-256 (64
+// characters), which still tells users apart. Claude Code's user_id is a
+// JSON object of some 150 characters, which OpenAI refuses with a 400
+// (OpenRouter and other servers past 128).
+func fitUser(u string) string {
+	if len(u) <= maxUser {
+		return u
+	}
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:])
 }

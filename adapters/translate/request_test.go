@@ -50,7 +50,30 @@ func runRequestCases(t *testing.T, cases []requestCase, fn func([]byte, string, 
 }
 
 func TestAnthropicToOpenAIRequestGolden(t *testing.T) {
+	gpt4oLimit := Options{DefaultMaxTokens: func(m string) int {
+		if m == "gpt-4o" {
+			return 16384
+		}
+		return 0
+	}}
 	cases := []requestCase{{
+		// Claude Code's user_id is a 150-character JSON object; OpenAI
+		// refuses a user over 64 characters.
+		name: "a user_id too long for OpenAI goes as its SHA-256", upstream: "gpt-4o",
+		in: `{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hi"}],
+			"metadata":{"user_id":"{\"device_id\":\"b594034da27c808ebaf5624564ea2e2b6e7e9b46715a7d6454363fb863e7200a\",\"account_uuid\":\"\",\"session_id\":\"973ed6bc-8b67-4b84-8424-1c709fb0ce45\"}"}}`,
+		want: `{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":1024,"user":"26a803b2415930cd30b4a5357c8931f7f7f153ab7e074233dc03d8dc872e0e5b"}`,
+	}, {
+		// Claude Code asks 32,000 of a model id it does not know (an
+		// alias); gpt-4o answers more than 16,384 with a 400.
+		name: "max_tokens over the model's output limit is sent as the limit", upstream: "gpt-4o", opts: gpt4oLimit,
+		in:   `{"model":"metis-gpt","max_tokens":32000,"messages":[{"role":"user","content":"Hi"}]}`,
+		want: `{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":16384}`,
+	}, {
+		name: "max_tokens under the limit, or of a model without one, is the client's", upstream: "gpt-5-mini", opts: gpt4oLimit,
+		in:   `{"model":"metis-gpt","max_tokens":32000,"messages":[{"role":"user","content":"Hi"}]}`,
+		want: `{"model":"gpt-5-mini","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":32000}`,
+	}, {
 		name: "basic fields, top_k dropped, user, stream asks for usage", upstream: "gpt-4o",
 		in: `{"model":"claude-sonnet-4-5","max_tokens":1024,"system":"Be brief.","messages":[{"role":"user","content":"Hi"}],
 			"stop_sequences":["END"],"temperature":0.5,"top_p":0.9,"top_k":40,"metadata":{"user_id":"u-1"},"stream":true}`,
@@ -240,6 +263,10 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in: `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"Hi"}],"safety_identifier":"+1 (415) 555-0100"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}],
 			"metadata":{"user_id":"d0ac4fa5a6f02d0dda162dcdf33b1612551a5f37f10ecff044d63578ca7ff257"}}`,
+	}, {
+		name: "max_completion_tokens over the model's output limit is sent as the limit", upstream: "claude-sonnet-4-5", opts: maxOut,
+		in:   `{"model":"gpt-4o","max_completion_tokens":100000,"messages":[{"role":"user","content":"Hi"}]}`,
+		want: `{"model":"claude-sonnet-4-5","max_tokens":64000,"messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}]}`,
 	}, {
 		name: "max_tokens defaults to the model's limit", upstream: "claude-sonnet-4-5", opts: maxOut,
 		in:   `{"model":"gpt-4o","messages":[{"role":"user","content":"Hi"}],"top_p":0.5,"stop":["a"," "]}`,

@@ -23,9 +23,11 @@ import (
 
 // Options tune request translation for the target model.
 type Options struct {
-	// DefaultMaxTokens gives Anthropic's required max_tokens when an OpenAI
-	// client set no limit (the model's output limit); nil or a result ≤ 0
-	// falls back to 4096.
+	// DefaultMaxTokens is the target model's output limit: Anthropic's
+	// required max_tokens when an OpenAI client set no limit, and, both
+	// ways, the most a client's limit is sent as (Claude Code asks 32,000
+	// of a model it does not know; gpt-4o refuses more than 16,384); nil or
+	// a result ≤ 0 falls back to 4096 for the first and caps nothing.
 	DefaultMaxTokens func(model string) int
 	// SupportsSampling says whether a Claude model accepts temperature,
 	// top_p and top_k; nil guesses from the model id
@@ -95,7 +97,7 @@ func anthropicToOpenAIReq(req *ir.Request, upstreamModel string, o Options) ([]b
 	}
 	req.Model = upstreamModel
 	out, err := openai.EncodeRequest(req, openai.RequestOptions{SupportsReasoning: o.SupportsReasoning, Names: st.ToolNames,
-		MaxTokens: o.MaxTokens, NoStreamUsage: o.NoStreamUsage, SystemFirst: o.SystemFirst})
+		MaxTokens: o.MaxTokens, OutputLimit: o.DefaultMaxTokens, NoStreamUsage: o.NoStreamUsage, SystemFirst: o.SystemFirst})
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating Anthropic request to OpenAI: %w", err)
 	}
