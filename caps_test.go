@@ -222,6 +222,7 @@ func TestBudgetSoftLimitAndRelease(t *testing.T) {
 
 	// A client that goes away mid-stream releases its reservation and is
 	// charged what the provider billed so far.
+	spentBefore := keyQuota(t, g, k).Spent
 	rp := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicStream, 0)
 	rp.StallAfter = 3
 	up.Enqueue("/v1/messages", rp)
@@ -251,8 +252,16 @@ func TestBudgetSoftLimitAndRelease(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if last := g.lastCall(); last["error_class"] != "CANCELLED" {
-		t.Errorf("cancelled call %v", last)
+	last := g.lastCall()
+	if last["error_class"] != "CANCELLED" || last["input_tokens"] != float64(394) {
+		t.Fatalf("cancelled call %v; want CANCELLED with message_start's 394 input tokens", last)
+	}
+	// Sonnet 3.7 at $3 / $15 per MTok: the 394 input tokens message_start
+	// reported and the output estimated from the deltas relayed.
+	out, _ := last["output_tokens"].(float64)
+	want := 394*3e-6 + out*15e-6
+	if charged := keyQuota(t, g, k).Spent - spentBefore; out < 1 || !e2eNear(e2eCost(t, last), want) || !e2eNear(charged, want) {
+		t.Errorf("cancelled call cost %v, budget charged %v; want %v (394 in, %v out)", last["cost_usd"], charged, want, out)
 	}
 }
 

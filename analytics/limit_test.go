@@ -252,7 +252,7 @@ func TestCostLimitBySessionAfterNewCalls(t *testing.T) {
 	check()
 	var got costPage
 	f.get(t, "/analytics/cost", url.Values{"window": {"7d"}, "group_by": {"session"}, "limit": {"2"}}, 200, &got)
-	if got.Groups[0].Key != best && got.Groups[1].Key != best {
+	if got.Groups[0].Key != best { // its calls plus 100 outweigh late-session's 100
 		t.Errorf("the resumed session %s is not first: %+v", best, got.Groups)
 	}
 }

@@ -48,12 +48,18 @@ func TestCloseStopsTheWarmUp(t *testing.T) {
 	h := New(f.st.ReadDB(), Options{Now: func() time.Time { return testNow }, Logger: zap.New(core)})
 	h.StartWarming()
 	h.StartWarming() // no second warm-up
+	done := warmDone(h)
 	closed := make(chan struct{})
 	go func() { h.Close(); close(closed) }()
 	select {
 	case <-closed:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return")
+	}
+	select {
+	case <-done:
+	default:
+		t.Fatal("Close returned before the warm-up stopped")
 	}
 	h.Close()
 	New(f.st.ReadDB(), Options{}).Close()
@@ -77,5 +83,18 @@ func TestCloseStopsTheWarmUp(t *testing.T) {
 	if logs.FilterMessage("warmed the analytics cache").Len() == 0 {
 		t.Fatal("the warm-up did not finish")
 	}
+	done = warmDone(h)
 	h.Close()
+	select {
+	case <-done:
+	default:
+		t.Fatal("Close returned before the warm-up waiting for midnight stopped")
+	}
+}
+
+// warmDone is the channel h's running warm-up closes when it ends.
+func warmDone(h *Handler) chan struct{} {
+	h.warm.mu.Lock()
+	defer h.warm.mu.Unlock()
+	return h.warm.done
 }

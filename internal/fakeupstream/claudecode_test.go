@@ -3,6 +3,7 @@ package fakeupstream
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,9 @@ import (
 func TestClaudeCodeBashRoundTrip(t *testing.T) {
 	bin, err := ClaudeBinary()
 	if err != nil {
+		if os.Getenv("METIS_REQUIRE_E2E") == "1" { // make test installs it
+			t.Fatalf("Claude Code missing (run tools/install.sh): %v", err)
+		}
 		t.Skip(err)
 	}
 	s := New(t)
