@@ -91,10 +91,13 @@ type App struct {
 	// refuses it with 503, "open" lets it through unbudgeted.
 	BudgetFailure string `json:"budget_failure,omitempty"`
 
-	logger    *zap.Logger
-	store     *store.Store
-	ledger    *budget.Ledger
-	storeKey  string
+	logger   *zap.Logger
+	store    *store.Store
+	ledger   *budget.Ledger
+	storeKey string
+	// retune holds this config's writer options for a store a running
+	// config already had open, applied once the config is accepted.
+	retune    *store.Options
 	inflight  *inflight // the calls in flight on store
 	rejects   *rejectLimiter
 	prices    *pricing.Catalogue
@@ -264,7 +267,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 	ps := v.(pooledStore)
 	a.store, a.ledger, a.inflight, a.rejects, a.storeKey = ps.Store, ps.ledger, ps.inflight, ps.rejects, path
 	if loaded {
-		a.store.Reconfigure(opts)
+		// Applied in Start: this config may still be refused, and the
+		// running one keeps the store until then.
+		a.retune = &opts
 	} else if len(others) > 0 {
 		a.logger.Warn("this config moves the trace database: the keys, budgets and spend of the running one stay in its file",
 			zap.String("db", path), zap.Strings("running_db", others))
@@ -345,8 +350,15 @@ func (a *App) looksLikeProviderRef(name string) bool {
 }
 
 // Start implements caddy.App. The store is opened in Provision (apps start
-// in random order and handlers may serve before Start).
-func (a *App) Start() error { return nil }
+// in random order and handlers may serve before Start); a store the
+// running config shares gets this config's writer options here, once the
+// whole config has been accepted.
+func (a *App) Start() error {
+	if a.retune != nil {
+		a.store.Reconfigure(*a.retune)
+	}
+	return nil
+}
 
 // Stop implements caddy.App. The store is never closed here: streams that
 // began under this config may still be writing their traces.

@@ -164,6 +164,44 @@ func TestFailedReloadLeavesStoreWorking(t *testing.T) {
 	}
 }
 
+// TestRefusedReloadKeepsTheWriterSettings: a reload refused at validation
+// leaves the running trace writer as it was (its settings went to the
+// shared store in Provision, so a refused flush_interval 1m held every
+// trace back a minute); an accepted one applies its settings.
+func TestRefusedReloadKeepsTheWriterSettings(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	onDisk := func() int { // without g.sync, which would flush
+		var n int
+		if err := g.db().QueryRow(`SELECT count(*) FROM events WHERE type = ?`, store.TypeRequestRejected).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	written := func(n int, within time.Duration) bool {
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if onDisk() >= n {
+				return true
+			}
+		}
+		return false
+	}
+	slowWriter := "writer {\n\t\t\tflush_interval 1m\n\t\t}"
+	err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1", "alias fast anthropc:claude-haiku-4-5\n\t\t"+slowWriter))
+	if err == nil || !strings.Contains(err.Error(), "unknown provider") {
+		t.Fatalf("want the reload refused for its alias, got %v", err)
+	}
+	get(t, g.URL+"/v1/models", "gw_bogus")
+	if !written(1, 3*time.Second) {
+		t.Fatal("after a refused reload, a refusal's event is not on disk within 3 s: the refused writer settings are in use")
+	}
+	g.load(gatewayConfig(db, "http://127.0.0.1:1", slowWriter))
+	get(t, g.URL+"/v1/models", "gw_bogus")
+	if written(2, 500*time.Millisecond) {
+		t.Error("after an accepted reload with flush_interval 1m, the event was written at once")
+	}
+}
+
 func TestRevokedAndExpiredKeysRefusedWithin5s(t *testing.T) {
 	db := tempDB(t)
 	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
