@@ -461,7 +461,10 @@ http://127.0.0.1:%d {
 	if strings.Contains(string(cfg), "sk-ant-first") {
 		t.Error("the adapted config holds the key itself")
 	}
-	if err := os.WriteFile(keyFile, []byte("sk-ant-second\n"), 0o600); err != nil {
+	// An editor's trailing blank line: the key is the line, not the
+	// line breaks (an invalid header value failed every call as
+	// "unreachable").
+	if err := os.WriteFile(keyFile, []byte("sk-ant-second\n\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := caddy.Load(cfg, true); err != nil {
@@ -469,6 +472,32 @@ http://127.0.0.1:%d {
 	}
 	if k := call(); k != "sk-ant-second" {
 		t.Errorf("after the reload the provider got key %q, want the rotated one", k)
+	}
+}
+
+// TestProviderPlaceholdersThatComeOutWrong: a base_url whose placeholder
+// comes out empty is a config error, not the provider type's public API
+// (a vendor's key and the team's prompts would go to api.anthropic.com),
+// and an api_key with a line break inside is refused by name.
+func TestProviderPlaceholdersThatComeOutWrong(t *testing.T) {
+	db := tempDB(t)
+	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
+	t.Setenv("METIS_TEST_TWO_KEYS", "sk-one\nsk-two")
+	for _, c := range []struct{ provider, want string }{
+		{"provider glm anthropic {\n\t\t\tapi_key vendor-key\n\t\t\tbase_url {env.METIS_TEST_UNSET_BASE_URL}\n\t\t}",
+			`provider "glm": base_url "{env.METIS_TEST_UNSET_BASE_URL}" came out empty`},
+		{"provider local openai {\n\t\t\tbase_url {file./nonexistent/metis/url}\n\t\t}",
+			`provider "local": base_url "{file./nonexistent/metis/url}" came out empty`},
+		{"provider glm anthropic {\n\t\t\tapi_key {env.METIS_TEST_TWO_KEYS}\n\t\t\tbase_url http://127.0.0.1:1\n\t\t}",
+			`provider "glm": api_key contains a control character`},
+	} {
+		err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1", c.provider))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s\nloaded with error %v; want %q", c.provider, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "sk-one") {
+			t.Errorf("the error shows the key: %v", err)
+		}
 	}
 }
 

@@ -146,8 +146,13 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		return nil, fmt.Errorf("provider %q: type must be anthropic or openai, got %q", pc.Name, typ)
 	}
 	repl := caddy.NewReplacer()
-	base := repl.ReplaceKnown(pc.BaseURL, "")
-	if base == "" {
+	base := strings.TrimSpace(repl.ReplaceKnown(pc.BaseURL, ""))
+	switch {
+	case base == "" && pc.BaseURL != "":
+		// Not the public API: a vendor's key and the team's prompts would
+		// go there.
+		return nil, fmt.Errorf("provider %q: base_url %q came out empty (an unset environment variable, a missing file?)", pc.Name, pc.BaseURL)
+	case base == "":
 		base = defaultBaseURL(typ)
 	}
 	u, err := url.Parse(base)
@@ -189,12 +194,19 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A key file's trailing blank line, or a stray newline in the
+	// environment, would make every call fail in the transport ("invalid
+	// header field value"), reported as an unreachable provider.
+	apiKey := strings.TrimSpace(repl.ReplaceKnown(pc.APIKey, ""))
+	if strings.ContainsFunc(apiKey, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return nil, fmt.Errorf("provider %q: api_key contains a control character (a line break inside the key?)", pc.Name)
+	}
 	return &provider{
 		bearer:       bearer,
 		compat:       compat,
 		name:         pc.Name,
 		typ:          typ,
-		apiKey:       repl.ReplaceKnown(pc.APIKey, ""),
+		apiKey:       apiKey,
 		endpoint:     strings.TrimRight(u.String(), "/"),
 		transport:    tr,
 		latency:      mUpstreamLatency.WithLabelValues(pc.Name),
