@@ -50,11 +50,15 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	for d.NextBlock(0) {
 		opt := d.Val()
 		switch opt {
-		case "db", "pricing", "default_model":
+		case "db", "pricing", "default_model", "budget_failure", "writer":
+			// The last would win silently.
 			if seen[opt] {
 				return nil, d.Errf("%s given twice", opt)
 			}
 			seen[opt] = true
+		}
+		switch opt {
+		case "db", "pricing", "default_model":
 			var v string
 			if !d.AllArgs(&v) {
 				return nil, d.Errf("%s takes exactly one argument", opt)
@@ -126,8 +130,13 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 	if p.Type == "" && p.Name != shapeAnthropic && p.Name != shapeOpenAI {
 		return nil, d.Errf("provider %q needs a type: `provider %s anthropic` or `provider %s openai`", p.Name, p.Name, p.Name)
 	}
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("provider %q: %s given twice", p.Name, opt)
+		}
+		seen[opt] = true
 		var v string
 		if !d.AllArgs(&v) {
 			return nil, d.Errf("provider %q: %s takes exactly one argument", p.Name, opt)
@@ -180,8 +189,13 @@ func parseWriter(d *caddyfile.Dispenser) (*WriterConfig, error) {
 	if d.NextArg() {
 		return nil, d.Errf("writer takes a block, not %q", d.Val())
 	}
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if seen[opt] {
+			return nil, d.Errf("writer: %s given twice", opt)
+		}
+		seen[opt] = true
 		var v string
 		if !d.AllArgs(&v) {
 			return nil, d.Errf("writer: %s takes exactly one argument", opt)
@@ -223,6 +237,9 @@ func (g *Gateway) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	for d.NextBlock(0) {
 		switch opt := d.Val(); opt {
 		case "max_body":
+			if g.MaxBodySize != 0 {
+				return d.Errf("max_body given twice")
+			}
 			var v string
 			if !d.AllArgs(&v) {
 				return d.Errf("max_body takes one size, e.g. 32MiB")

@@ -71,6 +71,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"alias arity", "{\n\tmetis {\n\t\talias haiku\n\t}\n}\n", "alias takes a name and a target model", "Caddyfile:3"},
 		{"duplicate provider", "{\n\tmetis {\n\t\tprovider openai\n\t\tprovider openai\n\t}\n}\n", `provider "openai" given twice`, "Caddyfile:4"},
 		{"option twice", "{\n\tmetis {\n\t}\n\tmetis {\n\t}\n}\n", "may only be given once", "Caddyfile:4"},
+		// A second one would win silently.
+		{"writer twice", "{\n\tmetis {\n\t\twriter {\n\t\t\tqueue_size 10\n\t\t}\n\t\twriter {\n\t\t\tbatch_size 5\n\t\t}\n\t}\n}\n", "writer given twice", "Caddyfile:6"},
+		{"budget_failure twice", "{\n\tmetis {\n\t\tbudget_failure open\n\t\tbudget_failure closed\n\t}\n}\n", "budget_failure given twice", "Caddyfile:4"},
+		{"provider option twice", "{\n\tmetis {\n\t\tprovider anthropic {\n\t\t\tapi_key a\n\t\t\tapi_key b\n\t\t}\n\t}\n}\n", `provider "anthropic": api_key given twice`, "Caddyfile:5"},
+		{"writer option twice", "{\n\tmetis {\n\t\twriter {\n\t\t\tqueue_size 10\n\t\t\tqueue_size 20\n\t\t}\n\t}\n}\n", "writer: queue_size given twice", "Caddyfile:5"},
+		{"max_body twice", "{\n\tmetis\n}\n:8080 {\n\tmetis_gateway {\n\t\tmax_body 1MiB\n\t\tmax_body 2MiB\n\t}\n}\n", "max_body given twice", "Caddyfile:7"},
 		{"gateway option", "{\n\tmetis\n}\n:8080 {\n\tmetis_gateway {\n\t\tmax_body huge\n\t}\n}\n", `bad max_body "huge"`, "Caddyfile:6"},
 		{"gateway args", ":8080 {\n\tmetis_gateway extra\n}\n", `metis_gateway takes no arguments, got "extra"`, "Caddyfile:2"},
 		{"analytics option", ":8080 {\n\tmetis_analytics {\n\t\tcharts on\n\t}\n}\n", `unrecognized metis_analytics option "charts"`, "Caddyfile:3"},
