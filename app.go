@@ -41,17 +41,55 @@ type pooledStore struct {
 // Caddy has already given them its grace period. When it does not (a
 // reload that moves the database, the metis app unloaded), their
 // connections stay open: they may run on for up to reloadDrain, in the
-// background, before they are cancelled and the store closed.
+// background, before they are cancelled and the store closed; if the
+// process exits first, finishDraining does that at once.
 func (p pooledStore) Destruct() error {
 	if caddy.Exiting() || p.inflight.idle() {
 		return p.close(0)
 	}
+	done := make(chan struct{})
+	draining.Lock()
+	draining.m[p.inflight] = done
+	draining.Unlock()
+	draining.once.Do(func() { caddy.OnExit(finishDraining) })
 	go func() {
+		defer func() {
+			draining.Lock()
+			delete(draining.m, p.inflight)
+			draining.Unlock()
+			close(done)
+		}()
 		if err := p.close(reloadDrain); err != nil {
 			caddy.Log().Named("metis").Error("closing the trace store of a replaced config", zap.Error(err))
 		}
 	}()
 	return nil
+}
+
+// draining holds the stores of replaced configs that Destruct is closing
+// in the background, each with the channel closed when it has closed.
+var draining = struct {
+	sync.Mutex
+	m    map[*inflight]chan struct{}
+	once sync.Once
+}{m: map[*inflight]chan struct{}{}}
+
+// finishDraining, run as the process exits, ends the drain of replaced
+// configs' stores and waits for them to close: their calls are cancelled
+// and traced as the running config's are, instead of being cut by the
+// exit without a trace. Each close is bounded (closeWait for the calls,
+// 30 s for the store).
+func finishDraining(context.Context) {
+	draining.Lock()
+	var waits []chan struct{}
+	for f, done := range draining.m {
+		f.hurry()
+		waits = append(waits, done)
+	}
+	draining.Unlock()
+	for _, done := range waits {
+		<-done
+	}
 }
 
 // close lets the calls in flight finish for up to drain, cancels the rest,

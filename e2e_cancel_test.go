@@ -266,6 +266,60 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 	}
 }
 
+// A replaced config's calls still draining when the process exits (a
+// reload that moved the database, then caddy stop) are cancelled and traced
+// at the exit, as the running config's are, instead of being cut by it
+// with no llm.call_completed. finishDraining is what caddy.OnExit runs.
+func TestE2EExitEndsADrainingStoreCalls(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "draining")
+	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
+	r.StallAfter = 3
+	up.Enqueue("/v1/messages", r)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
+		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, e2eAnthropicHdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := e2eNewSSEReader(resp.Body)
+	for ev, ok := rd.next(); ev.Name != "content_block_delta"; ev, ok = rd.next() {
+		if !ok {
+			t.Fatal("the stream ended before its first delta")
+		}
+	}
+	// Unloaded without the process exiting: the call may drain for
+	// reloadDrain (2 minutes).
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	exited := make(chan struct{})
+	go func() { finishDraining(context.Background()); close(exited) }()
+	var rest []e2eSSE
+	for ev, ok := rd.next(); ok; ev, ok = rd.next() {
+		rest = append(rest, ev)
+	}
+	if len(rest) != 1 || rest[0].Name != "error" || !strings.Contains(rest[0].Data, "shutting down") {
+		t.Errorf("at the exit the client got %v, want one error event saying the gateway is shutting down", rest)
+	}
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the exit did not finish the draining store within 15 s")
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the exit took %v", took)
+	}
+	var types string
+	if err := g.db().QueryRow(`SELECT group_concat(type) FROM (SELECT type FROM events ORDER BY id)`).Scan(&types); err != nil ||
+		types != "route.decided,llm.call_completed,turn.completed" {
+		t.Errorf("events after the exit: %q (%v)", types, err)
+	}
+}
+
 // A call still waiting for its provider's answer when its config's store
 // closes gets a 503 in its shape saying why, and is recorded as cancelled.
 func TestE2EStopAnswersWaitingCall503(t *testing.T) {

@@ -32,11 +32,16 @@ type inflight struct {
 	calls    map[*call]context.CancelCauseFunc
 	closing  bool
 	finished chan struct{} // closed when closing and no call is left
+	hurried  chan struct{} // closed by hurry: close drains no longer
+	once     sync.Once
 }
 
 func newInflight() *inflight {
-	return &inflight{calls: make(map[*call]context.CancelCauseFunc), finished: make(chan struct{})}
+	return &inflight{calls: make(map[*call]context.CancelCauseFunc), finished: make(chan struct{}), hurried: make(chan struct{})}
 }
+
+// hurry ends close's drain at once: the process is exiting.
+func (f *inflight) hurry() { f.once.Do(func() { close(f.hurried) }) }
 
 // add registers c, cancelled by cancel when the store closes. It is false
 // once the store is closing: the call must be refused.
@@ -67,13 +72,18 @@ func (f *inflight) idle() bool {
 	return len(f.calls) == 0
 }
 
-// close waits up to drain for the calls in flight to finish by themselves
-// (new ones still welcome), then refuses new calls, cancels those left with
+// close waits up to drain (or until hurry) for the calls in flight to
+// finish by themselves (new ones still welcome), then refuses new calls, cancels those left with
 // errShuttingDown and waits up to wait for them to finish. It returns how
 // many had not.
 func (f *inflight) close(drain, wait time.Duration) int {
+drain:
 	for deadline := time.Now().Add(drain); !f.idle() && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-f.hurried:
+			break drain
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	f.mu.Lock()
 	if f.closing {
