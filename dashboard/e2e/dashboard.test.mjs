@@ -496,7 +496,7 @@ test('a team row expands to its users; a user link drills Cost and Activity down
   const want = fmt.sortRows(team.by_user, 'cost', (u) => u.user, (u) => u.user === fmt.UNTAGGED);
   assert.deepEqual(sub.map((s) => s.user), want.map((u) => u.user), 'the expansion lists the by_user array');
   want.forEach((u, i) => {
-    assert.equal(sub[i].cost, fmt.money(u.cost_usd));
+    assert.equal(sub[i].cost, costText(u.cost_usd, u.calls, u.unpriced_calls || 0), `${u.user} cost`);
     assert.equal(sub[i].calls, u.calls);
     assert.equal(sub[i].link, u.user !== fmt.UNTAGGED, 'tagged users are links, untagged is not');
   });

@@ -291,7 +291,8 @@ function byTeam(calls, q, now, opts) {
 function activity(calls, q, now) {
   const list = select(calls, q, now);
   const w = q.get('window') || '24h';
-  const bucket = w === '1h' ? 'minute' : w === '30d' || w === 'all' ? 'day' : 'hour';
+  // As the gateway's seriesGrain: minutes up to 2h, hours up to 48h, days beyond.
+  const bucket = w === '1h' ? 'minute' : w === '24h' ? 'hour' : 'day';
   const size = BUCKET[bucket];
   const series = [...groupBy(list, (c) => Math.floor(c.t / size) * size)].map(([t, l]) => {
     const s = sums(l);
