@@ -3,6 +3,7 @@ package openai
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -94,7 +95,7 @@ func DecodeResponse(body []byte) (*ir.Response, error) {
 		}
 		id := tc.ID
 		if id == "" {
-			id = fmt.Sprintf("call_metis_%d", i)
+			id = standInID()
 		}
 		r.Content = append(r.Content, ir.Part{Type: ir.PartToolCall, ToolCallID: id, ToolName: tc.Function.Name, Arguments: ArgumentsObject(args)})
 	}
@@ -191,4 +192,13 @@ func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outRespon
 		out.Usage = encodeUsageCounts(r.Usage)
 	}
 	return &out
+}
+
+// standInID names a tool call the server gave no id. It is random, not
+// the call's index: the client replays every turn's calls, and ids that
+// repeat across turns (call_0 in each) are refused by Anthropic if the
+// conversation moves to a Claude model, and confuse clients that key
+// results by id.
+func standInID() string {
+	return fmt.Sprintf("call_metis_%016x", rand.Uint64())
 }

@@ -176,7 +176,7 @@ func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.Stre
 	if !seen || tc.ID != "" && (!isCurrent || tc.ID != tb.id && tc.Function.Name != "" && json.Valid(d.toolArgs)) {
 		id := tc.ID
 		if id == "" {
-			id = "call_metis_" + strconv.Itoa(k)
+			id = standInID()
 		}
 		evs = d.startBlock(evs, ir.Part{Type: ir.PartToolCall, ToolCallID: id, ToolName: tc.Function.Name})
 		d.tools[k] = toolBlock{blk: d.openIdx, id: id}

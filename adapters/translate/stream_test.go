@@ -466,6 +466,51 @@ func TestOpenAIToAnthropicStreamParallelCallsOneIndex(t *testing.T) {
 	}
 }
 
+// TestToolCallsWithoutIDsGetDistinctIDs: a server that names no tool call
+// ids (some compatible servers) gets stand-ins that differ from call to
+// call and from turn to turn, streamed or not: Claude Code replays every
+// turn's tool_use ids, and a Claude model refuses repeated ones.
+func TestToolCallsWithoutIDsGetDistinctIDs(t *testing.T) {
+	seen := map[string]bool{}
+	for turn := range 2 {
+		st := anthropicClientState(t, `{"model":"claude-x","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"weather?"}],
+			"tools":[{"name":"get_weather","input_schema":{"type":"object"}}]}`)
+		out := feed(t, st.NewOpenAIToAnthropicStream(),
+			chunk(`"delta":{"role":"assistant","tool_calls":[{"index":0,"type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":null`),
+			chunk(`"delta":{"tool_calls":[{"index":1,"type":"function","function":{"name":"get_weather","arguments":"{}"}}]},"finish_reason":null`),
+			chunk(`"delta":{},"finish_reason":"tool_calls"`),
+			[]byte("[DONE]"))
+		var ids []string
+		for _, e := range parseSSE(t, out) {
+			if e.name == "content_block_start" {
+				ids = append(ids, e.data["content_block"].(map[string]any)["id"].(string))
+			}
+		}
+		resp, err := st.OpenAIResponseToAnthropic([]byte(`{"id":"c","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant",
+			"tool_calls":[{"type":"function","function":{"name":"get_weather","arguments":"{}"}},{"type":"function","function":{"name":"get_weather","arguments":"{}"}}]}}],
+			"usage":{"prompt_tokens":3,"completion_tokens":2}}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg struct {
+			Content []struct{ ID string } `json:"content"`
+		}
+		_ = json.Unmarshal(resp, &msg)
+		for _, c := range msg.Content {
+			ids = append(ids, c.ID)
+		}
+		if len(ids) != 4 {
+			t.Fatalf("turn %d: tool_use ids %v, want 2 streamed and 2 not", turn, ids)
+		}
+		for _, id := range ids {
+			if id == "" || seen[id] {
+				t.Errorf("turn %d: tool_use id %q is empty or repeats (all so far: %v)", turn, id, seen)
+			}
+			seen[id] = true
+		}
+	}
+}
+
 // TestOpenAIToAnthropicStreamIDChangesWithinACall: a server that gives
 // each fragment of one tool call another id (vLLM's gpt-oss parser) still
 // gets one tool_use, with the fragments' arguments joined.
