@@ -136,6 +136,7 @@ type App struct {
 	// retune holds this config's writer options for a store a running
 	// config already had open, applied once the config is accepted.
 	retune    *store.Options
+	untune    func()    // puts the running config's writer options back
 	inflight  *inflight // the calls in flight on store
 	rejects   *rejectLimiter
 	prices    *pricing.Catalogue
@@ -393,14 +394,22 @@ func (a *App) looksLikeProviderRef(name string) bool {
 // whole config has been accepted.
 func (a *App) Start() error {
 	if a.retune != nil {
-		a.store.Reconfigure(*a.retune)
+		a.untune = a.store.Reconfigure(*a.retune)
 	}
 	return nil
 }
 
 // Stop implements caddy.App. The store is never closed here: streams that
-// began under this config may still be writing their traces.
-func (a *App) Stop() error { return nil }
+// began under this config may still be writing their traces. The writer
+// options Start applied are put back, unless a later config has applied
+// its own (a reload) or the process is exiting: this config was refused
+// after it started (another app failed to start).
+func (a *App) Stop() error {
+	if a.untune != nil && !caddy.Exiting() {
+		a.untune()
+	}
+	return nil
+}
 
 // Cleanup releases this config's reference to the pooled store and the
 // providers' idle connections.

@@ -3,8 +3,10 @@ package metis
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/spf13/cobra"
 
 	"github.com/metisgateway/metis/store"
@@ -164,10 +169,10 @@ func TestFailedReloadLeavesStoreWorking(t *testing.T) {
 	}
 }
 
-// TestRefusedReloadKeepsTheWriterSettings: a reload refused at validation
-// leaves the running trace writer as it was (its settings went to the
-// shared store in Provision, so a refused flush_interval 1m held every
-// trace back a minute); an accepted one applies its settings.
+// TestRefusedReloadKeepsTheWriterSettings: a reload refused at validation,
+// or when another app fails to start, leaves the running trace writer as it
+// was (a refused flush_interval 1m held every trace back a minute); an
+// accepted one applies its settings, to the events already waiting too.
 func TestRefusedReloadKeepsTheWriterSettings(t *testing.T) {
 	db := tempDB(t)
 	g := startGateway(t, gatewayConfig(db, "http://127.0.0.1:1", ""))
@@ -195,10 +200,41 @@ func TestRefusedReloadKeepsTheWriterSettings(t *testing.T) {
 	if !written(1, 3*time.Second) {
 		t.Fatal("after a refused reload, a refusal's event is not on disk within 3 s: the refused writer settings are in use")
 	}
+	// Refused after the metis app started: another server's port is taken,
+	// so Caddy stops the apps it had started.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfgJSON, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(caddyfile.Format([]byte(g.caddyfile(gatewayConfig(db, "http://127.0.0.1:1", slowWriter)))), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(cfgJSON, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	servers := cfg["apps"].(map[string]any)["http"].(map[string]any)["servers"].(map[string]any)
+	servers["busy"] = map[string]any{"listen": []string{busy.Addr().String()}}
+	cfgJSON, _ = json.Marshal(cfg)
+	if err := caddy.Load(cfgJSON, true); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("want the reload refused for its taken port, got %v", err)
+	}
+	get(t, g.URL+"/v1/models", "gw_bogus")
+	if !written(2, 3*time.Second) {
+		t.Fatal("after a reload refused at start, a refusal's event is not on disk within 3 s")
+	}
 	g.load(gatewayConfig(db, "http://127.0.0.1:1", slowWriter))
 	get(t, g.URL+"/v1/models", "gw_bogus")
-	if written(2, 500*time.Millisecond) {
+	if written(3, 500*time.Millisecond) {
 		t.Error("after an accepted reload with flush_interval 1m, the event was written at once")
+	}
+	// A reload back to the default settings writes what waited by the old
+	// ones at once, not a minute later.
+	g.load(gatewayConfig(db, "http://127.0.0.1:1", ""))
+	if !written(3, 3*time.Second) {
+		t.Error("the event held by flush_interval 1m was not written when a reload shortened it")
 	}
 }
 

@@ -201,10 +201,23 @@ func open(path string, opts Options) (*Store, error) {
 
 // Reconfigure applies a new config's options to a running (pooled) store:
 // queue size, batch size, flush interval, key refresh period and logger take
-// effect from the writer's next batch. Zero fields take the defaults.
-func (s *Store) Reconfigure(opts Options) {
+// effect at once (a partial batch is written). Zero fields take the
+// defaults. undo puts the previous options back, unless another
+// Reconfigure came since: for a config that is refused after it applied
+// them.
+func (s *Store) Reconfigure(opts Options) (undo func()) {
 	o := opts.withDefaults()
-	s.opts.Store(&o)
+	prev := s.opts.Swap(&o)
+	s.setOpts(&o)
+	return func() {
+		if s.opts.CompareAndSwap(&o, prev) {
+			s.setOpts(prev)
+		}
+	}
+}
+
+// setOpts applies o's queue size and wakes the writer to take up o.
+func (s *Store) setOpts(o *Options) {
 	s.qmu.Lock()
 	s.qcap = o.QueueSize
 	s.qmu.Unlock()

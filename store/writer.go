@@ -225,6 +225,9 @@ func (s *Store) runWriter() {
 			}
 			timer.Stop()
 			s.qmu.Lock()
+			if s.opts.Load() != opts {
+				break // reconfigured: this batch waited by the old settings
+			}
 		}
 		cur := s.queue
 		s.queue = s.spare[:0]
