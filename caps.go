@@ -51,23 +51,36 @@ const (
 	// defaultWebSearches bounds the searches of a web_search tool that
 	// sets no max_uses.
 	defaultWebSearches = 10
+	// imageRefTokens bounds an image the provider fetches itself (by URL
+	// or file id), which the body names in a few bytes: Anthropic bills
+	// about 1,600 tokens for the largest image it takes without resizing,
+	// OpenAI's patch-based models up to about 2,500.
+	imageRefTokens = 2500
+	// outsideDocTokens bounds a document the provider fetches itself when
+	// the model's context window is unknown (a 100-page PDF runs
+	// 150,000–300,000 tokens).
+	outsideDocTokens = 200_000
 )
 
 // worstCase is the most a call can cost (see worstCaseCost). priced is
 // false for a model without a price, whose cost nothing bounds.
 func (c *call) worstCase(body []byte) (usd float64, priced bool) {
-	return worstCaseCost(c.g.app.prices, c.res.model, body)
+	return worstCaseCost(c.g.app.prices, c.res.model, body, c.res.prov.typ == shapeOpenAI)
 }
 
 // worstCaseCost bounds what the provider can bill for a request body sent
-// to model: the prompt at one token per two bytes plus the tool prompt
-// (never more than the model's context window), all of it at the dearer
-// of the input and cache-write prices when the body asks for caching, and
-// max_tokens (else the model's output limit) of output per choice (n),
-// all of it reasoning when that is dearer; at the service tier, speed and
-// inference_geo the body asks for, the long-context tier the estimate
-// reaches, and max_uses (else 10) web searches per web_search tool.
-func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd float64, priced bool) {
+// to model: the prompt at one token per two bytes plus the tool prompt,
+// imageRefTokens per image and the whole context window for a document
+// the provider fetches by URL or file id (or a web_fetch tool brings in),
+// never more than the model's context window; all of it at the dearer of
+// the input and cache-write prices when the body asks for caching or the
+// provider caches on its own (autoCache: OpenAI bills some models' cache
+// writes above the input price); max_tokens (else the model's output
+// limit) of output per choice (n), all of it reasoning when that is
+// dearer; at the service tier, speed and inference_geo the body asks for,
+// the long-context tier the estimate reaches, and max_uses (else 10) web
+// searches per web_search tool.
+func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCache bool) (usd float64, priced bool) {
 	p, ok := prices.Lookup(model)
 	if !ok {
 		return 0, false
@@ -87,23 +100,40 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 		maxOut *= n // OpenAI bills every choice's output
 	}
 	in := int64(len(body)+bytesPerTokenBound-1) / bytesPerTokenBound
+	window := int64(p.MaxInputTokens)
+	if window <= 0 {
+		window = outsideDocTokens
+	}
 	searches := int64(0)
-	hasTools := false
+	hasTools, fetches := false, false
 	if tools := req.Get("tools"); tools.IsArray() {
 		tools.ForEach(func(_, t gjson.Result) bool {
 			hasTools = true
-			if strings.HasPrefix(t.Get("type").String(), "web_search") {
-				n := t.Get("max_uses").Int()
-				if n <= 0 {
-					n = defaultWebSearches
-				}
+			typ := t.Get("type").String()
+			n := t.Get("max_uses").Int()
+			if n <= 0 {
+				n = defaultWebSearches
+			}
+			switch {
+			case strings.HasPrefix(typ, "web_search"):
 				searches += n
+			case strings.HasPrefix(typ, "web_fetch"):
+				if m := t.Get("max_content_tokens").Int(); m > 0 {
+					in += n * m
+				} else {
+					fetches = true
+				}
 			}
 			return true
 		})
 	}
 	if hasTools {
 		in += toolPromptTokens
+	}
+	docs, images := outsideContent(req)
+	in += int64(images) * imageRefTokens
+	if docs > 0 || fetches {
+		in = window // billed by pages or fetched bytes, not by the body's
 	}
 	if req.Get("web_search_options").Exists() {
 		searches++ // OpenAI's search models bill a search per request
@@ -113,7 +143,7 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 	}
 	var prompts []ir.Usage
 	prompts = append(prompts, ir.Usage{InputTokens: in})
-	if bytes.Contains(body, []byte("cache_control")) {
+	if autoCache && p.ListsCacheWrites() || bytes.Contains(body, []byte("cache_control")) {
 		// Cache writes cost 1.25× (5 minutes) or 2× (1 hour) the input.
 		prompts = append(prompts,
 			ir.Usage{CacheCreationInputTokens: in, CacheCreation5mInputTokens: in},
@@ -136,6 +166,43 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte) (usd fl
 		}
 	}
 	return usd, priced
+}
+
+// outsideContent counts the documents and images of a request's messages
+// that the provider fetches itself, by URL or file id (an Anthropic
+// document or image source of type url or file, an OpenAI image_url that
+// is not a data URI, an OpenAI file part with a file_id), tool results
+// included: the body names each in a few bytes, the provider bills its
+// whole size.
+func outsideContent(req gjson.Result) (docs, images int) {
+	var count func(part gjson.Result)
+	count = func(part gjson.Result) {
+		switch part.Get("type").String() {
+		case "document":
+			if st := part.Get("source.type").String(); st == "url" || st == "file" {
+				docs++
+			}
+		case "image":
+			if st := part.Get("source.type").String(); st == "url" || st == "file" {
+				images++
+			}
+		case "image_url":
+			if u := part.Get("image_url.url").String(); !strings.HasPrefix(u, "data:") {
+				images++
+			}
+		case "file":
+			if part.Get("file.file_id").Exists() {
+				docs++
+			}
+		case "tool_result":
+			part.Get("content").ForEach(func(_, p gjson.Result) bool { count(p); return true })
+		}
+	}
+	req.Get("messages").ForEach(func(_, m gjson.Result) bool {
+		m.Get("content").ForEach(func(_, part gjson.Result) bool { count(part); return true })
+		return true
+	})
+	return docs, images
 }
 
 // reserve holds the call's worst-case cost against every budget covering

@@ -554,3 +554,49 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// A document the provider fetches by URL is billed by its pages, though
+// the body names it in a few bytes: five such calls at once under a $0.50
+// hard limit all went through and spent $2.26 (audit 11M). Each now
+// reserves the model's whole context window (200k tokens: $0.6015 with
+// the output), so under $1 only what fits goes through.
+func TestBudgetHoldsForDocumentsByURL(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	k, tok := g.issueKey(store.IssueParams{Name: "pdf", User: "pdf"})
+	const hard = 1.00
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: hard})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	body := `{"model":"sonnet","max_tokens":100,"messages":[{"role":"user","content":[` +
+		`{"type":"document","source":{"type":"url","url":"https://example.com/annual-report-100-pages.pdf"}},` +
+		`{"type":"text","text":"Summarise this report."}]}]}`
+	// A 100-page PDF: 150,000 input tokens. Sonnet 3.7 at $3 / $15 per
+	// MTok: 150,000 × 3e-6 + 100 × 15e-6 = $0.4515 a call.
+	const perCall = 0.4515
+	answer := `{"id":"msg_01","type":"message","role":"assistant","model":"claude-3-7-sonnet-20250219",` +
+		`"content":[{"type":"text","text":"Summary."}],"stop_reason":"end_turn","stop_sequence":null,` +
+		`"usage":{"input_tokens":150000,"output_tokens":100}}`
+	const calls = 5
+	for range calls {
+		up.Enqueue("/v1/messages", fakeupstream.Reply{Body: answer, Delay: 200 * time.Millisecond})
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range calls {
+		wg.Go(func() {
+			resp := g.post("/v1/messages", tok, body, "Anthropic-Version", "2023-06-01")
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	g.waitEvents(store.TypeCallCompleted, codes[200])
+	q := keyQuota(t, g, k)
+	if codes[200] < 1 || codes[200]+codes[429] != calls || q.Spent > hard+perCall || !e2eNear(q.Spent, float64(codes[200])*perCall) {
+		t.Errorf("statuses %v, $%v spent; want some refused with 429 and at most $%v + one call's $%v", codes, q.Spent, hard, perCall)
+	}
+}

@@ -46,7 +46,7 @@ func TestWorstCaseCoversRecordedCalls(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: %s has no price", r.fixture, model)
 		}
-		reserved, ok := worstCaseCost(cat, model, []byte(body))
+		reserved, ok := worstCaseCost(cat, model, []byte(body), false)
 		if !ok || reserved < billed {
 			t.Errorf("%s #%d (%d bytes): reserved $%.7f (priced %v), billed $%.7f", r.fixture, r.i, len(body), reserved, ok, billed)
 		}
@@ -87,7 +87,7 @@ func TestWorstCasePricesWhatTheBodyAsksFor(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s has no price", model)
 		}
-		reserved, _ := worstCaseCost(cat, model, []byte(c.body))
+		reserved, _ := worstCaseCost(cat, model, []byte(c.body), false)
 		if reserved < billed {
 			t.Errorf("%s: reserved $%.6f, billed $%.6f", c.name, reserved, billed)
 		}
@@ -96,10 +96,75 @@ func TestWorstCasePricesWhatTheBodyAsksFor(t *testing.T) {
 	// tokens each on gpt-5-mini ($2/MTok output) may cost 8 × 4000 × $2/MTok.
 	nBody := `{"model":"gpt-5-mini","n":8,"max_completion_tokens":4000,"messages":[{"role":"user","content":"hi"}]}`
 	billed, _ := cat.Cost("gpt-5-mini", ir.Usage{InputTokens: 10, OutputTokens: 8 * 4000})
-	if reserved, _ := worstCaseCost(cat, "gpt-5-mini", []byte(nBody)); reserved < billed {
+	if reserved, _ := worstCaseCost(cat, "gpt-5-mini", []byte(nBody), true); reserved < billed {
 		t.Errorf("n=8: reserved $%.6f, billed up to $%.6f", reserved, billed)
 	}
-	if _, ok := worstCaseCost(cat, "no-such-model-anywhere", []byte(plain)); ok {
+	if _, ok := worstCaseCost(cat, "no-such-model-anywhere", []byte(plain), false); ok {
 		t.Error("an unpriced model got a worst case")
+	}
+}
+
+// TestWorstCaseCoversWhatTheProviderAddsItself: content the body only
+// names — a document or image the provider fetches by URL or file id, a
+// web_fetch tool — and OpenAI's automatic cache writes are billed far
+// beyond the body's bytes; the reservation covers them, or concurrent calls
+// spend past a hard limit (audit 11M: five calls naming a 100-page PDF each
+// spent $2.26 under a $0.50 limit).
+func TestWorstCaseCoversWhatTheProviderAddsItself(t *testing.T) {
+	cat := pricing.Default()
+	const sonnet = "claude-3-7-sonnet-20250219" // $3 / $15 per MTok, 200k context
+	cases := []struct {
+		name, model, body string
+		autoCache         bool
+		usage             ir.Usage
+	}{
+		// A 100-page PDF by URL: about 1,500 tokens a page.
+		{"document by URL", sonnet, `{"model":"sonnet","max_tokens":100,"messages":[{"role":"user","content":[` +
+			`{"type":"document","source":{"type":"url","url":"https://example.com/report.pdf"}},{"type":"text","text":"Summarise."}]}]}`,
+			false, ir.Usage{InputTokens: 150000, OutputTokens: 100}},
+		{"document by file id", sonnet, `{"model":"sonnet","max_tokens":100,"messages":[{"role":"user","content":[` +
+			`{"type":"document","source":{"type":"file","file_id":"file_011"}}]}]}`,
+			false, ir.Usage{InputTokens: 150000, OutputTokens: 100}},
+		{"document in a tool result", sonnet, `{"model":"sonnet","max_tokens":100,"messages":[{"role":"user","content":[` +
+			`{"type":"tool_result","tool_use_id":"t1","content":[{"type":"document","source":{"type":"url","url":"https://x/y.pdf"}}]}]}]}`,
+			false, ir.Usage{InputTokens: 150000, OutputTokens: 100}},
+		{"OpenAI file part", "gpt-4o", `{"model":"gpt-4o","max_completion_tokens":100,"messages":[{"role":"user","content":[` +
+			`{"type":"file","file":{"file_id":"file-abc"}}]}]}`,
+			false, ir.Usage{InputTokens: 120000, OutputTokens: 100}},
+		{"web_fetch without max_content_tokens", sonnet, `{"model":"sonnet","max_tokens":100,"tools":[{"type":"web_fetch_20250910","name":"web_fetch"}],` +
+			`"messages":[{"role":"user","content":"Read https://example.com"}]}`,
+			false, ir.Usage{InputTokens: 100000, OutputTokens: 100}},
+		// Three images by URL at Anthropic's ~1,600 tokens each.
+		{"images by URL", sonnet, `{"model":"sonnet","max_tokens":100,"messages":[{"role":"user","content":[` +
+			strings.Repeat(`{"type":"image","source":{"type":"url","url":"https://example.com/a.png"}},`, 3) + `{"type":"text","text":"Compare."}]}]}`,
+			false, ir.Usage{InputTokens: 3 * 1600, OutputTokens: 100}},
+		{"OpenAI image_url by URL", "gpt-4o", `{"model":"gpt-4o","max_completion_tokens":100,"messages":[{"role":"user","content":[` +
+			`{"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"high"}}]}]}`,
+			false, ir.Usage{InputTokens: 1500, OutputTokens: 100}},
+		// gpt-5.6 bills cache writes at $6.25 against $5/MTok input, with
+		// no cache_control in the body: a prompt at the two-bytes-a-token
+		// bound, all of it written.
+		{"OpenAI automatic cache writes", "gpt-5.6", `{"model":"g","max_completion_tokens":1,"messages":[{"role":"user","content":"` +
+			strings.Repeat("x", 19920) + `"}]}`,
+			true, ir.Usage{CacheCreationInputTokens: 10000, CacheCreation5mInputTokens: 10000, OutputTokens: 1}},
+	}
+	for _, c := range cases {
+		if !gjson.Valid(c.body) {
+			t.Fatalf("%s: invalid JSON", c.name)
+		}
+		billed, ok := cat.Cost(c.model, c.usage)
+		if !ok {
+			t.Fatalf("%s has no price", c.model)
+		}
+		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), c.autoCache); reserved < billed {
+			t.Errorf("%s: reserved $%.6f, billed up to $%.6f", c.name, reserved, billed)
+		}
+	}
+	// A data URI is in the body and counted by its bytes; a model whose
+	// provider bills no cache writes is not reserved for them.
+	inline := `{"model":"gpt-4o","max_completion_tokens":1,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`
+	plain, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), false)
+	if auto, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), true); auto != plain || plain > 0.001 {
+		t.Errorf("a tiny inline image on gpt-4o reserved $%v ($%v with automatic caching, which gpt-4o does not bill)", plain, auto)
 	}
 }

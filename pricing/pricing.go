@@ -97,6 +97,17 @@ type Price struct {
 	t *rateTable // nil when unpriced
 }
 
+// ListsCacheWrites reports whether the catalogue gives the model a cache
+// write price of its own, rather than the 1.25× fallback: a provider that
+// caches on its own (OpenAI) bills writes only for such models.
+func (p Price) ListsCacheWrites() bool {
+	if p.e == nil {
+		return false
+	}
+	_, ok := p.e.costs[fieldCache5m]
+	return ok
+}
+
 // Catalogue maps model ids to prices. It is immutable once built and safe
 // for concurrent reads.
 type Catalogue struct {
