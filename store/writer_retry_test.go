@@ -39,10 +39,12 @@ func (h *countingHooks) install(s *Store) {
 	})
 }
 
-// bigEvents returns n events whose payloads need new pages.
+// bigEvents returns n events whose payloads need new pages, one alone too
+// (a 2,000-byte one could fit in the last page's free space and be written
+// while the disk is full).
 func bigEvents(n int) []Event {
 	evs := make([]Event, n)
-	pad := strings.Repeat("x", 2000)
+	pad := strings.Repeat("x", 5000) // over a page: each needs a new one
 	for i := range evs {
 		evs[i] = Event{Type: TypeRouteDecided, Payload: map[string]any{"i": i, "pad": pad}}
 	}
