@@ -180,24 +180,7 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	k, tok := e2eKey(g, "stopped")
 	capKey(t, g, k, 5)
-	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
-	r.StallAfter = 3
-	up.Enqueue("/v1/messages", r)
-
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // a stream the stop leaves open fails the test
-	defer cancel()
-	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
-		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, e2eAnthropicHdr...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rd := e2eNewSSEReader(resp.Body)
-	for ev, ok := rd.next(); ev.Name != "content_block_delta"; ev, ok = rd.next() {
-		if !ok {
-			t.Fatal("the stream ended before its first delta")
-		}
-	}
+	rd := e2eStalledStream(t, g, up, tok)
 
 	const drain = 400 * time.Millisecond
 	defer func(d time.Duration) { reloadDrain = d }(reloadDrain)
@@ -273,23 +256,7 @@ func TestE2EStopCancelsCallsInFlight(t *testing.T) {
 func TestE2EExitEndsADrainingStoreCalls(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "draining")
-	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
-	r.StallAfter = 3
-	up.Enqueue("/v1/messages", r)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
-		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, e2eAnthropicHdr...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	rd := e2eNewSSEReader(resp.Body)
-	for ev, ok := rd.next(); ev.Name != "content_block_delta"; ev, ok = rd.next() {
-		if !ok {
-			t.Fatal("the stream ended before its first delta")
-		}
-	}
+	rd := e2eStalledStream(t, g, up, tok)
 	// Unloaded without the process exiting: the call may drain for
 	// reloadDrain (2 minutes).
 	if err := caddy.Stop(); err != nil {
@@ -374,4 +341,30 @@ func TestE2EStopAnswersWaitingCall503(t *testing.T) {
 		}
 	}
 	e2eWant(t, "call", e2eJSON(t, payload), map[string]any{"error_class": "CANCELLED", "status": 503, "usage_source": "estimated"})
+}
+
+// e2eStalledStream starts a Haiku stream (2,000 input tokens) whose
+// provider stalls after its first delta, and returns the client's reader
+// past that delta. A stream the gateway leaves open fails the test after
+// 20 s.
+func e2eStalledStream(t *testing.T, g *testGateway, up *fakeupstream.Server, tok string) *e2eSSEReader {
+	t.Helper()
+	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
+	r.StallAfter = 3
+	up.Enqueue("/v1/messages", r)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
+		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, e2eAnthropicHdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	rd := e2eNewSSEReader(resp.Body)
+	for ev, ok := rd.next(); ev.Name != "content_block_delta"; ev, ok = rd.next() {
+		if !ok {
+			t.Fatal("the stream ended before its first delta")
+		}
+	}
+	return rd
 }
