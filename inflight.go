@@ -73,9 +73,9 @@ func (f *inflight) idle() bool {
 }
 
 // close waits up to drain (or until hurry) for the calls in flight to
-// finish by themselves (new ones still welcome), then refuses new calls, cancels those left with
-// errShuttingDown and waits up to wait for them to finish. It returns how
-// many had not.
+// finish by themselves (new ones still welcome), then refuses new calls,
+// cancels those left with errShuttingDown and waits up to wait for them to
+// finish. It returns how many had not.
 func (f *inflight) close(drain, wait time.Duration) int {
 drain:
 	for deadline := time.Now().Add(drain); !f.idle() && time.Now().Before(deadline); {

@@ -110,3 +110,12 @@ func SafeToolCallID(id string) string {
 	}
 	return id
 }
+
+// HashedUserID stands in for a user id a provider will not take as it is
+// (too long, or an e-mail address or phone number where an opaque id is
+// asked for): its hex SHA-256, 64 characters, which still tells the
+// client's users apart.
+func HashedUserID(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:])
+}

@@ -1,8 +1,6 @@
 package anthropic
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -806,12 +804,10 @@ func messageWhere(i int) string {
 // opaqueUserID is the metadata.user_id sent for an OpenAI client's user
 // (or safety_identifier): the value itself, unless it looks like an e-mail
 // address or a phone number, which Anthropic refuses with a 400 (it asks
-// for an opaque id); such a value goes as its hex SHA-256, which still
-// tells the client's users apart.
+// for an opaque id).
 func opaqueUserID(u string) string {
 	if strings.Contains(u, "@") || looksLikePhone(u) {
-		sum := sha256.Sum256([]byte(u))
-		return hex.EncodeToString(sum[:])
+		return ir.HashedUserID(u)
 	}
 	return u
 }

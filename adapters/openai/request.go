@@ -2,9 +2,7 @@ package openai
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -784,14 +782,12 @@ func decodeBase64Text(data string) (string, error) {
 const maxUser = 64
 
 // fitUser is the user sent for an Anthropic client's metadata.user_id:
-// the value itself if OpenAI takes it, else its hex SHA-256 (64
-// characters), which still tells users apart. Claude Code's user_id is a
-// JSON object of some 150 characters, which OpenAI refuses with a 400
+// the value itself if OpenAI takes it. Claude Code's user_id is a JSON
+// object of some 150 characters, which OpenAI refuses with a 400
 // (OpenRouter and other servers past 128).
 func fitUser(u string) string {
 	if len(u) <= maxUser {
 		return u
 	}
-	sum := sha256.Sum256([]byte(u))
-	return hex.EncodeToString(sum[:])
+	return ir.HashedUserID(u)
 }
