@@ -79,7 +79,7 @@ func (h *Handler) byKey(ctx context.Context, r *http.Request) (any, error) {
 		k.LastCallAt = fmtMicros(k.lastUS)
 		k.CostUSD = costOf(float64(k.cost), k.Calls, k.UnpricedCalls)
 	}
-	qs, err := h.quotas(ctx, budget.ScopeKey, h.now())
+	qs, err := h.quotas(ctx, budget.ScopeKey)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (h *Handler) byUser(ctx context.Context, r *http.Request) (any, error) {
 		u.UnpricedCalls += g.unpriced
 		u.Keys++ // one group per (user, key)
 	}
-	qs, err := h.quotas(ctx, budget.ScopeUser, h.now())
+	qs, err := h.quotas(ctx, budget.ScopeUser)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +226,7 @@ func (h *Handler) byTeam(ctx context.Context, r *http.Request) (any, error) {
 			return byCost(a.cost, a.Calls, a.User, b.cost, b.Calls, b.User)
 		})
 	}
-	qs, err := h.quotas(ctx, budget.ScopeTeam, h.now())
+	qs, err := h.quotas(ctx, budget.ScopeTeam)
 	if err != nil {
 		return nil, err
 	}

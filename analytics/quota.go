@@ -3,7 +3,6 @@ package analytics
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/metisgateway/metis/budget"
 )
@@ -27,11 +26,12 @@ func primaryQuota(qs []budget.Quota) *budget.Quota {
 }
 
 // quotas returns the primary quota of every subject of a scope ("key",
-// "user", "team") that has a budget, at now; nil when budgets are not
-// configured. The by_* answers pass the present whatever their window: a
-// quota is the state the gateway enforces, and the ledger's sums at a past
-// instant would count the spend made since.
-func (h *Handler) quotas(ctx context.Context, scope string, now time.Time) (map[string]*budget.Quota, error) {
+// "user", "team") that has a budget, as it stands now whatever the answer's
+// window (the state the gateway enforces; the ledger's sums at a past
+// instant would count the spend made since); nil when budgets are not
+// configured.
+func (h *Handler) quotas(ctx context.Context, scope string) (map[string]*budget.Quota, error) {
+	now := h.now()
 	if h.budgets == nil {
 		return nil, nil
 	}
