@@ -349,15 +349,19 @@ func (c *call) answer(resp *http.Response) bool {
 }
 
 // countTokensEstimate answers count_tokens for a model whose provider has
-// no such endpoint: an estimate of about four bytes per token over the
-// prompt, marked as such in a response header.
+// no such endpoint: the gateway's prompt estimate (about four bytes per
+// token, images and documents at a flat rate) over the system prompt,
+// messages and tools, marked as such in a response header. It is not
+// capped at the model's context window: a client asks to learn whether its
+// prompt fits.
 func (c *call) countTokensEstimate() {
 	root := gjson.Parse(jsonx.View(c.body))
-	n := 0
+	var est int64
 	for _, f := range []string{"system", "messages", "tools"} {
-		n += len(root.Get(f).Raw)
+		if v := root.Get(f); v.Exists() {
+			est += estimatePromptTokens([]byte(v.Raw))
+		}
 	}
-	est := int64(n+3) / 4
 	c.status = http.StatusOK
 	c.usage = ir.Usage{InputTokens: est, Estimated: true}
 	c.haveUsage = true

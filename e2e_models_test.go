@@ -5,7 +5,9 @@ package metis
 // routing chain for requests that name no model.
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -22,6 +24,7 @@ import (
 	"github.com/openai/openai-go/v3"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/ir"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -633,5 +636,25 @@ func TestConfigRefusesModelsNoProviderServes(t *testing.T) {
 	if err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1",
 		"alias fast quick\n\t\talias quick haiku\n\t\talias tuned ft:gpt-4o-mini-2024-07-18:acme::abc123\n\t\talias future anthropic:claude-future-9\n\t\tdefault_model fast\n\t\talias gpt-4o gpt-4o")); err != nil {
 		t.Errorf("a config whose models resolve: %v", err)
+	}
+}
+
+// TestE2ECountTokensEstimateOfAnImage: the gateway's count_tokens estimate
+// for an OpenAI model counts a screenshot at the image rate, not its
+// base64 as text (3 MB of it read as 1,048,617 tokens, past gpt-5-nano's
+// whole window, telling a client its prompt could never fit).
+func TestE2ECountTokensEstimateOfAnImage(t *testing.T) {
+	g, _ := e2eSetup(t, "")
+	_, tok := e2eKey(g, "counter")
+	img := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("\x89PNG\r\n\x1a\n"), 3<<20/8))
+	body := `{"model":"nano","messages":[{"role":"user","content":[` +
+		`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + img + `"}},` +
+		`{"type":"text","text":"What is in this screenshot?"}]}]}`
+	resp := g.post("/v1/messages/count_tokens", tok, body, e2eAnthropicHdr...)
+	got := e2eJSON(t, e2eRead(t, resp))
+	// The image at the flat rate, plus the text and JSON around it (~40
+	// tokens at four bytes each).
+	if n, _ := got["input_tokens"].(float64); resp.StatusCode != 200 || n < ir.ImageTokenEstimate || n > ir.ImageTokenEstimate+100 {
+		t.Errorf("count_tokens estimate %d %v for one image and a sentence; want about %d", resp.StatusCode, got["input_tokens"], ir.ImageTokenEstimate)
 	}
 }
