@@ -8,6 +8,7 @@ package metis
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -330,5 +331,32 @@ func TestCrossUntranslatableNamesTheField(t *testing.T) {
 	}
 	if n := up.Count("/v1/messages"); n != 0 {
 		t.Errorf("the provider got %d requests", n)
+	}
+}
+
+// TestCrossRequestIDUnderTheClientsName: a translated answer carries the
+// provider's request id under the header the client's SDK reads it from
+// (anthropic-sdk-go's err.RequestID reads request-id, the OpenAI SDKs
+// x-request-id), whatever name the provider used, on success and error.
+func TestCrossRequestIDUnderTheClientsName(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "rid")
+	e := fakeupstream.OpenAIError(400, "invalid_request_error", "unsupported_value", "bad value")
+	up.Enqueue("/v1/chat/completions", e)
+	resp := g.post("/v1/messages", tok, `{"model":"nano","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	e2eRead(t, resp)
+	if want := e.Header.Get("X-Request-Id"); want == "" || resp.StatusCode != 400 || resp.Header.Get("Request-Id") != want {
+		t.Errorf("Anthropic client, OpenAI provider's 400: %d request-id %q, want %q", resp.StatusCode, resp.Header.Get("Request-Id"), want)
+	}
+	ok := fakeupstream.AnthropicMessage("claude-haiku-4-5", 10, "end_turn", fakeupstream.TextBlock("hi"))
+	stream := fakeupstream.AnthropicStream("claude-haiku-4-5", 10, "end_turn", fakeupstream.TextBlock("hi"))
+	ae := fakeupstream.AnthropicError(400, "invalid_request_error", "bad")
+	up.Enqueue("/v1/messages", ok, stream, ae)
+	for i, want := range []string{ok.Header.Get("Request-Id"), stream.Header.Get("Request-Id"), ae.Header.Get("Request-Id")} {
+		resp = g.post("/v1/chat/completions", tok, fmt.Sprintf(`{"model":"haiku","stream":%v,"messages":[{"role":"user","content":"hi"}]}`, i == 1))
+		e2eRead(t, resp)
+		if want == "" || resp.Header.Get("X-Request-Id") != want {
+			t.Errorf("OpenAI client, Anthropic provider's answer %d (%d): x-request-id %q, want %q", i, resp.StatusCode, resp.Header.Get("X-Request-Id"), want)
+		}
 	}
 }

@@ -30,6 +30,10 @@ var dropRequestHeaders = map[string]bool{
 	"Host": true, "Content-Length": true, "Accept-Encoding": true, "Cookie": true,
 	"X-Api-Key": true, "Authorization": true, "Metis-Api-Version": true, "X-Metis-Session-Id": true,
 	"Openai-Organization": true, "Openai-Project": true,
+	// The body is read whole before it goes upstream: a client's
+	// 100-continue would make the provider's transport wait (up to 1 s)
+	// for an interim answer a server may never send.
+	"Expect": true,
 }
 
 // dropResponseHeaders are upstream headers not relayed to clients: framing

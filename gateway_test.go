@@ -601,6 +601,26 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 	}
 }
 
+// A client's Expect: 100-continue (curl sends it for bodies over 1 MB) is
+// the gateway's to answer: the body is read whole before the provider is
+// called, and the header sent on would make the provider's transport wait
+// up to a second, per attempt, for an interim answer a server may never send.
+func TestExpectContinueNotSentUpstream(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	up.Enqueue("/v1/chat/completions", fakeupstream.FromFixture(fakeupstream.FixtureOpenAINonStream, 0))
+	body := `{"model":"gpt-5-nano","messages":[{"role":"user","content":"` + strings.Repeat("a", 2<<20) + `"}]}`
+	resp := g.post("/v1/chat/completions", tok, body, "Expect", "100-continue")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if e := up.RequestsTo("/v1/chat/completions")[0].Header.Get("Expect"); e != "" {
+		t.Errorf("upstream got Expect %q", e)
+	}
+}
+
 // An OpenAI-compatible server that ends a stream after the usage chunk
 // without "data: [DONE]" sent the whole answer: the client gets it as sent,
 // with no error event, and the call is recorded complete, priced from the

@@ -89,11 +89,12 @@ func (c *call) relayError(resp *http.Response) {
 	} else {
 		status, out = translate.ErrorToOpenAI(resp.StatusCode, body)
 	}
-	for _, k := range []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry", "Request-Id", "X-Request-Id"} {
+	for _, k := range []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry"} {
 		if v := resp.Header.Get(k); v != "" {
 			h.Set(k, v)
 		}
 	}
+	c.setRequestID(h)
 	if bytes.Contains(body, []byte("insufficient_quota")) {
 		h.Set("X-Should-Retry", "false") // the SDKs would otherwise retry a 429
 	}
@@ -146,9 +147,7 @@ func (c *call) relayBody(resp *http.Response) {
 	h := c.w.Header()
 	if c.cross {
 		h.Set("Content-Type", "application/json")
-		if c.upstreamReqID != "" {
-			h.Set("Request-Id", c.upstreamReqID)
-		}
+		c.setRequestID(h)
 	} else {
 		copyResponseHeaders(h, resp.Header)
 	}
@@ -403,13 +402,26 @@ func (c *call) promptEstimate() int64 {
 	return n
 }
 
+// setRequestID gives a translated answer the provider's request id under
+// the name the client's SDK reads it from: request-id for Anthropic's,
+// x-request-id for OpenAI's (err.RequestID, _request_id), whichever name
+// the provider sent it under.
+func (c *call) setRequestID(h http.Header) {
+	if c.upstreamReqID == "" {
+		return
+	}
+	if c.shape == shapeAnthropic {
+		h.Set("Request-Id", c.upstreamReqID)
+	} else {
+		h.Set("X-Request-Id", c.upstreamReqID)
+	}
+}
+
 // writeStreamHeaders sends a stream's response headers and flushes them.
 func (c *call) writeStreamHeaders(resp *http.Response) {
 	h := c.w.Header()
 	if c.cross {
-		if c.upstreamReqID != "" {
-			h.Set("Request-Id", c.upstreamReqID)
-		}
+		c.setRequestID(h)
 	} else {
 		copyResponseHeaders(h, resp.Header)
 	}
