@@ -38,7 +38,8 @@ function update(patch, { push = true, refetch = true } = {}) {
   const prev = current;
   current = { ...current, ...patch };
   const url = toSearch(current);
-  if (url !== toSearch(prev) || push) history[push ? 'pushState' : 'replaceState'](null, '', url);
+  // The same URL again (a click on the current window or tab) adds no entry.
+  if (url !== toSearch(prev)) history[push ? 'pushState' : 'replaceState'](null, '', url);
   chrome();
   // After a drill-down the clicked link is gone: move focus to the new panel
   // (but leave it on the tab when the tablist itself was used).
@@ -142,12 +143,15 @@ for (const b of $$('#windows button')) b.addEventListener('click', () => update(
 $('#live').addEventListener('click', () => update({ live: !current.live }, { push: false }));
 $('#refresh').addEventListener('click', () => refresh());
 
-// In-page links (drill-downs, filters) keep the page: same URL a reload would use.
+// In-page links (drill-downs, filters) keep the page. A link carries the
+// change it stands for (data-nav), applied to the state as it is now: its
+// href was made when the panel was drawn, before a pause or a window the
+// panel has not shown yet, which a click must not undo.
 document.addEventListener('click', (e) => {
   const a = e.target.closest('a[data-nav]');
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
   e.preventDefault();
-  update(read(new URL(a.href).search));
+  update(a.dataset.nav ? JSON.parse(a.dataset.nav) : read(new URL(a.href).search));
 });
 window.addEventListener('popstate', () => {
   current = read();

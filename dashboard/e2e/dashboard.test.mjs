@@ -510,27 +510,36 @@ test('a team row expands to its users; a user link drills Cost and Activity down
   await page.keyboard.press('Enter');
   assert.equal(await page.locator(`table.ident-team button.expander[aria-controls="${subId}"]`).getAttribute('aria-expanded'), 'true');
 
+  // A user under a team drills down to that user's calls in the team: the
+  // figures of the row clicked.
   const user = want.find((u) => u.user !== fmt.UNTAGGED).user;
   await page.locator(`#${subId} tr[data-user] a.user-link`, { hasText: exact(user) }).click();
-  const key = scopeKey({ window: W, user });
+  const key = scopeKey({ window: W, user, team: team.team });
   await rendered(page, 'cost', key);
   assert.equal(new URL(page.url()).searchParams.get('user'), user);
+  assert.equal(new URL(page.url()).searchParams.get('team'), team.team);
   assert.equal(await page.textContent('#panel-cost .chip[data-filter="user"] .chip-value'), user);
-  await settle(page, 'cost', () => api('cost', { window: W, group_by: 'model', user }), (c) => checkCostTiles(page, c));
+  await settle(page, 'cost', () => api('cost', { window: W, group_by: 'model', user, team: team.team }), (c) => checkCostTiles(page, c));
 
   // The same filter holds on Activity.
   await page.click('#tab-activity');
   await rendered(page, 'activity', key);
   assert.equal(await page.textContent('#panel-activity .chip[data-filter="user"] .chip-value'), user);
-  await settle(page, 'activity', () => api('activity', { window: W, user, limit: 50 }), async (a) => {
+  await settle(page, 'activity', () => api('activity', { window: W, user, team: team.team, limit: 50 }), async (a) => {
     await checkActivityTiles(page, a);
     const keys = await page.$$eval('table.recent tbody tr[data-id]', (trs) => trs.map((tr) => tr.dataset.id));
     assert.deepEqual(keys, a.recent.map((c) => c.id));
   });
   console.log(`${await shot(page, 'activity-user-filter')}`);
 
-  // Clearing the chip goes back to everyone.
-  await page.click('#panel-activity .chip[data-filter="user"] .chip-clear');
+  // Clearing the chips goes back to the team, then to everyone.
+  await page.focus('#panel-activity .chip[data-filter="user"] .chip-clear');
+  await page.keyboard.press('Enter');
+  await rendered(page, 'activity', scopeKey({ window: W, team: team.team }));
+  // The cleared chip is gone; keyboard focus stays in the panel, not back
+  // at the top of the page.
+  assert.notEqual(await page.evaluate(() => document.activeElement.tagName), 'BODY', 'focus after clearing a chip');
+  await page.click('#panel-activity .chip[data-filter="team"] .chip-clear');
   await rendered(page, 'activity', scopeKey({ window: W }));
   assert.equal(await page.$('#panel-activity .chip'), null);
   assert.equal(new URL(page.url()).searchParams.get('user'), null);
@@ -654,6 +663,26 @@ test('auto-refresh keeps up with new traffic with a handful of requests, and pau
   await rendered(page, 'cost', scopeKey({ window: W }), await gen(page, 'cost'));
 });
 
+test('a panel link keeps a pause and a window the panel was drawn before', async () => {
+  const { page } = await newPage();
+  await open(page, `window=${W}`, 'cost', scopeKey({ window: W }));
+  await page.click('#live');
+  assert.equal(await page.getAttribute('#live', 'aria-pressed'), 'false');
+  // The By model links were drawn while live: a click applies the filter
+  // alone, not the state they were drawn in.
+  const link = page.locator('#panel-cost table a[data-nav]').first();
+  const model = await link.textContent();
+  await link.click();
+  const q = new URL(page.url()).searchParams;
+  assert.equal(q.get('live'), '0', 'still paused after the drill-down');
+  assert.equal(await page.getAttribute('#live', 'aria-pressed'), 'false');
+  assert.ok(q.get('model') || q.get('provider') || q.get('workspace'), `the link ${model} filtered`);
+  // A click on the window already shown adds no history entry.
+  const len = await page.evaluate(() => history.length);
+  await page.click(`#windows button[data-window="${W}"]`);
+  assert.equal(await page.evaluate(() => history.length), len, 'the same window again is not a new entry');
+});
+
 test('day buckets read as UTC days in a browser west of UTC', async () => {
   // A UTC midnight is the evening before in Los Angeles: labelled with the
   // browser's date, today's spend showed under yesterday.
@@ -682,6 +711,12 @@ test('a narrow window stays readable: no page-wide horizontal scroll', async () 
 
 test('the Quota column shows each team, user and key quota as the API reports it, in every state', async () => {
   // Limits and spend read as set, as the CLI prints them: never rounded to cents.
+  // Shares read as they are: just over half never "50.0%", short of all
+  // never "100%", above none never "0.0%".
+  assert.equal(fmt.percent(0.50005), '50.1%');
+  assert.equal(fmt.percent(0.9996), '99%');
+  assert.equal(fmt.percent(1), '100%');
+  assert.equal(fmt.percent(0.0004), '<0.1%');
   assert.equal(fmt.moneyExact(0.035), '$0.035');
   assert.equal(fmt.moneyExact(0.0349164), '$0.0349164');
   assert.equal(fmt.moneyExact(0.1 + 0.2), '$0.30');

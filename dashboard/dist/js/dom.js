@@ -43,7 +43,8 @@ export function $$(sel, root = document) {
 
 /**
  * Replace el's children, keeping keyboard focus on the element with the same
- * data-fk (focus key) if the focused element was inside el.
+ * data-fk (focus key) if the focused element was inside el, else on el (a
+ * cleared filter's chip is gone: focus must not fall back to the page).
  */
 export function replace(el, ...children) {
   const active = document.activeElement;
@@ -52,6 +53,11 @@ export function replace(el, ...children) {
   append(el, children);
   if (fk !== undefined) {
     const again = [...el.querySelectorAll('[data-fk]')].find((n) => n.dataset.fk === fk);
-    if (again) again.focus({ preventScroll: true });
+    if (again) {
+      again.focus({ preventScroll: true });
+    } else {
+      if (!el.hasAttribute('tabindex')) el.setAttribute('tabindex', '-1');
+      el.focus({ preventScroll: true });
+    }
   }
 }

@@ -36,11 +36,16 @@ export function tokens(n) {
   return compactFmt.format(n);
 }
 
-/** A share in [0,1] as a percentage; above 51% whole numbers, else one decimal
- *  (so a share just over half never reads as "50%"). */
+/** A share in [0,1] as a percentage; from 51% whole numbers, else one
+ *  decimal. Rounding never crosses a line that matters: a share over half
+ *  never reads "50.0%", a share short of all never "100%", a share above
+ *  none never "0.0%". */
 export function percent(share) {
   const p = share * 100;
-  if (p >= 51 || p === 0) return `${Math.round(p)}%`;
+  if (p === 0 || p === 100) return `${p}%`;
+  if (p >= 51) return `${Math.min(Math.round(p), 99)}%`;
+  if (p > 50) return `${Math.max(Math.floor(p * 10) / 10, 50.1).toFixed(1)}%`;
+  if (p < 0.1) return '<0.1%';
   return `${p.toFixed(1)}%`;
 }
 

@@ -45,7 +45,9 @@ export function href(s, patch) {
   return toSearch({ ...s, ...patch });
 }
 
-/** A drill-down to one identity: replaces any identity filter, opens Cost. */
+/** A drill-down to one identity: replaces any filter, opens Cost. Spend by
+ *  identity reads the window alone, so a workspace or model filter left on
+ *  would show other figures than the row clicked. */
 export function drill(kind, value) {
-  return { tab: 'cost', gateway_key: '', user: '', team: '', [kind]: value };
+  return { tab: 'cost', gateway_key: '', user: '', team: '', workspace: '', model: '', [kind]: value };
 }

@@ -71,7 +71,7 @@ export function filterBar(state, { onClear, hrefFor, keyNames }) {
   if (!active.length) {
     return h('p', { class: 'filterbar filterbar-empty', dataset: { empty: '' } },
       h('span', { class: 'muted' }, 'All identities — pick a team, user or key under '),
-      h('a', { href: hrefFor({ tab: 'identity' }), dataset: { nav: '' } }, 'Spend by identity'),
+      h('a', { href: hrefFor({ tab: 'identity' }), dataset: { nav: JSON.stringify({ tab: 'identity' }) } }, 'Spend by identity'),
       h('span', { class: 'muted' }, ' to drill down.'));
   }
   return h('div', { class: 'filterbar', role: 'group', 'aria-label': 'Filters in scope' },
