@@ -130,7 +130,12 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	if hasTools {
 		in += toolPromptTokens
 	}
-	docs, images := outsideContent(req)
+	var docs, images int
+	// Every such reference has a "url" or "file_id" member: most bodies
+	// have neither and are not walked.
+	if bytes.Contains(body, []byte(`"url"`)) || bytes.Contains(body, []byte(`"file_id"`)) {
+		docs, images = outsideContent(req)
+	}
 	in += int64(images) * imageRefTokens
 	if docs > 0 || fetches {
 		in = window // billed by pages or fetched bytes, not by the body's
