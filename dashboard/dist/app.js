@@ -1,5 +1,5 @@
 // Metis dashboard: tabs, URL state, the refresh loop. Plain ES modules, no build.
-import { $, $$ } from './js/dom.js';
+import { $, $$, h } from './js/dom.js';
 import { scopeKey } from './js/api.js';
 import { read, toSearch, href, TABS } from './js/state.js';
 import { filterBar } from './js/ui.js';
@@ -17,9 +17,13 @@ let lastOk = 0;
 
 const app = {
   keyNames: new Map(), // gateway_key_id → name, learned from any response
-  hrefFor: (patch) => href(current, patch),
+  /** An in-page link to the state `patch` makes: a real href (shareable,
+   *  opens in a new tab) and, in data-nav, the patch a click applies. */
+  navLink: (patch, attrs, ...children) => h('a', {
+    ...attrs, href: href(current, patch), dataset: { ...attrs.dataset, nav: JSON.stringify(patch) },
+  }, ...children),
   update,
-  filterBar: (s) => filterBar(s, { onClear: (f) => update({ [f]: '' }), hrefFor: app.hrefFor, keyNames: app.keyNames }),
+  filterBar: (s) => filterBar(s, { onClear: (f) => update({ [f]: '' }), navLink: app.navLink, keyNames: app.keyNames }),
 };
 
 const panels = Object.fromEntries(TABS.map((t) => [t, $(`#panel-${t}`)]));

@@ -37,7 +37,7 @@ export function costView(panel, app) {
       const label = groupLabel(g);
       let name;
       if (filterParam && g.key && !state[filterParam]) {
-        name = h('a', { href: app.hrefFor({ [filterParam]: g.key }), dataset: { nav: JSON.stringify({ [filterParam]: g.key }), fk: `${kind}-${g.key}` }, title: `Show only ${kind} ${label}` }, label);
+        name = app.navLink({ [filterParam]: g.key }, { dataset: { fk: `${kind}-${g.key}` }, title: `Show only ${kind} ${label}` }, label);
       } else name = h('span', null, label);
       tbody.append(h('tr', { dataset: { key: g.key ?? '' } },
         h('td', { class: 'name' }, name, g.errors ? h('span', { class: 'badge badge-err', title: `${int(g.errors)} error(s)` }, `${int(g.errors)} err`) : null),

@@ -46,8 +46,8 @@ export function identityView(panel, app) {
   }
 
   function filterLink(kind, value, label) {
-    return h('a', {
-      class: 'btn btn-small btn-filter', href: app.hrefFor(drill(kind, value)), dataset: { nav: JSON.stringify(drill(kind, value)), fk: `filter-${kind}-${value}` },
+    return app.navLink(drill(kind, value), {
+      class: 'btn btn-small btn-filter', dataset: { fk: `filter-${kind}-${value}` },
       'aria-label': `Filter Cost and Activity to ${kind} ${label}`,
     }, 'Filter');
   }
@@ -86,9 +86,8 @@ export function identityView(panel, app) {
         if (!users.length) sub.append(emptyRow(3, 'No users.'));
         for (const u of users) {
           // The row's figures are the user's calls in this team: so is the drill-down.
-          const userOfTeam = { ...drill('user', u.user), team: t.team };
           const name = u.user === UNTAGGED ? h('span', { class: 'muted' }, u.user)
-            : h('a', { class: 'user-link', href: app.hrefFor(userOfTeam), dataset: { nav: JSON.stringify(userOfTeam), fk: `team-${t.team}-user-${u.user}` }, title: `Show Cost and Activity for ${u.user}` }, u.user);
+            : app.navLink({ ...drill('user', u.user), team: t.team }, { class: 'user-link', dataset: { fk: `team-${t.team}-user-${u.user}` }, title: `Show Cost and Activity for ${u.user}` }, u.user);
           sub.append(h('tr', { dataset: { user: u.user } }, h('td', { class: 'name' }, name), costCell(u.cost_usd, u.calls, u.unpriced_calls || 0),
             h('td', { class: 'num calls', dataset: { value: String(u.calls) } }, int(u.calls))));
         }
@@ -140,7 +139,7 @@ export function identityView(panel, app) {
       const who = [k.user, k.team].filter(Boolean).join(' · ');
       tbody.append(h('tr', { dataset: { key: k.gateway_key_id } },
         h('td', { class: 'name' },
-          h('a', { class: 'key-link', href: app.hrefFor(drill('gateway_key', k.gateway_key_id)), dataset: { nav: JSON.stringify(drill('gateway_key', k.gateway_key_id)), fk: `key-${k.gateway_key_id}` }, title: `Show Cost and Activity for key ${label}` }, label),
+          app.navLink(drill('gateway_key', k.gateway_key_id), { class: 'key-link', dataset: { fk: `key-${k.gateway_key_id}` }, title: `Show Cost and Activity for key ${label}` }, label),
           h('span', { class: 'sub' }, h('span', { class: 'mono', title: k.gateway_key_id }, shortId(k.gateway_key_id)), who ? ` · ${who}` : '')),
         costCell(k.cost_usd, k.calls, k.unpriced_calls || 0),
         h('td', { class: 'share' }, shareBar(max > 0 ? (k.cost_usd || 0) / max : 0)),

@@ -66,12 +66,12 @@ const FILTER_LABEL = { gateway_key: 'key', user: 'user', team: 'team', workspace
  * The chips naming the filters in scope at the top of Cost and Activity.
  * names: {gateway_key id → key name} to show a key's name.
  */
-export function filterBar(state, { onClear, hrefFor, keyNames }) {
+export function filterBar(state, { onClear, navLink, keyNames }) {
   const active = FILTERS.filter((f) => state[f]);
   if (!active.length) {
     return h('p', { class: 'filterbar filterbar-empty', dataset: { empty: '' } },
       h('span', { class: 'muted' }, 'All identities — pick a team, user or key under '),
-      h('a', { href: hrefFor({ tab: 'identity' }), dataset: { nav: JSON.stringify({ tab: 'identity' }) } }, 'Spend by identity'),
+      navLink({ tab: 'identity' }, {}, 'Spend by identity'),
       h('span', { class: 'muted' }, ' to drill down.'));
   }
   return h('div', { class: 'filterbar', role: 'group', 'aria-label': 'Filters in scope' },
