@@ -349,6 +349,13 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 // parsed body, so the caller reads model and stream without another scan.
 func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	var req parsedRequest
+	// gjson's validator recurses once per level: a body of millions of
+	// brackets, well under the size limit, would overflow the stack and
+	// end the process, every caller's calls with it.
+	if jsonx.TooDeep(jsonx.View(body), maxNesting) {
+		return req, reject(http.StatusBadRequest, "malformed_json",
+			fmt.Sprintf("request body nests arrays and objects more than %d levels deep", maxNesting))
+	}
 	if !gjson.ValidBytes(body) {
 		return req, reject(http.StatusBadRequest, "malformed_json", "request body is not valid JSON")
 	}
@@ -406,6 +413,11 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	}
 	return req, nil
 }
+
+// maxNesting is the deepest nesting of arrays and objects a request body
+// may have: far beyond any real request (a deep tool schema is a few dozen
+// levels) and about where Python's json, which many providers run, stops.
+const maxNesting = 1000
 
 // conversation reports the top-level members that hold a request's
 // conversation: messages and system.

@@ -290,6 +290,10 @@ func TestBadInputRejectedInCallersShape(t *testing.T) {
 		{"/v1/messages", `{"model":"sonnet","max_tokens":5,"messages":[]}`, 403, `"permission_error"`},
 		{"/v1/chat/completions", `{"model":"gpt-4o","messages":[]}`, 403, `"error"`},
 		{"/v1/messages", `{"model":"haiku","max_tokens":5,"messages":[],"pad":"` + strings.Repeat("x", 33<<20) + `"}`, 413, `"request_too_large"`},
+		// Nesting past the limit is refused; 6 million levels (12 MB) took
+		// the whole process down with a stack overflow in the validator.
+		{"/v1/messages", `{"model":"haiku","max_tokens":5,"messages":[],"x":` + strings.Repeat("[", 1001) + strings.Repeat("]", 1001) + `}`, 400, "more than 1000 levels deep"},
+		{"/v1/chat/completions", `{"model":"gpt-5-nano","messages":[],"x":` + strings.Repeat("[", 6_000_000) + strings.Repeat("]", 6_000_000) + `}`, 400, "more than 1000 levels deep"},
 	}
 	for _, c := range cases {
 		resp := g.post(c.path, tok, c.body)
