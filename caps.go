@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
+	"github.com/metisgateway/metis/adapters/anthropic"
 	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
@@ -86,15 +87,28 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 		return 0, false
 	}
 	req := gjson.Parse(jsonx.View(body))
-	maxOut := req.Get("max_tokens").Int()
-	if v := req.Get("max_completion_tokens").Int(); v > 0 {
-		maxOut = v
+	modelOut := int64(p.MaxOutputTokens)
+	if modelOut <= 0 {
+		modelOut = anthropic.DefaultMaxTokens
 	}
-	if maxOut <= 0 {
-		maxOut = int64(p.MaxOutputTokens)
+	// The adapters and providers read the two limits by different rules
+	// (an OpenAI-shape max_completion_tokens of 0 becomes a Claude model's
+	// whole output limit; an Anthropic-shape body's max_completion_tokens
+	// is not read on the way to OpenAI): whichever is larger may be the one
+	// that runs, a limit of 0 or less being the model's own.
+	maxOut, named := int64(0), false
+	for _, field := range [...]string{"max_tokens", "max_completion_tokens"} {
+		if v := req.Get(field); v.Exists() {
+			named = true
+			n := v.Int()
+			if n <= 0 {
+				n = modelOut
+			}
+			maxOut = max(maxOut, n)
+		}
 	}
-	if maxOut <= 0 {
-		maxOut = 4096
+	if !named {
+		maxOut = modelOut
 	}
 	if n := req.Get("n").Int(); n > 1 {
 		maxOut *= n // OpenAI bills every choice's output
@@ -132,8 +146,10 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	}
 	var docs, images int
 	// Every such reference has a "url" or "file_id" member: most bodies
-	// have neither and are not walked.
-	if bytes.Contains(body, []byte(`"url"`)) || bytes.Contains(body, []byte(`"file_id"`)) {
+	// have neither and are not walked. A body with \u escapes may spell
+	// them otherwise, as the provider reads them decoded.
+	escaped := bytes.Contains(body, []byte(`\u`))
+	if escaped || bytes.Contains(body, []byte(`"url"`)) || bytes.Contains(body, []byte(`"file_id"`)) {
 		docs, images = outsideContent(req)
 	}
 	in += int64(images) * imageRefTokens
@@ -148,7 +164,8 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	}
 	var prompts []ir.Usage
 	prompts = append(prompts, ir.Usage{InputTokens: in})
-	if autoCache && p.ListsCacheWrites() || bytes.Contains(body, []byte("cache_control")) {
+	asksCache := bytes.Contains(body, []byte("cache_control")) || escaped && hasMember(req, "cache_control")
+	if autoCache && p.ListsCacheWrites() || asksCache {
 		// Cache writes cost 1.25× (5 minutes) or 2× (1 hour) the input.
 		prompts = append(prompts,
 			ir.Usage{CacheCreationInputTokens: in, CacheCreation5mInputTokens: in},
@@ -171,6 +188,18 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 		}
 	}
 	return usd, priced
+}
+
+// hasMember reports whether an object anywhere in v has a member named
+// name, its escapes decoded. v is a request body, whose nesting validate
+// bounds.
+func hasMember(v gjson.Result, name string) bool {
+	found := false
+	v.ForEach(func(k, x gjson.Result) bool {
+		found = k.Str == name && k.Type == gjson.String || (x.IsObject() || x.IsArray()) && hasMember(x, name)
+		return !found
+	})
+	return found
 }
 
 // outsideContent counts the documents and images of a request's messages

@@ -141,6 +141,14 @@ func TestWorstCaseCoversWhatTheProviderAddsItself(t *testing.T) {
 		{"OpenAI image_url by URL", "gpt-4o", `{"model":"gpt-4o","max_completion_tokens":100,"messages":[{"role":"user","content":[` +
 			`{"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"high"}}]}]}`,
 			false, ir.Usage{InputTokens: 1500, OutputTokens: 100}},
+		// The provider reads names and values with their escapes decoded
+		// (audit 12C: this spelling spent $0.45 under a $0.10 limit).
+		{"document by URL, names escaped", sonnet, `{"model":"sonnet","max_tokens":100,"messages":[{"role":"user","content":[` +
+			`{"type":"document","source":{"type":"u\u0072l","u\u0072l":"https://example.com/report.pdf"}}]}]}`,
+			false, ir.Usage{InputTokens: 150000, OutputTokens: 100}},
+		{"1-hour cache writes asked with an escaped name", sonnet, `{"model":"sonnet","max_tokens":1,"system":[{"type":"text","text":"` +
+			strings.Repeat("x", 19900) + `","cache\u005fcontrol":{"type":"ephemeral","ttl":"1h"}}],"messages":[{"role":"user","content":"hi"}]}`,
+			false, ir.Usage{CacheCreationInputTokens: 10000, CacheCreation1hInputTokens: 10000, OutputTokens: 1}},
 		// gpt-5.6 bills cache writes at $6.25 against $5/MTok input, with
 		// no cache_control in the body: a prompt at the two-bytes-a-token
 		// bound, all of it written.
@@ -166,5 +174,35 @@ func TestWorstCaseCoversWhatTheProviderAddsItself(t *testing.T) {
 	plain, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), false)
 	if auto, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), true); auto != plain || plain > 0.001 {
 		t.Errorf("a tiny inline image on gpt-4o reserved $%v ($%v with automatic caching, which gpt-4o does not bill)", plain, auto)
+	}
+}
+
+// TestWorstCaseTakesTheLargerOutputLimit: a body may name both max_tokens
+// and max_completion_tokens, and the adapters and providers read them by
+// different rules (an OpenAI-shape max_completion_tokens of 0 becomes a
+// Claude model's whole output limit; an Anthropic-shape body's
+// max_completion_tokens is ignored on the way to OpenAI). The reservation
+// takes the larger, a limit of 0 or less counting as the model's own (audit
+// 12C: $0.30 spent under a $0.05 limit).
+func TestWorstCaseTakesTheLargerOutputLimit(t *testing.T) {
+	cat := pricing.Default()
+	haiku, _ := cat.Lookup("claude-haiku-4-5")
+	cases := []struct {
+		model, body string
+		out         int64
+	}{
+		{"claude-haiku-4-5", `{"model":"haiku","max_completion_tokens":0,"max_tokens":1,"messages":[]}`, int64(haiku.MaxOutputTokens)},
+		{"claude-haiku-4-5", `{"model":"haiku","max_completion_tokens":1,"max_tokens":0,"messages":[]}`, int64(haiku.MaxOutputTokens)},
+		{"gpt-5-mini", `{"model":"gpt-5-mini","max_tokens":100000,"max_completion_tokens":1,"messages":[]}`, 100000},
+		{"gpt-5-mini", `{"model":"gpt-5-mini","max_tokens":1,"max_completion_tokens":90000,"messages":[]}`, 90000},
+	}
+	for _, c := range cases {
+		billed, ok := cat.Cost(c.model, ir.Usage{InputTokens: 10, OutputTokens: c.out})
+		if !ok {
+			t.Fatalf("%s has no price", c.model)
+		}
+		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), false); reserved < billed {
+			t.Errorf("%s %s: reserved $%.6f, billed up to $%.6f (%d output tokens)", c.model, c.body, reserved, billed, c.out)
+		}
 	}
 }
