@@ -309,6 +309,10 @@ func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// preGrow is the most of a body's announced length readBody makes room
+// for before its bytes arrive.
+const preGrow = 1 << 20
+
 // readBody reads the request body up to the limit.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
 	if r.ContentLength > g.MaxBodySize {
@@ -319,8 +323,11 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 	if r.ContentLength > 0 {
 		// Room for the body and the read that finds its end: ReadFrom
 		// asks for bytes.MinRead free bytes, and would otherwise copy a
-		// body that fits exactly into a buffer twice its size.
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		// body that fits exactly into a buffer twice its size. Only up to
+		// preGrow: memory follows the bytes that arrived, not the length a
+		// client announced (a connection that declared 32 MiB and sent one
+		// byte held 32 MiB until it timed out).
+		buf.Grow(int(min(r.ContentLength, preGrow)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.MaxBodySize))
 	if err != nil {
