@@ -328,6 +328,8 @@ func (c *call) answer(resp *http.Response) bool {
 		c.upstreamReqID = resp.Header.Get("X-Request-Id")
 	}
 	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		c.redirected(resp)
 	case resp.StatusCode >= 400:
 		c.relayError(resp)
 	case isEventStream(resp.Header):

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -90,10 +91,13 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		}
 		t0 := time.Now()
 		// The transport itself, not an http.Client: no redirect following
-		// (a provider's 3xx goes back to the caller as it came) and no
-		// per-request header copying for it.
+		// (answer turns a provider's 3xx into an error) and no per-request
+		// header copying for it.
 		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
+		if err == nil && resp.StatusCode >= 300 {
+			boundBody(resp, min(p.timeout, errorBodyWait))
+		}
 		if err != nil {
 			if ctx.Err() != nil || isTimeout(err) || attempt >= p.maxRetries {
 				return nil, err
@@ -128,6 +132,46 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// errorBodyWait bounds the read of an error or redirect answer's body
+// (and the provider's timeout, when shorter): such a body is small, and
+// one that stalls after its headers would hold the call, and its retries,
+// past the timeout, which covers headers only.
+const errorBodyWait = 30 * time.Second
+
+// errBodyStalled is the read error of a body boundBody cut.
+var errBodyStalled = errors.New("the body did not arrive in time")
+
+// boundBody closes resp's body unless it is closed within d; reads then
+// fail with errBodyStalled.
+func boundBody(resp *http.Response, d time.Duration) {
+	b := &boundedBody{ReadCloser: resp.Body}
+	b.timer = time.AfterFunc(d, func() {
+		b.expired.Store(true)
+		_ = b.ReadCloser.Close()
+	})
+	resp.Body = b
+}
+
+// boundedBody is a response body boundBody watches.
+type boundedBody struct {
+	io.ReadCloser
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.expired.Load() {
+		err = errBodyStalled
+	}
+	return n, err
+}
+
+func (b *boundedBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
 }
 
 // quotaExhausted reports whether a 429 means the account is out of credit

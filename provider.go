@@ -73,7 +73,8 @@ type provider struct {
 	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
 	maxRetries   int
 	maxRetryWait time.Duration
-	bearer       bool // the key goes as Authorization: Bearer
+	timeout      time.Duration // the wait for response headers
+	bearer       bool          // the key goes as Authorization: Bearer
 	compat       compatOptions
 }
 
@@ -212,6 +213,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		latency:      mUpstreamLatency.WithLabelValues(pc.Name),
 		maxRetries:   retries,
 		maxRetryWait: wait,
+		timeout:      timeout,
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +65,11 @@ func (c *call) upstreamFailed(err error) {
 // relayError returns an upstream error: unmodified to a same-shape client
 // (status, body, retry-after, request-id), translated to a cross-shape one.
 func (c *call) relayError(resp *http.Response) {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		c.errorBodyFailed(err)
+		return
+	}
 	c.status = resp.StatusCode
 	if c.status == http.StatusTooManyRequests {
 		c.errorClass = errRateLimited
@@ -74,23 +79,33 @@ func (c *call) relayError(resp *http.Response) {
 	if c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
 		c.res.prov.warnRefusedKey(c.g.logger, c.status)
 	}
-	h := c.w.Header()
 	if !c.cross {
+		// As it came, whatever it holds (a CDN's HTML page, a compatible
+		// vendor's own error shape): the client sees what it would without
+		// the gateway (contract §4).
+		h := c.w.Header()
 		copyResponseHeaders(h, resp.Header)
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		c.w.WriteHeader(resp.StatusCode)
 		_, _ = c.w.Write(body)
 		return
 	}
+	c.relayTranslatedError(resp.StatusCode, resp.Header, body)
+}
+
+// relayTranslatedError writes a provider's error (status, headers, body)
+// in a cross-shape client's shape.
+func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []byte) {
 	var status int
 	var out []byte
 	if c.shape == shapeAnthropic {
-		status, out = translate.ErrorToAnthropic(resp.StatusCode, body)
+		status, out = translate.ErrorToAnthropic(upStatus, body)
 	} else {
-		status, out = translate.ErrorToOpenAI(resp.StatusCode, body)
+		status, out = translate.ErrorToOpenAI(upStatus, body)
 	}
+	h := c.w.Header()
 	for _, k := range []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry"} {
-		if v := resp.Header.Get(k); v != "" {
+		if v := upHeader.Get(k); v != "" {
 			h.Set(k, v)
 		}
 	}
@@ -103,6 +118,44 @@ func (c *call) relayError(resp *http.Response) {
 	c.status = status // the trace records what the client got (error_class says what happened upstream)
 	c.w.WriteHeader(status)
 	_, _ = c.w.Write(out)
+}
+
+// isErrorBody reports whether body is an error in shape's own form.
+func isErrorBody(shape string, body []byte) bool {
+	if shape == shapeAnthropic {
+		return anthropic.IsErrorBody(body)
+	}
+	return openai.IsErrorBody(body)
+}
+
+// errorBodyFailed ends a call whose error or redirect answer's body did
+// not arrive whole: the client is told so in its shape.
+func (c *call) errorBodyFailed(err error) {
+	switch {
+	case c.ctx.Err() != nil:
+		c.status, c.errorClass = statusClientClosed, errCancelled
+		c.tellShutdown()
+		return
+	case errors.Is(err, errBodyStalled):
+		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
+	default:
+		c.status, c.errorClass = http.StatusBadGateway, errUpstream
+	}
+	c.g.logger.Warn("reading the provider's error answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
+	writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s answered an error whose body did not arrive", c.res.prov.name))
+}
+
+// redirected answers a provider's redirect with a 502. Following it would
+// take the provider key wherever the provider points; relaying it would
+// send the client there with its gateway token (the SDKs keep x-api-key
+// across hosts). Nothing was generated, so nothing is billed.
+func (c *call) redirected(resp *http.Response) {
+	c.status, c.errorClass = http.StatusBadGateway, errUpstream
+	c.g.logger.Warn("provider answered a redirect, which the gateway does not follow; check its base_url",
+		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode),
+		zap.String("location", resp.Header.Get("Location")))
+	writeError(c.w, c.shape, c.status, fmt.Sprintf(
+		"provider %s answered %d, a redirect, which the gateway does not follow: its base_url may need changing", c.res.prov.name, resp.StatusCode))
 }
 
 // relayBody relays a non-streamed answer and reads its usage.
@@ -127,7 +180,19 @@ func (c *call) relayBody(resp *http.Response) {
 	}
 	c.status = resp.StatusCode
 	out := body
-	if c.cross && c.kind != kindCountTokens {
+	if isErrorBody(c.res.prov.typ, body) {
+		// A success status with an error for a body (a proxy's, or a
+		// compatible server's): nothing was generated, nothing is billed.
+		c.errorClass, c.haveUsage = errUpstream, true
+		if e := gjson.GetBytes(body, "error"); strings.Contains(e.Get("type").Str+e.Get("code").Str, "rate_limit") {
+			c.errorClass = errRateLimited
+		}
+		if c.cross {
+			// Told in the client's shape, as an error.
+			c.relayTranslatedError(http.StatusBadGateway, resp.Header, body)
+			return
+		}
+	} else if c.cross && c.kind != kindCountTokens {
 		// The translator reads the usage in the same pass over the answer.
 		var uu translate.UpstreamUsage
 		if c.shape == shapeAnthropic {

@@ -1,0 +1,152 @@
+package metis
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+)
+
+// oddUpstream starts a gateway whose providers are one handler, and
+// counts the requests it gets.
+func oddUpstream(t *testing.T, extra string, h http.HandlerFunc) (*testGateway, *atomic.Int64) {
+	t.Helper()
+	var n atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		n.Add(1)
+		h(w, r)
+	}))
+	t.Cleanup(up.Close)
+	cfg := gatewayConfig(tempDB(t), up.URL, "")
+	if extra != "" {
+		cfg = strings.ReplaceAll(cfg, "max_retry_wait 5s", "max_retry_wait 5s\n\t\t\t"+extra)
+	}
+	return startGateway(t, cfg), &n
+}
+
+// A provider's redirect (base_url on http:// for an https-only host, an
+// endpoint that moved) is an error of the gateway's: relayed, it sent the
+// client, which follows it with its x-api-key, and its gateway token, to
+// the host the provider named; it was recorded as a priced success (audit
+// 12B).
+func TestProviderRedirectIsAnError(t *testing.T) {
+	var leaked atomic.Value
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(r.Header.Get("X-Api-Key") + r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	defer elsewhere.Close()
+	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Location", elsewhere.URL+r.URL.Path)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		_, _ = io.WriteString(w, "<html><body>Moved</body></html>")
+	})
+	_, tok := e2eKey(g, "redirected")
+	cases := []struct{ path, body, want string }{
+		{"/v1/messages", e2eHaikuBody, `"type":"error"`},                                                                   // same shape
+		{"/v1/chat/completions", `{"model":"haiku","messages":[{"role":"user","content":"hi"}]}`, `"type":"server_error"`}, // cross shape
+	}
+	for i, c := range cases {
+		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...) // http.DefaultClient follows redirects
+		body := e2eRead(t, resp)
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Location") != "" ||
+			!strings.Contains(body, c.want) || !strings.Contains(body, "redirect") {
+			t.Errorf("%s: client got %d (Location %q) %s; want a 502 in its shape naming the redirect",
+				c.path, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+		if v, _ := leaked.Load().(string); strings.Contains(v, tok) {
+			t.Fatalf("%s: the gateway token reached the host the provider redirected to", c.path)
+		}
+		call := e2eCalls(g, i+1)[i]
+		e2eWant(t, c.path, call, map[string]any{"status": 502, "error_class": "UPSTREAM_ERROR", "attempts": 1, "output_tokens": 0})
+		if cost := e2eCost(t, call); cost != 0 {
+			t.Errorf("%s: a redirect the model never answered cost $%v", c.path, cost)
+		}
+	}
+	if got := n.Load(); got != 2 {
+		t.Errorf("the provider got %d requests, want 2 (a redirect is not retried)", got)
+	}
+}
+
+// An error answer whose body stalls after its headers (a proxy's 502)
+// ends at the provider's timeout, recorded as the provider's timeout: it
+// hung until the client gave up, recorded as the client's cancel (audit
+// 12B).
+func TestStalledErrorBodyEndsAtTimeout(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	g, _ := oddUpstream(t, "timeout 1s", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html>")
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	_, tok := e2eKey(g, "stalled")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok, e2eHaikuBody, e2eAnthropicHdr...)
+	if err != nil {
+		t.Fatalf("after %v: %v", time.Since(t0), err)
+	}
+	body := e2eRead(t, resp)
+	// Three attempts (max_retries 2), each ending a second after its
+	// headers, with backoffs of up to 1.25 s and 2.5 s between them.
+	if el := time.Since(t0); el > 10*time.Second {
+		t.Errorf("the call took %v", el)
+	}
+	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, `"type":"error"`) {
+		t.Errorf("client got %d %s, want a 504 in its shape", resp.StatusCode, body)
+	}
+	e2eWant(t, "stalled error body", e2eCalls(g, 1)[0], map[string]any{"status": 504, "error_class": "UPSTREAM_TIMEOUT", "attempts": 3})
+}
+
+// A success status whose body is an error (a proxy's or a compatible
+// server's) is recorded as the provider's error, billed nothing: it was
+// a priced success, the error text counted as output (audit 12B). A
+// same-shape client gets it as sent; a cross-shape one an error in its
+// own shape.
+func TestSuccessStatusWithErrorBody(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := e2eKey(g, "errors-in-200")
+	overloaded := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
+	limited := `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`
+	json200 := http.Header{"Content-Type": {"application/json"}}
+	up.Enqueue("/v1/messages", fakeupstream.Reply{Status: 200, Header: json200, Body: overloaded})
+	up.Enqueue("/v1/messages", fakeupstream.Reply{Status: 200, Header: json200, Body: overloaded})
+	up.Enqueue("/v1/chat/completions", fakeupstream.Reply{Status: 200, Header: json200, Body: limited})
+	cases := []struct {
+		path, body string
+		status     int
+		want       string
+		class      string
+	}{
+		{"/v1/messages", e2eHaikuBody, 200, overloaded, "UPSTREAM_ERROR"},
+		{"/v1/chat/completions", `{"model":"haiku","messages":[{"role":"user","content":"hi"}]}`, 502, `"error":{"message":"Overloaded"`, "UPSTREAM_ERROR"},
+		{"/v1/chat/completions", `{"model":"nano","messages":[{"role":"user","content":"hi"}]}`, 200, limited, "RATE_LIMITED"},
+	}
+	for i, c := range cases {
+		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
+		if body := e2eRead(t, resp); resp.StatusCode != c.status || !strings.Contains(body, c.want) {
+			t.Errorf("%s %s: client got %d %s, want %d with %s", c.path, c.body, resp.StatusCode, body, c.status, c.want)
+		}
+		call := e2eCalls(g, i+1)[i]
+		e2eWant(t, c.path, call, map[string]any{"error_class": c.class, "output_tokens": 0, "usage_source": "provider"})
+		if cost := e2eCost(t, call); cost != 0 {
+			t.Errorf("%s: an error answer cost $%v", c.path, cost)
+		}
+	}
+}
