@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -208,12 +209,12 @@ func retryable(resp *http.Response) bool {
 func retryAfter(h http.Header) (time.Duration, bool) {
 	if v := h.Get("Retry-After-Ms"); v != "" {
 		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 {
-			return time.Duration(ms * float64(time.Millisecond)), true
+			return durationOf(ms, time.Millisecond), true
 		}
 	}
 	if v := h.Get("Retry-After"); v != "" {
 		if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 {
-			return time.Duration(s * float64(time.Second)), true
+			return durationOf(s, time.Second), true
 		}
 		if t, err := http.ParseTime(v); err == nil {
 			d := time.Until(t)
@@ -224,6 +225,16 @@ func retryAfter(h http.Header) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// durationOf is n units, or the longest Duration when that is longer: a
+// plain conversion of a retry-after of centuries wraps to a negative wait,
+// and the gateway retried at once.
+func durationOf(n float64, unit time.Duration) time.Duration {
+	if d := n * float64(unit); d < math.MaxInt64 {
+		return time.Duration(d)
+	}
+	return math.MaxInt64
 }
 
 // backoff is 500ms × 2^attempt with ±25% jitter, capped by limit and 8s.
