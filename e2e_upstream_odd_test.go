@@ -3,6 +3,7 @@ package metis
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,4 +150,42 @@ func TestSuccessStatusWithErrorBody(t *testing.T) {
 			t.Errorf("%s: an error answer cost $%v", c.path, cost)
 		}
 	}
+}
+
+// A provider address that accepts connections and never completes the TLS
+// handshake (a blackholed proxy) is a connection failure: the request was
+// never sent, so it is retried and recorded as unreachable. It was tried
+// once and called a provider that "did not answer in time" (audit 12B).
+func TestTLSHandshakeStallRetried(t *testing.T) {
+	old := tlsHandshakeTimeout
+	tlsHandshakeTimeout = 200 * time.Millisecond
+	t.Cleanup(func() { tlsHandshakeTimeout = old })
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns atomic.Int64
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() { <-done; c.Close() }()
+		}
+	}()
+	g := startGateway(t, gatewayConfig(tempDB(t), "https://"+l.Addr().String(), ""))
+	_, tok := e2eKey(g, "blackholed")
+	resp := g.post("/v1/messages", tok, e2eHaikuBody, e2eAnthropicHdr...)
+	body := e2eRead(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, "unreachable") {
+		t.Errorf("client got %d %s, want a 502 saying the provider is unreachable", resp.StatusCode, body)
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want 3 (max_retries 2)", n)
+	}
+	e2eWant(t, "TLS stall", e2eCalls(g, 1)[0], map[string]any{"status": 502, "error_class": "UPSTREAM_UNREACHABLE", "attempts": 3})
 }

@@ -100,7 +100,9 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			boundBody(resp, min(p.timeout, errorBodyWait))
 		}
 		if err != nil {
-			if ctx.Err() != nil || isTimeout(err) || attempt >= p.maxRetries {
+			// A timeout waiting for the answer is not retried (the provider
+			// may be at work on the request); one connecting is.
+			if ctx.Err() != nil || isTimeout(err) && !connectFailed(err) || attempt >= p.maxRetries {
 				return nil, err
 			}
 			wait := backoff(attempt, p.maxRetryWait)
@@ -264,6 +266,16 @@ func isTimeout(err error) bool {
 		return true
 	}
 	return strings.Contains(err.Error(), "timeout awaiting response headers")
+}
+
+// connectFailed reports whether err is a failure to connect to the
+// provider (dial or TLS handshake): the request was never sent.
+func connectFailed(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	return strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
 func isEventStream(h http.Header) bool {

@@ -185,7 +185,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		MaxIdleConns:          2048,
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: timeout,
 		WriteBufferSize:       32 << 10,
@@ -216,6 +216,10 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		timeout:      timeout,
 	}, nil
 }
+
+// tlsHandshakeTimeout bounds a provider connection's TLS handshake (a
+// variable for tests).
+var tlsHandshakeTimeout = 10 * time.Second
 
 // url returns the upstream URL for an API path such as "/messages".
 // Anthropic base URLs have no /v1, OpenAI ones do (SDK conventions).

@@ -49,7 +49,7 @@ func (c *call) upstreamFailed(err error) {
 		c.usage.Estimated = true
 		c.tellShutdown()
 		return
-	case isTimeout(err):
+	case isTimeout(err) && !connectFailed(err):
 		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
 		// The provider got the request and reported no usage: what it
 		// bills is unknown, so the recorded zero is the gateway's.
