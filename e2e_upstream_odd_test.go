@@ -189,3 +189,42 @@ func TestTLSHandshakeStallRetried(t *testing.T) {
 	}
 	e2eWant(t, "TLS stall", e2eCalls(g, 1)[0], map[string]any{"status": 502, "error_class": "UPSTREAM_UNREACHABLE", "attempts": 3})
 }
+
+// A stream that opens with comments (OpenRouter's ": OPENROUTER
+// PROCESSING", a proxy's keep-alive) and then an error is retried like the
+// same error without them: the comment counted as the first event, and the
+// error went to the client (audit 12B). The comments of the stream that
+// answers reach a same-shape client as sent.
+func TestCommentsBeforeFirstEventKeepTheRetry(t *testing.T) {
+	sse := func(w http.ResponseWriter, events ...string) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range events {
+			_, _ = io.WriteString(w, e)
+			w.(http.Flusher).Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	chunk := func(delta, finish, usage string) string {
+		return `data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":0,"delta":` +
+			delta + `,"finish_reason":` + finish + `}],"usage":` + usage + "}\n\n"
+	}
+	var n atomic.Int64
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			sse(w, ": OPENROUTER PROCESSING\n\n", `data: {"error":{"message":"Overloaded","type":"server_error","code":null}}`+"\n\n")
+			return
+		}
+		sse(w, ": OPENROUTER PROCESSING\n\n", chunk(`{"role":"assistant","content":"Hello"}`, "null", "null"),
+			chunk(`{}`, `"stop"`, "null"),
+			`data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}`+"\n\n",
+			"data: [DONE]\n\n")
+	})
+	_, tok := e2eKey(g, "commented")
+	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`)
+	raw := e2eRead(t, resp)
+	if !strings.HasPrefix(raw, ": OPENROUTER PROCESSING\n\n") || strings.Count(raw, "PROCESSING") != 1 ||
+		strings.Contains(raw, "Overloaded") || !strings.Contains(raw, `"content":"Hello"`) || !strings.HasSuffix(raw, "data: [DONE]\n\n") {
+		t.Errorf("client got:\n%s\nwant the answering stream, its comment first", raw)
+	}
+	e2eWant(t, "commented stream", e2eCalls(g, 1)[0], map[string]any{"status": 200, "error_class": nil, "attempts": 2, "input_tokens": 10})
+}

@@ -315,6 +315,7 @@ var firstEventHold = 10 * time.Second
 // anything, and the reader positioned after it.
 type streamStart struct {
 	rd          *sse.Reader
+	lead        []byte // comments that came before ev, for a same-shape client
 	ev          sse.Event
 	err         error  // the first read's error: the stream ended before any event
 	headersSent bool   // the hold expired and the headers went out before the first event
@@ -380,6 +381,20 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		}
 	})
 	st.ev, st.err = nextEvent(st.rd)
+	// Comments before the first event (OpenRouter's ": OPENROUTER
+	// PROCESSING", a proxy's keep-alive) are held with the headers, so that
+	// an error event after them is still retried; the relay sends them
+	// first. Once the headers are out they are the first event.
+	for st.err == nil && st.ev.Comment && len(st.lead) < maxBurst {
+		mu.Lock()
+		out := sent
+		mu.Unlock()
+		if out {
+			break
+		}
+		st.lead = append(st.lead, st.ev.Raw...)
+		st.ev, st.err = nextEvent(st.rd)
+	}
 	st.obs.typ = c.res.prov.typ
 	// With stream_usage off nothing asks for usage: the gateway adds no
 	// stream_options and removes a client's.
@@ -611,7 +626,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	// Write, so they travel as one HTTP/1.1 chunk and one write(2).
 	bp := burstPool.Get().(*[]byte)
 	defer burstPool.Put(bp)
-	burst := (*bp)[:0]
+	burst := append((*bp)[:0], st.lead...)
 	send := func() error {
 		if len(burst) > 0 {
 			_, err := c.w.Write(burst)
