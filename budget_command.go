@@ -106,7 +106,12 @@ func openLedger(cmd *cobra.Command, create bool) (*budget.Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	return budget.Open(path, budget.Options{})
+	created := tellIfCreated(cmd, path)
+	l, err := budget.Open(path, budget.Options{})
+	if err == nil {
+		created()
+	}
+	return l, err
 }
 
 func describeBudget(scope, subject, window string) string {

@@ -69,7 +69,27 @@ func openStore(cmd *cobra.Command) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return store.Open(path, store.Options{})
+	created := tellIfCreated(cmd, path)
+	s, err := store.Open(path, store.Options{})
+	if err == nil {
+		created()
+	}
+	return s, err
+}
+
+// tellIfCreated returns a function that says on stderr that the command
+// created the database at path, if it is missing now: a key or budget
+// written to a database the gateway does not use (its Caddyfile's db is
+// another) is silently of no effect, and the gateway answers that key
+// with a 401.
+func tellIfCreated(cmd *cobra.Command, path string) func() {
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return func() {}
+	}
+	return func() {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: created a new trace database at %s; the gateway must use this file "+
+			"(the db option of its Caddyfile, else $METIS_DB, else ~/.metis/metis.db), or give this command --db\n", path)
+	}
 }
 
 // existingDBPath is dbPath for commands that only read or change what is

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/metisgateway/metis/store"
 )
 
@@ -84,5 +86,33 @@ func TestPruneCommand(t *testing.T) {
 	}
 	if !strings.HasPrefix(out.String(), "pruned 1 events and 1 calls dated before ") {
 		t.Errorf("prune printed %q, want one event and one call", out.String())
+	}
+}
+
+// issue-key and set-budget say when they created the database: a key
+// written to a file the gateway does not use (its Caddyfile names another)
+// is answered with a 401, and nothing else pointed at the cause (audit
+// 12A). Once the file exists they say nothing of it.
+func TestCommandsSayWhenTheyCreateTheDatabase(t *testing.T) {
+	run := func(cmd *cobra.Command, args ...string) string {
+		cmd.Flags().String("db", "", "")
+		var out, errOut bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		cmd.SetArgs(args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatal(err)
+		}
+		return errOut.String()
+	}
+	keys, budgets := tempDB(t), tempDB(t)
+	if got := run(issueKeyCommand(), "--name", "first", "--db", keys); !strings.Contains(got, "created a new trace database at "+keys) {
+		t.Errorf("first issue-key: stderr %q does not name the new database", got)
+	}
+	if got := run(issueKeyCommand(), "--name", "second", "--db", keys); strings.Contains(got, "created") {
+		t.Errorf("second issue-key: stderr %q", got)
+	}
+	if got := run(setBudgetCommand(func(f runFunc) runFunc { return f }), "--user", "alice", "--window", "daily", "--hard", "5", "--db", budgets); !strings.Contains(got, "created a new trace database at "+budgets) {
+		t.Errorf("set-budget: stderr %q does not name the new database", got)
 	}
 }
