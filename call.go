@@ -318,8 +318,9 @@ func (c *call) answer(resp *http.Response) bool {
 	if isEventStream(resp.Header) {
 		// Closed, not drained: a stream read to its end has already freed
 		// its connection, and one left early (a panic in the relay) must
-		// stop the provider, not wait out its generation.
-		defer resp.Body.Close()
+		// stop the provider, not wait out its generation. (A closure:
+		// startStream wraps the body.)
+		defer func() { _ = resp.Body.Close() }()
 	} else {
 		defer discard(resp.Body)
 	}

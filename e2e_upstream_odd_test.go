@@ -228,3 +228,48 @@ func TestCommentsBeforeFirstEventKeepTheRetry(t *testing.T) {
 	}
 	e2eWant(t, "commented stream", e2eCalls(g, 1)[0], map[string]any{"status": 200, "error_class": nil, "attempts": 2, "input_tokens": 10})
 }
+
+// A provider stream that goes silent for good is ended as interrupted
+// after streamSilence, the provider's request cancelled: a translated
+// stream's keep-alive pings held its client on the dead provider for ever
+// (audit 12B), and a same-shape one waited on its client's timeout,
+// recorded as the client's cancel.
+func TestSilentProviderStreamEnds(t *testing.T) {
+	oldSilence, oldPing := streamSilence, pingEvery
+	streamSilence, pingEvery = 500*time.Millisecond, 100*time.Millisecond
+	t.Cleanup(func() { streamSilence, pingEvery = oldSilence, oldPing })
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, e := range []string{
+			`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":100,"output_tokens":1}}}` + "\n\n",
+			`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}` + "\n\n",
+			`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello"}}` + "\n\n",
+		} {
+			_, _ = io.WriteString(w, e)
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // silent until the gateway hangs up
+	})
+	_, tok := e2eKey(g, "silenced")
+	cases := []struct{ path, body, last string }{
+		{"/v1/messages", `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, `"type":"error"`},
+		{"/v1/chat/completions", `{"model":"haiku","stream":true,"messages":[{"role":"user","content":"hi"}]}`, `{"error":`},
+	}
+	for i, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		t0 := time.Now()
+		resp, err := e2ePostCtx(ctx, g, c.path, tok, c.body, e2eAnthropicHdr...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := e2eRead(t, resp)
+		cancel()
+		if el := time.Since(t0); el > 5*time.Second {
+			t.Errorf("%s: the stream lasted %v", c.path, el)
+		}
+		if !strings.Contains(raw, "Hello") || !strings.Contains(raw[strings.LastIndex(raw, "data:"):], c.last) {
+			t.Errorf("%s: client got\n%s\nwant the content, then an error event in its shape", c.path, raw)
+		}
+		e2eWant(t, c.path, e2eCalls(g, i+1)[i], map[string]any{"error_class": "STREAM_INTERRUPTED", "input_tokens": 100})
+	}
+}

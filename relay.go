@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -313,6 +314,50 @@ var firstEventHold = 10 * time.Second
 
 // streamStart is a stream's first event, read before the client was sent
 // anything, and the reader positioned after it.
+// streamSilence is how long a provider's stream may send nothing before
+// the gateway ends it as interrupted (a variable for tests). The SDKs'
+// own read timeouts are 10 minutes; without this, a translated stream's
+// keep-alive pings would hold a client on a dead provider for ever.
+var streamSilence = 10 * time.Minute
+
+// errStreamSilent is the read error of a stream silent for streamSilence.
+var errStreamSilent = errors.New("the provider's stream sent nothing for too long")
+
+// silentBody is a stream's body that watchSilence closes once nothing has
+// arrived for streamSilence.
+type silentBody struct {
+	io.ReadCloser
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+// watchSilence wraps a stream's body so that it is closed, and its reads
+// fail with errStreamSilent, after streamSilence without a byte.
+func watchSilence(rc io.ReadCloser) *silentBody {
+	b := &silentBody{ReadCloser: rc}
+	b.timer = time.AfterFunc(streamSilence, func() {
+		b.expired.Store(true)
+		_ = b.ReadCloser.Close()
+	})
+	return b
+}
+
+func (b *silentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.timer.Reset(streamSilence)
+	}
+	if err != nil && b.expired.Load() {
+		err = errStreamSilent
+	}
+	return n, err
+}
+
+func (b *silentBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
+}
+
 type streamStart struct {
 	rd          *sse.Reader
 	lead        []byte // comments that came before ev, for a same-shape client
@@ -334,6 +379,7 @@ type streamStart struct {
 // event, nothing was sent to the client, and the provider's max_retries
 // allow another attempt.
 func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
+	resp.Body = watchSilence(resp.Body)
 	st.rd = sse.NewReader(resp.Body)
 	if c.cross {
 		if c.res.prov.typ == shapeOpenAI {
