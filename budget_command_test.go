@@ -5,6 +5,7 @@ package metis
 import (
 	"bytes"
 	"context"
+	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,7 +26,7 @@ func runBudgetCLI(t *testing.T, args ...string) (string, error) {
 	root.AddCommand(budgetCommandsWith(func(f runFunc) runFunc { return f })...)
 	var out bytes.Buffer
 	root.SetOut(&out)
-	root.SetErr(&out)
+	root.SetErr(io.Discard) // notes, such as a database created
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
