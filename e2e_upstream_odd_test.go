@@ -44,11 +44,18 @@ func TestProviderRedirectIsAnError(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	defer elsewhere.Close()
+	release := make(chan struct{})
+	defer close(release)
 	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", elsewhere.URL+r.URL.Path)
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusTemporaryRedirect)
-		_, _ = io.WriteString(w, "<html><body>Moved</body></html>")
+		_, _ = io.WriteString(w, "<html><body>Moved")
+		w.(http.Flusher).Flush()
+		select { // the rest of the page never comes: the 502 does not wait for it
+		case <-r.Context().Done():
+		case <-release:
+		}
 	})
 	_, tok := e2eKey(g, "redirected")
 	cases := []struct{ path, body, want string }{
@@ -56,8 +63,12 @@ func TestProviderRedirectIsAnError(t *testing.T) {
 		{"/v1/chat/completions", `{"model":"haiku","messages":[{"role":"user","content":"hi"}]}`, `"type":"server_error"`}, // cross shape
 	}
 	for i, c := range cases {
+		t0 := time.Now()
 		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...) // http.DefaultClient follows redirects
 		body := e2eRead(t, resp)
+		if el := time.Since(t0); el > 5*time.Second {
+			t.Errorf("%s: answered after %v", c.path, el)
+		}
 		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Location") != "" ||
 			!strings.Contains(body, c.want) || !strings.Contains(body, "redirect") {
 			t.Errorf("%s: client got %d (Location %q) %s; want a 502 in its shape naming the redirect",
@@ -78,16 +89,23 @@ func TestProviderRedirectIsAnError(t *testing.T) {
 }
 
 // An error answer whose body stalls after its headers (a proxy's 502)
-// ends at the provider's timeout, recorded as the provider's timeout: it
-// hung until the client gave up, recorded as the client's cancel (audit
-// 12B).
+// ends at the provider's timeout with the provider's status and the
+// gateway's word for the body: it hung until the client gave up, recorded
+// as the client's cancel (audit 12B).
 func TestStalledErrorBodyEndsAtTimeout(t *testing.T) {
 	release := make(chan struct{})
 	defer close(release)
 	g, _ := oddUpstream(t, "timeout 1s", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		w.WriteHeader(http.StatusBadGateway)
-		_, _ = io.WriteString(w, "<html>")
+		if r.URL.Path == "/v1/chat/completions" {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "120") // past max_retry_wait: handed back at once
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"error":{"message":"Rate limit`)
+		} else {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, "<html>")
+		}
 		w.(http.Flusher).Flush()
 		select {
 		case <-r.Context().Done():
@@ -108,10 +126,19 @@ func TestStalledErrorBodyEndsAtTimeout(t *testing.T) {
 	if el := time.Since(t0); el > 10*time.Second {
 		t.Errorf("the call took %v", el)
 	}
-	if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, `"type":"error"`) {
-		t.Errorf("client got %d %s, want a 504 in its shape", resp.StatusCode, body)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(body, `"type":"error"`) || !strings.Contains(body, "did not arrive") {
+		t.Errorf("client got %d %s, want the provider's 502, in its shape, saying the error did not arrive", resp.StatusCode, body)
 	}
-	e2eWant(t, "stalled error body", e2eCalls(g, 1)[0], map[string]any{"status": 504, "error_class": "UPSTREAM_TIMEOUT", "attempts": 3})
+	e2eWant(t, "stalled error body", e2eCalls(g, 1)[0], map[string]any{"status": 502, "error_class": "UPSTREAM_ERROR", "attempts": 3})
+
+	// A 429 (its body read once to see whether it means out of credit)
+	// keeps its retry-after.
+	resp = g.post("/v1/chat/completions", tok, e2eNanoBody)
+	body = e2eRead(t, resp)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "120" || !strings.Contains(body, "did not arrive") {
+		t.Errorf("stalled 429: client got %d (retry-after %q) %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	e2eWant(t, "stalled 429", e2eCalls(g, 2)[1], map[string]any{"status": 429, "error_class": "RATE_LIMITED", "attempts": 1})
 }
 
 // A success status whose body is an error (a proxy's or a compatible
@@ -230,15 +257,17 @@ func TestCommentsBeforeFirstEventKeepTheRetry(t *testing.T) {
 }
 
 // A provider stream that goes silent for good is ended as interrupted
-// after streamSilence, the provider's request cancelled: a translated
+// after streamSilence or the provider's timeout, whichever is longer, the
+// provider's request cancelled: a translated
 // stream's keep-alive pings held its client on the dead provider for ever
 // (audit 12B), and a same-shape one waited on its client's timeout,
 // recorded as the client's cancel.
 func TestSilentProviderStreamEnds(t *testing.T) {
 	oldSilence, oldPing := streamSilence, pingEvery
-	streamSilence, pingEvery = 500*time.Millisecond, 100*time.Millisecond
+	streamSilence, pingEvery = 300*time.Millisecond, 100*time.Millisecond
 	t.Cleanup(func() { streamSilence, pingEvery = oldSilence, oldPing })
-	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+	// The provider's timeout, when longer, is the bound.
+	g, _ := oddUpstream(t, "timeout 800ms", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for _, e := range []string{
 			`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":100,"output_tokens":1}}}` + "\n\n",

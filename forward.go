@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -97,7 +96,10 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
 		if err == nil && resp.StatusCode >= 300 {
-			boundBody(resp, min(p.timeout, errorBodyWait))
+			// An error's body is small: one that stalls after its headers
+			// would hold the call, and its retries, past the timeout,
+			// which covers headers only.
+			watchBody(resp, min(p.timeout, errorBodyWait), false, errBodyStalled)
 		}
 		if err != nil {
 			// A timeout waiting for the answer is not retried (the provider
@@ -137,55 +139,19 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	}
 }
 
-// errorBodyWait bounds the read of an error or redirect answer's body
-// (and the provider's timeout, when shorter): such a body is small, and
-// one that stalls after its headers would hold the call, and its retries,
-// past the timeout, which covers headers only.
-const errorBodyWait = 30 * time.Second
-
-// errBodyStalled is the read error of a body boundBody cut.
-var errBodyStalled = errors.New("the body did not arrive in time")
-
-// boundBody closes resp's body unless it is closed within d; reads then
-// fail with errBodyStalled.
-func boundBody(resp *http.Response, d time.Duration) {
-	b := &boundedBody{ReadCloser: resp.Body}
-	b.timer = time.AfterFunc(d, func() {
-		b.expired.Store(true)
-		_ = b.ReadCloser.Close()
-	})
-	resp.Body = b
-}
-
-// boundedBody is a response body boundBody watches.
-type boundedBody struct {
-	io.ReadCloser
-	timer   *time.Timer
-	expired atomic.Bool
-}
-
-func (b *boundedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.expired.Load() {
-		err = errBodyStalled
-	}
-	return n, err
-}
-
-func (b *boundedBody) Close() error {
-	b.timer.Stop()
-	return b.ReadCloser.Close()
-}
-
 // quotaExhausted reports whether a 429 means the account is out of credit
 // rather than rate limited: OpenAI's insufficient_quota, or a vendor's
 // "insufficient balance" (z.ai's code 1113). Waiting does not mend it, so
 // it is not retried. It reads the small error body and puts it back for
 // relaying.
 func quotaExhausted(resp *http.Response) bool {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	_ = resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(b))
+	var rest io.Reader = bytes.NewReader(b)
+	if err != nil {
+		rest = io.MultiReader(rest, failingReader{err}) // relayError learns the body stopped
+	}
+	resp.Body = io.NopCloser(rest)
 	lower := bytes.ToLower(b)
 	for _, s := range outOfCredit {
 		if bytes.Contains(lower, []byte(s)) {
@@ -194,6 +160,11 @@ func quotaExhausted(resp *http.Response) bool {
 	}
 	return false
 }
+
+// failingReader's reads fail with err.
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
 
 // outOfCredit are lower-case phrases of 429 bodies that mean the account
 // is out of credit.
@@ -272,8 +243,8 @@ func isTimeout(err error) bool {
 // provider (dial or TLS handshake): the request was never sent.
 func connectFailed(err error) bool {
 	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "dial" {
-		return true
+	if errors.As(err, &oe) && (oe.Op == "dial" || oe.Op == "proxyconnect") {
+		return true // proxyconnect: reaching the HTTP(S)_PROXY the transport uses
 	}
 	return strings.Contains(err.Error(), "TLS handshake timeout")
 }

@@ -32,8 +32,10 @@ type ProviderConfig struct {
 	// BaseURL follows the SDK convention: Anthropic without /v1
 	// (https://api.anthropic.com), OpenAI with it (https://api.openai.com/v1).
 	BaseURL string `json:"base_url,omitempty"`
-	// Timeout bounds the wait for the upstream's response headers. Streams
-	// are never cut by it. Default 10m.
+	// Timeout bounds the wait for the upstream's response headers, and for
+	// the rest of an error answer after them (at most 30s). A stream is
+	// never cut for its length, only after this long without a byte (at
+	// least 10m). Default 10m.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 	// MaxRetries is how many times a failed call (429, 5xx, 529, connection
 	// failure before any byte reached the client) is retried. Default 2.

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -67,8 +66,9 @@ func (c *call) upstreamFailed(err error) {
 // (status, body, retry-after, request-id), translated to a cross-shape one.
 func (c *call) relayError(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		c.errorBodyFailed(err)
+	if err != nil && c.ctx.Err() != nil {
+		c.status, c.errorClass = statusClientClosed, errCancelled
+		c.tellShutdown()
 		return
 	}
 	c.status = resp.StatusCode
@@ -76,6 +76,15 @@ func (c *call) relayError(resp *http.Response) {
 		c.errorClass = errRateLimited
 	} else {
 		c.errorClass = errUpstream
+	}
+	if err != nil {
+		// The status and headers came, the body stopped: the client gets
+		// them with the gateway's word for the body, in its shape.
+		c.g.logger.Warn("reading the provider's error answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name),
+			zap.Int("status", resp.StatusCode), zapErr(err))
+		c.relayTranslatedError(resp.StatusCode, resp.Header,
+			fmt.Appendf(nil, "provider %s answered %d, and the rest of its error did not arrive", c.res.prov.name, resp.StatusCode))
+		return
 	}
 	if c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
 		c.res.prov.warnRefusedKey(c.g.logger, c.status)
@@ -95,7 +104,8 @@ func (c *call) relayError(resp *http.Response) {
 }
 
 // relayTranslatedError writes a provider's error (status, headers, body)
-// in a cross-shape client's shape.
+// in the client's shape: a cross-shape client gets its own shape's status
+// for the error, a same-shape one the provider's.
 func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []byte) {
 	var status int
 	var out []byte
@@ -103,6 +113,9 @@ func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []b
 		status, out = translate.ErrorToAnthropic(upStatus, body)
 	} else {
 		status, out = translate.ErrorToOpenAI(upStatus, body)
+	}
+	if !c.cross {
+		status = upStatus
 	}
 	h := c.w.Header()
 	for _, k := range []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry"} {
@@ -123,27 +136,13 @@ func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []b
 
 // isErrorBody reports whether body is an error in shape's own form.
 func isErrorBody(shape string, body []byte) bool {
+	if !bytes.Contains(body, []byte(`"error"`)) {
+		return false // every answer but an error: no second parse
+	}
 	if shape == shapeAnthropic {
 		return anthropic.IsErrorBody(body)
 	}
 	return openai.IsErrorBody(body)
-}
-
-// errorBodyFailed ends a call whose error or redirect answer's body did
-// not arrive whole: the client is told so in its shape.
-func (c *call) errorBodyFailed(err error) {
-	switch {
-	case c.ctx.Err() != nil:
-		c.status, c.errorClass = statusClientClosed, errCancelled
-		c.tellShutdown()
-		return
-	case errors.Is(err, errBodyStalled):
-		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
-	default:
-		c.status, c.errorClass = http.StatusBadGateway, errUpstream
-	}
-	c.g.logger.Warn("reading the provider's error answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
-	writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s answered an error whose body did not arrive", c.res.prov.name))
 }
 
 // redirected answers a provider's redirect with a 502. Following it would
@@ -151,6 +150,7 @@ func (c *call) errorBodyFailed(err error) {
 // send the client there with its gateway token (the SDKs keep x-api-key
 // across hosts). Nothing was generated, so nothing is billed.
 func (c *call) redirected(resp *http.Response) {
+	_ = resp.Body.Close() // unread: the 502 need not wait for it
 	c.status, c.errorClass = http.StatusBadGateway, errUpstream
 	c.g.logger.Warn("provider answered a redirect, which the gateway does not follow; check its base_url",
 		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode),
@@ -314,50 +314,6 @@ var firstEventHold = 10 * time.Second
 
 // streamStart is a stream's first event, read before the client was sent
 // anything, and the reader positioned after it.
-// streamSilence is how long a provider's stream may send nothing before
-// the gateway ends it as interrupted (a variable for tests). The SDKs'
-// own read timeouts are 10 minutes; without this, a translated stream's
-// keep-alive pings would hold a client on a dead provider for ever.
-var streamSilence = 10 * time.Minute
-
-// errStreamSilent is the read error of a stream silent for streamSilence.
-var errStreamSilent = errors.New("the provider's stream sent nothing for too long")
-
-// silentBody is a stream's body that watchSilence closes once nothing has
-// arrived for streamSilence.
-type silentBody struct {
-	io.ReadCloser
-	timer   *time.Timer
-	expired atomic.Bool
-}
-
-// watchSilence wraps a stream's body so that it is closed, and its reads
-// fail with errStreamSilent, after streamSilence without a byte.
-func watchSilence(rc io.ReadCloser) *silentBody {
-	b := &silentBody{ReadCloser: rc}
-	b.timer = time.AfterFunc(streamSilence, func() {
-		b.expired.Store(true)
-		_ = b.ReadCloser.Close()
-	})
-	return b
-}
-
-func (b *silentBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 {
-		b.timer.Reset(streamSilence)
-	}
-	if err != nil && b.expired.Load() {
-		err = errStreamSilent
-	}
-	return n, err
-}
-
-func (b *silentBody) Close() error {
-	b.timer.Stop()
-	return b.ReadCloser.Close()
-}
-
 type streamStart struct {
 	rd          *sse.Reader
 	lead        []byte // comments that came before ev, for a same-shape client
@@ -379,7 +335,9 @@ type streamStart struct {
 // event, nothing was sent to the client, and the provider's max_retries
 // allow another attempt.
 func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
-	resp.Body = watchSilence(resp.Body)
+	// A provider that goes silent mid-stream would hold the call for ever:
+	// a translated stream's pings keep its client waiting.
+	watchBody(resp, max(streamSilence, c.res.prov.timeout), true, errStreamSilent)
 	st.rd = sse.NewReader(resp.Body)
 	if c.cross {
 		if c.res.prov.typ == shapeOpenAI {

@@ -1,0 +1,66 @@
+package metis
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// errorBodyWait is the most an error or redirect answer's body may take to
+// arrive after its headers (the provider's timeout, when shorter).
+const errorBodyWait = 30 * time.Second
+
+// streamSilence is the shortest a provider's stream may go without a byte
+// before the gateway ends it as interrupted; a provider's timeout, when
+// longer, is its bound (a variable for tests). The SDKs' own read timeouts
+// are 10 minutes.
+var streamSilence = 10 * time.Minute
+
+var (
+	// errBodyStalled is the read error of an error answer's body that did
+	// not arrive within its bound.
+	errBodyStalled = errors.New("the provider's answer stopped arriving")
+	// errStreamSilent is the read error of a stream silent for its bound.
+	errStreamSilent = errors.New("the provider's stream sent nothing for too long")
+)
+
+// watchedBody is a provider's response body that a timer closes when it is
+// late: d after it was watched, or, idle, d after its last byte. Reads
+// then fail with err.
+type watchedBody struct {
+	io.ReadCloser
+	d       time.Duration
+	idle    bool
+	err     error
+	timer   *time.Timer
+	expired atomic.Bool
+}
+
+// watchBody replaces resp.Body with a watchedBody (see there).
+func watchBody(resp *http.Response, d time.Duration, idle bool, err error) {
+	b := &watchedBody{ReadCloser: resp.Body, d: d, idle: idle, err: err}
+	b.timer = time.AfterFunc(d, func() {
+		b.expired.Store(true)
+		_ = b.ReadCloser.Close()
+	})
+	resp.Body = b
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 && b.idle {
+		b.timer.Reset(b.d)
+	}
+	if err != nil && err != io.EOF && b.expired.Load() {
+		err = b.err
+	}
+	return n, err
+}
+
+// Close stops the timer and closes the body.
+func (b *watchedBody) Close() error {
+	b.timer.Stop()
+	return b.ReadCloser.Close()
+}
