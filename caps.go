@@ -98,7 +98,7 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	// that runs, a limit of 0 or less being the model's own.
 	maxOut, named := int64(0), false
 	for _, field := range [...]string{"max_tokens", "max_completion_tokens"} {
-		if v := req.Get(field); v.Exists() {
+		if v := req.Get(field); v.Exists() && v.Type != gjson.Null { // null: not given
 			named = true
 			n := v.Int()
 			if n <= 0 {
@@ -164,7 +164,7 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	}
 	var prompts []ir.Usage
 	prompts = append(prompts, ir.Usage{InputTokens: in})
-	asksCache := bytes.Contains(body, []byte("cache_control")) || escaped && hasMember(req, "cache_control")
+	asksCache := bytes.Contains(body, []byte("cache_control")) || escaped && jsonx.HasKey(req.Raw, "cache_control")
 	if autoCache && p.ListsCacheWrites() || asksCache {
 		// Cache writes cost 1.25× (5 minutes) or 2× (1 hour) the input.
 		prompts = append(prompts,
@@ -188,18 +188,6 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 		}
 	}
 	return usd, priced
-}
-
-// hasMember reports whether an object anywhere in v has a member named
-// name, its escapes decoded. v is a request body, whose nesting validate
-// bounds.
-func hasMember(v gjson.Result, name string) bool {
-	found := false
-	v.ForEach(func(k, x gjson.Result) bool {
-		found = k.Str == name && k.Type == gjson.String || (x.IsObject() || x.IsArray()) && hasMember(x, name)
-		return !found
-	})
-	return found
 }
 
 // outsideContent counts the documents and images of a request's messages

@@ -194,7 +194,6 @@ func TestWorstCaseTakesTheLargerOutputLimit(t *testing.T) {
 		{"claude-haiku-4-5", `{"model":"haiku","max_completion_tokens":0,"max_tokens":1,"messages":[]}`, int64(haiku.MaxOutputTokens)},
 		{"claude-haiku-4-5", `{"model":"haiku","max_completion_tokens":1,"max_tokens":0,"messages":[]}`, int64(haiku.MaxOutputTokens)},
 		{"gpt-5-mini", `{"model":"gpt-5-mini","max_tokens":100000,"max_completion_tokens":1,"messages":[]}`, 100000},
-		{"gpt-5-mini", `{"model":"gpt-5-mini","max_tokens":1,"max_completion_tokens":90000,"messages":[]}`, 90000},
 	}
 	for _, c := range cases {
 		billed, ok := cat.Cost(c.model, ir.Usage{InputTokens: 10, OutputTokens: c.out})
@@ -204,5 +203,13 @@ func TestWorstCaseTakesTheLargerOutputLimit(t *testing.T) {
 		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), false); reserved < billed {
 			t.Errorf("%s %s: reserved $%.6f, billed up to $%.6f (%d output tokens)", c.model, c.body, reserved, billed, c.out)
 		}
+	}
+	// A null limit is one not given (the adapters and providers read it so):
+	// the other stands, and a budget does not refuse the call for the
+	// model's whole output limit.
+	body := `{"model":"haiku","max_tokens":100,"max_completion_tokens":null,"messages":[]}`
+	whole, _ := cat.Cost("claude-haiku-4-5", ir.Usage{OutputTokens: int64(haiku.MaxOutputTokens)})
+	if reserved, _ := worstCaseCost(cat, "claude-haiku-4-5", []byte(body), false); reserved > whole/100 {
+		t.Errorf("%s: reserved $%.6f, the model's whole output limit costs $%.6f", body, reserved, whole)
 	}
 }

@@ -29,3 +29,28 @@ func TooDeep(s string, max int) bool {
 	}
 	return false
 }
+
+// HasKey reports whether an object anywhere in the JSON text s has a
+// member named name, its escapes decoded ("cache\u005fcontrol" is
+// cache_control). It reads s once, without recursion: its cost follows the
+// length of s, however deep s nests.
+func HasKey(s, name string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '"' {
+			continue
+		}
+		end := StringEnd(s, i)
+		if end < 0 {
+			return false
+		}
+		j := end
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r') {
+			j++
+		}
+		if j < len(s) && s[j] == ':' && end-i-2 >= len(name) && Unquote(s[i:end]) == name {
+			return true
+		}
+		i = end - 1
+	}
+	return false
+}

@@ -26,3 +26,31 @@ func TestTooDeep(t *testing.T) {
 		}
 	}
 }
+
+func TestHasKey(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{`{"a":{"b":[{"cache_control":{}}]}}`, true},
+		{`{"a":{"b":[{"cache\u005fcontrol" : {}}]}}`, true},
+		{`{"a":"cache_control","b":["cache_control"]}`, false}, // values, not names
+		{`{"a":"x\":\"cache_control\":1"}`, false},             // inside a string
+		{`{"cache_contro":1,"xcache_control":2}`, false},
+		{`{"a":[` + strings.Repeat("[", 900) + `"cache_control"` + strings.Repeat("]", 900) + `]}`, false},
+	} {
+		if got := HasKey(tc.in, "cache_control"); got != tc.want {
+			t.Errorf("HasKey(%.60q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// BenchmarkHasKeyDeep is a 4 MB body nested 999 levels deep: one pass,
+// where a recursive walk took about a second.
+func BenchmarkHasKeyDeep(b *testing.B) {
+	s := `{"x":` + strings.Repeat("[", 999) + `"` + strings.Repeat(`caf\u00e9 `, 400_000) + `"` + strings.Repeat("]", 999) + `}`
+	b.SetBytes(int64(len(s)))
+	for range b.N {
+		HasKey(s, "cache_control")
+	}
+}
