@@ -320,16 +320,26 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body of %d bytes is over the gateway's limit of %d bytes", r.ContentLength, g.MaxBodySize))
 	}
+	// Room for the body and the read that finds its end (ReadFrom asks for
+	// bytes.MinRead free bytes, and would otherwise copy a body that fits
+	// exactly into a buffer twice its size) is made up to preGrow at once,
+	// and for the rest of the announced length once preGrow bytes came:
+	// memory follows the bytes that arrived, not the length announced (a
+	// connection that declared 32 MiB and sent one byte held 32 MiB until
+	// it timed out), and a large body is still read into one buffer.
+	body := http.MaxBytesReader(w, r.Body, g.MaxBodySize)
+	var err error
 	if r.ContentLength > 0 {
-		// Room for the body and the read that finds its end: ReadFrom
-		// asks for bytes.MinRead free bytes, and would otherwise copy a
-		// body that fits exactly into a buffer twice its size. Only up to
-		// preGrow: memory follows the bytes that arrived, not the length a
-		// client announced (a connection that declared 32 MiB and sent one
-		// byte held 32 MiB until it timed out).
 		buf.Grow(int(min(r.ContentLength, preGrow)) + bytes.MinRead)
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, g.MaxBodySize))
+	if r.ContentLength > preGrow {
+		if _, err = buf.ReadFrom(io.LimitReader(body, preGrow)); err == nil && buf.Len() == preGrow {
+			buf.Grow(int(r.ContentLength-preGrow) + bytes.MinRead)
+		}
+	}
+	if err == nil {
+		_, err = buf.ReadFrom(body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -779,3 +779,18 @@ func TestBodyBufferFollowsArrivedBytes(t *testing.T) {
 		t.Errorf("one byte of an announced 32 MiB body took a %d-byte buffer", c)
 	}
 }
+
+// A large body announced with its length is read into one buffer of its
+// size, not one doubled past it (a 20 MB body was held in 32 MiB).
+func TestLargeBodyBufferFitsIt(t *testing.T) {
+	g := &Gateway{MaxBodySize: defaultMaxBody, logger: zap.NewNop()}
+	const n = 20 << 20
+	r := httptest.NewRequest(http.MethodPost, "/v1/messages", strings.NewReader(strings.Repeat("x", n)))
+	var buf bytes.Buffer
+	if aerr := g.readBody(httptest.NewRecorder(), r, &buf); aerr != nil {
+		t.Fatal(aerr.msg)
+	}
+	if buf.Len() != n || buf.Cap() > n+64<<10 {
+		t.Errorf("a %d-byte body: %d bytes read into a %d-byte buffer", n, buf.Len(), buf.Cap())
+	}
+}
