@@ -106,12 +106,7 @@ func openLedger(cmd *cobra.Command, create bool) (*budget.Ledger, error) {
 	if err != nil {
 		return nil, err
 	}
-	created := tellIfCreated(cmd, path)
-	l, err := budget.Open(path, budget.Options{})
-	if err == nil {
-		created()
-	}
-	return l, err
+	return openTelling(cmd, path, func(p string) (*budget.Ledger, error) { return budget.Open(p, budget.Options{}) })
 }
 
 func describeBudget(scope, subject, window string) string {

@@ -69,27 +69,21 @@ func openStore(cmd *cobra.Command) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	created := tellIfCreated(cmd, path)
-	s, err := store.Open(path, store.Options{})
-	if err == nil {
-		created()
-	}
-	return s, err
+	return openTelling(cmd, path, func(p string) (*store.Store, error) { return store.Open(p, store.Options{}) })
 }
 
-// tellIfCreated returns a function that says on stderr that the command
-// created the database at path, if it is missing now: a key or budget
-// written to a database the gateway does not use (its Caddyfile's db is
-// another) is silently of no effect, and the gateway answers that key
-// with a 401.
-func tellIfCreated(cmd *cobra.Command, path string) func() {
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		return func() {}
+// openTelling opens the database at path with open and, when that created
+// it, says so on stderr: a key or budget written to a database the
+// gateway does not use (its Caddyfile names another) is of no effect, and
+// the gateway answers that key with a 401.
+func openTelling[T any](cmd *cobra.Command, path string, open func(string) (T, error)) (T, error) {
+	_, statErr := os.Stat(path)
+	v, err := open(path)
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "note: created a new trace database at %s; the gateway must use this same file "+
+			"(the db option of its Caddyfile, else $METIS_DB, else ~/.metis/metis.db)\n", path)
 	}
-	return func() {
-		fmt.Fprintf(cmd.ErrOrStderr(), "note: created a new trace database at %s; the gateway must use this file "+
-			"(the db option of its Caddyfile, else $METIS_DB, else ~/.metis/metis.db), or give this command --db\n", path)
-	}
+	return v, err
 }
 
 // existingDBPath is dbPath for commands that only read or change what is

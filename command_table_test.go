@@ -112,7 +112,11 @@ func TestCommandsSayWhenTheyCreateTheDatabase(t *testing.T) {
 	if got := run(issueKeyCommand(), "--name", "second", "--db", keys); strings.Contains(got, "created") {
 		t.Errorf("second issue-key: stderr %q", got)
 	}
-	if got := run(setBudgetCommand(func(f runFunc) runFunc { return f }), "--user", "alice", "--window", "daily", "--hard", "5", "--db", budgets); !strings.Contains(got, "created a new trace database at "+budgets) {
+	setBudget := func() *cobra.Command { return setBudgetCommand(func(f runFunc) runFunc { return f }) }
+	if got := run(setBudget(), "--user", "alice", "--window", "daily", "--hard", "5", "--db", budgets); !strings.Contains(got, "created a new trace database at "+budgets) {
 		t.Errorf("set-budget: stderr %q does not name the new database", got)
+	}
+	if got := run(setBudget(), "--user", "bob", "--window", "daily", "--hard", "5", "--db", budgets); strings.Contains(got, "created") {
+		t.Errorf("second set-budget: stderr %q", got)
 	}
 }
