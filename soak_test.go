@@ -482,9 +482,9 @@ func TestSoak(t *testing.T) {
 		}
 		panic("unreachable")
 	}
-	cappedRun := func(o *soakOutcome) {
+	cappedRun := func(o *soakOutcome, choice int) {
 		o.keyID, o.maybeRefused = cappedKey.ID, "budget"
-		switch rand.IntN(6) {
+		switch choice {
 		case 4:
 			o.kind = "capped_retry"
 			e := fakeupstream.AnthropicError(529, "overloaded_error", "Overloaded")
@@ -543,7 +543,7 @@ func TestSoak(t *testing.T) {
 			for time.Now().Before(deadline) {
 				o := &soakOutcome{sid: newSID()}
 				if w < 2 {
-					cappedRun(o)
+					cappedRun(o, rand.IntN(6))
 					record(o)
 					time.Sleep(time.Duration(40+rand.IntN(40)) * time.Millisecond)
 					continue
@@ -605,6 +605,26 @@ func TestSoak(t *testing.T) {
 	}()
 	wg.Wait()
 	loadTime := time.Since(start)
+
+	// On a slow or busy machine (CI runs other packages' tests alongside)
+	// the capped key may not have spent its budget in the time given: its
+	// Sonnet calls go on, one at a time, until one is refused, so that the
+	// refusal and the checks on it are always exercised.
+	cappedRefused := func() bool {
+		outMu.Lock()
+		defer outMu.Unlock()
+		for _, o := range outcomes {
+			if o.keyID == cappedKey.ID && o.status == http.StatusTooManyRequests {
+				return true
+			}
+		}
+		return false
+	}
+	for i := 0; i < 1000 && !cappedRefused(); i++ {
+		o := &soakOutcome{sid: newSID()}
+		cappedRun(o, 0)
+		record(o)
+	}
 
 	// Let the calls of clients that hung up finish, then check.
 	settleDeadline := time.Now().Add(20 * time.Second)
