@@ -468,6 +468,19 @@ func TestE2EModelRetrieve(t *testing.T) {
 	if m, err := ocAll.Models.Get(ctx, "gpt-4o"); err != nil || m.ID != "gpt-4o" || m.OwnedBy != "openai" {
 		t.Errorf("unrestricted openai Models.Get(gpt-4o): %v %v", m, err)
 	}
+	// Models a chat call accepts that the list does not show (a
+	// provider:model reference, a new id or a fine-tune matched by its
+	// prefix) are retrieved as the provider's API retrieves every model
+	// the caller can use: tools that check a model before using it refused
+	// ones that work (audit 12E).
+	for _, id := range []string{"openai:gpt-4o", "gpt-5.7", "ft:gpt-4o-2024-08-06:org:custom:abc123"} {
+		if m, err := ocAll.Models.Get(ctx, id); err != nil || m.ID != id || m.OwnedBy != "openai" {
+			t.Errorf("unrestricted openai Models.Get(%s): %+v %v", id, m, err)
+		}
+	}
+	if info, err := acAll.Models.Get(ctx, "anthropic:claude-future-9", anthropic.ModelGetParams{}); err != nil || info.ID != "anthropic:claude-future-9" {
+		t.Errorf("unrestricted anthropic Models.Get(anthropic:claude-future-9): %v %v", info, err)
+	}
 
 	// Each 404 is a rejected request, attributed, naming the model.
 	rej := g.events(store.TypeRequestRejected)

@@ -335,10 +335,12 @@ func (g *Gateway) serveModels(w http.ResponseWriter, r *http.Request, shape stri
 }
 
 // serveModel answers GET /v1/models/{id} (the SDKs' models.retrieve) with
-// the object the list shows for that model, in the caller's shape. A model
-// the key's list does not show — unknown, or one the key may not use — is
-// 404 in both cases, as the provider's own API answers for a model the
-// caller cannot see.
+// the object the list shows for that model, in the caller's shape, and
+// for any other model the key may call (a provider:model reference, a new
+// or fine-tuned id matched by its prefix) the object the list would show
+// for it. A model the key may not call — unknown, or not allowed — is 404
+// in both cases, as the provider's own API answers for a model the caller
+// cannot see.
 func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, shape string, key *store.Key, id string) {
 	a := g.app
 	for _, m := range a.listModels(key.AllowedModels) {
@@ -348,7 +350,12 @@ func (g *Gateway) serveModel(w http.ResponseWriter, r *http.Request, shape strin
 		}
 	}
 	aerr := reject(http.StatusNotFound, "unknown_model", fmt.Sprintf("model %q is not in this gateway's model list", clip(id)))
-	if res := a.resolve(id); res != nil && !a.allowed(key.AllowedModels, id, res) {
+	if res := a.resolve(id); res != nil {
+		if a.allowed(key.AllowedModels, id, res) {
+			p, _ := a.prices.Lookup(res.model)
+			writeJSON(w, http.StatusOK, modelObject(shape, modelEntry{id: id, ownedBy: res.prov.name, maxInput: p.MaxInputTokens, maxOutput: p.MaxOutputTokens}))
+			return
+		}
 		aerr = reject(http.StatusNotFound, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q", clip(id)))
 	}
 	g.refuse(w, r, shape, key, id, aerr)
