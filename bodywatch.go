@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,8 @@ type watchedBody struct {
 	err     error
 	timer   *time.Timer
 	expired atomic.Bool
+	mu      sync.Mutex // orders a read's Reset after Close's Stop
+	closed  bool
 }
 
 // watchBody replaces resp.Body with a watchedBody (see there).
@@ -51,7 +54,14 @@ func watchBody(resp *http.Response, d time.Duration, idle bool, err error) {
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if n > 0 && b.idle {
-		b.timer.Reset(b.d)
+		// A read under way when the body is closed (a translated stream's
+		// reader goroutine) must not arm the timer again: it would hold
+		// the body for d.
+		b.mu.Lock()
+		if !b.closed {
+			b.timer.Reset(b.d)
+		}
+		b.mu.Unlock()
 	}
 	if err != nil && err != io.EOF && b.expired.Load() {
 		err = b.err
@@ -61,6 +71,9 @@ func (b *watchedBody) Read(p []byte) (int, error) {
 
 // Close stops the timer and closes the body.
 func (b *watchedBody) Close() error {
+	b.mu.Lock()
+	b.closed = true
 	b.timer.Stop()
+	b.mu.Unlock()
 	return b.ReadCloser.Close()
 }
