@@ -240,8 +240,10 @@ func (s *Store) runWriter() {
 			s.commit(ctx, &w, rest[:n], false)
 			rest = rest[n:]
 		}
+		// Reuse the drained slice for the next swap, its events let go
+		// (a burst's slice would otherwise keep them until overwritten).
+		clear(cur)
 		s.qmu.Lock()
-		// Reuse the drained slice for the next swap.
 		s.spare = cur[:0]
 		s.qmu.Unlock()
 	}
