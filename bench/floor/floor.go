@@ -77,8 +77,8 @@ func (f *Forward) Provision(caddy.Context) error {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: 10 * time.Minute,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
+		WriteBufferSize:       8 << 10, // as the gateway's provider.go
+		ReadBufferSize:        8 << 10,
 	}
 	f.client = &http.Client{Transport: f.transport}
 	return nil
