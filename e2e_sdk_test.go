@@ -466,3 +466,41 @@ func TestE2EOpenAISDK(t *testing.T) {
 		e2eWant(t, "call", call, map[string]any{"status": 429, "error_class": "RATE_LIMITED", "inbound_shape": "openai"})
 	})
 }
+
+// A request the gateway refuses carries its request.rejected event's id
+// where each SDK reads a request id, so a developer's error report finds
+// its row in the trace; the refusals had no id at all (audit 12E).
+func TestE2ERefusalCarriesItsEventID(t *testing.T) {
+	g, _ := e2eSetup(t, "")
+	_, tok := e2eKey(g, "restricted", "haiku")
+	ctx := context.Background()
+	reasonOf := func(id string) string {
+		g.sync()
+		var typ, reason string
+		err := g.db().QueryRow(`SELECT type, json_extract(payload_json, '$.reason') FROM events WHERE id = ?`, id).Scan(&typ, &reason)
+		if err != nil || typ != "request.rejected" {
+			t.Errorf("event %q: %s %v", id, typ, err)
+		}
+		return reason
+	}
+	ac, oc := e2eAnthropicClient(g, "gw_not_a_key"), e2eOpenAIClient(g, tok)
+	_, err := ac.Messages.New(ctx, anthropic.MessageNewParams{
+		Model: "haiku", MaxTokens: 16, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}})
+	var ae *anthropic.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusUnauthorized || ae.RequestID == "" {
+		t.Fatalf("anthropic SDK: %v, want a 401 with a request id", err)
+	}
+	if r := reasonOf(ae.RequestID); r != "unknown_key" {
+		t.Errorf("anthropic SDK's request id names a refusal for %q, want unknown_key", r)
+	}
+	_, err = oc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+		Model: "gpt-5-nano", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}})
+	var oe *openai.Error
+	if !errors.As(err, &oe) || oe.StatusCode != http.StatusForbidden {
+		t.Fatalf("openai SDK: %v, want a 403", err)
+	}
+	id := oe.Response.Header.Get("X-Request-Id")
+	if r := reasonOf(id); r != "model_not_allowed" {
+		t.Errorf("openai SDK's x-request-id %q names a refusal for %q, want model_not_allowed", id, r)
+	}
+}

@@ -502,7 +502,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // refuse records a rejection and answers it in the caller's shape.
 func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
-	g.rejected(r, shape, key, requested, e)
+	if id := g.rejected(r, shape, key, requested, e); id != "" {
+		// The refusal's event id, where the client's SDK reads a request
+		// id: a developer's error report finds its row in the trace.
+		if shape == shapeAnthropic {
+			w.Header().Set("Request-Id", id)
+		} else {
+			w.Header().Set("X-Request-Id", id)
+		}
+	}
 	writeAPIError(w, shape, e)
 	lingerUnread(w, r, e)
 }
@@ -568,8 +576,9 @@ func clipTo(s string, n int) string {
 }
 
 // rejected records a request the gateway refused before any upstream call:
-// one by one up to a rate, then summed (rejectLimiter).
-func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, requested string, e *apiError) {
+// one by one up to a rate, then summed (rejectLimiter). It returns the id
+// of the request.rejected event written for it alone, else "".
+func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, requested string, e *apiError) (eventID string) {
 	if ce := g.logger.Check(zap.DebugLevel, "request rejected"); ce != nil {
 		fields := []zap.Field{zap.String("reason", e.reason), zap.Int("status", e.status),
 			zap.String("inbound_shape", shape), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
@@ -603,11 +612,14 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 	}
 	if !alone {
 		g.app.rejects.sum(group, now, p)
-		return
+		return ""
 	}
-	if !g.app.store.Enqueue(store.Event{Type: store.TypeRequestRejected, Time: now, Payload: p}) {
+	id := store.NewID()
+	if !g.app.store.Enqueue(store.Event{ID: id, Type: store.TypeRequestRejected, Time: now, Payload: p}) {
 		mDropped.Inc()
+		return ""
 	}
+	return id.String()
 }
 
 // discard drains and closes a body so its connection can be reused.
