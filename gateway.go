@@ -505,11 +505,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, r *http.Request, shape string, k
 	if id := g.rejected(r, shape, key, requested, e); id != "" {
 		// The refusal's event id, where the client's SDK reads a request
 		// id: a developer's error report finds its row in the trace.
-		if shape == shapeAnthropic {
-			w.Header().Set("Request-Id", id)
-		} else {
-			w.Header().Set("X-Request-Id", id)
-		}
+		setRequestIDHeader(w.Header(), shape, id)
 	}
 	writeAPIError(w, shape, e)
 	lingerUnread(w, r, e)

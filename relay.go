@@ -491,13 +491,18 @@ func (c *call) promptEstimate() int64 {
 // x-request-id for OpenAI's (err.RequestID, _request_id), whichever name
 // the provider sent it under.
 func (c *call) setRequestID(h http.Header) {
-	if c.upstreamReqID == "" {
-		return
+	if c.upstreamReqID != "" {
+		setRequestIDHeader(h, c.shape, c.upstreamReqID)
 	}
-	if c.shape == shapeAnthropic {
-		h.Set("Request-Id", c.upstreamReqID)
+}
+
+// setRequestIDHeader sets id under the header a shape's SDKs read a
+// request id from: request-id (Anthropic), x-request-id (OpenAI).
+func setRequestIDHeader(h http.Header, shape, id string) {
+	if shape == shapeAnthropic {
+		h.Set("Request-Id", id)
 	} else {
-		h.Set("X-Request-Id", c.upstreamReqID)
+		h.Set("X-Request-Id", id)
 	}
 }
 
