@@ -315,7 +315,11 @@ func (c *call) run() {
 // having written nothing, when the response is a stream that failed before
 // its first event and the provider's retries allow another attempt.
 func (c *call) answer(resp *http.Response) bool {
-	if isEventStream(resp.Header) {
+	// A successful answer to a streamed request that names no media type
+	// is read as the stream it was asked for (the SDKs read it so).
+	stream := isEventStream(resp.Header) ||
+		c.stream && resp.StatusCode < 300 && resp.Header.Get("Content-Type") == ""
+	if stream {
 		// Closed, not drained: a stream read to its end has already freed
 		// its connection, and one left early (a panic in the relay) must
 		// stop the provider, not wait out its generation. (A closure:
@@ -333,7 +337,7 @@ func (c *call) answer(resp *http.Response) bool {
 		c.redirected(resp)
 	case resp.StatusCode >= 400:
 		c.relayError(resp)
-	case isEventStream(resp.Header):
+	case stream:
 		st, retry := c.startStream(resp)
 		if retry {
 			// Closed, not drained: a provider may hold the failed stream open.

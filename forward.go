@@ -249,8 +249,11 @@ func connectFailed(err error) bool {
 	return strings.Contains(err.Error(), "TLS handshake timeout")
 }
 
+// isEventStream reports whether an answer's Content-Type is a stream's.
 func isEventStream(h http.Header) bool {
-	return strings.HasPrefix(h.Get("Content-Type"), "text/event-stream")
+	const sse = "text/event-stream"
+	ct := strings.TrimSpace(h.Get("Content-Type"))
+	return len(ct) >= len(sse) && strings.EqualFold(ct[:len(sse)], sse) // media types ignore case
 }
 
 // copyResponseHeaders relays upstream response headers to the client.
