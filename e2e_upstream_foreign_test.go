@@ -5,9 +5,12 @@ package metis
 // 13F): each test sends what that provider sent.
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -72,4 +75,74 @@ func TestForeignUpstreamStreamWithoutContentType(t *testing.T) {
 	}
 	call := e2eCalls(g, 1)[0]
 	e2eWant(t, "no Content-Type", call, map[string]any{"usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
+}
+
+// A provider that closes an idle keep-alive connection just as the
+// gateway sends the next request on it (uvicorn's, Node's or gunicorn's
+// keep-alive timeout of 2-5 s is far below the gateway's 90 s
+// IdleConnTimeout) never sees that request. The gateway reports
+// "provider … is unreachable" (502, UPSTREAM_UNREACHABLE) when
+// max_retries is 0, as the README advises for Claude Code fleets, and
+// otherwise spends one of its retries and a 0.4-0.6 s backoff on it. Go's
+// transport retries such a request itself only when it is idempotent.
+func TestForeignUpstreamStaleKeepAliveConnection(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	answered := 0
+	sentKey := false // the replayable mark must not go on the wire
+	up := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if _, ok := r.Header["Idempotency-Key"]; ok {
+			sentKey = true
+		}
+		seen[r.RemoteAddr]++
+		n := seen[r.RemoteAddr]
+		if n == 1 {
+			answered++
+		}
+		mu.Unlock()
+		if n > 1 {
+			// The server's idle timer fired as the request arrived: it
+			// closes the connection without reading or answering.
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
+	}
+	g := oddUpstreamRetries(t, 0, up)
+	_, tok := e2eKey(g, "stale")
+	for i := range 3 {
+		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+		got := e2eRead(t, resp)
+		if resp.StatusCode != 200 {
+			t.Errorf("call %d: client got %d %.200s; the provider never saw the request (it closed an idle connection)", i+1, resp.StatusCode, got)
+		}
+	}
+	for i, c := range e2eCalls(g, 3) {
+		e2eWant(t, fmt.Sprintf("call %d", i+1), c, map[string]any{"status": 200, "error_class": nil, "attempts": 1})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if answered != 3 {
+		t.Errorf("provider answered %d requests, want 3", answered)
+	}
+	if sentKey {
+		t.Error("the provider got an Idempotency-Key header")
+	}
+}
+
+// oddUpstreamRetries is oddUpstream with the providers' max_retries set.
+func oddUpstreamRetries(t *testing.T, retries int, h http.HandlerFunc) *testGateway {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		h(w, r)
+	}))
+	t.Cleanup(up.Close)
+	cfg := strings.ReplaceAll(gatewayConfig(tempDB(t), up.URL, ""), "max_retries 2", fmt.Sprintf("max_retries %d", retries))
+	return startGateway(t, cfg)
 }

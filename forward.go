@@ -72,6 +72,14 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 		h.Set("Accept", "text/event-stream")
 	}
 	p.setAuth(h)
+	if _, ok := h["Idempotency-Key"]; !ok {
+		// Marks the POST replayable, the header itself unsent: the
+		// transport then resends it at once on a new connection when a
+		// pooled one turns out closed by the provider's keep-alive timer
+		// (uvicorn's, Node's: 5 s) before any answer, a request the
+		// provider never saw, instead of failing it.
+		h["Idempotency-Key"] = nil
+	}
 	return req, nil
 }
 
