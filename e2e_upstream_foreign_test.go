@@ -5,6 +5,7 @@ package metis
 // 13F): each test sends what that provider sent.
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -145,4 +146,49 @@ func oddUpstreamRetries(t *testing.T, retries int, h http.HandlerFunc) *testGate
 	t.Cleanup(up.Close)
 	cfg := strings.ReplaceAll(gatewayConfig(tempDB(t), up.URL, ""), "max_retries 2", fmt.Sprintf("max_retries %d", retries))
 	return startGateway(t, cfg)
+}
+
+// An OpenAI-compatible server that reports cumulative usage on every
+// chunk (vLLM's continuous usage stats, some proxies) has the final count
+// in its finish chunk. An Anthropic client is told the previous chunk's
+// count in its message_delta (Claude Code showed 37 output tokens of 40),
+// while the ledger records the provider's 40.
+func TestForeignUpstreamCumulativeUsageEveryChunkToAnthropicClient(t *testing.T) {
+	const n = 5
+	var b strings.Builder
+	for i := 0; i <= n; i++ {
+		chunk := map[string]any{"id": "chatcmpl-foreign", "object": "chat.completion.chunk", "created": 1755137921, "model": "gpt-5-nano-2025-08-07",
+			"usage": map[string]any{"prompt_tokens": 50, "completion_tokens": 3 * i, "total_tokens": 50 + 3*i}}
+		switch {
+		case i == n:
+			chunk["choices"] = []any{map[string]any{"index": 0, "delta": map[string]any{}, "finish_reason": "stop"}}
+		default:
+			chunk["choices"] = []any{map[string]any{"index": 0, "delta": map[string]any{"content": "abc"}, "finish_reason": nil}}
+		}
+		j, _ := json.Marshal(chunk)
+		fmt.Fprintf(&b, "data: %s\n\n", j)
+	}
+	b.WriteString("data: [DONE]\n\n")
+	body := b.String()
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, body)
+	})
+	_, tok := e2eKey(g, "cumulative")
+	resp := g.post("/v1/messages", tok, `{"model":"nano","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	evs := e2eReadSSE(t, resp.Body)
+	resp.Body.Close()
+	var out float64 = -1
+	for _, ev := range evs {
+		if ev.Name == "message_delta" {
+			if v, ok := e2ePath(e2eJSON(t, ev.Data), "usage", "output_tokens").(float64); ok {
+				out = v
+			}
+		}
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "ledger", call, map[string]any{"output_tokens": 3 * n, "input_tokens": 50})
+	if out != 3*n {
+		t.Errorf("client's message_delta says output_tokens %v; the provider reported %d (the ledger has %v)", out, 3*n, call["output_tokens"])
+	}
 }

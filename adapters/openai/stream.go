@@ -72,6 +72,7 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 		d.started = true
 		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageStart, ID: c.ID, Model: c.Model})
 	}
+	usageSent := false
 	for i := range c.Choices {
 		ch := &c.Choices[i]
 		if ch.Index != 0 {
@@ -94,15 +95,28 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 			if d.refusal && sr == ir.StopEndTurn {
 				sr = ir.StopRefusal
 			}
-			evs = append(evs, ir.StreamEvent{Type: ir.EventMessageDelta, StopReason: sr})
+			md := ir.StreamEvent{Type: ir.EventMessageDelta, StopReason: sr}
+			if c.Usage != nil {
+				// One event: a client's stream ends at the finish once
+				// it knows a usage, which must be this chunk's (a server
+				// reporting usage on every chunk counts on to here).
+				md.Usage, md.HasUsage = chunkUsage(&c), true
+				usageSent = true
+			}
+			evs = append(evs, md)
 		}
 	}
-	if c.Usage != nil {
-		u := decodeUsageCounts(c.Usage)
-		u.ServiceTier = c.ServiceTier
-		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageDelta, Usage: u, HasUsage: true})
+	if c.Usage != nil && !usageSent {
+		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageDelta, Usage: chunkUsage(&c), HasUsage: true})
 	}
 	return evs, nil
+}
+
+// chunkUsage is a chunk's usage, which it must have.
+func chunkUsage(c *inChunk) ir.Usage {
+	u := decodeUsageCounts(c.Usage)
+	u.ServiceTier = c.ServiceTier
+	return u
 }
 
 // kindFromCode refines an error class from an OpenAI error code/type.
