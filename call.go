@@ -333,6 +333,8 @@ func (c *call) answer(resp *http.Response) bool {
 		c.upstreamReqID = resp.Header.Get("X-Request-Id")
 	}
 	switch {
+	case resp.Header.Get("Content-Encoding") != "":
+		c.undecodable(resp)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		c.redirected(resp)
 	case resp.StatusCode >= 400:

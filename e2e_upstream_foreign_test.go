@@ -5,6 +5,8 @@ package metis
 // 13F): each test sends what that provider sent.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -190,5 +192,92 @@ func TestForeignUpstreamCumulativeUsageEveryChunkToAnthropicClient(t *testing.T)
 	e2eWant(t, "ledger", call, map[string]any{"output_tokens": 3 * n, "input_tokens": 50})
 	if out != 3*n {
 		t.Errorf("client's message_delta says output_tokens %v; the provider reported %d (the ledger has %v)", out, 3*n, call["output_tokens"])
+	}
+}
+
+// A body with Content-Encoding x-gzip (RFC 9110 §8.4.1.3: to be treated
+// as gzip) is not decoded by Go's transport, and the gateway drops the
+// header while relaying the compressed bytes: a same-shape client gets
+// binary with no Content-Encoding, the call is priced from an estimate;
+// streamed, the gateway retries a billed generation three times and
+// answers 502 at $0.
+func TestForeignUpstreamXGzipContentEncoding(t *testing.T) {
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = io.WriteString(zw, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0).Body)
+	_ = zw.Close()
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "x-gzip")
+		_, _ = w.Write(zb.Bytes())
+	})
+	_, tok := e2eKey(g, "xgzip")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+		if zr, err := gzip.NewReader(bytes.NewReader(raw)); err == nil {
+			raw, _ = io.ReadAll(zr)
+		}
+	}
+	if !json.Valid(raw) {
+		t.Errorf("client got %d, Content-Encoding %q, a body that is not JSON: %q", resp.StatusCode, resp.Header.Get("Content-Encoding"), raw[:min(len(raw), 40)])
+	}
+	call := e2eCalls(g, 1)[0]
+	// 402 × $3/MTok + 89 × $15/MTok = $0.001206 + $0.001335 = $0.002541
+	e2eWant(t, "x-gzip", call, map[string]any{"usage_source": "provider", "input_tokens": 402, "output_tokens": 89})
+}
+
+// A stream in x-gzip is relayed event by event and priced from its usage
+// (it was retried as a stream that never began, three billed generations
+// recorded at $0); one in an encoding the gateway cannot read (br) is a
+// 502 in the caller's shape, not retried, priced from the prompt's
+// estimate since the provider did the work.
+func TestForeignUpstreamStreamContentEncoding(t *testing.T) {
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = io.WriteString(zw, foreignAnthropicStream())
+	_ = zw.Close()
+	var mu sync.Mutex
+	requests := 0
+	encoding := "x-gzip"
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		ce := encoding
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", ce)
+		_, _ = w.Write(zb.Bytes())
+	})
+	_, tok := e2eKey(g, "streamenc")
+	const body = `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`
+	resp := g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+	got := e2eRead(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(got, "message_stop") || resp.Header.Get("Content-Encoding") != "" {
+		t.Errorf("x-gzip stream: client got %d (Content-Encoding %q) %.200q", resp.StatusCode, resp.Header.Get("Content-Encoding"), got)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "x-gzip stream", call, map[string]any{"status": 200, "attempts": 1, "usage_source": "provider",
+		"input_tokens": 394, "output_tokens": 79})
+
+	mu.Lock()
+	encoding, requests = "br", 0
+	mu.Unlock()
+	resp = g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+	got = e2eRead(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(got, `"type":"error"`) || !strings.Contains(got, "br") {
+		t.Errorf("br stream: client got %d %.300s; want a 502 in Anthropic's shape naming the encoding", resp.StatusCode, got)
+	}
+	call = e2eCalls(g, 2)[1]
+	e2eWant(t, "br stream", call, map[string]any{"status": 502, "attempts": 1, "error_class": "BAD_UPSTREAM_RESPONSE",
+		"usage_source": "estimated"})
+	if c := e2eCost(t, call); c <= 0 {
+		t.Errorf("br stream: cost_usd %v; the provider generated an answer, priced from the estimate", c)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 1 {
+		t.Errorf("br stream: %d requests upstream, want 1 (retrying cannot mend an encoding)", requests)
 	}
 }

@@ -2,8 +2,11 @@ package metis
 
 import (
 	"bytes"
+	"compress/gzip"
+	"compress/zlib"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -103,6 +106,9 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		// header copying for it.
 		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
+		if err == nil {
+			decodeBody(resp)
+		}
 		if err == nil && resp.StatusCode >= 300 {
 			// An error's body is small: one that stalls after its headers
 			// would hold the call, and its retries, past the timeout,
@@ -256,6 +262,55 @@ func connectFailed(err error) bool {
 	}
 	return strings.Contains(err.Error(), "TLS handshake timeout")
 }
+
+// decodeBody undoes a Content-Encoding the transport left in place: it
+// decodes only the gzip it asked for, and a provider may answer x-gzip
+// (gzip's old name, RFC 9110 §8.4.1.3) or deflate anyway. Another
+// encoding stays named in the header: answer refuses it.
+func decodeBody(resp *http.Response) {
+	var open func(io.Reader) (io.Reader, error)
+	switch strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))) {
+	case "":
+		return
+	case "identity":
+	case "gzip", "x-gzip":
+		open = func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }
+	case "deflate": // zlib's format (RFC 9110 §8.4.1.2)
+		open = func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }
+	default:
+		return
+	}
+	resp.Header.Del("Content-Encoding")
+	if open != nil {
+		resp.Header.Del("Content-Length")
+		resp.ContentLength, resp.Uncompressed = -1, true
+		resp.Body = &decodedBody{body: resp.Body, open: open}
+	}
+}
+
+// decodedBody decodes its body from the first Read on, so that waiting for
+// the encoding's header is a read of the body (timed as one), not of the
+// response's headers.
+type decodedBody struct {
+	body io.ReadCloser
+	open func(io.Reader) (io.Reader, error)
+	r    io.Reader
+	err  error
+}
+
+func (d *decodedBody) Read(p []byte) (int, error) {
+	if d.r == nil && d.err == nil {
+		if d.r, d.err = d.open(d.body); d.err != nil {
+			d.err = fmt.Errorf("decoding the provider's answer: %w", d.err)
+		}
+	}
+	if d.err != nil {
+		return 0, d.err
+	}
+	return d.r.Read(p)
+}
+
+func (d *decodedBody) Close() error { return d.body.Close() }
 
 // isEventStream reports whether an answer's Content-Type is a stream's.
 func isEventStream(h http.Header) bool {

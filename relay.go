@@ -159,6 +159,24 @@ func (c *call) redirected(resp *http.Response) {
 		"provider %s answered %d, a redirect, which the gateway does not follow: its base_url may need changing", c.res.prov.name, resp.StatusCode))
 }
 
+// undecodable answers a provider's answer in an encoding the gateway did
+// not ask for and cannot read (decodeBody): neither the client (its own
+// Accept-Encoding was not sent) nor the ledger could read it. A success
+// is priced from the prompt's estimate: the provider did the work.
+func (c *call) undecodable(resp *http.Response) {
+	_ = resp.Body.Close()
+	ce := resp.Header.Get("Content-Encoding")
+	if resp.StatusCode < 300 && c.kind != kindCountTokens {
+		c.usage, c.haveUsage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}, true
+	}
+	c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
+	c.g.logger.Warn("provider answered in an encoding the gateway cannot read",
+		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode),
+		zap.String("content_encoding", ce))
+	writeError(c.w, c.shape, c.status, fmt.Sprintf(
+		"provider %s answered %d with Content-Encoding %q, which the gateway cannot read", c.res.prov.name, resp.StatusCode, ce))
+}
+
 // relayBody relays a non-streamed answer and reads its usage.
 func (c *call) relayBody(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
