@@ -281,3 +281,29 @@ func TestForeignUpstreamStreamContentEncoding(t *testing.T) {
 		t.Errorf("br stream: %d requests upstream, want 1 (retrying cannot mend an encoding)", requests)
 	}
 }
+
+// A close-delimited answer (HTTP/1.0, or Connection: close without a
+// Content-Length) that the provider cuts short ends in a clean EOF: the
+// gateway relays the fragment and records a 200 success, error_class
+// null, priced from an estimate. A JSON answer that does not parse is not
+// a success.
+func TestForeignUpstreamTruncatedCloseDelimitedAnswer(t *testing.T) {
+	full := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0).Body
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		c, buf, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_, _ = buf.WriteString("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + full[:300])
+		_ = buf.Flush()
+	})
+	_, tok := e2eKey(g, "cut")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+	e2eRead(t, resp)
+	call := e2eCalls(g, 1)[0]
+	if call["error_class"] == nil {
+		t.Errorf("a truncated answer (300 of %d bytes, not JSON) is recorded as status %v with error_class null (usage_source %v)",
+			len(full), call["status"], call["usage_source"])
+	}
+}

@@ -264,6 +264,12 @@ func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 		// An answer without readable usage is still priced: estimate from
 		// the bytes rather than record a silent $0.
 		u = ir.Usage{InputTokens: c.promptEstimate(), OutputTokens: int64(len(body)+3) / 4, Estimated: true}
+		if c.errorClass == "" && !gjson.ValidBytes(body) {
+			// Not an answer at all: cut short (a close-delimited body ends
+			// in a clean EOF) or not JSON. Relayed as it came, recorded as
+			// what it is.
+			c.errorClass = errBadUpstreamBody
+		}
 	}
 	c.usage, c.haveUsage = u, true
 }
