@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -31,10 +32,13 @@ type call struct {
 	kind    int
 	key     *store.Key
 	session string
-	// ctx is the request's context, also cancelled (with errShuttingDown)
-	// when the trace store closes; it bounds the upstream call.
+	// ctx bounds the upstream call: cancelled when the client leaves
+	// (clientLeft), the handler returns, or (with errShuttingDown) the
+	// trace store closes.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	// answered is set once the provider's stream has finished its answer.
+	answered atomic.Bool
 
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved
@@ -116,8 +120,9 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		c.refuse(aerr)
 		return nil
 	}
-	c.ctx, c.cancel = context.WithCancelCause(r.Context())
+	c.ctx, c.cancel = context.WithCancelCause(context.WithoutCancel(r.Context()))
 	defer c.cancel(nil)
+	defer context.AfterFunc(r.Context(), c.clientLeft)()
 	if !g.app.inflight.add(c, c.cancel) {
 		c.refuse(reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request"))
 		return nil
@@ -134,6 +139,24 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	c.run()
 	c.finish()
 	return nil
+}
+
+// usageGrace is how long a call reads on, unrelayed, after its client
+// left between the provider's finish and the usage that follows it (a
+// variable for tests, read when a gateway is provisioned).
+var usageGrace = 5 * time.Second
+
+// clientLeft ends the upstream call when the client leaves, unless the
+// provider has finished its answer (answered): then only its usage is to
+// come (OpenAI's chunk after the finish, which the SDKs' helpers and many
+// loops do not wait for), and it is read for up to usageGrace, so that a
+// whole answer is priced from the provider's usage rather than cancelled.
+func (c *call) clientLeft() {
+	if c.answered.Load() {
+		time.AfterFunc(c.g.usageGrace, func() { c.cancel(nil) })
+		return
+	}
+	c.cancel(nil)
 }
 
 // recoverPanic turns a panic in an accepted call (a bug) into a recorded

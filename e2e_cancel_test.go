@@ -368,3 +368,63 @@ func e2eStalledStream(t *testing.T, g *testGateway, up *fakeupstream.Server, tok
 	}
 	return rd
 }
+
+// A client that reads an OpenAI-shape stream up to its finish chunk and
+// then closes it (openai-python's `if chunk.choices[0].finish_reason:
+// break`, the chat.completions.stream() helper's content.done) has the
+// whole answer, which the provider bills; its usage chunk follows a few
+// milliseconds later. The call is priced from that usage, not cancelled
+// with an estimate from the visible text (which misses reasoning tokens
+// and the real prompt size: 234× too low in audit 13P's run).
+func TestE2EClientLeavesAfterFinishBeforeUsage(t *testing.T) {
+	for _, tc := range []struct{ name, streamOptions string }{
+		{"client asked include_usage", `"stream_options":{"include_usage":true},`},
+		{"gateway asked include_usage", ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "finish-then-close")
+			// role chunk, 3 word chunks, finish chunk | 50 ms | usage chunk
+			// (prompt 1000, completion len("Hello there, friend.")/4+1 = 6), [DONE].
+			r := fakeupstream.OpenAITextStream("gpt-5-mini", "Hello there, friend.", 1000, true)
+			r.Gap = 50 * time.Millisecond
+			up.Enqueue("/v1/chat/completions", r)
+			body := `{"model":"gpt-5-mini","stream":true,` + tc.streamOptions + `"messages":[{"role":"user","content":"Say hello."}]}`
+			e2eCancelAfter(t, g, "/v1/chat/completions", tok, body,
+				func(ev e2eSSE) bool { return strings.Contains(ev.Data, `"finish_reason":"stop"`) })
+			call := e2eCalls(g, 1)[0]
+			// gpt-5-mini: 1000 × $0.25/MTok + 6 × $2/MTok = 0.00025 + 0.000012 = 0.000262
+			e2eWant(t, "call", call, map[string]any{"status": 200, "error_class": nil, "usage_source": "provider",
+				"input_tokens": 1000, "output_tokens": 6})
+			if c := e2eCost(t, call); !e2eNear(c, 0.000262) {
+				t.Errorf("cost_usd %v, want 0.000262 (the provider's usage of a finished answer)", c)
+			}
+			e2eCheckTriple(g, call)
+		})
+	}
+}
+
+// After the finish, a provider whose usage never comes is read no longer
+// than usageGrace once the client has left: the call is then cancelled
+// and recorded with its estimate, as any stream the client left.
+func TestE2EClientLeavesAfterFinishUsageNeverComes(t *testing.T) {
+	old := usageGrace
+	usageGrace = 300 * time.Millisecond
+	t.Cleanup(func() { usageGrace = old })
+	g, up := e2eSetup(t, "") // reads usageGrace
+	_, tok := e2eKey(g, "finish-then-stall")
+	r := fakeupstream.OpenAITextStream("gpt-5-mini", "Hello there, friend.", 1000, true)
+	r.StallAfter = len(r.Events) - 2 // before the usage chunk and [DONE]
+	up.Enqueue("/v1/chat/completions", r)
+	left := time.Now()
+	e2eCancelAfter(t, g, "/v1/chat/completions", tok, `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`,
+		func(ev e2eSSE) bool { return strings.Contains(ev.Data, `"finish_reason":"stop"`) })
+	if !up.WaitCanceled(300*time.Millisecond + time.Second) {
+		t.Fatal("the provider call was not cancelled within 1.3 s of the client leaving")
+	}
+	if d := time.Since(left); d < 300*time.Millisecond {
+		t.Errorf("the provider call was cancelled %v after the client left, before the 300 ms grace for its usage", d)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"error_class": "CANCELLED", "usage_source": "estimated"})
+}

@@ -35,8 +35,9 @@ type Gateway struct {
 	// Default 32 MiB (Anthropic's own limit).
 	MaxBodySize int64 `json:"max_body_size,omitempty"`
 
-	app    *App
-	logger *zap.Logger
+	app        *App
+	logger     *zap.Logger
+	usageGrace time.Duration // usageGrace when provisioned
 }
 
 // CaddyModule returns the Caddy module information.
@@ -52,6 +53,7 @@ func (g *Gateway) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading the metis app: %w", err)
 	}
 	g.app = v.(*App)
+	g.usageGrace = usageGrace
 	if g.MaxBodySize <= 0 {
 		g.MaxBodySize = defaultMaxBody
 	}

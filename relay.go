@@ -312,6 +312,15 @@ func (o *streamObserver) complete() bool {
 	return o.oai.Complete()
 }
 
+// finished reports whether the provider has finished its answer: a
+// finish reason (OpenAI) or a stop reason (Anthropic) arrived.
+func (o *streamObserver) finished() bool {
+	if o.typ == shapeAnthropic {
+		return o.ant.Meta().StopReason != ""
+	}
+	return o.oai.Meta().FinishReason != ""
+}
+
 func (o *streamObserver) model() string {
 	if o.typ == shapeAnthropic {
 		return o.ant.Meta().Model
@@ -701,12 +710,31 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 			burst = appendWithoutNullUsage(burst, ev.Raw)
 			c.openEvent = ev.Unterminated
 		}
+		if !c.answered.Load() && obs.finished() {
+			c.answered.Store(true) // before the client can see the finish
+		}
 		if rd.Ready() && len(burst) < maxBurst {
 			continue // the next event arrived with this one: send them together
 		}
 		if err := send(); err != nil {
+			if c.answered.Load() {
+				drainUsage(rd, obs)
+			}
 			return err
 		}
+	}
+}
+
+// drainUsage reads the rest of a stream whose client left after the
+// provider's finish, unrelayed, until the answer is complete (its usage
+// arrived) or the stream ends (clientLeft bounds it by usageGrace).
+func drainUsage(rd *sse.Reader, obs *streamObserver) {
+	for !obs.complete() {
+		ev, err := nextEvent(rd)
+		if err != nil {
+			return
+		}
+		obs.observe(ev)
 	}
 }
 
