@@ -164,6 +164,8 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 			p.MaxTokensField = v
 		case "system_messages":
 			p.SystemMessages = v
+		case "prompt_cache":
+			p.PromptCache = v
 		case "max_retries":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {

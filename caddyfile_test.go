@@ -67,6 +67,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"bad auth", "{\n\tmetis {\n\t\tprovider glm anthropic {\n\t\t\tauth token\n\t\t}\n\t}\n}\n", `provider "glm": auth must be x-api-key or bearer, got "token"`, "Caddyfile:5"},
 		{"x-api-key to openai", "{\n\tmetis {\n\t\tprovider openai {\n\t\t\tauth x-api-key\n\t\t}\n\t}\n}\n", `auth x-api-key is for the anthropic type`, "Caddyfile:5"},
 		{"compat option on anthropic", "{\n\tmetis {\n\t\tprovider anthropic {\n\t\t\tsystem_messages first\n\t\t}\n\t}\n}\n", `are for the openai type`, "Caddyfile:5"},
+		{"prompt_cache on openai", "{\n\tmetis {\n\t\tprovider local openai {\n\t\t\tprompt_cache off\n\t\t}\n\t}\n}\n", `prompt_cache is for the anthropic type`, "Caddyfile:5"},
+		{"bad prompt_cache", "{\n\tmetis {\n\t\tprovider anthropic {\n\t\t\tprompt_cache on\n\t\t}\n\t}\n}\n", `prompt_cache must be auto or off, got "on"`, "Caddyfile:5"},
 		{"bad max_tokens_field", "{\n\tmetis {\n\t\tprovider local openai {\n\t\t\tmax_tokens_field max\n\t\t}\n\t}\n}\n", `max_tokens_field must be max_completion_tokens or max_tokens, got "max"`, "Caddyfile:5"},
 		{"alias arity", "{\n\tmetis {\n\t\talias haiku\n\t}\n}\n", "alias takes a name and a target model", "Caddyfile:3"},
 		{"duplicate provider", "{\n\tmetis {\n\t\tprovider openai\n\t\tprovider openai\n\t}\n}\n", `provider "openai" given twice`, "Caddyfile:4"},

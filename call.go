@@ -303,7 +303,7 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 
 func (a *App) translateOptions(p *provider) translate.Options {
 	return translate.Options{DefaultMaxTokens: a.prices.MaxOutputTokens, MaxTokens: p.compat.maxTokens,
-		NoStreamUsage: p.compat.noStreamUsage, SystemFirst: p.compat.systemFirst}
+		NoStreamUsage: p.compat.noStreamUsage, SystemFirst: p.compat.systemFirst, AutoCache: !p.compat.noAutoCache}
 }
 
 // run makes the upstream call and relays its answer to the client.

@@ -167,3 +167,64 @@ func TestE2EProviderCompatOptions(t *testing.T) {
 		t.Errorf("openai stream without include_usage: %s", b)
 	}
 }
+
+// TestE2EPromptCacheTranslated: an OpenAI-shape client cannot mark a cache
+// breakpoint, and OpenAI caches long prompts unasked; translated to a
+// Claude model, its request asks for Anthropic's automatic caching (a
+// top-level cache_control), so an agent's later turns read their shared
+// prefix at a tenth of the input price (opencode through the AI SDK's
+// openai-compatible provider paid the full price on every step, audit
+// 13V). A client's own marker is kept and none is added; prompt_cache off
+// sends none, for Anthropic-compatible servers that refuse the field.
+func TestE2EPromptCacheTranslated(t *testing.T) {
+	up := fakeupstream.New(t)
+	extra := fmt.Sprintf(`
+		provider glm anthropic {
+			api_key {env.METIS_TEST_ANTHROPIC_KEY}
+			base_url %s/glm
+			prompt_cache off
+		}
+		alias glm glm:glm-4.6`, up.URL)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, extra))
+	_, tok := g.issueKey(store.IssueParams{Name: "cache"})
+	system := strings.Repeat("You are a careful coding agent. ", 200)
+	body := func(model, system string) string {
+		return `{"model":"` + model + `","stream":true,"messages":[{"role":"system","content":"` + system + `"},{"role":"user","content":"Read hello.txt"}],` +
+			`"tools":[{"type":"function","function":{"name":"read","description":"Read a file","parameters":{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}}}]}`
+	}
+	post := func(path, model, b string) string {
+		t.Helper()
+		up.Enqueue(path, fakeupstream.AnthropicStream(model, 2000, "end_turn", fakeupstream.TextBlock("ok")))
+		resp := g.post("/v1/chat/completions", tok, b, "Authorization", "Bearer "+tok)
+		if out := e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("%s: client got %d %s", model, resp.StatusCode, out)
+		}
+		reqs := up.RequestsTo(path)
+		return reqs[len(reqs)-1].Body
+	}
+	topLevel := func(b string) string {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(b), &m); err != nil {
+			t.Fatalf("upstream body: %v", err)
+		}
+		return string(m["cache_control"])
+	}
+
+	sent := post("/v1/messages", "claude-haiku-4-5", body("haiku", system))
+	if got := topLevel(sent); got != `{"type":"ephemeral"}` {
+		t.Errorf("translated request's top-level cache_control = %q, want {\"type\":\"ephemeral\"}", got)
+	}
+
+	// The client's own breakpoint (kept, LOSSY.md) is the only one.
+	own := `{"model":"haiku","messages":[{"role":"system","content":[{"type":"text","text":"` + system +
+		`","cache_control":{"type":"ephemeral","ttl":"1h"}}]},{"role":"user","content":"hi"}]}`
+	sent = post("/v1/messages", "claude-haiku-4-5", own)
+	if got := topLevel(sent); got != "" || strings.Count(sent, `"cache_control"`) != 1 {
+		t.Errorf("a request with the client's own breakpoint got top-level cache_control %q (%d markers)", got, strings.Count(sent, `"cache_control"`))
+	}
+
+	sent = post("/glm/v1/messages", "glm-4.6", body("glm", system))
+	if strings.Contains(sent, "cache_control") {
+		t.Errorf("a provider with prompt_cache off got cache_control: %.300s", sent)
+	}
+}

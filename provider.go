@@ -61,6 +61,13 @@ type ProviderConfig struct {
 	// one, for chat templates that allow a system message only first;
 	// default "in_place". openai type only.
 	SystemMessages string `json:"system_messages,omitempty"`
+	// PromptCache "auto" (default) asks for Anthropic's automatic prompt
+	// caching (a top-level cache_control) on a translated request that
+	// marks no cache breakpoint itself: an OpenAI-shape client cannot mark
+	// one, and OpenAI caches long prompts unasked. "off" sends none, for
+	// Anthropic-compatible servers that refuse the field. anthropic type
+	// only.
+	PromptCache string `json:"prompt_cache,omitempty"`
 }
 
 // provider is a provisioned ProviderConfig: resolved secrets, parsed URL
@@ -81,9 +88,11 @@ type provider struct {
 }
 
 // compatOptions adapt requests to an OpenAI-compatible server that is not
-// OpenAI's (ProviderConfig's StreamUsage, MaxTokensField, SystemMessages).
+// OpenAI's (ProviderConfig's StreamUsage, MaxTokensField, SystemMessages),
+// or to an Anthropic-compatible one (PromptCache).
 type compatOptions struct {
 	noStreamUsage, maxTokens, systemFirst bool
+	noAutoCache                           bool
 }
 
 // providerOptions checks pc's auth and compatibility options and returns
@@ -123,10 +132,18 @@ func providerOptions(pc *ProviderConfig, typ string) (bearer bool, o compatOptio
 	if err != nil {
 		return false, o, err
 	}
+	pcache, err := choose("prompt_cache", pc.PromptCache, "auto", "off")
+	if err != nil {
+		return false, o, err
+	}
 	o = compatOptions{noStreamUsage: su == "off", maxTokens: mt == "max_tokens", systemFirst: sm == "first"}
 	if typ != shapeOpenAI && o != (compatOptions{}) {
 		return false, o, fmt.Errorf("provider %q: stream_usage, max_tokens_field and system_messages are for the openai type", pc.Name)
 	}
+	if typ == shapeOpenAI && pc.PromptCache != "" {
+		return false, o, fmt.Errorf("provider %q: prompt_cache is for the anthropic type", pc.Name)
+	}
+	o.noAutoCache = pcache == "off"
 	return auth == "bearer", o, nil
 }
 

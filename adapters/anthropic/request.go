@@ -1,6 +1,7 @@
 package anthropic
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -483,6 +484,11 @@ type RequestOptions struct {
 	SupportsSampling func(model string) bool
 	// Names records tool names that had to be changed; may be nil.
 	Names *ir.ToolNames
+	// AutoCache adds a top-level cache_control {"type":"ephemeral"}
+	// (automatic caching: the last cacheable block is the breakpoint, and
+	// later calls read the prefix they share) to a request that marks no
+	// breakpoint of its own.
+	AutoCache bool
 }
 
 // DefaultMaxTokens is max_tokens when neither the client nor
@@ -546,6 +552,11 @@ func EncodeRequest(r *ir.Request, o RequestOptions) ([]byte, error) {
 	b, err := marshalRequest(out)
 	if err != nil {
 		return nil, fmt.Errorf("encoding Anthropic request: %w", err)
+	}
+	// The member name cannot occur quoted inside a string (its quotes
+	// would be escaped): present, it is a block's cache_control.
+	if o.AutoCache && !bytes.Contains(b, []byte(`"cache_control"`)) {
+		b = append(b[:len(b)-1], `,"cache_control":{"type":"ephemeral"}}`...)
 	}
 	return b, nil
 }

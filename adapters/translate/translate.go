@@ -41,6 +41,9 @@ type Options struct {
 	// OpenAI-compatible server that is not OpenAI's (see
 	// openai.RequestOptions).
 	MaxTokens, NoStreamUsage, SystemFirst bool
+	// AutoCache asks for Anthropic's automatic prompt caching on a request
+	// translated to Anthropic (see anthropic.RequestOptions).
+	AutoCache bool
 }
 
 // State carries the per-request facts the response side needs. It is
@@ -134,6 +137,7 @@ func openAIToAnthropicReq(req *ir.Request, upstreamModel string, o Options) ([]b
 	req.Model = upstreamModel
 	out, err := anthropic.EncodeRequest(req, anthropic.RequestOptions{
 		DefaultMaxTokens: o.DefaultMaxTokens, SupportsSampling: o.SupportsSampling, Names: st.ToolNames,
+		AutoCache: o.AutoCache,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
