@@ -66,7 +66,10 @@ const (
 // worstCase is the most a call can cost (see worstCaseCost). priced is
 // false for a model without a price, whose cost nothing bounds.
 func (c *call) worstCase(body []byte) (usd float64, priced bool) {
-	return worstCaseCost(c.g.app.prices, c.res.model, body, c.res.prov.typ == shapeOpenAI)
+	// OpenAI caches unasked; the gateway asks Anthropic's automatic
+	// caching for a translated request (prompt_cache).
+	caches := c.res.prov.typ == shapeOpenAI || c.cross && !c.res.prov.compat.noAutoCache
+	return worstCaseCost(c.g.app.prices, c.res.model, body, caches)
 }
 
 // worstCaseCost bounds what the provider can bill for a request body sent

@@ -213,3 +213,26 @@ func TestWorstCaseTakesTheLargerOutputLimit(t *testing.T) {
 		t.Errorf("%s: reserved $%.6f, the model's whole output limit costs $%.6f", body, reserved, whole)
 	}
 }
+
+// TestWorstCaseOfTranslatedClaudeCall: an OpenAI-shape request translated
+// to a Claude model gets Anthropic's automatic caching (prompt_cache), so
+// its prompt may be written to the cache at 1.25× the input price: the
+// reservation covers that, and without automatic caching it need not.
+func TestWorstCaseOfTranslatedClaudeCall(t *testing.T) {
+	cat := pricing.Default()
+	body := []byte(`{"model":"haiku","max_tokens":1,"messages":[{"role":"user","content":"` + strings.Repeat("x", 19920) + `"}]}`)
+	// 10,000 tokens at the two-bytes-a-token bound, all written to the cache.
+	billed, ok := cat.Cost("claude-haiku-4-5", ir.Usage{CacheCreationInputTokens: 10000, CacheCreation5mInputTokens: 10000, OutputTokens: 1})
+	if !ok {
+		t.Fatal("claude-haiku-4-5 has no price")
+	}
+	c := &call{g: &Gateway{app: &App{prices: cat}}, cross: true,
+		res: &resolved{model: "claude-haiku-4-5", prov: &provider{typ: shapeAnthropic}}}
+	if reserved, _ := c.worstCase(body); reserved < billed {
+		t.Errorf("translated call reserved $%.6f, billed up to $%.6f with automatic caching", reserved, billed)
+	}
+	c.res.prov.compat.noAutoCache = true
+	if reserved, _ := c.worstCase(body); reserved >= billed {
+		t.Errorf("with prompt_cache off reserved $%.6f, as much as with cache writes ($%.6f)", reserved, billed)
+	}
+}
