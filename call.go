@@ -39,6 +39,9 @@ type call struct {
 	cancel context.CancelCauseFunc
 	// answered is set once the provider's stream has finished its answer.
 	answered atomic.Bool
+	// retryWait is set while forward waits to retry after the provider's
+	// error answer (which bills nothing).
+	retryWait bool
 
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved
@@ -351,10 +354,7 @@ func (c *call) answer(resp *http.Response) bool {
 	} else {
 		defer discard(resp.Body)
 	}
-	c.upstreamReqID = resp.Header.Get("Request-Id")
-	if c.upstreamReqID == "" {
-		c.upstreamReqID = resp.Header.Get("X-Request-Id")
-	}
+	c.upstreamReqID = upstreamRequestID(resp.Header)
 	switch {
 	case resp.Header.Get("Content-Encoding") != "":
 		c.undecodable(resp)

@@ -5,6 +5,7 @@ package metis
 // cuts a stream.
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -426,5 +427,32 @@ func TestE2ENoRetryWhenOutOfCredit(t *testing.T) {
 			t.Errorf("%s: upstream saw %d requests, want 1", c.upPath, n)
 		}
 		e2eWant(t, c.upPath, e2eCalls(g, i+1)[i], map[string]any{"attempts": 1, "status": 429})
+	}
+}
+
+// A client that leaves while the gateway waits out a provider's
+// retry-after (the AI SDK's abortSignal, a timeout) is recorded with the
+// provider's last word: its 429 billed nothing, so the zero usage is exact,
+// not an estimate, and its request id is the operator's handle on the call
+// (audit 13V).
+func TestE2ECancelDuringRetryWait(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "retry-cancel")
+	rl := fakeupstream.AnthropicError(http.StatusTooManyRequests, "rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit")
+	rl.Header.Set("Retry-After", "3")
+	up.Enqueue("/v1/messages", rl)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	if resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok, e2eHaikuBody, e2eAnthropicHdr...); err == nil {
+		t.Fatalf("the request was answered (%d: %s) before the client gave up", resp.StatusCode, e2eRead(t, resp))
+	}
+	call := e2eCalls(g, 1)[0]
+	if n := up.Count("/v1/messages"); n != 1 {
+		t.Fatalf("upstream saw %d requests, want 1 (the client left during the retry wait)", n)
+	}
+	e2eWant(t, "call", call, map[string]any{"status": 499, "error_class": "CANCELLED", "attempts": 1,
+		"input_tokens": 0, "output_tokens": 0, "usage_source": "provider"})
+	if got, want := call["upstream_request_id"], rl.Header.Get("Request-Id"); got != want || want == "" {
+		t.Errorf("upstream_request_id %q, want the 429's %q", got, want)
 	}
 }

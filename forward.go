@@ -100,6 +100,7 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
+		c.retryWait = false
 		t0 := time.Now()
 		// The transport itself, not an http.Client: no redirect following
 		// (answer turns a provider's 3xx into an error) and no per-request
@@ -147,10 +148,19 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("status", resp.StatusCode),
 			zap.Int("attempt", c.attempts), zap.Duration("wait", wait))
 		discard(resp.Body)
+		c.upstreamReqID, c.retryWait = upstreamRequestID(resp.Header), true
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// upstreamRequestID is the request id of a provider's answer.
+func upstreamRequestID(h http.Header) string {
+	if id := h.Get("Request-Id"); id != "" {
+		return id
+	}
+	return h.Get("X-Request-Id")
 }
 
 // quotaExhausted reports whether a 429 means the account is out of credit

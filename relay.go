@@ -45,8 +45,10 @@ func (c *call) upstreamFailed(err error) {
 	case c.ctx.Err() != nil:
 		c.status, c.errorClass = statusClientClosed, errCancelled
 		// The provider may have had the request and reported nothing: as
-		// with a timeout, the recorded zero is the gateway's.
-		c.usage.Estimated = true
+		// with a timeout, the recorded zero is the gateway's. Left while
+		// waiting to retry, the provider's last word was an error, which
+		// bills nothing: the zero is exact.
+		c.usage.Estimated = !c.retryWait
 		c.tellShutdown()
 		return
 	case isTimeout(err) && !connectFailed(err):
