@@ -93,6 +93,10 @@ func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
 			}
 			if f := v.Get("format"); f.Get("type").String() == "json_schema" {
 				r.ResponseFormat = &ir.ResponseFormat{Type: "json_schema", Name: "structured_output", Schema: rawOf(f.Get("schema"))}
+				if strictSchema(f.Get("schema")) {
+					strict := true // enforced, as Anthropic enforces it
+					r.ResponseFormat.Strict = &strict
+				}
 			}
 		}
 		return err == nil

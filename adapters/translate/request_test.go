@@ -186,6 +186,12 @@ func TestAnthropicToOpenAIRequestGolden(t *testing.T) {
 		in:   `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":"x"}],"output_config":{"format":{"type":"json_schema","schema":{"type":"object"}}}}`,
 		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"structured_output","schema":{"type":"object"}}}}`,
 	}, {
+		// Anthropic enforces the schema; one within OpenAI's strict rules
+		// is enforced there too.
+		name: "structured output, strict", upstream: "gpt-4o",
+		in:   `{"model":"c","max_tokens":10,"messages":[{"role":"user","content":"x"}],"output_config":{"format":{"type":"json_schema","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}}}}`,
+		want: `{"model":"gpt-4o","max_completion_tokens":10,"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"structured_output","schema":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false},"strict":true}}}`,
+	}, {
 		name: "long and dotted tool names are shortened consistently", upstream: "gpt-4o",
 		in: `{"model":"c","max_tokens":10,"tools":[{"name":"` + longToolName + `","input_schema":{"type":"object"}},{"name":"files.read","input_schema":{"type":"object"}}],
 			"tool_choice":{"type":"tool","name":"files.read"},

@@ -1,0 +1,31 @@
+package anthropic
+
+import (
+	"testing"
+
+	"github.com/tidwall/gjson"
+)
+
+// TestStrictSchema: output_config.format schemas that meet OpenAI's strict
+// rules (what the Anthropic SDKs' transform_schema and pydantic with
+// extra="forbid" produce) go to OpenAI with strict true; others, which
+// OpenAI would refuse with it, go without.
+func TestStrictSchema(t *testing.T) {
+	for _, tc := range []struct {
+		name, schema string
+		want         bool
+	}{
+		{"closed, all required", `{"type":"object","properties":{"city":{"type":"string"},"temp_f":{"type":"integer"}},"required":["city","temp_f"],"additionalProperties":false}`, true},
+		{"optional property", `{"type":"object","properties":{"city":{"type":"string"},"temp_f":{"type":"integer"}},"required":["city"],"additionalProperties":false}`, false},
+		{"open object", `{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}`, false},
+		{"bare object", `{"type":"object"}`, false},
+		{"nested open object", `{"type":"object","properties":{"where":{"type":"object","properties":{"c":{"type":"string"}},"required":["c"]}},"required":["where"],"additionalProperties":false}`, false},
+		{"array of closed objects", `{"type":"object","properties":{"xs":{"type":"array","items":{"type":"object","properties":{"a":{"type":"number"}},"required":["a"],"additionalProperties":false}}},"required":["xs"],"additionalProperties":false}`, true},
+		{"open object in $defs", `{"type":"object","properties":{"p":{"$ref":"#/$defs/P"}},"required":["p"],"additionalProperties":false,"$defs":{"P":{"type":"object","properties":{"n":{"type":"string"}}}}}`, false},
+		{"closed anyOf", `{"type":"object","properties":{"v":{"anyOf":[{"type":"string"},{"type":"null"}]}},"required":["v"],"additionalProperties":false}`, true},
+	} {
+		if got := strictSchema(gjson.Parse(tc.schema)); got != tc.want {
+			t.Errorf("%s: strict %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
