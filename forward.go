@@ -1,7 +1,9 @@
 package metis
 
 import (
+	"bufio"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
 	"context"
@@ -285,8 +287,8 @@ func decodeBody(resp *http.Response) {
 	case "identity":
 	case "gzip", "x-gzip":
 		open = func(r io.Reader) (io.Reader, error) { return gzip.NewReader(r) }
-	case "deflate": // zlib's format (RFC 9110 §8.4.1.2)
-		open = func(r io.Reader) (io.Reader, error) { return zlib.NewReader(r) }
+	case "deflate":
+		open = openDeflate
 	default:
 		return
 	}
@@ -296,6 +298,20 @@ func decodeBody(resp *http.Response) {
 		resp.ContentLength, resp.Uncompressed = -1, true
 		resp.Body = &decodedBody{body: resp.Body, open: open}
 	}
+}
+
+// openDeflate reads "deflate": zlib's format (RFC 9110 §8.4.1.2), or the
+// bare deflate stream some servers send under that name.
+func openDeflate(r io.Reader) (io.Reader, error) {
+	br := bufio.NewReader(r)
+	h, err := br.Peek(2)
+	if err != nil {
+		return nil, err
+	}
+	if h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0 { // a zlib header
+		return zlib.NewReader(br)
+	}
+	return flate.NewReader(br), nil
 }
 
 // decodedBody decodes its body from the first Read on, so that waiting for

@@ -1,7 +1,11 @@
 package metis
 
 import (
+	"bytes"
+	"compress/flate"
+	"compress/zlib"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -45,6 +49,32 @@ func TestConnectFailed(t *testing.T) {
 	} {
 		if got := connectFailed(c.err); got != c.want {
 			t.Errorf("connectFailed(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// TestDecodeBodyDeflate: "deflate" is read in zlib's format, as RFC 9110
+// says, and as the bare deflate stream some servers send under the name;
+// the header goes, and the length with it.
+func TestDecodeBodyDeflate(t *testing.T) {
+	const want = `{"usage":{"input_tokens":3}}`
+	var zb, fb bytes.Buffer
+	zw := zlib.NewWriter(&zb)
+	_, _ = io.WriteString(zw, want)
+	_ = zw.Close()
+	fw, _ := flate.NewWriter(&fb, flate.DefaultCompression)
+	_, _ = io.WriteString(fw, want)
+	_ = fw.Close()
+	for name, enc := range map[string][]byte{"zlib": zb.Bytes(), "raw": fb.Bytes()} {
+		resp := &http.Response{Header: http.Header{"Content-Encoding": {"deflate"}, "Content-Length": {"99"}},
+			Body: io.NopCloser(bytes.NewReader(enc)), ContentLength: 99}
+		decodeBody(resp)
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || string(got) != want {
+			t.Errorf("%s: read %q, %v; want %q", name, got, err, want)
+		}
+		if resp.Header.Get("Content-Encoding") != "" || resp.Header.Get("Content-Length") != "" || resp.ContentLength != -1 {
+			t.Errorf("%s: headers %v, ContentLength %d after decoding", name, resp.Header, resp.ContentLength)
 		}
 	}
 }
