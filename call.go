@@ -156,7 +156,14 @@ var usageGrace = 5 * time.Second
 // whole answer is priced from the provider's usage rather than cancelled.
 func (c *call) clientLeft() {
 	if c.answered.Load() {
-		time.AfterFunc(c.g.usageGrace, func() { c.cancel(nil) })
+		// Waits no longer than the call: the handler's return cancels ctx.
+		t := time.NewTimer(c.g.usageGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			c.cancel(nil)
+		case <-c.ctx.Done():
+		}
 		return
 	}
 	c.cancel(nil)
