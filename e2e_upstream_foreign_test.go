@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
 )
@@ -125,8 +126,10 @@ func TestForeignUpstreamStaleKeepAliveConnection(t *testing.T) {
 			t.Errorf("call %d: client got %d %.200s; the provider never saw the request (it closed an idle connection)", i+1, resp.StatusCode, got)
 		}
 	}
+	// Calls 2 and 3 each met a connection the provider closed, and were
+	// sent again on a new one: two requests each.
 	for i, c := range e2eCalls(g, 3) {
-		e2eWant(t, fmt.Sprintf("call %d", i+1), c, map[string]any{"status": 200, "error_class": nil, "attempts": 1})
+		e2eWant(t, fmt.Sprintf("call %d", i+1), c, map[string]any{"status": 200, "error_class": nil, "attempts": min(i+1, 2)})
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -305,5 +308,48 @@ func TestForeignUpstreamTruncatedCloseDelimitedAnswer(t *testing.T) {
 	if call["error_class"] == nil {
 		t.Errorf("a truncated answer (300 of %d bytes, not JSON) is recorded as status %v with error_class null (usage_source %v)",
 			len(full), call["status"], call["usage_source"])
+	}
+}
+
+// A pooled connection that ends long after the request went out is not a
+// stale one: the provider read the request and worked on it (here 500 ms;
+// a non-streamed answer sends no byte until it is done) before the
+// connection dropped (a worker crash, a deploy), and may bill it. With
+// max_retries 0 it is not sent again (review 13R).
+func TestForeignUpstreamNoResendAfterProviderWorked(t *testing.T) {
+	var mu sync.Mutex
+	perConn := map[string]int{}
+	received := map[string]int{}
+	up := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		perConn[r.RemoteAddr]++
+		n := perConn[r.RemoteAddr]
+		received[r.Header.Get("X-Marker")]++
+		mu.Unlock()
+		if n > 1 {
+			time.Sleep(500 * time.Millisecond) // generating
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				c.Close() // the connection drops before any answer byte
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
+	}
+	g := oddUpstreamRetries(t, 0, up)
+	_, tok := e2eKey(g, "worked")
+	var status []int
+	for _, marker := range []string{"first", "second"} {
+		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
+			"Anthropic-Version", "2023-06-01", "X-Marker", marker)
+		e2eRead(t, resp)
+		status = append(status, resp.StatusCode)
+	}
+	calls := e2eCalls(g, 2)
+	mu.Lock()
+	defer mu.Unlock()
+	if received["second"] != 1 || status[1] != http.StatusBadGateway {
+		t.Errorf("the provider read the second call's request %d times (client got %d, attempts %v); want once and a 502",
+			received["second"], status[1], calls[1]["attempts"])
 	}
 }

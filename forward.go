@@ -14,8 +14,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -77,15 +79,41 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 		h.Set("Accept", "text/event-stream")
 	}
 	p.setAuth(h)
-	if _, ok := h["Idempotency-Key"]; !ok {
-		// Marks the POST replayable, the header itself unsent: the
-		// transport then resends it at once on a new connection when a
-		// pooled one turns out closed by the provider's keep-alive timer
-		// (uvicorn's, Node's: 5 s) before any answer, a request the
-		// provider never saw, instead of failing it.
-		h["Idempotency-Key"] = nil
-	}
 	return req, nil
+}
+
+// staleConnWindow is how soon after the request was written a pooled
+// connection's failure counts as the provider having closed it before
+// reading the request (see connTrace.stale).
+const staleConnWindow = 250 * time.Millisecond
+
+// connTrace notes, for one attempt, whether its connection came from the
+// pool and when the request had been written on it.
+type connTrace struct {
+	reused bool
+	wrote  time.Time
+}
+
+func (t *connTrace) with(req *http.Request) *http.Request {
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		GotConn:      func(i httptrace.GotConnInfo) { t.reused = i.Reused },
+		WroteRequest: func(httptrace.WroteRequestInfo) { t.wrote = time.Now() },
+	}))
+}
+
+// stale reports whether err is a pooled connection the provider had
+// closed (its keep-alive timer, uvicorn's and Node's 5 s, fired as the
+// request went out): the connection ended, with no answer, within
+// staleConnWindow of the request's writing, too soon for a provider that
+// read it to have worked on it. Go's transport resends such a request only
+// when it is idempotent; one that failed later may have been read and
+// billed, and is a connection failure like any other.
+func (t *connTrace) stale(err error) bool {
+	if !t.reused || t.wrote.IsZero() || time.Since(t.wrote) > staleConnWindow {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
+		strings.Contains(err.Error(), "server closed idle connection")
 }
 
 // forward sends the request upstream, retrying 429, 5xx, 529 and
@@ -96,19 +124,29 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	p := c.res.prov
 	// c.attempts counts on from a stream that failed before its first event.
+	resent := false
 	for attempt := c.attempts; ; attempt++ {
 		c.attempts = attempt + 1
 		req, err := c.newUpstreamRequest(ctx)
 		if err != nil {
 			return nil, err
 		}
-		c.retryWait = false
+		c.retryWait, c.upstreamReqID = false, ""
+		var ct connTrace
 		t0 := time.Now()
 		// The transport itself, not an http.Client: no redirect following
 		// (answer turns a provider's 3xx into an error) and no per-request
 		// header copying for it.
-		resp, err := p.transport.RoundTrip(req)
+		resp, err := p.transport.RoundTrip(ct.with(req))
 		p.latency.Observe(time.Since(t0).Seconds())
+		if err != nil && !resent && ctx.Err() == nil && ct.stale(err) {
+			// Once a call, whatever max_retries (the provider never had
+			// it), and counted: it is another request sent.
+			resent = true
+			c.g.logger.Info("provider closed a pooled connection as the request went out; resending it",
+				zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("attempt", c.attempts), zapErr(err))
+			continue
+		}
 		if err == nil {
 			decodeBody(resp)
 		}
