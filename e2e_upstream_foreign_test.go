@@ -353,3 +353,34 @@ func TestForeignUpstreamNoResendAfterProviderWorked(t *testing.T) {
 			received["second"], status[1], calls[1]["attempts"])
 	}
 }
+
+// The request id kept from a retried 429 does not stay on a call whose
+// last attempt got no answer: the trace would tie an unreachable call to
+// an earlier attempt's id (review 13R).
+func TestForeignUpstreamRequestIDOfLastAttempt(t *testing.T) {
+	var mu sync.Mutex
+	n := 0
+	up := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		first := n == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Request-Id", "req_the_429")
+			w.Header().Set("Retry-After", "0")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}`)
+			return
+		}
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			c.Close()
+		}
+	}
+	g := oddUpstreamRetries(t, 1, up)
+	_, tok := e2eKey(g, "lastid")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	e2eRead(t, resp)
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"error_class": "UPSTREAM_UNREACHABLE", "upstream_request_id": ""})
+}
