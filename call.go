@@ -37,7 +37,8 @@ type call struct {
 	// trace store closes.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	// answered is set once the provider's stream has finished its answer.
+	// answered is set once the provider's stream has finished its answer
+	// (its only choice's finish).
 	answered atomic.Bool
 	// retryWait is set while forward waits to retry after the provider's
 	// error answer (which bills nothing).

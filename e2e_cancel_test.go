@@ -416,9 +416,9 @@ func TestE2EClientLeavesAfterFinishUsageNeverComes(t *testing.T) {
 	r := fakeupstream.OpenAITextStream("gpt-5-mini", "Hello there, friend.", 1000, true)
 	r.StallAfter = len(r.Events) - 2 // before the usage chunk and [DONE]
 	up.Enqueue("/v1/chat/completions", r)
-	left := time.Now()
 	e2eCancelAfter(t, g, "/v1/chat/completions", tok, `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`,
 		func(ev e2eSSE) bool { return strings.Contains(ev.Data, `"finish_reason":"stop"`) })
+	left := time.Now()
 	if !up.WaitCanceled(300*time.Millisecond + time.Second) {
 		t.Fatal("the provider call was not cancelled within 1.3 s of the client leaving")
 	}
@@ -427,4 +427,29 @@ func TestE2EClientLeavesAfterFinishUsageNeverComes(t *testing.T) {
 	}
 	call := e2eCalls(g, 1)[0]
 	e2eWant(t, "call", call, map[string]any{"error_class": "CANCELLED", "usage_source": "estimated"})
+}
+
+// With n > 1, one choice's finish does not end the answer: a client that
+// leaves while another choice is still generating cancels the provider at
+// once, not after the grace for a finished answer's usage (review 13R).
+func TestE2EClientLeavesWithAChoiceUnfinished(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "n2")
+	head := `{"id":"chatcmpl-n2","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[`
+	ev := []string{
+		"data: " + head + `{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}` + "\n\n",
+		"data: " + head + `{"index":1,"delta":{"content":"Hi."},"finish_reason":null}],"usage":null}` + "\n\n",
+		"data: " + head + `{"index":1,"delta":{},"finish_reason":"stop"}],"usage":null}` + "\n\n",
+	}
+	for range 200 { // choice 0 goes on for 10 s
+		ev = append(ev, "data: "+head+`{"index":0,"delta":{"content":"word "},"finish_reason":null}],"usage":null}`+"\n\n")
+	}
+	ev = append(ev, "data: "+head+`{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}`+"\n\n", "data: [DONE]\n\n")
+	up.Enqueue("/v1/chat/completions", fakeupstream.Reply{Events: ev, Gap: 50 * time.Millisecond})
+	e2eCancelAfter(t, g, "/v1/chat/completions", tok, `{"model":"nano","n":2,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}`,
+		func(ev e2eSSE) bool { return strings.Contains(ev.Data, `"finish_reason":"stop"`) })
+	if !up.WaitCanceled(time.Second) {
+		t.Error("the client left with choice 0 still generating; the provider call was not cancelled within 1 s")
+	}
+	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"error_class": "CANCELLED"})
 }

@@ -315,7 +315,8 @@ func (o *streamObserver) complete() bool {
 }
 
 // finished reports whether the provider has finished its answer: a
-// finish reason (OpenAI) or a stop reason (Anthropic) arrived.
+// finish reason (OpenAI: of any choice) or a stop reason (Anthropic)
+// arrived.
 func (o *streamObserver) finished() bool {
 	if o.typ == shapeAnthropic {
 		return o.ant.Meta().StopReason != ""
@@ -686,6 +687,8 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	}
 	defer func() { *bp = burst[:0] }()
 	first := true // startStream observed the first event
+	// A finish ends the answer only when there is one choice (OpenAI's n).
+	oneChoice := obs.typ == shapeAnthropic || gjson.GetBytes(c.body, "n").Int() <= 1
 	for ev, err := st.ev, st.err; ; ev, err = nextEvent(rd) {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
@@ -712,7 +715,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 			burst = appendWithoutNullUsage(burst, ev.Raw)
 			c.openEvent = ev.Unterminated
 		}
-		if !c.answered.Load() && obs.finished() {
+		if oneChoice && !c.answered.Load() && obs.finished() {
 			c.answered.Store(true) // before the client can see the finish
 		}
 		if rd.Ready() && len(burst) < maxBurst {
