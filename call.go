@@ -1,9 +1,11 @@
 package metis
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -349,10 +351,10 @@ func (c *call) run() {
 // having written nothing, when the response is a stream that failed before
 // its first event and the provider's retries allow another attempt.
 func (c *call) answer(resp *http.Response) bool {
-	// A successful answer to a streamed request that names no media type
-	// is read as the stream it was asked for (the SDKs read it so).
-	stream := isEventStream(resp.Header) ||
-		c.stream && resp.StatusCode < 300 && resp.Header.Get("Content-Type") == ""
+	stream := isEventStream(resp.Header)
+	if !stream && c.stream && resp.StatusCode < 300 && resp.Header.Get("Content-Type") == "" {
+		stream = sniffStream(resp)
+	}
 	if stream {
 		// Closed, not drained: a stream read to its end has already freed
 		// its connection, and one left early (a panic in the relay) must
@@ -386,6 +388,35 @@ func (c *call) answer(resp *http.Response) bool {
 		c.relayBody(resp)
 	}
 	return true
+}
+
+// sniffStream tells a successful answer to a streamed request that names
+// no media type by its first byte: a stream, as the SDKs read it, unless
+// it opens a JSON document (a server that ignored stream). The bytes read
+// stay in resp.Body.
+func sniffStream(resp *http.Response) bool {
+	br := bufio.NewReader(resp.Body)
+	resp.Body = readCloser{br, resp.Body}
+	for n := 1; n <= 64; n++ {
+		b, _ := br.Peek(n)
+		if len(b) < n {
+			return false // ended: the body's relay tells what it was
+		}
+		switch b[n-1] {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return false
+		}
+		return true
+	}
+	return true
+}
+
+// readCloser reads from a reader over a body and closes the body.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // countTokensEstimate answers count_tokens for a model whose provider has

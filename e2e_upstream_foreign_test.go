@@ -384,3 +384,23 @@ func TestForeignUpstreamRequestIDOfLastAttempt(t *testing.T) {
 	call := e2eCalls(g, 1)[0]
 	e2eWant(t, "call", call, map[string]any{"error_class": "UPSTREAM_UNREACHABLE", "upstream_request_id": ""})
 }
+
+// A server that ignores stream and answers JSON with no Content-Type is
+// relayed as the JSON it sent and priced from its usage, not read as a
+// stream that never began and retried (review 13R).
+func TestForeignUpstreamJSONWithoutContentTypeToStream(t *testing.T) {
+	body := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0).Body
+	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		_, _ = io.WriteString(w, "\n  "+body)
+	})
+	_, tok := e2eKey(g, "jsonnoctype")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+	got := e2eRead(t, resp)
+	if c := n.Load(); c != 1 || resp.StatusCode != 200 || !strings.Contains(got, `"usage"`) {
+		t.Errorf("%d requests upstream, client got %d %.120s; want one request and the JSON answer", c, resp.StatusCode, got)
+	}
+	// 402 × $3/MTok + 89 × $15/MTok = $0.001206 + $0.001335 = $0.002541
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"status": 200, "usage_source": "provider", "input_tokens": 402, "output_tokens": 89})
+}
