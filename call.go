@@ -366,7 +366,7 @@ func (c *call) answer(resp *http.Response) bool {
 	}
 	c.upstreamReqID = upstreamRequestID(resp.Header)
 	switch {
-	case resp.Header.Get("Content-Encoding") != "":
+	case resp.StatusCode < 300 && resp.Header.Get("Content-Encoding") != "":
 		c.undecodable(resp)
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		c.redirected(resp)

@@ -404,3 +404,24 @@ func TestForeignUpstreamJSONWithoutContentTypeToStream(t *testing.T) {
 	call := e2eCalls(g, 1)[0]
 	e2eWant(t, "call", call, map[string]any{"status": 200, "usage_source": "provider", "input_tokens": 402, "output_tokens": 89})
 }
+
+// An error status in an encoding the gateway cannot read keeps its status
+// and retry-after (the client's SDK waits as the provider asked) and its
+// class in the trace, with the gateway's word for the body (review 13R).
+func TestForeignUpstreamErrorInUnreadableEncoding(t *testing.T) {
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Encoding", "br")
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte{0x1b, 0x2c, 0x00, 0xf8})
+	})
+	_, tok := e2eKey(g, "br429")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	got := e2eRead(t, resp)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "7" || !strings.Contains(got, `"type":"error"`) {
+		t.Errorf("client got %d (Retry-After %q) %.200s; want the provider's 429 with its Retry-After, in Anthropic's shape",
+			resp.StatusCode, resp.Header.Get("Retry-After"), got)
+	}
+	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"status": 429, "error_class": "RATE_LIMITED"})
+}

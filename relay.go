@@ -91,6 +91,16 @@ func (c *call) relayError(resp *http.Response) {
 	if c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
 		c.res.prov.warnRefusedKey(c.g.logger, c.status)
 	}
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
+		// An encoding the gateway could not decode (decodeBody) nor the
+		// client read (its Accept-Encoding was not sent): the status and
+		// headers, with the gateway's word for the body.
+		c.g.logger.Warn("provider answered an error in an encoding the gateway cannot read", zapTurn(c.turnID),
+			zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode), zap.String("content_encoding", ce))
+		c.relayTranslatedError(resp.StatusCode, resp.Header,
+			fmt.Appendf(nil, "provider %s answered %d in Content-Encoding %q, which the gateway cannot read", c.res.prov.name, resp.StatusCode, ce))
+		return
+	}
 	if !c.cross {
 		// As it came, whatever it holds (a CDN's HTML page, a compatible
 		// vendor's own error shape): the client sees what it would without
@@ -161,7 +171,7 @@ func (c *call) redirected(resp *http.Response) {
 		"provider %s answered %d, a redirect, which the gateway does not follow: its base_url may need changing", c.res.prov.name, resp.StatusCode))
 }
 
-// undecodable answers a provider's answer in an encoding the gateway did
+// undecodable answers a provider's success in an encoding the gateway did
 // not ask for and cannot read (decodeBody): neither the client (its own
 // Accept-Encoding was not sent) nor the ledger could read it. A success
 // is priced from the prompt's estimate: the provider did the work.
