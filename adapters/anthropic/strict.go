@@ -2,58 +2,73 @@ package anthropic
 
 import "github.com/tidwall/gjson"
 
-// strictSchema reports whether a JSON schema meets the rules of OpenAI's
-// strict structured outputs: every object closes its properties
-// (additionalProperties false) and requires all of them. Anthropic always
-// enforces an output_config.format schema; sent to OpenAI, such a schema
-// is enforced there too with strict true, while another would be refused
-// with it, so it goes without (as a hint).
+// strictKeywords are the JSON Schema keywords OpenAI's strict structured
+// outputs accept. A schema using any other (oneOf, not, if, patternProperties,
+// $schema, default, …) may be refused with strict: true.
+var strictKeywords = map[string]bool{
+	"type": true, "properties": true, "required": true, "additionalProperties": true, "items": true,
+	"enum": true, "const": true, "anyOf": true, "$ref": true, "$defs": true, "definitions": true,
+	"description": true, "title": true, "format": true, "pattern": true, "minimum": true, "maximum": true,
+	"exclusiveMinimum": true, "exclusiveMaximum": true, "multipleOf": true, "minItems": true, "maxItems": true,
+}
+
+// strictSchema reports whether an output_config.format schema meets the
+// rules of OpenAI's strict structured outputs, conservatively: an object
+// at the root; only strictKeywords; every object closed
+// (additionalProperties false) and requiring all its properties; a $ref
+// alone in its node; items a single schema. Anthropic always enforces the
+// schema; sent to OpenAI with strict true, such a schema is enforced there
+// too, while another could be refused, so it goes without (as a hint).
 func strictSchema(s gjson.Result) bool {
+	return s.Get("type").String() == "object" && strictNode(s)
+}
+
+func strictNode(s gjson.Result) bool {
 	if !s.IsObject() {
-		return true // true/false schemas and $ref-only nodes have no object of their own
+		return false // a boolean schema
+	}
+	ok, hasRef, keys := true, false, 0
+	s.ForEach(func(k, v gjson.Result) bool {
+		keys++
+		switch key := k.String(); {
+		case !strictKeywords[key]:
+			ok = false
+		case key == "$ref":
+			hasRef = true
+		case key == "properties" || key == "$defs" || key == "definitions":
+			v.ForEach(func(_, sub gjson.Result) bool {
+				ok = strictNode(sub)
+				return ok
+			})
+		case key == "anyOf":
+			ok = v.IsArray()
+			v.ForEach(func(_, sub gjson.Result) bool {
+				ok = strictNode(sub)
+				return ok
+			})
+		case key == "items":
+			ok = v.IsObject() && strictNode(v)
+		}
+		return ok
+	})
+	if !ok || hasRef && keys > 1 {
+		return false
 	}
 	props := s.Get("properties")
-	if s.Get("type").String() == "object" || props.Exists() {
-		if ap := s.Get("additionalProperties"); ap.Type != gjson.False {
-			return false
-		}
-		required := map[string]bool{}
-		s.Get("required").ForEach(func(_, v gjson.Result) bool {
-			required[v.String()] = true
-			return true
-		})
-		ok := true
-		props.ForEach(func(k, v gjson.Result) bool {
-			ok = required[k.String()] && strictSchema(v)
-			return ok
-		})
-		if !ok {
-			return false
-		}
+	if s.Get("type").String() != "object" && !props.Exists() {
+		return true
 	}
-	ok := true
-	for _, key := range [...]string{"items", "not"} {
-		if v := s.Get(key); v.Exists() && !strictSchema(v) {
-			return false
-		}
+	if s.Get("additionalProperties").Type != gjson.False {
+		return false
 	}
-	for _, key := range [...]string{"anyOf", "oneOf", "allOf", "prefixItems"} {
-		s.Get(key).ForEach(func(_, v gjson.Result) bool {
-			ok = strictSchema(v)
-			return ok
-		})
-		if !ok {
-			return false
-		}
-	}
-	for _, key := range [...]string{"$defs", "definitions"} {
-		s.Get(gjson.Escape(key)).ForEach(func(_, v gjson.Result) bool {
-			ok = strictSchema(v)
-			return ok
-		})
-		if !ok {
-			return false
-		}
-	}
-	return true
+	required := map[string]bool{}
+	s.Get("required").ForEach(func(_, v gjson.Result) bool {
+		required[v.String()] = true
+		return true
+	})
+	props.ForEach(func(k, _ gjson.Result) bool {
+		ok = required[k.String()]
+		return ok
+	})
+	return ok
 }

@@ -23,6 +23,16 @@ func TestStrictSchema(t *testing.T) {
 		{"array of closed objects", `{"type":"object","properties":{"xs":{"type":"array","items":{"type":"object","properties":{"a":{"type":"number"}},"required":["a"],"additionalProperties":false}}},"required":["xs"],"additionalProperties":false}`, true},
 		{"open object in $defs", `{"type":"object","properties":{"p":{"$ref":"#/$defs/P"}},"required":["p"],"additionalProperties":false,"$defs":{"P":{"type":"object","properties":{"n":{"type":"string"}}}}}`, false},
 		{"closed anyOf", `{"type":"object","properties":{"v":{"anyOf":[{"type":"string"},{"type":"null"}]}},"required":["v"],"additionalProperties":false}`, true},
+		{"closed $defs and $ref", `{"type":"object","properties":{"p":{"$ref":"#/$defs/P"}},"required":["p"],"additionalProperties":false,"$defs":{"P":{"type":"object","properties":{"n":{"type":"string"}},"required":["n"],"additionalProperties":false}}}`, true},
+		// What OpenAI's strict mode refuses (review 13R).
+		{"anyOf at the root", `{"anyOf":[{"type":"object","properties":{},"required":[],"additionalProperties":false}]}`, false},
+		{"array at the root", `{"type":"array","items":{"type":"string"}}`, false},
+		{"oneOf", `{"type":"object","properties":{"v":{"oneOf":[{"type":"string"},{"type":"integer"}]}},"required":["v"],"additionalProperties":false}`, false},
+		{"$ref with a sibling", `{"type":"object","properties":{"p":{"$ref":"#/$defs/P","description":"d"}},"required":["p"],"additionalProperties":false,"$defs":{"P":{"type":"string"}}}`, false},
+		{"tuple items", `{"type":"object","properties":{"t":{"type":"array","items":[{"type":"object","properties":{"a":{"type":"string"}}}]}},"required":["t"],"additionalProperties":false}`, false},
+		{"boolean schema", `{"type":"object","properties":{"any":true},"required":["any"],"additionalProperties":false}`, false},
+		{"patternProperties", `{"type":"object","properties":{},"required":[],"additionalProperties":false,"patternProperties":{"^x":{"type":"string"}}}`, false},
+		{"$schema", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`, false},
 	} {
 		if got := strictSchema(gjson.Parse(tc.schema)); got != tc.want {
 			t.Errorf("%s: strict %v, want %v", tc.name, got, tc.want)
