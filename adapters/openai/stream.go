@@ -30,8 +30,9 @@ type inChunk struct {
 // StreamDecoder turns Chat Completions stream chunks (from an upstream)
 // into neutral events: text and tool-call blocks that never overlap, a
 // MessageDelta with the stop reason at finish_reason, a MessageDelta with
-// usage at the usage chunk and MessageStop at [DONE]. Only choice 0 is
-// read. The zero value is ready to use.
+// usage at a chunk with usage (one MessageDelta with both when the finish
+// chunk has the usage) and MessageStop at [DONE]. Only choice 0 is read.
+// The zero value is ready to use.
 type StreamDecoder struct {
 	started  bool
 	open     bool
