@@ -17,6 +17,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -91,14 +92,15 @@ const staleConnWindow = 250 * time.Millisecond
 // pool and when the request had been written on it.
 type connTrace struct {
 	reused bool
-	wrote  time.Time
+	wrote  atomic.Int64 // unix ns; set by the transport's writing goroutine
 }
 
-func (t *connTrace) with(req *http.Request) *http.Request {
-	return req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+// context returns ctx with t's hooks, for one call's attempts in turn.
+func (t *connTrace) context(ctx context.Context) context.Context {
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn:      func(i httptrace.GotConnInfo) { t.reused = i.Reused },
-		WroteRequest: func(httptrace.WroteRequestInfo) { t.wrote = time.Now() },
-	}))
+		WroteRequest: func(httptrace.WroteRequestInfo) { t.wrote.Store(time.Now().UnixNano()) },
+	})
 }
 
 // stale reports whether err is a pooled connection the provider had
@@ -109,7 +111,8 @@ func (t *connTrace) with(req *http.Request) *http.Request {
 // when it is idempotent; one that failed later may have been read and
 // billed, and is a connection failure like any other.
 func (t *connTrace) stale(err error) bool {
-	if !t.reused || t.wrote.IsZero() || time.Since(t.wrote) > staleConnWindow {
+	wrote := t.wrote.Load()
+	if !t.reused || wrote == 0 || time.Since(time.Unix(0, wrote)) > staleConnWindow {
 		return false
 	}
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
@@ -125,19 +128,22 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	p := c.res.prov
 	// c.attempts counts on from a stream that failed before its first event.
 	resent := false
+	var ct connTrace
+	traced := ct.context(ctx)
 	for attempt := c.attempts; ; attempt++ {
 		c.attempts = attempt + 1
-		req, err := c.newUpstreamRequest(ctx)
+		ct.reused = false
+		ct.wrote.Store(0)
+		req, err := c.newUpstreamRequest(traced)
 		if err != nil {
 			return nil, err
 		}
 		c.retryWait, c.upstreamReqID = false, ""
-		var ct connTrace
 		t0 := time.Now()
 		// The transport itself, not an http.Client: no redirect following
 		// (answer turns a provider's 3xx into an error) and no per-request
 		// header copying for it.
-		resp, err := p.transport.RoundTrip(ct.with(req))
+		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
 		if err != nil && !resent && ctx.Err() == nil && ct.stale(err) {
 			// Once a call, whatever max_retries (the provider never had
