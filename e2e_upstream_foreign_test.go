@@ -425,3 +425,38 @@ func TestForeignUpstreamErrorInUnreadableEncoding(t *testing.T) {
 	}
 	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"status": 429, "error_class": "RATE_LIMITED"})
 }
+
+// An answer whose bytes its own Content-Encoding does not decode (here
+// "gzip" over plain text) is a broken answer the provider bills: a 502
+// BAD_UPSTREAM_RESPONSE priced from the prompt, a stream not retried as
+// one that never began (confirmation 13L).
+func TestForeignUpstreamCorruptEncoding(t *testing.T) {
+	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "messages") && r.Header.Get("Accept") == "text/event-stream" {
+			w.Header().Set("Content-Type", "text/event-stream")
+		} else {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.Header().Set("Content-Encoding", "gzip")
+		_, _ = io.WriteString(w, "event: message_start\ndata: this is not gzip at all\n\n")
+	})
+	_, tok := e2eKey(g, "corrupt")
+	for i, body := range []string{
+		`{"model":"sonnet","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
+	} {
+		before := n.Load()
+		resp := g.post("/v1/messages", tok, body, e2eAnthropicHdr...)
+		got := e2eRead(t, resp)
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(got, `"type":"error"`) || n.Load()-before != 1 {
+			t.Errorf("call %d: %d requests upstream, client got %d %.200s; want one request and a 502 in Anthropic's shape",
+				i+1, n.Load()-before, resp.StatusCode, got)
+		}
+		call := e2eCalls(g, i+1)[i]
+		e2eWant(t, fmt.Sprintf("call %d", i+1), call, map[string]any{"status": 502, "attempts": 1,
+			"error_class": "BAD_UPSTREAM_RESPONSE", "usage_source": "estimated"})
+		if c := e2eCost(t, call); c <= 0 {
+			t.Errorf("call %d: cost_usd %v; the provider answered, priced from the prompt's estimate", i+1, c)
+		}
+	}
+}

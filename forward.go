@@ -8,7 +8,6 @@ import (
 	"compress/zlib"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -370,14 +369,21 @@ type decodedBody struct {
 
 func (d *decodedBody) Read(p []byte) (int, error) {
 	if d.r == nil && d.err == nil {
-		if d.r, d.err = d.open(d.body); d.err != nil {
-			d.err = fmt.Errorf("decoding the provider's answer: %w", d.err)
-		}
+		d.r, d.err = d.open(d.body)
 	}
 	if d.err != nil {
 		return 0, d.err
 	}
 	return d.r.Read(p)
+}
+
+// corrupt reports whether err is a decoder's finding (the transport's gzip
+// or decodedBody's) that a body is not what its encoding says: the
+// provider's answer is broken, and asking again would get the same.
+func corrupt(err error) bool {
+	var ce flate.CorruptInputError
+	return errors.As(err, &ce) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
+		errors.Is(err, zlib.ErrHeader) || errors.Is(err, zlib.ErrChecksum) || errors.Is(err, zlib.ErrDictionary)
 }
 
 func (d *decodedBody) Close() error { return d.body.Close() }

@@ -205,6 +205,9 @@ func (c *call) relayBody(resp *http.Response) {
 			return
 		}
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
+		if corrupt(err) {
+			c.errorClass = errBadUpstreamBody
+		}
 		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		writeError(c.w, c.shape, c.status, fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
@@ -465,7 +468,7 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 	if st.headersSent || c.ctx.Err() != nil || c.attempts > c.res.prov.maxRetries {
 		return st, false
 	}
-	if st.err != nil {
+	if st.err != nil && !corrupt(st.err) {
 		c.g.logger.Info("provider stream ended before its first event; retrying",
 			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(st.err))
 		return st, true
@@ -500,6 +503,13 @@ func (c *call) streamFailedEarly(err error) {
 		// the prompt at least, so the recorded figures are the gateway's
 		// estimate of it, as for a stream cancelled later.
 		c.upstreamFailed(c.ctx.Err())
+		c.usage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}
+	} else if corrupt(err) {
+		// The provider answered (and bills), in bytes its own encoding
+		// does not decode: not retried, priced from the prompt.
+		c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s answered in an encoding the gateway could not decode", c.res.prov.name))
+		c.g.logger.Warn("decoding the provider's stream", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		c.usage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}
 	} else {
 		// The provider failed before answering, reporting nothing: as for
