@@ -377,6 +377,8 @@ func (d *decodedBody) Read(p []byte) (int, error) {
 	return d.r.Read(p)
 }
 
+func (d *decodedBody) Close() error { return d.body.Close() }
+
 // corrupt reports whether err is a decoder's finding (the transport's gzip
 // or decodedBody's) that a body is not what its encoding says: the
 // provider's answer is broken, and asking again would get the same.
@@ -385,8 +387,6 @@ func corrupt(err error) bool {
 	return errors.As(err, &ce) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
 		errors.Is(err, zlib.ErrHeader) || errors.Is(err, zlib.ErrChecksum) || errors.Is(err, zlib.ErrDictionary)
 }
-
-func (d *decodedBody) Close() error { return d.body.Close() }
 
 // isEventStream reports whether an answer's Content-Type is a stream's.
 func isEventStream(h http.Header) bool {
