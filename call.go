@@ -1,11 +1,9 @@
 package metis
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -45,6 +43,9 @@ type call struct {
 	// retryWait is set while forward waits to retry after the provider's
 	// error answer (which bills nothing).
 	retryWait bool
+	// resent is set once forward has sent a request again after a stale
+	// pooled connection (connTrace.stale).
+	resent bool
 
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved
@@ -340,7 +341,7 @@ func (c *call) run() {
 		// The stream failed before its first event reached the client:
 		// another attempt, after a backoff (an in-stream error carries no
 		// retry-after).
-		if !sleepCtx(c.ctx, backoff(c.attempts-1, c.res.prov.maxRetryWait)) {
+		if !sleepCtx(c.ctx, backoff(c.retries()-1, c.res.prov.maxRetryWait)) {
 			c.upstreamFailed(c.ctx.Err())
 			return
 		}
@@ -352,9 +353,6 @@ func (c *call) run() {
 // its first event and the provider's retries allow another attempt.
 func (c *call) answer(resp *http.Response) bool {
 	stream := isEventStream(resp.Header)
-	if !stream && c.stream && resp.StatusCode < 300 && resp.Header.Get("Content-Type") == "" {
-		stream = sniffStream(resp)
-	}
 	if stream {
 		// Closed, not drained: a stream read to its end has already freed
 		// its connection, and one left early (a panic in the relay) must
@@ -388,35 +386,6 @@ func (c *call) answer(resp *http.Response) bool {
 		c.relayBody(resp)
 	}
 	return true
-}
-
-// sniffStream tells a successful answer to a streamed request that names
-// no media type by its first byte: a stream, as the SDKs read it, unless
-// it opens a JSON document (a server that ignored stream). The bytes read
-// stay in resp.Body.
-func sniffStream(resp *http.Response) bool {
-	br := bufio.NewReader(resp.Body)
-	resp.Body = readCloser{br, resp.Body}
-	for n := 1; n <= 64; n++ {
-		b, _ := br.Peek(n)
-		if len(b) < n {
-			return false // ended: the body's relay tells what it was
-		}
-		switch b[n-1] {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{', '[':
-			return false
-		}
-		return true
-	}
-	return true
-}
-
-// readCloser reads from a reader over a body and closes the body.
-type readCloser struct {
-	io.Reader
-	io.Closer
 }
 
 // countTokensEstimate answers count_tokens for a model whose provider has

@@ -62,25 +62,6 @@ func TestForeignUpstreamStreamContentTypeCase(t *testing.T) {
 	e2eWant(t, "cross shape", call, map[string]any{"status": 200, "usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
 }
 
-// A stream answered with no Content-Type (the SDKs read it as the stream
-// they asked for) is relayed and priced as a stream.
-func TestForeignUpstreamStreamWithoutContentType(t *testing.T) {
-	body := foreignAnthropicStream()
-	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
-		w.Header()["Content-Type"] = nil // no sniffing: none at all
-		_, _ = io.WriteString(w, body)
-	})
-	_, tok := e2eKey(g, "noctype")
-	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`, e2eAnthropicHdr...)
-	got := e2eRead(t, resp)
-	if resp.StatusCode != 200 || !strings.Contains(got, "message_stop") || resp.Header.Get("Content-Length") != "" {
-		t.Fatalf("client got %d (Content-Length %q) %.200s; want the stream relayed as it came",
-			resp.StatusCode, resp.Header.Get("Content-Length"), got)
-	}
-	call := e2eCalls(g, 1)[0]
-	e2eWant(t, "no Content-Type", call, map[string]any{"usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
-}
-
 // A provider that closes an idle keep-alive connection just as the
 // gateway sends the next request on it (uvicorn's, Node's or gunicorn's
 // keep-alive timeout of 2-5 s is far below the gateway's 90 s
@@ -120,6 +101,9 @@ func TestForeignUpstreamStaleKeepAliveConnection(t *testing.T) {
 	g := oddUpstreamRetries(t, 0, up)
 	_, tok := e2eKey(g, "stale")
 	for i := range 3 {
+		if i > 0 {
+			time.Sleep(staleConnIdle + 100*time.Millisecond) // the connection sits idle in the pool
+		}
 		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
 		got := e2eRead(t, resp)
 		if resp.StatusCode != 200 {
@@ -339,7 +323,10 @@ func TestForeignUpstreamNoResendAfterProviderWorked(t *testing.T) {
 	g := oddUpstreamRetries(t, 0, up)
 	_, tok := e2eKey(g, "worked")
 	var status []int
-	for _, marker := range []string{"first", "second"} {
+	for i, marker := range []string{"first", "second"} {
+		if i > 0 {
+			time.Sleep(staleConnIdle + 100*time.Millisecond) // idle in the pool: only the 500 ms tell
+		}
 		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
 			"Anthropic-Version", "2023-06-01", "X-Marker", marker)
 		e2eRead(t, resp)
@@ -458,5 +445,85 @@ func TestForeignUpstreamCorruptEncoding(t *testing.T) {
 		if c := e2eCost(t, call); c <= 0 {
 			t.Errorf("call %d: cost_usd %v; the provider answered, priced from the prompt's estimate", i+1, c)
 		}
+	}
+}
+
+// The resend after a stale connection is not one of max_retries' retries:
+// with max_retries 1 a 529 to the resent request is still retried (review
+// 13R2).
+func TestForeignUpstreamStaleResendKeepsTheRetries(t *testing.T) {
+	var mu sync.Mutex
+	seq := 0
+	up := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seq++
+		s := seq
+		mu.Unlock()
+		switch s {
+		case 2: // call 2 on call 1's idle pooled connection, closed as it arrived
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				c.Close()
+			}
+			return
+		case 3: // its resend
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(529)
+			_, _ = io.WriteString(w, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
+	}
+	g := oddUpstreamRetries(t, 1, up)
+	_, tok := e2eKey(g, "staleretry")
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(staleConnIdle + 100*time.Millisecond)
+		}
+		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+		if got := e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Errorf("call %d: client got %d %.100s; max_retries 1 retries the 529", i+1, resp.StatusCode, got)
+		}
+	}
+	e2eWant(t, "call 2", e2eCalls(g, 2)[1], map[string]any{"status": 200, "attempts": 3})
+}
+
+// A connection in use (not idle in the pool) that ends before an answer,
+// however soon, is a connection failure: the provider may have read the
+// request. With max_retries 0 it is not sent again (review 13R2).
+func TestForeignUpstreamBusyConnectionNotResent(t *testing.T) {
+	var mu sync.Mutex
+	perConn := map[string]int{}
+	received := 0
+	up := func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		perConn[r.RemoteAddr]++
+		n := perConn[r.RemoteAddr]
+		if n > 1 {
+			received++
+		}
+		mu.Unlock()
+		if n > 1 {
+			time.Sleep(100 * time.Millisecond) // read and worked on
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				c.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
+	}
+	g := oddUpstreamRetries(t, 0, up)
+	_, tok := e2eKey(g, "busy")
+	var last int
+	for range 2 {
+		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+		e2eRead(t, resp)
+		last = resp.StatusCode
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if received != 1 || last != http.StatusBadGateway {
+		t.Errorf("the provider read the second call's request %d times (client got %d); want once and a 502", received, last)
 	}
 }

@@ -84,38 +84,54 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 
 // staleConnWindow is how soon after the request was written a pooled
 // connection's failure counts as the provider having closed it before
-// reading the request (see connTrace.stale).
-const staleConnWindow = 250 * time.Millisecond
+// reading the request, and staleConnIdle how long the connection must
+// have sat idle before (see connTrace.stale).
+const (
+	staleConnWindow = 250 * time.Millisecond
+	staleConnIdle   = time.Second
+)
 
-// connTrace notes, for one attempt, whether its connection came from the
-// pool and when the request had been written on it.
+// connTrace notes, for one attempt, how its connection came from the pool
+// and when the request had been written on it.
 type connTrace struct {
-	reused bool
-	wrote  atomic.Int64 // unix ns; set by the transport's writing goroutine
+	idle  time.Duration // how long the pooled connection had been idle; 0 for a new or busy one
+	wrote atomic.Int64  // unix ns; set by the transport's writing goroutine
 }
 
 // context returns ctx with t's hooks, for one call's attempts in turn.
 func (t *connTrace) context(ctx context.Context) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		GotConn:      func(i httptrace.GotConnInfo) { t.reused = i.Reused },
+		GotConn: func(i httptrace.GotConnInfo) {
+			t.idle = 0
+			if i.Reused && i.WasIdle {
+				t.idle = max(i.IdleTime, time.Nanosecond)
+			}
+		},
 		WroteRequest: func(httptrace.WroteRequestInfo) { t.wrote.Store(time.Now().UnixNano()) },
 	})
 }
 
-// stale reports whether err is a pooled connection the provider had
-// closed (its keep-alive timer, uvicorn's and Node's 5 s, fired as the
-// request went out): the connection ended, with no answer, within
-// staleConnWindow of the request's writing, too soon for a provider that
-// read it to have worked on it. Go's transport resends such a request only
-// when it is idempotent; one that failed later may have been read and
-// billed, and is a connection failure like any other.
+// stale reports whether err is, most likely, a pooled connection the
+// provider had closed while it sat idle (its keep-alive timer, gunicorn's
+// 2 s, uvicorn's and Node's 5 s, firing as the request went out): the
+// connection had been idle at least staleConnIdle, and ended with no
+// answer within staleConnWindow of the request's writing (or Go saw it
+// close while idle). A provider that read the request would have to fail
+// at once on a connection idle until then; a connection in use that fails
+// is a connection failure like any other, as is one that fails later. Go's
+// transport resends such a request itself only when it is idempotent.
 func (t *connTrace) stale(err error) bool {
-	wrote := t.wrote.Load()
-	if !t.reused || wrote == 0 || time.Since(time.Unix(0, wrote)) > staleConnWindow {
+	if t.idle < staleConnIdle {
 		return false
 	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) ||
-		strings.Contains(err.Error(), "server closed idle connection")
+	if strings.Contains(err.Error(), "server closed idle connection") {
+		return true
+	}
+	wrote := t.wrote.Load()
+	if wrote == 0 || time.Since(time.Unix(0, wrote)) > staleConnWindow {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // forward sends the request upstream, retrying 429, 5xx, 529 and
@@ -125,13 +141,17 @@ func (t *connTrace) stale(err error) bool {
 // that failure is returned), or an exponential backoff with jitter.
 func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	p := c.res.prov
-	// c.attempts counts on from a stream that failed before its first event.
-	resent := false
+	// c.attempts counts on from a stream that failed before its first
+	// event; attempt counts the requests max_retries bounds, which a resend
+	// on a stale connection (c.resent) is not.
 	var ct connTrace
 	traced := ct.context(ctx)
-	for attempt := c.attempts; ; attempt++ {
+	for attempt := c.retries(); ; attempt++ {
 		c.attempts = attempt + 1
-		ct.reused = false
+		if c.resent {
+			c.attempts++
+		}
+		ct.idle = 0
 		ct.wrote.Store(0)
 		req, err := c.newUpstreamRequest(traced)
 		if err != nil {
@@ -144,12 +164,14 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		// header copying for it.
 		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
-		if err != nil && !resent && ctx.Err() == nil && ct.stale(err) {
-			// Once a call, whatever max_retries (the provider never had
-			// it), and counted: it is another request sent.
-			resent = true
+		if err != nil && !c.resent && ctx.Err() == nil && ct.stale(err) {
+			// Once a call, not one of max_retries' retries (the provider
+			// most likely never had it), and counted in attempts: it is
+			// another request sent.
+			c.resent = true
 			c.g.logger.Info("provider closed a pooled connection as the request went out; resending it",
 				zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("attempt", c.attempts), zapErr(err))
+			attempt--
 			continue
 		}
 		if err == nil {
@@ -198,6 +220,15 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// retries is how many of the call's requests count against max_retries:
+// all but its first and a resend on a stale connection.
+func (c *call) retries() int {
+	if c.resent {
+		return c.attempts - 1
+	}
+	return c.attempts
 }
 
 // upstreamRequestID is the request id of a provider's answer.
@@ -348,6 +379,9 @@ func decodeBody(resp *http.Response) {
 func openDeflate(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReader(r)
 	h, err := br.Peek(2)
+	if len(h) == 1 && err == io.EOF {
+		err = io.ErrUnexpectedEOF // one byte is no deflate stream, nor an empty body
+	}
 	if err != nil {
 		return nil, err
 	}

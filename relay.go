@@ -465,7 +465,7 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		pinger.Stop()
 	}
 	mu.Unlock()
-	if st.headersSent || c.ctx.Err() != nil || c.attempts > c.res.prov.maxRetries {
+	if st.headersSent || c.ctx.Err() != nil || c.retries() > c.res.prov.maxRetries {
 		return st, false
 	}
 	if st.err != nil && !corrupt(st.err) {
