@@ -12,9 +12,16 @@ var strictKeywords = map[string]bool{
 	"exclusiveMinimum": true, "exclusiveMaximum": true, "multipleOf": true, "minItems": true, "maxItems": true,
 }
 
+// strictFormats are the string formats strict mode accepts ("uri", which
+// pydantic's HttpUrl and zod's url() give, is refused).
+var strictFormats = map[string]bool{
+	"date-time": true, "time": true, "date": true, "duration": true, "email": true,
+	"hostname": true, "ipv4": true, "ipv6": true, "uuid": true,
+}
+
 // strictSchema reports whether an output_config.format schema meets the
 // rules of OpenAI's strict structured outputs, conservatively: an object
-// at the root; only strictKeywords; every object closed
+// at the root; only strictKeywords (and strictFormats); every object closed
 // (additionalProperties false) and requiring all its properties; a $ref
 // alone in its node; items a single schema. Anthropic always enforces the
 // schema; sent to OpenAI with strict true, such a schema is enforced there
@@ -48,6 +55,8 @@ func strictNode(s gjson.Result) bool {
 			})
 		case key == "items":
 			ok = v.IsObject() && strictNode(v)
+		case key == "format":
+			ok = strictFormats[v.String()]
 		}
 		return ok
 	})

@@ -32,6 +32,8 @@ func TestStrictSchema(t *testing.T) {
 		{"tuple items", `{"type":"object","properties":{"t":{"type":"array","items":[{"type":"object","properties":{"a":{"type":"string"}}}]}},"required":["t"],"additionalProperties":false}`, false},
 		{"boolean schema", `{"type":"object","properties":{"any":true},"required":["any"],"additionalProperties":false}`, false},
 		{"patternProperties", `{"type":"object","properties":{},"required":[],"additionalProperties":false,"patternProperties":{"^x":{"type":"string"}}}`, false},
+		{"format uri", `{"type":"object","properties":{"u":{"type":"string","format":"uri"}},"required":["u"],"additionalProperties":false}`, false},
+		{"format date-time", `{"type":"object","properties":{"d":{"type":"string","format":"date-time"}},"required":["d"],"additionalProperties":false}`, true},
 		{"$schema", `{"$schema":"http://json-schema.org/draft-07/schema#","type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false}`, false},
 	} {
 		if got := strictSchema(gjson.Parse(tc.schema)); got != tc.want {
