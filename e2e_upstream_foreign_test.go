@@ -527,3 +527,27 @@ func TestForeignUpstreamBusyConnectionNotResent(t *testing.T) {
 		t.Errorf("the provider read the second call's request %d times (client got %d); want once and a 502", received, last)
 	}
 }
+
+// A stream whose bytes do not decode, first arriving after the gateway
+// sent the headers (the first-event hold), is recorded as within the hold:
+// BAD_UPSTREAM_RESPONSE, priced from the prompt (review 13R2).
+func TestForeignUpstreamCorruptStreamAfterHold(t *testing.T) {
+	old := firstEventHold
+	firstEventHold = 100 * time.Millisecond
+	t.Cleanup(func() { firstEventHold = old })
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Content-Encoding", "gzip")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		time.Sleep(400 * time.Millisecond)
+		_, _ = io.WriteString(w, "event: message_start\ndata: this is not gzip at all\n\n")
+	})
+	_, tok := e2eKey(g, "corruptlate")
+	e2eRead(t, g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...))
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"error_class": "BAD_UPSTREAM_RESPONSE", "usage_source": "estimated"})
+	if c := e2eCost(t, call); c <= 0 {
+		t.Errorf("cost_usd %v; the provider answered, priced from the prompt's estimate", c)
+	}
+}

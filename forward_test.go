@@ -78,3 +78,13 @@ func TestDecodeBodyDeflate(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeBodyDeflateOneByte: a deflate body of one byte is cut, not an
+// empty answer (review 13R2).
+func TestDecodeBodyDeflateOneByte(t *testing.T) {
+	resp := &http.Response{Header: http.Header{"Content-Encoding": {"deflate"}}, Body: io.NopCloser(bytes.NewReader([]byte{0x78}))}
+	decodeBody(resp)
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("reading a one-byte deflate body: %v, want io.ErrUnexpectedEOF", err)
+	}
+}

@@ -205,11 +205,13 @@ func (c *call) relayBody(resp *http.Response) {
 			return
 		}
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
+		msg := fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name)
 		if corrupt(err) {
 			c.errorClass = errBadUpstreamBody
+			msg = fmt.Sprintf("provider %s answered in an encoding the gateway could not decode", c.res.prov.name)
 		}
 		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
+		writeError(c.w, c.shape, c.status, msg)
 		return
 	}
 	c.status = resp.StatusCode
@@ -600,6 +602,10 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		// overloaded stream): as for the same error sent as a status, it
 		// bills nothing.
 		u = ir.Usage{}
+	case corrupt(st.err) && c.ctx.Err() == nil:
+		// The provider answered (and bills) in bytes its encoding does
+		// not decode, after the hold: as within it (streamFailedEarly).
+		u = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}
 	case st.err != nil && c.ctx.Err() == nil:
 		// The stream never began (its headers went out after the hold):
 		// as for one that ends during the hold, the provider failed before
@@ -637,6 +643,9 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		// would drain it before the client's response could end.
 		c.cancel(nil)
 		c.errorClass = errStreamInterrupted
+		if corrupt(err) {
+			c.errorClass = errBadUpstreamBody
+		}
 		// The client learns that its answer is incomplete; the cause (socket
 		// addresses, the provider's host) is for the operator's log only.
 		if err != nil && !errors.Is(err, io.EOF) {
