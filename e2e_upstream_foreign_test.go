@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,34 +72,8 @@ func TestForeignUpstreamStreamContentTypeCase(t *testing.T) {
 // otherwise spends one of its retries and a 0.4-0.6 s backoff on it. Go's
 // transport retries such a request itself only when it is idempotent.
 func TestForeignUpstreamStaleKeepAliveConnection(t *testing.T) {
-	var mu sync.Mutex
-	seen := map[string]int{}
-	answered := 0
-	sentKey := false // the replayable mark must not go on the wire
-	up := func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		if _, ok := r.Header["Idempotency-Key"]; ok {
-			sentKey = true
-		}
-		seen[r.RemoteAddr]++
-		n := seen[r.RemoteAddr]
-		if n == 1 {
-			answered++
-		}
-		mu.Unlock()
-		if n > 1 {
-			// The server's idle timer fired as the request arrived: it
-			// closes the connection without reading or answering.
-			c, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				c.Close()
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
-	}
-	g := oddUpstreamRetries(t, 0, up)
+	up := &connCloser{}
+	g := oddUpstreamRetries(t, 0, up.ServeHTTP)
 	_, tok := e2eKey(g, "stale")
 	for i := range 3 {
 		if i > 0 {
@@ -115,13 +90,75 @@ func TestForeignUpstreamStaleKeepAliveConnection(t *testing.T) {
 	for i, c := range e2eCalls(g, 3) {
 		e2eWant(t, fmt.Sprintf("call %d", i+1), c, map[string]any{"status": 200, "error_class": nil, "attempts": min(i+1, 2)})
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if answered != 3 {
+	if answered, _ := up.counts(); answered != 3 {
 		t.Errorf("provider answered %d requests, want 3", answered)
 	}
-	if sentKey {
-		t.Error("the provider got an Idempotency-Key header")
+}
+
+// connCloser answers a connection's first request with the recorded
+// answer and closes the connection under any later one without answering,
+// after work (none: the server's idle timer fired as the request came;
+// some: it read the request and worked on it before the connection
+// dropped).
+type connCloser struct {
+	work     time.Duration
+	mu       sync.Mutex
+	perConn  map[string]int
+	answered int
+	closed   int
+}
+
+func (cc *connCloser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cc.mu.Lock()
+	if cc.perConn == nil {
+		cc.perConn = map[string]int{}
+	}
+	cc.perConn[r.RemoteAddr]++
+	later := cc.perConn[r.RemoteAddr] > 1
+	if later {
+		cc.closed++
+	} else {
+		cc.answered++
+	}
+	cc.mu.Unlock()
+	if later {
+		time.Sleep(cc.work)
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			c.Close()
+		}
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
+}
+
+// counts is how many requests cc answered and how many it closed.
+func (cc *connCloser) counts() (answered, closed int) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.answered, cc.closed
+}
+
+// notResent makes two calls, the second idle seconds after the first, on
+// a connCloser that works work before closing, and requires the second to
+// reach the provider once and the client to get a 502 (max_retries 0).
+func notResent(t *testing.T, work, idle time.Duration) {
+	t.Helper()
+	up := &connCloser{work: work}
+	g := oddUpstreamRetries(t, 0, up.ServeHTTP)
+	_, tok := e2eKey(g, "notresent")
+	var last int
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(idle)
+		}
+		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+		e2eRead(t, resp)
+		last = resp.StatusCode
+	}
+	if answered, closed := up.counts(); answered != 1 || closed != 1 || last != http.StatusBadGateway {
+		t.Errorf("the provider answered %d and closed %d requests (the client got %d for the second); want the second read once and a 502",
+			answered, closed, last)
 	}
 }
 
@@ -301,58 +338,15 @@ func TestForeignUpstreamTruncatedCloseDelimitedAnswer(t *testing.T) {
 // connection dropped (a worker crash, a deploy), and may bill it. With
 // max_retries 0 it is not sent again (review 13R).
 func TestForeignUpstreamNoResendAfterProviderWorked(t *testing.T) {
-	var mu sync.Mutex
-	perConn := map[string]int{}
-	received := map[string]int{}
-	up := func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		perConn[r.RemoteAddr]++
-		n := perConn[r.RemoteAddr]
-		received[r.Header.Get("X-Marker")]++
-		mu.Unlock()
-		if n > 1 {
-			time.Sleep(500 * time.Millisecond) // generating
-			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
-				c.Close() // the connection drops before any answer byte
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
-	}
-	g := oddUpstreamRetries(t, 0, up)
-	_, tok := e2eKey(g, "worked")
-	var status []int
-	for i, marker := range []string{"first", "second"} {
-		if i > 0 {
-			time.Sleep(staleConnIdle + 100*time.Millisecond) // idle in the pool: only the 500 ms tell
-		}
-		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`,
-			"Anthropic-Version", "2023-06-01", "X-Marker", marker)
-		e2eRead(t, resp)
-		status = append(status, resp.StatusCode)
-	}
-	calls := e2eCalls(g, 2)
-	mu.Lock()
-	defer mu.Unlock()
-	if received["second"] != 1 || status[1] != http.StatusBadGateway {
-		t.Errorf("the provider read the second call's request %d times (client got %d, attempts %v); want once and a 502",
-			received["second"], status[1], calls[1]["attempts"])
-	}
+	notResent(t, 500*time.Millisecond, staleConnIdle+100*time.Millisecond) // idle in the pool: only the 500 ms tell
 }
 
 // The request id kept from a retried 429 does not stay on a call whose
 // last attempt got no answer: the trace would tie an unreachable call to
 // an earlier attempt's id (review 13R).
 func TestForeignUpstreamRequestIDOfLastAttempt(t *testing.T) {
-	var mu sync.Mutex
-	n := 0
-	up := func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		n++
-		first := n == 1
-		mu.Unlock()
-		if first {
+	up := nthRequest(func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
 			w.Header().Set("Request-Id", "req_the_429")
 			w.Header().Set("Retry-After", "0")
 			w.Header().Set("Content-Type", "application/json")
@@ -363,7 +357,7 @@ func TestForeignUpstreamRequestIDOfLastAttempt(t *testing.T) {
 		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
 			c.Close()
 		}
-	}
+	})
 	g := oddUpstreamRetries(t, 1, up)
 	_, tok := e2eKey(g, "lastid")
 	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
@@ -452,14 +446,8 @@ func TestForeignUpstreamCorruptEncoding(t *testing.T) {
 // with max_retries 1 a 529 to the resent request is still retried (review
 // 13R2).
 func TestForeignUpstreamStaleResendKeepsTheRetries(t *testing.T) {
-	var mu sync.Mutex
-	seq := 0
-	up := func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seq++
-		s := seq
-		mu.Unlock()
-		switch s {
+	up := nthRequest(func(n int, w http.ResponseWriter, r *http.Request) {
+		switch n {
 		case 2: // call 2 on call 1's idle pooled connection, closed as it arrived
 			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
 				c.Close()
@@ -473,7 +461,7 @@ func TestForeignUpstreamStaleResendKeepsTheRetries(t *testing.T) {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
-	}
+	})
 	g := oddUpstreamRetries(t, 1, up)
 	_, tok := e2eKey(g, "staleretry")
 	for i := range 2 {
@@ -492,40 +480,7 @@ func TestForeignUpstreamStaleResendKeepsTheRetries(t *testing.T) {
 // however soon, is a connection failure: the provider may have read the
 // request. With max_retries 0 it is not sent again (review 13R2).
 func TestForeignUpstreamBusyConnectionNotResent(t *testing.T) {
-	var mu sync.Mutex
-	perConn := map[string]int{}
-	received := 0
-	up := func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		perConn[r.RemoteAddr]++
-		n := perConn[r.RemoteAddr]
-		if n > 1 {
-			received++
-		}
-		mu.Unlock()
-		if n > 1 {
-			time.Sleep(100 * time.Millisecond) // read and worked on
-			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
-				c.Close()
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1).Body)
-	}
-	g := oddUpstreamRetries(t, 0, up)
-	_, tok := e2eKey(g, "busy")
-	var last int
-	for range 2 {
-		resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
-		e2eRead(t, resp)
-		last = resp.StatusCode
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if received != 1 || last != http.StatusBadGateway {
-		t.Errorf("the provider read the second call's request %d times (client got %d); want once and a 502", received, last)
-	}
+	notResent(t, 100*time.Millisecond, 0)
 }
 
 // A stream whose bytes do not decode, first arriving after the gateway
@@ -550,4 +505,10 @@ func TestForeignUpstreamCorruptStreamAfterHold(t *testing.T) {
 	if c := e2eCost(t, call); c <= 0 {
 		t.Errorf("cost_usd %v; the provider answered, priced from the prompt's estimate", c)
 	}
+}
+
+// nthRequest calls h with each request's number, from 1.
+func nthRequest(h func(n int, w http.ResponseWriter, r *http.Request)) http.HandlerFunc {
+	var n atomic.Int64
+	return func(w http.ResponseWriter, r *http.Request) { h(int(n.Add(1)), w, r) }
 }
