@@ -499,7 +499,10 @@ func TestForeignUpstreamCorruptStreamAfterHold(t *testing.T) {
 		_, _ = io.WriteString(w, "event: message_start\ndata: this is not gzip at all\n\n")
 	})
 	_, tok := e2eKey(g, "corruptlate")
-	e2eRead(t, g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...))
+	got := e2eRead(t, g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...))
+	if !strings.Contains(got, "event: error") || !strings.Contains(got, "did not decode") {
+		t.Errorf("client got %.300q; want an error event saying the stream did not decode", got)
+	}
 	call := e2eCalls(g, 1)[0]
 	e2eWant(t, "call", call, map[string]any{"error_class": "BAD_UPSTREAM_RESPONSE", "usage_source": "estimated"})
 	if c := e2eCost(t, call); c <= 0 {

@@ -643,15 +643,17 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		// would drain it before the client's response could end.
 		c.cancel(nil)
 		c.errorClass = errStreamInterrupted
+		msg := "the provider's stream was interrupted"
 		if corrupt(err) {
 			c.errorClass = errBadUpstreamBody
+			msg = "the provider's stream did not decode (its Content-Encoding)"
 		}
 		// The client learns that its answer is incomplete; the cause (socket
 		// addresses, the provider's host) is for the operator's log only.
 		if err != nil && !errors.Is(err, io.EOF) {
 			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		}
-		c.endStream(rc, "the provider's stream was interrupted")
+		c.endStream(rc, msg)
 	}
 }
 
