@@ -173,21 +173,30 @@ func (c *call) redirected(resp *http.Response) {
 
 // undecodable answers a provider's success in an encoding the gateway did
 // not ask for and cannot read (decodeBody): neither the client (its own
-// Accept-Encoding was not sent) nor the ledger could read it. A success
-// is priced from the prompt's estimate: the provider did the work.
+// Accept-Encoding was not sent) nor the ledger could read it.
 func (c *call) undecodable(resp *http.Response) {
 	_ = resp.Body.Close()
 	ce := resp.Header.Get("Content-Encoding")
-	if resp.StatusCode < 300 && c.kind != kindCountTokens {
+	c.unreadable(fmt.Sprintf("answered %d with Content-Encoding %q, which the gateway cannot read", resp.StatusCode, ce),
+		zap.String("content_encoding", ce))
+}
+
+// unreadable answers a provider's success its encoding made unreadable (an
+// encoding the gateway cannot decode, or bytes that do not decode): a 502
+// BAD_UPSTREAM_RESPONSE saying why, not retried (the provider would send
+// the same), priced from the prompt's estimate: the provider did the work.
+func (c *call) unreadable(why string, fields ...zap.Field) {
+	if c.kind != kindCountTokens {
 		c.usage, c.haveUsage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}, true
 	}
 	c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
-	c.g.logger.Warn("provider answered in an encoding the gateway cannot read",
-		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode),
-		zap.String("content_encoding", ce))
-	writeError(c.w, c.shape, c.status, fmt.Sprintf(
-		"provider %s answered %d with Content-Encoding %q, which the gateway cannot read", c.res.prov.name, resp.StatusCode, ce))
+	c.g.logger.Warn("provider's answer unreadable: "+why,
+		append([]zap.Field{zapTurn(c.turnID), zap.String("provider", c.res.prov.name)}, fields...)...)
+	writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s %s", c.res.prov.name, why))
 }
+
+// decodeFailed is unreadable's why for bytes their encoding does not decode.
+const decodeFailed = "answered in an encoding the gateway could not decode"
 
 // relayBody relays a non-streamed answer and reads its usage.
 func (c *call) relayBody(resp *http.Response) {
@@ -204,14 +213,13 @@ func (c *call) relayBody(resp *http.Response) {
 			c.tellShutdown()
 			return
 		}
-		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
-		msg := fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name)
 		if corrupt(err) {
-			c.errorClass = errBadUpstreamBody
-			msg = fmt.Sprintf("provider %s answered in an encoding the gateway could not decode", c.res.prov.name)
+			c.unreadable(decodeFailed, zapErr(err))
+			return
 		}
+		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
 		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
-		writeError(c.w, c.shape, c.status, msg)
+		writeError(c.w, c.shape, c.status, fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
 	}
 	c.status = resp.StatusCode
@@ -507,12 +515,7 @@ func (c *call) streamFailedEarly(err error) {
 		c.upstreamFailed(c.ctx.Err())
 		c.usage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}
 	} else if corrupt(err) {
-		// The provider answered (and bills), in bytes its own encoding
-		// does not decode: not retried, priced from the prompt.
-		c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s answered in an encoding the gateway could not decode", c.res.prov.name))
-		c.g.logger.Warn("decoding the provider's stream", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
-		c.usage = ir.Usage{InputTokens: c.promptEstimate(), Estimated: true}
+		c.unreadable(decodeFailed, zapErr(err))
 	} else {
 		// The provider failed before answering, reporting nothing: as for
 		// a timeout, the recorded zero is the gateway's.
