@@ -50,8 +50,9 @@ type call struct {
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved
 	slot      string
-	stream    bool // the client asked for a stream
-	cross     bool // inbound shape differs from the provider's
+	stream    bool  // the client asked for a stream
+	choices   int64 // the n the client asked for (OpenAI); 0 when not given
+	cross     bool  // inbound shape differs from the provider's
 	body      []byte
 	path      string // upstream API path
 	rawQuery  string
@@ -121,7 +122,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	}
 	c := &call{
 		g: g, w: w, r: r, start: start, shape: shape, kind: kind, key: key, session: sessionID(r),
-		stream: req.stream.Bool(), rawQuery: r.URL.RawQuery,
+		stream: req.stream.Bool(), choices: req.n.Int(), rawQuery: r.URL.RawQuery,
 	}
 	if aerr := c.decide(body, req); aerr != nil {
 		c.refuse(aerr)

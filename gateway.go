@@ -401,6 +401,8 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 			dst = &req.model
 		case "stream":
 			dst = &req.stream
+		case "n":
+			dst = &req.n
 		case "messages":
 			dst = &msgs
 		case "max_tokens":
@@ -444,8 +446,8 @@ func conversation(name string) bool { return name == "messages" || name == "syst
 
 // parsedRequest is a request body as validate read it.
 type parsedRequest struct {
-	root          gjson.Result // the whole body
-	model, stream gjson.Result // top-level fields; zero when absent
+	root             gjson.Result // the whole body
+	model, stream, n gjson.Result // top-level fields; zero when absent
 }
 
 // sessionHeaders are the headers an agent names its session in, in order:

@@ -722,7 +722,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	defer func() { *bp = burst[:0] }()
 	first := true // startStream observed the first event
 	// A finish ends the answer only when there is one choice (OpenAI's n).
-	oneChoice := obs.typ == shapeAnthropic || gjson.GetBytes(c.body, "n").Int() <= 1
+	oneChoice := obs.typ == shapeAnthropic || c.choices <= 1
 	for ev, err := st.ev, st.err; ; ev, err = nextEvent(rd) {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
