@@ -354,7 +354,11 @@ func (c *call) run() {
 // its first event and the provider's retries allow another attempt.
 func (c *call) answer(resp *http.Response) bool {
 	stream := isEventStream(resp.Header)
-	if stream {
+	// An answer with no media type at all to a streamed request is read as
+	// a stream unless it opens with JSON (startStream).
+	sniff := !stream && c.stream && resp.StatusCode < 300 && resp.Header.Get("Content-Type") == "" &&
+		resp.Header.Get("Content-Encoding") == ""
+	if stream || sniff {
 		// Closed, not drained: a stream read to its end has already freed
 		// its connection, and one left early (a panic in the relay) must
 		// stop the provider, not wait out its generation. (A closure:
@@ -371,8 +375,12 @@ func (c *call) answer(resp *http.Response) bool {
 		c.redirected(resp)
 	case resp.StatusCode >= 400:
 		c.relayError(resp)
-	case stream:
-		st, retry := c.startStream(resp)
+	case stream || sniff:
+		st, retry := c.startStream(resp, sniff)
+		if st.body {
+			c.relayBody(resp)
+			return true
+		}
 		if retry {
 			// Closed, not drained: a provider may hold the failed stream open.
 			_ = resp.Body.Close()

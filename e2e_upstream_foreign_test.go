@@ -63,6 +63,90 @@ func TestForeignUpstreamStreamContentTypeCase(t *testing.T) {
 	e2eWant(t, "cross shape", call, map[string]any{"status": 200, "usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
 }
 
+// A stream sent with no Content-Type at all (a proxy that drops it, a
+// hand-written server) was relayed as one body: a same-shape client got it
+// whole at its end, priced from an estimate of its bytes ($0.0030 for a
+// $0.0002 answer, audit 13L2), and a cross-shape client a 502 (Claude Code
+// retried it twelve times). An answer to a streamed request that opens
+// with anything but a JSON value is read as the stream it is.
+func TestForeignUpstreamStreamWithoutContentType(t *testing.T) {
+	body := foreignAnthropicStream()
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		_, _ = io.WriteString(w, body)
+	})
+	_, tok := e2eKey(g, "noctype")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`, e2eAnthropicHdr...)
+	got := e2eRead(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(got, "message_stop") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("same shape: %d %q %.200s; want the stream as an event stream", resp.StatusCode, resp.Header.Get("Content-Type"), got)
+	}
+	call := e2eCalls(g, 1)[0]
+	// 394 × $3/MTok + 79 × $15/MTok = $0.001182 + $0.001185 = $0.002367
+	e2eWant(t, "same shape", call, map[string]any{"usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
+	if c := e2eCost(t, call); !e2eNear(c, 0.002367) {
+		t.Errorf("same shape: cost_usd %v, want 0.002367 (the provider's usage)", c)
+	}
+	resp = g.post("/v1/chat/completions", tok, `{"model":"sonnet","stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`)
+	got = e2eRead(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(got, "[DONE]") {
+		t.Errorf("cross shape: client got %d %.300s; want the translated stream", resp.StatusCode, got)
+	}
+	call = e2eCalls(g, 2)[1]
+	e2eWant(t, "cross shape", call, map[string]any{"status": 200, "usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
+}
+
+// An empty answer with no Content-Type to a streamed request is a stream
+// that ended before its first event (retried, then a 502 in the client's
+// shape), not an empty 200 a client would read as an answer.
+func TestForeignUpstreamEmptyAnswerWithoutContentTypeToStream(t *testing.T) {
+	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		w.WriteHeader(200)
+	})
+	_, tok := e2eKey(g, "emptynoctype")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	got := e2eRead(t, resp)
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(got, `"type":"error"`) {
+		t.Errorf("client got %d %.200q; want a 502 in Anthropic's error shape", resp.StatusCode, got)
+	}
+	if c := n.Load(); c != 3 {
+		t.Errorf("%d requests upstream; want 3 (max_retries 2: a stream that never began is retried)", c)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"status": 502, "error_class": "STREAM_INTERRUPTED", "attempts": 3})
+}
+
+// The same server answering JSON with no media type only after the
+// first-event hold (a long generation) is still relayed as that JSON,
+// priced from its usage: the hold does not send a stream's headers before
+// the answer's first byte says what it is.
+func TestForeignUpstreamJSONWithoutContentTypeAfterHold(t *testing.T) {
+	old := firstEventHold
+	firstEventHold = 100 * time.Millisecond
+	t.Cleanup(func() { firstEventHold = old })
+	body := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0).Body
+	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Content-Type"] = nil
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		_, _ = io.WriteString(w, body)
+	})
+	_, tok := e2eKey(g, "latejson")
+	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+	got := e2eRead(t, resp)
+	if n.Load() != 1 || resp.StatusCode != 200 || !strings.HasPrefix(strings.TrimSpace(got), "{") || !strings.Contains(got, `"usage"`) {
+		t.Errorf("%d requests upstream, client got %d %.300q; want one request and the JSON answer", n.Load(), resp.StatusCode, got)
+	}
+	// 402 × $3/MTok + 89 × $15/MTok = $0.001206 + $0.001335 = $0.002541
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"status": 200, "error_class": nil, "usage_source": "provider", "input_tokens": 402, "output_tokens": 89})
+	if c := e2eCost(t, call); !e2eNear(c, 0.002541) {
+		t.Errorf("cost_usd %v, want 0.002541 (the answer's usage)", c)
+	}
+}
+
 // A provider that closes an idle keep-alive connection just as the
 // gateway sends the next request on it (uvicorn's, Node's or gunicorn's
 // keep-alive timeout of 2-5 s is far below the gateway's 90 s

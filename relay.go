@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -385,6 +386,9 @@ type streamStart struct {
 	// chunk); the relay goes on with it from the second.
 	obs       streamObserver
 	usageOnly bool
+	// body: the answer had no media type and opens with a JSON value, a
+	// provider ignoring stream: it is relayed as a body (relayBody).
+	body bool
 }
 
 // startStream reads the provider's first event, holding the client's
@@ -392,11 +396,24 @@ type streamStart struct {
 // retry when that event is a transient error (Anthropic answers an
 // overload with a 200 and an error event) or the stream ended before any
 // event, nothing was sent to the client, and the provider's max_retries
-// allow another attempt.
-func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
+// allow another attempt. An answer with no media type (sniff) is read as a
+// stream unless it opens with a JSON value; then it reports st.body, and
+// resp.Body still holds all of it.
+func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, retry bool) {
 	// A provider that goes silent mid-stream would hold the call for ever:
 	// a translated stream's pings keep its client waiting.
 	watchBody(resp, max(streamSilence, c.res.prov.timeout), true, errStreamSilent)
+	if sniff {
+		// Decided before the hold: headers sent as a stream's could not be
+		// taken back for a JSON answer. Until the first byte the client
+		// hears nothing, as from such a provider directly.
+		br := bufio.NewReader(resp.Body)
+		resp.Body = bufferedBody{br, resp.Body}
+		if opensWithJSON(br) {
+			st.body = true
+			return st, false
+		}
+	}
 	st.rd = sse.NewReader(resp.Body)
 	if c.cross {
 		if c.res.prov.typ == shapeOpenAI {
@@ -489,6 +506,32 @@ func (c *call) startStream(resp *http.Response) (st streamStart, retry bool) {
 		return st, true
 	}
 	return st, false
+}
+
+// opensWithJSON reports whether br's first byte that is not white space
+// (within the first 512) opens a JSON object or array. It reads as much as
+// that takes, leaving it buffered; a read error reports false.
+func opensWithJSON(br *bufio.Reader) bool {
+	for n := 1; n <= 512; n++ {
+		p, err := br.Peek(n)
+		if err != nil {
+			return false
+		}
+		switch p[n-1] {
+		case ' ', '\t', '\r', '\n':
+		case '{', '[':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// bufferedBody reads a response body through the buffer that sniffed it.
+type bufferedBody struct {
+	*bufio.Reader
+	io.Closer
 }
 
 // retryableStreamError reports whether an error a stream opened with is
