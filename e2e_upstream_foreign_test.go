@@ -41,26 +41,7 @@ func TestForeignUpstreamStreamContentTypeCase(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	})
 	_, tok := e2eKey(g, "ctcase")
-	// Same shape (Anthropic client).
-	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`, e2eAnthropicHdr...)
-	got := e2eRead(t, resp)
-	if resp.StatusCode != 200 || !strings.Contains(got, "message_stop") {
-		t.Fatalf("same shape: %d %.200s", resp.StatusCode, got)
-	}
-	call := e2eCalls(g, 1)[0]
-	// 394 × $3/MTok + 79 × $15/MTok = $0.001182 + $0.001185 = $0.002367
-	e2eWant(t, "same shape", call, map[string]any{"usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
-	if c := e2eCost(t, call); !e2eNear(c, 0.002367) {
-		t.Errorf("same shape: cost_usd %v, want 0.002367 (the provider's usage)", c)
-	}
-	// Cross shape (OpenAI client on the Claude model).
-	resp = g.post("/v1/chat/completions", tok, `{"model":"sonnet","stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`)
-	got = e2eRead(t, resp)
-	if resp.StatusCode != 200 || !strings.Contains(got, "[DONE]") {
-		t.Errorf("cross shape: client got %d %.300s; want the translated stream", resp.StatusCode, got)
-	}
-	call = e2eCalls(g, 2)[1]
-	e2eWant(t, "cross shape", call, map[string]any{"status": 200, "usage_source": "provider", "input_tokens": 394, "output_tokens": 79})
+	wantForeignStreamRelayed(t, g, tok)
 }
 
 // A stream sent with no Content-Type at all (a proxy that drops it, a
@@ -76,6 +57,14 @@ func TestForeignUpstreamStreamWithoutContentType(t *testing.T) {
 		_, _ = io.WriteString(w, body)
 	})
 	_, tok := e2eKey(g, "noctype")
+	wantForeignStreamRelayed(t, g, tok)
+}
+
+// wantForeignStreamRelayed asks g for foreignAnthropicStream's answer, same
+// shape and then cross shape, and wants each relayed as a stream and
+// priced from the provider's usage.
+func wantForeignStreamRelayed(t *testing.T, g *testGateway, tok string) {
+	t.Helper()
 	resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`, e2eAnthropicHdr...)
 	got := e2eRead(t, resp)
 	if resp.StatusCode != 200 || !strings.Contains(got, "message_stop") || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
@@ -87,6 +76,7 @@ func TestForeignUpstreamStreamWithoutContentType(t *testing.T) {
 	if c := e2eCost(t, call); !e2eNear(c, 0.002367) {
 		t.Errorf("same shape: cost_usd %v, want 0.002367 (the provider's usage)", c)
 	}
+	// Cross shape (OpenAI client on the Claude model).
 	resp = g.post("/v1/chat/completions", tok, `{"model":"sonnet","stream":true,"messages":[{"role":"user","content":"Weather in SF?"}]}`)
 	got = e2eRead(t, resp)
 	if resp.StatusCode != 200 || !strings.Contains(got, "[DONE]") {
