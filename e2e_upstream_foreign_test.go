@@ -137,6 +137,65 @@ func TestForeignUpstreamJSONWithoutContentTypeAfterHold(t *testing.T) {
 	}
 }
 
+// A provider that answers 200 with no Content-Type and dies before its
+// first byte, later than the first-event hold (a proxy's idle timeout in
+// front of a silent reasoning model), is not asked again: with its media
+// type the hold would have sent the client its headers, and the provider
+// may have been generating, which it bills (review 14R).
+func TestForeignUpstreamLateDeathWithoutContentTypeNotRetried(t *testing.T) {
+	old := firstEventHold
+	firstEventHold = 100 * time.Millisecond
+	t.Cleanup(func() { firstEventHold = old })
+	for _, ct := range []string{"text/event-stream", ""} {
+		t.Run("ct="+ct, func(t *testing.T) {
+			g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Content-Type"] = nil
+				if ct != "" {
+					w.Header().Set("Content-Type", ct)
+				}
+				w.WriteHeader(200)
+				w.(http.Flusher).Flush()
+				time.Sleep(400 * time.Millisecond) // past the hold, before any byte
+				if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+					_ = conn.Close()
+				}
+			})
+			_, tok := e2eKey(g, "latedeath")
+			e2eRead(t, g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...))
+			if c := n.Load(); c != 1 {
+				t.Errorf("%d upstream requests; want 1: the stream died after the hold", c)
+			}
+			e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"attempts": 1, "error_class": "STREAM_INTERRUPTED"})
+		})
+	}
+}
+
+// A server that ignores stream and answers JSON with no media type after
+// keep-alive new lines sent while it generates, or after a UTF-8 byte
+// order mark (some .NET servers), is relayed once as JSON, named so, and
+// priced from its usage, not read as a stream that never began (three
+// billed generations and a 502, review 14R).
+func TestForeignUpstreamJSONWithoutContentTypeOddStart(t *testing.T) {
+	body := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0).Body
+	for name, prefix := range map[string]string{"600 new lines": strings.Repeat("\n", 600), "BOM": "\xef\xbb\xbf"} {
+		t.Run(name, func(t *testing.T) {
+			g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+				w.Header()["Content-Type"] = nil
+				_, _ = io.WriteString(w, prefix+body)
+			})
+			_, tok := e2eKey(g, "jsonprefix")
+			resp := g.post("/v1/messages", tok, `{"model":"sonnet","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
+			got := e2eRead(t, resp)
+			if c := n.Load(); c != 1 || resp.StatusCode != 200 || !json.Valid([]byte(got)) || resp.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("%d upstream requests, client got %d %q %.120q; want one request and the JSON answer as application/json",
+					c, resp.StatusCode, resp.Header.Get("Content-Type"), got)
+			}
+			// 402 × $3/MTok + 89 × $15/MTok = $0.001206 + $0.001335 = $0.002541
+			e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"status": 200, "error_class": nil, "usage_source": "provider", "input_tokens": 402, "output_tokens": 89})
+		})
+	}
+}
+
 // A provider that closes an idle keep-alive connection just as the
 // gateway sends the next request on it (uvicorn's, Node's or gunicorn's
 // keep-alive timeout of 2-5 s is far below the gateway's 90 s

@@ -260,6 +260,10 @@ func (c *call) relayBody(resp *http.Response) {
 		c.setRequestID(h)
 	} else {
 		copyResponseHeaders(h, resp.Header)
+		if h.Get("Content-Type") == "" && gjson.ValidBytes(out) {
+			// Named, rather than left to net/http's guess (text/plain).
+			h.Set("Content-Type", "application/json")
+		}
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	c.w.WriteHeader(c.status)
@@ -386,9 +390,11 @@ type streamStart struct {
 	// chunk); the relay goes on with it from the second.
 	obs       streamObserver
 	usageOnly bool
-	// body: the answer had no media type and opens with a JSON value, a
-	// provider ignoring stream: it is relayed as a body (relayBody).
-	body bool
+	// body: the answer had no media type and opens with a JSON object or
+	// array, a provider ignoring stream: it is relayed as a body
+	// (relayBody). late: the first byte of an answer with no media type
+	// came after the first-event hold.
+	body, late bool
 }
 
 // startStream reads the provider's first event, holding the client's
@@ -406,13 +412,17 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	if sniff {
 		// Decided before the hold: headers sent as a stream's could not be
 		// taken back for a JSON answer. Until the first byte the client
-		// hears nothing, as from such a provider directly.
+		// hears nothing, as from such a provider directly; an answer whose
+		// first byte came later than the hold would have sent the headers
+		// is not retried, as if it had (st.late).
+		start := time.Now()
 		br := bufio.NewReader(resp.Body)
 		resp.Body = bufferedBody{br, resp.Body}
 		if opensWithJSON(br) {
 			st.body = true
 			return st, false
 		}
+		st.late = time.Since(start) >= firstEventHold
 	}
 	st.rd = sse.NewReader(resp.Body)
 	if c.cross {
@@ -492,7 +502,7 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		pinger.Stop()
 	}
 	mu.Unlock()
-	if st.headersSent || c.ctx.Err() != nil || c.retries() > c.res.prov.maxRetries {
+	if st.headersSent || st.late || c.ctx.Err() != nil || c.retries() > c.res.prov.maxRetries {
 		return st, false
 	}
 	if st.err != nil && !corrupt(st.err) {
@@ -509,23 +519,27 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 }
 
 // opensWithJSON reports whether br's first byte that is not white space
-// (within the first 512) opens a JSON object or array. It reads as much as
-// that takes, leaving it buffered; a read error reports false.
+// opens a JSON object or array. It drops a leading UTF-8 byte order mark
+// and the white space (nothing to JSON or to an event stream), leaving
+// that byte buffered; a read error reports false.
 func opensWithJSON(br *bufio.Reader) bool {
-	for n := 1; n <= 512; n++ {
-		p, err := br.Peek(n)
+	if p, _ := br.Peek(1); len(p) == 1 && p[0] == 0xEF {
+		if p, _ := br.Peek(3); string(p) == "\uFEFF" {
+			_, _ = br.Discard(3)
+		}
+	}
+	for {
+		b, err := br.ReadByte()
 		if err != nil {
 			return false
 		}
-		switch p[n-1] {
+		switch b {
 		case ' ', '\t', '\r', '\n':
-		case '{', '[':
-			return true
-		default:
-			return false
+			continue
 		}
+		_ = br.UnreadByte()
+		return b == '{' || b == '['
 	}
-	return false
 }
 
 // bufferedBody reads a response body through the buffer that sniffed it.
