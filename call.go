@@ -74,6 +74,7 @@ type call struct {
 	upstreamReqID string
 	finishing     bool            // finish has begun (recoverPanic must not rerun it)
 	obs           *streamObserver // the stream being relayed, for recoverPanic
+	abortClient   bool            // the provider cut the stream: so is the client's response (relaysCuts)
 }
 
 // clientModel is the model the request named: c.requested, or "" when the
@@ -146,6 +147,11 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	defer c.recoverPanic()
 	c.run()
 	c.finish()
+	if c.abortClient {
+		// Recorded; the client's response is cut as the provider's was
+		// (relaysCuts). net/http closes the connection and logs nothing.
+		panic(http.ErrAbortHandler)
+	}
 	return nil
 }
 
@@ -184,6 +190,9 @@ func (c *call) recoverPanic() {
 	v := recover()
 	if v == nil {
 		return
+	}
+	if v == any(http.ErrAbortHandler) && c.abortClient {
+		panic(v) // a provider's cut relayed, the call recorded
 	}
 	c.g.logger.Error("panic in an LLM call; recorded as INTERNAL_ERROR and the connection aborted",
 		zapTurn(c.turnID), zap.Any("panic", v), zap.Stack("stack"))

@@ -713,8 +713,36 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			c.g.logger.Warn("provider stream interrupted", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
 		}
+		if c.relaysCuts() && providerCut(err) {
+			// Claude Code retries a stream the provider cut, streamed, as
+			// it would directly; an error event would make it fall back to
+			// non-streamed requests for the rest of its turn (audit 14C).
+			// It gets the cut as the provider made it: a clean end where
+			// the provider ended cleanly, an aborted response otherwise.
+			c.abortClient = err != nil
+			return
+		}
 		c.endStream(rc, msg)
 	}
+}
+
+// errGatewayStop marks a stream the gateway ended itself (an event it
+// could not translate, a bug in its reader), not one the provider cut.
+var errGatewayStop = errors.New("the gateway ended the stream")
+
+// providerCut reports whether a stream that ended before its answer was
+// complete (err, nil for a clean end) was cut by the provider or its
+// connection, rather than ended by the gateway (errGatewayStop, an event
+// over the size limit, bytes that do not decode).
+func providerCut(err error) bool {
+	return !errors.Is(err, errGatewayStop) && !errors.Is(err, sse.ErrEventTooLarge) && !corrupt(err)
+}
+
+// relaysCuts reports whether the client is told of a provider's cut
+// stream by the same cut rather than an error event: Claude Code (its
+// session header says so), whose recovery from a cut is a streamed retry.
+func (c *call) relaysCuts() bool {
+	return c.shape == shapeAnthropic && c.r.Header.Get("X-Claude-Code-Session-Id") != ""
 }
 
 // endStream ends a stream cut short with an error event in the client's
@@ -880,7 +908,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 				c.g.logger.Error("panic reading a provider's stream", zapTurn(c.turnID),
 					zap.Any("panic", v), zap.Stack("stack"))
 				select {
-				case events <- item{err: fmt.Errorf("reading the provider's stream: panic: %v", v)}:
+				case events <- item{err: fmt.Errorf("%w: reading the provider's stream: panic: %v", errGatewayStop, v)}:
 				case <-done:
 				}
 			}
@@ -947,7 +975,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 				out, terr = c.streamTr.Event(it.ev.Name, it.ev.Data)
 			}
 			if terr != nil {
-				return terr // the reader, waiting for next, stops at done
+				return fmt.Errorf("%w: %w", errGatewayStop, terr) // the reader, waiting for next, stops at done
 			}
 			next <- struct{}{}
 			if err := write(out); err != nil {
