@@ -148,11 +148,25 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	c.run()
 	c.finish()
 	if c.abortClient {
-		// Recorded; the client's response is cut as the provider's was
-		// (relaysCuts). net/http closes the connection and logs nothing.
-		panic(http.ErrAbortHandler)
+		c.abortResponse()
 	}
 	return nil
+}
+
+// abortResponse cuts the client's stream, recorded, as the provider's was
+// cut (relaysCuts): on HTTP/1 it closes the connection under the
+// unterminated chunked body and returns, so that Caddy's metrics and
+// access log count the call; otherwise (HTTP/2, a writer that cannot be
+// hijacked) it panics with http.ErrAbortHandler, which resets the stream
+// and which net/http does not log.
+func (c *call) abortResponse() {
+	if c.r.ProtoMajor == 1 {
+		if conn, _, err := http.NewResponseController(c.w).Hijack(); err == nil {
+			_ = conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler)
 }
 
 // usageGrace is how long a call reads on, unrelayed, after its client

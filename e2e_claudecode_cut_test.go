@@ -5,13 +5,17 @@ package metis
 // the gateway as directly (audit 14c).
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
@@ -164,4 +168,185 @@ func TestE2EStreamCutRelayedAsCutToClaudeCode(t *testing.T) {
 			t.Errorf("body %.300q; want the error event", got)
 		}
 	})
+}
+
+// A gateway that stops (SIGTERM at a deploy, a reload that moves the
+// database) while Claude Code's stream is running cut that stream with an
+// `event: error` ("the gateway is shutting down"), which Claude Code
+// answers by falling back to non-streamed requests for the rest of its
+// turn (review 14R2, with the real binary). It is cut, as a restarting
+// provider or proxy would cut it, and Claude Code retries it streamed.
+func TestE2EClaudeCodeStreamCutByShutdown(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "cc-stop")
+	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
+	r.StallAfter = 3
+	up.Enqueue("/v1/messages", r)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	hdr := append([]string{"X-Claude-Code-Session-Id", "sess-stop"}, e2eAnthropicHdr...)
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
+		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, hdr...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the stream ended before its first delta: %v", err)
+		}
+		if strings.HasPrefix(line, "event: content_block_delta") {
+			break
+		}
+	}
+	defer func(d time.Duration) { reloadDrain = d }(reloadDrain)
+	reloadDrain = 200 * time.Millisecond
+	stopped := make(chan error, 1)
+	go func() { stopped <- caddy.Stop() }()
+	rest, rerr := io.ReadAll(br)
+	if err := <-stopped; err != nil {
+		t.Fatalf("stopping: %v", err)
+	}
+	if strings.Contains(string(rest), "event: error") || rerr == nil {
+		t.Errorf("after the stop Claude Code's stream got %q (read error %v); want it cut (a read error), no error event", rest, rerr)
+	}
+}
+
+// A cut relayed to Claude Code is still a request Caddy's own metrics and
+// access log count, with its duration: a panic(http.ErrAbortHandler)
+// through Caddy's handler chain left it out of
+// caddy_http_request_duration_seconds and logged "duration": 0 for a
+// 300 ms call (review 14R2).
+func TestE2EClaudeCodeCutSeenByCaddyMetricsAndAccessLog(t *testing.T) {
+	up := fakeupstream.New(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "metis.db")
+	accessPath := filepath.Join(dir, "access.log")
+	metricsPort := freePort(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return fmt.Sprintf(`{
+	admin off
+	grace_period 1s
+	metrics
+	metis {
+		%s
+	}
+}
+http://127.0.0.1:%d {
+	log {
+		output file %s
+		format filter {
+			request>headers>X-Api-Key delete
+			wrap json
+		}
+	}
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+http://127.0.0.1:%d {
+	metrics
+}
+`, gatewayConfig(db, up.URL, ""), gw, accessPath, an, metricsPort)
+	})
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	_, tok := e2eKey(g, "cc-metrics")
+	count := func() float64 {
+		var n float64
+		for k, v := range e2eScrape(t, metricsURL) {
+			if strings.HasPrefix(k, "caddy_http_request_duration_seconds_count{") && strings.Contains(k, `method="POST"`) {
+				n += v
+			}
+		}
+		return n
+	}
+	// Control: a whole stream is counted.
+	start := count()
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma delta"))
+	hdr := append([]string{"X-Claude-Code-Session-Id", "sess-metrics"}, e2eAnthropicHdr...)
+	e2eRead(t, g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`, hdr...))
+	var before float64
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if before = count(); before > start || time.Now().After(deadline) {
+			break
+		}
+	}
+	if before-start != 1 {
+		for k, v := range e2eScrape(t, metricsURL) {
+			if strings.HasPrefix(k, "caddy_http_request") {
+				t.Logf("%s %v", k, v)
+			}
+		}
+		t.Fatalf("a whole stream moved caddy_http_request_duration_seconds_count from %v to %v", start, before)
+	}
+	r := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma delta")
+	r.Gap = 100 * time.Millisecond
+	r.DieAfter = 4
+	up.Enqueue("/v1/messages", r)
+	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`, hdr...)
+	_, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if rerr == nil {
+		t.Fatal("the cut was not relayed as a cut")
+	}
+	e2eCalls(g, 2) // recorded
+	var after float64
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if after = count(); after > before || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Logf("caddy_http_request_duration_seconds_count{method=\"POST\"}: %v before, %v after", before, after)
+	if after-before != 1 {
+		t.Errorf("caddy_http_request_duration_seconds_count{method=POST} went from %v to %v over one cut call; want +1", before, after)
+	}
+	var lines []map[string]any
+	for deadline := time.Now().Add(3 * time.Second); len(lines) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		lines, _ = e2eLogLines(t, accessPath)
+	}
+	if len(lines) == 0 {
+		t.Fatal("no access log line")
+	}
+	last := lines[len(lines)-1]
+	if d, _ := last["duration"].(float64); d < 0.2 {
+		t.Errorf("access log line for a 300 ms cut call: duration %v, status %v; want its duration", last["duration"], last["status"])
+	}
+}
+
+// A cut relayed to Claude Code still settles a budgeted key's
+// reservation with the recorded cost, and the turn is one triple.
+func TestE2EClaudeCodeCutSettlesBudget(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "cc-budget")
+	capKey(t, g, k, 5)
+	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
+	r.DieAfter = 4
+	up.Enqueue("/v1/messages", r)
+	hdr := append([]string{"X-Claude-Code-Session-Id", "sess-budget"}, e2eAnthropicHdr...)
+	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, hdr...)
+	b, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if rerr == nil || strings.Contains(string(b), "event: error") {
+		t.Fatalf("want a cut: %v %q", rerr, b)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eCheckTriple(g, call)
+	cost := e2eCost(t, call)
+	t.Logf("call: in %v out %v source %v cost %v", call["input_tokens"], call["output_tokens"], call["usage_source"], cost)
+	var held int
+	var charged float64
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if err := g.db().QueryRow(`SELECT (SELECT count(*) FROM budget_reservations), (SELECT coalesce(sum(amount), 0) FROM budget_charges)`).Scan(&held, &charged); err != nil {
+			t.Fatal(err)
+		}
+		if held == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if held != 0 || !e2eNear(charged, cost) {
+		t.Errorf("%d reservations held, $%v charged; want none held and $%v", held, charged, cost)
+	}
 }

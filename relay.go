@@ -693,7 +693,13 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 	case c.ctx.Err() != nil || errors.Is(err, errClientGone):
 		c.cancel(nil)
 		c.errorClass = errCancelled
-		if c.shuttingDown() {
+		switch {
+		case c.shuttingDown() && c.relaysCuts():
+			// Cut, as a restarting provider or proxy would cut it: Claude
+			// Code retries that streamed (an error event would make it fall
+			// back to non-streamed requests, review 14R2).
+			c.abortClient = true
+		case c.shuttingDown():
 			// The client is still there: its answer is cut, and it is told why.
 			c.endStream(rc, "the gateway is shutting down; the answer is incomplete")
 		}
@@ -739,8 +745,9 @@ func providerCut(err error) bool {
 }
 
 // relaysCuts reports whether the client is told of a provider's cut
-// stream by the same cut rather than an error event: Claude Code (its
-// session header says so), whose recovery from a cut is a streamed retry.
+// stream, or of the gateway stopping mid-stream, by a cut rather than an
+// error event: Claude Code (its session header says so), whose recovery
+// from a cut is a streamed retry.
 func (c *call) relaysCuts() bool {
 	return c.shape == shapeAnthropic && c.r.Header.Get("X-Claude-Code-Session-Id") != ""
 }
