@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -226,38 +225,7 @@ func TestE2EClaudeCodeStreamCutByShutdown(t *testing.T) {
 // 300 ms call (review 14R2).
 func TestE2EClaudeCodeCutSeenByCaddyMetricsAndAccessLog(t *testing.T) {
 	up := fakeupstream.New(t)
-	dir := t.TempDir()
-	db := filepath.Join(dir, "metis.db")
-	accessPath := filepath.Join(dir, "access.log")
-	metricsPort := freePort(t)
-	g := e2eStartCustom(t, func(gw, an int) string {
-		return fmt.Sprintf(`{
-	admin off
-	grace_period 1s
-	metrics
-	metis {
-		%s
-	}
-}
-http://127.0.0.1:%d {
-	log {
-		output file %s
-		format filter {
-			request>headers>X-Api-Key delete
-			wrap json
-		}
-	}
-	metis_gateway
-}
-http://127.0.0.1:%d {
-	metis_analytics
-}
-http://127.0.0.1:%d {
-	metrics
-}
-`, gatewayConfig(db, up.URL, ""), gw, accessPath, an, metricsPort)
-	})
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	g, accessPath, metricsURL := e2eObservedGateway(t, up, t.TempDir(), "metrics")
 	_, tok := e2eKey(g, "cc-metrics")
 	count := func() float64 {
 		var n float64

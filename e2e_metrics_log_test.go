@@ -95,22 +95,18 @@ func e2eLogLines(t *testing.T, path string) (lines []map[string]any, raw string)
 	return lines, string(b)
 }
 
-func TestE2EMetricsAndLog(t *testing.T) {
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "caddy.log")
-	accessPath := filepath.Join(dir, "access.log")
-	db := filepath.Join(dir, "metis.db")
+// e2eObservedGateway starts a gateway on up with its trace in dir, an
+// access log (accessPath) on its site, Caddy's metrics served at
+// metricsURL, and global, more global options (a log, metrics).
+func e2eObservedGateway(t *testing.T, up *fakeupstream.Server, dir, global string) (g *testGateway, accessPath, metricsURL string) {
+	t.Helper()
+	accessPath = filepath.Join(dir, "access.log")
 	metricsPort := freePort(t)
-	up := fakeupstream.New(t)
-	g := e2eStartCustom(t, func(gw, an int) string {
+	g = e2eStartCustom(t, func(gw, an int) string {
 		return fmt.Sprintf(`{
 	admin off
 	grace_period 1s
-	log {
-		output file %s
-		format json
-		level INFO
-	}
+	%s
 	metis {
 		%s
 	}
@@ -131,9 +127,20 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	metrics
 }
-`, logPath, gatewayConfig(db, up.URL, ""), gw, accessPath, an, metricsPort)
+`, global, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, accessPath, an, metricsPort)
 	})
-	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	return g, accessPath, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+}
+
+func TestE2EMetricsAndLog(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "caddy.log")
+	up := fakeupstream.New(t)
+	g, accessPath, metricsURL := e2eObservedGateway(t, up, dir, fmt.Sprintf(`log {
+		output file %s
+		format json
+		level INFO
+	}`, logPath))
 	k, tok := e2eKey(g, "observed", "haiku", "nano")
 	before := e2eScrape(t, metricsURL)
 
