@@ -74,7 +74,7 @@ type call struct {
 	upstreamReqID string
 	finishing     bool            // finish has begun (recoverPanic must not rerun it)
 	obs           *streamObserver // the stream being relayed, for recoverPanic
-	abortClient   bool            // the provider cut the stream: so is the client's response (relaysCuts)
+	abortClient   bool            // the client's stream is to be cut, as the provider's was or at a stop (relaysCuts)
 }
 
 // clientModel is the model the request named: c.requested, or "" when the
