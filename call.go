@@ -155,18 +155,17 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 
 // abortResponse cuts the client's stream, recorded, as the provider's was
 // cut (relaysCuts): on HTTP/1 it closes the connection under the
-// unterminated chunked body and returns, so that Caddy's metrics and
-// access log count the call; otherwise (HTTP/2, a writer that cannot be
-// hijacked) it panics with http.ErrAbortHandler, which resets the stream
-// and which net/http does not log.
+// unterminated chunked body; otherwise (HTTP/2, a writer that cannot be
+// hijacked) the stream ends without its last event, which Claude Code
+// retries the same way. Either way the handler returns, so that Caddy's
+// metrics and access log count the call with its duration.
 func (c *call) abortResponse() {
-	if c.r.ProtoMajor == 1 {
-		if conn, _, err := http.NewResponseController(c.w).Hijack(); err == nil {
-			_ = conn.Close()
-			return
-		}
+	if c.r.ProtoMajor != 1 {
+		return
 	}
-	panic(http.ErrAbortHandler)
+	if conn, _, err := http.NewResponseController(c.w).Hijack(); err == nil {
+		_ = conn.Close()
+	}
 }
 
 // usageGrace is how long a call reads on, unrelayed, after its client
@@ -204,9 +203,6 @@ func (c *call) recoverPanic() {
 	v := recover()
 	if v == nil {
 		return
-	}
-	if v == any(http.ErrAbortHandler) && c.abortClient {
-		panic(v) // a provider's cut relayed, the call recorded
 	}
 	c.g.logger.Error("panic in an LLM call; recorded as INTERNAL_ERROR and the connection aborted",
 		zapTurn(c.turnID), zap.Any("panic", v), zap.Stack("stack"))

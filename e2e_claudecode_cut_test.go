@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -222,70 +223,92 @@ func TestE2EClaudeCodeStreamCutByShutdown(t *testing.T) {
 // access log count, with its duration: a panic(http.ErrAbortHandler)
 // through Caddy's handler chain left it out of
 // caddy_http_request_duration_seconds and logged "duration": 0 for a
-// 300 ms call (review 14R2).
+// 300 ms call (reviews 14R2 over HTTP/1, 14L over HTTP/2).
 func TestE2EClaudeCodeCutSeenByCaddyMetricsAndAccessLog(t *testing.T) {
-	up := fakeupstream.New(t)
-	g, accessPath, metricsURL := e2eObservedGateway(t, up, t.TempDir(), "metrics")
-	_, tok := e2eKey(g, "cc-metrics")
-	count := func() float64 {
-		var n float64
-		for k, v := range e2eScrape(t, metricsURL) {
-			if strings.HasPrefix(k, "caddy_http_request_duration_seconds_count{") && strings.Contains(k, `method="POST"`) {
-				n += v
+	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
+		t.Run(proto, func(t *testing.T) {
+			client := http.DefaultClient
+			global := "metrics"
+			if proto == "HTTP/2.0" {
+				// Unencrypted HTTP/2 (h2c): the same server code as over TLS.
+				tr := &http.Transport{Protocols: new(http.Protocols)}
+				tr.Protocols.SetUnencryptedHTTP2(true)
+				t.Cleanup(tr.CloseIdleConnections)
+				client = &http.Client{Transport: tr}
+				global = "metrics\n\tservers {\n\t\tprotocols h1 h2c\n\t}"
 			}
-		}
-		return n
-	}
-	// Control: a whole stream is counted.
-	start := count()
-	up.Enqueue("/v1/messages", fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma delta"))
-	hdr := append([]string{"X-Claude-Code-Session-Id", "sess-metrics"}, e2eAnthropicHdr...)
-	e2eRead(t, g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`, hdr...))
-	var before float64
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if before = count(); before > start || time.Now().After(deadline) {
-			break
-		}
-	}
-	if before-start != 1 {
-		for k, v := range e2eScrape(t, metricsURL) {
-			if strings.HasPrefix(k, "caddy_http_request") {
-				t.Logf("%s %v", k, v)
+			up := fakeupstream.New(t)
+			g, accessPath, metricsURL := e2eObservedGateway(t, up, t.TempDir(), global)
+			_, tok := e2eKey(g, "cc-metrics")
+			post := func() (string, error) {
+				req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages",
+					strings.NewReader(`{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`))
+				req.Header.Set("X-Api-Key", tok)
+				req.Header.Set("X-Claude-Code-Session-Id", "sess-metrics")
+				req.Header.Set("Anthropic-Version", "2023-06-01")
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				if resp.Proto != proto {
+					t.Fatalf("served over %s, want %s", resp.Proto, proto)
+				}
+				b, err := io.ReadAll(resp.Body)
+				return string(b), err
 			}
-		}
-		t.Fatalf("a whole stream moved caddy_http_request_duration_seconds_count from %v to %v", start, before)
-	}
-	r := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma delta")
-	r.Gap = 100 * time.Millisecond
-	r.DieAfter = 4
-	up.Enqueue("/v1/messages", r)
-	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`, hdr...)
-	_, rerr := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if rerr == nil {
-		t.Fatal("the cut was not relayed as a cut")
-	}
-	e2eCalls(g, 2) // recorded
-	var after float64
-	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if after = count(); after > before || time.Now().After(deadline) {
-			break
-		}
-	}
-	t.Logf("caddy_http_request_duration_seconds_count{method=\"POST\"}: %v before, %v after", before, after)
-	if after-before != 1 {
-		t.Errorf("caddy_http_request_duration_seconds_count{method=POST} went from %v to %v over one cut call; want +1", before, after)
-	}
-	var lines []map[string]any
-	for deadline := time.Now().Add(3 * time.Second); len(lines) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		lines, _ = e2eLogLines(t, accessPath)
-	}
-	if len(lines) == 0 {
-		t.Fatal("no access log line")
-	}
-	last := lines[len(lines)-1]
-	if d, _ := last["duration"].(float64); d < 0.2 {
-		t.Errorf("access log line for a 300 ms cut call: duration %v, status %v; want its duration", last["duration"], last["status"])
+			count := func() float64 {
+				var n float64
+				for k, v := range e2eScrape(t, metricsURL) {
+					if strings.HasPrefix(k, "caddy_http_request_duration_seconds_count{") && strings.Contains(k, `method="POST"`) {
+						n += v
+					}
+				}
+				return n
+			}
+			// counted waits for the count to pass from.
+			counted := func(from float64) float64 {
+				n := count()
+				for deadline := time.Now().Add(3 * time.Second); n <= from && time.Now().Before(deadline); n = count() {
+					time.Sleep(50 * time.Millisecond)
+				}
+				return n
+			}
+			// Control: a whole stream is counted.
+			start := count()
+			up.Enqueue("/v1/messages", fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma delta"))
+			if _, err := post(); err != nil {
+				t.Fatal(err)
+			}
+			before := counted(start)
+			if before-start != 1 {
+				t.Fatalf("a whole stream moved caddy_http_request_duration_seconds_count from %v to %v", start, before)
+			}
+			r := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "alpha beta gamma delta")
+			r.Gap = 100 * time.Millisecond
+			r.DieAfter = 4
+			up.Enqueue("/v1/messages", r)
+			got, rerr := post()
+			// HTTP/1 closes the connection under the chunked body; HTTP/2
+			// ends the stream without its last event.
+			if (rerr == nil) != (proto == "HTTP/2.0") || strings.Contains(got, "event: error") || strings.Contains(got, "message_stop") {
+				t.Fatalf("read error %v, body %.300q: the cut was not relayed as a cut", rerr, got)
+			}
+			e2eCalls(g, 2) // recorded
+			if after := counted(before); after-before != 1 {
+				t.Errorf("caddy_http_request_duration_seconds_count{method=POST} went from %v to %v over one cut call; want +1", before, after)
+			}
+			var lines []map[string]any
+			for deadline := time.Now().Add(3 * time.Second); len(lines) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				lines, _ = e2eLogLines(t, accessPath)
+			}
+			if len(lines) < 2 {
+				t.Fatalf("%d access log lines, want 2", len(lines))
+			}
+			if last := lines[len(lines)-1]; last["duration"].(float64) < 0.2 {
+				t.Errorf("access log line for a 300 ms cut call: duration %v, status %v; want its duration", last["duration"], last["status"])
+			}
+		})
 	}
 }
 
