@@ -347,7 +347,7 @@ func TestE2EStopAnswersWaitingCall503(t *testing.T) {
 // provider stalls after its first delta, and returns the client's reader
 // past that delta. A stream the gateway leaves open fails the test after
 // 20 s.
-func e2eStalledStream(t *testing.T, g *testGateway, up *fakeupstream.Server, tok string) *e2eSSEReader {
+func e2eStalledStream(t *testing.T, g *testGateway, up *fakeupstream.Server, tok string, hdr ...string) *e2eSSEReader {
 	t.Helper()
 	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
 	r.StallAfter = 3
@@ -355,7 +355,7 @@ func e2eStalledStream(t *testing.T, g *testGateway, up *fakeupstream.Server, tok
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
 	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
-		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, e2eAnthropicHdr...)
+		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, append(hdr, e2eAnthropicHdr...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

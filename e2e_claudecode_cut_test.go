@@ -5,7 +5,6 @@ package metis
 // the gateway as directly (audit 14c).
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -179,28 +178,7 @@ func TestE2EStreamCutRelayedAsCutToClaudeCode(t *testing.T) {
 func TestE2EClaudeCodeStreamCutByShutdown(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "cc-stop")
-	r := fakeupstream.AnthropicStream("claude-haiku-4-5", 2000, "end_turn", fakeupstream.TextBlock("one two three four five six"))
-	r.StallAfter = 3
-	up.Enqueue("/v1/messages", r)
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	hdr := append([]string{"X-Claude-Code-Session-Id", "sess-stop"}, e2eAnthropicHdr...)
-	resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok,
-		`{"model":"haiku","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"Count to six."}]}`, hdr...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("the stream ended before its first delta: %v", err)
-		}
-		if strings.HasPrefix(line, "event: content_block_delta") {
-			break
-		}
-	}
+	rd := e2eStalledStream(t, g, up, tok, "X-Claude-Code-Session-Id", "sess-stop")
 	// Unloaded, then the process exits (finishDraining is what
 	// caddy.OnExit runs): the call is cancelled at once.
 	if err := caddy.Stop(); err != nil {
@@ -208,14 +186,22 @@ func TestE2EClaudeCodeStreamCutByShutdown(t *testing.T) {
 	}
 	exited := make(chan struct{})
 	go func() { finishDraining(context.Background()); close(exited) }()
-	rest, rerr := io.ReadAll(br)
+	var rest []e2eSSE
+	for ev, ok := rd.next(); ok; ev, ok = rd.next() {
+		rest = append(rest, ev)
+	}
 	select {
 	case <-exited:
 	case <-time.After(15 * time.Second):
 		t.Fatal("the exit did not finish the draining store within 15 s")
 	}
-	if strings.Contains(string(rest), "event: error") || rerr == nil {
-		t.Errorf("after the stop Claude Code's stream got %q (read error %v); want it cut (a read error), no error event", rest, rerr)
+	for _, ev := range rest {
+		if ev.Name == "error" {
+			t.Errorf("after the stop Claude Code's stream got the error event %q; want it cut, no error event", ev.Data)
+		}
+	}
+	if rd.err() == nil {
+		t.Errorf("after the stop Claude Code's stream ended cleanly after %v; want it cut (a read error)", rest)
 	}
 }
 

@@ -223,6 +223,9 @@ func e2eNewSSEReader(r io.Reader) *e2eSSEReader {
 	return &e2eSSEReader{sc: sc}
 }
 
+// err is the error that ended the body, nil at its clean end.
+func (r *e2eSSEReader) err() error { return r.sc.Err() }
+
 // next returns the next event, or false at the end of the body.
 func (r *e2eSSEReader) next() (e2eSSE, bool) {
 	var ev e2eSSE
