@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"net/http"
 	"strconv"
 	"time"
 
@@ -26,6 +27,9 @@ import (
 //			stream_usage on|off                         # openai type
 //			max_tokens_field max_completion_tokens|max_tokens
 //			system_messages in_place|first
+//			prompt_cache auto|off                       # anthropic type
+//			header NAME VALUE                           # repeatable
+//			ca_file /etc/metis/internal-ca.pem
 //		}
 //		alias haiku anthropic:claude-haiku-4-5
 //		pricing /etc/metis/prices.json
@@ -133,6 +137,22 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		opt := d.Val()
+		if opt == "header" {
+			var name, value string
+			if !d.AllArgs(&name, &value) {
+				return nil, d.Errf("provider %q: header takes a name and a value", p.Name)
+			}
+			canon := http.CanonicalHeaderKey(name)
+			if seen["header "+canon] {
+				return nil, d.Errf("provider %q: header %s given twice", p.Name, canon)
+			}
+			seen["header "+canon] = true
+			if p.Headers == nil {
+				p.Headers = map[string]string{}
+			}
+			p.Headers[name] = value
+			continue
+		}
 		if seen[opt] {
 			return nil, d.Errf("provider %q: %s given twice", p.Name, opt)
 		}
@@ -166,6 +186,8 @@ func parseProvider(d *caddyfile.Dispenser) (*ProviderConfig, error) {
 			p.SystemMessages = v
 		case "prompt_cache":
 			p.PromptCache = v
+		case "ca_file":
+			p.CAFile = v
 		case "max_retries":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {

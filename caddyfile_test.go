@@ -70,6 +70,8 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"prompt_cache on openai", "{\n\tmetis {\n\t\tprovider local openai {\n\t\t\tprompt_cache off\n\t\t}\n\t}\n}\n", `prompt_cache is for the anthropic type`, "Caddyfile:5"},
 		{"bad prompt_cache", "{\n\tmetis {\n\t\tprovider anthropic {\n\t\t\tprompt_cache on\n\t\t}\n\t}\n}\n", `prompt_cache must be auto or off, got "on"`, "Caddyfile:5"},
 		{"bad max_tokens_field", "{\n\tmetis {\n\t\tprovider local openai {\n\t\t\tmax_tokens_field max\n\t\t}\n\t}\n}\n", `max_tokens_field must be max_completion_tokens or max_tokens, got "max"`, "Caddyfile:5"},
+		{"header arity", "{\n\tmetis {\n\t\tprovider openai {\n\t\t\theader X-Team\n\t\t}\n\t}\n}\n", `provider "openai": header takes a name and a value`, "Caddyfile:4"},
+		{"header twice", "{\n\tmetis {\n\t\tprovider openai {\n\t\t\theader X-Team a\n\t\t\theader x-team b\n\t\t}\n\t}\n}\n", `provider "openai": header X-Team given twice`, "Caddyfile:5"},
 		{"alias arity", "{\n\tmetis {\n\t\talias haiku\n\t}\n}\n", "alias takes a name and a target model", "Caddyfile:3"},
 		{"duplicate provider", "{\n\tmetis {\n\t\tprovider openai\n\t\tprovider openai\n\t}\n}\n", `provider "openai" given twice`, "Caddyfile:4"},
 		{"option twice", "{\n\tmetis {\n\t}\n\tmetis {\n\t}\n}\n", "may only be given once", "Caddyfile:4"},

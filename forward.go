@@ -78,6 +78,9 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 		// application/json on its streams, and the provider streams anyway).
 		h.Set("Accept", "text/event-stream")
 	}
+	for k, vv := range p.headers {
+		h[k] = vv
+	}
 	p.setAuth(h)
 	return req, nil
 }

@@ -1,16 +1,20 @@
 package metis
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Provider types: the wire shape an upstream speaks.
@@ -68,6 +72,17 @@ type ProviderConfig struct {
 	// Anthropic-compatible servers that refuse the field. anthropic type
 	// only.
 	PromptCache string `json:"prompt_cache,omitempty"`
+	// Headers are set on every request to the provider, replacing a
+	// client's header of the same name: another gateway's own key or
+	// routing in front of the vendor (Helicone-Auth, x-portkey-*,
+	// cf-aig-authorization), OpenAI-Project, Azure's api-key. Values may be
+	// {env.X} or {file.X} placeholders, resolved at provision time like
+	// APIKey, and are never logged.
+	Headers map[string]string `json:"headers,omitempty"`
+	// CAFile names PEM certificates that the provider's HTTPS certificate
+	// must chain to, in place of the system's roots: a server behind a
+	// private certificate authority.
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // provider is a provisioned ProviderConfig: resolved secrets, parsed URL
@@ -85,6 +100,7 @@ type provider struct {
 	timeout      time.Duration // the wait for response headers
 	bearer       bool          // the key goes as Authorization: Bearer
 	compat       compatOptions
+	headers      http.Header // ProviderConfig.Headers, resolved
 }
 
 // compatOptions adapt requests to an OpenAI-compatible server that is not
@@ -145,6 +161,72 @@ func providerOptions(pc *ProviderConfig, typ string) (bearer bool, o compatOptio
 	}
 	o.noAutoCache = pcache == "off"
 	return auth == "bearer", o, nil
+}
+
+// managedHeaders are request headers the gateway itself decides: framing,
+// the body's encoding and type, and the connection. A provider's headers
+// may not set them.
+var managedHeaders = map[string]bool{
+	"Host": true, "Content-Length": true, "Content-Type": true, "Content-Encoding": true,
+	"Transfer-Encoding": true, "Accept-Encoding": true, "Expect": true, "Te": true, "Trailer": true,
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Upgrade": true,
+}
+
+// providerHeaders resolves and checks pc's headers. keyed says whether the
+// provider sends a key of its own, whose header (Authorization for a
+// bearer token, else X-Api-Key) they may then not replace. Errors name a
+// header, never its value.
+func providerHeaders(pc *ProviderConfig, repl *caddy.Replacer, bearer, keyed bool) (http.Header, error) {
+	if len(pc.Headers) == 0 {
+		return nil, nil
+	}
+	keyHeader := "X-Api-Key"
+	if bearer {
+		keyHeader = "Authorization"
+	}
+	h := make(http.Header, len(pc.Headers))
+	for name, raw := range pc.Headers {
+		canon := http.CanonicalHeaderKey(name)
+		switch {
+		case !httpguts.ValidHeaderFieldName(name):
+			return nil, fmt.Errorf("provider %q: %q is not a header name", pc.Name, name)
+		case managedHeaders[canon]:
+			return nil, fmt.Errorf("provider %q: header %s is the gateway's to set", pc.Name, canon)
+		case keyed && canon == keyHeader:
+			return nil, fmt.Errorf("provider %q: header %s would replace the provider key; leave api_key out to send a credential of your own", pc.Name, canon)
+		case h[canon] != nil:
+			return nil, fmt.Errorf("provider %q: header %s given twice", pc.Name, canon)
+		}
+		v := strings.TrimSpace(repl.ReplaceKnown(raw, ""))
+		switch {
+		case v == "" && raw != "":
+			return nil, fmt.Errorf("provider %q: header %s %q came out empty (an unset environment variable, a missing file?)", pc.Name, canon, raw)
+		case v == "":
+			return nil, fmt.Errorf("provider %q: header %s needs a value", pc.Name, canon)
+		case !httpguts.ValidHeaderFieldValue(v):
+			return nil, fmt.Errorf("provider %q: header %s contains a control character (a line break inside the value?)", pc.Name, canon)
+		}
+		h[canon] = []string{v}
+	}
+	return h, nil
+}
+
+// providerTLS returns the TLS settings of a provider with a ca_file: its
+// certificates, and only those, as the roots its server must chain to.
+func providerTLS(pc *ProviderConfig, repl *caddy.Replacer) (*tls.Config, error) {
+	path := strings.TrimSpace(repl.ReplaceKnown(pc.CAFile, ""))
+	if path == "" {
+		return nil, fmt.Errorf("provider %q: ca_file %q came out empty", pc.Name, pc.CAFile)
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("provider %q: reading ca_file: %w", pc.Name, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("provider %q: ca_file %s holds no PEM certificate", pc.Name, path)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 func defaultBaseURL(typ string) string {
@@ -224,7 +306,17 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 	if strings.ContainsFunc(apiKey, func(r rune) bool { return r < ' ' || r == 0x7f }) {
 		return nil, fmt.Errorf("provider %q: api_key contains a control character (a line break inside the key?)", pc.Name)
 	}
+	headers, err := providerHeaders(pc, repl, bearer, apiKey != "")
+	if err != nil {
+		return nil, err
+	}
+	if pc.CAFile != "" {
+		if tr.TLSClientConfig, err = providerTLS(pc, repl); err != nil {
+			return nil, err
+		}
+	}
 	return &provider{
+		headers:      headers,
 		bearer:       bearer,
 		compat:       compat,
 		name:         pc.Name,
