@@ -648,3 +648,93 @@ func nthRequest(h func(n int, w http.ResponseWriter, r *http.Request)) http.Hand
 	var n atomic.Int64
 	return func(w http.ResponseWriter, r *http.Request) { h(int(n.Add(1)), w, r) }
 }
+
+// TestForeignUpstreamBaseURLWithQuery: a base_url with a query (Azure
+// OpenAI's deployment URL and its ?api-version=) keeps the query at the end
+// of every upstream URL, after the API path and before the client's own
+// query (audit 15A: the path went inside the query, every call failed).
+func TestForeignUpstreamBaseURLWithQuery(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.URL.Path+"?"+r.URL.RawQuery)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if strings.HasSuffix(r.URL.Path, "/messages") {
+			fmt.Fprint(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":10,"output_tokens":2}}`)
+			return
+		}
+		fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12}}`)
+	}))
+	defer up.Close()
+	g, _ := e2eSetup(t, fmt.Sprintf(`
+		provider azure openai {
+			api_key azure-test-key
+			base_url %s/openai/deployments/d?api-version=2024-10-21
+		}
+		provider vendor anthropic {
+			api_key vendor-key
+			base_url %s/anthropic/?tenant=t1
+		}`, up.URL, up.URL))
+	_, tok := e2eKey(g, "az")
+	for _, c := range []struct{ path, body string }{
+		{"/v1/chat/completions", `{"model":"azure:gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`},
+		{"/v1/messages?beta=true", `{"model":"vendor:claude-haiku-4-5","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
+		if body := e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", c.path, resp.StatusCode, body)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{"/openai/deployments/d/chat/completions?api-version=2024-10-21", "/anthropic/v1/messages?tenant=t1&beta=true"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("the provider was asked for %q, want %q", got, want)
+	}
+	if err := g.tryLoad(gatewayConfig(g.DB, up.URL, "provider odd openai {\n\t\t\tbase_url http://127.0.0.1:1/v1#frag\n\t\t}")); err == nil || !strings.Contains(err.Error(), "may not have a #fragment") {
+		t.Errorf("a base_url with a fragment loaded with error %v", err)
+	}
+}
+
+// TestForeignUpstreamStreamedRateLimitClass: an OpenAI-compatible server
+// that opens a stream with OpenAI's rate-limit error object (type
+// "requests", code rate_limit_exceeded; mock-llm reports every streamed
+// error so) is retried, as a stream opening with Anthropic's
+// rate_limit_error is, and the call is recorded RATE_LIMITED, as the same
+// body answered without a stream is (audit 15A: UPSTREAM_ERROR, not
+// retried).
+func TestForeignUpstreamStreamedRateLimitClass(t *testing.T) {
+	const errObj = `{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}`
+	var n atomic.Int32
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+			w.Header().Set("Content-Type", "text/event-stream")
+			fmt.Fprint(w, "data: "+errObj+"\n\n")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, errObj)
+	}))
+	defer up.Close()
+	g, _ := e2eSetup(t, fmt.Sprintf(`
+		provider compat openai {
+			base_url %s/v1
+			max_retries 1
+			max_retry_wait 1s
+		}`, up.URL))
+	_, tok := e2eKey(g, "rl")
+	e2eRead(t, g.post("/v1/chat/completions", tok, `{"model":"compat:m","messages":[{"role":"user","content":"hi"}]}`))
+	sent := n.Load()
+	e2eRead(t, g.post("/v1/chat/completions", tok, `{"model":"compat:m","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	if streamed := n.Load() - sent; streamed != 2 {
+		t.Errorf("the stream opening with a rate limit was asked %d times, want 2 (max_retries 1)", streamed)
+	}
+	for i, c := range e2eCalls(g, 2) {
+		if c["error_class"] != "RATE_LIMITED" {
+			t.Errorf("call %d (stream=%v): error_class %v, want RATE_LIMITED", i, c["stream"], c["error_class"])
+		}
+	}
+}

@@ -92,7 +92,8 @@ type provider struct {
 	typ          string
 	apiKey       string
 	keyWarned    logGate             // spaces warnRefusedKey's lines
-	endpoint     string              // base URL without trailing slash
+	endpoint     string              // base URL without its query and trailing slash
+	baseQuery    string              // the base URL's query, on every upstream URL
 	transport    *http.Transport     // no timeout that would cut streams
 	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
 	maxRetries   int
@@ -261,6 +262,13 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("provider %q: base_url %q is not an http(s) URL", pc.Name, base)
 	}
+	if u.Fragment != "" {
+		return nil, fmt.Errorf("provider %q: base_url %q may not have a #fragment", pc.Name, pc.BaseURL)
+	}
+	// A query (Azure's ?api-version=) stays at the end of every upstream
+	// URL, after the API path and before the client's own query.
+	baseQuery := u.RawQuery
+	u.RawQuery, u.ForceQuery = "", false
 	timeout := time.Duration(pc.Timeout)
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
@@ -323,6 +331,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		typ:          typ,
 		apiKey:       apiKey,
 		endpoint:     strings.TrimRight(u.String(), "/"),
+		baseQuery:    baseQuery,
 		transport:    tr,
 		latency:      mUpstreamLatency.WithLabelValues(pc.Name),
 		maxRetries:   retries,
@@ -338,13 +347,17 @@ var tlsHandshakeTimeout = 10 * time.Second
 // url returns the upstream URL for an API path such as "/messages".
 // Anthropic base URLs have no /v1, OpenAI ones do (SDK conventions).
 func (p *provider) url(path, rawQuery string) string {
-	var s string
+	s := p.endpoint
 	if p.typ == shapeAnthropic {
-		s = p.endpoint + "/v1" + path
-	} else {
-		s = p.endpoint + path
+		s += "/v1"
 	}
-	if rawQuery != "" {
+	s += path
+	switch {
+	case p.baseQuery != "" && rawQuery != "":
+		s += "?" + p.baseQuery + "&" + rawQuery
+	case p.baseQuery != "":
+		s += "?" + p.baseQuery
+	case rawQuery != "":
 		s += "?" + rawQuery
 	}
 	return s

@@ -552,10 +552,17 @@ type bufferedBody struct {
 // worth another attempt (overloaded, rate limited, a server error).
 func retryableStreamError(errType string) bool {
 	switch errType {
-	case "overloaded_error", "api_error", "rate_limit_error", "timeout_error", "server_error":
+	case "overloaded_error", "api_error", "timeout_error", "server_error":
 		return true
 	}
-	return false
+	return rateLimitError(errType)
+}
+
+// rateLimitError reports whether a stream's error type says rate limited:
+// Anthropic's rate_limit_error, OpenAI's "requests" and "tokens" (with the
+// code rate_limit_exceeded), as a body answered without a stream is read.
+func rateLimitError(errType string) bool {
+	return errType == "requests" || errType == "tokens" || strings.Contains(errType, "rate_limit")
 }
 
 // streamFailedEarly answers a stream that ended before its first event
@@ -679,7 +686,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 	c.usage, c.haveUsage = u, true
 	c.respModel = obs.model()
 	if et, ok := obs.upstreamErr(); ok {
-		if et == "rate_limit_error" {
+		if rateLimitError(et) {
 			c.errorClass = errRateLimited
 		} else {
 			c.errorClass = errUpstream

@@ -8,6 +8,7 @@ package openai
 import (
 	"bytes"
 	"fmt"
+	"strings"
 
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
@@ -318,11 +319,13 @@ func usageFrom(obj gjson.Result) ir.Usage {
 }
 
 // usageErrorFields returns an error object's type (its code when the type
-// is empty or null) and message.
+// is empty or null, or when only the code says rate_limit) and message.
 func usageErrorFields(e gjson.Result) (typ, msg string) {
 	typ = usageString(e.Get("type"))
-	if typ == "" {
-		typ = usageString(e.Get("code"))
+	if code := e.Get("code"); typ == "" || (!strings.Contains(typ, "rate_limit") && strings.Contains(code.Str, "rate_limit")) {
+		if c := usageString(code); c != "" {
+			typ = c
+		}
 	}
 	return typ, usageString(e.Get("message"))
 }
