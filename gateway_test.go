@@ -794,3 +794,31 @@ func TestLargeBodyBufferFitsIt(t *testing.T) {
 		t.Errorf("a %d-byte body: %d bytes read into a %d-byte buffer", n, buf.Len(), buf.Cap())
 	}
 }
+
+// TestWebSearchesRecorded: an answer whose usage counts the provider's web
+// searches (server_tool_use.web_search_requests) is priced with them, at
+// $10 per 1,000, and the event says how many ran, so that such a call's
+// dollars can be read back from its tokens and searches (audit 15C: the
+// count was priced but not recorded). A call without searches has no key.
+func TestWebSearchesRecorded(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	up.Enqueue("/v1/messages", fakeupstream.Reply{Body: `{"id":"msg_ws","type":"message","role":"assistant","model":"claude-sonnet-4-5",` +
+		`"content":[{"type":"text","text":"Found it."}],"stop_reason":"end_turn",` +
+		`"usage":{"input_tokens":3000,"output_tokens":50,"server_tool_use":{"web_search_requests":2}}}`})
+	resp := g.post("/v1/messages", tok, `{"model":"claude-sonnet-4-5","max_tokens":512,"tools":[{"type":"web_search_20250305","name":"web_search"}],"messages":[{"role":"user","content":"news?"}]}`,
+		"Anthropic-Version", "2023-06-01")
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	call := g.lastCall()
+	// 3000 × 3e-6 + 50 × 15e-6 + 2 × 0.01 = 0.009 + 0.00075 + 0.02 = 0.02975
+	if c := costOf(t, call); !near(c, 0.02975) || num(call, "web_search_requests") != 2 {
+		t.Errorf("cost %v, web_search_requests %v; want 0.02975 and 2", call["cost_usd"], call["web_search_requests"])
+	}
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-sonnet-4-5", 30, "end_turn", fakeupstream.TextBlock("Hi.")))
+	e2eRead(t, g.post("/v1/messages", tok, `{"model":"claude-sonnet-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, "Anthropic-Version", "2023-06-01"))
+	if _, ok := g.lastCall()["web_search_requests"]; ok {
+		t.Errorf("a call without searches has web_search_requests: %v", g.lastCall())
+	}
+}

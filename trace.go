@@ -181,7 +181,7 @@ func (c *call) finish() {
 		InputTokens: u.InputTokens, CacheReadInputTokens: u.CacheReadInputTokens,
 		CacheCreationInputTokens: u.CacheCreationInputTokens, CacheCreation5mInputTokens: u.CacheCreation5mInputTokens,
 		CacheCreation1hInputTokens: u.CacheCreation1hInputTokens, OutputTokens: u.OutputTokens,
-		ReasoningTokens: u.ReasoningTokens, CostUSD: costPtr, Priced: priced, UsageSource: source,
+		ReasoningTokens: u.ReasoningTokens, WebSearchRequests: u.WebSearchRequests, CostUSD: costPtr, Priced: priced, UsageSource: source,
 		LatencyMS: latency.Milliseconds(), TTFTMS: ttft, UpstreamRequestID: c.upstreamReqID,
 		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier, PricedModel: pricedOther, AnsweredModel: answered,
 	}

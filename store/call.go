@@ -35,6 +35,10 @@ type Call struct {
 	CacheCreation1hInputTokens int64 `json:"cache_creation_1h_input_tokens"`
 	OutputTokens               int64 `json:"output_tokens"`
 	ReasoningTokens            int64 `json:"reasoning_tokens"`
+	// WebSearchRequests are the provider's server-side web searches
+	// (Anthropic's usage.server_tool_use), priced per search; omitted when
+	// none ran.
+	WebSearchRequests int64 `json:"web_search_requests,omitempty"`
 	// CostUSD is nil when the model has no price (never 0 for a priced call).
 	CostUSD *float64 `json:"cost_usd"`
 	Priced  bool     `json:"priced"`

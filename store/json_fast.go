@@ -59,6 +59,10 @@ func appendCallJSON(dst []byte, c *Call) ([]byte, bool) {
 	dst = strconv.AppendInt(dst, c.OutputTokens, 10)
 	dst = append(dst, `,"reasoning_tokens":`...)
 	dst = strconv.AppendInt(dst, c.ReasoningTokens, 10)
+	if c.WebSearchRequests != 0 {
+		dst = append(dst, `,"web_search_requests":`...)
+		dst = strconv.AppendInt(dst, c.WebSearchRequests, 10)
+	}
 	dst = append(dst, `,"cost_usd":`...)
 	if c.CostUSD == nil {
 		dst = append(dst, "null"...)

@@ -61,7 +61,7 @@ func randJSONCall(r *rand.Rand) *Call {
 		Stream: r.IntN(2) == 0, Status: r.IntN(600) - 50, ErrorClass: str(), Attempts: r.IntN(5),
 		InputTokens: r.Int64() - r.Int64(), CacheReadInputTokens: r.Int64N(1e6),
 		CacheCreationInputTokens: r.Int64N(1e6), CacheCreation5mInputTokens: r.Int64N(1e6),
-		CacheCreation1hInputTokens: r.Int64N(1e6), OutputTokens: r.Int64N(1e6), ReasoningTokens: -r.Int64N(10),
+		CacheCreation1hInputTokens: r.Int64N(1e6), OutputTokens: r.Int64N(1e6), ReasoningTokens: -r.Int64N(10), WebSearchRequests: r.Int64N(3),
 		Priced: r.IntN(2) == 0, UsageSource: str(), LatencyMS: r.Int64N(1e5), UpstreamRequestID: str(),
 		CacheSavingsUSD: randJSONFloat(r), ServiceTier: str(), PricedModel: str(), AnsweredModel: str()}
 	if r.IntN(3) > 0 {
