@@ -136,9 +136,15 @@ func TestE2EProviderHeaderRefusals(t *testing.T) {
 		{"header X-Hop {env.METIS_TEST_TWO_LINES}", "header X-Hop contains a control character"},
 		{"header X-Hop a\n\t\t\theader x-hop b", "header X-Hop given twice"},
 		{"header \"X Hop\" a", `"X Hop" is not a header name`},
+		{"header X-User {http.request.header.X-User}", "header X-User: request placeholders ({http.…}) are not filled in"},
 		{"ca_file /nonexistent/metis/ca.pem", "reading ca_file"},
+		{"base_url http://127.0.0.1:1/v1\n\t\t\tca_file /nonexistent/metis/ca.pem", `ca_file is for an https:// base_url, not "http://127.0.0.1:1/v1"`},
 	} {
-		provider := "provider hop openai {\n\t\t\tapi_key k\n\t\t\tbase_url http://127.0.0.1:1/v1\n\t\t\t" + c.lines + "\n\t\t}"
+		lines := c.lines
+		if !strings.Contains(lines, "base_url") {
+			lines = "base_url https://127.0.0.1:1/v1\n\t\t\t" + lines
+		}
+		provider := "provider hop openai {\n\t\t\tapi_key k\n\t\t\t" + lines + "\n\t\t}"
 		err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1", provider))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s\nloaded with error %v; want %q", c.lines, err, c.want)
@@ -151,6 +157,45 @@ func TestE2EProviderHeaderRefusals(t *testing.T) {
 	provider := "provider azure openai {\n\t\t\tbase_url http://127.0.0.1:1/openai/v1\n\t\t\theader api-key az-key\n\t\t\theader Authorization \"Bearer t\"\n\t\t}"
 	if err := g.tryLoad(gatewayConfig(db, "http://127.0.0.1:1", provider)); err != nil {
 		t.Errorf("a keyless provider with its own credential header: %v", err)
+	}
+}
+
+// TestE2EProviderHeaderCredentialRefused: a keyless provider whose
+// credential is a header line (Azure's api-key) and whose calls the
+// provider refuses gets a log line that points at the header lines, named
+// without their values, not at an empty api_key (review 15R).
+func TestE2EProviderHeaderCredentialRefused(t *testing.T) {
+	up := fakeupstream.New(t)
+	t.Setenv("METIS_TEST_AZURE_KEY", "az-expired-key")
+	g, logPath, _ := e2eStartDebugLog(t, up, fmt.Sprintf(`
+		provider azure openai {
+			base_url %s/openai/deployments/d?api-version=2024-10-21
+			header api-key {env.METIS_TEST_AZURE_KEY}
+			max_retries 0
+		}`, up.URL))
+	_, tok := e2eKey(g, "az")
+	up.Enqueue("/openai/deployments/d/chat/completions", fakeupstream.Reply{Status: 401,
+		Body: `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`})
+	resp := g.post("/v1/chat/completions", tok, `{"model":"azure:gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 401 {
+		t.Fatalf("%d %s, want the provider's 401", resp.StatusCode, body)
+	}
+	if r := up.RequestsTo("/openai/deployments/d/chat/completions"); len(r) != 1 || r[0].Header.Get("Api-Key") != "az-expired-key" {
+		t.Fatalf("the credential header did not reach the provider: %v", r)
+	}
+	e2eCalls(g, 1)
+	logged, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned string
+	for _, line := range strings.Split(string(logged), "\n") {
+		if strings.Contains(line, "provider refused") {
+			warned = line
+		}
+	}
+	if !strings.Contains(warned, "header lines (Api-Key)") || strings.Contains(warned, "az-expired-key") {
+		t.Errorf("the refusal's log line should name the api-key header line, not its value: %q", warned)
 	}
 }
 

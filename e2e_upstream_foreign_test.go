@@ -704,12 +704,18 @@ func TestForeignUpstreamBaseURLWithQuery(t *testing.T) {
 // error so) is retried, as a stream opening with Anthropic's
 // rate_limit_error is, and the call is recorded RATE_LIMITED, as the same
 // body answered without a stream is (audit 15A: UPSTREAM_ERROR, not
-// retried).
+// retried); a body whose type alone says so is too (review 15R).
 func TestForeignUpstreamStreamedRateLimitClass(t *testing.T) {
 	const errObj = `{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}`
 	var n atomic.Int32
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
+		if b, _ := io.ReadAll(r.Body); bytes.Contains(b, []byte("no code")) {
+			// The type alone says rate limited, as in a stream's event.
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"error":{"message":"Rate limit reached","type":"tokens"}}`)
+			return
+		}
 		if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprint(w, "data: "+errObj+"\n\n")
@@ -732,7 +738,8 @@ func TestForeignUpstreamStreamedRateLimitClass(t *testing.T) {
 	if streamed := n.Load() - sent; streamed != 2 {
 		t.Errorf("the stream opening with a rate limit was asked %d times, want 2 (max_retries 1)", streamed)
 	}
-	for i, c := range e2eCalls(g, 2) {
+	e2eRead(t, g.post("/v1/chat/completions", tok, `{"model":"compat:m","messages":[{"role":"user","content":"no code"}]}`))
+	for i, c := range e2eCalls(g, 3) {
 		if c["error_class"] != "RATE_LIMITED" {
 			t.Errorf("call %d (stream=%v): error_class %v, want RATE_LIMITED", i, c["stream"], c["error_class"])
 		}

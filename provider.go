@@ -4,10 +4,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -79,9 +81,9 @@ type ProviderConfig struct {
 	// {env.X} or {file.X} placeholders, resolved at provision time like
 	// APIKey, and are never logged.
 	Headers map[string]string `json:"headers,omitempty"`
-	// CAFile names PEM certificates that the provider's HTTPS certificate
-	// must chain to, in place of the system's roots: a server behind a
-	// private certificate authority.
+	// CAFile names PEM certificates trusted, besides the system's roots,
+	// for the provider's HTTPS: a server behind a private certificate
+	// authority. Only for an https:// BaseURL.
 	CAFile string `json:"ca_file,omitempty"`
 }
 
@@ -204,6 +206,8 @@ func providerHeaders(pc *ProviderConfig, repl *caddy.Replacer, bearer, keyed boo
 			return nil, fmt.Errorf("provider %q: header %s %q came out empty (an unset environment variable, a missing file?)", pc.Name, canon, raw)
 		case v == "":
 			return nil, fmt.Errorf("provider %q: header %s needs a value", pc.Name, canon)
+		case strings.Contains(v, "{http."):
+			return nil, fmt.Errorf("provider %q: header %s: request placeholders ({http.…}) are not filled in; a header's value is fixed when the config loads", pc.Name, canon)
 		case !httpguts.ValidHeaderFieldValue(v):
 			return nil, fmt.Errorf("provider %q: header %s contains a control character (a line break inside the value?)", pc.Name, canon)
 		}
@@ -213,7 +217,8 @@ func providerHeaders(pc *ProviderConfig, repl *caddy.Replacer, bearer, keyed boo
 }
 
 // providerTLS returns the TLS settings of a provider with a ca_file: its
-// certificates, and only those, as the roots its server must chain to.
+// certificates added to the system's roots (which an https:// proxy
+// between, verified with the same settings, may need).
 func providerTLS(pc *ProviderConfig, repl *caddy.Replacer) (*tls.Config, error) {
 	path := strings.TrimSpace(repl.ReplaceKnown(pc.CAFile, ""))
 	if path == "" {
@@ -223,7 +228,10 @@ func providerTLS(pc *ProviderConfig, repl *caddy.Replacer) (*tls.Config, error) 
 	if err != nil {
 		return nil, fmt.Errorf("provider %q: reading ca_file: %w", pc.Name, err)
 	}
-	pool := x509.NewCertPool()
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("provider %q: ca_file %s holds no PEM certificate", pc.Name, path)
 	}
@@ -319,6 +327,9 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		return nil, err
 	}
 	if pc.CAFile != "" {
+		if u.Scheme != "https" {
+			return nil, fmt.Errorf("provider %q: ca_file is for an https:// base_url, not %q", pc.Name, base)
+		}
 		if tr.TLSClientConfig, err = providerTLS(pc, repl); err != nil {
 			return nil, err
 		}
@@ -391,7 +402,13 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 		return
 	}
 	msg := "provider refused the gateway's requests: check the provider's api_key (and, for a 403, what the key may do)"
-	if p.apiKey == "" {
+	switch {
+	case p.apiKey == "" && len(p.headers) > 0:
+		// A credential of the operator's own in a header line (Azure's
+		// api-key): name the headers, never their values.
+		names := slices.Sorted(maps.Keys(p.headers))
+		msg = "provider refused the gateway's requests: check the credential in the provider's header lines (" + strings.Join(names, ", ") + ")"
+	case p.apiKey == "":
 		msg = "provider refused a request without an API key; the provider's api_key is empty"
 	}
 	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))

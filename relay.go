@@ -229,7 +229,7 @@ func (c *call) relayBody(resp *http.Response) {
 		// A success status with an error for a body (a proxy's, or a
 		// compatible server's): nothing was generated, nothing is billed.
 		c.errorClass, c.haveUsage = errUpstream, true
-		if e := gjson.GetBytes(body, "error"); strings.Contains(e.Get("type").Str+e.Get("code").Str, "rate_limit") {
+		if e := gjson.GetBytes(body, "error"); rateLimitError(e.Get("type").Str) || strings.Contains(e.Get("code").Str, "rate_limit") {
 			c.errorClass = errRateLimited
 		}
 		if c.cross {

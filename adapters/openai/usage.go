@@ -226,8 +226,8 @@ func (t *StreamTracker) Complete() bool {
 	return t.done || t.meta.FinishReason != "" && (t.gotUsage || t.NoUsageAsked)
 }
 
-// Err returns the type (or code, when type is empty) and message of a
-// `{"error":{…}}` chunk.
+// Err returns the type (or code, when type is empty or only the code says
+// rate_limit) and message of a `{"error":{…}}` chunk.
 func (t *StreamTracker) Err() (errType, message string, ok bool) {
 	return t.errType, t.errMsg, t.hasErr
 }

@@ -262,6 +262,23 @@ func TestUsageStreamContentAndError(t *testing.T) {
 	}
 }
 
+// TestUsageStreamErrorRateLimitCode: an error chunk whose code, not its
+// type, says rate limited reports the code, so that the gateway records
+// and retries it as a rate limit; other errors keep their type.
+func TestUsageStreamErrorRateLimitCode(t *testing.T) {
+	for _, c := range []struct{ chunk, want string }{
+		{`{"error":{"message":"slow down","type":"invalid_request_error","code":"rate_limit_exceeded"}}`, "rate_limit_exceeded"},
+		{`{"error":{"message":"slow down","type":"rate_limit_error","code":"rate_limit_exceeded"}}`, "rate_limit_error"},
+		{`{"error":{"message":"bad","type":"invalid_request_error","code":"context_length_exceeded"}}`, "invalid_request_error"},
+	} {
+		var tr openai.StreamTracker
+		tr.Observe([]byte(c.chunk))
+		if typ, _, ok := tr.Err(); !ok || typ != c.want {
+			t.Errorf("%s: Err type %q (%v), want %q", c.chunk, typ, ok, c.want)
+		}
+	}
+}
+
 func TestUsageInjectIncludeUsage(t *testing.T) {
 	cases := []struct {
 		name, in, want string
