@@ -284,6 +284,45 @@ func TestLastUsedPersisted(t *testing.T) {
 	}
 }
 
+// TestLastUsedSavedWhenQuiet: a key used within lastUsedEvery of the last
+// save (its events' batch did not save it) has its time saved once the
+// interval is up, with no later event to carry it: list-keys otherwise
+// showed it as never used for as long as the gateway stayed quiet (audit
+// 15E).
+func TestLastUsedSavedWhenQuiet(t *testing.T) {
+	s, err := Open(t.TempDir()+"/m.db", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	ctx := context.Background()
+	_, tokA, err := s.IssueKey(ctx, IssueParams{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, tokB, err := s.IssueKey(ctx, IssueParams{Name: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{tokA, tokB} {
+		if _, err := s.Authenticate(tok); err != nil {
+			t.Fatal(err)
+		}
+		s.Enqueue(Event{Type: TypeRouteDecided})
+		syncStore(t, s)
+	}
+	start := time.Now()
+	for {
+		if n := queryInt(t, s.ReadDB(), `SELECT count(*) FROM gateway_keys WHERE id = ? AND last_used_at > 0`, b.ID); n == 1 {
+			break
+		}
+		if time.Since(start) > lastUsedEvery+2*time.Second {
+			t.Fatalf("key b's use not saved %v after its event was written, with nothing else to write", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestLastUsedFlushedOnClose: a use with no later event is persisted by Close.
 func TestLastUsedFlushedOnClose(t *testing.T) {
 	path := t.TempDir() + "/m.db"

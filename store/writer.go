@@ -182,7 +182,8 @@ func (s *Store) runWriter() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var w batchWriter
-	last := 0 // events taken in the previous round
+	last := 0             // events taken in the previous round
+	var usedTry time.Time // the last save of last-used times made while idle
 	defer func() {
 		// Before writerDone closes and Close closes the pool.
 		if err := w.closeStmts(ctx, s); err != nil {
@@ -198,7 +199,30 @@ func (s *Store) runWriter() {
 			if closed {
 				break
 			}
-			<-s.wake
+			if s.abandoned || !s.pendingLastUsed() {
+				<-s.wake
+				continue
+			}
+			// A key used since the last save (within lastUsedEvery of it,
+			// so its batch did not save it) gets its time saved once the
+			// interval is up, not when some later event comes: on a quiet
+			// gateway that could be hours, with list-keys showing a used
+			// key as never used (audit 15E).
+			since := w.lastUsedSave
+			if usedTry.After(since) {
+				since = usedTry
+			}
+			if wait := lastUsedEvery - time.Since(since); wait > 0 {
+				timer.Reset(wait)
+				select {
+				case <-s.wake:
+				case <-timer.C:
+				}
+				timer.Stop()
+				continue
+			}
+			usedTry = time.Now()
+			s.commit(ctx, &w, nil, false)
 			continue
 		}
 		// A partial batch waits up to FlushInterval for more events unless
