@@ -504,3 +504,85 @@ func TestE2ERefusalCarriesItsEventID(t *testing.T) {
 		t.Errorf("openai SDK's x-request-id %q names a refusal for %q, want model_not_allowed", id, r)
 	}
 }
+
+// TestE2ESilentStreamKeepAlive: a same-shape stream whose provider goes
+// silent gets keep-alives, as a translated one does (audit 15D: behind
+// nginx's 60 s read timeout an OpenAI reasoning model's silent first
+// minute cut the call, recorded at a thousandth of its cost): an SSE
+// comment for an OpenAI client while the first chunk is awaited past the
+// hold, a ping event for an Anthropic client when the provider pauses
+// mid-answer. The official SDKs read through them to the same answer.
+func TestE2ESilentStreamKeepAlive(t *testing.T) {
+	oldHold, oldPing := firstEventHold, pingEvery
+	firstEventHold, pingEvery = 50*time.Millisecond, 300*time.Millisecond
+	t.Cleanup(func() { firstEventHold, pingEvery = oldHold, oldPing })
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "thinker")
+
+	// OpenAI: nothing for 1 s, then the whole answer.
+	slow := func() fakeupstream.Reply {
+		r := fakeupstream.OpenAITextStream("gpt-5-mini", "Thought it through.", 1000, true)
+		r.Events = []string{"", strings.Join(r.Events, "")}
+		r.Gap = time.Second
+		return r
+	}
+	up.Enqueue("/v1/chat/completions", slow())
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Think."}]}`,
+		"Authorization", "Bearer "+tok)
+	body := e2eRead(t, resp)
+	first := strings.Index(body, "data: ")
+	if resp.StatusCode != 200 || first < 0 || !strings.HasSuffix(body, "data: [DONE]\n\n") {
+		t.Fatalf("client got %d %q", resp.StatusCode, body)
+	}
+	if n := strings.Count(body[:first], ": ping\n\n"); n < 2 || strings.TrimLeft(strings.ReplaceAll(body[:first], ": ping\n\n", ""), "\n") != "" {
+		t.Errorf("before the first chunk, 1 s after the headers: %q; want only keep-alive comments, at least 2", body[:first])
+	}
+	up.Enqueue("/v1/chat/completions", slow())
+	oc := e2eOpenAIClient(g, tok)
+	stream := oc.Chat.Completions.NewStreaming(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-5-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Think.")}})
+	var acc openai.ChatCompletionAccumulator
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+	}
+	if err := stream.Err(); err != nil || len(acc.Choices) != 1 || acc.Choices[0].Message.Content != "Thought it through." {
+		t.Errorf("openai-go through the keep-alives: %v %+v", err, acc.Choices)
+	}
+
+	// Anthropic: a pause of 1 s in the middle of the answer (the fake
+	// pauses by Gap between the two halves).
+	paused := func() fakeupstream.Reply {
+		r := fakeupstream.AnthropicTextStream("claude-haiku-4-5", "one two three four")
+		half := len(r.Events) / 2
+		r.Events = []string{strings.Join(r.Events[:half], ""), strings.Join(r.Events[half:], "")}
+		r.Gap = time.Second
+		return r
+	}
+	up.Enqueue("/v1/messages", paused())
+	resp = g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Count."}]}`, e2eAnthropicHdr...)
+	var names []string
+	for _, ev := range e2eReadSSE(t, resp.Body) {
+		names = append(names, ev.Name)
+	}
+	resp.Body.Close()
+	joined := strings.Join(names, " ")
+	if !strings.HasPrefix(joined, "message_start") || !strings.HasSuffix(joined, "message_stop") || strings.Count(joined, "ping") < 2 {
+		t.Errorf("events through a 1 s pause: %s; want the answer with at least 2 pings in it", joined)
+	}
+	up.Enqueue("/v1/messages", paused())
+	ac := e2eAnthropicClient(g, tok)
+	s := ac.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{
+		Model: "claude-haiku-4-5", MaxTokens: 64, Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Count."))}})
+	var m anthropic.Message
+	for s.Next() {
+		if err := m.Accumulate(s.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Err(); err != nil || len(m.Content) != 1 || m.Content[0].Text != "one two three four" {
+		t.Errorf("anthropic-sdk-go through a 1 s pause: %v, content %+v", err, m.Content)
+	}
+	for _, c := range e2eCalls(g, 4) {
+		e2eWant(t, "call", c, map[string]any{"attempts": 1, "status": 200, "error_class": nil, "usage_source": "provider"})
+	}
+}

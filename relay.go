@@ -372,8 +372,8 @@ func (o *streamObserver) upstreamErr() (string, bool) {
 // firstEventHold bounds how long a stream's response headers wait for the
 // provider's first event. Until they go out nothing has reached the
 // client, so a stream that fails before its first event can be retried;
-// past the hold the client gets its headers (a translated stream with a
-// keep-alive ping, and then one every pingEvery).
+// past the hold the client gets its headers with a keep-alive ping, and
+// then one every pingEvery.
 var firstEventHold = 10 * time.Second
 
 // streamStart is a stream's first event, read before the client was sent
@@ -432,17 +432,17 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 			c.streamTr = c.tstate.NewAnthropicToOpenAIStream()
 		}
 	}
-	// Once the hold expires the headers go out, and a translated stream
-	// gets its keep-alive pings while the first event is awaited (Claude
-	// Code gives up after 5 minutes without a byte). mu serializes these
-	// writes with the first event's arrival; taken ends them.
+	// Once the hold expires the headers go out, and the stream gets its
+	// keep-alive pings while the first event is awaited (Claude Code gives
+	// up after 5 minutes without a byte). mu serializes these writes with
+	// the first event's arrival; taken ends them.
 	var (
 		mu          sync.Mutex
 		sent, taken bool
 		pinger      *time.Timer
 	)
 	sendPing := func() {
-		if _, err := c.w.Write(c.streamTr.Ping()); err == nil {
+		if _, err := c.w.Write(c.keepAlive()); err == nil {
 			_ = http.NewResponseController(c.w).Flush()
 		}
 	}
@@ -463,12 +463,11 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		}
 		c.writeStreamHeaders(resp)
 		sent = true
-		if c.cross {
-			// A ping with the headers, then every pingEvery: the client
-			// hears something at least as often as before the hold.
-			sendPing()
-			pinger = time.AfterFunc(pingEvery, ping)
-		}
+		// A ping with the headers, then every pingEvery: the client (and
+		// a proxy in front, nginx's 60 s read timeout) hears something at
+		// least as often as before the hold while the provider thinks.
+		sendPing()
+		pinger = time.AfterFunc(pingEvery, ping)
 	})
 	st.ev, st.err = nextEvent(st.rd)
 	// Comments before the first event (OpenRouter's ": OPENROUTER
@@ -805,7 +804,39 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	bp := burstPool.Get().(*[]byte)
 	defer burstPool.Put(bp)
 	burst := append((*bp)[:0], st.lead...)
+	// After pingEvery without a write the client gets a keep-alive, as a
+	// translated stream does: a provider that thinks for minutes before
+	// its next event (an OpenAI reasoning model before its first chunk)
+	// would otherwise be cut by a proxy in front (nginx's 60 s read
+	// timeout). mu serializes the pings with the relay's writes.
+	var (
+		mu      sync.Mutex
+		stopped bool
+		pinger  *time.Timer
+	)
+	mu.Lock()
+	pinger = time.AfterFunc(pingEvery, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		if _, err := c.w.Write(c.keepAlive()); err == nil {
+			_ = rc.Flush()
+		}
+		pinger.Reset(pingEvery)
+	})
+	mu.Unlock()
+	defer func() {
+		mu.Lock()
+		stopped = true
+		pinger.Stop()
+		mu.Unlock()
+	}()
 	send := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		pinger.Reset(pingEvery)
 		if len(burst) > 0 {
 			_, err := c.w.Write(burst)
 			burst = burst[:0]
@@ -898,9 +929,27 @@ const maxBurst = 32 << 10
 
 var burstPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// pingEvery is the keep-alive interval of translated streams (a variable
-// for tests).
+// pingEvery is the keep-alive interval of streams (a variable for tests).
 var pingEvery = 15 * time.Second
+
+// anthropicPing is the keep-alive event Anthropic itself sends.
+var anthropicPing = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
+
+// keepAlive returns the keep-alive a silent stream sends its client: a
+// ping event in Anthropic's shape, an SSE comment in OpenAI's (which has
+// no ping; every SSE parser skips comments).
+func (c *call) keepAlive() []byte {
+	switch {
+	case c.streamTr != nil:
+		return c.streamTr.Ping()
+	case c.shape == shapeAnthropic:
+		return anthropicPing
+	default:
+		return openAIPing
+	}
+}
+
+var openAIPing = []byte(": ping\n\n")
 
 // translateStream re-encodes the provider's events in the client's shape
 // with the translator startStream made, sending a keep-alive ping after
