@@ -745,3 +745,57 @@ func TestForeignUpstreamStreamedRateLimitClass(t *testing.T) {
 		}
 	}
 }
+
+// azureStream is an Azure OpenAI stream as its deployments send it: a
+// first chunk of prompt_filter_results alone (no id, model or choices),
+// content_filter_results on each choice, the usage chunk asked for, [DONE].
+func azureStream(id string) []string {
+	cf := `{"hate":{"filtered":false,"severity":"safe"},"self_harm":{"filtered":false,"severity":"safe"},"sexual":{"filtered":false,"severity":"safe"},"violence":{"filtered":false,"severity":"safe"}}`
+	head := fmt.Sprintf(`"created":1795840000,"id":%q,"model":"gpt-5-mini-2025-08-07","object":"chat.completion.chunk","system_fingerprint":null`, id)
+	return []string{
+		`data: {"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":` + cf + `}]}` + "\n\n",
+		`data: {"choices":[{"content_filter_results":{},"delta":{"content":"","refusal":null,"role":"assistant"},"finish_reason":null,"index":0,"logprobs":null}],` + head + `,"usage":null}` + "\n\n",
+		`data: {"choices":[{"content_filter_results":` + cf + `,"delta":{"content":"Hello!"},"finish_reason":null,"index":0,"logprobs":null}],` + head + `,"usage":null}` + "\n\n",
+		`data: {"choices":[{"content_filter_results":{},"delta":{},"finish_reason":"stop","index":0,"logprobs":null}],` + head + `,"usage":null}` + "\n\n",
+		`data: {"choices":[],` + head + `,"usage":{"completion_tokens":120,"completion_tokens_details":{"reasoning_tokens":64},"prompt_tokens":1000,"prompt_tokens_details":{"cached_tokens":768},"total_tokens":1120}}` + "\n\n",
+		"data: [DONE]\n\n",
+	}
+}
+
+// TestForeignUpstreamAzureStreamToAnthropicClient: an Anthropic client
+// streaming from an Azure OpenAI deployment gets each answer's own id in
+// message_start, not the gateway's placeholder for every answer (audit
+// 15D: Azure's first chunk, prompt filter results alone, has an empty id),
+// and the call is priced from Azure's usage.
+func TestForeignUpstreamAzureStreamToAnthropicClient(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, fmt.Sprintf(`
+		provider azure openai {
+			base_url "%s/openai/deployments/d?api-version=2024-10-21"
+			header api-key azure-secret
+		}`, up.URL)))
+	_, tok := e2eKey(g, "az")
+	const path = "/openai/deployments/d/chat/completions"
+	for i, upID := range []string{"chatcmpl-AzA1", "chatcmpl-AzB2"} {
+		up.Enqueue(path, fakeupstream.Reply{Events: azureStream(upID)})
+		resp := g.post("/v1/messages", tok, `{"model":"azure:gpt-5-mini","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}`, e2eAnthropicHdr...)
+		body := e2eRead(t, resp)
+		if resp.StatusCode != 200 || !strings.Contains(body, "Hello!") {
+			t.Fatalf("call %d: %d %s", i, resp.StatusCode, body)
+		}
+		var id any
+		for _, ev := range e2eReadSSE(t, strings.NewReader(body)) {
+			if ev.Name == "message_start" {
+				id = e2ePath(e2eJSON(t, ev.Data), "message", "id")
+				break
+			}
+		}
+		if id != upID {
+			t.Errorf("call %d: message_start id %v, want the provider's %q", i, id, upID)
+		}
+	}
+	// (1000 − 768) × 0.25e-6 + 768 × 0.025e-6 + 120 × 2e-6 = 0.000058 + 0.0000192 + 0.00024 = 0.0003172
+	if c := e2eCost(t, e2eCalls(g, 2)[1]); !e2eNear(c, 0.0003172) {
+		t.Errorf("cost %v, want 0.0003172", c)
+	}
+}

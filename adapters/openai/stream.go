@@ -70,6 +70,12 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 		return append(evs, ir.StreamEvent{Type: ir.EventError, Err: e}), nil
 	}
 	if !d.started {
+		if c.ID == "" && len(c.Choices) == 0 && c.Usage == nil {
+			// Azure opens with a chunk of prompt_filter_results alone (no
+			// id, model or choices): the message starts with the next
+			// one, which names the answer.
+			return evs, nil
+		}
 		d.started = true
 		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageStart, ID: c.ID, Model: c.Model})
 	}
