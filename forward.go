@@ -42,6 +42,12 @@ var dropRequestHeaders = map[string]bool{
 	// 100-continue would make the provider's transport wait (up to 1 s)
 	// for an interim answer a server may never send.
 	"Expect": true,
+	// What a proxy in front of the gateway adds (nginx, a load balancer,
+	// Caddy's reverse_proxy): the developers' internal addresses and host
+	// names are not the vendor's to see, and a client straight at the
+	// provider sends none of them.
+	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+	"Forwarded": true, "X-Real-Ip": true, "Via": true,
 }
 
 // dropResponseHeaders are upstream headers not relayed to clients: framing

@@ -589,13 +589,18 @@ func TestGatewayTokenInEitherHeader(t *testing.T) {
 // The provider account is the operator's: a developer's OpenAI
 // organization and project headers (the SDKs send them when OPENAI_ORG_ID
 // or OPENAI_PROJECT_ID is set) do not go upstream beside the operator's
-// key, where OpenAI would refuse the mismatch or bill another project.
+// key, where OpenAI would refuse the mismatch or bill another project. Nor
+// do the forwarding headers a proxy in front adds (the developers' internal
+// addresses and host names).
 func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 	g, up := newGatewayWithFake(t)
 	_, tok := g.issueKey(store.IssueParams{Name: "k"})
 	up.Enqueue("/v1/chat/completions", fakeupstream.FromFixture(fakeupstream.FixtureOpenAINonStream, 0))
 	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","messages":[{"role":"user","content":"hi"}]}`,
-		"OpenAI-Organization", "org-developer", "OpenAI-Project", "proj_developer", "X-Stainless-Lang", "go")
+		"OpenAI-Organization", "org-developer", "OpenAI-Project", "proj_developer", "X-Stainless-Lang", "go",
+		// What nginx or Caddy in front of the gateway adds (audit 15D).
+		"X-Forwarded-For", "10.1.2.3", "X-Real-IP", "10.1.2.3", "Via", "1.1 Caddy", "X-Forwarded-Host", "gw.corp.internal",
+		"X-Forwarded-Proto", "https", "Forwarded", "for=10.1.2.3;host=gw.corp.internal")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
@@ -604,6 +609,11 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 	rec := up.RequestsTo("/v1/chat/completions")[0]
 	if o, p := rec.Header.Get("Openai-Organization"), rec.Header.Get("Openai-Project"); o != "" || p != "" {
 		t.Errorf("upstream got organization %q project %q beside the operator's key", o, p)
+	}
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Via", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+		if v := rec.Header.Get(h); v != "" {
+			t.Errorf("upstream got %s %q: the network in front of the gateway is not the vendor's to see", h, v)
+		}
 	}
 	if rec.Header.Get("X-Stainless-Lang") != "go" || rec.APIKey() != testOpenAIKey {
 		t.Errorf("other headers or the key not as expected: %v", rec.Header)
