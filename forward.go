@@ -43,10 +43,11 @@ var dropRequestHeaders = map[string]bool{
 	// for an interim answer a server may never send.
 	"Expect": true,
 	// What a proxy in front of the gateway adds (nginx, a load balancer,
-	// Caddy's reverse_proxy): the developers' internal addresses and host
-	// names are not the vendor's to see, and a client straight at the
-	// provider sends none of them.
-	"X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+	// Caddy's reverse_proxy, Traefik, Envoy), with every X-Forwarded-*
+	// header (newUpstreamRequest): the developers' internal addresses, host
+	// names and client certificates are not the vendor's to see, and a
+	// client straight at the provider sends none of them.
+	"X-Original-Forwarded-For": true, "X-Envoy-External-Address": true,
 	"Forwarded": true, "X-Real-Ip": true, "Via": true,
 }
 
@@ -70,7 +71,7 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 	h := req.Header
 	if !c.cross {
 		for k, vv := range c.r.Header {
-			if hopHeaders[k] || dropRequestHeaders[k] {
+			if hopHeaders[k] || dropRequestHeaders[k] || strings.HasPrefix(k, "X-Forwarded-") {
 				continue
 			}
 			h[k] = vv

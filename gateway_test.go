@@ -600,7 +600,10 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 		"OpenAI-Organization", "org-developer", "OpenAI-Project", "proj_developer", "X-Stainless-Lang", "go",
 		// What nginx or Caddy in front of the gateway adds (audit 15D).
 		"X-Forwarded-For", "10.1.2.3", "X-Real-IP", "10.1.2.3", "Via", "1.1 Caddy", "X-Forwarded-Host", "gw.corp.internal",
-		"X-Forwarded-Proto", "https", "Forwarded", "for=10.1.2.3;host=gw.corp.internal")
+		"X-Forwarded-Proto", "https", "Forwarded", "for=10.1.2.3;host=gw.corp.internal",
+		// Traefik's and ingress-nginx's (review 15R2).
+		"X-Forwarded-Server", "traefik-7f9c.corp.internal", "X-Forwarded-Tls-Client-Cert", "MIIB-devcert",
+		"X-Original-Forwarded-For", "10.9.8.7")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
@@ -610,7 +613,8 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 	if o, p := rec.Header.Get("Openai-Organization"), rec.Header.Get("Openai-Project"); o != "" || p != "" {
 		t.Errorf("upstream got organization %q project %q beside the operator's key", o, p)
 	}
-	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Via", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"} {
+	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Via", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
+		"X-Forwarded-Server", "X-Forwarded-Tls-Client-Cert", "X-Original-Forwarded-For"} {
 		if v := rec.Header.Get(h); v != "" {
 			t.Errorf("upstream got %s %q: the network in front of the gateway is not the vendor's to see", h, v)
 		}

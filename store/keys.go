@@ -301,8 +301,14 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 	if !e.key.ExpiresAt.IsZero() && e.key.ExpiresAt.Before(now) {
 		return nil, ErrExpiredKey
 	}
-	if us := now.UnixMicro(); us-e.usage.used.Load() >= 1e6 {
+	if us, prev := now.UnixMicro(), e.usage.used.Load(); us-prev >= 1e6 {
 		e.usage.used.Store(us)
+		if prev <= e.usage.persisted.Load() {
+			// Nothing was pending: wake the writer, which saves it within
+			// lastUsedEvery even when the use writes no event (GET
+			// /v1/models, the analytics key login).
+			s.nudge()
+		}
 	}
 	k := e.key
 	return &k, nil

@@ -323,6 +323,31 @@ func TestLastUsedSavedWhenQuiet(t *testing.T) {
 	}
 }
 
+// TestLastUsedSavedWithoutEvent: a key used where no trace event follows
+// (GET /v1/models, the analytics login) has its use saved within
+// lastUsedEvery too (review 15R2).
+func TestLastUsedSavedWithoutEvent(t *testing.T) {
+	s, err := Open(t.TempDir()+"/m.db", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, s)
+	k, tok, err := s.IssueKey(context.Background(), IssueParams{Name: "models-only"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Authenticate(tok); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for queryInt(t, s.ReadDB(), `SELECT count(*) FROM gateway_keys WHERE id = ? AND last_used_at > 0`, k.ID) != 1 {
+		if time.Since(start) > lastUsedEvery+2*time.Second {
+			t.Fatalf("a use with no event not saved after %v", time.Since(start))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestLastUsedFlushedOnClose: a use with no later event is persisted by Close.
 func TestLastUsedFlushedOnClose(t *testing.T) {
 	path := t.TempDir() + "/m.db"
