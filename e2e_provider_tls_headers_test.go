@@ -199,6 +199,43 @@ func TestE2EProviderHeaderCredentialRefused(t *testing.T) {
 	}
 }
 
+// TestE2EProviderHeaderRefusedBesideKey: a provider with an api_key and a
+// credential header line (Helicone-Auth for the gateway in front) whose
+// calls are refused gets a log line naming the header lines beside the
+// api_key, without their values (round 15L).
+func TestE2EProviderHeaderRefusedBesideKey(t *testing.T) {
+	up := fakeupstream.New(t)
+	t.Setenv("METIS_TEST_HELI", "heli-stale-secret")
+	g, logPath, _ := e2eStartDebugLog(t, up, fmt.Sprintf(`
+		provider heloai openai {
+			api_key sk-oai-right
+			base_url %s/v1
+			header Helicone-Auth "Bearer {env.METIS_TEST_HELI}"
+			max_retries 0
+		}`, up.URL))
+	_, tok := e2eKey(g, "h")
+	up.Enqueue("/v1/chat/completions", fakeupstream.Reply{Status: 401,
+		Body: `{"error":{"message":"Helicone-Auth header is invalid","type":"invalid_request_error"}}`})
+	resp := g.post("/v1/chat/completions", tok, `{"model":"heloai:gpt-5-mini","messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 401 {
+		t.Fatalf("%d %s, want the provider's 401", resp.StatusCode, body)
+	}
+	e2eCalls(g, 1)
+	logged, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned string
+	for _, line := range strings.Split(string(logged), "\n") {
+		if strings.Contains(line, "provider refused") {
+			warned = line
+		}
+	}
+	if !strings.Contains(warned, "api_key, or a credential in its header lines (Helicone-Auth)") || strings.Contains(warned, "heli-stale-secret") {
+		t.Errorf("the refusal's log line should name the Helicone-Auth header line (not its value) beside the api_key: %q", warned)
+	}
+}
+
 // TestE2EProviderCAFile: a provider behind a private certificate authority
 // is reached over HTTPS (HTTP/2 where it offers it) once ca_file names the
 // authority; without it the call is a 502 and the log says why.

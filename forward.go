@@ -47,7 +47,8 @@ var dropRequestHeaders = map[string]bool{
 	// header (newUpstreamRequest): the developers' internal addresses, host
 	// names and client certificates are not the vendor's to see, and a
 	// client straight at the provider sends none of them.
-	"X-Original-Forwarded-For": true, "X-Envoy-External-Address": true,
+	"X-Original-Forwarded-For": true, "X-Original-Uri": true, "X-Scheme": true, "X-Envoy-External-Address": true,
+	"Cf-Connecting-Ip": true, "True-Client-Ip": true, "X-Client-Ip": true, "X-Cluster-Client-Ip": true,
 	"Forwarded": true, "X-Real-Ip": true, "Via": true,
 }
 

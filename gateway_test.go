@@ -603,7 +603,8 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 		"X-Forwarded-Proto", "https", "Forwarded", "for=10.1.2.3;host=gw.corp.internal",
 		// Traefik's and ingress-nginx's (review 15R2).
 		"X-Forwarded-Server", "traefik-7f9c.corp.internal", "X-Forwarded-Tls-Client-Cert", "MIIB-devcert",
-		"X-Original-Forwarded-For", "10.9.8.7")
+		"X-Original-Forwarded-For", "10.9.8.7", "X-Original-Uri", "/llm/v1/chat/completions", "X-Scheme", "https",
+		"Cf-Connecting-Ip", "203.0.113.7", "True-Client-Ip", "203.0.113.7", "X-Client-Ip", "10.1.2.3")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
@@ -614,7 +615,8 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 		t.Errorf("upstream got organization %q project %q beside the operator's key", o, p)
 	}
 	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Via", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
-		"X-Forwarded-Server", "X-Forwarded-Tls-Client-Cert", "X-Original-Forwarded-For"} {
+		"X-Forwarded-Server", "X-Forwarded-Tls-Client-Cert", "X-Original-Forwarded-For", "X-Original-Uri", "X-Scheme",
+		"Cf-Connecting-Ip", "True-Client-Ip", "X-Client-Ip"} {
 		if v := rec.Header.Get(h); v != "" {
 			t.Errorf("upstream got %s %q: the network in front of the gateway is not the vendor's to see", h, v)
 		}

@@ -402,12 +402,15 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 		return
 	}
 	msg := "provider refused the gateway's requests: check the provider's api_key (and, for a 403, what the key may do)"
+	// A credential of the operator's own may be in a header line (Azure's
+	// api-key, Helicone-Auth in front of the vendor): name the headers,
+	// never their values.
+	names := strings.Join(slices.Sorted(maps.Keys(p.headers)), ", ")
 	switch {
-	case p.apiKey == "" && len(p.headers) > 0:
-		// A credential of the operator's own in a header line (Azure's
-		// api-key): name the headers, never their values.
-		names := slices.Sorted(maps.Keys(p.headers))
-		msg = "provider refused the gateway's requests: check the credential in the provider's header lines (" + strings.Join(names, ", ") + ")"
+	case p.apiKey == "" && names != "":
+		msg = "provider refused the gateway's requests: check the credential in the provider's header lines (" + names + ")"
+	case names != "":
+		msg = "provider refused the gateway's requests: check the provider's api_key, or a credential in its header lines (" + names + ")"
 	case p.apiKey == "":
 		msg = "provider refused a request without an API key; the provider's api_key is empty"
 	}
