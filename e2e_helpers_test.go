@@ -46,7 +46,8 @@ func e2eStartCustom(t *testing.T, render func(gwPort, anPort int) string) *testG
 		_ = caddy.Stop()
 		caddyMu.Unlock()
 	})
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(render(g.gwPort, g.anPort)), nil)
+	g.custom = render(g.gwPort, g.anPort)
+	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(g.custom), nil)
 	if err != nil {
 		t.Fatalf("adapting the Caddyfile: %v", err)
 	}

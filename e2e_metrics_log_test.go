@@ -508,10 +508,10 @@ func TestProviderPlaceholdersThatComeOutWrong(t *testing.T) {
 	}
 }
 
-// e2eStartLogged starts a gateway on up whose log goes to a JSON file at
-// level, with Caddy's metrics on a site of their own. It returns the log
-// file's path and the metrics URL.
-func e2eStartLogged(t *testing.T, up *fakeupstream.Server, level string) (g *testGateway, logPath, metricsURL string) {
+// e2eStartLogged starts a gateway on up, extra added to its metis options,
+// whose log goes to a JSON file at level, with Caddy's metrics on a site of
+// their own. It returns the log file's path and the metrics URL.
+func e2eStartLogged(t *testing.T, up *fakeupstream.Server, level, extra string) (g *testGateway, logPath, metricsURL string) {
 	t.Helper()
 	dir := t.TempDir()
 	logPath = filepath.Join(dir, "caddy.log")
@@ -538,7 +538,7 @@ http://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	metrics
 }
-`, logPath, level, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, ""), gw, an, metricsPort)
+`, logPath, level, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, extra), gw, an, metricsPort)
 	})
 	return g, logPath, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
 }
@@ -549,7 +549,7 @@ http://127.0.0.1:%d {
 // its own series and one warning, and the log line says what was asked.
 func TestE2EMetricsModelLabelsBounded(t *testing.T) {
 	up := fakeupstream.New(t)
-	g, logPath, metricsURL := e2eStartLogged(t, up, "INFO")
+	g, logPath, metricsURL := e2eStartLogged(t, up, "INFO", "")
 	_, tok := e2eKey(g, "anything")
 	before := e2eScrape(t, metricsURL)
 
@@ -655,7 +655,7 @@ func TestModelLabelsLimit(t *testing.T) {
 // the key that was refused.
 func TestE2ERetriesAndRejectionsLogged(t *testing.T) {
 	up := fakeupstream.New(t)
-	g, logPath, _ := e2eStartLogged(t, up, "DEBUG")
+	g, logPath, _ := e2eStartLogged(t, up, "DEBUG", "")
 	_, tok := e2eKey(g, "retried")
 	busy := fakeupstream.AnthropicError(529, "overloaded_error", "Overloaded")
 	busy.Header.Set("Retry-After", "0")

@@ -34,7 +34,7 @@ func TestE2EProviderHeaders(t *testing.T) {
 			header OpenAI-Project proj_team
 		}
 		alias hopgpt hop:gpt-4o-mini`, up.URL)
-	g, logPath, caddyfile := e2eStartDebugLog(t, up, extra)
+	g, logPath, _ := e2eStartLogged(t, up, "DEBUG", extra)
 	_, tok := e2eKey(g, "hop")
 
 	up.Enqueue("/hop/v1/chat/completions", fakeupstream.OpenAICompletion("gpt-4o-mini", "Hi.", 12))
@@ -74,7 +74,7 @@ func TestE2EProviderHeaders(t *testing.T) {
 	}
 	e2eCalls(g, 3)
 
-	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(g.custom), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,37 +88,6 @@ func TestE2EProviderHeaders(t *testing.T) {
 	if strings.Contains(string(logged), secret) {
 		t.Errorf("the log shows a provider header's secret")
 	}
-}
-
-// e2eStartDebugLog starts a gateway on up, extra added to its metis
-// options, logging at DEBUG level to a JSON file. It returns the log's path
-// and the Caddyfile.
-func e2eStartDebugLog(t *testing.T, up *fakeupstream.Server, extra string) (g *testGateway, logPath, caddyfile string) {
-	t.Helper()
-	dir := t.TempDir()
-	logPath = filepath.Join(dir, "caddy.log")
-	g = e2eStartCustom(t, func(gw, an int) string {
-		caddyfile = fmt.Sprintf(`{
-	admin off
-	log {
-		output file %s
-		format json
-		level DEBUG
-	}
-	metis {
-		%s
-	}
-}
-http://127.0.0.1:%d {
-	metis_gateway
-}
-http://127.0.0.1:%d {
-	metis_analytics
-}
-`, logPath, gatewayConfig(filepath.Join(dir, "metis.db"), up.URL, extra), gw, an)
-		return caddyfile
-	})
-	return g, logPath, caddyfile
 }
 
 // TestE2EProviderHeaderRefusals: header lines that would break framing,
@@ -160,79 +129,51 @@ func TestE2EProviderHeaderRefusals(t *testing.T) {
 	}
 }
 
-// TestE2EProviderHeaderCredentialRefused: a keyless provider whose
-// credential is a header line (Azure's api-key) and whose calls the
-// provider refuses gets a log line that points at the header lines, named
-// without their values, not at an empty api_key (review 15R).
+// TestE2EProviderHeaderCredentialRefused: when the provider refuses a
+// provider's calls whose credential may be a header line, the log line
+// points at the header lines, named without their values: alone for a
+// keyless provider (Azure's api-key; review 15R), beside the api_key for a
+// keyed one (Helicone-Auth for the gateway in front; round 15L).
 func TestE2EProviderHeaderCredentialRefused(t *testing.T) {
-	up := fakeupstream.New(t)
-	t.Setenv("METIS_TEST_AZURE_KEY", "az-expired-key")
-	g, logPath, _ := e2eStartDebugLog(t, up, fmt.Sprintf(`
-		provider azure openai {
-			base_url %s/openai/deployments/d?api-version=2024-10-21
-			header api-key {env.METIS_TEST_AZURE_KEY}
-			max_retries 0
-		}`, up.URL))
-	_, tok := e2eKey(g, "az")
-	up.Enqueue("/openai/deployments/d/chat/completions", fakeupstream.Reply{Status: 401,
-		Body: `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`})
-	resp := g.post("/v1/chat/completions", tok, `{"model":"azure:gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
-	if body := e2eRead(t, resp); resp.StatusCode != 401 {
-		t.Fatalf("%d %s, want the provider's 401", resp.StatusCode, body)
-	}
-	if r := up.RequestsTo("/openai/deployments/d/chat/completions"); len(r) != 1 || r[0].Header.Get("Api-Key") != "az-expired-key" {
-		t.Fatalf("the credential header did not reach the provider: %v", r)
-	}
-	e2eCalls(g, 1)
-	logged, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var warned string
-	for _, line := range strings.Split(string(logged), "\n") {
-		if strings.Contains(line, "provider refused") {
-			warned = line
-		}
-	}
-	if !strings.Contains(warned, "header lines (Api-Key)") || strings.Contains(warned, "az-expired-key") {
-		t.Errorf("the refusal's log line should name the api-key header line, not its value: %q", warned)
-	}
-}
-
-// TestE2EProviderHeaderRefusedBesideKey: a provider with an api_key and a
-// credential header line (Helicone-Auth for the gateway in front) whose
-// calls are refused gets a log line naming the header lines beside the
-// api_key, without their values (round 15L).
-func TestE2EProviderHeaderRefusedBesideKey(t *testing.T) {
-	up := fakeupstream.New(t)
-	t.Setenv("METIS_TEST_HELI", "heli-stale-secret")
-	g, logPath, _ := e2eStartDebugLog(t, up, fmt.Sprintf(`
-		provider heloai openai {
-			api_key sk-oai-right
-			base_url %s/v1
-			header Helicone-Auth "Bearer {env.METIS_TEST_HELI}"
-			max_retries 0
-		}`, up.URL))
-	_, tok := e2eKey(g, "h")
-	up.Enqueue("/v1/chat/completions", fakeupstream.Reply{Status: 401,
-		Body: `{"error":{"message":"Helicone-Auth header is invalid","type":"invalid_request_error"}}`})
-	resp := g.post("/v1/chat/completions", tok, `{"model":"heloai:gpt-5-mini","messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
-	if body := e2eRead(t, resp); resp.StatusCode != 401 {
-		t.Fatalf("%d %s, want the provider's 401", resp.StatusCode, body)
-	}
-	e2eCalls(g, 1)
-	logged, err := os.ReadFile(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var warned string
-	for _, line := range strings.Split(string(logged), "\n") {
-		if strings.Contains(line, "provider refused") {
-			warned = line
-		}
-	}
-	if !strings.Contains(warned, "api_key, or a credential in its header lines (Helicone-Auth)") || strings.Contains(warned, "heli-stale-secret") {
-		t.Errorf("the refusal's log line should name the Helicone-Auth header line (not its value) beside the api_key: %q", warned)
+	for _, c := range []struct{ name, keyLine, header, secret, want string }{
+		{"keyless", "", "api-key", "az-expired-key", "check the credential in the provider's header lines (Api-Key)"},
+		{"keyed", "api_key sk-oai-right", "Helicone-Auth", "heli-stale-secret", "api_key, or a credential in its header lines (Helicone-Auth)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up := fakeupstream.New(t)
+			t.Setenv("METIS_TEST_HOP_SECRET", c.secret)
+			g, logPath, _ := e2eStartLogged(t, up, "DEBUG", fmt.Sprintf(`
+				provider hop openai {
+					%s
+					base_url %s/v1
+					header %s {env.METIS_TEST_HOP_SECRET}
+					max_retries 0
+				}`, c.keyLine, up.URL, c.header))
+			_, tok := e2eKey(g, "hop")
+			up.Enqueue("/v1/chat/completions", fakeupstream.Reply{Status: 401,
+				Body: `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`})
+			resp := g.post("/v1/chat/completions", tok, `{"model":"hop:gpt-5-mini","messages":[{"role":"user","content":"hi"}]}`, "Authorization", "Bearer "+tok)
+			if body := e2eRead(t, resp); resp.StatusCode != 401 {
+				t.Fatalf("%d %s, want the provider's 401", resp.StatusCode, body)
+			}
+			if r := up.RequestsTo("/v1/chat/completions"); len(r) != 1 || r[0].Header.Get(c.header) != c.secret {
+				t.Fatalf("the credential header did not reach the provider: %v", r)
+			}
+			e2eCalls(g, 1)
+			logged, err := os.ReadFile(logPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var warned string
+			for _, line := range strings.Split(string(logged), "\n") {
+				if strings.Contains(line, "provider refused") {
+					warned = line
+				}
+			}
+			if !strings.Contains(warned, c.want) || strings.Contains(warned, c.secret) {
+				t.Errorf("the refusal's log line should name the %s header line, not its value: %q", c.header, warned)
+			}
+		})
 	}
 }
 
@@ -253,7 +194,7 @@ func TestE2EProviderCAFile(t *testing.T) {
 	if err := os.WriteFile(caPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: private.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	g, logPath, _ := e2eStartDebugLog(t, up, fmt.Sprintf(`
+	g, logPath, _ := e2eStartLogged(t, up, "DEBUG", fmt.Sprintf(`
 		provider private anthropic {
 			api_key {env.METIS_TEST_ANTHROPIC_KEY}
 			base_url %s

@@ -35,6 +35,7 @@ type testGateway struct {
 	DB        string // trace database path
 	gwPort    int
 	anPort    int
+	custom    string // the Caddyfile e2eStartCustom rendered
 }
 
 func freePort(t testing.TB) int {
