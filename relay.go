@@ -407,7 +407,7 @@ type streamStart struct {
 // resp.Body still holds all of it.
 func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, retry bool) {
 	// A provider that goes silent mid-stream would hold the call for ever:
-	// a translated stream's pings keep its client waiting.
+	// the stream's keep-alives keep its client waiting.
 	watchBody(resp, max(streamSilence, c.res.prov.timeout), true, errStreamSilent)
 	if sniff {
 		// Decided before the hold: headers sent as a stream's could not be
@@ -439,22 +439,8 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	var (
 		mu          sync.Mutex
 		sent, taken bool
-		pinger      *time.Timer
+		ka          = c.newKeepAliver(http.NewResponseController(c.w))
 	)
-	sendPing := func() {
-		if _, err := c.w.Write(c.keepAlive()); err == nil {
-			_ = http.NewResponseController(c.w).Flush()
-		}
-	}
-	ping := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if taken {
-			return
-		}
-		sendPing()
-		pinger.Reset(pingEvery)
-	}
 	hold := time.AfterFunc(firstEventHold, func() {
 		mu.Lock()
 		defer mu.Unlock()
@@ -466,8 +452,7 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		// A ping with the headers, then every pingEvery: the client (and
 		// a proxy in front, nginx's 60 s read timeout) hears something at
 		// least as often as before the hold while the provider thinks.
-		sendPing()
-		pinger = time.AfterFunc(pingEvery, ping)
+		ka.start(true)
 	})
 	st.ev, st.err = nextEvent(st.rd)
 	// Comments before the first event (OpenRouter's ": OPENROUTER
@@ -497,10 +482,8 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	mu.Lock()
 	taken = true
 	st.headersSent = sent
-	if pinger != nil {
-		pinger.Stop()
-	}
 	mu.Unlock()
+	ka.stop()
 	if st.headersSent || st.late || c.ctx.Err() != nil || c.retries() > c.res.prov.maxRetries {
 		return st, false
 	}
@@ -792,8 +775,9 @@ func nextEvent(rd *sse.Reader) (sse.Event, error) {
 var errClientGone = errors.New("client went away")
 
 // passStream relays same-shape events verbatim, flushing as soon as no
-// further complete event is already waiting. An OpenAI usage chunk the
-// gateway asked for on the client's behalf is not shown to the client.
+// further complete event is already waiting, with a keep-alive after every
+// pingEvery of silence. An OpenAI usage chunk the gateway asked for on the
+// client's behalf is not shown to the client.
 func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *streamObserver) error {
 	rd := st.rd
 	// Only a usage chunk the gateway asked for is hidden: with
@@ -808,35 +792,12 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	// translated stream does: a provider that thinks for minutes before
 	// its next event (an OpenAI reasoning model before its first chunk)
 	// would otherwise be cut by a proxy in front (nginx's 60 s read
-	// timeout). mu serializes the pings with the relay's writes.
-	var (
-		mu      sync.Mutex
-		stopped bool
-		pinger  *time.Timer
-	)
-	mu.Lock()
-	pinger = time.AfterFunc(pingEvery, func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		if _, err := c.w.Write(c.keepAlive()); err == nil {
-			_ = rc.Flush()
-		}
-		pinger.Reset(pingEvery)
-	})
-	mu.Unlock()
-	defer func() {
-		mu.Lock()
-		stopped = true
-		pinger.Stop()
-		mu.Unlock()
-	}()
+	// timeout).
+	ka := c.newKeepAliver(rc)
+	ka.start(false)
+	defer ka.stop()
 	send := func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		pinger.Reset(pingEvery)
+		defer ka.wrote()()
 		if len(burst) > 0 {
 			_, err := c.w.Write(burst)
 			burst = burst[:0]
@@ -931,6 +892,68 @@ var burstPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 
 // pingEvery is the keep-alive interval of streams (a variable for tests).
 var pingEvery = 15 * time.Second
+
+// keepAliver writes a stream's keep-alive after every pingEvery in which
+// the relay wrote nothing. Its mutex serializes the pings with the relay's
+// writes; after stop no ping is written.
+type keepAliver struct {
+	c       *call
+	rc      *http.ResponseController
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (c *call) newKeepAliver(rc *http.ResponseController) *keepAliver {
+	return &keepAliver{c: c, rc: rc}
+}
+
+// start arms the timer, first sending a keep-alive when now is set.
+func (k *keepAliver) start(now bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.stopped {
+		return
+	}
+	if now {
+		k.ping()
+	}
+	k.t = time.AfterFunc(pingEvery, func() {
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		if !k.stopped {
+			k.ping()
+			k.t.Reset(pingEvery)
+		}
+	})
+}
+
+// ping writes and flushes one keep-alive; k.mu is held.
+func (k *keepAliver) ping() {
+	if _, err := k.c.w.Write(k.c.keepAlive()); err == nil {
+		_ = k.rc.Flush()
+	}
+}
+
+// wrote holds off the pings while the relay writes, and restarts the
+// silence from now: defer k.wrote()() around a write.
+func (k *keepAliver) wrote() (done func()) {
+	k.mu.Lock()
+	if k.t != nil {
+		k.t.Reset(pingEvery)
+	}
+	return k.mu.Unlock
+}
+
+// stop ends the pings; one being written finishes first.
+func (k *keepAliver) stop() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.stopped = true
+	if k.t != nil {
+		k.t.Stop()
+	}
+}
 
 // anthropicPing is the keep-alive event Anthropic itself sends.
 var anthropicPing = []byte("event: ping\ndata: {\"type\": \"ping\"}\n\n")
