@@ -105,6 +105,7 @@ func TestE2EProviderHeaderRefusals(t *testing.T) {
 		{"header X-Hop {env.METIS_TEST_TWO_LINES}", "header X-Hop contains a control character"},
 		{"header X-Hop a\n\t\t\theader x-hop b", "header X-Hop given twice"},
 		{"header \"X Hop\" a", `"X Hop" is not a header name`},
+		{"header Proxy-Authorization \"Basic cHJveHk6cHc=\"", "header Proxy-Authorization would go to the provider, not to a proxy"},
 		{"header X-User {http.request.header.X-User}", "header X-User: request placeholders ({http.…}) are not filled in"},
 		{"ca_file /nonexistent/metis/ca.pem", "reading ca_file"},
 		{"base_url http://127.0.0.1:1/v1\n\t\t\tca_file /nonexistent/metis/ca.pem", `ca_file is for an https:// base_url, not "http://127.0.0.1:1/v1"`},
@@ -133,11 +134,16 @@ func TestE2EProviderHeaderRefusals(t *testing.T) {
 // provider's calls whose credential may be a header line, the log line
 // points at the header lines, named without their values: alone for a
 // keyless provider (Azure's api-key; review 15R), beside the api_key for a
-// keyed one (Helicone-Auth for the gateway in front; round 15L).
+// keyed one (Helicone-Auth for the gateway in front; round 15L), after the
+// empty api_key for one whose {env.X} was unset.
 func TestE2EProviderHeaderCredentialRefused(t *testing.T) {
 	for _, c := range []struct{ name, keyLine, header, secret, want string }{
 		{"keyless", "", "api-key", "az-expired-key", "check the credential in the provider's header lines (Api-Key)"},
 		{"keyed", "api_key sk-oai-right", "Helicone-Auth", "heli-stale-secret", "api_key, or a credential in its header lines (Helicone-Auth)"},
+		// An unset {env.X} is the likelier cause than a header line that
+		// carries no credential (review 15R3).
+		{"key came out empty", "api_key {env.METIS_TEST_UNSET_PROVIDER_KEY}", "OpenAI-Project", "proj_team",
+			"the provider's api_key came out empty (if a header line carries its credential instead, check it: Openai-Project)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up := fakeupstream.New(t)

@@ -94,6 +94,7 @@ type provider struct {
 	typ          string
 	apiKey       string
 	keyWarned    logGate             // spaces warnRefusedKey's lines
+	keyEmptied   bool                // an api_key was given and came out empty
 	endpoint     string              // base URL without its query and trailing slash
 	baseQuery    string              // the base URL's query, on every upstream URL
 	transport    *http.Transport     // no timeout that would cut streams
@@ -193,6 +194,10 @@ func providerHeaders(pc *ProviderConfig, repl *caddy.Replacer, bearer, keyed boo
 		switch {
 		case !httpguts.ValidHeaderFieldName(name):
 			return nil, fmt.Errorf("provider %q: %q is not a header name", pc.Name, name)
+		case canon == "Proxy-Authorization" || canon == "Proxy-Authenticate":
+			// Meant for an egress proxy, it would reach the vendor inside
+			// the tunnel.
+			return nil, fmt.Errorf("provider %q: header %s would go to the provider, not to a proxy; give a proxy's credentials in HTTPS_PROXY (http://user:password@host:port)", pc.Name, canon)
 		case managedHeaders[canon]:
 			return nil, fmt.Errorf("provider %q: header %s is the gateway's to set", pc.Name, canon)
 		case keyed && canon == keyHeader:
@@ -335,6 +340,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		}
 	}
 	return &provider{
+		keyEmptied:   apiKey == "" && pc.APIKey != "",
 		headers:      headers,
 		bearer:       bearer,
 		compat:       compat,
@@ -407,6 +413,13 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 	// never their values.
 	names := strings.Join(slices.Sorted(maps.Keys(p.headers)), ", ")
 	switch {
+	case p.keyEmptied:
+		// An api_key was written and came out empty (an unset {env.X}):
+		// that is the likelier cause, whatever the header lines hold.
+		msg = "provider refused a request without an API key; the provider's api_key came out empty"
+		if names != "" {
+			msg += " (if a header line carries its credential instead, check it: " + names + ")"
+		}
 	case p.apiKey == "" && names != "":
 		msg = "provider refused the gateway's requests: check the credential in the provider's header lines (" + names + ")"
 	case names != "":
