@@ -434,8 +434,8 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	}
 	// Once the hold expires the headers go out, and the stream gets its
 	// keep-alive pings while the first event is awaited (Claude Code gives
-	// up after 5 minutes without a byte). mu serializes these writes with
-	// the first event's arrival; taken ends them.
+	// up after 5 minutes without a byte). mu serializes the headers with
+	// the first event's arrival (taken); ka's pings end with ka.stop.
 	var (
 		mu          sync.Mutex
 		sent, taken bool
@@ -904,6 +904,8 @@ type keepAliver struct {
 	stopped bool
 }
 
+// newKeepAliver returns c's keep-aliver, not yet started, flushing through
+// rc.
 func (c *call) newKeepAliver(rc *http.ResponseController) *keepAliver {
 	return &keepAliver{c: c, rc: rc}
 }
