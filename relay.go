@@ -797,7 +797,8 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	ka.start(false)
 	defer ka.stop()
 	send := func() error {
-		defer ka.wrote()()
+		ka.hold()
+		defer ka.release()
 		if len(burst) > 0 {
 			_, err := c.w.Write(burst)
 			burst = burst[:0]
@@ -937,15 +938,17 @@ func (k *keepAliver) ping() {
 	}
 }
 
-// wrote holds off the pings while the relay writes, and restarts the
-// silence from now: defer k.wrote()() around a write.
-func (k *keepAliver) wrote() (done func()) {
+// hold holds off the pings while the relay writes (until release), and
+// restarts the silence from now.
+func (k *keepAliver) hold() {
 	k.mu.Lock()
 	if k.t != nil {
 		k.t.Reset(pingEvery)
 	}
-	return k.mu.Unlock
 }
+
+// release ends hold.
+func (k *keepAliver) release() { k.mu.Unlock() }
 
 // stop ends the pings; one being written finishes first.
 func (k *keepAliver) stop() {
