@@ -435,11 +435,12 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	// Once the hold expires the headers go out, and the stream gets its
 	// keep-alive pings while the first event is awaited (Claude Code gives
 	// up after 5 minutes without a byte). mu serializes the headers with
-	// the first event's arrival (taken); ka's pings end with ka.stop.
+	// the first event's arrival (taken); ka, made only when the hold
+	// expires, pings until its stop.
 	var (
 		mu          sync.Mutex
 		sent, taken bool
-		ka          = c.newKeepAliver(http.NewResponseController(c.w))
+		ka          *keepAliver
 	)
 	hold := time.AfterFunc(firstEventHold, func() {
 		mu.Lock()
@@ -452,6 +453,7 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		// A ping with the headers, then every pingEvery: the client (and
 		// a proxy in front, nginx's 60 s read timeout) hears something at
 		// least as often as before the hold while the provider thinks.
+		ka = c.newKeepAliver(http.NewResponseController(c.w))
 		ka.start(true)
 	})
 	st.ev, st.err = nextEvent(st.rd)
@@ -482,8 +484,11 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	mu.Lock()
 	taken = true
 	st.headersSent = sent
+	pings := ka
 	mu.Unlock()
-	ka.stop()
+	if pings != nil {
+		pings.stop()
+	}
 	if st.headersSent || st.late || c.ctx.Err() != nil || c.retries() > c.res.prov.maxRetries {
 		return st, false
 	}
