@@ -393,7 +393,7 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	}
 	// One pass over the top level: each Get would scan past the whole
 	// messages array again (duplicate keys were refused above).
-	var msgs, mt gjson.Result
+	var msgs, mt, input gjson.Result
 	req.root.ForEach(func(k, v gjson.Result) bool {
 		var dst *gjson.Result
 		switch k.Str {
@@ -407,6 +407,8 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 			dst = &msgs
 		case "max_tokens":
 			dst = &mt
+		case "input":
+			dst = &input
 		default:
 			return true
 		}
@@ -419,6 +421,14 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 		return req, reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
 	}
 	if !msgs.IsArray() {
+		if shape == shapeOpenAI && !msgs.Exists() && input.Exists() {
+			// Cursor sends some models' requests this way once its OpenAI
+			// base URL is overridden; "messages: field required" alone
+			// sends the developer looking in the wrong place.
+			return req, reject(http.StatusBadRequest, "invalid_request",
+				"messages: field required; this body is a Responses API request (input, not messages), "+
+					"and the gateway serves Chat Completions at /v1/chat/completions, not the Responses API")
+		}
 		return req, reject(http.StatusBadRequest, "invalid_request", "messages: field required (an array of messages)")
 	}
 	if shape == shapeAnthropic && kind == kindMessages {

@@ -340,6 +340,42 @@ func TestBadInputRejectedInCallersShape(t *testing.T) {
 	}
 }
 
+// A Responses API body sent to /v1/chat/completions (Cursor does this for
+// some models once its OpenAI base URL is overridden) is refused with an
+// error that says what the body is, not only that messages is missing, and
+// never reaches the provider.
+func TestResponsesBodyOnChatCompletionsNamed(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, "")+"\n")
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	body := `{"model":"gpt-5-mini","input":[{"role":"user","content":[{"type":"input_text","text":"hi"}]}],` +
+		`"stream":true,"include":["reasoning.encrypted_content"],"reasoning":{"effort":"medium","summary":"auto"},` +
+		`"text":{"verbosity":"low"},"store":false,"stream_options":{"include_usage":true}}`
+	resp := g.post("/v1/chat/completions", tok, body)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	msg, _ := e2ePath(e2eJSON(t, string(b)), "error", "message").(string)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "Responses API") || !strings.Contains(msg, "/v1/chat/completions") {
+		t.Errorf("Responses body on chat completions: %d %s; want a 400 naming the Responses API", resp.StatusCode, b)
+	}
+	if e2ePath(e2eJSON(t, string(b)), "error", "type") != "invalid_request_error" {
+		t.Errorf("error not in OpenAI's shape: %s", b)
+	}
+	// A body with neither is still told that messages is required.
+	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini"}`)
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), "Responses API") || !strings.Contains(string(b), "messages") {
+		t.Errorf("body without messages: %d %s", resp.StatusCode, b)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d refused requests reached the provider", n)
+	}
+	if n := len(g.waitEvents(store.TypeRequestRejected, 2)); n != 2 {
+		t.Errorf("%d request.rejected events, want 2", n)
+	}
+}
+
 // A body with a key twice in one object is refused: the gateway would
 // check, reserve and price the first "model" (or max_tokens, stream…) while
 // a provider whose parser keeps the last one ran the other, past the key's
