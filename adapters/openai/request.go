@@ -116,7 +116,11 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 		}
 	}
 	for i, t := range in.Tools {
-		if t.Type != "function" || t.Function == nil {
+		if t.Type == "function" && t.Function == nil {
+			return nil, ir.Invalid(fmt.Sprintf("tools[%d].function", i),
+				"field required; a flat tool with the name at the top is a Responses API tool, not a Chat Completions one")
+		}
+		if t.Type != "function" {
 			return nil, ir.Invalid(fmt.Sprintf("tools[%d].type", i), "tool type %q is not supported across providers (only function tools)", t.Type)
 		}
 		if t.Function.Name == "" {

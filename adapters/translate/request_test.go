@@ -429,6 +429,12 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"g"}}]}`,
 		wantErr: `tool type "custom"`,
 	}, {
+		// Responses API tools are flat; told as such, not as a tool
+		// type the gateway cannot carry.
+		name: "flat Responses API tools are named", upstream: "claude-sonnet-4-5",
+		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","name":"g","parameters":{"type":"object"}}]}`,
+		wantErr: "(tools[0].function): field required; a flat tool",
+	}, {
 		name: "not JSON", upstream: "claude-sonnet-4-5", in: `[]`, wantErr: "decoding OpenAI request",
 	}}
 	runRequestCases(t, cases, OpenAIToAnthropicRequest)
