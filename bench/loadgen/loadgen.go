@@ -50,6 +50,11 @@ type Config struct {
 	// ExpectChunks, when positive, makes a stream with a different number
 	// of content events an error (a lost or merged frame).
 	ExpectChunks int
+	// Stagger spreads the workers' first requests evenly over this long
+	// (worker i starts i × Stagger / Concurrency after the run), so that
+	// closed-loop streams of one length do not start and end together in
+	// waves for the whole run. Warmup should outlast it.
+	Stagger time.Duration
 	// Timeout bounds one request, answer included (default 60s).
 	Timeout time.Duration
 	// Transport overrides the default tuned transport (keep-alive, one
@@ -157,6 +162,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if cfg.Stagger > 0 {
+				select {
+				case <-time.After(time.Duration(i) * cfg.Stagger / time.Duration(cfg.Concurrency)):
+				case <-ctx.Done():
+				}
+			}
 			h := hdr.Clone()
 			br := bufio.NewReaderSize(nil, 32<<10)
 			for ctx.Err() == nil {

@@ -2,6 +2,10 @@ package loadgen_test
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,5 +83,53 @@ func TestRunAgainstMock(t *testing.T) {
 	}
 	if res.Errors != 2 || res.OK != 0 {
 		t.Fatalf("short stream: %+v", res)
+	}
+}
+
+// TestStaggerSpreadsFirstRequests: with Stagger, the workers' first
+// requests arrive spread over it rather than together (the S5 waves).
+func TestStaggerSpreadsFirstRequests(t *testing.T) {
+	var mu sync.Mutex
+	first := map[string]time.Time{} // by client connection
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if _, ok := first[r.RemoteAddr]; !ok {
+			first[r.RemoteAddr] = time.Now()
+		}
+		mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+		_, _ = io.WriteString(w, `{"usage":{}}`)
+	}))
+	defer srv.Close()
+	for _, stagger := range []time.Duration{0, 400 * time.Millisecond} {
+		clear(first)
+		_, err := loadgen.Run(context.Background(), loadgen.Config{URL: srv.URL, Body: []byte(`{}`), Concurrency: 4,
+			Warmup: stagger + 100*time.Millisecond, Duration: 100 * time.Millisecond, Stagger: stagger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		var lo, hi time.Time
+		for _, at := range first {
+			if lo.IsZero() || at.Before(lo) {
+				lo = at
+			}
+			if at.After(hi) {
+				hi = at
+			}
+		}
+		n := len(first)
+		mu.Unlock()
+		spread := hi.Sub(lo)
+		if n != 4 {
+			t.Fatalf("stagger %v: %d connections, want 4", stagger, n)
+		}
+		// Worker 3 of 4 starts at 3/4 of the stagger.
+		if stagger > 0 && spread < stagger/2 {
+			t.Errorf("stagger %v: first requests within %v of each other", stagger, spread)
+		}
+		if stagger == 0 && spread > 40*time.Millisecond {
+			t.Errorf("no stagger: first requests %v apart", spread)
+		}
 	}
 }

@@ -54,6 +54,9 @@ type scenario struct {
 	Stream    bool          `json:"stream"`
 	MaxTokens int           `json:"max_tokens"`
 	Targets   []string      `json:"targets"`
+	// Stagger spreads the workers' first requests over this long (see
+	// loadgen.Config.Stagger); zero starts them together.
+	Stagger time.Duration `json:"stagger,omitempty"`
 }
 
 // Scenario IDs.
@@ -62,6 +65,10 @@ const (
 	sS2     = "S2"
 	sS5c1   = "S5 c=1"
 	sS5c512 = "S5 c=512"
+	// sS5c512s is sS5c512 with the streams' starts spread over one
+	// stream's length: the same load without the waves of 512 requests
+	// arriving at once every 1.3 s that sS5c512's closed loop keeps up.
+	sS5c512s = "S5 c=512 staggered"
 )
 
 // options are the command-line flags.
@@ -99,7 +106,7 @@ func main() {
 	flag.StringVar(&o.microTime, "benchtime", "1s", "-benchtime of the micro-benchmarks")
 	flag.BoolVar(&o.keep, "keep", false, "keep the trace database and Caddy logs")
 	flag.IntVar(&o.streamsMax, "streams", 512, "concurrency of the S5 many-streams scenario")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenario IDs to run (S1, S2, \"S5 c=1\", \"S5 c=512\"); default all")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenario IDs to run (S1, S2, \"S5 c=1\", \"S5 c=512\", \"S5 c=512 staggered\"); default all")
 	flag.IntVar(&o.writer.Batch, "writer-batch", 0, "experiment: the Metis trace writer's batch_size (0: default)")
 	flag.DurationVar(&o.writer.Flush, "writer-flush", 0, "experiment: the Metis trace writer's flush_interval (0: default)")
 	flag.BoolVar(&o.pin, "pin", false, "pinned layout (perf-notes §9.1): "+pinnedLayout)
@@ -152,6 +159,9 @@ func scenarios(o options) []*scenario {
 			{ID: sS5c512, Title: fmt.Sprintf("stream TTFT, c=%d, M-stream (16 chunks)", o.streamsMax), C: o.streamsMax,
 				Warmup: 500 * time.Millisecond, Duration: time.Second, Stream: true, MaxTokens: 16,
 				Targets: []string{tF0, tF3, tMetis}},
+			{ID: sS5c512s, Title: fmt.Sprintf("stream TTFT, c=%d, M-stream (16 chunks), starts spread over 340 ms", o.streamsMax), C: o.streamsMax,
+				Warmup: 700 * time.Millisecond, Duration: time.Second, Stream: true, MaxTokens: 16, Stagger: 340 * time.Millisecond,
+				Targets: []string{tF0, tF3, tMetis}},
 		}
 	}
 	return []*scenario{
@@ -163,6 +173,9 @@ func scenarios(o options) []*scenario {
 			Stream: true, MaxTokens: 2, Targets: []string{tF0, tF2, tF3, tMetis}},
 		{ID: sS5c512, Title: fmt.Sprintf("stream TTFT, c=%d, M-stream (64 chunks × 20 ms)", o.streamsMax), C: o.streamsMax,
 			Warmup: 2 * time.Second, Duration: 6 * time.Second, Stream: true, MaxTokens: 64,
+			Targets: []string{tF0, tF3, tMetis}},
+		{ID: sS5c512s, Title: fmt.Sprintf("stream TTFT, c=%d, M-stream (64 chunks × 20 ms), starts spread over 1.3 s", o.streamsMax), C: o.streamsMax,
+			Warmup: 3 * time.Second, Duration: 6 * time.Second, Stream: true, MaxTokens: 64, Stagger: 1300 * time.Millisecond,
 			Targets: []string{tF0, tF3, tMetis}},
 	}
 }
@@ -528,7 +541,7 @@ func (e *env) measure(ctx context.Context, sc *scenario, id string, round int, r
 	cfg := loadgen.Config{
 		URL: t.url, Header: t.header, Body: t.body, Concurrency: sc.C,
 		Warmup: sc.Warmup, Duration: sc.Duration, Stream: sc.Stream, ExpectChunks: expectChunks(sc),
-		Timeout: 30 * time.Second,
+		Stagger: sc.Stagger, Timeout: 30 * time.Second,
 	}
 	rec := &runRec{Round: round, Scenario: sc.ID, Target: id, Start: time.Now()}
 	var cpu0 float64
