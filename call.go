@@ -40,6 +40,13 @@ type call struct {
 	// answered is set once the provider's stream has finished its answer
 	// (its only choice's finish).
 	answered atomic.Bool
+	// writing is set while the stream relay writes to the client: a client
+	// that stops reading holds the relay there, with the provider's later
+	// events (its usage too) unread behind it.
+	writing atomic.Bool
+	// leftEarly is set when the client stopped taking a stream before the
+	// provider finished it (drainUnsent).
+	leftEarly bool
 	// retryWait is set while forward waits to retry after the provider's
 	// error answer (which bills nothing).
 	retryWait bool
@@ -178,10 +185,23 @@ var usageGrace = 5 * time.Second
 // come (OpenAI's chunk after the finish, which the SDKs' helpers and many
 // loops do not wait for), and it is read for up to usageGrace, so that a
 // whole answer is priced from the provider's usage rather than cancelled.
+//
+// A client that leaves while the relay is stuck writing to it (it had
+// stopped reading) leaves the provider's later events unread, and with
+// them, when the provider went on to the end, the usage of the answer it
+// bills: the relay reads them once its write fails (drainUnsent), for up
+// to unreadGrace, before the call is cancelled.
 func (c *call) clientLeft() {
-	if c.answered.Load() {
+	grace := time.Duration(0)
+	switch {
+	case c.answered.Load():
+		grace = c.g.usageGrace
+	case c.writing.Load():
+		grace = unreadGrace
+	}
+	if grace > 0 {
 		// Waits no longer than the call: the handler's return cancels ctx.
-		t := time.NewTimer(c.g.usageGrace)
+		t := time.NewTimer(grace)
 		defer t.Stop()
 		select {
 		case <-t.C:

@@ -422,7 +422,9 @@ func TestE2EClientLeavesAfterFinishUsageNeverComes(t *testing.T) {
 	if !up.WaitCanceled(300*time.Millisecond + time.Second) {
 		t.Fatal("the provider call was not cancelled within 1.3 s of the client leaving")
 	}
-	if d := time.Since(left); d < 300*time.Millisecond {
+	// left is taken after the client's cancel, which the gateway may see
+	// first: a few ms early under load is the test's own delay.
+	if d := time.Since(left); d < 275*time.Millisecond {
 		t.Errorf("the provider call was cancelled %v after the client left, before the 300 ms grace for its usage", d)
 	}
 	call := e2eCalls(g, 1)[0]

@@ -681,6 +681,11 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		return
 	}
 	switch {
+	case c.leftEarly:
+		// The client stopped taking the answer before its end: cancelled,
+		// priced from what the provider had sent by then (drainUnsent).
+		c.cancel(nil)
+		c.errorClass = errCancelled
 	case obs.complete():
 		// The provider finished its answer; a client that hangs up after
 		// the last content (the OpenAI SDKs stop at [DONE]) cancelled nothing.
@@ -804,6 +809,8 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	send := func() error {
 		ka.hold()
 		defer ka.release()
+		c.writing.Store(true)
+		defer c.writing.Store(false)
 		if len(burst) > 0 {
 			_, err := c.w.Write(burst)
 			burst = burst[:0]
@@ -853,17 +860,37 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 			continue // the next event arrived with this one: send them together
 		}
 		if err := send(); err != nil {
-			if c.answered.Load() {
-				drainUsage(rd, obs)
+			if !c.answered.Load() {
+				defer c.drainUnsent()()
 			}
+			drainUsage(rd, obs)
 			return err
 		}
 	}
 }
 
-// drainUsage reads the rest of a stream whose client left after the
-// provider's finish, unrelayed, until the answer is complete (its usage
-// arrived) or the stream ends (clientLeft bounds it by usageGrace).
+// unreadGrace is how long a stream whose client stopped taking it before
+// the provider's finish is read on, unrelayed, for what the provider had
+// sent meanwhile (a variable for tests).
+var unreadGrace = 300 * time.Millisecond
+
+// drainUnsent marks a stream whose client stopped taking it before the
+// provider's finish, and bounds the reading on (drainUsage) by
+// unreadGrace; the returned func stops the bound. A client that stops
+// reading does not stop the provider, which finishes and bills the
+// answer while its bytes wait in the gateway's socket: read on, they give
+// the call the provider's own usage rather than that of the events the
+// client took (audit 16A: 3,000 output tokens billed, 1 recorded).
+func (c *call) drainUnsent() (stop func()) {
+	c.leftEarly = true
+	t := time.AfterFunc(unreadGrace, func() { c.cancel(nil) })
+	return func() { t.Stop() }
+}
+
+// drainUsage reads the rest of a stream whose client left, unrelayed,
+// until the answer is complete (its usage arrived) or the stream ends:
+// after the provider's finish clientLeft bounds it by usageGrace, before
+// it drainUnsent by unreadGrace.
 func drainUsage(rd *sse.Reader, obs *streamObserver) {
 	for !obs.complete() {
 		ev, err := nextEvent(rd)
@@ -1029,6 +1056,8 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		if len(b) == 0 {
 			return nil
 		}
+		c.writing.Store(true)
+		defer c.writing.Store(false)
 		if _, err := c.w.Write(b); err != nil {
 			return errClientGone
 		}
@@ -1037,6 +1066,23 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		}
 		return nil
 	}
+	// drain reads on, untranslated, after the client stopped taking the
+	// stream before the provider's finish (see drainUnsent).
+	drain := func(err error) error {
+		if obs.finished() {
+			return err
+		}
+		defer c.drainUnsent()()
+		for !obs.complete() {
+			it := <-events
+			if it.err != nil {
+				break
+			}
+			obs.observe(it.ev)
+			next <- struct{}{}
+		}
+		return err
+	}
 	ping := time.NewTimer(pingEvery)
 	defer ping.Stop()
 	first := true
@@ -1044,7 +1090,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		select {
 		case <-ping.C:
 			if err := write(c.streamTr.Ping()); err != nil {
-				return err
+				return drain(err)
 			}
 			ping.Reset(pingEvery)
 		case it := <-events:
@@ -1075,7 +1121,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 			}
 			next <- struct{}{}
 			if err := write(out); err != nil {
-				return err
+				return drain(err)
 			}
 			if !ping.Stop() {
 				select {
