@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -265,6 +266,9 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	// the X-Api-Key filter Caddyfile.example shows.
 	r.Header.Del("X-Api-Key")
 	r.Header.Del("Authorization")
+	if store.IsGatewayToken(tok) {
+		scrubToken(r, tok)
+	}
 	if tok == "" {
 		return nil, reject(http.StatusUnauthorized, "missing_key", "missing gateway key: send it as x-api-key or Authorization: Bearer")
 	}
@@ -288,6 +292,35 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	default:
 		return nil, reject(http.StatusUnauthorized, "unknown_key", "invalid gateway key")
 	}
+}
+
+// scrubToken removes every other copy of the gateway token tok from r: a
+// header holding it (Azure's api-key, x-goog-api-key, sent beside the
+// header the gateway reads) and a query parameter holding it (?key=gw_…,
+// as Google-style clients send a key; read percent-decoded too). Same-shape
+// calls forward the client's headers and query, and the token is no
+// provider's to see (audit 16A).
+func scrubToken(r *http.Request, tok string) {
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			if strings.Contains(v, tok) {
+				delete(r.Header, k)
+				break
+			}
+		}
+	}
+	q := r.URL.RawQuery
+	if !strings.Contains(q, tok) && !strings.Contains(q, "%") {
+		return
+	}
+	kept := make([]string, 0, 4)
+	for part := range strings.SplitSeq(q, "&") {
+		dec, err := url.QueryUnescape(part)
+		if !strings.Contains(part, tok) && (err != nil || !strings.Contains(dec, tok)) {
+			kept = append(kept, part)
+		}
+	}
+	r.URL.RawQuery = strings.Join(kept, "&")
 }
 
 // closeAfterReply marks an HTTP/1 response to a request whose body will

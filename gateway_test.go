@@ -622,6 +622,42 @@ func TestGatewayTokenInEitherHeader(t *testing.T) {
 	}
 }
 
+// The gateway token goes to no provider, in whatever other place a client
+// sends a copy of it besides the header the gateway reads: a query
+// parameter (?key=, as Google-style clients send keys; percent-encoded
+// too) or another key header (Azure's api-key, x-goog-api-key). Audit 16A
+// found those copies forwarded on same-shape calls.
+func TestGatewayTokenCopiesNotForwarded(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "copies")
+	enc := strings.ReplaceAll(tok, "_", "%5F")
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicTextStream("claude-haiku-4-5", "hi"))
+	resp := g.post("/v1/messages?beta=true&key="+tok+"&k2="+enc+"&x=1", tok,
+		`{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`,
+		"Anthropic-Version", "2023-06-01", "Api-Key", tok, "X-Goog-Api-Key", "Bearer "+tok)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	got := up.RequestsTo("/v1/messages")
+	if len(got) != 1 {
+		t.Fatalf("%d upstream requests", len(got))
+	}
+	r := got[0]
+	if r.RawQuery != "beta=true&x=1" {
+		t.Errorf("upstream query %q, want the client's without the token's parameters", r.RawQuery)
+	}
+	for name, vv := range r.Header {
+		for _, v := range vv {
+			if strings.Contains(v, tok) {
+				t.Errorf("the provider got the gateway token in header %s: %q", name, v)
+			}
+		}
+	}
+	if r.Header.Get("X-Api-Key") != testAnthropicKey {
+		t.Errorf("upstream x-api-key %q, want the provider key", r.Header.Get("X-Api-Key"))
+	}
+}
+
 // The provider account is the operator's: a developer's OpenAI
 // organization and project headers (the SDKs send them when OPENAI_ORG_ID
 // or OPENAI_PROJECT_ID is set) do not go upstream beside the operator's
