@@ -323,6 +323,42 @@ func scrubToken(r *http.Request, tok string) {
 	r.URL.RawQuery = strings.Join(kept, "&")
 }
 
+// readAnnounced reads body, whose announced length is n (-1: unknown), to
+// its end. Memory follows the bytes that arrived, not the length announced:
+// room is made for preGrow bytes at first and then for as many more as
+// have come, never past the announced length (with the few bytes more
+// that the read finding the end needs), so that a body that came whole
+// sits in a buffer of its size. A client that announces 32 MiB and then
+// trickles a byte a minute holds 64 KiB, not 32 MiB (audit 12C), nor 1 MiB
+// per request, of which one HTTP/2 connection can carry hundreds (16A).
+func readAnnounced(body io.Reader, n int64) ([]byte, error) {
+	const slack = bytes.MinRead // room for the read that finds the end
+	first := int64(4 << 10)
+	if n >= 0 {
+		first = min(n, preGrow)
+	}
+	b := make([]byte, 0, first+slack)
+	for {
+		if len(b) == cap(b) {
+			grow := max(int64(len(b)), preGrow)
+			if rest := n - int64(len(b)); n >= 0 && rest >= 0 {
+				grow = min(grow, rest)
+			}
+			nb := make([]byte, len(b), int64(len(b))+grow+slack)
+			copy(nb, b)
+			b = nb
+		}
+		m, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+	}
+}
+
 // closeAfterReply marks an HTTP/1 response to a request whose body will
 // not be read to the end. Caddy wraps the body, so Go's server cannot see
 // that it was left unread: without this it reads up to 256 KiB of it
@@ -346,7 +382,7 @@ func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
 
 // preGrow is the most of a body's announced length readBody makes room
 // for before its bytes arrive.
-const preGrow = 1 << 20
+const preGrow = 64 << 10
 
 // readBody reads the request body up to the limit.
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
@@ -355,26 +391,8 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Bu
 		return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body of %d bytes is over the gateway's limit of %d bytes", r.ContentLength, g.MaxBodySize))
 	}
-	// Room for the body and the read that finds its end (ReadFrom asks for
-	// bytes.MinRead free bytes, and would otherwise copy a body that fits
-	// exactly into a buffer twice its size) is made up to preGrow at once,
-	// and for the rest of the announced length once preGrow bytes came:
-	// memory follows the bytes that arrived, not the length announced (a
-	// connection that declared 32 MiB and sent one byte held 32 MiB until
-	// it timed out), and a large body is still read into one buffer.
-	body := http.MaxBytesReader(w, r.Body, g.MaxBodySize)
-	var err error
-	if r.ContentLength > 0 {
-		buf.Grow(int(min(r.ContentLength, preGrow)) + bytes.MinRead)
-	}
-	if r.ContentLength > preGrow {
-		if _, err = buf.ReadFrom(io.LimitReader(body, preGrow)); err == nil && buf.Len() == preGrow {
-			buf.Grow(int(r.ContentLength-preGrow) + bytes.MinRead)
-		}
-	}
-	if err == nil {
-		_, err = buf.ReadFrom(body)
-	}
+	b, err := readAnnounced(http.MaxBytesReader(w, r.Body, g.MaxBodySize), r.ContentLength)
+	*buf = *bytes.NewBuffer(b)
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
