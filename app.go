@@ -340,7 +340,51 @@ func (a *App) Validate() error {
 	if a.DefaultModel != "" && a.resolve(a.DefaultModel) == nil {
 		errs = append(errs, fmt.Errorf("default_model: no provider serves model %q (write provider:model for a model the price catalogue does not know)", a.DefaultModel))
 	}
+	if len(errs) == 0 {
+		a.warnUnservedKeyModels()
+	}
 	return errors.Join(errs...)
+}
+
+// warnUnservedKeyModels logs the keys whose model list names models this
+// config does not serve: an alias removed or renamed by a reload, a
+// provider gone. Such a key keeps working for its other models, and
+// nothing else would say why its calls for these now get a 404 (audit 16B).
+func (a *App) warnUnservedKeyModels() {
+	if a.store == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	keys, err := a.store.ListKeys(ctx)
+	if err != nil {
+		a.logger.Debug("listing gateway keys to check their models", zap.Error(err))
+		return
+	}
+	const most = 20
+	n := 0
+	now := time.Now()
+	for _, k := range keys {
+		if !k.RevokedAt.IsZero() || !k.ExpiresAt.IsZero() && k.ExpiresAt.Before(now) {
+			continue
+		}
+		var unserved []string
+		for _, m := range k.AllowedModels {
+			if a.resolve(m) == nil {
+				unserved = append(unserved, m)
+			}
+		}
+		if len(unserved) == 0 {
+			continue
+		}
+		if n++; n <= most {
+			a.logger.Warn("gateway key allows models this config does not serve (no alias or provider for them): its calls for them get a 404",
+				zap.String("key_id", k.ID), zap.String("key_name", k.Name), zap.Strings("models", unserved))
+		}
+	}
+	if n > most {
+		a.logger.Warn("more gateway keys allow models this config does not serve", zap.Int("keys", n-most))
+	}
 }
 
 // maxAliasHops is how many aliases resolve follows from a name.

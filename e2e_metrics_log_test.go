@@ -780,3 +780,32 @@ http://127.0.0.1:%d {
 		t.Fatalf("trace events dropped: metric grew by %v, store %+v", a-b, g.app().store.Stats())
 	}
 }
+
+// A reload that drops an alias a key's model list names says so in the
+// log, naming the key and the models it can no longer use: the key works
+// for its other models, and its calls for those get a 404 with nothing
+// else to say why (audit 16B).
+func TestE2EReloadWarnsOfKeyModelsNoLongerServed(t *testing.T) {
+	up := fakeupstream.New(t)
+	const alias = "alias my-sonnet anthropic:claude-sonnet-4-5"
+	g, logPath, _ := e2eStartLogged(t, up, "INFO", alias)
+	k, _ := e2eKey(g, "carol", "my-sonnet", "haiku")
+	_, _ = e2eKey(g, "dave", "haiku")
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(strings.Replace(g.custom, alias, "", 1)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatal(err)
+	}
+	var warned []map[string]any
+	lines, _ := e2eLogLines(t, logPath)
+	for _, l := range lines {
+		if strings.Contains(fmt.Sprint(l["msg"]), "does not serve") {
+			warned = append(warned, l)
+		}
+	}
+	if len(warned) != 1 || warned[0]["key_id"] != k.ID || fmt.Sprint(warned[0]["models"]) != "[my-sonnet]" {
+		t.Errorf("warnings after the reload: %v; want one naming %s and [my-sonnet]", warned, k.ID)
+	}
+}
