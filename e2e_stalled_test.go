@@ -1,12 +1,15 @@
 package metis
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -181,6 +184,112 @@ func TestE2EStalledReaderPricedFromProviderUsage(t *testing.T) {
 			})
 			if cost := e2eCost(t, call); !e2eNear(cost, 0.015012) {
 				t.Errorf("cost_usd %v; the provider bills $0.015012 (12 × $1/MTok + 3000 × $5/MTok)", cost)
+			}
+		})
+	}
+}
+
+// stalledAnthropicEvents is an Anthropic answer of n text deltas of 400
+// bytes each, whose usage (12 in, out tokens) comes in its last events.
+func stalledAnthropicEvents(n int, out int) []string {
+	events := []string{
+		"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_stall1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":12,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":0,\"output_tokens\":1}}}\n\n",
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+	}
+	text := strings.Repeat("lorem ipsum dolor sit amet consectetur ", 10) // 400 bytes
+	for range n {
+		events = append(events, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\""+text+"\"}}\n\n")
+	}
+	return append(events,
+		"event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+		fmt.Sprintf("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":%d}}\n\n", out),
+		"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+}
+
+// stalledOpenAIEvents is the same answer from OpenAI: n content chunks of
+// 400 bytes, the finish, then the usage chunk (12 in, out tokens).
+func stalledOpenAIEvents(n int, out int) []string {
+	head := `{"id":"chatcmpl-stall1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[`
+	events := []string{"data: " + head + `{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}],"usage":null}` + "\n\n"}
+	text := strings.Repeat("lorem ipsum dolor sit amet consectetur ", 10)
+	for range n {
+		events = append(events, "data: "+head+`{"index":0,"delta":{"content":"`+text+`"},"finish_reason":null}],"usage":null}`+"\n\n")
+	}
+	return append(events,
+		"data: "+head+`{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}`+"\n\n",
+		"data: "+`{"id":"chatcmpl-stall1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":`+fmt.Sprint(out)+`,"total_tokens":`+fmt.Sprint(out+12)+`}}`+"\n\n",
+		"data: [DONE]\n\n")
+}
+
+// The stalled reader over HTTP/1.1, the protocol of every loopback client
+// in the README's client table, same shape and translated both ways (review
+// 16R: the relay cleared its writing mark before clientLeft, run after the
+// failed write, read it, so the provider was cancelled at once): the client stops reading
+// (its socket's receive buffer is 4 KiB, so the gateway's writes block
+// after a few tens of KB), then closes. The provider finished and billed
+// the whole answer (64,000 output tokens, its usage in the bytes left
+// unread behind the blocked write); the call must be priced from it.
+//
+// claude-haiku-4-5: 12 × $1/MTok + 64,000 × $5/MTok = $0.320012.
+func TestE2EStalledReaderHTTP1PricedFromProviderUsage(t *testing.T) {
+	// 5.2 MB of text: loopback sockets hold about 4 MB before a write blocks.
+	ant := stalledAnthropicEvents(13000, 64000)
+	oai := stalledOpenAIEvents(13000, 64000)
+	// claude-haiku-4-5: 12 × $1/MTok + 64,000 × $5/MTok = $0.320012.
+	// gpt-5-nano: 12 × $0.05/MTok + 64,000 × $0.40/MTok = $0.0256006.
+	for _, tc := range []struct {
+		name, path, body, upPath string
+		events                   []string
+		cost                     float64
+	}{
+		{"anthropic same shape", "/v1/messages", `{"model":"haiku","max_tokens":64000,"stream":true,"messages":[{"role":"user","content":"Write."}]}`, "/v1/messages", ant, 0.320012},
+		{"openai client to anthropic", "/v1/chat/completions", `{"model":"haiku","max_completion_tokens":64000,"stream":true,"messages":[{"role":"user","content":"Write."}]}`, "/v1/messages", ant, 0.320012},
+		{"openai same shape, usage chunk hidden", "/v1/chat/completions", `{"model":"nano","max_completion_tokens":64000,"stream":true,"messages":[{"role":"user","content":"Write."}]}`, "/v1/chat/completions", oai, 0.0256006},
+		{"anthropic client to openai", "/v1/messages", `{"model":"nano","max_tokens":64000,"stream":true,"messages":[{"role":"user","content":"Write."}]}`, "/v1/chat/completions", oai, 0.0256006},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "stall1")
+			up.Enqueue(tc.upPath, fakeupstream.Reply{Events: tc.events})
+
+			d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				err := rc.Control(func(fd uintptr) {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+				})
+				if err != nil {
+					return err
+				}
+				return serr
+			}}
+			conn, err := d.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", g.gwPort))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Api-Key: %s\r\nAnthropic-Version: 2023-06-01\r\n"+
+				"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", tc.path, tok, len(tc.body), tc.body)
+			// Read the status line only, then stop reading.
+			br := bufio.NewReaderSize(conn, 16)
+			line, err := br.ReadString('\n')
+			if err != nil || !strings.Contains(line, " 200 ") {
+				t.Fatalf("status line %q %v", line, err)
+			}
+			for deadline := time.Now().Add(5 * time.Second); len(up.RequestsTo(tc.upPath)) == 0 && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(time.Second) // the provider has sent it all; the gateway is blocked writing
+			if calls := g.events("llm.call_completed"); len(calls) != 0 {
+				t.Fatalf("the call ended before the client left (the gateway's writes never blocked): %v", calls[0]["error_class"])
+			}
+			conn.Close()
+
+			call := e2eCalls(g, 1)[0]
+			e2eWant(t, "stalled HTTP/1 call", call, map[string]any{
+				"error_class": "CANCELLED", "input_tokens": 12.0, "output_tokens": 64000.0, "usage_source": "provider",
+			})
+			if cost := e2eCost(t, call); !e2eNear(cost, tc.cost) {
+				t.Errorf("cost_usd %v; the provider bills $%v", cost, tc.cost)
 			}
 		})
 	}

@@ -809,8 +809,9 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	send := func() error {
 		ka.hold()
 		defer ka.release()
+		// Left set when the write fails: clientLeft, which may run only
+		// after, then grants the read on for the unread events.
 		c.writing.Store(true)
-		defer c.writing.Store(false)
 		if len(burst) > 0 {
 			_, err := c.w.Write(burst)
 			burst = burst[:0]
@@ -821,6 +822,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 		if err := rc.Flush(); err != nil {
 			return errClientGone
 		}
+		c.writing.Store(false)
 		return nil
 	}
 	defer func() { *bp = burst[:0] }()
@@ -860,7 +862,8 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 			continue // the next event arrived with this one: send them together
 		}
 		if err := send(); err != nil {
-			if !c.answered.Load() {
+			if !c.answered.Load() && !obs.complete() {
+				c.leftEarly = true
 				defer c.drainUnsent()()
 			}
 			drainUsage(rd, obs)
@@ -874,15 +877,14 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 // sent meanwhile (a variable for tests).
 var unreadGrace = 300 * time.Millisecond
 
-// drainUnsent marks a stream whose client stopped taking it before the
-// provider's finish, and bounds the reading on (drainUsage) by
-// unreadGrace; the returned func stops the bound. A client that stops
+// drainUnsent bounds the reading on (drainUsage) of a stream whose client
+// stopped taking it before the provider's finish by unreadGrace; the
+// returned func stops the bound. A client that stops
 // reading does not stop the provider, which finishes and bills the
 // answer while its bytes wait in the gateway's socket: read on, they give
 // the call the provider's own usage rather than that of the events the
 // client took (audit 16A: 3,000 output tokens billed, 1 recorded).
 func (c *call) drainUnsent() (stop func()) {
-	c.leftEarly = true
 	t := time.AfterFunc(unreadGrace, func() { c.cancel(nil) })
 	return func() { t.Stop() }
 }
@@ -1056,22 +1058,25 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		if len(b) == 0 {
 			return nil
 		}
-		c.writing.Store(true)
-		defer c.writing.Store(false)
+		c.writing.Store(true) // left set when the write fails (see passStream)
 		if _, err := c.w.Write(b); err != nil {
 			return errClientGone
 		}
 		if err := rc.Flush(); err != nil {
 			return errClientGone
 		}
+		c.writing.Store(false)
 		return nil
 	}
 	// drain reads on, untranslated, after the client stopped taking the
 	// stream before the provider's finish (see drainUnsent).
 	drain := func(err error) error {
-		if obs.finished() {
+		if obs.complete() {
 			return err
 		}
+		// A client that had the finish and not the usage (held for it)
+		// cancelled nothing, as in passStream.
+		c.leftEarly = !obs.finished()
 		defer c.drainUnsent()()
 		for !obs.complete() {
 			it := <-events
