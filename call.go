@@ -124,6 +124,17 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	}
 	body := buf.Bytes()
 	req, aerr := validate(shape, kind, body)
+	if aerr == nil && req.responses {
+		// A Responses API body on /v1/chat/completions (Cursor's agent):
+		// the Chat Completions request it stands for, answered as one.
+		var err error
+		if body, err = openai.ResponsesToChat(body); err != nil {
+			aerr = untranslatable(err)
+			aerr.msg = "a Responses API body sent to /v1/chat/completions, read as Chat Completions: " + aerr.msg
+		} else {
+			req, aerr = validate(shape, kind, body)
+		}
+	}
 	if aerr != nil {
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil

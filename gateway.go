@@ -472,13 +472,12 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 		return req, reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
 	}
 	if !msgs.IsArray() {
-		if shape == shapeOpenAI && !msgs.Exists() && input.Exists() {
-			// Cursor sends some models' requests this way once its OpenAI
-			// base URL is overridden; "messages: field required" alone
-			// sends the developer looking in the wrong place.
-			return req, reject(http.StatusBadRequest, "invalid_request",
-				"messages: field required; this body is a Responses API request (input, not messages), "+
-					"and the gateway serves Chat Completions at /v1/chat/completions, not the Responses API")
+		if shape == shapeOpenAI && kind == kindChat && !msgs.Exists() && input.Exists() {
+			// Cursor's agent sends its requests this way once its OpenAI
+			// base URL is overridden, and reads the answer as Chat
+			// Completions: serveLLM converts the body.
+			req.responses = true
+			return req, nil
 		}
 		return req, reject(http.StatusBadRequest, "invalid_request", "messages: field required (an array of messages)")
 	}
@@ -509,6 +508,9 @@ func conversation(name string) bool { return name == "messages" || name == "syst
 type parsedRequest struct {
 	root             gjson.Result // the whole body
 	model, stream, n gjson.Result // top-level fields; zero when absent
+	// responses marks a Responses API body sent to Chat Completions (an
+	// input, no messages), which serveLLM converts and validates again.
+	responses bool
 }
 
 // sessionHeaders are the headers an agent names its session in, in order:

@@ -16,6 +16,9 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/packages/ssestream"
+	"github.com/tidwall/gjson"
 	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -340,39 +343,91 @@ func TestBadInputRejectedInCallersShape(t *testing.T) {
 	}
 }
 
-// A Responses API body sent to /v1/chat/completions (Cursor does this for
-// some models once its OpenAI base URL is overridden) is refused with an
-// error that says what the body is, not only that messages is missing, and
-// never reaches the provider.
-func TestResponsesBodyOnChatCompletionsNamed(t *testing.T) {
-	up := fakeupstream.New(t)
-	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, "")+"\n")
-	_, tok := g.issueKey(store.IssueParams{Name: "k"})
-	body := `{"model":"gpt-5-mini","input":[{"role":"user","content":[{"type":"input_text","text":"hi"}]}],` +
-		`"stream":true,"include":["reasoning.encrypted_content"],"reasoning":{"effort":"medium","summary":"auto"},` +
-		`"text":{"verbosity":"low"},"store":false,"stream_options":{"include_usage":true}}`
-	resp := g.post("/v1/chat/completions", tok, body)
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	msg, _ := e2ePath(e2eJSON(t, string(b)), "error", "message").(string)
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "Responses API") || !strings.Contains(msg, "/v1/chat/completions") {
-		t.Errorf("Responses body on chat completions: %d %s; want a 400 naming the Responses API", resp.StatusCode, b)
+// Cursor's agent, its OpenAI base URL overridden, sends a Responses API
+// body to /v1/chat/completions and reads the answer as Chat Completions (a
+// known Cursor bug; OpenAI itself refuses the body). The gateway sends the
+// Chat Completions request it stands for, same shape and translated, and
+// the official SDK reads the streamed answer; a body the conversion cannot
+// carry is refused naming what, before any provider sees it.
+//
+// gpt-5-mini: 1,000 × $0.25/MTok + 6 × $2/MTok = $0.000262.
+// claude-haiku-4-5: 12 × $1/MTok + 6 × $5/MTok = $0.000042 (6 output tokens:
+// the fake's len(text)/4 + 1, as for gpt-5-mini).
+func TestCursorResponsesBodyServedAsChatCompletions(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "cursor")
+	body := func(model string) string {
+		return `{"model":"` + model + `","stream":true,"store":false,"include":["reasoning.encrypted_content"],` +
+			`"reasoning":{"effort":"low","summary":"auto"},"text":{"verbosity":"low"},"stream_options":{"include_usage":true},` +
+			`"instructions":"You are a coding agent.","tools":[{"type":"function","name":"read_file","parameters":{"type":"object"}}],` +
+			`"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"Say hello."}]}]}`
 	}
-	if e2ePath(e2eJSON(t, string(b)), "error", "type") != "invalid_request_error" {
-		t.Errorf("error not in OpenAI's shape: %s", b)
+	for _, tc := range []struct {
+		model, upPath string
+		reply         fakeupstream.Reply
+		cost          float64
+	}{
+		{"gpt-5-mini", "/v1/chat/completions", fakeupstream.OpenAITextStream("gpt-5-mini", "Hello there, friend.", 1000, true), 0.000262},
+		{"haiku", "/v1/messages", fakeupstream.AnthropicTextStream("claude-haiku-4-5", "Hello there, friend."), 0.000042},
+	} {
+		up.Enqueue(tc.upPath, tc.reply)
+		resp := g.post("/v1/chat/completions", tok, body(tc.model))
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", tc.model, resp.StatusCode, e2eRead(t, resp))
+		}
+		stream := ssestream.NewStream[openai.ChatCompletionChunk](ssestream.NewDecoder(resp), nil)
+		var acc openai.ChatCompletionAccumulator
+		for stream.Next() {
+			acc.AddChunk(stream.Current())
+		}
+		resp.Body.Close()
+		if err := stream.Err(); err != nil {
+			t.Fatalf("%s: the SDK read the stream with %v", tc.model, err)
+		}
+		if len(acc.Choices) != 1 || acc.Choices[0].Message.Content != "Hello there, friend." {
+			t.Errorf("%s: the SDK read %+v", tc.model, acc.Choices)
+		}
+		got := up.RequestsTo(tc.upPath)
+		if len(got) == 0 {
+			t.Fatalf("%s: no request reached the provider", tc.model)
+		}
+		sent := gjson.Parse(got[len(got)-1].Body)
+		if tc.upPath == "/v1/chat/completions" {
+			for path, want := range map[string]string{
+				"messages.0.role": "system", "messages.0.content": "You are a coding agent.",
+				"messages.1.content.0.text": "Say hello.", "tools.0.function.name": "read_file",
+				"reasoning_effort": "low", "verbosity": "low",
+			} {
+				if g := sent.Get(path).String(); g != want {
+					t.Errorf("upstream %s = %q, want %q", path, g, want)
+				}
+			}
+			if sent.Get("input").Exists() || sent.Get("include").Exists() {
+				t.Errorf("Responses members went upstream: %s", sent.Raw)
+			}
+		} else if sent.Get("system").String() == "" || sent.Get("messages.0.content").String() == "" || sent.Get("tools.0.name").Str != "read_file" {
+			t.Errorf("upstream Anthropic request: %s", sent.Raw)
+		}
+		call := g.lastCall()
+		if cost := e2eCost(t, call); !e2eNear(cost, tc.cost) {
+			t.Errorf("%s: cost_usd %v, want %v", tc.model, cost, tc.cost)
+		}
 	}
-	// A body with neither is still told that messages is required.
+
+	before := len(up.Requests())
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini","previous_response_id":"resp_1","input":"and then?"}`)
+	b := e2eRead(t, resp)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "previous_response_id") || !strings.Contains(b, "Responses API") ||
+		e2ePath(e2eJSON(t, b), "error", "type") != "invalid_request_error" {
+		t.Errorf("a Responses body with previous_response_id: %d %s; want a 400 naming it", resp.StatusCode, b)
+	}
+	// A body with neither input nor messages is still told messages is required.
 	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini"}`)
-	b, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest || strings.Contains(string(b), "Responses API") || !strings.Contains(string(b), "messages") {
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "messages: field required") {
 		t.Errorf("body without messages: %d %s", resp.StatusCode, b)
 	}
-	if n := len(up.Requests()); n != 0 {
+	if n := len(up.Requests()) - before; n != 0 {
 		t.Errorf("%d refused requests reached the provider", n)
-	}
-	if n := len(g.waitEvents(store.TypeRequestRejected, 2)); n != 2 {
-		t.Errorf("%d request.rejected events, want 2", n)
 	}
 }
 

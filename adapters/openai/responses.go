@@ -1,0 +1,410 @@
+package openai
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/metisgateway/metis/ir"
+)
+
+// ResponsesToChat rewrites a Responses API request as the Chat Completions
+// request it stands for: instructions and input items become messages
+// (function and custom tool calls join the assistant message before them,
+// their outputs become tool messages), flat tools and tool choices take
+// Chat Completions' nesting, max_output_tokens becomes
+// max_completion_tokens, reasoning.effort reasoning_effort, text.format
+// response_format and text.verbosity verbosity. Members with no Chat
+// Completions meaning that change nothing when dropped go (include,
+// truncation, reasoning items and summaries); ones that would change the
+// answer (previous_response_id, a conversation, a stored prompt, hosted
+// tools, item references) are refused, since the gateway keeps no
+// conversation state. Other members go as sent.
+func ResponsesToChat(body []byte) ([]byte, error) {
+	root := gjson.ParseBytes(body)
+	var b chatBuilder
+	if ins := root.Get("instructions"); ins.Exists() && ins.Type != gjson.Null {
+		if ins.Type != gjson.String {
+			return nil, ir.Invalid("instructions", "instructions must be a string")
+		}
+		b.msgs = append(b.msgs, &chatMessage{role: "system", content: ins.Raw})
+	}
+	switch input := root.Get("input"); {
+	case input.Type == gjson.String:
+		b.msgs = append(b.msgs, &chatMessage{role: "user", content: input.Raw})
+	case input.IsArray():
+		for i, item := range input.Array() {
+			if err := b.item(i, item); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		return nil, ir.Invalid("input", "input must be a string or an array of items")
+	}
+
+	out := make([]byte, 0, len(body)+256)
+	out = append(out, '{')
+	add := func(key string, raw []byte) {
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, '"')
+		out = append(out, key...)
+		out = append(out, `":`...)
+		out = append(out, raw...)
+	}
+	var err error
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "input", "instructions":
+		case "max_output_tokens":
+			add("max_completion_tokens", []byte(v.Raw))
+		case "reasoning":
+			if e := v.Get("effort"); e.Exists() && e.Type != gjson.Null {
+				add("reasoning_effort", []byte(e.Raw))
+			}
+		case "text":
+			if f := v.Get("format"); f.Exists() && f.Type != gjson.Null {
+				var rf []byte
+				if rf, err = responseFormat(f); err != nil {
+					return false
+				}
+				if rf != nil {
+					add("response_format", rf)
+				}
+			}
+			if vb := v.Get("verbosity"); vb.Exists() && vb.Type != gjson.Null {
+				add("verbosity", []byte(vb.Raw))
+			}
+		case "tools":
+			var tools []byte
+			if tools, err = chatTools(v); err != nil {
+				return false
+			}
+			add("tools", tools)
+		case "tool_choice":
+			var tc []byte
+			if tc, err = chatToolChoice(v); err != nil {
+				return false
+			}
+			add("tool_choice", tc)
+		case "top_logprobs":
+			add("logprobs", []byte("true"))
+			add("top_logprobs", []byte(v.Raw))
+		case "previous_response_id", "conversation", "prompt":
+			if v.Type != gjson.Null && v.Raw != `""` {
+				err = ir.Invalid(k.Str, "%s refers to a conversation or prompt stored by OpenAI's Responses API, which the gateway serves as Chat Completions and cannot read; send the whole conversation as input", k.Str)
+				return false
+			}
+		case "background":
+			if v.Type == gjson.True {
+				err = ir.Invalid("background", "background responses are a Responses API feature the gateway does not serve")
+				return false
+			}
+		case "include", "truncation", "max_tool_calls", "context_management", "prompt_cache_options":
+			// Nothing in Chat Completions; the answer is the same without.
+		default:
+			add(k.Str, []byte(v.Raw))
+		}
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := b.json()
+	if err != nil {
+		return nil, err
+	}
+	add("messages", msgs)
+	return append(out, '}'), nil
+}
+
+// chatMessage is one Chat Completions message being built: content is a
+// JSON value (a string or an array of parts), empty for none.
+type chatMessage struct {
+	role       string
+	content    string
+	parts      []json.RawMessage // content parts, when content is built from them
+	toolCalls  []json.RawMessage
+	toolCallID string
+}
+
+// chatBuilder turns Responses input items into Chat Completions messages.
+type chatBuilder struct {
+	msgs []*chatMessage
+}
+
+// assistant is the assistant message a tool call joins: the last message
+// when it is the assistant's, else a new one without content.
+func (b *chatBuilder) assistant() *chatMessage {
+	if n := len(b.msgs); n > 0 && b.msgs[n-1].role == "assistant" {
+		return b.msgs[n-1]
+	}
+	m := &chatMessage{role: "assistant"}
+	b.msgs = append(b.msgs, m)
+	return m
+}
+
+func (b *chatBuilder) item(i int, item gjson.Result) error {
+	typ := item.Get("type").Str
+	if typ == "" && item.Get("role").Exists() {
+		typ = "message"
+	}
+	param := fmt.Sprintf("input[%d]", i)
+	switch typ {
+	case "message":
+		role := item.Get("role").Str
+		switch role {
+		case "user", "assistant", "system", "developer":
+		default:
+			return ir.Invalid(param+".role", "unknown role %q", role)
+		}
+		m := &chatMessage{role: role}
+		switch c := item.Get("content"); {
+		case c.Type == gjson.String:
+			m.content = c.Raw
+		case c.IsArray():
+			for j, p := range c.Array() {
+				part, err := chatPart(fmt.Sprintf("%s.content[%d]", param, j), p)
+				if err != nil {
+					return err
+				}
+				m.parts = append(m.parts, part)
+			}
+		default:
+			return ir.Invalid(param+".content", "content must be a string or an array of parts")
+		}
+		if role == "assistant" {
+			if n := len(b.msgs); n > 0 && b.msgs[n-1].role == "assistant" && b.msgs[n-1].content == "" && b.msgs[n-1].parts == nil {
+				// Tool calls came first: the text joins their message.
+				b.msgs[n-1].content, b.msgs[n-1].parts = m.content, m.parts
+				return nil
+			}
+		}
+		b.msgs = append(b.msgs, m)
+	case "function_call":
+		call, err := json.Marshal(map[string]any{
+			"id": item.Get("call_id").Str, "type": "function",
+			"function": map[string]string{"name": item.Get("name").Str, "arguments": item.Get("arguments").Str},
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", param, err)
+		}
+		a := b.assistant()
+		a.toolCalls = append(a.toolCalls, call)
+	case "custom_tool_call":
+		call, err := json.Marshal(map[string]any{
+			"id": item.Get("call_id").Str, "type": "custom",
+			"custom": map[string]string{"name": item.Get("name").Str, "input": item.Get("input").Str},
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", param, err)
+		}
+		a := b.assistant()
+		a.toolCalls = append(a.toolCalls, call)
+	case "function_call_output", "custom_tool_call_output":
+		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
+		switch o := item.Get("output"); {
+		case o.Type == gjson.String:
+			m.content = o.Raw
+		case o.IsArray():
+			for j, p := range o.Array() {
+				part, err := chatPart(fmt.Sprintf("%s.output[%d]", param, j), p)
+				if err != nil {
+					return err
+				}
+				m.parts = append(m.parts, part)
+			}
+		default:
+			return ir.Invalid(param+".output", "output must be a string or an array of parts")
+		}
+		b.msgs = append(b.msgs, m)
+	case "reasoning":
+		// The model's earlier reasoning (encrypted for the Responses API
+		// alone): Chat Completions has no place for it.
+	case "item_reference":
+		return ir.Invalid(param, "item references name items stored by OpenAI's Responses API, which the gateway cannot read; send the items themselves")
+	default:
+		return ir.Invalid(param+".type", "input item type %q has no Chat Completions equivalent", typ)
+	}
+	return nil
+}
+
+// chatPart is a Responses content part as a Chat Completions one.
+func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
+	var v any
+	switch typ := p.Get("type").Str; typ {
+	case "input_text", "output_text", "text":
+		v = map[string]string{"type": "text", "text": p.Get("text").Str}
+	case "refusal":
+		v = map[string]string{"type": "refusal", "refusal": p.Get("refusal").Str}
+	case "input_image":
+		url := p.Get("image_url").Str
+		if url == "" {
+			return nil, ir.Invalid(param, "an input_image needs an image_url (a file_id is stored by OpenAI and cannot be read)")
+		}
+		img := map[string]string{"url": url}
+		if d := p.Get("detail").Str; d != "" {
+			img["detail"] = d
+		}
+		v = map[string]any{"type": "image_url", "image_url": img}
+	case "input_file":
+		if p.Get("file_url").Exists() {
+			return nil, ir.Invalid(param, "an input_file by file_url has no Chat Completions equivalent; send file_data")
+		}
+		f := map[string]string{}
+		for _, k := range []string{"file_data", "file_id", "filename"} {
+			if s := p.Get(k).Str; s != "" {
+				f[k] = s
+			}
+		}
+		v = map[string]any{"type": "file", "file": f}
+	default:
+		return nil, ir.Invalid(param+".type", "content part type %q has no Chat Completions equivalent", typ)
+	}
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", param, err)
+	}
+	return raw, nil
+}
+
+// json writes the messages as a Chat Completions messages array.
+func (b *chatBuilder) json() ([]byte, error) {
+	out := []byte{'['}
+	for i, m := range b.msgs {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, `{"role":`...)
+		out = appendJSONString(out, m.role)
+		switch {
+		case m.content != "":
+			out = append(out, `,"content":`...)
+			out = append(out, m.content...)
+		case m.parts != nil:
+			parts, err := json.Marshal(m.parts)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, `,"content":`...)
+			out = append(out, parts...)
+		case m.role != "assistant":
+			out = append(out, `,"content":""`...)
+		default:
+			out = append(out, `,"content":null`...)
+		}
+		if m.toolCalls != nil {
+			calls, err := json.Marshal(m.toolCalls)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, `,"tool_calls":`...)
+			out = append(out, calls...)
+		}
+		if m.role == "tool" {
+			out = append(out, `,"tool_call_id":`...)
+			out = appendJSONString(out, m.toolCallID)
+		}
+		out = append(out, '}')
+	}
+	return append(out, ']'), nil
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always encodes
+	return append(dst, b...)
+}
+
+// chatTools turns Responses tools (flat) into Chat Completions tools.
+func chatTools(tools gjson.Result) ([]byte, error) {
+	if !tools.IsArray() {
+		return nil, ir.Invalid("tools", "tools must be an array")
+	}
+	var out []any
+	for i, t := range tools.Array() {
+		switch typ := t.Get("type").Str; typ {
+		case "function":
+			f := map[string]json.RawMessage{"name": json.RawMessage(t.Get("name").Raw)}
+			for _, k := range []string{"description", "parameters", "strict"} {
+				if v := t.Get(k); v.Exists() && v.Type != gjson.Null {
+					f[k] = json.RawMessage(v.Raw)
+				}
+			}
+			out = append(out, map[string]any{"type": "function", "function": f})
+		case "custom":
+			c := map[string]any{"name": json.RawMessage(t.Get("name").Raw)}
+			if v := t.Get("description"); v.Exists() && v.Type != gjson.Null {
+				c["description"] = json.RawMessage(v.Raw)
+			}
+			if f := t.Get("format"); f.Exists() && f.Type != gjson.Null {
+				switch f.Get("type").Str {
+				case "grammar":
+					c["format"] = map[string]any{"type": "grammar", "grammar": map[string]string{
+						"definition": f.Get("definition").Str, "syntax": f.Get("syntax").Str}}
+				case "text":
+					c["format"] = map[string]string{"type": "text"}
+				default:
+					return nil, ir.Invalid(fmt.Sprintf("tools[%d].format", i), "custom tool format %q has no Chat Completions equivalent", f.Get("type").Str)
+				}
+			}
+			out = append(out, map[string]any{"type": "custom", "custom": c})
+		default:
+			return nil, ir.Invalid(fmt.Sprintf("tools[%d].type", i),
+				"tool type %q is one of the Responses API's hosted tools, which Chat Completions has not", typ)
+		}
+	}
+	return json.Marshal(out)
+}
+
+// chatToolChoice turns a Responses tool_choice into a Chat Completions one.
+func chatToolChoice(tc gjson.Result) ([]byte, error) {
+	if tc.Type == gjson.String || tc.Type == gjson.Null {
+		return []byte(tc.Raw), nil
+	}
+	var v any
+	switch typ := tc.Get("type").Str; typ {
+	case "function":
+		v = map[string]any{"type": "function", "function": map[string]string{"name": tc.Get("name").Str}}
+	case "custom":
+		v = map[string]any{"type": "custom", "custom": map[string]string{"name": tc.Get("name").Str}}
+	case "allowed_tools":
+		var tools []any
+		for _, t := range tc.Get("tools").Array() {
+			switch t.Get("type").Str {
+			case "function":
+				tools = append(tools, map[string]any{"type": "function", "function": map[string]string{"name": t.Get("name").Str}})
+			case "custom":
+				tools = append(tools, map[string]any{"type": "custom", "custom": map[string]string{"name": t.Get("name").Str}})
+			default:
+				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q has no Chat Completions equivalent", t.Get("type").Str)
+			}
+		}
+		v = map[string]any{"type": "allowed_tools", "allowed_tools": map[string]any{"mode": tc.Get("mode").Str, "tools": tools}}
+	default:
+		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q has no Chat Completions equivalent", typ)
+	}
+	return json.Marshal(v)
+}
+
+// responseFormat turns a Responses text.format into a Chat Completions
+// response_format (nil for plain text, the default).
+func responseFormat(f gjson.Result) ([]byte, error) {
+	switch typ := f.Get("type").Str; typ {
+	case "text":
+		return nil, nil
+	case "json_object":
+		return []byte(`{"type":"json_object"}`), nil
+	case "json_schema":
+		js := map[string]json.RawMessage{}
+		for _, k := range []string{"name", "schema", "strict", "description"} {
+			if v := f.Get(k); v.Exists() && v.Type != gjson.Null {
+				js[k] = json.RawMessage(v.Raw)
+			}
+		}
+		return json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
+	default:
+		return nil, ir.Invalid("text.format.type", "text format %q has no Chat Completions equivalent", typ)
+	}
+}

@@ -1,0 +1,183 @@
+package openai
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	sdk "github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/responses"
+	"github.com/openai/openai-go/v3/shared"
+	"github.com/tidwall/gjson"
+)
+
+// chatFrom converts a Responses body and reads the result back as the
+// official SDK's Chat Completions request, so that what goes upstream is
+// one the SDK itself could have sent.
+func chatFrom(t *testing.T, body []byte) (gjson.Result, sdk.ChatCompletionNewParams) {
+	t.Helper()
+	out, err := ResponsesToChat(body)
+	if err != nil {
+		t.Fatalf("converting %s: %v", body, err)
+	}
+	if !json.Valid(out) {
+		t.Fatalf("not JSON: %s", out)
+	}
+	var p sdk.ChatCompletionNewParams
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("the SDK does not read %s as a Chat Completions request: %v", out, err)
+	}
+	return gjson.ParseBytes(out), p
+}
+
+// A Responses request made by the official Go SDK, with a tool round trip,
+// becomes the Chat Completions request it stands for.
+func TestResponsesToChatFromSDKParams(t *testing.T) {
+	out := responses.ResponseInputItemParamOfFunctionCallOutput(`{"temp_c":21}`)
+	out.OfFunctionCallOutput.CallID = sdk.String("call_1")
+	params := responses.ResponseNewParams{
+		Model:        "gpt-5-mini",
+		Instructions: sdk.String("Be terse."),
+		Input: responses.ResponseNewParamsInputUnion{OfInputItemList: responses.ResponseInputParam{
+			responses.ResponseInputItemParamOfMessage("Weather in Paris?", responses.EasyInputMessageRoleUser),
+			responses.ResponseInputItemParamOfFunctionCall(`{"city":"Paris"}`, "call_1", "get_weather"),
+			out,
+		}},
+		Tools: []responses.ToolUnionParam{responses.ToolParamOfFunction("get_weather",
+			map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}, true)},
+		MaxOutputTokens: sdk.Int(256),
+		Reasoning:       shared.ReasoningParam{Effort: shared.ReasoningEffortLow},
+		Store:           sdk.Bool(false),
+	}
+	body, err := json.Marshal(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, p := chatFrom(t, body)
+	for path, want := range map[string]string{
+		"model":                                 "gpt-5-mini",
+		"max_completion_tokens":                 "256",
+		"reasoning_effort":                      "low",
+		"store":                                 "false",
+		"messages.#":                            "4",
+		"messages.0.role":                       "system",
+		"messages.0.content":                    "Be terse.",
+		"messages.1.role":                       "user",
+		"messages.1.content":                    "Weather in Paris?",
+		"messages.2.role":                       "assistant",
+		"messages.2.tool_calls.0.id":            "call_1",
+		"messages.2.tool_calls.0.function.name": "get_weather",
+		"messages.2.tool_calls.0.function.arguments": `{"city":"Paris"}`,
+		"messages.3.role":                                  "tool",
+		"messages.3.tool_call_id":                          "call_1",
+		"messages.3.content":                               `{"temp_c":21}`,
+		"tools.0.type":                                     "function",
+		"tools.0.function.name":                            "get_weather",
+		"tools.0.function.strict":                          "true",
+		"tools.0.function.parameters.properties.city.type": "string",
+	} {
+		if g := got.Get(path).String(); g != want {
+			t.Errorf("%s = %q, want %q", path, g, want)
+		}
+	}
+	for _, gone := range []string{"input", "instructions", "max_output_tokens", "reasoning"} {
+		if got.Get(gone).Exists() {
+			t.Errorf("%s is still in %s", gone, got.Raw)
+		}
+	}
+	if len(p.Messages) != 4 || len(p.Tools) != 1 {
+		t.Errorf("the SDK reads %d messages and %d tools", len(p.Messages), len(p.Tools))
+	}
+}
+
+// What Cursor's agent sends to an overridden base URL (Cursor forum,
+// 2026): input items with parts, the model's encrypted reasoning, a custom
+// grammar tool and its call, flat tools, text options and Responses-only
+// members, streamed with include_usage.
+func TestResponsesToChatCursorBody(t *testing.T) {
+	body := []byte(`{"model":"gpt-5.5","stream":true,"store":false,
+		"include":["reasoning.encrypted_content"],"reasoning":{"effort":"medium","summary":"auto"},
+		"text":{"verbosity":"low","format":{"type":"json_schema","name":"plan","schema":{"type":"object"},"strict":true}},
+		"stream_options":{"include_usage":true},"truncation":"disabled","previous_response_id":null,
+		"prompt_cache_key":"conv-1","parallel_tool_calls":true,
+		"tools":[{"type":"function","name":"read_file","description":"Read a file","parameters":{"type":"object"},"strict":false},
+			{"type":"custom","name":"ApplyPatch","description":"Patch","format":{"type":"grammar","syntax":"lark","definition":"start: /.+/"}}],
+		"tool_choice":{"type":"function","name":"read_file"},
+		"input":[
+			{"role":"developer","content":[{"type":"input_text","text":"You are Cursor."}]},
+			{"type":"message","role":"user","content":[{"type":"input_text","text":"Fix it."},{"type":"input_image","image_url":"data:image/png;base64,AAAA","detail":"low"}]},
+			{"type":"reasoning","id":"rs_1","summary":[],"encrypted_content":"gAAAA"},
+			{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Reading it.","annotations":[]}]},
+			{"type":"function_call","call_id":"call_a","name":"read_file","arguments":"{\"path\":\"a.go\"}"},
+			{"type":"custom_tool_call","call_id":"call_b","name":"ApplyPatch","input":"*** Begin Patch"},
+			{"type":"function_call_output","call_id":"call_a","output":"package a"},
+			{"type":"custom_tool_call_output","call_id":"call_b","output":[{"type":"input_text","text":"applied"}]}
+		]}`)
+	got, p := chatFrom(t, body)
+	for path, want := range map[string]string{
+		"stream":                                "true",
+		"stream_options.include_usage":          "true",
+		"reasoning_effort":                      "medium",
+		"verbosity":                             "low",
+		"response_format.type":                  "json_schema",
+		"response_format.json_schema.name":      "plan",
+		"response_format.json_schema.strict":    "true",
+		"prompt_cache_key":                      "conv-1",
+		"parallel_tool_calls":                   "true",
+		"tool_choice.function.name":             "read_file",
+		"tools.1.type":                          "custom",
+		"tools.1.custom.name":                   "ApplyPatch",
+		"tools.1.custom.format.grammar.syntax":  "lark",
+		"messages.#":                            "5",
+		"messages.0.role":                       "developer",
+		"messages.0.content.0.text":             "You are Cursor.",
+		"messages.1.content.1.type":             "image_url",
+		"messages.1.content.1.image_url.url":    "data:image/png;base64,AAAA",
+		"messages.1.content.1.image_url.detail": "low",
+		"messages.2.role":                       "assistant",
+		"messages.2.content.0.text":             "Reading it.",
+		"messages.2.tool_calls.#":               "2",
+		"messages.2.tool_calls.1.type":          "custom",
+		"messages.2.tool_calls.1.custom.input":  "*** Begin Patch",
+		"messages.3.tool_call_id":               "call_a",
+		"messages.4.tool_call_id":               "call_b",
+		"messages.4.content.0.text":             "applied",
+	} {
+		if g := got.Get(path).String(); g != want {
+			t.Errorf("%s = %q, want %q", path, g, want)
+		}
+	}
+	for _, gone := range []string{"include", "truncation", "previous_response_id", "text", "reasoning", "input"} {
+		if got.Get(gone).Exists() {
+			t.Errorf("%s is still in the request", gone)
+		}
+	}
+	if len(p.Messages) != 5 {
+		t.Errorf("the SDK reads %d messages", len(p.Messages))
+	}
+}
+
+// What a conversion cannot carry is refused with the member named, never
+// dropped: the answer would be another than the one asked for.
+func TestResponsesToChatRefusals(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"model":"m","input":"hi","previous_response_id":"resp_1"}`:                                    "previous_response_id",
+		`{"model":"m","input":"hi","conversation":"conv_1"}`:                                            "conversation",
+		`{"model":"m","input":[{"type":"item_reference","id":"msg_1"}]}`:                                "input[0]",
+		`{"model":"m","input":"hi","tools":[{"type":"web_search"}]}`:                                    `hosted tools`,
+		`{"model":"m","input":[{"type":"web_search_call","id":"ws_1"}]}`:                                `"web_search_call"`,
+		`{"model":"m","input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]}`: "file_id",
+		`{"model":"m","input":42}`:                                                                      "input must be",
+		`{"model":"m","input":"hi","background":true}`:                                                  "background",
+	} {
+		_, err := ResponsesToChat([]byte(body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %s", body, err, want)
+		}
+	}
+	// A string input is the user's message.
+	got, _ := chatFrom(t, []byte(`{"model":"m","input":"hi","previous_response_id":null}`))
+	if got.Get("messages.0.role").Str != "user" || got.Get("messages.0.content").Str != "hi" {
+		t.Errorf("string input: %s", got.Raw)
+	}
+}
