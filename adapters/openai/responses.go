@@ -161,19 +161,8 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 			return ir.Invalid(param+".role", "unknown role %q", role)
 		}
 		m := &chatMessage{role: role}
-		switch c := item.Get("content"); {
-		case c.Type == gjson.String:
-			m.content = c.Raw
-		case c.IsArray():
-			for j, p := range c.Array() {
-				part, err := chatPart(fmt.Sprintf("%s.content[%d]", param, j), p)
-				if err != nil {
-					return err
-				}
-				m.parts = append(m.parts, part)
-			}
-		default:
-			return ir.Invalid(param+".content", "content must be a string or an array of parts")
+		if err := m.setContent(param+".content", item.Get("content")); err != nil {
+			return err
 		}
 		if role == "assistant" {
 			if n := len(b.msgs); n > 0 && b.msgs[n-1].role == "assistant" && b.msgs[n-1].content == "" && b.msgs[n-1].parts == nil {
@@ -184,40 +173,13 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		}
 		b.msgs = append(b.msgs, m)
 	case "function_call":
-		call, err := json.Marshal(map[string]any{
-			"id": item.Get("call_id").Str, "type": "function",
-			"function": map[string]string{"name": item.Get("name").Str, "arguments": item.Get("arguments").Str},
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", param, err)
-		}
-		a := b.assistant()
-		a.toolCalls = append(a.toolCalls, call)
+		return b.toolCall(param, "function", map[string]string{"name": item.Get("name").Str, "arguments": item.Get("arguments").Str}, item)
 	case "custom_tool_call":
-		call, err := json.Marshal(map[string]any{
-			"id": item.Get("call_id").Str, "type": "custom",
-			"custom": map[string]string{"name": item.Get("name").Str, "input": item.Get("input").Str},
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", param, err)
-		}
-		a := b.assistant()
-		a.toolCalls = append(a.toolCalls, call)
+		return b.toolCall(param, "custom", map[string]string{"name": item.Get("name").Str, "input": item.Get("input").Str}, item)
 	case "function_call_output", "custom_tool_call_output":
 		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
-		switch o := item.Get("output"); {
-		case o.Type == gjson.String:
-			m.content = o.Raw
-		case o.IsArray():
-			for j, p := range o.Array() {
-				part, err := chatPart(fmt.Sprintf("%s.output[%d]", param, j), p)
-				if err != nil {
-					return err
-				}
-				m.parts = append(m.parts, part)
-			}
-		default:
-			return ir.Invalid(param+".output", "output must be a string or an array of parts")
+		if err := m.setContent(param+".output", item.Get("output")); err != nil {
+			return err
 		}
 		b.msgs = append(b.msgs, m)
 	case "reasoning":
@@ -227,6 +189,38 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		return ir.Invalid(param, "item references name items stored by OpenAI's Responses API, which the gateway cannot read; send the items themselves")
 	default:
 		return ir.Invalid(param+".type", "input item type %q has no Chat Completions equivalent", typ)
+	}
+	return nil
+}
+
+// toolCall adds a call of type typ (function or custom, whose members
+// body holds) to the assistant message it belongs to.
+func (b *chatBuilder) toolCall(param, typ string, body map[string]string, item gjson.Result) error {
+	call, err := json.Marshal(map[string]any{"id": item.Get("call_id").Str, "type": typ, typ: body})
+	if err != nil {
+		return fmt.Errorf("%s: %w", param, err)
+	}
+	a := b.assistant()
+	a.toolCalls = append(a.toolCalls, call)
+	return nil
+}
+
+// setContent sets m's content from a Responses content or output: a
+// string, or an array of parts.
+func (m *chatMessage) setContent(param string, c gjson.Result) error {
+	switch {
+	case c.Type == gjson.String:
+		m.content = c.Raw
+	case c.IsArray():
+		for j, p := range c.Array() {
+			part, err := chatPart(fmt.Sprintf("%s[%d]", param, j), p)
+			if err != nil {
+				return err
+			}
+			m.parts = append(m.parts, part)
+		}
+	default:
+		return ir.Invalid(param, "must be a string or an array of parts")
 	}
 	return nil
 }

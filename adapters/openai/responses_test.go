@@ -30,6 +30,26 @@ func chatFrom(t *testing.T, body []byte) (gjson.Result, sdk.ChatCompletionNewPar
 	return gjson.ParseBytes(out), p
 }
 
+// wantPaths checks members of a converted request by gjson path.
+func wantPaths(t *testing.T, got gjson.Result, want map[string]string) {
+	t.Helper()
+	for path, w := range want {
+		if g := got.Get(path).String(); g != w {
+			t.Errorf("%s = %q, want %q", path, g, w)
+		}
+	}
+}
+
+// wantGone checks that Responses-only members did not stay.
+func wantGone(t *testing.T, got gjson.Result, members ...string) {
+	t.Helper()
+	for _, m := range members {
+		if got.Get(m).Exists() {
+			t.Errorf("%s is still in %s", m, got.Raw)
+		}
+	}
+}
+
 // A Responses request made by the official Go SDK, with a tool round trip,
 // becomes the Chat Completions request it stands for.
 func TestResponsesToChatFromSDKParams(t *testing.T) {
@@ -54,7 +74,7 @@ func TestResponsesToChatFromSDKParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, p := chatFrom(t, body)
-	for path, want := range map[string]string{
+	wantPaths(t, got, map[string]string{
 		"model":                                 "gpt-5-mini",
 		"max_completion_tokens":                 "256",
 		"reasoning_effort":                      "low",
@@ -75,16 +95,8 @@ func TestResponsesToChatFromSDKParams(t *testing.T) {
 		"tools.0.function.name":                            "get_weather",
 		"tools.0.function.strict":                          "true",
 		"tools.0.function.parameters.properties.city.type": "string",
-	} {
-		if g := got.Get(path).String(); g != want {
-			t.Errorf("%s = %q, want %q", path, g, want)
-		}
-	}
-	for _, gone := range []string{"input", "instructions", "max_output_tokens", "reasoning"} {
-		if got.Get(gone).Exists() {
-			t.Errorf("%s is still in %s", gone, got.Raw)
-		}
-	}
+	})
+	wantGone(t, got, "input", "instructions", "max_output_tokens", "reasoning")
 	if len(p.Messages) != 4 || len(p.Tools) != 1 {
 		t.Errorf("the SDK reads %d messages and %d tools", len(p.Messages), len(p.Tools))
 	}
@@ -114,7 +126,7 @@ func TestResponsesToChatCursorBody(t *testing.T) {
 			{"type":"custom_tool_call_output","call_id":"call_b","output":[{"type":"input_text","text":"applied"}]}
 		]}`)
 	got, p := chatFrom(t, body)
-	for path, want := range map[string]string{
+	wantPaths(t, got, map[string]string{
 		"stream":                                "true",
 		"stream_options.include_usage":          "true",
 		"reasoning_effort":                      "medium",
@@ -142,16 +154,8 @@ func TestResponsesToChatCursorBody(t *testing.T) {
 		"messages.3.tool_call_id":               "call_a",
 		"messages.4.tool_call_id":               "call_b",
 		"messages.4.content.0.text":             "applied",
-	} {
-		if g := got.Get(path).String(); g != want {
-			t.Errorf("%s = %q, want %q", path, g, want)
-		}
-	}
-	for _, gone := range []string{"include", "truncation", "previous_response_id", "text", "reasoning", "input"} {
-		if got.Get(gone).Exists() {
-			t.Errorf("%s is still in the request", gone)
-		}
-	}
+	})
+	wantGone(t, got, "include", "truncation", "previous_response_id", "text", "reasoning", "input")
 	if len(p.Messages) != 5 {
 		t.Errorf("the SDK reads %d messages", len(p.Messages))
 	}
