@@ -42,6 +42,7 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 	default:
 		return nil, ir.Invalid("input", "input must be a string or an array of items")
 	}
+	b.flush()
 
 	out := make([]byte, 0, len(body)+256)
 	out = append(out, '{')
@@ -49,9 +50,8 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = append(out, '"')
-		out = append(out, key...)
-		out = append(out, `":`...)
+		out = appendJSONString(out, key)
+		out = append(out, ':')
 		out = append(out, raw...)
 	}
 	var err error
@@ -90,8 +90,10 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 			}
 			add("tool_choice", tc)
 		case "top_logprobs":
-			add("logprobs", []byte("true"))
-			add("top_logprobs", []byte(v.Raw))
+			if v.Type != gjson.Null {
+				add("logprobs", []byte("true"))
+				add("top_logprobs", []byte(v.Raw))
+			}
 		case "previous_response_id", "conversation", "prompt":
 			if v.Type != gjson.Null && v.Raw != `""` {
 				err = ir.Invalid(k.Str, "%s refers to a conversation or prompt stored by OpenAI's Responses API, which the gateway serves as Chat Completions and cannot read; send the whole conversation as input", k.Str)
@@ -102,8 +104,9 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 				err = ir.Invalid("background", "background responses are a Responses API feature the gateway does not serve")
 				return false
 			}
-		case "include", "truncation", "max_tool_calls", "context_management", "prompt_cache_options":
-			// Nothing in Chat Completions; the answer is the same without.
+		case "include", "truncation", "max_tool_calls", "context_management", "access_programs", "image":
+			// Responses API members Chat Completions has not (and would
+			// refuse); the answer is the same without.
 		default:
 			add(k.Str, []byte(v.Raw))
 		}
@@ -133,6 +136,18 @@ type chatMessage struct {
 // chatBuilder turns Responses input items into Chat Completions messages.
 type chatBuilder struct {
 	msgs []*chatMessage
+	// held are the image and file parts of tool outputs: a Chat Completions
+	// tool message holds text only, so they follow the run of tool
+	// messages as a user message (flush).
+	held []json.RawMessage
+}
+
+// flush adds the held parts of tool outputs as a user message.
+func (b *chatBuilder) flush() {
+	if len(b.held) > 0 {
+		b.msgs = append(b.msgs, &chatMessage{role: "user", parts: b.held})
+		b.held = nil
+	}
 }
 
 // assistant is the assistant message a tool call joins: the last message
@@ -152,6 +167,9 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		typ = "message"
 	}
 	param := fmt.Sprintf("input[%d]", i)
+	if typ != "function_call_output" && typ != "custom_tool_call_output" {
+		b.flush()
+	}
 	switch typ {
 	case "message":
 		role := item.Get("role").Str
@@ -164,12 +182,12 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		if err := m.setContent(param+".content", item.Get("content")); err != nil {
 			return err
 		}
-		if role == "assistant" {
-			if n := len(b.msgs); n > 0 && b.msgs[n-1].role == "assistant" && b.msgs[n-1].content == "" && b.msgs[n-1].parts == nil {
-				// Tool calls came first: the text joins their message.
-				b.msgs[n-1].content, b.msgs[n-1].parts = m.content, m.parts
-				return nil
-			}
+		if n := len(b.msgs); role == "assistant" && n > 0 && b.msgs[n-1].role == "assistant" {
+			// One turn of the model's: text before, between or after its
+			// tool calls joins their message, which the tool messages
+			// must follow at once.
+			b.msgs[n-1].join(m)
+			return nil
 		}
 		b.msgs = append(b.msgs, m)
 	case "function_call":
@@ -180,6 +198,20 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
 		if err := m.setContent(param+".output", item.Get("output")); err != nil {
 			return err
+		}
+		if m.parts != nil {
+			text := m.parts[:0:0]
+			for _, p := range m.parts {
+				if gjson.GetBytes(p, "type").Str == "text" {
+					text = append(text, p)
+				} else {
+					b.held = append(b.held, p)
+				}
+			}
+			m.parts = text
+			if len(text) == 0 {
+				m.parts, m.content = nil, `""`
+			}
 		}
 		b.msgs = append(b.msgs, m)
 	case "reasoning":
@@ -203,6 +235,27 @@ func (b *chatBuilder) toolCall(param, typ string, body map[string]string, item g
 	a := b.assistant()
 	a.toolCalls = append(a.toolCalls, call)
 	return nil
+}
+
+// join adds o's content to m's, as text parts after m's own.
+func (m *chatMessage) join(o *chatMessage) {
+	if o.content == "" && o.parts == nil {
+		return
+	}
+	if m.content == "" && m.parts == nil {
+		m.content, m.parts = o.content, o.parts
+		return
+	}
+	m.parts = append(m.asParts(), o.asParts()...)
+	m.content = ""
+}
+
+// asParts is m's content as parts.
+func (m *chatMessage) asParts() []json.RawMessage {
+	if m.content == "" {
+		return m.parts
+	}
+	return []json.RawMessage{json.RawMessage(`{"type":"text","text":` + m.content + `}`)}
 }
 
 // setContent sets m's content from a Responses content or output: a
@@ -256,6 +309,18 @@ func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
 		v = map[string]any{"type": "file", "file": f}
 	default:
 		return nil, ir.Invalid(param+".type", "content part type %q has no Chat Completions equivalent", typ)
+	}
+	if bp := p.Get("prompt_cache_breakpoint"); bp.Exists() && bp.Type != gjson.Null {
+		// The same member, of the same meaning, on Chat Completions' parts.
+		if m, ok := v.(map[string]any); ok {
+			m["prompt_cache_breakpoint"] = json.RawMessage(bp.Raw)
+		} else if m, ok := v.(map[string]string); ok {
+			mm := map[string]any{"prompt_cache_breakpoint": json.RawMessage(bp.Raw)}
+			for k, x := range m {
+				mm[k] = x
+			}
+			v = mm
+		}
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -320,6 +385,9 @@ func chatTools(tools gjson.Result) ([]byte, error) {
 	for i, t := range tools.Array() {
 		switch typ := t.Get("type").Str; typ {
 		case "function":
+			if t.Get("name").Type != gjson.String {
+				return nil, ir.Invalid(fmt.Sprintf("tools[%d].name", i), "a function tool needs a name")
+			}
 			f := map[string]json.RawMessage{"name": json.RawMessage(t.Get("name").Raw)}
 			for _, k := range []string{"description", "parameters", "strict"} {
 				if v := t.Get(k); v.Exists() && v.Type != gjson.Null {
@@ -328,6 +396,9 @@ func chatTools(tools gjson.Result) ([]byte, error) {
 			}
 			out = append(out, map[string]any{"type": "function", "function": f})
 		case "custom":
+			if t.Get("name").Type != gjson.String {
+				return nil, ir.Invalid(fmt.Sprintf("tools[%d].name", i), "a custom tool needs a name")
+			}
 			c := map[string]any{"name": json.RawMessage(t.Get("name").Raw)}
 			if v := t.Get("description"); v.Exists() && v.Type != gjson.Null {
 				c["description"] = json.RawMessage(v.Raw)

@@ -2,6 +2,7 @@ package openai
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/openai/openai-go/v3/responses"
 	"github.com/openai/openai-go/v3/shared"
 	"github.com/tidwall/gjson"
+
+	"github.com/metisgateway/metis/ir"
 )
 
 // chatFrom converts a Responses body and reads the result back as the
@@ -183,5 +186,73 @@ func TestResponsesToChatRefusals(t *testing.T) {
 	got, _ := chatFrom(t, []byte(`{"model":"m","input":"hi","previous_response_id":null}`))
 	if got.Get("messages.0.role").Str != "user" || got.Get("messages.0.content").Str != "hi" {
 		t.Errorf("string input: %s", got.Raw)
+	}
+}
+
+// One turn of the model's, text between its parallel tool calls, is one
+// assistant message, followed at once by the tool messages: Chat
+// Completions refuses an assistant message with tool_calls that its tool
+// messages do not follow (audit 16C). A tool output's image goes after the
+// run of tool messages, as a user message: a tool message holds text only.
+func TestResponsesToChatTurnsAndToolOutputImages(t *testing.T) {
+	got, p := chatFrom(t, []byte(`{"model":"gpt-5-mini","input":[
+		{"role":"user","content":"Look at a and b."},
+		{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Reading a."}]},
+		{"type":"function_call","call_id":"c1","name":"read","arguments":"{\"p\":\"a\"}"},
+		{"type":"message","role":"assistant","content":"And b."},
+		{"type":"function_call","call_id":"c2","name":"shot","arguments":"{}"},
+		{"type":"function_call_output","call_id":"c1","output":"package a"},
+		{"type":"function_call_output","call_id":"c2","output":[{"type":"input_text","text":"here"},{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]},
+		{"type":"message","role":"user","content":"Go on."}]}`))
+	wantPaths(t, got, map[string]string{
+		"messages.#":                         "6",
+		"messages.1.role":                    "assistant",
+		"messages.1.content.0.text":          "Reading a.",
+		"messages.1.content.1.text":          "And b.",
+		"messages.1.tool_calls.#":            "2",
+		"messages.2.role":                    "tool",
+		"messages.2.tool_call_id":            "c1",
+		"messages.3.tool_call_id":            "c2",
+		"messages.3.content.#":               "1",
+		"messages.3.content.0.text":          "here",
+		"messages.4.role":                    "user",
+		"messages.4.content.0.type":          "image_url",
+		"messages.4.content.0.image_url.url": "data:image/png;base64,AAAA",
+		"messages.5.content":                 "Go on.",
+	})
+	if len(p.Messages) != 6 {
+		t.Errorf("the SDK reads %d messages", len(p.Messages))
+	}
+}
+
+// Chat Completions takes the Responses API's prompt-cache options and
+// breakpoints as they are (openai-go's ChatCompletionNewParams and its
+// content parts): kept, the prefix the client pinned stays cached for the
+// time it asked (audit 16C).
+func TestResponsesToChatCacheOptionsKept(t *testing.T) {
+	got, _ := chatFrom(t, []byte(`{"model":"gpt-5-mini","prompt_cache_options":{"mode":"explicit","ttl":"30m"},
+		"input":[{"role":"user","content":[{"type":"input_text","text":"<a repository map>","prompt_cache_breakpoint":{"mode":"explicit","ttl":"12h"}},
+		{"type":"input_text","text":"Fix the bug."}]}]}`))
+	wantPaths(t, got, map[string]string{
+		"prompt_cache_options.mode":                        "explicit",
+		"messages.0.content.0.prompt_cache_breakpoint.ttl": "12h",
+		"messages.0.content.1.text":                        "Fix the bug.",
+	})
+}
+
+// Members only the Responses API has do not go on (Chat Completions
+// refuses unknown members), a member name with an escape stays valid
+// JSON, a null top_logprobs turns nothing on, and a nameless tool is
+// named in its error (audit 16C).
+func TestResponsesToChatEdgeMembers(t *testing.T) {
+	got, _ := chatFrom(t, []byte(`{"model":"gpt-5-mini","input":"hi","access_programs":{"cyber":"standard"},
+		"image":{"context_compression":"auto"},"top_logprobs":null,"x\"y":1}`))
+	wantGone(t, got, "access_programs", "image", "logprobs", "top_logprobs")
+	if got.Get(`x\"y`).Int() != 1 {
+		t.Errorf("a member with an escaped name: %s", got.Raw)
+	}
+	_, err := ResponsesToChat([]byte(`{"model":"m","input":"hi","tools":[{"type":"function","parameters":{"type":"object"}}]}`))
+	if ie, ok := errors.AsType[*ir.Error](err); !ok || ie.Param != "tools[0].name" {
+		t.Errorf("a function tool without a name: %v; want an error naming tools[0].name", err)
 	}
 }
