@@ -294,3 +294,56 @@ func TestE2EStalledReaderHTTP1PricedFromProviderUsage(t *testing.T) {
 		})
 	}
 }
+
+// The keep-alive that goes out with the headers once the provider's first
+// event is later than firstEventHold (an OpenAI reasoning model thinking,
+// a slow Claude start) is a write of the relay's too (audit 16L: it went
+// unmarked, and the provider was cancelled at once): to a client that
+// stopped reading (HTTP/2 window 0) it blocks, holding startStream; the provider
+// then finishes and bills the whole answer, its bytes waiting in the
+// gateway's socket, and when the client leaves they are read on for its
+// usage, as after any stuck write.
+//
+// claude-haiku-4-5: 12 × $1/MTok + 3,000 × $5/MTok = $0.015012.
+func TestE2EStalledReaderLateFirstEventPricedFromProviderUsage(t *testing.T) {
+	old := firstEventHold
+	firstEventHold = 200 * time.Millisecond
+	t.Cleanup(func() { firstEventHold = old })
+
+	// The whole answer as one write, 600 ms after the stream opened (a
+	// comment first, as OpenRouter and proxies send).
+	answer := ""
+	for _, ev := range stalledAnthropicEvents(2000, 3000) {
+		answer += ev
+	}
+	for i := range 3 {
+		t.Run(fmt.Sprint("run ", i), func(t *testing.T) {
+			up := fakeupstream.New(t)
+			g := h2cGateway(t, up)
+			_, tok := e2eKey(g, "stall-late")
+			up.Enqueue("/v1/messages", fakeupstream.Reply{Events: []string{": processing\n\n", answer}, Gap: 600 * time.Millisecond})
+
+			body := `{"model":"haiku","max_tokens":4096,"stream":true,"messages":[{"role":"user","content":"Write."}]}`
+			c := dialRawH2C(t, g.gwPort, 0)
+			c.post(1, "/v1/messages", tok, len(body), body, true)
+			select {
+			case st := <-c.status:
+				if st != "200" {
+					t.Fatalf("status %s, want 200", st)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no response headers")
+			}
+			time.Sleep(1500 * time.Millisecond) // the provider has sent it all (at 600 ms)
+			c.conn.Close()
+
+			call := e2eCalls(g, 1)[0]
+			e2eWant(t, "stalled call, late first event", call, map[string]any{
+				"error_class": "CANCELLED", "input_tokens": 12.0, "output_tokens": 3000.0, "usage_source": "provider",
+			})
+			if cost := e2eCost(t, call); !e2eNear(cost, 0.015012) {
+				t.Errorf("cost_usd %v; the provider bills $0.015012 (12 × $1/MTok + 3000 × $5/MTok)", cost)
+			}
+		})
+	}
+}

@@ -967,8 +967,11 @@ func (k *keepAliver) start(now bool) {
 
 // ping writes and flushes one keep-alive; k.mu is held.
 func (k *keepAliver) ping() {
-	if _, err := k.c.w.Write(k.c.keepAlive()); err == nil {
-		_ = k.rc.Flush()
+	// Marked as the relay's writes are (passStream's send): a ping stuck
+	// on a client that stopped reading holds the relay back too.
+	k.c.writing.Store(true)
+	if _, err := k.c.w.Write(k.c.keepAlive()); err == nil && k.rc.Flush() == nil {
+		k.c.writing.Store(false)
 	}
 }
 
