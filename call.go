@@ -40,9 +40,10 @@ type call struct {
 	// answered is set once the provider's stream has finished its answer
 	// (its only choice's finish).
 	answered atomic.Bool
-	// writing is set while the stream relay writes to the client: a client
-	// that stops reading holds the relay there, with the provider's later
-	// events (its usage too) unread behind it.
+	// writing is set while the stream relay (or its keep-alive) writes to
+	// the client, and stays set when the write fails: a client that stops
+	// reading holds the relay there, with the provider's later events (its
+	// usage too) unread behind it (clientLeft).
 	writing atomic.Bool
 	// leftEarly is set when the client stopped taking a stream before the
 	// provider finished it (drainUnsent).
@@ -124,15 +125,16 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	}
 	body := buf.Bytes()
 	req, aerr := validate(shape, kind, body)
-	if aerr == nil && req.responses {
+	converted := aerr == nil && req.responses
+	if converted {
 		// A Responses API body on /v1/chat/completions (Cursor's agent):
 		// the Chat Completions request it stands for, answered as one.
 		var err error
 		if body, err = openai.ResponsesToChat(body); err != nil {
 			aerr = untranslatable(err)
-			aerr.msg = "a Responses API body sent to /v1/chat/completions, read as Chat Completions: " + aerr.msg
-		} else {
-			req, aerr = validate(shape, kind, body)
+			aerr.msg = responsesRead + aerr.msg
+		} else if req, aerr = validate(shape, kind, body); aerr != nil {
+			aerr.msg = responsesRead + "(as " + convertedPaths + ") " + aerr.msg
 		}
 	}
 	if aerr != nil {
@@ -144,6 +146,11 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		stream: req.stream.Bool(), choices: req.n.Int(), rawQuery: r.URL.RawQuery,
 	}
 	if aerr := c.decide(body, req); aerr != nil {
+		if converted && aerr.reason == "untranslatable" {
+			// Translated on to a Claude model: the paths are the
+			// converted request's.
+			aerr.msg = responsesRead + "(as " + convertedPaths + ") " + aerr.msg
+		}
 		c.refuse(aerr)
 		return nil
 	}
@@ -170,6 +177,14 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	}
 	return nil
 }
+
+// responsesRead begins the error of a Responses API body sent to
+// /v1/chat/completions that could not be served, and convertedPaths says
+// which request the error's paths are of.
+const (
+	responsesRead  = "a Responses API body sent to /v1/chat/completions, read as Chat Completions: "
+	convertedPaths = "the Chat Completions request it stands for: instructions and input are its messages"
+)
 
 // abortResponse cuts the client's stream, recorded, as the provider's was
 // cut (relaysCuts): on HTTP/1 it closes the connection under the

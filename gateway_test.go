@@ -421,6 +421,13 @@ func TestCursorResponsesBodyServedAsChatCompletions(t *testing.T) {
 		e2ePath(e2eJSON(t, b), "error", "type") != "invalid_request_error" {
 		t.Errorf("a Responses body with previous_response_id: %d %s; want a 400 naming it", resp.StatusCode, b)
 	}
+	// Translated on to a Claude model, a member the translation refuses is
+	// named with the request the paths are of (review 16R2).
+	resp = g.post("/v1/chat/completions", tok, `{"model":"haiku","input":"x","tools":[{"type":"custom","name":"ApplyPatch"}]}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "a Responses API body") ||
+		!strings.Contains(b, "tools[0]") || !strings.Contains(b, "custom") {
+		t.Errorf("a custom tool on a Claude model: %d %s; want a 400 naming the converted body and tools[0]", resp.StatusCode, b)
+	}
 	// A body with neither input nor messages is still told messages is required.
 	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini"}`)
 	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "messages: field required") {

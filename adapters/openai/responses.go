@@ -10,17 +10,18 @@ import (
 )
 
 // ResponsesToChat rewrites a Responses API request as the Chat Completions
-// request it stands for: instructions and input items become messages
-// (function and custom tool calls join the assistant message before them,
-// their outputs become tool messages), flat tools and tool choices take
-// Chat Completions' nesting, max_output_tokens becomes
-// max_completion_tokens, reasoning.effort reasoning_effort, text.format
-// response_format and text.verbosity verbosity. Members with no Chat
-// Completions meaning that change nothing when dropped go (include,
-// truncation, reasoning items and summaries); ones that would change the
-// answer (previous_response_id, a conversation, a stored prompt, hosted
-// tools, item references) are refused, since the gateway keeps no
-// conversation state. Other members go as sent.
+// request it stands for: instructions and input items become messages (a
+// model turn's text and tool calls one assistant message, their outputs
+// tool messages), flat tools and tool choices take Chat Completions'
+// nesting, max_output_tokens becomes max_completion_tokens,
+// reasoning.effort reasoning_effort, text.format response_format and
+// text.verbosity verbosity; where the client also sent the Chat
+// Completions member, the Responses one wins. Members Chat Completions has
+// no place for are dropped (include, truncation, max_tool_calls, reasoning
+// items and summaries; adapters/LOSSY.md #30); ones that name state the
+// gateway cannot read (previous_response_id, a conversation, a stored
+// prompt, item references) or tools it cannot run (hosted tools) are
+// refused. Other members go as sent.
 func ResponsesToChat(body []byte) ([]byte, error) {
 	root := gjson.ParseBytes(body)
 	var b chatBuilder
@@ -46,7 +47,12 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 
 	out := make([]byte, 0, len(body)+256)
 	out = append(out, '{')
+	seen := map[string]bool{}
 	add := func(key string, raw []byte) {
+		if seen[key] {
+			return
+		}
+		seen[key] = true
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
@@ -54,66 +60,23 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 		out = append(out, ':')
 		out = append(out, raw...)
 	}
+	// Two passes: the members converted first, so that a Chat Completions
+	// member the client also sent (max_completion_tokens beside
+	// max_output_tokens) gives way rather than go twice.
+	hasTools := len(root.Get("tools").Array()) > 0
 	var err error
-	root.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "input", "instructions":
-		case "max_output_tokens":
-			add("max_completion_tokens", []byte(v.Raw))
-		case "reasoning":
-			if e := v.Get("effort"); e.Exists() && e.Type != gjson.Null {
-				add("reasoning_effort", []byte(e.Raw))
+	for pass := range 2 {
+		root.ForEach(func(k, v gjson.Result) bool {
+			conv := converted[k.Str]
+			if conv != (pass == 0) {
+				return true
 			}
-		case "text":
-			if f := v.Get("format"); f.Exists() && f.Type != gjson.Null {
-				var rf []byte
-				if rf, err = responseFormat(f); err != nil {
-					return false
-				}
-				if rf != nil {
-					add("response_format", rf)
-				}
-			}
-			if vb := v.Get("verbosity"); vb.Exists() && vb.Type != gjson.Null {
-				add("verbosity", []byte(vb.Raw))
-			}
-		case "tools":
-			var tools []byte
-			if tools, err = chatTools(v); err != nil {
-				return false
-			}
-			add("tools", tools)
-		case "tool_choice":
-			var tc []byte
-			if tc, err = chatToolChoice(v); err != nil {
-				return false
-			}
-			add("tool_choice", tc)
-		case "top_logprobs":
-			if v.Type != gjson.Null {
-				add("logprobs", []byte("true"))
-				add("top_logprobs", []byte(v.Raw))
-			}
-		case "previous_response_id", "conversation", "prompt":
-			if v.Type != gjson.Null && v.Raw != `""` {
-				err = ir.Invalid(k.Str, "%s refers to a conversation or prompt stored by OpenAI's Responses API, which the gateway serves as Chat Completions and cannot read; send the whole conversation as input", k.Str)
-				return false
-			}
-		case "background":
-			if v.Type == gjson.True {
-				err = ir.Invalid("background", "background responses are a Responses API feature the gateway does not serve")
-				return false
-			}
-		case "include", "truncation", "max_tool_calls", "context_management", "access_programs", "image":
-			// Responses API members Chat Completions has not (and would
-			// refuse); the answer is the same without.
-		default:
-			add(k.Str, []byte(v.Raw))
+			err = convertMember(k.Str, v, hasTools, add)
+			return err == nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return true
-	})
-	if err != nil {
-		return nil, err
 	}
 	msgs, err := b.json()
 	if err != nil {
@@ -121,6 +84,79 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 	}
 	add("messages", msgs)
 	return append(out, '}'), nil
+}
+
+// converted are the Responses members convertMember does not pass on as
+// they are.
+var converted = map[string]bool{
+	"input": true, "instructions": true, "max_output_tokens": true, "reasoning": true, "text": true,
+	"tools": true, "tool_choice": true, "top_logprobs": true, "previous_response_id": true,
+	"conversation": true, "prompt": true, "background": true, "include": true, "truncation": true,
+	"max_tool_calls": true, "context_management": true, "access_programs": true, "image": true,
+}
+
+// convertMember adds the Chat Completions form of one top-level Responses
+// member through add.
+func convertMember(name string, v gjson.Result, hasTools bool, add func(string, []byte)) error {
+	switch name {
+	case "input", "instructions":
+	case "max_output_tokens":
+		add("max_completion_tokens", []byte(v.Raw))
+	case "reasoning":
+		if e := v.Get("effort"); e.Exists() && e.Type != gjson.Null {
+			add("reasoning_effort", []byte(e.Raw))
+		}
+	case "text":
+		if f := v.Get("format"); f.Exists() && f.Type != gjson.Null {
+			rf, err := responseFormat(f)
+			if err != nil {
+				return err
+			}
+			if rf != nil {
+				add("response_format", rf)
+			}
+		}
+		if vb := v.Get("verbosity"); vb.Exists() && vb.Type != gjson.Null {
+			add("verbosity", []byte(vb.Raw))
+		}
+	case "tools":
+		if !hasTools {
+			return nil // [] or null: Chat Completions wants tools left out
+		}
+		tools, err := chatTools(v)
+		if err != nil {
+			return err
+		}
+		add("tools", tools)
+	case "tool_choice":
+		if !hasTools {
+			return nil // Chat Completions refuses a tool_choice without tools
+		}
+		tc, err := chatToolChoice(v)
+		if err != nil {
+			return err
+		}
+		add("tool_choice", tc)
+	case "top_logprobs":
+		if v.Type != gjson.Null {
+			add("logprobs", []byte("true"))
+			add("top_logprobs", []byte(v.Raw))
+		}
+	case "previous_response_id", "conversation", "prompt":
+		if v.Type != gjson.Null && v.Raw != `""` {
+			return ir.Invalid(name, "%s refers to a conversation or prompt stored by OpenAI's Responses API, which the gateway serves as Chat Completions and cannot read; send the whole conversation as input", name)
+		}
+	case "background":
+		if v.Type == gjson.True {
+			return ir.Invalid("background", "background responses are a Responses API feature the gateway does not serve")
+		}
+	case "include", "truncation", "max_tool_calls", "context_management", "access_programs", "image":
+		// Responses API members Chat Completions has no place for (and
+		// would refuse).
+	default:
+		add(name, []byte(v.Raw))
+	}
+	return nil
 }
 
 // chatMessage is one Chat Completions message being built: content is a

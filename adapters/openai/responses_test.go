@@ -256,3 +256,17 @@ func TestResponsesToChatEdgeMembers(t *testing.T) {
 		t.Errorf("a function tool without a name: %v; want an error naming tools[0].name", err)
 	}
 }
+
+// A Chat Completions member sent beside the Responses member it is made
+// from gives way rather than go twice (which the gateway would refuse as a
+// duplicate key the client never wrote), and empty tools go with their
+// tool_choice, which Chat Completions refuses without tools (review 16R2).
+func TestResponsesToChatPairsAndEmptyTools(t *testing.T) {
+	got, _ := chatFrom(t, []byte(`{"model":"m","max_completion_tokens":6,"input":"x","max_output_tokens":5,
+		"reasoning_effort":"high","reasoning":{"effort":"low"},"tools":[],"tool_choice":"auto"}`))
+	wantPaths(t, got, map[string]string{"max_completion_tokens": "5", "reasoning_effort": "low"})
+	wantGone(t, got, "tools", "tool_choice")
+	if n := strings.Count(got.Raw, `"max_completion_tokens"`); n != 1 {
+		t.Errorf("max_completion_tokens %d times: %s", n, got.Raw)
+	}
+}
