@@ -325,8 +325,9 @@ func scrubToken(r *http.Request, tok string) {
 
 // readAnnounced reads body, whose announced length is n (-1: unknown), to
 // its end. Memory follows the bytes that arrived, not the length announced:
-// room is made for preGrow bytes at first and then for as many more as
-// have come, never past the announced length (with the few bytes more
+// room is made for up to preGrow bytes at first (4 KiB for an unknown
+// length) and then for as many more as have come (at least preGrow), never
+// past the announced length (with the few bytes more
 // that the read finding the end needs), so that a body that came whole
 // sits in a buffer of its size. A client that announces 32 MiB and then
 // trickles a byte a minute holds 64 KiB, not 32 MiB (audit 12C), nor 1 MiB
@@ -381,7 +382,7 @@ func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
 }
 
 // preGrow is the most of a body's announced length readBody makes room
-// for before its bytes arrive.
+// for before its bytes arrive, and the least it grows by after.
 const preGrow = 64 << 10
 
 // readBody reads the request body up to the limit.

@@ -1077,8 +1077,9 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		if obs.complete() {
 			return err
 		}
-		// A client that had the finish and not the usage (held for it)
-		// cancelled nothing, as in passStream.
+		// Once the provider finished, the client cancelled nothing, as in
+		// passStream (the finish it had not had yet was held for the
+		// usage): recorded as a success if the usage comes.
 		c.leftEarly = !obs.finished()
 		defer c.drainUnsent()()
 		for !obs.complete() {
