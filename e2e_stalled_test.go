@@ -104,6 +104,33 @@ func dialRawH2C(t *testing.T, port int, window uint32) *rawH2C {
 	return c
 }
 
+// awaitOK waits for the first response's headers and wants a 200.
+func (c *rawH2C) awaitOK() {
+	c.t.Helper()
+	select {
+	case st := <-c.status:
+		if st != "200" {
+			c.t.Fatalf("status %s, want 200", st)
+		}
+	case <-time.After(10 * time.Second):
+		c.t.Fatal("no response headers")
+	}
+}
+
+// wantStalledHaikuPriced checks the one call of a stalled client of the
+// 3,000-token Haiku answer: cancelled, priced from the provider's usage.
+// claude-haiku-4-5: 12 × $1/MTok + 3,000 × $5/MTok = $0.015012.
+func wantStalledHaikuPriced(t *testing.T, g *testGateway) {
+	t.Helper()
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "stalled call", call, map[string]any{
+		"error_class": "CANCELLED", "input_tokens": 12.0, "output_tokens": 3000.0, "usage_source": "provider",
+	})
+	if cost := e2eCost(t, call); !e2eNear(cost, 0.015012) {
+		t.Errorf("cost_usd %v; the provider bills $0.015012 (12 × $1/MTok + 3000 × $5/MTok)", cost)
+	}
+}
+
 // post opens stream sid with a POST of path; it sends body and, when end
 // is set, ends the stream. length is the announced Content-Length.
 func (c *rawH2C) post(sid uint32, path, token string, length int, body string, end bool) {
@@ -162,14 +189,7 @@ func TestE2EStalledReaderPricedFromProviderUsage(t *testing.T) {
 
 			c := dialRawH2C(t, g.gwPort, 0)
 			c.post(1, tc.path, tok, len(tc.body), tc.body, true)
-			select {
-			case st := <-c.status:
-				if st != "200" {
-					t.Fatalf("status %s, want 200", st)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no response headers")
-			}
+			c.awaitOK()
 			// The provider sends its whole answer at once (47 KB); it waits
 			// unread in the gateway's socket. Then the client goes.
 			for deadline := time.Now().Add(5 * time.Second); len(up.RequestsTo("/v1/messages")) == 0 && time.Now().Before(deadline); {
@@ -178,13 +198,7 @@ func TestE2EStalledReaderPricedFromProviderUsage(t *testing.T) {
 			time.Sleep(time.Second)
 			c.conn.Close()
 
-			call := e2eCalls(g, 1)[0]
-			e2eWant(t, "stalled call", call, map[string]any{
-				"error_class": "CANCELLED", "input_tokens": 12.0, "output_tokens": 3000.0, "usage_source": "provider",
-			})
-			if cost := e2eCost(t, call); !e2eNear(cost, 0.015012) {
-				t.Errorf("cost_usd %v; the provider bills $0.015012 (12 × $1/MTok + 3000 × $5/MTok)", cost)
-			}
+			wantStalledHaikuPriced(t, g)
 		})
 	}
 }
@@ -326,24 +340,11 @@ func TestE2EStalledReaderLateFirstEventPricedFromProviderUsage(t *testing.T) {
 			body := `{"model":"haiku","max_tokens":4096,"stream":true,"messages":[{"role":"user","content":"Write."}]}`
 			c := dialRawH2C(t, g.gwPort, 0)
 			c.post(1, "/v1/messages", tok, len(body), body, true)
-			select {
-			case st := <-c.status:
-				if st != "200" {
-					t.Fatalf("status %s, want 200", st)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("no response headers")
-			}
+			c.awaitOK()
 			time.Sleep(1500 * time.Millisecond) // the provider has sent it all (at 600 ms)
 			c.conn.Close()
 
-			call := e2eCalls(g, 1)[0]
-			e2eWant(t, "stalled call, late first event", call, map[string]any{
-				"error_class": "CANCELLED", "input_tokens": 12.0, "output_tokens": 3000.0, "usage_source": "provider",
-			})
-			if cost := e2eCost(t, call); !e2eNear(cost, 0.015012) {
-				t.Errorf("cost_usd %v; the provider bills $0.015012 (12 × $1/MTok + 3000 × $5/MTok)", cost)
-			}
+			wantStalledHaikuPriced(t, g)
 		})
 	}
 }
