@@ -324,14 +324,14 @@ func scrubToken(r *http.Request, tok string) {
 }
 
 // readAnnounced reads body, whose announced length is n (-1: unknown), to
-// its end. Memory follows the bytes that arrived, not the length announced:
-// room is made for up to preGrow bytes at first (4 KiB for an unknown
-// length) and then for as many more as have come (at least preGrow), never
-// past the announced length (with the few bytes more
-// that the read finding the end needs), so that a body that came whole
-// sits in a buffer of its size. A client that announces 32 MiB and then
-// trickles a byte a minute holds 64 KiB, not 32 MiB (audit 12C), nor 1 MiB
-// per request, of which one HTTP/2 connection can carry hundreds (16A).
+// its end. Memory follows the bytes that arrived, not the length
+// announced: room is made for up to preGrow bytes at first (4 KiB for an
+// unknown length), then for as many more as have come (at least preGrow),
+// never past the announced length and the few bytes more that the read
+// finding the end needs, so that a body that came whole sits in a buffer
+// of its size. A client that announces 32 MiB and then trickles a byte a
+// minute holds 64 KiB, not 32 MiB (audit 12C), nor 1 MiB per request, of
+// which one HTTP/2 connection can carry hundreds (16A).
 func readAnnounced(body io.Reader, n int64) ([]byte, error) {
 	const slack = bytes.MinRead // room for the read that finds the end
 	first := int64(4 << 10)

@@ -877,13 +877,13 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 // sent meanwhile (a variable for tests).
 var unreadGrace = 300 * time.Millisecond
 
-// drainUnsent bounds the reading on (drainUsage) of a stream whose client
-// stopped taking it before the provider's finish by unreadGrace; the
-// returned func stops the bound. A client that stops
-// reading does not stop the provider, which finishes and bills the
-// answer while its bytes wait in the gateway's socket: read on, they give
-// the call the provider's own usage rather than that of the events the
-// client took (audit 16A: 3,000 output tokens billed, 1 recorded).
+// drainUnsent bounds by unreadGrace the reading on (drainUsage) of a
+// stream whose client stopped taking it before the provider's finish; the
+// returned func stops the bound. A client that stops reading does not stop
+// the provider, which finishes and bills the answer while its bytes wait
+// in the gateway's socket: read on, they give the call the provider's own
+// usage rather than that of the events the client took (audit 16A: 3,000
+// output tokens billed, 1 recorded).
 func (c *call) drainUnsent() (stop func()) {
 	t := time.AfterFunc(unreadGrace, func() { c.cancel(nil) })
 	return func() { t.Stop() }
