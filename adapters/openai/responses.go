@@ -197,6 +197,7 @@ func (b *chatBuilder) assistant() *chatMessage {
 	return m
 }
 
+// item adds input item i to the messages.
 func (b *chatBuilder) item(i int, item gjson.Result) error {
 	typ := item.Get("type").Str
 	if typ == "" && item.Get("role").Exists() {
