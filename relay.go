@@ -809,21 +809,9 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	send := func() error {
 		ka.hold()
 		defer ka.release()
-		// Left set when the write fails: clientLeft, which may run only
-		// after, then grants the read on for the unread events.
-		c.writing.Store(true)
-		if len(burst) > 0 {
-			_, err := c.w.Write(burst)
-			burst = burst[:0]
-			if err != nil {
-				return errClientGone
-			}
-		}
-		if err := rc.Flush(); err != nil {
-			return errClientGone
-		}
-		c.writing.Store(false)
-		return nil
+		err := c.writeOut(rc, burst)
+		burst = burst[:0]
+		return err
 	}
 	defer func() { *bp = burst[:0] }()
 	first := true // startStream observed the first event
@@ -967,12 +955,27 @@ func (k *keepAliver) start(now bool) {
 
 // ping writes and flushes one keep-alive; k.mu is held.
 func (k *keepAliver) ping() {
-	// Marked as the relay's writes are (passStream's send): a ping stuck
-	// on a client that stopped reading holds the relay back too.
-	k.c.writing.Store(true)
-	if _, err := k.c.w.Write(k.c.keepAlive()); err == nil && k.rc.Flush() == nil {
-		k.c.writing.Store(false)
+	// A ping stuck on a client that stopped reading holds the relay back
+	// as its own writes do.
+	_ = k.c.writeOut(k.rc, k.c.keepAlive())
+}
+
+// writeOut writes b (none: only the flush) to the client and flushes it,
+// marked as writing. The mark stays set when the write fails: clientLeft,
+// which may run only after, then grants the read on for the events the
+// client left unread (drainUnsent).
+func (c *call) writeOut(rc *http.ResponseController, b []byte) error {
+	c.writing.Store(true)
+	if len(b) > 0 {
+		if _, err := c.w.Write(b); err != nil {
+			return errClientGone
+		}
 	}
+	if err := rc.Flush(); err != nil {
+		return errClientGone
+	}
+	c.writing.Store(false)
+	return nil
 }
 
 // hold holds off the pings while the relay writes (until release), and
@@ -1061,15 +1064,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		if len(b) == 0 {
 			return nil
 		}
-		c.writing.Store(true) // left set when the write fails (see passStream)
-		if _, err := c.w.Write(b); err != nil {
-			return errClientGone
-		}
-		if err := rc.Flush(); err != nil {
-			return errClientGone
-		}
-		c.writing.Store(false)
-		return nil
+		return c.writeOut(rc, b)
 	}
 	// drain reads on, untranslated, after the client stopped taking the
 	// stream before the provider's finish (see drainUnsent).
