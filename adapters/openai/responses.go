@@ -317,12 +317,12 @@ func (m *chatMessage) setContent(param string, c gjson.Result) error {
 
 // chatPart is a Responses content part as a Chat Completions one.
 func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
-	var v any
+	var v map[string]any
 	switch typ := p.Get("type").Str; typ {
 	case "input_text", "output_text", "text":
-		v = map[string]string{"type": "text", "text": p.Get("text").Str}
+		v = map[string]any{"type": "text", "text": p.Get("text").Str}
 	case "refusal":
-		v = map[string]string{"type": "refusal", "refusal": p.Get("refusal").Str}
+		v = map[string]any{"type": "refusal", "refusal": p.Get("refusal").Str}
 	case "input_image":
 		url := p.Get("image_url").Str
 		if url == "" {
@@ -349,15 +349,7 @@ func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
 	}
 	if bp := p.Get("prompt_cache_breakpoint"); bp.Exists() && bp.Type != gjson.Null {
 		// The same member, of the same meaning, on Chat Completions' parts.
-		if m, ok := v.(map[string]any); ok {
-			m["prompt_cache_breakpoint"] = json.RawMessage(bp.Raw)
-		} else if m, ok := v.(map[string]string); ok {
-			mm := map[string]any{"prompt_cache_breakpoint": json.RawMessage(bp.Raw)}
-			for k, x := range m {
-				mm[k] = x
-			}
-			v = mm
-		}
+		v["prompt_cache_breakpoint"] = json.RawMessage(bp.Raw)
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
