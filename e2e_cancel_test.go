@@ -408,9 +408,7 @@ func TestE2EClientLeavesAfterFinishBeforeUsage(t *testing.T) {
 // than usageGrace once the client has left: the call is then cancelled
 // and recorded with its estimate, as any stream the client left.
 func TestE2EClientLeavesAfterFinishUsageNeverComes(t *testing.T) {
-	old := usageGrace
-	usageGrace = 300 * time.Millisecond
-	t.Cleanup(func() { usageGrace = old })
+	setForTest(t, &usageGrace, 300*time.Millisecond)
 	g, up := e2eSetup(t, "") // reads usageGrace
 	_, tok := e2eKey(g, "finish-then-stall")
 	r := fakeupstream.OpenAITextStream("gpt-5-mini", "Hello there, friend.", 1000, true)

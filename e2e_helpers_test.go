@@ -22,6 +22,14 @@ import (
 	"github.com/metisgateway/metis/store"
 )
 
+// setForTest sets *p to v for the rest of the test: a package variable a
+// test shortens (a timer's length), put back when it ends.
+func setForTest[T any](t testing.TB, p *T, v T) {
+	old := *p
+	*p = v
+	t.Cleanup(func() { *p = old })
+}
+
 // e2eSetup starts a gateway whose providers both point at a fresh fake
 // provider; extra is appended to the metis option body.
 func e2eSetup(t *testing.T, extra string) (*testGateway, *fakeupstream.Server) {

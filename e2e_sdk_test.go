@@ -513,9 +513,8 @@ func TestE2ERefusalCarriesItsEventID(t *testing.T) {
 // hold, a ping event for an Anthropic client when the provider pauses
 // mid-answer. The official SDKs read through them to the same answer.
 func TestE2ESilentStreamKeepAlive(t *testing.T) {
-	oldHold, oldPing := firstEventHold, pingEvery
-	firstEventHold, pingEvery = 50*time.Millisecond, 300*time.Millisecond
-	t.Cleanup(func() { firstEventHold, pingEvery = oldHold, oldPing })
+	setForTest(t, &firstEventHold, 50*time.Millisecond)
+	setForTest(t, &pingEvery, 300*time.Millisecond)
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "thinker")
 

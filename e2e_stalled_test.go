@@ -320,9 +320,7 @@ func TestE2EStalledReaderHTTP1PricedFromProviderUsage(t *testing.T) {
 //
 // claude-haiku-4-5: 12 × $1/MTok + 3,000 × $5/MTok = $0.015012.
 func TestE2EStalledReaderLateFirstEventPricedFromProviderUsage(t *testing.T) {
-	old := firstEventHold
-	firstEventHold = 200 * time.Millisecond
-	t.Cleanup(func() { firstEventHold = old })
+	setForTest(t, &firstEventHold, 200*time.Millisecond)
 
 	// The whole answer as one write, 600 ms after the stream opened (a
 	// comment first, as OpenRouter and proxies send).

@@ -214,9 +214,7 @@ func TestE2EStreamFailingBeforeFirstEventExhausted(t *testing.T) {
 // its first event does not keep the client from its headers, and a stream
 // that breaks after them is not retried.
 func TestE2EStreamHeadersHeldOnlyBriefly(t *testing.T) {
-	old := firstEventHold
-	firstEventHold = 100 * time.Millisecond
-	t.Cleanup(func() { firstEventHold = old })
+	setForTest(t, &firstEventHold, 100*time.Millisecond)
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "slow")
 
@@ -252,11 +250,10 @@ func TestE2EStreamHeadersHeldOnlyBriefly(t *testing.T) {
 // A translated stream whose headers went out before its first event keeps
 // getting keep-alive pings while it waits, as it did before the hold.
 func TestE2ETranslatedStreamPingsWhileAwaitingFirstEvent(t *testing.T) {
-	oldHold, oldPing := firstEventHold, pingEvery
 	// Pings with the headers at 50 ms and at 550 ms, before the first event
 	// at 900 ms.
-	firstEventHold, pingEvery = 50*time.Millisecond, 500*time.Millisecond
-	t.Cleanup(func() { firstEventHold, pingEvery = oldHold, oldPing })
+	setForTest(t, &firstEventHold, 50*time.Millisecond)
+	setForTest(t, &pingEvery, 500*time.Millisecond)
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "waiting")
 

@@ -112,9 +112,7 @@ func TestForeignUpstreamEmptyAnswerWithoutContentTypeToStream(t *testing.T) {
 // priced from its usage: the hold does not send a stream's headers before
 // the answer's first byte says what it is.
 func TestForeignUpstreamJSONWithoutContentTypeAfterHold(t *testing.T) {
-	old := firstEventHold
-	firstEventHold = 100 * time.Millisecond
-	t.Cleanup(func() { firstEventHold = old })
+	setForTest(t, &firstEventHold, 100*time.Millisecond)
 	body := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0).Body
 	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Content-Type"] = nil
@@ -143,9 +141,7 @@ func TestForeignUpstreamJSONWithoutContentTypeAfterHold(t *testing.T) {
 // type the hold would have sent the client its headers, and the provider
 // may have been generating, which it bills (review 14R).
 func TestForeignUpstreamLateDeathWithoutContentTypeNotRetried(t *testing.T) {
-	old := firstEventHold
-	firstEventHold = 100 * time.Millisecond
-	t.Cleanup(func() { firstEventHold = old })
+	setForTest(t, &firstEventHold, 100*time.Millisecond)
 	for _, ct := range []string{"text/event-stream", ""} {
 		t.Run("ct="+ct, func(t *testing.T) {
 			g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
@@ -620,9 +616,7 @@ func TestForeignUpstreamBusyConnectionNotResent(t *testing.T) {
 // sent the headers (the first-event hold), is recorded as within the hold:
 // BAD_UPSTREAM_RESPONSE, priced from the prompt (review 13R2).
 func TestForeignUpstreamCorruptStreamAfterHold(t *testing.T) {
-	old := firstEventHold
-	firstEventHold = 100 * time.Millisecond
-	t.Cleanup(func() { firstEventHold = old })
+	setForTest(t, &firstEventHold, 100*time.Millisecond)
 	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Content-Encoding", "gzip")

@@ -184,9 +184,7 @@ func TestSuccessStatusWithErrorBody(t *testing.T) {
 // never sent, so it is retried and recorded as unreachable. It was tried
 // once and called a provider that "did not answer in time" (audit 12B).
 func TestTLSHandshakeStallRetried(t *testing.T) {
-	old := tlsHandshakeTimeout
-	tlsHandshakeTimeout = 200 * time.Millisecond
-	t.Cleanup(func() { tlsHandshakeTimeout = old })
+	setForTest(t, &tlsHandshakeTimeout, 200*time.Millisecond)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
