@@ -1,6 +1,9 @@
 package ir
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strings"
+)
 
 // Role is the author of a message in the neutral model.
 type Role string
@@ -91,6 +94,53 @@ type Tool struct {
 	Parameters   json.RawMessage
 	Strict       *bool
 	CacheControl json.RawMessage
+	// Custom is set for an OpenAI custom tool, which takes free text
+	// rather than a JSON object. Its calls carry that text as the
+	// arguments {"input": text} (CustomArguments); Parameters is unset.
+	Custom *CustomTool
+}
+
+// CustomTool is the input format of a free-text tool: any text when
+// Syntax is empty, else text matching Definition, a grammar in Syntax
+// ("lark" or "regex").
+type CustomTool struct {
+	Syntax     string
+	Definition string
+}
+
+// customSchema is the arguments schema a custom tool is offered with to
+// a provider that has only JSON tools.
+const customSchema = `{"type":"object","properties":{"input":{"type":"string","description":"The text the tool takes, whole and unencoded."}},"required":["input"],"additionalProperties":false}`
+
+// AsFunction returns the description and the arguments schema a custom
+// tool is offered with to a provider that has only JSON tools: one
+// string member, input, and the description says what the text must
+// match. Its calls' arguments are then CustomArguments.
+func (c *CustomTool) AsFunction(description string) (string, json.RawMessage) {
+	var b strings.Builder
+	b.WriteString(description)
+	if description != "" {
+		b.WriteString("\n\n")
+	}
+	b.WriteString(`This tool takes free text: put all of it in the string parameter "input", exactly as the tool is to receive it.`)
+	switch c.Syntax {
+	case "lark":
+		b.WriteString(" The text must match this Lark grammar:\n")
+		b.WriteString(c.Definition)
+	case "regex":
+		b.WriteString(" The text must match this regular expression:\n")
+		b.WriteString(c.Definition)
+	}
+	return b.String(), json.RawMessage(customSchema)
+}
+
+// CustomArguments is the arguments object a call of a custom tool
+// carries: {"input": input}.
+func CustomArguments(input string) json.RawMessage {
+	b, _ := json.Marshal(struct {
+		Input string `json:"input"`
+	}{input})
+	return b
 }
 
 // ToolChoiceMode says whether and how the model must call tools.
@@ -202,6 +252,9 @@ func (r *Request) EstimateInputTokens() int64 {
 	}
 	for i := range r.Tools {
 		chars += int64(len(r.Tools[i].Name) + len(r.Tools[i].Description) + len(r.Tools[i].Parameters))
+		if c := r.Tools[i].Custom; c != nil {
+			chars += int64(len(c.Definition))
+		}
 	}
 	n := chars/4 + fixed
 	if n < 1 {

@@ -54,6 +54,24 @@ func SafeToolName(name string) string {
 // ready to use; a nil *ToolNames maps every name to itself.
 type ToolNames struct {
 	toClient map[string]string
+	custom   map[string]bool
+}
+
+// MarkCustom records that the upstream tool name belongs to a custom
+// (free-text) tool, whose calls go back to the client as custom calls.
+func (m *ToolNames) MarkCustom(upstream string) {
+	if m == nil {
+		return
+	}
+	if m.custom == nil {
+		m.custom = make(map[string]bool)
+	}
+	m.custom[strings.Clone(upstream)] = true // may be the request body's memory
+}
+
+// IsCustom reports whether MarkCustom recorded the upstream tool name.
+func (m *ToolNames) IsCustom(upstream string) bool {
+	return m != nil && m.custom[upstream]
 }
 
 // Upstream returns the name to send upstream for the client's name and

@@ -621,13 +621,18 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		out.Messages = append(out.Messages, outMessage{Role: role, Content: content})
 	}
 	for _, t := range r.Tools {
-		schema := t.Parameters
+		schema, desc, name := t.Parameters, t.Description, o.Names.Upstream(t.Name)
+		if t.Custom != nil {
+			// Claude has JSON tools only: the free text goes in one string
+			// member, and the answer's calls go back as custom calls.
+			desc, schema = t.Custom.AsFunction(desc)
+			o.Names.MarkCustom(name)
+		}
 		if isJSONNull(schema) {
 			schema = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
 		out.Tools = append(out.Tools, outTool{
-			Name: o.Names.Upstream(t.Name), Description: t.Description,
-			InputSchema: schema, CacheControl: t.CacheControl,
+			Name: name, Description: desc, InputSchema: schema, CacheControl: t.CacheControl,
 		})
 	}
 	if len(out.Tools) > 0 || r.ToolChoice != nil && r.ToolChoice.Mode == ir.ToolChoiceNone {

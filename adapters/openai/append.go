@@ -302,11 +302,20 @@ func (c *outChoice) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
+// appendJSON writes the call; a custom one (Type "custom") as
+// {"custom":{"name","input"}} with Arguments as its input.
 func (tc *outToolCall) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = wirestr.AppendString(b, tc.ID)
 	b = append(b, `,"type":`...)
 	b = wirestr.AppendString(b, tc.Type)
+	if tc.Type == "custom" {
+		b = append(b, `,"custom":{"name":`...)
+		b = wirestr.AppendString(b, tc.Function.Name)
+		b = append(b, `,"input":`...)
+		b = wirestr.AppendString(b, tc.Function.Arguments)
+		return append(b, "}}"...)
+	}
 	b = append(b, `,"function":{"name":`...)
 	b = wirestr.AppendString(b, tc.Function.Name)
 	b = append(b, `,"arguments":`...)

@@ -124,10 +124,12 @@ var (
 		"safety_identifier", "reasoning_effort", "response_format", "functions",
 	}
 	messageFields    = []string{"role", "content", "tool_calls", "tool_call_id", "refusal"}
-	toolCallFields   = []string{"index", "id", "type", "function"}
+	toolCallFields   = []string{"index", "id", "type", "function", "custom"}
 	callFuncFields   = []string{"name", "arguments"}
-	toolFields       = []string{"type", "function", "cache_control"}
+	callCustomFields = []string{"name", "input"}
+	toolFields       = []string{"type", "function", "cache_control", "custom"}
 	toolFuncFields   = []string{"name", "description", "parameters", "strict"}
+	toolCustomFields = []string{"name", "description", "format"}
 	respFormatFields = []string{"type", "json_schema"}
 	jsonSchemaFields = []string{"name", "schema", "strict"}
 	partFields       = []string{"type", "text", "refusal", "image_url", "file", "cache_control"}
@@ -265,6 +267,15 @@ func fillToolCall(tc *inToolCall, v gjson.Result) bool {
 		if v.Type == gjson.Null {
 			return true
 		}
+		if i == 4 {
+			tc.Custom = &inCallCustom{}
+			return wiredec.Fields(v, callCustomFields, nil, func(i int, v gjson.Result) bool {
+				if i == 0 {
+					return wiredec.Str(v, &tc.Custom.Name)
+				}
+				return strPtr(v, &tc.Custom.Input)
+			})
+		}
 		return wiredec.Fields(v, callFuncFields, nil, func(i int, v gjson.Result) bool {
 			if i == 0 {
 				return wiredec.Str(v, &tc.Function.Name)
@@ -282,6 +293,23 @@ func fillTool(t *inTool, v gjson.Result) bool {
 		case 2:
 			t.CacheControl = raw(v)
 			return true
+		case 3:
+			if v.Type == gjson.Null {
+				t.Custom = nil
+				return true
+			}
+			t.Custom = &inToolCustom{}
+			c := t.Custom
+			return wiredec.Fields(v, toolCustomFields, nil, func(i int, v gjson.Result) bool {
+				switch i {
+				case 0:
+					return wiredec.Str(v, &c.Name)
+				case 1:
+					return wiredec.Str(v, &c.Description)
+				}
+				c.Format = raw(v)
+				return true
+			})
 		}
 		if v.Type == gjson.Null {
 			t.Function = nil

@@ -61,6 +61,12 @@ var fastEdgeBodies = []string{
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f"}}]}]}`,
 	`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a","cache_control":null},{"type":"text","text":null}]}]}`,
 	`{"model":"m","messages":[{"role":"tool","tool_call_id":"t","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]}`,
+	`{"model":"m","tools":[{"type":"custom","custom":{"name":"g","description":"d","format":{"type":"grammar","grammar":{"syntax":"lark","definition":"start: /.+/"}}},"cache_control":{"type":"ephemeral"}}],"tool_choice":{"type":"custom","custom":{"name":"g"}},"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"custom","custom":{"name":"g","input":"a\nb\u00e9"}}]}]}`,
+	`{"model":"m","tools":[{"type":"custom","custom":null},{"type":"custom","custom":{"name":"g","format":null}}],"messages":[]}`,
+	`{"model":"m","tools":[{"type":"custom","custom":{"name":"g","format":{"type":"text"},"other":1}}],"messages":[]}`,
+	`{"model":"m","tools":[{"type":"custom","custom":{"name":"g","format":{"type":"grammar","grammar":{"syntax":"ebnf","definition":"x"}}}}],"messages":[]}`,
+	`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"custom","custom":{"name":"g","input":null}},{"id":"d","type":"custom","custom":null}]}]}`,
+	`{"model":"m","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"custom","custom":{"name":"g","input":5}}]}]}`,
 	`null`, `[]`, `"x"`, `{}`, `{"model":"m","messages":[]} x`, ``,
 }
 

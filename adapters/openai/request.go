@@ -18,7 +18,8 @@ import (
 // model. Leading system/developer messages become Request.System; later
 // ones stay in place as system messages. Consecutive tool messages become
 // one user message of tool results. Unsupported content (audio, file ids,
-// legacy functions, custom tools) is an *ir.Error with status 400.
+// legacy functions) is an *ir.Error with status 400. A custom tool's
+// calls carry their input as the arguments {"input": text}.
 //
 // The body is read by a reflection-free reader (decode_fast.go) when it
 // can read it exactly as encoding/json would, else by json.Unmarshal.
@@ -116,12 +117,20 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 		}
 	}
 	for i, t := range in.Tools {
+		if t.Type == "custom" {
+			tool, err := customTool(i, t.Custom, t.CacheControl)
+			if err != nil {
+				return nil, err
+			}
+			r.Tools = append(r.Tools, tool)
+			continue
+		}
 		if t.Type == "function" && t.Function == nil {
 			return nil, ir.Invalid(fmt.Sprintf("tools[%d].function", i),
 				"field required; a flat tool with the name at the top is a Responses API tool, not a Chat Completions one")
 		}
 		if t.Type != "function" {
-			return nil, ir.Invalid(fmt.Sprintf("tools[%d].type", i), "tool type %q is not supported across providers (only function tools)", t.Type)
+			return nil, ir.Invalid(fmt.Sprintf("tools[%d].type", i), "tool type %q is not supported across providers (function and custom tools only)", t.Type)
 		}
 		if t.Function.Name == "" {
 			return nil, ir.Invalid(fmt.Sprintf("tools[%d].function.name", i), "tool name is required")
@@ -173,6 +182,17 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 			}
 			for j := range m.ToolCalls {
 				tc := &m.ToolCalls[j]
+				if tc.Type == "custom" {
+					if tc.Custom == nil || tc.Custom.Name == "" {
+						return nil, ir.Invalid(fmt.Sprintf("%s.tool_calls[%d].custom.name", messageWhere(i), j), "a custom tool call needs a name")
+					}
+					input := ""
+					if tc.Custom.Input != nil {
+						input = *tc.Custom.Input
+					}
+					parts = append(parts, ir.Part{Type: ir.PartToolCall, ToolCallID: tc.ID, ToolName: tc.Custom.Name, Arguments: ir.CustomArguments(input)})
+					continue
+				}
 				args := ""
 				if tc.Function.Arguments != nil {
 					args = *tc.Function.Arguments
@@ -227,6 +247,38 @@ func ArgumentsObject(args string) json.RawMessage {
 	return b
 }
 
+// customTool reads tools[i], a custom (free-text) tool.
+func customTool(i int, c *inToolCustom, cache json.RawMessage) (ir.Tool, error) {
+	where := fmt.Sprintf("tools[%d].custom", i)
+	if c == nil {
+		return ir.Tool{}, ir.Invalid(where, "field required")
+	}
+	if c.Name == "" {
+		return ir.Tool{}, ir.Invalid(where+".name", "tool name is required")
+	}
+	t := ir.Tool{Name: c.Name, Description: c.Description, CacheControl: cache, Custom: &ir.CustomTool{}}
+	if isJSONNull(c.Format) {
+		return t, nil
+	}
+	f := gjson.ParseBytes(c.Format)
+	switch typ := f.Get("type"); typ.Str {
+	case "text":
+	case "grammar":
+		g := f.Get("grammar")
+		syntax, def := g.Get("syntax"), g.Get("definition")
+		if syntax.Str != "lark" && syntax.Str != "regex" {
+			return ir.Tool{}, ir.Invalid(where+".format.grammar.syntax", "grammar syntax %q is not supported (lark or regex)", syntax.Str)
+		}
+		if def.Type != gjson.String || def.Str == "" {
+			return ir.Tool{}, ir.Invalid(where+".format.grammar.definition", "a grammar format needs a definition")
+		}
+		t.Custom.Syntax, t.Custom.Definition = syntax.Str, def.Str
+	default:
+		return ir.Tool{}, ir.Invalid(where+".format.type", "custom tool format %q is not supported (text or grammar)", typ.Str)
+	}
+	return t, nil
+}
+
 func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
 	if isJSONString(raw) {
 		var s string
@@ -246,6 +298,9 @@ func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
 		Function *struct {
 			Name string `json:"name"`
 		} `json:"function"`
+		Custom *struct {
+			Name string `json:"name"`
+		} `json:"custom"`
 		AllowedTools *struct {
 			Mode string `json:"mode"`
 		} `json:"allowed_tools"`
@@ -259,6 +314,11 @@ func decodeToolChoice(raw json.RawMessage) (*ir.ToolChoice, error) {
 			return nil, ir.Invalid("tool_choice.function.name", "named tool_choice needs a function name")
 		}
 		return &ir.ToolChoice{Mode: ir.ToolChoiceNamed, Name: obj.Function.Name}, nil
+	case "custom":
+		if obj.Custom == nil || obj.Custom.Name == "" {
+			return nil, ir.Invalid("tool_choice.custom.name", "named tool_choice needs a custom tool name")
+		}
+		return &ir.ToolChoice{Mode: ir.ToolChoiceNamed, Name: obj.Custom.Name}, nil
 	case "allowed_tools":
 		// The allowed subset cannot be expressed; keep the mode.
 		if obj.AllowedTools != nil && obj.AllowedTools.Mode == "required" {
@@ -546,12 +606,16 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		}
 	}
 	for _, t := range r.Tools {
-		params := t.Parameters
+		params, desc, name := t.Parameters, t.Description, o.Names.Upstream(t.Name)
+		if t.Custom != nil {
+			desc, params = t.Custom.AsFunction(desc)
+			o.Names.MarkCustom(name)
+		}
 		if isJSONNull(params) {
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
 		out.Tools = append(out.Tools, outTool{Type: "function", Function: outFunction{
-			Name: o.Names.Upstream(t.Name), Description: t.Description, Parameters: params, Strict: t.Strict,
+			Name: name, Description: desc, Parameters: params, Strict: t.Strict,
 		}})
 	}
 	if tc := r.ToolChoice; tc != nil && (len(out.Tools) > 0 || tc.Mode == ir.ToolChoiceNone) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -169,6 +171,13 @@ func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outRespon
 		case ir.PartThinking:
 			thinking.WriteString(p.Text)
 		case ir.PartToolCall:
+			if names.IsCustom(p.ToolName) {
+				msg.ToolCalls = append(msg.ToolCalls, outToolCall{
+					ID: p.ToolCallID, Type: "custom",
+					Function: outCallFunction{Name: names.Client(p.ToolName), Arguments: CustomInput(p.Arguments)},
+				})
+				continue
+			}
 			args := p.Arguments
 			if isJSONNull(args) {
 				args = json.RawMessage("{}")
@@ -192,6 +201,24 @@ func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outRespon
 		out.Usage = encodeUsageCounts(r.Usage)
 	}
 	return &out
+}
+
+// CustomInput is the free text of a custom tool's call made through a
+// JSON tool (ir.CustomTool.AsFunction): its string member input; a model
+// that wrote other JSON gets that JSON as the text, and no arguments
+// (or {}) an empty text.
+func CustomInput(args json.RawMessage) string {
+	if v := gjson.GetBytes(args, "input"); v.Exists() {
+		if v.Type == gjson.String {
+			return v.Str
+		}
+		return v.Raw
+	}
+	c := compactJSON(args)
+	if c == "{}" || c == "null" {
+		return ""
+	}
+	return c
 }
 
 // standInID names a tool call the server gave no id. It is random, not

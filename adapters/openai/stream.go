@@ -235,6 +235,8 @@ type StreamEncoder struct {
 	started   bool
 	toolType  bool // open block is a tool call
 	argsSent  bool // the open tool call has sent argument text
+	custom    bool // the open tool call is a custom tool's
+	input     inputReader
 	openIdx   int
 	open      bool
 	tools     int
@@ -291,6 +293,20 @@ func (e *StreamEncoder) chunk(dst []byte, delta string, s []byte, finish string)
 	return append(dst, "}]}\n\n"...)
 }
 
+// outChunkCustomCall opens a custom tool's call in a stream.
+type outChunkCustomCall struct {
+	Index  int           `json:"index"`
+	ID     string        `json:"id"`
+	Type   string        `json:"type"`
+	Custom outCallCustom `json:"custom"`
+}
+
+// outCallCustom is a custom tool's name and (a piece of) its input.
+type outCallCustom struct {
+	Name  string `json:"name"`
+	Input string `json:"input"`
+}
+
 type outChunkToolCall struct {
 	Index    int             `json:"index"`
 	ID       string          `json:"id"`
@@ -312,7 +328,19 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	switch ev.Type {
 	case ir.EventBlockStart:
 		e.open, e.openIdx, e.toolType, e.argsSent = true, ev.Index, ev.Block.Type == ir.PartToolCall, false
-		if e.toolType {
+		e.custom = e.toolType && e.Names.IsCustom(ev.Block.ToolName)
+		switch {
+		case e.custom:
+			// A custom tool's call, made through a JSON tool: its text is
+			// read out of the arguments as they stream.
+			e.input = inputReader{}
+			b, _ := json.Marshal(struct {
+				ToolCalls [1]outChunkCustomCall `json:"tool_calls"`
+			}{[1]outChunkCustomCall{{Index: e.tools, ID: ev.Block.ToolCallID, Type: "custom",
+				Custom: outCallCustom{Name: e.Names.Client(ev.Block.ToolName)}}}})
+			e.tools++
+			dst = e.chunk(dst, string(b), nil, "")
+		case e.toolType:
 			b, _ := json.Marshal(struct {
 				ToolCalls [1]outChunkToolCall `json:"tool_calls"`
 			}{[1]outChunkToolCall{{Index: e.tools, ID: ev.Block.ToolCallID, Type: "function",
@@ -322,6 +350,12 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		}
 	case ir.EventBlockDelta:
 		if !e.open || e.openIdx != ev.Index || ev.Text == "" {
+			return dst
+		}
+		if e.custom {
+			if ev.Delta == ir.DeltaArguments {
+				dst = e.customInput(dst, e.input.feed(ev.Text))
+			}
 			return dst
 		}
 		s, _ := json.Marshal(ev.Text)
@@ -335,7 +369,9 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		}
 	case ir.EventBlockStop:
 		if e.open && e.openIdx == ev.Index {
-			if e.toolType && !e.argsSent {
+			if e.custom {
+				dst = e.customInput(dst, e.input.end())
+			} else if e.toolType && !e.argsSent {
 				// A call without parameters streams no argument text; OpenAI
 				// sends "{}", which clients parse as JSON.
 				dst = e.arguments(dst, []byte(`"{}"`))
@@ -364,6 +400,17 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 func (e *StreamEncoder) arguments(dst, s []byte) []byte {
 	e.argsSent = true
 	pre := `{"tool_calls":[{"index":` + strconv.Itoa(e.tools-1) + `,"function":{"arguments":`
+	return e.chunk(dst, pre, s, "")
+}
+
+// customInput appends a chunk carrying text of the open custom tool
+// call's input, when there is any.
+func (e *StreamEncoder) customInput(dst []byte, text string) []byte {
+	if text == "" {
+		return dst
+	}
+	s, _ := json.Marshal(text)
+	pre := `{"tool_calls":[{"index":` + strconv.Itoa(e.tools-1) + `,"custom":{"input":`
 	return e.chunk(dst, pre, s, "")
 }
 

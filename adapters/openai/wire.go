@@ -83,12 +83,28 @@ type inToolCall struct {
 		Name      string  `json:"name"`
 		Arguments *string `json:"arguments"`
 	} `json:"function"`
+	Custom *inCallCustom `json:"custom"`
+}
+
+// inCallCustom is a custom tool's call: its name and free-text input.
+type inCallCustom struct {
+	Name  string  `json:"name"`
+	Input *string `json:"input"`
 }
 
 type inTool struct {
 	Type         string          `json:"type"`
 	Function     *inToolFunction `json:"function"`
+	Custom       *inToolCustom   `json:"custom"`
 	CacheControl json.RawMessage `json:"cache_control"`
+}
+
+// inToolCustom is a custom (free-text) tool. Format is
+// {"type":"text"} or {"type":"grammar","grammar":{"definition","syntax"}}.
+type inToolCustom struct {
+	Name        string          `json:"name"`
+	Description string          `json:"description"`
+	Format      json.RawMessage `json:"format"`
 }
 
 type inToolFunction struct {
@@ -162,6 +178,8 @@ type outCallFunction struct {
 	Arguments string `json:"arguments"`
 }
 
+// outToolCall is a function call, or a custom tool's (Type "custom")
+// with Function.Arguments as its input.
 type outToolCall struct {
 	ID       string          `json:"id"`
 	Type     string          `json:"type"`

@@ -425,9 +425,21 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]}`,
 		wantErr: "deprecated functions",
 	}, {
-		name: "custom tools are rejected", upstream: "claude-sonnet-4-5",
-		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"g"}}]}`,
-		wantErr: `tool type "custom"`,
+		name: "other tool types are rejected", upstream: "claude-sonnet-4-5",
+		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search","web_search":{}}]}`,
+		wantErr: `tool type "web_search" is not supported across providers (function and custom tools only)`,
+	}, {
+		name: "a custom tool's grammar of another syntax is rejected", upstream: "claude-sonnet-4-5",
+		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"g","format":{"type":"grammar","grammar":{"syntax":"ebnf","definition":"x"}}}}]}`,
+		wantErr: `(tools[0].custom.format.grammar.syntax): grammar syntax "ebnf" is not supported (lark or regex)`,
+	}, {
+		name: "a nameless custom tool is rejected", upstream: "claude-sonnet-4-5",
+		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"description":"d"}}]}`,
+		wantErr: `(tools[0].custom.name): tool name is required`,
+	}, {
+		name: "a nameless custom call is rejected", upstream: "claude-sonnet-4-5",
+		in:      `{"model":"gpt-4o","messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"custom","custom":{"input":"x"}}]}]}`,
+		wantErr: `(messages[0].tool_calls[0].custom.name): a custom tool call needs a name`,
 	}, {
 		// Responses API tools are flat; told as such, not as a tool
 		// type the gateway cannot carry.
