@@ -423,10 +423,10 @@ func TestCursorResponsesBodyServedAsChatCompletions(t *testing.T) {
 	}
 	// Translated on to a Claude model, a member the translation refuses is
 	// named with the request the paths are of (review 16R2).
-	resp = g.post("/v1/chat/completions", tok, `{"model":"haiku","input":"x","tools":[{"type":"custom","name":"ApplyPatch"}]}`)
+	resp = g.post("/v1/chat/completions", tok, `{"model":"haiku","input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}`)
 	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "a Responses API body") ||
-		!strings.Contains(b, "tools[0]") || !strings.Contains(b, "custom") {
-		t.Errorf("a custom tool on a Claude model: %d %s; want a 400 naming the converted body and tools[0]", resp.StatusCode, b)
+		!strings.Contains(b, "messages[0].content[0]") || !strings.Contains(b, "file ids") {
+		t.Errorf("an uploaded file on a Claude model: %d %s; want a 400 naming the converted body and messages[0].content[0]", resp.StatusCode, b)
 	}
 	// A body with neither input nor messages is still told messages is required.
 	resp = g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini"}`)
