@@ -293,25 +293,20 @@ func (e *StreamEncoder) chunk(dst []byte, delta string, s []byte, finish string)
 	return append(dst, "}]}\n\n"...)
 }
 
-// outChunkCustomCall opens a custom tool's call in a stream.
-type outChunkCustomCall struct {
-	Index  int           `json:"index"`
-	ID     string        `json:"id"`
-	Type   string        `json:"type"`
-	Custom outCallCustom `json:"custom"`
-}
-
 // outCallCustom is a custom tool's name and (a piece of) its input.
 type outCallCustom struct {
 	Name  string `json:"name"`
 	Input string `json:"input"`
 }
 
+// outChunkToolCall opens a tool call in a stream: a function call, or a
+// custom tool's (Type "custom").
 type outChunkToolCall struct {
-	Index    int             `json:"index"`
-	ID       string          `json:"id"`
-	Type     string          `json:"type"`
-	Function outCallFunction `json:"function"`
+	Index    int              `json:"index"`
+	ID       string           `json:"id"`
+	Type     string           `json:"type"`
+	Function *outCallFunction `json:"function,omitempty"`
+	Custom   *outCallCustom   `json:"custom,omitempty"`
 }
 
 // Encode appends the client chunks for one neutral event to dst.
@@ -329,22 +324,19 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	case ir.EventBlockStart:
 		e.open, e.openIdx, e.toolType, e.argsSent = true, ev.Index, ev.Block.Type == ir.PartToolCall, false
 		e.custom = e.toolType && e.Names.IsCustom(ev.Block.ToolName)
-		switch {
-		case e.custom:
-			// A custom tool's call, made through a JSON tool: its text is
-			// read out of the arguments as they stream.
-			e.input = inputReader{}
-			b, _ := json.Marshal(struct {
-				ToolCalls [1]outChunkCustomCall `json:"tool_calls"`
-			}{[1]outChunkCustomCall{{Index: e.tools, ID: ev.Block.ToolCallID, Type: "custom",
-				Custom: outCallCustom{Name: e.Names.Client(ev.Block.ToolName)}}}})
-			e.tools++
-			dst = e.chunk(dst, string(b), nil, "")
-		case e.toolType:
+		if e.toolType {
+			tc := outChunkToolCall{Index: e.tools, ID: ev.Block.ToolCallID, Type: "function"}
+			if name := e.Names.Client(ev.Block.ToolName); e.custom {
+				// A custom tool's call, made through a JSON tool: its text
+				// is read out of the arguments as they stream.
+				e.input = inputReader{}
+				tc.Type, tc.Custom = "custom", &outCallCustom{Name: name}
+			} else {
+				tc.Function = &outCallFunction{Name: name}
+			}
 			b, _ := json.Marshal(struct {
 				ToolCalls [1]outChunkToolCall `json:"tool_calls"`
-			}{[1]outChunkToolCall{{Index: e.tools, ID: ev.Block.ToolCallID, Type: "function",
-				Function: outCallFunction{Name: e.Names.Client(ev.Block.ToolName)}}}})
+			}{[1]outChunkToolCall{tc}})
 			e.tools++
 			dst = e.chunk(dst, string(b), nil, "")
 		}

@@ -144,42 +144,27 @@ func streamCustomCall(t *testing.T, frags []string) (string, string) {
 		[2]string{"content_block_stop", `{"type":"content_block_stop","index":1}`},
 		[2]string{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":12}}`},
 		[2]string{"message_stop", `{"type":"message_stop"}`})
-	var out []byte
-	for _, e := range events {
-		b, err := tr.Event(e[0], []byte(e[1]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, b...)
-	}
+	out := feedNamed(t, tr, events)
 	var input, args string
-	for _, ev := range parseSSE(t, out) {
-		choices, _ := ev.data["choices"].([]any)
-		for _, c := range choices {
-			d, _ := c.(map[string]any)["delta"].(map[string]any)
-			tcs, _ := d["tool_calls"].([]any)
-			for _, call := range tcs {
-				call := call.(map[string]any)
-				switch call["index"] {
-				case 0.0:
-					if _, ok := call["function"]; ok {
-						t.Fatalf("the custom call streamed function members: %v", call)
-					}
-					if typ, ok := call["type"]; ok && typ != "custom" {
-						t.Fatalf("the custom call's type: %v", call)
-					}
-					cu, _ := call["custom"].(map[string]any)
-					if n, ok := cu["name"]; ok && n != "ApplyPatch" {
-						t.Fatalf("the custom call's name: %v", call)
-					}
-					s, _ := cu["input"].(string)
-					input += s
-				case 1.0:
-					f, _ := call["function"].(map[string]any)
-					s, _ := f["arguments"].(string)
-					args += s
-				}
+	for _, call := range toolCallDeltas(t, out) {
+		switch call["index"] {
+		case 0.0:
+			if _, ok := call["function"]; ok {
+				t.Fatalf("the custom call streamed function members: %v", call)
 			}
+			if typ, ok := call["type"]; ok && typ != "custom" {
+				t.Fatalf("the custom call's type: %v", call)
+			}
+			cu, _ := call["custom"].(map[string]any)
+			if n, ok := cu["name"]; ok && n != "ApplyPatch" {
+				t.Fatalf("the custom call's name: %v", call)
+			}
+			s, _ := cu["input"].(string)
+			input += s
+		case 1.0:
+			f, _ := call["function"].(map[string]any)
+			s, _ := f["arguments"].(string)
+			args += s
 		}
 	}
 	return input, args

@@ -90,6 +90,38 @@ func feed(t *testing.T, tr StreamTranslator, datas ...[]byte) []byte {
 	return out
 }
 
+// feedNamed is feed for events with names: {event, data} pairs.
+func feedNamed(t *testing.T, tr StreamTranslator, events [][2]string) []byte {
+	t.Helper()
+	var out []byte
+	for _, e := range events {
+		b, err := tr.Event(e[0], []byte(e[1]))
+		if err != nil {
+			t.Fatalf("event %s %s: %v", e[0], e[1], err)
+		}
+		out = append(out, b...)
+	}
+	return out
+}
+
+// toolCallDeltas is every tool_calls entry of an OpenAI client's stream,
+// in order.
+func toolCallDeltas(t *testing.T, out []byte) []map[string]any {
+	t.Helper()
+	var calls []map[string]any
+	for _, ev := range parseSSE(t, out) {
+		choices, _ := ev.data["choices"].([]any)
+		for _, c := range choices {
+			d, _ := c.(map[string]any)["delta"].(map[string]any)
+			tcs, _ := d["tool_calls"].([]any)
+			for _, call := range tcs {
+				calls = append(calls, call.(map[string]any))
+			}
+		}
+	}
+	return calls
+}
+
 func TestOpenAIToAnthropicStreamHoldsMessageDeltaForUsage(t *testing.T) {
 	st := anthropicClientState(t, `{"model":"claude-x","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"hello there"}]}`)
 	tr := st.NewOpenAIToAnthropicStream()
@@ -399,26 +431,12 @@ func TestAnthropicToOpenAIStreamToolArguments(t *testing.T) {
 				[2]string{"content_block_stop", `{"type":"content_block_stop","index":0}`},
 				[2]string{"message_delta", `{"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":12}}`},
 				[2]string{"message_stop", `{"type":"message_stop"}`})
-			var out []byte
-			for _, e := range events {
-				b, err := tr.Event(e[0], []byte(e[1]))
-				if err != nil {
-					t.Fatal(err)
-				}
-				out = append(out, b...)
-			}
+			out := feedNamed(t, tr, events)
 			args := ""
-			for _, ev := range parseSSE(t, out) {
-				choices, _ := ev.data["choices"].([]any)
-				for _, c := range choices {
-					d, _ := c.(map[string]any)["delta"].(map[string]any)
-					tcs, _ := d["tool_calls"].([]any)
-					for _, call := range tcs {
-						if f, ok := call.(map[string]any)["function"].(map[string]any); ok {
-							a, _ := f["arguments"].(string)
-							args += a
-						}
-					}
+			for _, call := range toolCallDeltas(t, out) {
+				if f, ok := call["function"].(map[string]any); ok {
+					a, _ := f["arguments"].(string)
+					args += a
 				}
 			}
 			if args != tc.want {
