@@ -145,7 +145,8 @@ func incompleteRune(s string) int {
 
 // escapeLen is the length of the escape at the start of s (which begins
 // with a backslash), or 0 when s ends before it does. A high surrogate
-// \uD8xx is read with the \uDCxx that should follow it.
+// (\uD800–\uDBFF) is read with the low one (\uDC00–\uDFFF) that should
+// follow it; alone, it is read alone (and decodes to U+FFFD).
 func escapeLen(s string) int {
 	if len(s) < 2 {
 		return 0
@@ -168,7 +169,9 @@ func escapeLen(s string) int {
 			if len(s) < 12 {
 				return 0
 			}
-			return 12
+			if (s[8] == 'd' || s[8] == 'D') && ('c' <= s[9] && s[9] <= 'f' || 'C' <= s[9] && s[9] <= 'F') {
+				return 12
+			}
 		}
 		return 6
 	}

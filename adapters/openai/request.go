@@ -251,7 +251,7 @@ func ArgumentsObject(args string) json.RawMessage {
 func customTool(i int, c *inToolCustom, cache json.RawMessage) (ir.Tool, error) {
 	where := fmt.Sprintf("tools[%d].custom", i)
 	if c == nil {
-		return ir.Tool{}, ir.Invalid(where, "field required")
+		return ir.Tool{}, ir.Invalid(where, "field required; a flat tool with the name at the top is a Responses API tool, not a Chat Completions one")
 	}
 	if c.Name == "" {
 		return ir.Tool{}, ir.Invalid(where+".name", "tool name is required")

@@ -210,6 +210,12 @@ func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outRespon
 func CustomInput(args json.RawMessage) string {
 	if v := gjson.GetBytes(args, "input"); v.Exists() {
 		if v.Type == gjson.String {
+			// encoding/json's reading of escapes, as the streamed text's
+			// (gjson reads a lone surrogate and what follows it otherwise).
+			var s string
+			if json.Unmarshal([]byte(v.Raw), &s) == nil {
+				return s
+			}
 			return v.Str
 		}
 		return v.Raw

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/metisgateway/metis/adapters/openai"
 )
 
 // patchGrammar is a shortened form of the Lark grammar Cursor's agent
@@ -98,7 +100,12 @@ func TestCustomToolCallStreamsItsText(t *testing.T) {
 		{"input after another member", `{"path":"a","input":"x\ty"}`, "x	y"},
 		{"other JSON", `{"path": "a"}`, `{"path":"a"}`},
 		{"input not a string", `{"input":[1, 2]}`, `[1, 2]`},
+		{"a lone high surrogate", `{"input":"\ud83d\ud83d\ude00x"}`, "\ufffd\U0001F600x"},
 	} {
+		// Complete, the arguments give the same text (not streamed).
+		if got := openai.CustomInput(json.RawMessage(tc.args)); got != tc.want {
+			t.Errorf("%s: not streamed, the input is %q, want %q", tc.name, got, tc.want)
+		}
 		for seed := range uint64(40) {
 			rng := rand.New(rand.NewPCG(seed, 7))
 			var frags []string

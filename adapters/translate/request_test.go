@@ -433,6 +433,10 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"g","format":{"type":"grammar","grammar":{"syntax":"ebnf","definition":"x"}}}}]}`,
 		wantErr: `(tools[0].custom.format.grammar.syntax): grammar syntax "ebnf" is not supported (lark or regex)`,
 	}, {
+		name: "a flat Responses API custom tool is named", upstream: "claude-sonnet-4-5",
+		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","name":"A"}]}`,
+		wantErr: "(tools[0].custom): field required; a flat tool",
+	}, {
 		name: "a nameless custom tool is rejected", upstream: "claude-sonnet-4-5",
 		in:      `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"description":"d"}}]}`,
 		wantErr: `(tools[0].custom.name): tool name is required`,
