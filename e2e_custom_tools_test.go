@@ -22,6 +22,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/ir"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -180,9 +181,9 @@ func jsonString(s string) string {
 	return string(b)
 }
 
-// openAINodeCustomStream streams a custom-tool call with the official
-// openai Node SDK's ChatCompletionStream and prints the final message's
-// tool calls as JSON.
+// openAINodeCustomStream streams custom and function calls with the
+// official openai Node SDK's ChatCompletionStream and prints the final
+// choice and usage as JSON.
 const openAINodeCustomStream = `
 const { createRequire } = require('node:module');
 const req = createRequire(process.env.TOOLS_PACKAGE);
@@ -190,18 +191,27 @@ const { OpenAI } = req('openai');
 const client = new OpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: process.env.METIS_KEY, maxRetries: 0 });
 (async () => {
   const stream = client.chat.completions.stream({
-    model: 'haiku',
+    model: 'haiku', stream_options: { include_usage: true },
     messages: [{ role: 'user', content: 'Fix the typo in a.go.' }],
-    tools: [{ type: 'custom', custom: { name: 'ApplyPatch', format: { type: 'grammar', grammar: { syntax: 'lark', definition: process.env.GRAMMAR } } } }],
+    tools: [{ type: 'custom', custom: { name: 'apply.patch', format: { type: 'grammar', grammar: { syntax: 'lark', definition: process.env.GRAMMAR } } } },
+            { type: 'function', function: { name: 'read_file', parameters: { type: 'object', properties: { path: { type: 'string' } } } } }],
   });
   const done = await stream.finalChatCompletion();
-  console.log(JSON.stringify(done.choices[0]));
+  console.log(JSON.stringify({ choice: done.choices[0], usage: done.usage }));
 })().catch((e) => { console.error(e); process.exit(1); });
 `
 
 // The official openai Node SDK, whose ChatCompletionStream accumulates
-// custom calls' input pieces, reads a Claude model's ApplyPatch call
-// streamed through the gateway as one custom call holding the patch.
+// custom calls' input pieces, reads a Claude model's streamed answer of
+// text, a custom call, a function call and a second custom call as the
+// three calls, in order, under the custom tool's own name (apply.patch,
+// renamed for Claude, which takes [a-zA-Z0-9_-] only).
+//
+// claude-haiku-4-5, $1 / $5 per MTok: 1,000 in; out, as the fake bills
+// (len(text)/4 + 1 a text; len(name) + len(input)/3 + 10 a call, the
+// name Claude knows being 20 bytes): "Looking." 3; the patch 20 + 79/3 +
+// 10 = 56; read_file 9 + 15/3 + 10 = 24; "second" 20 + 18/3 + 10 = 36;
+// 119 in all: 0.001 + 0.000595 = 0.001595.
 func TestCustomToolStreamWithOpenAINodeSDK(t *testing.T) {
 	node, err := exec.LookPath("node")
 	pkg := filepath.Join(fakeupstream.RepoRoot(), "tools", "package.json")
@@ -213,7 +223,10 @@ func TestCustomToolStreamWithOpenAINodeSDK(t *testing.T) {
 	}
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "cursor")
-	rp := fakeupstream.AnthropicStream("claude-haiku-4-5", 1000, "tool_use", fakeupstream.ToolUseBlock("ApplyPatch", testPatchInput))
+	upName := ir.SafeToolName("apply.patch")
+	rp := fakeupstream.AnthropicStream("claude-haiku-4-5", 1000, "tool_use", fakeupstream.TextBlock("Looking."),
+		fakeupstream.ToolUseBlock(upName, testPatchInput), fakeupstream.ToolUseBlock("read_file", `{"path":"a.go"}`),
+		fakeupstream.ToolUseBlock(upName, `{"input":"second"}`))
 	rp.Gap = 2 * time.Millisecond
 	up.Enqueue("/v1/messages", rp)
 	cmd := exec.Command(node, "-e", openAINodeCustomStream)
@@ -226,13 +239,23 @@ func TestCustomToolStreamWithOpenAINodeSDK(t *testing.T) {
 		}
 		t.Fatalf("node: %v\n%s\n%s", err, out, stderr)
 	}
-	choice := gjson.ParseBytes(out)
-	tc := choice.Get("message.tool_calls")
-	if len(tc.Array()) != 1 || tc.Get("0.type").Str != "custom" || tc.Get("0.custom.name").Str != "ApplyPatch" ||
-		tc.Get("0.custom.input").Str != testPatch || tc.Get("0.id").Str == "" || choice.Get("finish_reason").Str != "tool_calls" {
+	res := gjson.ParseBytes(out)
+	tc := res.Get("choice.message.tool_calls")
+	if len(tc.Array()) != 3 || res.Get("choice.finish_reason").Str != "tool_calls" || res.Get("choice.message.content").Str != "Looking." ||
+		tc.Get("0.type").Str != "custom" || tc.Get("0.custom.name").Str != "apply.patch" || tc.Get("0.custom.input").Str != testPatch ||
+		tc.Get("1.type").Str != "function" || tc.Get("1.function.name").Str != "read_file" || tc.Get("1.function.arguments").Str != `{"path":"a.go"}` ||
+		tc.Get("2.type").Str != "custom" || tc.Get("2.custom.name").Str != "apply.patch" || tc.Get("2.custom.input").Str != "second" ||
+		tc.Get("0.id").Str == "" || tc.Get("0.id").Str == tc.Get("2.id").Str {
 		t.Errorf("the Node SDK's final message: %s", out)
 	}
-	if got := gjson.Parse(up.RequestsTo("/v1/messages")[0].Body).Get("tools.0.input_schema.required.0").Str; got != "input" {
-		t.Errorf("tool offered to Claude: %s", up.RequestsTo("/v1/messages")[0].Body)
+	if u := res.Get("usage"); u.Get("prompt_tokens").Int() != 1000 || u.Get("completion_tokens").Int() != 119 {
+		t.Errorf("usage %s", u.Raw)
+	}
+	if c := e2eCost(t, g.lastCall()); !e2eNear(c, 0.001595) {
+		t.Errorf("cost_usd %v, want 0.001595", c)
+	}
+	if sent := gjson.Parse(up.RequestsTo("/v1/messages")[0].Body); sent.Get("tools.0.name").Str != upName ||
+		sent.Get("tools.0.input_schema.required.0").Str != "input" {
+		t.Errorf("tools offered to Claude: %s", sent.Get("tools").Raw)
 	}
 }

@@ -97,6 +97,8 @@ type Tool struct {
 	// Custom is set for an OpenAI custom tool, which takes free text
 	// rather than a JSON object. Its calls carry that text as the
 	// arguments {"input": text} (CustomArguments); Parameters is unset.
+	// Only OpenAI clients send such tools, and only the Anthropic encoder
+	// meets them (as AsFunction's JSON tool).
 	Custom *CustomTool
 }
 

@@ -49,9 +49,11 @@ func SafeToolName(name string) string {
 	return string(b)
 }
 
-// ToolNames remembers the tool names a request encoder had to change so the
-// response side can give the client back its own names. The zero value is
-// ready to use; a nil *ToolNames maps every name to itself.
+// ToolNames remembers the tool names a request encoder had to change, and
+// which tools it offered as JSON tools in place of custom ones, so the
+// response side can give the client back its own names and call types.
+// The zero value is ready to use; a nil *ToolNames maps every name to
+// itself and marks none custom.
 type ToolNames struct {
 	toClient map[string]string
 	custom   map[string]bool

@@ -302,25 +302,26 @@ func (c *outChoice) appendJSON(b []byte) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// appendJSON writes the call; a custom one (Type "custom") as
-// {"custom":{"name","input"}} with Arguments as its input.
 func (tc *outToolCall) appendJSON(b []byte) []byte {
 	b = append(b, `{"id":`...)
 	b = wirestr.AppendString(b, tc.ID)
 	b = append(b, `,"type":`...)
 	b = wirestr.AppendString(b, tc.Type)
-	if tc.Type == "custom" {
-		b = append(b, `,"custom":{"name":`...)
-		b = wirestr.AppendString(b, tc.Function.Name)
-		b = append(b, `,"input":`...)
-		b = wirestr.AppendString(b, tc.Function.Arguments)
-		return append(b, "}}"...)
+	if f := tc.Function; f != nil {
+		b = append(b, `,"function":{"name":`...)
+		b = wirestr.AppendString(b, f.Name)
+		b = append(b, `,"arguments":`...)
+		b = wirestr.AppendString(b, f.Arguments)
+		b = append(b, '}')
 	}
-	b = append(b, `,"function":{"name":`...)
-	b = wirestr.AppendString(b, tc.Function.Name)
-	b = append(b, `,"arguments":`...)
-	b = wirestr.AppendString(b, tc.Function.Arguments)
-	return append(b, "}}"...)
+	if c := tc.Custom; c != nil {
+		b = append(b, `,"custom":{"name":`...)
+		b = wirestr.AppendString(b, c.Name)
+		b = append(b, `,"input":`...)
+		b = wirestr.AppendString(b, c.Input)
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }
 
 // appendStringPtr writes a *string: null when nil.

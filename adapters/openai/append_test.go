@@ -89,7 +89,8 @@ func checkAppendResponseMatchesMarshal(t *testing.T, body []byte) {
 	out := buildResponse(r, "m", names)
 	out.Choices = append(out.Choices, outChoice{Index: 1, Logprobs: &struct{}{}, Message: outRespMessage{
 		Role: "assistant", Content: &empty, Refusal: &s, ReasoningContent: s,
-		ToolCalls: []outToolCall{{ID: "c", Type: "function", Function: outCallFunction{Name: s, Arguments: `{"a":"\u003c"}`}}},
+		ToolCalls: []outToolCall{{ID: "c", Type: "function", Function: &outCallFunction{Name: s, Arguments: `{"a":"\u003c"}`}},
+			{ID: "d", Type: "custom", Custom: &outCallCustom{Name: s, Input: "*** Begin Patch\n<&>"}}},
 	}})
 	out.Usage = &outUsage{PromptTokens: -1, PromptTokensDetails: outPromptDetails{CacheWriteTokens: 3}}
 	goldens.CheckMarshal(t, body, out, marshalResponse)

@@ -13,7 +13,7 @@ import (
 type inputReader struct {
 	state   uint8
 	held    []byte // all the fragments, while seeking or holding
-	pending []byte // an escape cut between fragments
+	pending []byte // an escape or a UTF-8 sequence cut between fragments
 }
 
 const (
@@ -42,8 +42,7 @@ func (r *inputReader) feed(frag string) string {
 			return ""
 		}
 		r.state = inputString
-		out := r.text(string(rest))
-		return out
+		return r.text(string(rest))
 	case inputString:
 		return r.text(frag)
 	case inputHolding:

@@ -606,16 +606,12 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		}
 	}
 	for _, t := range r.Tools {
-		params, desc, name := t.Parameters, t.Description, o.Names.Upstream(t.Name)
-		if t.Custom != nil {
-			desc, params = t.Custom.AsFunction(desc)
-			o.Names.MarkCustom(name)
-		}
+		params := t.Parameters
 		if isJSONNull(params) {
 			params = json.RawMessage(`{"type":"object","properties":{}}`)
 		}
 		out.Tools = append(out.Tools, outTool{Type: "function", Function: outFunction{
-			Name: name, Description: desc, Parameters: params, Strict: t.Strict,
+			Name: o.Names.Upstream(t.Name), Description: t.Description, Parameters: params, Strict: t.Strict,
 		}})
 	}
 	if tc := r.ToolChoice; tc != nil && (len(out.Tools) > 0 || tc.Mode == ir.ToolChoiceNone) {
@@ -725,7 +721,7 @@ func encodeMessage(dst []outMessage, m *ir.Message, names *ir.ToolNames, where s
 			}
 			msg.ToolCalls = append(msg.ToolCalls, outToolCall{
 				ID: p.ToolCallID, Type: "function",
-				Function: outCallFunction{Name: names.Upstream(p.ToolName), Arguments: compactJSON(args)},
+				Function: &outCallFunction{Name: names.Upstream(p.ToolName), Arguments: compactJSON(args)},
 			})
 		}
 		if msg.Content == nil && len(msg.ToolCalls) == 0 {

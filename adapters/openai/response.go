@@ -174,7 +174,7 @@ func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outRespon
 			if names.IsCustom(p.ToolName) {
 				msg.ToolCalls = append(msg.ToolCalls, outToolCall{
 					ID: p.ToolCallID, Type: "custom",
-					Function: outCallFunction{Name: names.Client(p.ToolName), Arguments: CustomInput(p.Arguments)},
+					Custom: &outCallCustom{Name: names.Client(p.ToolName), Input: CustomInput(p.Arguments)},
 				})
 				continue
 			}
@@ -184,7 +184,7 @@ func buildResponse(r *ir.Response, model string, names *ir.ToolNames) *outRespon
 			}
 			msg.ToolCalls = append(msg.ToolCalls, outToolCall{
 				ID: p.ToolCallID, Type: "function",
-				Function: outCallFunction{Name: names.Client(p.ToolName), Arguments: compactJSON(args)},
+				Function: &outCallFunction{Name: names.Client(p.ToolName), Arguments: compactJSON(args)},
 			})
 		}
 	}

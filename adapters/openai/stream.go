@@ -218,8 +218,10 @@ func (d *StreamDecoder) toolCall(evs []ir.StreamEvent, tc *inToolCall) []ir.Stre
 
 // StreamEncoder writes neutral events as Chat Completions chunks for a
 // client: a role chunk first, content and tool-call deltas (tool index =
-// number of tool calls before it), a finish chunk, a usage chunk
-// (choices: []) when IncludeUsage, then data: [DONE].
+// number of tool calls before it; a custom tool's call, one Names marks
+// custom, as custom.input pieces read out of its JSON arguments), a
+// finish chunk, a usage chunk (choices: []) when IncludeUsage, then
+// data: [DONE].
 type StreamEncoder struct {
 	// Model is the model name reported to the client; when empty (the
 	// client named none), the provider's, from its first event.
@@ -291,12 +293,6 @@ func (e *StreamEncoder) chunk(dst []byte, delta string, s []byte, finish string)
 		dst = append(dst, '"')
 	}
 	return append(dst, "}]}\n\n"...)
-}
-
-// outCallCustom is a custom tool's name and (a piece of) its input.
-type outCallCustom struct {
-	Name  string `json:"name"`
-	Input string `json:"input"`
 }
 
 // outChunkToolCall opens a tool call in a stream: a function call, or a

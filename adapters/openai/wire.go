@@ -178,12 +178,20 @@ type outCallFunction struct {
 	Arguments string `json:"arguments"`
 }
 
-// outToolCall is a function call, or a custom tool's (Type "custom")
-// with Function.Arguments as its input.
+// outToolCall is a function call, or a custom tool's (Type "custom",
+// Custom set instead of Function).
 type outToolCall struct {
-	ID       string          `json:"id"`
-	Type     string          `json:"type"`
-	Function outCallFunction `json:"function"`
+	ID       string           `json:"id"`
+	Type     string           `json:"type"`
+	Function *outCallFunction `json:"function,omitempty"`
+	Custom   *outCallCustom   `json:"custom,omitempty"`
+}
+
+// outCallCustom is a custom tool's name and its input (in a stream, a
+// piece of it).
+type outCallCustom struct {
+	Name  string `json:"name"`
+	Input string `json:"input"`
 }
 
 type outTextPart struct {
