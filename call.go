@@ -325,6 +325,12 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", clip(c.requested), ch.chosenBy("")))
 	}
 	c.cross = c.res.prov.typ != c.shape
+	if c.cross && c.kind == kindResponses {
+		return reject(http.StatusBadRequest, "untranslatable", fmt.Sprintf(
+			"model %q is served by provider %q, an %s one, and the Responses API (/v1/responses) reaches OpenAI-type providers only: "+
+				"send this model Chat Completions (/v1/chat/completions) or Messages (/v1/messages) requests",
+			clip(c.requested), c.res.prov.name, c.res.prov.typ))
+	}
 	switch {
 	case c.kind == kindCountTokens && c.cross:
 		c.body = body // answered locally with an estimate
@@ -337,7 +343,8 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 			}
 		}
 		switch {
-		case c.shape != shapeOpenAI || !c.stream:
+		case c.shape != shapeOpenAI || !c.stream || c.kind == kindResponses:
+			// A Responses stream reports its usage in its last event.
 		case c.res.prov.compat.noStreamUsage:
 			// The server refuses stream_options: the client's own go too,
 			// and any usage chunk the server sends reaches the client.
@@ -372,6 +379,8 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		c.path = "/messages/count_tokens"
 	case c.res.prov.typ == shapeAnthropic:
 		c.path = "/messages"
+	case c.kind == kindResponses:
+		c.path = "/responses"
 	default:
 		c.path = "/chat/completions"
 	}

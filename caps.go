@@ -79,7 +79,8 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 // never more than the model's context window; all of it at the dearer of
 // the input and cache-write prices when the body asks for caching or the
 // provider caches on its own (autoCache: OpenAI bills some models' cache
-// writes above the input price); max_tokens (else the model's output
+// writes above the input price); max_tokens (or max_completion_tokens,
+// max_output_tokens; else the model's output
 // limit) of output per choice (n), all of it reasoning when that is
 // dearer; at the service tier, speed and inference_geo the body asks for,
 // the long-context tier the estimate reaches, and max_uses (else 10) web
@@ -100,7 +101,7 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	// is not read on the way to OpenAI): whichever is larger may be the one
 	// that runs, a limit of 0 or less being the model's own.
 	maxOut, named := int64(0), false
-	for _, field := range [...]string{"max_tokens", "max_completion_tokens"} {
+	for _, field := range [...]string{"max_tokens", "max_completion_tokens", "max_output_tokens"} {
 		if v := req.Get(field); v.Exists() && v.Type != gjson.Null { // null: not given
 			named = true
 			n := v.Int()

@@ -181,8 +181,8 @@ func TestE2EUnknownV1PathIsNotAModel(t *testing.T) {
 	// invalid_request_error with code unknown_url.
 	for _, c := range []struct{ method, path, note string }{
 		{http.MethodGet, "/v1/foo", ""},
-		// A Responses API client is told to switch to Chat Completions.
-		{http.MethodPost, "/v1/responses", "not the Responses API: set the client to Chat Completions"},
+		// Of the Responses API, only POST /v1/responses is served.
+		{http.MethodGet, "/v1/responses/resp_1", "it serves POST /v1/responses alone"},
 		{http.MethodPost, "/v1/embeddings", "embeddings are not served"},
 		{http.MethodGet, "/v1/models/", ""},
 	} {
@@ -272,8 +272,12 @@ func TestE2EPathWithoutV1(t *testing.T) {
 		}
 	}
 	// A path the gateway does not serve gets no hint pointing back at it.
-	if _, body := e2eDo(t, g, http.MethodPost, "/v1/responses", tok); strings.Contains(body, "did you mean") {
-		t.Errorf("POST /v1/responses: %s, want no hint", body)
+	if _, body := e2eDo(t, g, http.MethodPost, "/v1/embeddings", tok); strings.Contains(body, "did you mean") {
+		t.Errorf("POST /v1/embeddings: %s, want no hint", body)
+	}
+	// A Responses API client whose base URL lacks /v1 is told so.
+	if resp, body := e2eDo(t, g, http.MethodPost, "/responses", tok); resp.StatusCode != 404 || !strings.Contains(body, "did you mean /v1/responses?") {
+		t.Errorf("POST /responses: %d %s, want a 404 naming /v1/responses", resp.StatusCode, body)
 	}
 	// Without a gateway token, a prefixed path is another handler's: a
 	// developer's own key through a reverse_proxy on the same site.
@@ -295,8 +299,8 @@ func TestE2EPathWithoutV1(t *testing.T) {
 		t.Errorf("GET /models without a key: %d %s, want the site's own answer", resp.StatusCode, body)
 	}
 	rej := g.events(store.TypeRequestRejected)
-	if len(rej) != 7 {
-		t.Fatalf("%d request.rejected events, want 7: %v", len(rej), rej)
+	if len(rej) != 8 {
+		t.Fatalf("%d request.rejected events, want 8: %v", len(rej), rej)
 	}
 	e2eWant(t, "rejection", rej[0], map[string]any{"reason": "unknown_endpoint", "status": 404, "path": "/chat/completions", "gateway_key_id": k.ID})
 	if n := len(up.Requests()); n != 0 {

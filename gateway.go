@@ -66,6 +66,7 @@ const (
 	kindMessages = iota
 	kindChat
 	kindCountTokens
+	kindResponses // OpenAI's Responses API, forwarded to OpenAI-type providers
 )
 
 // ServeHTTP dispatches the gateway's endpoints and passes anything else on.
@@ -90,6 +91,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.serveLLM(w, r, shapeAnthropic, kindCountTokens)
 	case "/v1/chat/completions":
 		return g.serveLLM(w, r, shapeOpenAI, kindChat)
+	case "/v1/responses":
+		return g.serveLLM(w, r, shapeOpenAI, kindResponses)
 	}
 	bodyLeftUnread(w, r) // no other endpoint reads a body
 	shape := shapeOf(r)
@@ -141,7 +144,7 @@ func misdirected(r *http.Request) bool {
 
 // servedPaths are the gateway's endpoints without their /v1, longest first
 // so that /messages/count_tokens is matched before /messages.
-var servedPaths = []string{"/messages/count_tokens", "/chat/completions", "/messages", "/models"}
+var servedPaths = []string{"/messages/count_tokens", "/chat/completions", "/responses", "/messages", "/models"}
 
 // endpointMeant is the gateway endpoint a client probably meant when its
 // base URL lacked /v1 or had a prefix too many: /chat/completions,
@@ -173,8 +176,8 @@ func baseURLAdvice(path string) string {
 func unservedAPI(path string) string {
 	path = strings.TrimPrefix(path, "/v1")
 	switch {
-	case path == "/responses" || strings.HasPrefix(path, "/responses/"):
-		return "it serves OpenAI's Chat Completions API (/v1/chat/completions), not the Responses API: set the client to Chat Completions"
+	case strings.HasPrefix(path, "/responses/"):
+		return "of the Responses API it serves POST /v1/responses alone: responses stored by OpenAI are read, cancelled and compacted at OpenAI's own API"
 	case path == "/completions":
 		return "legacy completions are not served: use /v1/chat/completions"
 	case path == "/embeddings":
@@ -209,7 +212,7 @@ func hasGatewayToken(r *http.Request) bool {
 // answers. It is "" for a path that is not an endpoint.
 func allowFor(path string) string {
 	switch {
-	case path == "/v1/messages", path == "/v1/messages/count_tokens", path == "/v1/chat/completions":
+	case path == "/v1/messages", path == "/v1/messages/count_tokens", path == "/v1/chat/completions", path == "/v1/responses":
 		return "POST"
 	case path == "/healthz", path == "/v1/models", strings.HasPrefix(path, "/v1/models/") && len(path) > len("/v1/models/"):
 		return "GET, HEAD"
@@ -472,6 +475,13 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 	if req.model.Exists() && req.model.Type != gjson.String {
 		return req, reject(http.StatusBadRequest, "invalid_request", "model: must be a string")
 	}
+	if kind == kindResponses {
+		// The rest is OpenAI's to check: the body goes as it came.
+		if req.stream.Exists() && req.stream.Type != gjson.True && req.stream.Type != gjson.False {
+			return req, reject(http.StatusBadRequest, "invalid_request", "stream: must be a boolean")
+		}
+		return req, nil
+	}
 	if !msgs.IsArray() {
 		if shape == shapeOpenAI && kind == kindChat && !msgs.Exists() && input.Exists() {
 			// Cursor's agent sends its requests this way once its OpenAI
@@ -502,8 +512,8 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 const maxNesting = 1000
 
 // conversation reports the top-level members that hold a request's
-// conversation: messages and system.
-func conversation(name string) bool { return name == "messages" || name == "system" }
+// conversation: messages and system (a Responses API body's input).
+func conversation(name string) bool { return name == "messages" || name == "system" || name == "input" }
 
 // parsedRequest is a request body as validate read it.
 type parsedRequest struct {
@@ -515,23 +525,28 @@ type parsedRequest struct {
 }
 
 // sessionHeaders are the headers an agent names its session in, in order:
-// Claude Code's, the gateway's own for any client, and opencode's.
-var sessionHeaders = [...]string{"X-Claude-Code-Session-Id", "X-Metis-Session-Id", "X-Session-Id"}
+// Claude Code's, the gateway's own for any client, opencode's and Codex
+// CLI's. The last two are common names (genericSessionHeaders).
+var sessionHeaders = [...]string{"X-Claude-Code-Session-Id", "X-Metis-Session-Id", "X-Session-Id", "Session-Id"}
+
+// genericSessionHeaders is the index in sessionHeaders of the first name
+// web apps also use, for a login session.
+const genericSessionHeaders = 2
 
 // maxSessionID is the longest session id stored as sent: the client
 // chooses it, and it is stored with every call.
 const maxSessionID = 256
 
 // sessionID is the agent session a call belongs to, if the client says.
-// X-Session-Id is a common name that web apps also use for a login
-// session, so it counts only when it looks like an agent's id (at most 128
-// printable ASCII bytes, opencode's ses_… ids). A longer id is clipped and
+// X-Session-Id and Session-Id are common names that web apps also use for
+// a login session, so they count only when they look like an agent's id
+// (at most 128 printable ASCII bytes: opencode's ses_… ids, Codex's UUIDs). A longer id is clipped and
 // marked with a hash of the whole, so that ids differing past the cut stay
 // apart.
 func sessionID(r *http.Request) string {
 	for i, h := range sessionHeaders {
 		s := r.Header.Get(h)
-		if s == "" || (i == len(sessionHeaders)-1 && !agentSessionID(s)) {
+		if s == "" || (i >= genericSessionHeaders && !agentSessionID(s)) {
 			continue
 		}
 		if len(s) > maxSessionID {

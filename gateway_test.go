@@ -859,11 +859,11 @@ http://127.0.0.1:%d {
 	}
 }
 
-// The session comes from Claude Code's header, the gateway's own, or
-// opencode's x-session-id, in that order. A long one is clipped, keeping
-// ids that differ past the cut apart: it is stored with every call. An
-// X-Session-Id that does not look like an agent's id (a web app's login
-// session, say) is not taken.
+// The session comes from Claude Code's header, the gateway's own,
+// opencode's x-session-id or Codex CLI's session-id, in that order. A long
+// one is clipped, keeping ids that differ past the cut apart: it is stored
+// with every call. An X-Session-Id or Session-Id that does not look like
+// an agent's id (a web app's login session, say) is not taken.
 func TestSessionHeaders(t *testing.T) {
 	g, up := newGatewayWithFake(t)
 	_, tok := g.issueKey(store.IssueParams{Name: "agents"})
@@ -872,10 +872,12 @@ func TestSessionHeaders(t *testing.T) {
 		{"X-Claude-Code-Session-Id", "cc-1", "X-Session-Id", "ses_other"},
 		{"X-Metis-Session-Id", "metis-1"},
 		{"X-Session-Id", "ses_opencode1"},
+		{"Session-Id", "01a22183-eaaf-7343-a482-06bf8096e6f2"},
 		{"X-Claude-Code-Session-Id", long + "a"},
 		{"X-Claude-Code-Session-Id", long + "b"},
 		{"X-Session-Id", "Bearer eyJhbGciOi.login.session"},
 		{"X-Session-Id", strings.Repeat("x", 129)},
+		{"Session-Id", "user 42 login"},
 		nil,
 	} {
 		up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 0))
@@ -887,28 +889,28 @@ func TestSessionHeaders(t *testing.T) {
 			t.Fatalf("%.80v: status %d", hdr, resp.StatusCode)
 		}
 	}
-	calls := g.waitEvents(store.TypeCallCompleted, 8)
+	calls := g.waitEvents(store.TypeCallCompleted, 10)
 	var got []string
 	for _, c := range calls {
 		s, _ := c["session_id"].(string)
 		got = append(got, s)
 	}
-	if len(got) != 8 {
+	if len(got) != 10 {
 		t.Fatalf("%d calls", len(got))
 	}
-	if want := []string{"cc-1", "metis-1", "ses_opencode1"}; fmt.Sprint(got[:3]) != fmt.Sprint(want) {
-		t.Errorf("sessions %q, want %q", got[:3], want)
+	if want := []string{"cc-1", "metis-1", "ses_opencode1", "01a22183-eaaf-7343-a482-06bf8096e6f2"}; fmt.Sprint(got[:4]) != fmt.Sprint(want) {
+		t.Errorf("sessions %q, want %q", got[:4], want)
 	}
-	for _, s := range got[3:5] {
+	for _, s := range got[4:6] {
 		if len(s) > maxSessionID || !strings.HasPrefix(s, long[:200]) {
 			t.Errorf("a long session id recorded as %d bytes %.40q…", len(s), s)
 		}
 	}
-	if got[3] == got[4] {
-		t.Errorf("two long session ids differing past the cut recorded as one: %.40q…", got[3])
+	if got[4] == got[5] {
+		t.Errorf("two long session ids differing past the cut recorded as one: %.40q…", got[4])
 	}
-	if got[5] != "" || got[6] != "" || got[7] != "" {
-		t.Errorf("sessions %q, want none for a login session, a long X-Session-Id and no header", got[5:])
+	if got[6] != "" || got[7] != "" || got[8] != "" || got[9] != "" {
+		t.Errorf("sessions %q, want none for a login session, a long X-Session-Id, a Session-Id with spaces and no header", got[6:])
 	}
 }
 

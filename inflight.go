@@ -131,5 +131,8 @@ func (c *call) streamError(msg string) []byte {
 	if c.cross {
 		return c.streamTr.Error("api_error", msg)
 	}
+	if c.kind == kindResponses && c.obs != nil {
+		return responsesErrorEvent(msg, c.obs.rsp.Sequence()+1)
+	}
 	return streamErrorEvent(c.shape, msg)
 }

@@ -277,10 +277,14 @@ func (c *call) readUsage(body []byte) {
 		c.haveUsage = true
 		return
 	}
-	if c.res.prov.typ == shapeAnthropic {
+	switch {
+	case c.res.prov.typ == shapeAnthropic:
 		u, m, err := anthropic.ResponseUsage(body)
 		c.setUsage(body, u, m.Model, err)
-	} else {
+	case c.kind == kindResponses:
+		u, m, err := openai.ResponsesUsage(body)
+		c.setUsage(body, u, m.Model, err)
+	default:
 		u, m, err := openai.ResponseUsage(body)
 		c.setUsage(body, u, m.Model, err)
 	}
@@ -304,12 +308,16 @@ func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.usage, c.haveUsage = u, true
 }
 
-// streamObserver reads usage and completion from the provider's stream.
+// streamObserver reads usage and completion from the provider's stream:
+// a Messages stream, a Chat Completions one, or (responses) a Responses
+// API one.
 type streamObserver struct {
-	typ  string
-	ant  anthropic.StreamTracker
-	oai  openai.StreamTracker
-	seen bool // any content arrived
+	typ       string
+	responses bool
+	ant       anthropic.StreamTracker
+	oai       openai.StreamTracker
+	rsp       openai.ResponsesStreamTracker
+	seen      bool // any content arrived
 }
 
 // observe feeds one upstream event; it reports whether the event is the
@@ -323,21 +331,32 @@ func (o *streamObserver) observe(ev sse.Event) (usageOnly bool) {
 		o.seen = o.ant.SawContent()
 		return false
 	}
+	if o.responses {
+		o.rsp.Observe(ev.Data)
+		o.seen = o.rsp.SawContent()
+		return false
+	}
 	usageOnly = o.oai.Observe(ev.Data)
 	o.seen = o.oai.SawContent()
 	return usageOnly
 }
 
 func (o *streamObserver) usage() ir.Usage {
-	if o.typ == shapeAnthropic {
+	switch {
+	case o.typ == shapeAnthropic:
 		return o.ant.Usage()
+	case o.responses:
+		return o.rsp.Usage()
 	}
 	return o.oai.Usage()
 }
 
 func (o *streamObserver) complete() bool {
-	if o.typ == shapeAnthropic {
+	switch {
+	case o.typ == shapeAnthropic:
 		return o.ant.Complete()
+	case o.responses:
+		return o.rsp.Complete()
 	}
 	return o.oai.Complete()
 }
@@ -346,26 +365,37 @@ func (o *streamObserver) complete() bool {
 // finish reason (OpenAI: of any choice) or a stop reason (Anthropic)
 // arrived.
 func (o *streamObserver) finished() bool {
-	if o.typ == shapeAnthropic {
+	switch {
+	case o.typ == shapeAnthropic:
 		return o.ant.Meta().StopReason != ""
+	case o.responses:
+		return o.rsp.Complete()
 	}
 	return o.oai.Meta().FinishReason != ""
 }
 
 func (o *streamObserver) model() string {
-	if o.typ == shapeAnthropic {
+	switch {
+	case o.typ == shapeAnthropic:
 		return o.ant.Meta().Model
+	case o.responses:
+		return o.rsp.Meta().Model
 	}
 	return o.oai.Meta().Model
 }
 
 // upstreamErr reports an error event the provider sent inside the stream.
 func (o *streamObserver) upstreamErr() (string, bool) {
-	if o.typ == shapeAnthropic {
-		t, _, ok := o.ant.Err()
-		return t, ok
+	var t string
+	var ok bool
+	switch {
+	case o.typ == shapeAnthropic:
+		t, _, ok = o.ant.Err()
+	case o.responses:
+		t, _, ok = o.rsp.Err()
+	default:
+		t, _, ok = o.oai.Err()
 	}
-	t, _, ok := o.oai.Err()
 	return t, ok
 }
 
@@ -472,6 +502,7 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		st.ev, st.err = nextEvent(st.rd)
 	}
 	st.obs.typ = c.res.prov.typ
+	st.obs.responses = c.kind == kindResponses
 	// With stream_usage off nothing asks for usage: the gateway adds no
 	// stream_options and removes a client's.
 	st.obs.oai.NoUsageAsked = c.res.prov.compat.noStreamUsage
@@ -792,7 +823,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	rd := st.rd
 	// Only a usage chunk the gateway asked for is hidden: with
 	// stream_usage off it asked for none.
-	hide := c.shape == shapeOpenAI && !c.clientAskedUsage && !c.res.prov.compat.noStreamUsage
+	hide := c.shape == shapeOpenAI && c.kind != kindResponses && !c.clientAskedUsage && !c.res.prov.compat.noStreamUsage
 	// The events of one burst (what arrived together) are written with one
 	// Write, so they travel as one HTTP/1.1 chunk and one write(2).
 	bp := burstPool.Get().(*[]byte)

@@ -73,6 +73,8 @@ func (c *call) endpoint() string {
 		return "count_tokens"
 	case kindChat:
 		return "chat_completions"
+	case kindResponses:
+		return "responses"
 	}
 	return "messages"
 }

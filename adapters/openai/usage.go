@@ -348,4 +348,5 @@ var usageConst = map[string]string{
 	"default": "default", "auto": "auto", "flex": "flex", "priority": "priority", "scale": "scale",
 	"stop": "stop", "length": "length", "tool_calls": "tool_calls",
 	"content_filter": "content_filter", "function_call": "function_call",
+	"completed": "completed", "incomplete": "incomplete", "failed": "failed",
 }
