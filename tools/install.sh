@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the sqlite3 shell (from Debian, when missing) and the pinned real
-# clients (Claude Code, @anthropic-ai/sdk, openai) into tools/node_modules
+# clients (Claude Code, Codex CLI, @anthropic-ai/sdk, openai) into tools/node_modules
 # from package-lock.json. Idempotent: when the
 # installed tree already matches the lock file it returns at once.
 set -euo pipefail
@@ -24,7 +24,10 @@ native_ok() {
 	# The npm wrapper's postinstall copies the platform binary over
 	# bin/claude.exe; a skipped postinstall leaves a small placeholder.
 	local bin=node_modules/@anthropic-ai/claude-code/bin/claude.exe
-	[ -x "$bin" ] && [ "$(stat -c %s "$bin")" -gt 1048576 ]
+	[ -x "$bin" ] && [ "$(stat -c %s "$bin")" -gt 1048576 ] &&
+		# Codex CLI's binary comes in its platform package, an optional
+		# dependency npm installs for this machine only.
+		node_modules/.bin/codex --version >/dev/null 2>&1
 }
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && native_ok; then
@@ -51,4 +54,5 @@ fi
 native_ok || { echo "tools/install.sh: Claude Code native binary missing" >&2; exit 1; }
 
 node_modules/.bin/claude --version >/dev/null
+node_modules/.bin/codex --version >/dev/null || { echo "tools/install.sh: Codex CLI's platform binary missing" >&2; exit 1; }
 echo "$want" > "$stamp"

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"time"
 )
 
 // ClaudeCodeVersion is the @anthropic-ai/claude-code version pinned in
@@ -165,4 +166,50 @@ func isExecutable(p string) bool {
 func isNative(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Size() > 1<<20
+}
+
+// CodexBinary finds the pinned Codex CLI executable: $METIS_CODEX_BIN when
+// set, else the platform package's binary in tools/node_modules (run
+// tools/install.sh to get it), else the npm wrapper that starts it. It
+// returns an error when none is installed, so tests can skip.
+func CodexBinary() (string, error) {
+	if p := os.Getenv("METIS_CODEX_BIN"); p != "" {
+		if isExecutable(p) {
+			return p, nil
+		}
+		return "", fmt.Errorf("METIS_CODEX_BIN=%s is not an executable file", p)
+	}
+	nm := filepath.Join(RepoRoot(), "tools", "node_modules")
+	triple := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH] + "-unknown-linux-musl"
+	candidates := []string{
+		filepath.Join(nm, "@openai", "codex-"+runtime.GOOS+"-"+goarchNode(), "vendor", triple, "bin", "codex"),
+		filepath.Join(nm, ".bin", "codex"),
+	}
+	for _, c := range candidates {
+		if isExecutable(c) {
+			return c, nil
+		}
+	}
+	return "", errors.New("codex CLI is not installed: run tools/install.sh")
+}
+
+// CodexCommand builds `codex exec` for prompt, run in dir (a temporary
+// directory, also its HOME and, under it, CODEX_HOME) against the gateway
+// at baseURL with apiKey: the gateway is a custom model provider speaking
+// the Responses API, as the README configures it, and the sandbox is off
+// (the harness's container may not allow Codex's). It creates CODEX_HOME,
+// which Codex requires to exist. The command is killed when ctx ends; the
+// caller sets Stdout/Stderr and runs it.
+func CodexCommand(ctx context.Context, bin, baseURL, apiKey, dir, model, prompt string) *exec.Cmd {
+	args := []string{"exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "-m", model,
+		"-c", `model_provider="metis"`, "-c", `model_providers.metis.name="Metis"`,
+		"-c", `model_providers.metis.base_url="` + baseURL + `/v1"`, "-c", `model_providers.metis.env_key="METIS_KEY"`,
+		"-c", `model_providers.metis.wire_api="responses"`, prompt}
+	_ = os.MkdirAll(filepath.Join(dir, ".codex"), 0o700)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = []string{"HOME=" + dir, "CODEX_HOME=" + filepath.Join(dir, ".codex"), "METIS_KEY=" + apiKey,
+		"PATH=" + os.Getenv("PATH"), "TERM=dumb", "NO_COLOR=1"}
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
 }

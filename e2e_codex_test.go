@@ -1,0 +1,109 @@
+package metis
+
+// End to end with OpenAI's Codex CLI itself: `codex exec` pointed at the
+// gateway as a custom model provider (the README's configuration) with a
+// gateway token completes a shell tool-use round trip over the Responses
+// API against the fake provider, and every call is traced and priced.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+// gpt-5-nano: $0.05 in, $0.005 cached, $0.4 out per MTok.
+// Turn 1: 9,000 in; out 32 reasoning + exec_command 12 + 29/3 + 10 = 63:
+// 0.00045 + 0.0000252 = 0.0004752.
+// Turn 2: 9,200 in, 8,960 cached; out "The command printed metis-codex-ok."
+// 35/4+1 = 9: 240 × 0.05e-6 + 8,960 × 0.005e-6 + 9 × 0.4e-6 = 0.000012 +
+// 0.0000448 + 0.0000036 = 0.0000604.
+func TestCodexCLIToolRoundTrip(t *testing.T) {
+	bin, err := fakeupstream.CodexBinary()
+	if err != nil {
+		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
+			t.Fatalf("Codex CLI is required (METIS_REQUIRE_E2E=1) but missing: %v; run tools/install.sh", err)
+		}
+		t.Skipf("Codex CLI not installed (%v); run tools/install.sh", err)
+	}
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "codex-laptop")
+	tap := e2eNewTap(t, g.URL)
+	hasOutput := func(r *fakeupstream.Recorded) bool { return strings.Contains(r.Body, `"function_call_output"`) }
+	turn1 := fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 9000, ReasoningTokens: 32,
+		Calls: []fakeupstream.ResponsesCall{{Name: "exec_command", Arguments: `{"cmd":"echo metis-codex-ok"}`}}}.Stream()
+	turn1.Gap = time.Millisecond
+	turn1.Match = func(r *fakeupstream.Recorded) bool { return !hasOutput(r) }
+	turn2 := fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 9200, CachedTokens: 8960,
+		Text: "The command printed metis-codex-ok."}.Stream()
+	turn2.Match = hasOutput
+	up.Enqueue("/v1/responses", turn1)
+	up.Enqueue("/v1/responses", turn2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := fakeupstream.CodexCommand(ctx, bin, tap.URL, tok, t.TempDir(), "gpt-5-nano", "Run `echo metis-codex-ok` and tell me what it printed.")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "The command printed metis-codex-ok.") {
+		t.Errorf("codex printed:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+
+	sent := up.RequestsTo("/v1/responses")
+	if len(sent) != 2 {
+		t.Fatalf("%d Responses API requests reached the provider, want 2", len(sent))
+	}
+	// Codex ran the command and sent its output back.
+	var output string
+	gjson.Get(sent[1].Body, "input").ForEach(func(_, it gjson.Result) bool {
+		if it.Get("type").Str == "function_call_output" {
+			output = it.Get("output").String()
+		}
+		return true
+	})
+	if !strings.Contains(output, "metis-codex-ok") {
+		t.Errorf("the second request's function_call_output is %q", output)
+	}
+	// What reached the provider is what Codex sent, but for the key.
+	client := tap.requests()
+	if len(client) != 2 {
+		t.Fatalf("codex sent %d requests, want 2", len(client))
+	}
+	session := client[0].Header.Get("Session-Id")
+	for i := range sent {
+		if sent[i].Body != client[i].Body {
+			t.Errorf("request %d: the body changed on its way to the provider", i)
+		}
+		if sent[i].APIKey() != testOpenAIKey || strings.Contains(sent[i].Body, tok) || strings.Contains(strings.Join(sent[i].Header.Values("Authorization"), ""), tok) {
+			t.Errorf("request %d: provider key %q; the gateway token went upstream", i, sent[i].APIKey())
+		}
+	}
+
+	calls := e2eCalls(g, 2)
+	for i, want := range []float64{0.0004752, 0.0000604} {
+		e2eWant(t, "call", calls[i], map[string]any{"provider": "openai", "model": "gpt-5-nano", "stream": true, "usage_source": "provider",
+			"gateway_key_id": k.ID, "session_id": session})
+		if cost := e2eCost(t, calls[i]); !e2eNear(cost, want) || calls[i]["error_class"] != nil {
+			t.Errorf("call %d: %v, want cost %v", i, calls[i], want)
+		}
+		e2eCheckTriple(g, calls[i])
+	}
+	if session == "" {
+		t.Errorf("codex sent no Session-Id header: %v", client[0].Header)
+	}
+	for _, rd := range g.events(store.TypeRouteDecided) {
+		if rd["endpoint"] != "responses" || rd["inbound_shape"] != "openai" {
+			t.Errorf("route.decided %v", rd)
+		}
+	}
+}
