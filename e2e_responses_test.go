@@ -167,10 +167,17 @@ func TestResponsesAPIRefusals(t *testing.T) {
 	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "stream: must be a boolean") {
 		t.Errorf("a string stream: %d %s", resp.StatusCode, b)
 	}
+	// A background response's usage comes with its retrieval, which the
+	// gateway does not serve: it could be neither priced nor budgeted.
+	resp = g.post("/v1/responses", tok, `{"model":"nano","input":"x","background":true}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "background responses are not served") ||
+		!strings.Contains(b, `"type":"invalid_request_error"`) {
+		t.Errorf("a background response: %d %s", resp.StatusCode, b)
+	}
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("%d refused requests reached the provider", n)
 	}
-	if rej := g.events(store.TypeRequestRejected); len(rej) != 3 || rej[0]["reason"] != "untranslatable" {
+	if rej := g.events(store.TypeRequestRejected); len(rej) != 4 || rej[0]["reason"] != "untranslatable" {
 		t.Errorf("rejections %v", rej)
 	}
 }

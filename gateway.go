@@ -480,6 +480,13 @@ func validate(shape string, kind int, body []byte) (parsedRequest, *apiError) {
 		if req.stream.Exists() && req.stream.Type != gjson.True && req.stream.Type != gjson.False {
 			return req, reject(http.StatusBadRequest, "invalid_request", "stream: must be a boolean")
 		}
+		if req.root.Get("background").Type == gjson.True {
+			// Its answer, and the usage it is billed by, come later from
+			// GET /v1/responses/{id}, which the gateway does not serve:
+			// the call could be neither priced nor budgeted.
+			return req, reject(http.StatusBadRequest, "invalid_request",
+				"background: background responses are not served by this gateway (their usage is known only once they are retrieved from the provider); send the request without background")
+		}
 		return req, nil
 	}
 	if !msgs.IsArray() {
