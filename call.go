@@ -380,7 +380,7 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	case c.res.prov.typ == shapeAnthropic:
 		c.path = "/messages"
 	case c.kind == kindResponses:
-		c.path = "/responses"
+		c.path = strings.TrimPrefix(c.r.URL.Path, "/v1") // /responses or /responses/compact
 	default:
 		c.path = "/chat/completions"
 	}

@@ -182,7 +182,7 @@ func TestE2EUnknownV1PathIsNotAModel(t *testing.T) {
 	for _, c := range []struct{ method, path, note string }{
 		{http.MethodGet, "/v1/foo", ""},
 		// Of the Responses API, only POST /v1/responses is served.
-		{http.MethodGet, "/v1/responses/resp_1", "it serves POST /v1/responses alone"},
+		{http.MethodGet, "/v1/responses/resp_1", "it serves POST /v1/responses and /v1/responses/compact"},
 		{http.MethodPost, "/v1/embeddings", "embeddings are not served"},
 		{http.MethodGet, "/v1/models/", ""},
 	} {

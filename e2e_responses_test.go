@@ -159,9 +159,9 @@ func TestResponsesAPIRefusals(t *testing.T) {
 		!strings.Contains(apiErr.Message, "OpenAI-type providers only") || !strings.Contains(apiErr.Message, "/v1/chat/completions") {
 		t.Errorf("a Claude model on /v1/responses: %v", err)
 	}
-	resp := g.post("/v1/responses/compact", tok, `{"model":"nano","input":"x"}`)
-	if b := e2eRead(t, resp); resp.StatusCode != http.StatusNotFound || !strings.Contains(b, "POST /v1/responses alone") {
-		t.Errorf("/v1/responses/compact: %d %s", resp.StatusCode, b)
+	resp := g.post("/v1/responses/resp_1/cancel", tok, `{}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusNotFound || !strings.Contains(b, "it serves POST /v1/responses and /v1/responses/compact") {
+		t.Errorf("/v1/responses/resp_1/cancel: %d %s", resp.StatusCode, b)
 	}
 	resp = g.post("/v1/responses", tok, `{"model":"nano","input":"x","stream":"yes"}`)
 	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "stream: must be a boolean") {
@@ -179,6 +179,46 @@ func TestResponsesAPIRefusals(t *testing.T) {
 	}
 	if rej := g.events(store.TypeRequestRejected); len(rej) != 4 || rej[0]["reason"] != "untranslatable" {
 		t.Errorf("rejections %v", rej)
+	}
+}
+
+// Compaction (POST /v1/responses/compact), which Codex CLI uses when a
+// conversation nears the context window, is a billed model call: forwarded
+// as sent and priced from its usage.
+//
+// gpt-5-nano: 40,000 in, 32,768 cached; out 1,200 (800 reasoning):
+// 7,232 × 0.05e-6 + 32,768 × 0.005e-6 + 1,200 × 0.4e-6 = 0.0003616 +
+// 0.00016384 + 0.00048 = 0.00100544.
+func TestResponsesAPICompaction(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "codex")
+	body := `{"id":"cmp_1","object":"response.compaction","created_at":1795858623,"output":[` +
+		`{"id":"msg_1","type":"message","status":"completed","role":"user","content":[{"type":"input_text","text":"Fix the bug."}]},` +
+		`{"id":"cmp_item_1","type":"compaction","encrypted_content":"gAAAA"}],` +
+		`"usage":{"input_tokens":40000,"input_tokens_details":{"cached_tokens":32768},"output_tokens":1200,` +
+		`"output_tokens_details":{"reasoning_tokens":800},"total_tokens":41200}}`
+	up.Enqueue("/v1/responses/compact", fakeupstream.Reply{Status: http.StatusOK, Body: body})
+	oc := xOpenAI(g, tok)
+	r, err := oc.Responses.Compact(context.Background(), responses.ResponseCompactParams{
+		Model: "nano", Input: responses.ResponseCompactParamsInputUnion{OfString: openai.String("Fix the bug.")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.RawJSON() != body || r.Usage.InputTokens != 40000 {
+		t.Errorf("the SDK read %s", r.RawJSON())
+	}
+	if sent := up.RequestsTo("/v1/responses/compact"); len(sent) != 1 || gjson.Get(sent[0].Body, "model").Str != "gpt-5-nano" ||
+		sent[0].APIKey() != testOpenAIKey {
+		t.Fatalf("upstream got %v", sent)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "compaction", call, map[string]any{"input_tokens": 7232, "cache_read_input_tokens": 32768, "output_tokens": 1200,
+		"reasoning_tokens": 800, "usage_source": "provider"})
+	if cost := e2eCost(t, call); !e2eNear(cost, 0.00100544) {
+		t.Errorf("cost_usd %v, want 0.00100544", cost)
+	}
+	if rd := g.events(store.TypeRouteDecided)[0]; rd["endpoint"] != "responses_compact" {
+		t.Errorf("route.decided %v", rd)
 	}
 }
 

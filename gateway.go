@@ -66,7 +66,7 @@ const (
 	kindMessages = iota
 	kindChat
 	kindCountTokens
-	kindResponses // OpenAI's Responses API, forwarded to OpenAI-type providers
+	kindResponses // OpenAI's Responses API (and its compaction), forwarded to OpenAI-type providers
 )
 
 // ServeHTTP dispatches the gateway's endpoints and passes anything else on.
@@ -91,7 +91,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return g.serveLLM(w, r, shapeAnthropic, kindCountTokens)
 	case "/v1/chat/completions":
 		return g.serveLLM(w, r, shapeOpenAI, kindChat)
-	case "/v1/responses":
+	case "/v1/responses", "/v1/responses/compact":
 		return g.serveLLM(w, r, shapeOpenAI, kindResponses)
 	}
 	bodyLeftUnread(w, r) // no other endpoint reads a body
@@ -144,7 +144,7 @@ func misdirected(r *http.Request) bool {
 
 // servedPaths are the gateway's endpoints without their /v1, longest first
 // so that /messages/count_tokens is matched before /messages.
-var servedPaths = []string{"/messages/count_tokens", "/chat/completions", "/responses", "/messages", "/models"}
+var servedPaths = []string{"/messages/count_tokens", "/responses/compact", "/chat/completions", "/responses", "/messages", "/models"}
 
 // endpointMeant is the gateway endpoint a client probably meant when its
 // base URL lacked /v1 or had a prefix too many: /chat/completions,
@@ -177,7 +177,7 @@ func unservedAPI(path string) string {
 	path = strings.TrimPrefix(path, "/v1")
 	switch {
 	case strings.HasPrefix(path, "/responses/"):
-		return "of the Responses API it serves POST /v1/responses alone: responses stored by OpenAI are read, cancelled and compacted at OpenAI's own API"
+		return "of the Responses API it serves POST /v1/responses and /v1/responses/compact: responses stored by OpenAI are read and cancelled at OpenAI's own API"
 	case path == "/completions":
 		return "legacy completions are not served: use /v1/chat/completions"
 	case path == "/embeddings":
@@ -192,7 +192,7 @@ func unservedAPI(path string) string {
 // to the site's next handler, which answers an empty 200 when there is
 // none; anyone else's goes on (another handler may serve the path).
 var withoutV1 = map[string]bool{
-	"/chat/completions": true, "/completions": true, "/responses": true, "/embeddings": true,
+	"/chat/completions": true, "/completions": true, "/responses": true, "/responses/compact": true, "/embeddings": true,
 	"/messages": true, "/messages/count_tokens": true, "/models": true,
 }
 
@@ -212,7 +212,8 @@ func hasGatewayToken(r *http.Request) bool {
 // answers. It is "" for a path that is not an endpoint.
 func allowFor(path string) string {
 	switch {
-	case path == "/v1/messages", path == "/v1/messages/count_tokens", path == "/v1/chat/completions", path == "/v1/responses":
+	case path == "/v1/messages", path == "/v1/messages/count_tokens", path == "/v1/chat/completions",
+		path == "/v1/responses", path == "/v1/responses/compact":
 		return "POST"
 	case path == "/healthz", path == "/v1/models", strings.HasPrefix(path, "/v1/models/") && len(path) > len("/v1/models/"):
 		return "GET, HEAD"

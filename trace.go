@@ -74,6 +74,9 @@ func (c *call) endpoint() string {
 	case kindChat:
 		return "chat_completions"
 	case kindResponses:
+		if strings.HasSuffix(c.r.URL.Path, "/compact") {
+			return "responses_compact"
+		}
 		return "responses"
 	}
 	return "messages"
