@@ -6,7 +6,9 @@
 #
 # METIS_URL is the gateway root (e.g. http://127.0.0.1:8422), METIS_KEY a gw_
 # token (both may come from the environment instead). METIS_ANTHROPIC_MODEL
-# and METIS_OPENAI_MODEL pick the models (defaults haiku and gpt-5-mini).
+# and METIS_OPENAI_MODEL pick the models (defaults haiku and gpt-5-mini),
+# METIS_RESPONSES_MODEL the Responses API example's (an OpenAI model,
+# default gpt-5-mini).
 # The Node SDKs come from tools/node_modules, installed on first use by
 # tools/install.sh. The fake upstream speaks both shapes, so pointing
 # METIS_URL straight at `go run ./internal/cmd/fakeupstream` also works.
@@ -25,7 +27,7 @@ tools/install.sh || { echo "run-all: tools/install.sh failed" >&2; exit 1; }
 
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
-if ! go build -o "$bin/" ./examples/gateway/go/anthropic ./examples/gateway/go/openai; then
+if ! go build -o "$bin/" ./examples/gateway/go/anthropic ./examples/gateway/go/openai ./examples/gateway/go/responses; then
 	echo "run-all: building the Go examples failed" >&2
 	exit 1
 fi
@@ -46,6 +48,7 @@ run() {
 
 run go/anthropic "$bin/anthropic"
 run go/openai "$bin/openai"
+run go/responses "$bin/responses"
 run node/anthropic.mjs node examples/gateway/node/anthropic.mjs
 run node/openai.mjs node examples/gateway/node/openai.mjs
 run curl.sh examples/gateway/curl.sh

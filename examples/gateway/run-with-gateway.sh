@@ -152,7 +152,7 @@ fi
 bash "$root/examples/gateway/run-all.sh" "$url" "$token" || fail "examples failed against the gateway (see above)"
 
 # 5. What the provider saw: provider keys only, never the gateway token.
-upstream=$(grep -cE 'POST /v1/(messages|chat/completions)[? ]' "$work/fake.log" || true)
+upstream=$(grep -cE 'POST /v1/(messages|chat/completions|responses)[? ]' "$work/fake.log" || true)
 [ "$upstream" -gt 0 ] || fail "the examples made no provider call"
 if grep -qF -- "${token:3}" "$work/fake.log"; then fail "the gateway token reached the provider"; fi
 bad=$(grep -E 'POST /v1/' "$work/fake.log" | grep -vE "key=\"($METIS_EXAMPLES_ANTHROPIC_KEY|$METIS_EXAMPLES_OPENAI_KEY)\"" || true)

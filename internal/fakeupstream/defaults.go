@@ -93,6 +93,8 @@ func estimateTokens(body string) int {
 //     recorded gpt-5-nano stream; both carry usage:null and the usage chunk
 //     only when stream_options.include_usage was asked. Not streamed: the
 //     recorded tool-call completion, or a synthesized text completion.
+//   - POST /v1/responses: a synthesized Responses API answer with
+//     DefaultOpenAIText (ResponsesAnswer), streamed when asked.
 //   - GET /v1/models: an Anthropic list when anthropic-version is sent,
 //     else an OpenAI list.
 //   - HEAD or GET /api/hello: 200.
@@ -145,6 +147,14 @@ func DefaultReply(rec *Recorded) Reply {
 			return FromFixture(FixtureOpenAINonStream, 0)
 		}
 		return OpenAICompletion(req.Model, DefaultOpenAIText, estimateTokens(rec.Body))
+
+	case path == "/v1/responses" && rec.Method == http.MethodPost:
+		req := parseRequest(rec.Body)
+		a := ResponsesAnswer{Model: req.Model, InputTokens: estimateTokens(rec.Body), Text: DefaultOpenAIText}
+		if req.Stream {
+			return a.Stream()
+		}
+		return a.Body()
 
 	case path == "/v1/models" && rec.Method == http.MethodGet:
 		if rec.Header.Get("Anthropic-Version") != "" {
