@@ -94,8 +94,8 @@ func (c *call) clientModel() string {
 	return c.requested
 }
 
-// serveLLM handles POST /v1/messages, /v1/messages/count_tokens and
-// /v1/chat/completions.
+// serveLLM handles POST /v1/messages, /v1/messages/count_tokens,
+// /v1/chat/completions, /v1/responses and /v1/responses/compact.
 func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string, kind int) error {
 	start := time.Now()
 	key, aerr := g.authenticate(r)

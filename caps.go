@@ -69,7 +69,7 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 	// OpenAI caches unasked; the gateway asks Anthropic's automatic
 	// caching for a translated request (prompt_cache).
 	caches := c.res.prov.typ == shapeOpenAI || c.cross && !c.res.prov.compat.noAutoCache
-	return worstCaseCost(c.g.app.prices, c.res.model, body, caches)
+	return worstCaseCost(c.g.app.prices, c.res.model, body, caches, c.kind == kindResponses)
 }
 
 // worstCaseCost bounds what the provider can bill for a request body sent
@@ -79,13 +79,18 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 // never more than the model's context window; all of it at the dearer of
 // the input and cache-write prices when the body asks for caching or the
 // provider caches on its own (autoCache: OpenAI bills some models' cache
-// writes above the input price); max_tokens (or max_completion_tokens,
-// max_output_tokens; else the model's output
+// writes above the input price); max_tokens or max_completion_tokens
+// (max_output_tokens for a Responses API body; else the model's output
 // limit) of output per choice (n), all of it reasoning when that is
 // dearer; at the service tier, speed and inference_geo the body asks for,
 // the long-context tier the estimate reaches, and max_uses (else 10) web
 // searches per web_search tool.
-func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCache bool) (usd float64, priced bool) {
+//
+// A Responses API body (responses) may also bring in input it does not
+// hold: a stored conversation (previous_response_id, conversation, a
+// stored prompt, item references), files and images by id or URL. Any of
+// the first kind, or a file, is bounded by the context window.
+func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCache, responses bool) (usd float64, priced bool) {
 	p, ok := prices.Lookup(model)
 	if !ok {
 		return 0, false
@@ -101,7 +106,13 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	// is not read on the way to OpenAI): whichever is larger may be the one
 	// that runs, a limit of 0 or less being the model's own.
 	maxOut, named := int64(0), false
-	for _, field := range [...]string{"max_tokens", "max_completion_tokens", "max_output_tokens"} {
+	limits := []string{"max_tokens", "max_completion_tokens"}
+	if responses {
+		// The Responses API's only limit: the other two are not read there,
+		// nor is this one by the Chat Completions and Messages paths.
+		limits = []string{"max_output_tokens"}
+	}
+	for _, field := range limits {
 		if v := req.Get(field); v.Exists() && v.Type != gjson.Null { // null: not given
 			named = true
 			n := v.Int()
@@ -153,7 +164,14 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	// have neither and are not walked. A body with \u escapes may spell
 	// them otherwise, as the provider reads them decoded.
 	escaped := bytes.Contains(body, []byte(`\u`))
-	if escaped || bytes.Contains(body, []byte(`"url"`)) || bytes.Contains(body, []byte(`"file_id"`)) {
+	switch {
+	case responses:
+		var stored bool
+		docs, images, stored = responsesOutsideContent(req)
+		if stored {
+			docs++ // a stored conversation: as long as the window allows
+		}
+	case escaped || bytes.Contains(body, []byte(`"url"`)) || bytes.Contains(body, []byte(`"file_id"`)):
 		docs, images = outsideContent(req)
 	}
 	in += int64(images) * imageRefTokens
@@ -231,6 +249,44 @@ func outsideContent(req gjson.Result) (docs, images int) {
 	return docs, images
 }
 
+// responsesOutsideContent is outsideContent for a Responses API body: the
+// input_file parts and items that name a file by id or URL, the
+// input_image ones that are not data URIs, function outputs included; and
+// whether the body brings in a stored conversation (previous_response_id,
+// conversation, a stored prompt, an item_reference), which it does not
+// hold either.
+func responsesOutsideContent(req gjson.Result) (docs, images int, stored bool) {
+	for _, k := range [...]string{"previous_response_id", "conversation", "prompt"} {
+		if v := req.Get(k); v.Exists() && v.Type != gjson.Null {
+			stored = true
+		}
+	}
+	var count func(part gjson.Result)
+	count = func(part gjson.Result) {
+		switch part.Get("type").String() {
+		case "input_file":
+			if part.Get("file_id").Exists() || part.Get("file_url").Exists() {
+				docs++
+			}
+		case "input_image":
+			if u := part.Get("image_url").String(); part.Get("file_id").Exists() || u != "" && !strings.HasPrefix(u, "data:") {
+				images++
+			}
+		case "item_reference":
+			stored = true
+		}
+		for _, k := range [...]string{"content", "output"} {
+			if v := part.Get(k); v.IsArray() {
+				v.ForEach(func(_, p gjson.Result) bool { count(p); return true })
+			}
+		}
+	}
+	if in := req.Get("input"); in.IsArray() {
+		in.ForEach(func(_, item gjson.Result) bool { count(item); return true })
+	}
+	return docs, images, stored
+}
+
 // reserve holds the call's worst-case cost against every budget covering
 // its key, before anything is sent upstream. It returns the refusal to
 // answer with, or nil when the call may go ahead.
@@ -266,6 +322,9 @@ func (c *call) reserve(body []byte) *apiError {
 		case refusal.Never():
 			// No wait helps: no Retry-After, and the SDKs are told not to retry.
 			c.w.Header().Set("X-Should-Retry", "false")
+			if c.kind == kindResponses {
+				refusal.Lower = "lower the request's max_output_tokens (Codex CLI sends none: the model's whole output limit is its worst case)"
+			}
 		case refusal.InFlight():
 			// Room frees up as the calls in flight settle: a client's own
 			// retry, a little later, may well fit.

@@ -149,8 +149,6 @@ func writeAPIError(w http.ResponseWriter, shape string, e *apiError) {
 	_, _ = w.Write(b)
 }
 
-// streamErrorEvent is a same-shape stream's mid-stream server error in the
-// caller's SSE dialect: Anthropic's api_error, OpenAI's server_error.
 // responsesErrorEvent is a Responses API stream's error event, numbered
 // seq: the event OpenAI documents for a stream that fails.
 func responsesErrorEvent(msg string, seq int64) []byte {
@@ -158,6 +156,8 @@ func responsesErrorEvent(msg string, seq int64) []byte {
 	return append(append([]byte("event: error\ndata: "), b...), '\n', '\n')
 }
 
+// streamErrorEvent is a same-shape stream's mid-stream server error in the
+// caller's SSE dialect: Anthropic's api_error, OpenAI's server_error.
 func streamErrorEvent(shape, msg string) []byte {
 	if shape == shapeAnthropic {
 		b, _ := json.Marshal(map[string]any{"type": "error", "error": map[string]any{"type": "api_error", "message": msg}})

@@ -225,7 +225,10 @@ func (c *call) relayBody(resp *http.Response) {
 	}
 	c.status = resp.StatusCode
 	out := body
-	if isErrorBody(c.res.prov.typ, body) {
+	// A failed Responses API response carries its error beside the usage
+	// it is billed by: read as a response (readUsage), not as an error body.
+	failedResponse := c.kind == kindResponses && gjson.GetBytes(body, "usage").IsObject()
+	if !failedResponse && isErrorBody(c.res.prov.typ, body) {
 		// A success status with an error for a body (a proxy's, or a
 		// compatible server's): nothing was generated, nothing is billed.
 		c.errorClass, c.haveUsage = errUpstream, true
@@ -284,6 +287,13 @@ func (c *call) readUsage(body []byte) {
 	case c.kind == kindResponses:
 		u, m, err := openai.ResponsesUsage(body)
 		c.setUsage(body, u, m.Model, err)
+		if m.FinishReason == "failed" && c.errorClass == "" {
+			// Billed all the same, and recorded as the provider's failure.
+			c.errorClass = errUpstream
+			if e := gjson.GetBytes(body, "error.code").Str; strings.Contains(e, "rate_limit") {
+				c.errorClass = errRateLimited
+			}
+		}
 	default:
 		u, m, err := openai.ResponseUsage(body)
 		c.setUsage(body, u, m.Model, err)
@@ -321,7 +331,7 @@ type streamObserver struct {
 }
 
 // observe feeds one upstream event; it reports whether the event is the
-// OpenAI usage-only chunk.
+// Chat Completions usage-only chunk.
 func (o *streamObserver) observe(ev sse.Event) (usageOnly bool) {
 	if ev.Comment {
 		return false
@@ -362,8 +372,8 @@ func (o *streamObserver) complete() bool {
 }
 
 // finished reports whether the provider has finished its answer: a
-// finish reason (OpenAI: of any choice) or a stop reason (Anthropic)
-// arrived.
+// finish reason (Chat Completions: of any choice), a stop reason
+// (Anthropic) or a Responses stream's terminal event arrived.
 func (o *streamObserver) finished() bool {
 	switch {
 	case o.typ == shapeAnthropic:

@@ -67,6 +67,10 @@ type Refusal struct {
 	// windows, when enough of the current spend will have aged out of the
 	// window for this call to fit (or now + the window, if it never fits).
 	ResetsAt time.Time
+	// Lower says how the caller lowers its worst case when no reset makes
+	// room for it; empty means the Messages and Chat Completions advice
+	// (max_tokens, and Claude Code's CLAUDE_CODE_MAX_OUTPUT_TOKENS).
+	Lower string
 }
 
 // Error describes the refusal in one line, e.g. `team "eng" monthly budget
@@ -76,8 +80,12 @@ func (r *Refusal) Error() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "%s of %s ", describe(r.Budget), Dollars(r.Budget.Hard))
 	if r.Never() {
-		fmt.Fprintf(&sb, "is smaller than this call's worst-case cost of %s, so no reset makes room for it; "+
-			"lower the request's max_tokens (Claude Code: CLAUDE_CODE_MAX_OUTPUT_TOKENS) or ask for a larger limit", Dollars(r.Amount))
+		lower := r.Lower
+		if lower == "" {
+			lower = "lower the request's max_tokens (Claude Code: CLAUDE_CODE_MAX_OUTPUT_TOKENS)"
+		}
+		fmt.Fprintf(&sb, "is smaller than this call's worst-case cost of %s, so no reset makes room for it; %s or ask for a larger limit",
+			Dollars(r.Amount), lower)
 		return sb.String()
 	}
 	if r.Spent+r.Reserved >= r.Budget.Hard-epsilon {

@@ -127,7 +127,13 @@ func (t *ResponsesStreamTracker) Observe(data []byte) {
 			t.hasErr = true
 		}
 	case "error":
-		t.errType, t.errMsg = responsesErrorFields(ev)
+		// OpenAI documents the error's members at the top of the event,
+		// and sends them nested in an error object.
+		e := ev
+		if nested := ev.Get("error"); nested.IsObject() {
+			e = nested
+		}
+		t.errType, t.errMsg = responsesErrorFields(e)
 		t.hasErr = true
 	default:
 		if strings.HasSuffix(typ, ".delta") {

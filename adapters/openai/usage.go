@@ -16,7 +16,9 @@ import (
 	"github.com/tidwall/sjson"
 )
 
-// ResponseMeta identifies an OpenAI response for the call log.
+// ResponseMeta identifies an OpenAI response for the call log. For a
+// Responses API answer FinishReason holds the response's status
+// (completed, incomplete, failed).
 type ResponseMeta struct {
 	ID           string
 	Model        string

@@ -27,8 +27,8 @@ type ResponsesAnswer struct {
 	Calls                                      []ResponsesCall
 }
 
-// item is one output item of the answer, as the completed response
-// lists it.
+// responsesItem is one output item of the answer, as the completed
+// response lists it.
 type responsesItem = map[string]any
 
 func (a ResponsesAnswer) model() string {
