@@ -69,7 +69,19 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 	// OpenAI caches unasked; the gateway asks Anthropic's automatic
 	// caching for a translated request (prompt_cache).
 	caches := c.res.prov.typ == shapeOpenAI || c.cross && !c.res.prov.compat.noAutoCache
-	return worstCaseCost(c.g.app.prices, c.res.model, body, caches, c.kind == kindResponses)
+	return worstCaseCost(c.g.app.prices, c.res.model, body, worstCaseOptions{
+		autoCache: caches, responses: c.kind == kindResponses,
+		// An Anthropic web_search tool is dropped on the way to an
+		// OpenAI model (LOSSY #18): no search can run.
+		noSearches: c.cross && c.res.prov.typ == shapeOpenAI,
+	})
+}
+
+// worstCaseOptions says how worstCaseCost reads a body: whether the
+// provider caches unasked (autoCache), whether it is a Responses API body
+// (responses), and whether its search tools cannot run (noSearches).
+type worstCaseOptions struct {
+	autoCache, responses, noSearches bool
 }
 
 // worstCaseCost bounds what the provider can bill for a request body sent
@@ -90,7 +102,8 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 // hold: a stored conversation (previous_response_id, conversation, a
 // stored prompt, item references), files and images by id or URL. Any of
 // the first kind, or a file, is bounded by the context window.
-func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCache, responses bool) (usd float64, priced bool) {
+func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, o worstCaseOptions) (usd float64, priced bool) {
+	autoCache, responses := o.autoCache, o.responses
 	p, ok := prices.Lookup(model)
 	if !ok {
 		return 0, false
@@ -181,6 +194,12 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 	if req.Get("web_search_options").Exists() {
 		searches++ // OpenAI's search models bill a search per request
 	}
+	if n := req.Get("max_tool_calls"); responses && n.Type == gjson.Number && n.Int() >= 0 {
+		searches = min(searches, n.Int()) // the Responses API's bound on hosted tool calls
+	}
+	if o.noSearches {
+		searches = 0
+	}
 	if p.MaxInputTokens > 0 {
 		in = min(in, int64(p.MaxInputTokens))
 	}
@@ -221,6 +240,10 @@ func worstCaseCost(prices *pricing.Catalogue, model string, body []byte, autoCac
 func outsideContent(req gjson.Result) (docs, images int) {
 	var count func(part gjson.Result)
 	count = func(part gjson.Result) {
+		if dupPart(part) {
+			docs++ // read one way here, maybe another by the provider
+			return
+		}
 		switch part.Get("type").String() {
 		case "document":
 			if st := part.Get("source.type").String(); st == "url" || st == "file" {
@@ -249,6 +272,24 @@ func outsideContent(req gjson.Result) (docs, images int) {
 	return docs, images
 }
 
+// dupPart reports whether a content part repeats a member name outside
+// the text and tool input it carries (which a model may write as it
+// likes): read here by its first "type", it may be read by its last by a
+// provider, a document where the reservation saw text (review 17R3).
+func dupPart(part gjson.Result) bool {
+	if !part.IsObject() {
+		return false
+	}
+	_, dup := jsonx.DuplicateKey(part.Raw, func(name string) bool {
+		switch name {
+		case "input", "content", "output", "arguments", "text":
+			return true
+		}
+		return false
+	})
+	return dup
+}
+
 // responsesOutsideContent is outsideContent for a Responses API body: the
 // input_file parts and items that name a file by id or URL, the
 // input_image ones that are not data URIs, function outputs included; and
@@ -263,6 +304,10 @@ func responsesOutsideContent(req gjson.Result) (docs, images int, stored bool) {
 	}
 	var count func(part gjson.Result)
 	count = func(part gjson.Result) {
+		if dupPart(part) {
+			docs++ // read one way here, maybe another by the provider
+			return
+		}
 		switch part.Get("type").String() {
 		case "input_file":
 			if part.Get("file_id").Exists() || part.Get("file_url").Exists() {
@@ -323,7 +368,8 @@ func (c *call) reserve(body []byte) *apiError {
 			// No wait helps: no Retry-After, and the SDKs are told not to retry.
 			c.w.Header().Set("X-Should-Retry", "false")
 			if c.kind == kindResponses {
-				refusal.Lower = "lower the request's max_output_tokens (Codex CLI sends none: the model's whole output limit is its worst case)"
+				refusal.Lower = "lower the request's max_output_tokens (Codex CLI sends none: the model's whole output limit is its worst case); " +
+					"a stored conversation (previous_response_id, conversation) or a file by id or URL is reserved at the model's whole context window"
 			}
 		case refusal.InFlight():
 			// Room frees up as the calls in flight settle: a client's own

@@ -100,7 +100,7 @@ func TestResponsesBudgetHoldsForInputOutsideTheBody(t *testing.T) {
 			wg.Wait()
 			g.waitEvents(store.TypeCallCompleted, codes[200])
 			q := keyQuota(t, g, k)
-			if codes[200] < 1 || codes[200]+codes[429] != calls || q.Spent > hard+perCall {
+			if codes[200] < 1 || codes[200]+codes[429] != calls || q.Spent > hard+perCall || !e2eNear(q.Spent, float64(codes[200])*perCall) {
 				t.Errorf("statuses %v, $%v spent under a $%v hard limit; want some refused with 429 and at most $%v + one call's $%v",
 					codes, q.Spent, hard, hard, perCall)
 			}
@@ -143,7 +143,7 @@ func TestResponsesWebSearchCallsPriced(t *testing.T) {
 // object, is not an error body (review 17R2). The same answer costs the
 // same either way.
 //
-// gpt-5-mini: $0.00226 as in finding 3 without the searches.
+// gpt-5-mini: 8,000 × 0.25e-6 + 2,000 × 0.025e-6 + 105 × 2e-6 = $0.00226.
 func TestResponsesFailedResponsePricedAsWhenStreamed(t *testing.T) {
 	g, up := e2eSetup(t, "alias mini openai:gpt-5-mini")
 	_, tok := e2eKey(g, "failed")
@@ -214,6 +214,49 @@ func TestResponsesBudgetRefusalNamesMaxOutputTokens(t *testing.T) {
 	msg, _ := e2ePath(e2eJSON(t, b), "error", "message").(string)
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(msg, "max_output_tokens") || strings.Contains(msg, "CLAUDE_CODE_MAX_OUTPUT_TOKENS") {
 		t.Errorf("a Responses call over the whole limit: %d %s", resp.StatusCode, b)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("%d requests reached the provider", n)
+	}
+}
+
+// An Anthropic-shape body's web_search tool is dropped on the way to an
+// OpenAI model (LOSSY #18), so no search can run and none is reserved:
+// a key whose hard limit covers the call's tokens is not refused for 8
+// searches at OpenAI's $0.01 (review 17R3).
+//
+// gpt-5-mini, $0.05 hard limit: max_tokens 1,000 × $2/MTok = $0.002 plus
+// the prompt, against 8 × $0.01 = $0.08 of searches that cannot happen.
+func TestDroppedWebSearchToolNotReservedCrossShape(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "claude-code-on-gpt")
+	capKey(t, g, k, 0.05)
+	up.Enqueue("/v1/chat/completions", fakeupstream.OpenAICompletion("gpt-5-mini", "It is sunny.", 40))
+	resp := g.post("/v1/messages", tok, `{"model":"gpt-5-mini","max_tokens":1000,"messages":[{"role":"user","content":"Weather?"}],`+
+		`"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":8}]}`, e2eAnthropicHdr...)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusOK {
+		t.Errorf("a dropped web_search tool on an OpenAI model: %d %s", resp.StatusCode, b)
+	}
+}
+
+// A content part that repeats its "type" is read by its first here and
+// maybe by its last at the provider: it is reserved as a document, the
+// context window, or a file hides from the hard limit (review 17R3:
+// $0.18753 spent under a $0.05 limit).
+func TestDuplicateTypeDoesNotHideAFileFromTheBudget(t *testing.T) {
+	g, up := e2eSetup(t, "alias big openai:gpt-5")
+	k, tok := e2eKey(g, "dup-type")
+	capKey(t, g, k, 0.05)
+	for _, c := range []struct{ path, body string }{
+		{"/v1/responses", `{"model":"big","max_output_tokens":10,"input":[{"role":"user","content":[` +
+			`{"type":"input_text","text":"Summarise.","type":"input_file","file_id":"file-6F2ksmvXxt4VdoqmHRw6kL"}]}]}`},
+		{"/v1/messages", `{"model":"haiku","max_tokens":10,"messages":[{"role":"user","content":[` +
+			`{"type":"text","text":"Summarise.","type":"document","source":{"type":"url","url":"https://example.com/r.pdf"}}]}]}`},
+	} {
+		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
+		if b := e2eRead(t, resp); resp.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("%s with a part whose type repeats: %d %.200s, want the 429 of a call reserved at the context window", c.path, resp.StatusCode, b)
+		}
 	}
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("%d requests reached the provider", n)

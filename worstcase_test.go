@@ -46,7 +46,7 @@ func TestWorstCaseCoversRecordedCalls(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s: %s has no price", r.fixture, model)
 		}
-		reserved, ok := worstCaseCost(cat, model, []byte(body), false, false)
+		reserved, ok := worstCaseCost(cat, model, []byte(body), worstCaseOptions{})
 		if !ok || reserved < billed {
 			t.Errorf("%s #%d (%d bytes): reserved $%.7f (priced %v), billed $%.7f", r.fixture, r.i, len(body), reserved, ok, billed)
 		}
@@ -87,7 +87,7 @@ func TestWorstCasePricesWhatTheBodyAsksFor(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s has no price", model)
 		}
-		reserved, _ := worstCaseCost(cat, model, []byte(c.body), false, false)
+		reserved, _ := worstCaseCost(cat, model, []byte(c.body), worstCaseOptions{})
 		if reserved < billed {
 			t.Errorf("%s: reserved $%.6f, billed $%.6f", c.name, reserved, billed)
 		}
@@ -96,10 +96,10 @@ func TestWorstCasePricesWhatTheBodyAsksFor(t *testing.T) {
 	// tokens each on gpt-5-mini ($2/MTok output) may cost 8 × 4000 × $2/MTok.
 	nBody := `{"model":"gpt-5-mini","n":8,"max_completion_tokens":4000,"messages":[{"role":"user","content":"hi"}]}`
 	billed, _ := cat.Cost("gpt-5-mini", ir.Usage{InputTokens: 10, OutputTokens: 8 * 4000})
-	if reserved, _ := worstCaseCost(cat, "gpt-5-mini", []byte(nBody), true, false); reserved < billed {
+	if reserved, _ := worstCaseCost(cat, "gpt-5-mini", []byte(nBody), worstCaseOptions{autoCache: true}); reserved < billed {
 		t.Errorf("n=8: reserved $%.6f, billed up to $%.6f", reserved, billed)
 	}
-	if _, ok := worstCaseCost(cat, "no-such-model-anywhere", []byte(plain), false, false); ok {
+	if _, ok := worstCaseCost(cat, "no-such-model-anywhere", []byte(plain), worstCaseOptions{}); ok {
 		t.Error("an unpriced model got a worst case")
 	}
 }
@@ -164,15 +164,15 @@ func TestWorstCaseCoversWhatTheProviderAddsItself(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s has no price", c.model)
 		}
-		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), c.autoCache, false); reserved < billed {
+		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), worstCaseOptions{autoCache: c.autoCache}); reserved < billed {
 			t.Errorf("%s: reserved $%.6f, billed up to $%.6f", c.name, reserved, billed)
 		}
 	}
 	// A data URI is in the body and counted by its bytes; a model whose
 	// provider bills no cache writes is not reserved for them.
 	inline := `{"model":"gpt-4o","max_completion_tokens":1,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`
-	plain, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), false, false)
-	if auto, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), true, false); auto != plain || plain > 0.001 {
+	plain, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), worstCaseOptions{})
+	if auto, _ := worstCaseCost(cat, "gpt-4o", []byte(inline), worstCaseOptions{autoCache: true}); auto != plain || plain > 0.001 {
 		t.Errorf("a tiny inline image on gpt-4o reserved $%v ($%v with automatic caching, which gpt-4o does not bill)", plain, auto)
 	}
 }
@@ -200,7 +200,7 @@ func TestWorstCaseTakesTheLargerOutputLimit(t *testing.T) {
 		if !ok {
 			t.Fatalf("%s has no price", c.model)
 		}
-		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), false, false); reserved < billed {
+		if reserved, _ := worstCaseCost(cat, c.model, []byte(c.body), worstCaseOptions{}); reserved < billed {
 			t.Errorf("%s %s: reserved $%.6f, billed up to $%.6f (%d output tokens)", c.model, c.body, reserved, billed, c.out)
 		}
 	}
@@ -209,7 +209,7 @@ func TestWorstCaseTakesTheLargerOutputLimit(t *testing.T) {
 	// model's whole output limit.
 	body := `{"model":"haiku","max_tokens":100,"max_completion_tokens":null,"messages":[]}`
 	whole, _ := cat.Cost("claude-haiku-4-5", ir.Usage{OutputTokens: int64(haiku.MaxOutputTokens)})
-	if reserved, _ := worstCaseCost(cat, "claude-haiku-4-5", []byte(body), false, false); reserved > whole/100 {
+	if reserved, _ := worstCaseCost(cat, "claude-haiku-4-5", []byte(body), worstCaseOptions{}); reserved > whole/100 {
 		t.Errorf("%s: reserved $%.6f, the model's whole output limit costs $%.6f", body, reserved, whole)
 	}
 }

@@ -20,17 +20,20 @@ fi
 stamp=node_modules/.metis-install-stamp
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
 
-native_ok() {
+claude_ok() {
 	# The npm wrapper's postinstall copies the platform binary over
 	# bin/claude.exe; a skipped postinstall leaves a small placeholder.
 	local bin=node_modules/@anthropic-ai/claude-code/bin/claude.exe
-	[ -x "$bin" ] && [ "$(stat -c %s "$bin")" -gt 1048576 ] &&
-		# Codex CLI's binary comes in its platform package, an optional
-		# dependency npm installs for this machine only.
-		node_modules/.bin/codex --version >/dev/null 2>&1
+	[ -x "$bin" ] && [ "$(stat -c %s "$bin")" -gt 1048576 ]
 }
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && native_ok; then
+codex_ok() {
+	# Codex CLI's binary comes in its platform package, an optional
+	# dependency npm installs for this machine only.
+	compgen -G 'node_modules/@openai/codex-*/vendor/*/bin/codex' >/dev/null
+}
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && claude_ok && codex_ok; then
 	exit 0
 fi
 
@@ -45,14 +48,19 @@ fi
 
 npm ci --no-audit --no-fund --loglevel=error
 
-if ! native_ok; then
+if ! claude_ok; then
 	# npm versions that hold back install scripts skip the wrapper's
 	# postinstall: run it ourselves (it only copies a file from the
 	# platform package npm already installed).
 	node node_modules/@anthropic-ai/claude-code/install.cjs
 fi
-native_ok || { echo "tools/install.sh: Claude Code native binary missing" >&2; exit 1; }
+claude_ok || { echo "tools/install.sh: Claude Code native binary missing" >&2; exit 1; }
+codex_ok || { echo "tools/install.sh: Codex CLI's platform binary missing (npm skipped its optional dependency?)" >&2; exit 1; }
 
 node_modules/.bin/claude --version >/dev/null
-node_modules/.bin/codex --version >/dev/null || { echo "tools/install.sh: Codex CLI's platform binary missing" >&2; exit 1; }
+# Codex writes helper links under its home even for --version: a throwaway one.
+codex_home=$(mktemp -d)
+CODEX_HOME=$codex_home node_modules/.bin/codex --version >/dev/null 2>&1 ||
+	{ rm -rf "$codex_home"; echo "tools/install.sh: Codex CLI does not run (node_modules/.bin/codex --version)" >&2; exit 1; }
+rm -rf "$codex_home"
 echo "$want" > "$stamp"

@@ -8,7 +8,8 @@
 # token (both may come from the environment instead). METIS_ANTHROPIC_MODEL
 # and METIS_OPENAI_MODEL pick the models (defaults haiku and gpt-5-mini),
 # METIS_RESPONSES_MODEL the Responses API example's (an OpenAI model,
-# default gpt-5-mini).
+# default gpt-5-mini; "none" skips it, for a gateway without an
+# OpenAI-type provider).
 # The Node SDKs come from tools/node_modules, installed on first use by
 # tools/install.sh. The fake upstream speaks both shapes, so pointing
 # METIS_URL straight at `go run ./internal/cmd/fakeupstream` also works.
@@ -48,7 +49,11 @@ run() {
 
 run go/anthropic "$bin/anthropic"
 run go/openai "$bin/openai"
-run go/responses "$bin/responses"
+if [ "${METIS_RESPONSES_MODEL:-}" = none ]; then
+	echo "=== go/responses skipped (METIS_RESPONSES_MODEL=none)"
+else
+	run go/responses "$bin/responses"
+fi
 run node/anthropic.mjs node examples/gateway/node/anthropic.mjs
 run node/openai.mjs node examples/gateway/node/openai.mjs
 run curl.sh examples/gateway/curl.sh

@@ -180,7 +180,11 @@ func CodexBinary() (string, error) {
 		return "", fmt.Errorf("METIS_CODEX_BIN=%s is not an executable file", p)
 	}
 	nm := filepath.Join(RepoRoot(), "tools", "node_modules")
-	triple := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH] + "-unknown-linux-musl"
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[runtime.GOARCH]
+	triple := arch + "-unknown-linux-musl"
+	if runtime.GOOS == "darwin" {
+		triple = arch + "-apple-darwin"
+	}
 	candidates := []string{
 		filepath.Join(nm, "@openai", "codex-"+runtime.GOOS+"-"+goarchNode(), "vendor", triple, "bin", "codex"),
 		filepath.Join(nm, ".bin", "codex"),
@@ -195,14 +199,15 @@ func CodexBinary() (string, error) {
 
 // CodexCommand builds `codex exec` for prompt, run in dir (a temporary
 // directory, also its HOME and, under it, CODEX_HOME) against the gateway
-// at baseURL with apiKey: the gateway is a custom model provider speaking
-// the Responses API, as the README configures it, and the sandbox is off
+// at baseURL with apiKey: model and the gateway as a custom model provider
+// speaking the Responses API, set as the README's config.toml sets them
+// (here with -c), and the sandbox is off
 // (the harness's container may not allow Codex's). It creates CODEX_HOME,
 // which Codex requires to exist. The command is killed when ctx ends; the
 // caller sets Stdout/Stderr and runs it.
 func CodexCommand(ctx context.Context, bin, baseURL, apiKey, dir, model, prompt string) *exec.Cmd {
-	args := []string{"exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "-m", model,
-		"-c", `model_provider="metis"`, "-c", `model_providers.metis.name="Metis"`,
+	args := []string{"exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+		"-c", `model="` + model + `"`, "-c", `model_provider="metis"`, "-c", `model_providers.metis.name="Metis"`,
 		"-c", `model_providers.metis.base_url="` + baseURL + `/v1"`, "-c", `model_providers.metis.env_key="METIS_KEY"`,
 		"-c", `model_providers.metis.wire_api="responses"`, prompt}
 	_ = os.MkdirAll(filepath.Join(dir, ".codex"), 0o700)

@@ -68,8 +68,8 @@ func run() error {
 		return errors.New("non-streaming reply has no usage")
 	}
 
-	// A Responses stream always ends with response.completed, which holds
-	// the usage: nothing to ask for.
+	// A Responses stream ends with response.completed (or .incomplete, or
+	// .failed), which holds the usage: nothing to ask for.
 	stream := client.Responses.NewStreaming(ctx, params)
 	var done responses.Response
 	fmt.Print("streaming: ")
