@@ -580,20 +580,7 @@ func TestBudgetHoldsForDocumentsByURL(t *testing.T) {
 	for range calls {
 		up.Enqueue("/v1/messages", fakeupstream.Reply{Body: answer, Delay: 200 * time.Millisecond})
 	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	codes := map[int]int{}
-	for range calls {
-		wg.Go(func() {
-			resp := g.post("/v1/messages", tok, body, "Anthropic-Version", "2023-06-01")
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			mu.Lock()
-			codes[resp.StatusCode]++
-			mu.Unlock()
-		})
-	}
-	wg.Wait()
+	codes := g.postConcurrently(calls, "/v1/messages", tok, body, "Anthropic-Version", "2023-06-01")
 	g.waitEvents(store.TypeCallCompleted, codes[200])
 	q := keyQuota(t, g, k)
 	if codes[200] < 1 || codes[200]+codes[429] != calls || q.Spent > hard+perCall || !e2eNear(q.Spent, float64(codes[200])*perCall) {

@@ -4,10 +4,8 @@ package metis
 // Completions body's Responses-only limit.
 
 import (
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,20 +82,7 @@ func TestResponsesBudgetHoldsForInputOutsideTheBody(t *testing.T) {
 			for range calls {
 				up.Enqueue("/v1/responses", answer)
 			}
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			codes := map[int]int{}
-			for range calls {
-				wg.Go(func() {
-					resp := g.post("/v1/responses", tok, tc.body)
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					mu.Lock()
-					codes[resp.StatusCode]++
-					mu.Unlock()
-				})
-			}
-			wg.Wait()
+			codes := g.postConcurrently(calls, "/v1/responses", tok, tc.body)
 			g.waitEvents(store.TypeCallCompleted, codes[200])
 			q := keyQuota(t, g, k)
 			if codes[200] < 1 || codes[200]+codes[429] != calls || q.Spent > hard+perCall || !e2eNear(q.Spent, float64(codes[200])*perCall) {

@@ -345,7 +345,10 @@ func TestTransientStreamError(t *testing.T) {
 		{shapeOpenAI, "", `{"error":{"message":"bad","type":"invalid_request_error"}}`, ""},
 		{shapeOpenAI, "", `{"id":"chatcmpl-1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}`, ""},
 	} {
-		o := streamObserver{typ: c.prov} // as startStream reads the first event
+		o := streamObserver{format: formatChat} // as startStream reads the first event
+		if c.prov == shapeAnthropic {
+			o.format = formatMessages
+		}
 		o.observe(sse.Event{Name: c.name, Data: []byte(c.data)})
 		got, ok := o.upstreamErr()
 		if !ok || !retryableStreamError(got) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -331,3 +332,23 @@ func openFDsTo(path string) int {
 func requireE2E() bool { return os.Getenv("METIS_REQUIRE_E2E") == "1" }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// postConcurrently posts body to path n times at once and counts the
+// answers' statuses.
+func (g *testGateway) postConcurrently(n int, path, token, body string, hdr ...string) map[int]int {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes := map[int]int{}
+	for range n {
+		wg.Go(func() {
+			resp := g.post(path, token, body, hdr...)
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return codes
+}

@@ -318,16 +318,35 @@ func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.usage, c.haveUsage = u, true
 }
 
-// streamObserver reads usage and completion from the provider's stream:
-// a Messages stream, a Chat Completions one, or (responses) a Responses
-// API one.
+// streamFormat is the wire format of a provider's stream.
+type streamFormat uint8
+
+// The stream formats the gateway reads.
+const (
+	formatChat      streamFormat = iota // Chat Completions chunks
+	formatMessages                      // Anthropic Messages events
+	formatResponses                     // Responses API events
+)
+
+// streamFormatOf is the format of the stream c's provider answers with.
+func streamFormatOf(c *call) streamFormat {
+	switch {
+	case c.res.prov.typ == shapeAnthropic:
+		return formatMessages
+	case c.kind == kindResponses:
+		return formatResponses
+	}
+	return formatChat
+}
+
+// streamObserver reads usage and completion from the provider's stream,
+// with the tracker of its format.
 type streamObserver struct {
-	typ       string
-	responses bool
-	ant       anthropic.StreamTracker
-	oai       openai.StreamTracker
-	rsp       openai.ResponsesStreamTracker
-	seen      bool // any content arrived
+	format streamFormat
+	ant    anthropic.StreamTracker
+	oai    openai.StreamTracker
+	rsp    openai.ResponsesStreamTracker
+	seen   bool // any content arrived
 }
 
 // observe feeds one upstream event; it reports whether the event is the
@@ -336,36 +355,35 @@ func (o *streamObserver) observe(ev sse.Event) (usageOnly bool) {
 	if ev.Comment {
 		return false
 	}
-	if o.typ == shapeAnthropic {
+	switch o.format {
+	case formatMessages:
 		o.ant.Observe(ev.Name, ev.Data)
 		o.seen = o.ant.SawContent()
-		return false
-	}
-	if o.responses {
+	case formatResponses:
 		o.rsp.Observe(ev.Data)
 		o.seen = o.rsp.SawContent()
-		return false
+	default:
+		usageOnly = o.oai.Observe(ev.Data)
+		o.seen = o.oai.SawContent()
 	}
-	usageOnly = o.oai.Observe(ev.Data)
-	o.seen = o.oai.SawContent()
 	return usageOnly
 }
 
 func (o *streamObserver) usage() ir.Usage {
-	switch {
-	case o.typ == shapeAnthropic:
+	switch o.format {
+	case formatMessages:
 		return o.ant.Usage()
-	case o.responses:
+	case formatResponses:
 		return o.rsp.Usage()
 	}
 	return o.oai.Usage()
 }
 
 func (o *streamObserver) complete() bool {
-	switch {
-	case o.typ == shapeAnthropic:
+	switch o.format {
+	case formatMessages:
 		return o.ant.Complete()
-	case o.responses:
+	case formatResponses:
 		return o.rsp.Complete()
 	}
 	return o.oai.Complete()
@@ -375,20 +393,20 @@ func (o *streamObserver) complete() bool {
 // finish reason (Chat Completions: of any choice), a stop reason
 // (Anthropic) or a Responses stream's terminal event arrived.
 func (o *streamObserver) finished() bool {
-	switch {
-	case o.typ == shapeAnthropic:
+	switch o.format {
+	case formatMessages:
 		return o.ant.Meta().StopReason != ""
-	case o.responses:
+	case formatResponses:
 		return o.rsp.Complete()
 	}
 	return o.oai.Meta().FinishReason != ""
 }
 
 func (o *streamObserver) model() string {
-	switch {
-	case o.typ == shapeAnthropic:
+	switch o.format {
+	case formatMessages:
 		return o.ant.Meta().Model
-	case o.responses:
+	case formatResponses:
 		return o.rsp.Meta().Model
 	}
 	return o.oai.Meta().Model
@@ -398,10 +416,10 @@ func (o *streamObserver) model() string {
 func (o *streamObserver) upstreamErr() (string, bool) {
 	var t string
 	var ok bool
-	switch {
-	case o.typ == shapeAnthropic:
+	switch o.format {
+	case formatMessages:
 		t, _, ok = o.ant.Err()
-	case o.responses:
+	case formatResponses:
 		t, _, ok = o.rsp.Err()
 	default:
 		t, _, ok = o.oai.Err()
@@ -511,8 +529,7 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		st.lead = append(st.lead, st.ev.Raw...)
 		st.ev, st.err = nextEvent(st.rd)
 	}
-	st.obs.typ = c.res.prov.typ
-	st.obs.responses = c.kind == kindResponses
+	st.obs.format = streamFormatOf(c)
 	// With stream_usage off nothing asks for usage: the gateway adds no
 	// stream_options and removes a client's.
 	st.obs.oai.NoUsageAsked = c.res.prov.compat.noStreamUsage
@@ -857,7 +874,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	defer func() { *bp = burst[:0] }()
 	first := true // startStream observed the first event
 	// A finish ends the answer only when there is one choice (OpenAI's n).
-	oneChoice := obs.typ == shapeAnthropic || c.choices <= 1
+	oneChoice := obs.format != formatChat || c.choices <= 1
 	for ev, err := st.ev, st.err; ; ev, err = nextEvent(rd) {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
