@@ -23,11 +23,40 @@ import (
 // prompt, item references) or tools it cannot run (hosted tools) are
 // refused. Other members go as sent.
 func ResponsesToChat(body []byte) ([]byte, error) {
+	out, _, err := ResponsesToChatWith(body, ResponsesOptions{})
+	return out, err
+}
+
+// ResponsesOptions say how ResponsesToChatWith reads what Chat Completions
+// cannot say.
+type ResponsesOptions struct {
+	// Namespaces offers the functions (and custom tools) of a namespace
+	// tool flat, each named namespace + NamespaceSep + name, and names
+	// past calls of them (a call item's namespace member) the same way.
+	// The result is no OpenAI Chat Completions request (its tool names
+	// have no dots): it is for translation on to a Claude model, where
+	// the encoder renames the tools and ResponsesAnswer.Namespaces splits
+	// the names again.
+	Namespaces bool
+	// DropHosted drops hosted tools (web_search and the like: the
+	// provider runs them, and the target provider has none), a
+	// tool_choice forcing one (auto instead) and past hosted tool call
+	// items, where they are otherwise refused.
+	DropHosted bool
+}
+
+// NamespaceSep joins a namespace and a tool name in a flat tool name
+// (ResponsesOptions.Namespaces): OpenAI's tool names cannot hold it.
+const NamespaceSep = "."
+
+// ResponsesToChatWith is ResponsesToChat read by o. It also returns the
+// names of the namespaces it offered flat.
+func ResponsesToChatWith(body []byte, o ResponsesOptions) (out []byte, namespaces []string, err error) {
 	root := gjson.ParseBytes(body)
-	var b chatBuilder
+	b := chatBuilder{o: o}
 	if ins := root.Get("instructions"); ins.Exists() && ins.Type != gjson.Null {
 		if ins.Type != gjson.String {
-			return nil, ir.Invalid("instructions", "instructions must be a string")
+			return nil, nil, ir.Invalid("instructions", "instructions must be a string")
 		}
 		b.msgs = append(b.msgs, &chatMessage{role: "system", content: ins.Raw})
 	}
@@ -37,15 +66,15 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 	case input.IsArray():
 		for i, item := range input.Array() {
 			if err := b.item(i, item); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	default:
-		return nil, ir.Invalid("input", "input must be a string or an array of items")
+		return nil, nil, ir.Invalid("input", "input must be a string or an array of items")
 	}
 	b.flush()
 
-	out := make([]byte, 0, len(body)+256)
+	out = make([]byte, 0, len(body)+256)
 	out = append(out, '{')
 	seen := map[string]bool{}
 	add := func(key string, raw []byte) {
@@ -63,27 +92,41 @@ func ResponsesToChat(body []byte) ([]byte, error) {
 	// Two passes: the members converted first, so that a Chat Completions
 	// member the client also sent (max_completion_tokens beside
 	// max_output_tokens) gives way rather than go twice.
-	hasTools := len(root.Get("tools").Array()) > 0
-	var err error
+	cv := memberConverter{o: o, add: add}
+	for _, t := range root.Get("tools").Array() {
+		cv.hasTools = cv.hasTools || !o.dropped(t.Get("type").Str)
+	}
 	for pass := range 2 {
 		root.ForEach(func(k, v gjson.Result) bool {
 			conv := converted[k.Str]
 			if conv != (pass == 0) {
 				return true
 			}
-			err = convertMember(k.Str, v, hasTools, add)
+			err = cv.member(k.Str, v)
 			return err == nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	msgs, err := b.json()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	add("messages", msgs)
-	return append(out, '}'), nil
+	return append(out, '}'), cv.namespaces, nil
+}
+
+// dropped reports whether a tool of type typ is dropped (a hosted tool,
+// with DropHosted).
+func (o ResponsesOptions) dropped(typ string) bool {
+	switch typ {
+	case "function", "custom":
+		return false
+	case "namespace":
+		return !o.Namespaces && o.DropHosted
+	}
+	return o.DropHosted
 }
 
 // converted are the Responses members convertMember does not pass on as
@@ -95,9 +138,18 @@ var converted = map[string]bool{
 	"max_tool_calls": true, "context_management": true, "access_programs": true, "image": true,
 }
 
-// convertMember adds the Chat Completions form of one top-level Responses
-// member through add.
-func convertMember(name string, v gjson.Result, hasTools bool, add func(string, []byte)) error {
+// memberConverter adds the Chat Completions form of top-level Responses
+// members through add.
+type memberConverter struct {
+	o          ResponsesOptions
+	add        func(string, []byte)
+	hasTools   bool     // the request has tools that are not dropped
+	namespaces []string // the namespace tools offered flat
+}
+
+// member adds the Chat Completions form of one top-level member.
+func (cv *memberConverter) member(name string, v gjson.Result) error {
+	add, hasTools := cv.add, cv.hasTools
 	switch name {
 	case "input", "instructions":
 	case "max_output_tokens":
@@ -123,16 +175,17 @@ func convertMember(name string, v gjson.Result, hasTools bool, add func(string, 
 		if !hasTools {
 			return nil // [] or null: Chat Completions wants tools left out
 		}
-		tools, err := chatTools(v)
+		tools, namespaces, err := chatTools(v, cv.o)
 		if err != nil {
 			return err
 		}
+		cv.namespaces = namespaces
 		add("tools", tools)
 	case "tool_choice":
 		if !hasTools {
 			return nil // Chat Completions refuses a tool_choice without tools
 		}
-		tc, err := chatToolChoice(v)
+		tc, err := chatToolChoice(v, cv.o)
 		if err != nil {
 			return err
 		}
@@ -171,6 +224,7 @@ type chatMessage struct {
 
 // chatBuilder turns Responses input items into Chat Completions messages.
 type chatBuilder struct {
+	o    ResponsesOptions
 	msgs []*chatMessage
 	// held are the image and file parts of tool outputs: a Chat Completions
 	// tool message holds text only, so they follow the run of tool
@@ -228,9 +282,9 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		}
 		b.msgs = append(b.msgs, m)
 	case "function_call":
-		return b.toolCall(param, "function", map[string]string{"name": item.Get("name").Str, "arguments": item.Get("arguments").Str}, item)
+		return b.toolCall(param, "function", map[string]string{"name": b.callName(item), "arguments": item.Get("arguments").Str}, item)
 	case "custom_tool_call":
-		return b.toolCall(param, "custom", map[string]string{"name": item.Get("name").Str, "input": item.Get("input").Str}, item)
+		return b.toolCall(param, "custom", map[string]string{"name": b.callName(item), "input": item.Get("input").Str}, item)
 	case "function_call_output", "custom_tool_call_output":
 		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
 		if err := m.setContent(param+".output", item.Get("output")); err != nil {
@@ -254,12 +308,29 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 	case "reasoning":
 		// The model's earlier reasoning (encrypted for the Responses API
 		// alone): Chat Completions has no place for it.
+	case "web_search_call", "file_search_call", "image_generation_call", "code_interpreter_call",
+		"mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response":
+		if !b.o.DropHosted {
+			return ir.Invalid(param+".type", "input item type %q is a hosted tool's, which Chat Completions has not", typ)
+		}
+		// What the provider's hosted tool did in an earlier turn: the
+		// model's text after it says what it found.
 	case "item_reference":
 		return ir.Invalid(param, "item references name items stored by OpenAI's Responses API, which the gateway cannot read; send the items themselves")
 	default:
 		return ir.Invalid(param+".type", "input item type %q has no Chat Completions equivalent", typ)
 	}
 	return nil
+}
+
+// callName is the tool name of a past call item: namespace.name for a
+// namespaced tool's when ResponsesOptions.Namespaces says so.
+func (b *chatBuilder) callName(item gjson.Result) string {
+	name := item.Get("name").Str
+	if ns := item.Get("namespace").Str; ns != "" && b.o.Namespaces {
+		return ns + NamespaceSep + name
+	}
+	return name
 }
 
 // toolCall adds a call of type typ (function or custom, whose members
@@ -405,78 +476,122 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, b...)
 }
 
-// chatTools turns Responses tools (flat) into Chat Completions tools.
-func chatTools(tools gjson.Result) ([]byte, error) {
+// chatTools turns Responses tools (flat) into Chat Completions tools, and
+// returns the namespaces it offered flat (ResponsesOptions).
+func chatTools(tools gjson.Result, o ResponsesOptions) ([]byte, []string, error) {
 	if !tools.IsArray() {
-		return nil, ir.Invalid("tools", "tools must be an array")
+		return nil, nil, ir.Invalid("tools", "tools must be an array")
 	}
 	var out []any
+	var namespaces []string
 	for i, t := range tools.Array() {
-		switch typ := t.Get("type").Str; typ {
-		case "function":
-			if t.Get("name").Type != gjson.String {
-				return nil, ir.Invalid(fmt.Sprintf("tools[%d].name", i), "a function tool needs a name")
+		param := fmt.Sprintf("tools[%d]", i)
+		typ := t.Get("type").Str
+		switch {
+		case typ == "namespace" && o.Namespaces:
+			ns := t.Get("name").Str
+			if ns == "" {
+				return nil, nil, ir.Invalid(param+".name", "a namespace tool needs a name")
 			}
-			f := map[string]json.RawMessage{"name": json.RawMessage(t.Get("name").Raw)}
-			for _, k := range []string{"description", "parameters", "strict"} {
-				if v := t.Get(k); v.Exists() && v.Type != gjson.Null {
-					f[k] = json.RawMessage(v.Raw)
+			for j, inner := range t.Get("tools").Array() {
+				tool, err := chatTool(fmt.Sprintf("%s.tools[%d]", param, j), inner, ns+NamespaceSep)
+				if err != nil {
+					return nil, nil, err
 				}
+				out = append(out, tool)
 			}
-			out = append(out, map[string]any{"type": "function", "function": f})
-		case "custom":
-			if t.Get("name").Type != gjson.String {
-				return nil, ir.Invalid(fmt.Sprintf("tools[%d].name", i), "a custom tool needs a name")
-			}
-			c := map[string]any{"name": json.RawMessage(t.Get("name").Raw)}
-			if v := t.Get("description"); v.Exists() && v.Type != gjson.Null {
-				c["description"] = json.RawMessage(v.Raw)
-			}
-			if f := t.Get("format"); f.Exists() && f.Type != gjson.Null {
-				switch f.Get("type").Str {
-				case "grammar":
-					c["format"] = map[string]any{"type": "grammar", "grammar": map[string]string{
-						"definition": f.Get("definition").Str, "syntax": f.Get("syntax").Str}}
-				case "text":
-					c["format"] = map[string]string{"type": "text"}
-				default:
-					return nil, ir.Invalid(fmt.Sprintf("tools[%d].format", i), "custom tool format %q has no Chat Completions equivalent", f.Get("type").Str)
-				}
-			}
-			out = append(out, map[string]any{"type": "custom", "custom": c})
+			namespaces = append(namespaces, ns)
+		case o.dropped(typ):
 		default:
-			return nil, ir.Invalid(fmt.Sprintf("tools[%d].type", i),
-				"tool type %q is one of the Responses API's hosted tools, which Chat Completions has not", typ)
+			tool, err := chatTool(param, t, "")
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, tool)
 		}
 	}
-	return json.Marshal(out)
+	b, err := json.Marshal(out)
+	return b, namespaces, err
+}
+
+// chatTool turns one flat function or custom tool into a Chat Completions
+// one, its name after prefix.
+func chatTool(param string, t gjson.Result, prefix string) (any, error) {
+	typ := t.Get("type").Str
+	if typ != "function" && typ != "custom" {
+		return nil, ir.Invalid(param+".type",
+			"tool type %q is one of the Responses API's hosted tools, which Chat Completions has not", typ)
+	}
+	if t.Get("name").Type != gjson.String {
+		return nil, ir.Invalid(param+".name", "a %s tool needs a name", typ)
+	}
+	name, _ := json.Marshal(prefix + t.Get("name").Str)
+	if typ == "function" {
+		f := map[string]json.RawMessage{"name": name}
+		for _, k := range []string{"description", "parameters", "strict"} {
+			if v := t.Get(k); v.Exists() && v.Type != gjson.Null {
+				f[k] = json.RawMessage(v.Raw)
+			}
+		}
+		return map[string]any{"type": "function", "function": f}, nil
+	}
+	c := map[string]any{"name": json.RawMessage(name)}
+	if v := t.Get("description"); v.Exists() && v.Type != gjson.Null {
+		c["description"] = json.RawMessage(v.Raw)
+	}
+	if f := t.Get("format"); f.Exists() && f.Type != gjson.Null {
+		switch f.Get("type").Str {
+		case "grammar":
+			c["format"] = map[string]any{"type": "grammar", "grammar": map[string]string{
+				"definition": f.Get("definition").Str, "syntax": f.Get("syntax").Str}}
+		case "text":
+			c["format"] = map[string]string{"type": "text"}
+		default:
+			return nil, ir.Invalid(param+".format", "custom tool format %q has no Chat Completions equivalent", f.Get("type").Str)
+		}
+	}
+	return map[string]any{"type": "custom", "custom": c}, nil
 }
 
 // chatToolChoice turns a Responses tool_choice into a Chat Completions one.
-func chatToolChoice(tc gjson.Result) ([]byte, error) {
+func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 	if tc.Type == gjson.String || tc.Type == gjson.Null {
 		return []byte(tc.Raw), nil
+	}
+	name := tc.Get("name").Str
+	if ns := tc.Get("namespace").Str; ns != "" && o.Namespaces {
+		name = ns + NamespaceSep + name
 	}
 	var v any
 	switch typ := tc.Get("type").Str; typ {
 	case "function":
-		v = map[string]any{"type": "function", "function": map[string]string{"name": tc.Get("name").Str}}
+		v = map[string]any{"type": "function", "function": map[string]string{"name": name}}
 	case "custom":
-		v = map[string]any{"type": "custom", "custom": map[string]string{"name": tc.Get("name").Str}}
+		v = map[string]any{"type": "custom", "custom": map[string]string{"name": name}}
 	case "allowed_tools":
 		var tools []any
 		for _, t := range tc.Get("tools").Array() {
+			name := t.Get("name").Str
+			if ns := t.Get("namespace").Str; ns != "" && o.Namespaces {
+				name = ns + NamespaceSep + name
+			}
 			switch t.Get("type").Str {
 			case "function":
-				tools = append(tools, map[string]any{"type": "function", "function": map[string]string{"name": t.Get("name").Str}})
+				tools = append(tools, map[string]any{"type": "function", "function": map[string]string{"name": name}})
 			case "custom":
-				tools = append(tools, map[string]any{"type": "custom", "custom": map[string]string{"name": t.Get("name").Str}})
+				tools = append(tools, map[string]any{"type": "custom", "custom": map[string]string{"name": name}})
 			default:
+				if o.DropHosted {
+					continue
+				}
 				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q has no Chat Completions equivalent", t.Get("type").Str)
 			}
 		}
 		v = map[string]any{"type": "allowed_tools", "allowed_tools": map[string]any{"mode": tc.Get("mode").Str, "tools": tools}}
 	default:
+		if o.DropHosted {
+			return []byte(`"auto"`), nil // a hosted tool, dropped with it
+		}
 		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q has no Chat Completions equivalent", typ)
 	}
 	return json.Marshal(v)
