@@ -325,10 +325,11 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		return reject(http.StatusForbidden, "model_not_allowed", fmt.Sprintf("this gateway key may not use model %q%s", clip(c.requested), ch.chosenBy("")))
 	}
 	c.cross = c.res.prov.typ != c.shape
-	if c.cross && c.kind == kindResponses {
+	if c.cross && c.kind == kindResponses && c.r.URL.Path != "/v1/responses" {
+		// Compaction's answer is an item only OpenAI's models can read.
 		return reject(http.StatusBadRequest, "untranslatable", fmt.Sprintf(
-			"model %q is served by provider %q, an %s one, and the Responses API (/v1/responses) reaches OpenAI-type providers only: "+
-				"send this model Chat Completions (/v1/chat/completions) or Messages (/v1/messages) requests",
+			"model %q is served by provider %q, an %s one, and Responses API compaction (/v1/responses/compact) reaches OpenAI-type providers only: "+
+				"compact the conversation with this model through /v1/responses, or send it whole",
 			clip(c.requested), c.res.prov.name, c.res.prov.typ))
 	}
 	switch {
@@ -361,6 +362,14 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 			}
 		}
 		c.body = out
+	case c.kind == kindResponses:
+		// To a Claude model: the Chat Completions request it stands for,
+		// translated on, and answered in the Responses API's shape.
+		out, st, err := translate.ResponsesToAnthropicRequest(body, c.res.model, a.translateOptions(c.res.prov))
+		if err != nil {
+			return untranslatable(err)
+		}
+		c.body, c.tstate = out, st
 	case c.shape == shapeAnthropic:
 		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions(c.res.prov))
 		if err != nil {

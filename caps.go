@@ -72,8 +72,9 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 	return worstCaseCost(c.g.app.prices, c.res.model, body, worstCaseOptions{
 		autoCache: caches, responses: c.kind == kindResponses,
 		// An Anthropic web_search tool is dropped on the way to an
-		// OpenAI model (LOSSY #18): no search can run.
-		noSearches: c.cross && c.res.prov.typ == shapeOpenAI,
+		// OpenAI model (LOSSY #18), a Responses API one on the way to a
+		// Claude model (#31): no search can run.
+		noSearches: c.cross && (c.res.prov.typ == shapeOpenAI || c.kind == kindResponses),
 	})
 }
 

@@ -107,3 +107,77 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Codex CLI with a Claude model: its Responses API requests are
+// translated to the Messages API (its namespaced tools offered flat, its
+// hosted web_search tool dropped) and Claude's streamed answer comes back
+// as Responses API events that Codex acts on, completing a shell tool
+// round trip priced from Anthropic's usage.
+//
+// claude-haiku-4-5: $1 in, $5 out per MTok.
+// Turn 1: 9,000 in; out exec_command 12 + 29/3 + 10 = 31: 0.009 + 0.000155
+// = 0.009155.
+// Turn 2: 9,200 in; out "The command printed metis-codex-ok." 35/4+1 = 9:
+// 0.0092 + 0.000045 = 0.009245.
+func TestCodexCLIWithClaudeModel(t *testing.T) {
+	bin, err := fakeupstream.CodexBinary()
+	if err != nil {
+		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
+			t.Fatalf("Codex CLI is required (METIS_REQUIRE_E2E=1) but missing: %v; run tools/install.sh", err)
+		}
+		t.Skipf("Codex CLI not installed (%v); run tools/install.sh", err)
+	}
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "codex-laptop")
+	hasResult := func(r *fakeupstream.Recorded) bool { return strings.Contains(r.Body, `"tool_result"`) }
+	turn1 := fakeupstream.AnthropicStream(haikuModel, 9000, "tool_use", fakeupstream.ToolUseBlock("exec_command", `{"cmd":"echo metis-codex-ok"}`))
+	turn1.Gap = time.Millisecond
+	turn1.Match = func(r *fakeupstream.Recorded) bool { return !hasResult(r) }
+	turn2 := fakeupstream.AnthropicStream(haikuModel, 9200, "end_turn", fakeupstream.TextBlock("The command printed metis-codex-ok."))
+	turn2.Match = hasResult
+	up.Enqueue("/v1/messages", turn1, turn2)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := fakeupstream.CodexCommand(ctx, bin, g.URL, tok, t.TempDir(), "claude-haiku-4-5", "Run `echo metis-codex-ok` and tell me what it printed.")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "The command printed metis-codex-ok.") {
+		t.Errorf("codex printed:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	sent := up.RequestsTo("/v1/messages")
+	if len(sent) != 2 {
+		t.Fatalf("%d Messages requests reached the provider, want 2", len(sent))
+	}
+	first := gjson.Parse(sent[0].Body)
+	var names []string
+	for _, tool := range first.Get("tools").Array() {
+		names = append(names, tool.Get("name").Str)
+	}
+	if first.Get("model").Str != "claude-haiku-4-5" || !strings.Contains(first.Get("system").Raw, "Codex CLI") ||
+		!strings.Contains(strings.Join(names, " "), "exec_command") || strings.Contains(sent[0].Body, "web_search") ||
+		sent[0].APIKey() != testAnthropicKey || strings.Contains(sent[0].Body, tok) {
+		t.Errorf("turn 1 went upstream with tools %v as %.600s", names, sent[0].Body)
+	}
+	// Codex ran the command and sent its output back, as Claude's tool_result.
+	msgs := gjson.Get(sent[1].Body, "messages").Array()
+	last := msgs[len(msgs)-1]
+	if prev := msgs[len(msgs)-2]; prev.Get("content.#(type==\"tool_use\").name").Str != "exec_command" ||
+		!strings.Contains(last.Get("content.#(type==\"tool_result\").content").Raw, "metis-codex-ok") ||
+		last.Get("content.#(type==\"tool_result\").tool_use_id").Str != prev.Get("content.#(type==\"tool_use\").id").Str {
+		t.Errorf("turn 2 ends with %s then %s", prev.Raw, last.Raw)
+	}
+
+	calls := e2eCalls(g, 2)
+	for i, want := range []float64{0.009155, 0.009245} {
+		e2eWant(t, "call", calls[i], map[string]any{"provider": "anthropic", "model": "claude-haiku-4-5", "stream": true,
+			"usage_source": "provider", "gateway_key_id": k.ID, "inbound_shape": "openai"})
+		if cost := e2eCost(t, calls[i]); !e2eNear(cost, want) || calls[i]["error_class"] != nil || calls[i]["session_id"] == "" {
+			t.Errorf("call %d: %v, want cost %v", i, calls[i], want)
+		}
+		e2eCheckTriple(g, calls[i])
+	}
+}

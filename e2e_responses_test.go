@@ -7,7 +7,6 @@ package metis
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -145,21 +144,18 @@ func TestResponsesAPIStreamToolRoundTrip(t *testing.T) {
 	}
 }
 
-// A Claude model on /v1/responses is refused in OpenAI's error shape,
-// naming what to do, before any provider sees the request; a Responses
-// API path the gateway does not serve says which one it does.
+// A Claude model on /v1/responses/compact is refused in OpenAI's error
+// shape, naming what to do, before any provider sees the request; a
+// Responses API path the gateway does not serve says which one it does.
 func TestResponsesAPIRefusals(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "codex")
-	c := xOpenAI(g, tok)
-	_, err := c.Responses.New(context.Background(), responses.ResponseNewParams{
-		Model: "haiku", Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
-	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || apiErr.Type != "invalid_request_error" ||
-		!strings.Contains(apiErr.Message, "OpenAI-type providers only") || !strings.Contains(apiErr.Message, "/v1/chat/completions") {
-		t.Errorf("a Claude model on /v1/responses: %v", err)
+	resp := g.post("/v1/responses/compact", tok, `{"model":"haiku","input":"hi"}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, `"type":"invalid_request_error"`) ||
+		!strings.Contains(b, "OpenAI-type providers only") || !strings.Contains(b, "through /v1/responses") {
+		t.Errorf("a Claude model on /v1/responses/compact: %d %s", resp.StatusCode, b)
 	}
-	resp := g.post("/v1/responses/resp_1/cancel", tok, `{}`)
+	resp = g.post("/v1/responses/resp_1/cancel", tok, `{}`)
 	if b := e2eRead(t, resp); resp.StatusCode != http.StatusNotFound || !strings.Contains(b, "it serves POST /v1/responses and /v1/responses/compact") {
 		t.Errorf("/v1/responses/resp_1/cancel: %d %s", resp.StatusCode, b)
 	}

@@ -227,7 +227,7 @@ func (c *call) relayBody(resp *http.Response) {
 	out := body
 	// A failed Responses API response carries its error beside the usage
 	// it is billed by: read as a response (readUsage), not as an error body.
-	failedResponse := c.kind == kindResponses && gjson.GetBytes(body, "usage").IsObject()
+	failedResponse := c.kind == kindResponses && !c.cross && gjson.GetBytes(body, "usage").IsObject()
 	if !failedResponse && isErrorBody(c.res.prov.typ, body) {
 		// A success status with an error for a body (a proxy's, or a
 		// compatible server's): nothing was generated, nothing is billed.

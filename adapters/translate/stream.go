@@ -42,9 +42,13 @@ func (st *State) NewOpenAIToAnthropicStream() StreamTranslator {
 }
 
 // NewAnthropicToOpenAIStream translates an Anthropic upstream's events
-// into Chat Completions chunks for the client.
+// into Chat Completions chunks for the client, or Responses API events
+// when the client sent a Responses API request.
 func (st *State) NewAnthropicToOpenAIStream() StreamTranslator {
-	return &anthropicToOpenAI{enc: openai.StreamEncoder{
+	if st.Responses {
+		return &anthropicToOpenAI{enc: &openai.ResponsesStreamEncoder{ResponsesAnswer: st.responsesAnswer()}}
+	}
+	return &anthropicToOpenAI{enc: &openai.StreamEncoder{
 		Model: st.RequestedModel, Created: st.Created, IncludeUsage: st.IncludeUsage, Names: st.ToolNames,
 	}}
 }
@@ -87,9 +91,19 @@ func (t *openAIToAnthropic) Error(errType, message string) []byte {
 
 func (t *openAIToAnthropic) Ping() []byte { return t.enc.Ping(nil) }
 
+// openAIStreamEncoder writes neutral events in one of the OpenAI stream
+// formats: Chat Completions chunks or Responses API events.
+type openAIStreamEncoder interface {
+	Done() bool
+	Encode(dst []byte, ev *ir.StreamEvent) []byte
+	Finish(dst []byte) []byte
+	Error(dst []byte, err *ir.Error) []byte
+	Ping(dst []byte) []byte
+}
+
 type anthropicToOpenAI struct {
 	dec anthropic.StreamDecoder
-	enc openai.StreamEncoder
+	enc openAIStreamEncoder
 	evs []ir.StreamEvent
 }
 

@@ -68,6 +68,12 @@ type State struct {
 	InputEstimate int64
 	// Created is the Unix time reported in OpenAI chunks and responses.
 	Created int64
+	// Responses is true when the client sent a Responses API request
+	// (ResponsesToAnthropicRequest): the answer goes back as one.
+	Responses bool
+	// Namespaces are the Responses request's namespace tools, offered
+	// flat (openai.ResponsesAnswer.Namespaces).
+	Namespaces []string
 }
 
 // AnthropicToOpenAIRequest translates an Anthropic Messages request body
@@ -115,6 +121,28 @@ func OpenAIToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]b
 		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
 	}
 	return openAIToAnthropicReq(req, upstreamModel, o)
+}
+
+// ResponsesToAnthropicRequest translates a Responses API request body into
+// an Anthropic Messages body for upstreamModel, through the Chat
+// Completions request it stands for (openai.ResponsesToChatWith, with
+// namespaced tools offered flat and hosted tools dropped: adapters/LOSSY.md
+// #31). The State answers the client in the Responses API's shape.
+func ResponsesToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]byte, *State, error) {
+	chat, namespaces, err := openai.ResponsesToChatWith(body, openai.ResponsesOptions{Namespaces: true, DropHosted: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating Responses API request to Anthropic: %w", err)
+	}
+	req, err := openai.DecodeRequest(chat)
+	if err != nil {
+		return nil, nil, fmt.Errorf("translating Responses API request to Anthropic (read as Chat Completions): %w", err)
+	}
+	out, st, err := openAIToAnthropicReq(req, upstreamModel, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	st.Responses, st.Namespaces = true, namespaces
+	return out, st, nil
 }
 
 // OpenAIToAnthropicRequestParsed is OpenAIToAnthropicRequest for a body
@@ -213,16 +241,28 @@ func (st *State) AnthropicResponseToOpenAIWithUsage(body []byte) ([]byte, Upstre
 }
 
 // encodeOpenAIResponse writes a decoded Anthropic answer for the OpenAI
-// client.
+// client: a Chat Completions response, or a Responses API one.
 func (st *State) encodeOpenAIResponse(r *ir.Response) ([]byte, error) {
 	if r.Created == 0 {
 		r.Created = st.Created
+	}
+	if st.Responses {
+		out, err := openai.EncodeResponsesResponse(r, st.responsesAnswer())
+		if err != nil {
+			return nil, fmt.Errorf("translating Anthropic response to the Responses API: %w", err)
+		}
+		return out, nil
 	}
 	out, err := openai.EncodeResponse(r, st.RequestedModel, st.ToolNames)
 	if err != nil {
 		return nil, fmt.Errorf("translating Anthropic response to OpenAI: %w", err)
 	}
 	return out, nil
+}
+
+// responsesAnswer is how a Responses API answer is written for the client.
+func (st *State) responsesAnswer() openai.ResponsesAnswer {
+	return openai.ResponsesAnswer{Model: st.RequestedModel, Created: st.Created, Names: st.ToolNames, Namespaces: st.Namespaces}
 }
 
 // ErrorToOpenAI translates an Anthropic upstream error (status and body)

@@ -7,9 +7,9 @@
 # METIS_URL is the gateway root (e.g. http://127.0.0.1:8422), METIS_KEY a gw_
 # token (both may come from the environment instead). METIS_ANTHROPIC_MODEL
 # and METIS_OPENAI_MODEL pick the models (defaults haiku and gpt-5-mini),
-# METIS_RESPONSES_MODEL the Responses API example's (an OpenAI model,
-# default gpt-5-mini; "none" skips it, for a gateway without an
-# OpenAI-type provider).
+# METIS_RESPONSES_MODEL the Responses API example's (default "gpt-5-mini
+# haiku": it runs once per model, an OpenAI one and a Claude one, to which
+# the gateway translates; "none" skips it).
 # The Node SDKs come from tools/node_modules, installed on first use by
 # tools/install.sh. The fake upstream speaks both shapes, so pointing
 # METIS_URL straight at `go run ./internal/cmd/fakeupstream` also works.
@@ -49,10 +49,13 @@ run() {
 
 run go/anthropic "$bin/anthropic"
 run go/openai "$bin/openai"
-if [ "${METIS_RESPONSES_MODEL:-}" = none ]; then
+responses_models=${METIS_RESPONSES_MODEL:-gpt-5-mini haiku}
+if [ "$responses_models" = none ]; then
 	echo "=== go/responses skipped (METIS_RESPONSES_MODEL=none)"
 else
-	run go/responses "$bin/responses"
+	for m in $responses_models; do
+		run "go/responses ($m)" env METIS_RESPONSES_MODEL="$m" "$bin/responses"
+	done
 fi
 run node/anthropic.mjs node examples/gateway/node/anthropic.mjs
 run node/openai.mjs node examples/gateway/node/openai.mjs

@@ -1,15 +1,16 @@
 // Command responses is a minimal client of the Metis gateway's Responses
 // API (POST /v1/responses, what Codex CLI and the OpenAI Agents SDK use):
 // one non-streaming and one streaming call, printing the text and the
-// usage of each. The Responses API reaches OpenAI models only.
+// usage of each. The gateway forwards it to OpenAI models as sent and
+// translates it for Claude models.
 //
 // As for Chat Completions, the base URL is the gateway root plus /v1 and
 // the gateway token goes where the SDK expects its API key.
 //
 //	METIS_URL=http://127.0.0.1:8422 METIS_KEY=gw_01J... go run ./examples/gateway/go/responses
 //
-// METIS_RESPONSES_MODEL picks the model (default "gpt-5-mini"; an OpenAI
-// model: the Responses API does not reach Claude models).
+// METIS_RESPONSES_MODEL picks the model (default "gpt-5-mini"; "haiku",
+// an alias of the example Caddyfile, reaches Claude).
 package main
 
 import (
