@@ -3,12 +3,16 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/metisgateway/metis/adapters/sse"
 	"github.com/metisgateway/metis/internal/vcr"
+	"github.com/metisgateway/metis/ir"
 )
 
 func fixtureRequests(shape string) [][]byte {
@@ -218,6 +222,102 @@ func FuzzAnthropicToOpenAIStream(f *testing.F) {
 	})
 }
 
+// checkResponsesSequence checks a Responses API event stream as OpenAI's
+// clients read it: every event's name is its type and its sequence_number
+// counts from 0; response.created comes first; an item is added before
+// any event about it, each event names the item of its output_index, and
+// an item is done once, with its own id; the stream ends with one terminal
+// event (response.completed or .incomplete, whose output is the items
+// done, in order; or error), after which nothing but comments comes.
+func checkResponsesSequence(out []byte) error {
+	r := sse.NewReader(bytes.NewReader(out))
+	var (
+		seq   int64
+		added []string // item ids by output_index
+		done  []string // the items done, as JSON, by output_index
+		end   string
+	)
+	for {
+		ev, err := r.Next()
+		if err == io.EOF {
+			if end == "" && seq > 0 {
+				return errors.New("the stream has no terminal event")
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ev.Comment {
+			continue
+		}
+		if end != "" {
+			return fmt.Errorf("an event after %s: %s", end, ev.Data)
+		}
+		d := gjson.ParseBytes(ev.Data)
+		typ := d.Get("type").Str
+		if !gjson.ValidBytes(ev.Data) || typ != ev.Name || d.Get("sequence_number").Int() != seq || !d.Get("sequence_number").Exists() {
+			return fmt.Errorf("event %d %q: %s", seq, ev.Name, ev.Data)
+		}
+		if seq == 0 && typ != "response.created" && typ != "error" {
+			return fmt.Errorf("the first event is %s", typ)
+		}
+		seq++
+		idx := int(d.Get("output_index").Int())
+		switch {
+		case typ == "response.output_item.added":
+			if idx != len(added) {
+				return fmt.Errorf("item added at output_index %d after %d items", idx, len(added))
+			}
+			added = append(added, d.Get("item.id").Str)
+			done = append(done, "")
+		case typ == "response.output_item.done":
+			if idx >= len(added) || d.Get("item.id").Str != added[idx] || done[idx] != "" {
+				return fmt.Errorf("item done that was not added, or twice: %s", ev.Data)
+			}
+			done[idx] = d.Get("item").Raw
+		case d.Get("item_id").Exists():
+			if idx >= len(added) || d.Get("item_id").Str != added[idx] || done[idx] != "" {
+				return fmt.Errorf("%s for an item not open at output_index %d: %s", typ, idx, ev.Data)
+			}
+		case typ == "response.completed" || typ == "response.incomplete":
+			end = typ
+			output := d.Get("response.output").Array()
+			if len(output) != len(added) {
+				return fmt.Errorf("%s with %d output items, %d were added", typ, len(output), len(added))
+			}
+			for i, it := range output {
+				if done[i] == "" || it.Raw != done[i] {
+					return fmt.Errorf("%s output item %d is %s, done as %s", typ, i, it.Raw, done[i])
+				}
+			}
+			if !d.Get("response.usage.input_tokens").Exists() {
+				return fmt.Errorf("%s without usage", typ)
+			}
+		case typ == "error":
+			end = typ
+		}
+	}
+}
+
+func FuzzAnthropicToResponsesStream(f *testing.F) {
+	f.Add([]byte(vcr.MustLoad("anthropic_stream_text_then_tool_use.vcr.yaml")[0].ResponseBody))
+	f.Add([]byte("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\"}}\n\n" +
+		"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"x\"}}\n\n" +
+		"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"ns.f\"}}\n\n" +
+		"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"},\"usage\":{\"output_tokens\":3}}\n\n"))
+	names := &ir.ToolNames{}
+	names.MarkCustom("apply_patch")
+	st := &State{RequestedModel: "haiku", Responses: true, ToolNames: names, Namespaces: []string{"ns"}}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		st := *st
+		out := runStream(t, st.NewAnthropicToOpenAIStream(), body)
+		if err := checkResponsesSequence(out); err != nil {
+			t.Fatalf("%v\ninput:\n%q\noutput:\n%s", err, body, out)
+		}
+	})
+}
+
 func TestTranslatedFixtureStreamsAreWellFormed(t *testing.T) {
 	for _, name := range []string{"openai_stream_parallel_tool_calls_include_usage.sse", "openai_stream_gpt5nano_usage_chunk.vcr.yaml"} {
 		st := &State{RequestedModel: "claude-x", InputEstimate: 10}
@@ -230,5 +330,10 @@ func TestTranslatedFixtureStreamsAreWellFormed(t *testing.T) {
 	out := runStream(t, st.NewAnthropicToOpenAIStream(), []byte(vcr.MustLoad("anthropic_stream_text_then_tool_use.vcr.yaml")[0].ResponseBody))
 	if err := checkOpenAISequence(out); err != nil {
 		t.Error(err)
+	}
+	st = &State{RequestedModel: "gpt-4o", Responses: true}
+	out = runStream(t, st.NewAnthropicToOpenAIStream(), []byte(vcr.MustLoad("anthropic_stream_text_then_tool_use.vcr.yaml")[0].ResponseBody))
+	if err := checkResponsesSequence(out); err != nil || !bytes.Contains(out, []byte("response.completed")) {
+		t.Errorf("%v\n%s", err, out)
 	}
 }
