@@ -364,25 +364,37 @@ func (c *call) reserve(body []byte) *apiError {
 		return reject(http.StatusServiceUnavailable, "budget_unavailable",
 			"the gateway cannot check this key's spend budget right now; try again shortly")
 	case refusal != nil:
+		quota := true // no retry soon helps: OpenAI's insufficient_quota, which clients do not retry
 		switch {
 		case refusal.Never():
 			// No wait helps: no Retry-After, and the SDKs are told not to retry.
 			c.w.Header().Set("X-Should-Retry", "false")
 			if c.kind == kindResponses {
-				refusal.Lower = "lower the request's max_output_tokens (Codex CLI sends none: the model's whole output limit is its worst case); " +
-					"a stored conversation (previous_response_id, conversation) or a file by id or URL is reserved at the model's whole context window"
+				refusal.Lower = "lower the request's max_output_tokens (Codex CLI sends none: the model's whole output limit is its worst case)"
+				if !c.cross { // a Claude model is sent no stored state
+					refusal.Lower += ", send the conversation and its files in the request (previous_response_id, a conversation, " +
+						"a file by id or URL are each reserved at the model's whole context window)"
+				}
 			}
 		case refusal.InFlight():
 			// Room frees up as the calls in flight settle: a client's own
 			// retry, a little later, may well fit.
 			c.w.Header().Set("Retry-After", strconv.Itoa(inFlightRetryAfter))
+			quota = false
 		default:
 			if secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1; secs > 0 {
 				c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			}
 			c.w.Header().Set("X-Should-Retry", "false")
 		}
-		return reject(http.StatusTooManyRequests, "budget", refusal.Error())
+		aerr := reject(http.StatusTooManyRequests, "budget", refusal.Error())
+		if quota {
+			// Codex CLI sleeps out a rate limit's Retry-After (hours, to
+			// the window's reset) and retries; an exhausted quota it
+			// reports at once (audit 18L).
+			aerr.code = codeInsufficientQuota
+		}
+		return aerr
 	}
 	c.reservation = res
 	if len(warnings) > 0 {

@@ -66,6 +66,11 @@ func anthropicErrorType(status int) string {
 	}
 }
 
+// codeInsufficientQuota is OpenAI's type and code for an exhausted quota
+// (a 429 its clients do not retry): a budget refusal no prompt retry can
+// cure.
+const codeInsufficientQuota = "insufficient_quota"
+
 // openAIError is the OpenAI type and code for an HTTP status.
 func openAIError(status int) (typ, code string) {
 	switch status {
@@ -100,6 +105,9 @@ func errorBody(shape string, e *apiError) []byte {
 		typ, code := openAIError(e.status)
 		if e.code != "" {
 			code = e.code
+		}
+		if code == codeInsufficientQuota {
+			typ = code // OpenAI's own: type and code alike
 		}
 		var param any
 		if e.param != "" {
