@@ -3,6 +3,7 @@ package openai
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -120,13 +121,19 @@ func ResponsesToChatWith(body []byte, o ResponsesOptions) (out []byte, namespace
 // dropped reports whether a tool of type typ is dropped (a hosted tool,
 // with DropHosted).
 func (o ResponsesOptions) dropped(typ string) bool {
+	return o.DropHosted && hostedTool(typ)
+}
+
+// hostedTool reports whether typ is one of the tools OpenAI runs itself:
+// web search, file search, the code interpreter, image generation, remote
+// MCP servers. Tools the client runs (apply_patch, local_shell, shell,
+// computer use) are not: dropping one would leave the model without it.
+func hostedTool(typ string) bool {
 	switch typ {
-	case "function", "custom":
-		return false
-	case "namespace":
-		return !o.Namespaces && o.DropHosted
+	case "file_search", "code_interpreter", "image_generation", "mcp":
+		return true
 	}
-	return o.DropHosted
+	return strings.HasPrefix(typ, "web_search")
 }
 
 // converted are the Responses members convertMember does not pass on as
@@ -518,9 +525,14 @@ func chatTools(tools gjson.Result, o ResponsesOptions) ([]byte, []string, error)
 // one, its name after prefix.
 func chatTool(param string, t gjson.Result, prefix string) (any, error) {
 	typ := t.Get("type").Str
-	if typ != "function" && typ != "custom" {
+	switch {
+	case typ == "function" || typ == "custom":
+	case hostedTool(typ):
 		return nil, ir.Invalid(param+".type",
 			"tool type %q is one of the Responses API's hosted tools, which Chat Completions has not", typ)
+	default:
+		return nil, ir.Invalid(param+".type",
+			"tool type %q cannot be translated: only function, custom and namespace tools are; declare a tool the client runs (apply_patch, a shell) as a function tool", typ)
 	}
 	if t.Get("name").Type != gjson.String {
 		return nil, ir.Invalid(param+".name", "a %s tool needs a name", typ)
@@ -581,7 +593,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 			case "custom":
 				tools = append(tools, map[string]any{"type": "custom", "custom": map[string]string{"name": name}})
 			default:
-				if o.DropHosted {
+				if o.dropped(t.Get("type").Str) {
 					continue
 				}
 				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q has no Chat Completions equivalent", t.Get("type").Str)
@@ -589,7 +601,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 		}
 		v = map[string]any{"type": "allowed_tools", "allowed_tools": map[string]any{"mode": tc.Get("mode").Str, "tools": tools}}
 	default:
-		if o.DropHosted {
+		if o.dropped(typ) {
 			return []byte(`"auto"`), nil // a hosted tool, dropped with it
 		}
 		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q has no Chat Completions equivalent", typ)
