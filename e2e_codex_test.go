@@ -19,13 +19,10 @@ import (
 	"github.com/metisgateway/metis/store"
 )
 
-// gpt-5-nano: $0.05 in, $0.005 cached, $0.4 out per MTok.
-// Turn 1: 9,000 in; out 32 reasoning + exec_command 12 + 29/3 + 10 = 63:
-// 0.00045 + 0.0000252 = 0.0004752.
-// Turn 2: 9,200 in, 8,960 cached; out "The command printed metis-codex-ok."
-// 35/4+1 = 9: 240 × 0.05e-6 + 8,960 × 0.005e-6 + 9 × 0.4e-6 = 0.000012 +
-// 0.0000448 + 0.0000036 = 0.0000604.
-func TestCodexCLIToolRoundTrip(t *testing.T) {
+// codexBinary is the pinned Codex CLI, or the test is skipped (failed
+// under METIS_REQUIRE_E2E=1).
+func codexBinary(t *testing.T) string {
+	t.Helper()
 	bin, err := fakeupstream.CodexBinary()
 	if err != nil {
 		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
@@ -33,6 +30,17 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 		}
 		t.Skipf("Codex CLI not installed (%v); run tools/install.sh", err)
 	}
+	return bin
+}
+
+// gpt-5-nano: $0.05 in, $0.005 cached, $0.4 out per MTok.
+// Turn 1: 9,000 in; out 32 reasoning + exec_command 12 + 29/3 + 10 = 63:
+// 0.00045 + 0.0000252 = 0.0004752.
+// Turn 2: 9,200 in, 8,960 cached; out "The command printed metis-codex-ok."
+// 35/4+1 = 9: 240 × 0.05e-6 + 8,960 × 0.005e-6 + 9 × 0.4e-6 = 0.000012 +
+// 0.0000448 + 0.0000036 = 0.0000604.
+func TestCodexCLIToolRoundTrip(t *testing.T) {
+	bin := codexBinary(t)
 	g, up := e2eSetup(t, "")
 	k, tok := e2eKey(g, "codex-laptop")
 	tap := e2eNewTap(t, g.URL)
@@ -120,13 +128,7 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 // Turn 2: 9,200 in; out "The command printed metis-codex-ok." 35/4+1 = 9:
 // 0.0092 + 0.000045 = 0.009245.
 func TestCodexCLIWithClaudeModel(t *testing.T) {
-	bin, err := fakeupstream.CodexBinary()
-	if err != nil {
-		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
-			t.Fatalf("Codex CLI is required (METIS_REQUIRE_E2E=1) but missing: %v; run tools/install.sh", err)
-		}
-		t.Skipf("Codex CLI not installed (%v); run tools/install.sh", err)
-	}
+	bin := codexBinary(t)
 	g, up := e2eSetup(t, "")
 	k, tok := e2eKey(g, "codex-laptop")
 	hasResult := func(r *fakeupstream.Recorded) bool { return strings.Contains(r.Body, `"tool_result"`) }

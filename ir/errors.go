@@ -19,6 +19,15 @@ const (
 	ErrAPI             ErrorKind = "api_error"
 )
 
+// CodeContextLength is the Code of an error that says the prompt does
+// not fit the model's context window, in OpenAI's spelling (Anthropic says
+// so in its message: "prompt is too long: …"). Clients act on it: Codex
+// CLI and Claude Code tell the user to compact, and compact on their own.
+const CodeContextLength = "context_length_exceeded"
+
+// PromptTooLong is how Anthropic's message for CodeContextLength begins.
+const PromptTooLong = "prompt is too long"
+
 // Error is a provider-neutral error: an HTTP status, a class and a message.
 // Code keeps the provider's own error code or type (e.g. OpenAI
 // "insufficient_quota") when it says more than Kind. Param names the

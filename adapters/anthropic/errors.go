@@ -3,8 +3,10 @@ package anthropic
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/metisgateway/metis/adapters/internal/errtext"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -54,6 +56,9 @@ func DecodeError(status int, body []byte) *ir.Error {
 		}
 		e.Code = in.Error.Type
 		e.Message = in.Error.Message
+		if e.Kind == ir.ErrInvalidRequest && strings.HasPrefix(e.Message, ir.PromptTooLong) {
+			e.Code = ir.CodeContextLength
+		}
 	}
 	if e.Message == "" {
 		e.Message = errtext.Fallback(status, body)
@@ -76,14 +81,23 @@ func ErrorStatus(e *ir.Error) int {
 
 // EncodeError writes e as an Anthropic error response: status and body.
 func EncodeError(e *ir.Error) (int, []byte) {
-	b, _ := json.Marshal(outErrorBody{Type: "error", Error: outErrorDetail{Type: string(e.Kind), Message: e.Message}})
-	return ErrorStatus(e), b
+	return ErrorStatus(e), errorJSON(e)
 }
 
 // EncodeStreamError writes e as a mid-stream Anthropic error event.
 func EncodeStreamError(dst []byte, e *ir.Error) []byte {
-	b, _ := json.Marshal(outErrorBody{Type: "error", Error: outErrorDetail{Type: string(e.Kind), Message: e.Message}})
-	return appendEvent(dst, "error", b)
+	return appendEvent(dst, "error", errorJSON(e))
+}
+
+// errorJSON is e as an Anthropic error body. A prompt too long for the
+// context window is said Anthropic's way, which Claude Code reads to
+// offer compaction.
+func errorJSON(e *ir.Error) []byte {
+	msg := e.Message
+	if e.Code == ir.CodeContextLength && !strings.HasPrefix(msg, ir.PromptTooLong) {
+		msg = ir.PromptTooLong + ": " + msg
+	}
+	return jsonx.MarshalText(outErrorBody{Type: "error", Error: outErrorDetail{Type: string(e.Kind), Message: msg}})
 }
 
 // KindFromType maps an Anthropic error type, or a loose spelling of one,

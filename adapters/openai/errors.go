@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/metisgateway/metis/adapters/internal/errtext"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -89,6 +91,10 @@ func DecodeError(status int, body []byte) *ir.Error {
 		if e.Code == "insufficient_quota" {
 			e.Kind = ir.ErrBilling
 		}
+		if e.Code != ir.CodeContextLength && e.Kind == ir.ErrInvalidRequest && strings.Contains(e.Message, "maximum context length") {
+			// vLLM and other compatible servers say so without the code.
+			e.Code = ir.CodeContextLength
+		}
 	}
 	if e.Message == "" {
 		e.Message = errtext.Fallback(status, body)
@@ -140,15 +146,16 @@ func errorDetail(e *ir.Error) outErrorDetail {
 }
 
 // EncodeError writes e as an OpenAI error response: status and body.
+// A prompt too long for the context window gets OpenAI's code for it,
+// context_length_exceeded, which Codex CLI acts on.
 func EncodeError(e *ir.Error) (int, []byte) {
-	b, _ := json.Marshal(outErrorBody{Error: errorDetail(e)})
-	return ErrorStatus(e), b
+	return ErrorStatus(e), jsonx.MarshalText(outErrorBody{Error: errorDetail(e)})
 }
 
 // EncodeStreamError writes e as a mid-stream OpenAI error chunk
 // (data: {"error":{...}}), which OpenAI SDKs raise as an error.
 func EncodeStreamError(dst []byte, e *ir.Error) []byte {
-	b, _ := json.Marshal(outErrorBody{Error: errorDetail(e)})
+	b := jsonx.MarshalText(outErrorBody{Error: errorDetail(e)})
 	dst = append(dst, "data: "...)
 	dst = append(dst, b...)
 	return append(dst, "\n\n"...)

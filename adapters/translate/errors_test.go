@@ -3,6 +3,7 @@ package translate
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/metisgateway/metis/internal/vcr"
@@ -35,6 +36,8 @@ func TestErrorToOpenAI(t *testing.T) {
 			502, `{"error":{"message":"<html>bad gateway</html>","type":"server_error","param":null,"code":"api_error"}}`},
 		{"empty body", 504, ``,
 			504, `{"error":{"message":"Gateway Timeout","type":"server_error","param":null,"code":"timeout_error"}}`},
+		{"a prompt too long is OpenAI's context_length_exceeded, its > unescaped", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 215000 tokens > 200000 maximum"}}`,
+			400, `{"error":{"message":"prompt is too long: 215000 tokens > 200000 maximum","type":"invalid_request_error","param":null,"code":"context_length_exceeded"}}`},
 		{"already OpenAI-shaped", 400, `{"error":{"message":"m","type":"invalid_request_error","param":"x","code":"c"}}`,
 			400, `{"error":{"message":"m","type":"invalid_request_error","param":"x","code":"c"}}`},
 	}
@@ -43,6 +46,9 @@ func TestErrorToOpenAI(t *testing.T) {
 			st, body := ErrorToOpenAI(c.status, []byte(c.body))
 			if st != c.wantStatus {
 				t.Errorf("status %d, want %d", st, c.wantStatus)
+			}
+			if strings.Contains(string(body), `\u00`) {
+				t.Errorf("escaped: %s", body)
 			}
 			assertJSON(t, body, c.want)
 		})
@@ -73,8 +79,10 @@ func TestErrorToAnthropic(t *testing.T) {
 		{"413", 413, `{"error":{"message":"too big"}}`, 413, `{"type":"error","error":{"type":"request_too_large","message":"too big"}}`},
 		{"500", 500, `{"error":{"message":"boom","type":"server_error"}}`, 500, `{"type":"error","error":{"type":"api_error","message":"boom"}}`},
 		{"string error from a compatible server", 400, `{"error":"model 'llama9' not found"}`, 400, `{"type":"error","error":{"type":"invalid_request_error","message":"model 'llama9' not found"}}`},
-		{"vLLM's error object", 400, `{"object":"error","message":"This model's maximum context length is 8192 tokens.","type":"BadRequestError","param":null,"code":400}`,
-			400, `{"type":"error","error":{"type":"invalid_request_error","message":"This model's maximum context length is 8192 tokens."}}`},
+		{"vLLM's error object, a context overflow said Anthropic's way", 400, `{"object":"error","message":"This model's maximum context length is 8192 tokens.","type":"BadRequestError","param":null,"code":400}`,
+			400, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: This model's maximum context length is 8192 tokens."}}`},
+		{"context_length_exceeded said Anthropic's way", 400, `{"error":{"message":"Your input exceeds the context window of this model.","type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}`,
+			400, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: Your input exceeds the context window of this model."}}`},
 		{"plain text", 502, `upstream connect error`, 502, `{"type":"error","error":{"type":"api_error","message":"upstream connect error"}}`},
 		{"already Anthropic-shaped", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"m"}}`, 400, `{"type":"error","error":{"type":"invalid_request_error","message":"m"}}`},
 	}

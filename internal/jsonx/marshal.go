@@ -1,6 +1,7 @@
 package jsonx
 
 import (
+	"bytes"
 	"encoding/json"
 	"sync"
 )
@@ -71,4 +72,18 @@ func AppendStrings(dst []byte, ss []string) []byte {
 func AppendMarshal(dst []byte, v any) ([]byte, error) {
 	j, err := json.Marshal(v)
 	return append(dst, j...), err
+}
+
+// MarshalText is encoding/json.Marshal without its escaping of <, > and &
+// as \u003c, \u003e and \u0026: for bodies a person may read as they are
+// (an error message such as "215000 tokens > 200000 maximum" that a
+// client prints raw). v must be a value that encodes.
+func MarshalText(v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
