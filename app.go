@@ -32,6 +32,7 @@ type pooledStore struct {
 	ledger   *budget.Ledger
 	inflight *inflight
 	rejects  *rejectLimiter
+	items    *responseItems
 }
 
 // Destruct closes the store when no config uses it any more. The calls
@@ -139,6 +140,7 @@ type App struct {
 	untune    func()    // puts the running config's writer options back
 	inflight  *inflight // the calls in flight on store
 	rejects   *rejectLimiter
+	items     *responseItems // translated Responses API answers' items
 	prices    *pricing.Catalogue
 	providers map[string]*provider
 	ordered   []*provider
@@ -298,13 +300,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return nil, err
 		}
 		return pooledStore{Store: s, ledger: l, inflight: newInflight(),
-			rejects: newRejectLimiter(func(ev store.Event) bool { return s.Enqueue(ev) })}, nil
+			rejects: newRejectLimiter(func(ev store.Event) bool { return s.Enqueue(ev) }), items: newResponseItems()}, nil
 	})
 	if err != nil {
 		return err
 	}
 	ps := v.(pooledStore)
-	a.store, a.ledger, a.inflight, a.rejects, a.storeKey = ps.Store, ps.ledger, ps.inflight, ps.rejects, path
+	a.store, a.ledger, a.inflight, a.rejects, a.items, a.storeKey = ps.Store, ps.ledger, ps.inflight, ps.rejects, ps.items, path
 	if loaded {
 		// Applied in Start: this config may still be refused, and the
 		// running one keeps the store until then.

@@ -365,10 +365,17 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	case c.kind == kindResponses:
 		// To a Claude model: the Chat Completions request it stands for,
 		// translated on, and answered in the Responses API's shape.
-		out, st, err := translate.ResponsesToAnthropicRequest(body, c.res.model, a.translateOptions(c.res.prov))
+		// An item_reference to one of the gateway's own earlier answers
+		// is read back from the items it keeps (the Vercel AI SDK's
+		// default, store: true, refers to them).
+		keyID, items := c.key.ID, a.items
+		o := a.translateOptions(c.res.prov)
+		o.ResolveItem = func(id string) ([]byte, bool) { return items.get(keyID, id) }
+		out, st, err := translate.ResponsesToAnthropicRequest(body, c.res.model, o)
 		if err != nil {
 			return untranslatable(err)
 		}
+		st.KeepItem = func(id string, item []byte) { items.keep(keyID, id, item) }
 		c.body, c.tstate = out, st
 	case c.shape == shapeAnthropic:
 		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions(c.res.prov))

@@ -78,6 +78,13 @@ func TestResponsesAPIToClaudeWithOpenAISDK(t *testing.T) {
 		t.Errorf("turn 1 went upstream as %s", sent.Raw)
 	}
 
+	// Another key cannot read this answer's items back by reference.
+	_, other := e2eKey(g, "other")
+	resp := g.post("/v1/responses", other, `{"model":"haiku","input":[{"type":"item_reference","id":"`+r.Output[0].ID+`"}]}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "names no item") {
+		t.Errorf("another key's reference to %s: %d %s", r.Output[0].ID, resp.StatusCode, b)
+	}
+
 	// Turn 2: the SDK's own output items back, with the tool's output.
 	msg, call := r.Output[0].AsMessage().ToParam(), fc.ToParam()
 	params.Input.OfInputItemList = append(params.Input.OfInputItemList,
@@ -221,13 +228,25 @@ func TestResponsesAPIToClaudeRefusals(t *testing.T) {
 	_, err := c.Responses.New(context.Background(), responses.ResponseNewParams{Model: "haiku", PreviousResponseID: openai.String("resp_1"),
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("and then?")}})
 	var apiErr *openai.Error
-	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, "previous_response_id") {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, "previous_response_id") ||
+		strings.Contains(apiErr.Message, "Chat Completions") {
 		t.Errorf("previous_response_id to a Claude model: %v", err)
+	}
+	// The client sent no Chat Completions request: the refusal names the
+	// model it was translated for (review 18R).
+	resp = g.post("/v1/responses", tok, `{"model":"haiku","input":[{"type":"local_shell_call","call_id":"c","action":{"type":"exec","command":["ls"]},"status":"completed"}]}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || strings.Contains(b, "Chat Completions") || !strings.Contains(b, "a Claude model") {
+		t.Errorf("a local_shell_call to a Claude model: %d %s", resp.StatusCode, b)
+	}
+	// An item reference to no answer this gateway gave names what to do.
+	resp = g.post("/v1/responses", tok, `{"model":"haiku","input":[{"type":"item_reference","id":"msg_unknown_0"}]}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(b, "store to false") {
+		t.Errorf("an unknown item reference: %d %s", resp.StatusCode, b)
 	}
 	if n := len(up.Requests()); n != 0 {
 		t.Errorf("%d refused requests reached the provider", n)
 	}
-	if rej := g.events(store.TypeRequestRejected); len(rej) != 2 || rej[0]["reason"] != "untranslatable" || rej[1]["reason"] != "untranslatable" {
+	if rej := g.events(store.TypeRequestRejected); len(rej) != 4 || rej[0]["reason"] != "untranslatable" || rej[3]["reason"] != "untranslatable" {
 		t.Errorf("rejections %v", rej)
 	}
 }
@@ -335,5 +354,111 @@ func TestResponsesAPIToClaudeWithOpenAINodeSDK(t *testing.T) {
 	}
 	if c := e2eCost(t, g.lastCall()); !e2eNear(c, 0.00076) {
 		t.Errorf("cost_usd %v, want 0.00076", c)
+	}
+}
+
+// aiSDKToolLoop runs a two-step tool loop with the Vercel AI SDK's
+// default OpenAI provider, openai(model), which speaks the Responses API
+// and, store being true by default, refers back to its earlier output
+// items by id; STREAM=1 uses streamText, else generateText. It prints the
+// final text and the number of steps.
+const aiSDKToolLoop = `
+const { createRequire } = require('node:module');
+const req = createRequire(process.env.TOOLS_PACKAGE);
+const { generateText, streamText, tool, stepCountIs } = req('ai');
+const { createOpenAI } = req('@ai-sdk/openai');
+const { z } = req('zod');
+const openai = createOpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: process.env.METIS_KEY });
+(async () => {
+  const args = {
+    model: openai('haiku'), maxRetries: 0, prompt: 'Weather in Paris?', stopWhen: stepCountIs(3),
+    tools: { get_weather: tool({ description: 'The weather in a city.', inputSchema: z.object({ city: z.string() }),
+      execute: async ({ city }) => '18C in ' + city }) },
+  };
+  let text, steps;
+  if (process.env.STREAM) {
+    const r = streamText(args);
+    text = await r.text; steps = (await r.steps).length;
+  } else {
+    const r = await generateText(args);
+    text = r.text; steps = r.steps.length;
+  }
+  console.log(JSON.stringify({ text, steps }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`
+
+// The Vercel AI SDK's default openai(model), on a Claude model, through a
+// tool loop, streamed and not: its second step refers to the first
+// step's text by the id the gateway gave it (an item_reference, as the
+// SDK does with store at its default), which the gateway reads back from
+// the items it keeps, so Claude sees its own turn whole.
+//
+// claude-haiku-4-5, $1 / $5 per MTok. Step 1: 400 in; out "Let me
+// check." 4, get_weather 11 + 16/3 + 10 = 26: 0.0004 + 0.00015 =
+// 0.00055. Step 2: 480 in; out "It is 18C in Paris." 19/4+1 = 5: 0.00048
+// + 0.000025 = 0.000505.
+func TestResponsesAPIToClaudeWithAISDK(t *testing.T) {
+	node, err := exec.LookPath("node")
+	pkg := filepath.Join(fakeupstream.RepoRoot(), "tools", "package.json")
+	if _, serr := os.Stat(filepath.Join(fakeupstream.RepoRoot(), "tools", "node_modules", "@ai-sdk", "openai")); err != nil || serr != nil {
+		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
+			t.Fatalf("node and the Vercel AI SDK are required (METIS_REQUIRE_E2E=1): %v %v; run tools/install.sh", err, serr)
+		}
+		t.Skipf("node or the Vercel AI SDK missing (%v %v); run tools/install.sh", err, serr)
+	}
+	for _, stream := range []bool{false, true} {
+		t.Run(map[bool]string{false: "generateText", true: "streamText"}[stream], func(t *testing.T) { aiSDKToolLoopTest(t, node, pkg, stream) })
+	}
+}
+
+// aiSDKToolLoopTest is one run of TestResponsesAPIToClaudeWithAISDK.
+func aiSDKToolLoopTest(t *testing.T, node, pkg string, stream bool) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "aisdk")
+	blocks := []fakeupstream.Block{fakeupstream.TextBlock("Let me check."), fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)}
+	step1, step2 := fakeupstream.AnthropicMessage(haikuModel, 400, "tool_use", blocks...),
+		fakeupstream.AnthropicMessage(haikuModel, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris."))
+	if stream {
+		step1, step2 = fakeupstream.AnthropicStream(haikuModel, 400, "tool_use", blocks...),
+			fakeupstream.AnthropicStream(haikuModel, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris."))
+	}
+	up.Enqueue("/v1/messages", step1, step2)
+	tap := e2eNewTap(t, g.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "-e", aiSDKToolLoop)
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(os.Environ(), "TOOLS_PACKAGE="+pkg, "METIS_URL="+tap.URL, "METIS_KEY="+tok)
+	if stream {
+		cmd.Env = append(cmd.Env, "STREAM=1")
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("node: %v\n%s\n%s\nrefusals %v", err, out, stderr, g.refusals())
+	}
+	if res := gjson.ParseBytes(out); res.Get("text").Str != "It is 18C in Paris." || res.Get("steps").Int() != 2 {
+		t.Errorf("stream %v: the AI SDK finished with %s", stream, out)
+	}
+	sent := up.RequestsTo("/v1/messages")
+	if len(sent) != 2 {
+		t.Fatalf("stream %v: %d requests reached Claude", stream, len(sent))
+	}
+	msgs := gjson.Get(sent[1].Body, "messages").Array()
+	if len(msgs) != 3 || msgs[1].Get("content.0.text").Str != "Let me check." || msgs[1].Get("content.1.type").Str != "tool_use" ||
+		!strings.Contains(msgs[2].Get("content.0.content").Raw, "18C in Paris") {
+		t.Errorf("stream %v: step 2 reached Claude as %s", stream, gjson.Get(sent[1].Body, "messages").Raw)
+	}
+	if client := tap.requests(); len(client) != 2 || !strings.Contains(gjson.Get(client[1].Body, "input").Raw, `"item_reference"`) {
+		t.Errorf("stream %v: the SDK's second step referred to no earlier item: %v", stream, client)
+	}
+	calls := e2eCalls(g, 2)
+	for i, want := range []float64{0.00055, 0.000505} {
+		if cost := e2eCost(t, calls[i]); !e2eNear(cost, want) || calls[i]["error_class"] != nil || calls[i]["stream"] != stream {
+			t.Errorf("stream %v: call %d: %v, want cost %v", stream, i, calls[i], want)
+		}
 	}
 }

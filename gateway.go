@@ -66,7 +66,7 @@ const (
 	kindMessages = iota
 	kindChat
 	kindCountTokens
-	kindResponses // OpenAI's Responses API (and its compaction), forwarded to OpenAI-type providers
+	kindResponses // OpenAI's Responses API (and its compaction): forwarded to OpenAI-type providers, translated for Claude models
 )
 
 // ServeHTTP dispatches the gateway's endpoints and passes anything else on.

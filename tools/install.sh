@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the sqlite3 shell (from Debian, when missing) and the pinned real
-# clients (Claude Code, Codex CLI, @anthropic-ai/sdk, openai) into tools/node_modules
+# clients (Claude Code, Codex CLI, @anthropic-ai/sdk, openai, the Vercel AI
+# SDK) into tools/node_modules
 # from package-lock.json. Idempotent: when the
 # installed tree already matches the lock file it returns at once.
 set -euo pipefail

@@ -34,16 +34,31 @@ type ResponsesOptions struct {
 	// Namespaces offers the functions (and custom tools) of a namespace
 	// tool flat, each named namespace + NamespaceSep + name, and names
 	// past calls of them (a call item's namespace member) the same way.
-	// The result is no OpenAI Chat Completions request (its tool names
-	// have no dots): it is for translation on to a Claude model, where
-	// the encoder renames the tools and ResponsesAnswer.Namespaces splits
-	// the names again.
+	// OpenAI would refuse such a request (its tool names cannot hold a
+	// dot): it is for translation on to a Claude model, where the
+	// encoder renames the tools and ResponsesAnswer.Namespaces splits the
+	// names again.
 	Namespaces bool
 	// DropHosted drops hosted tools (web_search and the like: the
 	// provider runs them, and the target provider has none), a
 	// tool_choice forcing one (auto instead) and past hosted tool call
 	// items, where they are otherwise refused.
 	DropHosted bool
+	// Resolve, when set, reads the item an item_reference names (one of
+	// the gateway's own earlier answers), which then stands in its place;
+	// a reference it does not know is refused, as every one is without it.
+	Resolve func(id string) ([]byte, bool)
+	// Target names what the request is translated for in refusals
+	// ("has no … equivalent"); empty is "Chat Completions".
+	Target string
+}
+
+// target is what refusals name as the translation's target.
+func (o ResponsesOptions) target() string {
+	if o.Target == "" {
+		return "Chat Completions"
+	}
+	return o.Target
 }
 
 // NamespaceSep joins a namespace and a tool name in a flat tool name
@@ -136,8 +151,8 @@ func hostedTool(typ string) bool {
 	return strings.HasPrefix(typ, "web_search")
 }
 
-// converted are the Responses members convertMember does not pass on as
-// they are.
+// converted are the Responses members memberConverter.member does not
+// pass on as they are.
 var converted = map[string]bool{
 	"input": true, "instructions": true, "max_output_tokens": true, "reasoning": true, "text": true,
 	"tools": true, "tool_choice": true, "top_logprobs": true, "previous_response_id": true,
@@ -167,7 +182,7 @@ func (cv *memberConverter) member(name string, v gjson.Result) error {
 		}
 	case "text":
 		if f := v.Get("format"); f.Exists() && f.Type != gjson.Null {
-			rf, err := responseFormat(f)
+			rf, err := responseFormat(f, cv.o)
 			if err != nil {
 				return err
 			}
@@ -204,7 +219,7 @@ func (cv *memberConverter) member(name string, v gjson.Result) error {
 		}
 	case "previous_response_id", "conversation", "prompt":
 		if v.Type != gjson.Null && v.Raw != `""` {
-			return ir.Invalid(name, "%s refers to a conversation or prompt stored by OpenAI's Responses API, which the gateway serves as Chat Completions and cannot read; send the whole conversation as input", name)
+			return ir.Invalid(name, "%s refers to a conversation or prompt stored by OpenAI's Responses API, which the gateway cannot read when it translates the request for %s; send the whole conversation as input", name, cv.o.target())
 		}
 	case "background":
 		if v.Type == gjson.True {
@@ -277,7 +292,7 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 			return ir.Invalid(param+".role", "unknown role %q", role)
 		}
 		m := &chatMessage{role: role}
-		if err := m.setContent(param+".content", item.Get("content")); err != nil {
+		if err := m.setContent(param+".content", item.Get("content"), b.o.target()); err != nil {
 			return err
 		}
 		if n := len(b.msgs); role == "assistant" && n > 0 && b.msgs[n-1].role == "assistant" {
@@ -289,12 +304,12 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		}
 		b.msgs = append(b.msgs, m)
 	case "function_call":
-		return b.toolCall(param, "function", map[string]string{"name": b.callName(item), "arguments": item.Get("arguments").Str}, item)
+		return b.toolCall(param, "function", map[string]string{"name": b.o.toolName(item), "arguments": item.Get("arguments").Str}, item)
 	case "custom_tool_call":
-		return b.toolCall(param, "custom", map[string]string{"name": b.callName(item), "input": item.Get("input").Str}, item)
+		return b.toolCall(param, "custom", map[string]string{"name": b.o.toolName(item), "input": item.Get("input").Str}, item)
 	case "function_call_output", "custom_tool_call_output":
 		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
-		if err := m.setContent(param+".output", item.Get("output")); err != nil {
+		if err := m.setContent(param+".output", item.Get("output"), b.o.target()); err != nil {
 			return err
 		}
 		if m.parts != nil {
@@ -323,18 +338,28 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		// What the provider's hosted tool did in an earlier turn: the
 		// model's text after it says what it found.
 	case "item_reference":
-		return ir.Invalid(param, "item references name items stored by OpenAI's Responses API, which the gateway cannot read; send the items themselves")
+		id := item.Get("id").Str
+		if b.o.Resolve == nil {
+			return ir.Invalid(param, "item references name items stored by OpenAI's Responses API, which the gateway cannot read; send the items themselves")
+		}
+		if raw, ok := b.o.Resolve(id); ok {
+			if r := gjson.ParseBytes(raw); r.Get("type").Str != "item_reference" {
+				return b.item(i, r)
+			}
+		}
+		return ir.Invalid(param, "item reference %q names no item the gateway keeps: it keeps the items of the answers it translated for a day, per gateway key, "+
+			"and not across restarts; send the item itself, or set store to false (the Vercel AI SDK: providerOptions.openai.store)", id)
 	default:
-		return ir.Invalid(param+".type", "input item type %q has no Chat Completions equivalent", typ)
+		return ir.Invalid(param+".type", "input item type %q has no %s equivalent", typ, b.o.target())
 	}
 	return nil
 }
 
-// callName is the tool name of a past call item: namespace.name for a
-// namespaced tool's when ResponsesOptions.Namespaces says so.
-func (b *chatBuilder) callName(item gjson.Result) string {
-	name := item.Get("name").Str
-	if ns := item.Get("namespace").Str; ns != "" && b.o.Namespaces {
+// toolName is the tool name v (a call item, a tool_choice) names:
+// namespace.name for a namespaced tool's when o.Namespaces says so.
+func (o ResponsesOptions) toolName(v gjson.Result) string {
+	name := v.Get("name").Str
+	if ns := v.Get("namespace").Str; ns != "" && o.Namespaces {
 		return ns + NamespaceSep + name
 	}
 	return name
@@ -375,13 +400,13 @@ func (m *chatMessage) asParts() []json.RawMessage {
 
 // setContent sets m's content from a Responses content or output: a
 // string, or an array of parts.
-func (m *chatMessage) setContent(param string, c gjson.Result) error {
+func (m *chatMessage) setContent(param string, c gjson.Result, target string) error {
 	switch {
 	case c.Type == gjson.String:
 		m.content = c.Raw
 	case c.IsArray():
 		for j, p := range c.Array() {
-			part, err := chatPart(fmt.Sprintf("%s[%d]", param, j), p)
+			part, err := chatPart(fmt.Sprintf("%s[%d]", param, j), p, target)
 			if err != nil {
 				return err
 			}
@@ -394,7 +419,7 @@ func (m *chatMessage) setContent(param string, c gjson.Result) error {
 }
 
 // chatPart is a Responses content part as a Chat Completions one.
-func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
+func chatPart(param string, p gjson.Result, target string) (json.RawMessage, error) {
 	var v map[string]any
 	switch typ := p.Get("type").Str; typ {
 	case "input_text", "output_text", "text":
@@ -413,7 +438,7 @@ func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
 		v = map[string]any{"type": "image_url", "image_url": img}
 	case "input_file":
 		if p.Get("file_url").Exists() {
-			return nil, ir.Invalid(param, "an input_file by file_url has no Chat Completions equivalent; send file_data")
+			return nil, ir.Invalid(param, "an input_file by file_url has no %s equivalent; send file_data", target)
 		}
 		f := map[string]string{}
 		for _, k := range []string{"file_data", "file_id", "filename"} {
@@ -423,7 +448,7 @@ func chatPart(param string, p gjson.Result) (json.RawMessage, error) {
 		}
 		v = map[string]any{"type": "file", "file": f}
 	default:
-		return nil, ir.Invalid(param+".type", "content part type %q has no Chat Completions equivalent", typ)
+		return nil, ir.Invalid(param+".type", "content part type %q has no %s equivalent", typ, target)
 	}
 	if bp := p.Get("prompt_cache_breakpoint"); bp.Exists() && bp.Type != gjson.Null {
 		// The same member, of the same meaning, on Chat Completions' parts.
@@ -501,7 +526,7 @@ func chatTools(tools gjson.Result, o ResponsesOptions) ([]byte, []string, error)
 				return nil, nil, ir.Invalid(param+".name", "a namespace tool needs a name")
 			}
 			for j, inner := range t.Get("tools").Array() {
-				tool, err := chatTool(fmt.Sprintf("%s.tools[%d]", param, j), inner, ns+NamespaceSep)
+				tool, err := chatTool(fmt.Sprintf("%s.tools[%d]", param, j), inner, ns+NamespaceSep, o)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -510,7 +535,7 @@ func chatTools(tools gjson.Result, o ResponsesOptions) ([]byte, []string, error)
 			namespaces = append(namespaces, ns)
 		case o.dropped(typ):
 		default:
-			tool, err := chatTool(param, t, "")
+			tool, err := chatTool(param, t, "", o)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -523,16 +548,18 @@ func chatTools(tools gjson.Result, o ResponsesOptions) ([]byte, []string, error)
 
 // chatTool turns one flat function or custom tool into a Chat Completions
 // one, its name after prefix.
-func chatTool(param string, t gjson.Result, prefix string) (any, error) {
+func chatTool(param string, t gjson.Result, prefix string, o ResponsesOptions) (any, error) {
 	typ := t.Get("type").Str
 	switch {
 	case typ == "function" || typ == "custom":
 	case hostedTool(typ):
 		return nil, ir.Invalid(param+".type",
-			"tool type %q is one of the Responses API's hosted tools, which Chat Completions has not", typ)
+			"tool type %q is one of the Responses API's hosted tools, which %s has not", typ, o.target())
+	case typ == "namespace":
+		return nil, ir.Invalid(param+".type", "namespace tools have no %s equivalent; send their functions as function tools", o.target())
 	default:
 		return nil, ir.Invalid(param+".type",
-			"tool type %q cannot be translated: only function, custom and namespace tools are; declare a tool the client runs (apply_patch, a shell) as a function tool", typ)
+			"tool type %q has no %s equivalent: declare a tool the client runs (apply_patch, a shell) as a function tool", typ, o.target())
 	}
 	if t.Get("name").Type != gjson.String {
 		return nil, ir.Invalid(param+".name", "a %s tool needs a name", typ)
@@ -559,7 +586,7 @@ func chatTool(param string, t gjson.Result, prefix string) (any, error) {
 		case "text":
 			c["format"] = map[string]string{"type": "text"}
 		default:
-			return nil, ir.Invalid(param+".format", "custom tool format %q has no Chat Completions equivalent", f.Get("type").Str)
+			return nil, ir.Invalid(param+".format", "custom tool format %q has no %s equivalent", f.Get("type").Str, o.target())
 		}
 	}
 	return map[string]any{"type": "custom", "custom": c}, nil
@@ -570,10 +597,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 	if tc.Type == gjson.String || tc.Type == gjson.Null {
 		return []byte(tc.Raw), nil
 	}
-	name := tc.Get("name").Str
-	if ns := tc.Get("namespace").Str; ns != "" && o.Namespaces {
-		name = ns + NamespaceSep + name
-	}
+	name := o.toolName(tc)
 	var v any
 	switch typ := tc.Get("type").Str; typ {
 	case "function":
@@ -583,10 +607,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 	case "allowed_tools":
 		var tools []any
 		for _, t := range tc.Get("tools").Array() {
-			name := t.Get("name").Str
-			if ns := t.Get("namespace").Str; ns != "" && o.Namespaces {
-				name = ns + NamespaceSep + name
-			}
+			name := o.toolName(t)
 			switch t.Get("type").Str {
 			case "function":
 				tools = append(tools, map[string]any{"type": "function", "function": map[string]string{"name": name}})
@@ -596,7 +617,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 				if o.dropped(t.Get("type").Str) {
 					continue
 				}
-				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q has no Chat Completions equivalent", t.Get("type").Str)
+				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q has no %s equivalent", t.Get("type").Str, o.target())
 			}
 		}
 		v = map[string]any{"type": "allowed_tools", "allowed_tools": map[string]any{"mode": tc.Get("mode").Str, "tools": tools}}
@@ -604,14 +625,14 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 		if o.dropped(typ) {
 			return []byte(`"auto"`), nil // a hosted tool, dropped with it
 		}
-		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q has no Chat Completions equivalent", typ)
+		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q has no %s equivalent", typ, o.target())
 	}
 	return json.Marshal(v)
 }
 
 // responseFormat turns a Responses text.format into a Chat Completions
 // response_format (nil for plain text, the default).
-func responseFormat(f gjson.Result) ([]byte, error) {
+func responseFormat(f gjson.Result, o ResponsesOptions) ([]byte, error) {
 	switch typ := f.Get("type").Str; typ {
 	case "text":
 		return nil, nil
@@ -626,6 +647,6 @@ func responseFormat(f gjson.Result) ([]byte, error) {
 		}
 		return json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
 	default:
-		return nil, ir.Invalid("text.format.type", "text format %q has no Chat Completions equivalent", typ)
+		return nil, ir.Invalid("text.format.type", "text format %q has no %s equivalent", typ, o.target())
 	}
 }

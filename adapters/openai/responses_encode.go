@@ -25,6 +25,22 @@ type ResponsesAnswer struct {
 	// flat as "namespace.name" (ResponsesOptions.Namespaces): a call of
 	// one goes back with its name and namespace apart.
 	Namespaces []string
+	// Keep, when set, is given each output item (its id and JSON) of a
+	// finished answer, for ResponsesOptions.Resolve to read back when the
+	// client refers to it.
+	Keep func(id string, item []byte)
+}
+
+// keep hands the output items of a finished answer to Keep.
+func (a *ResponsesAnswer) keep(items []*respItem) {
+	if a.Keep == nil {
+		return
+	}
+	for _, it := range items {
+		if b, err := json.Marshal(it); err == nil {
+			a.Keep(it.ID, b)
+		}
+	}
 }
 
 // Responses API wire types, written for a client.
@@ -219,6 +235,7 @@ func EncodeResponsesResponse(r *ir.Response, a ResponsesAnswer) ([]byte, error) 
 		msg = nil // text after another item is a message of its own
 	}
 	o.finish(r.StopReason, r.Usage)
+	a.keep(o.Output)
 	b, err := json.Marshal(o)
 	if err != nil {
 		return nil, fmt.Errorf("encoding Responses API response: %w", err)
@@ -253,10 +270,6 @@ type ResponsesStreamEncoder struct {
 
 // Done reports whether the stream has been ended.
 func (e *ResponsesStreamEncoder) Done() bool { return e.done }
-
-// Sequence is the sequence_number of the last event written (-1 before
-// any).
-func (e *ResponsesStreamEncoder) Sequence() int64 { return e.seq - 1 }
 
 // event appends one event of type typ: its fields are body's (a struct
 // or nil), after type and sequence_number.
@@ -501,6 +514,7 @@ func (e *ResponsesStreamEncoder) end(dst []byte) []byte {
 	}
 	dst = e.closeItem(dst)
 	e.resp.finish(e.stop, e.usage)
+	e.keep(e.resp.Output)
 	typ := "response.completed"
 	if e.resp.Status == "incomplete" {
 		typ = "response.incomplete"

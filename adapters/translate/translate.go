@@ -44,6 +44,9 @@ type Options struct {
 	// AutoCache asks for Anthropic's automatic prompt caching on a request
 	// translated to Anthropic (see anthropic.RequestOptions).
 	AutoCache bool
+	// ResolveItem reads the item a Responses API request's item_reference
+	// names (openai.ResponsesOptions.Resolve); nil refuses them all.
+	ResolveItem func(id string) ([]byte, bool)
 }
 
 // State carries the per-request facts the response side needs. It is
@@ -74,6 +77,9 @@ type State struct {
 	// Namespaces are the Responses request's namespace tools, offered
 	// flat (openai.ResponsesAnswer.Namespaces).
 	Namespaces []string
+	// KeepItem, when set, is given the output items of a Responses API
+	// answer once it is finished (openai.ResponsesAnswer.Keep).
+	KeepItem func(id string, item []byte)
 }
 
 // AnthropicToOpenAIRequest translates an Anthropic Messages request body
@@ -129,7 +135,8 @@ func OpenAIToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]b
 // namespaced tools offered flat and hosted tools dropped: adapters/LOSSY.md
 // #31). The State answers the client in the Responses API's shape.
 func ResponsesToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]byte, *State, error) {
-	chat, namespaces, err := openai.ResponsesToChatWith(body, openai.ResponsesOptions{Namespaces: true, DropHosted: true})
+	chat, namespaces, err := openai.ResponsesToChatWith(body, openai.ResponsesOptions{Namespaces: true, DropHosted: true,
+		Resolve: o.ResolveItem, Target: "a Claude model"})
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating Responses API request to Anthropic: %w", err)
 	}
@@ -262,7 +269,7 @@ func (st *State) encodeOpenAIResponse(r *ir.Response) ([]byte, error) {
 
 // responsesAnswer is how a Responses API answer is written for the client.
 func (st *State) responsesAnswer() openai.ResponsesAnswer {
-	return openai.ResponsesAnswer{Model: st.RequestedModel, Created: st.Created, Names: st.ToolNames, Namespaces: st.Namespaces}
+	return openai.ResponsesAnswer{Model: st.RequestedModel, Created: st.Created, Names: st.ToolNames, Namespaces: st.Namespaces, Keep: st.KeepItem}
 }
 
 // ErrorToOpenAI translates an Anthropic upstream error (status and body)
