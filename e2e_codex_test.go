@@ -55,17 +55,7 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 	up.Enqueue("/v1/responses", turn1)
 	up.Enqueue("/v1/responses", turn2)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, tap.URL, tok, t.TempDir(), "gpt-5-nano", "Run `echo metis-codex-ok` and tell me what it printed.")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	if !strings.Contains(stdout.String(), "The command printed metis-codex-ok.") {
-		t.Errorf("codex printed:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	}
+	runCodexShellTask(t, bin, tap.URL, tok, "gpt-5-nano")
 
 	sent := up.RequestsTo("/v1/responses")
 	if len(sent) != 2 {
@@ -116,6 +106,24 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 	}
 }
 
+// runCodexShellTask has codex exec, pointed at the gateway at baseURL with
+// model, run `echo metis-codex-ok` and report what it printed, and checks
+// that it did.
+func runCodexShellTask(t *testing.T, bin, baseURL, tok, model string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := fakeupstream.CodexCommand(ctx, bin, baseURL, tok, t.TempDir(), model, "Run `echo metis-codex-ok` and tell me what it printed.")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "The command printed metis-codex-ok.") {
+		t.Errorf("codex printed:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+}
+
 // Codex CLI with a Claude model: its Responses API requests are
 // translated to the Messages API (its namespaced tools offered flat, its
 // hosted web_search tool dropped) and Claude's streamed answer comes back
@@ -139,17 +147,7 @@ func TestCodexCLIWithClaudeModel(t *testing.T) {
 	turn2.Match = hasResult
 	up.Enqueue("/v1/messages", turn1, turn2)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, g.URL, tok, t.TempDir(), "claude-haiku-4-5", "Run `echo metis-codex-ok` and tell me what it printed.")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	if !strings.Contains(stdout.String(), "The command printed metis-codex-ok.") {
-		t.Errorf("codex printed:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	}
+	runCodexShellTask(t, bin, g.URL, tok, "claude-haiku-4-5")
 	sent := up.RequestsTo("/v1/messages")
 	if len(sent) != 2 {
 		t.Fatalf("%d Messages requests reached the provider, want 2", len(sent))

@@ -10,9 +10,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -213,14 +210,6 @@ const client = new OpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: proc
 // 10 = 56; read_file 9 + 15/3 + 10 = 24; "second" 20 + 18/3 + 10 = 36;
 // 119 in all: 0.001 + 0.000595 = 0.001595.
 func TestCustomToolStreamWithOpenAINodeSDK(t *testing.T) {
-	node, err := exec.LookPath("node")
-	pkg := filepath.Join(fakeupstream.RepoRoot(), "tools", "package.json")
-	if _, serr := os.Stat(filepath.Join(fakeupstream.RepoRoot(), "tools", "node_modules", "openai")); err != nil || serr != nil {
-		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
-			t.Fatalf("node and the openai package are required (METIS_REQUIRE_E2E=1): %v %v; run tools/install.sh", err, serr)
-		}
-		t.Skipf("node or the openai package missing (%v %v); run tools/install.sh", err, serr)
-	}
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "cursor")
 	upName := ir.SafeToolName("apply.patch")
@@ -229,16 +218,7 @@ func TestCustomToolStreamWithOpenAINodeSDK(t *testing.T) {
 		fakeupstream.ToolUseBlock(upName, `{"input":"second"}`))
 	rp.Gap = 2 * time.Millisecond
 	up.Enqueue("/v1/messages", rp)
-	cmd := exec.Command(node, "-e", openAINodeCustomStream)
-	cmd.Env = append(os.Environ(), "TOOLS_PACKAGE="+pkg, "METIS_URL="+g.URL, "METIS_KEY="+tok, "GRAMMAR="+testGrammar)
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s\n%s", err, out, stderr)
-	}
+	out := runNodeScript(t, "openai", openAINodeCustomStream, "METIS_URL="+g.URL, "METIS_KEY="+tok, "GRAMMAR="+testGrammar)
 	res := gjson.ParseBytes(out)
 	tc := res.Get("choice.message.tool_calls")
 	if len(tc.Array()) != 3 || res.Get("choice.finish_reason").Str != "tool_calls" || res.Get("choice.message.content").Str != "Looking." ||

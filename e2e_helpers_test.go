@@ -11,6 +11,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,4 +286,36 @@ func e2eIn(g *testGateway, t *testing.T) *testGateway {
 	c := *g
 	c.t = t
 	return &c
+}
+
+// runNodeScript runs a Node.js script with node -e against the real client
+// packages of tools/ (TOOLS_PACKAGE names tools/package.json, for
+// createRequire) and the extra environment env, and returns its standard
+// output. It skips the test when node or the package pkg is missing
+// (fails it under METIS_REQUIRE_E2E=1), and fails it when the script
+// fails or runs past a minute.
+func runNodeScript(t *testing.T, pkg, script string, env ...string) []byte {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	tools := filepath.Join(fakeupstream.RepoRoot(), "tools")
+	if _, serr := os.Stat(filepath.Join(tools, "node_modules", pkg)); err != nil || serr != nil {
+		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
+			t.Fatalf("node and the %s package are required (METIS_REQUIRE_E2E=1): %v %v; run tools/install.sh", pkg, err, serr)
+		}
+		t.Skipf("node or the %s package missing (%v %v); run tools/install.sh", pkg, err, serr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "-e", script)
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(append(os.Environ(), "TOOLS_PACKAGE="+filepath.Join(tools, "package.json")), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("node: %v\n%s\n%s", err, out, stderr)
+	}
+	return out
 }

@@ -10,9 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -320,30 +317,13 @@ const client = new OpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: proc
 // = 4, get_weather 11 + 16/3 + 10 = 26, note 4 + 24/3 + 10 = 22: 52:
 // 0.0005 + 0.00026 = 0.00076.
 func TestResponsesAPIToClaudeWithOpenAINodeSDK(t *testing.T) {
-	node, err := exec.LookPath("node")
-	pkg := filepath.Join(fakeupstream.RepoRoot(), "tools", "package.json")
-	if _, serr := os.Stat(filepath.Join(fakeupstream.RepoRoot(), "tools", "node_modules", "openai")); err != nil || serr != nil {
-		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
-			t.Fatalf("node and the openai package are required (METIS_REQUIRE_E2E=1): %v %v; run tools/install.sh", err, serr)
-		}
-		t.Skipf("node or the openai package missing (%v %v); run tools/install.sh", err, serr)
-	}
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "agents")
 	rp := fakeupstream.AnthropicStream(haikuModel, 500, "tool_use", fakeupstream.TextBlock("It is sunny."),
 		fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`), fakeupstream.ToolUseBlock("note", `{"input":"Paris: sunny"}`))
 	rp.Gap = time.Millisecond
 	up.Enqueue("/v1/messages", rp)
-	cmd := exec.Command(node, "-e", openAINodeResponsesStream)
-	cmd.Env = append(os.Environ(), "TOOLS_PACKAGE="+pkg, "METIS_URL="+g.URL, "METIS_KEY="+tok)
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s\n%s", err, out, stderr)
-	}
+	out := runNodeScript(t, "openai", openAINodeResponsesStream, "METIS_URL="+g.URL, "METIS_KEY="+tok)
 	res := gjson.ParseBytes(out)
 	o := res.Get("response.output")
 	if res.Get("text").Str != "It is sunny." || res.Get("deltas").Str != "It is sunny." || len(o.Array()) != 3 ||
@@ -398,21 +378,13 @@ const openai = createOpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: pr
 // 0.00055. Step 2: 480 in; out "It is 18C in Paris." 19/4+1 = 5: 0.00048
 // + 0.000025 = 0.000505.
 func TestResponsesAPIToClaudeWithAISDK(t *testing.T) {
-	node, err := exec.LookPath("node")
-	pkg := filepath.Join(fakeupstream.RepoRoot(), "tools", "package.json")
-	if _, serr := os.Stat(filepath.Join(fakeupstream.RepoRoot(), "tools", "node_modules", "@ai-sdk", "openai")); err != nil || serr != nil {
-		if os.Getenv("METIS_REQUIRE_E2E") == "1" {
-			t.Fatalf("node and the Vercel AI SDK are required (METIS_REQUIRE_E2E=1): %v %v; run tools/install.sh", err, serr)
-		}
-		t.Skipf("node or the Vercel AI SDK missing (%v %v); run tools/install.sh", err, serr)
-	}
 	for _, stream := range []bool{false, true} {
-		t.Run(map[bool]string{false: "generateText", true: "streamText"}[stream], func(t *testing.T) { aiSDKToolLoopTest(t, node, pkg, stream) })
+		t.Run(map[bool]string{false: "generateText", true: "streamText"}[stream], func(t *testing.T) { aiSDKToolLoopTest(t, stream) })
 	}
 }
 
 // aiSDKToolLoopTest is one run of TestResponsesAPIToClaudeWithAISDK.
-func aiSDKToolLoopTest(t *testing.T, node, pkg string, stream bool) {
+func aiSDKToolLoopTest(t *testing.T, stream bool) {
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "aisdk")
 	blocks := []fakeupstream.Block{fakeupstream.TextBlock("Let me check."), fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)}
@@ -424,22 +396,11 @@ func aiSDKToolLoopTest(t *testing.T, node, pkg string, stream bool) {
 	}
 	up.Enqueue("/v1/messages", step1, step2)
 	tap := e2eNewTap(t, g.URL)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "-e", aiSDKToolLoop)
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = append(os.Environ(), "TOOLS_PACKAGE="+pkg, "METIS_URL="+tap.URL, "METIS_KEY="+tok)
+	env := []string{"METIS_URL=" + tap.URL, "METIS_KEY=" + tok}
 	if stream {
-		cmd.Env = append(cmd.Env, "STREAM=1")
+		env = append(env, "STREAM=1")
 	}
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr []byte
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = ee.Stderr
-		}
-		t.Fatalf("node: %v\n%s\n%s\nrefusals %v", err, out, stderr, g.refusals())
-	}
+	out := runNodeScript(t, "@ai-sdk/openai", aiSDKToolLoop, env...)
 	if res := gjson.ParseBytes(out); res.Get("text").Str != "It is 18C in Paris." || res.Get("steps").Int() != 2 {
 		t.Errorf("stream %v: the AI SDK finished with %s", stream, out)
 	}
