@@ -337,6 +337,16 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		c.body = body // answered locally with an estimate
 	case !c.cross:
 		out := body
+		if c.kind == kindResponses && bytes.Contains(out, []byte(`"item_reference"`)) {
+			// A conversation moved from a Claude model refers to items of
+			// answers only the gateway holds: they go to OpenAI as
+			// themselves.
+			keyID, items := c.key.ID, a.items
+			var err error
+			if out, err = openai.InlineItemReferences(out, func(id string) ([]byte, bool) { return items.get(keyID, id) }); err != nil {
+				return reject(http.StatusBadRequest, "invalid_request", "input: "+err.Error())
+			}
+		}
 		if sent != c.res.model {
 			var err error
 			if out, err = sjson.SetBytes(out, "model", c.res.model); err != nil {
@@ -375,7 +385,11 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		if err != nil {
 			return untranslatable(err)
 		}
-		st.KeepItem = func(id string, item []byte) { items.keep(keyID, id, item) }
+		if root.Get("store").Type != gjson.False {
+			// Kept for the client's later references, unless it asked
+			// that its answers be stored nowhere (Codex CLI does).
+			st.KeepItem = func(id string, item []byte) { items.keep(keyID, id, item) }
+		}
 		c.body, c.tstate = out, st
 	case c.shape == shapeAnthropic:
 		out, st, err := translate.AnthropicToOpenAIRequestParsed(root, c.res.model, a.translateOptions(c.res.prov))

@@ -69,8 +69,15 @@ func (c *call) worstCase(body []byte) (usd float64, priced bool) {
 	// OpenAI caches unasked; the gateway asks Anthropic's automatic
 	// caching for a translated request (prompt_cache).
 	caches := c.res.prov.typ == shapeOpenAI || c.cross && !c.res.prov.compat.noAutoCache
+	responses := c.kind == kindResponses
+	if responses {
+		// Reserved on what the provider is sent: the items the gateway
+		// read back for the client's references are in it, whole; to a
+		// Claude model, a Messages body with its max_tokens.
+		body, responses = c.body, !c.cross
+	}
 	return worstCaseCost(c.g.app.prices, c.res.model, body, worstCaseOptions{
-		autoCache: caches, responses: c.kind == kindResponses,
+		autoCache: caches, responses: responses,
 		// An Anthropic web_search tool is dropped on the way to an
 		// OpenAI model (LOSSY #18), a Responses API one on the way to a
 		// Claude model (#31): no search can run.
@@ -371,7 +378,7 @@ func (c *call) reserve(body []byte) *apiError {
 			c.w.Header().Set("X-Should-Retry", "false")
 			if c.kind == kindResponses {
 				refusal.Lower = "lower the request's max_output_tokens (Codex CLI sends none: the model's whole output limit is its worst case)"
-				if !c.cross { // a Claude model is sent no stored state
+				if !c.cross { // a Claude model is sent no state stored at OpenAI
 					refusal.Lower += ", send the conversation and its files in the request (previous_response_id, a conversation, " +
 						"a file by id or URL are each reserved at the model's whole context window)"
 				}

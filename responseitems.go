@@ -13,10 +13,11 @@ const (
 )
 
 // responseItems keeps the output items of the Responses API answers the
-// gateway wrote for Claude models, per gateway key, for a day: a client
-// that refers back to one by id (an item_reference, as the Vercel AI SDK
-// does with store left at its default) gets it read back, as OpenAI reads
-// the items it stores. It lives with the trace store, across reloads; a
+// gateway wrote for Claude models (those not asked with store false), per
+// gateway key, for a day and responseItemMaxBytes in all: a client that
+// refers back to one by id (an item_reference, as the Vercel AI SDK does
+// with store left at its default) gets it read back, as OpenAI reads the
+// items it stores. It lives with the trace store, across reloads; a
 // restart forgets it.
 type responseItems struct {
 	mu    sync.Mutex

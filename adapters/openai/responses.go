@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/metisgateway/metis/ir"
 )
@@ -347,8 +348,8 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 				return b.item(i, r)
 			}
 		}
-		return ir.Invalid(param, "item reference %q names no item the gateway keeps: it keeps the items of the answers it translated for a day, per gateway key, "+
-			"and not across restarts; send the item itself, or set store to false (the Vercel AI SDK: providerOptions.openai.store)", id)
+		return ir.Invalid(param, "item reference %q names no item the gateway keeps: it keeps the items of the answers it translated for a while, "+
+			"not across restarts, and none asked with store false; send the item itself, or set store to false (the Vercel AI SDK: providerOptions.openai.store)", id)
 	default:
 		return ir.Invalid(param+".type", "input item type %q has no %s equivalent", typ, b.o.target())
 	}
@@ -649,4 +650,75 @@ func responseFormat(f gjson.Result, o ResponsesOptions) ([]byte, error) {
 	default:
 		return nil, ir.Invalid("text.format.type", "text format %q has no %s equivalent", typ, o.target())
 	}
+}
+
+// InlineItemReferences replaces, in a Responses API request body, each
+// item_reference that resolve knows (an item of an answer the gateway
+// translated) with the item itself, as OpenAI can read it: a message as
+// an assistant message of its text, a tool call without the gateway's
+// item id; reasoning items, which OpenAI reads only with its own
+// encrypted content, are left out. Other references stay, for OpenAI to
+// resolve. The body is returned unchanged when no reference resolves.
+func InlineItemReferences(body []byte, resolve func(id string) ([]byte, bool)) ([]byte, error) {
+	input := gjson.GetBytes(body, "input")
+	if !input.IsArray() {
+		return body, nil
+	}
+	var items []json.RawMessage
+	changed := false
+	for _, it := range input.Array() {
+		if it.Get("type").Str != "item_reference" {
+			items = append(items, json.RawMessage(it.Raw))
+			continue
+		}
+		raw, ok := resolve(it.Get("id").Str)
+		if !ok {
+			items = append(items, json.RawMessage(it.Raw))
+			continue
+		}
+		changed = true
+		if in := inputItem(gjson.ParseBytes(raw)); in != nil {
+			items = append(items, in)
+		}
+	}
+	if !changed {
+		return body, nil
+	}
+	arr, err := json.Marshal(items)
+	if err != nil {
+		return nil, fmt.Errorf("inlining item references: %w", err)
+	}
+	out, err := sjson.SetRawBytes(body, "input", arr)
+	if err != nil {
+		return nil, fmt.Errorf("inlining item references: %w", err)
+	}
+	return out, nil
+}
+
+// inputItem is a kept output item as an input item OpenAI reads (nil for
+// one it cannot: reasoning).
+func inputItem(it gjson.Result) json.RawMessage {
+	var v map[string]any
+	switch it.Get("type").Str {
+	case "message":
+		var text strings.Builder
+		for _, p := range it.Get("content").Array() {
+			text.WriteString(p.Get("text").Str)
+		}
+		v = map[string]any{"type": "message", "role": "assistant", "content": text.String()}
+	case "function_call":
+		v = map[string]any{"type": "function_call", "call_id": it.Get("call_id").Str, "name": it.Get("name").Str, "arguments": it.Get("arguments").Str}
+		if ns := it.Get("namespace").Str; ns != "" {
+			v["namespace"] = ns
+		}
+	case "custom_tool_call":
+		v = map[string]any{"type": "custom_tool_call", "call_id": it.Get("call_id").Str, "name": it.Get("name").Str, "input": it.Get("input").Str}
+	default:
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
 }

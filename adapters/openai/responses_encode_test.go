@@ -274,3 +274,46 @@ func TestResponsesStreamEncoderEndings(t *testing.T) {
 		t.Errorf("token-limited stream ends %v: %s", types, last.Raw)
 	}
 }
+
+// A conversation moved from a Claude model to an OpenAI one: the
+// references to items only the gateway holds become the items themselves,
+// in a form OpenAI reads (no gateway ids; reasoning left out); other
+// references and items stay as sent; a body without a known reference is
+// returned as it came.
+func TestInlineItemReferences(t *testing.T) {
+	kept := map[string]string{
+		"msg_1_0": `{"id":"msg_1_0","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello "},{"type":"output_text","annotations":[],"logprobs":[],"text":"Ada."}]}`,
+		"rs_1_1":  `{"id":"rs_1_1","type":"reasoning","summary":[{"type":"summary_text","text":"hm"}]}`,
+		"fc_1_2":  `{"id":"fc_1_2","type":"function_call","status":"completed","call_id":"toolu_9","name":"lookup","namespace":"crm","arguments":"{}"}`,
+	}
+	resolve := func(id string) ([]byte, bool) { v, ok := kept[id]; return []byte(v), ok }
+	body := []byte(`{"model":"gpt-5","input":[{"role":"user","content":"hi"},{"type":"item_reference","id":"rs_1_1"},` +
+		`{"type":"item_reference","id":"msg_1_0"},{"type":"item_reference","id":"fc_1_2"},{"type":"item_reference","id":"msg_openai"}],"store":true}`)
+	out, err := InlineItemReferences(body, resolve)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := gjson.ParseBytes(out)
+	wantPaths(t, got, map[string]string{
+		"input.#":           "4",
+		"input.0.content":   "hi",
+		"input.1.role":      "assistant",
+		"input.1.content":   "Hello Ada.",
+		"input.2.type":      "function_call",
+		"input.2.call_id":   "toolu_9",
+		"input.2.namespace": "crm",
+		"input.3.id":        "msg_openai",
+		"store":             "true",
+	})
+	if got.Get("input.1.id").Exists() || got.Get("input.2.id").Exists() {
+		t.Errorf("gateway ids went to OpenAI: %s", out)
+	}
+	var p responses.ResponseNewParams
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Errorf("openai-go does not read %s: %v", out, err)
+	}
+	unchanged := []byte(`{"model":"gpt-5","input":[{"type":"item_reference","id":"msg_openai"}]}`)
+	if out, err := InlineItemReferences(unchanged, resolve); err != nil || string(out) != string(unchanged) {
+		t.Errorf("no known reference: %s %v", out, err)
+	}
+}
