@@ -63,6 +63,11 @@ const (
 	outsideDocTokens = 200_000
 )
 
+// quotaAfter is the wait, in seconds, past which a budget refusal is told
+// to OpenAI-shape clients as a spent quota rather than a rate limit: a
+// rolling window whose room frees up sooner is worth a client's wait.
+const quotaAfter = 60
+
 // worstCase is the most a call can cost (see worstCaseCost). priced is
 // false for a model without a price, whose cost nothing bounds.
 func (c *call) worstCase(body []byte) (usd float64, priced bool) {
@@ -371,7 +376,11 @@ func (c *call) reserve(body []byte) *apiError {
 		return reject(http.StatusServiceUnavailable, "budget_unavailable",
 			"the gateway cannot check this key's spend budget right now; try again shortly")
 	case refusal != nil:
-		quota := true // no retry soon helps: OpenAI's insufficient_quota, which clients do not retry
+		// Told as OpenAI's spent quota (insufficient_quota) when no retry
+		// soon helps, which Codex CLI then reports at once rather than
+		// sleep out the Retry-After and retry; as a rate limit when room
+		// frees up within quotaAfter.
+		quota := true
 		switch {
 		case refusal.Never():
 			// No wait helps: no Retry-After, and the SDKs are told not to retry.
@@ -389,10 +398,12 @@ func (c *call) reserve(body []byte) *apiError {
 			c.w.Header().Set("Retry-After", strconv.Itoa(inFlightRetryAfter))
 			quota = false
 		default:
-			if secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1; secs > 0 {
+			secs := int64(time.Until(refusal.ResetsAt).Seconds()) + 1
+			if secs > 0 {
 				c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			}
 			c.w.Header().Set("X-Should-Retry", "false")
+			quota = secs > quotaAfter
 		}
 		aerr := reject(http.StatusTooManyRequests, "budget", refusal.Error())
 		if quota {

@@ -1,10 +1,11 @@
 package metis
 
 // What Codex CLI and other Responses API clients read from the gateway's
-// refusals and errors when their model is Claude: a spent budget ends the
-// run at once, a prompt too long for the context window is recognised,
-// and a tool the client runs is refused rather than silently dropped
-// (found by confirmation 18L).
+// refusals and errors: a spent budget ends the run at once, one with room
+// again within seconds is waited out, a prompt too long for Claude's
+// context window is recognised, and a tool the client runs is refused for
+// a Claude model rather than silently dropped (confirmation 18L, review
+// 18R3).
 
 import (
 	"bytes"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
 )
@@ -115,5 +117,45 @@ func TestCodexCLIClaudeContextOverflowRecognised(t *testing.T) {
 	out := stdout.String() + stderr.String()
 	if !strings.Contains(out, "context window") || strings.Contains(out, `\u003e`) {
 		t.Errorf("codex exec after Claude's context overflow printed:\n%s\nwant Codex's context-window message, as for OpenAI's context_length_exceeded", tail(out, 800))
+	}
+}
+
+// A key with a rolling 20-second budget (a spend-rate limit): the seeding
+// call's charge ages out of the window 20 s after it was made, so Codex's
+// next call fits then, and the refusal says so (Retry-After ≤ 21 s). Codex
+// sleeps out a rate limit's Retry-After and retries; on insufficient_quota
+// it stops at once with "Quota exceeded. Check your plan and billing
+// details.".
+//
+// gpt-5-nano, $0.05 in / $0.40 out per MTok. Seed: 2,000,000 in + 2 out =
+// $0.1000008. Codex's worst case: 128,000 out × $0.40/MTok = $0.0512, its
+// ~64 KB prompt ≈ 32,000 in × $0.05/MTok = $0.0016, web_search's 10
+// searches × $0.01 = $0.10: ≈ $0.153, under the $0.20 limit alone (not
+// Never) but not beside the $0.10 spent.
+func TestCodexCLIWaitsOutShortRollingBudget(t *testing.T) {
+	bin := codexBinary(t)
+	g, up := e2eSetup(t, "")
+	k, tok := e2eKey(g, "codex-rate")
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "20s", Hard: 0.20})
+	waitApplies(t, g, budget.Identity{KeyID: k.ID})
+	up.Enqueue("/v1/responses", fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 2000000, Text: "ok"}.Body())
+	resp := g.post("/v1/responses", tok, `{"model":"gpt-5-nano","max_output_tokens":100,"input":"hi"}`)
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusOK {
+		t.Fatalf("seeding spend: %d %s", resp.StatusCode, b)
+	}
+	g.waitEvents(store.TypeCallCompleted, 1)
+	up.Enqueue("/v1/responses", fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 9000, Text: "metis-waited-ok"}.Stream())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := fakeupstream.CodexCommand(ctx, bin, g.URL, tok, t.TempDir(), "gpt-5-nano", "Say hi.")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	_ = cmd.Run()
+	out := stdout.String() + stderr.String()
+	if !strings.Contains(stdout.String(), "metis-waited-ok") {
+		t.Errorf("codex exec on a key whose rolling 20 s budget has room again within 21 s gave up after %v:\n%s\nrefusals: %v",
+			time.Since(start).Round(time.Second), tail(out, 300), g.events(store.TypeRequestRejected))
 	}
 }
