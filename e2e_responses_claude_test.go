@@ -423,3 +423,21 @@ func aiSDKToolLoopTest(t *testing.T, stream bool) {
 		}
 	}
 }
+
+// The refusals of a Claude-bound request read as sentences naming the
+// model they were translated for (review 18R3: "has no a Claude model
+// equivalent").
+func TestResponsesAPIToClaudeRefusalWording(t *testing.T) {
+	g, _ := e2eSetup(t, "")
+	_, tok := e2eKey(g, "agents")
+	for _, body := range []string{
+		`{"model":"haiku","input":"x","tools":[{"type":"apply_patch"}]}`,
+		`{"model":"haiku","input":[{"type":"local_shell_call","call_id":"c","action":{"type":"exec","command":["ls"]},"status":"completed"}]}`,
+		`{"model":"haiku","input":"x","tools":[{"type":"function","name":"f","parameters":{}}],"tool_choice":{"type":"computer_use_preview"}}`,
+	} {
+		resp := g.post("/v1/responses", tok, body)
+		if b := e2eRead(t, resp); strings.Contains(b, "no a Claude model") || strings.Contains(b, "which a Claude model has not") {
+			t.Errorf("%s: %s", body, b)
+		}
+	}
+}

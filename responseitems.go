@@ -6,10 +6,12 @@ import (
 )
 
 // The items of translated Responses API answers are kept this long, and
-// no more than this many bytes of them in all (the oldest go first).
+// no more than this many bytes of them in all, each item counted with
+// responseItemOverhead for its map entry and bookkeeping.
 const (
 	responseItemTTL      = 24 * time.Hour
 	responseItemMaxBytes = 32 << 20
+	responseItemOverhead = 160
 )
 
 // responseItems keeps the output items of the Responses API answers the
@@ -17,27 +19,24 @@ const (
 // gateway key, for a day and responseItemMaxBytes in all: a client that
 // refers back to one by id (an item_reference, as the Vercel AI SDK does
 // with store left at its default) gets it read back, as OpenAI reads the
-// items it stores. It lives with the trace store, across reloads; a
-// restart forgets it.
+// items it stores. Past the bound, the key holding the most gives up its
+// oldest items first, so that one busy key does not push out the others'.
+// It lives with the trace store, across reloads; a restart forgets it.
 type responseItems struct {
 	mu    sync.Mutex
-	items map[responseItemKey]keptItem
-	order []keptRef // insertion order, oldest first, from head
-	head  int
-	seq   uint64
+	keys  map[string]*keyItems
 	bytes int
 	now   func() time.Time
 }
 
-// keptRef is an item's place in the insertion order: seq tells the place
-// of an item kept again (the same id) from its older one.
-type keptRef struct {
-	key responseItemKey
-	seq uint64
+// keyItems are one gateway key's kept items.
+type keyItems struct {
+	items map[string]keptItem
+	order []keptRef // insertion order, oldest first, from head
+	head  int
+	seq   uint64
+	bytes int
 }
-
-// responseItemKey names an item: a key's items are not another's.
-type responseItemKey struct{ keyID, id string }
 
 // keptItem is an item's JSON, when it was kept, and its keptRef.seq.
 type keptItem struct {
@@ -46,57 +45,101 @@ type keptItem struct {
 	seq uint64
 }
 
-func newResponseItems() *responseItems {
-	return &responseItems{items: map[responseItemKey]keptItem{}, now: time.Now}
+// keptRef is an item's place in its key's insertion order: seq tells the
+// place of an item kept again (the same id) from its older one.
+type keptRef struct {
+	id  string
+	seq uint64
 }
+
+func newResponseItems() *responseItems {
+	return &responseItems{keys: map[string]*keyItems{}, now: time.Now}
+}
+
+// size is what an item counts against the bound.
+func size(id string, raw []byte) int { return len(id) + len(raw) + responseItemOverhead }
 
 // keep records item id of key keyID's answer. An item kept again (the
 // same id) is replaced.
 func (s *responseItems) keep(keyID, id string, raw []byte) {
-	if id == "" || len(raw) > responseItemMaxBytes {
+	if id == "" || size(id, raw) > responseItemMaxBytes {
 		return
 	}
-	k := responseItemKey{keyID, id}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.items[k]; ok {
-		s.bytes -= len(old.raw)
+	k := s.keys[keyID]
+	if k == nil {
+		k = &keyItems{items: map[string]keptItem{}}
+		s.keys[keyID] = k
 	}
-	s.seq++
-	s.items[k] = keptItem{raw: raw, at: s.now(), seq: s.seq}
-	s.order = append(s.order, keptRef{k, s.seq})
-	s.bytes += len(raw)
-	s.evict()
+	if old, ok := k.items[id]; ok {
+		s.drop(k, id, old)
+	}
+	k.seq++
+	k.items[id] = keptItem{raw: raw, at: s.now(), seq: k.seq}
+	k.order = append(k.order, keptRef{id, k.seq})
+	k.bytes += size(id, raw)
+	s.bytes += size(id, raw)
+	s.expire(keyID, k)
+	for s.bytes > responseItemMaxBytes {
+		// The key holding the most gives up its oldest item.
+		var big *keyItems
+		var bigID string
+		for kid, kk := range s.keys {
+			if big == nil || kk.bytes > big.bytes {
+				big, bigID = kk, kid
+			}
+		}
+		s.popOldest(bigID, big)
+	}
 }
 
 // get returns the JSON of item id of key keyID, if kept and not expired.
 func (s *responseItems) get(keyID, id string) ([]byte, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.evict()
-	it, ok := s.items[responseItemKey{keyID, id}]
+	k := s.keys[keyID]
+	if k == nil {
+		return nil, false
+	}
+	s.expire(keyID, k)
+	it, ok := k.items[id]
 	return it.raw, ok
 }
 
-// evict drops expired items and, while over the byte bound, the oldest.
-func (s *responseItems) evict() {
+// expire drops key keyID's items older than responseItemTTL.
+func (s *responseItems) expire(keyID string, k *keyItems) {
 	cutoff := s.now().Add(-responseItemTTL)
-	for s.head < len(s.order) {
-		ref := s.order[s.head]
-		it, ok := s.items[ref.key]
-		current := ok && it.seq == ref.seq // else kept again later, or gone
-		if current && !it.at.Before(cutoff) && s.bytes <= responseItemMaxBytes {
+	for k.head < len(k.order) {
+		ref := k.order[k.head]
+		if it, ok := k.items[ref.id]; ok && it.seq == ref.seq && !it.at.Before(cutoff) {
 			break
 		}
-		s.order[s.head] = keptRef{}
-		s.head++
-		if current {
-			delete(s.items, ref.key)
-			s.bytes -= len(it.raw)
-		}
+		s.popOldest(keyID, k)
 	}
-	if s.head > 1024 && s.head*2 > len(s.order) {
-		s.order = append(s.order[:0:0], s.order[s.head:]...)
-		s.head = 0
+}
+
+// popOldest drops the entry at the head of k's order and its item, unless
+// the item was kept again since (a later entry).
+func (s *responseItems) popOldest(keyID string, k *keyItems) {
+	ref := k.order[k.head]
+	k.order[k.head] = keptRef{}
+	k.head++
+	if it, ok := k.items[ref.id]; ok && it.seq == ref.seq {
+		s.drop(k, ref.id, it)
 	}
+	switch {
+	case len(k.items) == 0 && k.head == len(k.order):
+		delete(s.keys, keyID)
+	case k.head > 1024 && k.head*2 > len(k.order):
+		k.order = append(k.order[:0:0], k.order[k.head:]...)
+		k.head = 0
+	}
+}
+
+// drop removes item id from k and the byte counts.
+func (s *responseItems) drop(k *keyItems, id string, it keptItem) {
+	delete(k.items, id)
+	k.bytes -= size(id, it.raw)
+	s.bytes -= size(id, it.raw)
 }

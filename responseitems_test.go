@@ -28,10 +28,13 @@ func TestResponseItems(t *testing.T) {
 		t.Errorf("an item kept again 13 h ago: %s %v", raw, ok)
 	}
 	now = now.Add(12 * time.Hour)
-	if _, ok := s.get("gk_a", "msg_1_0"); ok || s.bytes != 0 || len(s.items) != 0 {
-		t.Errorf("after a day: still kept (%d bytes, %d items)", s.bytes, len(s.items))
+	if _, ok := s.get("gk_a", "msg_1_0"); ok || s.bytes != 0 || len(s.keys) != 0 {
+		t.Errorf("after a day: still kept (%d bytes, %d keys)", s.bytes, len(s.keys))
 	}
 
+	// Past the bound, the key holding the most gives up its oldest items:
+	// a busy key does not push out a quiet one's.
+	s.keep("gk_quiet", "msg_q_0", []byte(`{"id":"msg_q_0"}`))
 	big := make([]byte, responseItemMaxBytes/4)
 	for i := range 6 {
 		s.keep("gk_a", fmt.Sprintf("big_%d", i), big)
@@ -42,11 +45,14 @@ func TestResponseItems(t *testing.T) {
 	if _, ok := s.get("gk_a", "big_5"); !ok || s.bytes > responseItemMaxBytes {
 		t.Errorf("the newest item is gone, or %d bytes kept", s.bytes)
 	}
+	if _, ok := s.get("gk_quiet", "msg_q_0"); !ok {
+		t.Error("the busy key pushed out the quiet key's item")
+	}
 	for i := range 20000 {
 		s.keep("gk_a", fmt.Sprintf("small_%d", i%50), []byte(`{}`))
 		now = now.Add(10 * time.Second)
 	}
-	if len(s.order)-s.head > 20000 || cap(s.order) > 3*20000 {
-		t.Errorf("order holds %d entries (head %d)", len(s.order), s.head)
+	if k := s.keys["gk_a"]; len(k.order)-k.head > 20000 || cap(k.order) > 3*20000 {
+		t.Errorf("order holds %d entries (head %d)", len(k.order), k.head)
 	}
 }

@@ -56,7 +56,7 @@ func DecodeError(status int, body []byte) *ir.Error {
 		}
 		e.Code = in.Error.Type
 		e.Message = in.Error.Message
-		if e.Kind == ir.ErrInvalidRequest && strings.HasPrefix(e.Message, ir.PromptTooLong) {
+		if e.Kind == ir.ErrInvalidRequest && contextOverflow(e.Message) {
 			e.Code = ir.CodeContextLength
 		}
 	}
@@ -89,15 +89,25 @@ func EncodeStreamError(dst []byte, e *ir.Error) []byte {
 	return appendEvent(dst, "error", errorJSON(e))
 }
 
+// contextOverflow reports whether an invalid_request_error's message says
+// the request does not fit the model's context window: the prompt alone
+// ("prompt is too long: N tokens > M maximum"), or, on models before the
+// 4.5 generation, the prompt and max_tokens together ("input length and
+// `max_tokens` exceed context limit: …", which Claude Code reads to lower
+// its max_tokens itself).
+func contextOverflow(msg string) bool {
+	return strings.HasPrefix(msg, ir.PromptTooLong) || strings.HasPrefix(msg, "input length and `max_tokens` exceed context limit")
+}
+
 // errorJSON is e as an Anthropic error body. A prompt too long for the
 // context window is said Anthropic's way, which Claude Code reads to
 // offer compaction.
 func errorJSON(e *ir.Error) []byte {
 	msg := e.Message
-	if e.Code == ir.CodeContextLength && !strings.HasPrefix(msg, ir.PromptTooLong) {
+	if e.Code == ir.CodeContextLength && !contextOverflow(msg) {
 		msg = ir.PromptTooLong + ": " + msg
 	}
-	return jsonx.MarshalText(outErrorBody{Type: "error", Error: outErrorDetail{Type: string(e.Kind), Message: msg}})
+	return jsonx.MarshalNoEscape(outErrorBody{Type: "error", Error: outErrorDetail{Type: string(e.Kind), Message: msg}})
 }
 
 // KindFromType maps an Anthropic error type, or a loose spelling of one,

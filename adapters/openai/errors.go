@@ -149,13 +149,13 @@ func errorDetail(e *ir.Error) outErrorDetail {
 // A prompt too long for the context window gets OpenAI's code for it,
 // context_length_exceeded, which Codex CLI acts on.
 func EncodeError(e *ir.Error) (int, []byte) {
-	return ErrorStatus(e), jsonx.MarshalText(outErrorBody{Error: errorDetail(e)})
+	return ErrorStatus(e), jsonx.MarshalNoEscape(outErrorBody{Error: errorDetail(e)})
 }
 
 // EncodeStreamError writes e as a mid-stream OpenAI error chunk
 // (data: {"error":{...}}), which OpenAI SDKs raise as an error.
 func EncodeStreamError(dst []byte, e *ir.Error) []byte {
-	b := jsonx.MarshalText(outErrorBody{Error: errorDetail(e)})
+	b := jsonx.MarshalNoEscape(outErrorBody{Error: errorDetail(e)})
 	dst = append(dst, "data: "...)
 	dst = append(dst, b...)
 	return append(dst, "\n\n"...)

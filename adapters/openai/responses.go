@@ -50,7 +50,7 @@ type ResponsesOptions struct {
 	// a reference it does not know is refused, as every one is without it.
 	Resolve func(id string) ([]byte, bool)
 	// Target names what the request is translated for in refusals
-	// ("has no … equivalent"); empty is "Chat Completions".
+	// ("cannot be translated for …"); empty is "Chat Completions".
 	Target string
 }
 
@@ -351,7 +351,7 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		return ir.Invalid(param, "item reference %q names no item the gateway keeps: it keeps the items of the answers it translated for a while, "+
 			"not across restarts, and none asked with store false; send the item itself, or set store to false (the Vercel AI SDK: providerOptions.openai.store)", id)
 	default:
-		return ir.Invalid(param+".type", "input item type %q has no %s equivalent", typ, b.o.target())
+		return ir.Invalid(param+".type", "input item type %q cannot be translated for %s", typ, b.o.target())
 	}
 	return nil
 }
@@ -439,7 +439,7 @@ func chatPart(param string, p gjson.Result, target string) (json.RawMessage, err
 		v = map[string]any{"type": "image_url", "image_url": img}
 	case "input_file":
 		if p.Get("file_url").Exists() {
-			return nil, ir.Invalid(param, "an input_file by file_url has no %s equivalent; send file_data", target)
+			return nil, ir.Invalid(param, "an input_file by file_url cannot be translated for %s; send file_data", target)
 		}
 		f := map[string]string{}
 		for _, k := range []string{"file_data", "file_id", "filename"} {
@@ -449,7 +449,7 @@ func chatPart(param string, p gjson.Result, target string) (json.RawMessage, err
 		}
 		v = map[string]any{"type": "file", "file": f}
 	default:
-		return nil, ir.Invalid(param+".type", "content part type %q has no %s equivalent", typ, target)
+		return nil, ir.Invalid(param+".type", "content part type %q cannot be translated for %s", typ, target)
 	}
 	if bp := p.Get("prompt_cache_breakpoint"); bp.Exists() && bp.Type != gjson.Null {
 		// The same member, of the same meaning, on Chat Completions' parts.
@@ -555,12 +555,12 @@ func chatTool(param string, t gjson.Result, prefix string, o ResponsesOptions) (
 	case typ == "function" || typ == "custom":
 	case hostedTool(typ):
 		return nil, ir.Invalid(param+".type",
-			"tool type %q is one of the Responses API's hosted tools, which %s has not", typ, o.target())
+			"tool type %q is one of the Responses API's hosted tools, which cannot be translated for %s", typ, o.target())
 	case typ == "namespace":
-		return nil, ir.Invalid(param+".type", "namespace tools have no %s equivalent; send their functions as function tools", o.target())
+		return nil, ir.Invalid(param+".type", "namespace tools cannot be translated for %s; send their functions as function tools", o.target())
 	default:
 		return nil, ir.Invalid(param+".type",
-			"tool type %q has no %s equivalent: declare a tool the client runs (apply_patch, a shell) as a function tool", typ, o.target())
+			"tool type %q cannot be translated for %s: declare a tool the client runs (apply_patch, a shell) as a function tool", typ, o.target())
 	}
 	if t.Get("name").Type != gjson.String {
 		return nil, ir.Invalid(param+".name", "a %s tool needs a name", typ)
@@ -587,7 +587,7 @@ func chatTool(param string, t gjson.Result, prefix string, o ResponsesOptions) (
 		case "text":
 			c["format"] = map[string]string{"type": "text"}
 		default:
-			return nil, ir.Invalid(param+".format", "custom tool format %q has no %s equivalent", f.Get("type").Str, o.target())
+			return nil, ir.Invalid(param+".format", "custom tool format %q cannot be translated for %s", f.Get("type").Str, o.target())
 		}
 	}
 	return map[string]any{"type": "custom", "custom": c}, nil
@@ -618,7 +618,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 				if o.dropped(t.Get("type").Str) {
 					continue
 				}
-				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q has no %s equivalent", t.Get("type").Str, o.target())
+				return nil, ir.Invalid("tool_choice.tools", "allowed tool type %q cannot be translated for %s", t.Get("type").Str, o.target())
 			}
 		}
 		v = map[string]any{"type": "allowed_tools", "allowed_tools": map[string]any{"mode": tc.Get("mode").Str, "tools": tools}}
@@ -626,7 +626,7 @@ func chatToolChoice(tc gjson.Result, o ResponsesOptions) ([]byte, error) {
 		if o.dropped(typ) {
 			return []byte(`"auto"`), nil // a hosted tool, dropped with it
 		}
-		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q has no %s equivalent", typ, o.target())
+		return nil, ir.Invalid("tool_choice.type", "tool_choice type %q cannot be translated for %s", typ, o.target())
 	}
 	return json.Marshal(v)
 }
@@ -648,7 +648,7 @@ func responseFormat(f gjson.Result, o ResponsesOptions) ([]byte, error) {
 		}
 		return json.Marshal(map[string]any{"type": "json_schema", "json_schema": js})
 	default:
-		return nil, ir.Invalid("text.format.type", "text format %q has no %s equivalent", typ, o.target())
+		return nil, ir.Invalid("text.format.type", "text format %q cannot be translated for %s", typ, o.target())
 	}
 }
 

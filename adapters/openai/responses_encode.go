@@ -201,6 +201,7 @@ func EncodeResponsesResponse(r *ir.Response, a ResponsesAnswer) ([]byte, error) 
 		created = r.Created
 	}
 	o := newRespObject(r.ID, model, created)
+	o.Store = a.Keep != nil // kept for the client's references
 	var msg *respItem
 	for i := range r.Content {
 		p := &r.Content[i]
@@ -365,6 +366,7 @@ func (e *ResponsesStreamEncoder) start(dst []byte, id, model string) []byte {
 		e.Model = model
 	}
 	e.resp = newRespObject(id, e.Model, e.Created)
+	e.resp.Store = e.Keep != nil // kept for the client's references
 	dst = e.event(dst, "response.created", evResponse{e.resp})
 	return e.event(dst, "response.in_progress", evResponse{e.resp})
 }

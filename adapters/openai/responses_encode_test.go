@@ -54,7 +54,7 @@ func TestResponsesToChatForClaude(t *testing.T) {
 		t.Errorf("without options: %v", err)
 	}
 	if _, err := ResponsesToChat([]byte(`{"model":"m","input":"hi","tools":[{"type":"namespace","name":"crm","tools":[]}]}`)); err == nil ||
-		!strings.Contains(err.Error(), "namespace tools have no Chat Completions equivalent") {
+		!strings.Contains(err.Error(), "namespace tools cannot be translated for Chat Completions") {
 		t.Errorf("a namespace without options: %v", err)
 	}
 	// Only hosted tools: none is left, nor its tool_choice.

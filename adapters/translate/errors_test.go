@@ -38,6 +38,8 @@ func TestErrorToOpenAI(t *testing.T) {
 			504, `{"error":{"message":"Gateway Timeout","type":"server_error","param":null,"code":"timeout_error"}}`},
 		{"a prompt too long is OpenAI's context_length_exceeded, its > unescaped", 400, `{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 215000 tokens > 200000 maximum"}}`,
 			400, `{"error":{"message":"prompt is too long: 215000 tokens > 200000 maximum","type":"invalid_request_error","param":null,"code":"context_length_exceeded"}}`},
+		{"input and max_tokens past the window (Claude before 4.5) is context_length_exceeded too", 400, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"input length and `max_tokens` exceed context limit: 170000 + 64000 > 200000, decrease input length or `max_tokens` and try again\"}}",
+			400, "{\"error\":{\"message\":\"input length and `max_tokens` exceed context limit: 170000 + 64000 > 200000, decrease input length or `max_tokens` and try again\",\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"context_length_exceeded\"}}"},
 		{"already OpenAI-shaped", 400, `{"error":{"message":"m","type":"invalid_request_error","param":"x","code":"c"}}`,
 			400, `{"error":{"message":"m","type":"invalid_request_error","param":"x","code":"c"}}`},
 	}

@@ -74,11 +74,11 @@ func AppendMarshal(dst []byte, v any) ([]byte, error) {
 	return append(dst, j...), err
 }
 
-// MarshalText is encoding/json.Marshal without its escaping of <, > and &
+// MarshalNoEscape is encoding/json.Marshal without its escaping of <, > and &
 // as \u003c, \u003e and \u0026: for bodies a person may read as they are
 // (an error message such as "215000 tokens > 200000 maximum" that a
 // client prints raw). v must be a value that encodes.
-func MarshalText(v any) []byte {
+func MarshalNoEscape(v any) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
