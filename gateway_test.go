@@ -362,7 +362,7 @@ func TestCursorResponsesBodyServedAsChatCompletions(t *testing.T) {
 			`"instructions":"You are a coding agent.","tools":[{"type":"function","name":"read_file","parameters":{"type":"object"}}],` +
 			`"input":[{"type":"message","role":"user","content":[{"type":"input_text","text":"Say hello."}]}]}`
 	}
-	for _, tc := range []struct {
+	for n, tc := range []struct {
 		model, upPath string
 		reply         fakeupstream.Reply
 		cost          float64
@@ -408,7 +408,7 @@ func TestCursorResponsesBodyServedAsChatCompletions(t *testing.T) {
 		} else if sent.Get("system").String() == "" || sent.Get("messages.0.content").String() == "" || sent.Get("tools.0.name").Str != "read_file" {
 			t.Errorf("upstream Anthropic request: %s", sent.Raw)
 		}
-		call := g.lastCall()
+		call := g.waitEvents(store.TypeCallCompleted, n+1)[n] // this call's, not the one before
 		if cost := e2eCost(t, call); !e2eNear(cost, tc.cost) {
 			t.Errorf("%s: cost_usd %v, want %v", tc.model, cost, tc.cost)
 		}
