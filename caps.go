@@ -402,8 +402,11 @@ func (c *call) reserve(body []byte) *apiError {
 			if secs > 0 {
 				c.w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 			}
-			c.w.Header().Set("X-Should-Retry", "false")
-			quota = secs > quotaAfter
+			if quota = secs > quotaAfter; quota {
+				// Hours, not seconds: the SDKs are told not to retry. A
+				// shorter wait they may spend, as the Retry-After says.
+				c.w.Header().Set("X-Should-Retry", "false")
+			}
 		}
 		aerr := reject(http.StatusTooManyRequests, "budget", refusal.Error())
 		if quota {

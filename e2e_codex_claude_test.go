@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,14 @@ func TestCodexCLIWaitsOutShortRollingBudget(t *testing.T) {
 		t.Fatalf("seeding spend: %d %s", resp.StatusCode, b)
 	}
 	g.waitEvents(store.TypeCallCompleted, 1)
+	// The refusal is a rate limit worth waiting out: Retry-After within
+	// the window, no x-should-retry false, not a spent quota.
+	resp = g.post("/v1/responses", tok, `{"model":"gpt-5-nano","input":"hi","tools":[{"type":"web_search"}]}`)
+	b := e2eRead(t, resp)
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); resp.StatusCode != http.StatusTooManyRequests || ra < 1 || ra > 21 ||
+		resp.Header.Get("X-Should-Retry") != "" || gjson.Get(b, "error.code").Str != "rate_limit_exceeded" {
+		t.Errorf("a refusal with room again within 21 s: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
 	up.Enqueue("/v1/responses", fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 9000, Text: "metis-waited-ok"}.Stream())
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
