@@ -39,15 +39,34 @@ type testGateway struct {
 	custom    string // the Caddyfile e2eStartCustom rendered
 }
 
+// freePort is a loopback port free now and not handed out before in this
+// process: the kernel may give a just-closed port again at once, and two
+// site blocks on one port make an ambiguous Caddyfile (a CI flake).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no loopback port not handed out before")
+	return 0
 }
+
+// portsGiven are the ports freePort handed out.
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
 
 // gatewayConfig is the metis global option body used by most tests: both
 // providers pointed at one fake upstream.
