@@ -341,9 +341,8 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 			// A conversation moved from a Claude model refers to items of
 			// answers only the gateway holds: they go to OpenAI as
 			// themselves.
-			keyID, items := c.key.ID, a.items
 			var err error
-			if out, err = openai.InlineItemReferences(out, func(id string) ([]byte, bool) { return items.get(keyID, id) }); err != nil {
+			if out, err = openai.InlineItemReferences(out, a.items.resolver(c.key.ID)); err != nil {
 				return reject(http.StatusBadRequest, "invalid_request", "input: "+err.Error())
 			}
 		}
@@ -380,7 +379,7 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		// default, store: true, refers to them).
 		keyID, items := c.key.ID, a.items
 		o := a.translateOptions(c.res.prov)
-		o.ResolveItem = func(id string) ([]byte, bool) { return items.get(keyID, id) }
+		o.ResolveItem = items.resolver(keyID)
 		out, st, err := translate.ResponsesToAnthropicRequest(body, c.res.model, o)
 		if err != nil {
 			return untranslatable(err)

@@ -157,13 +157,6 @@ func writeAPIError(w http.ResponseWriter, shape string, e *apiError) {
 	_, _ = w.Write(b)
 }
 
-// responsesErrorEvent is a Responses API stream's error event, numbered
-// seq: the event OpenAI documents for a stream that fails.
-func responsesErrorEvent(msg string, seq int64) []byte {
-	b, _ := json.Marshal(map[string]any{"type": "error", "code": "server_error", "message": msg, "param": nil, "sequence_number": seq})
-	return append(append([]byte("event: error\ndata: "), b...), '\n', '\n')
-}
-
 // streamErrorEvent is a same-shape stream's mid-stream server error in the
 // caller's SSE dialect: Anthropic's api_error, OpenAI's server_error.
 func streamErrorEvent(shape, msg string) []byte {

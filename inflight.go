@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/metisgateway/metis/adapters/openai"
 )
 
 // errShuttingDown is the cause of a call cancelled because its trace store
@@ -132,7 +134,7 @@ func (c *call) streamError(msg string) []byte {
 		return c.streamTr.Error("api_error", msg)
 	}
 	if c.kind == kindResponses && c.obs != nil {
-		return responsesErrorEvent(msg, c.obs.rsp.Sequence()+1)
+		return openai.AppendResponsesError(nil, c.obs.rsp.Sequence()+1, "server_error", msg)
 	}
 	return streamErrorEvent(c.shape, msg)
 }

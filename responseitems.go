@@ -107,6 +107,12 @@ func (s *responseItems) get(keyID, id string) ([]byte, bool) {
 	return it.raw, ok
 }
 
+// resolver reads key keyID's kept items by id, for a request's
+// item_references.
+func (s *responseItems) resolver(keyID string) func(id string) ([]byte, bool) {
+	return func(id string) ([]byte, bool) { return s.get(keyID, id) }
+}
+
 // expire drops key keyID's items older than responseItemTTL.
 func (s *responseItems) expire(keyID string, k *keyItems) {
 	cutoff := s.now().Add(-responseItemTTL)

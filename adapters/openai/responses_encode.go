@@ -548,7 +548,16 @@ func (e *ResponsesStreamEncoder) Error(dst []byte, err *ir.Error) []byte {
 	if err.Code != "" {
 		code = err.Code
 	}
-	return e.event(dst, "error", evError{Code: code, Message: err.Message, Param: jsonNull})
+	dst = AppendResponsesError(dst, e.seq, code, err.Message)
+	e.seq++
+	return dst
+}
+
+// AppendResponsesError appends the Responses API's error event, the one
+// OpenAI documents for a stream that fails, numbered seq.
+func AppendResponsesError(dst []byte, seq int64, code, message string) []byte {
+	e := ResponsesStreamEncoder{seq: seq}
+	return e.event(dst, "error", evError{Code: code, Message: message, Param: jsonNull})
 }
 
 // Ping writes a keep-alive SSE comment, which OpenAI clients ignore.
