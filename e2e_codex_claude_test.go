@@ -8,8 +8,6 @@ package metis
 // 18R3).
 
 import (
-	"bytes"
-	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,18 +44,11 @@ func TestCodexCLIClaudeBudgetRefusalEndsPromptly(t *testing.T) {
 	}
 	g.waitEvents(store.TypeCallCompleted, 1)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, g.URL, tok, t.TempDir(), "haiku", "Say hi.")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	_ = cmd.Run()
-	took := time.Since(start)
-	out := strings.ToLower(stdout.String() + stderr.String())
-	if ctx.Err() != nil || took > 30*time.Second || !(strings.Contains(out, "quota") || strings.Contains(out, "budget")) {
+	run := runCodex(t, bin, g.URL, tok, "haiku", "Say hi.", 45*time.Second)
+	out := strings.ToLower(run.stdout + run.stderr)
+	if run.killed || run.took > 30*time.Second || !(strings.Contains(out, "quota") || strings.Contains(out, "budget")) {
 		t.Errorf("codex exec on a key over its budget ran %v (killed: %v); want it to stop within 30 s saying why, as on OpenAI's insufficient_quota.\nrefusals: %v\noutput tail:\n%s",
-			took.Round(time.Second), ctx.Err() != nil, g.refusals(), tail(stdout.String()+stderr.String(), 600))
+			run.took.Round(time.Second), run.killed, g.refusals(), tail(run.stdout+run.stderr, 600))
 	}
 	if n := up.Count("/v1/messages"); n != 1 {
 		t.Errorf("%d requests reached the provider, want only the seeding one", n)
@@ -109,13 +100,8 @@ func TestCodexCLIClaudeContextOverflowRecognised(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "codex")
 	up.Enqueue("/v1/messages", fakeupstream.AnthropicError(http.StatusBadRequest, "invalid_request_error", "prompt is too long: 215000 tokens > 200000 maximum"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, g.URL, tok, t.TempDir(), "haiku", "Say hi.")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	_ = cmd.Run()
-	out := stdout.String() + stderr.String()
+	run := runCodex(t, bin, g.URL, tok, "haiku", "Say hi.", 60*time.Second)
+	out := run.stdout + run.stderr
 	if !strings.Contains(out, "context window") || strings.Contains(out, `\u003e`) {
 		t.Errorf("codex exec after Claude's context overflow printed:\n%s\nwant Codex's context-window message, as for OpenAI's context_length_exceeded", tail(out, 800))
 	}
@@ -155,16 +141,9 @@ func TestCodexCLIWaitsOutShortRollingBudget(t *testing.T) {
 	}
 	up.Enqueue("/v1/responses", fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 9000, Text: "metis-waited-ok"}.Stream())
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, g.URL, tok, t.TempDir(), "gpt-5-nano", "Say hi.")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	_ = cmd.Run()
-	out := stdout.String() + stderr.String()
-	if !strings.Contains(stdout.String(), "metis-waited-ok") {
+	run := runCodex(t, bin, g.URL, tok, "gpt-5-nano", "Say hi.", 90*time.Second)
+	if !strings.Contains(run.stdout, "metis-waited-ok") {
 		t.Errorf("codex exec on a key whose rolling 20 s budget has room again within 21 s gave up after %v:\n%s\nrefusals: %v",
-			time.Since(start).Round(time.Second), tail(out, 300), g.events(store.TypeRequestRejected))
+			run.took.Round(time.Second), tail(run.stdout+run.stderr, 300), g.events(store.TypeRequestRejected))
 	}
 }

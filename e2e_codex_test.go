@@ -111,17 +111,37 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 // that it did.
 func runCodexShellTask(t *testing.T, bin, baseURL, tok, model string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	run := runCodex(t, bin, baseURL, tok, model, "Run `echo metis-codex-ok` and tell me what it printed.", 90*time.Second)
+	if run.err != nil {
+		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", run.err, run.stdout, run.stderr)
+	}
+	if !strings.Contains(run.stdout, "The command printed metis-codex-ok.") {
+		t.Errorf("codex printed:\n%s\nstderr:\n%s", run.stdout, run.stderr)
+	}
+}
+
+// codexRun is what one codex exec printed, its error, how long it ran and
+// whether its timeout killed it.
+type codexRun struct {
+	stdout, stderr string
+	err            error
+	took           time.Duration
+	killed         bool
+}
+
+// runCodex runs codex exec for prompt, pointed at the gateway at baseURL
+// with model and the gateway token tok, in a temporary directory, killed
+// after timeout.
+func runCodex(t *testing.T, bin, baseURL, tok, model, prompt string, timeout time.Duration) codexRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, baseURL, tok, t.TempDir(), model, "Run `echo metis-codex-ok` and tell me what it printed.")
+	cmd := fakeupstream.CodexCommand(ctx, bin, baseURL, tok, t.TempDir(), model, prompt)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
-	}
-	if !strings.Contains(stdout.String(), "The command printed metis-codex-ok.") {
-		t.Errorf("codex printed:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	}
+	start := time.Now()
+	err := cmd.Run()
+	return codexRun{stdout: stdout.String(), stderr: stderr.String(), err: err, took: time.Since(start), killed: ctx.Err() != nil}
 }
 
 // Codex CLI with a Claude model: its Responses API requests are

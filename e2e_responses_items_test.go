@@ -73,16 +73,11 @@ func TestResponseItemsBudgetedAsSent(t *testing.T) {
 func TestResponseItemsToOpenAIModel(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tok := e2eKey(g, "switcher")
-	resp := g.post("/v1/responses", tok, `{"model":"haiku","input":"My name is Ada.","max_output_tokens":100}`)
-	b := e2eRead(t, resp)
-	id := gjson.Get(b, "output.0.id").Str
-	if resp.StatusCode != http.StatusOK || id == "" {
-		t.Fatalf("turn 1 on haiku: %d %s", resp.StatusCode, b)
-	}
+	id := adaTurn(t, g, tok)
 	body := `{"model":"nano","input":[{"role":"user","content":[{"type":"input_text","text":"My name is Ada."}]},` +
 		`{"type":"item_reference","id":"` + id + `"},{"role":"user","content":[{"type":"input_text","text":"What is my name?"}]}]}`
-	resp = g.post("/v1/responses", tok, body)
-	b = e2eRead(t, resp)
+	resp := g.post("/v1/responses", tok, body)
+	b := e2eRead(t, resp)
 	sent := up.RequestsTo("/v1/responses")
 	if len(sent) != 1 {
 		t.Fatalf("turn 2 on nano: %d %s; %d requests reached OpenAI", resp.StatusCode, b, len(sent))
@@ -102,12 +97,7 @@ func TestResponseItemsNotKeptForStoreFalse(t *testing.T) {
 	g, up := e2eSetup(t, "")
 	_, tokA := e2eKey(g, "aisdk")
 	_, tokB := e2eKey(g, "codex")
-	resp := g.post("/v1/responses", tokA, `{"model":"haiku","input":"My name is Ada.","max_output_tokens":100}`)
-	b := e2eRead(t, resp)
-	id := gjson.Get(b, "output.0.id").Str
-	if resp.StatusCode != http.StatusOK || id == "" {
-		t.Fatalf("key A's turn 1: %d %s", resp.StatusCode, b)
-	}
+	id := adaTurn(t, g, tokA)
 	big := strings.Repeat("All work and no play. ", 1<<20/22) // about 1 MB of answer
 	for i := 0; i < 34; i++ {
 		up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage(haikuModel, 100, "end_turn", fakeupstream.TextBlock(big)))
@@ -118,8 +108,21 @@ func TestResponseItemsNotKeptForStoreFalse(t *testing.T) {
 	}
 	body := `{"model":"haiku","max_output_tokens":100,"input":[{"role":"user","content":[{"type":"input_text","text":"My name is Ada."}]},` +
 		`{"type":"item_reference","id":"` + id + `"},{"role":"user","content":[{"type":"input_text","text":"What is my name?"}]}]}`
-	resp = g.post("/v1/responses", tokA, body)
+	resp := g.post("/v1/responses", tokA, body)
 	if b := e2eRead(t, resp); resp.StatusCode != http.StatusOK {
 		t.Errorf("key A's turn 2, seconds after its turn 1 and after key B's 34 store:false answers (~1 MB each): %d %.400s", resp.StatusCode, b)
 	}
+}
+
+// adaTurn sends a first turn to Claude with the key's token and returns
+// the id of the answer's message item.
+func adaTurn(t *testing.T, g *testGateway, tok string) string {
+	t.Helper()
+	resp := g.post("/v1/responses", tok, `{"model":"haiku","input":"My name is Ada.","max_output_tokens":100}`)
+	b := e2eRead(t, resp)
+	id := gjson.Get(b, "output.0.id").Str
+	if resp.StatusCode != http.StatusOK || id == "" {
+		t.Fatalf("turn 1 on haiku: %d %s", resp.StatusCode, b)
+	}
+	return id
 }
