@@ -337,12 +337,13 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		c.body = body // answered locally with an estimate
 	case !c.cross:
 		out := body
-		if c.kind == kindResponses && bytes.Contains(out, []byte(`"item_reference"`)) {
+		if c.kind == kindResponses && (bytes.Contains(out, []byte(`"item_reference"`)) || bytes.Contains(out, []byte(openai.ClaudeThinkingPrefix))) {
 			// A conversation moved from a Claude model refers to items of
-			// answers only the gateway holds: they go to OpenAI as
-			// themselves.
+			// answers only the gateway holds, and may carry Claude's
+			// thinking: the items go to OpenAI as themselves, the
+			// thinking not at all.
 			var err error
-			if out, err = openai.InlineItemReferences(out, a.items.resolver(c.key.ID)); err != nil {
+			if out, err = openai.ItemsForOpenAI(out, a.items.resolver(c.key.ID)); err != nil {
 				return reject(http.StatusBadRequest, "invalid_request", "input: "+err.Error())
 			}
 		}

@@ -109,9 +109,9 @@ func TestCodexCLIToolRoundTrip(t *testing.T) {
 // runCodexShellTask has codex exec, pointed at the gateway at baseURL with
 // model, run `echo metis-codex-ok` and report what it printed, and checks
 // that it did.
-func runCodexShellTask(t *testing.T, bin, baseURL, tok, model string) {
+func runCodexShellTask(t *testing.T, bin, baseURL, tok, model string, config ...string) {
 	t.Helper()
-	run := runCodex(t, bin, baseURL, tok, model, "Run `echo metis-codex-ok` and tell me what it printed.", 90*time.Second)
+	run := runCodex(t, bin, baseURL, tok, model, "Run `echo metis-codex-ok` and tell me what it printed.", 90*time.Second, config...)
 	if run.err != nil {
 		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%s", run.err, run.stdout, run.stderr)
 	}
@@ -130,13 +130,13 @@ type codexRun struct {
 }
 
 // runCodex runs codex exec for prompt, pointed at the gateway at baseURL
-// with model and the gateway token tok, in a temporary directory, killed
-// after timeout.
-func runCodex(t *testing.T, bin, baseURL, tok, model, prompt string, timeout time.Duration) codexRun {
+// with model, the gateway token tok and further config settings, in a
+// temporary directory, killed after timeout.
+func runCodex(t *testing.T, bin, baseURL, tok, model, prompt string, timeout time.Duration, config ...string) codexRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := fakeupstream.CodexCommand(ctx, bin, baseURL, tok, t.TempDir(), model, prompt)
+	cmd := fakeupstream.CodexCommand(ctx, bin, baseURL, tok, t.TempDir(), model, prompt, config...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -675,9 +675,11 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	forcedTool := out.ToolChoice != nil && (out.ToolChoice.Type == "any" || out.ToolChoice.Type == "tool")
 	// A turn that answers tool results continues a tool loop, and with
 	// thinking on Anthropic requires the assistant's tool-use turn to start
-	// with its signed thinking block, which an OpenAI-shape client never
-	// had: that turn goes without thinking.
-	noThinking := forcedTool || continuesToolLoop(out.Messages)
+	// with its signed thinking block, which an OpenAI-shape client has
+	// only when it sent it back (a Responses API reasoning item the
+	// gateway wrote, or thinking_blocks): without it, that turn goes
+	// without thinking.
+	noThinking := forcedTool || continuesToolLoop(out.Messages) && !startsWithThinking(out.Messages[len(out.Messages)-2])
 	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled && !(noThinking && !adaptiveOnly(r.Model)) {
 		budget := th.BudgetTokens
 		if budget == 0 {
@@ -701,6 +703,11 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 				thinking = true
 			}
 		}
+	}
+	if !thinking {
+		// Thinking blocks a client sent back go only to a request that
+		// thinks, as they went before they could be sent back.
+		out.Messages = withoutThinking(out.Messages)
 	}
 	if rf := r.ResponseFormat; rf != nil && rf.Type == "json_schema" && !isJSONNull(rf.Schema) {
 		if out.OutputConfig == nil {
@@ -747,6 +754,55 @@ func continuesToolLoop(msgs []outMessage) bool {
 		return false
 	}
 	return has(msgs[n-1].Content, true) && has(msgs[n-2].Content, false)
+}
+
+// startsWithThinking reports whether m starts with a thinking block.
+func startsWithThinking(m outMessage) bool {
+	if len(m.Content) == 0 {
+		return false
+	}
+	switch m.Content[0].(type) {
+	case outThinking, outRedacted:
+		return true
+	}
+	return false
+}
+
+// withoutThinking is msgs without thinking blocks: a message left empty
+// goes, and the messages of one role it separated become one.
+func withoutThinking(msgs []outMessage) []outMessage {
+	has := false
+	for _, m := range msgs {
+		for _, b := range m.Content {
+			switch b.(type) {
+			case outThinking, outRedacted:
+				has = true
+			}
+		}
+	}
+	if !has {
+		return msgs
+	}
+	out := msgs[:0]
+	for _, m := range msgs {
+		content := m.Content[:0]
+		for _, b := range m.Content {
+			switch b.(type) {
+			case outThinking, outRedacted:
+				continue
+			}
+			content = append(content, b)
+		}
+		switch n := len(out); {
+		case len(content) == 0:
+		case n > 0 && out[n-1].Role == m.Role:
+			out[n-1].Content = append(out[n-1].Content, content...)
+		default:
+			m.Content = content
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // anthropicEffort maps an effort word to Anthropic output_config.effort.

@@ -123,7 +123,8 @@ var (
 		"max_tokens", "temperature", "top_p", "stop", "n", "stream", "stream_options", "user",
 		"safety_identifier", "reasoning_effort", "response_format", "functions",
 	}
-	messageFields    = []string{"role", "content", "tool_calls", "tool_call_id", "refusal"}
+	messageFields    = []string{"role", "content", "tool_calls", "tool_call_id", "refusal", "thinking_blocks"}
+	thinkingFields   = []string{"type", "thinking", "signature", "data"}
 	toolCallFields   = []string{"index", "id", "type", "function", "custom"}
 	callFuncFields   = []string{"name", "arguments"}
 	callCustomFields = []string{"name", "input"}
@@ -249,6 +250,14 @@ func fillMessage(m *inMessage, v gjson.Result) bool {
 			})
 		case 3:
 			return wiredec.Str(v, &m.ToolCallID)
+		case 5:
+			return array(v, func(e gjson.Result) bool {
+				m.ThinkingBlocks = append(m.ThinkingBlocks, ThinkingBlock{})
+				b := &m.ThinkingBlocks[len(m.ThinkingBlocks)-1]
+				return wiredec.Fields(e, thinkingFields, nil, func(i int, v gjson.Result) bool {
+					return wiredec.Str(v, [...]*string{&b.Type, &b.Thinking, &b.Signature, &b.Data}[i])
+				})
+			})
 		}
 		return strPtr(v, &m.Refusal)
 	})

@@ -177,6 +177,16 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 			if err != nil {
 				return nil, err
 			}
+			if len(m.ThinkingBlocks) > 0 {
+				// Claude's thinking comes first in its turn.
+				thinking := make([]ir.Part, 0, len(m.ThinkingBlocks)+len(parts))
+				for j := range m.ThinkingBlocks {
+					if p, ok := m.ThinkingBlocks[j].part(); ok {
+						thinking = append(thinking, p)
+					}
+				}
+				parts = append(thinking, parts...)
+			}
 			if m.Refusal != nil && *m.Refusal != "" {
 				parts = append(parts, ir.Part{Type: ir.PartText, Text: *m.Refusal})
 			}

@@ -52,6 +52,12 @@ type ResponsesOptions struct {
 	// Target names what the request is translated for in refusals
 	// ("cannot be translated for …"); empty is "Chat Completions".
 	Target string
+	// Thinking carries Claude's thinking blocks, read from reasoning
+	// items whose encrypted_content the gateway wrote
+	// (ClaudeThinkingPrefix), as the non-standard thinking_blocks member
+	// of the assistant message they precede (LiteLLM's convention, which
+	// DecodeRequest reads). Without it every reasoning item is dropped.
+	Thinking bool
 }
 
 // target is what refusals name as the translation's target.
@@ -243,6 +249,7 @@ type chatMessage struct {
 	parts      []json.RawMessage // content parts, when content is built from them
 	toolCalls  []json.RawMessage
 	toolCallID string
+	thinking   []ThinkingBlock // Claude's thinking blocks (ResponsesOptions.Thinking)
 }
 
 // chatBuilder turns Responses input items into Chat Completions messages.
@@ -253,6 +260,9 @@ type chatBuilder struct {
 	// tool message holds text only, so they follow the run of tool
 	// messages as a user message (flush).
 	held []json.RawMessage
+	// thinking are the blocks of reasoning items read since the last
+	// message: they go with the model's turn that follows them.
+	thinking []ThinkingBlock
 }
 
 // flush adds the held parts of tool outputs as a user message.
@@ -272,6 +282,12 @@ func (b *chatBuilder) assistant() *chatMessage {
 	m := &chatMessage{role: "assistant"}
 	b.msgs = append(b.msgs, m)
 	return m
+}
+
+// takeThinking gives m the thinking blocks read before it.
+func (b *chatBuilder) takeThinking(m *chatMessage) {
+	m.thinking = append(m.thinking, b.thinking...)
+	b.thinking = nil
 }
 
 // item adds input item i to the messages.
@@ -296,12 +312,19 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		if err := m.setContent(param+".content", item.Get("content"), b.o.target()); err != nil {
 			return err
 		}
+		if role != "assistant" {
+			b.thinking = nil // reasoning no answer followed
+		}
 		if n := len(b.msgs); role == "assistant" && n > 0 && b.msgs[n-1].role == "assistant" {
 			// One turn of the model's: text before, between or after its
 			// tool calls joins their message, which the tool messages
 			// must follow at once.
 			b.msgs[n-1].join(m)
+			b.takeThinking(b.msgs[n-1])
 			return nil
+		}
+		if role == "assistant" {
+			b.takeThinking(m)
 		}
 		b.msgs = append(b.msgs, m)
 	case "function_call":
@@ -309,6 +332,7 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 	case "custom_tool_call":
 		return b.toolCall(param, "custom", map[string]string{"name": b.o.toolName(item), "input": item.Get("input").Str}, item)
 	case "function_call_output", "custom_tool_call_output":
+		b.thinking = nil
 		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
 		if err := m.setContent(param+".output", item.Get("output"), b.o.target()); err != nil {
 			return err
@@ -329,8 +353,14 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 		}
 		b.msgs = append(b.msgs, m)
 	case "reasoning":
-		// The model's earlier reasoning (encrypted for the Responses API
-		// alone): Chat Completions has no place for it.
+		// The model's earlier reasoning: OpenAI's is encrypted for the
+		// Responses API alone, and Chat Completions has no place for it;
+		// Claude's, which the gateway wrote, goes with the turn it led to.
+		if b.o.Thinking {
+			if blocks, ok := decodeThinking(item.Get("encrypted_content").Str); ok {
+				b.thinking = append(b.thinking, blocks...)
+			}
+		}
 	case "web_search_call", "file_search_call", "image_generation_call", "code_interpreter_call",
 		"mcp_list_tools", "mcp_call", "mcp_approval_request", "mcp_approval_response":
 		if !b.o.DropHosted {
@@ -375,6 +405,7 @@ func (b *chatBuilder) toolCall(param, typ string, body map[string]string, item g
 	}
 	a := b.assistant()
 	a.toolCalls = append(a.toolCalls, call)
+	b.takeThinking(a)
 	return nil
 }
 
@@ -498,6 +529,14 @@ func (b *chatBuilder) json() ([]byte, error) {
 		if m.role == "tool" {
 			out = append(out, `,"tool_call_id":`...)
 			out = appendJSONString(out, m.toolCallID)
+		}
+		if len(m.thinking) > 0 {
+			blocks, err := json.Marshal(m.thinking)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, `,"thinking_blocks":`...)
+			out = append(out, blocks...)
 		}
 		out = append(out, '}')
 	}
@@ -652,14 +691,16 @@ func responseFormat(f gjson.Result, o ResponsesOptions) ([]byte, error) {
 	}
 }
 
-// InlineItemReferences replaces, in a Responses API request body, each
+// ItemsForOpenAI readies, for an OpenAI model, a Responses API request
+// body whose conversation went through a Claude model: each
 // item_reference that resolve knows (an item of an answer the gateway
-// translated) with the item itself, as OpenAI can read it: a message as
-// an assistant message of its text, a tool call without the gateway's
-// item id; reasoning items, which OpenAI reads only with its own
-// encrypted content, are left out. Other references stay, for OpenAI to
-// resolve. The body is returned unchanged when no reference resolves.
-func InlineItemReferences(body []byte, resolve func(id string) ([]byte, bool)) ([]byte, error) {
+// translated) becomes the item itself, as OpenAI can read it (a message
+// as an assistant message of its text, a tool call without the gateway's
+// item id), and reasoning items holding Claude's thinking
+// (ClaudeThinkingPrefix), resolved or sent, are left out: OpenAI reads
+// only its own encrypted content. Other references stay, for OpenAI to
+// resolve. The body is returned unchanged when nothing changed.
+func ItemsForOpenAI(body []byte, resolve func(id string) ([]byte, bool)) ([]byte, error) {
 	input := gjson.GetBytes(body, "input")
 	if !input.IsArray() {
 		return body, nil
@@ -667,7 +708,15 @@ func InlineItemReferences(body []byte, resolve func(id string) ([]byte, bool)) (
 	var items []json.RawMessage
 	changed := false
 	for _, it := range input.Array() {
-		if it.Get("type").Str != "item_reference" {
+		switch it.Get("type").Str {
+		case "item_reference":
+		case "reasoning":
+			if strings.HasPrefix(it.Get("encrypted_content").Str, ClaudeThinkingPrefix) {
+				changed = true
+				continue
+			}
+			fallthrough
+		default:
 			items = append(items, json.RawMessage(it.Raw))
 			continue
 		}
@@ -686,11 +735,11 @@ func InlineItemReferences(body []byte, resolve func(id string) ([]byte, bool)) (
 	}
 	arr, err := json.Marshal(items)
 	if err != nil {
-		return nil, fmt.Errorf("inlining item references: %w", err)
+		return nil, fmt.Errorf("readying items for OpenAI: %w", err)
 	}
 	out, err := sjson.SetRawBytes(body, "input", arr)
 	if err != nil {
-		return nil, fmt.Errorf("inlining item references: %w", err)
+		return nil, fmt.Errorf("readying items for OpenAI: %w", err)
 	}
 	return out, nil
 }

@@ -27,8 +27,14 @@ type ResponsesAnswer struct {
 	Namespaces []string
 	// Keep, when set, is given each output item (its id and JSON) of a
 	// finished answer, for ResponsesOptions.Resolve to read back when the
-	// client refers to it.
+	// client refers to it. Reasoning items are given with their
+	// encrypted_content.
 	Keep func(id string, item []byte)
+	// EncryptedContent writes Claude's thinking blocks, signatures
+	// included, as the encrypted_content of reasoning items
+	// (ClaudeThinkingPrefix), for the client to send back: its request's
+	// include named reasoning.encrypted_content.
+	EncryptedContent bool
 }
 
 // keep hands the output items of a finished answer to Keep.
@@ -37,9 +43,34 @@ func (a *ResponsesAnswer) keep(items []*respItem) {
 		return
 	}
 	for _, it := range items {
+		if it.thinking != "" && it.EncryptedContent == "" {
+			c := *it
+			c.EncryptedContent = it.thinking
+			it = &c
+		}
 		if b, err := json.Marshal(it); err == nil {
 			a.Keep(it.ID, b)
 		}
+	}
+}
+
+// reasoningItem is the reasoning item standing for Claude's thinking
+// block p, whose text, when the block is not redacted, is its summary.
+func (a *ResponsesAnswer) reasoningItem(id string, p ir.Part) *respItem {
+	it := &respItem{ID: id, Type: "reasoning", Summary: &[]respSummary{}}
+	if p.Type == ir.PartThinking {
+		*it.Summary = append(*it.Summary, respSummary{Type: "summary_text", Text: p.Text})
+	}
+	a.setThinking(it, p)
+	return it
+}
+
+// setThinking records Claude's block p on reasoning item it, shown as its
+// encrypted_content when the client asked for it.
+func (a *ResponsesAnswer) setThinking(it *respItem, p ir.Part) {
+	it.thinking = encodeThinking(p)
+	if a.EncryptedContent {
+		it.EncryptedContent = it.thinking
 	}
 }
 
@@ -89,6 +120,11 @@ type (
 		Namespace string         `json:"namespace,omitempty"`
 		Arguments *string        `json:"arguments,omitempty"`
 		Input     *string        `json:"input,omitempty"`
+		// EncryptedContent is a reasoning item's Claude thinking block
+		// (encodeThinking), when shown.
+		EncryptedContent string `json:"encrypted_content,omitempty"`
+
+		thinking string // the block, shown or not
 	}
 	respText struct {
 		Type        string     `json:"type"`
@@ -216,9 +252,8 @@ func EncodeResponsesResponse(r *ir.Response, a ResponsesAnswer) ([]byte, error) 
 			t.Text = p.Text
 			*msg.Content = append(*msg.Content, t)
 			continue
-		case ir.PartThinking:
-			o.Output = append(o.Output, &respItem{ID: itemID("rs", o.ID, n), Type: "reasoning",
-				Summary: &[]respSummary{{Type: "summary_text", Text: p.Text}}})
+		case ir.PartThinking, ir.PartRedactedThinking:
+			o.Output = append(o.Output, a.reasoningItem(itemID("rs", o.ID, n), *p))
 		case ir.PartToolCall:
 			it := a.callItem(itemID("fc", o.ID, n), p.ToolCallID, p.ToolName)
 			it.Status = "completed"
@@ -264,6 +299,7 @@ type ResponsesStreamEncoder struct {
 	item    *respItem // the open block's item (nil: a block not shown)
 	text    strings.Builder
 	input   inputReader // a custom tool call's text, read out of its arguments
+	block   ir.Part     // the open thinking block: its signature, or its data when redacted
 	stop    ir.StopReason
 	usage   ir.Usage
 	sawStop bool
@@ -418,8 +454,9 @@ func (e *ResponsesStreamEncoder) openItem(dst []byte, ev *ir.StreamEvent) []byte
 	switch ev.Block.Type {
 	case ir.PartText:
 		e.item = &respItem{ID: itemID("msg", e.resp.ID, n), Type: "message", Status: "in_progress", Role: "assistant", Content: &[]respText{}}
-	case ir.PartThinking:
+	case ir.PartThinking, ir.PartRedactedThinking:
 		e.item = &respItem{ID: itemID("rs", e.resp.ID, n), Type: "reasoning", Summary: &[]respSummary{}}
+		e.block = ir.Part{Type: ev.Block.Type, Data: ev.Block.Data}
 	case ir.PartToolCall:
 		e.item = e.callItem(itemID("fc", e.resp.ID, n), ev.Block.ToolCallID, ev.Block.ToolName)
 		e.input = inputReader{}
@@ -432,7 +469,9 @@ func (e *ResponsesStreamEncoder) openItem(dst []byte, ev *ir.StreamEvent) []byte
 	case "message":
 		dst = e.event(dst, "response.content_part.added", evPart{e.item.ID, n, 0, emptyTextPart})
 	case "reasoning":
-		dst = e.event(dst, "response.reasoning_summary_part.added", evSummaryPart{e.item.ID, n, 0, respSummary{Type: "summary_text"}})
+		if e.block.Type == ir.PartThinking {
+			dst = e.event(dst, "response.reasoning_summary_part.added", evSummaryPart{e.item.ID, n, 0, respSummary{Type: "summary_text"}})
+		}
 	}
 	return dst
 }
@@ -444,7 +483,10 @@ func (e *ResponsesStreamEncoder) delta(dst []byte, ev *ir.StreamEvent) []byte {
 	case e.item.Type == "message" && ev.Delta == ir.DeltaText:
 		e.text.WriteString(ev.Text)
 		return e.event(dst, "response.output_text.delta", evTextDelta{e.item.ID, n, 0, ev.Text, []struct{}{}})
-	case e.item.Type == "reasoning" && ev.Delta == ir.DeltaThinking:
+	case e.item.Type == "reasoning" && ev.Delta == ir.DeltaSignature:
+		e.block.Signature += ev.Text
+		return dst
+	case e.item.Type == "reasoning" && ev.Delta == ir.DeltaThinking && e.block.Type == ir.PartThinking:
 		e.text.WriteString(ev.Text)
 		return e.event(dst, "response.reasoning_summary_text.delta", evSummaryDelta{e.item.ID, n, 0, ev.Text})
 	case e.item.Type == "function_call" && ev.Delta == ir.DeltaArguments:
@@ -485,7 +527,12 @@ func (e *ResponsesStreamEncoder) closeItem(dst []byte) []byte {
 		dst = e.event(dst, "response.output_text.done", evTextDone{it.ID, n, 0, t.Text, []struct{}{}})
 		dst = e.event(dst, "response.content_part.done", evPart{it.ID, n, 0, t})
 	case "reasoning":
-		s := respSummary{Type: "summary_text", Text: e.text.String()}
+		e.block.Text = e.text.String()
+		e.setThinking(it, e.block)
+		if e.block.Type != ir.PartThinking {
+			break // redacted: no summary
+		}
+		s := respSummary{Type: "summary_text", Text: e.block.Text}
 		*it.Summary = append(*it.Summary, s)
 		dst = e.event(dst, "response.reasoning_summary_text.done", evSummaryDone{it.ID, n, 0, s.Text})
 		dst = e.event(dst, "response.reasoning_summary_part.done", evSummaryPart{it.ID, n, 0, s})

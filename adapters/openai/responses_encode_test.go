@@ -162,8 +162,9 @@ func readEvents(t *testing.T, b []byte) (names []string, data []string) {
 // deltas, ids matching) and reassembles the same response the final event
 // carries: reasoning summary text, message text, a function call's
 // arguments (a call without arguments gets "{}"), a custom call's text
-// read out of its JSON arguments as they stream. Redacted thinking is not
-// shown.
+// read out of its JSON arguments as they stream. Redacted thinking is a
+// reasoning item without a summary. Claude's blocks are kept out of the
+// items unless the client asked for encrypted content.
 func TestResponsesStreamEncoder(t *testing.T) {
 	names := &ir.ToolNames{}
 	names.MarkCustom("apply_patch")
@@ -228,13 +229,17 @@ func TestResponsesStreamEncoder(t *testing.T) {
 	if types[0] != "response.created" || types[1] != "response.in_progress" || types[len(types)-1] != "response.completed" || !enc.Done() {
 		t.Errorf("events %v", types)
 	}
-	if len(r.Output) != 4 || r.Output[0].Type != "reasoning" || r.Output[0].AsReasoning().Summary[0].Text != "Hmm, a patch." ||
-		r.OutputText() != "Sure — é." || r.Output[2].AsFunctionCall().Arguments != "{}" || r.Output[2].AsFunctionCall().Name != "now" ||
-		r.Output[3].AsCustomToolCall().Input != "line 1\nline 2 é" || r.Usage.OutputTokens != 42 || r.Status != "completed" {
+	if len(r.Output) != 5 || r.Output[0].Type != "reasoning" || r.Output[0].AsReasoning().Summary[0].Text != "Hmm, a patch." ||
+		r.Output[1].Type != "reasoning" || len(r.Output[1].AsReasoning().Summary) != 0 ||
+		r.OutputText() != "Sure — é." || r.Output[3].AsFunctionCall().Arguments != "{}" || r.Output[3].AsFunctionCall().Name != "now" ||
+		r.Output[4].AsCustomToolCall().Input != "line 1\nline 2 é" || r.Usage.OutputTokens != 42 || r.Status != "completed" {
 		t.Errorf("reassembled %s", r.RawJSON())
 	}
+	if strings.Contains(string(out), "encrypted_content") {
+		t.Errorf("encrypted content not asked for, but sent: %s", out)
+	}
 	snap := acc.Snapshot()
-	if snap.Output[3].Input != "line 1\nline 2 é" || snap.Output[1].Text[0] != "Sure — é." {
+	if snap.Output[4].Input != "line 1\nline 2 é" || snap.Output[2].Text[0] != "Sure — é." {
 		t.Errorf("deltas %+v", snap.Output)
 	}
 	// After the end nothing more is written.
@@ -280,7 +285,7 @@ func TestResponsesStreamEncoderEndings(t *testing.T) {
 // in a form OpenAI reads (no gateway ids; reasoning left out); other
 // references and items stay as sent; a body without a known reference is
 // returned as it came.
-func TestInlineItemReferences(t *testing.T) {
+func TestItemsForOpenAI(t *testing.T) {
 	kept := map[string]string{
 		"msg_1_0": `{"id":"msg_1_0","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello "},{"type":"output_text","annotations":[],"logprobs":[],"text":"Ada."}]}`,
 		"rs_1_1":  `{"id":"rs_1_1","type":"reasoning","summary":[{"type":"summary_text","text":"hm"}]}`,
@@ -289,7 +294,7 @@ func TestInlineItemReferences(t *testing.T) {
 	resolve := func(id string) ([]byte, bool) { v, ok := kept[id]; return []byte(v), ok }
 	body := []byte(`{"model":"gpt-5","input":[{"role":"user","content":"hi"},{"type":"item_reference","id":"rs_1_1"},` +
 		`{"type":"item_reference","id":"msg_1_0"},{"type":"item_reference","id":"fc_1_2"},{"type":"item_reference","id":"msg_openai"}],"store":true}`)
-	out, err := InlineItemReferences(body, resolve)
+	out, err := ItemsForOpenAI(body, resolve)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +318,7 @@ func TestInlineItemReferences(t *testing.T) {
 		t.Errorf("openai-go does not read %s: %v", out, err)
 	}
 	unchanged := []byte(`{"model":"gpt-5","input":[{"type":"item_reference","id":"msg_openai"}]}`)
-	if out, err := InlineItemReferences(unchanged, resolve); err != nil || string(out) != string(unchanged) {
+	if out, err := ItemsForOpenAI(unchanged, resolve); err != nil || string(out) != string(unchanged) {
 		t.Errorf("no known reference: %s %v", out, err)
 	}
 }

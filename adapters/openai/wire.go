@@ -49,6 +49,9 @@ type inMessage struct {
 	ToolCalls  []inToolCall    `json:"tool_calls"`
 	ToolCallID string          `json:"tool_call_id"`
 	Refusal    *string         `json:"refusal"`
+	// ThinkingBlocks are Claude's thinking blocks of an assistant turn
+	// (LiteLLM's non-standard member; ResponsesOptions.Thinking).
+	ThinkingBlocks []ThinkingBlock `json:"thinking_blocks"`
 
 	// content is Content as read by the fast reader (parsed is set), which
 	// leaves Content empty.

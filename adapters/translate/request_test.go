@@ -373,6 +373,39 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 			{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_W1","content":[{"type":"text","text":"18C"}]}]}],
 			"tools":[{"name":"f","input_schema":{"type":"object"}}]}`,
 	}, {
+		// The same turn with the assistant's signed thinking sent back
+		// (LiteLLM's thinking_blocks, as the Responses API's reasoning
+		// items reach it): thinking stays on, the blocks lead the turn;
+		// a block without a signature, which Claude would refuse, goes.
+		name: "a tool loop whose thinking came back keeps thinking", upstream: "claude-sonnet-4-5",
+		in: `{"model":"o3","max_completion_tokens":20000,"reasoning_effort":"low","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"messages":[
+			{"role":"user","content":"x"},
+			{"role":"assistant","content":"On it.","thinking_blocks":[{"type":"thinking","thinking":"Call f.","signature":"c2ln"},{"type":"thinking","thinking":"unsigned"},{"type":"redacted_thinking","data":"ZGF0YQ=="}],
+			 "tool_calls":[{"id":"toolu_W1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+			{"role":"tool","tool_call_id":"toolu_W1","content":"18C"}]}`,
+		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[
+			{"role":"user","content":[{"type":"text","text":"x"}]},
+			{"role":"assistant","content":[{"type":"thinking","thinking":"Call f.","signature":"c2ln"},{"type":"redacted_thinking","data":"ZGF0YQ=="},
+				{"type":"text","text":"On it."},{"type":"tool_use","id":"toolu_W1","name":"f","input":{}}]},
+			{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_W1","content":[{"type":"text","text":"18C"}]}]}],
+			"tools":[{"name":"f","input_schema":{"type":"object"}}],"thinking":{"type":"enabled","budget_tokens":1024}}`,
+	}, {
+		// Sent back to a request that does not think (no reasoning_effort,
+		// or a forced tool), the blocks go: a message they alone made goes
+		// too, and the messages it separated join.
+		name: "thinking sent back to a request without thinking is left out", upstream: "claude-sonnet-4-5",
+		in: `{"model":"o3","max_completion_tokens":100,"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"messages":[
+			{"role":"user","content":"x"},
+			{"role":"assistant","content":null,"thinking_blocks":[{"type":"thinking","thinking":"Hm.","signature":"c2ln"}]},
+			{"role":"user","content":"y"},
+			{"role":"assistant","thinking_blocks":[{"type":"thinking","thinking":"Call f.","signature":"c2ln"}],"tool_calls":[{"id":"toolu_W1","type":"function","function":{"name":"f","arguments":"{}"}}]},
+			{"role":"tool","tool_call_id":"toolu_W1","content":"18C"}]}`,
+		want: `{"model":"claude-sonnet-4-5","max_tokens":100,"messages":[
+			{"role":"user","content":[{"type":"text","text":"x"},{"type":"text","text":"y"}]},
+			{"role":"assistant","content":[{"type":"tool_use","id":"toolu_W1","name":"f","input":{}}]},
+			{"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_W1","content":[{"type":"text","text":"18C"}]}]}],
+			"tools":[{"name":"f","input_schema":{"type":"object"}}]}`,
+	}, {
 		name: "reasoning_effort kept with tool_choice auto", upstream: "claude-sonnet-4-5",
 		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":20000,"reasoning_effort":"medium","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto"}`,
 		want: `{"model":"claude-sonnet-4-5","max_tokens":20000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"tools":[{"name":"f","input_schema":{"type":"object"}}],"tool_choice":{"type":"auto"},"thinking":{"type":"enabled","budget_tokens":2048}}`,

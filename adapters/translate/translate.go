@@ -80,6 +80,10 @@ type State struct {
 	// KeepItem, when set, is given the output items of a Responses API
 	// answer once it is finished (openai.ResponsesAnswer.Keep).
 	KeepItem func(id string, item []byte)
+	// EncryptedContent is true when the Responses request's include named
+	// reasoning.encrypted_content: Claude's thinking goes back in it
+	// (openai.ResponsesAnswer.EncryptedContent).
+	EncryptedContent bool
 }
 
 // AnthropicToOpenAIRequest translates an Anthropic Messages request body
@@ -136,7 +140,7 @@ func OpenAIToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]b
 // #31). The State answers the client in the Responses API's shape.
 func ResponsesToAnthropicRequest(body []byte, upstreamModel string, o Options) ([]byte, *State, error) {
 	chat, namespaces, err := openai.ResponsesToChatWith(body, openai.ResponsesOptions{Namespaces: true, DropHosted: true,
-		Resolve: o.ResolveItem, Target: "a Claude model"})
+		Resolve: o.ResolveItem, Target: "a Claude model", Thinking: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating Responses API request to Anthropic: %w", err)
 	}
@@ -149,6 +153,9 @@ func ResponsesToAnthropicRequest(body []byte, upstreamModel string, o Options) (
 		return nil, nil, err
 	}
 	st.Responses, st.Namespaces = true, namespaces
+	for _, v := range gjson.GetBytes(body, "include").Array() {
+		st.EncryptedContent = st.EncryptedContent || v.Str == "reasoning.encrypted_content"
+	}
 	return out, st, nil
 }
 
@@ -269,7 +276,8 @@ func (st *State) encodeOpenAIResponse(r *ir.Response) ([]byte, error) {
 
 // responsesAnswer is how a Responses API answer is written for the client.
 func (st *State) responsesAnswer() openai.ResponsesAnswer {
-	return openai.ResponsesAnswer{Model: st.RequestedModel, Created: st.Created, Names: st.ToolNames, Namespaces: st.Namespaces, Keep: st.KeepItem}
+	return openai.ResponsesAnswer{Model: st.RequestedModel, Created: st.Created, Names: st.ToolNames, Namespaces: st.Namespaces,
+		Keep: st.KeepItem, EncryptedContent: st.EncryptedContent}
 }
 
 // ErrorToOpenAI translates an Anthropic upstream error (status and body)

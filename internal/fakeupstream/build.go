@@ -61,14 +61,20 @@ func FromFixture(name string, i int) Reply {
 	return r
 }
 
-// Block is one content block of a synthesized Anthropic reply: text, or a
-// tool_use when Name is set.
+// Block is one content block of a synthesized Anthropic reply: text, a
+// tool_use when Name is set, thinking when Signature is set, redacted
+// thinking when Data is.
 type Block struct {
-	// Text is the text of a text block.
+	// Text is the text of a text block, or the thinking of a thinking
+	// block.
 	Text string
 	// ID, Name and Input (raw JSON object) make a tool_use block. An empty
 	// ID gets a fresh toolu_ id; an empty Input means {}.
 	ID, Name, Input string
+	// Signature makes a thinking block: Anthropic's signature of Text.
+	Signature string
+	// Data makes a redacted_thinking block.
+	Data string
 }
 
 // TextBlock is a text content block.
@@ -77,6 +83,14 @@ func TextBlock(text string) Block { return Block{Text: text} }
 // ToolUseBlock is a tool_use content block with a fresh id; input is a raw
 // JSON object.
 func ToolUseBlock(name, input string) Block { return Block{Name: name, Input: input} }
+
+// ThinkingBlock is a thinking content block: its text and signature.
+func ThinkingBlock(thinking, signature string) Block {
+	return Block{Text: thinking, Signature: signature}
+}
+
+// RedactedThinkingBlock is a redacted_thinking content block.
+func RedactedThinkingBlock(data string) Block { return Block{Data: data} }
 
 func (b Block) isTool() bool { return b.Name != "" }
 
@@ -110,7 +124,20 @@ func AnthropicStream(model string, inputTokens int, stopReason string, blocks ..
 	out := 0
 	pinged := false
 	for i, b := range blocks {
-		if b.isTool() {
+		switch {
+		case b.Data != "":
+			out += 20
+			add("content_block_start", fmt.Sprintf(`{"type":"content_block_start","index":%d,"content_block":{"type":"redacted_thinking","data":%s}}`, i, jstr(b.Data)))
+		case b.Signature != "":
+			// As recorded: the thinking in pieces, an empty piece, then
+			// the signature.
+			out += len(b.Text)/4 + 1
+			add("content_block_start", fmt.Sprintf(`{"type":"content_block_start","index":%d,"content_block":{"type":"thinking","thinking":"","signature":""}}`, i))
+			for _, piece := range append(words(b.Text), "") {
+				add("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":%s}}`, i, jstr(piece)))
+			}
+			add("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":%d,"delta":{"type":"signature_delta","signature":%s}}`, i, jstr(b.Signature)))
+		case b.isTool():
 			id := b.ID
 			if id == "" {
 				id = NewID("toolu_01")
@@ -124,7 +151,7 @@ func AnthropicStream(model string, inputTokens int, stopReason string, blocks ..
 			for _, frag := range append([]string{""}, chunk(input, 12)...) {
 				add("content_block_delta", fmt.Sprintf(`{"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":%s}}`, i, jstr(frag)))
 			}
-		} else {
+		default:
 			out += len(b.Text)/4 + 1
 			add("content_block_start", fmt.Sprintf(`{"type":"content_block_start","index":%d,"content_block":{"type":"text","text":""}}`, i))
 			for j, piece := range words(b.Text) {
@@ -161,7 +188,14 @@ func AnthropicMessage(model string, inputTokens int, stopReason string, blocks .
 	var content []string
 	out := 0
 	for _, b := range blocks {
-		if b.isTool() {
+		switch {
+		case b.Data != "":
+			out += 20
+			content = append(content, fmt.Sprintf(`{"type":"redacted_thinking","data":%s}`, jstr(b.Data)))
+		case b.Signature != "":
+			out += len(b.Text)/4 + 1
+			content = append(content, fmt.Sprintf(`{"type":"thinking","thinking":%s,"signature":%s}`, jstr(b.Text), jstr(b.Signature)))
+		case b.isTool():
 			id := b.ID
 			if id == "" {
 				id = NewID("toolu_01")
@@ -172,7 +206,7 @@ func AnthropicMessage(model string, inputTokens int, stopReason string, blocks .
 			}
 			out += len(b.Name) + len(input)/3 + 10
 			content = append(content, fmt.Sprintf(`{"type":"tool_use","id":%s,"name":%s,"input":%s}`, jstr(id), jstr(b.Name), input))
-		} else {
+		default:
 			out += len(b.Text)/4 + 1
 			content = append(content, fmt.Sprintf(`{"type":"text","text":%s}`, jstr(b.Text)))
 		}

@@ -202,14 +202,19 @@ func CodexBinary() (string, error) {
 // at baseURL with apiKey: model and the gateway as a custom model provider
 // speaking the Responses API, set as the README's config.toml sets them
 // (here with -c), and the sandbox is off
-// (the harness's container may not allow Codex's). It creates CODEX_HOME,
+// (the harness's container may not allow Codex's); config are further
+// -c settings (model_reasoning_effort="low"). It creates CODEX_HOME,
 // which Codex requires to exist. The command is killed when ctx ends; the
 // caller sets Stdout/Stderr and runs it.
-func CodexCommand(ctx context.Context, bin, baseURL, apiKey, dir, model, prompt string) *exec.Cmd {
+func CodexCommand(ctx context.Context, bin, baseURL, apiKey, dir, model, prompt string, config ...string) *exec.Cmd {
 	args := []string{"exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
 		"-c", `model="` + model + `"`, "-c", `model_provider="metis"`, "-c", `model_providers.metis.name="Metis"`,
 		"-c", `model_providers.metis.base_url="` + baseURL + `/v1"`, "-c", `model_providers.metis.env_key="METIS_KEY"`,
-		"-c", `model_providers.metis.wire_api="responses"`, prompt}
+		"-c", `model_providers.metis.wire_api="responses"`}
+	for _, c := range config {
+		args = append(args, "-c", c)
+	}
+	args = append(args, prompt)
 	_ = os.MkdirAll(filepath.Join(dir, ".codex"), 0o700)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
