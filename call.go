@@ -380,11 +380,12 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		// default, store: true, refers to them).
 		keyID, items := c.key.ID, a.items
 		o := a.translateOptions(c.res.prov)
-		o.ResolveItem = items.resolver(keyID)
+		o.ResolveItem, o.ThinkingFor = items.resolver(keyID), items.thinkingFor(keyID)
 		out, st, err := translate.ResponsesToAnthropicRequest(body, c.res.model, o)
 		if err != nil {
 			return untranslatable(err)
 		}
+		st.KeepThinking = items.thinkingKeeper(keyID)
 		if root.Get("store").Type != gjson.False {
 			// Kept for the client's later references, unless it asked
 			// that its answers be stored nowhere (Codex CLI does).
@@ -398,10 +399,15 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		}
 		c.body, c.tstate = out, st
 	default:
-		out, st, err := translate.OpenAIToAnthropicRequestParsed(root, c.res.model, a.translateOptions(c.res.prov))
+		// Claude's thinking of a tool-using turn is kept for the turn
+		// answering its tools, which Chat Completions has no place for.
+		o := a.translateOptions(c.res.prov)
+		o.ThinkingFor = a.items.thinkingFor(c.key.ID)
+		out, st, err := translate.OpenAIToAnthropicRequestParsed(root, c.res.model, o)
 		if err != nil {
 			return untranslatable(err)
 		}
+		st.KeepThinking = a.items.thinkingKeeper(c.key.ID)
 		c.body, c.tstate = out, st
 	}
 	switch {

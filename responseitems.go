@@ -19,9 +19,13 @@ const (
 // gateway key, for a day and responseItemMaxBytes in all: a client that
 // refers back to one by id (an item_reference, as the Vercel AI SDK does
 // with store left at its default) gets it read back, as OpenAI reads the
-// items it stores. Past the bound, the key holding the most gives up its
-// oldest items first, so that one busy key does not push out the others'.
-// It lives with the trace store, across reloads; a restart forgets it.
+// items it stores. It also keeps the signed thinking of Claude's answers
+// to OpenAI-shape clients that called tools, under each call's id
+// (thinkingID), for the request answering those tools: Claude wants it
+// back, and Chat Completions has no place for it. Past the bound, the key
+// holding the most gives up its oldest items first, so that one busy key
+// does not push out the others'. It lives with the trace store, across
+// reloads; a restart forgets it.
 type responseItems struct {
 	mu    sync.Mutex
 	keys  map[string]*keyItems
@@ -111,6 +115,22 @@ func (s *responseItems) get(keyID, id string) ([]byte, bool) {
 // item_references.
 func (s *responseItems) resolver(keyID string) func(id string) ([]byte, bool) {
 	return func(id string) ([]byte, bool) { return s.get(keyID, id) }
+}
+
+// thinkingID is the id the thinking of the answer that made tool call
+// callID is kept under.
+func thinkingID(callID string) string { return "thinking:" + callID }
+
+// thinkingFor reads the thinking key keyID's answers kept, by tool call
+// id (translate.Options.ThinkingFor).
+func (s *responseItems) thinkingFor(keyID string) func(callID string) ([]byte, bool) {
+	return func(callID string) ([]byte, bool) { return s.get(keyID, thinkingID(callID)) }
+}
+
+// thinkingKeeper keeps the thinking of key keyID's answers by tool call id
+// (translate.State.KeepThinking).
+func (s *responseItems) thinkingKeeper(keyID string) func(callID string, blocks []byte) {
+	return func(callID string, blocks []byte) { s.keep(keyID, thinkingID(callID), blocks) }
 }
 
 // expire drops key keyID's items older than responseItemTTL.

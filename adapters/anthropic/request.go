@@ -504,9 +504,9 @@ const MinThinkingBudget = 1024
 
 // GuessSupportsSampling guesses from the model id whether it accepts
 // non-default sampling parameters: the newest Claude generations
-// (Opus 4.7+, the 5 family, Fable) reject them.
+// (Opus 4.7+, the 5 family, Fable, Mythos) reject them.
 func GuessSupportsSampling(model string) bool {
-	for _, s := range []string{"opus-4-7", "opus-4-8", "opus-5", "sonnet-5", "haiku-5", "fable"} {
+	for _, s := range []string{"opus-4-7", "opus-4-8", "opus-5", "sonnet-5", "haiku-5", "fable", "mythos"} {
 		if strings.Contains(model, s) {
 			return false
 		}
@@ -514,9 +514,11 @@ func GuessSupportsSampling(model string) bool {
 	return true
 }
 
-// adaptiveOnly guesses whether the model rejects thinking.type "enabled".
+// adaptiveOnly guesses whether the model takes adaptive thinking only,
+// refusing thinking.type "enabled" and "disabled" (Opus 4.7+, the 5
+// family, Fable, Mythos).
 func adaptiveOnly(model string) bool {
-	for _, s := range []string{"opus-5", "sonnet-5", "haiku-5", "fable"} {
+	for _, s := range []string{"opus-4-7", "opus-4-8", "opus-5", "sonnet-5", "haiku-5", "fable", "mythos"} {
 		if strings.Contains(model, s) {
 			return true
 		}
@@ -704,9 +706,10 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 			}
 		}
 	}
-	if !thinking {
+	if !thinking && !adaptiveOnly(r.Model) {
 		// Thinking blocks a client sent back go only to a request that
-		// thinks, as they went before they could be sent back.
+		// thinks, as they went before they could be sent back; a model
+		// whose thinking cannot be turned off keeps them.
 		out.Messages = withoutThinking(out.Messages)
 	}
 	if rf := r.ResponseFormat; rf != nil && rf.Type == "json_schema" && !isJSONNull(rf.Schema) {

@@ -181,7 +181,7 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 				// Claude's thinking comes first in its turn.
 				thinking := make([]ir.Part, 0, len(m.ThinkingBlocks)+len(parts))
 				for j := range m.ThinkingBlocks {
-					if p, ok := m.ThinkingBlocks[j].part(); ok {
+					if p, ok := m.ThinkingBlocks[j].Part(); ok {
 						thinking = append(thinking, p)
 					}
 				}

@@ -30,9 +30,9 @@ type ThinkingBlock struct {
 	Data string `json:"data,omitempty"`
 }
 
-// part is b as a neutral content part; false for a block Claude would not
+// Part is b as a neutral content part; false for a block Claude would not
 // take back (a thinking block without its signature, another type).
-func (b *ThinkingBlock) part() (ir.Part, bool) {
+func (b *ThinkingBlock) Part() (ir.Part, bool) {
 	switch {
 	case b.Type == "thinking" && b.Signature != "":
 		return ir.Part{Type: ir.PartThinking, Text: b.Thinking, Signature: b.Signature}, true
@@ -42,15 +42,25 @@ func (b *ThinkingBlock) part() (ir.Part, bool) {
 	return ir.Part{}, false
 }
 
+// ThinkingBlockOf is Claude's thinking part p as a block; false for a part
+// that is not signed thinking or redacted thinking.
+func ThinkingBlockOf(p ir.Part) (ThinkingBlock, bool) {
+	b := ThinkingBlock{Type: "thinking", Thinking: p.Text, Signature: p.Signature}
+	if p.Type == ir.PartRedactedThinking {
+		b = ThinkingBlock{Type: "redacted_thinking", Data: p.Data}
+	} else if p.Type != ir.PartThinking {
+		return ThinkingBlock{}, false
+	}
+	_, ok := b.Part()
+	return b, ok
+}
+
 // encodeThinking is the encrypted_content of a reasoning item standing for
 // Claude's block p: ClaudeThinkingPrefix and the block, base64-encoded.
 // It is empty for a block without a signature or data.
 func encodeThinking(p ir.Part) string {
-	b := ThinkingBlock{Type: "thinking", Thinking: p.Text, Signature: p.Signature}
-	if p.Type == ir.PartRedactedThinking {
-		b = ThinkingBlock{Type: "redacted_thinking", Data: p.Data}
-	}
-	if _, ok := b.part(); !ok {
+	b, ok := ThinkingBlockOf(p)
+	if !ok {
 		return ""
 	}
 	raw, err := json.Marshal([]ThinkingBlock{b})

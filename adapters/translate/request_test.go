@@ -426,6 +426,12 @@ func TestOpenAIToAnthropicRequestGolden(t *testing.T) {
 		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":3000,"reasoning_effort":"medium"}`,
 		want: `{"model":"claude-sonnet-5","max_tokens":3000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"thinking":{"type":"adaptive"},"output_config":{"effort":"medium"}}`,
 	}, {
+		// Opus 4.7 refuses thinking.type "enabled" (and "disabled") with a
+		// 400, as the 5 family does.
+		name: "Opus 4.7 gets adaptive thinking and effort", upstream: "claude-opus-4-7",
+		in:   `{"model":"o3","messages":[{"role":"user","content":"x"}],"max_completion_tokens":3000,"reasoning_effort":"high"}`,
+		want: `{"model":"claude-opus-4-7","max_tokens":3000,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}],"thinking":{"type":"adaptive"},"output_config":{"effort":"high"}}`,
+	}, {
 		name: "sampling dropped for models that reject it", upstream: "claude-opus-4-7",
 		in:   `{"model":"gpt-4o","messages":[{"role":"user","content":"x"}],"max_tokens":5,"temperature":0.3,"top_p":0.2}`,
 		want: `{"model":"claude-opus-4-7","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]}`,

@@ -45,12 +45,16 @@ func (st *State) NewOpenAIToAnthropicStream() StreamTranslator {
 // into Chat Completions chunks for the client, or Responses API events
 // when the client sent a Responses API request.
 func (st *State) NewAnthropicToOpenAIStream() StreamTranslator {
+	t := &anthropicToOpenAI{st: st}
 	if st.Responses {
-		return &anthropicToOpenAI{enc: &openai.ResponsesStreamEncoder{ResponsesAnswer: st.responsesAnswer()}}
+		t.enc = &openai.ResponsesStreamEncoder{ResponsesAnswer: st.responsesAnswer()}
+	} else {
+		t.enc = &openai.StreamEncoder{Model: st.RequestedModel, Created: st.Created, IncludeUsage: st.IncludeUsage, Names: st.ToolNames}
 	}
-	return &anthropicToOpenAI{enc: &openai.StreamEncoder{
-		Model: st.RequestedModel, Created: st.Created, IncludeUsage: st.IncludeUsage, Names: st.ToolNames,
-	}}
+	if st.KeepThinking != nil {
+		t.thinking = &thinkingCollector{}
+	}
+	return t
 }
 
 func errorFor(errType, message string) *ir.Error {
@@ -102,9 +106,11 @@ type openAIStreamEncoder interface {
 }
 
 type anthropicToOpenAI struct {
-	dec anthropic.StreamDecoder
-	enc openAIStreamEncoder
-	evs []ir.StreamEvent
+	dec      anthropic.StreamDecoder
+	enc      openAIStreamEncoder
+	evs      []ir.StreamEvent
+	st       *State
+	thinking *thinkingCollector // nil unless the thinking is kept
 }
 
 func (t *anthropicToOpenAI) Event(name string, data []byte) ([]byte, error) {
@@ -119,6 +125,9 @@ func (t *anthropicToOpenAI) Event(name string, data []byte) ([]byte, error) {
 	var out []byte
 	for i := range evs {
 		out = t.enc.Encode(out, &evs[i])
+		if t.thinking != nil {
+			t.thinking.add(t.st, &evs[i])
+		}
 	}
 	return out, nil
 }

@@ -47,6 +47,11 @@ type Options struct {
 	// ResolveItem reads the item a Responses API request's item_reference
 	// names (openai.ResponsesOptions.Resolve); nil refuses them all.
 	ResolveItem func(id string) ([]byte, bool)
+	// ThinkingFor, for a request translated to Anthropic, reads the
+	// thinking kept (State.KeepThinking) for the answer that made tool
+	// call callID: it goes back at the head of the tool-using turn the
+	// request answers, when the client sent that turn without it.
+	ThinkingFor func(callID string) ([]byte, bool)
 }
 
 // State carries the per-request facts the response side needs. It is
@@ -84,6 +89,11 @@ type State struct {
 	// reasoning.encrypted_content: Claude's thinking goes back in it
 	// (openai.ResponsesAnswer.EncryptedContent).
 	EncryptedContent bool
+	// KeepThinking, when set, is given the signed thinking of a finished
+	// Anthropic answer that called tools (a JSON array of
+	// openai.ThinkingBlock), once under each call's id, for
+	// Options.ThinkingFor to read back.
+	KeepThinking func(callID string, blocks []byte)
 }
 
 // AnthropicToOpenAIRequest translates an Anthropic Messages request body
@@ -177,6 +187,7 @@ func openAIToAnthropicReq(req *ir.Request, upstreamModel string, o Options) ([]b
 		UpstreamModel: upstreamModel, ToolNames: &ir.ToolNames{}, Created: time.Now().Unix(),
 	}
 	req.Model = upstreamModel
+	restoreThinking(req, o.ThinkingFor)
 	out, err := anthropic.EncodeRequest(req, anthropic.RequestOptions{
 		DefaultMaxTokens: o.DefaultMaxTokens, SupportsSampling: o.SupportsSampling, Names: st.ToolNames,
 		AutoCache: o.AutoCache,
@@ -260,6 +271,7 @@ func (st *State) encodeOpenAIResponse(r *ir.Response) ([]byte, error) {
 	if r.Created == 0 {
 		r.Created = st.Created
 	}
+	st.keepThinking(r.Content)
 	if st.Responses {
 		out, err := openai.EncodeResponsesResponse(r, st.responsesAnswer())
 		if err != nil {

@@ -238,3 +238,116 @@ func TestCodexCLIWithClaudeModelKeepsThinking(t *testing.T) {
 		}
 	}
 }
+
+// chatThinkingLoop runs a two-turn Chat Completions tool loop with openai-go
+// on model, turn 1 streamed or not, turn 2 built from the SDK's own
+// message (which has no place for Claude's thinking), and returns the
+// Messages requests Claude got.
+func chatThinkingLoop(t *testing.T, g *testGateway, up *fakeupstream.Server, tok, model string, stream bool) []fakeupstream.Recorded {
+	t.Helper()
+	c := xOpenAI(g, tok)
+	params := openai.ChatCompletionNewParams{
+		Model:               model,
+		Messages:            []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather in Paris?")},
+		Tools:               []openai.ChatCompletionToolUnionParam{xWeatherFn},
+		ReasoningEffort:     shared.ReasoningEffortLow,
+		MaxCompletionTokens: openai.Int(4000),
+	}
+	var msg openai.ChatCompletionMessage
+	if stream {
+		s := c.Chat.Completions.NewStreaming(context.Background(), params)
+		acc := openai.ChatCompletionAccumulator{}
+		for s.Next() {
+			acc.AddChunk(s.Current())
+		}
+		if err := s.Err(); err != nil {
+			t.Fatal(err)
+		}
+		msg = acc.Choices[0].Message
+	} else {
+		r, err := c.Chat.Completions.New(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg = r.Choices[0].Message
+	}
+	if len(msg.ToolCalls) != 1 {
+		t.Fatalf("turn 1: the SDK read %s", msg.RawJSON())
+	}
+	params.Messages = append(params.Messages, msg.ToParam(), openai.ToolMessage("18C", msg.ToolCalls[0].ID))
+	r, err := c.Chat.Completions.New(context.Background(), params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Choices[0].Message.Content != "It is 18C in Paris." {
+		t.Errorf("turn 2: the SDK read %s", r.RawJSON())
+	}
+	return up.RequestsTo("/v1/messages")
+}
+
+// A Chat Completions tool loop with reasoning on a Claude model: the
+// client's assistant message cannot carry Claude's thinking, so the
+// gateway keeps it under the tool calls' ids and puts it back at the head
+// of the tool-using turn the next request answers: the turn thinks, where
+// it went without thinking before, and an adaptive-only model (which
+// cannot turn thinking off, and refuses the turn without it) gets it too.
+// Another key's request for the same call id does not.
+//
+// claude-haiku-4-5, $1 / $5 per MTok. Turn 1: 400 in; out thinking "Paris
+// needs the weather tool." 30/4+1 = 8, get_weather 26: 34: 0.0004 +
+// 0.00017 = 0.00057. Turn 2: 480 in; out "It is 18C in Paris." 5: 0.00048
+// + 0.000025 = 0.000505.
+func TestChatCompletionsToClaudeKeepsThinking(t *testing.T) {
+	const thought, sig = "Paris needs the weather tool.", "EroCsig-chat"
+	for _, tc := range []struct {
+		name, model, upstream string
+		stream                bool
+		thinking              string
+	}{
+		{"haiku", "haiku", haikuModel, false, `{"type":"enabled","budget_tokens":1024}`},
+		{"haiku streamed", "haiku", haikuModel, true, `{"type":"enabled","budget_tokens":1024}`},
+		{"adaptive-only streamed", "anthropic:claude-opus-4-7", "claude-opus-4-7", true, `{"type":"adaptive"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "chat-thinker")
+			call := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+			call.ID = "toolu_01ChatThinking"
+			turn1 := fakeupstream.AnthropicMessage(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock(thought, sig), call)
+			turn2 := fakeupstream.AnthropicMessage(tc.upstream, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris."))
+			if tc.stream {
+				turn1 = fakeupstream.AnthropicStream(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock(thought, sig), call)
+			}
+			up.Enqueue("/v1/messages", turn1, turn2)
+			sent := chatThinkingLoop(t, g, up, tok, tc.model, tc.stream)
+			if len(sent) != 2 || gjson.Get(sent[0].Body, "thinking").Raw != tc.thinking || gjson.Get(sent[1].Body, "thinking").Raw != tc.thinking {
+				t.Fatalf("Claude got %d requests, thinking %s", len(sent), gjson.Get(sent[0].Body, "thinking").Raw)
+			}
+			wantThinkingTurn(t, "turn 2", sent[1].Body, thought+"|"+sig)
+			if tc.model == "haiku" {
+				calls := e2eCalls(g, 2)
+				for i, want := range []float64{0.00057, 0.000505} {
+					if cost := e2eCost(t, calls[i]); !e2eNear(cost, want) || calls[i]["error_class"] != nil {
+						t.Errorf("call %d: %v, want cost %v", i, calls[i], want)
+					}
+				}
+			}
+
+			// Another key sending the same turn gets no thinking of this
+			// key's answers: the turn goes without thinking.
+			_, other := e2eKey(g, "other")
+			up.Enqueue("/v1/messages", turn2)
+			body := `{"model":"haiku","reasoning_effort":"low","max_completion_tokens":4000,"messages":[{"role":"user","content":"Weather in Paris?"},` +
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01ChatThinking","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},` +
+				`{"role":"tool","tool_call_id":"toolu_01ChatThinking","content":"18C"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]}`
+			if resp := g.post("/v1/chat/completions", other, body); resp.StatusCode != 200 {
+				t.Fatalf("another key: %d %s", resp.StatusCode, e2eRead(t, resp))
+			} else {
+				e2eRead(t, resp)
+			}
+			if last := up.RequestsTo("/v1/messages")[2].Body; strings.Contains(last, sig) || gjson.Get(last, "thinking").Exists() {
+				t.Errorf("another key's turn went to Claude as %.600s", last)
+			}
+		})
+	}
+}
