@@ -809,3 +809,29 @@ func TestE2EReloadWarnsOfKeyModelsNoLongerServed(t *testing.T) {
 		t.Errorf("warnings after the reload: %v; want one naming %s and [my-sonnet]", warned, k.ID)
 	}
 }
+
+// count_tokens for a model of an OpenAI-type provider is answered with
+// the gateway's estimate and reaches no provider: metis_requests_total,
+// which counts requests sent to a provider, does not grow (review 19R).
+func TestCountTokensEstimateIsNoProviderRequest(t *testing.T) {
+	up := fakeupstream.New(t)
+	g, _, metricsURL := e2eObservedGateway(t, up, t.TempDir(), "")
+	_, tok := e2eKey(g, "counter")
+	before := e2eScrape(t, metricsURL)
+	for range 3 {
+		resp := g.post("/v1/messages/count_tokens", tok, `{"model":"nano","messages":[{"role":"user","content":"How many tokens is this?"}]}`, e2eAnthropicHdr...)
+		if body := e2eRead(t, resp); resp.StatusCode != http.StatusOK || resp.Header.Get("Metis-Token-Count") != "estimated" {
+			t.Fatalf("count_tokens: %d %s", resp.StatusCode, body)
+		}
+	}
+	g.waitEvents(typeTokensCounted, 3)
+	if n := len(up.Requests()); n != 0 {
+		t.Fatalf("the provider saw %d requests", n)
+	}
+	after := e2eScrape(t, metricsURL)
+	a, _ := e2eSeries(after, "metis_requests_total", "provider", "openai")
+	b, _ := e2eSeries(before, "metis_requests_total", "provider", "openai")
+	if a != b {
+		t.Errorf("metis_requests_total{provider=\"openai\"} grew by %v for 3 estimates that reached no provider", a-b)
+	}
+}

@@ -55,6 +55,19 @@ func TestCostFollowsAnsweredModel(t *testing.T) {
 		{"another model without a price", "claude-haiku-4-5", func() fakeupstream.Reply {
 			return fakeupstream.AnthropicMessage("glm-4.6", 402, "end_turn", fakeupstream.TextBlock("Sunny."))
 		}, "claude-haiku-4-5", "", "glm-4.6", -1},
+		// A sibling version ran (an Anthropic-compatible vendor, or a
+		// gateway in front, mapping the model): its own price (review
+		// 19R: "-5" was taken for a date). 402 input, 10 output tokens.
+		// Opus 5.5 at $4 / $20: 0.001608 + 0.0002 = 0.001808 (Opus 5's
+		// $5 / $25 would give 0.00226).
+		{"a sibling version ran", "claude-opus-5", func() fakeupstream.Reply {
+			return fakeupstream.AnthropicMessage("claude-opus-5-5", 402, "end_turn", fakeupstream.TextBlock("Sunny, 18 degrees today in the city."))
+		}, "claude-opus-5", "claude-opus-5-5", "claude-opus-5-5", 0.001808},
+		// Opus 4.8 ran for the claude-opus-4-0 alias: $5 / $25, 0.00201 +
+		// 0.00025 = 0.00226 (Opus 4's $15 / $75 would give 0.00678).
+		{"a sibling of a -0 alias ran", "claude-opus-4-0", func() fakeupstream.Reply {
+			return fakeupstream.AnthropicMessage("claude-opus-4-8", 402, "end_turn", fakeupstream.TextBlock("Sunny, 18 degrees today in the city."))
+		}, "claude-opus-4-0", "claude-opus-4-8", "claude-opus-4-8", 0.00226},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up.Enqueue("/v1/messages", c.answer())
@@ -130,6 +143,13 @@ func TestDatedVersionOf(t *testing.T) {
 		{"claude-3-7-sonnet-20250219", "claude-test-unlisted", false},
 		{"claude-sonnet-4-20250514", "claude-sonnet-4-0", true},
 		{"", "claude-3-7-sonnet", false},
+		{"gpt-4-0613", "gpt-4", true}, // MMDD
+		// Sibling versions are other models, with other prices (review 19R).
+		{"claude-opus-5-5", "claude-opus-5", false},
+		{"claude-fable-5-2", "claude-fable-5", false},
+		{"claude-opus-4-8", "claude-opus-4-0", false},
+		{"claude-sonnet-4-5", "claude-sonnet-4", false},
+		{"claude-3-7-sonnet-2025-0219", "claude-3-7-sonnet", false},
 	} {
 		if got := datedVersionOf(c.answered, c.resolved); got != c.want {
 			t.Errorf("datedVersionOf(%q, %q) = %v, want %v", c.answered, c.resolved, got, c.want)

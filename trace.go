@@ -120,7 +120,9 @@ func (c *call) finish() {
 			store.Event{Type: store.TypeTurnCompleted, Time: now, Payload: tcDone}) {
 			mDropped.Add(2)
 		}
-		requestCounter(c.shape, c.res.prov.name, c.status).Inc()
+		if c.attempts > 0 { // an estimate reaches no provider
+			requestCounter(c.shape, c.res.prov.name, c.status).Inc()
+		}
 		return
 	}
 	u := c.usage
@@ -256,20 +258,32 @@ func sameModel(said, resolved string) bool {
 }
 
 // datedVersionOf reports whether answered is a dated version of the model
-// id resolved: resolved (without a -latest or -0 suffix), a dash, then
-// digits and dashes only, as claude-3-7-sonnet-20250219 is of
+// id resolved: resolved (without a -latest or -0 suffix), a dash, then a
+// date (YYYYMMDD, YYYY-MM-DD or MMDD), as claude-3-7-sonnet-20250219 is of
 // claude-3-7-sonnet or claude-3-7-sonnet-latest, claude-sonnet-4-20250514
-// of claude-sonnet-4-0, and gpt-4o-2024-08-06 of gpt-4o.
+// of claude-sonnet-4-0, gpt-4o-2024-08-06 of gpt-4o and gpt-4-0613 of
+// gpt-4. A sibling version is another model, with its own price:
+// claude-opus-5-5 is not one of claude-opus-5, nor claude-opus-4-8 of
+// claude-opus-4-0.
 func datedVersionOf(answered, resolved string) bool {
 	base := strings.TrimSuffix(strings.TrimSuffix(resolved, "-latest"), "-0")
 	rest, ok := strings.CutPrefix(answered, base+"-")
-	if !ok || rest == "" {
+	if !ok {
 		return false
 	}
-	for _, r := range rest {
-		if (r < '0' || r > '9') && r != '-' {
-			return false
+	digits := func(s string) bool {
+		for _, r := range s {
+			if r < '0' || r > '9' {
+				return false
+			}
 		}
+		return true
 	}
-	return true
+	switch len(rest) {
+	case 4, 8:
+		return digits(rest)
+	case 10:
+		return rest[4] == '-' && rest[7] == '-' && digits(rest[:4]) && digits(rest[5:7]) && digits(rest[8:])
+	}
+	return false
 }
