@@ -297,6 +297,11 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 	sent := strings.Clone(req.model.String())
 	c.requested = sent
 	c.slot = slotRequest
+	if len(sent) > maxRecordedModel {
+		// No model is named so long; taken whole, the name would go into
+		// every event and log line of the call.
+		return reject(http.StatusBadRequest, "invalid_request", fmt.Sprintf("model: %q is longer than %d bytes", clip(sent), maxRecordedModel))
+	}
 	var ch routeChoice // what chose the model, when the client did not
 	if c.requested == "" {
 		var news bool

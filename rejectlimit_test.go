@@ -272,3 +272,34 @@ func TestRejectLimiterPrunesFullBuckets(t *testing.T) {
 		t.Errorf("%d allowances kept after pruning (spent kept: %v), want gk_spent and gk_new", len(l.buckets), kept)
 	}
 }
+
+// A model named in more than maxRecordedModel bytes is refused before any
+// provider sees it (review 19R): accepted, a provider:model name of any
+// length up to the body's limit went whole into every event, the calls
+// table and the log line of the call.
+func TestLongModelNameRefused(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "longname")
+	name := "openai:" + strings.Repeat("m", 200_000)
+	resp := g.post("/v1/chat/completions", tok, `{"model":"`+name+`","messages":[{"role":"user","content":"hi"}]}`)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "longer than 256 bytes") || len(body) > 2*maxRecordedModel+256 {
+		t.Errorf("%d %.300s (%d bytes)", resp.StatusCode, body, len(body))
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("the provider saw %d requests", n)
+	}
+	rej := g.waitEvents(store.TypeRequestRejected, 1)
+	if m, _ := rej[0]["requested_model"].(string); len(m) > maxRecordedModel+len("…") {
+		t.Errorf("request.rejected records a %d-byte model", len(m))
+	}
+	// A name at the bound is served.
+	model := "openai:" + strings.Repeat("m", maxRecordedModel-len("openai:"))
+	resp = g.post("/v1/chat/completions", tok, `{"model":"`+model+`","messages":[{"role":"user","content":"hi"}]}`)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("a %d-byte model: %d", len(model), resp.StatusCode)
+	}
+}
