@@ -202,6 +202,14 @@ const decodeFailed = "answered in an encoding the gateway could not decode"
 // relayBody relays a non-streamed answer and reads its usage.
 func (c *call) relayBody(resp *http.Response) {
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxUpstreamBody))
+	if err != nil && c.ctx.Err() == nil && !corrupt(err) && wholeJSON(body) {
+		// The whole answer arrived and then the connection broke (before
+		// a chunked body's terminator, say): the answer stands, as a
+		// stream's last whole event does.
+		c.g.logger.Debug("the provider's connection broke after its whole answer", zapTurn(c.turnID),
+			zap.String("provider", c.res.prov.name), zapErr(err))
+		err = nil
+	}
 	if err != nil {
 		if c.kind != kindCountTokens {
 			// The provider answered 200, having done the work it bills, and
@@ -271,6 +279,13 @@ func (c *call) relayBody(resp *http.Response) {
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	c.w.WriteHeader(c.status)
 	_, _ = c.w.Write(out)
+}
+
+// wholeJSON reports whether body is a whole JSON object: one cut short
+// cannot be.
+func wholeJSON(body []byte) bool {
+	b := bytes.TrimSpace(body)
+	return len(b) > 1 && b[0] == '{' && gjson.ValidBytes(b)
 }
 
 // readUsage extracts provider-native usage from a non-streamed body.
@@ -1157,10 +1172,13 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 			ping.Reset(pingEvery)
 		case it := <-events:
 			if it.err != nil {
+				if obs.complete() && (errors.Is(it.err, io.EOF) || providerCut(it.err)) {
+					// The provider said all it had to say (the stop and the
+					// usage) before it ended, cleanly or not: the client
+					// gets the answer's end, held back until now.
+					return write(c.streamTr.Finish())
+				}
 				if errors.Is(it.err, io.EOF) {
-					if obs.complete() {
-						return write(c.streamTr.Finish())
-					}
 					return nil
 				}
 				return it.err
