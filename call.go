@@ -116,10 +116,23 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}
+	// From here the request is in flight: a store that closes while its
+	// body arrives (the gateway stopping) ends the read and waits for the
+	// refusal to be recorded.
+	reading := &bodyRead{w: w}
+	if !g.app.inflight.add(reading, reading.stop) {
+		bodyLeftUnread(w, r)
+		g.refuse(w, r, shape, key, "", reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request"))
+		return nil
+	}
+	defer g.app.inflight.done(reading)
 	// The body is not pooled: validate parses it in place, so strings read
 	// from it share its memory, and a body is held once, not twice.
 	var buf bytes.Buffer
 	if aerr := g.readBody(w, r, &buf); aerr != nil {
+		if reading.stopped.Load() {
+			aerr = reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request")
+		}
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil
 	}

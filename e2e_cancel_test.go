@@ -6,7 +6,9 @@ package metis
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -452,4 +454,38 @@ func TestE2EClientLeavesWithAChoiceUnfinished(t *testing.T) {
 		t.Error("the client left with choice 0 still generating; the provider call was not cancelled within 1 s")
 	}
 	e2eWant(t, "call", e2eCalls(g, 1)[0], map[string]any{"error_class": "CANCELLED"})
+}
+
+// A request whose body is still arriving when the gateway stops is in
+// flight too: the store's close ends the read, and the client gets a 503
+// and the trace its request.rejected (confirmation 19L: no answer, no
+// event). A config replaced without the process exiting gives its calls
+// reloadDrain, shortened here; an exit gives none.
+func TestStopDuringBodyUploadIsRecorded(t *testing.T) {
+	setForTest(t, &reloadDrain, 200*time.Millisecond)
+	g, _ := e2eSetup(t, "")
+	_, tok := e2eKey(g, "slow-upload")
+	host := strings.TrimPrefix(g.URL, "http://")
+	conn, err := net.Dial("tcp", host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"model":"haiku","max_tokens":5,"messages":[{"role":"user","content":"` + strings.Repeat("x", 20000) + `"}]}`
+	fmt.Fprintf(conn, "POST /v1/messages HTTP/1.1\r\nHost: %s\r\nx-api-key: %s\r\nanthropic-version: 2023-06-01\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s",
+		host, tok, len(body), body[:1000]) // the rest never comes
+	time.Sleep(300 * time.Millisecond)
+	db := g.db()
+	if err := caddy.Stop(); err != nil { // the harness's grace period is 1 s
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply, _ := io.ReadAll(conn)
+	if !strings.HasPrefix(string(reply), "HTTP/1.1 503") || !strings.Contains(string(reply), "shutting down") {
+		t.Errorf("the client got %.300q", reply)
+	}
+	var reason string
+	if err := db.QueryRow(`SELECT json_extract(payload_json, '$.reason') FROM events WHERE type = 'request.rejected'`).Scan(&reason); err != nil || reason != "shutting_down" {
+		t.Errorf("request.rejected: %q, %v", reason, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/metisgateway/metis/adapters/openai"
@@ -25,13 +26,14 @@ const closeWait = 10 * time.Second
 // connections open. A variable for tests.
 var reloadDrain = 2 * time.Minute
 
-// inflight is the set of calls in flight on one trace store. Closing the
-// store cancels them and waits for each to end in its trace event and
-// budget settlement, so that a call the gateway accepted is never left
-// untraced, or its reservation held, by a stop.
+// inflight is the set of calls in flight on one trace store, requests
+// whose body is still arriving among them (bodyRead). Closing the store
+// cancels them and waits for each to end in its trace event and budget
+// settlement, so that a call the gateway accepted is never left untraced,
+// or its reservation held, by a stop.
 type inflight struct {
 	mu       sync.Mutex
-	calls    map[*call]context.CancelCauseFunc
+	calls    map[any]context.CancelCauseFunc
 	closing  bool
 	finished chan struct{} // closed when closing and no call is left
 	hurried  chan struct{} // closed by hurry: close drains no longer
@@ -39,15 +41,16 @@ type inflight struct {
 }
 
 func newInflight() *inflight {
-	return &inflight{calls: make(map[*call]context.CancelCauseFunc), finished: make(chan struct{}), hurried: make(chan struct{})}
+	return &inflight{calls: make(map[any]context.CancelCauseFunc), finished: make(chan struct{}), hurried: make(chan struct{})}
 }
 
 // hurry ends close's drain at once: the process is exiting.
 func (f *inflight) hurry() { f.once.Do(func() { close(f.hurried) }) }
 
-// add registers c, cancelled by cancel when the store closes. It is false
-// once the store is closing: the call must be refused.
-func (f *inflight) add(c *call, cancel context.CancelCauseFunc) bool {
+// add registers c (a *call or a *bodyRead), cancelled by cancel when the
+// store closes. It is false once the store is closing: the call must be
+// refused.
+func (f *inflight) add(c any, cancel context.CancelCauseFunc) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closing {
@@ -58,7 +61,7 @@ func (f *inflight) add(c *call, cancel context.CancelCauseFunc) bool {
 }
 
 // done removes c once its trace and settlement are written.
-func (f *inflight) done(c *call) {
+func (f *inflight) done(c any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.calls, c)
@@ -110,6 +113,19 @@ drain:
 		defer f.mu.Unlock()
 		return len(f.calls)
 	}
+}
+
+// bodyRead is a request in flight while its body arrives: the store
+// closing ends the read, for the request to be refused and recorded.
+type bodyRead struct {
+	w       http.ResponseWriter
+	stopped atomic.Bool
+}
+
+// stop ends the read at once: its deadline is now.
+func (b *bodyRead) stop(error) {
+	b.stopped.Store(true)
+	_ = http.NewResponseController(b.w).SetReadDeadline(time.Now())
 }
 
 // shuttingDown reports whether c was cancelled because its store closed.
