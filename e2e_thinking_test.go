@@ -351,3 +351,79 @@ func TestChatCompletionsToClaudeKeepsThinking(t *testing.T) {
 		})
 	}
 }
+
+// A streamed Chat Completions tool loop on a Claude model whose first
+// answer's stream breaks after message_delta (stop reason and usage) but
+// before message_stop: the client's stream ends whole and the client
+// answers the tool, so the answer's signed thinking is kept as for a
+// clean end (confirmation 19L2: it was kept on message_stop only, and on
+// an adaptive-only model the next step met the provider's 400).
+func TestChatThinkingKeptFromAStreamCutAfterItsUsage(t *testing.T) {
+	const thought, sig = "Paris needs the weather tool.", "EroCsig-cut"
+	for _, tc := range []struct{ name, model, upstream, thinking string }{
+		{"haiku", "haiku", haikuModel, `{"type":"enabled","budget_tokens":1024}`},
+		{"adaptive-only", "anthropic:claude-opus-4-7", "claude-opus-4-7", `{"type":"adaptive"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "cut-thinker")
+			call := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+			call.ID = "toolu_01CutThinking"
+			turn1 := fakeupstream.AnthropicStream(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock(thought, sig), call)
+			turn1.DieAfter = len(turn1.Events) - 1 // all but message_stop, then the connection breaks
+			turn2 := fakeupstream.AnthropicMessage(tc.upstream, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris."))
+			up.Enqueue("/v1/messages", turn1, turn2)
+			sent := chatThinkingLoop(t, g, up, tok, tc.model, true)
+			if len(sent) != 2 || gjson.Get(sent[1].Body, "thinking").Raw != tc.thinking {
+				t.Fatalf("Claude got %d requests, the second's thinking %s", len(sent), gjson.Get(sent[len(sent)-1].Body, "thinking").Raw)
+			}
+			wantThinkingTurn(t, "turn 2", sent[1].Body, thought+"|"+sig)
+		})
+	}
+}
+
+// A Chat Completions client that follows its tool messages with a user
+// message (the common way to hand a tool's screenshot to the model, since
+// a tool message holds text only; or an agent's environment note): Claude
+// gets one user turn holding the tool results and the rest, which
+// continues the tool loop, and the kept thinking goes back at the head of
+// the tool-using turn (confirmation 19L2: only a turn right before the
+// last message got it back).
+func TestChatThinkingRestoredWhenAUserMessageFollowsToolResults(t *testing.T) {
+	const thought, sig = "Paris needs the weather tool.", "EroCsig-usr"
+	for _, tc := range []struct{ name, model, upstream, thinking string }{
+		{"haiku", "haiku", haikuModel, `{"type":"enabled","budget_tokens":1024}`},
+		{"adaptive-only", "anthropic:claude-opus-4-7", "claude-opus-4-7", `{"type":"adaptive"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "user-after-tool")
+			call := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+			call.ID = "toolu_01UserAfterTool"
+			up.Enqueue("/v1/messages",
+				fakeupstream.AnthropicMessage(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock(thought, sig), call),
+				fakeupstream.AnthropicMessage(tc.upstream, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris.")))
+			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
+			first := `{"model":"` + tc.model + `","reasoning_effort":"low","max_completion_tokens":4000,"messages":[{"role":"user","content":"Weather in Paris?"}],` + tools + `}`
+			if resp := g.post("/v1/chat/completions", tok, first); resp.StatusCode != 200 {
+				t.Fatalf("turn 1: %d %s", resp.StatusCode, e2eRead(t, resp))
+			} else {
+				e2eRead(t, resp)
+			}
+			second := `{"model":"` + tc.model + `","reasoning_effort":"low","max_completion_tokens":4000,"messages":[{"role":"user","content":"Weather in Paris?"},` +
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01UserAfterTool","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},` +
+				`{"role":"tool","tool_call_id":"toolu_01UserAfterTool","content":"18C, see the map"},` +
+				`{"role":"user","content":[{"type":"text","text":"The map the tool made:"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}],` + tools + `}`
+			if resp := g.post("/v1/chat/completions", tok, second); resp.StatusCode != 200 {
+				t.Fatalf("turn 2: %d %s", resp.StatusCode, e2eRead(t, resp))
+			} else {
+				e2eRead(t, resp)
+			}
+			sent := up.RequestsTo("/v1/messages")
+			if len(sent) != 2 || gjson.Get(sent[1].Body, "thinking").Raw != tc.thinking {
+				t.Fatalf("Claude got %d requests, the second's thinking %s", len(sent), gjson.Get(sent[len(sent)-1].Body, "thinking").Raw)
+			}
+			wantThinkingTurn(t, "turn 2", sent[1].Body, thought+"|"+sig)
+		})
+	}
+}

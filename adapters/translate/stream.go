@@ -132,7 +132,14 @@ func (t *anthropicToOpenAI) Event(name string, data []byte) ([]byte, error) {
 	return out, nil
 }
 
-func (t *anthropicToOpenAI) Finish() []byte { return t.enc.Finish(nil) }
+func (t *anthropicToOpenAI) Finish() []byte {
+	if t.thinking != nil && !t.enc.Done() {
+		// The upstream ended without message_stop, the answer whole (its
+		// stop and usage came) or not: its thinking is kept all the same.
+		t.thinking.add(t.st, &ir.StreamEvent{Type: ir.EventMessageStop})
+	}
+	return t.enc.Finish(nil)
+}
 
 func (t *anthropicToOpenAI) Error(errType, message string) []byte {
 	return t.enc.Error(nil, errorFor(errType, message))

@@ -46,18 +46,28 @@ func (st *State) keepThinking(content []ir.Part) {
 }
 
 // restoreThinking puts the kept thinking back at the head of the
-// tool-using turn the last message answers, when that turn came without
-// any.
+// model's last turn when it called tools, a later message answers them
+// (user text or images may follow the tool results, as they do when a
+// client hands the model a tool's image), and the turn came without any
+// thinking.
 func restoreThinking(req *ir.Request, thinkingFor func(callID string) ([]byte, bool)) {
-	n := len(req.Messages)
-	if thinkingFor == nil || n < 2 || req.Messages[n-1].Role != ir.RoleUser || req.Messages[n-2].Role != ir.RoleAssistant {
+	if thinkingFor == nil {
+		return
+	}
+	last := len(req.Messages) - 1
+	for last >= 0 && req.Messages[last].Role != ir.RoleAssistant {
+		last--
+	}
+	if last < 0 {
 		return
 	}
 	answers := false
-	for _, p := range req.Messages[n-1].Parts {
-		answers = answers || p.Type == ir.PartToolResult
+	for _, m := range req.Messages[last+1:] {
+		for _, p := range m.Parts {
+			answers = answers || p.Type == ir.PartToolResult
+		}
 	}
-	turn := &req.Messages[n-2]
+	turn := &req.Messages[last]
 	callID := ""
 	for _, p := range turn.Parts {
 		switch p.Type {
