@@ -8,6 +8,8 @@ package metis
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -426,4 +428,304 @@ func TestChatThinkingRestoredWhenAUserMessageFollowsToolResults(t *testing.T) {
 			wantThinkingTurn(t, "turn 2", sent[1].Body, thought+"|"+sig)
 		})
 	}
+}
+
+// thinkingOf lists the thinking blocks (text|signature) that start each
+// assistant message of a Messages request body.
+func thinkingOf(body string) [][]string {
+	var out [][]string
+	for _, m := range gjson.Get(body, "messages").Array() {
+		if m.Get("role").Str != "assistant" {
+			continue
+		}
+		var got []string
+		for _, b := range m.Get("content").Array() {
+			switch b.Get("type").Str {
+			case "thinking":
+				got = append(got, b.Get("thinking").Str+"|"+b.Get("signature").Str)
+			case "redacted_thinking":
+				got = append(got, "redacted:"+b.Get("data").Str)
+			}
+		}
+		out = append(out, got)
+	}
+	return out
+}
+
+// claudeThinking is the encrypted_content the gateway writes for Claude's
+// thinking block (openai.encodeThinking).
+func claudeThinking(text, sig string) string {
+	raw, _ := json.Marshal([]map[string]string{{"type": "thinking", "thinking": text, "signature": sig}})
+	return oa.ClaudeThinkingPrefix + base64.StdEncoding.EncodeToString(raw)
+}
+
+// blockTypes lists the block types of the assistant message before the
+// last message of a Messages request (thinking as "thinking:<sig>").
+func blockTypes(body string) []string {
+	msgs := gjson.Get(body, "messages").Array()
+	var out []string
+	for _, b := range msgs[len(msgs)-2].Get("content").Array() {
+		switch t := b.Get("type").Str; t {
+		case "thinking":
+			out = append(out, "thinking:"+b.Get("signature").Str)
+		case "tool_use":
+			out = append(out, "tool_use:"+b.Get("id").Str)
+		default:
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// A Chat Completions tool loop of three steps, each of Claude's answers
+// thinking first (Opus 4.7 thinks between its tool calls; Sonnet 5.5 also
+// checks that earlier messages did not change under a later thinking
+// block): every tool-using message of the loop gets back the thinking the
+// gateway kept for it, not only the last (review 19R2).
+func TestChatThinkingRestoredThroughTheLoop(t *testing.T) {
+	for _, upstream := range []string{"claude-opus-4-7", "claude-sonnet-5-5"} {
+		t.Run(upstream, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "loop3")
+			c1 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+			c1.ID = "toolu_01Step1"
+			c2 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Rome"}`)
+			c2.ID = "toolu_01Step2"
+			up.Enqueue("/v1/messages",
+				fakeupstream.AnthropicMessage(upstream, 400, "tool_use", fakeupstream.ThinkingBlock("Paris first.", "sig-t1"), c1),
+				fakeupstream.AnthropicMessage(upstream, 480, "tool_use", fakeupstream.ThinkingBlock("Now Rome.", "sig-t2"), c2),
+				fakeupstream.AnthropicMessage(upstream, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+			head := `{"model":"anthropic:` + upstream + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris and Rome?"}`
+			a1 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Step1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"toolu_01Step1","content":"18C"}`
+			a2 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Step2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},{"role":"tool","tool_call_id":"toolu_01Step2","content":"24C"}`
+			for i, body := range []string{head + `]}`, head + a1 + `]}`, head + a1 + a2 + `]}`} {
+				resp := g.post("/v1/chat/completions", tok, body)
+				if out := e2eRead(t, resp); resp.StatusCode != 200 {
+					t.Fatalf("step %d: %d %s", i+1, resp.StatusCode, out)
+				}
+			}
+			sent := up.RequestsTo("/v1/messages")
+			if len(sent) != 3 {
+				t.Fatalf("%d requests reached Claude", len(sent))
+			}
+			step2, step3 := thinkingOf(sent[1].Body), thinkingOf(sent[2].Body)
+			if len(step2) != 1 || strings.Join(step2[0], " ") != "Paris first.|sig-t1" {
+				t.Fatalf("step 2 went with %q", step2)
+			}
+			if len(step3) != 2 || strings.Join(step3[0], " ") != "Paris first.|sig-t1" || strings.Join(step3[1], " ") != "Now Rome.|sig-t2" {
+				t.Errorf("step 3 went to Claude with the assistant messages' thinking %q, want [[t1] [t2]]: "+
+					"the first tool-using message lost the thinking it carried on step 2, under t2 (%s)",
+					step3, gjson.Get(sent[2].Body, "messages").Raw)
+			}
+		})
+	}
+}
+
+// Codex's third request of a tool loop on Haiku 4.5, which thinks once at
+// the start of its turn: the loop's first tool-using message carries the
+// thinking Codex sent back and the second has none. The request keeps
+// thinking, and the thinking Codex sent (review 19R2: judged by the last
+// assistant message alone, thinking was turned off mid-turn and the block
+// dropped).
+func TestResponsesThinkingKeptThroughTheLoop(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "codex3")
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage(haikuModel, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+	body := `{"model":"haiku","store":false,"include":["reasoning.encrypted_content"],"reasoning":{"effort":"low"},"max_output_tokens":4000,` +
+		`"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}],"input":[` +
+		`{"type":"message","role":"user","content":[{"type":"input_text","text":"Weather in Paris and Rome?"}]},` +
+		`{"type":"reasoning","id":"rs_a_0","summary":[{"type":"summary_text","text":"Paris first."}],"encrypted_content":"` + claudeThinking("Paris first.", "sig-t1") + `"},` +
+		`{"type":"function_call","id":"fc_a_1","call_id":"toolu_01A","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},` +
+		`{"type":"function_call_output","call_id":"toolu_01A","output":"18C"},` +
+		`{"type":"function_call","id":"fc_b_0","call_id":"toolu_01B","name":"get_weather","arguments":"{\"city\":\"Rome\"}"},` +
+		`{"type":"function_call_output","call_id":"toolu_01B","output":"24C"}]}`
+	resp := g.post("/v1/responses", tok, body)
+	if out := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	sent := up.RequestsTo("/v1/messages")[0].Body
+	if th := thinkingOf(sent); gjson.Get(sent, "thinking").Raw != `{"type":"enabled","budget_tokens":1024}` || len(th) != 2 || strings.Join(th[0], " ") != "Paris first.|sig-t1" {
+		t.Errorf("step 3 went to Claude with thinking %q and the assistant messages' blocks %q; want thinking on, the turn starting with the thinking Codex sent: %s",
+			gjson.Get(sent, "thinking").Raw, th, gjson.Get(sent, "messages").Raw)
+	}
+}
+
+// The same with the real Codex CLI, a task Claude does in two commands.
+func TestCodexCLIClaudeThreeStepLoopKeepsThinking(t *testing.T) {
+	bin := codexBinary(t)
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "codex-three")
+	results := func(r *fakeupstream.Recorded) int { return strings.Count(r.Body, `"type":"tool_result"`) }
+	s1 := fakeupstream.AnthropicStream(haikuModel, 9000, "tool_use", fakeupstream.ThinkingBlock("Run two echo commands.", "EroCsig-codex3"),
+		fakeupstream.ToolUseBlock("exec_command", `{"cmd":"echo metis-one"}`))
+	s1.Match = func(r *fakeupstream.Recorded) bool { return results(r) == 0 }
+	s2 := fakeupstream.AnthropicStream(haikuModel, 9100, "tool_use", fakeupstream.ToolUseBlock("exec_command", `{"cmd":"echo metis-two"}`))
+	s2.Match = func(r *fakeupstream.Recorded) bool { return results(r) == 1 }
+	s3 := fakeupstream.AnthropicStream(haikuModel, 9200, "end_turn", fakeupstream.TextBlock("Both commands ran: metis-one, metis-two."))
+	s3.Match = func(r *fakeupstream.Recorded) bool { return results(r) == 2 }
+	s1.Gap, s2.Gap = time.Millisecond, time.Millisecond
+	up.Enqueue("/v1/messages", s1, s2, s3)
+	run := runCodex(t, bin, g.URL, tok, "claude-haiku-4-5", "Run `echo metis-one`, then `echo metis-two`, and tell me what they printed.", 90*time.Second, `model_reasoning_effort="low"`)
+	if run.err != nil || !strings.Contains(run.stdout, "metis-one, metis-two") {
+		t.Fatalf("codex exec: %v\nstdout:\n%s\nstderr:\n%.2000s", run.err, run.stdout, run.stderr)
+	}
+	sent := up.RequestsTo("/v1/messages")
+	if len(sent) != 3 {
+		t.Fatalf("%d Messages requests", len(sent))
+	}
+	if th := thinkingOf(sent[2].Body); gjson.Get(sent[2].Body, "thinking").Raw != `{"type":"enabled","budget_tokens":1024}` ||
+		len(th) != 2 || strings.Join(th[0], " ") != "Run two echo commands.|EroCsig-codex3" {
+		t.Errorf("request 3 went to Claude with thinking %s and the assistant messages' blocks %q, though Codex sent the turn's thinking back",
+			gjson.Get(sent[2].Body, "thinking").Raw, th)
+	}
+}
+
+// Claude thinking between its tool calls (Opus 5.5 writes its text
+// between calls as thinking blocks; adaptive thinking interleaves): one
+// answer is [thinking, tool_use, thinking, tool_use], and it goes back to
+// Claude in that order, sent back by a Responses API client or kept by
+// the gateway for a Chat Completions one (review 19R2: every block went
+// to the head of the turn).
+func TestThinkingBetweenToolCallsKeepsItsPlace(t *testing.T) {
+	const model = "claude-opus-5-5"
+	want := "thinking:sig-1 tool_use:toolu_01X thinking:sig-2 tool_use:toolu_01Y"
+	t.Run("responses", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "codex55")
+		up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage(model, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+		enc2 := func() string {
+			raw, _ := json.Marshal([]map[string]string{{"type": "thinking", "thinking": "", "signature": "sig-2"}})
+			return oa.ClaudeThinkingPrefix + base64.StdEncoding.EncodeToString(raw)
+		}()
+		body := `{"model":"anthropic:` + model + `","store":false,"include":["reasoning.encrypted_content"],"reasoning":{"effort":"low"},"max_output_tokens":4000,` +
+			`"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}],"input":[` +
+			`{"type":"message","role":"user","content":[{"type":"input_text","text":"Weather in Paris and Rome?"}]},` +
+			`{"type":"reasoning","id":"rs_a_0","summary":[{"type":"summary_text","text":"Both cities."}],"encrypted_content":"` + claudeThinking("Both cities.", "sig-1") + `"},` +
+			`{"type":"function_call","id":"fc_a_1","call_id":"toolu_01X","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},` +
+			`{"type":"reasoning","id":"rs_a_2","summary":[{"type":"summary_text","text":""}],"encrypted_content":"` + enc2 + `"},` +
+			`{"type":"function_call","id":"fc_a_3","call_id":"toolu_01Y","name":"get_weather","arguments":"{\"city\":\"Rome\"}"},` +
+			`{"type":"function_call_output","call_id":"toolu_01X","output":"18C"},{"type":"function_call_output","call_id":"toolu_01Y","output":"24C"}]}`
+		resp := g.post("/v1/responses", tok, body)
+		if out := e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, out)
+		}
+		if got := strings.Join(blockTypes(up.RequestsTo("/v1/messages")[0].Body), " "); got != want {
+			t.Errorf("the tool-using turn reached Claude as %q, Claude returned it as %q", got, want)
+		}
+	})
+	t.Run("chat", func(t *testing.T) {
+		g, up := e2eSetup(t, "")
+		_, tok := e2eKey(g, "chat55")
+		c1 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+		c1.ID = "toolu_01X"
+		c2 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Rome"}`)
+		c2.ID = "toolu_01Y"
+		up.Enqueue("/v1/messages",
+			fakeupstream.AnthropicStream(model, 400, "tool_use", fakeupstream.ThinkingBlock("Both cities.", "sig-1"), c1, fakeupstream.ThinkingBlock("", "sig-2"), c2),
+			fakeupstream.AnthropicMessage(model, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+		tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+		head := `{"model":"anthropic:` + model + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris and Rome?"}`
+		e2eRead(t, g.post("/v1/chat/completions", tok, `{"stream":true,`+head[1:]+`]}`))
+		resp := g.post("/v1/chat/completions", tok, head+`,{"role":"assistant","content":null,"tool_calls":[`+
+			`{"id":"toolu_01X","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},`+
+			`{"id":"toolu_01Y","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},`+
+			`{"role":"tool","tool_call_id":"toolu_01X","content":"18C"},{"role":"tool","tool_call_id":"toolu_01Y","content":"24C"}]}`)
+		if out := e2eRead(t, resp); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, out)
+		}
+		if got := strings.Join(blockTypes(up.RequestsTo("/v1/messages")[1].Body), " "); got != want {
+			t.Errorf("the tool-using turn reached Claude as %q, Claude returned it as %q", got, want)
+		}
+	})
+}
+
+// nodeResponsesThinking runs the openai Node SDK's ResponseStream on a
+// Claude model, then sends its output items back with the tool's output.
+const nodeResponsesThinking = `
+const { createRequire } = require('node:module');
+const req = createRequire(process.env.TOOLS_PACKAGE);
+const OpenAI = req('openai');
+const client = new OpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: process.env.METIS_KEY, maxRetries: 0 });
+(async () => {
+  const input = [{ role: 'user', content: 'Weather in Paris?' }];
+  const params = { model: 'haiku', store: false, include: ['reasoning.encrypted_content'], reasoning: { effort: 'low', summary: 'auto' },
+    max_output_tokens: 4000, tools: [{ type: 'function', name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } }, strict: false }] };
+  const s = client.responses.stream({ ...params, input });
+  const events = [];
+  s.on('event', (e) => events.push(e.type));
+  const r = await s.finalResponse();
+  const call = r.output.find((o) => o.type === 'function_call');
+  const r2 = await client.responses.create({ ...params, input: [...input, ...r.output, { type: 'function_call_output', call_id: call.call_id, output: '18C' }] });
+  console.log(JSON.stringify({ types: r.output.map((o) => o.type), enc: r.output.filter((o) => o.type === 'reasoning').map((o) => (o.encrypted_content || '').slice(0, 25)), text: r2.output_text, n: events.length }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`
+
+// The openai Node SDK's ResponseStream reads an answer with thinking,
+// redacted thinking and a tool call; its output items, sent back as they
+// are, give Claude both blocks at the head of the tool-using turn.
+func TestNodeResponseStreamCarriesThinking(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "node-thinker")
+	s1 := fakeupstream.AnthropicStream(haikuModel, 400, "tool_use", fakeupstream.ThinkingBlock("Need the tool.", "sig-node"),
+		fakeupstream.RedactedThinkingBlock("cmVk"), fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`))
+	up.Enqueue("/v1/messages", s1, fakeupstream.AnthropicMessage(haikuModel, 480, "end_turn", fakeupstream.TextBlock("It is 18C.")))
+	out := runNodeScript(t, "openai", nodeResponsesThinking, "METIS_URL="+g.URL, "METIS_KEY="+tok)
+	res := gjson.ParseBytes(out)
+	if res.Get("text").Str != "It is 18C." || res.Get("types").Raw != `["reasoning","reasoning","function_call"]` ||
+		!strings.HasPrefix(res.Get("enc.0").Str, "metis.claude") || !strings.HasPrefix(res.Get("enc.1").Str, "metis.claude") {
+		t.Errorf("the SDK read %s", out)
+	}
+	sent := up.RequestsTo("/v1/messages")
+	if len(sent) != 2 {
+		t.Fatalf("%d requests reached Claude", len(sent))
+	}
+	wantThinkingTurn(t, "step 2", sent[1].Body, "Need the tool.|sig-node", "redacted:cmVk")
+}
+
+// aiSDKStoreFalseThinking is the AI SDK's openai('haiku') with store false
+// and a reasoning effort, streamed through a two-step tool loop: the SDK
+// asks for the encrypted content and sends the reasoning back itself.
+const aiSDKStoreFalseThinking = `
+const { createRequire } = require('node:module');
+const req = createRequire(process.env.TOOLS_PACKAGE);
+const { streamText, tool, stepCountIs } = req('ai');
+const { createOpenAI } = req('@ai-sdk/openai');
+const { z } = req('zod');
+const openai = createOpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: process.env.METIS_KEY });
+(async () => {
+  const r = streamText({
+    model: openai('haiku'), maxRetries: 0, maxOutputTokens: 4000, prompt: 'Weather in Paris?', stopWhen: stepCountIs(3),
+    providerOptions: { openai: { store: false, reasoningEffort: 'low', forceReasoning: true, reasoningSummary: 'auto' } },
+    tools: { get_weather: tool({ description: 'The weather in a city.', inputSchema: z.object({ city: z.string() }),
+      execute: async ({ city }) => '18C in ' + city }) },
+  });
+  const text = await r.text, steps = await r.steps;
+  console.log(JSON.stringify({ text, steps: steps.length, reasoning: steps[0].reasoningText }));
+})().catch((e) => { console.error(e); process.exit(1); });
+`
+
+// The Vercel AI SDK with store false sends Claude's reasoning items back
+// with the encrypted content the gateway wrote (the redacted block's with
+// an empty summary): step 2's tool-using turn starts with both blocks.
+func TestAISDKStoreFalseCarriesThinking(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "aisdk-nostore")
+	s1 := fakeupstream.AnthropicStream(haikuModel, 400, "tool_use", fakeupstream.ThinkingBlock("Check the tool.", "sig-ai"),
+		fakeupstream.RedactedThinkingBlock("cmVk"), fakeupstream.TextBlock("Let me check."), fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`))
+	s1.Gap = time.Millisecond
+	up.Enqueue("/v1/messages", s1, fakeupstream.AnthropicStream(haikuModel, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris.")))
+	tap := e2eNewTap(t, g.URL)
+	out := runNodeScript(t, "@ai-sdk/openai", aiSDKStoreFalseThinking, "METIS_URL="+tap.URL, "METIS_KEY="+tok)
+	if res := gjson.ParseBytes(out); res.Get("text").Str != "It is 18C in Paris." || res.Get("steps").Int() != 2 || res.Get("reasoning").Str != "Check the tool." {
+		t.Errorf("the AI SDK finished with %s", out)
+	}
+	if cl := tap.requests(); len(cl) != 2 || strings.Contains(cl[1].Body, `"item_reference"`) || !strings.Contains(cl[1].Body, oa.ClaudeThinkingPrefix) {
+		t.Errorf("the SDK's second step: %v", cl)
+	}
+	sent := up.RequestsTo("/v1/messages")
+	if len(sent) != 2 {
+		t.Fatalf("%d requests reached Claude", len(sent))
+	}
+	wantThinkingTurn(t, "step 2", sent[1].Body, "Check the tool.|sig-ai", "redacted:cmVk")
 }

@@ -675,13 +675,13 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	// on models whose thinking cannot be turned off, where the provider's
 	// own error tells the client.
 	forcedTool := out.ToolChoice != nil && (out.ToolChoice.Type == "any" || out.ToolChoice.Type == "tool")
-	// A turn that answers tool results continues a tool loop, and with
-	// thinking on Anthropic requires the assistant's tool-use turn to start
-	// with its signed thinking block, which an OpenAI-shape client has
-	// only when it sent it back (a Responses API reasoning item the
-	// gateway wrote, or thinking_blocks): without it, that turn goes
-	// without thinking.
-	noThinking := forcedTool || continuesToolLoop(out.Messages) && !startsWithThinking(out.Messages[len(out.Messages)-2])
+	// A turn that answers tool results continues a tool loop, one turn of
+	// the model's, and with thinking on Anthropic requires the loop's first
+	// assistant message to start with its signed thinking block, which an
+	// OpenAI-shape client has only when it came back (a Responses API
+	// reasoning item the gateway wrote, thinking_blocks, or the thinking
+	// the gateway kept): without it, the request goes without thinking.
+	noThinking := forcedTool || continuesToolLoop(out.Messages) && !startsWithThinking(loopStart(out.Messages))
 	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled && !(noThinking && !adaptiveOnly(r.Model)) {
 		budget := th.BudgetTokens
 		if budget == 0 {
@@ -757,6 +757,27 @@ func continuesToolLoop(msgs []outMessage) bool {
 		return false
 	}
 	return has(msgs[n-1].Content, true) && has(msgs[n-2].Content, false)
+}
+
+// loopStart is the first assistant message of the tool loop msgs end in
+// (continuesToolLoop): the earliest one after which every user message
+// answers tools.
+func loopStart(msgs []outMessage) outMessage {
+	i := len(msgs) - 2
+	for i >= 2 && msgs[i-2].Role == "assistant" && holdsToolResult(msgs[i-1].Content) {
+		i -= 2
+	}
+	return msgs[i]
+}
+
+// holdsToolResult reports whether blocks hold a tool result.
+func holdsToolResult(blocks []any) bool {
+	for _, b := range blocks {
+		if _, ok := b.(outToolResult); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // startsWithThinking reports whether m starts with a thinking block.

@@ -124,7 +124,7 @@ var (
 		"safety_identifier", "reasoning_effort", "response_format", "functions",
 	}
 	messageFields    = []string{"role", "content", "tool_calls", "tool_call_id", "refusal", "thinking_blocks"}
-	thinkingFields   = []string{"type", "thinking", "signature", "data"}
+	thinkingFields   = []string{"type", "thinking", "signature", "data", "before_tool_call"}
 	toolCallFields   = []string{"index", "id", "type", "function", "custom"}
 	callFuncFields   = []string{"name", "arguments"}
 	callCustomFields = []string{"name", "input"}
@@ -255,7 +255,7 @@ func fillMessage(m *inMessage, v gjson.Result) bool {
 				m.ThinkingBlocks = append(m.ThinkingBlocks, ThinkingBlock{})
 				b := &m.ThinkingBlocks[len(m.ThinkingBlocks)-1]
 				return wiredec.Fields(e, thinkingFields, nil, func(i int, v gjson.Result) bool {
-					return wiredec.Str(v, [...]*string{&b.Type, &b.Thinking, &b.Signature, &b.Data}[i])
+					return wiredec.Str(v, [...]*string{&b.Type, &b.Thinking, &b.Signature, &b.Data, &b.Before}[i])
 				})
 			})
 		}

@@ -177,16 +177,6 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 			if err != nil {
 				return nil, err
 			}
-			if len(m.ThinkingBlocks) > 0 {
-				// Claude's thinking comes first in its turn.
-				thinking := make([]ir.Part, 0, len(m.ThinkingBlocks)+len(parts))
-				for j := range m.ThinkingBlocks {
-					if p, ok := m.ThinkingBlocks[j].Part(); ok {
-						thinking = append(thinking, p)
-					}
-				}
-				parts = append(thinking, parts...)
-			}
 			if m.Refusal != nil && *m.Refusal != "" {
 				parts = append(parts, ir.Part{Type: ir.PartText, Text: *m.Refusal})
 			}
@@ -209,6 +199,8 @@ func convertRequest(in *inRequest) (*ir.Request, error) {
 				}
 				parts = append(parts, ir.Part{Type: ir.PartToolCall, ToolCallID: tc.ID, ToolName: tc.Function.Name, Arguments: ArgumentsObject(args)})
 			}
+			// Claude's thinking, where it wrote it (ResponsesOptions.Thinking).
+			parts = PlaceThinking(parts, m.ThinkingBlocks)
 			r.Messages = append(r.Messages, ir.Message{Role: ir.RoleAssistant, Parts: parts})
 		case "tool":
 			parts, err := decodeParts(m, i, false, &slab)

@@ -284,9 +284,14 @@ func (b *chatBuilder) assistant() *chatMessage {
 	return m
 }
 
-// takeThinking gives m the thinking blocks read before it.
-func (b *chatBuilder) takeThinking(m *chatMessage) {
-	m.thinking = append(m.thinking, b.thinking...)
+// takeThinking gives m the thinking blocks read before it, which came
+// right before its tool call before when that call follows others of the
+// turn's parts ("": they lead the turn).
+func (b *chatBuilder) takeThinking(m *chatMessage, before string) {
+	for _, t := range b.thinking {
+		t.Before = before
+		m.thinking = append(m.thinking, t)
+	}
 	b.thinking = nil
 }
 
@@ -320,11 +325,11 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 			// tool calls joins their message, which the tool messages
 			// must follow at once.
 			b.msgs[n-1].join(m)
-			b.takeThinking(b.msgs[n-1])
+			b.takeThinking(b.msgs[n-1], "")
 			return nil
 		}
 		if role == "assistant" {
-			b.takeThinking(m)
+			b.takeThinking(m, "")
 		}
 		b.msgs = append(b.msgs, m)
 	case "function_call":
@@ -404,8 +409,12 @@ func (b *chatBuilder) toolCall(param, typ string, body map[string]string, item g
 		return fmt.Errorf("%s: %w", param, err)
 	}
 	a := b.assistant()
+	before := ""
+	if len(a.toolCalls) > 0 || a.content != "" || a.parts != nil {
+		before = item.Get("call_id").Str // thinking between the model's tool calls
+	}
 	a.toolCalls = append(a.toolCalls, call)
-	b.takeThinking(a)
+	b.takeThinking(a, before)
 	return nil
 }
 

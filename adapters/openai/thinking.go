@@ -28,6 +28,11 @@ type ThinkingBlock struct {
 	Signature string `json:"signature,omitempty"`
 	// Data is a redacted_thinking block's encrypted thinking.
 	Data string `json:"data,omitempty"`
+	// Before, when set, is the id of the tool call the block came right
+	// before, after others of the turn (Claude thinking between its tool
+	// calls): Claude wants its blocks back where it wrote them. Without
+	// it the block leads the turn. The gateway's own member.
+	Before string `json:"before_tool_call,omitempty"`
 }
 
 // Part is b as a neutral content part; false for a block Claude would not
@@ -40,6 +45,40 @@ func (b *ThinkingBlock) Part() (ir.Part, bool) {
 		return ir.Part{Type: ir.PartRedactedThinking, Data: b.Data}, true
 	}
 	return ir.Part{}, false
+}
+
+// PlaceThinking puts Claude's thinking blocks into the parts of its turn
+// where it wrote them: each before the tool call its Before names, the
+// rest (and those naming no call of the turn) at the head, all in their
+// order.
+func PlaceThinking(parts []ir.Part, blocks []ThinkingBlock) []ir.Part {
+	if len(blocks) == 0 {
+		return parts
+	}
+	calls := map[string]bool{}
+	for i := range parts {
+		if parts[i].Type == ir.PartToolCall {
+			calls[parts[i].ToolCallID] = true
+		}
+	}
+	out := make([]ir.Part, 0, len(parts)+len(blocks))
+	add := func(before string) {
+		for i := range blocks {
+			if b := &blocks[i]; b.Before == before || (before == "" && !calls[b.Before]) {
+				if p, ok := b.Part(); ok {
+					out = append(out, p)
+				}
+			}
+		}
+	}
+	add("")
+	for _, p := range parts {
+		if p.Type == ir.PartToolCall && p.ToolCallID != "" {
+			add(p.ToolCallID)
+		}
+		out = append(out, p)
+	}
+	return out
 }
 
 // ThinkingBlockOf is Claude's thinking part p as a block; false for a part

@@ -18,17 +18,25 @@ import (
 // made those calls when a later request holds that turn without it.
 
 // keepThinking hands the signed thinking of a finished answer that called
-// tools to st.KeepThinking, under each call's id.
+// tools to st.KeepThinking, under each call's id, each block marked with
+// the call it came right before when other parts came ahead of it
+// (openai.ThinkingBlock.Before).
 func (st *State) keepThinking(content []ir.Part) {
 	if st.KeepThinking == nil {
 		return
 	}
 	var blocks []openai.ThinkingBlock
 	var calls []string
+	ahead := false // a part other than thinking came before
 	for i := range content {
 		if b, ok := openai.ThinkingBlockOf(content[i]); ok {
+			if ahead {
+				b.Before = nextCall(content[i+1:])
+			}
 			blocks = append(blocks, b)
+			continue
 		}
+		ahead = true
 		if content[i].Type == ir.PartToolCall && content[i].ToolCallID != "" {
 			calls = append(calls, content[i].ToolCallID)
 		}
@@ -45,58 +53,83 @@ func (st *State) keepThinking(content []ir.Part) {
 	}
 }
 
-// restoreThinking puts the kept thinking back at the head of the
-// model's last turn when it called tools, a later message answers them
-// (user text or images may follow the tool results, as they do when a
-// client hands the model a tool's image), and the turn came without any
-// thinking.
+// nextCall is the id of the first tool call in parts, "" for none.
+func nextCall(parts []ir.Part) string {
+	for i := range parts {
+		if parts[i].Type == ir.PartToolCall {
+			return parts[i].ToolCallID
+		}
+	}
+	return ""
+}
+
+// restoreThinking puts the kept thinking back into the model's turns of
+// a tool loop the request continues (the messages since the last user
+// message that answers no tool), where it wrote it, in each turn that
+// called tools and came without any thinking.
 func restoreThinking(req *ir.Request, thinkingFor func(callID string) ([]byte, bool)) {
-	if thinkingFor == nil {
+	if thinkingFor == nil || !answersTools(req.Messages) {
 		return
 	}
-	last := len(req.Messages) - 1
-	for last >= 0 && req.Messages[last].Role != ir.RoleAssistant {
-		last--
-	}
-	if last < 0 {
-		return
-	}
-	answers := false
-	for _, m := range req.Messages[last+1:] {
-		for _, p := range m.Parts {
-			answers = answers || p.Type == ir.PartToolResult
+	inLoop := false // past the user messages that answer the last turn
+	for i := len(req.Messages) - 1; i >= 0; i-- {
+		m := &req.Messages[i]
+		switch {
+		case m.Role == ir.RoleUser && inLoop && !holdsToolResult(m.Parts):
+			return // the loop's start
+		case m.Role != ir.RoleAssistant:
+			continue
+		}
+		inLoop = true
+		callID := nextCall(m.Parts)
+		if callID == "" || hasThinking(m.Parts) {
+			continue // no call, or the client sent the thinking back
+		}
+		raw, ok := thinkingFor(callID)
+		if !ok {
+			continue
+		}
+		var blocks []openai.ThinkingBlock
+		if json.Unmarshal(raw, &blocks) == nil {
+			m.Parts = openai.PlaceThinking(m.Parts, blocks)
 		}
 	}
-	turn := &req.Messages[last]
-	callID := ""
-	for _, p := range turn.Parts {
-		switch p.Type {
-		case ir.PartThinking, ir.PartRedactedThinking:
-			return // the client sent it back
-		case ir.PartToolCall:
-			if callID == "" {
-				callID = p.ToolCallID
+}
+
+// answersTools reports whether the last user message of msgs (system
+// messages aside) holds tool results: the request continues a tool loop.
+func answersTools(msgs []ir.Message) bool {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		switch msgs[i].Role {
+		case ir.RoleUser:
+			if holdsToolResult(msgs[i].Parts) {
+				return true
 			}
+		case ir.RoleAssistant:
+			return false
 		}
 	}
-	if !answers || callID == "" {
-		return
-	}
-	raw, ok := thinkingFor(callID)
-	if !ok {
-		return
-	}
-	var blocks []openai.ThinkingBlock
-	if json.Unmarshal(raw, &blocks) != nil {
-		return
-	}
-	parts := make([]ir.Part, 0, len(blocks)+len(turn.Parts))
-	for i := range blocks {
-		if p, ok := blocks[i].Part(); ok {
-			parts = append(parts, p)
+	return false
+}
+
+// holdsToolResult reports whether parts hold a tool result.
+func holdsToolResult(parts []ir.Part) bool {
+	for i := range parts {
+		if parts[i].Type == ir.PartToolResult {
+			return true
 		}
 	}
-	turn.Parts = append(parts, turn.Parts...)
+	return false
+}
+
+// hasThinking reports whether parts hold a thinking block.
+func hasThinking(parts []ir.Part) bool {
+	for i := range parts {
+		if t := parts[i].Type; t == ir.PartThinking || t == ir.PartRedactedThinking {
+			return true
+		}
+	}
+	return false
 }
 
 // thinkingCollector gathers the thinking and tool call ids of a streamed
