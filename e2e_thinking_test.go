@@ -729,3 +729,113 @@ func TestAISDKStoreFalseCarriesThinking(t *testing.T) {
 	}
 	wantThinkingTurn(t, "step 2", sent[1].Body, "Check the tool.|sig-ai", "redacted:cmVk")
 }
+
+// A Chat Completions client that follows its tool messages with a user
+// message (a screenshot the tool made, a note: Chat Completions tool
+// messages hold text only) on every step of a three-step tool loop. The
+// third request must give the loop's first assistant message its thinking
+// back, and think: the loop is one turn of Claude's, whose first message
+// must start with its signed thinking (confirmation 19L3: the user
+// message of step 1 was taken for the loop's start, so from step 3 on
+// Haiku went without thinking and the adaptive-only models met a 400).
+func TestChatThinkingRestoredThroughALoopWithUserMessagesAfterToolResults(t *testing.T) {
+	for _, tc := range []struct{ name, model, upstream, thinking string }{
+		{"haiku", "haiku", haikuModel, `{"type":"enabled","budget_tokens":1024}`},
+		{"adaptive-only", "anthropic:claude-opus-4-7", "claude-opus-4-7", `{"type":"adaptive"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "user-after-tool-3")
+			c1 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+			c1.ID = "toolu_01UatStep1"
+			c2 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Rome"}`)
+			c2.ID = "toolu_01UatStep2"
+			up.Enqueue("/v1/messages",
+				fakeupstream.AnthropicMessage(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock("Paris first.", "sig-uat-1"), c1),
+				fakeupstream.AnthropicMessage(tc.upstream, 480, "tool_use", fakeupstream.ThinkingBlock("Now Rome.", "sig-uat-2"), c2),
+				fakeupstream.AnthropicMessage(tc.upstream, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
+			head := `{"model":"` + tc.model + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris and Rome?"}`
+			shot := `,{"role":"user","content":[{"type":"text","text":"Screenshot of the result:"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}`
+			a1 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01UatStep1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"toolu_01UatStep1","content":"18C"}` + shot
+			a2 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01UatStep2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},{"role":"tool","tool_call_id":"toolu_01UatStep2","content":"24C"}` + shot
+			for i, body := range []string{head + `]}`, head + a1 + `]}`, head + a1 + a2 + `]}`} {
+				resp := g.post("/v1/chat/completions", tok, body)
+				if out := e2eRead(t, resp); resp.StatusCode != 200 {
+					t.Fatalf("step %d: %d %s", i+1, resp.StatusCode, out)
+				}
+			}
+			sent := up.RequestsTo("/v1/messages")
+			if len(sent) != 3 {
+				t.Fatalf("%d requests reached Claude", len(sent))
+			}
+			step3 := thinkingOf(sent[2].Body)
+			if got := gjson.Get(sent[2].Body, "thinking").Raw; got != tc.thinking ||
+				len(step3) != 2 || strings.Join(step3[0], " ") != "Paris first.|sig-uat-1" || strings.Join(step3[1], " ") != "Now Rome.|sig-uat-2" {
+				t.Errorf("step 3 went to Claude with thinking %s (want %s) and the assistant messages' blocks %q (want [[Paris first.|sig-uat-1] [Now Rome.|sig-uat-2]]): "+
+					"the loop's first message lost its thinking: %s", got, tc.thinking, step3, gjson.Get(sent[2].Body, "messages").Raw)
+			}
+		})
+	}
+}
+
+// Claude writing text before a thinking block of its answer ([thinking,
+// text, thinking, tool_use], or [text, thinking, tool_use]), streamed to a
+// Chat Completions client: the next request gives the blocks back where
+// Claude wrote them, as for the same answer not streamed (confirmation
+// 19L3: the stream's text was not counted, so a block after text went to
+// the head, and Anthropic refuses the latest assistant message's thinking
+// moved).
+func TestChatStreamedThinkingAfterTextKeepsItsPlace(t *testing.T) {
+	const model = "claude-opus-4-7"
+	for _, tc := range []struct {
+		name   string
+		blocks func(call fakeupstream.Block) []fakeupstream.Block
+		want   string
+	}{
+		{"thinking-text-thinking-call", func(call fakeupstream.Block) []fakeupstream.Block {
+			return []fakeupstream.Block{fakeupstream.ThinkingBlock("Paris.", "sig-a"), fakeupstream.TextBlock("Checking Paris."), fakeupstream.ThinkingBlock("Use the tool.", "sig-b"), call}
+		}, "thinking:sig-a text thinking:sig-b tool_use:toolu_01Txt"},
+		{"text-thinking-call", func(call fakeupstream.Block) []fakeupstream.Block {
+			return []fakeupstream.Block{fakeupstream.TextBlock("Checking Paris."), fakeupstream.ThinkingBlock("", "sig-c"), call}
+		}, "text thinking:sig-c tool_use:toolu_01Txt"},
+	} {
+		for _, stream := range []bool{false, true} {
+			name := tc.name + "/json"
+			if stream {
+				name = tc.name + "/stream"
+			}
+			t.Run(name, func(t *testing.T) {
+				g, up := e2eSetup(t, "")
+				_, tok := e2eKey(g, "text-then-thinking")
+				call := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+				call.ID = "toolu_01Txt"
+				first := fakeupstream.AnthropicMessage(model, 400, "tool_use", tc.blocks(call)...)
+				if stream {
+					first = fakeupstream.AnthropicStream(model, 400, "tool_use", tc.blocks(call)...)
+				}
+				up.Enqueue("/v1/messages", first, fakeupstream.AnthropicMessage(model, 480, "end_turn", fakeupstream.TextBlock("Paris 18C.")))
+				tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+				head := `{"model":"anthropic:` + model + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris?"}`
+				req1 := head + `]}`
+				if stream {
+					req1 = `{"stream":true,` + head[1:] + `]}`
+				}
+				if resp := g.post("/v1/chat/completions", tok, req1); resp.StatusCode != 200 {
+					t.Fatalf("step 1: %d %s", resp.StatusCode, e2eRead(t, resp))
+				} else {
+					e2eRead(t, resp)
+				}
+				resp := g.post("/v1/chat/completions", tok, head+`,{"role":"assistant","content":"Checking Paris.","tool_calls":[`+
+					`{"id":"toolu_01Txt","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},`+
+					`{"role":"tool","tool_call_id":"toolu_01Txt","content":"18C"}]}`)
+				if out := e2eRead(t, resp); resp.StatusCode != 200 {
+					t.Fatalf("step 2: %d %s", resp.StatusCode, out)
+				}
+				if got := strings.Join(blockTypes(up.RequestsTo("/v1/messages")[1].Body), " "); got != tc.want {
+					t.Errorf("the tool-using message reached Claude as %q; Claude wrote it as %q", got, tc.want)
+				}
+			})
+		}
+	}
+}

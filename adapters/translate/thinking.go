@@ -63,24 +63,31 @@ func nextCall(parts []ir.Part) string {
 	return ""
 }
 
-// restoreThinking puts the kept thinking back into the model's turns of
-// a tool loop the request continues (the messages since the last user
-// message that answers no tool), where it wrote it, in each turn that
-// called tools and came without any thinking.
+// restoreThinking puts the kept thinking back into the model's messages
+// of the tool loop the request continues (those after the last user turn
+// that answers no tool; a user turn is a run of user messages, tool
+// results and what follows them, as Anthropic gets it), where it wrote it,
+// in each message that called tools and came without any thinking.
 func restoreThinking(req *ir.Request, thinkingFor func(callID string) ([]byte, bool)) {
 	if thinkingFor == nil || !answersTools(req.Messages) {
 		return
 	}
-	inLoop := false // past the user messages that answer the last turn
+	inLoop := false   // a later assistant message was in the loop
+	answered := false // the user turn after this point answers tools
 	for i := len(req.Messages) - 1; i >= 0; i-- {
 		m := &req.Messages[i]
-		switch {
-		case m.Role == ir.RoleUser && inLoop && !holdsToolResult(m.Parts):
-			return // the loop's start
-		case m.Role != ir.RoleAssistant:
+		switch m.Role {
+		case ir.RoleUser:
+			answered = answered || holdsToolResult(m.Parts)
+			continue
+		case ir.RoleAssistant:
+		default:
 			continue
 		}
-		inLoop = true
+		if inLoop && !answered {
+			return // the turn before the loop
+		}
+		inLoop, answered = true, false
 		callID := nextCall(m.Parts)
 		if callID == "" || hasThinking(m.Parts) {
 			continue // no call, or the client sent the thinking back
@@ -152,6 +159,9 @@ func (c *thinkingCollector) add(st *State, ev *ir.StreamEvent) {
 			c.parts = append(c.parts, ir.Part{Type: ev.Block.Type, Data: ev.Block.Data})
 		case ir.PartToolCall:
 			c.parts = append(c.parts, ir.Part{Type: ir.PartToolCall, ToolCallID: ev.Block.ToolCallID})
+		default:
+			// Its place only: thinking after it does not lead the turn.
+			c.parts = append(c.parts, ir.Part{Type: ev.Block.Type})
 		}
 	case ir.EventBlockDelta:
 		if !c.open || ev.Index != c.index {
