@@ -139,8 +139,9 @@ func TestResponsesAPIToClaudeKeepsThinking(t *testing.T) {
 }
 
 // aiSDKThinkingLoop is the AI SDK's default openai('haiku') (the Responses
-// API, store left at its default, true) with a reasoning effort, streamed
-// through a two-step tool loop.
+// API) with a reasoning effort, streamed through a two-step tool loop:
+// store left at its default, true, or false when STORE=false (the SDK then
+// asks for the encrypted content and sends the reasoning back itself).
 const aiSDKThinkingLoop = `
 const { createRequire } = require('node:module');
 const req = createRequire(process.env.TOOLS_PACKAGE);
@@ -151,7 +152,8 @@ const openai = createOpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: pr
 (async () => {
   const r = streamText({
     model: openai('haiku'), maxRetries: 0, maxOutputTokens: 4000, prompt: 'Weather in Paris?', stopWhen: stepCountIs(3),
-    providerOptions: { openai: { reasoningEffort: 'low', forceReasoning: true } },
+    providerOptions: { openai: { reasoningEffort: 'low', forceReasoning: true,
+      ...(process.env.STORE === 'false' ? { store: false, reasoningSummary: 'auto' } : {}) } },
     tools: { get_weather: tool({ description: 'The weather in a city.', inputSchema: z.object({ city: z.string() }),
       execute: async ({ city }) => '18C in ' + city }) },
   });
@@ -481,10 +483,21 @@ func blockTypes(body string) []string {
 // thinking first (Opus 4.7 thinks between its tool calls; Sonnet 5.5 also
 // checks that earlier messages did not change under a later thinking
 // block): every tool-using message of the loop gets back the thinking the
-// gateway kept for it, not only the last (review 19R2).
+// gateway kept for it, not only the last (review 19R2), and the request
+// thinks. So too when the client follows its tool messages with a user
+// message (a screenshot the tool made, a note: Chat Completions tool
+// messages hold text only), which is part of the user turn answering the
+// tools, not the loop's start (confirmation 19L3: from step 3 on Haiku
+// went without thinking and the adaptive-only models met a 400).
 func TestChatThinkingRestoredThroughTheLoop(t *testing.T) {
-	for _, upstream := range []string{"claude-opus-4-7", "claude-sonnet-5-5"} {
-		t.Run(upstream, func(t *testing.T) {
+	shot := `,{"role":"user","content":[{"type":"text","text":"Screenshot of the result:"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}`
+	for _, tc := range []struct{ name, upstream, after, thinking string }{
+		{"claude-opus-4-7", "claude-opus-4-7", "", `{"type":"adaptive"}`},
+		{"claude-sonnet-5-5", "claude-sonnet-5-5", "", `{"type":"adaptive"}`},
+		{"haiku, user message after the tools", haikuModel, shot, `{"type":"enabled","budget_tokens":1024}`},
+		{"claude-opus-4-7, user message after the tools", "claude-opus-4-7", shot, `{"type":"adaptive"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			g, up := e2eSetup(t, "")
 			_, tok := e2eKey(g, "loop3")
 			c1 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
@@ -492,13 +505,13 @@ func TestChatThinkingRestoredThroughTheLoop(t *testing.T) {
 			c2 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Rome"}`)
 			c2.ID = "toolu_01Step2"
 			up.Enqueue("/v1/messages",
-				fakeupstream.AnthropicMessage(upstream, 400, "tool_use", fakeupstream.ThinkingBlock("Paris first.", "sig-t1"), c1),
-				fakeupstream.AnthropicMessage(upstream, 480, "tool_use", fakeupstream.ThinkingBlock("Now Rome.", "sig-t2"), c2),
-				fakeupstream.AnthropicMessage(upstream, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+				fakeupstream.AnthropicMessage(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock("Paris first.", "sig-t1"), c1),
+				fakeupstream.AnthropicMessage(tc.upstream, 480, "tool_use", fakeupstream.ThinkingBlock("Now Rome.", "sig-t2"), c2),
+				fakeupstream.AnthropicMessage(tc.upstream, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
 			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
-			head := `{"model":"anthropic:` + upstream + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris and Rome?"}`
-			a1 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Step1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"toolu_01Step1","content":"18C"}`
-			a2 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Step2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},{"role":"tool","tool_call_id":"toolu_01Step2","content":"24C"}`
+			head := `{"model":"anthropic:` + tc.upstream + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris and Rome?"}`
+			a1 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Step1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"toolu_01Step1","content":"18C"}` + tc.after
+			a2 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Step2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},{"role":"tool","tool_call_id":"toolu_01Step2","content":"24C"}` + tc.after
 			for i, body := range []string{head + `]}`, head + a1 + `]}`, head + a1 + a2 + `]}`} {
 				resp := g.post("/v1/chat/completions", tok, body)
 				if out := e2eRead(t, resp); resp.StatusCode != 200 {
@@ -513,10 +526,10 @@ func TestChatThinkingRestoredThroughTheLoop(t *testing.T) {
 			if len(step2) != 1 || strings.Join(step2[0], " ") != "Paris first.|sig-t1" {
 				t.Fatalf("step 2 went with %q", step2)
 			}
-			if len(step3) != 2 || strings.Join(step3[0], " ") != "Paris first.|sig-t1" || strings.Join(step3[1], " ") != "Now Rome.|sig-t2" {
-				t.Errorf("step 3 went to Claude with the assistant messages' thinking %q, want [[t1] [t2]]: "+
-					"the first tool-using message lost the thinking it carried on step 2, under t2 (%s)",
-					step3, gjson.Get(sent[2].Body, "messages").Raw)
+			if got := gjson.Get(sent[2].Body, "thinking").Raw; got != tc.thinking || len(step3) != 2 ||
+				strings.Join(step3[0], " ") != "Paris first.|sig-t1" || strings.Join(step3[1], " ") != "Now Rome.|sig-t2" {
+				t.Errorf("step 3 went to Claude with thinking %s (want %s) and the assistant messages' thinking %q, want [[t1] [t2]]: %s",
+					got, tc.thinking, step3, gjson.Get(sent[2].Body, "messages").Raw)
 			}
 		})
 	}
@@ -683,28 +696,6 @@ func TestNodeResponseStreamCarriesThinking(t *testing.T) {
 	wantThinkingTurn(t, "step 2", sent[1].Body, "Need the tool.|sig-node", "redacted:cmVk")
 }
 
-// aiSDKStoreFalseThinking is the AI SDK's openai('haiku') with store false
-// and a reasoning effort, streamed through a two-step tool loop: the SDK
-// asks for the encrypted content and sends the reasoning back itself.
-const aiSDKStoreFalseThinking = `
-const { createRequire } = require('node:module');
-const req = createRequire(process.env.TOOLS_PACKAGE);
-const { streamText, tool, stepCountIs } = req('ai');
-const { createOpenAI } = req('@ai-sdk/openai');
-const { z } = req('zod');
-const openai = createOpenAI({ baseURL: process.env.METIS_URL + '/v1', apiKey: process.env.METIS_KEY });
-(async () => {
-  const r = streamText({
-    model: openai('haiku'), maxRetries: 0, maxOutputTokens: 4000, prompt: 'Weather in Paris?', stopWhen: stepCountIs(3),
-    providerOptions: { openai: { store: false, reasoningEffort: 'low', forceReasoning: true, reasoningSummary: 'auto' } },
-    tools: { get_weather: tool({ description: 'The weather in a city.', inputSchema: z.object({ city: z.string() }),
-      execute: async ({ city }) => '18C in ' + city }) },
-  });
-  const text = await r.text, steps = await r.steps;
-  console.log(JSON.stringify({ text, steps: steps.length, reasoning: steps[0].reasoningText }));
-})().catch((e) => { console.error(e); process.exit(1); });
-`
-
 // The Vercel AI SDK with store false sends Claude's reasoning items back
 // with the encrypted content the gateway wrote (the redacted block's with
 // an empty summary): step 2's tool-using turn starts with both blocks.
@@ -716,7 +707,7 @@ func TestAISDKStoreFalseCarriesThinking(t *testing.T) {
 	s1.Gap = time.Millisecond
 	up.Enqueue("/v1/messages", s1, fakeupstream.AnthropicStream(haikuModel, 480, "end_turn", fakeupstream.TextBlock("It is 18C in Paris.")))
 	tap := e2eNewTap(t, g.URL)
-	out := runNodeScript(t, "@ai-sdk/openai", aiSDKStoreFalseThinking, "METIS_URL="+tap.URL, "METIS_KEY="+tok)
+	out := runNodeScript(t, "@ai-sdk/openai", aiSDKThinkingLoop, "METIS_URL="+tap.URL, "METIS_KEY="+tok, "STORE=false")
 	if res := gjson.ParseBytes(out); res.Get("text").Str != "It is 18C in Paris." || res.Get("steps").Int() != 2 || res.Get("reasoning").Str != "Check the tool." {
 		t.Errorf("the AI SDK finished with %s", out)
 	}
@@ -728,55 +719,6 @@ func TestAISDKStoreFalseCarriesThinking(t *testing.T) {
 		t.Fatalf("%d requests reached Claude", len(sent))
 	}
 	wantThinkingTurn(t, "step 2", sent[1].Body, "Check the tool.|sig-ai", "redacted:cmVk")
-}
-
-// A Chat Completions client that follows its tool messages with a user
-// message (a screenshot the tool made, a note: Chat Completions tool
-// messages hold text only) on every step of a three-step tool loop. The
-// third request must give the loop's first assistant message its thinking
-// back, and think: the loop is one turn of Claude's, whose first message
-// must start with its signed thinking (confirmation 19L3: the user
-// message of step 1 was taken for the loop's start, so from step 3 on
-// Haiku went without thinking and the adaptive-only models met a 400).
-func TestChatThinkingRestoredThroughALoopWithUserMessagesAfterToolResults(t *testing.T) {
-	for _, tc := range []struct{ name, model, upstream, thinking string }{
-		{"haiku", "haiku", haikuModel, `{"type":"enabled","budget_tokens":1024}`},
-		{"adaptive-only", "anthropic:claude-opus-4-7", "claude-opus-4-7", `{"type":"adaptive"}`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			g, up := e2eSetup(t, "")
-			_, tok := e2eKey(g, "user-after-tool-3")
-			c1 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
-			c1.ID = "toolu_01UatStep1"
-			c2 := fakeupstream.ToolUseBlock("get_weather", `{"city":"Rome"}`)
-			c2.ID = "toolu_01UatStep2"
-			up.Enqueue("/v1/messages",
-				fakeupstream.AnthropicMessage(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock("Paris first.", "sig-uat-1"), c1),
-				fakeupstream.AnthropicMessage(tc.upstream, 480, "tool_use", fakeupstream.ThinkingBlock("Now Rome.", "sig-uat-2"), c2),
-				fakeupstream.AnthropicMessage(tc.upstream, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
-			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}]`
-			head := `{"model":"` + tc.model + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris and Rome?"}`
-			shot := `,{"role":"user","content":[{"type":"text","text":"Screenshot of the result:"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}`
-			a1 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01UatStep1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"toolu_01UatStep1","content":"18C"}` + shot
-			a2 := `,{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01UatStep2","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},{"role":"tool","tool_call_id":"toolu_01UatStep2","content":"24C"}` + shot
-			for i, body := range []string{head + `]}`, head + a1 + `]}`, head + a1 + a2 + `]}`} {
-				resp := g.post("/v1/chat/completions", tok, body)
-				if out := e2eRead(t, resp); resp.StatusCode != 200 {
-					t.Fatalf("step %d: %d %s", i+1, resp.StatusCode, out)
-				}
-			}
-			sent := up.RequestsTo("/v1/messages")
-			if len(sent) != 3 {
-				t.Fatalf("%d requests reached Claude", len(sent))
-			}
-			step3 := thinkingOf(sent[2].Body)
-			if got := gjson.Get(sent[2].Body, "thinking").Raw; got != tc.thinking ||
-				len(step3) != 2 || strings.Join(step3[0], " ") != "Paris first.|sig-uat-1" || strings.Join(step3[1], " ") != "Now Rome.|sig-uat-2" {
-				t.Errorf("step 3 went to Claude with thinking %s (want %s) and the assistant messages' blocks %q (want [[Paris first.|sig-uat-1] [Now Rome.|sig-uat-2]]): "+
-					"the loop's first message lost its thinking: %s", got, tc.thinking, step3, gjson.Get(sent[2].Body, "messages").Raw)
-			}
-		})
-	}
 }
 
 // Claude writing text before a thinking block of its answer ([thinking,
