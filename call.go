@@ -129,8 +129,9 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	// The body is not pooled: validate parses it in place, so strings read
 	// from it share its memory, and a body is held once, not twice.
 	var buf bytes.Buffer
-	if aerr := g.readBody(w, r, &buf); aerr != nil {
-		if reading.stopped.Load() {
+	aerr = g.readBody(w, r, &buf)
+	if stopped := reading.finish(); aerr != nil {
+		if stopped {
 			aerr = reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request")
 		}
 		g.refuse(w, r, shape, key, "", aerr)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/metisgateway/metis/adapters/openai"
@@ -116,16 +115,33 @@ drain:
 }
 
 // bodyRead is a request in flight while its body arrives: the store
-// closing ends the read, for the request to be refused and recorded.
+// closing ends the read, for the request to be refused and recorded. Once
+// the body is read, stopping it does nothing: the call's own cancellation
+// answers it (a read deadline then would end the request's context, and
+// the call would take the client for gone).
 type bodyRead struct {
 	w       http.ResponseWriter
-	stopped atomic.Bool
+	mu      sync.Mutex
+	read    bool // the body was read
+	stopped bool // stop ended the read
 }
 
-// stop ends the read at once: its deadline is now.
+// stop ends the read at once, if it is still going: its deadline is now.
 func (b *bodyRead) stop(error) {
-	b.stopped.Store(true)
-	_ = http.NewResponseController(b.w).SetReadDeadline(time.Now())
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.read {
+		b.stopped = true
+		_ = http.NewResponseController(b.w).SetReadDeadline(time.Now())
+	}
+}
+
+// finish marks the body read and reports whether stop had ended the read.
+func (b *bodyRead) finish() (stopped bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.read = true
+	return b.stopped
 }
 
 // shuttingDown reports whether c was cancelled because its store closed.
