@@ -781,3 +781,69 @@ func TestChatStreamedThinkingAfterTextKeepsItsPlace(t *testing.T) {
 		}
 	}
 }
+
+// Codex sends back, as it got them, the items of Claude's answer
+// [thinking, tool_use, thinking, text, tool_use] (reasoning, function_call,
+// reasoning, message, function_call). LOSSY #31: a reasoning item's block
+// goes into the assistant message "where it stood (before the call that
+// followed it, for thinking between calls)", and the same answer kept for
+// a Chat Completions client goes back so (review 19R3: the second block
+// led the turn, ahead of the first call).
+func TestResponsesThinkingBeforeTextBetweenCallsKeepsItsPlace(t *testing.T) {
+	const model = "claude-opus-5-5"
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "codex-place")
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage(model, 560, "end_turn", fakeupstream.TextBlock("Paris 18C, Rome 24C.")))
+	body := `{"model":"anthropic:` + model + `","store":false,"include":["reasoning.encrypted_content"],"reasoning":{"effort":"low"},"max_output_tokens":4000,` +
+		`"tools":[{"type":"function","name":"get_weather","parameters":{"type":"object"}}],"input":[` +
+		`{"type":"message","role":"user","content":[{"type":"input_text","text":"Weather in Paris and Rome?"}]},` +
+		`{"type":"reasoning","id":"rs_a_0","summary":[{"type":"summary_text","text":"Paris first."}],"encrypted_content":"` + claudeThinking("Paris first.", "sig-1") + `"},` +
+		`{"type":"function_call","id":"fc_a_1","call_id":"toolu_01X","name":"get_weather","arguments":"{\"city\":\"Paris\"}"},` +
+		`{"type":"reasoning","id":"rs_a_2","summary":[{"type":"summary_text","text":"Rome too."}],"encrypted_content":"` + claudeThinking("Rome too.", "sig-2") + `"},` +
+		`{"type":"message","id":"msg_a_3","role":"assistant","content":[{"type":"output_text","text":"And Rome."}]},` +
+		`{"type":"function_call","id":"fc_a_4","call_id":"toolu_01Y","name":"get_weather","arguments":"{\"city\":\"Rome\"}"},` +
+		`{"type":"function_call_output","call_id":"toolu_01X","output":"18C"},{"type":"function_call_output","call_id":"toolu_01Y","output":"24C"}]}`
+	resp := g.post("/v1/responses", tok, body)
+	if out := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	got := strings.Join(blockTypes(up.RequestsTo("/v1/messages")[0].Body), " ")
+	if i, j := strings.Index(got, "thinking:sig-2"), strings.Index(got, "tool_use:toolu_01X"); i < j {
+		t.Errorf("the tool-using turn reached Claude as %q: the block Claude wrote after the first call leads the turn", got)
+	}
+}
+
+// A Chat Completions client that sends one answer of Claude's, its text
+// and its tool calls, as two assistant messages in a row: Claude gets
+// them as one message (same-role messages merge), so the kept thinking
+// leads the first (review 19R3: it led the second, behind the text after
+// the merge, and the loop's first message did not start with thinking).
+func TestChatThinkingRestoredIntoASplitAnswer(t *testing.T) {
+	for _, tc := range []struct{ name, model, upstream, thinking string }{
+		{"haiku", "haiku", haikuModel, `{"type":"enabled","budget_tokens":1024}`},
+		{"adaptive-only", "anthropic:claude-opus-4-7", "claude-opus-4-7", `{"type":"adaptive"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, up := e2eSetup(t, "")
+			_, tok := e2eKey(g, "split")
+			call := fakeupstream.ToolUseBlock("get_weather", `{"city":"Paris"}`)
+			call.ID = "toolu_01Split"
+			up.Enqueue("/v1/messages",
+				fakeupstream.AnthropicMessage(tc.upstream, 400, "tool_use", fakeupstream.ThinkingBlock("Paris.", "sig-s"), fakeupstream.TextBlock("Checking."), call),
+				fakeupstream.AnthropicMessage(tc.upstream, 480, "end_turn", fakeupstream.TextBlock("18C.")))
+			tools := `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+			head := `{"model":"` + tc.model + `","reasoning_effort":"low","max_completion_tokens":4000,` + tools + `,"messages":[{"role":"user","content":"Weather in Paris?"}`
+			e2eRead(t, g.post("/v1/chat/completions", tok, head+`]}`))
+			resp := g.post("/v1/chat/completions", tok, head+`,{"role":"assistant","content":"Checking."},`+
+				`{"role":"assistant","content":null,"tool_calls":[{"id":"toolu_01Split","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},`+
+				`{"role":"tool","tool_call_id":"toolu_01Split","content":"18C"}]}`)
+			if out := e2eRead(t, resp); resp.StatusCode != 200 {
+				t.Fatalf("step 2: %d %s", resp.StatusCode, out)
+			}
+			sent := up.RequestsTo("/v1/messages")[1].Body
+			if got := strings.Join(blockTypes(sent), " "); got != "thinking:sig-s text tool_use:toolu_01Split" || gjson.Get(sent, "thinking").Raw != tc.thinking {
+				t.Errorf("step 2 reached Claude with thinking %s and the turn %q; want %s and thinking first", gjson.Get(sent, "thinking").Raw, got, tc.thinking)
+			}
+		})
+	}
+}

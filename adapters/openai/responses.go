@@ -95,6 +95,7 @@ func ResponsesToChatWith(body []byte, o ResponsesOptions) (out []byte, namespace
 	default:
 		return nil, nil, ir.Invalid("input", "input must be a string or an array of items")
 	}
+	b.settle()
 	b.flush()
 
 	out = make([]byte, 0, len(body)+256)
@@ -263,6 +264,10 @@ type chatBuilder struct {
 	// thinking are the blocks of reasoning items read since the last
 	// message: they go with the model's turn that follows them.
 	thinking []ThinkingBlock
+	// deferred says thinking came after a call of the last assistant
+	// message and before its text: it goes before the message's next
+	// call, or, if none follows, at its head (settle).
+	deferred bool
 }
 
 // flush adds the held parts of tool outputs as a user message.
@@ -292,7 +297,17 @@ func (b *chatBuilder) takeThinking(m *chatMessage, before string) {
 		t.Before = before
 		m.thinking = append(m.thinking, t)
 	}
-	b.thinking = nil
+	b.thinking, b.deferred = nil, false
+}
+
+// settle ends the model's turn: thinking deferred to a call that never
+// came leads the last assistant message; other thinking no answer
+// followed is dropped.
+func (b *chatBuilder) settle() {
+	if n := len(b.msgs); b.deferred && n > 0 && b.msgs[n-1].role == "assistant" {
+		b.takeThinking(b.msgs[n-1], "")
+	}
+	b.thinking, b.deferred = nil, false
 }
 
 // item adds input item i to the messages.
@@ -318,14 +333,19 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 			return err
 		}
 		if role != "assistant" {
-			b.thinking = nil // reasoning no answer followed
+			b.settle()
 		}
 		if n := len(b.msgs); role == "assistant" && n > 0 && b.msgs[n-1].role == "assistant" {
 			// One turn of the model's: text before, between or after its
 			// tool calls joins their message, which the tool messages
 			// must follow at once.
-			b.msgs[n-1].join(m)
-			b.takeThinking(b.msgs[n-1], "")
+			last := b.msgs[n-1]
+			last.join(m)
+			if len(last.toolCalls) > 0 && len(b.thinking) > 0 {
+				b.deferred = true // written after a call: before the next
+			} else {
+				b.takeThinking(last, "")
+			}
 			return nil
 		}
 		if role == "assistant" {
@@ -337,7 +357,7 @@ func (b *chatBuilder) item(i int, item gjson.Result) error {
 	case "custom_tool_call":
 		return b.toolCall(param, "custom", map[string]string{"name": b.o.toolName(item), "input": item.Get("input").Str}, item)
 	case "function_call_output", "custom_tool_call_output":
-		b.thinking = nil
+		b.settle()
 		m := &chatMessage{role: "tool", toolCallID: item.Get("call_id").Str}
 		if err := m.setContent(param+".output", item.Get("output"), b.o.target()); err != nil {
 			return err

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/metisgateway/metis/adapters/openai"
@@ -72,13 +73,12 @@ func restoreThinking(req *ir.Request, thinkingFor func(callID string) ([]byte, b
 	if thinkingFor == nil || !answersTools(req.Messages) {
 		return
 	}
-	inLoop := false   // a later assistant message was in the loop
+	inLoop := false   // a later answer was in the loop
 	answered := false // the user turn after this point answers tools
 	for i := len(req.Messages) - 1; i >= 0; i-- {
-		m := &req.Messages[i]
-		switch m.Role {
+		switch req.Messages[i].Role {
 		case ir.RoleUser:
-			answered = answered || holdsToolResult(m.Parts)
+			answered = answered || holdsToolResult(req.Messages[i].Parts)
 			continue
 		case ir.RoleAssistant:
 		default:
@@ -88,19 +88,51 @@ func restoreThinking(req *ir.Request, thinkingFor func(callID string) ([]byte, b
 			return // the turn before the loop
 		}
 		inLoop, answered = true, false
-		callID := nextCall(m.Parts)
-		if callID == "" || hasThinking(m.Parts) {
-			continue // no call, or the client sent the thinking back
+		// One answer may come as several assistant messages in a row
+		// (its text, then its calls), which Anthropic gets as one.
+		first := i
+		for first > 0 && req.Messages[first-1].Role == ir.RoleAssistant {
+			first--
 		}
-		raw, ok := thinkingFor(callID)
-		if !ok {
-			continue
-		}
-		var blocks []openai.ThinkingBlock
-		if json.Unmarshal(raw, &blocks) == nil {
-			m.Parts = openai.PlaceThinking(m.Parts, blocks)
+		restoreAnswer(req.Messages[first:i+1], thinkingFor)
+		i = first
+	}
+}
+
+// restoreAnswer puts the thinking kept for one answer of the model's (its
+// messages, the last holding its calls) back where it wrote it: blocks
+// before a call before that call, the others at the answer's head; unless
+// the client sent thinking back.
+func restoreAnswer(answer []ir.Message, thinkingFor func(callID string) ([]byte, bool)) {
+	for i := range answer {
+		if hasThinking(answer[i].Parts) {
+			return
 		}
 	}
+	m := &answer[len(answer)-1]
+	callID := nextCall(m.Parts)
+	if callID == "" {
+		return
+	}
+	raw, ok := thinkingFor(callID)
+	if !ok {
+		return
+	}
+	var blocks []openai.ThinkingBlock
+	if json.Unmarshal(raw, &blocks) != nil {
+		return
+	}
+	var lead, placed []openai.ThinkingBlock
+	for _, b := range blocks {
+		if b.Before != "" && slices.ContainsFunc(m.Parts, func(p ir.Part) bool { return p.Type == ir.PartToolCall && p.ToolCallID == b.Before }) {
+			placed = append(placed, b)
+		} else {
+			b.Before = ""
+			lead = append(lead, b)
+		}
+	}
+	m.Parts = openai.PlaceThinking(m.Parts, placed)
+	answer[0].Parts = openai.PlaceThinking(answer[0].Parts, lead)
 }
 
 // answersTools reports whether the last user message of msgs (system
