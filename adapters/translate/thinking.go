@@ -9,14 +9,15 @@ import (
 	"github.com/metisgateway/metis/ir"
 )
 
-// Claude wants the signed thinking of a tool-using turn back at the head
-// of that turn when the request answering its tools thinks (and on the
-// models whose thinking cannot be turned off, always). Most OpenAI-shape
-// clients send back only what their API has a place for: a Chat
-// Completions assistant message has none for it. So the thinking of an
-// answer that called tools is kept (State.KeepThinking) under each of its
-// tool call ids, and put back (Options.ThinkingFor) into the turn that
-// made those calls when a later request holds that turn without it.
+// Claude wants the signed thinking of a tool loop back, as it wrote it,
+// when the request answering its tools thinks (and on the models whose
+// thinking cannot be turned off, always): the loop's first message must
+// start with it. Most OpenAI-shape clients send back only what their API
+// has a place for: a Chat Completions assistant message has none for it.
+// So the thinking of an answer that called tools is kept
+// (State.KeepThinking) under each of its tool call ids, and put back
+// (Options.ThinkingFor) into the answers of the loop a later request
+// continues that came without it.
 
 // keepThinking hands the signed thinking of a finished answer that called
 // tools to st.KeepThinking, under each call's id, each block marked with

@@ -49,8 +49,8 @@ type Options struct {
 	ResolveItem func(id string) ([]byte, bool)
 	// ThinkingFor, for a request translated to Anthropic, reads the
 	// thinking kept (State.KeepThinking) for the answer that made tool
-	// call callID: it goes back at the head of the tool-using turn the
-	// request answers, when the client sent that turn without it.
+	// call callID: it goes back where Claude wrote it, into each answer of
+	// the tool loop the request continues that came without it.
 	ThinkingFor func(callID string) ([]byte, bool)
 }
 
