@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/ir"
+	"github.com/metisgateway/metis/pricing"
 	"github.com/metisgateway/metis/store"
 )
 
@@ -271,19 +272,6 @@ func datedVersionOf(answered, resolved string) bool {
 	if !ok {
 		return false
 	}
-	digits := func(s string) bool {
-		for _, r := range s {
-			if r < '0' || r > '9' {
-				return false
-			}
-		}
-		return true
-	}
-	switch len(rest) {
-	case 4, 8:
-		return digits(rest)
-	case 10:
-		return rest[4] == '-' && rest[7] == '-' && digits(rest[:4]) && digits(rest[5:7]) && digits(rest[8:])
-	}
-	return false
+	// MMDD as the year-less date it is (gpt-4-0613).
+	return pricing.IsDate(rest) || len(rest) == 4 && pricing.IsDate("0000"+rest)
 }

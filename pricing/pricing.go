@@ -445,6 +445,17 @@ func stripLatest(m string) (string, bool) {
 
 // stripDate removes a -YYYYMMDD or -YYYY-MM-DD suffix.
 func stripDate(m string) (string, bool) {
+	for _, n := range []int{8, 10} {
+		if i := len(m) - n - 1; i > 0 && m[i] == '-' && IsDate(m[i+1:]) {
+			return m[:i], true
+		}
+	}
+	return m, false
+}
+
+// IsDate reports whether s is a date as model ids spell one: YYYYMMDD or
+// YYYY-MM-DD.
+func IsDate(s string) bool {
 	digits := func(s string) bool {
 		for i := 0; i < len(s); i++ {
 			if s[i] < '0' || s[i] > '9' {
@@ -453,14 +464,13 @@ func stripDate(m string) (string, bool) {
 		}
 		return true
 	}
-	if n := len(m); n > 9 && m[n-9] == '-' && digits(m[n-8:]) {
-		return m[:n-9], true
+	switch len(s) {
+	case 8:
+		return digits(s)
+	case 10:
+		return s[4] == '-' && s[7] == '-' && digits(s[:4]) && digits(s[5:7]) && digits(s[8:])
 	}
-	if n := len(m); n > 11 && m[n-11] == '-' && m[n-6] == '-' && m[n-3] == '-' &&
-		digits(m[n-10:n-6]) && digits(m[n-5:n-3]) && digits(m[n-2:]) {
-		return m[:n-11], true
-	}
-	return m, false
+	return false
 }
 
 // rateSet is the per-token prices that apply to one call.
