@@ -122,7 +122,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	reading := &bodyRead{w: w}
 	if !g.app.inflight.add(reading, reading.stop) {
 		bodyLeftUnread(w, r)
-		g.refuse(w, r, shape, key, "", reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request"))
+		g.refuse(w, r, shape, key, "", shutdownRefusal())
 		return nil
 	}
 	defer g.app.inflight.done(reading)
@@ -132,7 +132,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	aerr = g.readBody(w, r, &buf)
 	if stopped := reading.finish(); aerr != nil {
 		if stopped {
-			aerr = reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request")
+			aerr = shutdownRefusal()
 		}
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil
@@ -172,7 +172,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	defer c.cancel(nil)
 	defer context.AfterFunc(r.Context(), c.clientLeft)()
 	if !g.app.inflight.add(c, c.cancel) {
-		c.refuse(reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request"))
+		c.refuse(shutdownRefusal())
 		return nil
 	}
 	defer g.app.inflight.done(c) // after the settlement below

@@ -155,8 +155,14 @@ func (c *call) shuttingDown() bool {
 func (c *call) tellShutdown() {
 	if c.shuttingDown() {
 		c.status = http.StatusServiceUnavailable
-		writeError(c.w, c.shape, c.status, "the gateway is shutting down; retry the request")
+		writeAPIError(c.w, c.shape, shutdownRefusal())
 	}
+}
+
+// shutdownRefusal is the answer to a request the gateway cannot serve
+// because it is stopping: a 503 that tells the client to retry.
+func shutdownRefusal() *apiError {
+	return reject(http.StatusServiceUnavailable, "shutting_down", "the gateway is shutting down; retry the request")
 }
 
 // streamError is the error event that ends a stream cut short, in the
