@@ -301,22 +301,8 @@ func TestE2EStopAnswersWaitingCall503(t *testing.T) {
 	defer func(d time.Duration) { reloadDrain = d }(reloadDrain)
 	reloadDrain = 200 * time.Millisecond
 
-	type answer struct {
-		status int
-		body   string
-		err    error
-	}
-	got := make(chan answer, 1)
-	go func() {
-		resp, err := e2ePostCtx(t.Context(), g, "/v1/chat/completions", tok, `{"model":"nano","messages":[{"role":"user","content":"Hi."}]}`)
-		if err != nil {
-			got <- answer{err: err}
-			return
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		got <- answer{resp.StatusCode, string(b), err}
-	}()
+	got := make(chan waitingAnswer, 1)
+	go func() { got <- postWaiting(t, g, tok) }()
 	for deadline := time.Now().Add(5 * time.Second); len(up.RequestsTo("/v1/chat/completions")) == 0; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the call never reached the provider")
@@ -325,7 +311,7 @@ func TestE2EStopAnswersWaitingCall503(t *testing.T) {
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	var a answer
+	var a waitingAnswer
 	select {
 	case a = <-got:
 	case <-time.After(10 * time.Second):
@@ -513,25 +499,13 @@ func TestStopAnswersEveryWaitingCall503(t *testing.T) {
 		up.Enqueue("/v1/chat/completions", r)
 	}
 	setForTest(t, &reloadDrain, 200*time.Millisecond)
-	type answer struct {
-		status int
-		body   string
-		err    error
-	}
-	got := make(chan answer, n)
+	got := make(chan waitingAnswer, n)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := e2ePostCtx(t.Context(), g, "/v1/chat/completions", tok, `{"model":"nano","messages":[{"role":"user","content":"Hi."}]}`)
-			if err != nil {
-				got <- answer{err: err}
-				return
-			}
-			b, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			got <- answer{resp.StatusCode, string(b), err}
+			got <- postWaiting(t, g, tok)
 		}()
 	}
 	for deadline := time.Now().Add(10 * time.Second); len(up.RequestsTo("/v1/chat/completions")) < n; time.Sleep(10 * time.Millisecond) {
@@ -545,7 +519,7 @@ func TestStopAnswersEveryWaitingCall503(t *testing.T) {
 	wg.Wait()
 	close(got)
 	bad := 0
-	var sample answer
+	var sample waitingAnswer
 	for a := range got {
 		if a.err != nil || a.status != http.StatusServiceUnavailable || !strings.Contains(a.body, "shutting down") {
 			bad++
@@ -568,4 +542,22 @@ func TestStopAnswersEveryWaitingCall503(t *testing.T) {
 		_ = rows.Scan(&class, &status, &count)
 		t.Logf("llm.call_completed: error_class %q status %d: %d", class, status, count)
 	}
+}
+
+// waitingAnswer is what a call waiting on its provider got.
+type waitingAnswer struct {
+	status int
+	body   string
+	err    error
+}
+
+// postWaiting sends a Chat Completions call for nano and reads its answer.
+func postWaiting(t *testing.T, g *testGateway, tok string) waitingAnswer {
+	resp, err := e2ePostCtx(t.Context(), g, "/v1/chat/completions", tok, `{"model":"nano","messages":[{"role":"user","content":"Hi."}]}`)
+	if err != nil {
+		return waitingAnswer{err: err}
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return waitingAnswer{resp.StatusCode, string(b), err}
 }
