@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -88,6 +89,11 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 	}
 	for k, vv := range p.headers {
 		h[k] = vv
+	}
+	if c.cross && c.tstate != nil && len(c.tstate.Betas) > 0 {
+		// The translated body's own needs, after any the operator's
+		// header lines give.
+		h.Set("Anthropic-Beta", strings.Join(append(slices.Clip(h.Values("Anthropic-Beta")), c.tstate.Betas...), ","))
 	}
 	p.setAuth(h)
 	return req, nil

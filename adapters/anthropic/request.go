@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -514,6 +515,34 @@ func GuessSupportsSampling(model string) bool {
 	return true
 }
 
+// preservedThinking guesses whether the model checks the conversation
+// before each thinking block sent back to it (Anthropic's "preserved
+// thinking": Fable and Mythos 5.1+, and the 5.5 generation and later).
+func preservedThinking(model string) bool {
+	if strings.Contains(model, "fable") {
+		return true
+	}
+	m := generation.FindStringSubmatch(model)
+	if m == nil {
+		return false
+	}
+	major, _ := strconv.Atoi(m[2])
+	minor, _ := strconv.Atoi(m[3])
+	if m[1] == "mythos" {
+		return major > 5 || major == 5 && minor >= 1
+	}
+	return major > 5 || major == 5 && minor >= 5
+}
+
+// generation reads a Claude model id's family and version: claude-opus-5-5,
+// claude-mythos-5-1-20261001 (a one- or two-digit minor only: the digits
+// after claude-opus-5- may be a date).
+var generation = regexp.MustCompile(`(opus|sonnet|haiku|mythos)-(\d+)(?:-(\d{1,2}))?(?:$|[^0-9])`)
+
+// ThinkingBindingBeta is the anthropic-beta value that a request's
+// thinking.block_binding needs.
+const ThinkingBindingBeta = "thinking-binding-controls-2026-08-01"
+
 // adaptiveOnly guesses whether the model takes adaptive thinking only,
 // refusing thinking.type "enabled" and "disabled" (Opus 4.7+, the 5
 // family, Fable, Mythos).
@@ -551,20 +580,31 @@ func EffortBudget(effort string) int {
 // stop sequences are dropped, system messages are hoisted into system and
 // consecutive same-role turns are merged.
 func EncodeRequest(r *ir.Request, o RequestOptions) ([]byte, error) {
+	b, _, err := EncodeRequestBetas(r, o)
+	return b, err
+}
+
+// EncodeRequestBetas is EncodeRequest, also returning the anthropic-beta
+// values the body needs (ThinkingBindingBeta).
+func EncodeRequestBetas(r *ir.Request, o RequestOptions) ([]byte, []string, error) {
 	out, err := buildRequest(r, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b, err := marshalRequest(out)
 	if err != nil {
-		return nil, fmt.Errorf("encoding Anthropic request: %w", err)
+		return nil, nil, fmt.Errorf("encoding Anthropic request: %w", err)
+	}
+	var betas []string
+	if out.Thinking != nil && out.Thinking.DropMismatched {
+		betas = []string{ThinkingBindingBeta}
 	}
 	// The member name cannot occur quoted inside a string (its quotes
 	// would be escaped): present, it is a block's cache_control.
 	if o.AutoCache && !bytes.Contains(b, []byte(`"cache_control"`)) {
 		b = append(b[:len(b)-1], `,"cache_control":{"type":"ephemeral"}}`...)
 	}
-	return b, nil
+	return b, betas, nil
 }
 
 // buildRequest applies EncodeRequest's rules and returns the wire value.
@@ -712,6 +752,20 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		// whose thinking cannot be turned off keeps them.
 		out.Messages = withoutThinking(out.Messages)
 	}
+	if preservedThinking(r.Model) && holdsThinking(out.Messages) {
+		// These models check that the conversation before each thinking
+		// block sent back is the one Claude wrote it after, and by default
+		// fail the request when not. An OpenAI-shape client cannot keep
+		// its history as Anthropic's rules want (it never saw the blocks;
+		// a system prompt holding the date or the open files changes), so
+		// a block that fails the check is dropped instead (the thinking of
+		// that answer is lost, the call goes on).
+		if out.Thinking == nil {
+			// The model's default, which cannot be turned off.
+			out.Thinking = &outThinkingCfg{Type: "adaptive"}
+		}
+		out.Thinking.DropMismatched = true
+	}
 	if rf := r.ResponseFormat; rf != nil && rf.Type == "json_schema" && !isJSONNull(rf.Schema) {
 		if out.OutputConfig == nil {
 			out.OutputConfig = &outOutputConfig{}
@@ -792,19 +846,24 @@ func startsWithThinking(m outMessage) bool {
 	return false
 }
 
-// withoutThinking is msgs without thinking blocks: a message left empty
-// goes, and the messages of one role it separated become one.
-func withoutThinking(msgs []outMessage) []outMessage {
-	has := false
+// holdsThinking reports whether a message of msgs holds a thinking or
+// redacted thinking block.
+func holdsThinking(msgs []outMessage) bool {
 	for _, m := range msgs {
 		for _, b := range m.Content {
 			switch b.(type) {
 			case outThinking, outRedacted:
-				has = true
+				return true
 			}
 		}
 	}
-	if !has {
+	return false
+}
+
+// withoutThinking is msgs without thinking blocks: a message left empty
+// goes, and the messages of one role it separated become one.
+func withoutThinking(msgs []outMessage) []outMessage {
+	if !holdsThinking(msgs) {
 		return msgs
 	}
 	out := msgs[:0]

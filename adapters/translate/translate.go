@@ -71,6 +71,9 @@ type State struct {
 	// ToolNames maps tool names changed for the upstream back to the
 	// client's own names.
 	ToolNames *ir.ToolNames
+	// Betas are the anthropic-beta values a request translated to
+	// Anthropic needs (anthropic.EncodeRequestBetas).
+	Betas []string
 	// InputEstimate is a rough input token count, reported in an Anthropic
 	// stream's message_start until the OpenAI upstream gives real usage.
 	InputEstimate int64
@@ -188,13 +191,14 @@ func openAIToAnthropicReq(req *ir.Request, upstreamModel string, o Options) ([]b
 	}
 	req.Model = upstreamModel
 	restoreThinking(req, o.ThinkingFor)
-	out, err := anthropic.EncodeRequest(req, anthropic.RequestOptions{
+	out, betas, err := anthropic.EncodeRequestBetas(req, anthropic.RequestOptions{
 		DefaultMaxTokens: o.DefaultMaxTokens, SupportsSampling: o.SupportsSampling, Names: st.ToolNames,
 		AutoCache: o.AutoCache,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating OpenAI request to Anthropic: %w", err)
 	}
+	st.Betas = betas
 	return out, st, nil
 }
 

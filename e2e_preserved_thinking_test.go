@@ -1,0 +1,235 @@
+package metis
+
+// Anthropic's "preserved thinking" models (Fable and Mythos 5.1+, the 5.5
+// generation) check each thinking block sent back against the
+// conversation before it when Claude wrote it, and fail the request when
+// it changed, unless the request asks for such blocks to be dropped. The
+// gateway puts Claude's thinking back into OpenAI-shape tool loops, for
+// clients that never see it and cannot keep their history as those rules
+// want; so it asks for the drop.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/shared"
+	"github.com/tidwall/gjson"
+)
+
+// preservedThinker is an Anthropic provider with preserved thinking. A
+// thinking block's signature is a hash of the conversation it followed
+// (system, tools and the earlier messages, cache_control aside). A block
+// sent back after a different conversation fails the request with the
+// provider's 400, or is dropped when the request sets
+// thinking.block_binding.prefix_mismatch_behavior "drop_block" with its
+// beta. A request answering tools whose loop does not start with thinking
+// fails as Anthropic's does (thinking cannot be turned off). Its answers:
+// thinking and a get_weather call for the first two requests of a
+// conversation, then text.
+type preservedThinker struct {
+	mu       sync.Mutex
+	bodies   []string
+	betas    []string
+	dropped  int
+	refusals []string
+}
+
+func (p *preservedThinker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw, _ := io.ReadAll(r.Body)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bodies = append(p.bodies, string(raw))
+	p.betas = append(p.betas, r.Header.Get("Anthropic-Beta"))
+	var req map[string]any
+	if json.Unmarshal(raw, &req) != nil {
+		http.Error(w, "bad json", http.StatusBadRequest)
+		return
+	}
+	drop := gjson.GetBytes(raw, "thinking.block_binding.prefix_mismatch_behavior").Str == "drop_block" &&
+		strings.Contains(r.Header.Get("Anthropic-Beta"), "thinking-binding-controls-2026-08-01")
+	msgs, _ := req["messages"].([]any)
+	droppedHere := false
+	for i, m := range msgs {
+		mm, _ := m.(map[string]any)
+		content, _ := mm["content"].([]any)
+		kept := content[:0:0]
+		for j, b := range content {
+			bm, _ := b.(map[string]any)
+			if bm["type"] != "thinking" {
+				kept = append(kept, b)
+				continue
+			}
+			if bm["signature"] == prefixSignature(req, i) {
+				kept = append(kept, b)
+				continue
+			}
+			if !drop {
+				msg := fmt.Sprintf("messages.%d.content.%d: Invalid `signature` in `thinking` block. The block is bound to a different conversation.", i, j)
+				p.refusals = append(p.refusals, msg)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprintf(w, `{"type":"error","error":{"type":"invalid_request_error","message":%q}}`, msg)
+				return
+			}
+			p.dropped++
+			droppedHere = true
+		}
+		mm["content"] = kept
+	}
+	if n := len(msgs); !droppedHere && n >= 2 && strings.Contains(gjson.GetBytes(raw, "messages.@reverse.0").Raw, `"tool_result"`) {
+		// The loop's first assistant message: the earliest of the
+		// assistant messages since the last user message without tool
+		// results.
+		first := -1
+		for i := n - 1; i >= 0; i-- {
+			c := gjson.GetBytes(raw, fmt.Sprintf("messages.%d", i))
+			if c.Get("role").Str == "assistant" {
+				first = i
+			} else if !strings.Contains(c.Get("content").Raw, `"tool_result"`) {
+				break
+			}
+		}
+		if first >= 0 && gjson.GetBytes(raw, fmt.Sprintf("messages.%d.content.0.type", first)).Str != "thinking" {
+			msg := fmt.Sprintf("messages.%d.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`.", first)
+			p.refusals = append(p.refusals, msg)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"type":"error","error":{"type":"invalid_request_error","message":%q}}`, msg)
+			return
+		}
+	}
+	step := (len(msgs) - 1) / 2 // 0 for a conversation's first request
+	sig := prefixSignature(req, len(msgs))
+	content := fmt.Sprintf(`[{"type":"thinking","thinking":"Step %d: the weather tool.","signature":%q},`+
+		`{"type":"tool_use","id":"toolu_01Preserved%d","name":"get_weather","input":{"city":"Paris"}}]`, step, sig, step)
+	stop := "tool_use"
+	if step >= 2 {
+		content, stop = `[{"type":"text","text":"It is 18C in Paris."}]`, "end_turn"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"id":"msg_01Preserved%d","type":"message","role":"assistant","model":%q,"content":%s,`+
+		`"stop_reason":%q,"stop_sequence":null,"usage":{"input_tokens":1000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":50}}`,
+		step, req["model"], content, stop)
+}
+
+// prefixSignature is the signature of a block written after the request's
+// system, tools and its first n messages.
+func prefixSignature(req map[string]any, n int) string {
+	msgs, _ := req["messages"].([]any)
+	prefix := map[string]any{"system": withoutCacheControl(req["system"]), "tools": withoutCacheControl(req["tools"]),
+		"messages": withoutCacheControl(msgs[:n])}
+	b, _ := json.Marshal(prefix) // map keys sorted: one text per conversation
+	sum := sha256.Sum256(b)
+	return "sig-" + hex.EncodeToString(sum[:12])
+}
+
+// withoutCacheControl is v with every cache_control member left out (a
+// breakpoint moving is not a change of the conversation).
+func withoutCacheControl(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			if k != "cache_control" {
+				out[k] = withoutCacheControl(e)
+			}
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = withoutCacheControl(e)
+		}
+		return out
+	}
+	return v
+}
+
+// A three-step Chat Completions tool loop (openai-go) on claude-opus-5-5,
+// whose thinking cannot be turned off and whose thinking blocks are
+// checked against the conversation before them. With a system prompt that
+// stays the same, the thinking the gateway puts back passes the check at
+// every step. With one that changes at each request (it holds the time,
+// as many agents' do), the blocks fail it: the gateway asked for them to
+// be dropped, so the loop goes on; it used to meet the provider's 400 at
+// its second step, which the client cannot get past.
+//
+// claude-opus-5-5, $4 / $20 per MTok: each step 1,000 in and 50 out,
+// 0.004 + 0.001 = 0.005.
+func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		changing bool
+	}{{"system prompt unchanged", false}, {"system prompt changing", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &preservedThinker{}
+			srv := httptest.NewServer(up)
+			t.Cleanup(srv.Close)
+			g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+			_, tok := e2eKey(g, "preserved")
+			c := xOpenAI(g, tok)
+			system := func(step int) string {
+				if tc.changing {
+					return fmt.Sprintf("You are a weather agent. Now: 2026-11-28T16:%02d:00Z.", 40+step)
+				}
+				return "You are a weather agent."
+			}
+			history := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather in Paris?")}
+			var answer string
+			for step := 0; step < 3; step++ {
+				r, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+					Model:           "anthropic:claude-opus-5-5",
+					Messages:        append([]openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system(step))}, history...),
+					Tools:           []openai.ChatCompletionToolUnionParam{xWeatherFn},
+					ReasoningEffort: shared.ReasoningEffortLow,
+				})
+				if err != nil {
+					t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
+				}
+				msg := r.Choices[0].Message
+				if len(msg.ToolCalls) == 0 {
+					answer = msg.Content
+					break
+				}
+				history = append(history, msg.ToParam(), openai.ToolMessage("18C", msg.ToolCalls[0].ID))
+			}
+			if answer != "It is 18C in Paris." {
+				t.Fatalf("the loop ended with %q", answer)
+			}
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			if len(up.bodies) != 3 {
+				t.Fatalf("the provider got %d requests, want 3", len(up.bodies))
+			}
+			for i, body := range up.bodies[1:] {
+				if got := gjson.Get(body, "thinking.block_binding.prefix_mismatch_behavior").Str; got != "drop_block" ||
+					!strings.Contains(up.betas[i+1], "thinking-binding-controls-2026-08-01") {
+					t.Errorf("request %d: block_binding %q, anthropic-beta %q; want drop_block with its beta", i+2, got, up.betas[i+1])
+				}
+			}
+			if gjson.Get(up.bodies[0], "thinking.block_binding").Exists() || up.betas[0] != "" {
+				t.Errorf("request 1 (no thinking sent back) asked for block binding: %s, beta %q", gjson.Get(up.bodies[0], "thinking").Raw, up.betas[0])
+			}
+			// Unchanged, every block passes; changing, the blocks of the
+			// step before are dropped at steps 2 and 3 (one, then two).
+			if want := map[bool]int{false: 0, true: 3}[tc.changing]; up.dropped != want {
+				t.Errorf("the provider dropped %d thinking blocks, want %d", up.dropped, want)
+			}
+			for i, call := range e2eCalls(g, 3) {
+				if cost := e2eCost(t, call); !e2eNear(cost, 0.005) || call["status"] != float64(200) {
+					t.Errorf("call %d: %v, want 200 at $0.005", i+1, call)
+				}
+			}
+		})
+	}
+}
