@@ -51,6 +51,10 @@ var dropRequestHeaders = map[string]bool{
 	"X-Original-Forwarded-For": true, "X-Original-Uri": true, "X-Scheme": true, "X-Envoy-External-Address": true,
 	"Cf-Connecting-Ip": true, "True-Client-Ip": true, "X-Client-Ip": true, "X-Cluster-Client-Ip": true,
 	"Forwarded": true, "X-Real-Ip": true, "Via": true,
+	// The same from CDNs in front: Cloudflare's other forms, Fastly, Azure
+	// Front Door, CloudFront.
+	"Cf-Connecting-Ipv6": true, "Cf-Pseudo-Ipv4": true, "Fastly-Client-Ip": true, "X-Azure-Clientip": true,
+	"X-Azure-Socketip": true, "Cloudfront-Viewer-Address": true,
 }
 
 // dropResponseHeaders are upstream headers not relayed to clients: framing
@@ -72,8 +76,9 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 	req.ContentLength = int64(len(body))
 	h := req.Header
 	if !c.cross {
+		conn := c.r.Header["Connection"]
 		for k, vv := range c.r.Header {
-			if hopHeaders[k] || dropRequestHeaders[k] || strings.HasPrefix(k, "X-Forwarded-") {
+			if hopHeaders[k] || dropRequestHeaders[k] || strings.HasPrefix(k, "X-Forwarded-") || namedIn(conn, k) {
 				continue
 			}
 			h[k] = vv
@@ -448,10 +453,25 @@ func isEventStream(h http.Header) bool {
 
 // copyResponseHeaders relays upstream response headers to the client.
 func copyResponseHeaders(dst, src http.Header) {
+	conn := src["Connection"]
 	for k, vv := range src {
-		if hopHeaders[k] || dropResponseHeaders[k] {
+		if hopHeaders[k] || dropResponseHeaders[k] || namedIn(conn, k) {
 			continue
 		}
 		dst[k] = vv
 	}
+}
+
+// namedIn reports whether a message's Connection header values name the
+// header name: a hop-by-hop header of its sender's (RFC 9110 §7.6.1),
+// never forwarded.
+func namedIn(connection []string, name string) bool {
+	for _, v := range connection {
+		for opt := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(opt), name) {
+				return true
+			}
+		}
+	}
+	return false
 }

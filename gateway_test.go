@@ -738,7 +738,10 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 		// Traefik's and ingress-nginx's (review 15R2).
 		"X-Forwarded-Server", "traefik-7f9c.corp.internal", "X-Forwarded-Tls-Client-Cert", "MIIB-devcert",
 		"X-Original-Forwarded-For", "10.9.8.7", "X-Original-Uri", "/llm/v1/chat/completions", "X-Scheme", "https",
-		"Cf-Connecting-Ip", "203.0.113.7", "True-Client-Ip", "203.0.113.7", "X-Client-Ip", "10.1.2.3")
+		"Cf-Connecting-Ip", "203.0.113.7", "True-Client-Ip", "203.0.113.7", "X-Client-Ip", "10.1.2.3",
+		// CDNs' (review 20S).
+		"Cf-Connecting-Ipv6", "fd00::7", "Cf-Pseudo-Ipv4", "240.1.2.8", "Fastly-Client-Ip", "10.1.2.3",
+		"X-Azure-ClientIP", "10.1.2.4", "X-Azure-SocketIP", "10.1.2.5", "CloudFront-Viewer-Address", "10.1.2.6:51234")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
@@ -750,13 +753,40 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 	}
 	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Via", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
 		"X-Forwarded-Server", "X-Forwarded-Tls-Client-Cert", "X-Original-Forwarded-For", "X-Original-Uri", "X-Scheme",
-		"Cf-Connecting-Ip", "True-Client-Ip", "X-Client-Ip"} {
+		"Cf-Connecting-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ipv6", "Cf-Pseudo-Ipv4", "Fastly-Client-Ip",
+		"X-Azure-Clientip", "X-Azure-Socketip", "Cloudfront-Viewer-Address"} {
 		if v := rec.Header.Get(h); v != "" {
 			t.Errorf("upstream got %s %q: the network in front of the gateway is not the vendor's to see", h, v)
 		}
 	}
 	if rec.Header.Get("X-Stainless-Lang") != "go" || rec.APIKey() != testOpenAIKey {
 		t.Errorf("other headers or the key not as expected: %v", rec.Header)
+	}
+}
+
+// A header a Connection header names is its sender's hop-by-hop header
+// (RFC 9110 §7.6.1): the client's does not go to the provider, nor the
+// provider's to the client (review 20S: both went on).
+func TestConnectionNamedHeadersStayOnTheirHop(t *testing.T) {
+	g, up := newGatewayWithFake(t)
+	_, tok := g.issueKey(store.IssueParams{Name: "k"})
+	answer := fakeupstream.FromFixture(fakeupstream.FixtureOpenAINonStream, 0)
+	answer.Header.Set("Connection", "X-Upstream-Hop")
+	answer.Header.Set("X-Upstream-Hop", "provider-internal")
+	up.Enqueue("/v1/chat/completions", answer)
+	resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-nano","messages":[{"role":"user","content":"hi"}]}`,
+		"Connection", "keep-alive, X-Hop-Only", "X-Hop-Only", "for-the-next-hop", "X-Stainless-Lang", "go")
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	rec := up.RequestsTo("/v1/chat/completions")[0]
+	if v := rec.Header.Get("X-Hop-Only"); v != "" || rec.Header.Get("X-Stainless-Lang") != "go" {
+		t.Errorf("upstream got X-Hop-Only %q (want none) and X-Stainless-Lang %q (want go)", v, rec.Header.Get("X-Stainless-Lang"))
+	}
+	if v := resp.Header.Get("X-Upstream-Hop"); v != "" {
+		t.Errorf("the client got the provider's hop-by-hop X-Upstream-Hop %q", v)
 	}
 }
 
