@@ -37,6 +37,9 @@ import (
 // thinking and a get_weather call for the first two requests of a
 // conversation, then text.
 type preservedThinker struct {
+	// omitted answers with the thinking text empty, as these models do at
+	// their default thinking.display ("omitted"): the signature alone.
+	omitted  bool
 	mu       sync.Mutex
 	bodies   []string
 	betas    []string
@@ -110,16 +113,54 @@ func (p *preservedThinker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	step := (len(msgs) - 1) / 2 // 0 for a conversation's first request
 	sig := prefixSignature(req, len(msgs))
-	content := fmt.Sprintf(`[{"type":"thinking","thinking":"Step %d: the weather tool.","signature":%q},`+
-		`{"type":"tool_use","id":"toolu_01Preserved%d","name":"get_weather","input":{"city":"Paris"}}]`, step, sig, step)
+	thought := fmt.Sprintf("Step %d: the weather tool.", step)
+	if p.omitted {
+		thought = ""
+	}
+	content := fmt.Sprintf(`[{"type":"thinking","thinking":%q,"signature":%q},`+
+		`{"type":"tool_use","id":"toolu_01Preserved%d","name":"get_weather","input":{"city":"Paris"}}]`, thought, sig, step)
 	stop := "tool_use"
 	if step >= 2 {
 		content, stop = `[{"type":"text","text":"It is 18C in Paris."}]`, "end_turn"
+	}
+	if req["stream"] == true {
+		p.stream(w, step, req["model"], content, stop)
+		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"id":"msg_01Preserved%d","type":"message","role":"assistant","model":%q,"content":%s,`+
 		`"stop_reason":%q,"stop_sequence":null,"usage":{"input_tokens":1000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":50}}`,
 		step, req["model"], content, stop)
+}
+
+// stream writes the answer as Anthropic's events: a thinking block's text
+// in a thinking_delta (none when empty), then its signature_delta.
+func (p *preservedThinker) stream(w http.ResponseWriter, step int, model any, content, stop string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	ev := func(typ, data string, args ...any) {
+		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", typ, fmt.Sprintf(data, args...))
+	}
+	ev("message_start", `{"type":"message_start","message":{"id":"msg_01Preserved%d","type":"message","role":"assistant","model":%q,"content":[],`+
+		`"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}`, step, model)
+	for i, b := range gjson.Parse(content).Array() {
+		switch b.Get("type").Str {
+		case "thinking":
+			ev("content_block_start", `{"type":"content_block_start","index":%d,"content_block":{"type":"thinking","thinking":"","signature":""}}`, i)
+			if text := b.Get("thinking").Str; text != "" {
+				ev("content_block_delta", `{"type":"content_block_delta","index":%d,"delta":{"type":"thinking_delta","thinking":%q}}`, i, text)
+			}
+			ev("content_block_delta", `{"type":"content_block_delta","index":%d,"delta":{"type":"signature_delta","signature":%q}}`, i, b.Get("signature").Str)
+		case "tool_use":
+			ev("content_block_start", `{"type":"content_block_start","index":%d,"content_block":{"type":"tool_use","id":%q,"name":"get_weather","input":{}}}`, i, b.Get("id").Str)
+			ev("content_block_delta", `{"type":"content_block_delta","index":%d,"delta":{"type":"input_json_delta","partial_json":%q}}`, i, b.Get("input").Raw)
+		default:
+			ev("content_block_start", `{"type":"content_block_start","index":%d,"content_block":{"type":"text","text":""}}`, i)
+			ev("content_block_delta", `{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":%q}}`, i, b.Get("text").Str)
+		}
+		ev("content_block_stop", `{"type":"content_block_stop","index":%d}`, i)
+	}
+	ev("message_delta", `{"type":"message_delta","delta":{"stop_reason":%q,"stop_sequence":null},"usage":{"output_tokens":50}}`, stop)
+	ev("message_stop", `{"type":"message_stop"}`)
 }
 
 // prefixSignature is the signature of a block written after the request's
@@ -162,17 +203,24 @@ func withoutCacheControl(v any) any {
 // every step. With one that changes at each request (it holds the time,
 // as many agents' do), the blocks fail it: the gateway asked for them to
 // be dropped, so the loop goes on; it used to meet the provider's 400 at
-// its second step, which the client cannot get past.
+// its second step, which the client cannot get past. These models send
+// the thinking's text empty by default: the signature alone goes back.
 //
 // claude-opus-5-5, $4 / $20 per MTok: each step 1,000 in and 50 out,
 // 0.004 + 0.001 = 0.005.
 func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		changing bool
-	}{{"system prompt unchanged", false}, {"system prompt changing", true}} {
+		name                      string
+		changing, omitted, stream bool
+	}{
+		{"system prompt unchanged", false, false, false},
+		{"system prompt changing", true, false, false},
+		{"thinking text omitted", false, true, false},
+		{"thinking text omitted, streamed", false, true, true},
+		{"system prompt changing, streamed", true, false, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := &preservedThinker{}
+			up := &preservedThinker{omitted: tc.omitted}
 			srv := httptest.NewServer(up)
 			t.Cleanup(srv.Close)
 			g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
@@ -187,16 +235,30 @@ func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 			history := []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather in Paris?")}
 			var answer string
 			for step := 0; step < 3; step++ {
-				r, err := c.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+				params := openai.ChatCompletionNewParams{
 					Model:           "anthropic:claude-opus-5-5",
 					Messages:        append([]openai.ChatCompletionMessageParamUnion{openai.SystemMessage(system(step))}, history...),
 					Tools:           []openai.ChatCompletionToolUnionParam{xWeatherFn},
 					ReasoningEffort: shared.ReasoningEffortLow,
-				})
-				if err != nil {
-					t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
 				}
-				msg := r.Choices[0].Message
+				var msg openai.ChatCompletionMessage
+				if tc.stream {
+					s := c.Chat.Completions.NewStreaming(context.Background(), params)
+					acc := openai.ChatCompletionAccumulator{}
+					for s.Next() {
+						acc.AddChunk(s.Current())
+					}
+					if err := s.Err(); err != nil {
+						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
+					}
+					msg = acc.Choices[0].Message
+				} else {
+					r, err := c.Chat.Completions.New(context.Background(), params)
+					if err != nil {
+						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
+					}
+					msg = r.Choices[0].Message
+				}
 				if len(msg.ToolCalls) == 0 {
 					answer = msg.Content
 					break
