@@ -573,6 +573,10 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	if st.errorFirst && retryableStreamError(st.errType) {
 		c.g.logger.Info("provider stream began with an error; retrying",
 			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.String("error_type", st.errType))
+		// The provider's last word is an error, which bills nothing: a
+		// client that leaves during the wait leaves an exact zero, as
+		// after an error status (upstreamFailed).
+		c.retryWait = true
 		return st, true
 	}
 	return st, false
@@ -775,6 +779,12 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 			// The client is still there: its answer is cut, and it is told why.
 			c.endStream(rc, "the gateway is shutting down; the answer is incomplete")
 		}
+	case err == nil && obs.finished():
+		// The provider gave its finish reason and ended cleanly without
+		// the usage it was asked for (a compatible server that ignores
+		// stream_options and sends no [DONE]): the answer is whole, as
+		// the client straight at that server would take it, and its
+		// usage is the estimate.
 	case err != nil || !obs.complete():
 		// The provider's request ends here too: after a translation error or
 		// an oversized event it would go on generating, billed, and answer
@@ -1172,10 +1182,13 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 			ping.Reset(pingEvery)
 		case it := <-events:
 			if it.err != nil {
-				if obs.complete() && (errors.Is(it.err, io.EOF) || providerCut(it.err)) {
+				if obs.complete() && (errors.Is(it.err, io.EOF) || providerCut(it.err)) ||
+					obs.finished() && errors.Is(it.err, io.EOF) {
 					// The provider said all it had to say (the stop and the
-					// usage) before it ended, cleanly or not: the client
-					// gets the answer's end, held back until now.
+					// usage) before it ended, cleanly or not, or it gave
+					// its stop and ended cleanly without the usage it was
+					// asked for: the client gets the answer's end, held
+					// back until now.
 					return write(c.streamTr.Finish())
 				}
 				if errors.Is(it.err, io.EOF) {
