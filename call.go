@@ -405,6 +405,7 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 			return untranslatable(err)
 		}
 		st.KeepThinking = items.thinkingKeeper(keyID)
+		out = c.bindThinking(out, st)
 		if root.Get("store").Type != gjson.False {
 			// Kept for the client's later references, unless it asked
 			// that its answers be stored nowhere (Codex CLI does).
@@ -427,7 +428,7 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 			return untranslatable(err)
 		}
 		st.KeepThinking = a.items.thinkingKeeper(c.key.ID)
-		c.body, c.tstate = out, st
+		c.body, c.tstate = c.bindThinking(out, st), st
 	}
 	switch {
 	case c.res.prov.typ == shapeAnthropic && c.kind == kindCountTokens:
@@ -464,6 +465,9 @@ func (c *call) run() {
 		if err != nil {
 			c.upstreamFailed(err)
 			return
+		}
+		if c.bindingRefused(resp) {
+			continue
 		}
 		if c.answer(resp) {
 			return

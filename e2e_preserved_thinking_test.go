@@ -2,11 +2,12 @@ package metis
 
 // Anthropic's "preserved thinking" models (Fable and Mythos 5.1+, the 5.5
 // generation) check each thinking block sent back against the
-// conversation before it when Claude wrote it, and fail the request when
-// it changed, unless the request asks for such blocks to be dropped. The
+// conversation before it when Claude wrote it. Accounts created from
+// 2026-08-31 fail a request whose block fails the check, unless it asks
+// for such blocks to be dropped; older accounts let them through. The
 // gateway puts Claude's thinking back into OpenAI-shape tool loops, for
 // clients that never see it and cannot keep their history as those rules
-// want; so it asks for the drop.
+// want: refused, it asks for the drop.
 
 import (
 	"context"
@@ -39,12 +40,17 @@ import (
 type preservedThinker struct {
 	// omitted answers with the thinking text empty, as these models do at
 	// their default thinking.display ("omitted"): the signature alone.
-	omitted  bool
-	mu       sync.Mutex
-	bodies   []string
-	betas    []string
-	dropped  int
-	refusals []string
+	omitted bool
+	// oldAccount is an account created before 2026-08-31: a request that
+	// does not set thinking.block_binding.prefix_mismatch_behavior gets a
+	// block failing the check through to the model (counted in allowed).
+	oldAccount bool
+	mu         sync.Mutex
+	bodies     []string
+	betas      []string
+	dropped    int
+	allowed    int
+	refusals   []string
 }
 
 func (p *preservedThinker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -73,6 +79,11 @@ func (p *preservedThinker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			if bm["signature"] == prefixSignature(req, i) {
+				kept = append(kept, b)
+				continue
+			}
+			if p.oldAccount && !gjson.GetBytes(raw, "thinking.block_binding.prefix_mismatch_behavior").Exists() {
+				p.allowed++
 				kept = append(kept, b)
 				continue
 			}
@@ -201,26 +212,35 @@ func withoutCacheControl(v any) any {
 // checked against the conversation before them. With a system prompt that
 // stays the same, the thinking the gateway puts back passes the check at
 // every step. With one that changes at each request (it holds the time,
-// as many agents' do), the blocks fail it: the gateway asked for them to
-// be dropped, so the loop goes on; it used to meet the provider's 400 at
-// its second step, which the client cannot get past. These models send
-// the thinking's text empty by default: the signature alone goes back.
+// as many agents' do), the blocks fail it: an account that enforces the
+// check refuses the second step, which the gateway sends again asking for
+// such blocks to be dropped, and asks so at once from then on, so the loop
+// goes on (the client used to get a 400 it could not get past); an older
+// account, which lets such blocks through, is never asked, and its model
+// keeps the thinking (review 20D). These models send the thinking's text
+// empty by default: the signature alone goes back.
 //
 // claude-opus-5-5, $4 / $20 per MTok: each step 1,000 in and 50 out,
 // 0.004 + 0.001 = 0.005.
 func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 	for _, tc := range []struct {
-		name                      string
-		changing, omitted, stream bool
+		name                                  string
+		changing, omitted, stream, oldAccount bool
+		// bound is, per provider request, whether it asked for drop_block
+		// ("-" no, "d" yes); refused the requests the provider refused.
+		bound             string
+		refused, dropped  int
+		allowed, attempts int // attempts of the second call
 	}{
-		{"system prompt unchanged", false, false, false},
-		{"system prompt changing", true, false, false},
-		{"thinking text omitted", false, true, false},
-		{"thinking text omitted, streamed", false, true, true},
-		{"system prompt changing, streamed", true, false, true},
+		{"system prompt unchanged", false, false, false, false, "---", 0, 0, 0, 1},
+		{"system prompt changing", true, false, false, false, "--dd", 1, 3, 0, 2},
+		{"system prompt changing, older account", true, false, false, true, "---", 0, 0, 3, 1},
+		{"thinking text omitted", false, true, false, false, "---", 0, 0, 0, 1},
+		{"thinking text omitted, streamed", false, true, true, false, "---", 0, 0, 0, 1},
+		{"system prompt changing, streamed", true, false, true, false, "--dd", 1, 3, 0, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := &preservedThinker{omitted: tc.omitted}
+			up := &preservedThinker{omitted: tc.omitted, oldAccount: tc.oldAccount}
 			srv := httptest.NewServer(up)
 			t.Cleanup(srv.Close)
 			g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
@@ -270,26 +290,34 @@ func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 			}
 			up.mu.Lock()
 			defer up.mu.Unlock()
-			if len(up.bodies) != 3 {
-				t.Fatalf("the provider got %d requests, want 3", len(up.bodies))
-			}
-			for i, body := range up.bodies[1:] {
-				if got := gjson.Get(body, "thinking.block_binding.prefix_mismatch_behavior").Str; got != "drop_block" ||
-					!strings.Contains(up.betas[i+1], "thinking-binding-controls-2026-08-01") {
-					t.Errorf("request %d: block_binding %q, anthropic-beta %q; want drop_block with its beta", i+2, got, up.betas[i+1])
+			var bound strings.Builder
+			for i, body := range up.bodies {
+				switch mode := gjson.Get(body, "thinking.block_binding.prefix_mismatch_behavior").Str; mode {
+				case "drop_block":
+					bound.WriteByte('d')
+				case "":
+					bound.WriteByte('-')
+				default:
+					t.Errorf("request %d: prefix_mismatch_behavior %q", i+1, mode)
+				}
+				// Every request carrying thinking back goes with the beta
+				// (it changes nothing the model gets; the answer reports
+				// the blocks dropped or let through); the first carries none.
+				if beta := strings.Contains(up.betas[i], "thinking-binding-controls-2026-08-01"); beta != (i > 0) {
+					t.Errorf("request %d: anthropic-beta %q", i+1, up.betas[i])
 				}
 			}
-			if gjson.Get(up.bodies[0], "thinking.block_binding").Exists() || up.betas[0] != "" {
-				t.Errorf("request 1 (no thinking sent back) asked for block binding: %s, beta %q", gjson.Get(up.bodies[0], "thinking").Raw, up.betas[0])
-			}
-			// Unchanged, every block passes; changing, the blocks of the
-			// step before are dropped at steps 2 and 3 (one, then two).
-			if want := map[bool]int{false: 0, true: 3}[tc.changing]; up.dropped != want {
-				t.Errorf("the provider dropped %d thinking blocks, want %d", up.dropped, want)
+			if bound.String() != tc.bound || len(up.refusals) != tc.refused || up.dropped != tc.dropped || up.allowed != tc.allowed {
+				t.Errorf("requests %q (want %q), refused %d (want %d), blocks dropped %d (want %d), let through %d (want %d)",
+					bound.String(), tc.bound, len(up.refusals), tc.refused, up.dropped, tc.dropped, up.allowed, tc.allowed)
 			}
 			for i, call := range e2eCalls(g, 3) {
-				if cost := e2eCost(t, call); !e2eNear(cost, 0.005) || call["status"] != float64(200) {
-					t.Errorf("call %d: %v, want 200 at $0.005", i+1, call)
+				want := 1
+				if i == 1 {
+					want = tc.attempts
+				}
+				if cost := e2eCost(t, call); !e2eNear(cost, 0.005) || call["status"] != float64(200) || call["attempts"] != float64(want) {
+					t.Errorf("call %d: %v, want 200 at $0.005 in %d attempts", i+1, call, want)
 				}
 			}
 		})

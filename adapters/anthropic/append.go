@@ -84,9 +84,6 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, `,"budget_tokens":`...)
 			b = strconv.AppendInt(b, int64(t.BudgetTokens), 10)
 		}
-		if t.DropMismatched {
-			b = append(b, `,"block_binding":{"prefix_mismatch_behavior":"drop_block"}`...)
-		}
 		b = append(b, '}')
 	}
 	if oc := r.OutputConfig; oc != nil {

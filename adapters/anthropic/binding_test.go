@@ -25,12 +25,13 @@ func TestPreservedThinking(t *testing.T) {
 	}
 }
 
-// TestEncodeRequestBlockBinding: a request carrying thinking back to a
-// model with preserved thinking asks for blocks that fail its check to be
-// dropped, with the beta that takes, thinking adaptively when the client
-// asked for no thinking (the model's default); other models, and requests
-// carrying no thinking, are sent as before.
-func TestEncodeRequestBlockBinding(t *testing.T) {
+// TestEncodeRequestBindingBeta: a request carrying thinking back to a
+// model with preserved thinking goes with the binding beta (which changes
+// nothing the model gets), thinking adaptively when the client asked for
+// no thinking (the model's default, named so that DropMismatchedThinking
+// has a member to add to); other models, and requests carrying no
+// thinking, go without it.
+func TestEncodeRequestBindingBeta(t *testing.T) {
 	loop := func(model string, th *ir.Thinking, withThinking bool) *ir.Request {
 		answer := []ir.Part{{Type: ir.PartToolCall, ToolCallID: "toolu_1", ToolName: "get_weather", Arguments: []byte(`{}`)}}
 		if withThinking {
@@ -43,17 +44,17 @@ func TestEncodeRequestBlockBinding(t *testing.T) {
 		}}
 	}
 	low := &ir.Thinking{Mode: ir.ThinkingEnabled, Effort: "low"}
-	const bound = `"thinking":{"type":"adaptive","block_binding":{"prefix_mismatch_behavior":"drop_block"}}`
+	const adaptive = `"thinking":{"type":"adaptive"}`
 	for _, tc := range []struct {
 		name     string
 		req      *ir.Request
-		thinking string // the body's thinking member, "" for none
+		thinking string // the body's thinking member
 		beta     bool
 	}{
-		{"opus-5-5 with thinking back", loop("claude-opus-5-5", low, true), bound, true},
-		{"opus-5-5, no effort asked", loop("claude-opus-5-5", nil, true), bound, true},
-		{"opus-5-5 without thinking back", loop("claude-opus-5-5", low, false), `"thinking":{"type":"adaptive"}`, false},
-		{"opus-4-7 with thinking back", loop("claude-opus-4-7", low, true), `"thinking":{"type":"adaptive"}`, false},
+		{"opus-5-5 with thinking back", loop("claude-opus-5-5", low, true), adaptive, true},
+		{"opus-5-5, no effort asked", loop("claude-opus-5-5", nil, true), adaptive, true},
+		{"opus-5-5 without thinking back", loop("claude-opus-5-5", low, false), adaptive, false},
+		{"opus-4-7 with thinking back", loop("claude-opus-4-7", low, true), adaptive, false},
 		{"haiku-4-5 with thinking back", loop("claude-haiku-4-5", low, true), `"thinking":{"type":"enabled","budget_tokens":1024}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,12 +62,36 @@ func TestEncodeRequestBlockBinding(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !strings.Contains(string(b), tc.thinking) {
+			if !strings.Contains(string(b), tc.thinking) || strings.Contains(string(b), "block_binding") {
 				t.Errorf("body %s, want %s", b, tc.thinking)
 			}
-			if got := slices.Contains(betas, ThinkingBindingBeta); got != tc.beta || !tc.beta && strings.Contains(string(b), "block_binding") {
-				t.Errorf("betas %q (want the binding beta: %v), body %s", betas, tc.beta, b)
+			if got := slices.Contains(betas, ThinkingBindingBeta); got != tc.beta {
+				t.Errorf("betas %q, want the binding beta: %v", betas, tc.beta)
+			}
+			if !tc.beta {
+				return
+			}
+			bound, err := DropMismatchedThinking(b)
+			if want := `"thinking":{"type":"adaptive","block_binding":{"prefix_mismatch_behavior":"drop_block"}}`; err != nil ||
+				!strings.Contains(string(bound), want) {
+				t.Errorf("DropMismatchedThinking: %v %s, want %s", err, bound, want)
 			}
 		})
+	}
+}
+
+// TestIsBindingRefusal: the provider's refusal of a block bound to a
+// different conversation, not its other 400s.
+func TestIsBindingRefusal(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"type":"error","error":{"type":"invalid_request_error","message":"messages.5.content.0: Invalid ` + "`signature`" + ` in ` + "`thinking`" +
+			` block. The block is bound to a different conversation. Remove the block or set ` + "`thinking.block_binding.prefix_mismatch_behavior`" + ` to \"drop_block\"."}}`: true,
+		`{"type":"error","error":{"type":"invalid_request_error","message":"messages.1.content.0.type: Expected ` + "`thinking`" + `, but found ` + "`tool_use`" + `."}}`: false,
+		`{"type":"error","error":{"type":"overloaded_error","message":"bound to a different conversation"}}`:                                                              false,
+		`not json`: false,
+	} {
+		if got := IsBindingRefusal([]byte(body)); got != want {
+			t.Errorf("IsBindingRefusal(%s) = %v, want %v", body, got, want)
+		}
 	}
 }

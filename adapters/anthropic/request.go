@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
@@ -543,6 +544,25 @@ var generation = regexp.MustCompile(`(opus|sonnet|haiku|mythos)-(\d+)(?:-(\d{1,2
 // thinking.block_binding needs.
 const ThinkingBindingBeta = "thinking-binding-controls-2026-08-01"
 
+// DropMismatchedThinking is body, a request EncodeRequestBetas wrote with
+// ThinkingBindingBeta, asking that a thinking block failing the provider's
+// prefix check be dropped (thinking.block_binding.prefix_mismatch_behavior
+// "drop_block") rather than fail the request. Setting it also turns the
+// check on for accounts that do not enforce it by default (those created
+// before 2026-08-31 let such blocks through to the model), so it is for
+// an account that refused a block (IsBindingRefusal).
+func DropMismatchedThinking(body []byte) ([]byte, error) {
+	return sjson.SetBytes(body, "thinking.block_binding.prefix_mismatch_behavior", "drop_block")
+}
+
+// IsBindingRefusal reports whether an error body is a preserved-thinking
+// model's refusal of a thinking block whose conversation changed since it
+// was written ("… The block is bound to a different conversation …").
+func IsBindingRefusal(body []byte) bool {
+	return gjson.GetBytes(body, "error.type").Str == "invalid_request_error" &&
+		strings.Contains(gjson.GetBytes(body, "error.message").Str, "bound to a different conversation")
+}
+
 // adaptiveOnly guesses whether the model takes adaptive thinking only,
 // refusing thinking.type "enabled" and "disabled" (Opus 4.7+, the 5
 // family, Fable, Mythos).
@@ -596,7 +616,10 @@ func EncodeRequestBetas(r *ir.Request, o RequestOptions) ([]byte, []string, erro
 		return nil, nil, fmt.Errorf("encoding Anthropic request: %w", err)
 	}
 	var betas []string
-	if out.Thinking != nil && out.Thinking.DropMismatched {
+	if preservedThinking(r.Model) && holdsThinking(out.Messages) {
+		// The beta changes nothing the model is given; the answer
+		// reports the blocks the provider dropped or let through, and
+		// DropMismatchedThinking's member needs it.
 		betas = []string{ThinkingBindingBeta}
 	}
 	// The member name cannot occur quoted inside a string (its quotes
@@ -752,19 +775,10 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		// whose thinking cannot be turned off keeps them.
 		out.Messages = withoutThinking(out.Messages)
 	}
-	if preservedThinking(r.Model) && holdsThinking(out.Messages) {
-		// These models check that the conversation before each thinking
-		// block sent back is the one Claude wrote it after, and by default
-		// fail the request when not. An OpenAI-shape client cannot keep
-		// its history as Anthropic's rules want (it never saw the blocks;
-		// a system prompt holding the date or the open files changes), so
-		// a block that fails the check is dropped instead (the thinking of
-		// that answer is lost, the call goes on).
-		if out.Thinking == nil {
-			// The model's default, which cannot be turned off.
-			out.Thinking = &outThinkingCfg{Type: "adaptive"}
-		}
-		out.Thinking.DropMismatched = true
+	if preservedThinking(r.Model) && holdsThinking(out.Messages) && out.Thinking == nil {
+		// The model's default, which cannot be turned off: named, so that
+		// DropMismatchedThinking has a member to add to.
+		out.Thinking = &outThinkingCfg{Type: "adaptive"}
 	}
 	if rf := r.ResponseFormat; rf != nil && rf.Type == "json_schema" && !isJSONNull(rf.Schema) {
 		if out.OutputConfig == nil {

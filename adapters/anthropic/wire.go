@@ -140,9 +140,6 @@ type outToolChoice struct {
 type outThinkingCfg struct {
 	Type         string `json:"type"`
 	BudgetTokens int    `json:"budget_tokens,omitempty"`
-	// DropMismatched sets block_binding.prefix_mismatch_behavior
-	// "drop_block" (see ThinkingBindingBeta).
-	DropMismatched bool `json:"-"`
 }
 
 type outFormat struct {
