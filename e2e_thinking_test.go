@@ -847,3 +847,39 @@ func TestChatThinkingRestoredIntoASplitAnswer(t *testing.T) {
 		})
 	}
 }
+
+// A Responses API request asking for reasoning summaries (Codex asks
+// "auto") gets Claude's thinking text from the models that omit it by
+// default (Opus 4.7 on, the 5 family): the request asks for it
+// (thinking.display "summarized"), and the summaries are not empty
+// (review 20D). Older models, which return the text anyway, and requests
+// asking no summary go as before.
+func TestResponsesReasoningSummaryAsksForThinkingText(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "summaries")
+	for _, tc := range []struct{ name, model, upstream, reasoning, display string }{
+		{"opus-5-5, summary auto", "anthropic:claude-opus-5-5", "claude-opus-5-5", `{"effort":"low","summary":"auto"}`, "summarized"},
+		{"opus-4-7, summary detailed", "anthropic:claude-opus-4-7", "claude-opus-4-7", `{"effort":"low","summary":"detailed"}`, "summarized"},
+		{"opus-5-5, no summary", "anthropic:claude-opus-5-5", "claude-opus-5-5", `{"effort":"low"}`, ""},
+		{"haiku-4-5, summary auto", "haiku", haikuModel, `{"effort":"low","summary":"auto"}`, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage(tc.upstream, 400, "end_turn",
+				fakeupstream.ThinkingBlock("Paris is in France.", "sig-sum"), fakeupstream.TextBlock("Paris.")))
+			resp := g.post("/v1/responses", tok, `{"model":"`+tc.model+`","input":"Capital of France?","reasoning":`+tc.reasoning+`}`,
+				"Authorization", "Bearer "+tok)
+			body := e2eRead(t, resp)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%d %s", resp.StatusCode, body)
+			}
+			sent := up.RequestsTo("/v1/messages")
+			last := sent[len(sent)-1].Body
+			if got := gjson.Get(last, "thinking.display").Str; got != tc.display || !gjson.Get(last, "thinking.type").Exists() {
+				t.Errorf("Claude was asked for thinking %s; want display %q", gjson.Get(last, "thinking").Raw, tc.display)
+			}
+			if got := gjson.Get(body, `output.#(type=="reasoning").summary.0.text`).Str; got != "Paris is in France." {
+				t.Errorf("the reasoning summary reads %q: %s", got, body)
+			}
+		})
+	}
+}

@@ -179,6 +179,10 @@ type Thinking struct {
 	Mode         ThinkingMode
 	BudgetTokens int
 	Effort       string
+	// Display is how Claude returns its thinking text (thinking.display:
+	// "summarized", or "" for the model's default, which is "omitted",
+	// the signature alone, from Opus 4.7 on).
+	Display string
 }
 
 // ResponseFormat asks for structured output. Type is "json_schema" or

@@ -84,6 +84,10 @@ func (r *outRequest) appendJSON(b []byte) ([]byte, error) {
 			b = append(b, `,"budget_tokens":`...)
 			b = strconv.AppendInt(b, int64(t.BudgetTokens), 10)
 		}
+		if t.Display != "" {
+			b = append(b, `,"display":`...)
+			b = wirestr.AppendString(b, t.Display)
+		}
 		b = append(b, '}')
 	}
 	if oc := r.OutputConfig; oc != nil {

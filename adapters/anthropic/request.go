@@ -775,6 +775,11 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		// whose thinking cannot be turned off keeps them.
 		out.Messages = withoutThinking(out.Messages)
 	}
+	if th := r.Thinking; th != nil && th.Display != "" && out.Thinking != nil && adaptiveOnly(r.Model) {
+		// Asked for the thinking's text, which these models omit by
+		// default (the answer's reasoning summaries).
+		out.Thinking.Display = th.Display
+	}
 	if preservedThinking(r.Model) && holdsThinking(out.Messages) && out.Thinking == nil {
 		// The model's default, which cannot be turned off: named, so that
 		// DropMismatchedThinking has a member to add to.

@@ -140,6 +140,7 @@ type outToolChoice struct {
 type outThinkingCfg struct {
 	Type         string `json:"type"`
 	BudgetTokens int    `json:"budget_tokens,omitempty"`
+	Display      string `json:"display,omitempty"`
 }
 
 type outFormat struct {

@@ -161,6 +161,11 @@ func ResponsesToAnthropicRequest(body []byte, upstreamModel string, o Options) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("translating Responses API request to Anthropic (read as Chat Completions): %w", err)
 	}
+	if s := gjson.GetBytes(body, "reasoning.summary"); req.Thinking != nil && s.Type == gjson.String && s.Str != "" && s.Str != "none" {
+		// Reasoning summaries asked for (Codex asks "auto"): Claude's
+		// thinking text, which the newest models omit unless asked.
+		req.Thinking.Display = "summarized"
+	}
 	out, st, err := openAIToAnthropicReq(req, upstreamModel, o)
 	if err != nil {
 		return nil, nil, err
