@@ -45,12 +45,15 @@ type preservedThinker struct {
 	// does not set thinking.block_binding.prefix_mismatch_behavior gets a
 	// block failing the check through to the model (counted in allowed).
 	oldAccount bool
-	mu         sync.Mutex
-	bodies     []string
-	betas      []string
-	dropped    int
-	allowed    int
-	refusals   []string
+	// unchecked is a model without preserved thinking: blocks are not
+	// checked against their conversation.
+	unchecked bool
+	mu        sync.Mutex
+	bodies    []string
+	betas     []string
+	dropped   int
+	allowed   int
+	refusals  []string
 }
 
 func (p *preservedThinker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -78,7 +81,7 @@ func (p *preservedThinker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				kept = append(kept, b)
 				continue
 			}
-			if bm["signature"] == prefixSignature(req, i) {
+			if p.unchecked || bm["signature"] == prefixSignature(req, i) {
 				kept = append(kept, b)
 				continue
 			}
@@ -319,6 +322,98 @@ func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 				if cost := e2eCost(t, call); !e2eNear(cost, 0.005) || call["status"] != float64(200) || call["attempts"] != float64(want) {
 					t.Errorf("call %d: %v, want 200 at $0.005 in %d attempts", i+1, call, want)
 				}
+			}
+		})
+	}
+}
+
+// A client that appends an instruction mid-loop (a developer message after
+// a tool result) and keeps it where it put it: to a model that takes
+// mid-conversation system messages it goes as one, where the client put it,
+// so the conversation before it (the provider's cached prefix, the
+// thinking blocks' prefix) is the same at every step and no thinking is
+// dropped (review 20D: it was moved into the top-level system, which
+// changed every block's prefix). An older model gets it in the top-level
+// system, as before.
+func TestSystemMessageAppendedMidLoopStaysInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name, model        string
+		inPlace, preserved bool
+	}{
+		{"opus-5-5", "claude-opus-5-5", true, true},
+		{"opus-5-5 streamed", "claude-opus-5-5", true, true},
+		{"opus-4-8", "claude-opus-4-8", true, false},
+		{"opus-4-7", "claude-opus-4-7", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := &preservedThinker{unchecked: !tc.preserved}
+			srv := httptest.NewServer(up)
+			t.Cleanup(srv.Close)
+			g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+			_, tok := e2eKey(g, "mid-system")
+			c := xOpenAI(g, tok)
+			history := []openai.ChatCompletionMessageParamUnion{
+				openai.SystemMessage("You are a weather agent."),
+				openai.UserMessage("Weather in Paris?"),
+			}
+			var answer string
+			for step := 0; step < 3; step++ {
+				params := openai.ChatCompletionNewParams{
+					Model:           "anthropic:" + tc.model,
+					Messages:        history,
+					Tools:           []openai.ChatCompletionToolUnionParam{xWeatherFn},
+					ReasoningEffort: shared.ReasoningEffortLow,
+				}
+				var msg openai.ChatCompletionMessage
+				if strings.HasSuffix(tc.name, "streamed") {
+					s := c.Chat.Completions.NewStreaming(context.Background(), params)
+					acc := openai.ChatCompletionAccumulator{}
+					for s.Next() {
+						acc.AddChunk(s.Current())
+					}
+					if err := s.Err(); err != nil {
+						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
+					}
+					msg = acc.Choices[0].Message
+				} else {
+					r, err := c.Chat.Completions.New(context.Background(), params)
+					if err != nil {
+						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
+					}
+					msg = r.Choices[0].Message
+				}
+				if len(msg.ToolCalls) == 0 {
+					answer = msg.Content
+					break
+				}
+				history = append(history, msg.ToParam(), openai.ToolMessage("18C", msg.ToolCalls[0].ID))
+				if step == 0 {
+					history = append(history, openai.DeveloperMessage("The user reads Celsius only."))
+				}
+			}
+			if answer != "It is 18C in Paris." {
+				t.Fatalf("the loop ended with %q", answer)
+			}
+			up.mu.Lock()
+			defer up.mu.Unlock()
+			if len(up.bodies) != 3 {
+				t.Fatalf("the provider got %d requests, want 3", len(up.bodies))
+			}
+			for i, body := range up.bodies[1:] {
+				system := gjson.Get(body, "system").Raw
+				placed := gjson.Get(body, `messages.#(role=="system").content.0.text`).Str
+				if tc.inPlace && (system != gjson.Get(up.bodies[0], "system").Raw || placed != "The user reads Celsius only." ||
+					gjson.Get(body, "messages.3.role").Str != "system") {
+					t.Errorf("request %d: top-level system %s, the instruction in messages %q: want it as messages[3], the top level unchanged",
+						i+2, system, placed)
+				}
+				if !tc.inPlace && (placed != "" || !strings.Contains(system, "The user reads Celsius only.")) {
+					t.Errorf("request %d: top-level system %s, messages %s: an older model takes no system message in messages",
+						i+2, system, gjson.Get(body, "messages").Raw)
+				}
+			}
+			if len(up.refusals) != 0 || up.dropped != 0 {
+				t.Errorf("the provider refused %q and dropped %d thinking blocks; want none", up.refusals, up.dropped)
 			}
 		})
 	}

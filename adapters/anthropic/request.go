@@ -655,12 +655,34 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		}
 	}
 	out.Messages = make([]outMessage, 0, len(r.Messages))
+	midSystem := acceptsMidSystem(r.Model)
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		if m.Role == ir.RoleSystem {
+			var texts []any
 			for _, p := range m.Parts {
 				if p.Type == ir.PartText && p.Text != "" {
-					out.System = append(out.System, outText{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
+					texts = append(texts, outText{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
+				}
+			}
+			n := len(out.Messages)
+			switch {
+			case len(texts) == 0:
+			case midSystem && n > 0 && (out.Messages[n-1].Role == "user" || out.Messages[n-1].Role == "system") &&
+				!nextIsUser(r.Messages[i+1:]):
+				// Where the client put it, as the models that take
+				// mid-conversation system messages allow (right after a
+				// user turn): the conversation before it, which the
+				// provider caches and checks thinking against, stays as
+				// it was.
+				if out.Messages[n-1].Role == "system" {
+					out.Messages[n-1].Content = append(out.Messages[n-1].Content, texts...)
+				} else {
+					out.Messages = append(out.Messages, outMessage{Role: "system", Content: texts})
+				}
+			default:
+				for _, t := range texts {
+					out.System = append(out.System, t.(outText))
 				}
 			}
 			continue
@@ -805,6 +827,39 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		out.TopK = r.TopK
 	}
 	return &out, nil
+}
+
+// acceptsMidSystem guesses whether the model takes role "system" messages
+// in messages, right after a user turn (Opus 4.8 on, Sonnet and Haiku 5.5
+// on, Fable, Mythos 5).
+func acceptsMidSystem(model string) bool {
+	if strings.Contains(model, "fable") {
+		return true
+	}
+	m := generation.FindStringSubmatch(model)
+	if m == nil {
+		return false
+	}
+	major, _ := strconv.Atoi(m[2])
+	minor, _ := strconv.Atoi(m[3])
+	switch m[1] {
+	case "opus":
+		return major > 4 || major == 4 && minor >= 8
+	case "mythos":
+		return major >= 5
+	}
+	return major > 5 || major == 5 && minor >= 5
+}
+
+// nextIsUser reports whether the first message of msgs that is not a
+// system message is a user message.
+func nextIsUser(msgs []ir.Message) bool {
+	for i := range msgs {
+		if msgs[i].Role != ir.RoleSystem {
+			return msgs[i].Role == ir.RoleUser
+		}
+	}
+	return false
 }
 
 // continuesToolLoop reports whether msgs end with a user turn holding tool
