@@ -52,8 +52,10 @@ type call struct {
 	// error answer (which bills nothing).
 	retryWait bool
 	// resent is set once forward has sent a request again after a stale
-	// pooled connection (connTrace.stale).
-	resent bool
+	// pooled connection (connTrace.stale), and rebound once the request
+	// went again asking for mismatched thinking blocks to be dropped
+	// (bindingRefused): counted in attempts, not against max_retries.
+	resent, rebound bool
 
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved

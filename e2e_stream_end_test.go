@@ -104,3 +104,32 @@ func TestLeftInBackoffAfterStreamErrorIsExactZero(t *testing.T) {
 			call["usage_source"], call["upstream_request_id"])
 	}
 }
+
+// The same clean end on a stream asked for two choices, after choice 0
+// finished and while choice 1 was mid-answer: choice 1 was cut, and the
+// call is interrupted (review 20R3: read as whole).
+func TestCleanEndAfterOneOfTwoChoicesIsNotWhole(t *testing.T) {
+	const chunks = `data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null},{"index":1,"delta":{"role":"assistant","content":""},"finish_reason":null}]}
+
+data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":0,"delta":{"content":"Hello."},"finish_reason":null}]}
+
+data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":1,"delta":{"content":"Hi, how"},"finish_reason":null}]}
+
+data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}
+
+data: {"id":"chatcmpl-2","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":1,"delta":{"content":" can I"},"finish_reason":null}]}
+
+`
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, chunks) // choice 1 unfinished; a clean end
+	})
+	_, tok := e2eKey(g, "two-choices")
+	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","n":2,"stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	body := e2eRead(t, resp)
+	if call := e2eCalls(g, 1)[0]; !strings.Contains(body, `"error"`) || call["error_class"] != "STREAM_INTERRUPTED" {
+		t.Errorf("choice 1 was cut mid-answer: the client got %q, the call %v; want an error event and STREAM_INTERRUPTED",
+			body[max(0, len(body)-160):], call["error_class"])
+	}
+}

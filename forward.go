@@ -54,7 +54,9 @@ var dropRequestHeaders = map[string]bool{
 	// The same from CDNs in front: Cloudflare's other forms, Fastly, Azure
 	// Front Door, CloudFront.
 	"Cf-Connecting-Ipv6": true, "Cf-Pseudo-Ipv4": true, "Fastly-Client-Ip": true, "X-Azure-Clientip": true,
-	"X-Azure-Socketip": true, "Cloudfront-Viewer-Address": true,
+	"X-Azure-Socketip": true, "Cloudfront-Viewer-Address": true, "Fly-Client-Ip": true,
+	"X-Vercel-Forwarded-For": true, "X-Nf-Client-Connection-Ip": true, "Incap-Client-Ip": true,
+	"X-Sucuri-Clientip": true,
 }
 
 // dropResponseHeaders are upstream headers not relayed to clients: framing
@@ -165,12 +167,16 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	p := c.res.prov
 	// c.attempts counts on from a stream that failed before its first
 	// event; attempt counts the requests max_retries bounds, which a resend
-	// on a stale connection (c.resent) is not.
+	// on a stale connection (c.resent) or after a thinking binding refusal
+	// (c.rebound) is not.
 	var ct connTrace
 	traced := ct.context(ctx)
 	for attempt := c.retries(); ; attempt++ {
 		c.attempts = attempt + 1
 		if c.resent {
+			c.attempts++
+		}
+		if c.rebound {
 			c.attempts++
 		}
 		ct.idle = 0
@@ -247,10 +253,14 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 // retries is how many of the call's requests count against max_retries:
 // all but its first and a resend on a stale connection.
 func (c *call) retries() int {
+	n := c.attempts
 	if c.resent {
-		return c.attempts - 1
+		n--
 	}
-	return c.attempts
+	if c.rebound {
+		n--
+	}
+	return n
 }
 
 // upstreamRequestID is the request id of a provider's answer.

@@ -741,7 +741,10 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 		"Cf-Connecting-Ip", "203.0.113.7", "True-Client-Ip", "203.0.113.7", "X-Client-Ip", "10.1.2.3",
 		// CDNs' (review 20S).
 		"Cf-Connecting-Ipv6", "fd00::7", "Cf-Pseudo-Ipv4", "240.1.2.8", "Fastly-Client-Ip", "10.1.2.3",
-		"X-Azure-ClientIP", "10.1.2.4", "X-Azure-SocketIP", "10.1.2.5", "CloudFront-Viewer-Address", "10.1.2.6:51234")
+		"X-Azure-ClientIP", "10.1.2.4", "X-Azure-SocketIP", "10.1.2.5", "CloudFront-Viewer-Address", "10.1.2.6:51234",
+		// Edge platforms' (review 20R3).
+		"Fly-Client-IP", "203.0.113.9", "X-Vercel-Forwarded-For", "203.0.113.10", "X-Nf-Client-Connection-Ip", "203.0.113.11",
+		"Incap-Client-IP", "203.0.113.12", "X-Sucuri-ClientIP", "203.0.113.13")
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
@@ -754,7 +757,8 @@ func TestDeveloperOpenAIAccountHeadersHeldBack(t *testing.T) {
 	for _, h := range []string{"X-Forwarded-For", "X-Real-Ip", "Via", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded",
 		"X-Forwarded-Server", "X-Forwarded-Tls-Client-Cert", "X-Original-Forwarded-For", "X-Original-Uri", "X-Scheme",
 		"Cf-Connecting-Ip", "True-Client-Ip", "X-Client-Ip", "Cf-Connecting-Ipv6", "Cf-Pseudo-Ipv4", "Fastly-Client-Ip",
-		"X-Azure-Clientip", "X-Azure-Socketip", "Cloudfront-Viewer-Address"} {
+		"X-Azure-Clientip", "X-Azure-Socketip", "Cloudfront-Viewer-Address", "Fly-Client-Ip", "X-Vercel-Forwarded-For",
+		"X-Nf-Client-Connection-Ip", "Incap-Client-Ip", "X-Sucuri-Clientip"} {
 		if v := rec.Header.Get(h); v != "" {
 			t.Errorf("upstream got %s %q: the network in front of the gateway is not the vendor's to see", h, v)
 		}

@@ -779,12 +779,13 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 			// The client is still there: its answer is cut, and it is told why.
 			c.endStream(rc, "the gateway is shutting down; the answer is incomplete")
 		}
-	case err == nil && obs.finished():
-		// The provider gave its finish reason and ended cleanly without
-		// the usage it was asked for (a compatible server that ignores
-		// stream_options and sends no [DONE]): the answer is whole, as
-		// the client straight at that server would take it, and its
-		// usage is the estimate.
+	case err == nil && obs.finished() && (obs.format != formatChat || c.choices <= 1):
+		// The provider gave its finish reason (of its one choice: one
+		// finished choice of several says nothing of the others) and
+		// ended cleanly without the usage it was asked for (a compatible
+		// server that ignores stream_options and sends no [DONE]): the
+		// answer is whole, as the client straight at that server would
+		// take it, and its usage is the estimate.
 	case err != nil || !obs.complete():
 		// The provider's request ends here too: after a translation error or
 		// an oversized event it would go on generating, billed, and answer
@@ -1183,7 +1184,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		case it := <-events:
 			if it.err != nil {
 				if obs.complete() && (errors.Is(it.err, io.EOF) || providerCut(it.err)) ||
-					obs.finished() && errors.Is(it.err, io.EOF) {
+					obs.finished() && errors.Is(it.err, io.EOF) && (obs.format != formatChat || c.choices <= 1) {
 					// The provider said all it had to say (the stop and the
 					// usage) before it ended, cleanly or not, or it gave
 					// its stop and ended cleanly without the usage it was

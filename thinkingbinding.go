@@ -64,7 +64,7 @@ func (c *call) bindingRefused(resp *http.Response) bool {
 	}
 	discard(resp.Body)
 	c.res.prov.bindingEnforced.Store(true)
-	c.body = body
+	c.body, c.rebound = body, true
 	c.g.logger.Info("provider refused thinking the gateway put back (bound to a different conversation); "+
 		"resending it with thinking blocks that fail the check dropped",
 		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("attempt", c.attempts))
