@@ -18,6 +18,7 @@ func TestPreservedThinking(t *testing.T) {
 		"claude-fable-5-1": true, "claude-fable-5-2": true, "claude-mythos-5-1": true, "claude-mythos-5-2": true,
 		"claude-opus-5": false, "claude-opus-5-20260724": false, "claude-opus-4-8": false, "claude-haiku-4-5": false,
 		"claude-opus-4-5-20251101": false, "claude-mythos-preview": false, "claude-mythos-5": false, "glm-4.6": false,
+		"claude-3-7-sonnet-20250219": false, "claude-3-5-haiku-20241022": false, "claude-3-opus-20240229": false,
 	} {
 		if got := preservedThinking(model); got != want {
 			t.Errorf("preservedThinking(%q) = %v, want %v", model, got, want)

@@ -39,6 +39,7 @@ func TestMidConversationSystemMessages(t *testing.T) {
 			"user,assistant", "S|A"},
 		{"an older model", "claude-opus-4-7", []ir.Message{text(ir.RoleUser, "hi"), call, result, sys("A")}, "user,assistant,user", "S|A"},
 		{"sonnet-5", "claude-sonnet-5", []ir.Message{text(ir.RoleUser, "hi"), call, result, sys("A")}, "user,assistant,user", "S|A"},
+		{"claude-3-7-sonnet", "claude-3-7-sonnet-20250219", []ir.Message{text(ir.RoleUser, "hi"), call, result, sys("A")}, "user,assistant,user", "S|A"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &ir.Request{Model: tc.model, MaxTokens: 100, System: []ir.Part{{Type: ir.PartText, Text: "S"}}, Messages: tc.msgs}

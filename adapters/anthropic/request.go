@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -523,22 +522,53 @@ func preservedThinking(model string) bool {
 	if strings.Contains(model, "fable") {
 		return true
 	}
-	m := generation.FindStringSubmatch(model)
-	if m == nil {
+	family, major, minor, ok := claudeVersion(model)
+	switch {
+	case !ok:
 		return false
-	}
-	major, _ := strconv.Atoi(m[2])
-	minor, _ := strconv.Atoi(m[3])
-	if m[1] == "mythos" {
+	case family == "mythos":
 		return major > 5 || major == 5 && minor >= 1
 	}
 	return major > 5 || major == 5 && minor >= 5
 }
 
-// generation reads a Claude model id's family and version: claude-opus-5-5,
-// claude-mythos-5-1-20261001 (a one- or two-digit minor only: the digits
-// after claude-opus-5- may be a date).
-var generation = regexp.MustCompile(`(opus|sonnet|haiku|mythos)-(\d+)(?:-(\d{1,2}))?(?:$|[^0-9])`)
+// claudeVersion reads a Claude model id's family (opus, sonnet, haiku,
+// mythos) and version: claude-opus-5-5, claude-mythos-5-1-20261001 (a one-
+// or two-digit minor only: the digits after claude-opus-5- may be a date).
+func claudeVersion(model string) (family string, major, minor int, ok bool) {
+	for _, f := range [...]string{"opus-", "sonnet-", "haiku-", "mythos-"} {
+		i := strings.Index(model, f)
+		if i < 0 {
+			continue
+		}
+		rest := model[i+len(f):]
+		major, n := leadingInt(rest)
+		if n == 0 || n > 2 {
+			// claude-3-7-sonnet-20250219: the family's date, and the
+			// version before the family, of the generations before 4.
+			return "", 0, 0, false
+		}
+		if rest = rest[n:]; len(rest) > 1 && rest[0] == '-' {
+			if m, k := leadingInt(rest[1:]); k <= 2 {
+				minor = m
+			}
+		}
+		return f[:len(f)-1], major, minor, true
+	}
+	return "", 0, 0, false
+}
+
+// leadingInt reads the decimal digits s starts with: their value and count.
+func leadingInt(s string) (v, n int) {
+	for n < len(s) && n < 9 && s[n] >= '0' && s[n] <= '9' {
+		v = v*10 + int(s[n]-'0')
+		n++
+	}
+	for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+		n++ // past nine digits: a date, not a version
+	}
+	return v, n
+}
 
 // ThinkingBindingBeta is the anthropic-beta value that a request's
 // thinking.block_binding needs.
@@ -616,7 +646,7 @@ func EncodeRequestBetas(r *ir.Request, o RequestOptions) ([]byte, []string, erro
 		return nil, nil, fmt.Errorf("encoding Anthropic request: %w", err)
 	}
 	var betas []string
-	if preservedThinking(r.Model) && holdsThinking(out.Messages) {
+	if holdsThinking(out.Messages) && preservedThinking(r.Model) {
 		// The beta changes nothing the model is given; the answer
 		// reports the blocks the provider dropped or let through, and
 		// DropMismatchedThinking's member needs it.
@@ -655,7 +685,7 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		}
 	}
 	out.Messages = make([]outMessage, 0, len(r.Messages))
-	midSystem := acceptsMidSystem(r.Model)
+	midSystem := -1 // acceptsMidSystem(r.Model), read at the first system message
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		if m.Role == ir.RoleSystem {
@@ -666,9 +696,15 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 				}
 			}
 			n := len(out.Messages)
+			if midSystem < 0 && len(texts) > 0 {
+				midSystem = 0
+				if acceptsMidSystem(r.Model) {
+					midSystem = 1
+				}
+			}
 			switch {
 			case len(texts) == 0:
-			case midSystem && n > 0 && (out.Messages[n-1].Role == "user" || out.Messages[n-1].Role == "system") &&
+			case midSystem == 1 && n > 0 && (out.Messages[n-1].Role == "user" || out.Messages[n-1].Role == "system") &&
 				!nextIsUser(r.Messages[i+1:]):
 				// Where the client put it, as the models that take
 				// mid-conversation system messages allow (right after a
@@ -802,7 +838,7 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		// default (the answer's reasoning summaries).
 		out.Thinking.Display = th.Display
 	}
-	if preservedThinking(r.Model) && holdsThinking(out.Messages) && out.Thinking == nil {
+	if out.Thinking == nil && holdsThinking(out.Messages) && preservedThinking(r.Model) {
 		// The model's default, which cannot be turned off: named, so that
 		// DropMismatchedThinking has a member to add to.
 		out.Thinking = &outThinkingCfg{Type: "adaptive"}
@@ -836,16 +872,13 @@ func acceptsMidSystem(model string) bool {
 	if strings.Contains(model, "fable") {
 		return true
 	}
-	m := generation.FindStringSubmatch(model)
-	if m == nil {
+	family, major, minor, ok := claudeVersion(model)
+	switch {
+	case !ok:
 		return false
-	}
-	major, _ := strconv.Atoi(m[2])
-	minor, _ := strconv.Atoi(m[3])
-	switch m[1] {
-	case "opus":
+	case family == "opus":
 		return major > 4 || major == 4 && minor >= 8
-	case "mythos":
+	case family == "mythos":
 		return major >= 5
 	}
 	return major > 5 || major == 5 && minor >= 5
