@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -177,6 +178,36 @@ func (p *preservedThinker) stream(w http.ResponseWriter, step int, model any, co
 	ev("message_stop", `{"type":"message_stop"}`)
 }
 
+// chatStep sends one step of a Chat Completions tool loop with openai-go,
+// streamed or not, and returns the message the SDK read; a failure ends
+// the test with what the provider refused.
+func (p *preservedThinker) chatStep(t *testing.T, c openai.Client, params openai.ChatCompletionNewParams, stream bool, step int) openai.ChatCompletionMessage {
+	t.Helper()
+	if !stream {
+		r, err := c.Chat.Completions.New(context.Background(), params)
+		if err != nil {
+			t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, p.refusalsSoFar())
+		}
+		return r.Choices[0].Message
+	}
+	s := c.Chat.Completions.NewStreaming(context.Background(), params)
+	acc := openai.ChatCompletionAccumulator{}
+	for s.Next() {
+		acc.AddChunk(s.Current())
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, p.refusalsSoFar())
+	}
+	return acc.Choices[0].Message
+}
+
+// refusalsSoFar is a copy of the provider's refusals.
+func (p *preservedThinker) refusalsSoFar() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.refusals)
+}
+
 // prefixSignature is the signature of a block written after the request's
 // system, tools and its first n messages.
 func prefixSignature(req map[string]any, n int) string {
@@ -264,24 +295,7 @@ func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 					Tools:           []openai.ChatCompletionToolUnionParam{xWeatherFn},
 					ReasoningEffort: shared.ReasoningEffortLow,
 				}
-				var msg openai.ChatCompletionMessage
-				if tc.stream {
-					s := c.Chat.Completions.NewStreaming(context.Background(), params)
-					acc := openai.ChatCompletionAccumulator{}
-					for s.Next() {
-						acc.AddChunk(s.Current())
-					}
-					if err := s.Err(); err != nil {
-						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
-					}
-					msg = acc.Choices[0].Message
-				} else {
-					r, err := c.Chat.Completions.New(context.Background(), params)
-					if err != nil {
-						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
-					}
-					msg = r.Choices[0].Message
-				}
+				msg := up.chatStep(t, c, params, tc.stream, step)
 				if len(msg.ToolCalls) == 0 {
 					answer = msg.Content
 					break
@@ -364,24 +378,7 @@ func TestSystemMessageAppendedMidLoopStaysInPlace(t *testing.T) {
 					Tools:           []openai.ChatCompletionToolUnionParam{xWeatherFn},
 					ReasoningEffort: shared.ReasoningEffortLow,
 				}
-				var msg openai.ChatCompletionMessage
-				if strings.HasSuffix(tc.name, "streamed") {
-					s := c.Chat.Completions.NewStreaming(context.Background(), params)
-					acc := openai.ChatCompletionAccumulator{}
-					for s.Next() {
-						acc.AddChunk(s.Current())
-					}
-					if err := s.Err(); err != nil {
-						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
-					}
-					msg = acc.Choices[0].Message
-				} else {
-					r, err := c.Chat.Completions.New(context.Background(), params)
-					if err != nil {
-						t.Fatalf("step %d: %v (the provider refused: %q)", step+1, err, up.refusals)
-					}
-					msg = r.Choices[0].Message
-				}
+				msg := up.chatStep(t, c, params, strings.HasSuffix(tc.name, "streamed"), step)
 				if len(msg.ToolCalls) == 0 {
 					answer = msg.Content
 					break
