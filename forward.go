@@ -251,7 +251,8 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 }
 
 // retries is how many of the call's requests count against max_retries:
-// all but its first and a resend on a stale connection.
+// all but its first, a resend on a stale connection and a resend after a
+// thinking binding refusal.
 func (c *call) retries() int {
 	n := c.attempts
 	if c.resent {

@@ -91,26 +91,26 @@ type ProviderConfig struct {
 // provider is a provisioned ProviderConfig: resolved secrets, parsed URL
 // and its own tuned transport.
 type provider struct {
-	name      string
-	typ       string
-	apiKey    string
-	keyWarned logGate // spaces warnRefusedKey's lines
+	name         string
+	typ          string
+	apiKey       string
+	keyWarned    logGate             // spaces warnRefusedKey's lines
+	keyEmptied   bool                // an api_key was given and came out empty
+	endpoint     string              // base URL without its query and trailing slash
+	baseQuery    string              // the base URL's query, on every upstream URL
+	transport    *http.Transport     // no timeout that would cut streams
+	latency      prometheus.Observer // metis_upstream_response_seconds{provider}
+	maxRetries   int
+	maxRetryWait time.Duration
+	timeout      time.Duration // the wait for response headers
+	bearer       bool          // the key goes as Authorization: Bearer
+	compat       compatOptions
+	headers      http.Header // ProviderConfig.Headers, resolved
 	// bindingEnforced is set once the provider refused a thinking block
 	// bound to a different conversation (its account enforces Anthropic's
 	// prefix check): translated requests carrying thinking then ask for
 	// such blocks to be dropped (anthropic.DropMismatchedThinking).
 	bindingEnforced atomic.Bool
-	keyEmptied      bool                // an api_key was given and came out empty
-	endpoint        string              // base URL without its query and trailing slash
-	baseQuery       string              // the base URL's query, on every upstream URL
-	transport       *http.Transport     // no timeout that would cut streams
-	latency         prometheus.Observer // metis_upstream_response_seconds{provider}
-	maxRetries      int
-	maxRetryWait    time.Duration
-	timeout         time.Duration // the wait for response headers
-	bearer          bool          // the key goes as Authorization: Bearer
-	compat          compatOptions
-	headers         http.Header // ProviderConfig.Headers, resolved
 }
 
 // compatOptions adapt requests to an OpenAI-compatible server that is not
