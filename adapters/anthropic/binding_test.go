@@ -96,3 +96,20 @@ func TestIsBindingRefusal(t *testing.T) {
 		}
 	}
 }
+
+// TestNewestGeneration: the models that take adaptive thinking only and
+// refuse sampling parameters, by their version, later generations
+// included.
+func TestNewestGeneration(t *testing.T) {
+	for model, want := range map[string]bool{
+		"claude-opus-4-7": true, "claude-opus-4-8-20260528": true, "claude-opus-5": true, "claude-opus-5-5": true,
+		"claude-sonnet-5": true, "claude-haiku-5-5": true, "claude-opus-6": true, "claude-sonnet-6-1": true,
+		"claude-fable-5-1": true, "claude-mythos-preview": true,
+		"claude-opus-4-6": false, "claude-opus-4-5-20251101": false, "claude-sonnet-4-5": false, "claude-haiku-4-5": false,
+		"claude-3-7-sonnet-20250219": false, "claude-3-opus-20240229": false, "gpt-5": false, "glm-4.6": false,
+	} {
+		if got := adaptiveOnly(model); got != want || GuessSupportsSampling(model) == want {
+			t.Errorf("%s: adaptiveOnly %v, GuessSupportsSampling %v; want %v and %v", model, got, GuessSupportsSampling(model), want, !want)
+		}
+	}
+}

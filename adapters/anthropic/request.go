@@ -507,12 +507,24 @@ const MinThinkingBudget = 1024
 // non-default sampling parameters: the newest Claude generations
 // (Opus 4.7+, the 5 family, Fable, Mythos) reject them.
 func GuessSupportsSampling(model string) bool {
-	for _, s := range []string{"opus-4-7", "opus-4-8", "opus-5", "sonnet-5", "haiku-5", "fable", "mythos"} {
-		if strings.Contains(model, s) {
-			return false
-		}
+	return !newestGeneration(model)
+}
+
+// newestGeneration guesses whether the model is of the Claude generations
+// that take adaptive thinking only and refuse sampling parameters: Opus
+// 4.7 on, Sonnet and Haiku 5 on, Fable, Mythos.
+func newestGeneration(model string) bool {
+	if strings.Contains(model, "fable") || strings.Contains(model, "mythos") {
+		return true
 	}
-	return true
+	family, major, minor, ok := claudeVersion(model)
+	switch {
+	case !ok:
+		return false
+	case family == "opus":
+		return major > 4 || major == 4 && minor >= 7
+	}
+	return major >= 5
 }
 
 // preservedThinking guesses whether the model checks the conversation
@@ -596,14 +608,7 @@ func IsBindingRefusal(body []byte) bool {
 // adaptiveOnly guesses whether the model takes adaptive thinking only,
 // refusing thinking.type "enabled" and "disabled" (Opus 4.7+, the 5
 // family, Fable, Mythos).
-func adaptiveOnly(model string) bool {
-	for _, s := range []string{"opus-4-7", "opus-4-8", "opus-5", "sonnet-5", "haiku-5", "fable", "mythos"} {
-		if strings.Contains(model, s) {
-			return true
-		}
-	}
-	return false
-}
+func adaptiveOnly(model string) bool { return newestGeneration(model) }
 
 // EffortBudget is the thinking budget used for an OpenAI reasoning_effort
 // (0 = no thinking).
