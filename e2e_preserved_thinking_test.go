@@ -415,3 +415,43 @@ func TestSystemMessageAppendedMidLoopStaysInPlace(t *testing.T) {
 		})
 	}
 }
+
+// A developer message a client adds between turns, right before the next
+// user message (Codex CLI's permissions or instructions update): to a
+// model that takes mid-conversation system messages it goes as one right
+// after that user message, which Anthropic's placement rule allows, and
+// the start of the prompt stays the same (confirmation 20L2: it was
+// hoisted into the top-level system, so the provider's cache was
+// rewritten and, on preserved-thinking models, every thinking block Codex
+// sent back was dropped).
+func TestDeveloperMessageBeforeAUserTurnKeepsThePrefix(t *testing.T) {
+	up := &preservedThinker{}
+	srv := httptest.NewServer(up)
+	t.Cleanup(srv.Close)
+	g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+	_, tok := e2eKey(g, "dev-before-user")
+	c := xOpenAI(g, tok)
+	history := []openai.ChatCompletionMessageParamUnion{
+		openai.SystemMessage("You are a weather agent."),
+		openai.UserMessage("Weather in Paris?"),
+	}
+	for step := 0; step < 3; step++ {
+		msg := up.chatStep(t, c, openai.ChatCompletionNewParams{Model: "anthropic:claude-opus-5-5", Messages: history,
+			Tools: []openai.ChatCompletionToolUnionParam{xWeatherFn}, ReasoningEffort: shared.ReasoningEffortLow}, false, step)
+		history = append(history, msg.ToParam())
+		if len(msg.ToolCalls) == 0 {
+			break
+		}
+		history = append(history, openai.ToolMessage("18C", msg.ToolCalls[0].ID))
+	}
+	history = append(history, openai.DeveloperMessage("The user reads Celsius only."), openai.UserMessage("And in Lyon?"))
+	up.chatStep(t, c, openai.ChatCompletionNewParams{Model: "anthropic:claude-opus-5-5", Messages: history,
+		Tools: []openai.ChatCompletionToolUnionParam{xWeatherFn}, ReasoningEffort: shared.ReasoningEffortLow}, false, 3)
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	first, last := up.bodies[0], up.bodies[len(up.bodies)-1]
+	if sys := gjson.Get(last, "system").Raw; sys != gjson.Get(first, "system").Raw || !strings.Contains(gjson.Get(last, "messages").Raw, "The user reads Celsius only.") {
+		t.Errorf("the new turn went with top-level system %s (the conversation began with %s): the developer message was hoisted, "+
+			"changing the prompt's start; want it in messages (a role \"system\" message right after the user turn)", sys, gjson.Get(first, "system").Raw)
+	}
+}

@@ -11,9 +11,10 @@ import (
 
 // TestMidConversationSystemMessages: a later system message goes where the
 // client put it to a model that takes mid-conversation system messages,
-// when it follows a user turn and no user message follows it (Anthropic's
-// placement rule: right after a user turn); otherwise, and to older
-// models, it joins the top-level system as before. A run of them is one
+// when it follows a user turn (Anthropic's placement rule: right after a
+// user turn), and right after the user turn that follows it when it comes
+// before one (Codex's developer messages); otherwise, and to older models,
+// it joins the top-level system as before. A run of them is one
 // message. (These models all think adaptively only, so a system message
 // ending a tool loop's user turn changes no thinking decision.)
 func TestMidConversationSystemMessages(t *testing.T) {
@@ -34,6 +35,10 @@ func TestMidConversationSystemMessages(t *testing.T) {
 			"user,system,assistant", "S"},
 		{"two in a row", "claude-sonnet-5-5", []ir.Message{text(ir.RoleUser, "hi"), sys("A"), sys("B")}, "user,system", "S"},
 		{"before a user message", "claude-opus-5-5", []ir.Message{text(ir.RoleUser, "hi"), text(ir.RoleAssistant, "yes"), sys("A"), text(ir.RoleUser, "go")},
+			"user,assistant,user,system", "S"},
+		{"before a user turn of two messages, then the answer", "claude-opus-5-5", []ir.Message{text(ir.RoleUser, "hi"), call, sys("A"), result,
+			text(ir.RoleUser, "go"), text(ir.RoleAssistant, "done")}, "user,assistant,user,system,assistant", "S"},
+		{"before a user message, to an older model", "claude-opus-4-7", []ir.Message{text(ir.RoleUser, "hi"), text(ir.RoleAssistant, "yes"), sys("A"), text(ir.RoleUser, "go")},
 			"user,assistant,user", "S|A"},
 		{"after an assistant message", "claude-opus-5-5", []ir.Message{text(ir.RoleUser, "hi"), text(ir.RoleAssistant, "yes"), sys("A")},
 			"user,assistant", "S|A"},

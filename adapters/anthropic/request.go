@@ -689,65 +689,11 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 			out.System = append(out.System, outText{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
 		}
 	}
-	out.Messages = make([]outMessage, 0, len(r.Messages))
-	midSystem := -1 // acceptsMidSystem(r.Model), read at the first system message
-	for i := range r.Messages {
-		m := &r.Messages[i]
-		if m.Role == ir.RoleSystem {
-			var texts []any
-			for _, p := range m.Parts {
-				if p.Type == ir.PartText && p.Text != "" {
-					texts = append(texts, outText{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
-				}
-			}
-			n := len(out.Messages)
-			if midSystem < 0 && len(texts) > 0 {
-				midSystem = 0
-				if acceptsMidSystem(r.Model) {
-					midSystem = 1
-				}
-			}
-			switch {
-			case len(texts) == 0:
-			case midSystem == 1 && n > 0 && (out.Messages[n-1].Role == "user" || out.Messages[n-1].Role == "system") &&
-				!nextIsUser(r.Messages[i+1:]):
-				// Where the client put it, as the models that take
-				// mid-conversation system messages allow (right after a
-				// user turn): the conversation before it, which the
-				// provider caches and checks thinking against, stays as
-				// it was.
-				if out.Messages[n-1].Role == "system" {
-					out.Messages[n-1].Content = append(out.Messages[n-1].Content, texts...)
-				} else {
-					out.Messages = append(out.Messages, outMessage{Role: "system", Content: texts})
-				}
-			default:
-				for _, t := range texts {
-					out.System = append(out.System, t.(outText))
-				}
-			}
-			continue
-		}
-		content := make([]any, 0, len(m.Parts))
-		for j := range m.Parts {
-			b, err := encodeBlock(&m.Parts[j], o.Names, i)
-			if err != nil {
-				return nil, err
-			}
-			if b != nil {
-				content = append(content, b)
-			}
-		}
-		if len(content) == 0 {
-			continue
-		}
-		role := string(m.Role)
-		if n := len(out.Messages); n > 0 && out.Messages[n-1].Role == role {
-			out.Messages[n-1].Content = append(out.Messages[n-1].Content, content...)
-			continue
-		}
-		out.Messages = append(out.Messages, outMessage{Role: role, Content: content})
+	msgs, hoisted, err := encodeMessages(r, o)
+	if err != nil {
+		return nil, err
 	}
+	out.Messages, out.System = msgs, append(out.System, hoisted...)
 	for _, t := range r.Tools {
 		schema, desc, name := t.Parameters, t.Description, o.Names.Upstream(t.Name)
 		if t.Custom != nil {
@@ -868,6 +814,90 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		out.TopK = r.TopK
 	}
 	return &out, nil
+}
+
+// encodeMessages writes r's messages, and returns the later system
+// messages that go into the top-level system. To a model that takes
+// mid-conversation system messages (acceptsMidSystem), a system message
+// goes as one where the client put it when that follows a user turn, so
+// the conversation before it, which the provider caches and checks
+// thinking against, stays as it was; one a user message follows (Codex
+// puts its developer messages there), which Anthropic's placement rule
+// does not allow, goes right after that user turn. Otherwise, and to
+// older models, it is hoisted, as Anthropic had one system prompt.
+func encodeMessages(r *ir.Request, o RequestOptions) (msgs []outMessage, hoisted []outText, err error) {
+	msgs = make([]outMessage, 0, len(r.Messages))
+	midSystem := -1   // acceptsMidSystem(r.Model), read at the first system message
+	var pending []any // system texts waiting for the end of the user turn after them
+	place := func(texts []any) {
+		if n := len(msgs); msgs[n-1].Role == "system" {
+			msgs[n-1].Content = append(msgs[n-1].Content, texts...)
+		} else {
+			msgs = append(msgs, outMessage{Role: "system", Content: texts})
+		}
+	}
+	for i := range r.Messages {
+		m := &r.Messages[i]
+		if m.Role == ir.RoleSystem {
+			var texts []any
+			for _, p := range m.Parts {
+				if p.Type == ir.PartText && p.Text != "" {
+					texts = append(texts, outText{Type: "text", Text: p.Text, CacheControl: p.CacheControl})
+				}
+			}
+			if len(texts) == 0 {
+				continue
+			}
+			if midSystem < 0 {
+				midSystem = 0
+				if acceptsMidSystem(r.Model) {
+					midSystem = 1
+				}
+			}
+			n := len(msgs)
+			switch {
+			case midSystem != 1 || n == 0:
+				for _, t := range texts {
+					hoisted = append(hoisted, t.(outText))
+				}
+			case nextIsUser(r.Messages[i+1:]):
+				pending = append(pending, texts...)
+			case len(pending) == 0 && (msgs[n-1].Role == "user" || msgs[n-1].Role == "system"):
+				place(texts)
+			default:
+				for _, t := range texts {
+					hoisted = append(hoisted, t.(outText))
+				}
+			}
+			continue
+		}
+		content := make([]any, 0, len(m.Parts))
+		for j := range m.Parts {
+			b, err := encodeBlock(&m.Parts[j], o.Names, i)
+			if err != nil {
+				return nil, nil, err
+			}
+			if b != nil {
+				content = append(content, b)
+			}
+		}
+		if len(content) > 0 {
+			role := string(m.Role)
+			if n := len(msgs); n > 0 && msgs[n-1].Role == role {
+				msgs[n-1].Content = append(msgs[n-1].Content, content...)
+			} else {
+				msgs = append(msgs, outMessage{Role: role, Content: content})
+			}
+		}
+		if len(pending) > 0 && len(msgs) > 0 && msgs[len(msgs)-1].Role == "user" && !nextIsUser(r.Messages[i+1:]) {
+			place(pending)
+			pending = nil
+		}
+	}
+	for _, t := range pending {
+		hoisted = append(hoisted, t.(outText))
+	}
+	return msgs, hoisted, nil
 }
 
 // acceptsMidSystem guesses whether the model takes role "system" messages
