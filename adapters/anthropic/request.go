@@ -514,35 +514,38 @@ func GuessSupportsSampling(model string) bool {
 // that take adaptive thinking only and refuse sampling parameters: Opus
 // 4.7 on, Sonnet and Haiku 5 on, Fable, Mythos.
 func newestGeneration(model string) bool {
-	if strings.Contains(model, "fable") || strings.Contains(model, "mythos") {
+	return strings.Contains(model, "mythos") || versionAtLeast(model, newestFrom)
+}
+
+// The first version (major*100 + minor) of each family, "" for the others,
+// for newestGeneration, preservedThinking and acceptsMidSystem.
+var (
+	newestFrom    = map[string]int{"opus": 407, "": 500}
+	preservedFrom = map[string]int{"mythos": 501, "": 505}
+	midSystemFrom = map[string]int{"opus": 408, "mythos": 500, "": 505}
+)
+
+// versionAtLeast reports whether the model is a Fable model, or a Claude
+// model whose version is at least its family's in first.
+func versionAtLeast(model string, first map[string]int) bool {
+	if strings.Contains(model, "fable") {
 		return true
 	}
 	family, major, minor, ok := claudeVersion(model)
-	switch {
-	case !ok:
+	if !ok {
 		return false
-	case family == "opus":
-		return major > 4 || major == 4 && minor >= 7
 	}
-	return major >= 5
+	v, named := first[family]
+	if !named {
+		v = first[""]
+	}
+	return major*100+minor >= v
 }
 
 // preservedThinking guesses whether the model checks the conversation
 // before each thinking block sent back to it (Anthropic's "preserved
 // thinking": Fable and Mythos 5.1+, and the 5.5 generation and later).
-func preservedThinking(model string) bool {
-	if strings.Contains(model, "fable") {
-		return true
-	}
-	family, major, minor, ok := claudeVersion(model)
-	switch {
-	case !ok:
-		return false
-	case family == "mythos":
-		return major > 5 || major == 5 && minor >= 1
-	}
-	return major > 5 || major == 5 && minor >= 5
-}
+func preservedThinking(model string) bool { return versionAtLeast(model, preservedFrom) }
 
 // claudeVersion reads a Claude model id's family (opus, sonnet, haiku,
 // mythos) and version: claude-opus-5-5, claude-mythos-5-1-20261001 (a one-
@@ -903,21 +906,7 @@ func encodeMessages(r *ir.Request, o RequestOptions) (msgs []outMessage, hoisted
 // acceptsMidSystem guesses whether the model takes role "system" messages
 // in messages, right after a user turn (Opus 4.8 on, Sonnet and Haiku 5.5
 // on, Fable, Mythos 5).
-func acceptsMidSystem(model string) bool {
-	if strings.Contains(model, "fable") {
-		return true
-	}
-	family, major, minor, ok := claudeVersion(model)
-	switch {
-	case !ok:
-		return false
-	case family == "opus":
-		return major > 4 || major == 4 && minor >= 8
-	case family == "mythos":
-		return major >= 5
-	}
-	return major > 5 || major == 5 && minor >= 5
-}
+func acceptsMidSystem(model string) bool { return versionAtLeast(model, midSystemFrom) }
 
 // nextIsUser reports whether the first message of msgs that is not a
 // system message is a user message.
