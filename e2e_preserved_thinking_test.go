@@ -178,6 +178,14 @@ func (p *preservedThinker) stream(w http.ResponseWriter, step int, model any, co
 	ev("message_stop", `{"type":"message_stop"}`)
 }
 
+// gateway starts a gateway whose providers are p.
+func (p *preservedThinker) gateway(t *testing.T) *testGateway {
+	t.Helper()
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+}
+
 // chatStep sends one step of a Chat Completions tool loop with openai-go,
 // streamed or not, and returns the message the SDK read; a failure ends
 // the test with what the provider refused.
@@ -275,9 +283,7 @@ func TestChatToolLoopOnPreservedThinkingModel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &preservedThinker{omitted: tc.omitted, oldAccount: tc.oldAccount}
-			srv := httptest.NewServer(up)
-			t.Cleanup(srv.Close)
-			g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+			g := up.gateway(t)
 			_, tok := e2eKey(g, "preserved")
 			c := xOpenAI(g, tok)
 			system := func(step int) string {
@@ -361,9 +367,7 @@ func TestSystemMessageAppendedMidLoopStaysInPlace(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &preservedThinker{unchecked: !tc.preserved}
-			srv := httptest.NewServer(up)
-			t.Cleanup(srv.Close)
-			g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+			g := up.gateway(t)
 			_, tok := e2eKey(g, "mid-system")
 			c := xOpenAI(g, tok)
 			history := []openai.ChatCompletionMessageParamUnion{
@@ -426,9 +430,7 @@ func TestSystemMessageAppendedMidLoopStaysInPlace(t *testing.T) {
 // sent back was dropped).
 func TestDeveloperMessageBeforeAUserTurnKeepsThePrefix(t *testing.T) {
 	up := &preservedThinker{}
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+	g := up.gateway(t)
 	_, tok := e2eKey(g, "dev-before-user")
 	c := xOpenAI(g, tok)
 	history := []openai.ChatCompletionMessageParamUnion{

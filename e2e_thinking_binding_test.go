@@ -91,9 +91,7 @@ func TestBindingOtherRefusalRelayedWhole(t *testing.T) {
 // request asks at once.
 func TestResponsesBindingResend(t *testing.T) {
 	up := &preservedThinker{}
-	srv := httptest.NewServer(up)
-	t.Cleanup(srv.Close)
-	g := startGateway(t, gatewayConfig(tempDB(t), srv.URL, ""))
+	g := up.gateway(t)
 	_, tok := e2eKey(g, "responses-binding")
 	tools := `[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}]`
 	resp := g.post("/v1/responses", tok, `{"model":"anthropic:claude-opus-5-5","instructions":"Now: 16:40","reasoning":{"effort":"low"},
