@@ -779,13 +779,12 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 			// The client is still there: its answer is cut, and it is told why.
 			c.endStream(rc, "the gateway is shutting down; the answer is incomplete")
 		}
-	case err == nil && obs.finished() && (obs.format != formatChat || c.choices <= 1):
-		// The provider gave its finish reason (of its one choice: one
-		// finished choice of several says nothing of the others) and
-		// ended cleanly without the usage it was asked for (a compatible
-		// server that ignores stream_options and sends no [DONE]): the
-		// answer is whole, as the client straight at that server would
-		// take it, and its usage is the estimate.
+	case err == nil && c.answerFinished(obs):
+		// The provider finished its answer and ended cleanly without the
+		// usage it was asked for (a compatible server that ignores
+		// stream_options and sends no [DONE]): the answer is whole, as
+		// the client straight at that server would take it, and its
+		// usage is the estimate.
 	case err != nil || !obs.complete():
 		// The provider's request ends here too: after a translation error or
 		// an oversized event it would go on generating, billed, and answer
@@ -813,6 +812,14 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		}
 		c.endStream(rc, msg)
 	}
+}
+
+// answerFinished reports whether the provider has finished the whole
+// answer: its finish reason (finished), of its one choice for Chat
+// Completions, since one finished choice of several says nothing of the
+// others.
+func (c *call) answerFinished(obs *streamObserver) bool {
+	return obs.finished() && (obs.format != formatChat || c.choices <= 1)
 }
 
 // errGatewayStop marks a stream the gateway ended itself (an event it
@@ -899,8 +906,6 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	}
 	defer func() { *bp = burst[:0] }()
 	first := true // startStream observed the first event
-	// A finish ends the answer only when there is one choice (OpenAI's n).
-	oneChoice := obs.format != formatChat || c.choices <= 1
 	for ev, err := st.ev, st.err; ; ev, err = nextEvent(rd) {
 		if err != nil {
 			if serr := send(); serr != nil && err == io.EOF {
@@ -927,7 +932,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 			burst = appendWithoutNullUsage(burst, ev.Raw)
 			c.openEvent = ev.Unterminated
 		}
-		if oneChoice && !c.answered.Load() && obs.finished() {
+		if !c.answered.Load() && c.answerFinished(obs) {
 			c.answered.Store(true) // before the client can see the finish
 		}
 		if rd.Ready() && len(burst) < maxBurst {
@@ -1184,7 +1189,7 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 		case it := <-events:
 			if it.err != nil {
 				if obs.complete() && (errors.Is(it.err, io.EOF) || providerCut(it.err)) ||
-					obs.finished() && errors.Is(it.err, io.EOF) && (obs.format != formatChat || c.choices <= 1) {
+					errors.Is(it.err, io.EOF) && c.answerFinished(obs) {
 					// The provider said all it had to say (the stop and the
 					// usage) before it ended, cleanly or not, or it gave
 					// its stop and ended cleanly without the usage it was
