@@ -859,13 +859,9 @@ func encodeMessages(r *ir.Request, o RequestOptions) (msgs []outMessage, hoisted
 			}
 			n := len(msgs)
 			switch {
-			case midSystem != 1 || n == 0:
-				for _, t := range texts {
-					hoisted = append(hoisted, t.(outText))
-				}
-			case nextIsUser(r.Messages[i+1:]):
+			case midSystem == 1 && n > 0 && nextIsUser(r.Messages[i+1:]):
 				pending = append(pending, texts...)
-			case len(pending) == 0 && (msgs[n-1].Role == "user" || msgs[n-1].Role == "system"):
+			case midSystem == 1 && n > 0 && len(pending) == 0 && (msgs[n-1].Role == "user" || msgs[n-1].Role == "system"):
 				place(texts)
 			default:
 				for _, t := range texts {
