@@ -653,19 +653,12 @@ func EncodeRequestBetas(r *ir.Request, o RequestOptions) ([]byte, []string, erro
 	if err != nil {
 		return nil, nil, fmt.Errorf("encoding Anthropic request: %w", err)
 	}
-	var betas []string
-	if holdsThinking(out.Messages) && preservedThinking(r.Model) {
-		// The beta changes nothing the model is given; the answer
-		// reports the blocks the provider dropped or let through, and
-		// DropMismatchedThinking's member needs it.
-		betas = []string{ThinkingBindingBeta}
-	}
 	// The member name cannot occur quoted inside a string (its quotes
 	// would be escaped): present, it is a block's cache_control.
 	if o.AutoCache && !bytes.Contains(b, []byte(`"cache_control"`)) {
 		b = append(b[:len(b)-1], `,"cache_control":{"type":"ephemeral"}}`...)
 	}
-	return b, betas, nil
+	return b, out.betas, nil
 }
 
 // buildRequest applies EncodeRequest's rules and returns the wire value.
@@ -792,10 +785,16 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		// default (the answer's reasoning summaries).
 		out.Thinking.Display = th.Display
 	}
-	if out.Thinking == nil && holdsThinking(out.Messages) && preservedThinking(r.Model) {
-		// The model's default, which cannot be turned off: named, so that
-		// DropMismatchedThinking has a member to add to.
-		out.Thinking = &outThinkingCfg{Type: "adaptive"}
+	if holdsThinking(out.Messages) && preservedThinking(r.Model) {
+		// The beta changes nothing the model is given; the answer
+		// reports the blocks the provider dropped or let through, and
+		// DropMismatchedThinking's member needs it.
+		out.betas = []string{ThinkingBindingBeta}
+		if out.Thinking == nil {
+			// The model's default, which cannot be turned off: named, so
+			// that DropMismatchedThinking has a member to add to.
+			out.Thinking = &outThinkingCfg{Type: "adaptive"}
+		}
 	}
 	if rf := r.ResponseFormat; rf != nil && rf.Type == "json_schema" && !isJSONNull(rf.Schema) {
 		if out.OutputConfig == nil {

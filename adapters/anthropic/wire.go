@@ -172,6 +172,9 @@ type outRequest struct {
 	Thinking      *outThinkingCfg  `json:"thinking,omitempty"`
 	OutputConfig  *outOutputConfig `json:"output_config,omitempty"`
 	Stream        bool             `json:"stream,omitempty"`
+	// betas are the anthropic-beta values the request needs (not sent
+	// in the body).
+	betas []string
 }
 
 type outUsage struct {
