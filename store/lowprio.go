@@ -9,19 +9,20 @@ type lowPriority struct {
 	work chan func()
 	done chan time.Duration // the CPU time the function took
 	// until is when the thread may be used again after a run that waited
-	// for a core far longer than it computed (see starved).
+	// longer than starvedWait (see there).
 	until time.Time
 }
 
-// Starvation: a run whose wall time exceeds starvedRatio × its CPU time
-// plus starvedSlack found the cores taken by other work. SCHED_IDLE then
-// waits for them, while the Go runtime's P the thread may hold waits with
-// it and the trace falls behind (up to seconds a round under four busy
-// processes on two cores, against 20 ms). The writer then commits at
-// normal priority for starvedPause.
+// Starvation: a run that spent more than starvedWait not computing (its
+// wall time less its thread's CPU time) found the cores taken by other
+// work. SCHED_IDLE then waits for them, while the Go runtime's P the thread
+// may hold waits with it and the trace falls behind (up to seconds a round
+// under four busy processes on two cores, against 20 ms). The writer then
+// commits at normal priority for starvedPause. Waits of a few milliseconds
+// are what the policy is for: the benchmark's c=1 load (two cores ~83%
+// busy) gives rounds of ~1 ms of CPU spread over 12-13 ms.
 const (
-	starvedRatio = 4
-	starvedSlack = 5 * time.Millisecond
+	starvedWait  = 50 * time.Millisecond
 	starvedPause = 10 * time.Second
 )
 
@@ -39,7 +40,7 @@ func (lp *lowPriority) run(f func()) {
 	start := time.Now()
 	lp.work <- f
 	cpu := <-lp.done
-	if now := time.Now(); now.Sub(start) > starvedRatio*cpu+starvedSlack {
+	if now := time.Now(); now.Sub(start)-cpu > starvedWait {
 		lp.until = now.Add(starvedPause)
 	}
 }

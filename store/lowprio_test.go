@@ -138,10 +138,9 @@ func TestQuietRoundsWrittenAtIdlePriority(t *testing.T) {
 // slicesEqualTail reports whether w's last element is v.
 func slicesEqualTail(w []bool, v bool) bool { return len(w) > 0 && w[len(w)-1] == v }
 
-// A run that waited for a core far longer than it computed (here it
-// sleeps, using no CPU) sends the writer's rounds back to normal priority
-// for a while: the trace must not fall seconds behind on a machine whose
-// other processes keep the cores busy.
+// A run that spent long not computing (here it sleeps) sends the writer's
+// rounds back to normal priority for a while: the trace must not fall
+// seconds behind on a machine whose other processes keep the cores busy.
 func TestLowPriorityStepsAsideWhenStarved(t *testing.T) {
 	lp, err := startLowPriority()
 	if err != nil {
@@ -151,7 +150,7 @@ func TestLowPriorityStepsAsideWhenStarved(t *testing.T) {
 	if !lp.usable(time.Now()) {
 		t.Fatal("a new low-priority thread is not usable")
 	}
-	lp.run(func() { time.Sleep(starvedSlack + 20*time.Millisecond) })
+	lp.run(func() { time.Sleep(starvedWait + 20*time.Millisecond) })
 	if now := time.Now(); lp.usable(now) || !lp.usable(now.Add(starvedPause)) {
 		t.Errorf("after a starved run: usable now %v, after the pause %v; want false, true",
 			lp.usable(now), lp.usable(now.Add(starvedPause)))
