@@ -182,14 +182,6 @@ func (s *Store) runWriter() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var w batchWriter
-	// A quiet gateway's rounds are written at the lowest CPU priority;
-	// without it (outside Linux, or a kernel refusing the policy) every
-	// round is written here.
-	lp, err := startLowPriority()
-	if err != nil {
-		s.logger().Debug("trace writer at normal CPU priority", zap.Error(err))
-	}
-	defer lp.stop()
 	last := 0             // events taken in the previous round
 	var usedTry time.Time // the last save of last-used times made while idle
 	defer func() {
@@ -230,11 +222,7 @@ func (s *Store) runWriter() {
 				continue
 			}
 			usedTry = time.Now()
-			on := lp
-			if !lp.usable(usedTry) {
-				on = nil
-			}
-			s.commit(ctx, &w, nil, false, on)
+			s.commit(ctx, &w, nil, false)
 			continue
 		}
 		// A partial batch waits up to FlushInterval for more events unless
@@ -266,22 +254,14 @@ func (s *Store) runWriter() {
 			}
 		}
 		cur := s.queue
-		// Close's drain and a waiting Sync are written at once; so is a
-		// busy gateway's round, which at the lowest priority could fall
-		// behind its intake when other processes keep the cores busy.
-		quiet := !s.closed && s.flushUntil <= s.takenSeq && len(cur) < busyRound
 		s.queue = s.spare[:0]
 		s.takenSeq += uint64(len(cur))
 		s.qmu.Unlock()
 		last = len(cur)
 
-		on := lp
-		if !quiet || !lp.usable(time.Now()) {
-			on = nil
-		}
 		for rest := cur; len(rest) > 0; {
 			n := min(len(rest), opts.BatchSize)
-			s.commit(ctx, &w, rest[:n], false, on)
+			s.commit(ctx, &w, rest[:n], false)
 			rest = rest[n:]
 		}
 		// Reuse the drained slice for the next swap, its events let go
@@ -292,7 +272,7 @@ func (s *Store) runWriter() {
 		s.qmu.Unlock()
 	}
 	if s.pendingLastUsed() && !s.abandoned {
-		s.commit(ctx, &w, nil, true, nil)
+		s.commit(ctx, &w, nil, true)
 	}
 	if s.abandonedN > 0 {
 		s.logger().Error("trace store closed with events unwritten: its database could not be written",
@@ -302,11 +282,8 @@ func (s *Store) runWriter() {
 
 // commit writes one batch (see retryWrite for failures). It advances
 // doneSeq and wakes Sync callers. An event whose payload cannot be encoded
-// is dropped on its own. The payloads are encoded here and the rows
-// written on lp's thread (here when lp is nil): Go code run on a
-// low-priority thread would hold one of the runtime's Ps while that thread
-// waits for a core.
-func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, forceLastUsed bool, lp *lowPriority) {
+// is dropped on its own.
+func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, forceLastUsed bool) {
 	var bad badEvents
 	var err error
 	if s.abandoned {
@@ -321,14 +298,9 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 			s.logger().Error("trace events dropped: payload not encodable",
 				zap.Int("events", bad.n), zap.String("type", bad.typ), zap.Error(bad.err))
 		}
-		lp.run(func() {
-			if onWrite != nil {
-				onWrite()
-			}
-			if err = w.write(ctx, s, forceLastUsed); err != nil {
-				err = s.retryWrite(ctx, w, forceLastUsed, err)
-			}
-		})
+		if err = w.write(ctx, s, forceLastUsed); err != nil {
+			err = s.retryWrite(ctx, w, forceLastUsed, err)
+		}
 		if err == nil && len(w.rows) > 0 {
 			s.written.Add(uint64(len(w.rows)))
 			s.batches.Add(1)
@@ -348,10 +320,6 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 	s.progress = make(chan struct{})
 	s.qmu.Unlock()
 }
-
-// onWrite, when set (by tests), is called on the thread that writes each
-// batch, before it writes.
-var onWrite func()
 
 // errAbandoned fails the batches committed after abandon.
 var errAbandoned = errors.New("trace store closed while its database could not be written")
