@@ -5,6 +5,7 @@ import (
 
 	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
+	"github.com/tidwall/gjson"
 )
 
 // Base64 payloads (images, PDFs, audio) are not text: a quarter of their
@@ -113,4 +114,70 @@ func isBase64(s string) bool {
 		}
 	}
 	return true
+}
+
+// estimateAnswerTokens is the gateway's estimate of the output tokens of a
+// complete answer body (in the provider's format) that reported no usage:
+// ir.EstimateTokens of the bytes the model wrote (text, refusals,
+// reasoning, tool-call arguments), as a stream of the same answer is
+// estimated, not of the JSON around them. A body that is not JSON counts
+// whole.
+func estimateAnswerTokens(format streamFormat, body []byte) int64 {
+	root := gjson.Parse(jsonx.View(body))
+	if !root.IsObject() {
+		return ir.EstimateTokens(int64(len(body)))
+	}
+	var n int64
+	str := func(v gjson.Result) {
+		if v.Type == gjson.String {
+			n += int64(len(v.Str))
+		}
+	}
+	switch format {
+	case formatMessages:
+		root.Get("content").ForEach(func(_, b gjson.Result) bool {
+			str(b.Get("text"))
+			str(b.Get("thinking"))
+			if in := b.Get("input"); in.Exists() {
+				n += int64(len(in.Raw))
+			}
+			return true
+		})
+	case formatResponses:
+		root.Get("output").ForEach(func(_, item gjson.Result) bool {
+			item.Get("content").ForEach(func(_, c gjson.Result) bool {
+				str(c.Get("text"))
+				str(c.Get("refusal"))
+				return true
+			})
+			item.Get("summary").ForEach(func(_, c gjson.Result) bool {
+				str(c.Get("text"))
+				return true
+			})
+			str(item.Get("arguments"))
+			str(item.Get("input"))
+			return true
+		})
+	default:
+		root.Get("choices").ForEach(func(_, ch gjson.Result) bool {
+			m := ch.Get("message")
+			if c := m.Get("content"); c.IsArray() {
+				c.ForEach(func(_, p gjson.Result) bool {
+					str(p.Get("text"))
+					return true
+				})
+			} else {
+				str(c)
+			}
+			str(m.Get("refusal"))
+			str(m.Get("reasoning_content"))
+			str(m.Get("reasoning"))
+			m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+				str(tc.Get("function.arguments"))
+				return true
+			})
+			return true
+		})
+	}
+	return ir.EstimateTokens(n)
 }

@@ -320,9 +320,9 @@ func (c *call) readUsage(body []byte) {
 func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.respModel = model
 	if err != nil {
-		// An answer without readable usage is still priced: estimate from
-		// the bytes rather than record a silent $0.
-		u = ir.Usage{InputTokens: c.promptEstimate(), OutputTokens: int64(len(body)+3) / 4, Estimated: true}
+		// An answer without readable usage is still priced: estimated,
+		// rather than recorded as a silent $0.
+		u = ir.Usage{InputTokens: c.promptEstimate(), OutputTokens: estimateAnswerTokens(streamFormatOf(c), body), Estimated: true}
 		if c.errorClass == "" && !gjson.ValidBytes(body) {
 			// Not an answer at all: cut short (a close-delimited body ends
 			// in a clean EOF) or not JSON. Relayed as it came, recorded as

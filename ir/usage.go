@@ -62,3 +62,9 @@ func (u Usage) Cache5m() int64 {
 	}
 	return u.CacheCreation5mInputTokens
 }
+
+// EstimateTokens is the gateway's token estimate for n bytes of text a
+// provider did not count: a quarter, rounded up. Every estimate of output
+// (and the usage a translated answer tells its client) uses it, so what a
+// client is told is what the trace records.
+func EstimateTokens(n int64) int64 { return (max(n, 0) + 3) / 4 }

@@ -363,7 +363,7 @@ func (e *StreamEncoder) end(dst []byte) []byte {
 	dst = e.closeBlock(dst)
 	u := e.usage
 	if !e.hasUsage {
-		u = ir.Usage{InputTokens: e.InputEstimate, OutputTokens: max(e.outChars/4, 1)}
+		u = ir.Usage{InputTokens: e.InputEstimate, OutputTokens: ir.EstimateTokens(e.outChars)}
 	}
 	md := outMessageDelta{Type: "message_delta", Delta: outMessageDeltaBody{StopReason: stopReasonWire(e.stop)}, Usage: encodeUsage(u)}
 	if e.stopSeq != "" {

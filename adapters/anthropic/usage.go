@@ -21,7 +21,7 @@ type ResponseMeta struct {
 
 // ResponseUsage reads the usage, id, model and stop reason of a complete
 // (non-streamed) Messages response body. It fails when the body is not a
-// JSON object, is an error body, or has no usage object.
+// JSON object, is an error body, or has no usage object with token counts.
 func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 	root := gjson.Parse(jsonx.View(body))
 	if !root.IsObject() {
@@ -43,6 +43,7 @@ type StreamTracker struct {
 	meta        ResponseMeta
 	startOutput int64 // output_tokens of message_start
 	gotOutput   bool  // a message_delta reported output_tokens
+	gotInput    bool  // message_start or a message_delta reported input_tokens
 	complete    bool
 	sawContent  bool
 	deltaBytes  int64 // streamed text, JSON and thinking bytes
@@ -85,6 +86,7 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 			case "usage":
 				usageApply(&t.usage, v)
 				t.startOutput = t.usage.OutputTokens
+				t.gotInput = t.gotInput || v.Get("input_tokens").Type == gjson.Number
 			}
 			return true
 		})
@@ -100,6 +102,7 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 				if usageApplyDelta(&t.usage, v) {
 					t.gotOutput = true
 				}
+				t.gotInput = t.gotInput || v.Get("input_tokens").Type == gjson.Number
 			}
 			return true
 		})
@@ -116,12 +119,17 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 // message_delta. Without a message_delta reporting output_tokens (a
 // cancelled or cut stream) the output is estimated as a quarter of the
 // streamed text/JSON/thinking bytes, at least message_start's
-// output_tokens, and Estimated is set.
+// output_tokens, and Estimated is set. Without input_tokens reported (some
+// compatible servers send an empty usage), Estimated is set too: the input
+// is the caller's to estimate.
 func (t *StreamTracker) Usage() ir.Usage {
 	u := t.usage
 	if !t.gotOutput {
-		est := (t.deltaBytes + 3) / 4
+		est := ir.EstimateTokens(t.deltaBytes)
 		u.OutputTokens = max(est, t.startOutput)
+		u.Estimated = true
+	}
+	if !t.gotInput {
 		u.Estimated = true
 	}
 	u.SettleCacheSplit()
@@ -143,6 +151,13 @@ func (t *StreamTracker) Err() (errType, message string, ok bool) {
 
 // SawContent reports whether a content delta was seen (time to first token).
 func (t *StreamTracker) SawContent() bool { return t.sawContent }
+
+// usageCounted reports whether a usage object holds token counts: an
+// input_tokens or output_tokens number. One without both (some compatible
+// servers send {}) reports nothing, and the call is estimated.
+func usageCounted(obj gjson.Result) bool {
+	return obj.Get("input_tokens").Type == gjson.Number || obj.Get("output_tokens").Type == gjson.Number
+}
 
 // usageApply sets in u every usage field present in obj, leaving absent or
 // null fields as they are (message_delta usage is cumulative: set, never

@@ -174,8 +174,8 @@ func TestUsageStreamError(t *testing.T) {
 	}
 	// An unnamed event falls back to the data's type.
 	var tr2 anthropic.StreamTracker
-	tr2.Observe("", []byte(`{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":3}}`))
-	if u := tr2.Usage(); u.OutputTokens != 3 || u.Estimated || !tr2.Complete() {
+	tr2.Observe("", []byte(`{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"input_tokens":5,"output_tokens":3}}`))
+	if u := tr2.Usage(); u.InputTokens != 5 || u.OutputTokens != 3 || u.Estimated || !tr2.Complete() {
 		t.Errorf("unnamed event: %+v complete %v", u, tr2.Complete())
 	}
 }

@@ -15,7 +15,7 @@ import (
 // decodeUsageCounts converts OpenAI usage counts to the neutral (Anthropic)
 // convention: input excludes cache reads and writes.
 func decodeUsageCounts(u *inUsage) ir.Usage {
-	out := ir.Usage{OutputTokens: u.CompletionTokens}
+	out := ir.Usage{OutputTokens: max(deref(u.CompletionTokens), 0)}
 	var cached, written int64
 	if d := u.PromptTokensDetails; d != nil {
 		cached, written = d.CachedTokens, d.CacheWriteTokens
@@ -27,11 +27,19 @@ func decodeUsageCounts(u *inUsage) ir.Usage {
 		cached = u.PromptCacheHitTokens
 	}
 	out.CacheReadInputTokens, out.CacheCreationInputTokens = cached, written
-	out.InputTokens = max(u.PromptTokens-cached-written, 0)
+	out.InputTokens = max(deref(u.PromptTokens)-cached-written, 0)
 	if d := u.CompletionTokensDetails; d != nil {
 		out.ReasoningTokens = d.ReasoningTokens
 	}
 	return out
+}
+
+// deref is *p, or 0 for nil.
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }
 
 // StopReason maps an OpenAI finish_reason to a neutral stop reason.
@@ -73,11 +81,11 @@ func DecodeResponse(body []byte) (*ir.Response, error) {
 		return nil, fmt.Errorf("decoding OpenAI response: no choices")
 	}
 	c := &in.Choices[0]
-	r := &ir.Response{ID: in.ID, Model: in.Model, Created: in.Created, StopReason: StopReason(c.FinishReason)}
-	if in.Usage != nil {
+	r := &ir.Response{ID: string(in.ID), Model: in.Model, Created: int64(in.Created), StopReason: StopReason(c.FinishReason)}
+	if in.Usage.counted() {
 		r.Usage, r.HasUsage = decodeUsageCounts(in.Usage), true
-		r.Usage.ServiceTier = in.ServiceTier
 	}
+	r.Usage.ServiceTier = in.ServiceTier
 	text, err := contentText(c.Message.Content)
 	if err != nil {
 		return nil, fmt.Errorf("decoding OpenAI response content: %w", err)

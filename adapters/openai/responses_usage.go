@@ -42,6 +42,9 @@ func responseObjectUsage(r gjson.Result) (ir.Usage, ResponseMeta, error) {
 	if !usage.IsObject() {
 		return ir.Usage{}, meta, fmt.Errorf("openai responses usage: response %q has no usage object", meta.ID)
 	}
+	if usage.Get("input_tokens").Type != gjson.Number && usage.Get("output_tokens").Type != gjson.Number {
+		return ir.Usage{}, meta, fmt.Errorf("openai responses usage: response %q has a usage object without token counts", meta.ID)
+	}
 	var u ir.Usage
 	in := usageInt(usage.Get("input_tokens"))
 	u.CacheReadInputTokens = usageInt(usage.Get("input_tokens_details.cached_tokens"))
@@ -150,7 +153,7 @@ func (t *ResponsesStreamTracker) Observe(data []byte) {
 // of the streamed delta bytes, input is unknown (0) and Estimated is set.
 func (t *ResponsesStreamTracker) Usage() ir.Usage {
 	if !t.gotUsage {
-		return ir.Usage{OutputTokens: (t.deltaBytes + 3) / 4, Estimated: true}
+		return ir.Usage{OutputTokens: ir.EstimateTokens(t.deltaBytes), Estimated: true}
 	}
 	return t.usage
 }

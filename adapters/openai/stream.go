@@ -11,8 +11,8 @@ import (
 )
 
 type inChunk struct {
-	ID      string `json:"id"`
-	Model   string `json:"model"`
+	ID      looseString `json:"id"`
+	Model   string      `json:"model"`
 	Choices []struct {
 		Index int `json:"index"`
 		Delta struct {
@@ -62,6 +62,9 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 	if err := json.Unmarshal(data, &c); err != nil {
 		return evs, fmt.Errorf("decoding OpenAI stream chunk: %w", err)
 	}
+	if !c.Usage.counted() {
+		c.Usage = nil // no counts: the encoder's estimate, not zeros
+	}
 	if !isJSONNull(c.Error) {
 		e := DecodeError(500, append(append([]byte(`{"error":`), c.Error...), '}'))
 		if e.Code != "" {
@@ -77,7 +80,7 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 			return evs, nil
 		}
 		d.started = true
-		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageStart, ID: c.ID, Model: c.Model})
+		evs = append(evs, ir.StreamEvent{Type: ir.EventMessageStart, ID: string(c.ID), Model: c.Model})
 	}
 	usageSent := false
 	for i := range c.Choices {

@@ -35,7 +35,8 @@ type ResponseMeta struct {
 // all of them 5-minute writes, see usageFrom),
 // OutputTokens = completion_tokens (reasoning included), ReasoningTokens =
 // completion_tokens_details.reasoning_tokens, ServiceTier = the response's
-// service_tier. It fails on a non-object, an error body or missing usage.
+// service_tier. It fails on a non-object, an error body, missing usage or
+// a usage object with neither prompt_tokens nor completion_tokens.
 func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 	var (
 		u       ir.Usage
@@ -74,7 +75,10 @@ func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 	if !usage.IsObject() {
 		return u, meta, fmt.Errorf("openai usage: response %q has no usage object", meta.ID)
 	}
-	u = usageFrom(usage)
+	u, counted := usageFrom(usage)
+	if !counted {
+		return ir.Usage{}, meta, fmt.Errorf("openai usage: response %q has a usage object without token counts", meta.ID)
+	}
 	u.ServiceTier = tier
 	return u, meta, nil
 }
@@ -87,7 +91,8 @@ type StreamTracker struct {
 	// finish reason then ends the answer, with or without [DONE] after it.
 	NoUsageAsked bool
 	usage        ir.Usage
-	gotUsage     bool
+	gotUsage     bool // a usage chunk with token counts
+	usageChunk   bool // a usage chunk, with counts or not
 	tier         string
 	meta         ResponseMeta
 	done         bool
@@ -150,8 +155,10 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 		})
 	}
 	if u := gjson.Parse(usage); u.IsObject() {
-		t.usage = usageFrom(u)
-		t.gotUsage = true
+		if uu, counted := usageFrom(u); counted {
+			t.usage, t.gotUsage = uu, true
+		}
+		t.usageChunk = true
 		return !anyChoice
 	}
 	return false
@@ -201,13 +208,14 @@ func (t *StreamTracker) usageObserveChoice(choice string) {
 }
 
 // Usage returns the usage from the include_usage chunk. Without one (the
-// client cut the stream, or the upstream ignored include_usage) the output
+// client cut the stream, the upstream ignored include_usage, or its usage
+// chunk held no token counts) the output
 // is estimated as a quarter of the streamed content/refusal/tool-argument
 // bytes, input is unknown (0) and Estimated is set.
 func (t *StreamTracker) Usage() ir.Usage {
 	u := t.usage
 	if !t.gotUsage {
-		u = ir.Usage{OutputTokens: (t.deltaBytes + 3) / 4, Estimated: true}
+		u = ir.Usage{OutputTokens: ir.EstimateTokens(t.deltaBytes), Estimated: true}
 	}
 	u.ServiceTier = t.tier
 	return u
@@ -225,7 +233,7 @@ func (t *StreamTracker) Done() bool { return t.done }
 // stream there without the terminator sent all of it. Without a usage
 // chunk asked for (NoUsageAsked), the finish reason alone is enough.
 func (t *StreamTracker) Complete() bool {
-	return t.done || t.meta.FinishReason != "" && (t.gotUsage || t.NoUsageAsked)
+	return t.done || t.meta.FinishReason != "" && (t.usageChunk || t.NoUsageAsked)
 }
 
 // Err returns the type (or code, when type is empty or only the code says
@@ -273,21 +281,23 @@ func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
 }
 
 // usageFrom maps an OpenAI usage object to the Anthropic-normalised
-// ir.Usage. OpenAI reports cache writes (cache_write_tokens) without a TTL
+// ir.Usage; counted reports a prompt_tokens or completion_tokens number
+// among its members. OpenAI reports cache writes (cache_write_tokens) without a TTL
 // split; pricing bills them at the model's cache_creation_input_token_cost,
 // its 5-minute write rate, so they are settled as 5-minute writes
 // (ir.Usage.SettleCacheSplit), as on the Anthropic path.
-func usageFrom(obj gjson.Result) ir.Usage {
-	var u ir.Usage
+func usageFrom(obj gjson.Result) (u ir.Usage, counted bool) {
 	var prompt, hits, creations int64
 	obj.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "prompt_tokens":
 			prompt = usageInt(v)
+			counted = counted || v.Type == gjson.Number
 		case "prompt_cache_hit_tokens":
 			hits = usageInt(v)
 		case "completion_tokens":
 			u.OutputTokens = usageInt(v)
+			counted = counted || v.Type == gjson.Number
 		case "prompt_tokens_details":
 			v.ForEach(func(k, v gjson.Result) bool {
 				switch k.Str {
@@ -317,7 +327,7 @@ func usageFrom(obj gjson.Result) ir.Usage {
 	}
 	u.InputTokens = max(prompt-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
 	u.SettleCacheSplit()
-	return u
+	return u, counted
 }
 
 // usageErrorFields returns an error object's type (its code when the type

@@ -407,3 +407,60 @@ func TestUsageEnvoyCacheWrites(t *testing.T) {
 		t.Errorf("cost = %v (%v), want $0.01005", cost, ok)
 	}
 }
+
+// TestUsageWithoutCounts: a usage object holding neither prompt_tokens nor
+// completion_tokens ({} or only total_tokens, as some compatible servers
+// and mock rules send) reports no usage, so the gateway estimates the call
+// rather than price it at zero tokens; explicit zeros are counts.
+func TestUsageWithoutCounts(t *testing.T) {
+	for _, usage := range []string{`{}`, `{"total_tokens":30}`, `{"prompt_tokens":null}`} {
+		body := `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":` + usage + `}`
+		if u, _, err := openai.ResponseUsage([]byte(body)); err == nil {
+			t.Errorf("usage %s: read as %+v, want an error (no counts)", usage, u)
+		}
+		var tr openai.StreamTracker
+		tr.Observe([]byte(`{"id":"c1","choices":[{"index":0,"delta":{"content":"Hello there"},"finish_reason":"stop"}]}`))
+		if !tr.Observe([]byte(`{"id":"c1","choices":[],"usage":` + usage + `}`)) {
+			t.Errorf("usage %s: the usage-only chunk is not reported as one (a client that did not ask would see it)", usage)
+		}
+		// "Hello there" is 11 bytes: 3 tokens, estimated.
+		if got := tr.Usage(); got != (ir.Usage{OutputTokens: 3, Estimated: true}) || !tr.Complete() {
+			t.Errorf("usage %s: stream usage %+v complete %v, want 3 output tokens estimated, complete", usage, got, tr.Complete())
+		}
+	}
+	u, _, err := openai.ResponseUsage([]byte(`{"id":"c1","choices":[],"usage":{"prompt_tokens":0,"completion_tokens":0}}`))
+	if err != nil || u != (ir.Usage{}) {
+		t.Errorf("explicit zeros: %+v %v, want zero usage read as reported", u, err)
+	}
+}
+
+// TestDecodeLooseMembers: an id sent as a number and a created sent as a
+// float or a numeric string (hand-written compatible servers, mock rules)
+// do not fail the translation of an answer or a stream chunk: the id keeps
+// its digits, created its whole seconds.
+func TestDecodeLooseMembers(t *testing.T) {
+	for _, tc := range []struct {
+		id, created string
+		wantID      string
+		wantCreated int64
+	}{
+		{`12345`, `1700000000.25`, "12345", 1700000000},
+		{`"c1"`, `"1700000000"`, "c1", 1700000000},
+		{`null`, `"soon"`, "", 0},
+	} {
+		body := `{"id":` + tc.id + `,"created":` + tc.created + `,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}`
+		r, err := openai.DecodeResponse([]byte(body))
+		if err != nil {
+			t.Errorf("id %s created %s: %v", tc.id, tc.created, err)
+			continue
+		}
+		if r.ID != tc.wantID || r.Created != tc.wantCreated || r.Usage.OutputTokens != 2 {
+			t.Errorf("id %s created %s: got id %q created %d usage %+v", tc.id, tc.created, r.ID, r.Created, r.Usage)
+		}
+		var d openai.StreamDecoder
+		evs, err := d.Decode([]byte(`{"id":`+tc.id+`,"created":`+tc.created+`,"model":"m","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}`), nil)
+		if err != nil || len(evs) == 0 || evs[0].Type != ir.EventMessageStart || evs[0].ID != tc.wantID {
+			t.Errorf("chunk with id %s: %+v %v", tc.id, evs, err)
+		}
+	}
+}

@@ -118,8 +118,11 @@ type inToolFunction struct {
 }
 
 type inUsage struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
+	// PromptTokens and CompletionTokens are nil when absent: a usage
+	// object without either (some compatible servers send {} or only
+	// total_tokens) reports no usage (counted).
+	PromptTokens        *int64 `json:"prompt_tokens"`
+	CompletionTokens    *int64 `json:"completion_tokens"`
 	PromptTokensDetails *struct {
 		CachedTokens     int64 `json:"cached_tokens"`
 		CacheWriteTokens int64 `json:"cache_write_tokens"`
@@ -142,11 +145,11 @@ type inRespMessage struct {
 }
 
 type inResponse struct {
-	ID          string `json:"id"`
-	Object      string `json:"object"`
-	Created     int64  `json:"created"`
-	Model       string `json:"model"`
-	ServiceTier string `json:"service_tier"`
+	ID          looseString `json:"id"`
+	Object      string      `json:"object"`
+	Created     looseUnix   `json:"created"`
+	Model       string      `json:"model"`
+	ServiceTier string      `json:"service_tier"`
 	Choices     []struct {
 		Index        int           `json:"index"`
 		Message      inRespMessage `json:"message"`
@@ -306,4 +309,50 @@ func isJSONString(raw json.RawMessage) bool {
 func isJSONNull(raw json.RawMessage) bool {
 	raw = bytes.TrimSpace(raw)
 	return len(raw) == 0 || string(raw) == "null"
+}
+
+// counted reports whether u holds token counts: a prompt_tokens or
+// completion_tokens member. A usage object without both reports nothing,
+// and the call is estimated rather than read as zero tokens.
+func (u *inUsage) counted() bool {
+	return u != nil && (u.PromptTokens != nil || u.CompletionTokens != nil)
+}
+
+// looseString is an id member that some compatible servers send as a
+// number: its digits are kept; any other non-string value reads as "".
+type looseString string
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *looseString) UnmarshalJSON(b []byte) error {
+	switch v := gjson.ParseBytes(b); v.Type {
+	case gjson.String:
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		*s = looseString(str)
+	case gjson.Number:
+		*s = looseString(v.Raw)
+	default:
+		*s = ""
+	}
+	return nil
+}
+
+// looseUnix is a created member in Unix seconds that some compatible
+// servers send as a float or a numeric string; a value it cannot read is
+// 0, for which the answer takes the request's time (LOSSY.md #27).
+type looseUnix int64
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (t *looseUnix) UnmarshalJSON(b []byte) error {
+	v := gjson.ParseBytes(b)
+	*t = 0
+	if v.Type == gjson.String {
+		v = gjson.Parse(v.Str)
+	}
+	if v.Type == gjson.Number && v.Num > 0 && v.Num < 1<<53 {
+		*t = looseUnix(v.Num)
+	}
+	return nil
 }

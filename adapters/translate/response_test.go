@@ -96,11 +96,12 @@ func TestOpenAIResponseToAnthropicGolden(t *testing.T) {
 			"usage":{"input_tokens":50,"cache_creation_input_tokens":10,"cache_read_input_tokens":40,"output_tokens":5}}`,
 	}, {
 		// No usage in the answer: the estimate, as a translated stream
-		// gives (the state's input estimate, 0 here; 23 bytes / 4 = 5).
+		// gives (the state's input estimate, 0 here; 23 bytes / 4,
+		// rounded up, = 6).
 		name: "refusal becomes text with stop_reason refusal",
 		in:   `{"id":"c2","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":null,"refusal":"I can't help with that."}}]}`,
 		want: `{"id":"c2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"I can't help with that."}],
-			"stop_reason":"refusal","stop_sequence":null,"usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":5}}`,
+			"stop_reason":"refusal","stop_sequence":null,"usage":{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":6}}`,
 	}, {
 		name: "content_filter to refusal, content parts joined",
 		in:   `{"id":"c3","choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`,

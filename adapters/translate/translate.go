@@ -210,9 +210,17 @@ func openAIToAnthropicReq(req *ir.Request, upstreamModel string, o Options) ([]b
 // OpenAIResponseToAnthropic translates an OpenAI upstream's complete 2xx
 // response body into an Anthropic Messages response for the client.
 func (st *State) OpenAIResponseToAnthropic(body []byte) ([]byte, error) {
+	out, _, err := st.openAIResponseToAnthropic(body)
+	return out, err
+}
+
+// openAIResponseToAnthropic is OpenAIResponseToAnthropic, also returning
+// the usage the client is told: the provider's, or (Estimated) the
+// translator's estimate when the provider reported none.
+func (st *State) openAIResponseToAnthropic(body []byte) ([]byte, ir.Usage, error) {
 	r, err := openai.DecodeResponse(body)
 	if err != nil {
-		return nil, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
+		return nil, ir.Usage{}, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
 	}
 	if !r.HasUsage {
 		// The provider reported none (some compatible servers): the client
@@ -222,21 +230,26 @@ func (st *State) OpenAIResponseToAnthropic(body []byte) ([]byte, error) {
 		for i := range r.Content {
 			chars += int64(len(r.Content[i].Text) + len(r.Content[i].Arguments))
 		}
-		r.Usage = ir.Usage{InputTokens: st.InputEstimate, OutputTokens: max(chars/4, 1)}
+		r.Usage = ir.Usage{InputTokens: st.InputEstimate, OutputTokens: ir.EstimateTokens(chars),
+			ServiceTier: r.Usage.ServiceTier, Estimated: true}
 	}
 	out, err := anthropic.EncodeResponse(r, st.RequestedModel, st.ToolNames)
 	if err != nil {
-		return nil, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
+		return nil, r.Usage, fmt.Errorf("translating OpenAI response to Anthropic: %w", err)
 	}
-	return out, nil
+	return out, r.Usage, nil
 }
 
 // OpenAIResponseToAnthropicWithUsage is OpenAIResponseToAnthropic that
 // also reads the upstream's usage (openai.ResponseUsage). The usage is
-// returned even when the translation fails.
+// returned even when the translation fails. An answer without usage is
+// priced on the estimate its client is told (Estimated, no Err).
 func (st *State) OpenAIResponseToAnthropicWithUsage(body []byte) ([]byte, UpstreamUsage, error) {
 	u, meta, uerr := openai.ResponseUsage(body)
-	out, err := st.OpenAIResponseToAnthropic(body)
+	out, told, err := st.openAIResponseToAnthropic(body)
+	if uerr != nil && err == nil && told.Estimated {
+		u, uerr = told, nil
+	}
 	return out, UpstreamUsage{Usage: u, Model: meta.Model, Err: uerr}, err
 }
 
@@ -269,6 +282,11 @@ func (st *State) AnthropicResponseToOpenAIWithUsage(body []byte) ([]byte, Upstre
 	uu := UpstreamUsage{Usage: rd.Usage, Model: rd.Meta.Model, Err: rd.UsageErr}
 	if rd.Err != nil {
 		return nil, uu, fmt.Errorf("translating Anthropic response to OpenAI: %w", rd.Err)
+	}
+	if rd.UsageErr != nil {
+		// A usage object without counts ({}): the client is told no usage
+		// rather than zeros; the gateway prices the call on its estimate.
+		rd.Response.HasUsage = false
 	}
 	out, err := st.encodeOpenAIResponse(rd.Response)
 	return out, uu, err
