@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 )
 
@@ -58,19 +59,60 @@ func migrateOnce(ctx context.Context, db *sql.DB) error {
 	if v > schemaVersion {
 		return fmt.Errorf("migrating schema: database schema version %d is newer than this build supports (%d); upgrade Metis", v, schemaVersion)
 	}
-	if v == schemaVersion {
-		return nil
+	if v == 0 {
+		if err := refuseForeign(ctx, tx); err != nil {
+			return err
+		}
 	}
 	for i := v; i < schemaVersion; i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("migrating schema to version %d: %w", i+1, err)
 		}
 	}
+	// Written even when the schema is current: a file this process may
+	// read but not write (another user's, mode 0444) fails here, at start,
+	// rather than at its first event, after the gateway began answering
+	// calls it could not record.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
-		return fmt.Errorf("migrating schema: setting user_version: %w", err)
+		return fmt.Errorf("migrating schema: setting user_version (is the database file writable?): %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrating schema: commit: %w", err)
+	}
+	return nil
+}
+
+// refuseForeign fails when a database without a Metis schema (user_version
+// 0) holds tables the gateway did not create: another application's file,
+// named by a typo or a stray METIS_DB, which the migrations would
+// otherwise change for good (adding tables, setting user_version). The
+// budget ledger's tables (budget*) may be there already: `caddy metis
+// set-budget` can create them first.
+func refuseForeign(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master
+		WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE 'budget%'
+		ORDER BY name LIMIT 6`)
+	if err != nil {
+		return fmt.Errorf("migrating schema: listing tables: %w", err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return fmt.Errorf("migrating schema: listing tables: %w", err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrating schema: listing tables: %w", err)
+	}
+	if len(names) > 0 {
+		if len(names) > 5 {
+			names[5] = "…"
+		}
+		return fmt.Errorf("not a Metis database: it holds other tables (%s) and no Metis schema; "+
+			"name a new or Metis database file", strings.Join(names, ", "))
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,8 +77,9 @@ func (o Options) withDefaults() Options {
 // Store is an open trace database. All methods are safe for concurrent use.
 type Store struct {
 	path   string
-	db     *sql.DB // writer pool, one connection
-	rdb    *sql.DB // read-only pool
+	file   os.FileInfo // the database file as opened, to notice it deleted or replaced
+	db     *sql.DB     // writer pool, one connection
+	rdb    *sql.DB     // read-only pool
 	opts   atomic.Pointer[Options]
 	wake   chan struct{} // cap 1; nudges the writer
 	stopKs chan struct{} // closed by Close: stops the key refresher and the writer's retry waits
@@ -110,6 +112,11 @@ type Store struct {
 	// written.
 	abandoned  bool
 	abandonedN int
+	// failLogAt and failQuiet (the writer goroutine's alone) rate-limit
+	// the log of failed writes: a failure retrying cannot mend (a
+	// corrupt page, a trigger refusing rows) fails every batch.
+	failLogAt time.Time
+	failQuiet int
 
 	keys     atomic.Pointer[keySnapshot]
 	reloadMu sync.Mutex // serialises key cache reloads
@@ -189,6 +196,11 @@ func open(path string, opts Options) (*Store, error) {
 		closedCh:   make(chan struct{}),
 	}
 	s.opts.Store(&opts)
+	if s.file, err = os.Stat(path); err != nil {
+		db.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("database file: %w", err)
+	}
 	if err := s.reloadKeys(ctx); err != nil {
 		db.Close()
 		rdb.Close()

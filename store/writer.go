@@ -348,8 +348,15 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 	if isTransient(err) && s.closingFor() >= closeGrace {
 		return s.abandon(w, err)
 	}
-	s.logger().Error("trace store write failed; retrying",
-		zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+	logged := first.Sub(s.failLogAt) >= failLogEvery
+	if logged {
+		s.logger().Error("trace store write failed; retrying",
+			zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err),
+			zap.Int("failed_batches_not_logged", s.failQuiet))
+		s.failLogAt, s.failQuiet = first, 0
+	} else {
+		s.failQuiet++
+	}
 	lastLog := first
 	wait := retryFirst
 	for attempt := 2; ; attempt++ {
@@ -372,8 +379,10 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 		}
 		if !isTransient(err) {
 			s.lose(len(w.rows))
-			s.logger().Error("trace store write failed again; batch dropped",
-				zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+			if logged {
+				s.logger().Error("trace store write failed again; batch dropped (such failures are logged once per 10s; the metrics count every dropped event)",
+					zap.String("path", s.path), zap.Int("events", len(w.rows)), zap.Error(err))
+			}
 			return err
 		}
 		if time.Since(lastLog) >= retryLogEvery {
@@ -386,6 +395,9 @@ func (s *Store) retryWrite(ctx context.Context, w *batchWriter, forceLastUsed bo
 		wait = min(2*wait, retryMax)
 	}
 }
+
+// failLogEvery is how often a failed write is logged at most.
+const failLogEvery = 10 * time.Second
 
 // A store that is closing keeps retrying a transient failure, every
 // closeRetry at most, for closeGrace after Close (a backup holding the lock

@@ -47,7 +47,7 @@ func Prepare(path string) (abs string, err error) {
 		if !fi.Mode().IsRegular() {
 			return abs, fmt.Errorf("database file: %s is not a regular file (%v)", abs, fi.Mode().Type())
 		}
-		return abs, nil
+		return abs, sidecarsPossible(abs)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return abs, fmt.Errorf("database file: %w", err)
 	}
@@ -68,6 +68,26 @@ func Prepare(path string) (abs string, err error) {
 		return abs, fmt.Errorf("creating database file: %w", err)
 	}
 	return abs, nil
+}
+
+// sidecarsPossible fails when SQLite could not create the -wal and -shm
+// files of the database at abs beside it (a read-only file system, a
+// folder the process may not write) and they are not there already:
+// SQLite would then say "unable to open database file", of a file that
+// exists.
+func sidecarsPossible(abs string) error {
+	dir := filepath.Dir(abs)
+	err := dirWritable(dir)
+	if err == nil {
+		return nil
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, serr := os.Stat(abs + suffix); serr != nil {
+			return fmt.Errorf("folder %s is not writable (%w): SQLite keeps the database's %s and %s files beside it",
+				dir, err, filepath.Base(abs)+"-wal", filepath.Base(abs)+"-shm")
+		}
+	}
+	return nil
 }
 
 // uriEscaper escapes what SQLite would otherwise read as a URI's escape,

@@ -1,0 +1,326 @@
+package metis
+
+// The gateway when its trace storage misbehaves (audit 22F): a database
+// file deleted or replaced while it runs, one it may not write, another
+// application's file, a folder that cannot hold SQLite's -wal and -shm
+// files, and a write failure that retrying cannot mend.
+
+import (
+	"context"
+	"database/sql"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+const storageBody = `{"model":"haiku","max_tokens":64,"messages":[{"role":"user","content":"hi"}]}`
+
+// storageCall makes one Anthropic-shape call and returns its status, body and
+// how long it took.
+func storageCall(t *testing.T, g *testGateway, tok string) (int, string, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	resp := g.post("/v1/messages", tok, storageBody, "Anthropic-Version", "2023-06-01")
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b), time.Since(start)
+}
+
+// storageCountCalls counts the calls rows in the database file now at path
+// (a fresh connection, as an operator's sqlite3 or a restarted gateway
+// would open), -1 when there is no such database.
+func storageCountCalls(t *testing.T, path string) int {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		return -1
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM calls`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
+// TestStorageDatabaseReplacedWhileRunning: the database file is deleted
+// (an operator's `rm ~/.metis/metis.db*`) or replaced by a restored backup
+// (`mv restore.db metis.db`) while the gateway runs. SQLite goes on with
+// the file it opened, and what it writes now is gone at the next restart:
+// the gateway used to say nothing (no write error, no drop, no log line).
+// It now counts a write error and logs an error, once a minute while it
+// lasts, telling the operator to restart (a running gateway cannot reopen
+// its database; keys revoked in the new file are seen after the restart).
+func TestStorageDatabaseReplacedWhileRunning(t *testing.T) {
+	t.Run("deleted", func(t *testing.T) {
+		g, _ := e2eSetup(t, "")
+		_, tok := e2eKey(g, "del")
+		if st, b, _ := storageCall(t, g, tok); st != 200 {
+			t.Fatalf("first call: %d %s", st, b)
+		}
+		g.sync()
+		for _, suf := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(g.DB + suf); err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+		}
+		before := g.app().store.Stats()
+		for i := range 5 {
+			if st, b, _ := storageCall(t, g, tok); st != 200 {
+				t.Fatalf("call %d after the delete: %d %s", i, st, b)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		syncErr := g.app().store.Sync(ctx)
+		cancel()
+		time.Sleep(1500 * time.Millisecond) // a once-a-second check may notice
+		after := g.app().store.Stats()
+		onDisk := storageCountCalls(t, g.DB)
+		t.Logf("file at the path: %d calls rows (-1: no database); store stats before %+v after %+v; Sync: %v",
+			onDisk, before, after, syncErr)
+		reported := after.WriteErrors > before.WriteErrors || after.Dropped > before.Dropped || after.QueueLen > 0
+		if onDisk < 5 && !reported {
+			t.Errorf("5 calls answered after the database file was deleted: none is in a file at %s "+
+				"(%d rows) and the store reports every event written (write errors %d→%d, dropped %d→%d, queued %d): "+
+				"the ledger is lost silently", g.DB, onDisk, before.WriteErrors, after.WriteErrors,
+				before.Dropped, after.Dropped, after.QueueLen)
+		}
+	})
+
+	t.Run("restored-from-backup", func(t *testing.T) {
+		g, _ := e2eSetup(t, "")
+		_, tok := e2eKey(g, "restore")
+		if st, b, _ := storageCall(t, g, tok); st != 200 {
+			t.Fatalf("first call: %d %s", st, b)
+		}
+		g.sync()
+		// The operator's backup, then its restore by rename.
+		dir := filepath.Dir(g.DB)
+		bak := filepath.Join(dir, "restore.db")
+		if _, err := g.db().Exec(`VACUUM INTO ?`, bak); err != nil {
+			t.Fatal(err)
+		}
+		for _, suf := range []string{"-wal", "-shm"} {
+			_ = os.Remove(g.DB + suf)
+		}
+		if err := os.Rename(bak, g.DB); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			if st, b, _ := storageCall(t, g, tok); st != 200 {
+				t.Fatalf("call %d after the restore: %d %s", i, st, b)
+			}
+		}
+		g.sync()
+		time.Sleep(1500 * time.Millisecond) // a once-a-second check may notice
+		onDisk := storageCountCalls(t, g.DB)
+		stats := g.app().store.Stats()
+		t.Logf("after the restore: file at the path holds %d calls rows (1 before + 5 after wanted); store stats %+v", onDisk, stats)
+		if onDisk < 6 && stats.WriteErrors == 0 && stats.Dropped == 0 {
+			t.Errorf("the 5 calls made after the database was restored are not in the file at the path "+
+				"(%d rows), and the store reports no error", onDisk)
+		}
+	})
+}
+
+// storageChattr sets or clears the immutable attribute of path (root only):
+// the only way to make a file unwritable for root, as a file the service
+// user may read but not write is for that user.
+func storageChattr(t *testing.T, flag, path string) {
+	t.Helper()
+	if out, err := exec.Command("chattr", flag, path).CombinedOutput(); err != nil {
+		t.Skipf("chattr %s %s: %v %s (needs root and a file system with attributes)", flag, path, err, out)
+	}
+}
+
+// storageLoad starts Caddy with the metis body and returns the load error,
+// stopping Caddy when the load succeeded.
+func storageLoad(t *testing.T, metisBody string) error {
+	t.Helper()
+	caddyMu.Lock()
+	defer caddyMu.Unlock()
+	g := &testGateway{t: t, gwPort: freePort(t), anPort: freePort(t)}
+	err := g.tryLoad(metisBody)
+	_ = caddy.Stop()
+	return err
+}
+
+// TestStorageReadOnlyDatabaseRefusedAtStart: a database file the gateway
+// may read but not write (owned by root while Caddy runs as caddy, mode
+// 0444, or here immutable) is refused when the config loads. It used to be
+// accepted, as the schema was current and nothing was written: `caddy run`
+// served, answered every call and held every event in memory until the
+// queue filled and dropped them (audit 22F).
+func TestStorageReadOnlyDatabaseRefusedAtStart(t *testing.T) {
+	up := fakeupstream.New(t)
+	db := tempDB(t)
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A database a gateway has run on holds the budget ledger's tables too.
+	l, err := budget.Open(db, budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		storageChattr(t, "+i", db)
+		t.Cleanup(func() { _ = exec.Command("chattr", "-i", db).Run() })
+	} else if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	err = storageLoad(t, gatewayConfig(db, up.URL, ""))
+	if err == nil {
+		t.Fatalf("the gateway started on a database file it cannot write (%s): it would answer every call "+
+			"and record none", db)
+	}
+	t.Logf("refused: %v", err)
+}
+
+// TestStorageForeignDatabaseNotAdopted: `db` naming another application's
+// SQLite file (a typo, a wrong $METIS_DB) whose user_version is 0 is
+// refused, and the file is left as it was. The gateway used to add its
+// tables to it and set its user_version to 5, changing the other
+// application's file for good, then serve with no keys (audit 22F).
+func TestStorageForeignDatabaseNotAdopted(t *testing.T) {
+	up := fakeupstream.New(t)
+	path := filepath.Join(t.TempDir(), "crm.db")
+	other, err := sql.Open("sqlite3", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
+		INSERT INTO customers(name) VALUES ('acme')`); err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+
+	loadErr := storageLoad(t, gatewayConfig(path, up.URL, ""))
+
+	other, err = sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	var uv, tables int
+	if err := other.QueryRow(`PRAGMA user_version`).Scan(&uv); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'table'`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("load error: %v; the other application's file now: user_version %d, %d tables", loadErr, uv, tables)
+	if loadErr == nil {
+		t.Errorf("the gateway started on another application's database %s", path)
+	}
+	if uv != 0 || tables != 1 {
+		t.Errorf("the other application's database was changed: user_version 0 → %d, 1 table → %d", uv, tables)
+	}
+}
+
+// TestStorageUnwritableFolderNamed: the database file exists but its
+// folder cannot take the -wal and -shm files SQLite creates beside it (a
+// read-only file system: a container volume mounted :ro, systemd's
+// ProtectSystem=strict without ReadWritePaths; here an immutable folder).
+// The gateway refuses to start and says the folder is not writable; it
+// used to say "unable to open database file: no such file or directory" of
+// a file that is there (audit 22F).
+func TestStorageUnwritableFolderNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for chattr +i on the folder")
+	}
+	up := fakeupstream.New(t)
+	db := tempDB(t)
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(db)
+	storageChattr(t, "+i", dir)
+	t.Cleanup(func() { _ = exec.Command("chattr", "-i", dir).Run() })
+	err = storageLoad(t, gatewayConfig(db, up.URL, ""))
+	if err == nil {
+		t.Fatal("started with a folder that cannot hold the WAL")
+	}
+	msg := err.Error()
+	t.Logf("error: %s", msg)
+	if strings.Contains(msg, "no such file or directory") ||
+		!(strings.Contains(msg, "read-only") || strings.Contains(msg, "not writable") || strings.Contains(msg, "permission")) {
+		t.Errorf("the error names a missing file, not the unwritable folder %s: %s", dir, msg)
+	}
+}
+
+// TestStoragePermanentWriteErrorLogOnce: a write error that retrying cannot
+// mend (here a trigger refusing every calls row, as a corrupt page would)
+// drops each batch, counted in the metrics, and is logged at most once per
+// 10 s. Each batch used to write two ERROR lines ("trace store write
+// failed; retrying", "… batch dropped"): 155 lines in 5 s at 100 calls/s
+// on a live gateway (audit 22F).
+func TestStoragePermanentWriteErrorLogOnce(t *testing.T) {
+	up := fakeupstream.New(t)
+	g, logPath, metricsURL := e2eStartLogged(t, up, "ERROR", "")
+	_, tok := e2eKey(g, "flood")
+	if st, b, _ := storageCall(t, g, tok); st != 200 {
+		t.Fatalf("first call: %d %s", st, b)
+	}
+	g.sync()
+	w, err := sql.Open("sqlite3", "file:"+g.DB+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Exec(`CREATE TRIGGER test_broken BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, 'simulated corruption'); END`); err != nil {
+		t.Fatal(err)
+	}
+	before := e2eScrape(t, metricsURL)["metis_trace_events_dropped_total"]
+	const calls = 40
+	for i := range calls {
+		if st, b, _ := storageCall(t, g, tok); st != 200 {
+			t.Fatalf("call %d: %d %s", i, st, b)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = g.app().store.Sync(ctx) // each call its own batch, as on a quiet gateway
+		cancel()
+	}
+	dropped := e2eScrape(t, metricsURL)["metis_trace_events_dropped_total"] - before
+	lines, _ := e2eLogLines(t, logPath)
+	n := 0
+	for _, l := range lines {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "trace store write failed") {
+			n++
+		}
+	}
+	t.Logf("%d calls with every write failing: metis_trace_events_dropped_total %v, %d ERROR lines about it", calls, dropped, n)
+	if dropped < 3*calls {
+		t.Errorf("dropped events counted %v, want ≥ %d", dropped, 3*calls)
+	}
+	if n > 4 {
+		t.Errorf("%d log lines for %d failed batches: the log is flooded (a line pair per batch)", n, calls)
+	}
+}
