@@ -69,6 +69,11 @@ const (
 // (a nano-dollar, the precision analytics report).
 const epsilon = 1e-9
 
+// busyTimeoutMS is how long the ledger's writes wait for the database's
+// write lock (SQLite's busy timeout); a reservation waits no longer than
+// its own deadline (busyWithin).
+const busyTimeoutMS = 5000
+
 // settleTimeout bounds a Settle, which runs on its own context.
 const settleTimeout = 30 * time.Second
 
@@ -158,7 +163,7 @@ func Open(path string, o Options) (*Ledger, error) {
 // absolute path.
 func open(path string, o Options) (*Ledger, error) {
 	db, err := sqlitefile.OpenWriter(path,
-		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL")
+		"_journal_mode=WAL", fmt.Sprintf("_busy_timeout=%d", busyTimeoutMS), "_txlock=immediate", "_synchronous=NORMAL")
 	if err != nil {
 		return nil, fmt.Errorf("opening writer: %w", err)
 	}

@@ -248,7 +248,17 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 }
 
 func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, []Budget, []usage, error) {
-	tx, err := l.db.BeginTx(ctx, nil)
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, dbErr(err)
+	}
+	defer conn.Close()
+	if reset, err := busyWithin(ctx, conn); err != nil {
+		return nil, nil, nil, nil, dbErr(err)
+	} else if reset != nil {
+		defer reset()
+	}
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, nil, nil, nil, dbErr(err)
 	}
@@ -497,3 +507,25 @@ func Amount(usd float64) string {
 
 // Dollars is Amount with a dollar sign.
 func Dollars(usd float64) string { return "$" + Amount(usd) }
+
+// busyWithin lowers conn's busy timeout to what is left of ctx's deadline,
+// when that is shorter, so that a reservation refused for a locked
+// database answers within the deadline: waiting for the ledger's one
+// connection takes from the same time, and SQLite's busy handler does not
+// see ctx. reset, when not nil, puts the timeout back.
+func busyWithin(ctx context.Context, conn *sql.Conn) (reset func(), err error) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return nil, nil
+	}
+	left := time.Until(dl).Milliseconds()
+	if left >= busyTimeoutMS {
+		return nil, nil
+	}
+	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", max(left, 1))); err != nil {
+		return nil, err
+	}
+	return func() {
+		_, _ = conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS))
+	}, nil
+}
