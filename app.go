@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,18 @@ import (
 // package-level so that it outlives config reloads: every config that names
 // the same file shares one handle and one writer goroutine.
 var stores = caddy.NewUsagePool()
+
+// storeKey is the pool key of the store of the database at path: the path
+// and a generation, which grows each time a config finds the running
+// store's file deleted or replaced.
+func storeKey(path string, gen int) string { return path + "\x00" + strconv.Itoa(gen) }
+
+// splitStoreKey is storeKey's inverse.
+func splitStoreKey(k string) (path string, gen int) {
+	path, g, _ := strings.Cut(k, "\x00")
+	gen, _ = strconv.Atoi(g)
+	return path, gen
+}
 
 // pooledStore is one database file's trace store and budget ledger.
 type pooledStore struct {
@@ -277,13 +290,24 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// trace (as `db {$METIS_DB}` does when the reloading shell's
 	// environment differs from the server's), which the operator must see.
 	var others []string
-	stores.Range(func(k, _ any) bool {
-		if k != path {
-			others = append(others, k.(string))
+	gen, replaced := 0, false // the pool key's generation for path: see below
+	stores.Range(func(k, v any) bool {
+		p, g := splitStoreKey(k.(string))
+		switch {
+		case p != path:
+			others = append(others, p)
+		case g >= gen && v.(pooledStore).FileGone() != "":
+			// The running store's file was deleted or replaced (a backup
+			// restored with mv): SQLite cannot follow it, so this config
+			// opens the file now at the path as another store.
+			gen, replaced = g+1, true
+		case g > gen:
+			gen = g
 		}
 		return true
 	})
-	v, loaded, err := stores.LoadOrNew(path, func() (caddy.Destructor, error) {
+	key := storeKey(path, gen)
+	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := store.Open(path, opts)
 		if err != nil {
 			return nil, err
@@ -306,11 +330,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	ps := v.(pooledStore)
-	a.store, a.ledger, a.inflight, a.rejects, a.items, a.storeKey = ps.Store, ps.ledger, ps.inflight, ps.rejects, ps.items, path
+	a.store, a.ledger, a.inflight, a.rejects, a.items, a.storeKey = ps.Store, ps.ledger, ps.inflight, ps.rejects, ps.items, key
 	if loaded {
 		// Applied in Start: this config may still be refused, and the
 		// running one keeps the store until then.
 		a.retune = &opts
+	} else if replaced {
+		a.logger.Warn("the trace database file was deleted or replaced since the running config opened it: "+
+			"this config opens the file now at its path", zap.String("db", path))
 	} else if len(others) > 0 {
 		a.logger.Warn("this config moves the trace database: the keys, budgets and spend of the running one stay in its file",
 			zap.String("db", path), zap.Strings("running_db", others))

@@ -64,8 +64,8 @@ func storageCountCalls(t *testing.T, path string) int {
 // the file it opened, and what it writes now is gone at the next restart:
 // the gateway used to say nothing (no write error, no drop, no log line).
 // It now counts a write error and logs an error, once a minute while it
-// lasts, telling the operator to restart (a running gateway cannot reopen
-// its database; keys revoked in the new file are seen after the restart).
+// lasts, telling the operator to reload or restart; a reload opens the
+// file now at the path (keys revoked in it are then refused).
 func TestStorageDatabaseReplacedWhileRunning(t *testing.T) {
 	t.Run("deleted", func(t *testing.T) {
 		g, _ := e2eSetup(t, "")
@@ -103,8 +103,10 @@ func TestStorageDatabaseReplacedWhileRunning(t *testing.T) {
 	})
 
 	t.Run("restored-from-backup", func(t *testing.T) {
-		g, _ := e2eSetup(t, "")
-		_, tok := e2eKey(g, "restore")
+		up := fakeupstream.New(t)
+		body := gatewayConfig(tempDB(t), up.URL, "")
+		g := startGateway(t, body)
+		k, tok := e2eKey(g, "restore")
 		if st, b, _ := storageCall(t, g, tok); st != 200 {
 			t.Fatalf("first call: %d %s", st, b)
 		}
@@ -130,10 +132,43 @@ func TestStorageDatabaseReplacedWhileRunning(t *testing.T) {
 		time.Sleep(1500 * time.Millisecond) // a once-a-second check may notice
 		onDisk := storageCountCalls(t, g.DB)
 		stats := g.app().store.Stats()
-		t.Logf("after the restore: file at the path holds %d calls rows (1 before + 5 after wanted); store stats %+v", onDisk, stats)
+		t.Logf("after the restore: file at the path holds %d calls rows; store stats %+v", onDisk, stats)
 		if onDisk < 6 && stats.WriteErrors == 0 && stats.Dropped == 0 {
 			t.Errorf("the 5 calls made after the database was restored are not in the file at the path "+
 				"(%d rows), and the store reports no error", onDisk)
+		}
+
+		// `caddy reload --force` (the same config) opens the file now at
+		// the path: later calls are written to it, and a key revoked in it
+		// with `caddy metis revoke-key --db PATH` is refused.
+		g.load(body)
+		if st, b, _ := storageCall(t, g, tok); st != 200 {
+			t.Fatalf("call after the reload: %d %s", st, b)
+		}
+		g.sync()
+		if n := storageCountCalls(t, g.DB); n != 2 {
+			t.Errorf("after the reload the file at the path holds %d calls rows, want 2 (the backup's and the new call's)", n)
+		}
+		cli, err := store.Open(g.DB, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.RevokeKey(context.Background(), k.ID); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = cli.Close(ctx)
+		cancel()
+		deadline := time.Now().Add(5 * time.Second)
+		st := 0
+		for time.Now().Before(deadline) {
+			if st, _, _ = storageCall(t, g, tok); st == 401 {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		if st != 401 {
+			t.Errorf("key %s revoked in the database file at the gateway's path still answered %d after the reload", k.ID, st)
 		}
 	})
 }

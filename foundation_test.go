@@ -130,7 +130,7 @@ func TestReloadChurnKeepsOneStoreAndLosesNothing(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	if n, _ := stores.References(g.DB); n != 1 {
+	if n, _ := stores.References(storeKey(g.DB, 0)); n != 1 {
 		t.Errorf("pool references after 20 reloads = %d, want 1", n)
 	}
 	// Read connections open lazily (key polls, analytics, the budget
@@ -164,7 +164,7 @@ func TestFailedReloadLeavesStoreWorking(t *testing.T) {
 	if after := len(g.events(store.TypeRequestRejected)); after != before+1 {
 		t.Fatalf("store not writing after failed reload: %d → %d", before, after)
 	}
-	if n, _ := stores.References(g.DB); n != 1 {
+	if n, _ := stores.References(storeKey(g.DB, 0)); n != 1 {
 		t.Errorf("references = %d, want 1", n)
 	}
 }

@@ -500,7 +500,7 @@ func (s *Store) runKeyRefresh() {
 			lastWarn = time.Now()
 			s.logger().Warn("gateway key refresh failed", zap.String("path", s.path), zap.Error(err))
 		}
-		if gone := s.fileGone(); gone != "" && time.Since(lastGone) > time.Minute {
+		if gone := s.FileGone(); gone != "" && time.Since(lastGone) > time.Minute {
 			// Counted as a failed write (metis_trace_write_errors_total),
 			// once a minute while it lasts: what is written now is lost
 			// at the next restart.
@@ -508,17 +508,17 @@ func (s *Store) runKeyRefresh() {
 			s.writeFailed()
 			s.logger().Error("the trace database file was "+gone+" while the gateway runs: events and spend go on "+
 				"to the file it opened, which is no longer at its path, and keys issued or revoked there are not seen; "+
-				"restart the gateway", zap.String("path", s.path))
+				"reload (caddy reload --force) or restart the gateway", zap.String("path", s.path))
 		}
 		t.Reset(s.opts.Load().KeyRefresh)
 	}
 }
 
-// fileGone says what became of the database file since the store opened
+// FileGone says what became of the database file since the store opened
 // it: "deleted" or "replaced" (a backup restored by mv, say), or "" while
 // it is still the file at the path. SQLite goes on with the file it has
-// open, silently: the ledger would be lost at the next restart.
-func (s *Store) fileGone() string {
+// open, silently: what it writes is lost at the next restart.
+func (s *Store) FileGone() string {
 	fi, err := os.Stat(s.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
