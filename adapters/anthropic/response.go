@@ -3,6 +3,7 @@ package anthropic
 import (
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/tidwall/gjson"
 
@@ -127,7 +128,7 @@ func EncodeResponse(r *ir.Response, model string, names *ir.ToolNames) ([]byte, 
 	}
 	out := outResponse{ID: r.ID, Type: "message", Role: "assistant", Model: model, Usage: encodeUsage(r.Usage)}
 	if out.ID == "" {
-		out.ID = "msg_metis"
+		out.ID = standInMessageID()
 	}
 	out.Content = make([]any, 0, len(r.Content))
 	for i := range r.Content {
@@ -157,4 +158,12 @@ func EncodeResponse(r *ir.Response, model string, names *ir.ToolNames) ([]byte, 
 		return nil, fmt.Errorf("encoding Anthropic response: %w", err)
 	}
 	return b, nil
+}
+
+// standInMessageID is the id of an answer whose provider gave none (some
+// OpenAI-compatible servers): one of its own per answer, since clients
+// tell messages apart by id (Claude Code joins the content blocks of one
+// message id back into one assistant turn).
+func standInMessageID() string {
+	return fmt.Sprintf("msg_metis_%016x%08x", rand.Uint64(), rand.Uint32())
 }

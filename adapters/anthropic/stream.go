@@ -245,7 +245,7 @@ func (e *StreamEncoder) start(dst []byte, ev *ir.StreamEvent) []byte {
 		}
 	}
 	if e.id == "" {
-		e.id = "msg_metis"
+		e.id = standInMessageID()
 	}
 	b, _ := json.Marshal(outMessageStart{Type: "message_start", Message: outStartMessage{
 		ID: e.id, Type: "message", Role: "assistant", Model: e.Model, Content: []any{}, Usage: u,
