@@ -87,10 +87,9 @@ func (s *usageScan) result() (ir.Usage, ResponseMeta, error) {
 	if !s.usage.IsObject() {
 		return u, s.meta, fmt.Errorf("anthropic usage: response %q has no usage object", s.meta.ID)
 	}
-	if !usageCounted(s.usage) {
-		return u, s.meta, fmt.Errorf("anthropic usage: response %q has a usage object without token counts", s.meta.ID)
+	if sawInput, sawOutput := usageApply(&u, s.usage); !sawInput && !sawOutput {
+		return ir.Usage{}, s.meta, fmt.Errorf("anthropic usage: response %q has a usage object without token counts", s.meta.ID)
 	}
-	usageApply(&u, s.usage)
 	u.SettleCacheSplit()
 	return u, s.meta, nil
 }

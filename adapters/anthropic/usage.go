@@ -84,9 +84,9 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 			case "model":
 				t.meta.Model = usageString(v)
 			case "usage":
-				usageApply(&t.usage, v)
+				sawInput, _ := usageApply(&t.usage, v)
 				t.startOutput = t.usage.OutputTokens
-				t.gotInput = t.gotInput || v.Get("input_tokens").Type == gjson.Number
+				t.gotInput = t.gotInput || sawInput
 			}
 			return true
 		})
@@ -99,10 +99,9 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 					t.complete = true
 				}
 			case "usage":
-				if usageApplyDelta(&t.usage, v) {
-					t.gotOutput = true
-				}
-				t.gotInput = t.gotInput || v.Get("input_tokens").Type == gjson.Number
+				sawInput, sawOutput := usageApplyDelta(&t.usage, v)
+				t.gotOutput = t.gotOutput || sawOutput
+				t.gotInput = t.gotInput || sawInput
 			}
 			return true
 		})
@@ -152,21 +151,16 @@ func (t *StreamTracker) Err() (errType, message string, ok bool) {
 // SawContent reports whether a content delta was seen (time to first token).
 func (t *StreamTracker) SawContent() bool { return t.sawContent }
 
-// usageCounted reports whether a usage object holds token counts: an
-// input_tokens or output_tokens number. One without both (some compatible
-// servers send {}) reports nothing, and the call is estimated.
-func usageCounted(obj gjson.Result) bool {
-	return obj.Get("input_tokens").Type == gjson.Number || obj.Get("output_tokens").Type == gjson.Number
-}
-
 // usageApply sets in u every usage field present in obj, leaving absent or
 // null fields as they are (message_delta usage is cumulative: set, never
-// add). It reports whether output_tokens was present.
-func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
+// add). It reports whether input_tokens and output_tokens were present
+// (numbers): a usage object with neither (some compatible servers send
+// {}) reports nothing, and the call is estimated.
+func usageApply(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool) {
 	obj.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "input_tokens":
-			usageSetInt(&u.InputTokens, v)
+			sawInput = usageSetInt(&u.InputTokens, v) || sawInput
 		case "cache_creation_input_tokens":
 			usageSetInt(&u.CacheCreationInputTokens, v)
 		case "cache_read_input_tokens":
@@ -196,20 +190,20 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawOutput bool) {
 		}
 		return true
 	})
-	return sawOutput
+	return sawInput, sawOutput
 }
 
 // usageApplyDelta applies a message_delta's usage to u, the usage so far.
 // Its counts are cumulative, so output_tokens replaces the count so far,
 // but the input and cache counts only ever grow: some Anthropic-compatible
 // servers send them as 0 here after reporting them in message_start, and
-// Claude Code keeps message_start's then. It reports whether output_tokens
-// was present.
-func usageApplyDelta(u *ir.Usage, obj gjson.Result) bool {
+// Claude Code keeps message_start's then. It reports whether input_tokens
+// and output_tokens were present, as usageApply does.
+func usageApplyDelta(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool) {
 	before := *u
-	saw := usageApply(u, obj)
+	sawInput, sawOutput = usageApply(u, obj)
 	keepInputCounts(u, before)
-	return saw
+	return sawInput, sawOutput
 }
 
 // keepInputCounts undoes a message_delta's lowering of the input and cache
