@@ -191,7 +191,7 @@ func (c *call) finish() {
 		CacheCreation1hInputTokens: u.CacheCreation1hInputTokens, OutputTokens: u.OutputTokens,
 		ReasoningTokens: u.ReasoningTokens, WebSearchRequests: u.WebSearchRequests, CostUSD: costPtr, Priced: priced, UsageSource: source,
 		LatencyMS: latency.Milliseconds(), TTFTMS: ttft, UpstreamRequestID: c.upstreamReqID,
-		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier, PricedModel: pricedOther, AnsweredModel: answered,
+		CacheSavingsUSD: savings, ServiceTier: u.ServiceTier, Speed: u.Speed, InferenceGeo: u.InferenceGeo, PricedModel: pricedOther, AnsweredModel: answered,
 	}
 	done := &turnCompleted{TurnID: c.turnID, GatewayKeyID: k.ID, Status: c.status, ErrorClass: errClass,
 		CostUSD: costPtr, Priced: priced, LatencyMS: latency.Milliseconds(), Calls: 1}

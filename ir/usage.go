@@ -54,6 +54,20 @@ func (u *Usage) SettleCacheSplit() {
 	}
 }
 
+// AddCounts adds o's token counts (input, cache reads and writes with
+// their TTL split, output, reasoning, web searches) to u: a second billed
+// pass of the same call, such as Anthropic's server-side compaction.
+func (u *Usage) AddCounts(o Usage) {
+	u.InputTokens += o.InputTokens
+	u.CacheReadInputTokens += o.CacheReadInputTokens
+	u.CacheCreationInputTokens += o.CacheCreationInputTokens
+	u.CacheCreation5mInputTokens += o.CacheCreation5mInputTokens
+	u.CacheCreation1hInputTokens += o.CacheCreation1hInputTokens
+	u.OutputTokens += o.OutputTokens
+	u.ReasoningTokens += o.ReasoningTokens
+	u.WebSearchRequests += o.WebSearchRequests
+}
+
 // Cache5m is the number of cache-write tokens billed at the 5-minute rate
 // (for a usage not yet settled, the whole total when there is no split).
 func (u Usage) Cache5m() int64 {

@@ -4,7 +4,8 @@ import "encoding/json"
 
 // Call is the payload of an llm.call_completed event. Its JSON keys are
 // exactly contract §5, plus cache_creation_5m_input_tokens,
-// cache_creation_1h_input_tokens, cache_savings_usd and service_tier.
+// cache_creation_1h_input_tokens, cache_savings_usd, service_tier, speed
+// and inference_geo.
 type Call struct {
 	TurnID       string `json:"turn_id"`
 	GatewayKeyID string `json:"gateway_key_id"`
@@ -50,6 +51,11 @@ type Call struct {
 	UpstreamRequestID string  `json:"upstream_request_id"`
 	CacheSavingsUSD   float64 `json:"cache_savings_usd"`
 	ServiceTier       string  `json:"service_tier,omitempty"`
+	// Speed and InferenceGeo are what the provider reported of Anthropic's
+	// price multipliers (speed "fast", inference_geo "us"), which CostUSD
+	// includes; omitted when not reported.
+	Speed        string `json:"speed,omitempty"`
+	InferenceGeo string `json:"inference_geo,omitempty"`
 	// PricedModel is the provider-reported model whose price gave CostUSD,
 	// when it is not Model's; omitted otherwise.
 	PricedModel string `json:"priced_model,omitempty"`

@@ -89,6 +89,14 @@ func appendCallJSON(dst []byte, c *Call) ([]byte, bool) {
 		dst = append(dst, `,"service_tier":`...)
 		dst = appendJSONString(dst, c.ServiceTier)
 	}
+	if c.Speed != "" {
+		dst = append(dst, `,"speed":`...)
+		dst = appendJSONString(dst, c.Speed)
+	}
+	if c.InferenceGeo != "" {
+		dst = append(dst, `,"inference_geo":`...)
+		dst = appendJSONString(dst, c.InferenceGeo)
+	}
 	if c.PricedModel != "" {
 		dst = append(dst, `,"priced_model":`...)
 		dst = appendJSONString(dst, c.PricedModel)

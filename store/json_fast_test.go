@@ -63,7 +63,7 @@ func randJSONCall(r *rand.Rand) *Call {
 		CacheCreationInputTokens: r.Int64N(1e6), CacheCreation5mInputTokens: r.Int64N(1e6),
 		CacheCreation1hInputTokens: r.Int64N(1e6), OutputTokens: r.Int64N(1e6), ReasoningTokens: -r.Int64N(10), WebSearchRequests: r.Int64N(3),
 		Priced: r.IntN(2) == 0, UsageSource: str(), LatencyMS: r.Int64N(1e5), UpstreamRequestID: str(),
-		CacheSavingsUSD: randJSONFloat(r), ServiceTier: str(), PricedModel: str(), AnsweredModel: str()}
+		CacheSavingsUSD: randJSONFloat(r), ServiceTier: str(), Speed: str(), InferenceGeo: str(), PricedModel: str(), AnsweredModel: str()}
 	if r.IntN(3) > 0 {
 		f := randJSONFloat(r)
 		c.CostUSD = &f

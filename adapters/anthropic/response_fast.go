@@ -87,10 +87,14 @@ func (s *usageScan) result() (ir.Usage, ResponseMeta, error) {
 	if !s.usage.IsObject() {
 		return u, s.meta, fmt.Errorf("anthropic usage: response %q has no usage object", s.meta.ID)
 	}
-	if sawInput, sawOutput := usageApply(&u, s.usage); !sawInput && !sawOutput {
+	sawInput, sawOutput, iters := usageApply(&u, s.usage)
+	if !sawInput && !sawOutput {
 		return ir.Usage{}, s.meta, fmt.Errorf("anthropic usage: response %q has a usage object without token counts", s.meta.ID)
 	}
 	u.SettleCacheSplit()
+	if iters.IsArray() {
+		u.AddCounts(compactionUsage(iters))
+	}
 	return u, s.meta, nil
 }
 

@@ -41,9 +41,10 @@ func ResponseUsage(body []byte) (ir.Usage, ResponseMeta, error) {
 type StreamTracker struct {
 	usage       ir.Usage
 	meta        ResponseMeta
-	startOutput int64 // output_tokens of message_start
-	gotOutput   bool  // a message_delta reported output_tokens
-	gotInput    bool  // message_start or a message_delta reported input_tokens
+	startOutput int64    // output_tokens of message_start
+	gotOutput   bool     // a message_delta reported output_tokens
+	gotInput    bool     // message_start or a message_delta reported input_tokens
+	compaction  ir.Usage // the compaction passes of the latest usage.iterations
 	complete    bool
 	sawContent  bool
 	deltaBytes  int64 // streamed text, JSON and thinking bytes
@@ -84,9 +85,12 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 			case "model":
 				t.meta.Model = usageString(v)
 			case "usage":
-				sawInput, _ := usageApply(&t.usage, v)
+				sawInput, _, iters := usageApply(&t.usage, v)
 				t.startOutput = t.usage.OutputTokens
 				t.gotInput = t.gotInput || sawInput
+				if iters.IsArray() {
+					t.compaction = compactionUsage(iters)
+				}
 			}
 			return true
 		})
@@ -99,9 +103,12 @@ func (t *StreamTracker) Observe(name string, data []byte) {
 					t.complete = true
 				}
 			case "usage":
-				sawInput, sawOutput := usageApplyDelta(&t.usage, v)
+				sawInput, sawOutput, iters := usageApplyDelta(&t.usage, v)
 				t.gotOutput = t.gotOutput || sawOutput
 				t.gotInput = t.gotInput || sawInput
+				if iters.IsArray() {
+					t.compaction = compactionUsage(iters)
+				}
 			}
 			return true
 		})
@@ -132,6 +139,7 @@ func (t *StreamTracker) Usage() ir.Usage {
 		u.Estimated = true
 	}
 	u.SettleCacheSplit()
+	u.AddCounts(t.compaction)
 	return u
 }
 
@@ -155,8 +163,9 @@ func (t *StreamTracker) SawContent() bool { return t.sawContent }
 // null fields as they are (message_delta usage is cumulative: set, never
 // add). It reports whether input_tokens and output_tokens were present
 // (numbers): a usage object with neither (some compatible servers send
-// {}) reports nothing, and the call is estimated.
-func usageApply(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool) {
+// {}) reports nothing, and the call is estimated. iterations is the
+// object's iterations member (compactionUsage reads it), if any.
+func usageApply(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool, iterations gjson.Result) {
 	obj.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "input_tokens":
@@ -187,10 +196,31 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool) {
 			usageSetString(&u.InferenceGeo, v)
 		case "speed":
 			usageSetString(&u.Speed, v)
+		case "iterations":
+			iterations = v
 		}
 		return true
 	})
-	return sawInput, sawOutput
+	return sawInput, sawOutput, iterations
+}
+
+// compactionUsage sums the compaction entries of a usage object's
+// iterations: server-side compaction (context_management's
+// compact_20260112) summarises the conversation in a sampling pass of its
+// own, with the request's model, billed as such, whose tokens the
+// top-level counts leave out (they count the answer's pass alone).
+func compactionUsage(iterations gjson.Result) ir.Usage {
+	var sum ir.Usage
+	iterations.ForEach(func(_, it gjson.Result) bool {
+		if it.Get("type").Str == "compaction" {
+			var one ir.Usage
+			usageApply(&one, it)
+			one.SettleCacheSplit()
+			sum.AddCounts(one)
+		}
+		return true
+	})
+	return sum
 }
 
 // usageApplyDelta applies a message_delta's usage to u, the usage so far.
@@ -198,12 +228,12 @@ func usageApply(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool) {
 // but the input and cache counts only ever grow: some Anthropic-compatible
 // servers send them as 0 here after reporting them in message_start, and
 // Claude Code keeps message_start's then. It reports whether input_tokens
-// and output_tokens were present, as usageApply does.
-func usageApplyDelta(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool) {
+// and output_tokens were present, and its iterations, as usageApply does.
+func usageApplyDelta(u *ir.Usage, obj gjson.Result) (sawInput, sawOutput bool, iterations gjson.Result) {
 	before := *u
-	sawInput, sawOutput = usageApply(u, obj)
+	sawInput, sawOutput, iterations = usageApply(u, obj)
 	keepInputCounts(u, before)
-	return sawInput, sawOutput
+	return sawInput, sawOutput, iterations
 }
 
 // keepInputCounts undoes a message_delta's lowering of the input and cache

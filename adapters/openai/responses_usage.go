@@ -16,8 +16,9 @@ import (
 
 // ResponsesUsage reads the usage, id, model and status (as FinishReason)
 // of a complete Responses API response object, normalised to ir.Usage:
-// InputTokens = input_tokens − input_tokens_details.cached_tokens,
-// CacheReadInputTokens = cached_tokens, OutputTokens = output_tokens
+// InputTokens = input_tokens − input_tokens_details.cached_tokens −
+// cache_write_tokens, CacheReadInputTokens = cached_tokens,
+// CacheCreationInputTokens = cache_write_tokens, OutputTokens = output_tokens
 // (reasoning included), ReasoningTokens =
 // output_tokens_details.reasoning_tokens, ServiceTier = service_tier,
 // WebSearchRequests = the web_search_call items of its output. It fails on
@@ -48,7 +49,11 @@ func responseObjectUsage(r gjson.Result) (ir.Usage, ResponseMeta, error) {
 	var u ir.Usage
 	in := usageInt(usage.Get("input_tokens"))
 	u.CacheReadInputTokens = usageInt(usage.Get("input_tokens_details.cached_tokens"))
-	u.InputTokens = max(in-u.CacheReadInputTokens, 0)
+	// gpt-5.6 on: cache writes, within input_tokens as within a Chat
+	// Completions prompt_tokens; 5-minute writes, as there (usageFrom).
+	u.CacheCreationInputTokens = usageInt(usage.Get("input_tokens_details.cache_write_tokens"))
+	u.InputTokens = max(in-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
+	u.SettleCacheSplit()
 	u.OutputTokens = usageInt(usage.Get("output_tokens"))
 	u.ReasoningTokens = usageInt(usage.Get("output_tokens_details.reasoning_tokens"))
 	u.ServiceTier = usageString(r.Get("service_tier"))
