@@ -217,7 +217,7 @@ func expandPath(p string) (string, error) {
 }
 
 func (a *App) storeOptions() store.Options {
-	o := store.Options{Logger: a.logger.Named("store")}
+	o := store.Options{Logger: a.logger.Named("store"), RequireWritable: true}
 	if w := a.Writer; w != nil {
 		o.QueueSize, o.BatchSize, o.FlushInterval = w.QueueSize, w.BatchSize, time.Duration(w.FlushInterval)
 	}

@@ -6,6 +6,7 @@ package metis
 // files, and a write failure that retrying cannot mend.
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/spf13/cobra"
 
 	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -345,7 +347,14 @@ func TestStoragePermanentWriteErrorLogOnce(t *testing.T) {
 		_ = g.app().store.Sync(ctx) // each call its own batch, as on a quiet gateway
 		cancel()
 	}
-	dropped := e2eScrape(t, metricsURL)["metis_trace_events_dropped_total"] - before
+	// A call's last events are queued after its answer, and a dropped
+	// batch waits its retry first: the count settles shortly after.
+	var dropped float64
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if dropped = e2eScrape(t, metricsURL)["metis_trace_events_dropped_total"] - before; dropped >= 3*calls {
+			break
+		}
+	}
 	lines, _ := e2eLogLines(t, logPath)
 	n := 0
 	for _, l := range lines {
@@ -403,4 +412,47 @@ func TestStorageLockedLedgerAnswersWithinFiveSeconds(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("answers: %v", got)
+}
+
+// TestStorageListKeysOnReadOnlyDatabase: `caddy metis list-keys` on a
+// database file the user may read but not write (a root-owned 0444 copy,
+// an operator in the service's group) lists the keys: only a gateway
+// refuses such a file at start (RequireWritable), not commands that only
+// read (review 22R).
+func TestStorageListKeysOnReadOnlyDatabase(t *testing.T) {
+	db := tempDB(t)
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _, err := s.IssueKey(context.Background(), store.IssueParams{Name: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		if out, err := exec.Command("chattr", "+i", db).CombinedOutput(); err != nil {
+			t.Skipf("chattr: %v %s", err, out)
+		}
+		t.Cleanup(func() { _ = exec.Command("chattr", "-i", db).Run() })
+	} else if err := os.Chmod(db, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	// What list-keys does, without its os.Exit on error.
+	cmd := &cobra.Command{Use: "list-keys"}
+	cmd.Flags().String("db", "", "")
+	_ = cmd.Flags().Set("db", db)
+	ro, err := openExistingStore(cmd)
+	if err != nil {
+		t.Fatalf("caddy metis list-keys --db %s on a file it may only read: %v", db, err)
+	}
+	defer closeStore(ro)
+	keys, err := ro.ListKeys(context.Background())
+	var out bytes.Buffer
+	printKeys(&out, keys, k.CreatedAt)
+	if err != nil || !strings.Contains(out.String(), k.ID) {
+		t.Errorf("list-keys: %v %s", err, out.String())
+	}
 }

@@ -27,10 +27,10 @@ const migrateWait = 10 * time.Second
 // answer "database is locked" at once instead of calling the busy handler
 // (1 in 20 runs of TestOpenConcurrentProcesses), so a busy error is retried
 // for up to migrateWait.
-func migrate(ctx context.Context, db *sql.DB) error {
+func migrate(ctx context.Context, db *sql.DB, writeCheck bool) error {
 	deadline := time.Now().Add(migrateWait)
 	for {
-		err := migrateOnce(ctx, db)
+		err := migrateOnce(ctx, db, writeCheck)
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return err
 		}
@@ -42,11 +42,13 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	}
 }
 
-// migrateOnce brings the schema to schemaVersion. A migration written from
-// now on must not rebuild rollups or sessions from the calls table alone:
+// migrateOnce brings the schema to schemaVersion; with writeCheck it
+// writes user_version even when the schema is current. A migration
+// written from now on must not rebuild rollups or sessions from the calls
+// table alone:
 // `caddy metis prune` deletes old calls, whose sums then live only in the
 // rollups and sessions.
-func migrateOnce(ctx context.Context, db *sql.DB) error {
+func migrateOnce(ctx context.Context, db *sql.DB, writeCheck bool) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrating schema: begin: %w", err)
@@ -59,6 +61,9 @@ func migrateOnce(ctx context.Context, db *sql.DB) error {
 	if v > schemaVersion {
 		return fmt.Errorf("migrating schema: database schema version %d is newer than this build supports (%d); upgrade Metis", v, schemaVersion)
 	}
+	if v == schemaVersion && !writeCheck {
+		return nil
+	}
 	if v == 0 {
 		if err := refuseForeign(ctx, tx); err != nil {
 			return err
@@ -69,10 +74,10 @@ func migrateOnce(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrating schema to version %d: %w", i+1, err)
 		}
 	}
-	// Written even when the schema is current: a file this process may
-	// read but not write (another user's, mode 0444) fails here, at start,
-	// rather than at its first event, after the gateway began answering
-	// calls it could not record.
+	// Written even when the schema is current (writeCheck, for a
+	// gateway): a file this process may read but not write (another
+	// user's, mode 0444) fails here, at start, rather than at its first
+	// event, after the gateway began answering calls it could not record.
 	if _, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", schemaVersion)); err != nil {
 		return fmt.Errorf("migrating schema: setting user_version (is the database file writable?): %w", err)
 	}

@@ -147,7 +147,7 @@ func TestMigrationIdempotent(t *testing.T) {
 	if _, err := s.db.Exec(`DROP INDEX sessions_user_last`); err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(context.Background(), s.db); err != nil {
+	if err := migrate(context.Background(), s.db, false); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
 	closeStore(t, s)

@@ -53,6 +53,11 @@ type Options struct {
 	KeyRefresh time.Duration `json:"key_refresh,omitempty"`
 	// Logger receives write errors and drop warnings; nil means zap.NewNop().
 	Logger *zap.Logger `json:"-"`
+	// RequireWritable makes Open fail on a database file this process may
+	// read but not write, by writing to it even when the schema is
+	// current: a gateway must not serve calls it cannot record. Commands
+	// that only read (list-keys) leave it unset.
+	RequireWritable bool `json:"-"`
 }
 
 func (o Options) withDefaults() Options {
@@ -169,7 +174,7 @@ func open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening writer pool: %w", err)
 	}
 	ctx := context.Background()
-	if err := migrate(ctx, db); err != nil {
+	if err := migrate(ctx, db, opts.RequireWritable); err != nil {
 		db.Close()
 		return nil, err
 	}
