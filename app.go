@@ -290,7 +290,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	// trace (as `db {$METIS_DB}` does when the reloading shell's
 	// environment differs from the server's), which the operator must see.
 	var others []string
-	gen, replaced := 0, false // the pool key's generation for path: see below
+	gen := 0 // the pool key's generation for path: see below
+	var gone []pooledStore
 	stores.Range(func(k, v any) bool {
 		p, g := splitStoreKey(k.(string))
 		switch {
@@ -300,12 +301,21 @@ func (a *App) Provision(ctx caddy.Context) error {
 			// The running store's file was deleted or replaced (a backup
 			// restored with mv): SQLite cannot follow it, so this config
 			// opens the file now at the path as another store.
-			gen, replaced = g+1, true
+			gen = g + 1
+			gone = append(gone, v.(pooledStore))
 		case g > gen:
 			gen = g
 		}
 		return true
 	})
+	replaced := len(gone) > 0
+	for _, ps := range gone {
+		// Its -wal and -shm, left at the path, would be read as the new
+		// file's journal and corrupt it.
+		if removed := ps.RemoveOwnSidecars(); len(removed) > 0 {
+			a.logger.Warn("removed the replaced database file's -wal and -shm from its path", zap.Strings("files", removed))
+		}
+	}
 	key := storeKey(path, gen)
 	v, loaded, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := store.Open(path, opts)

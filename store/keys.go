@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -500,35 +498,9 @@ func (s *Store) runKeyRefresh() {
 			lastWarn = time.Now()
 			s.logger().Warn("gateway key refresh failed", zap.String("path", s.path), zap.Error(err))
 		}
-		if gone := s.FileGone(); gone != "" && time.Since(lastGone) > time.Minute {
-			// Counted as a failed write (metis_trace_write_errors_total),
-			// once a minute while it lasts: what is written now is lost
-			// at the next restart.
-			lastGone = time.Now()
-			s.writeFailed()
-			s.logger().Error("the trace database file was "+gone+" while the gateway runs: events and spend go on "+
-				"to the file it opened, which is no longer at its path, and keys issued or revoked there are not seen; "+
-				"reload (caddy reload --force) or restart the gateway", zap.String("path", s.path))
-		}
+		s.watchFile(&lastGone)
 		t.Reset(s.opts.Load().KeyRefresh)
 	}
-}
-
-// FileGone says what became of the database file since the store opened
-// it: "deleted" or "replaced" (a backup restored by mv, say), or "" while
-// it is still the file at the path. SQLite goes on with the file it has
-// open, silently: what it writes is lost at the next restart.
-func (s *Store) FileGone() string {
-	fi, err := os.Stat(s.path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return "deleted"
-	case err != nil:
-		return ""
-	case !os.SameFile(s.file, fi):
-		return "replaced"
-	}
-	return ""
 }
 
 // pendingLastUsed reports whether some key was used since its last-used time

@@ -81,13 +81,17 @@ func (o Options) withDefaults() Options {
 
 // Store is an open trace database. All methods are safe for concurrent use.
 type Store struct {
-	path   string
-	file   os.FileInfo // the database file as opened, to notice it deleted or replaced
-	db     *sql.DB     // writer pool, one connection
-	rdb    *sql.DB     // read-only pool
-	opts   atomic.Pointer[Options]
-	wake   chan struct{} // cap 1; nudges the writer
-	stopKs chan struct{} // closed by Close: stops the key refresher and the writer's retry waits
+	path string
+	file os.FileInfo // the database file as opened, to notice it deleted or replaced
+	// sidecars are the store's -wal and -shm files as last seen at the
+	// path (filewatch.go), guarded by sidecarMu.
+	sidecarMu sync.Mutex
+	sidecars  [2]os.FileInfo
+	db        *sql.DB // writer pool, one connection
+	rdb       *sql.DB // read-only pool
+	opts      atomic.Pointer[Options]
+	wake      chan struct{} // cap 1; nudges the writer
+	stopKs    chan struct{} // closed by Close: stops the key refresher and the writer's retry waits
 
 	// Queue state, guarded by qmu. Sequence numbers count events: enqSeq
 	// accepted, takenSeq handed to the writer, doneSeq committed or dropped
@@ -206,6 +210,7 @@ func open(path string, opts Options) (*Store, error) {
 		rdb.Close()
 		return nil, fmt.Errorf("database file: %w", err)
 	}
+	s.noteSidecars()
 	if err := s.reloadKeys(ctx); err != nil {
 		db.Close()
 		rdb.Close()
