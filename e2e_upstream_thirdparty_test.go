@@ -287,3 +287,60 @@ func TestThirdPartyAnthropicUsageWithoutCounts(t *testing.T) {
 		}
 	}
 }
+
+// An Anthropic-compatible server's "usage": {} answered to an OpenAI
+// client: a streamed answer's usage chunk (include_usage) tells the
+// estimate the trace records, as a non-streamed answer's usage does; they
+// used to tell zeros (review 22R).
+func TestThirdPartyAnthropicEmptyUsageToldOpenAIClient(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, ev := range []string{
+				`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"usage":{}}}`,
+				`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+				`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"An answer of some length here."}}`,
+				`event: content_block_stop` + "\n" + `data: {"type":"content_block_stop","index":0}`,
+				`event: message_delta` + "\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{}}`,
+				`event: message_stop` + "\n" + `data: {"type":"message_stop"}`,
+			} {
+				_, _ = io.WriteString(w, ev+"\n\n")
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"An answer of some length here."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{}}`)
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := e2eKey(g, "told")
+	resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","messages":[{"role":"user","content":"hi"}]}`)
+	body := e2eRead(t, resp)
+	call := e2eCalls(g, 1)[0]
+	t.Logf("non-streamed: told %s", body)
+	t.Logf("non-streamed: recorded in %v out %v source %v cost %v", call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
+	if nt := e2eJSON(t, body); e2ePath(nt, "usage", "prompt_tokens") != call["input_tokens"] || e2ePath(nt, "usage", "completion_tokens") != call["output_tokens"] {
+		t.Errorf("non-streamed: the OpenAI client was told %v; the trace recorded %v in, %v out", nt["usage"], call["input_tokens"], call["output_tokens"])
+	}
+	resp = g.post("/v1/chat/completions", tok, `{"model":"haiku","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
+	body = e2eRead(t, resp)
+	call = e2eCalls(g, 2)[1]
+	t.Logf("streamed: told %s", body[strings.LastIndex(body[:len(body)-20], "data: "):])
+	t.Logf("streamed: recorded in %v out %v source %v cost %v", call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
+	// README: "A translated answer tells its client the figures the trace
+	// records." The usage chunk the client asked for (include_usage):
+	var told map[string]any
+	for _, line := range strings.Split(body, "\n") {
+		if strings.HasPrefix(line, "data: {") && strings.Contains(line, `"usage":{`) {
+			told = e2eJSON(t, strings.TrimPrefix(line, "data: "))
+		}
+	}
+	if told == nil {
+		t.Fatalf("no usage chunk in %s", body)
+	}
+	if p, c := e2ePath(told, "usage", "prompt_tokens"), e2ePath(told, "usage", "completion_tokens"); p != call["input_tokens"] || c != call["output_tokens"] {
+		t.Errorf("streamed, include_usage: the OpenAI client was told prompt_tokens %v, completion_tokens %v; the trace recorded %v in, %v out (usage_source %v, $%v)",
+			p, c, call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
+	}
+}

@@ -254,7 +254,7 @@ func (c *call) relayBody(resp *http.Response) {
 		if c.shape == shapeAnthropic {
 			out, uu, err = c.tstate.OpenAIResponseToAnthropicWithUsage(body)
 		} else {
-			out, uu, err = c.tstate.AnthropicResponseToOpenAIWithUsage(body)
+			out, uu, err = c.tstate.AnthropicResponseToOpenAIWithUsage(body, c.promptEstimate)
 		}
 		c.setUsage(body, uu.Usage, uu.Model, uu.Err)
 		if err != nil {
@@ -502,6 +502,9 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		if c.res.prov.typ == shapeOpenAI {
 			c.streamTr = c.tstate.NewOpenAIToAnthropicStream()
 		} else {
+			// A stream without usage counts is told the prompt's estimate
+			// the trace records (promptEstimate keeps it from here).
+			c.tstate.InputEstimate = c.promptEstimate()
 			c.streamTr = c.tstate.NewAnthropicToOpenAIStream()
 		}
 	}

@@ -43,7 +43,8 @@ type inDelta struct {
 // neutral events. Server-tool blocks are skipped along with their deltas.
 // The zero value is ready to use.
 type StreamDecoder struct {
-	usage ir.Usage
+	usage   ir.Usage
+	counted bool // some usage so far held token counts (HasUsage)
 	// blocks maps an Anthropic block index to the neutral index, -1 if skipped.
 	blocks []int
 	next   int
@@ -67,7 +68,8 @@ func (d *StreamDecoder) Decode(name string, data []byte, evs []ir.StreamEvent) (
 			ev.ID, ev.Model = m.ID, m.Model
 			if m.Usage != nil {
 				d.usage = decodeUsage(m.Usage, d.usage)
-				ev.Usage, ev.HasUsage = d.usage, true
+				d.counted = d.counted || m.Usage.counted()
+				ev.Usage, ev.HasUsage = d.usage, d.counted
 			}
 		}
 		evs = append(evs, ev)
@@ -136,7 +138,8 @@ func (d *StreamDecoder) Decode(name string, data []byte, evs []ir.StreamEvent) (
 			before := d.usage
 			d.usage = decodeUsage(in.Usage, d.usage)
 			keepInputCounts(&d.usage, before)
-			ev.Usage, ev.HasUsage = d.usage, true
+			d.counted = d.counted || in.Usage.counted()
+			ev.Usage, ev.HasUsage = d.usage, d.counted
 		}
 		evs = append(evs, ev)
 	case "message_stop":

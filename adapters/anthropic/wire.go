@@ -59,6 +59,13 @@ type wireUsageCounts struct {
 	Speed        string `json:"speed"`
 }
 
+// counted reports whether w holds token counts (input_tokens or
+// output_tokens): a usage object with neither ({}, as some compatible
+// servers send) reports nothing.
+func (w *wireUsageCounts) counted() bool {
+	return w != nil && (w.InputTokens != nil || w.OutputTokens != nil)
+}
+
 type inResponse struct {
 	ID           string           `json:"id"`
 	Type         string           `json:"type"`

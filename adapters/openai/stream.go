@@ -235,7 +235,11 @@ type StreamEncoder struct {
 	IncludeUsage bool
 	// Names maps upstream tool names back to the client's; may be nil.
 	Names *ir.ToolNames
+	// InputEstimate is the prompt's estimated tokens, for the usage chunk
+	// of a stream whose provider reported no counts.
+	InputEstimate int64
 
+	outChars  int64 // text, reasoning and argument bytes, for the estimate
 	prefix    []byte
 	started   bool
 	toolType  bool // open block is a tool call
@@ -343,6 +347,9 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		if !e.open || e.openIdx != ev.Index || ev.Text == "" {
 			return dst
 		}
+		if ev.Delta == ir.DeltaText || ev.Delta == ir.DeltaThinking || ev.Delta == ir.DeltaArguments {
+			e.outChars += int64(len(ev.Text))
+		}
 		if e.custom {
 			if ev.Delta == ir.DeltaArguments {
 				dst = e.customInput(dst, e.input.feed(ev.Text))
@@ -411,7 +418,13 @@ func (e *StreamEncoder) end(dst []byte) []byte {
 	}
 	dst = e.chunk(dst, "{}", nil, FinishReason(e.stop))
 	if e.IncludeUsage {
-		u, _ := json.Marshal(encodeUsageCounts(e.usage))
+		usage := e.usage
+		if !e.hasUsage {
+			// The provider reported no counts: the estimate the trace
+			// records, not zeros.
+			usage = ir.Usage{InputTokens: e.InputEstimate, OutputTokens: ir.EstimateTokens(e.outChars)}
+		}
+		u, _ := json.Marshal(encodeUsageCounts(usage))
 		dst = append(dst, e.prefix[:len(e.prefix)-1]...)
 		dst = append(dst, `[],"usage":`...)
 		dst = append(dst, u...)

@@ -49,7 +49,8 @@ func (st *State) NewAnthropicToOpenAIStream() StreamTranslator {
 	if st.Responses {
 		t.enc = &openai.ResponsesStreamEncoder{ResponsesAnswer: st.responsesAnswer()}
 	} else {
-		t.enc = &openai.StreamEncoder{Model: st.RequestedModel, Created: st.Created, IncludeUsage: st.IncludeUsage, Names: st.ToolNames}
+		t.enc = &openai.StreamEncoder{Model: st.RequestedModel, Created: st.Created, IncludeUsage: st.IncludeUsage, Names: st.ToolNames,
+			InputEstimate: st.InputEstimate}
 	}
 	if st.KeepThinking != nil {
 		t.thinking = &thinkingCollector{}

@@ -276,17 +276,25 @@ type UpstreamUsage struct {
 // AnthropicResponseToOpenAIWithUsage is AnthropicResponseToOpenAI that
 // also reads the upstream's usage (anthropic.ResponseUsage), in the same
 // pass over body when it can. The usage is returned even when the
-// translation fails. body must not be modified until it returns.
-func (st *State) AnthropicResponseToOpenAIWithUsage(body []byte) ([]byte, UpstreamUsage, error) {
+// translation fails. body must not be modified until it returns. An
+// answer without usage counts (a compatible server's {}) tells its client,
+// and returns (Estimated, no Err), the estimate: inputEstimate's prompt
+// tokens (called only then) and a quarter of the answer's bytes.
+func (st *State) AnthropicResponseToOpenAIWithUsage(body []byte, inputEstimate func() int64) ([]byte, UpstreamUsage, error) {
 	rd := anthropic.ReadResponse(body)
 	uu := UpstreamUsage{Usage: rd.Usage, Model: rd.Meta.Model, Err: rd.UsageErr}
 	if rd.Err != nil {
 		return nil, uu, fmt.Errorf("translating Anthropic response to OpenAI: %w", rd.Err)
 	}
 	if rd.UsageErr != nil {
-		// A usage object without counts ({}): the client is told no usage
-		// rather than zeros; the gateway prices the call on its estimate.
-		rd.Response.HasUsage = false
+		var chars int64
+		for i := range rd.Response.Content {
+			chars += int64(len(rd.Response.Content[i].Text) + len(rd.Response.Content[i].Arguments))
+		}
+		est := ir.Usage{InputTokens: inputEstimate(), OutputTokens: ir.EstimateTokens(chars),
+			ServiceTier: rd.Response.Usage.ServiceTier, Estimated: true}
+		rd.Response.Usage, rd.Response.HasUsage = est, true
+		uu.Usage, uu.Err = est, nil
 	}
 	out, err := st.encodeOpenAIResponse(rd.Response)
 	return out, uu, err

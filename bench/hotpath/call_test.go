@@ -87,7 +87,7 @@ func crossCall(body, answer []byte) (up, out []byte, u ir.Usage, err error) {
 	if err != nil {
 		return nil, nil, u, err
 	}
-	out, uu, err := st.AnthropicResponseToOpenAIWithUsage(answer)
+	out, uu, err := st.AnthropicResponseToOpenAIWithUsage(answer, func() int64 { return 0 })
 	if err == nil {
 		err = uu.Err
 	}
