@@ -481,7 +481,11 @@ type streamStart struct {
 func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, retry bool) {
 	// A provider that goes silent mid-stream would hold the call for ever:
 	// the stream's keep-alives keep its client waiting.
-	watchBody(resp, max(streamSilence, c.res.prov.timeout), true, errStreamSilent)
+	silence := max(streamSilence, c.res.prov.timeout)
+	if c.relaysCuts() {
+		silence = claudeCodeSilence
+	}
+	watchBody(resp, silence, true, errStreamSilent)
 	if sniff {
 		// Decided before the hold: headers sent as a stream's could not be
 		// taken back for a JSON answer. Until the first byte the client

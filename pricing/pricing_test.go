@@ -326,8 +326,8 @@ func TestCostRules(t *testing.T) {
 
 func TestCostUnknownModel(t *testing.T) {
 	cat := pricing.Default()
-	// claude-mythos-5: a real id the catalogue has no price for.
-	for _, m := range []string{"claude-mythos-5", "", "gpt-99", "openai/"} {
+	// claude-mythos-6: an id the catalogue has no price for.
+	for _, m := range []string{"claude-mythos-6", "", "gpt-99", "openai/"} {
 		if usd, ok := cat.Cost(m, ir.Usage{InputTokens: 1000, OutputTokens: 10}); ok || usd != 0 {
 			t.Errorf("Cost(%q) = %v %v, want 0 false", m, usd, ok)
 		}
@@ -403,7 +403,7 @@ func TestLookup(t *testing.T) {
 	if p, _ := cat.Lookup("gpt-4o-2024-05-13"); !near(p.Input, 5e-6) {
 		t.Errorf("gpt-4o-2024-05-13 input = %v", p.Input)
 	}
-	for _, id := range []string{"claude-mythos-5-1", "claude-opus-5-6", "gpt-4o-2024", "x:y:gpt-4o-", "claude"} {
+	for _, id := range []string{"claude-mythos-6-1", "claude-opus-5-6", "gpt-4o-2024", "x:y:gpt-4o-", "claude"} {
 		if _, ok := cat.Lookup(id); ok {
 			t.Errorf("Lookup(%q) found", id)
 		}
@@ -480,8 +480,10 @@ func TestCatalogueData(t *testing.T) {
 			// Haiku's official 5m write ($0.30) and read ($0.03) differ, and
 			// wire-notes gives Sonnet 5.5 a $0.10 read (0.05×) and Fable 5.1
 			// a $0.25 read (0.025×); Opus 5.5's model page a $0.20 read (0.05×),
-			// and Fable 5.2's listed prices a $0.20 read (0.025×).
-			readRatio := map[string]float64{"claude-sonnet-5-5": 0.05, "claude-fable-5-1": 0.025, "claude-opus-5-5": 0.05, "claude-fable-5-2": 0.025}[id]
+			// and Fable 5.2's listed prices a $0.20 read (0.025×); Claude
+			// Code's catalogue gives Mythos 5.1 and 5.2 Fable's.
+			readRatio := map[string]float64{"claude-sonnet-5-5": 0.05, "claude-fable-5-1": 0.025, "claude-opus-5-5": 0.05, "claude-fable-5-2": 0.025,
+				"claude-mythos-5-1": 0.025, "claude-mythos-5-2": 0.025}[id]
 			if readRatio == 0 {
 				readRatio = 0.1
 			}
