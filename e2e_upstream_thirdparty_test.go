@@ -250,27 +250,7 @@ func TestThirdPartyUsageWithoutCountsIsNotZero(t *testing.T) {
 // Both are estimated now: the prompt's estimate for input, the text's for
 // output ("An answer of some length here." is 30 bytes: 8 tokens).
 func TestThirdPartyAnthropicUsageWithoutCounts(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		if strings.Contains(string(b), `"stream":true`) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			for _, ev := range []string{
-				`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"usage":{}}}`,
-				`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
-				`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"An answer of some length here."}}`,
-				`event: content_block_stop` + "\n" + `data: {"type":"content_block_stop","index":0}`,
-				`event: message_delta` + "\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{}}`,
-				`event: message_stop` + "\n" + `data: {"type":"message_stop"}`,
-			} {
-				_, _ = io.WriteString(w, ev+"\n\n")
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"An answer of some length here."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{}}`)
-	}))
-	t.Cleanup(up.Close)
-	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	g := emptyUsageAnthropic(t)
 	_, tok := e2eKey(g, "antusage")
 	for i, stream := range []string{"false", "true"} {
 		resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":64,"stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
@@ -293,27 +273,7 @@ func TestThirdPartyAnthropicUsageWithoutCounts(t *testing.T) {
 // estimate the trace records, as a non-streamed answer's usage does; they
 // used to tell zeros (review 22R).
 func TestThirdPartyAnthropicEmptyUsageToldOpenAIClient(t *testing.T) {
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		if strings.Contains(string(b), `"stream":true`) {
-			w.Header().Set("Content-Type", "text/event-stream")
-			for _, ev := range []string{
-				`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"usage":{}}}`,
-				`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
-				`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"An answer of some length here."}}`,
-				`event: content_block_stop` + "\n" + `data: {"type":"content_block_stop","index":0}`,
-				`event: message_delta` + "\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{}}`,
-				`event: message_stop` + "\n" + `data: {"type":"message_stop"}`,
-			} {
-				_, _ = io.WriteString(w, ev+"\n\n")
-			}
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"An answer of some length here."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{}}`)
-	}))
-	t.Cleanup(up.Close)
-	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	g := emptyUsageAnthropic(t)
 	_, tok := e2eKey(g, "told")
 	resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","messages":[{"role":"user","content":"hi"}]}`)
 	body := e2eRead(t, resp)
@@ -343,4 +303,32 @@ func TestThirdPartyAnthropicEmptyUsageToldOpenAIClient(t *testing.T) {
 		t.Errorf("streamed, include_usage: the OpenAI client was told prompt_tokens %v, completion_tokens %v; the trace recorded %v in, %v out (usage_source %v, $%v)",
 			p, c, call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
 	}
+}
+
+// emptyUsageAnthropic is a gateway whose Anthropic provider answers "An
+// answer of some length here." (30 bytes) with "usage": {}, non-streamed,
+// or streamed with {} in message_start and message_delta.
+func emptyUsageAnthropic(t *testing.T) *testGateway {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if strings.Contains(string(b), `"stream":true`) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, ev := range []string{
+				`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"usage":{}}}`,
+				`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+				`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"An answer of some length here."}}`,
+				`event: content_block_stop` + "\n" + `data: {"type":"content_block_stop","index":0}`,
+				`event: message_delta` + "\n" + `data: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{}}`,
+				`event: message_stop` + "\n" + `data: {"type":"message_stop"}`,
+			} {
+				_, _ = io.WriteString(w, ev+"\n\n")
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[{"type":"text","text":"An answer of some length here."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{}}`)
+	}))
+	t.Cleanup(up.Close)
+	return startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 }
