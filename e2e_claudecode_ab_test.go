@@ -146,3 +146,54 @@ func TestClaudeCodeStalledStreamNotHiddenByPings(t *testing.T) {
 			"through the gateway it waits for streamSilence", afterSilence, watchdog, ended.Sub(silentSince).Round(time.Millisecond))
 	}
 }
+
+// A Claude Code session routed to an OpenAI reasoning model: Chat
+// Completions streams nothing while the model reasons (README: "an OpenAI
+// reasoning model thinks for minutes before its first chunk"), which is
+// why the gateway pings its client and bounds the silence by
+// max(streamSilence, the provider's timeout). The operator gave the
+// provider a long timeout for it. 1c35f73 cut every Claude Code stream
+// (relaysCuts) after claudeCodeSilence, whatever the provider: the answer
+// was lost, Claude Code retried into the same silence, and each attempt's
+// reasoning was billed (review 22R2). The shorter bound is for streams
+// from Anthropic-type providers only. Scaled 1 s → 1 ms:
+// streamSilence 600 ms (10 min), claudeCodeSilence 270 ms (4.5 min),
+// provider timeout 2 s (~33 min), pings every 100 ms, the model silent
+// 800 ms (~13 min) before its first chunk.
+func TestClaudeCodeTranslatedReasoningSilence(t *testing.T) {
+	setForTest(t, &streamSilence, 600*time.Millisecond)
+	setForTest(t, &claudeCodeSilence, 270*time.Millisecond)
+	setForTest(t, &pingEvery, 100*time.Millisecond)
+	g, n := oddUpstream(t, "timeout 2s", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		select { // reasoning: nothing on the wire
+		case <-time.After(800 * time.Millisecond):
+		case <-r.Context().Done():
+			return
+		}
+		for _, c := range []string{
+			`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":0,"delta":{"role":"assistant","content":"Done."},"finish_reason":null}]}`,
+			`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`,
+			`{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano","choices":[],"usage":{"prompt_tokens":100,"completion_tokens":900,"total_tokens":1000,"completion_tokens_details":{"reasoning_tokens":898}}}`,
+		} {
+			_, _ = io.WriteString(w, "data: "+c+"\n\n")
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	})
+	_, tok := e2eKey(g, "cc")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := e2ePostCtx(ctx, g, "/v1/messages?beta=true", tok,
+		`{"model":"nano","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"think hard"}]}`,
+		"Anthropic-Version", "2023-06-01", "X-Claude-Code-Session-Id", "9a0f5c1e-0000-4000-8000-000000000003")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := e2eRead(t, resp)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"Done."`) || !strings.Contains(body, "message_stop") || strings.Contains(body, "event: error") {
+		t.Errorf("status %d, %d upstream requests; the reasoning model's answer after 800 ms of silence (provider timeout 2s) did not reach the Claude Code client:\n%.1500s",
+			resp.StatusCode, n.Load(), body)
+	}
+}

@@ -202,3 +202,35 @@ func TestCostAuditPriceMultipliersRecorded(t *testing.T) {
 	}
 	e2eWant(t, "llm.call_completed", call, map[string]any{"speed": "fast", "inference_geo": "us"})
 }
+
+// A compaction pass and the answer's pass are two sampling passes, each
+// billed on its own input; the long-context tier (Haiku 5.5's
+// *_above_100k_tokens) applies to a pass whose own input exceeds 100,000.
+// Here neither does (compaction 90,000, answer 20,000); the gateway's
+// first reading of compaction summed them before pricing, and the summed
+// 110,000 put the whole call in the >100k column (review 22R2).
+//
+// claude-haiku-5-5: $0.10 in, $0.50 out per MTok (>100k: $0.50, $2.50).
+// want (20,000 + 90,000) × 1e-7 + (1,000 + 2,000) × 5e-7 = 0.011 + 0.0015 = 0.0125
+// was  110,000 × 5e-7 + 3,000 × 2.5e-6 = 0.055 + 0.0075 = 0.0625
+func TestCostAuditCompactionTierPerPass(t *testing.T) {
+	usage := `{"input_tokens":20000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1000,` +
+		`"iterations":[{"type":"compaction","input_tokens":90000,"output_tokens":2000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0},` +
+		`{"type":"message","input_tokens":20000,"output_tokens":1000,"cache_creation_input_tokens":0,"cache_read_input_tokens":0}]}`
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "dev")
+	up.Enqueue("/v1/messages", fakeupstream.Reply{Body: `{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-5-5",` +
+		`"content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":` + usage + `}`})
+	body := `{"model":"claude-haiku-5-5","max_tokens":1024,` +
+		`"context_management":{"edits":[{"type":"compact_20260112","trigger":{"type":"input_tokens","value":80000}}]},"messages":[{"role":"user","content":"go on"}]}`
+	resp := g.post("/v1/messages", tok, body, "anthropic-beta", "compact-2026-01-12")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, e2eRead(t, resp))
+	}
+	e2eRead(t, resp)
+	call := e2eCalls(g, 1)[0]
+	if cost := e2eCost(t, call); !e2eNear(cost, 0.0125) {
+		t.Errorf("cost_usd %v, want 0.0125: a 90,000-token compaction pass and a 20,000-token answer pass are each below "+
+			"Haiku 5.5's 100k tier (the summed 110,000 gives 0.0625)", cost)
+	}
+}

@@ -482,7 +482,10 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 	// A provider that goes silent mid-stream would hold the call for ever:
 	// the stream's keep-alives keep its client waiting.
 	silence := max(streamSilence, c.res.prov.timeout)
-	if c.relaysCuts() {
+	if c.relaysCuts() && !c.cross {
+		// Claude Code straight at an Anthropic provider gives up on a
+		// stream silent for 5 minutes; a translated one (an OpenAI
+		// reasoning model, silent while it thinks) keeps the usual bound.
 		silence = claudeCodeSilence
 	}
 	watchBody(resp, silence, true, errStreamSilent)

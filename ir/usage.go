@@ -32,6 +32,47 @@ type Usage struct {
 	// Estimated is true when any count was estimated by the gateway rather
 	// than reported by the provider (a cancelled or interrupted stream).
 	Estimated bool `json:"-"`
+	// Compaction holds the counts of Anthropic's server-side compaction
+	// passes when there were any: they are in the counts above too, and
+	// pricing prices them as a pass of their own (its own long-context
+	// tier). nil otherwise.
+	Compaction *Usage `json:"-"`
+}
+
+// AddPass adds the counts of another billed pass of the same call (a
+// compaction pass) to u, and keeps them apart in u.Compaction for pricing.
+func (u *Usage) AddPass(o Usage) {
+	u.AddCounts(o)
+	c := o
+	if u.Compaction != nil {
+		c = *u.Compaction
+		c.AddCounts(o)
+	}
+	c.Compaction = nil
+	u.Compaction = &c
+}
+
+// Passes splits u into the passes pricing prices apart: the answer's own
+// counts (u without its compaction passes) and, when there were any, the
+// compaction passes' (with u's service tier, speed and inference_geo).
+func (u Usage) Passes() (answer Usage, compaction *Usage) {
+	if u.Compaction == nil {
+		return u, nil
+	}
+	c := *u.Compaction
+	answer = u
+	answer.Compaction = nil
+	answer.InputTokens -= c.InputTokens
+	answer.CacheReadInputTokens -= c.CacheReadInputTokens
+	answer.CacheCreationInputTokens -= c.CacheCreationInputTokens
+	answer.CacheCreation5mInputTokens -= c.CacheCreation5mInputTokens
+	answer.CacheCreation1hInputTokens -= c.CacheCreation1hInputTokens
+	answer.OutputTokens -= c.OutputTokens
+	answer.ReasoningTokens -= c.ReasoningTokens
+	c.ServiceTier, c.Speed, c.InferenceGeo = u.ServiceTier, u.Speed, u.InferenceGeo
+	c.WebSearchRequests = 0
+	answer.WebSearchRequests = u.WebSearchRequests
+	return answer, &c
 }
 
 // TotalInputTokens is every input token the provider processed: uncached,

@@ -671,6 +671,13 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 // Cost returns the USD cost of usage u at this price (see Catalogue.Cost),
 // and false when the price lacks an input or output rate.
 func (p Price) Cost(u ir.Usage) (float64, bool) {
+	if answer, compaction := u.Passes(); compaction != nil {
+		// Each pass at its own tier: a compaction pass over 150K tokens
+		// does not make the answer's pass a long-context one.
+		a, ok := p.Cost(answer)
+		c, _ := p.Cost(*compaction)
+		return roundUSD(a + c), ok
+	}
 	r, ok := p.rates(u)
 	if !ok {
 		return 0, false
@@ -735,6 +742,8 @@ func roundUSD(usd float64) float64 {
 // otherwise). A price missing from the chosen column is the standard price
 // scaled by the column's input ratio; a cache price missing altogether is
 // 1.25× (5m write), 2× (1h write) or 1× (read) the input price, never $0.
+// A usage with compaction passes (ir.Usage.Compaction) is priced pass by
+// pass, each at its own tier, and the dollars added.
 // The inference_geo (not "global") and speed "fast" multipliers of
 // provider_specific_entry apply to every token price, cache writes and
 // reads included, as Anthropic bills them (LiteLLM applies them to input
@@ -758,6 +767,14 @@ func (c *Catalogue) CacheSavings(model string, u ir.Usage) float64 {
 	p, ok := c.Lookup(model)
 	if !ok {
 		return 0
+	}
+	return p.cacheSavings(u)
+}
+
+// cacheSavings is CacheSavings for a known price, pass by pass (Cost).
+func (p Price) cacheSavings(u ir.Usage) float64 {
+	if answer, compaction := u.Passes(); compaction != nil {
+		return roundUSD(p.cacheSavings(answer) + p.cacheSavings(*compaction))
 	}
 	r, ok := p.rates(u)
 	if !ok {

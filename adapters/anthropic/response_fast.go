@@ -92,8 +92,8 @@ func (s *usageScan) result() (ir.Usage, ResponseMeta, error) {
 		return ir.Usage{}, s.meta, fmt.Errorf("anthropic usage: response %q has a usage object without token counts", s.meta.ID)
 	}
 	u.SettleCacheSplit()
-	if iters.IsArray() {
-		u.AddCounts(compactionUsage(iters))
+	if c := compactionUsage(iters); c != (ir.Usage{}) {
+		u.AddPass(c)
 	}
 	return u, s.meta, nil
 }

@@ -139,7 +139,9 @@ func (t *StreamTracker) Usage() ir.Usage {
 		u.Estimated = true
 	}
 	u.SettleCacheSplit()
-	u.AddCounts(t.compaction)
+	if t.compaction != (ir.Usage{}) {
+		u.AddPass(t.compaction)
+	}
 	return u
 }
 
