@@ -628,6 +628,9 @@ func TestStorageDeletedReloadInFlight(t *testing.T) {
 	if n != ok || ic != "ok" {
 		t.Errorf("the new database holds %d calls rows after the stop, want the %d answered after the reload (integrity %q)", n, ok, ic)
 	}
+	if walBefore != nil && !same {
+		t.Errorf("the new store's -wal was removed or replaced while it ran (the old store's sidecar removal must leave it)")
+	}
 }
 
 // storageDB is a new trace database, opened and closed once, as a
