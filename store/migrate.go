@@ -45,9 +45,8 @@ func migrate(ctx context.Context, db *sql.DB, writeCheck bool) error {
 // migrateOnce brings the schema to schemaVersion; with writeCheck it
 // writes user_version even when the schema is current. A migration
 // written from now on must not rebuild rollups or sessions from the calls
-// table alone:
-// `caddy metis prune` deletes old calls, whose sums then live only in the
-// rollups and sessions.
+// table alone: `caddy metis prune` deletes old calls, whose sums then live
+// only in the rollups and sessions.
 func migrateOnce(ctx context.Context, db *sql.DB, writeCheck bool) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
