@@ -106,14 +106,7 @@ func TestStorageDatabaseReplacedWhileRunning(t *testing.T) {
 	})
 
 	t.Run("restored-from-backup", func(t *testing.T) {
-		up := fakeupstream.New(t)
-		body := gatewayConfig(tempDB(t), up.URL, "")
-		g := startGateway(t, body)
-		k, tok := e2eKey(g, "restore")
-		if st, b, _ := storageCall(t, g, tok); st != 200 {
-			t.Fatalf("first call: %d %s", st, b)
-		}
-		g.sync()
+		g, body, k, tok := storageStart(t)
 		// The operator's backup, then its restore by rename.
 		dir := filepath.Dir(g.DB)
 		bak := filepath.Join(dir, "restore.db")
@@ -445,16 +438,24 @@ func TestStorageListKeysOnReadOnlyDatabase(t *testing.T) {
 // config body, the key's token and the backup's path.
 func storageBackup(t *testing.T) (g *testGateway, body, tok, bak string) {
 	t.Helper()
-	up := fakeupstream.New(t)
-	body = gatewayConfig(tempDB(t), up.URL, "")
-	g = startGateway(t, body)
-	_, tok = e2eKey(g, "restore")
-	storageCalls(t, g, tok, 1)
+	g, body, _, tok = storageStart(t)
 	bak = filepath.Join(filepath.Dir(g.DB), "backup.db")
 	if _, err := g.db().Exec(`VACUUM INTO ?`, bak); err != nil {
 		t.Fatal(err)
 	}
 	return g, body, tok, bak
+}
+
+// storageStart starts a gateway on a new database with one key and makes
+// one call: the gateway, its config body, the key and its token.
+func storageStart(t *testing.T) (g *testGateway, body string, k store.Key, tok string) {
+	t.Helper()
+	up := fakeupstream.New(t)
+	body = gatewayConfig(tempDB(t), up.URL, "")
+	g = startGateway(t, body)
+	k, tok = e2eKey(g, "restore")
+	storageCalls(t, g, tok, 1)
+	return g, body, k, tok
 }
 
 // storageCalls makes n calls, each answered 200, and waits for their rows.
@@ -574,10 +575,7 @@ func TestStorageDeletedReloadInFlight(t *testing.T) {
 	body := gatewayConfig(tempDB(t), up.URL, "")
 	g := startGateway(t, body)
 	_, tok := e2eKey(g, "inflight")
-	if st, b, _ := storageCall(t, g, tok); st != 200 {
-		t.Fatalf("first call: %d %s", st, b)
-	}
-	g.sync()
+	storageCalls(t, g, tok, 1)
 	for _, suf := range []string{"", "-wal", "-shm"} {
 		_ = os.Remove(g.DB + suf)
 	}
