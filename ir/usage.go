@@ -71,7 +71,6 @@ func (u Usage) Passes() (answer Usage, compaction *Usage) {
 	answer.ReasoningTokens -= c.ReasoningTokens
 	c.ServiceTier, c.Speed, c.InferenceGeo = u.ServiceTier, u.Speed, u.InferenceGeo
 	c.WebSearchRequests = 0
-	answer.WebSearchRequests = u.WebSearchRequests
 	return answer, &c
 }
 

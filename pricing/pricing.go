@@ -671,7 +671,8 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 // Cost returns the USD cost of usage u at this price (see Catalogue.Cost),
 // and false when the price lacks an input or output rate.
 func (p Price) Cost(u ir.Usage) (float64, bool) {
-	if answer, compaction := u.Passes(); compaction != nil {
+	if u.Compaction != nil {
+		answer, compaction := u.Passes()
 		// Each pass at its own tier: a compaction pass over 150K tokens
 		// does not make the answer's pass a long-context one.
 		a, ok := p.Cost(answer)
@@ -773,7 +774,8 @@ func (c *Catalogue) CacheSavings(model string, u ir.Usage) float64 {
 
 // cacheSavings is CacheSavings for a known price, pass by pass (Cost).
 func (p Price) cacheSavings(u ir.Usage) float64 {
-	if answer, compaction := u.Passes(); compaction != nil {
+	if u.Compaction != nil {
+		answer, compaction := u.Passes()
 		return roundUSD(p.cacheSavings(answer) + p.cacheSavings(*compaction))
 	}
 	r, ok := p.rates(u)

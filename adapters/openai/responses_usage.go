@@ -43,18 +43,19 @@ func responseObjectUsage(r gjson.Result) (ir.Usage, ResponseMeta, error) {
 	if !usage.IsObject() {
 		return ir.Usage{}, meta, fmt.Errorf("openai responses usage: response %q has no usage object", meta.ID)
 	}
-	if usage.Get("input_tokens").Type != gjson.Number && usage.Get("output_tokens").Type != gjson.Number {
+	inV, outV := usage.Get("input_tokens"), usage.Get("output_tokens")
+	if inV.Type != gjson.Number && outV.Type != gjson.Number {
 		return ir.Usage{}, meta, fmt.Errorf("openai responses usage: response %q has a usage object without token counts", meta.ID)
 	}
 	var u ir.Usage
-	in := usageInt(usage.Get("input_tokens"))
+	in := usageInt(inV)
 	u.CacheReadInputTokens = usageInt(usage.Get("input_tokens_details.cached_tokens"))
 	// gpt-5.6 on: cache writes, within input_tokens as within a Chat
 	// Completions prompt_tokens; 5-minute writes, as there (usageFrom).
 	u.CacheCreationInputTokens = usageInt(usage.Get("input_tokens_details.cache_write_tokens"))
 	u.InputTokens = max(in-u.CacheReadInputTokens-u.CacheCreationInputTokens, 0)
 	u.SettleCacheSplit()
-	u.OutputTokens = usageInt(usage.Get("output_tokens"))
+	u.OutputTokens = usageInt(outV)
 	u.ReasoningTokens = usageInt(usage.Get("output_tokens_details.reasoning_tokens"))
 	u.ServiceTier = usageString(r.Get("service_tier"))
 	r.Get("output").ForEach(func(_, item gjson.Result) bool {

@@ -226,12 +226,7 @@ func (st *State) openAIResponseToAnthropic(body []byte) ([]byte, ir.Usage, error
 		// The provider reported none (some compatible servers): the client
 		// gets the estimate a translated stream gives, not zeros that
 		// would tell an agent its context is empty.
-		var chars int64
-		for i := range r.Content {
-			chars += int64(len(r.Content[i].Text) + len(r.Content[i].Arguments))
-		}
-		r.Usage = ir.Usage{InputTokens: st.InputEstimate, OutputTokens: ir.EstimateTokens(chars),
-			ServiceTier: r.Usage.ServiceTier, Estimated: true}
+		r.Usage = estimatedUsage(st.InputEstimate, r)
 	}
 	out, err := anthropic.EncodeResponse(r, st.RequestedModel, st.ToolNames)
 	if err != nil {
@@ -263,6 +258,18 @@ func (st *State) AnthropicResponseToOpenAI(body []byte) ([]byte, error) {
 	return st.encodeOpenAIResponse(r)
 }
 
+// estimatedUsage is the usage of an answer whose provider reported no
+// counts, told to its client and recorded alike: input tokens as given,
+// output a quarter of the text and arguments the model wrote (rounded up),
+// the answer's service tier kept.
+func estimatedUsage(input int64, r *ir.Response) ir.Usage {
+	var chars int64
+	for i := range r.Content {
+		chars += int64(len(r.Content[i].Text) + len(r.Content[i].Arguments))
+	}
+	return ir.Usage{InputTokens: input, OutputTokens: ir.EstimateTokens(chars), ServiceTier: r.Usage.ServiceTier, Estimated: true}
+}
+
 // UpstreamUsage is what the gateway prices a complete upstream answer
 // from: the usage in the provider's own convention and the model it
 // reported, as anthropic.ResponseUsage or openai.ResponseUsage read them.
@@ -287,12 +294,7 @@ func (st *State) AnthropicResponseToOpenAIWithUsage(body []byte, inputEstimate f
 		return nil, uu, fmt.Errorf("translating Anthropic response to OpenAI: %w", rd.Err)
 	}
 	if rd.UsageErr != nil {
-		var chars int64
-		for i := range rd.Response.Content {
-			chars += int64(len(rd.Response.Content[i].Text) + len(rd.Response.Content[i].Arguments))
-		}
-		est := ir.Usage{InputTokens: inputEstimate(), OutputTokens: ir.EstimateTokens(chars),
-			ServiceTier: rd.Response.Usage.ServiceTier, Estimated: true}
+		est := estimatedUsage(inputEstimate(), rd.Response)
 		rd.Response.Usage, rd.Response.HasUsage = est, true
 		uu.Usage, uu.Err = est, nil
 	}
