@@ -20,11 +20,10 @@ const errorBodyWait = 30 * time.Second
 var streamSilence = 10 * time.Minute
 
 // claudeCodeSilence is the bound for Claude Code's streams to an
-// Anthropic-type provider instead: below
-// its own stream idle watchdog (5 minutes, which the gateway's keep-alives
-// would reset), so that a stalled provider stream is cut within the time
-// Claude Code gives it without the gateway, and Claude Code retries (a
-// variable for tests).
+// Anthropic-type provider instead: below its own stream idle watchdog (5
+// minutes, which the gateway's keep-alives would reset), so that a stalled
+// provider stream is cut within the time Claude Code gives it without the
+// gateway, and Claude Code retries (a variable for tests).
 var claudeCodeSilence = 270 * time.Second
 
 var (

@@ -209,9 +209,9 @@ func (t *StreamTracker) usageObserveChoice(choice string) {
 
 // Usage returns the usage from the include_usage chunk. Without one (the
 // client cut the stream, the upstream ignored include_usage, or its usage
-// chunk held no token counts) the output
-// is estimated as a quarter of the streamed content/refusal/tool-argument
-// bytes, input is unknown (0) and Estimated is set.
+// chunk held no token counts) the output is estimated as a quarter of the
+// streamed content/refusal/tool-argument bytes, input is unknown (0) and
+// Estimated is set.
 func (t *StreamTracker) Usage() ir.Usage {
 	u := t.usage
 	if !t.gotUsage {
@@ -282,10 +282,11 @@ func InjectIncludeUsage(body []byte) (out []byte, clientAsked bool, err error) {
 
 // usageFrom maps an OpenAI usage object to the Anthropic-normalised
 // ir.Usage; counted reports a prompt_tokens or completion_tokens number
-// among its members. OpenAI reports cache writes (cache_write_tokens) without a TTL
-// split; pricing bills them at the model's cache_creation_input_token_cost,
-// its 5-minute write rate, so they are settled as 5-minute writes
-// (ir.Usage.SettleCacheSplit), as on the Anthropic path.
+// among its members. OpenAI reports cache writes (cache_write_tokens)
+// without a TTL split; pricing bills them at the model's
+// cache_creation_input_token_cost, its 5-minute write rate, so they are
+// settled as 5-minute writes (ir.Usage.SettleCacheSplit), as on the
+// Anthropic path.
 func usageFrom(obj gjson.Result) (u ir.Usage, counted bool) {
 	var prompt, hits, creations int64
 	obj.ForEach(func(k, v gjson.Result) bool {
