@@ -132,6 +132,9 @@ type Ledger struct {
 	opts Options
 	db   *sql.DB // writer, one connection: Reserve and Settle serialise in-process
 	rdb  *sql.DB // readers: List, Quotas, cache refresh
+	// gate orders db's write transactions with the trace writer's on the
+	// same file (see writeConn).
+	gate *sqlitefile.WriteGate
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -183,8 +186,29 @@ func open(path string, o Options) (*Ledger, error) {
 		rdb.Close()
 		return nil, err
 	}
+	l.gate = sqlitefile.AcquireGate(path)
 	go l.run()
 	return l, nil
+}
+
+// writeConn takes the ledger's connection and then the file's write gate,
+// in that order (see sqlitefile.WriteGate), for one write transaction: a
+// reservation waits its turn behind at most the trace batch being written,
+// not for the chance of finding SQLite's lock free between two batches.
+// release gives both back.
+func (l *Ledger) writeConn(ctx context.Context) (conn *sql.Conn, release func(), err error) {
+	conn, err = l.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, waitErr("the ledger's connection", err)
+	}
+	if err := l.gate.Lock(ctx); err != nil {
+		conn.Close()
+		return nil, nil, waitErr("the database's write gate", err)
+	}
+	return conn, func() {
+		l.gate.Unlock()
+		conn.Close()
+	}, nil
 }
 
 // Close stops the background goroutine and closes the connections.
@@ -194,7 +218,9 @@ func (l *Ledger) Close() error {
 	l.closeOnce.Do(func() {
 		close(l.stop)
 		<-l.done
-		if err := errors.Join(l.rdb.Close(), l.db.Close()); err != nil {
+		err := errors.Join(l.rdb.Close(), l.db.Close())
+		l.gate.Release()
+		if err != nil {
 			l.closeErr = fmt.Errorf("closing budget ledger %s: %w", l.path, err)
 		}
 	})
@@ -214,6 +240,17 @@ func dbErr(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// waitErr marks a wait for the database that outlasted the operation's
+// deadline as ErrUnavailable, as SQLite's busy timeout is: the database
+// was too busy, so a settlement is retried. A cancelled wait stays the
+// caller's context ending.
+func waitErr(what string, err error) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: waiting for %s: %w", ErrUnavailable, what, err)
+	}
+	return err
 }
 
 // location loads (once) the zone named tz.
@@ -375,7 +412,12 @@ func (l *Ledger) Set(ctx context.Context, b Budget) (Budget, error) {
 	if err != nil {
 		return Budget{}, fmt.Errorf("setting budget: %w", err)
 	}
-	tx, err := l.db.BeginTx(ctx, nil)
+	conn, release, err := l.writeConn(ctx)
+	if err != nil {
+		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
+	}
+	defer release()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
 	}
@@ -451,7 +493,12 @@ func (l *Ledger) Clear(ctx context.Context, scope, subject, window string) error
 }
 
 func (l *Ledger) clear(ctx context.Context, scope, subject, window string) error {
-	tx, err := l.db.BeginTx(ctx, nil)
+	conn, release, err := l.writeConn(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}

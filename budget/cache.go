@@ -130,7 +130,12 @@ func (l *Ledger) prune(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	tx, err := l.db.BeginTx(ctx, nil)
+	conn, release, err := l.writeConn(ctx)
+	if err != nil {
+		return fmt.Errorf("pruning: %w", dbErr(err))
+	}
+	defer release()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("pruning: %w", dbErr(err))
 	}

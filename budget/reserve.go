@@ -248,11 +248,11 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 }
 
 func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, []Budget, []usage, error) {
-	conn, err := l.db.Conn(ctx)
+	conn, release, err := l.writeConn(ctx)
 	if err != nil {
 		return nil, nil, nil, nil, dbErr(err)
 	}
-	defer conn.Close()
+	defer release()
 	if reset, err := busyWithin(ctx, conn); err != nil {
 		return nil, nil, nil, nil, dbErr(err)
 	} else if reset != nil {
@@ -406,7 +406,12 @@ func (r *Reservation) Release() error {
 
 func (r *Reservation) settle(ctx context.Context, actual float64, now time.Time) ([]Budget, error) {
 	l := r.l
-	tx, err := l.db.BeginTx(ctx, nil)
+	conn, release, err := l.writeConn(ctx)
+	if err != nil {
+		return nil, dbErr(err)
+	}
+	defer release()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, dbErr(err)
 	}

@@ -156,10 +156,13 @@ func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error
 	if len(k.AllowedModels) == 0 {
 		models = []byte("[]")
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO gateway_keys
+	err = s.onWriteLocked(ctx, func(conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, `INSERT INTO gateway_keys
 	(id, token_sha256, name, workspace, user, team, allowed_models, created_at, expires_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		k.ID, hash[:], k.Name, k.Workspace, k.User, k.Team, string(models), k.CreatedAt.UnixMicro(), microOrNil(k.ExpiresAt))
+			k.ID, hash[:], k.Name, k.Workspace, k.User, k.Team, string(models), k.CreatedAt.UnixMicro(), microOrNil(k.ExpiresAt))
+		return err
+	})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("issuing gateway key: %w", err)
 	}
@@ -211,24 +214,27 @@ func (s *Store) RevokeKey(ctx context.Context, id string) (Key, error) {
 	return k, nil
 }
 
-func (s *Store) revoke(ctx context.Context, id string) (Key, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return Key{}, err
-	}
-	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	if _, err := tx.ExecContext(ctx, `UPDATE gateway_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
-		time.Now().UnixMicro(), id); err != nil {
-		return Key{}, err
-	}
-	k, _, err := scanKey(tx.QueryRowContext(ctx, sqlSelectKeys+` WHERE id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return Key{}, ErrKeyNotFound
-	}
-	if err != nil {
-		return Key{}, err
-	}
-	return k, tx.Commit()
+func (s *Store) revoke(ctx context.Context, id string) (k Key, err error) {
+	err = s.onWriteLocked(ctx, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // no-op after Commit
+		if _, err := tx.ExecContext(ctx, `UPDATE gateway_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`,
+			time.Now().UnixMicro(), id); err != nil {
+			return err
+		}
+		k, _, err = scanKey(tx.QueryRowContext(ctx, sqlSelectKeys+` WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrKeyNotFound
+		}
+		if err != nil {
+			return err
+		}
+		return tx.Commit()
+	})
+	return k, err
 }
 
 // Unprintable reports whether s could drive or mislead a terminal: it is not

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -33,11 +34,15 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 		{&out.Calls, `DELETE FROM calls WHERE rowid IN (SELECT rowid FROM calls WHERE ts_us < ? LIMIT ?)`},
 	} {
 		for {
-			res, err := s.db.ExecContext(ctx, t.query, cut, pruneBatch)
-			if err != nil {
-				return out, fmt.Errorf("pruning the trace before %s: %w", before.UTC().Format(time.RFC3339), err)
-			}
-			n, err := res.RowsAffected()
+			var n int64
+			err := s.onWriteLocked(ctx, func(conn *sql.Conn) error {
+				res, err := conn.ExecContext(ctx, t.query, cut, pruneBatch)
+				if err != nil {
+					return err
+				}
+				n, err = res.RowsAffected()
+				return err
+			})
 			if err != nil {
 				return out, fmt.Errorf("pruning the trace before %s: %w", before.UTC().Format(time.RFC3339), err)
 			}
@@ -49,6 +54,9 @@ func (s *Store) Prune(ctx context.Context, before time.Time) (Pruned, error) {
 	}
 	// The deletions went through the WAL, which would stay as large until
 	// a checkpoint can reset it: best effort (a reader holds it back).
-	_, _ = s.db.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	_ = s.onWriteLocked(ctx, func(conn *sql.Conn) error {
+		_, err := conn.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+		return err
+	})
 	return out, nil
 }

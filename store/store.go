@@ -42,7 +42,9 @@ type Options struct {
 	// QueueSize bounds the events accepted but not yet committed; Enqueue
 	// drops beyond it. Default 65536.
 	QueueSize int `json:"queue_size,omitempty"`
-	// BatchSize is the maximum number of events per transaction. Default 2048.
+	// BatchSize is the maximum number of events per transaction. Default
+	// 2048. Transactions are smaller while the writer finds them holding
+	// the write lock over txTarget (slow storage).
 	BatchSize int `json:"batch_size,omitempty"`
 	// FlushInterval is the longest the writer waits for a batch to fill
 	// before committing a partial one. Default 20ms. After a round of at
@@ -92,6 +94,10 @@ type Store struct {
 	opts      atomic.Pointer[Options]
 	wake      chan struct{} // cap 1; nudges the writer
 	stopKs    chan struct{} // closed by Close: stops the key refresher and the writer's retry waits
+
+	// gate orders the writer pool's write transactions with the other
+	// pools of this process that write the file (the budget ledger's).
+	gate *sqlitefile.WriteGate
 
 	// Queue state, guarded by qmu. Sequence numbers count events: enqSeq
 	// accepted, takenSeq handed to the writer, doneSeq committed or dropped
@@ -216,6 +222,7 @@ func open(path string, opts Options) (*Store, error) {
 		rdb.Close()
 		return nil, err
 	}
+	s.gate = sqlitefile.AcquireGate(path)
 	go s.runWriter()
 	go s.runKeyRefresh()
 	return s, nil
@@ -288,6 +295,7 @@ func (s *Store) Close(ctx context.Context) error {
 			// Readers first: the writer's connection, closing last,
 			// checkpoints the WAL and removes it.
 			err := errors.Join(s.rdb.Close(), s.db.Close())
+			s.gate.Release()
 			if err != nil {
 				err = fmt.Errorf("closing trace store %s: %w", s.path, err)
 			}
