@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"fmt"
 	"time"
@@ -67,6 +68,53 @@ type batchWriter struct {
 	args         []any // statement arguments, reused
 	stmts        bulkStmts
 	lastUsedSave time.Time
+	// txRows is the most events one transaction takes: 0 until one is
+	// measured (firstTxRows), -1 for the batch size, else a cap below it
+	// after transactions that held the write lock past txTarget (fit).
+	txRows int
+	held   time.Duration // how long the last transaction held the write lock
+}
+
+// txTarget is the longest the trace writer means to hold the database's
+// write lock: on storage slow enough that a full batch takes longer, it
+// writes the backlog in smaller transactions, so that a budget
+// reservation (which waits its turn at the write gate) is not held for
+// seconds behind it. At the benchmark's full load a 2,048-event batch
+// holds the lock for about 10 ms.
+const txTarget = 200 * time.Millisecond
+
+// Bounds of batchWriter.txRows: the first transaction takes at most
+// firstTxRows events, and a slow one never less than minTxRows.
+const (
+	firstTxRows = 64
+	minTxRows   = 16
+)
+
+// take is how many of n waiting events the next transaction takes, with
+// batchSize the configured maximum.
+func (w *batchWriter) take(n, batchSize int) int {
+	c := w.txRows
+	switch {
+	case c == 0:
+		c = firstTxRows
+	case c < 0:
+		c = batchSize
+	}
+	return min(n, c, batchSize)
+}
+
+// fit sizes later transactions after one of rows events held the write
+// lock for d: one past txTarget shrinks them in proportion; a full one
+// well under it doubles them, back up to the batch size.
+func (w *batchWriter) fit(rows int, d time.Duration, batchSize int) {
+	switch c := w.take(batchSize, batchSize); {
+	case d > txTarget:
+		w.txRows = max(minTxRows, int(int64(rows)*int64(txTarget)/int64(d)))
+	case d < txTarget/4 && rows >= c:
+		if w.txRows = 2 * c; w.txRows >= batchSize {
+			w.txRows = -1
+		}
+	}
 }
 
 // prepare encodes batch into rows and aggregates the calls' rollup deltas,
@@ -219,9 +267,14 @@ func (w *batchWriter) writeTx(ctx context.Context, s *Store, dc any, saveUsed bo
 	if err := w.stmts.prepare(ctx, dc, s); err != nil {
 		return nil, err
 	}
+	if err := s.gate.Lock(ctx); err != nil {
+		return nil, fmt.Errorf("waiting for the write gate: %w", err)
+	}
+	defer s.gate.Unlock()
 	if _, err := ex.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
+	locked := time.Now()
 	defer func() {
 		if err != nil {
 			ex.ExecContext(ctx, "ROLLBACK", nil) //nolint:errcheck // the write error is what matters
@@ -244,6 +297,7 @@ func (w *batchWriter) writeTx(ctx context.Context, s *Store, dc any, saveUsed bo
 	if _, err := ex.ExecContext(ctx, "COMMIT", nil); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}
+	w.held = time.Since(locked)
 	return saved, nil
 }
 
@@ -266,6 +320,22 @@ func (s *Store) onWriterConn(ctx context.Context, fn func(dc any) error) error {
 	}
 	defer conn.Close()
 	return conn.Raw(fn)
+}
+
+// onWriteLocked runs fn with the writer pool's connection and then the
+// file's write gate held (in that order, see sqlitefile.WriteGate), for a
+// write outside the trace writer's batches.
+func (s *Store) onWriteLocked(ctx context.Context, fn func(conn *sql.Conn) error) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("writer connection: %w", err)
+	}
+	defer conn.Close()
+	if err := s.gate.Lock(ctx); err != nil {
+		return fmt.Errorf("waiting for the write gate: %w", err)
+	}
+	defer s.gate.Unlock()
+	return fn(conn)
 }
 
 // walAutocheckpoint is the WAL size, in pages, from which a commit

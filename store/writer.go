@@ -260,7 +260,7 @@ func (s *Store) runWriter() {
 		last = len(cur)
 
 		for rest := cur; len(rest) > 0; {
-			n := min(len(rest), opts.BatchSize)
+			n := w.take(len(rest), opts.BatchSize)
 			s.commit(ctx, &w, rest[:n], false)
 			rest = rest[n:]
 		}
@@ -304,6 +304,7 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 		if err == nil && len(w.rows) > 0 {
 			s.written.Add(uint64(len(w.rows)))
 			s.batches.Add(1)
+			w.fit(len(w.rows), w.held, s.opts.Load().BatchSize)
 		}
 		w.reset()
 	}
