@@ -332,3 +332,43 @@ func emptyUsageAnthropic(t *testing.T) *testGateway {
 	t.Cleanup(up.Close)
 	return startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 }
+
+// The same server answering a Responses API client (Codex CLI on a Claude
+// model): the response's usage, non-streamed and in response.completed,
+// tells the estimate the trace records; the stream's told zeros.
+func TestThirdPartyAnthropicEmptyUsageToldResponsesClient(t *testing.T) {
+	g := emptyUsageAnthropic(t)
+	_, tok := e2eKey(g, "told-responses")
+	for i, stream := range []string{"false", "true"} {
+		resp := g.post("/v1/responses", tok, `{"model":"haiku","stream":`+stream+`,"input":"hi"}`)
+		body := e2eRead(t, resp)
+		if resp.StatusCode != 200 || !strings.Contains(body, "some length") {
+			t.Fatalf("stream %s: %d %.300s", stream, resp.StatusCode, body)
+		}
+		call := e2eCalls(g, i+1)[i]
+		var told map[string]any
+		if stream == "false" {
+			told = e2eJSON(t, body)
+		} else {
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "data: ") && strings.Contains(line, `"type":"response.completed"`) {
+					told, _ = e2eJSON(t, strings.TrimPrefix(line, "data: "))["response"].(map[string]any)
+				}
+			}
+			if told == nil {
+				t.Fatalf("no response.completed in %s", body)
+			}
+		}
+		in, out := e2ePath(told, "usage", "input_tokens"), e2ePath(told, "usage", "output_tokens")
+		t.Logf("stream %s: told in %v out %v; recorded in %v out %v (%v)", stream, in, out, call["input_tokens"], call["output_tokens"], call["usage_source"])
+		if call["usage_source"] != "estimated" || in != call["input_tokens"] || out != call["output_tokens"] {
+			t.Errorf("stream %s: the Responses client was told input_tokens %v, output_tokens %v; the trace recorded %v in, %v out (usage_source %v)",
+				stream, in, out, call["input_tokens"], call["output_tokens"], call["usage_source"])
+		}
+		ti, _ := in.(float64)
+		to, _ := out.(float64)
+		if e2ePath(told, "usage", "total_tokens") != ti+to {
+			t.Errorf("stream %s: total_tokens %v is not input + output", stream, e2ePath(told, "usage", "total_tokens"))
+		}
+	}
+}

@@ -289,6 +289,9 @@ func EncodeResponsesResponse(r *ir.Response, a ResponsesAnswer) ([]byte, error) 
 // response.incomplete when the token limit cut the answer, with the usage.
 type ResponsesStreamEncoder struct {
 	ResponsesAnswer
+	// InputEstimate is the prompt's estimated tokens, told as the usage's
+	// input_tokens when the provider reported no counts.
+	InputEstimate int64
 
 	seq     int64
 	resp    *respObject
@@ -303,6 +306,10 @@ type ResponsesStreamEncoder struct {
 	stop    ir.StopReason
 	usage   ir.Usage
 	sawStop bool
+	// hasUsage is set by the provider's counts; outChars counts the text,
+	// thinking and argument bytes of the answer for the estimate without.
+	hasUsage bool
+	outChars int64
 }
 
 // Done reports whether the stream has been ended.
@@ -420,6 +427,9 @@ func (e *ResponsesStreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		dst = e.closeItem(dst)
 		dst = e.openItem(dst, ev)
 	case ir.EventBlockDelta:
+		if ev.Delta == ir.DeltaText || ev.Delta == ir.DeltaThinking || ev.Delta == ir.DeltaArguments {
+			e.outChars += int64(len(ev.Text))
+		}
 		if !e.open || e.openIdx != ev.Index || e.item == nil || ev.Text == "" {
 			return dst
 		}
@@ -433,7 +443,7 @@ func (e *ResponsesStreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 			e.stop, e.sawStop = ev.StopReason, true
 		}
 		if ev.HasUsage {
-			e.usage = ev.Usage
+			e.usage, e.hasUsage = ev.Usage, true
 		}
 	case ir.EventMessageStop:
 		dst = e.end(dst)
@@ -562,6 +572,11 @@ func (e *ResponsesStreamEncoder) end(dst []byte) []byte {
 		dst = e.start(dst, "", "")
 	}
 	dst = e.closeItem(dst)
+	if !e.hasUsage {
+		// The provider reported no counts: the estimate the trace
+		// records, not zeros.
+		e.usage = ir.Usage{InputTokens: e.InputEstimate, OutputTokens: ir.EstimateTokens(e.outChars)}
+	}
 	e.resp.finish(e.stop, e.usage)
 	e.keep(e.resp.Output)
 	typ := "response.completed"

@@ -47,7 +47,7 @@ func (st *State) NewOpenAIToAnthropicStream() StreamTranslator {
 func (st *State) NewAnthropicToOpenAIStream() StreamTranslator {
 	t := &anthropicToOpenAI{st: st}
 	if st.Responses {
-		t.enc = &openai.ResponsesStreamEncoder{ResponsesAnswer: st.responsesAnswer()}
+		t.enc = &openai.ResponsesStreamEncoder{ResponsesAnswer: st.responsesAnswer(), InputEstimate: st.InputEstimate}
 	} else {
 		t.enc = &openai.StreamEncoder{Model: st.RequestedModel, Created: st.Created, IncludeUsage: st.IncludeUsage, Names: st.ToolNames,
 			InputEstimate: st.InputEstimate}
