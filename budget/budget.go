@@ -175,6 +175,13 @@ func open(path string, o Options) (*Ledger, error) {
 		db.Close()
 		return nil, err
 	}
+	// No automatic checkpoint inside the ledger's commits, which hold the
+	// write gate: the trace writer checkpoints the file (store's
+	// checkpointPages), and closing the last connection does.
+	if _, err := db.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("turning off wal_autocheckpoint: %w", err)
+	}
 	rdb, err := sqlitefile.OpenReaders(path, 2)
 	if err != nil {
 		db.Close()

@@ -73,6 +73,9 @@ type batchWriter struct {
 	// after transactions that held the write lock past txTarget (fit).
 	txRows int
 	held   time.Duration // how long the last transaction held the write lock
+	// sinceCheckpoint counts the rows (and transactions) written since the
+	// last checkpoint; checkpointRows is how many call for the next one.
+	sinceCheckpoint, checkpointRows int
 }
 
 // txTarget is the longest the trace writer means to hold the database's
@@ -243,7 +246,9 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) e
 	var saved []usageMark
 	if err := s.onWriterConn(ctx, func(dc any) error {
 		var err error
-		saved, err = w.writeTx(ctx, s, dc, saveUsed)
+		if saved, err = w.writeTx(ctx, s, dc, saveUsed); err == nil {
+			w.checkpointAfter(ctx, dc, len(w.rows))
+		}
 		return err
 	}); err != nil {
 		return err
@@ -338,13 +343,61 @@ func (s *Store) onWriteLocked(ctx context.Context, fn func(conn *sql.Conn) error
 	return fn(conn)
 }
 
-// walAutocheckpoint is the WAL size, in pages, from which a commit
-// checkpoints the WAL into the database (SQLite's default is 1000 pages, 4
-// MiB). Checkpointing a quarter as often writes each rollup and index page
-// the batches in between share once rather than up to four times, which
-// saves about a tenth of the writer's CPU; the WAL stays bounded at about
-// 16 MiB plus one batch (while no reader pins an older snapshot).
-const walAutocheckpoint = 4000
+// checkpointPages is the WAL size, in pages, from which the trace writer
+// checkpoints the WAL into the database (SQLite's automatic checkpoint
+// runs from 1000 pages, 4 MiB). Checkpointing a quarter as often writes
+// each rollup and index page the batches in between share once rather
+// than up to four times, which saves about a tenth of the writer's CPU;
+// the WAL stays bounded at about 16 MiB plus one batch (while no reader
+// pins an older snapshot).
+//
+// SQLite's automatic checkpoint is off on the writer's connection and the
+// budget ledger's: it runs inside COMMIT, once the write lock is let go
+// but before COMMIT returns, so the write gate would stay held through the
+// checkpoint's syncs and a reservation would wait for them (review 23R: a
+// 5.7 s reservation where SQLite's lock alone let it through in 1 ms).
+// The writer runs a passive checkpoint itself after giving the gate back.
+const checkpointPages = 4000
+
+// firstCheckpointRows is how many events the writer writes before its
+// first checkpoint; later intervals are sized from the pages each
+// checkpoint found in the WAL (checkpointAfter).
+const firstCheckpointRows = 8192
+
+// checkpointAfter runs a passive checkpoint on dc once the rows written
+// since the last one are expected to fill checkpointPages, and sizes the
+// next interval from the WAL pages this one found. A passive checkpoint
+// takes no write lock: the ledger and the next batch commit meanwhile. Its
+// failure (a busy checkpoint lock, an I/O error) only leaves the WAL for
+// the next one; the next commit reports a lasting I/O error.
+func (w *batchWriter) checkpointAfter(ctx context.Context, dc any, rows int) {
+	w.sinceCheckpoint += rows + 1 // a transaction without rows writes pages too
+	if w.checkpointRows == 0 {
+		w.checkpointRows = firstCheckpointRows
+	}
+	if w.sinceCheckpoint < w.checkpointRows {
+		return
+	}
+	q, ok := dc.(driver.QueryerContext)
+	if !ok {
+		return
+	}
+	rs, err := q.QueryContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)", nil)
+	if err != nil {
+		return
+	}
+	res := make([]driver.Value, 3)
+	err = rs.Next(res)
+	rs.Close() //nolint:errcheck // the checkpoint ran or it did not
+	if err != nil {
+		return
+	}
+	if pages, ok := res[1].(int64); ok && pages > 0 {
+		n := int64(w.sinceCheckpoint) * checkpointPages / pages
+		w.checkpointRows = int(min(max(n, 64), 1<<20))
+	}
+	w.sinceCheckpoint = 0
+}
 
 // insertRows inserts the events and calls and upserts the rollups and
 // sessions of the prepared batch, many rows per statement.

@@ -130,7 +130,8 @@ const bulkLastUsed = numBulk
 // prepare makes the statements ready on the driver connection dc: when dc
 // is not the connection they were prepared on (the first batch, or after
 // database/sql replaced a broken connection), it drops the old ones,
-// sets the connection's wal_autocheckpoint and prepares them all.
+// turns the connection's automatic checkpoint off (checkpointPages) and
+// prepares them all.
 func (b *bulkStmts) prepare(ctx context.Context, dc any, s *Store) error {
 	if b.conn == dc {
 		return nil
@@ -141,9 +142,10 @@ func (b *bulkStmts) prepare(ctx context.Context, dc any, s *Store) error {
 		return fmt.Errorf("trace writer: driver connection %T cannot prepare statements", dc)
 	}
 	if ex, ok := dc.(driver.ExecerContext); ok {
-		// A failure only leaves SQLite's default, so it is logged.
-		if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", walAutocheckpoint), nil); err != nil {
-			s.logger().Warn("setting the trace writer's wal_autocheckpoint", zap.Error(err))
+		// The writer checkpoints itself (checkpointPages). A failure only
+		// leaves SQLite's default, so it is logged.
+		if _, err := ex.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0", nil); err != nil {
+			s.logger().Warn("turning off the trace writer's wal_autocheckpoint", zap.Error(err))
 		}
 	}
 	for qi := range b.stmts {
