@@ -428,6 +428,12 @@ func (c *call) reserve(body []byte) *apiError {
 	return nil
 }
 
+// settleInline bounds the settlement a call makes before its response
+// ends (the last chunk of a stream waits for it): past it, a locked or
+// slow ledger gets the settlement retried in the background instead of
+// holding the client's answer for SQLite's 5 s busy timeout (audit 23A).
+const settleInline = 500 * time.Millisecond
+
 // settle charges the call's actual cost to its budgets and releases the
 // reservation; crossing a soft limit writes budget.soft_exceeded. A
 // settlement the ledger cannot write now is retried in the background.
@@ -439,7 +445,7 @@ func (c *call) settle(cost float64) {
 	c.reservation = nil
 	s := settlement{r: r, cost: cost, at: time.Now(), turnID: c.turnID, keyID: c.key.ID,
 		ledger: c.g.app.ledger, store: c.g.app.store, logger: c.g.logger}
-	crossed, err := r.Settle(cost, s.at)
+	crossed, err := r.SettleWithin(settleInline, cost, s.at)
 	if err != nil {
 		if !errors.Is(err, budget.ErrUnavailable) {
 			c.g.logger.Error("settling a budget reservation", zapTurn(c.turnID), zap.Error(err))

@@ -202,7 +202,8 @@ func open(path string, o Options) (*Ledger, error) {
 // in that order (see sqlitefile.WriteGate), for one write transaction: a
 // reservation waits its turn behind at most the trace batch being written,
 // not for the chance of finding SQLite's lock free between two batches.
-// release gives both back.
+// SQLite's busy timeout (another process holding the lock) is cut to what
+// is left of ctx's deadline (busyWithin). release gives all back.
 func (l *Ledger) writeConn(ctx context.Context) (conn *sql.Conn, release func(), err error) {
 	conn, err = l.db.Conn(ctx)
 	if err != nil {
@@ -212,7 +213,16 @@ func (l *Ledger) writeConn(ctx context.Context) (conn *sql.Conn, release func(),
 		conn.Close()
 		return nil, nil, waitErr("the database's write gate", err)
 	}
+	reset, err := busyWithin(ctx, conn)
+	if err != nil {
+		l.gate.Unlock()
+		conn.Close()
+		return nil, nil, waitErr("the database", err)
+	}
 	return conn, func() {
+		if reset != nil {
+			reset()
+		}
 		l.gate.Unlock()
 		conn.Close()
 	}, nil

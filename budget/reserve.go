@@ -253,11 +253,6 @@ func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now t
 		return nil, nil, nil, nil, dbErr(err)
 	}
 	defer release()
-	if reset, err := busyWithin(ctx, conn); err != nil {
-		return nil, nil, nil, nil, dbErr(err)
-	} else if reset != nil {
-		defer reset()
-	}
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, nil, nil, nil, dbErr(err)
@@ -376,6 +371,14 @@ func (l *Ledger) rollingRoom(ctx context.Context, b Budget, u usage, amount floa
 // again is a no-op. On error the reservation stays held (until
 // ReservationTTL) and Settle may be retried.
 func (r *Reservation) Settle(actual float64, now time.Time) (softCrossed []Budget, err error) {
+	return r.SettleWithin(settleTimeout, actual, now)
+}
+
+// SettleWithin is Settle waiting at most wait for the database (the
+// ledger's connection, the write gate, SQLite's lock): the gateway settles
+// a call before its response ends, so a locked ledger must not hold the
+// answer; a settlement that could not wait is ErrUnavailable, to retry.
+func (r *Reservation) SettleWithin(wait time.Duration, actual float64, now time.Time) (softCrossed []Budget, err error) {
 	if r == nil {
 		return nil, nil
 	}
@@ -387,7 +390,7 @@ func (r *Reservation) Settle(actual float64, now time.Time) (softCrossed []Budge
 	if r.done {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	crossed, err := r.settle(ctx, actual, now)
 	if err != nil {
@@ -514,10 +517,11 @@ func Amount(usd float64) string {
 func Dollars(usd float64) string { return "$" + Amount(usd) }
 
 // busyWithin lowers conn's busy timeout to what is left of ctx's deadline,
-// when that is shorter, so that a reservation refused for a locked
-// database answers within the deadline: waiting for the ledger's one
-// connection takes from the same time, and SQLite's busy handler does not
-// see ctx. reset, when not nil, puts the timeout back.
+// when that is shorter, so that a ledger write (a reservation, a
+// settlement before its call's response ends) gives up on a locked
+// database within its deadline: waiting for the ledger's one connection
+// and the write gate takes from the same time, and SQLite's busy handler
+// does not see ctx. reset, when not nil, puts the timeout back.
 func busyWithin(ctx context.Context, conn *sql.Conn) (reset func(), err error) {
 	dl, ok := ctx.Deadline()
 	if !ok {
