@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -273,5 +275,143 @@ func TestReservationsDoNotWaitForCheckpoints(t *testing.T) {
 	if worst >= 2*syncDelay {
 		t.Errorf("a reservation took %v while the trace writer checkpointed with syncs of %v: it waited for the checkpoint",
 			worst.Round(time.Millisecond), syncDelay)
+	}
+}
+
+// A burst of budgeted calls on slow storage: the ledger has one
+// connection, taken before the gate, so its transactions reached the gate
+// one at a time and alternated with the writer's 200 ms transactions; the
+// n-th of n concurrent reservations waited about n of them, and with 40 at
+// once (each within the gateway's 5 s) 15 to 28 failed: 503
+// budget_unavailable (review 23R, whose test this is). The ledger now keeps
+// the gate for the transactions queued behind one (ledgerHold).
+func TestConcurrentReservationsShareOneTurnAtTheGate(t *testing.T) {
+	s := openTest(t, Options{})
+	l, err := budget.Open(s.path, budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if _, err := l.Set(context.Background(), budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	// 40 calls in flight already, each holding its reservation.
+	const n = 40
+	var earlier []*budget.Reservation
+	for range n {
+		r, _, _, err := l.Reserve(context.Background(), budget.Identity{User: "alice"}, 0.01, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		earlier = append(earlier, r)
+	}
+	undo := slowEvents(t, s, 6*time.Millisecond)
+	defer undo()
+	for i := range 4 * DefaultBatchSize {
+		if !s.Enqueue(Event{Type: "test.flood", Payload: map[string]any{"i": i}}) {
+			t.Fatal("event refused")
+		}
+	}
+	time.Sleep(2 * time.Second) // the writer has sized its transactions to txTarget
+	var wg sync.WaitGroup
+	// They end and settle while 40 new calls reserve, as a gateway's
+	// steady traffic does.
+	for _, r := range earlier {
+		go r.Settle(0.005, time.Now()) //nolint:errcheck // timed only
+	}
+	took := make([]time.Duration, n)
+	errs := make([]error, n)
+	res := make([]*budget.Reservation, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			start := time.Now()
+			r, _, _, err := l.Reserve(ctx, budget.Identity{User: "alice"}, 0.01, time.Now())
+			took[i], errs[i], res[i] = time.Since(start), err, r
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		for _, r := range res {
+			r.Release() //nolint:errcheck // the calls' settlements, after
+		}
+	}()
+	failed := 0
+	for _, err := range errs {
+		if err != nil {
+			failed++
+		}
+	}
+	sorted := append([]time.Duration(nil), took...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	t.Logf("%d concurrent reservations (and %d settlements): fastest %v, median %v, slowest %v; %d failed (%v)", n, n,
+		sorted[0].Round(time.Millisecond), sorted[n/2].Round(time.Millisecond), sorted[n-1].Round(time.Millisecond), failed, firstErr(errs))
+	if failed > 0 || sorted[n-1] > 2*time.Second {
+		t.Errorf("%d of %d concurrent reservations failed, the slowest took %v: each waited a writer transaction per reservation ahead of it",
+			failed, n, sorted[n-1].Round(time.Millisecond))
+	}
+}
+
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("first: %w", err)
+		}
+	}
+	return nil
+}
+
+// The ledger's hold on the gate is bounded: under budgeted traffic that
+// never lets up, the trace writer still gets its turn within about
+// ledgerHold, so events are written while calls go on.
+func TestBusyLedgerLeavesTheWriterItsTurn(t *testing.T) {
+	s := openTest(t, Options{})
+	l, err := budget.Open(s.path, budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if _, err := l.Set(context.Background(), budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 1e9}); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r, _, _, err := l.Reserve(context.Background(), budget.Identity{User: "alice"}, 0.01, time.Now())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := r.Settle(0.001, time.Now()); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	time.Sleep(200 * time.Millisecond) // the ledger is busy
+	var worst time.Duration
+	for i := range 10 {
+		s.Enqueue(Event{Type: "test.during", Payload: map[string]any{"i": i}})
+		start := time.Now()
+		syncStore(t, s)
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("slowest event write while the ledger was busy: %v", worst.Round(time.Millisecond))
+	if worst > 2*time.Second {
+		t.Errorf("an event took %v to be written while the ledger settled calls nonstop: the ledger kept the write gate", worst.Round(time.Millisecond))
 	}
 }
