@@ -419,6 +419,11 @@ func (c *call) decide(body []byte, req parsedRequest) *apiError {
 		if err != nil {
 			return untranslatable(err)
 		}
+		// The estimate an answer without usage is told and priced on: a
+		// quarter of the body the provider gets, as for an OpenAI client
+		// sending that body (audit 23B), not the translator's count of
+		// the conversation's text.
+		st.InputEstimate = c.withinContext(estimatePromptTokens(out))
 		c.body, c.tstate = out, st
 	default:
 		// Claude's thinking of a tool-using turn is kept for the turn

@@ -13,6 +13,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
 )
 
 // mockLLMUpstream answers every Chat Completions request the way
@@ -370,5 +372,74 @@ func TestThirdPartyAnthropicEmptyUsageToldResponsesClient(t *testing.T) {
 		if e2ePath(told, "usage", "total_tokens") != ti+to {
 			t.Errorf("stream %s: total_tokens %v is not input + output", stream, e2ePath(told, "usage", "total_tokens"))
 		}
+	}
+}
+
+// README, "Trace events": an answer whose provider reported no usage is
+// priced on the gateway's estimate, the input a quarter of the request
+// body. The same body sent to the same OpenAI-type provider is estimated
+// alike whether the client spoke OpenAI's shape (the body as sent) or
+// Anthropic's (the body the gateway translated it to); an Anthropic-shape
+// client's call was estimated from the conversation's characters only
+// (text/4 + 4 a message): 28 tokens for a 250-byte body (audit 23B).
+func TestEstimatedInputSameForEitherClientShape(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "estimate")
+	noUsage := func() fakeupstream.Reply {
+		return fakeupstream.Reply{
+			Header: http.Header{"Content-Type": {"application/json"}},
+			Body: `{"id":"chatcmpl-est","object":"chat.completion","created":1,"model":"gpt-5-nano",` +
+				`"choices":[{"index":0,"message":{"role":"assistant","content":"Hello there"},"finish_reason":"stop"}]}`,
+		}
+	}
+	up.Enqueue("/v1/chat/completions", noUsage(), noUsage())
+
+	// 1. An Anthropic-shape client (Claude Code, the Anthropic SDKs) on an
+	// OpenAI model.
+	anth := `{"model":"gpt-5-nano","max_tokens":100,"system":"You are a terse assistant.",` +
+		`"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"Hello."},` +
+		`{"role":"user","content":"What is the capital of France?"}]}`
+	resp := g.post("/v1/messages", tok, anth, "anthropic-version", "2023-06-01")
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("anthropic-shape call: %d %s", resp.StatusCode, body)
+	}
+	reqs := up.RequestsTo("/v1/chat/completions")
+	if len(reqs) != 1 {
+		t.Fatalf("%d upstream requests, want 1", len(reqs))
+	}
+	sent := reqs[0].Body // the body the provider received
+
+	// 2. An OpenAI-shape client sending exactly that body (same shape: it
+	// reaches the provider as sent).
+	resp = g.post("/v1/chat/completions", tok, sent)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("openai-shape call: %d %s", resp.StatusCode, body)
+	}
+	if got := up.RequestsTo("/v1/chat/completions"); len(got) != 2 || got[1].Body != sent {
+		t.Fatalf("the same-shape call did not reach the provider with the same body")
+	}
+
+	calls := e2eCalls(g, 2)
+	if len(calls) != 2 {
+		t.Fatalf("%d calls recorded, want 2", len(calls))
+	}
+	for _, c := range calls {
+		if c["usage_source"] != "estimated" {
+			t.Fatalf("call %v: usage_source %v, want estimated", c["inbound_shape"], c["usage_source"])
+		}
+	}
+	anthIn, openaiIn := calls[0]["input_tokens"].(float64), calls[1]["input_tokens"].(float64)
+	quarter := float64((len(sent) + 3) / 4)
+	t.Logf("upstream body %d bytes (a quarter: %.0f tokens); estimated input: anthropic-shape client %.0f, openai-shape client %.0f",
+		len(sent), quarter, anthIn, openaiIn)
+	if openaiIn != quarter {
+		t.Errorf("openai-shape client: input_tokens %.0f, want a quarter of the body, %.0f", openaiIn, quarter)
+	}
+	if anthIn != openaiIn {
+		t.Errorf("the same upstream body is estimated at %.0f input tokens for an Anthropic-shape client and %.0f for an OpenAI-shape one; README says the estimate is a quarter of the request body's bytes",
+			anthIn, openaiIn)
+	}
+	if c0, c1 := e2eCost(t, calls[0]), e2eCost(t, calls[1]); !e2eNear(c0, c1) {
+		t.Errorf("estimated cost: anthropic-shape $%.9f, openai-shape $%.9f for the same prompt and answer", c0, c1)
 	}
 }

@@ -670,15 +670,18 @@ func (c *call) streamFailedEarly(err error) {
 // when the provider reported none: a quarter of the bytes sent, images and
 // documents at a flat rate (estimatePromptTokens), and never more than the
 // model's context window. A translated call uses the estimate its client
-// was told (translate.State.InputEstimate, the same rule over the
-// conversation's text), so the ledger and the client agree.
+// was told (translate.State.InputEstimate, set by the same rule), so the
+// ledger and the client agree.
 func (c *call) promptEstimate() int64 {
-	var n int64
 	if c.tstate != nil && c.tstate.InputEstimate > 0 {
-		n = c.tstate.InputEstimate
-	} else {
-		n = estimatePromptTokens(c.body)
+		return c.withinContext(c.tstate.InputEstimate)
 	}
+	return c.withinContext(estimatePromptTokens(c.body))
+}
+
+// withinContext caps an input estimate at the model's context window, when
+// the catalogue knows it.
+func (c *call) withinContext(n int64) int64 {
 	if p, ok := c.g.app.prices.Lookup(c.res.model); ok && p.MaxInputTokens > 0 {
 		n = min(n, int64(p.MaxInputTokens))
 	}
