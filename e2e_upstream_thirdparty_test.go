@@ -443,3 +443,104 @@ func TestEstimatedInputSameForEitherClientShape(t *testing.T) {
 		t.Errorf("estimated cost: anthropic-shape $%.9f, openai-shape $%.9f for the same prompt and answer", c0, c1)
 	}
 }
+
+// partialUsageAnthropic is a gateway whose Anthropic(-compatible) provider
+// streams "An answer of some length here." (30 bytes: 8 tokens estimated)
+// with startUsage in message_start and deltaUsage (a JSON member, or "" for
+// none) in message_delta.
+func partialUsageAnthropic(t *testing.T, startUsage, deltaUsage string) *testGateway {
+	t.Helper()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		md := `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null}` + deltaUsage + `}`
+		for _, ev := range []string{
+			`event: message_start` + "\n" + `data: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"stop_reason":null,"usage":` + startUsage + `}}`,
+			`event: content_block_start` + "\n" + `data: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+			`event: content_block_delta` + "\n" + `data: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"An answer of some length here."}}`,
+			`event: content_block_stop` + "\n" + `data: {"type":"content_block_stop","index":0}`,
+			`event: message_delta` + "\n" + `data: ` + md,
+			`event: message_stop` + "\n" + `data: {"type":"message_stop"}`,
+		} {
+			_, _ = io.WriteString(w, ev+"\n\n")
+		}
+	}))
+	t.Cleanup(up.Close)
+	return startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+}
+
+// A provider that counts one side only (input in message_start and no
+// usage in message_delta, or the reverse) has the other side estimated in
+// the trace (StreamTracker, relay); its Responses client was told the
+// prompt estimate in place of the provider's input, or 0 input, or
+// message_start's placeholder output_tokens (review 23R, whose tests these
+// are). README: "A translated answer tells its client the figures the
+// trace records."
+func TestStreamPartialUsageToldResponsesClient(t *testing.T) {
+	for _, tc := range []struct{ name, start, delta string }{
+		{"input in message_start, no usage in message_delta", `{"input_tokens":40,"output_tokens":1}`, ``},
+		{"input in message_start, empty usage in message_delta", `{"input_tokens":40,"output_tokens":1}`, `,"usage":{}`},
+		{"no counts in message_start, output in message_delta", `{}`, `,"usage":{"output_tokens":9}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := partialUsageAnthropic(t, tc.start, tc.delta)
+			_, tok := e2eKey(g, "partial")
+			resp := g.post("/v1/responses", tok, `{"model":"haiku","stream":true,"input":"hi"}`)
+			body := e2eRead(t, resp)
+			if resp.StatusCode != 200 || !strings.Contains(body, "some length") {
+				t.Fatalf("%d %.300s", resp.StatusCode, body)
+			}
+			call := e2eCalls(g, 1)[0]
+			var told map[string]any
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "data: ") && strings.Contains(line, `"type":"response.completed"`) {
+					told, _ = e2eJSON(t, strings.TrimPrefix(line, "data: "))["response"].(map[string]any)
+					if i := strings.Index(line, `"usage":`); i >= 0 {
+						t.Logf("wire: %s", line[i:])
+					}
+				}
+			}
+			if told == nil {
+				t.Fatalf("no response.completed in %s", body)
+			}
+			in, out := e2ePath(told, "usage", "input_tokens"), e2ePath(told, "usage", "output_tokens")
+			t.Logf("told in %v out %v total %v; recorded in %v out %v (%v) $%v", in, out, e2ePath(told, "usage", "total_tokens"),
+				call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
+			if in != call["input_tokens"] || out != call["output_tokens"] {
+				t.Errorf("the Responses client was told input_tokens %v, output_tokens %v; the trace recorded %v in, %v out (usage_source %v)",
+					in, out, call["input_tokens"], call["output_tokens"], call["usage_source"])
+			}
+		})
+	}
+}
+
+// The same provider to a Chat Completions client (include_usage): the
+// usage chunk follows the same rule.
+func TestStreamPartialUsageToldChatClient(t *testing.T) {
+	for _, tc := range []struct{ name, start, delta string }{
+		{"input in message_start, no usage in message_delta", `{"input_tokens":40,"output_tokens":1}`, ``},
+		{"no counts in message_start, output in message_delta", `{}`, `,"usage":{"output_tokens":9}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := partialUsageAnthropic(t, tc.start, tc.delta)
+			_, tok := e2eKey(g, "partial")
+			resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
+			body := e2eRead(t, resp)
+			call := e2eCalls(g, 1)[0]
+			var told map[string]any
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "data: {") && strings.Contains(line, `"usage":{`) {
+					told = e2eJSON(t, strings.TrimPrefix(line, "data: "))
+				}
+			}
+			if told == nil {
+				t.Fatalf("no usage chunk in %s", body)
+			}
+			p, c := e2ePath(told, "usage", "prompt_tokens"), e2ePath(told, "usage", "completion_tokens")
+			t.Logf("told prompt %v completion %v; recorded in %v out %v (%v)", p, c, call["input_tokens"], call["output_tokens"], call["usage_source"])
+			if p != call["input_tokens"] || c != call["output_tokens"] {
+				t.Errorf("the Chat client was told prompt_tokens %v, completion_tokens %v; the trace recorded %v in, %v out", p, c, call["input_tokens"], call["output_tokens"])
+			}
+		})
+	}
+}

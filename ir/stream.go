@@ -38,6 +38,9 @@ const (
 //   - BlockStop: Index.
 //   - MessageDelta: StopReason/StopSequence when known, Usage when HasUsage
 //     (cumulative totals, to be set, not added).
+//   - MessageStart and MessageDelta from a decoder that tells them apart:
+//     InputCounted and OutputCounted, which sides of Usage the provider has
+//     counted so far (the rest are the gateway's to estimate).
 //   - Error: Err.
 //
 // Index counts blocks from 0 in the order they start.
@@ -53,5 +56,9 @@ type StreamEvent struct {
 	StopSequence string
 	Usage        Usage
 	HasUsage     bool
-	Err          *Error
+	// InputCounted: the provider reported input_tokens. OutputCounted: it
+	// reported the answer's output_tokens (Anthropic's message_start
+	// count, 1 or so, is not the answer's).
+	InputCounted, OutputCounted bool
+	Err                         *Error
 }

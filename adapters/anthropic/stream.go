@@ -45,6 +45,9 @@ type inDelta struct {
 type StreamDecoder struct {
 	usage   ir.Usage
 	counted bool // some usage so far held token counts (HasUsage)
+	// gotInput and gotOutput: input_tokens reported, output_tokens
+	// reported by a message_delta (InputCounted, OutputCounted).
+	gotInput, gotOutput bool
 	// blocks maps an Anthropic block index to the neutral index, -1 if skipped.
 	blocks []int
 	next   int
@@ -69,7 +72,9 @@ func (d *StreamDecoder) Decode(name string, data []byte, evs []ir.StreamEvent) (
 			if m.Usage != nil {
 				d.usage = decodeUsage(m.Usage, d.usage)
 				d.counted = d.counted || m.Usage.counted()
+				d.gotInput = d.gotInput || m.Usage.InputTokens != nil
 				ev.Usage, ev.HasUsage = d.usage, d.counted
+				ev.InputCounted, ev.OutputCounted = d.gotInput, d.gotOutput
 			}
 		}
 		evs = append(evs, ev)
@@ -139,7 +144,10 @@ func (d *StreamDecoder) Decode(name string, data []byte, evs []ir.StreamEvent) (
 			d.usage = decodeUsage(in.Usage, d.usage)
 			keepInputCounts(&d.usage, before)
 			d.counted = d.counted || in.Usage.counted()
+			d.gotInput = d.gotInput || in.Usage.InputTokens != nil
+			d.gotOutput = d.gotOutput || in.Usage.OutputTokens != nil
 			ev.Usage, ev.HasUsage = d.usage, d.counted
+			ev.InputCounted, ev.OutputCounted = d.gotInput, d.gotOutput
 		}
 		evs = append(evs, ev)
 	case "message_stop":

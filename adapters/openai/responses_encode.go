@@ -290,7 +290,7 @@ func EncodeResponsesResponse(r *ir.Response, a ResponsesAnswer) ([]byte, error) 
 type ResponsesStreamEncoder struct {
 	ResponsesAnswer
 	// InputEstimate is the prompt's estimated tokens, told as the usage's
-	// input_tokens when the provider reported no counts.
+	// input_tokens when the provider did not count the input.
 	InputEstimate int64
 
 	seq     int64
@@ -304,12 +304,8 @@ type ResponsesStreamEncoder struct {
 	input   inputReader // a custom tool call's text, read out of its arguments
 	block   ir.Part     // the open thinking block: its signature, or its data when redacted
 	stop    ir.StopReason
-	usage   ir.Usage
+	told    toldUsage
 	sawStop bool
-	// hasUsage is set by the provider's counts; outChars counts the text,
-	// thinking and argument bytes of the answer for the estimate without.
-	hasUsage bool
-	outChars int64
 }
 
 // Done reports whether the stream has been ended.
@@ -419,6 +415,7 @@ func (e *ResponsesStreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	if e.done {
 		return dst
 	}
+	e.told.note(ev)
 	if !e.started && ev.Type != ir.EventError && ev.Type != ir.EventPing {
 		dst = e.start(dst, ev.ID, ev.Model)
 	}
@@ -427,9 +424,6 @@ func (e *ResponsesStreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		dst = e.closeItem(dst)
 		dst = e.openItem(dst, ev)
 	case ir.EventBlockDelta:
-		if ev.Delta == ir.DeltaText || ev.Delta == ir.DeltaThinking || ev.Delta == ir.DeltaArguments {
-			e.outChars += int64(len(ev.Text))
-		}
 		if !e.open || e.openIdx != ev.Index || e.item == nil || ev.Text == "" {
 			return dst
 		}
@@ -441,9 +435,6 @@ func (e *ResponsesStreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	case ir.EventMessageDelta:
 		if ev.StopReason != ir.StopUnknown {
 			e.stop, e.sawStop = ev.StopReason, true
-		}
-		if ev.HasUsage {
-			e.usage, e.hasUsage = ev.Usage, true
 		}
 	case ir.EventMessageStop:
 		dst = e.end(dst)
@@ -572,12 +563,7 @@ func (e *ResponsesStreamEncoder) end(dst []byte) []byte {
 		dst = e.start(dst, "", "")
 	}
 	dst = e.closeItem(dst)
-	if !e.hasUsage {
-		// The provider reported no counts: the estimate the trace
-		// records, not zeros.
-		e.usage = ir.Usage{InputTokens: e.InputEstimate, OutputTokens: ir.EstimateTokens(e.outChars)}
-	}
-	e.resp.finish(e.stop, e.usage)
+	e.resp.finish(e.stop, e.told.usage(e.InputEstimate))
 	e.keep(e.resp.Output)
 	typ := "response.completed"
 	if e.resp.Status == "incomplete" {

@@ -169,7 +169,7 @@ func TestResponsesStreamEncoder(t *testing.T) {
 	names := &ir.ToolNames{}
 	names.MarkCustom("apply_patch")
 	evs := []ir.StreamEvent{
-		{Type: ir.EventMessageStart, ID: "msg_01x", Model: "claude-haiku-4-5", HasUsage: true, Usage: ir.Usage{InputTokens: 10}},
+		{Type: ir.EventMessageStart, ID: "msg_01x", Model: "claude-haiku-4-5", HasUsage: true, InputCounted: true, Usage: ir.Usage{InputTokens: 10}},
 		{Type: ir.EventBlockStart, Index: 0, Block: ir.Part{Type: ir.PartThinking}},
 		{Type: ir.EventBlockDelta, Index: 0, Delta: ir.DeltaThinking, Text: "Hmm, "},
 		{Type: ir.EventBlockDelta, Index: 0, Delta: ir.DeltaThinking, Text: "a patch."},
@@ -188,7 +188,7 @@ func TestResponsesStreamEncoder(t *testing.T) {
 		{Type: ir.EventBlockDelta, Index: 4, Delta: ir.DeltaArguments, Text: `ut": "line 1\nline`},
 		{Type: ir.EventBlockDelta, Index: 4, Delta: ir.DeltaArguments, Text: ` 2 \u00e9"}`},
 		{Type: ir.EventBlockStop, Index: 4},
-		{Type: ir.EventMessageDelta, StopReason: ir.StopToolUse, HasUsage: true, Usage: ir.Usage{InputTokens: 10, OutputTokens: 42}},
+		{Type: ir.EventMessageDelta, StopReason: ir.StopToolUse, HasUsage: true, InputCounted: true, OutputCounted: true, Usage: ir.Usage{InputTokens: 10, OutputTokens: 42}},
 		{Type: ir.EventMessageStop},
 	}
 	enc := &ResponsesStreamEncoder{ResponsesAnswer: ResponsesAnswer{Model: "haiku", Names: names}}

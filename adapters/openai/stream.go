@@ -236,10 +236,10 @@ type StreamEncoder struct {
 	// Names maps upstream tool names back to the client's; may be nil.
 	Names *ir.ToolNames
 	// InputEstimate is the prompt's estimated tokens, for the usage chunk
-	// of a stream whose provider reported no counts.
+	// of a stream whose provider did not count its input.
 	InputEstimate int64
 
-	outChars  int64 // text, reasoning and argument bytes, for the estimate
+	told      toldUsage
 	prefix    []byte
 	started   bool
 	toolType  bool // open block is a tool call
@@ -251,8 +251,6 @@ type StreamEncoder struct {
 	tools     int
 	stop      ir.StopReason
 	sawFinish bool
-	usage     ir.Usage
-	hasUsage  bool
 	done      bool
 }
 
@@ -317,6 +315,7 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	if e.done {
 		return dst
 	}
+	e.told.note(ev)
 	if !e.started && ev.Type != ir.EventError && ev.Type != ir.EventPing {
 		if e.Model == "" {
 			e.Model = ev.Model
@@ -347,9 +346,6 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 		if !e.open || e.openIdx != ev.Index || ev.Text == "" {
 			return dst
 		}
-		if ev.Delta == ir.DeltaText || ev.Delta == ir.DeltaThinking || ev.Delta == ir.DeltaArguments {
-			e.outChars += int64(len(ev.Text))
-		}
 		if e.custom {
 			if ev.Delta == ir.DeltaArguments {
 				dst = e.customInput(dst, e.input.feed(ev.Text))
@@ -379,9 +375,6 @@ func (e *StreamEncoder) Encode(dst []byte, ev *ir.StreamEvent) []byte {
 	case ir.EventMessageDelta:
 		if ev.StopReason != ir.StopUnknown {
 			e.stop, e.sawFinish = ev.StopReason, true
-		}
-		if ev.HasUsage {
-			e.usage, e.hasUsage = ev.Usage, true
 		}
 	case ir.EventMessageStop:
 		dst = e.end(dst)
@@ -418,13 +411,7 @@ func (e *StreamEncoder) end(dst []byte) []byte {
 	}
 	dst = e.chunk(dst, "{}", nil, FinishReason(e.stop))
 	if e.IncludeUsage {
-		usage := e.usage
-		if !e.hasUsage {
-			// The provider reported no counts: the estimate the trace
-			// records, not zeros.
-			usage = ir.Usage{InputTokens: e.InputEstimate, OutputTokens: ir.EstimateTokens(e.outChars)}
-		}
-		u, _ := json.Marshal(encodeUsageCounts(usage))
+		u, _ := json.Marshal(encodeUsageCounts(e.told.usage(e.InputEstimate)))
 		dst = append(dst, e.prefix[:len(e.prefix)-1]...)
 		dst = append(dst, `[],"usage":`...)
 		dst = append(dst, u...)
@@ -463,4 +450,46 @@ func (e *StreamEncoder) Ping(dst []byte) []byte {
 		return dst
 	}
 	return append(dst, ": ping\n\n"...)
+}
+
+// toldUsage gathers a translated stream's usage from the provider's events
+// for the client, which is told the figures the trace records
+// (anthropic.StreamTracker and the gateway's relay): each side the
+// provider counted as counted, the others estimated.
+type toldUsage struct {
+	u        ir.Usage
+	in, out  bool  // the provider counted the input, the answer's output
+	outChars int64 // text, reasoning and argument bytes the answer streamed
+}
+
+// note reads one neutral event.
+func (t *toldUsage) note(ev *ir.StreamEvent) {
+	switch ev.Type {
+	case ir.EventMessageStart, ir.EventMessageDelta:
+		if ev.HasUsage {
+			t.u = ev.Usage
+		}
+		t.in = t.in || ev.InputCounted
+		t.out = t.out || ev.OutputCounted
+	case ir.EventBlockDelta:
+		if ev.Delta == ir.DeltaText || ev.Delta == ir.DeltaThinking || ev.Delta == ir.DeltaArguments {
+			t.outChars += int64(len(ev.Text))
+		}
+	}
+}
+
+// usage is what the client is told: output not counted is a quarter of
+// the answer's bytes (at least message_start's count); with either side
+// not counted and no input of any kind counted, the input is the prompt's
+// estimate (inputEstimate), never zeros that would tell an agent its
+// context is empty.
+func (t *toldUsage) usage(inputEstimate int64) ir.Usage {
+	u := t.u
+	if !t.out {
+		u.OutputTokens = max(ir.EstimateTokens(t.outChars), u.OutputTokens)
+	}
+	if (!t.in || !t.out) && u.TotalInputTokens() == 0 {
+		u.InputTokens = inputEstimate
+	}
+	return u
 }
