@@ -2,6 +2,7 @@ package metis
 
 import (
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -68,6 +69,12 @@ func TestCostFollowsAnsweredModel(t *testing.T) {
 		{"a sibling of a -0 alias ran", "claude-opus-4-0", func() fakeupstream.Reply {
 			return fakeupstream.AnthropicMessage("claude-opus-4-8", 402, "end_turn", fakeupstream.TextBlock("Sunny, 18 degrees today in the city."))
 		}, "claude-opus-4-0", "claude-opus-4-8", "claude-opus-4-8", 0.00226},
+		// A provider naming a model in 3,000 bytes: unpriced, recorded
+		// clipped to 256 bytes and the cut's mark like any model name
+		// (audit 23B: it was recorded whole).
+		{"an overlong answered model", "claude-haiku-4-5", func() fakeupstream.Reply {
+			return fakeupstream.AnthropicMessage(strings.Repeat("m", 3000), 402, "end_turn", fakeupstream.TextBlock("Sunny."))
+		}, "claude-haiku-4-5", "", strings.Repeat("m", 256) + "…", -1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up.Enqueue("/v1/messages", c.answer())

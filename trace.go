@@ -128,6 +128,7 @@ func (c *call) finish() {
 	}
 	u := c.usage
 	cost, priced, pricedModel, answered := c.price(u)
+	answered = clip(answered) // the provider's name for it, recorded and logged like a client's
 	var pricedOther string
 	if priced && pricedModel != c.res.model {
 		pricedOther = pricedModel
