@@ -394,6 +394,12 @@ func (r *Reservation) SettleWithin(wait time.Duration, actual float64, now time.
 	defer cancel()
 	crossed, err := r.settle(ctx, actual, now)
 	if err != nil {
+		if !errors.Is(err, ErrUnavailable) && ctx.Err() != nil {
+			// The deadline ended inside the transaction (a statement, or
+			// before COMMIT): rolled back, nothing charged, so it is to
+			// be retried like any wait that outlasted it (review 23R2).
+			err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
 		return nil, fmt.Errorf("settling reservation %s: %w", r.id, err)
 	}
 	r.done = true
