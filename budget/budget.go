@@ -143,6 +143,10 @@ type Ledger struct {
 	active    bool
 	waiting   int
 	gateSince time.Time
+	// quietConn is the driver connection whose automatic checkpoint
+	// writeConn turned off; only the transaction holding db's one
+	// connection reads or sets it.
+	quietConn any
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -182,13 +186,6 @@ func open(path string, o Options) (*Ledger, error) {
 	if err := migrate(ctx, db); err != nil {
 		db.Close()
 		return nil, err
-	}
-	// No automatic checkpoint inside the ledger's commits, which hold the
-	// write gate: the trace writer checkpoints the file (store's
-	// checkpointPages), and closing the last connection does.
-	if _, err := db.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("turning off wal_autocheckpoint: %w", err)
 	}
 	rdb, err := sqlitefile.OpenReaders(path, 2)
 	if err != nil {
@@ -236,6 +233,14 @@ func (l *Ledger) writeConn(ctx context.Context) (conn *sql.Conn, release func(),
 	l.active = true
 	kept := l.gateHeld
 	l.gmu.Unlock()
+	if err := l.noAutoCheckpoint(ctx, conn); err != nil {
+		l.gmu.Lock()
+		l.active = false
+		l.dropGateLocked()
+		l.gmu.Unlock()
+		conn.Close()
+		return nil, nil, waitErr("the database", err)
+	}
 	if !kept {
 		if err := l.gate.Lock(ctx); err != nil {
 			l.gmu.Lock()
@@ -264,6 +269,28 @@ func (l *Ledger) writeConn(ctx context.Context) (conn *sql.Conn, release func(),
 		return conn, done, nil
 	}
 	return conn, func() { reset(); done() }, nil
+}
+
+// noAutoCheckpoint turns SQLite's automatic checkpoint off on conn's
+// driver connection, once per connection (database/sql replaces the
+// ledger's when a transaction's context ends with it open): it would run
+// inside the ledger's COMMIT, with the write gate held, and make every
+// reservation behind it wait for the checkpoint's syncs (review 23R2). The
+// trace writer checkpoints the file after its turns (store's
+// checkpointPages), and closing the last connection does.
+func (l *Ledger) noAutoCheckpoint(ctx context.Context, conn *sql.Conn) error {
+	var dc any
+	if err := conn.Raw(func(c any) error { dc = c; return nil }); err != nil {
+		return err
+	}
+	if dc == l.quietConn {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0"); err != nil {
+		return fmt.Errorf("turning off wal_autocheckpoint: %w", err)
+	}
+	l.quietConn = dc
+	return nil
 }
 
 // dropGateLocked gives the write gate back unless a transaction of the

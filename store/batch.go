@@ -73,9 +73,6 @@ type batchWriter struct {
 	// after transactions that held the write lock past txTarget (fit).
 	txRows int
 	held   time.Duration // how long the last transaction held the write lock
-	// sinceCheckpoint counts the rows (and transactions) written since the
-	// last checkpoint; checkpointRows is how many call for the next one.
-	sinceCheckpoint, checkpointRows int
 }
 
 // txTarget is the longest the trace writer means to hold the database's
@@ -248,7 +245,7 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) e
 	if err := s.onWriterConn(ctx, func(dc any) error {
 		var err error
 		if saved, err = w.writeTx(ctx, s, dc, saveUsed); err == nil {
-			w.checkpointAfter(ctx, dc, len(w.rows))
+			w.checkpointAfter(ctx, dc)
 		}
 		return err
 	}); err != nil {
@@ -360,44 +357,39 @@ func (s *Store) onWriteLocked(ctx context.Context, fn func(conn *sql.Conn) error
 // The writer runs a passive checkpoint itself after giving the gate back.
 const checkpointPages = 4000
 
-// firstCheckpointRows is how many events the writer writes before its
-// first checkpoint; later intervals are sized from the pages each
-// checkpoint found in the WAL (checkpointAfter).
-const firstCheckpointRows = 8192
-
-// checkpointAfter runs a passive checkpoint on dc once the rows written
-// since the last one are expected to fill checkpointPages, and sizes the
-// next interval from the WAL pages this one found. A passive checkpoint
-// takes no write lock: the ledger and the next batch commit meanwhile. Its
-// failure (a busy checkpoint lock, an I/O error) only leaves the WAL for
-// the next one; the next commit reports a lasting I/O error.
-func (w *batchWriter) checkpointAfter(ctx context.Context, dc any, rows int) {
-	w.sinceCheckpoint += rows + 1 // a transaction without rows writes pages too
-	if w.checkpointRows == 0 {
-		w.checkpointRows = firstCheckpointRows
-	}
-	if w.sinceCheckpoint < w.checkpointRows {
-		return
-	}
+// checkpointAfter runs a passive checkpoint on dc once the WAL holds
+// checkpointPages frames. It reads the WAL's size first with a NOOP
+// checkpoint (SQLite 3.51+), which only looks at the WAL index, so the
+// size is exact whoever wrote or reset the WAL meanwhile (the ledger, a
+// `caddy metis prune` that truncates it). A passive checkpoint takes no
+// write lock: the ledger and the next batch commit meanwhile. A failure
+// (a busy checkpoint lock, an I/O error) only leaves the WAL for the next
+// one; the next commit reports a lasting I/O error.
+func (w *batchWriter) checkpointAfter(ctx context.Context, dc any) {
 	q, ok := dc.(driver.QueryerContext)
 	if !ok {
 		return
 	}
-	rs, err := q.QueryContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)", nil)
-	if err != nil {
+	if frames, err := walCheckpoint(ctx, q, "NOOP"); err != nil || frames < checkpointPages {
 		return
 	}
+	walCheckpoint(ctx, q, "PASSIVE") //nolint:errcheck // see above
+}
+
+// walCheckpoint runs PRAGMA wal_checkpoint(mode) and returns the frames
+// in the WAL it reports.
+func walCheckpoint(ctx context.Context, q driver.QueryerContext, mode string) (frames int64, err error) {
+	rs, err := q.QueryContext(ctx, "PRAGMA wal_checkpoint("+mode+")", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rs.Close()
 	res := make([]driver.Value, 3)
-	err = rs.Next(res)
-	rs.Close() //nolint:errcheck // the checkpoint ran or it did not
-	if err != nil {
-		return
+	if err := rs.Next(res); err != nil {
+		return 0, err
 	}
-	if pages, ok := res[1].(int64); ok && pages > 0 {
-		n := int64(w.sinceCheckpoint) * checkpointPages / pages
-		w.checkpointRows = int(min(max(n, 64), 1<<20))
-	}
-	w.sinceCheckpoint = 0
+	frames, _ = res[1].(int64)
+	return frames, nil
 }
 
 // insertRows inserts the events and calls and upserts the rollups and

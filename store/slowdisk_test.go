@@ -5,6 +5,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -413,5 +414,55 @@ func TestBusyLedgerLeavesTheWriterItsTurn(t *testing.T) {
 	t.Logf("slowest event write while the ledger was busy: %v", worst.Round(time.Millisecond))
 	if worst > 2*time.Second {
 		t.Errorf("an event took %v to be written while the ledger settled calls nonstop: the ledger kept the write gate", worst.Round(time.Millisecond))
+	}
+}
+
+func walPagesOf(path string) int64 {
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		return 0
+	}
+	return (fi.Size() - 32) / (4096 + 24)
+}
+
+// The trace writer's own checkpoints keep the WAL near checkpointPages
+// under light traffic (one call at a time: each transaction rewrites
+// every page it touches) and after another process truncated the WAL
+// mid-way, as `caddy metis prune` does. A first version counted rows
+// between checkpoints and calibrated the count from the WAL's size: 8,192
+// rows before the first checkpoint let the WAL reach 33,259 pages (131
+// MiB), and a truncation mid-interval stretched the next one to 54,041
+// frames (review 23R2, whose test this is, extended).
+func TestWALStaysNearCheckpointPages(t *testing.T) {
+	s := openTest(t, Options{})
+	raw := rawDB(t, s.path)
+	r := rand.New(rand.NewPCG(1, 2))
+	keys := make([]testKey, 5)
+	for i := range keys {
+		keys[i] = testKey{"gk_" + string(rune('a'+i)), "key", "user", "team", "/w"}
+	}
+	var most int64
+	calls := 0
+	for ; calls < 2500; calls++ {
+		_, c := randomCall(r, time.Now(), keys)
+		route := map[string]any{"turn_id": c.TurnID, "route_slot": "request", "model": c.Model}
+		done := map[string]any{"turn_id": c.TurnID, "status": c.Status, "latency_ms": c.LatencyMS}
+		s.Enqueue(Event{Type: TypeRouteDecided, Payload: route})
+		syncStore(t, s)
+		s.Enqueue(Event{Type: TypeCallCompleted, Payload: c}, Event{Type: TypeTurnCompleted, Payload: done})
+		syncStore(t, s)
+		most = max(most, walPagesOf(s.path))
+		if calls == 1200 {
+			// Another process checkpoints and truncates the WAL.
+			if _, err := raw.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	t.Logf("%d calls one at a time: the WAL reached %d pages (%.0f MiB); checkpointPages is %d; now %d pages",
+		calls, most, float64(most)*4120/(1<<20), checkpointPages, walPagesOf(s.path))
+	if most > 2*checkpointPages {
+		t.Errorf("the WAL grew to %d pages (%.0f MiB) under light traffic, %.1f× checkpointPages",
+			most, float64(most)*4120/(1<<20), float64(most)/checkpointPages)
 	}
 }
