@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/ir"
 )
 
 // mockLLMUpstream answers every Chat Completions request the way
@@ -542,5 +543,35 @@ func TestStreamPartialUsageToldChatClient(t *testing.T) {
 				t.Errorf("the Chat client was told prompt_tokens %v, completion_tokens %v; the trace recorded %v in, %v out", p, c, call["input_tokens"], call["output_tokens"])
 			}
 		})
+	}
+}
+
+// An Anthropic-shape client's image sent by URL to an OpenAI model whose
+// answer carries no usage: estimated from the translated body, the image
+// (image_url.url) was counted as its URL's bytes, 57 tokens for the
+// prompt (review 23R2, whose test this is); it counts ir.ImageTokenEstimate.
+func TestImageByURLEstimatedAtAFixedCount(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "estimate")
+	up.Enqueue("/v1/chat/completions", fakeupstream.Reply{
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body: `{"id":"chatcmpl-est","object":"chat.completion","created":1,"model":"gpt-5-nano",` +
+			`"choices":[{"index":0,"message":{"role":"assistant","content":"A cat."},"finish_reason":"stop"}]}`,
+	})
+	body := `{"model":"gpt-5-nano","max_tokens":100,"messages":[{"role":"user","content":[` +
+		`{"type":"image","source":{"type":"url","url":"https://upload.example.com/photos/cat.png"}},` +
+		`{"type":"text","text":"What is in this picture?"}]}]}`
+	resp := g.post("/v1/messages", tok, body, "anthropic-version", "2023-06-01")
+	out := e2eRead(t, resp)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, out)
+	}
+	sent := up.RequestsTo("/v1/chat/completions")[0].Body
+	c := e2eCalls(g, 1)[0]
+	in := int64(c["input_tokens"].(float64))
+	t.Logf("upstream body: %s", sent)
+	t.Logf("recorded input_tokens %d, output_tokens %v (%v), cost_usd %v; client told: %s", in, c["output_tokens"], c["usage_source"], c["cost_usd"], out)
+	if in < ir.ImageTokenEstimate {
+		t.Errorf("a prompt with an image (by URL) is estimated at %d input tokens, less than the %d an image is counted", in, ir.ImageTokenEstimate)
 	}
 }

@@ -39,6 +39,9 @@ func estimatePromptTokens(body []byte) int64 {
 		lit := s[start+1 : end-1]
 		if isValue(s, start) {
 			tokens, binary := binaryPayload(key, lit)
+			if tokens == 0 && imageByURL(s, start, key, lit) {
+				tokens, binary = ir.ImageTokenEstimate, int64(len(lit))
+			}
 			text -= binary
 			fixed += tokens
 			key = ""
@@ -97,6 +100,33 @@ func binaryPayload(key, lit string) (tokens, binary int64) {
 		}
 	}
 	return 0, 0
+}
+
+// imageByURL reports whether the string value lit, starting at s[start]
+// as the value of member key, is an image sent by an http(s) URL: a
+// Responses input_image's "image_url", or the "url" of a Chat Completions
+// image_url object. The provider fetches it and bills it as an image,
+// which its URL's few bytes would not count for (review 23R2: 57 tokens
+// estimated for an image and a short text).
+func imageByURL(s string, start int, key, lit string) bool {
+	if !strings.HasPrefix(lit, "https://") && !strings.HasPrefix(lit, "http://") {
+		return false
+	}
+	switch key {
+	case "image_url":
+		return true
+	case "url":
+		// The enclosing object's member name: back to its '{', then the
+		// name before the colon.
+		open := strings.LastIndexAny(s[:start], "{}[")
+		if open < 0 || s[open] != '{' {
+			return false
+		}
+		before := strings.TrimRight(s[:open], " \t\n\r")
+		before, ok := strings.CutSuffix(before, ":")
+		return ok && strings.HasSuffix(strings.TrimRight(before, " \t\n\r"), `"image_url"`)
+	}
+	return false
 }
 
 // isBase64 reports whether s holds only base64 (standard or URL-safe)

@@ -26,6 +26,11 @@ func TestEstimatePromptTokens(t *testing.T) {
 		{"base64 in a tool result", `{"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":"` + png + `"}]}]}`, "", 0},
 		{"base64 as message text", `{"messages":[{"role":"user","content":"` + png + `"}]}`, "", 0},
 		{"base64 array element", `{"data":["` + png + `"]}`, "", 0},
+		// An image by URL is fetched and billed as an image (review 23R2).
+		{"openai image by url", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"detail":"low", "url":"https://example.com/cat.png"}}]}]}`, "https://example.com/cat.png", 1000},
+		{"responses image by url", `{"input":[{"role":"user","content":[{"type":"input_image","image_url":"https://example.com/cat.png"}]}]}`, "https://example.com/cat.png", 1000},
+		{"a link in text is text", `{"messages":[{"role":"user","content":"see https://example.com/cat.png"}]}`, "", 0},
+		{"a url member elsewhere is text", `{"tools":[{"type":"function","function":{"name":"f","url":"https://example.com/api"}}]}`, "", 0},
 	} {
 		want := int64(len(c.body)-len(c.payload)+3)/4 + c.fixed
 		if got := estimatePromptTokens([]byte(c.body)); got != want {
