@@ -245,7 +245,7 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) e
 	if err := s.onWriterConn(ctx, func(dc any) error {
 		var err error
 		if saved, err = w.writeTx(ctx, s, dc, saveUsed); err == nil {
-			w.checkpointAfter(ctx, dc)
+			checkpointIfFull(ctx, dc)
 		}
 		return err
 	}); err != nil {
@@ -357,7 +357,7 @@ func (s *Store) onWriteLocked(ctx context.Context, fn func(conn *sql.Conn) error
 // The writer runs a passive checkpoint itself after giving the gate back.
 const checkpointPages = 4000
 
-// checkpointAfter runs a passive checkpoint on dc once the WAL holds
+// checkpointIfFull runs a passive checkpoint on dc once the WAL holds
 // checkpointPages frames. It reads the WAL's size first with a NOOP
 // checkpoint (SQLite 3.51+), which only looks at the WAL index, so the
 // size is exact whoever wrote or reset the WAL meanwhile (the ledger, a
@@ -365,7 +365,7 @@ const checkpointPages = 4000
 // write lock: the ledger and the next batch commit meanwhile. A failure
 // (a busy checkpoint lock, an I/O error) only leaves the WAL for the next
 // one; the next commit reports a lasting I/O error.
-func (w *batchWriter) checkpointAfter(ctx context.Context, dc any) {
+func checkpointIfFull(ctx context.Context, dc any) {
 	q, ok := dc.(driver.QueryerContext)
 	if !ok {
 		return
