@@ -208,6 +208,10 @@ func open(path string, o Options) (*Ledger, error) {
 // or settlement takes milliseconds, so a burst of budgeted calls is served
 // in one turn rather than one transaction per writer batch (review 23R:
 // 15 to 28 of 40 concurrent reservations failed behind 200 ms batches).
+// When the writer's last transaction held the gate longer (slow storage,
+// a writer behind its traffic), the ledger's turn may last as long: turns
+// fair in time, so that a burst is not refused behind 2 s batches (audit
+// 23F).
 const ledgerHold = 200 * time.Millisecond
 
 // writeConn takes the ledger's connection and then the file's write gate,
@@ -295,9 +299,10 @@ func (l *Ledger) noAutoCheckpoint(ctx context.Context, conn *sql.Conn) error {
 
 // dropGateLocked gives the write gate back unless a transaction of the
 // ledger is running, or others wait for the connection and the ledger has
-// held the gate for less than ledgerHold; gmu is held.
+// held the gate for less than its turn (ledgerHold, or the trace writer's
+// last hold when longer); gmu is held.
 func (l *Ledger) dropGateLocked() {
-	if l.gateHeld && !l.active && (l.waiting == 0 || time.Since(l.gateSince) >= ledgerHold) {
+	if l.gateHeld && !l.active && (l.waiting == 0 || time.Since(l.gateSince) >= max(ledgerHold, l.gate.BatchHold())) {
 		l.gateHeld = false
 		l.gate.Unlock()
 	}

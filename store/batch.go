@@ -70,29 +70,46 @@ type batchWriter struct {
 	lastUsedSave time.Time
 	// txRows is the most events one transaction takes: 0 until one is
 	// measured (firstTxRows), -1 for the batch size, else a cap below it
-	// after transactions that held the write lock past txTarget (fit).
+	// after transactions that held the write lock past their target (fit).
 	txRows int
+	// behind: more than two transactions' worth of events wait after this
+	// one, so the writer is falling behind its traffic (take).
+	behind bool
 	held   time.Duration // how long the last transaction held the write lock
 }
 
 // txTarget is the longest the trace writer means to hold the database's
-// write lock: on storage slow enough that a full batch takes longer, it
-// writes the backlog in smaller transactions, so that a budget
-// reservation (which waits its turn at the write gate) is not held for
-// seconds behind it. At the benchmark's full load the writer spends some
-// 19 µs of CPU on a call's three events (BENCHMARKS.md), about 13 ms for
-// a 2,048-event batch encoding included, far under it.
-const txTarget = 200 * time.Millisecond
+// write lock while it keeps up with its traffic: on storage slow enough
+// that a full batch takes longer, it writes in smaller transactions, so
+// that a budget reservation (which waits its turn at the write gate) is
+// not held for seconds behind one. At the benchmark's full load the writer
+// spends some 19 µs of CPU on a call's three events (BENCHMARKS.md), about
+// 13 ms for a 2,048-event batch encoding included, far under it.
+//
+// Each transaction also rewrites a fixed set of pages (the last leaf of
+// every index and rollup it touches), which small transactions pay again
+// and again: on a sync-mounted disk at 300 IOPS a transaction of 16
+// events took ~200 ms, so sizing by time alone cut the writer to a sixth
+// of its throughput and the trace fell behind its traffic (audit 23F).
+// While it is behind, the writer lets a transaction hold the lock up to
+// txBehindTarget instead, in larger transactions that amortise those
+// pages: it keeps up where the storage can, and a reservation still waits
+// well within its 5 s.
+const (
+	txTarget       = 200 * time.Millisecond
+	txBehindTarget = 2 * time.Second
+)
 
 // Bounds of batchWriter.txRows: the first transaction takes at most
 // firstTxRows events, and a slow one never less than minTxRows.
 const (
 	firstTxRows = 64
-	minTxRows   = 16
+	minTxRows   = 32
 )
 
 // take is how many of n waiting events the next transaction takes, with
-// batchSize the configured maximum.
+// batchSize the configured maximum, and notes whether the writer is
+// behind.
 func (w *batchWriter) take(n, batchSize int) int {
 	c := w.txRows
 	switch {
@@ -101,17 +118,32 @@ func (w *batchWriter) take(n, batchSize int) int {
 	case c < 0:
 		c = batchSize
 	}
-	return min(n, c, batchSize)
+	c = min(c, batchSize)
+	w.behind = n > 3*c
+	return min(n, c)
 }
 
 // fit sizes later transactions after one of rows events held the write
-// lock for d: one past txTarget shrinks them in proportion; a full one
-// well under it doubles them, back up to the batch size.
+// lock for d, against txTarget, or txBehindTarget while the writer is
+// behind: one past it halves them (at least minTxRows); a full one under
+// half of it doubles them, back up to the batch size.
 func (w *batchWriter) fit(rows int, d time.Duration, batchSize int) {
-	switch c := w.take(batchSize, batchSize); {
-	case d > txTarget:
-		w.txRows = max(minTxRows, int(int64(rows)*int64(txTarget)/int64(d)))
-	case d < txTarget/4 && rows >= c:
+	target := txTarget
+	if w.behind {
+		target = txBehindTarget
+	}
+	c := w.txRows
+	switch {
+	case c == 0:
+		c = firstTxRows
+	case c < 0:
+		c = batchSize
+	}
+	c = min(c, batchSize)
+	switch {
+	case d > target:
+		w.txRows = max(minTxRows, min(c, rows)/2)
+	case d < target/2 && rows >= c:
 		if w.txRows = 2 * c; w.txRows >= batchSize {
 			w.txRows = -1
 		}

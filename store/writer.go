@@ -305,6 +305,7 @@ func (s *Store) commit(ctx context.Context, w *batchWriter, batch []Event, force
 			s.written.Add(uint64(len(w.rows)))
 			s.batches.Add(1)
 			w.fit(len(w.rows), w.held, s.opts.Load().BatchSize)
+			s.gate.NoteBatchHold(w.held)
 		}
 		w.reset()
 	}

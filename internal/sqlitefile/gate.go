@@ -3,6 +3,8 @@ package sqlitefile
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // WriteGate orders the write transactions that one process's pools make
@@ -27,6 +29,9 @@ type WriteGate struct {
 	path string
 	ch   chan struct{} // holds one value while the gate is taken
 	refs int           // guarded by gatesMu
+	// batchHold is how long the trace writer's last transaction held the
+	// gate (NoteBatchHold), in nanoseconds.
+	batchHold atomic.Int64
 }
 
 var (
@@ -88,4 +93,22 @@ func (g *WriteGate) Unlock() {
 		return
 	}
 	<-g.ch
+}
+
+// NoteBatchHold records how long the trace writer's last transaction held
+// the gate, so that the budget ledger may take as long a turn for the
+// transactions queued behind one of its own (time-fair turns on slow
+// storage). A nil gate is a no-op.
+func (g *WriteGate) NoteBatchHold(d time.Duration) {
+	if g != nil {
+		g.batchHold.Store(int64(d))
+	}
+}
+
+// BatchHold is the hold NoteBatchHold last recorded (0 for a nil gate).
+func (g *WriteGate) BatchHold() time.Duration {
+	if g == nil {
+		return 0
+	}
+	return time.Duration(g.batchHold.Load())
 }
