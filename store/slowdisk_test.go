@@ -466,3 +466,26 @@ func TestWALStaysNearCheckpointPages(t *testing.T) {
 			most, float64(most)*4120/(1<<20), float64(most)/checkpointPages)
 	}
 }
+
+// A stop whose deadline cuts the drain says how many events it leaves
+// unwritten: audit 23F's gateway exited after its 30 s drain with about
+// 20,000 events of answered calls unwritten, and nothing said how many.
+func TestCloseCutShortNamesTheEventsLeft(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "metis", "metis.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	undo := slowEvents(t, s, 6*time.Millisecond)
+	for i := range 500 {
+		s.Enqueue(Event{Type: "test.flood", Payload: map[string]any{"i": i}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	err = s.Close(ctx)
+	t.Logf("Close: %v", err)
+	if err == nil || !strings.Contains(err.Error(), "events not written") {
+		t.Errorf("Close cut short by its deadline: %v; want the number of events left unwritten", err)
+	}
+	undo()
+	closeStore(t, s) // waits for the drain to finish
+}
