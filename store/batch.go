@@ -107,18 +107,23 @@ const (
 	minTxRows   = 32
 )
 
+// txCap is the most events the next transaction takes, with batchSize
+// the configured maximum.
+func (w *batchWriter) txCap(batchSize int) int {
+	switch {
+	case w.txRows == 0:
+		return min(firstTxRows, batchSize)
+	case w.txRows < 0:
+		return batchSize
+	}
+	return min(w.txRows, batchSize)
+}
+
 // take is how many of n waiting events the next transaction takes, with
 // batchSize the configured maximum, and notes whether the writer is
 // behind.
 func (w *batchWriter) take(n, batchSize int) int {
-	c := w.txRows
-	switch {
-	case c == 0:
-		c = firstTxRows
-	case c < 0:
-		c = batchSize
-	}
-	c = min(c, batchSize)
+	c := w.txCap(batchSize)
 	w.behind = n > 3*c
 	return min(n, c)
 }
@@ -132,14 +137,7 @@ func (w *batchWriter) fit(rows int, d time.Duration, batchSize int) {
 	if w.behind {
 		target = txBehindTarget
 	}
-	c := w.txRows
-	switch {
-	case c == 0:
-		c = firstTxRows
-	case c < 0:
-		c = batchSize
-	}
-	c = min(c, batchSize)
+	c := w.txCap(batchSize)
 	switch {
 	case d > target:
 		w.txRows = max(minTxRows, min(c, rows)/2)
