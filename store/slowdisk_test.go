@@ -75,14 +75,7 @@ func slowEvents(t *testing.T, s *Store, perRow time.Duration) (undo func()) {
 // keeps near txTarget once it has seen one take longer.
 func TestSlowTraceWritesLeaveBudgetReservationsTheirTurn(t *testing.T) {
 	s := openTest(t, Options{})
-	l, err := budget.Open(s.path, budget.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	if _, err := l.Set(context.Background(), budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 100}); err != nil {
-		t.Fatal(err)
-	}
+	l := aliceLedger(t, s, 100)
 	undo := slowEvents(t, s, 6*time.Millisecond)
 	// A backlog of one default batch: 2,048 events, about 12 s of writing
 	// at 6 ms a row (another key's traffic, in the gateway).
@@ -194,15 +187,8 @@ func TestReservationsDoNotWaitForCheckpoints(t *testing.T) {
 	if err := os.Setenv("SLOWSYNC_PATH", filepath.Dir(s.path)); err != nil {
 		t.Fatal(err)
 	}
-	l, err := budget.Open(s.path, budget.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
 	ctx := context.Background()
-	if _, err := l.Set(ctx, budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 100}); err != nil {
-		t.Fatal(err)
-	}
+	l := aliceLedger(t, s, 100)
 	// A reader keeps its snapshot while the trace grows past the
 	// checkpoint threshold, so that the next checkpoint has it all to copy.
 	pin, err := s.rdb.Conn(ctx)
@@ -288,14 +274,7 @@ func TestReservationsDoNotWaitForCheckpoints(t *testing.T) {
 // the gate for the transactions queued behind one (ledgerHold).
 func TestConcurrentReservationsShareOneTurnAtTheGate(t *testing.T) {
 	s := openTest(t, Options{})
-	l, err := budget.Open(s.path, budget.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	if _, err := l.Set(context.Background(), budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 1000}); err != nil {
-		t.Fatal(err)
-	}
+	l := aliceLedger(t, s, 1000)
 	// 40 calls in flight already, each holding its reservation.
 	const n = 40
 	var earlier []*budget.Reservation
@@ -370,14 +349,7 @@ func firstErr(errs []error) error {
 // ledgerHold, so events are written while calls go on.
 func TestBusyLedgerLeavesTheWriterItsTurn(t *testing.T) {
 	s := openTest(t, Options{})
-	l, err := budget.Open(s.path, budget.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	if _, err := l.Set(context.Background(), budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: 1e9}); err != nil {
-		t.Fatal(err)
-	}
+	l := aliceLedger(t, s, 1e9)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for range 8 {
@@ -488,4 +460,19 @@ func TestCloseCutShortNamesTheEventsLeft(t *testing.T) {
 	}
 	undo()
 	closeStore(t, s) // waits for the drain to finish
+}
+
+// aliceLedger opens a budget ledger on s's file, as the gateway does, with
+// a monthly budget of hard dollars for user alice.
+func aliceLedger(t *testing.T, s *Store, hard float64) *budget.Ledger {
+	t.Helper()
+	l, err := budget.Open(s.path, budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	if _, err := l.Set(context.Background(), budget.Budget{Scope: "user", Subject: "alice", Window: "monthly", Hard: hard}); err != nil {
+		t.Fatal(err)
+	}
+	return l
 }
