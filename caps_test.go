@@ -41,6 +41,39 @@ func keyQuota(t *testing.T, g *testGateway, k store.Key) budget.Quota {
 	return q[0]
 }
 
+// waitReserved waits until key k has a reservation in flight (its call is
+// with the provider).
+func waitReserved(t *testing.T, g *testGateway, k store.Key) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); keyQuota(t, g, k).Reserved == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no reservation for the call")
+		}
+	}
+}
+
+// holdWriteLock takes the database file's write lock from another
+// connection, as another process (a backup, a sqlite3 shell's write)
+// would, until release (or the test's end).
+func holdWriteLock(t *testing.T, db string) (release func()) {
+	t.Helper()
+	other, err := sql.Open("sqlite3", "file:"+db+"?_busy_timeout=5000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	tx, err := other.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() }) //nolint:errcheck // released already, or at the end
+	return func() {
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func setBudget(t *testing.T, db string, b budget.Budget) {
 	t.Helper()
 	l, err := budget.Open(db, budget.Options{}) // another process, as `caddy metis set-budget` is
@@ -521,20 +554,8 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 		resp.Body.Close()
 		done <- resp.StatusCode
 	}()
-	for deadline := time.Now().Add(5 * time.Second); keyQuota(t, g, k).Reserved == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no reservation for the call")
-		}
-	}
-	other, err := sql.Open("sqlite3", "file:"+g.DB+"?_busy_timeout=5000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	lock, err := other.Begin() // the write lock, held past the ledger's 5 s busy timeout
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitReserved(t, g, k)
+	release := holdWriteLock(t, g.DB) // held past the ledger's 5 s busy timeout
 	if st := <-done; st != 200 {
 		t.Fatalf("status %d", st)
 	}
@@ -542,9 +563,7 @@ func TestBudgetSettledOnceTheLedgerRecovers(t *testing.T) {
 	if q := keyQuota(t, g, k); q.Reserved == 0 {
 		t.Fatalf("the settlement went through a locked ledger: %+v", q)
 	}
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	// Haiku 4.5: 400 × $1 + 2 × $5 per MTok (len("Sunny.")/4 + 1 = 2) = 0.00041.
 	deadline := time.Now().Add(20 * time.Second)
 	for q := keyQuota(t, g, k); q.Reserved != 0 || !near(q.Spent, 0.00041); q = keyQuota(t, g, k) {

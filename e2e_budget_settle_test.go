@@ -62,24 +62,12 @@ func TestSettlementDoesNotHoldTheAnswer(t *testing.T) {
 				resp.Body.Close()
 				done <- result{resp.StatusCode, time.Since(start), stop}
 			}()
-			for deadline := time.Now().Add(5 * time.Second); keyQuota(t, g, k).Reserved == 0; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("no reservation for the call")
-				}
-			}
-			// Another process (a backup, a sqlite3 shell's write) holds the
-			// write lock while the call is with the provider.
-			other, err := sql.Open("sqlite3", "file:"+g.DB+"?_busy_timeout=5000&_txlock=immediate")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
-			lock, err := other.Begin()
-			if err != nil {
-				t.Fatal(err)
-			}
+			waitReserved(t, g, k)
+			// Another process holds the write lock while the call is with
+			// the provider.
+			release := holdWriteLock(t, g.DB)
 			r := <-done
-			_ = lock.Rollback()
+			release()
 			t.Logf("status %d, message_stop after %v, answer complete after %v (provider answered after 300 ms)", r.status, r.stop.Round(10*time.Millisecond), r.took.Round(10*time.Millisecond))
 			if r.status != 200 {
 				t.Fatalf("status %d", r.status)

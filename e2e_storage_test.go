@@ -363,16 +363,7 @@ func TestStorageLockedLedgerAnswersWithinFiveSeconds(t *testing.T) {
 	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: capped.ID, Window: "daily", Hard: 50})
 	waitApplies(t, g, budget.Identity{KeyID: capped.ID})
 	// Another process holds the write lock (a backup, a long sqlite3 job).
-	lk, err := sql.Open("sqlite3", "file:"+g.DB+"?_busy_timeout=5000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close()
-	tx, err := lk.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback() //nolint:errcheck
+	holdWriteLock(t, g.DB)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var got []string

@@ -293,6 +293,17 @@ func TestThirdPartyAnthropicEmptyUsageToldOpenAIClient(t *testing.T) {
 	t.Logf("streamed: recorded in %v out %v source %v cost %v", call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
 	// README: "A translated answer tells its client the figures the trace
 	// records." The usage chunk the client asked for (include_usage):
+	told := usageChunk(t, body)
+	if p, c := e2ePath(told, "usage", "prompt_tokens"), e2ePath(told, "usage", "completion_tokens"); p != call["input_tokens"] || c != call["output_tokens"] {
+		t.Errorf("streamed, include_usage: the OpenAI client was told prompt_tokens %v, completion_tokens %v; the trace recorded %v in, %v out (usage_source %v, $%v)",
+			p, c, call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
+	}
+}
+
+// usageChunk is the usage chunk (include_usage) of a Chat Completions
+// stream body, decoded.
+func usageChunk(t *testing.T, body string) map[string]any {
+	t.Helper()
 	var told map[string]any
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, "data: {") && strings.Contains(line, `"usage":{`) {
@@ -302,10 +313,7 @@ func TestThirdPartyAnthropicEmptyUsageToldOpenAIClient(t *testing.T) {
 	if told == nil {
 		t.Fatalf("no usage chunk in %s", body)
 	}
-	if p, c := e2ePath(told, "usage", "prompt_tokens"), e2ePath(told, "usage", "completion_tokens"); p != call["input_tokens"] || c != call["output_tokens"] {
-		t.Errorf("streamed, include_usage: the OpenAI client was told prompt_tokens %v, completion_tokens %v; the trace recorded %v in, %v out (usage_source %v, $%v)",
-			p, c, call["input_tokens"], call["output_tokens"], call["usage_source"], call["cost_usd"])
-	}
+	return told
 }
 
 // emptyUsageAnthropic is a gateway whose Anthropic provider answers "An
@@ -528,15 +536,7 @@ func TestStreamPartialUsageToldChatClient(t *testing.T) {
 			resp := g.post("/v1/chat/completions", tok, `{"model":"haiku","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
 			body := e2eRead(t, resp)
 			call := e2eCalls(g, 1)[0]
-			var told map[string]any
-			for _, line := range strings.Split(body, "\n") {
-				if strings.HasPrefix(line, "data: {") && strings.Contains(line, `"usage":{`) {
-					told = e2eJSON(t, strings.TrimPrefix(line, "data: "))
-				}
-			}
-			if told == nil {
-				t.Fatalf("no usage chunk in %s", body)
-			}
+			told := usageChunk(t, body)
 			p, c := e2ePath(told, "usage", "prompt_tokens"), e2ePath(told, "usage", "completion_tokens")
 			t.Logf("told prompt %v completion %v; recorded in %v out %v (%v)", p, c, call["input_tokens"], call["output_tokens"], call["usage_source"])
 			if p != call["input_tokens"] || c != call["output_tokens"] {
