@@ -670,11 +670,11 @@ func (c *call) streamFailedEarly(err error) {
 // when the provider reported none: a quarter of the bytes sent, images and
 // documents at a flat rate (estimatePromptTokens), and never more than the
 // model's context window. A translated call uses the estimate its client
-// was told (translate.State.InputEstimate, set by the same rule), so the
-// ledger and the client agree.
+// was told (translate.State.InputEstimate, set by the same rule and
+// capped where it is set), so the ledger and the client agree.
 func (c *call) promptEstimate() int64 {
 	if c.tstate != nil && c.tstate.InputEstimate > 0 {
-		return c.withinContext(c.tstate.InputEstimate)
+		return c.tstate.InputEstimate
 	}
 	return c.withinContext(estimatePromptTokens(c.body))
 }
