@@ -39,8 +39,10 @@ func estimatePromptTokens(body []byte) int64 {
 		lit := s[start+1 : end-1]
 		if isValue(s, start) {
 			tokens, binary := binaryPayload(key, lit)
-			if tokens == 0 && imageByURL(s, start, key, lit) {
-				tokens, binary = ir.ImageTokenEstimate, int64(len(lit))
+			if tokens == 0 {
+				if tokens = fetchedByURL(s, start, key, lit); tokens != 0 {
+					binary = int64(len(lit))
+				}
 			}
 			text -= binary
 			fixed += tokens
@@ -102,31 +104,81 @@ func binaryPayload(key, lit string) (tokens, binary int64) {
 	return 0, 0
 }
 
-// imageByURL reports whether the string value lit, starting at s[start]
-// as the value of member key, is an image sent by an http(s) URL: a
-// Responses input_image's "image_url", or the "url" of a Chat Completions
-// image_url object. The provider fetches it and bills it as an image,
-// which its URL's few bytes would not count for (review 23R2: 57 tokens
-// estimated for an image and a short text).
-func imageByURL(s string, start int, key, lit string) bool {
+// fetchedByURL returns the tokens to count for the string value lit,
+// starting at s[start] as the value of member key, when it is content the
+// provider fetches by an http(s) URL and bills as an image or a document
+// (0 otherwise): a Responses input_image's "image_url", the "url" of a
+// Chat Completions image_url object, or the "url" of an Anthropic image
+// or document block's {"type":"url"} source. Its URL's few bytes would
+// not count for it (review 23R2: 57 tokens estimated for an image and a
+// short text).
+func fetchedByURL(s string, start int, key, lit string) int64 {
 	if !strings.HasPrefix(lit, "https://") && !strings.HasPrefix(lit, "http://") {
-		return false
+		return 0
 	}
 	switch key {
 	case "image_url":
-		return true
+		return ir.ImageTokenEstimate
 	case "url":
 		// The enclosing object's member name: back to its '{', then the
 		// name before the colon.
 		open := strings.LastIndexAny(s[:start], "{}[")
 		if open < 0 || s[open] != '{' {
-			return false
+			return 0
 		}
 		before := strings.TrimRight(s[:open], " \t\n\r")
 		before, ok := strings.CutSuffix(before, ":")
-		return ok && strings.HasSuffix(strings.TrimRight(before, " \t\n\r"), `"image_url"`)
+		before = strings.TrimRight(before, " \t\n\r")
+		switch {
+		case !ok:
+		case strings.HasSuffix(before, `"image_url"`):
+			return ir.ImageTokenEstimate
+		case strings.HasSuffix(before, `"source"`) && gjson.Get(s[open:], "type").Str == "url":
+			if block := enclosingObject(s, len(before)-len(`"source"`)); block >= 0 &&
+				gjson.Get(s[block:], "type").Str == "document" {
+				return ir.DocumentTokenEstimate
+			}
+			return ir.ImageTokenEstimate
+		}
 	}
-	return false
+	return 0
+}
+
+// enclosingObject returns the offset of the '{' that opens the object
+// holding s[at] (a member name's opening quote), or -1. It reads back
+// over whole strings and nested values.
+func enclosingObject(s string, at int) int {
+	depth := 0
+	for k := at - 1; k >= 0; k-- {
+		switch s[k] {
+		case '"':
+			// Back to the string's opening quote: the previous quote
+			// not escaped by an odd run of backslashes.
+			for k--; k >= 0; k-- {
+				if s[k] != '"' {
+					continue
+				}
+				n := 0
+				for b := k - 1; b >= 0 && s[b] == '\\'; b-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
+		case '}', ']':
+			depth++
+		case '[', '{':
+			if depth == 0 {
+				if s[k] == '{' {
+					return k
+				}
+				return -1
+			}
+			depth--
+		}
+	}
+	return -1
 }
 
 // isBase64 reports whether s holds only base64 (standard or URL-safe)

@@ -29,6 +29,9 @@ func TestEstimatePromptTokens(t *testing.T) {
 		// An image by URL is fetched and billed as an image (review 23R2).
 		{"openai image by url", `{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"detail":"low", "url":"https://example.com/cat.png"}}]}]}`, "https://example.com/cat.png", 1000},
 		{"responses image by url", `{"input":[{"role":"user","content":[{"type":"input_image","image_url":"https://example.com/cat.png"}]}]}`, "https://example.com/cat.png", 1000},
+		{"anthropic image by url", `{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://example.com/cat.png"}},{"type":"text","text":"what is this?"}]}]}`, "https://example.com/cat.png", 1000},
+		{"anthropic document by url", `{"messages":[{"role":"user","content":[{"type":"document","title":"a \"}{[\\\" title","cache_control":{"type":"ephemeral"},"source":{"url":"https://example.com/a.pdf","type":"url"}}]}]}`, "https://example.com/a.pdf", 2000},
+		{"a url source that is not fetched is text", `{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"file","url":"https://example.com/cat.png"}}]}]}`, "", 0},
 		{"a link in text is text", `{"messages":[{"role":"user","content":"see https://example.com/cat.png"}]}`, "", 0},
 		{"a url member elsewhere is text", `{"tools":[{"type":"function","function":{"name":"f","url":"https://example.com/api"}}]}`, "", 0},
 	} {
