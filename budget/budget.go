@@ -272,12 +272,23 @@ func (l *Ledger) writeConn(ctx context.Context) (conn *sql.Conn, release func(),
 	if reset == nil {
 		return conn, done, nil
 	}
-	return conn, func() { reset(); done() }, nil
+	return conn, func() { defer done(); reset() }, nil
+}
+
+// begin starts a write transaction on conn (from writeConn) whose
+// statements are bound to ctx but the transaction itself is not: bound,
+// database/sql rolls it back from a goroutine of its own when ctx ends and
+// discards the connection while release still puts its busy timeout back,
+// which panicked on the discarded connection with the write gate taken
+// (review 24R). Ended by the callers' deferred Rollback, on their own
+// goroutine, the connection stays usable and is kept.
+func begin(ctx context.Context, conn *sql.Conn) (*sql.Tx, error) {
+	return conn.BeginTx(context.WithoutCancel(ctx), nil)
 }
 
 // noAutoCheckpoint turns SQLite's automatic checkpoint off on conn's
 // driver connection, once per connection (database/sql replaces the
-// ledger's when a transaction's context ends with it open): it would run
+// ledger's after a connection error): it would run
 // inside the ledger's COMMIT, with the write gate held, and make every
 // reservation behind it wait for the checkpoint's syncs (review 23R2). The
 // trace writer checkpoints the file after its turns (store's
@@ -514,7 +525,7 @@ func (l *Ledger) Set(ctx context.Context, b Budget) (Budget, error) {
 		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
 	}
 	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return Budget{}, fmt.Errorf("setting %s: %w", describe(b), dbErr(err))
 	}
@@ -595,7 +606,7 @@ func (l *Ledger) clear(ctx context.Context, scope, subject, window string) error
 		return err
 	}
 	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return err
 	}

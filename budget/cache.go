@@ -135,7 +135,7 @@ func (l *Ledger) prune(ctx context.Context, now time.Time) error {
 		return fmt.Errorf("pruning: %w", dbErr(err))
 	}
 	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("pruning: %w", dbErr(err))
 	}

@@ -253,7 +253,7 @@ func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now t
 		return nil, nil, nil, nil, dbErr(err)
 	}
 	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return nil, nil, nil, nil, dbErr(err)
 	}
@@ -420,7 +420,7 @@ func (r *Reservation) settle(ctx context.Context, actual float64, now time.Time)
 		return nil, dbErr(err)
 	}
 	defer release()
-	tx, err := conn.BeginTx(ctx, nil)
+	tx, err := begin(ctx, conn)
 	if err != nil {
 		return nil, dbErr(err)
 	}
