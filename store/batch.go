@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 	"unsafe"
+
+	"github.com/metisgateway/metis/internal/sqlitefile"
 )
 
 // lastUsedEvery is how often the writer persists key last-used times.
@@ -76,6 +78,10 @@ type batchWriter struct {
 	// one, so the writer is falling behind its traffic (take).
 	behind bool
 	held   time.Duration // how long the last transaction held the write lock
+	// restartAt is the WAL size, in frames, from which checkpoint
+	// truncates the WAL: restartPages, or more after readers outlasted
+	// restartWait.
+	restartAt int64
 }
 
 // txTarget is the longest the trace writer means to hold the database's
@@ -275,7 +281,7 @@ func (w *batchWriter) write(ctx context.Context, s *Store, forceLastUsed bool) e
 	if err := s.onWriterConn(ctx, func(dc any) error {
 		var err error
 		if saved, err = w.writeTx(ctx, s, dc, saveUsed); err == nil {
-			checkpointIfFull(ctx, dc)
+			w.checkpoint(ctx, dc, s.gate)
 		}
 		return err
 	}); err != nil {
@@ -387,39 +393,91 @@ func (s *Store) onWriteLocked(ctx context.Context, fn func(conn *sql.Conn) error
 // The writer runs a passive checkpoint itself after giving the gate back.
 const checkpointPages = 4000
 
-// checkpointIfFull runs a passive checkpoint on dc once the WAL holds
+// restartPages is the WAL size, in pages, from which the trace writer
+// waits for the WAL's readers to move on (restartWait at most) and
+// truncates it. A passive checkpoint copies frames only up to the
+// oldest snapshot a reader holds, and SQLite starts the WAL over only once
+// it is all copied: readers that overlap (the dashboard's queries, an
+// analytics query over months) can keep it from ever being all copied,
+// and the WAL grew by about 1,000 pages a second under steady traffic
+// (review 24R: 99 MiB in 25 s, and the file stayed that size).
+const restartPages = 2 * checkpointPages
+
+// restartWait bounds how long the truncating checkpoint waits for
+// readers, with the write gate and SQLite's write lock held: the ledger's
+// writes and the next batch wait meanwhile. One that could not wait long
+// enough (a reader kept its snapshot longer, a long analytics query) is
+// tried again once the WAL has grown by another checkpointPages, so that
+// the writer does not wait that long after every batch while the reader
+// goes on.
+const restartWait = 250 * time.Millisecond
+
+// walSizeLimit is the size, in bytes, the writer's connection truncates
+// the WAL file to when the WAL starts over (PRAGMA journal_size_limit):
+// without it, a file that grew while readers outlasted restartWait kept
+// that size until the gateway stopped or a prune truncated it.
+const walSizeLimit = 2 * checkpointPages * 4096
+
+// checkpoint runs a passive checkpoint on dc once the WAL holds
 // checkpointPages frames. It reads the WAL's size first with a NOOP
 // checkpoint (SQLite 3.51+), which only looks at the WAL index, so the
 // size is exact whoever wrote or reset the WAL meanwhile (the ledger, a
 // `caddy metis prune` that truncates it). A passive checkpoint takes no
 // write lock: the ledger and the next batch commit meanwhile. A failure
 // (a busy checkpoint lock, an I/O error) only leaves the WAL for the next
-// one; the next commit reports a lasting I/O error.
-func checkpointIfFull(ctx context.Context, dc any) {
+// one; the next commit reports a lasting I/O error. A WAL that readers
+// kept from starting over (restartPages) is truncated, with the write gate
+// held: a restarting checkpoint waits for the readers as well, but leaves
+// the WAL to the next writer to start over, and readers that began in
+// between kept it from that too.
+func (w *batchWriter) checkpoint(ctx context.Context, dc any, gate *sqlitefile.WriteGate) {
 	q, ok := dc.(driver.QueryerContext)
 	if !ok {
 		return
 	}
-	if frames, err := walCheckpoint(ctx, q, "NOOP"); err != nil || frames < checkpointPages {
+	if _, frames, err := walCheckpoint(ctx, q, "NOOP"); err != nil || frames < checkpointPages {
 		return
 	}
-	walCheckpoint(ctx, q, "PASSIVE") //nolint:errcheck // see above
+	_, frames, err := walCheckpoint(ctx, q, "PASSIVE")
+	if err != nil || frames < max(w.restartAt, restartPages) {
+		if frames < restartPages {
+			w.restartAt = 0 // the WAL started over
+		}
+		return
+	}
+	ex, ok := dc.(driver.ExecerContext)
+	if !ok || gate.Lock(ctx) != nil {
+		return
+	}
+	defer gate.Unlock()
+	if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds()), nil); err != nil {
+		return
+	}
+	if busy, _, err := walCheckpoint(ctx, q, "TRUNCATE"); err != nil || busy {
+		w.restartAt = frames + checkpointPages
+	} else {
+		w.restartAt = 0
+	}
+	// A failure leaves the shorter wait, which the batches' own gate
+	// makes rarely matter.
+	ex.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS), nil) //nolint:errcheck // see above
 }
 
-// walCheckpoint runs PRAGMA wal_checkpoint(mode) and returns the frames
-// in the WAL it reports.
-func walCheckpoint(ctx context.Context, q driver.QueryerContext, mode string) (frames int64, err error) {
+// walCheckpoint runs PRAGMA wal_checkpoint(mode) and returns whether it
+// was kept from completing (SQLITE_BUSY) and the frames in the WAL.
+func walCheckpoint(ctx context.Context, q driver.QueryerContext, mode string) (busy bool, frames int64, err error) {
 	rs, err := q.QueryContext(ctx, "PRAGMA wal_checkpoint("+mode+")", nil)
 	if err != nil {
-		return 0, err
+		return false, 0, err
 	}
 	defer rs.Close()
 	res := make([]driver.Value, 3)
 	if err := rs.Next(res); err != nil {
-		return 0, err
+		return false, 0, err
 	}
+	b, _ := res[0].(int64)
 	frames, _ = res[1].(int64)
-	return frames, nil
+	return b != 0, frames, nil
 }
 
 // insertRows inserts the events and calls and upserts the rollups and

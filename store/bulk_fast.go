@@ -147,6 +147,9 @@ func (b *bulkStmts) prepare(ctx context.Context, dc any, s *Store) error {
 		if _, err := ex.ExecContext(ctx, "PRAGMA wal_autocheckpoint = 0", nil); err != nil {
 			s.logger().Warn("turning off the trace writer's wal_autocheckpoint", zap.Error(err))
 		}
+		if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA journal_size_limit = %d", walSizeLimit), nil); err != nil {
+			s.logger().Warn("limiting the trace writer's WAL file size", zap.Error(err))
+		}
 	}
 	for qi := range b.stmts {
 		for si, rows := range bulkSizes {

@@ -173,13 +173,17 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// busyTimeoutMS is how long the writer pool's statements wait for
+// another connection's lock, in milliseconds.
+const busyTimeoutMS = 5000
+
 // open opens the prepared (sqlitefile.Prepare) database file at the
 // absolute path.
 func open(path string, opts Options) (*Store, error) {
 	// A 32 MiB page cache keeps the rollup and per-key index pages that
 	// every batch touches in memory.
 	db, err := sqlitefile.OpenWriter(path,
-		"_journal_mode=WAL", "_busy_timeout=5000", "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000")
+		"_journal_mode=WAL", fmt.Sprintf("_busy_timeout=%d", busyTimeoutMS), "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000")
 	if err != nil {
 		return nil, fmt.Errorf("opening writer pool: %w", err)
 	}
