@@ -38,8 +38,9 @@ type call struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	// answered is set once the provider's stream has finished its answer
-	// (its only choice's finish).
-	answered atomic.Bool
+	// (its only choice's finish), and told once its usage has arrived too
+	// (the stream is complete): nothing billable is left to read.
+	answered, told atomic.Bool
 	// writing is set while the stream relay (or its keep-alive) writes to
 	// the client, and stays set when the write fails: a client that stops
 	// reading holds the relay there, with the provider's later events (its
@@ -223,8 +224,8 @@ func (c *call) abortResponse() {
 var usageGrace = 5 * time.Second
 
 // clientLeft ends the upstream call when the client leaves, unless the
-// provider has finished its answer (answered): then only its usage is to
-// come (OpenAI's chunk after the finish, which the SDKs' helpers and many
+// provider has finished its answer (answered) and its usage has not
+// arrived yet (told): then only its usage is to come (OpenAI's chunk after the finish, which the SDKs' helpers and many
 // loops do not wait for), and it is read for up to usageGrace, so that a
 // whole answer is priced from the provider's usage rather than cancelled.
 //
@@ -236,6 +237,10 @@ var usageGrace = 5 * time.Second
 func (c *call) clientLeft() {
 	grace := time.Duration(0)
 	switch {
+	case c.told.Load():
+		// The answer and its usage arrived (audit 24K: a client that
+		// left after the usage chunk held the provider's connection,
+		// and added to latency_ms, for usageGrace).
 	case c.answered.Load():
 		grace = c.g.usageGrace
 	case c.writing.Load():

@@ -561,3 +561,30 @@ func postWaiting(t *testing.T, g *testGateway, tok string) waitingAnswer {
 	resp.Body.Close()
 	return waitingAnswer{resp.StatusCode, string(b), err}
 }
+
+// Audit 24K, walking the acceptance check with the official Go SDK: a
+// client that reads an OpenAI stream through its usage chunk and
+// then cancels (the provider is slow with, or never sends, `[DONE]`) has
+// left a call whose answer AND usage the gateway already holds. Nothing is
+// left to wait for, yet clientLeft still keeps the provider's request open
+// for usageGrace (5 s) and records those 5 s in latency_ms (measured
+// against a third-party upstream: client gone at 1.5 s, upstream socket
+// closed at 6.5 s, latency_ms 6470).
+func TestClientLeavingAfterTheUsageCancelsAtOnce(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "usage-then-leave")
+	r := fakeupstream.OpenAITextStream("gpt-5-mini", "Hello there, friend.", 1000, true)
+	r.StallAfter = len(r.Events) - 1 // the usage chunk is sent; [DONE] never comes
+	up.Enqueue("/v1/chat/completions", r)
+	e2eCancelAfter(t, g, "/v1/chat/completions", tok,
+		`{"model":"gpt-5-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Say hello."}]}`,
+		func(ev e2eSSE) bool { return strings.Contains(ev.Data, `"prompt_tokens":1000`) })
+	if !up.WaitCanceled(time.Second) {
+		t.Error("the client left after the usage chunk; the provider call was not cancelled within 1 s (it waits usageGrace for a usage it already has)")
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "call", call, map[string]any{"status": 200, "error_class": nil, "usage_source": "provider", "input_tokens": 1000})
+	if l, _ := call["latency_ms"].(float64); l > 2000 {
+		t.Errorf("latency_ms %v: the call's recorded duration includes the usage grace after the client left with the usage", l)
+	}
+}

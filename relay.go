@@ -948,6 +948,9 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 		if !c.answered.Load() && c.answerFinished(obs) {
 			c.answered.Store(true) // before the client can see the finish
 		}
+		if c.answered.Load() && !c.told.Load() && obs.complete() {
+			c.told.Store(true)
+		}
 		if rd.Ready() && len(burst) < maxBurst {
 			continue // the next event arrived with this one: send them together
 		}
