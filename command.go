@@ -34,6 +34,11 @@ The commands open the trace database directly: --db, else $METIS_DB, else
 other commands refuse a missing one. A running gateway sees issued keys at
 once and revoked ones within about a second.`,
 		CobraFunc: func(cmd *cobra.Command) {
+			// An unknown subcommand is an error, not the help with exit
+			// status 0: `caddy metis revoke gk_…` left a revocation
+			// script reporting success with the key active (audit 24O).
+			cmd.Args = cobra.NoArgs
+			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
 			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand(), pruneCommand())
 			cmd.AddCommand(budgetCommands()...)
