@@ -177,6 +177,9 @@ func Open(path string, o Options) (*Ledger, error) {
 // open opens the prepared (sqlitefile.Prepare) database file at the
 // absolute path.
 func open(path string, o Options) (*Ledger, error) {
+	if err := sqlitefile.CheckForeign(context.Background(), path); err != nil {
+		return nil, err
+	}
 	db, err := sqlitefile.OpenWriter(path,
 		"_journal_mode=WAL", fmt.Sprintf("_busy_timeout=%d", busyTimeoutMS), "_txlock=immediate", "_synchronous=NORMAL")
 	if err != nil {
@@ -462,6 +465,9 @@ func dayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
 }
 
 // validate checks and normalises b for Set.
+// untagged is store.Untagged, which the ledger does not import.
+const untagged = "untagged"
+
 func validate(b Budget) (Budget, error) {
 	switch b.Scope {
 	case ScopeKey, ScopeUser, ScopeTeam, ScopeWorkspace:
@@ -470,6 +476,11 @@ func validate(b Budget) (Budget, error) {
 	}
 	if strings.TrimSpace(b.Subject) == "" {
 		return b, fmt.Errorf("a %s budget needs a subject", b.Scope)
+	}
+	if (b.Scope == ScopeUser || b.Scope == ScopeTeam) && strings.TrimSpace(b.Subject) == untagged {
+		// The analytics' label of keys without one (store.Untagged):
+		// their rows would show this budget as their quota.
+		return b, fmt.Errorf("%q is not a %s name: the analytics show keys without a %s as %q", untagged, b.Scope, b.Scope, untagged)
 	}
 	if b.Scope == ScopeKey && !strings.HasPrefix(b.Subject, "gk_") {
 		return b, fmt.Errorf("%q is not a key id (they look like gk_01J…)", b.Subject)

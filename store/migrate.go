@@ -5,8 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
+
+	"github.com/metisgateway/metis/internal/sqlitefile"
 )
 
 // schemaVersion is the PRAGMA user_version this build writes and expects.
@@ -64,7 +65,9 @@ func migrateOnce(ctx context.Context, db *sql.DB, writeCheck bool) error {
 		return nil
 	}
 	if v == 0 {
-		if err := refuseForeign(ctx, tx); err != nil {
+		// Checked again inside the transaction: another process may
+		// have changed the file since CheckForeign.
+		if err := sqlitefile.RefuseForeign(ctx, tx); err != nil {
 			return err
 		}
 	}
@@ -82,41 +85,6 @@ func migrateOnce(ctx context.Context, db *sql.DB, writeCheck bool) error {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("migrating schema: commit: %w", err)
-	}
-	return nil
-}
-
-// refuseForeign fails when a database without a Metis schema (user_version
-// 0) holds tables the gateway did not create: another application's file,
-// named by a typo or a stray METIS_DB, which the migrations would
-// otherwise change for good (adding tables, setting user_version). The
-// budget ledger's tables (budget*) may be there already: `caddy metis
-// set-budget` can create them first.
-func refuseForeign(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT name FROM sqlite_master
-		WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\_%' ESCAPE '\' AND name NOT LIKE 'budget%'
-		ORDER BY name LIMIT 6`)
-	if err != nil {
-		return fmt.Errorf("migrating schema: listing tables: %w", err)
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return fmt.Errorf("migrating schema: listing tables: %w", err)
-		}
-		names = append(names, n)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("migrating schema: listing tables: %w", err)
-	}
-	if len(names) > 0 {
-		if len(names) > 5 {
-			names[5] = "…"
-		}
-		return fmt.Errorf("not a Metis database: it holds other tables (%s) and no Metis schema; "+
-			"name a new or Metis database file", strings.Join(names, ", "))
 	}
 	return nil
 }

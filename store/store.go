@@ -182,6 +182,9 @@ const busyTimeoutMS = 5000
 func open(path string, opts Options) (*Store, error) {
 	// A 32 MiB page cache keeps the rollup and per-key index pages that
 	// every batch touches in memory.
+	if err := sqlitefile.CheckForeign(context.Background(), path); err != nil {
+		return nil, err
+	}
 	db, err := sqlitefile.OpenWriter(path,
 		"_journal_mode=WAL", fmt.Sprintf("_busy_timeout=%d", busyTimeoutMS), "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000")
 	if err != nil {
