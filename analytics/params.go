@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/metisgateway/metis/store"
 )
 
 // window is the resolved [from, to) interval of a request.
@@ -173,7 +175,7 @@ type filter struct {
 }
 
 // untagged is the label of an empty user or team.
-const untagged = "untagged"
+const untagged = store.Untagged
 
 // parseFilter reads gateway_key, user, team, workspace and model.
 func parseFilter(r *http.Request) filter {

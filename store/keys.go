@@ -128,6 +128,15 @@ func (s *Store) IssueKey(ctx context.Context, p IssueParams) (Key, string, error
 			return Key{}, "", fmt.Errorf("issuing gateway key: %s %q contains a control character", f.name, f.v)
 		}
 	}
+	// The analytics show keys without a user or team as "untagged": a
+	// user or team of that name would be summed with them, under its
+	// own budget's quota (audit 24O).
+	for _, f := range []struct{ name, v string }{{"user", p.User}, {"team", p.Team}} {
+		if f.v == Untagged {
+			return Key{}, "", fmt.Errorf("issuing gateway key: %q is not a %s name: the analytics show keys without a %s as %q",
+				f.v, f.name, f.name, Untagged)
+		}
+	}
 	for _, m := range p.AllowedModels {
 		if Unprintable(m) {
 			return Key{}, "", fmt.Errorf("issuing gateway key: model %q contains a control character", m)
@@ -236,6 +245,10 @@ func (s *Store) revoke(ctx context.Context, id string) (k Key, err error) {
 	})
 	return k, err
 }
+
+// Untagged is the analytics' label of keys without a user, or without a
+// team; no key's user or team may be named so.
+const Untagged = "untagged"
 
 // Unprintable reports whether s could drive or mislead a terminal: it is not
 // valid UTF-8 (a stray 0x80–0x9f byte is a C1 control to some terminals),
