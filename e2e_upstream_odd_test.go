@@ -300,3 +300,33 @@ func TestSilentProviderStreamEnds(t *testing.T) {
 		e2eWant(t, c.path, e2eCalls(g, i+1)[i], map[string]any{"error_class": "STREAM_INTERRUPTED", "input_tokens": 100})
 	}
 }
+
+// A compatible server or proxy that echoes the request's credential in its
+// error (audit 24O: a 401 naming the key whole) does not hand the provider
+// key to the developer: the gateway removes it from the error it relays,
+// same shape or translated, and the body stays JSON.
+func TestProviderKeyEchoedInAnErrorIsRemoved(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "echo")
+	for _, c := range []struct{ name, path, body string }{
+		{"same shape", "/v1/chat/completions", `{"model":"gpt-5-mini","messages":[{"role":"user","content":"Hi."}]}`},
+		{"translated", "/v1/messages", `{"model":"gpt-5-mini","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			up.Enqueue("/v1/chat/completions", fakeupstream.OpenAIError(401, "invalid_request_error", "invalid_api_key",
+				"Incorrect API key provided: "+testOpenAIKey+" (header Authorization: Bearer "+testOpenAIKey+")"))
+			resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
+			body := e2eRead(t, resp)
+			if resp.StatusCode != 401 {
+				t.Errorf("status %d, want the provider's 401", resp.StatusCode)
+			}
+			if strings.Contains(body, testOpenAIKey) {
+				t.Errorf("the client got the provider key in the error: %s", body)
+			}
+			msg, _ := e2ePath(e2eJSON(t, body), "error", "message").(string)
+			if !strings.Contains(msg, "Incorrect API key provided: "+secretRemoved) {
+				t.Errorf("error message %q: want the provider's, its key removed", msg)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -434,6 +435,33 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 		msg = "provider refused a request without an API key; the provider's api_key is empty"
 	}
 	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))
+}
+
+// secretRemoved is what scrubSecrets puts in place of a provider's
+// credential: JSON-safe, so an error body stays valid JSON.
+const secretRemoved = "[provider credential removed by the gateway]"
+
+// scrubSecrets returns body with every copy of the provider's credentials
+// removed: its api_key, and the values of its header lines long enough to
+// be one (16 bytes or more: not "2023-06-01"). Some compatible servers
+// and proxies echo the request's Authorization in an error (audit 24O:
+// a 401 that named the key whole reached the developer), which the real
+// vendors mask; a provider key never reaches a client.
+func (p *provider) scrubSecrets(body []byte) []byte {
+	scrub := func(secret string) {
+		if len(secret) >= 8 && bytes.Contains(body, []byte(secret)) {
+			body = bytes.ReplaceAll(body, []byte(secret), []byte(secretRemoved))
+		}
+	}
+	scrub(p.apiKey)
+	for _, vs := range p.headers {
+		for _, v := range vs {
+			if len(v) >= 16 {
+				scrub(v)
+			}
+		}
+	}
+	return body
 }
 
 func (p *provider) closeIdle() { p.transport.CloseIdleConnections() }

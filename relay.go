@@ -74,6 +74,7 @@ func (c *call) relayError(resp *http.Response) {
 		c.tellShutdown()
 		return
 	}
+	body = c.res.prov.scrubSecrets(body)
 	c.status = resp.StatusCode
 	if c.status == http.StatusTooManyRequests {
 		c.errorClass = errRateLimited
