@@ -2,6 +2,7 @@ package metis
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -328,5 +329,36 @@ func TestProviderKeyEchoedInAnErrorIsRemoved(t *testing.T) {
 				t.Errorf("error message %q: want the provider's, its key removed", msg)
 			}
 		})
+	}
+}
+
+// A provider (or the proxy in front of it) that closes its connection
+// after an error answer, without saying so (no Connection: close), does
+// not use up a retry: the gateway retried at once on the pooled
+// connection the provider had just closed, which failed with EOF before
+// the provider saw the request (audit 24K: attempts 3, two requests
+// received). The retry goes out on a connection of its own.
+func TestRetryAfterAnErrorUsesAFreshConnection(t *testing.T) {
+	body := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
+	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		fmt.Fprintf(buf, "HTTP/1.1 529 Overloaded\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		_ = buf.Flush()
+		time.Sleep(20 * time.Millisecond) // the gateway has its answer, and retries, before the close
+		_ = conn.Close()
+	})
+	_, tok := e2eKey(g, "closing-provider")
+	resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
+	e2eRead(t, resp)
+	if resp.StatusCode != 529 {
+		t.Errorf("status %d, want the provider's last 529", resp.StatusCode)
+	}
+	call := e2eCalls(g, 1)[0]
+	if got := n.Load(); got != 3 || call["attempts"] != float64(3) {
+		t.Errorf("the provider got %d requests for %v attempts recorded; want 3 and 3 (max_retries 2)", got, call["attempts"])
 	}
 }

@@ -242,7 +242,12 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		c.g.logger.Info("provider answered an error status; retrying",
 			zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("status", resp.StatusCode),
 			zap.Int("attempt", c.attempts), zap.Duration("wait", wait))
-		discard(resp.Body)
+		// Closed unread, so that the connection goes with it: a provider
+		// or proxy that closes its connection after an error, without
+		// saying so, had the retry fail on it with EOF, a retry used up
+		// on a request it never saw (audit 24K). The retry waits anyway;
+		// a connection of its own costs it a handshake.
+		_ = resp.Body.Close()
 		c.upstreamReqID, c.retryWait = upstreamRequestID(resp.Header), true
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
