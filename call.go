@@ -49,9 +49,11 @@ type call struct {
 	// leftEarly is set when the client stopped taking a stream before the
 	// provider finished it (drainUnsent).
 	leftEarly bool
-	// retryWait is set while forward waits to retry after the provider's
-	// error answer (which bills nothing).
-	retryWait bool
+	// unanswered is set once a request went to the provider (it was
+	// written) and no answer came (a connection that failed, a stream
+	// cut before its first event): what the provider bills for it is
+	// unknown, so a zero recorded for the call is the gateway's estimate.
+	unanswered bool
 	// resent is set once forward has sent a request again after a stale
 	// pooled connection (connTrace.stale), and rebound once the request
 	// went again asking for mismatched thinking blocks to be dropped

@@ -362,3 +362,45 @@ func TestRetryAfterAnErrorUsesAFreshConnection(t *testing.T) {
 		t.Errorf("the provider got %d requests for %v attempts recorded; want 3 and 3 (max_retries 2)", got, call["attempts"])
 	}
 }
+
+// Whether a call's zero usage is exact says whether the provider may have
+// had the request (audit 24K). A connection that fails after the request
+// went out may have carried a request the provider read and bills: zero
+// marked estimated, as after a timeout (it was an exact $0). A provider
+// that was never reached bills nothing, also when the client leaves while
+// the gateway waits to retry (it was marked estimated then).
+func TestZeroUsageIsExactOnlyWhenTheProviderNeverHadTheRequest(t *testing.T) {
+	t.Run("connection closed after the request", func(t *testing.T) {
+		g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // a reset
+			}
+			_ = conn.Close()
+		})
+		_, tok := e2eKey(g, "reset")
+		resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
+		e2eRead(t, resp)
+		call := e2eCalls(g, 1)[0]
+		e2eWant(t, "call", call, map[string]any{"status": 502, "error_class": "UPSTREAM_UNREACHABLE", "usage_source": "estimated", "attempts": 3})
+		if n.Load() != 3 {
+			t.Errorf("the provider got %d requests, want 3", n.Load())
+		}
+	})
+	t.Run("client left while the gateway waited to retry a refused connection", func(t *testing.T) {
+		g := startGateway(t, gatewayConfig(tempDB(t), "http://127.0.0.1:1", ""))
+		_, tok := e2eKey(g, "refused")
+		ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond) // the first backoff is 375 ms or more
+		defer cancel()
+		if resp, err := e2ePostCtx(ctx, g, "/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...); err == nil {
+			resp.Body.Close()
+			t.Fatalf("the gateway answered %d before the client left", resp.StatusCode)
+		}
+		call := e2eCalls(g, 1)[0]
+		e2eWant(t, "call", call, map[string]any{"status": 499, "error_class": "CANCELLED", "usage_source": "provider", "input_tokens": 0})
+	})
+}

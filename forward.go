@@ -185,7 +185,7 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		c.retryWait, c.upstreamReqID = false, ""
+		c.upstreamReqID = ""
 		t0 := time.Now()
 		// The transport itself, not an http.Client: no redirect following
 		// (answer turns a provider's 3xx into an error) and no per-request
@@ -201,6 +201,9 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 				zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("attempt", c.attempts), zapErr(err))
 			attempt--
 			continue
+		}
+		if err != nil && ct.wrote.Load() != 0 {
+			c.unanswered = true
 		}
 		if err == nil {
 			decodeBody(resp)
@@ -248,7 +251,7 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		// on a request it never saw (audit 24K). The retry waits anyway;
 		// a connection of its own costs it a handshake.
 		_ = resp.Body.Close()
-		c.upstreamReqID, c.retryWait = upstreamRequestID(resp.Header), true
+		c.upstreamReqID = upstreamRequestID(resp.Header)
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
 		}

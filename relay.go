@@ -45,11 +45,11 @@ func (c *call) upstreamFailed(err error) {
 	switch {
 	case c.ctx.Err() != nil:
 		c.status, c.errorClass = statusClientClosed, errCancelled
-		// The provider may have had the request and reported nothing: as
-		// with a timeout, the recorded zero is the gateway's. Left while
-		// waiting to retry, the provider's last word was an error, which
-		// bills nothing: the zero is exact.
-		c.usage.Estimated = !c.retryWait
+		// A request the provider had and did not answer: as with a
+		// timeout, the recorded zero is the gateway's. None (connections
+		// refused; error answers, which bill nothing, before the client
+		// left during the wait to retry): the zero is exact.
+		c.usage.Estimated = c.unanswered
 		c.tellShutdown()
 		return
 	case isTimeout(err) && !connectFailed(err):
@@ -60,6 +60,10 @@ func (c *call) upstreamFailed(err error) {
 		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s did not answer in time", c.res.prov.name))
 	default:
 		c.status, c.errorClass = http.StatusBadGateway, errUpstreamUnreached
+		// A connection that failed after the request went out may have
+		// carried a request the provider read and bills (audit 24K: a
+		// reset before the headers was recorded as an exact $0).
+		c.usage.Estimated = c.unanswered
 		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s is unreachable", c.res.prov.name))
 	}
 	c.g.logger.Warn("upstream call failed", zapTurn(c.turnID), zapErr(err))
@@ -577,6 +581,7 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		return st, false
 	}
 	if st.err != nil && !corrupt(st.err) {
+		c.unanswered = true // the provider had it, and may bill it
 		c.g.logger.Info("provider stream ended before its first event; retrying",
 			zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(st.err))
 		return st, true
@@ -587,7 +592,6 @@ func (c *call) startStream(resp *http.Response, sniff bool) (st streamStart, ret
 		// The provider's last word is an error, which bills nothing: a
 		// client that leaves during the wait leaves an exact zero, as
 		// after an error status (upstreamFailed).
-		c.retryWait = true
 		return st, true
 	}
 	return st, false
