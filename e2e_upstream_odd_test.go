@@ -387,6 +387,11 @@ func TestZeroUsageIsExactOnlyWhenTheProviderNeverHadTheRequest(t *testing.T) {
 		e2eRead(t, resp)
 		call := e2eCalls(g, 1)[0]
 		e2eWant(t, "call", call, map[string]any{"status": 502, "error_class": "UPSTREAM_UNREACHABLE", "usage_source": "estimated", "attempts": 3})
+		// The gateway's own error names the trace where the SDK reads a
+		// request id (audit 24K: it carried none).
+		if id := resp.Header.Get("Request-Id"); id == "" || id != call["turn_id"] {
+			t.Errorf("request-id %q, want the call's turn id %v", id, call["turn_id"])
+		}
 		if n.Load() != 3 {
 			t.Errorf("the provider got %d requests, want 3", n.Load())
 		}

@@ -57,14 +57,14 @@ func (c *call) upstreamFailed(err error) {
 		// The provider got the request and reported no usage: what it
 		// bills is unknown, so the recorded zero is the gateway's.
 		c.usage.Estimated = true
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s did not answer in time", c.res.prov.name))
+		c.writeError(fmt.Sprintf("provider %s did not answer in time", c.res.prov.name))
 	default:
 		c.status, c.errorClass = http.StatusBadGateway, errUpstreamUnreached
 		// A connection that failed after the request went out may have
 		// carried a request the provider read and bills (audit 24K: a
 		// reset before the headers was recorded as an exact $0).
 		c.usage.Estimated = c.unanswered
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s is unreachable", c.res.prov.name))
+		c.writeError(fmt.Sprintf("provider %s is unreachable", c.res.prov.name))
 	}
 	c.g.logger.Warn("upstream call failed", zapTurn(c.turnID), zapErr(err))
 }
@@ -173,7 +173,7 @@ func (c *call) redirected(resp *http.Response) {
 	c.g.logger.Warn("provider answered a redirect, which the gateway does not follow; check its base_url",
 		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode),
 		zap.String("location", resp.Header.Get("Location")))
-	writeError(c.w, c.shape, c.status, fmt.Sprintf(
+	c.writeError(fmt.Sprintf(
 		"provider %s answered %d, a redirect, which the gateway does not follow: its base_url may need changing", c.res.prov.name, resp.StatusCode))
 }
 
@@ -198,7 +198,7 @@ func (c *call) unreadable(why string, fields ...zap.Field) {
 	c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
 	c.g.logger.Warn("provider's answer unreadable: "+why,
 		append([]zap.Field{zapTurn(c.turnID), zap.String("provider", c.res.prov.name)}, fields...)...)
-	writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s %s", c.res.prov.name, why))
+	c.writeError(fmt.Sprintf("provider %s %s", c.res.prov.name, why))
 }
 
 // decodeFailed is unreadable's why for bytes their encoding does not decode.
@@ -233,7 +233,7 @@ func (c *call) relayBody(resp *http.Response) {
 		}
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
 		c.g.logger.Warn("reading the provider's answer", zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zapErr(err))
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
+		c.writeError(fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
 	}
 	c.status = resp.StatusCode
@@ -264,7 +264,7 @@ func (c *call) relayBody(resp *http.Response) {
 		c.setUsage(body, uu.Usage, uu.Model, uu.Err)
 		if err != nil {
 			c.status, c.errorClass = http.StatusBadGateway, errBadUpstreamBody
-			writeError(c.w, c.shape, c.status, "translating the provider's answer: "+err.Error())
+			c.writeError("translating the provider's answer: " + err.Error())
 			return
 		}
 	} else {
@@ -663,7 +663,7 @@ func (c *call) streamFailedEarly(err error) {
 		// The provider failed before answering, reporting nothing: as for
 		// a timeout, the recorded zero is the gateway's.
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
-		writeError(c.w, c.shape, c.status, fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
+		c.writeError(fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
 		c.g.logger.Warn("provider stream ended before its first event", zapTurn(c.turnID),
 			zap.String("provider", c.res.prov.name), zap.Int("attempts", c.attempts), zapErr(err))
 		c.usage = ir.Usage{Estimated: true}
@@ -697,6 +697,20 @@ func (c *call) withinContext(n int64) int64 {
 // the name the client's SDK reads it from: request-id for Anthropic's,
 // x-request-id for OpenAI's (err.RequestID, _request_id), whichever name
 // the provider sent it under.
+// writeError answers the call with an error of the gateway's, in the
+// client's shape and with c.status, carrying the provider's request id
+// when one is known, else the call's turn id, where the client's SDK
+// reads a request id: a developer who reports the error names the trace
+// (audit 24K: a 502 "unreachable" carried none).
+func (c *call) writeError(msg string) {
+	id := c.upstreamReqID
+	if id == "" {
+		id = c.turnID
+	}
+	setRequestIDHeader(c.w.Header(), c.shape, id)
+	writeError(c.w, c.shape, c.status, msg)
+}
+
 func (c *call) setRequestID(h http.Header) {
 	if c.upstreamReqID != "" {
 		setRequestIDHeader(h, c.shape, c.upstreamReqID)
