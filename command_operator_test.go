@@ -7,6 +7,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -92,5 +93,37 @@ func TestUntaggedIsNotAnIdentityName(t *testing.T) {
 			t.Errorf("set-budget %s untagged: accepted; the analytics show it as the quota of the keys without a %s, which it does not cover",
 				flag, strings.TrimPrefix(flag, "--"))
 		}
+	}
+}
+
+// Listing keys and budgets reads the database: another process's write
+// (a gateway's batch, a long prune) does not hold it up. Both opened a
+// BEGIN IMMEDIATE transaction to check the schema, and failed after 10 s
+// with "database is locked" (audit 24O).
+func TestListingWaitsForNoWriter(t *testing.T) {
+	db := tempDB(t)
+	if _, err := runBudgetCLI(t, "set-budget", "--db", db, "--team", "eng", "--window", "daily", "--hard", "5"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := store.Open(db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeStore(s)
+	release := holdWriteLock(t, db)
+	defer release()
+	start := time.Now()
+	out, err := runBudgetCLI(t, "list-budgets", "--db", db)
+	if err != nil || !strings.Contains(out, " eng ") {
+		t.Errorf("list-budgets while another process writes: %v\n%s", err, out)
+	}
+	s, err = store.Open(db, store.Options{}) // what list-keys opens
+	if err != nil {
+		t.Errorf("opening the database to list keys while another process writes: %v", err)
+	} else {
+		closeStore(s)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("listing took %v while another process held the write lock", d.Round(time.Millisecond))
 	}
 }

@@ -91,6 +91,12 @@ var migrations = []string{schemaV1}
 // transaction (the writer DSN sets _txlock=immediate), so concurrent openers
 // serialise and all but the first find nothing to do.
 func migrate(ctx context.Context, db *sql.DB) error {
+	// A current schema needs no write lock (`caddy metis list-budgets`
+	// while another process writes).
+	var current int
+	if err := db.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = 'schema_version'`).Scan(&current); err == nil && current == schemaVersion {
+		return nil
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrating budget schema: begin: %w", err)
