@@ -227,9 +227,10 @@ var usageGrace = 5 * time.Second
 
 // clientLeft ends the upstream call when the client leaves, unless the
 // provider has finished its answer (answered) and its usage has not
-// arrived yet (told): then only its usage is to come (OpenAI's chunk after the finish, which the SDKs' helpers and many
-// loops do not wait for), and it is read for up to usageGrace, so that a
-// whole answer is priced from the provider's usage rather than cancelled.
+// arrived yet (told): then only its usage is to come (OpenAI's chunk
+// after the finish, which the SDKs' helpers and many loops do not wait
+// for), and it is read for up to usageGrace, so that a whole answer is
+// priced from the provider's usage rather than cancelled.
 //
 // A client that leaves while the relay is stuck writing to it (it had
 // stopped reading) leaves the provider's later events unread, and with

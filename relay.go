@@ -693,10 +693,6 @@ func (c *call) withinContext(n int64) int64 {
 	return n
 }
 
-// setRequestID gives a translated answer the provider's request id under
-// the name the client's SDK reads it from: request-id for Anthropic's,
-// x-request-id for OpenAI's (err.RequestID, _request_id), whichever name
-// the provider sent it under.
 // writeError answers the call with an error of the gateway's, in the
 // client's shape and with c.status, carrying the provider's request id
 // when one is known, else the call's turn id, where the client's SDK
@@ -711,6 +707,10 @@ func (c *call) writeError(msg string) {
 	writeError(c.w, c.shape, c.status, msg)
 }
 
+// setRequestID gives a translated answer the provider's request id under
+// the name the client's SDK reads it from: request-id for Anthropic's,
+// x-request-id for OpenAI's (err.RequestID, _request_id), whichever name
+// the provider sent it under.
 func (c *call) setRequestID(h http.Header) {
 	if c.upstreamReqID != "" {
 		setRequestIDHeader(h, c.shape, c.upstreamReqID)
