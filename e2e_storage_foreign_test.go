@@ -14,27 +14,6 @@ import (
 	"github.com/metisgateway/metis/store"
 )
 
-// foreignDB writes another application's SQLite file (rollback journal,
-// one table) and returns its path and bytes.
-func foreignDB(t *testing.T) (string, []byte) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "crm.db")
-	other, err := sql.Open("sqlite3", "file:"+path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := other.Exec(`CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);
-		INSERT INTO customers(name) VALUES ('acme')`); err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path, b
-}
-
 func foreignState(t *testing.T, path string) (journal string, tables []string) {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")

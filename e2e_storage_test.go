@@ -222,13 +222,10 @@ func TestStorageReadOnlyDatabaseRefusedAtStart(t *testing.T) {
 	t.Logf("refused: %v", err)
 }
 
-// TestStorageForeignDatabaseNotAdopted: `db` naming another application's
-// SQLite file (a typo, a wrong $METIS_DB) whose user_version is 0 is
-// refused, and the file is left as it was. The gateway used to add its
-// tables to it and set its user_version to 5, changing the other
-// application's file for good, then serve with no keys (audit 22F).
-func TestStorageForeignDatabaseNotAdopted(t *testing.T) {
-	up := fakeupstream.New(t)
+// foreignDB writes another application's SQLite file (rollback journal,
+// one table) and returns its path and bytes.
+func foreignDB(t *testing.T) (string, []byte) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "crm.db")
 	other, err := sql.Open("sqlite3", "file:"+path)
 	if err != nil {
@@ -239,10 +236,25 @@ func TestStorageForeignDatabaseNotAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, b
+}
+
+// TestStorageForeignDatabaseNotAdopted: `db` naming another application's
+// SQLite file (a typo, a wrong $METIS_DB) whose user_version is 0 is
+// refused, and the file is left as it was. The gateway used to add its
+// tables to it and set its user_version to 5, changing the other
+// application's file for good, then serve with no keys (audit 22F).
+func TestStorageForeignDatabaseNotAdopted(t *testing.T) {
+	up := fakeupstream.New(t)
+	path, _ := foreignDB(t)
 
 	loadErr := storageLoad(t, gatewayConfig(path, up.URL, ""))
 
-	other, err = sql.Open("sqlite3", "file:"+path+"?mode=ro")
+	other, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
 	}
