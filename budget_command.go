@@ -206,6 +206,10 @@ a Metis-Budget-Warning header. Setting an existing budget keeps its spend.`,
 			}
 		}
 		fmt.Fprintln(out, summary)
+		if d, err := time.ParseDuration(b.Window); err == nil && d < time.Hour {
+			// `1m` meant as a month is a minute (audit 24O).
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: %s is a rolling window of %v; for a calendar month use --window monthly, for a rolling one 30d\n", b.Window, d)
+		}
 		return nil
 	})
 	return c

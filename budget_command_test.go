@@ -143,3 +143,23 @@ func TestBudgetCommandErrors(t *testing.T) {
 		t.Fatalf("budget set via METIS_DB not in %s:\n%s", db, out)
 	}
 }
+
+// A rolling window under an hour is allowed (a rate limit worth waiting
+// out), but `--window 1m` is said back as what it is: a minute, not the
+// month it is often meant as (audit 24O).
+func TestSetBudgetSaysAMinuteIsAMinute(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "m", "metis.db")
+	root := &cobra.Command{Use: "metis", SilenceErrors: true, SilenceUsage: true}
+	root.PersistentFlags().String("db", "", "database")
+	root.AddCommand(budgetCommandsWith(func(f runFunc) runFunc { return f })...)
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"set-budget", "--db", db, "--team", "eng", "--window", "1m", "--hard", "500"})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(errOut.String(), "note: 1m is a rolling window of 1m0s; for a calendar month use --window monthly") {
+		t.Errorf("set-budget --window 1m said on stderr: %q", errOut.String())
+	}
+}
