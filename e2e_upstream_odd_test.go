@@ -409,3 +409,48 @@ func TestZeroUsageIsExactOnlyWhenTheProviderNeverHadTheRequest(t *testing.T) {
 		e2eWant(t, "call", call, map[string]any{"status": 499, "error_class": "CANCELLED", "usage_source": "provider", "input_tokens": 0})
 	})
 }
+
+// Review 24R2 of e7ef0e0 ("a retry after an error answer goes out on a
+// connection of its own"). forward closes the error answer's body unread
+// so that its connection is not reused, but two error answers still leave
+// their connection in the pool:
+//   - a 429: quotaExhausted reads its body to the end (to look for
+//     insufficient_quota) before the retry, which returns the connection
+//     to Go's pool, and the retry goes out on it;
+//   - an error answer without a body (Content-Length: 0, a proxy's bare
+//     502/503/529): Go's transport pools the connection as soon as the
+//     headers are read.
+// A provider or proxy that closes its connection after such an answer,
+// without saying so, then fails the retry with EOF (a retry used up on a
+// request the provider never saw, as in audit 24K's 529 case). Such a
+// retry is now sent again as the same attempt (connTrace.afterError).
+func TestRetryAfterAnyErrorUsesAFreshConnection(t *testing.T) {
+	for _, c := range []struct {
+		name, status, body string
+	}{
+		{"429 rate limit", "429 Too Many Requests", `{"type":"error","error":{"type":"rate_limit_error","message":"Rate limited"}}`},
+		{"529 without a body", "529 Overloaded", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+				conn, buf, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				fmt.Fprintf(buf, "HTTP/1.1 %s\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s", c.status, len(c.body), c.body)
+				_ = buf.Flush()
+				time.Sleep(20 * time.Millisecond) // the gateway has its answer, and retries, before the close
+				_ = conn.Close()
+			})
+			_, tok := e2eKey(g, "closing-provider")
+			resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
+			e2eRead(t, resp)
+			call := e2eCalls(g, 1)[0]
+			if got := n.Load(); got != 3 || call["attempts"] != float64(3) || resp.StatusCode == http.StatusBadGateway {
+				t.Errorf("status %d; the provider got %d requests for %v attempts recorded; want its own error after 3 and 3 (max_retries 2)",
+					resp.StatusCode, got, call["attempts"])
+			}
+		})
+	}
+}

@@ -120,13 +120,17 @@ const (
 type connTrace struct {
 	idle  time.Duration // how long the pooled connection had been idle; 0 for a new or busy one
 	wrote atomic.Int64  // unix ns; set by the transport's writing goroutine
+	conn  net.Conn      // the attempt's connection
+	// errConn is the connection that carried the provider's error answer
+	// the attempt retries, until a resend on it (afterError).
+	errConn net.Conn
 }
 
 // context returns ctx with t's hooks, for one call's attempts in turn.
 func (t *connTrace) context(ctx context.Context) context.Context {
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(i httptrace.GotConnInfo) {
-			t.idle = 0
+			t.idle, t.conn = 0, i.Conn
 			if i.Reused && i.WasIdle {
 				t.idle = max(i.IdleTime, time.Nanosecond)
 			}
@@ -151,6 +155,24 @@ func (t *connTrace) stale(err error) bool {
 	if strings.Contains(err.Error(), "server closed idle connection") {
 		return true
 	}
+	return t.closedAsWritten(err)
+}
+
+// afterError reports whether err is the failure, as the request went out,
+// of a retry sent on the connection that had just carried the provider's
+// error answer: a provider or proxy that closes its connection after an
+// error without saying so (no Connection: close) closed it under the
+// retry, which it never read (audit 24K, review 24R2: two requests for
+// three attempts). The error's body is closed unread to keep such a
+// connection out of the pool, but one read whole (a 429's, read for
+// quotaExhausted) or without a body goes back to it.
+func (t *connTrace) afterError(err error) bool {
+	return t.conn != nil && t.conn == t.errConn && t.closedAsWritten(err)
+}
+
+// closedAsWritten reports whether err is the connection ending, without
+// an answer, within staleConnWindow of the request's writing.
+func (t *connTrace) closedAsWritten(err error) bool {
 	wrote := t.wrote.Load()
 	if wrote == 0 || time.Since(time.Unix(0, wrote)) > staleConnWindow {
 		return false
@@ -179,7 +201,7 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		if c.rebound {
 			c.attempts++
 		}
-		ct.idle = 0
+		ct.idle, ct.conn = 0, nil
 		ct.wrote.Store(0)
 		req, err := c.newUpstreamRequest(traced)
 		if err != nil {
@@ -192,6 +214,15 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		// header copying for it.
 		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
+		if err != nil && ctx.Err() == nil && ct.afterError(err) {
+			// The provider never had it: the same attempt again, on a
+			// connection of its own (once an error answer).
+			ct.errConn = nil
+			c.g.logger.Info("provider closed the connection of its error answer as the retry went out; sending it again",
+				zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("attempt", c.attempts), zapErr(err))
+			attempt--
+			continue
+		}
 		if err != nil && !c.resent && ctx.Err() == nil && ct.stale(err) {
 			// Once a call, not one of max_retries' retries (the provider
 			// most likely never had it), and counted in attempts: it is
@@ -251,6 +282,7 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		// on a request it never saw (audit 24K). The retry waits anyway;
 		// a connection of its own costs it a handshake.
 		_ = resp.Body.Close()
+		ct.errConn = ct.conn
 		c.upstreamReqID = upstreamRequestID(resp.Header)
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
