@@ -27,11 +27,16 @@ const migrateWait = 10 * time.Second
 // While another process turns a fresh file into a WAL database, SQLite can
 // answer "database is locked" at once instead of calling the busy handler
 // (1 in 20 runs of TestOpenConcurrentProcesses), so a busy error is retried
-// for up to migrateWait.
+// for up to migrateWait (retryBusy).
 func migrate(ctx context.Context, db *sql.DB, writeCheck bool) error {
+	return retryBusy(ctx, func() error { return migrateOnce(ctx, db, writeCheck) })
+}
+
+// retryBusy runs f until it does not fail busy, for up to migrateWait.
+func retryBusy(ctx context.Context, f func() error) error {
 	deadline := time.Now().Add(migrateWait)
 	for {
-		err := migrateOnce(ctx, db, writeCheck)
+		err := f()
 		if err == nil || !isBusy(err) || time.Now().After(deadline) {
 			return err
 		}

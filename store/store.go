@@ -182,7 +182,11 @@ const busyTimeoutMS = 5000
 func open(path string, opts Options) (*Store, error) {
 	// A 32 MiB page cache keeps the rollup and per-key index pages that
 	// every batch touches in memory.
-	if err := sqlitefile.CheckForeign(context.Background(), path); err != nil {
+	// Busy at once like migrate while another process makes a fresh
+	// file a WAL database.
+	if err := retryBusy(context.Background(), func() error {
+		return sqlitefile.CheckForeign(context.Background(), path)
+	}); err != nil {
 		return nil, err
 	}
 	db, err := sqlitefile.OpenWriter(path,

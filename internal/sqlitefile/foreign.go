@@ -59,12 +59,20 @@ func CheckForeign(ctx context.Context, path string) error {
 		return err
 	}
 	defer db.Close()
+	// One read transaction: another process's first open commits its
+	// tables and user_version together, and two reads either side of it
+	// saw Metis's tables without its version (review 24R2).
+	tx, err := db.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("reading the schema: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read only
 	var v int
-	if err := db.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
+	if err := tx.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v); err != nil {
 		return fmt.Errorf("reading user_version: %w", err)
 	}
 	if v != 0 {
 		return nil
 	}
-	return RefuseForeign(ctx, db)
+	return RefuseForeign(ctx, tx)
 }
