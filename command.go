@@ -25,6 +25,7 @@ import (
 func registerCommand() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "metis",
+		Usage: "<command>",
 		Short: "Manage Metis gateway keys, budgets and the trace",
 		Long: `Issue, list and revoke Metis gateway keys; set, list and clear spend budgets;
 prune old trace rows.
@@ -37,13 +38,36 @@ once and revoked ones within about a second.`,
 			// An unknown subcommand is an error, not the help with exit
 			// status 0: `caddy metis revoke gk_…` left a revocation
 			// script reporting success with the key active (audit 24O).
-			cmd.Args = cobra.NoArgs
-			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+			// `help [command]` stays help (review 24R2).
+			cmd.Args = metisArgs
+			cmd.RunE = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 1 {
+					if sub, _, err := cmd.Find(args[1:]); err == nil && sub != cmd {
+						return sub.Help()
+					}
+					return metisArgs(cmd, args[1:])
+				}
+				return cmd.Help()
+			}
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
 			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand(), pruneCommand())
 			cmd.AddCommand(budgetCommands()...)
 		},
 	})
+}
+
+// metisArgs accepts `caddy metis`, `caddy metis help [command]` and
+// nothing else: any other word is an unknown command, with cobra's
+// suggestions.
+func metisArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 || args[0] == "help" {
+		return nil
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+	if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // runE adapts a command function: errors are printed as one line on

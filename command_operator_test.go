@@ -48,6 +48,7 @@ func TestMetisUnknownSubcommandIsAnError(t *testing.T) {
 		{"metis", "revoke", "gk_01M8JE6F7EEBPTJH5T5MMHEG62", "--db", db},
 		{"metis", "list-key", "--db", db},
 		{"metis", "issue", "--name", "x", "--db", db},
+		{"metis", "help", "revoke"},
 	} {
 		root, out := metisRoot(t)
 		root.SetArgs(args)
@@ -125,5 +126,32 @@ func TestListingWaitsForNoWriter(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("listing took %v while another process held the write lock", d.Round(time.Millisecond))
+	}
+}
+
+// Review 24R2 of ff3dac0 (cmd.Args = cobra.NoArgs on `caddy metis`). The
+// fix makes `caddy metis help` and `caddy metis help issue-key` errors
+// ("Error: unknown command \"help\" for \"caddy metis\"", exit status 1):
+// before it they printed the help, as `caddy help`, `git help` and every
+// cobra root do (cobra adds its help command to the root alone). An
+// operator asking for help is told the command does not exist; `caddy
+// metis help issue-key` should show issue-key's help.
+func TestMetisHelpSubcommandStillHelps(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"metis", "help"}, "issue-key"},
+		{[]string{"metis", "help", "issue-key"}, "--expires"},
+	} {
+		root, out := metisRoot(t)
+		root.SetArgs(c.args)
+		if err := root.Execute(); err != nil {
+			t.Errorf("caddy %s: %v", strings.Join(c.args, " "), err)
+			continue
+		}
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("caddy %s: output lacks %q: %q", strings.Join(c.args, " "), c.want, firstLine(out.String()))
+		}
 	}
 }
