@@ -420,6 +420,7 @@ func TestZeroUsageIsExactOnlyWhenTheProviderNeverHadTheRequest(t *testing.T) {
 //   - an error answer without a body (Content-Length: 0, a proxy's bare
 //     502/503/529): Go's transport pools the connection as soon as the
 //     headers are read.
+//
 // A provider or proxy that closes its connection after such an answer,
 // without saying so, then fails the retry with EOF (a retry used up on a
 // request the provider never saw, as in audit 24K's 529 case). Such a
@@ -452,5 +453,33 @@ func TestRetryAfterAnyErrorUsesAFreshConnection(t *testing.T) {
 					resp.StatusCode, got, call["attempts"])
 			}
 		})
+	}
+}
+
+// Review 24R2 of 24f13d2 (scrubSecrets). Every configured header value of
+// 16 bytes or more is treated as a credential, but README's own example of
+// a provider header is the OpenAI-Project a team's calls are billed to, a
+// project id (proj_…, not a secret), which OpenAI names in its errors
+// ("Project `proj_…` does not have access to model `…`"). The developer and
+// the operator then get "Project `[provider credential removed by the
+// gateway]` …": told a credential leaked, and not told which project. Only
+// the headers that carry a credential (api_key, Authorization, api-key,
+// x-api-key, Helicone-Auth, cf-aig-authorization, x-portkey-api-key, …)
+// should be scrubbed.
+func TestScrubKeepsANonSecretProjectHeader(t *testing.T) {
+	p := &provider{
+		apiKey:  "sk-test-0123456789abcdef0123456789abcdef",
+		headers: http.Header{"Openai-Project": {"proj_Xy12AbCdEf34GhIjKl56MnOp"}, "Api-Key": {"azure-0123456789abcdef"}},
+	}
+	body := []byte(`{"error":{"message":"Project ` + "`proj_Xy12AbCdEf34GhIjKl56MnOp`" + ` does not have access to model ` + "`gpt-5`" + `","type":"invalid_request_error","code":"model_not_found"}}`)
+	got := string(p.scrubSecrets(append([]byte(nil), body...)))
+	if !strings.Contains(got, "proj_Xy12AbCdEf34GhIjKl56MnOp") {
+		t.Errorf("the provider's error lost its project id, called a credential: %s", got)
+	}
+	if leaked := string(p.scrubSecrets([]byte(`{"error":{"message":"bad key sk-test-0123456789abcdef0123456789abcdef"}}`))); strings.Contains(leaked, "sk-test-") {
+		t.Errorf("the api key was not removed: %s", leaked)
+	}
+	if leaked := string(p.scrubSecrets([]byte(`{"error":{"message":"api-key azure-0123456789abcdef is not valid"}}`))); strings.Contains(leaked, "azure-") {
+		t.Errorf("a header line's credential was not removed: %s", leaked)
 	}
 }

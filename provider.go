@@ -442,11 +442,11 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 const secretRemoved = "[provider credential removed by the gateway]"
 
 // scrubSecrets returns body with every copy of the provider's credentials
-// removed: its api_key, and the values of its header lines long enough to
-// be one (16 bytes or more: not "2023-06-01"). Some compatible servers
-// and proxies echo the request's Authorization in an error (audit 24O:
-// a 401 that named the key whole reached the developer), which the real
-// vendors mask; a provider key never reaches a client.
+// removed: its api_key, and the values of its header lines that carry one
+// (credentialHeader). Some compatible servers and proxies echo the
+// request's Authorization in an error (audit 24O: a 401 that named the
+// key whole reached the developer), which the real vendors mask; a
+// provider key never reaches a client.
 func (p *provider) scrubSecrets(body []byte) []byte {
 	scrub := func(secret string) {
 		if len(secret) >= 8 && bytes.Contains(body, []byte(secret)) {
@@ -454,14 +454,30 @@ func (p *provider) scrubSecrets(body []byte) []byte {
 		}
 	}
 	scrub(p.apiKey)
-	for _, vs := range p.headers {
+	for name, vs := range p.headers {
+		if !credentialHeader(name) {
+			continue
+		}
 		for _, v := range vs {
-			if len(v) >= 16 {
-				scrub(v)
-			}
+			scrub(strings.TrimSpace(strings.TrimPrefix(v, "Bearer ")))
 		}
 	}
 	return body
+}
+
+// credentialHeader reports whether a header line's name says it carries
+// a credential (Authorization, Azure's api-key, Helicone-Auth,
+// cf-aig-authorization, x-portkey-api-key): the others (OpenAI-Project,
+// anthropic-beta) are not secrets, and an error that names them (OpenAI's
+// "Project `proj_…` does not have access") keeps them (review 24R2).
+func credentialHeader(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"auth", "key", "token", "secret", "password", "cookie"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func (p *provider) closeIdle() { p.transport.CloseIdleConnections() }
