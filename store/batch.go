@@ -80,8 +80,9 @@ type batchWriter struct {
 	held   time.Duration // how long the last transaction held the write lock
 	// restartAt is the WAL size, in frames, from which checkpoint
 	// truncates the WAL: restartPages, or more after readers outlasted
-	// restartWait.
-	restartAt int64
+	// its wait; restartFails counts those in a row (restartWait).
+	restartAt    int64
+	restartFails int
 }
 
 // txTarget is the longest the trace writer means to hold the database's
@@ -406,11 +407,17 @@ const restartPages = 2 * checkpointPages
 // restartWait bounds how long the truncating checkpoint waits for
 // readers, with the write gate and SQLite's write lock held: the ledger's
 // writes and the next batch wait meanwhile. One that could not wait long
-// enough (a reader kept its snapshot longer, a long analytics query) is
-// tried again once the WAL has grown by another checkpointPages, so that
-// the writer does not wait that long after every batch while the reader
-// goes on.
-const restartWait = 250 * time.Millisecond
+// enough (readers that keep their snapshots longer: a dashboard's panels
+// over a large database, analytics over months) is tried again once the
+// WAL has grown by half checkpointPages more, waiting twice as long, up to
+// restartWaitMax (review 24R2: readers of 1 s kept every 250 ms attempt
+// from succeeding, and the WAL grew as before); the wait goes back to
+// restartWait once one succeeds. A reservation (5 s) waits it out; a
+// settlement outlasts its 0.5 s and is charged by its retry.
+const (
+	restartWait    = 250 * time.Millisecond
+	restartWaitMax = 2 * time.Second
+)
 
 // walSizeLimit is the size, in bytes, the writer's connection truncates
 // the WAL file to when the WAL starts over (PRAGMA journal_size_limit):
@@ -450,13 +457,15 @@ func (w *batchWriter) checkpoint(ctx context.Context, dc any, gate *sqlitefile.W
 		return
 	}
 	defer gate.Unlock()
-	if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", restartWait.Milliseconds()), nil); err != nil {
+	wait := min(restartWait<<min(w.restartFails, 4), restartWaitMax)
+	if _, err := ex.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", wait.Milliseconds()), nil); err != nil {
 		return
 	}
 	if busy, _, err := walCheckpoint(ctx, q, "TRUNCATE"); err != nil || busy {
-		w.restartAt = frames + checkpointPages
+		w.restartAt = frames + checkpointPages/2
+		w.restartFails++
 	} else {
-		w.restartAt = 0
+		w.restartAt, w.restartFails = 0, 0
 	}
 	// A failure leaves the shorter wait, which the batches' own gate
 	// makes rarely matter.
