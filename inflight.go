@@ -155,6 +155,7 @@ func (c *call) shuttingDown() bool {
 func (c *call) tellShutdown() {
 	if c.shuttingDown() {
 		c.status = http.StatusServiceUnavailable
+		setRequestIDHeader(c.w.Header(), c.shape, c.turnID) // as c.writeError
 		writeAPIError(c.w, c.shape, shutdownRefusal())
 	}
 }

@@ -464,10 +464,10 @@ func dayStart(y int, m time.Month, d int, loc *time.Location) time.Time {
 	return t
 }
 
-// validate checks and normalises b for Set.
 // untagged is store.Untagged, which the ledger does not import.
 const untagged = "untagged"
 
+// validate checks and normalises b for Set.
 func validate(b Budget) (Budget, error) {
 	switch b.Scope {
 	case ScopeKey, ScopeUser, ScopeTeam, ScopeWorkspace:

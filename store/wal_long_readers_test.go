@@ -19,7 +19,9 @@ import (
 // 50,544 pages, ~200 MiB, in 8 s, with 1.5 s readers), while each failed
 // attempt holds the write gate 250-290 ms (the ledger's reservations and
 // settlements wait for it). Here three readers hold 1 s snapshots,
-// staggered, under the traffic of TestWALBoundedWithOverlappingReaders.
+// staggered, under the traffic of TestWALBoundedWithOverlappingReaders;
+// an attempt they outlast is now tried again sooner and waits longer
+// (restartWait).
 func TestWALBoundedWithOverlappingLongReaders(t *testing.T) {
 	s := openTest(t, Options{})
 	stop := make(chan struct{})
