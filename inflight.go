@@ -155,7 +155,9 @@ func (c *call) shuttingDown() bool {
 func (c *call) tellShutdown() {
 	if c.shuttingDown() {
 		c.status = http.StatusServiceUnavailable
-		setRequestIDHeader(c.w.Header(), c.shape, c.turnID) // as c.writeError
+		if c.turnID != "" {
+			setRequestIDHeader(c.w.Header(), c.shape, c.turnID) // as c.writeError
+		}
 		writeAPIError(c.w, c.shape, shutdownRefusal())
 	}
 }
