@@ -395,8 +395,8 @@ func (s *Store) onWriteLocked(ctx context.Context, fn func(conn *sql.Conn) error
 const checkpointPages = 4000
 
 // restartPages is the WAL size, in pages, from which the trace writer
-// waits for the WAL's readers to move on (restartWait at most) and
-// truncates it. A passive checkpoint copies frames only up to the
+// waits for the WAL's readers to move on (restartWait, longer after a
+// try they outlasted) and truncates it. A passive checkpoint copies frames only up to the
 // oldest snapshot a reader holds, and SQLite starts the WAL over only once
 // it is all copied: readers that overlap (the dashboard's queries, an
 // analytics query over months) can keep it from ever being all copied,
