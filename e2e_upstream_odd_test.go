@@ -339,18 +339,7 @@ func TestProviderKeyEchoedInAnErrorIsRemoved(t *testing.T) {
 // the provider saw the request (audit 24K: attempts 3, two requests
 // received). The retry goes out on a connection of its own.
 func TestRetryAfterAnErrorUsesAFreshConnection(t *testing.T) {
-	body := `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`
-	g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		fmt.Fprintf(buf, "HTTP/1.1 529 Overloaded\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
-		_ = buf.Flush()
-		time.Sleep(20 * time.Millisecond) // the gateway has its answer, and retries, before the close
-		_ = conn.Close()
-	})
+	g, n := closingAfterError(t, "529 Overloaded", `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
 	_, tok := e2eKey(g, "closing-provider")
 	resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
 	e2eRead(t, resp)
@@ -410,6 +399,24 @@ func TestZeroUsageIsExactOnlyWhenTheProviderNeverHadTheRequest(t *testing.T) {
 	})
 }
 
+// closingAfterError starts a gateway whose provider answers every
+// request with status and body, Retry-After: 0, and closes the
+// connection 20 ms later without saying so (no Connection: close).
+func closingAfterError(t *testing.T, status, body string) (*testGateway, *atomic.Int64) {
+	t.Helper()
+	return oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		fmt.Fprintf(buf, "HTTP/1.1 %s\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body)
+		_ = buf.Flush()
+		time.Sleep(20 * time.Millisecond) // the gateway has its answer, and retries, before the close
+		_ = conn.Close()
+	})
+}
+
 // Review 24R2 of e7ef0e0 ("a retry after an error answer goes out on a
 // connection of its own"). forward closes the error answer's body unread
 // so that its connection is not reused, but two error answers still leave
@@ -433,17 +440,7 @@ func TestRetryAfterAnyErrorUsesAFreshConnection(t *testing.T) {
 		{"529 without a body", "529 Overloaded", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, n := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
-				conn, buf, err := http.NewResponseController(w).Hijack()
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				fmt.Fprintf(buf, "HTTP/1.1 %s\r\nContent-Type: application/json\r\nRetry-After: 0\r\nContent-Length: %d\r\n\r\n%s", c.status, len(c.body), c.body)
-				_ = buf.Flush()
-				time.Sleep(20 * time.Millisecond) // the gateway has its answer, and retries, before the close
-				_ = conn.Close()
-			})
+			g, n := closingAfterError(t, c.status, c.body)
 			_, tok := e2eKey(g, "closing-provider")
 			resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
 			e2eRead(t, resp)
