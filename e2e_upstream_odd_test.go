@@ -480,3 +480,41 @@ func TestScrubKeepsANonSecretProjectHeader(t *testing.T) {
 		t.Errorf("a header line's credential was not removed: %s", leaked)
 	}
 }
+
+// An error event inside a stream is scrubbed of the provider's
+// credentials as an error body is: a proxy that echoes the request's
+// Authorization in a mid-stream error event had the provider key reach the
+// developer, relayed or translated (left alone in session 24).
+func TestProviderKeyEchoedInAStreamedErrorIsRemoved(t *testing.T) {
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		if r.URL.Path == "/v1/messages" {
+			echo := "invalid key " + testAnthropicKey
+			fmt.Fprint(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n")
+			fmt.Fprint(w, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+			fmt.Fprint(w, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n")
+			fmt.Fprintf(w, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":%q}}\n\n", echo)
+			return
+		}
+		echo := "invalid key Bearer " + testOpenAIKey
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n")
+		fmt.Fprintf(w, "data: {\"error\":{\"message\":%q,\"type\":\"server_error\",\"code\":null}}\n\n", echo)
+	})
+	_, tok := e2eKey(g, "stream-echo")
+	for _, c := range []struct{ name, path, body string }{
+		{"anthropic relayed", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`},
+		{"openai relayed", "/v1/chat/completions", `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Hi."}]}`},
+		{"translated", "/v1/chat/completions", `{"model":"claude-haiku-4-5","stream":true,"messages":[{"role":"user","content":"Hi."}]}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
+			body := e2eRead(t, resp)
+			if strings.Contains(body, testAnthropicKey) || strings.Contains(body, testOpenAIKey) {
+				t.Errorf("the client got a provider key in the stream: %s", body)
+			}
+			if !strings.Contains(body, "invalid key "+secretRemoved) && !strings.Contains(body, "invalid key Bearer "+secretRemoved) {
+				t.Errorf("stream %q: want the provider's error event, its key removed", body)
+			}
+		})
+	}
+}

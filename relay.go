@@ -956,12 +956,16 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 		if obs.seen && c.ttft == 0 {
 			c.ttft = time.Since(c.start)
 		}
+		raw := ev.Raw
+		if _, isErr := obs.upstreamErr(); isErr {
+			raw = c.res.prov.scrubSecrets(raw) // as an error body is
+		}
 		switch {
 		case !hide:
-			burst = append(burst, ev.Raw...)
+			burst = append(burst, raw...)
 			c.openEvent = ev.Unterminated
 		case !usageOnly:
-			burst = appendWithoutNullUsage(burst, ev.Raw)
+			burst = appendWithoutNullUsage(burst, raw)
 			c.openEvent = ev.Unterminated
 		}
 		if !c.answered.Load() && c.answerFinished(obs) {
@@ -1252,6 +1256,9 @@ func (c *call) translateStream(st streamStart, rc *http.ResponseController, obs 
 			}
 			if terr != nil {
 				return fmt.Errorf("%w: %w", errGatewayStop, terr) // the reader, waiting for next, stops at done
+			}
+			if _, isErr := obs.upstreamErr(); isErr {
+				out = c.res.prov.scrubSecrets(out) // as an error body is
 			}
 			next <- struct{}{}
 			if err := write(out); err != nil {
