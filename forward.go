@@ -59,11 +59,59 @@ var dropRequestHeaders = map[string]bool{
 	"X-Sucuri-Clientip": true,
 }
 
+// identityHeader reports whether the canonical header name k is one an
+// authenticating proxy in front of the gateway adds (Caddy's forward_auth
+// copy_headers, nginx auth_request): who the developer is, their e-mail
+// address and groups, sometimes their access token. Like the addresses
+// above, they are the team's, not the vendor's (audit 25C:
+// X-Auth-Request-Email and Remote-Groups reached the provider). Switched on
+// the first letters, so the SDKs' X-Stainless-* headers cost no compare.
+func identityHeader(k string) bool {
+	var prefixes []string
+	switch {
+	case len(k) < 4:
+		return false
+	case k[0] == 'X' && k[1] == '-':
+		switch k[2] {
+		case 'A':
+			prefixes = []string{"X-Auth-Request-", "X-Authentik-", "X-Amzn-Oidc-"} // oauth2-proxy, Authentik, AWS ALB
+		case 'G':
+			prefixes = []string{"X-Goog-Authenticated-User-", "X-Goog-Iap-"} // Google IAP
+		case 'M':
+			prefixes = []string{"X-Ms-Client-Principal", "X-Ms-Token-"} // Azure App Service
+		case 'P':
+			prefixes = []string{"X-Pomerium-"}
+		case 'R':
+			prefixes = []string{"X-Remote-"}
+		case 'W':
+			prefixes = []string{"X-Webauth-"}
+		}
+	case k[0] == 'C':
+		prefixes = []string{"Cf-Access-"} // Cloudflare Access
+	case k[0] == 'R':
+		prefixes = []string{"Remote-"} // Authelia, Authentik
+	case k[0] == 'T':
+		prefixes = []string{"Tailscale-User-"} // Tailscale serve
+	}
+	for _, p := range prefixes {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
+}
+
 // dropResponseHeaders are upstream headers not relayed to clients: framing
-// the gateway redoes, and the operator's provider account identifiers.
+// the gateway redoes, the operator's provider account identifiers, and the
+// policies of the provider's own origin. OpenAI's Alt-Svc (h3=":443")
+// replaced Caddy's own and told an HTTP/3 client that the gateway's host
+// serves QUIC on port 443 (audit 25C), as Caddy's reverse_proxy also drops
+// it; HSTS (includeSubDomains; preload), NEL and Report-To would bind the
+// gateway's site, and its subdomains, to the provider's edge policies.
 var dropResponseHeaders = map[string]bool{
 	"Content-Length": true, "Content-Encoding": true, "Set-Cookie": true,
 	"Anthropic-Organization-Id": true, "Openai-Organization": true, "Openai-Project": true,
+	"Alt-Svc": true, "Strict-Transport-Security": true, "Nel": true, "Report-To": true, "Reporting-Endpoints": true,
 }
 
 // newUpstreamRequest builds one attempt's request.
@@ -80,7 +128,7 @@ func (c *call) newUpstreamRequest(ctx context.Context) (*http.Request, error) {
 	if !c.cross {
 		conn := c.r.Header["Connection"]
 		for k, vv := range c.r.Header {
-			if hopHeaders[k] || dropRequestHeaders[k] || strings.HasPrefix(k, "X-Forwarded-") || namedIn(conn, k) {
+			if hopHeaders[k] || dropRequestHeaders[k] || strings.HasPrefix(k, "X-Forwarded-") || identityHeader(k) || namedIn(conn, k) {
 				continue
 			}
 			h[k] = vv

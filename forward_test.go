@@ -88,3 +88,26 @@ func TestDecodeBodyDeflateOneByte(t *testing.T) {
 		t.Errorf("reading a one-byte deflate body: %v, want io.ErrUnexpectedEOF", err)
 	}
 }
+
+// Every authenticating proxy's identity header is held back, whatever its
+// branch in identityHeader, and the clients' own headers go on.
+func TestIdentityHeaders(t *testing.T) {
+	for _, h := range []string{
+		"X-Auth-Request-Email", "X-Auth-Request-Access-Token", "X-Authentik-Groups", "X-Amzn-Oidc-Identity",
+		"X-Goog-Authenticated-User-Email", "X-Goog-Iap-Jwt-Assertion", "X-Ms-Client-Principal-Name",
+		"X-Ms-Token-Aad-Access-Token", "X-Pomerium-Jwt-Assertion", "X-Remote-User", "X-Webauth-User",
+		"Cf-Access-Authenticated-User-Email", "Remote-Groups", "Tailscale-User-Login",
+	} {
+		if !identityHeader(http.CanonicalHeaderKey(h)) {
+			t.Errorf("%s would reach the provider", h)
+		}
+	}
+	for _, h := range []string{
+		"X-Stainless-Lang", "X-App", "X-Claude-Code-Session-Id", "Anthropic-Beta", "Anthropic-Version",
+		"User-Agent", "Content-Type", "Accept", "Cf", "X-", "R", "Traceparent",
+	} {
+		if identityHeader(http.CanonicalHeaderKey(h)) {
+			t.Errorf("a client's %s would be held back", h)
+		}
+	}
+}
