@@ -105,7 +105,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	start := time.Now()
 	key, aerr := g.authenticate(r)
 	if aerr == nil && r.Method != http.MethodPost {
-		aerr = reject(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.Method, r.URL.Path))
+		aerr = reject(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.Method, strippedPrefix(r)+r.URL.Path))
 	}
 	if ce := r.Header.Get("Content-Encoding"); aerr == nil && ce != "" && !strings.EqualFold(ce, "identity") {
 		// Read as JSON it would be "not valid JSON", which sends the

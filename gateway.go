@@ -104,9 +104,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	id, isModel := strings.CutPrefix(path, "/v1/models/")
 	isModel = isModel && id != ""
 	if path != "/v1/models" && !isModel {
-		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, path)
+		prefix := strippedPrefix(r)
+		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, prefix+path)
 		if meant := endpointMeant(path); meant != "" {
-			msg += "; did you mean " + meant + "? " + baseURLAdvice(path)
+			msg += "; did you mean " + prefix + meant + "? " + baseURLAdvice(path)
 		} else if note := unservedAPI(path); note != "" {
 			msg += "; " + note
 		}
@@ -117,7 +118,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		g.refuse(w, r, shape, key, "", reject(http.StatusMethodNotAllowed, "method_not_allowed",
-			fmt.Sprintf("%s is not allowed on %s; use GET or HEAD", r.Method, path)))
+			fmt.Sprintf("%s is not allowed on %s; use GET or HEAD", r.Method, strippedPrefix(r)+path)))
 		return nil
 	}
 	if isModel {
@@ -126,6 +127,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		g.serveModels(w, r, shape, key)
 	}
 	return nil
+}
+
+// strippedPrefix is the part of the path the client sent that the site
+// took off before the gateway (handle_path /llm/*, uri strip_prefix): the
+// gateway's messages name paths as the client knows them. A 404 that
+// suggested /v1/chat/completions under handle_path /llm/* sent the
+// developer to the team's web site (audit 25C). Caddy keeps the request as
+// it came in the context, as its {http.request.orig_uri.path} does.
+func strippedPrefix(r *http.Request) string {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil {
+		return ""
+	}
+	prefix, found := strings.CutSuffix(orig.URL.Path, r.URL.Path)
+	if !found {
+		return ""
+	}
+	return prefix
 }
 
 // misdirected reports whether r, outside /v1/, is an LLM client's request
