@@ -227,7 +227,7 @@ func TestE2EClaudeCodeBashRoundTrip(t *testing.T) {
 }
 
 // TestE2EClaudeCodeDefaultModelPriced runs Claude Code without --model: the
-// pinned version (2.1.328, tools/install.sh) sends its default,
+// pinned version (2.1.332, tools/install.sh) sends its default,
 // claude-opus-5-5, which the catalogue now prices (wire-notes.md §4.2:
 // $4 in / $20 out per MTok). Before, every call of a default Claude Code
 // setup was recorded cost_usd: null.

@@ -14,7 +14,7 @@ import (
 )
 
 // A gpt-5.6 answer on the Responses API reports its cache writes as
-// usage.input_tokens_details.cache_write_tokens (openai-go v3.98.0's
+// usage.input_tokens_details.cache_write_tokens (openai-go v3.98.0's and v3.99.0's
 // ResponseUsageInputTokensDetails.CacheWriteTokens, "api:required"; the
 // gateway's own Responses encoder writes the same member), counted inside
 // input_tokens as cached_tokens are. The ledger must bill them at the

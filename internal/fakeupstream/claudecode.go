@@ -14,7 +14,7 @@ import (
 
 // ClaudeCodeVersion is the @anthropic-ai/claude-code version pinned in
 // tools/package.json.
-const ClaudeCodeVersion = "2.1.328"
+const ClaudeCodeVersion = "2.1.332"
 
 // ClaudeCodeBashRoundTrip scripts the two streamed /v1/messages replies of
 // a Claude Code tool-use round trip: first a short text and a tool_use of
