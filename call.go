@@ -107,11 +107,9 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	if aerr == nil && r.Method != http.MethodPost {
 		aerr = reject(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.Method, strippedPrefix(r)+r.URL.Path))
 	}
-	if ce := r.Header.Get("Content-Encoding"); aerr == nil && ce != "" && !strings.EqualFold(ce, "identity") {
-		// Read as JSON it would be "not valid JSON", which sends the
-		// developer looking at the wrong thing.
-		aerr = reject(http.StatusUnsupportedMediaType, "unsupported_encoding",
-			fmt.Sprintf("Content-Encoding %q is not supported: send the request body uncompressed", ce))
+	var coding string
+	if aerr == nil {
+		coding, aerr = requestCoding(r)
 	}
 	if aerr != nil {
 		if key != nil && aerr.status == http.StatusUnauthorized {
@@ -134,7 +132,7 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 	// The body is not pooled: validate parses it in place, so strings read
 	// from it share its memory, and a body is held once, not twice.
 	var buf bytes.Buffer
-	aerr = g.readBody(w, r, &buf)
+	aerr = g.readBody(w, r, &buf, coding)
 	if stopped := reading.finish(); aerr != nil {
 		if stopped {
 			aerr = shutdownRefusal()

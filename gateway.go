@@ -408,15 +408,46 @@ func bodyLeftUnread(w http.ResponseWriter, r *http.Request) {
 // for before its bytes arrive, and the least it grows by after.
 const preGrow = 64 << 10
 
-// readBody reads the request body up to the limit.
-func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) *apiError {
+// readBody reads the request body up to the limit, decoded from its
+// Content-Encoding (coding, from requestCoding): the limit holds for the
+// bytes sent and for the bytes they decode to.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, coding string) *apiError {
 	if r.ContentLength > g.MaxBodySize {
 		closeAfterReply(w, r)
 		return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body of %d bytes is over the gateway's limit of %d bytes", r.ContentLength, g.MaxBodySize))
 	}
-	b, err := readAnnounced(http.MaxBytesReader(w, r.Body, g.MaxBodySize), r.ContentLength)
+	limited := http.MaxBytesReader(w, r.Body, g.MaxBodySize)
+	var b []byte
+	var err error
+	var sent *sourceReader // made only for a coded body: a plain one allocates nothing more
+	if coding == "" {
+		b, err = readAnnounced(limited, r.ContentLength)
+	} else {
+		sent = &sourceReader{r: limited}
+		if dec, derr := newBodyDecoder(coding, sent, g.MaxBodySize); derr != nil {
+			err = derr
+		} else {
+			b, err = readAnnounced(&decodedLimit{r: dec, n: g.MaxBodySize}, -1)
+			dec.Close()
+		}
+	}
 	*buf = *bytes.NewBuffer(b)
+	if err != nil && coding != "" {
+		switch {
+		case errors.Is(err, errDecodedTooLarge):
+			closeAfterReply(w, r)
+			e := reject(http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("request body decompresses to over the gateway's limit of %d bytes", g.MaxBodySize))
+			e.bodyStarted = true
+			return e
+		case sent.err == nil:
+			// The bytes arrived whole and do not decode.
+			return bodyNotDecoded(coding, err)
+		default:
+			err = sent.err // the bytes stopped arriving: as for a plain body
+		}
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
