@@ -1,8 +1,9 @@
 package metis
 
 import (
+	"bytes"
 	"compress/gzip"
-	"compress/zlib"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,12 +14,12 @@ import (
 )
 
 // requestCoding reads a request's Content-Encoding: "" for none (or
-// identity), else one of the codings newBodyDecoder reads. Any other
-// coding, or more than one, is refused with 415 rather than read as JSON,
-// which would say "not valid JSON" and send the developer looking at the
-// wrong thing. Anthropic's API takes compressed request bodies, and a
-// client that compresses for it (Claude Code can, for api.anthropic.com)
-// works through the gateway too.
+// identity), else one of the codings decodeRequestBody reads. Any other coding,
+// or more than one, is refused with 415 rather than read as JSON, which
+// would say "not valid JSON" and send the developer looking at the wrong
+// thing. Anthropic's API takes compressed request bodies, and a client
+// that compresses for it (Claude Code can, for api.anthropic.com) works
+// through the gateway too.
 func requestCoding(r *http.Request) (string, *apiError) {
 	vs := r.Header.Values("Content-Encoding")
 	if len(vs) == 0 {
@@ -35,30 +36,79 @@ func requestCoding(r *http.Request) (string, *apiError) {
 		fmt.Sprintf("Content-Encoding %q is not supported: send the request body uncompressed, or compressed with gzip, deflate or zstd", strings.Join(vs, ", ")))
 }
 
-// newBodyDecoder returns a reader of src decoded from coding. A zstd frame
-// may ask for a window of up to limit bytes, no more (the body it decodes to
-// is bounded by limit anyway).
-func newBodyDecoder(coding string, src io.Reader, limit int64) (io.ReadCloser, error) {
+// zstdWindow is the largest window a zstd request body may use: RFC 9659
+// bounds the zstd content coding's at 8 MB, and the decoder allocates it
+// whole.
+const zstdWindow = 8 << 20
+
+// decodeRequestBody decodes a whole request body sent in coding, to at most limit
+// bytes (errDecodedTooLarge past it, so a few kilobytes that decode to
+// gigabytes cost no more than the limit). The result is held for the whole
+// call, so it sits in a buffer of about its size: the coding's own record
+// of the size sizes it when there is one, and a buffer grown well past
+// the body is copied to fit (review 25R: 20 MiB decoded sat in 35 MiB).
+func decodeRequestBody(coding string, sent []byte, limit int64) ([]byte, error) {
+	var dec io.Reader
+	var err error
+	src := bytes.NewReader(sent)
 	switch coding {
 	case "gzip", "x-gzip":
-		return gzip.NewReader(src)
-	case "deflate": // HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2)
-		return zlib.NewReader(src)
+		dec, err = gzip.NewReader(src)
+	case "deflate":
+		// HTTP's deflate is the zlib format (RFC 9110 §8.4.1.2), which
+		// some clients write bare (.NET's DeflateStream): both are read,
+		// as in the provider's answers.
+		dec, err = openDeflate(src)
+	default:
+		var zd *zstd.Decoder
+		zd, err = zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(zstdWindow))
+		if err == nil {
+			defer zd.Close()
+			dec = zd
+		}
 	}
-	window := uint64(min(max(limit, zstd.MinWindowSize), zstd.MaxWindowSize))
-	d, err := zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true), zstd.WithDecoderMaxWindow(window))
 	if err != nil {
 		return nil, err
 	}
-	return d.IOReadCloser(), nil
+	b, err := readAnnounced(&decodedLimit{r: dec, n: limit}, decodedSize(coding, sent, limit))
+	if err != nil {
+		return nil, err
+	}
+	if cap(b)-len(b) > max(len(b)/8, preGrow) {
+		b = append(make([]byte, 0, len(b)), b...)
+	}
+	return b, nil
+}
+
+// decodedSize is the size a coded body says it decodes to, or -1: gzip's
+// trailer (the size modulo 2^32 of its last member, right for a body of one
+// member), a zstd frame's content size when its header has one. A size
+// over the limit is not believed (the body will be refused at the limit).
+func decodedSize(coding string, sent []byte, limit int64) int64 {
+	n := int64(-1)
+	switch coding {
+	case "gzip", "x-gzip":
+		if len(sent) >= 18 {
+			n = int64(binary.LittleEndian.Uint32(sent[len(sent)-4:]))
+		}
+	case "zstd":
+		var h zstd.Header
+		if h.Decode(sent) == nil && h.HasFCS {
+			n = int64(min(h.FrameContentSize, uint64(limit)+1))
+		}
+	}
+	if n > limit {
+		return -1
+	}
+	return n
 }
 
 // errDecodedTooLarge: a compressed body decodes to more than the limit.
 var errDecodedTooLarge = errors.New("decoded body over the limit")
 
 // decodedLimit reads r until n bytes have come; one more is
-// errDecodedTooLarge, so a small body that decodes to gigabytes (a
-// compression bomb) costs the gateway no more than the limit.
+// errDecodedTooLarge.
 type decodedLimit struct {
 	r io.Reader
 	n int64
@@ -75,22 +125,6 @@ func (l *decodedLimit) Read(p []byte) (int, error) {
 	l.n -= int64(n)
 	if l.n < 0 {
 		return n - 1, errDecodedTooLarge
-	}
-	return n, err
-}
-
-// sourceReader remembers the error, other than io.EOF, of the reader of
-// the bytes the client sent: a decoder's error with none is the coding's
-// (bytes that do not decode), not the connection's.
-type sourceReader struct {
-	r   io.Reader
-	err error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	n, err := s.r.Read(p)
-	if err != nil && err != io.EOF {
-		s.err = err
 	}
 	return n, err
 }

@@ -84,6 +84,10 @@ func identityHeader(k string) bool {
 			prefixes = []string{"X-Pomerium-"}
 		case 'R':
 			prefixes = []string{"X-Remote-"}
+		case 'T':
+			prefixes = []string{"X-Token-Subject", "X-Token-User-"} // caddy-security's injected claims
+		case 'V':
+			prefixes = []string{"X-Vouch-"} // Vouch Proxy
 		case 'W':
 			prefixes = []string{"X-Webauth-"}
 		}

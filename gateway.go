@@ -108,7 +108,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		msg := fmt.Sprintf("%s %s is not an endpoint of this gateway", r.Method, prefix+path)
 		if meant := endpointMeant(path); meant != "" {
 			msg += "; did you mean " + prefix + meant + "? " + baseURLAdvice(path)
-		} else if note := unservedAPI(path); note != "" {
+		} else if note := unservedAPI(path, prefix); note != "" {
 			msg += "; " + note
 		}
 		g.refuse(w, r, shape, key, "", &apiError{
@@ -191,14 +191,15 @@ func baseURLAdvice(path string) string {
 }
 
 // unservedAPI says what to do instead for a provider API the gateway does
-// not serve, or "" for other paths.
-func unservedAPI(path string) string {
+// not serve, or "" for other paths; the paths it names begin with the
+// site's prefix (strippedPrefix).
+func unservedAPI(path, prefix string) string {
 	path = strings.TrimPrefix(path, "/v1")
 	switch {
 	case strings.HasPrefix(path, "/responses/"):
-		return "of the Responses API it serves POST /v1/responses and /v1/responses/compact: responses stored by OpenAI are read and cancelled at OpenAI's own API"
+		return "of the Responses API it serves POST " + prefix + "/v1/responses and " + prefix + "/v1/responses/compact: responses stored by OpenAI are read and cancelled at OpenAI's own API"
 	case path == "/completions":
-		return "legacy completions are not served: use /v1/chat/completions"
+		return "legacy completions are not served: use " + prefix + "/v1/chat/completions"
 	case path == "/embeddings":
 		return "embeddings are not served"
 	}
@@ -410,44 +411,27 @@ const preGrow = 64 << 10
 
 // readBody reads the request body up to the limit, decoded from its
 // Content-Encoding (coding, from requestCoding): the limit holds for the
-// bytes sent and for the bytes they decode to.
+// bytes sent and for the bytes they decode to. The bytes sent are read
+// whole first, so memory follows what arrived for a coded body too (a
+// zstd frame's first block takes its whole window: review 25R).
 func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, coding string) *apiError {
 	if r.ContentLength > g.MaxBodySize {
 		closeAfterReply(w, r)
 		return reject(http.StatusRequestEntityTooLarge, "body_too_large",
 			fmt.Sprintf("request body of %d bytes is over the gateway's limit of %d bytes", r.ContentLength, g.MaxBodySize))
 	}
-	limited := http.MaxBytesReader(w, r.Body, g.MaxBodySize)
-	var b []byte
-	var err error
-	var sent *sourceReader // made only for a coded body: a plain one allocates nothing more
-	if coding == "" {
-		b, err = readAnnounced(limited, r.ContentLength)
-	} else {
-		sent = &sourceReader{r: limited}
-		if dec, derr := newBodyDecoder(coding, sent, g.MaxBodySize); derr != nil {
-			err = derr
-		} else {
-			b, err = readAnnounced(&decodedLimit{r: dec, n: g.MaxBodySize}, -1)
-			dec.Close()
+	b, err := readAnnounced(http.MaxBytesReader(w, r.Body, g.MaxBodySize), r.ContentLength)
+	if err == nil && coding != "" {
+		b, err = decodeRequestBody(coding, b, g.MaxBodySize)
+		switch {
+		case errors.Is(err, errDecodedTooLarge):
+			return reject(http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("request body decompresses to over the gateway's limit of %d bytes", g.MaxBodySize))
+		case err != nil:
+			return bodyNotDecoded(coding, err)
 		}
 	}
 	*buf = *bytes.NewBuffer(b)
-	if err != nil && coding != "" {
-		switch {
-		case errors.Is(err, errDecodedTooLarge):
-			closeAfterReply(w, r)
-			e := reject(http.StatusRequestEntityTooLarge, "body_too_large",
-				fmt.Sprintf("request body decompresses to over the gateway's limit of %d bytes", g.MaxBodySize))
-			e.bodyStarted = true
-			return e
-		case sent.err == nil:
-			// The bytes arrived whole and do not decode.
-			return bodyNotDecoded(coding, err)
-		default:
-			err = sent.err // the bytes stopped arriving: as for a plain body
-		}
-	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -118,7 +118,7 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 		}
 		return false
 	}
-	var choices, usage, errv string
+	var choices, usage, errv, object string
 	jsonx.Members(jsonx.View(data), func(k, raw string) bool {
 		switch k {
 		case "id":
@@ -139,11 +139,24 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 			usage = raw
 		case "error":
 			errv = raw
+		case "object":
+			object = raw
 		}
 		return true
 	})
-	if e := gjson.Parse(errv); e.IsObject() {
+	// The error shapes DecodeError reads: OpenAI's object, a bare string
+	// (TGI and like servers), vLLM's top-level {"object":"error",…}. An
+	// error the tracker misses is relayed unscrubbed and recorded as a cut
+	// stream (review 25R).
+	switch e := gjson.Parse(errv); {
+	case e.IsObject():
 		t.errType, t.errMsg = usageErrorFields(e)
+		t.hasErr = true
+	case e.Type == gjson.String:
+		t.errType, t.errMsg = "", usageString(e)
+		t.hasErr = true
+	case errv == "" && object == `"error"`:
+		t.errType, t.errMsg = usageErrorFields(gjson.Parse(jsonx.View(data)))
 		t.hasErr = true
 	}
 	anyChoice := false
