@@ -20,6 +20,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
@@ -40,6 +41,18 @@ func e2eSetup(t *testing.T, extra string) (*testGateway, *fakeupstream.Server) {
 	up := fakeupstream.New(t)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, extra))
 	return g, up
+}
+
+// e2eStartSite starts Caddy with the usual metis app (both providers at
+// upURL) and analytics site, and a gateway site whose body the test writes
+// (site: what goes inside http://127.0.0.1:<port> { … }, such as a
+// handle_path around metis_gateway).
+func e2eStartSite(t *testing.T, upURL, site string) *testGateway {
+	t.Helper()
+	db := tempDB(t)
+	return e2eStartCustom(t, func(gw, an int) string {
+		return string(caddyfile.Format([]byte(testCaddyfile(gatewayConfig(db, upURL, ""), gw, site, an))))
+	})
 }
 
 // e2eStartCustom starts Caddy from a whole Caddyfile that the test writes

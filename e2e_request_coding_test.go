@@ -7,8 +7,10 @@ package metis
 
 import (
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,28 +24,21 @@ import (
 func compress(t *testing.T, coding string, body []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	var err error
+	var w io.WriteCloser
 	switch coding {
 	case "gzip":
-		w := gzip.NewWriter(&buf)
-		_, err = w.Write(body)
-		if err == nil {
-			err = w.Close()
-		}
+		w = gzip.NewWriter(&buf)
+	case "bare deflate":
+		w, _ = flate.NewWriter(&buf, flate.DefaultCompression)
 	case "deflate":
-		w := zlib.NewWriter(&buf)
-		_, err = w.Write(body)
-		if err == nil {
-			err = w.Close()
-		}
+		w = zlib.NewWriter(&buf)
 	case "zstd":
-		w, _ := zstd.NewWriter(&buf)
-		_, err = w.Write(body)
-		if err == nil {
-			err = w.Close()
-		}
+		w, _ = zstd.NewWriter(&buf)
 	}
-	if err != nil {
+	if _, err := w.Write(body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
@@ -61,13 +56,16 @@ func TestCompressedRequestBodiesAreDecoded(t *testing.T) {
 		{"gzip", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi, héllo."}]}`, fakeupstream.FixtureAnthropicNonStream},
 		{"zstd", "/v1/messages", `{"model":"claude-haiku-4-5", "max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`, fakeupstream.FixtureAnthropicStream},
 		{"deflate", "/v1/chat/completions", `{"model":"gpt-5-mini","messages":[{"role":"user","content":"Hi."}]}`, fakeupstream.FixtureOpenAINonStream},
+		// What .NET's DeflateStream and PHP's gzdeflate write as deflate:
+		// read as in the provider's answers (review 25R: it got a 400).
+		{"bare deflate", "/v1/messages", `{"model":"claude-haiku-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi."}]}`, fakeupstream.FixtureAnthropicNonStream},
 	} {
 		t.Run(c.coding, func(t *testing.T) {
 			before := len(up.RequestsTo(c.path))
 			up.Enqueue(c.path, fakeupstream.FromFixture(c.fixture, 0))
 			req, _ := http.NewRequest(http.MethodPost, g.URL+c.path, bytes.NewReader(compress(t, c.coding, []byte(c.body))))
 			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Content-Encoding", c.coding)
+			req.Header.Set("Content-Encoding", strings.TrimPrefix(c.coding, "bare "))
 			req.Header.Set("X-Api-Key", tok)
 			req.Header.Set("Anthropic-Version", "2023-06-01")
 			resp, err := http.DefaultClient.Do(req)
@@ -91,7 +89,7 @@ func TestCompressedRequestBodiesAreDecoded(t *testing.T) {
 			}
 		})
 	}
-	calls := e2eCalls(g, 3)
+	calls := e2eCalls(g, 4)
 	for _, call := range calls {
 		if call["status"] != float64(200) || call["priced"] != true || call["cost_usd"] == nil {
 			t.Errorf("call %v: want a priced success", call)

@@ -518,3 +518,44 @@ func TestProviderKeyEchoedInAStreamedErrorIsRemoved(t *testing.T) {
 		})
 	}
 }
+
+// Review 25R: the scrub of mid-stream errors runs only once the usage
+// tracker has flagged an error, and the OpenAI tracker flags only
+// {"error":{...}}. The gateway's own OpenAI error reader (parseErrorDetail)
+// also takes {"error":"text"} (TGI, llama.cpp-style servers) and vLLM's
+// {"object":"error","message":…}; the OpenAI→Anthropic translator turns
+// them into an `event: error` — and the provider key a proxy echoed in
+// them reached the client, relayed and translated.
+func TestProviderKeyEchoedInOtherStreamedErrorShapesIsRemoved(t *testing.T) {
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n")
+		echo := "invalid key Bearer " + testOpenAIKey
+		if r.Header.Get("X-Shape") == "vllm" {
+			fmt.Fprintf(w, "data: {\"object\":\"error\",\"message\":%q,\"type\":\"BadRequestError\",\"code\":401}\n\n", echo)
+			return
+		}
+		fmt.Fprintf(w, "data: {\"error\":%q}\n\n", echo)
+	})
+	_, tok := e2eKey(g, "stream-echo-shapes")
+	for _, c := range []struct{ name, path, body, shape string }{
+		{"string error relayed", "/v1/chat/completions", `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Hi."}]}`, "string"},
+		{"string error translated", "/v1/messages", `{"model":"gpt-5-mini","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`, "string"},
+		{"vllm error relayed", "/v1/chat/completions", `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Hi."}]}`, "vllm"},
+		{"vllm error translated", "/v1/messages", `{"model":"gpt-5-mini","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"Hi."}]}`, "vllm"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp := g.post(c.path, tok, c.body, "Anthropic-Version", "2023-06-01", "X-Shape", c.shape)
+			body := e2eRead(t, resp)
+			if strings.Contains(body, testOpenAIKey) {
+				t.Errorf("the client got the provider key in the stream:\n%s", body)
+			}
+		})
+	}
+	// Read as the provider's error, not as a cut stream.
+	for _, call := range e2eCalls(g, 4) {
+		if call["error_class"] != errUpstream {
+			t.Errorf("call with a streamed error recorded as %v, want %s", call["error_class"], errUpstream)
+		}
+	}
+}

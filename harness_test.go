@@ -132,6 +132,13 @@ func startGateway(t testing.TB, metisBody string) *testGateway {
 
 // caddyfile renders the full Caddyfile for a metis option body.
 func (g *testGateway) caddyfile(metisBody string) string {
+	return testCaddyfile(metisBody, g.gwPort, "\tmetis_gateway", g.anPort)
+}
+
+// testCaddyfile renders the tests' Caddyfile: quiet global options with
+// the metis app, a gateway site on gwPort whose body is site, and the
+// analytics site on anPort.
+func testCaddyfile(metisBody string, gwPort int, site string, anPort int) string {
 	return fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -144,12 +151,12 @@ func (g *testGateway) caddyfile(metisBody string) string {
 	}
 }
 http://127.0.0.1:%d {
-	metis_gateway
+%s
 }
 http://127.0.0.1:%d {
 	metis_analytics
 }
-`, metisBody, g.gwPort, g.anPort)
+`, metisBody, gwPort, site, anPort)
 }
 
 // load adapts and (re)loads a config, failing the test on error.
