@@ -14,10 +14,10 @@ import (
 )
 
 // requestCoding reads a request's Content-Encoding: "" for none (or
-// identity), else one of the codings decodeRequestBody reads. Any other coding,
-// or more than one, is refused with 415 rather than read as JSON, which
-// would say "not valid JSON" and send the developer looking at the wrong
-// thing. Anthropic's API takes compressed request bodies, and a client
+// identity), else one of the codings decodeRequestBody reads. Any other
+// coding, or more than one, is refused with 415 rather than read as JSON,
+// which would say "not valid JSON" and send the developer looking at the
+// wrong thing. Anthropic's API takes compressed request bodies, and a client
 // that compresses for it (Claude Code can, for api.anthropic.com) works
 // through the gateway too.
 func requestCoding(r *http.Request) (string, *apiError) {
@@ -41,9 +41,9 @@ func requestCoding(r *http.Request) (string, *apiError) {
 // whole.
 const zstdWindow = 8 << 20
 
-// decodeRequestBody decodes a whole request body sent in coding, to at most limit
-// bytes (errDecodedTooLarge past it, so a few kilobytes that decode to
-// gigabytes cost no more than the limit). The result is held for the whole
+// decodeRequestBody decodes a whole request body sent in coding, to at
+// most limit bytes (errDecodedTooLarge past it, so a few kilobytes that
+// decode to gigabytes cost no more than the limit). The result is held for the whole
 // call, so it sits in a buffer of about its size: the coding's own record
 // of the size sizes it when there is one, and a buffer grown well past
 // the body is copied to fit (review 25R: 20 MiB decoded sat in 35 MiB).

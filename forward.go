@@ -37,9 +37,10 @@ var hopHeaders = map[string]bool{
 // with another organization's header (401 mismatched_organization).
 var dropRequestHeaders = map[string]bool{
 	"Host": true, "Content-Length": true, "Accept-Encoding": true, "Cookie": true,
-	"Content-Encoding": true, // the body goes upstream decoded (readBody)
-	"X-Api-Key":        true, "Authorization": true, "Metis-Api-Version": true, "X-Metis-Session-Id": true,
+	"X-Api-Key": true, "Authorization": true, "Metis-Api-Version": true, "X-Metis-Session-Id": true,
 	"Openai-Organization": true, "Openai-Project": true,
+	// The body goes upstream decoded (readBody).
+	"Content-Encoding": true,
 	// The body is read whole before it goes upstream: a client's
 	// 100-continue would make the provider's transport wait (up to 1 s)
 	// for an interim answer a server may never send.
