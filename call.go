@@ -245,7 +245,7 @@ func (c *call) clientLeft() {
 	case c.answered.Load():
 		grace = c.g.usageGrace
 	case c.writing.Load():
-		grace = unreadGrace
+		grace = time.Duration(unreadGrace.Load())
 	}
 	if grace > 0 {
 		// Waits no longer than the call: the handler's return cancels ctx.

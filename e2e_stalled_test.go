@@ -246,6 +246,12 @@ func stalledOpenAIEvents(n int, out int) []string {
 //
 // claude-haiku-4-5: 12 × $1/MTok + 64,000 × $5/MTok = $0.320012.
 func TestE2EStalledReaderHTTP1PricedFromProviderUsage(t *testing.T) {
+	// The gateway reads on for unreadGrace what the provider sent while the
+	// client stalled; translating 5 MB of events under -race on a busy
+	// 2-core machine took longer than its 300 ms (a CI run beside another
+	// test run). The grace's length is not what this test checks.
+	oldGrace := unreadGrace.Swap(int64(5 * time.Second))
+	t.Cleanup(func() { unreadGrace.Store(oldGrace) })
 	// 5.2 MB of text: loopback sockets hold about 4 MB before a write blocks.
 	ant := stalledAnthropicEvents(13000, 64000)
 	oai := stalledOpenAIEvents(13000, 64000)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -988,10 +989,15 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	}
 }
 
-// unreadGrace is how long a stream whose client stopped taking it before
-// the provider's finish is read on, unrelayed, for what the provider had
-// sent meanwhile (a variable for tests).
-var unreadGrace = 300 * time.Millisecond
+// unreadGrace is how long, in nanoseconds, a stream whose client stopped
+// taking it before the provider's finish is read on, unrelayed, for what
+// the provider had sent meanwhile: 300 ms. Atomic, as a test that sets it
+// may do so while an earlier test's call still reads it.
+var unreadGrace = func() *atomic.Int64 {
+	var v atomic.Int64
+	v.Store(int64(300 * time.Millisecond))
+	return &v
+}()
 
 // drainUnsent bounds by unreadGrace the reading on (drainUsage) of a
 // stream whose client stopped taking it before the provider's finish; the
@@ -1001,7 +1007,7 @@ var unreadGrace = 300 * time.Millisecond
 // usage rather than that of the events the client took (audit 16A: 3,000
 // output tokens billed, 1 recorded).
 func (c *call) drainUnsent() (stop func()) {
-	t := time.AfterFunc(unreadGrace, func() { c.cancel(nil) })
+	t := time.AfterFunc(time.Duration(unreadGrace.Load()), func() { c.cancel(nil) })
 	return func() { t.Stop() }
 }
 
