@@ -264,7 +264,7 @@ func serveHealth(w http.ResponseWriter, r *http.Request) {
 	if allow := allowFor(r.URL.Path); !methodIn(r.Method, allow) {
 		w.Header().Set("Allow", allow)
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]any{"error": map[string]string{
-			"type": "method_not_allowed", "message": r.Method + " is not allowed on /healthz; use GET or HEAD",
+			"type": "method_not_allowed", "message": r.Method + " is not allowed on " + strippedPrefix(r) + "/healthz; use GET or HEAD",
 		}})
 		return
 	}

@@ -632,7 +632,8 @@ type bufferedBody struct {
 // worth another attempt (overloaded, rate limited, a server error).
 func retryableStreamError(errType string) bool {
 	switch errType {
-	case "overloaded_error", "api_error", "timeout_error", "server_error":
+	case "overloaded_error", "api_error", "timeout_error", "server_error",
+		"overloaded": // TGI's error_type (review 25R2), a 429 when it answers with a status
 		return true
 	}
 	return rateLimitError(errType)

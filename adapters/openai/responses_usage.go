@@ -144,6 +144,21 @@ func (t *ResponsesStreamTracker) Observe(data []byte) {
 		}
 		t.errType, t.errMsg = responsesErrorFields(e)
 		t.hasErr = true
+	case "":
+		// An event without a type in the chat shapes of chunkError: what
+		// LiteLLM's proxy writes for every streamed error (review 25R2).
+		errv := ev.Get("error")
+		switch chunkError(errv.Raw, ev.Get("object").Raw) {
+		case errorObject:
+			t.errType, t.errMsg = responsesErrorFields(errv)
+			t.hasErr = true
+		case errorText:
+			t.errType, t.errMsg = usageString(ev.Get("error_type")), usageString(errv)
+			t.hasErr = true
+		case errorTopLevel:
+			t.errType, t.errMsg = responsesErrorFields(ev)
+			t.hasErr = true
+		}
 	default:
 		if strings.HasSuffix(typ, ".delta") {
 			if d := ev.Get("delta"); d.Type == gjson.String && d.Str != "" {

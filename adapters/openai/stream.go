@@ -25,6 +25,7 @@ type inChunk struct {
 	Usage       *inUsage        `json:"usage"`
 	ServiceTier string          `json:"service_tier"`
 	Error       json.RawMessage `json:"error"`
+	Object      json.RawMessage `json:"object"`
 }
 
 // StreamDecoder turns Chat Completions stream chunks (from an upstream)
@@ -65,8 +66,12 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 	if !c.Usage.counted() {
 		c.Usage = nil // no counts: the encoder's estimate, not zeros
 	}
-	if !isJSONNull(c.Error) {
-		e := DecodeError(500, append(append([]byte(`{"error":`), c.Error...), '}'))
+	if kind := chunkError(string(bytes.TrimSpace(c.Error)), string(bytes.TrimSpace(c.Object))); kind != errorNone {
+		body := data // vLLM's error is the whole chunk
+		if kind != errorTopLevel {
+			body = append(append([]byte(`{"error":`), c.Error...), '}')
+		}
+		e := DecodeError(500, body)
 		if e.Code != "" {
 			e.Kind = kindFromCode(e.Code, e.Kind)
 		}

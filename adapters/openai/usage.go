@@ -118,7 +118,7 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 		}
 		return false
 	}
-	var choices, usage, errv, object string
+	var choices, usage, errv, object, errType string
 	jsonx.Members(jsonx.View(data), func(k, raw string) bool {
 		switch k {
 		case "id":
@@ -141,21 +141,22 @@ func (t *StreamTracker) Observe(data []byte) (usageOnly bool) {
 			errv = raw
 		case "object":
 			object = raw
+		case "error_type":
+			errType = raw
 		}
 		return true
 	})
-	// The error shapes DecodeError reads: OpenAI's object, a bare string
-	// (TGI and like servers), vLLM's top-level {"object":"error",…}. An
-	// error the tracker misses is relayed unscrubbed and recorded as a cut
-	// stream (review 25R).
-	switch e := gjson.Parse(errv); {
-	case e.IsObject():
-		t.errType, t.errMsg = usageErrorFields(e)
+	// An error the tracker misses is relayed unscrubbed and recorded as a
+	// cut stream (review 25R).
+	switch chunkError(errv, object) {
+	case errorObject:
+		t.errType, t.errMsg = usageErrorFields(gjson.Parse(errv))
 		t.hasErr = true
-	case e.Type == gjson.String:
-		t.errType, t.errMsg = "", usageString(e)
+	case errorText:
+		// TGI's {"error":"Model is overloaded","error_type":"overloaded"}.
+		t.errType, t.errMsg = usageString(gjson.Parse(errType)), usageString(gjson.Parse(errv))
 		t.hasErr = true
-	case errv == "" && object == `"error"`:
+	case errorTopLevel:
 		t.errType, t.errMsg = usageErrorFields(gjson.Parse(jsonx.View(data)))
 		t.hasErr = true
 	}

@@ -3,6 +3,7 @@ package openai
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -304,6 +305,32 @@ type outResponse struct {
 func isJSONString(raw json.RawMessage) bool {
 	raw = bytes.TrimLeft(raw, " \t\r\n")
 	return len(raw) > 0 && raw[0] == '"'
+}
+
+// The error shapes a stream chunk may take (chunkError).
+const (
+	errorNone     = iota
+	errorObject   // OpenAI's {"error":{…}}
+	errorText     // {"error":"text"} (TGI and servers like it)
+	errorTopLevel // vLLM's {"object":"error","message":…,"type":…}
+)
+
+// chunkError reads a stream chunk's error member (its raw JSON, "" when
+// absent) and its object member as the OpenAI SDKs do (`if (data.error)`):
+// an object, or a string with text in it, is an error; null, false and ""
+// are not, as servers that write their whole struct send them in every
+// chunk (review 25R2: "error":"" made a whole answer a free error). A
+// chunk with no error member whose object is "error" is vLLM's.
+func chunkError(errv, object string) int {
+	switch e := gjson.Parse(errv); {
+	case e.IsObject():
+		return errorObject
+	case e.Type == gjson.String && strings.TrimSpace(e.Str) != "":
+		return errorText
+	case errv == "" && object == `"error"`:
+		return errorTopLevel
+	}
+	return errorNone
 }
 
 func isJSONNull(raw json.RawMessage) bool {
