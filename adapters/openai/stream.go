@@ -66,7 +66,11 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 	if !c.Usage.counted() {
 		c.Usage = nil // no counts: the encoder's estimate, not zeros
 	}
-	if kind := chunkError(string(bytes.TrimSpace(c.Error)), string(bytes.TrimSpace(c.Object))); kind != errorNone {
+	object := "" // the usual chunk's "chat.completion.chunk" is not copied
+	if string(bytes.TrimSpace(c.Object)) == `"error"` {
+		object = `"error"`
+	}
+	if kind := chunkError(string(bytes.TrimSpace(c.Error)), object); kind != errorNone {
 		body := data // vLLM's error is the whole chunk
 		if kind != errorTopLevel {
 			body = append(append([]byte(`{"error":`), c.Error...), '}')
