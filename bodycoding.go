@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -37,11 +38,19 @@ func requestCoding(r *http.Request) (string, *apiError) {
 }
 
 // zstdWindow is the largest window a zstd request body may use: RFC 9659
-// bounds the zstd content coding's at 8 MB, and the decoder allocates it
-// whole. A smaller max_body bounds it too (review 25R2: at max_body 256
-// KiB, 10 bytes sent took 9.6 MB); a one-shot frame's window is its
-// content size, so a body within max_body still decodes.
+// bounds the zstd content coding's at 8 MB. The decoder allocates the
+// window a frame declares, whatever the body's size: a streaming encoder
+// (the zstd CLI reading stdin, Go's zstd.NewWriter) declares its level's
+// window (2 to 8 MB) for a 100-byte body. A bound at a small max_body
+// refused such bodies (review 25R3), so the memory is bounded instead by
+// how many decode at once (zstdSlots).
 const zstdWindow = 8 << 20
+
+// zstdSlots bounds the zstd bodies decoding at once, and so the windows
+// held (review 25R2: at max_body 256 KiB, 10 bytes sent took 9.6 MB, per
+// request). Decoding is CPU work on a body already read whole, so more at
+// once than there are processors gains nothing.
+var zstdSlots = make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 
 // decodeRequestBody decodes a whole request body sent in coding, to at
 // most limit bytes (errDecodedTooLarge past it, so a few kilobytes that
@@ -62,9 +71,11 @@ func decodeRequestBody(coding string, sent []byte, limit int64) ([]byte, error) 
 		// as in the provider's answers.
 		dec, err = openDeflate(src)
 	default:
+		zstdSlots <- struct{}{}
+		defer func() { <-zstdSlots }()
 		var zd *zstd.Decoder
 		zd, err = zstd.NewReader(src, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
-			zstd.WithDecoderMaxWindow(uint64(min(zstdWindow, max(limit, zstd.MinWindowSize)))))
+			zstd.WithDecoderMaxWindow(zstdWindow))
 		if err == nil {
 			defer zd.Close()
 			dec = zd

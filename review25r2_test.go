@@ -1,18 +1,19 @@
 package metis
 
 // Review 25R2: tests of the mends to review 25R's findings (9f7d12a) and
-// of README statements added in session 25. Each fails on 0284b53.
+// of README statements added in session 25. Each fails on 0284b53, but
+// TestZstdDecodesWaitForASlot, which replaced 25R2's window test after
+// review 25R3 (it fails without zstdSlots).
 
 import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
+	"time"
 
-	"go.uber.org/zap"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/metisgateway/metis/adapters/sse"
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -99,30 +100,38 @@ func TestReview2TGIOverloadedFirstEventRetried(t *testing.T) {
 	}
 }
 
-// 2549a70 bounded a zstd body's window by max_body (min(max(limit, 1 KiB),
-// …)); 9f7d12a bounds it at 8 MB whatever max_body is. An operator who
-// lowers max_body to 256 KiB to bound memory (README: "Lower max_body if
-// that is too much") still has every zstd request allocate ~9.6 MB: a
-// 10-byte frame header declaring an 8 MiB window. Measured on 7a5ceb5:
-// 9,584,800 bytes for a 10-byte body at max_body 1 KiB (plain bodies and
-// gzip stay within ~2× max_body).
-func TestReview2ZstdWindowFollowsMaxBody(t *testing.T) {
-	const limit = 256 << 10
-	g := &Gateway{MaxBodySize: limit, logger: zap.NewNop()}
-	// Frame header: no FCS, window descriptor exponent 13 (2^23 = 8 MiB);
-	// one last RLE block of 128 KiB of 'x'.
-	bh := uint32(128<<10)<<3 | 1<<1 | 1
-	sent := []byte{0x28, 0xb5, 0x2f, 0xfd, 0x00, 13 << 3, byte(bh), byte(bh >> 8), byte(bh >> 16), 'x'}
-	r := httptest.NewRequest(http.MethodPost, "/v1/messages", bytes.NewReader(sent))
-	r.Header.Set("Content-Encoding", "zstd")
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	var buf bytes.Buffer
-	_ = g.readBody(httptest.NewRecorder(), r, &buf, "zstd")
-	runtime.ReadMemStats(&after)
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*limit {
-		t.Errorf("a %d-byte zstd body at max_body %d allocated %d bytes (%.1f MiB), want at most %d", len(sent), limit, grew, float64(grew)/(1<<20), 4*limit)
+// A zstd body may declare an 8 MB window whatever its size (review 25R2:
+// 10 bytes at max_body 256 KiB took 9.6 MB). A bound at max_body refused
+// real encoders' bodies (review 25R3), so the windows held at once are
+// bounded instead: with every slot taken, a zstd body waits for one.
+func TestZstdDecodesWaitForASlot(t *testing.T) {
+	held := cap(zstdSlots)
+	for range held {
+		zstdSlots <- struct{}{}
+	}
+	defer func() {
+		for range held {
+			<-zstdSlots
+		}
+	}()
+	var zbuf bytes.Buffer
+	zw, _ := zstd.NewWriter(&zbuf)
+	_, _ = zw.Write([]byte(`{"model":"m"}`))
+	_ = zw.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := decodeRequestBody("zstd", zbuf.Bytes(), 1<<20)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a zstd body decoded (%v) with every slot taken", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	<-zstdSlots
+	held--
+	if err := <-done; err != nil {
+		t.Fatalf("decoding once a slot was free: %v", err)
 	}
 }
 

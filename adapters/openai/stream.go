@@ -26,6 +26,7 @@ type inChunk struct {
 	ServiceTier string          `json:"service_tier"`
 	Error       json.RawMessage `json:"error"`
 	Object      json.RawMessage `json:"object"`
+	ErrorType   json.RawMessage `json:"error_type"` // TGI's, beside a string error
 }
 
 // StreamDecoder turns Chat Completions stream chunks (from an upstream)
@@ -78,6 +79,10 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 		e := DecodeError(500, body)
 		if e.Code != "" {
 			e.Kind = kindFromCode(e.Code, e.Kind)
+		}
+		var errType string
+		if kind == errorText && json.Unmarshal(c.ErrorType, &errType) == nil {
+			e.Kind = kindFromCode(errType, e.Kind)
 		}
 		return append(evs, ir.StreamEvent{Type: ir.EventError, Err: e}), nil
 	}
@@ -145,10 +150,13 @@ func kindFromCode(code string, k ir.ErrorKind) ir.ErrorKind {
 		return ir.ErrRateLimit
 	case "insufficient_quota":
 		return ir.ErrBilling
-	case "invalid_request_error", "context_length_exceeded":
+	case "invalid_request_error", "context_length_exceeded",
+		"validation", "tokenizer": // TGI's error_type
 		return ir.ErrInvalidRequest
 	case "server_error":
 		return ir.ErrAPI
+	case "overloaded": // TGI's error_type
+		return ir.ErrOverloaded
 	}
 	return k
 }
