@@ -396,12 +396,13 @@ const checkpointPages = 4000
 
 // restartPages is the WAL size, in pages, from which the trace writer
 // waits for the WAL's readers to move on (restartWait, longer after a
-// try they outlasted) and truncates it. A passive checkpoint copies frames only up to the
-// oldest snapshot a reader holds, and SQLite starts the WAL over only once
-// it is all copied: readers that overlap (the dashboard's queries, an
-// analytics query over months) can keep it from ever being all copied,
-// and the WAL grew by about 1,000 pages a second under steady traffic
-// (review 24R: 99 MiB in 25 s, and the file stayed that size).
+// try they outlasted) and truncates it. A passive checkpoint copies
+// frames only up to the oldest snapshot a reader holds, and SQLite starts
+// the WAL over only once it is all copied: readers that overlap (the
+// dashboard's queries, an analytics query over months) can keep it from
+// ever being all copied, and the WAL grew by about 1,000 pages a second
+// under steady traffic (review 24R: 99 MiB in 25 s, and the file stayed
+// that size).
 const restartPages = 2 * checkpointPages
 
 // restartWait bounds how long the truncating checkpoint waits for

@@ -180,8 +180,6 @@ const busyTimeoutMS = 5000
 // open opens the prepared (sqlitefile.Prepare) database file at the
 // absolute path.
 func open(path string, opts Options) (*Store, error) {
-	// A 32 MiB page cache keeps the rollup and per-key index pages that
-	// every batch touches in memory.
 	// Busy at once like migrate while another process makes a fresh
 	// file a WAL database.
 	if err := retryBusy(context.Background(), func() error {
@@ -189,6 +187,8 @@ func open(path string, opts Options) (*Store, error) {
 	}); err != nil {
 		return nil, err
 	}
+	// A 32 MiB page cache keeps the rollup and per-key index pages that
+	// every batch touches in memory.
 	db, err := sqlitefile.OpenWriter(path,
 		"_journal_mode=WAL", fmt.Sprintf("_busy_timeout=%d", busyTimeoutMS), "_txlock=immediate", "_synchronous=NORMAL", "_cache_size=-32000")
 	if err != nil {
