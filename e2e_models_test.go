@@ -671,3 +671,36 @@ func TestE2ECountTokensEstimateOfAnImage(t *testing.T) {
 		t.Errorf("count_tokens estimate %d %v for one image and a sentence; want about %d", resp.StatusCode, got["input_tokens"], ir.ImageTokenEstimate)
 	}
 }
+
+// README "Trace events": count_tokens calls are recorded as tokens.counted
+// "with the key's tags, session_id, inbound_shape and requested_model like a
+// call". A call without a session records session_id null in
+// llm.call_completed; its count_tokens must record it the same way, or a
+// query for session-less events (json_extract(...,'$.session_id') IS NULL)
+// misses the count_tokens rows.
+func TestTokensCountedWithoutASessionIsNull(t *testing.T) {
+	g, up := e2eSetup(t, "")
+	_, tok := e2eKey(g, "nosession")
+	up.Enqueue("/v1/messages/count_tokens", fakeupstream.Reply{
+		Header: http.Header{"Content-Type": {"application/json"}},
+		Body:   `{"input_tokens":12}`,
+	})
+	resp := g.post("/v1/messages/count_tokens", tok, `{"model":"haiku","messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("count_tokens: %d %s", resp.StatusCode, body)
+	}
+	resp = g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, e2eAnthropicHdr...)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 {
+		t.Fatalf("messages: %d %s", resp.StatusCode, body)
+	}
+	call := g.lastCall()
+	counted := g.waitEvents(typeTokensCounted, 1)
+	if len(counted) != 1 {
+		t.Fatalf("%d tokens.counted events", len(counted))
+	}
+	cs, cok := call["session_id"]
+	ts, tok2 := counted[0]["session_id"]
+	if cok != tok2 || cs != ts {
+		t.Errorf("no session: llm.call_completed session_id = %#v (present %v), tokens.counted session_id = %#v (present %v); want the same representation", cs, cok, ts, tok2)
+	}
+}

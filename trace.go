@@ -54,9 +54,10 @@ type tokensCounted struct {
 	User         string `json:"user"`
 	Team         string `json:"team"`
 	Workspace    string `json:"workspace"`
-	SessionID    string `json:"session_id"`
-	InboundShape string `json:"inbound_shape"`
-	Provider     string `json:"provider"`
+	// SessionID is null without a session, as in llm.call_completed.
+	SessionID    *string `json:"session_id"`
+	InboundShape string  `json:"inbound_shape"`
+	Provider     string  `json:"provider"`
 	// RequestedModel is the model the request named (or the routing chose).
 	RequestedModel string `json:"requested_model"`
 	Model          string `json:"model"`
@@ -67,6 +68,15 @@ type tokensCounted struct {
 }
 
 const typeTokensCounted = "tokens.counted"
+
+// sessionOrNull is nil for a call without a session, so the payload says
+// null as llm.call_completed does.
+func sessionOrNull(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
 
 func (c *call) endpoint() string {
 	switch c.kind {
@@ -110,7 +120,7 @@ func (c *call) finish() {
 	if c.kind == kindCountTokens {
 		tc := &tokensCounted{
 			TurnID: c.turnID, GatewayKeyID: k.ID, KeyName: k.Name, User: k.User, Team: k.Team, Workspace: k.Workspace,
-			SessionID: c.session, InboundShape: c.shape, Provider: c.res.prov.name, RequestedModel: c.requested,
+			SessionID: sessionOrNull(c.session), InboundShape: c.shape, Provider: c.res.prov.name, RequestedModel: c.requested,
 			Model: c.res.model, Status: c.status,
 			InputTokens: c.usage.InputTokens, Estimated: c.usage.Estimated, LatencyMS: latency.Milliseconds(),
 		}
