@@ -131,6 +131,7 @@ func TestE2EUpstreamTimeoutIs504InCallerShape(t *testing.T) {
 			},
 		},
 	}
+	var wantIn, wantCost float64
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			g := e2eIn(g, t)
@@ -159,33 +160,46 @@ func TestE2EUpstreamTimeoutIs504InCallerShape(t *testing.T) {
 			e2eWant(t, "call", call, map[string]any{
 				"status": 504, "error_class": "UPSTREAM_TIMEOUT", "attempts": 1,
 				"inbound_shape": c.shape, "provider": c.provider, "model": c.model, "stream": c.stream,
-				"input_tokens": 0, "output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
+				"output_tokens": 0, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0,
 				"reasoning_tokens": 0, "upstream_request_id": "",
-				// The provider reported nothing and may have billed the
-				// prompt: the zero is the gateway's, not the provider's.
+				// The provider had the prompt and worked on it all the
+				// time it was given, reporting nothing: it bills the
+				// prompt at least, so the call records the gateway's
+				// estimate of it (review 26S).
 				"usage_source": "estimated",
 			})
-			if cost := e2eCost(t, call); cost != 0 {
-				t.Errorf("cost_usd %v for a call whose provider never answered, want 0", cost)
+			in := num(call, "input_tokens")
+			if in <= 0 || in > int64(len(c.body)) {
+				t.Errorf("input_tokens %d, want the prompt's estimate (about a quarter of the body's %d bytes)", in, len(c.body))
 			}
+			cost := e2eCost(t, call)
+			if cost <= 0 {
+				t.Errorf("cost_usd %v for a call whose provider had the prompt, want its estimate's price", cost)
+			}
+			wantIn += float64(in)
+			wantCost += cost
 			e2eCheckTriple(g, call)
 			turn := call["turn_id"].(string)
 			rd := e2eTurnEvent(g, turn, store.TypeRouteDecided)
 			e2eWant(t, "route.decided", rd, map[string]any{"provider": c.provider, "model": c.model, "stream": c.stream})
 			tc := e2eTurnEvent(g, turn, store.TypeTurnCompleted)
-			e2eWant(t, "turn.completed", tc, map[string]any{"status": 504, "error_class": "UPSTREAM_TIMEOUT", "cost_usd": 0.0})
+			e2eWant(t, "turn.completed", tc, map[string]any{"status": 504, "error_class": "UPSTREAM_TIMEOUT", "cost_usd": cost})
 		})
 	}
 
-	// The spend figures an operator reads: three failed calls, no dollars.
+	// The spend figures an operator reads: three failed calls, their
+	// prompts' estimates.
 	g.sync()
 	resp, err := http.Get(g.Analytics + "/analytics/cost?window=1h")
 	if err != nil {
 		t.Fatal(err)
 	}
 	totals := e2eJSON(t, e2eRead(t, resp))
-	e2eWant(t, "/analytics/cost", totals, map[string]any{"calls": 3, "errors": 3, "total_cost_usd": 0.0,
-		"input_tokens": 0, "output_tokens": 0})
+	e2eWant(t, "/analytics/cost", totals, map[string]any{"calls": 3, "errors": 3,
+		"input_tokens": wantIn, "output_tokens": 0})
+	if got, _ := totals["total_cost_usd"].(float64); !e2eNear(got, wantCost) {
+		t.Errorf("/analytics/cost: total_cost_usd = %v, want the calls' %v", got, wantCost)
+	}
 }
 
 // A stream whose headers arrive at once but whose events are spread over

@@ -224,7 +224,7 @@ func llmClient(r *http.Request) bool {
 
 // hasGatewayToken reports whether r carries a gateway token.
 func hasGatewayToken(r *http.Request) bool {
-	tok, _ := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+	tok, _ := store.TokenFromLines(r.Header["X-Api-Key"], r.Header["Authorization"])
 	return store.IsGatewayToken(tok)
 }
 
@@ -283,7 +283,7 @@ func shapeOf(r *http.Request) string {
 }
 
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
-	tok, conflict := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+	tok, conflict := store.TokenFromLines(r.Header["X-Api-Key"], r.Header["Authorization"])
 	// The token is consumed here: scrub it so that no later handler or
 	// proxy sees it. Caddy's access log records the request as it came in
 	// (it redacts Authorization but not x-api-key), so an access log needs
@@ -298,7 +298,7 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	}
 	if conflict {
 		return nil, reject(http.StatusUnauthorized, "conflicting_keys",
-			"the request carries two different gateway keys (x-api-key and Authorization: Bearer); send one")
+			"the request carries two different gateway keys (in x-api-key and Authorization: Bearer, or in one of them sent twice); send one")
 	}
 	k, err := g.app.store.Authenticate(tok)
 	switch {

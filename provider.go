@@ -445,24 +445,66 @@ const secretRemoved = "[provider credential removed by the gateway]"
 // removed: its api_key, and the values of its header lines that carry one
 // (credentialHeader). Some compatible servers and proxies echo the
 // request's Authorization in an error (audit 24O: a 401 that named the
-// key whole reached the developer), which the real vendors mask; a
-// provider key never reaches a client.
+// key whole reached the developer; review 26S: the same in a 200), which
+// the real vendors mask; a provider key never reaches a client.
 func (p *provider) scrubSecrets(body []byte) []byte {
-	scrub := func(secret string) {
-		if len(secret) >= 8 && bytes.Contains(body, []byte(secret)) {
-			body = bytes.ReplaceAll(body, []byte(secret), []byte(secretRemoved))
-		}
-	}
-	scrub(p.apiKey)
+	body = scrubSecret(body, p.apiKey)
 	for name, vs := range p.headers {
 		if !credentialHeader(name) {
 			continue
 		}
 		for _, v := range vs {
-			scrub(strings.TrimSpace(strings.TrimPrefix(v, "Bearer ")))
+			body = scrubSecret(body, headerSecret(v))
 		}
 	}
 	return body
+}
+
+// scrubHeaderSecrets removes the provider's credentials from the values
+// of the response headers h relays to a client, as scrubSecrets does from
+// bodies: a compatible server's WWW-Authenticate, or a proxy's debug
+// header, may echo the key (review 26S). A value is copied before it is
+// changed: h's slices may be the provider response's own.
+func (p *provider) scrubHeaderSecrets(h http.Header) {
+	for k, vv := range h {
+		for i, v := range vv {
+			w := scrubSecretString(v, p.apiKey)
+			for name, hv := range p.headers {
+				if credentialHeader(name) {
+					for _, x := range hv {
+						w = scrubSecretString(w, headerSecret(x))
+					}
+				}
+			}
+			if w != v {
+				vv = slices.Clone(vv)
+				vv[i] = w
+				h[k] = vv
+			}
+		}
+	}
+}
+
+// headerSecret is the credential in a provider header line's value.
+func headerSecret(v string) string {
+	return strings.TrimSpace(strings.TrimPrefix(v, "Bearer "))
+}
+
+// scrubSecret replaces every copy of secret in body; a secret under 8
+// bytes could match ordinary text and is left alone.
+func scrubSecret(body []byte, secret string) []byte {
+	if len(secret) >= 8 && bytes.Contains(body, []byte(secret)) {
+		body = bytes.ReplaceAll(body, []byte(secret), []byte(secretRemoved))
+	}
+	return body
+}
+
+// scrubSecretString is scrubSecret for a string.
+func scrubSecretString(s, secret string) string {
+	if len(secret) >= 8 && strings.Contains(s, secret) {
+		s = strings.ReplaceAll(s, secret, secretRemoved)
+	}
+	return s
 }
 
 // credentialHeader reports whether a header line's name says it carries

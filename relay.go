@@ -46,18 +46,22 @@ func (c *call) upstreamFailed(err error) {
 	switch {
 	case c.ctx.Err() != nil:
 		c.status, c.errorClass = statusClientClosed, errCancelled
-		// A request the provider had and did not answer: as with a
-		// timeout, the recorded zero is the gateway's. None (connections
-		// refused; error answers, which bill nothing, before the client
-		// left during the wait to retry): the zero is exact.
-		c.usage.Estimated = c.unanswered
+		// A request the provider had and did not answer: it was working
+		// on it and bills the prompt at least (a non-streamed answer goes
+		// on being generated), so the call records the prompt's estimate,
+		// as a stream cancelled while its headers were held does (review
+		// 26S: a $0 let a client that leaves early spend past its budget).
+		// None (connections refused; error answers, which bill nothing,
+		// before the client left during the wait to retry): an exact zero.
+		c.promptBilled()
 		c.tellShutdown()
 		return
 	case isTimeout(err) && !connectFailed(err):
 		c.status, c.errorClass = http.StatusGatewayTimeout, errUpstreamTimeout
-		// The provider got the request and reported no usage: what it
-		// bills is unknown, so the recorded zero is the gateway's.
+		// The provider got the request and reported no usage in all the
+		// time it was given: as for a cancel, the prompt's estimate.
 		c.usage.Estimated = true
+		c.promptBilled()
 		c.writeError(fmt.Sprintf("provider %s did not answer in time", c.res.prov.name))
 	default:
 		c.status, c.errorClass = http.StatusBadGateway, errUpstreamUnreached
@@ -68,6 +72,19 @@ func (c *call) upstreamFailed(err error) {
 		c.writeError(fmt.Sprintf("provider %s is unreachable", c.res.prov.name))
 	}
 	c.g.logger.Warn("upstream call failed", zapTurn(c.turnID), zapErr(err))
+}
+
+// promptBilled records the prompt's estimate for a call the provider had
+// (c.unanswered) and never answered: what it bills is unknown, the prompt
+// at least. count_tokens is free.
+func (c *call) promptBilled() {
+	if !c.unanswered {
+		return
+	}
+	c.usage.Estimated = true
+	if c.kind != kindCountTokens {
+		c.usage.InputTokens = c.promptEstimate()
+	}
 }
 
 // relayError returns an upstream error: unmodified to a same-shape client
@@ -113,13 +130,20 @@ func (c *call) relayError(resp *http.Response) {
 		// vendor's own error shape): the client sees what it would without
 		// the gateway (contract §4).
 		h := c.w.Header()
-		copyResponseHeaders(h, resp.Header)
+		c.relayHeaders(h, resp.Header)
 		h.Set("Content-Length", strconv.Itoa(len(body)))
 		c.w.WriteHeader(resp.StatusCode)
 		_, _ = c.w.Write(body)
 		return
 	}
 	c.relayTranslatedError(resp.StatusCode, resp.Header, body)
+}
+
+// relayHeaders copies the provider's response headers to a same-shape
+// client's answer, without the provider's credentials.
+func (c *call) relayHeaders(h, upHeader http.Header) {
+	copyResponseHeaders(h, upHeader)
+	c.res.prov.scrubHeaderSecrets(h)
 }
 
 // relayTranslatedError writes a provider's error (status, headers, body)
@@ -237,6 +261,7 @@ func (c *call) relayBody(resp *http.Response) {
 		c.writeError(fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
 	}
+	body = c.res.prov.scrubSecrets(body) // an answer is relayed, an error or not
 	c.status = resp.StatusCode
 	out := body
 	// A failed Responses API response carries its error beside the usage
@@ -276,7 +301,7 @@ func (c *call) relayBody(resp *http.Response) {
 		h.Set("Content-Type", "application/json")
 		c.setRequestID(h)
 	} else {
-		copyResponseHeaders(h, resp.Header)
+		c.relayHeaders(h, resp.Header)
 		if h.Get("Content-Type") == "" && gjson.ValidBytes(out) {
 			// Named, rather than left to net/http's guess (text/plain).
 			h.Set("Content-Type", "application/json")
@@ -735,7 +760,7 @@ func (c *call) writeStreamHeaders(resp *http.Response) {
 	if c.cross {
 		c.setRequestID(h)
 	} else {
-		copyResponseHeaders(h, resp.Header)
+		c.relayHeaders(h, resp.Header)
 	}
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache, no-transform") // keeps Caddy's encode away

@@ -54,12 +54,12 @@ func unauthorized(message string) *apiError {
 // me answers the caller's own spend. Every figure is filtered to the
 // authenticated key; identity filters in the query string are ignored.
 func (h *Handler) me(ctx context.Context, r *http.Request) (any, error) {
-	tok, conflict := store.TokenFrom(r.Header.Get("X-Api-Key"), r.Header.Get("Authorization"))
+	tok, conflict := store.TokenFromLines(r.Header["X-Api-Key"], r.Header["Authorization"])
 	if tok == "" {
 		return nil, unauthorized("a gateway key is required (x-api-key or Authorization: Bearer)")
 	}
 	if conflict {
-		return nil, unauthorized("the request carries two different gateway keys (x-api-key and Authorization: Bearer); send one")
+		return nil, unauthorized("the request carries two different gateway keys (in x-api-key and Authorization: Bearer, or in one of them sent twice); send one")
 	}
 	if h.auth == nil {
 		return nil, unauthorized("gateway key authentication is not configured")

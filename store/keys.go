@@ -289,6 +289,47 @@ func TokenFrom(xAPIKey, authorization string) (token string, conflict bool) {
 	return b, false
 }
 
+// TokenFromLines is TokenFrom for a request's x-api-key and Authorization
+// header lines, either of which may be sent more than once (a proxy in
+// front adding its own line). Two different gateway tokens among all the
+// lines are a conflict, as across the two headers (review 26S: the first
+// line's key paid); one gateway token among other lines is the token.
+func TokenFromLines(xAPIKey, authorization []string) (token string, conflict bool) {
+	if len(xAPIKey) < 2 && len(authorization) < 2 {
+		return TokenFrom(firstLine(xAPIKey), firstLine(authorization))
+	}
+	var gw string
+	for i, lines := range [2][]string{xAPIKey, authorization} {
+		for _, v := range lines {
+			tok := strings.TrimSpace(v)
+			if i == 1 {
+				if len(tok) <= 7 || !strings.EqualFold(tok[:7], "bearer ") {
+					continue
+				}
+				tok = strings.TrimSpace(tok[7:])
+			}
+			if !IsGatewayToken(tok) {
+				continue
+			}
+			if gw != "" && tok != gw {
+				return gw, true
+			}
+			gw = tok
+		}
+	}
+	if gw != "" {
+		return gw, false
+	}
+	return TokenFrom(firstLine(xAPIKey), firstLine(authorization))
+}
+
+func firstLine(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return lines[0]
+}
+
 // IsGatewayToken reports whether tok has the form of a token IssueKey
 // makes.
 func IsGatewayToken(tok string) bool { return strings.HasPrefix(tok, tokenPrefix) }

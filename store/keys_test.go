@@ -578,6 +578,28 @@ func TestTokenFrom(t *testing.T) {
 	}
 }
 
+func TestTokenFromLines(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		x, auth  []string
+		want     string
+		conflict bool
+	}{
+		{"one line each", []string{"gw_a"}, nil, "gw_a", false},
+		{"the same token twice", []string{"gw_a", " gw_a"}, []string{"Bearer gw_a"}, "gw_a", false},
+		{"two tokens in x-api-key", []string{"gw_a", "gw_b"}, nil, "gw_a", true},
+		{"two tokens in Authorization", nil, []string{"Bearer gw_a", "bearer gw_b"}, "gw_a", true},
+		{"a second line against the other header", []string{"sk-ant-own", "gw_a"}, []string{"Bearer gw_b"}, "gw_a", true},
+		{"a gateway token among other lines", []string{"sk-ant-own", "gw_a"}, nil, "gw_a", false},
+		{"no gateway token", []string{"sk-ant-own", "sk-other"}, []string{"Basic Z3dfYQ=="}, "sk-ant-own", false},
+	} {
+		got, conflict := TokenFromLines(c.x, c.auth)
+		if got != c.want || conflict != c.conflict {
+			t.Errorf("%s: TokenFromLines(%q, %q) = %q, %v; want %q, %v", c.name, c.x, c.auth, got, conflict, c.want, c.conflict)
+		}
+	}
+}
+
 // A name that could forge a row of list-keys or drive the operator's
 // terminal is refused.
 func TestIssueKeyRefusesControlCharacters(t *testing.T) {
