@@ -79,9 +79,13 @@ func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
 				}
 				r.Thinking.Mode = ir.ThinkingAdaptive
 			case "disabled", "":
-				if r.Thinking != nil {
-					r.Thinking.Mode = ir.ThinkingDisabled
+				// Made here too, so that an output_config after it in the
+				// body leaves thinking off, as one before it does (review
+				// 26V: the order of members decided the reasoning billed).
+				if r.Thinking == nil {
+					r.Thinking = &ir.Thinking{}
 				}
+				r.Thinking.Mode = ir.ThinkingDisabled
 			default:
 				err = ir.Invalid("thinking.type", "unknown thinking type %q", t)
 			}
@@ -203,7 +207,11 @@ func decodeTools(r *ir.Request, v gjson.Result) error {
 		tool := ir.Tool{Name: name, Description: t.Get("description").String(),
 			Parameters: rawOf(t.Get("input_schema")), CacheControl: rawOf(t.Get("cache_control"))}
 		if s := t.Get("strict"); s.IsBool() {
-			b := s.Bool()
+			// Strict on OpenAI only when the schema meets its strict rules
+			// (every property required, …), as for output_config.format:
+			// Anthropic's strict tools take optional properties, which
+			// OpenAI's strict mode refuses with a 400 (review 26V).
+			b := s.Bool() && strictSchema(t.Get("input_schema"))
 			tool.Strict = &b
 		}
 		r.Tools = append(r.Tools, tool)
@@ -341,6 +349,23 @@ var droppedBlocks = map[string]bool{
 	"tool_reference": true, // one naming a tool becomes text first (decodeBlock)
 }
 
+// joinTexts writes the texts of blocks to sb a blank line apart: the
+// passages of a search result or a document stay apart, as the model reads
+// them from Anthropic (review 26V: "France.It has").
+func joinTexts(sb *strings.Builder, blocks []inBlock) {
+	first := true
+	for _, x := range blocks {
+		if x.Text == "" {
+			continue
+		}
+		if !first {
+			sb.WriteString("\n\n")
+		}
+		sb.WriteString(x.Text)
+		first = false
+	}
+}
+
 func decodeBlock(b *inBlock, where loc, top bool) (ir.Part, bool, error) {
 	switch b.Type {
 	case "text":
@@ -356,9 +381,7 @@ func decodeBlock(b *inBlock, where loc, top bool) (ir.Part, bool, error) {
 			sb.WriteString(b.Title)
 			sb.WriteString("\n")
 		}
-		for _, x := range inner {
-			sb.WriteString(x.Text)
-		}
+		joinTexts(&sb, inner)
 		return ir.Part{Type: ir.PartText, Text: sb.String(), CacheControl: b.CacheControl}, true, nil
 	}
 	if b.Type == "tool_reference" && b.ToolName != "" {
@@ -465,9 +488,7 @@ func decodeMedia(b *inBlock, where loc) (ir.Part, bool, error) {
 			_ = json.Unmarshal(b.Source.Content, &p.Text)
 		} else if err := json.Unmarshal(b.Source.Content, &inner); err == nil {
 			var sb strings.Builder
-			for _, x := range inner {
-				sb.WriteString(x.Text)
-			}
+			joinTexts(&sb, inner)
 			p.Text = sb.String()
 		}
 		p.MediaType = "text/plain"
@@ -750,14 +771,19 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 	// reasoning item the gateway wrote, thinking_blocks, or the thinking
 	// the gateway kept): without it, the request goes without thinking.
 	noThinking := forcedTool || continuesToolLoop(out.Messages) && !startsWithThinking(loopStart(out.Messages))
-	if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled && !(noThinking && !adaptiveOnly(r.Model)) {
+	// On a model whose thinking cannot be turned off, the least effort an
+	// OpenAI client can ask for (minimal, none) is sent as effort low:
+	// sending nothing would leave the model at its default, high (review
+	// 26V).
+	least := r.Thinking != nil && adaptiveOnly(r.Model) && (r.Thinking.Effort == "minimal" || r.Thinking.Effort == "none")
+	if th := r.Thinking; th != nil && (th.Mode != ir.ThinkingDisabled || least) && !(noThinking && !adaptiveOnly(r.Model)) {
 		budget := th.BudgetTokens
 		if budget == 0 {
 			budget = EffortBudget(th.Effort)
 		}
 		switch {
 		case th.Mode == ir.ThinkingAdaptive || adaptiveOnly(r.Model):
-			if budget > 0 || th.Mode == ir.ThinkingAdaptive {
+			if budget > 0 || th.Mode == ir.ThinkingAdaptive || least {
 				out.Thinking = &outThinkingCfg{Type: "adaptive"}
 				if e := anthropicEffort(th.Effort); e != "" {
 					out.OutputConfig = &outOutputConfig{Effort: e}
