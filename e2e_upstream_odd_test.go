@@ -559,3 +559,34 @@ func TestProviderKeyEchoedInOtherStreamedErrorShapesIsRemoved(t *testing.T) {
 		}
 	}
 }
+
+// OpenAI's insufficient_quota comes as a 429, recorded RATE_LIMITED; the
+// same error inside a stream (after its first chunk) or in a 200's body is
+// recorded so too, not as an UPSTREAM_ERROR (review 26V).
+func TestInsufficientQuotaInsideAnAnswerIsRateLimited(t *testing.T) {
+	const quota = `{"error":{"message":"You exceeded your current quota.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}`
+	g, _ := oddUpstream(t, "", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Where") == "body" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, quota)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-5-mini\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hel\"}}]}\n\n")
+		fmt.Fprintf(w, "data: %s\n\n", quota)
+	})
+	_, tok := e2eKey(g, "quota-inside")
+	for _, c := range []struct{ name, body, where string }{
+		{"stream", `{"model":"gpt-5-mini","stream":true,"messages":[{"role":"user","content":"Hi."}]}`, "stream"},
+		{"200 body", `{"model":"gpt-5-mini","messages":[{"role":"user","content":"Hi."}]}`, "body"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e2eRead(t, g.post("/v1/chat/completions", tok, c.body, "X-Where", c.where))
+		})
+	}
+	for _, call := range e2eCalls(g, 2) {
+		if call["error_class"] != errRateLimited {
+			t.Errorf("insufficient_quota inside an answer (stream %v) recorded as %v, want %s", call["stream"], call["error_class"], errRateLimited)
+		}
+	}
+}

@@ -271,7 +271,7 @@ func (c *call) relayBody(resp *http.Response) {
 		// A success status with an error for a body (a proxy's, or a
 		// compatible server's): nothing was generated, nothing is billed.
 		c.errorClass, c.haveUsage = errUpstream, true
-		if e := gjson.GetBytes(body, "error"); rateLimitError(e.Get("type").Str) || strings.Contains(e.Get("code").Str, "rate_limit") {
+		if e := gjson.GetBytes(body, "error"); rateLimitedClass(e.Get("type").Str) || strings.Contains(e.Get("code").Str, "rate_limit") {
 			c.errorClass = errRateLimited
 		}
 		if c.cross {
@@ -671,6 +671,14 @@ func rateLimitError(errType string) bool {
 	return errType == "requests" || errType == "tokens" || strings.Contains(errType, "rate_limit")
 }
 
+// rateLimitedClass reports whether an error of this type inside an answer
+// is recorded RATE_LIMITED: a rate limit, or OpenAI's insufficient_quota,
+// which OpenAI sends as a 429 and is recorded so when it comes as one
+// (review 26V: in a stream it was an UPSTREAM_ERROR).
+func rateLimitedClass(errType string) bool {
+	return rateLimitError(errType) || errType == "insufficient_quota"
+}
+
 // streamFailedEarly answers a stream that ended before its first event
 // when no attempt is left: nothing was sent, so the client gets an error
 // status in its shape, as for a provider that could not be reached.
@@ -809,7 +817,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 	c.usage, c.haveUsage = u, true
 	c.respModel = obs.model()
 	if et, ok := obs.upstreamErr(); ok {
-		if rateLimitError(et) {
+		if rateLimitedClass(et) {
 			c.errorClass = errRateLimited
 		} else {
 			c.errorClass = errUpstream
