@@ -54,6 +54,12 @@ type call struct {
 	// cut before its first event): what the provider bills for it is
 	// unknown, so a zero recorded for the call is the gateway's estimate.
 	unanswered bool
+	// cutInFlight is set when the last request sent was cut, by the
+	// client's cancel or the provider's timeout, while the provider had
+	// it and was working on it: the call records the prompt's estimate
+	// (promptBilled). Not a cancel during a retry's wait, whatever an
+	// earlier attempt met (review 26R).
+	cutInFlight bool
 	// resent is set once forward has sent a request again after a stale
 	// pooled connection (connTrace.stale), and rebound once the request
 	// went again asking for mismatched thinking blocks to be dropped
@@ -513,7 +519,7 @@ func (c *call) answer(resp *http.Response) bool {
 	} else {
 		defer discard(resp.Body)
 	}
-	c.upstreamReqID = upstreamRequestID(resp.Header)
+	c.upstreamReqID = c.res.prov.scrubString(upstreamRequestID(resp.Header)) // it reaches clients and the trace
 	switch {
 	case resp.StatusCode < 300 && resp.Header.Get("Content-Encoding") != "":
 		c.undecodable(resp)

@@ -468,6 +468,7 @@ func TestScrubKeepsANonSecretProjectHeader(t *testing.T) {
 		apiKey:  "sk-test-0123456789abcdef0123456789abcdef",
 		headers: http.Header{"Openai-Project": {"proj_Xy12AbCdEf34GhIjKl56MnOp"}, "Api-Key": {"azure-0123456789abcdef"}},
 	}
+	p.secrets = credentialSecrets(p.apiKey, p.headers)
 	body := []byte(`{"error":{"message":"Project ` + "`proj_Xy12AbCdEf34GhIjKl56MnOp`" + ` does not have access to model ` + "`gpt-5`" + `","type":"invalid_request_error","code":"model_not_found"}}`)
 	got := string(p.scrubSecrets(append([]byte(nil), body...)))
 	if !strings.Contains(got, "proj_Xy12AbCdEf34GhIjKl56MnOp") {

@@ -290,6 +290,9 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		if err != nil && ct.wrote.Load() != 0 {
 			c.unanswered = true
 		}
+		// Cut while the provider worked on it: the client left, or the
+		// timeout ran out, waiting for the answer to a request it had.
+		c.cutInFlight = err != nil && ct.wrote.Load() != 0 && (ctx.Err() != nil || isTimeout(err) && !connectFailed(err))
 		if err == nil {
 			decodeBody(resp)
 		}
@@ -337,7 +340,7 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		// a connection of its own costs it a handshake.
 		_ = resp.Body.Close()
 		ct.errConn = ct.conn
-		c.upstreamReqID = upstreamRequestID(resp.Header)
+		c.upstreamReqID = p.scrubString(upstreamRequestID(resp.Header))
 		if !sleepCtx(ctx, wait) {
 			return nil, ctx.Err()
 		}

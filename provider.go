@@ -107,6 +107,10 @@ type provider struct {
 	bearer       bool          // the key goes as Authorization: Bearer
 	compat       compatOptions
 	headers      http.Header // ProviderConfig.Headers, resolved
+	// secrets are the provider's credentials a client must never see (its
+	// api_key and its credential header lines' values, credentialSecrets),
+	// found once, at provision.
+	secrets []string
 	// bindingEnforced is set once the provider refused a thinking block
 	// bound to a different conversation (its account enforces Anthropic's
 	// prefix check): translated requests carrying thinking then ask for
@@ -351,6 +355,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		headers:      headers,
 		bearer:       bearer,
 		compat:       compat,
+		secrets:      credentialSecrets(apiKey, headers),
 		name:         pc.Name,
 		typ:          typ,
 		apiKey:       apiKey,
@@ -441,23 +446,64 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 // credential: JSON-safe, so an error body stays valid JSON.
 const secretRemoved = "[provider credential removed by the gateway]"
 
-// scrubSecrets returns body with every copy of the provider's credentials
-// removed: its api_key, and the values of its header lines that carry one
-// (credentialHeader). Some compatible servers and proxies echo the
-// request's Authorization in an error (audit 24O: a 401 that named the
-// key whole reached the developer; review 26S: the same in a 200), which
-// the real vendors mask; a provider key never reaches a client.
-func (p *provider) scrubSecrets(body []byte) []byte {
-	body = scrubSecret(body, p.apiKey)
-	for name, vs := range p.headers {
-		if !credentialHeader(name) {
-			continue
+// credentialSecrets lists a provider's credentials: its api_key and the
+// values of its header lines that carry one (credentialHeader), each
+// without an auth scheme word. One under 8 bytes could match ordinary
+// text and is left out.
+func credentialSecrets(apiKey string, headers http.Header) []string {
+	var out []string
+	add := func(s string) {
+		if len(s) >= 8 && !slices.Contains(out, s) {
+			out = append(out, s)
 		}
-		for _, v := range vs {
-			body = scrubSecret(body, headerSecret(v))
+	}
+	add(apiKey)
+	for name, vs := range headers {
+		if credentialHeader(name) {
+			for _, v := range vs {
+				add(headerSecret(v))
+			}
+		}
+	}
+	return out
+}
+
+// headerSecret is the credential in a header line's value: the value, or
+// what follows its auth scheme ("Bearer", "Basic", "Token", in any case).
+func headerSecret(v string) string {
+	v = strings.TrimSpace(v)
+	if scheme, rest, ok := strings.Cut(v, " "); ok {
+		switch strings.ToLower(scheme) {
+		case "bearer", "basic", "token":
+			return strings.TrimSpace(rest)
+		}
+	}
+	return v
+}
+
+// scrubSecrets returns body with every copy of the provider's credentials
+// (p.secrets) replaced by secretRemoved. Some compatible servers and
+// proxies echo the request's Authorization in an error (audit 24O: a 401
+// that named the key whole reached the developer; review 26S: the same in
+// a 200), which the real vendors mask; a provider key never reaches a
+// client.
+func (p *provider) scrubSecrets(body []byte) []byte {
+	for _, secret := range p.secrets {
+		if bytes.Contains(body, []byte(secret)) {
+			body = bytes.ReplaceAll(body, []byte(secret), []byte(secretRemoved))
 		}
 	}
 	return body
+}
+
+// scrubString is scrubSecrets for a string (a header value, a request id).
+func (p *provider) scrubString(s string) string {
+	for _, secret := range p.secrets {
+		if len(s) >= len(secret) && strings.Contains(s, secret) {
+			s = strings.ReplaceAll(s, secret, secretRemoved)
+		}
+	}
+	return s
 }
 
 // scrubHeaderSecrets removes the provider's credentials from the values
@@ -466,45 +512,18 @@ func (p *provider) scrubSecrets(body []byte) []byte {
 // header, may echo the key (review 26S). A value is copied before it is
 // changed: h's slices may be the provider response's own.
 func (p *provider) scrubHeaderSecrets(h http.Header) {
+	if len(p.secrets) == 0 {
+		return
+	}
 	for k, vv := range h {
 		for i, v := range vv {
-			w := scrubSecretString(v, p.apiKey)
-			for name, hv := range p.headers {
-				if credentialHeader(name) {
-					for _, x := range hv {
-						w = scrubSecretString(w, headerSecret(x))
-					}
-				}
-			}
-			if w != v {
+			if w := p.scrubString(v); w != v {
 				vv = slices.Clone(vv)
 				vv[i] = w
 				h[k] = vv
 			}
 		}
 	}
-}
-
-// headerSecret is the credential in a provider header line's value.
-func headerSecret(v string) string {
-	return strings.TrimSpace(strings.TrimPrefix(v, "Bearer "))
-}
-
-// scrubSecret replaces every copy of secret in body; a secret under 8
-// bytes could match ordinary text and is left alone.
-func scrubSecret(body []byte, secret string) []byte {
-	if len(secret) >= 8 && bytes.Contains(body, []byte(secret)) {
-		body = bytes.ReplaceAll(body, []byte(secret), []byte(secretRemoved))
-	}
-	return body
-}
-
-// scrubSecretString is scrubSecret for a string.
-func scrubSecretString(s, secret string) string {
-	if len(secret) >= 8 && strings.Contains(s, secret) {
-		s = strings.ReplaceAll(s, secret, secretRemoved)
-	}
-	return s
 }
 
 // credentialHeader reports whether a header line's name says it carries

@@ -46,13 +46,17 @@ func (c *call) upstreamFailed(err error) {
 	switch {
 	case c.ctx.Err() != nil:
 		c.status, c.errorClass = statusClientClosed, errCancelled
-		// A request the provider had and did not answer: it was working
-		// on it and bills the prompt at least (a non-streamed answer goes
-		// on being generated), so the call records the prompt's estimate,
-		// as a stream cancelled while its headers were held does (review
-		// 26S: a $0 let a client that leaves early spend past its budget).
-		// None (connections refused; error answers, which bill nothing,
-		// before the client left during the wait to retry): an exact zero.
+		// Cut while the provider worked on the request: it bills the
+		// prompt at least (a non-streamed answer goes on being
+		// generated), so the call records the prompt's estimate, as a
+		// stream cancelled while its headers were held does (review 26S:
+		// a $0 let a client that leaves early spend past its budget).
+		// Otherwise a request the provider had and did not answer (a
+		// connection that failed, before the client left during the wait
+		// to retry) makes the zero the gateway's estimate; none
+		// (connections refused, error answers, which bill nothing): an
+		// exact zero.
+		c.usage.Estimated = c.unanswered
 		c.promptBilled()
 		c.tellShutdown()
 		return
@@ -74,11 +78,12 @@ func (c *call) upstreamFailed(err error) {
 	c.g.logger.Warn("upstream call failed", zapTurn(c.turnID), zapErr(err))
 }
 
-// promptBilled records the prompt's estimate for a call the provider had
-// (c.unanswered) and never answered: what it bills is unknown, the prompt
-// at least. count_tokens is free.
+// promptBilled records the prompt's estimate for a call whose last
+// request the provider had and was working on when the client left or the
+// timeout ran out (c.cutInFlight): what it bills is unknown, the prompt at
+// least. count_tokens is free.
 func (c *call) promptBilled() {
-	if !c.unanswered {
+	if !c.cutInFlight {
 		return
 	}
 	c.usage.Estimated = true
@@ -163,7 +168,7 @@ func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []b
 	h := c.w.Header()
 	for _, k := range []string{"Retry-After", "Retry-After-Ms", "X-Should-Retry"} {
 		if v := upHeader.Get(k); v != "" {
-			h.Set(k, v)
+			h.Set(k, c.res.prov.scrubString(v))
 		}
 	}
 	c.setRequestID(h)
@@ -261,7 +266,6 @@ func (c *call) relayBody(resp *http.Response) {
 		c.writeError(fmt.Sprintf("the answer of provider %s was interrupted", c.res.prov.name))
 		return
 	}
-	body = c.res.prov.scrubSecrets(body) // an answer is relayed, an error or not
 	c.status = resp.StatusCode
 	out := body
 	// A failed Responses API response carries its error beside the usage
@@ -276,7 +280,7 @@ func (c *call) relayBody(resp *http.Response) {
 		}
 		if c.cross {
 			// Told in the client's shape, as an error.
-			c.relayTranslatedError(http.StatusBadGateway, resp.Header, body)
+			c.relayTranslatedError(http.StatusBadGateway, resp.Header, c.res.prov.scrubSecrets(body))
 			return
 		}
 	} else if c.cross && c.kind != kindCountTokens {
@@ -306,6 +310,13 @@ func (c *call) relayBody(resp *http.Response) {
 			// Named, rather than left to net/http's guess (text/plain).
 			h.Set("Content-Type", "application/json")
 		}
+	}
+	if c.errorClass != "" {
+		// An error, or an answer the gateway could not read (a proxy's
+		// page), is scrubbed as an error status's body is (review 26S). A
+		// success is the model's own text and goes as it came, as in a
+		// stream.
+		out = c.res.prov.scrubSecrets(out)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out)))
 	c.w.WriteHeader(c.status)
@@ -696,7 +707,8 @@ func (c *call) streamFailedEarly(err error) {
 		c.unreadable(decodeFailed, zapErr(err))
 	} else {
 		// The provider failed before answering, reporting nothing: as for
-		// a timeout, the recorded zero is the gateway's.
+		// a connection that failed after the request went out, the
+		// recorded zero is the gateway's.
 		c.status, c.errorClass = http.StatusBadGateway, errStreamInterrupted
 		c.writeError(fmt.Sprintf("provider %s ended its stream before answering", c.res.prov.name))
 		c.g.logger.Warn("provider stream ended before its first event", zapTurn(c.turnID),

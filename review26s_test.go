@@ -116,6 +116,16 @@ func TestTwoTokensInARepeatedHeaderAreRefused(t *testing.T) {
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("two different gateway tokens in one header: %d %.120s; want 401 (which key pays cannot be told)", resp.StatusCode, got)
 			}
+			// /analytics/me reads the key the same way: whose spend to
+			// show cannot be told either.
+			req, _ = http.NewRequest(http.MethodGet, g.Analytics+"/analytics/me", nil)
+			c.set(req.Header)
+			if resp, err = http.DefaultClient.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			if got := e2eRead(t, resp); resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("/analytics/me with two gateway tokens in one header: %d %.120s; want 401", resp.StatusCode, got)
+			}
 		})
 	}
 }

@@ -78,7 +78,7 @@ func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
 					r.Thinking = &ir.Thinking{}
 				}
 				r.Thinking.Mode = ir.ThinkingAdaptive
-			case "disabled", "":
+			case "disabled":
 				// Made here too, so that an output_config after it in the
 				// body leaves thinking off, as one before it does (review
 				// 26V: the order of members decided the reasoning billed).
@@ -86,6 +86,9 @@ func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
 					r.Thinking = &ir.Thinking{}
 				}
 				r.Thinking.Mode = ir.ThinkingDisabled
+			case "":
+				// "thinking": null (or {}): no thinking member, as a client
+				// that writes unset members as null means (review 26R).
 			default:
 				err = ir.Invalid("thinking.type", "unknown thinking type %q", t)
 			}

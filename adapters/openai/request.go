@@ -635,7 +635,12 @@ func buildRequest(r *ir.Request, o RequestOptions) (*outRequest, error) {
 		out.ParallelToolCalls = &f
 	}
 	if isReasoning {
-		if th := r.Thinking; th != nil && th.Mode != ir.ThinkingDisabled {
+		if th := r.Thinking; th != nil && th.Mode == ir.ThinkingDisabled && th.Effort != "" {
+			// Thinking off with an effort (Anthropic's output_config.effort
+			// beside thinking disabled): the effort asked for, not the
+			// model's default, which may be more (review 26R).
+			out.ReasoningEffort = openAIEffort(th.Effort)
+		} else if th != nil && th.Mode != ir.ThinkingDisabled {
 			switch {
 			case th.Effort != "":
 				out.ReasoningEffort = openAIEffort(th.Effort)
