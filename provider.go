@@ -462,6 +462,7 @@ func credentialSecrets(apiKey string, headers http.Header) []string {
 		if credentialHeader(name) {
 			for _, v := range vs {
 				add(headerSecret(v))
+				add(strings.TrimSpace(v)) // whole, when the part after a scheme is short
 			}
 		}
 	}

@@ -311,11 +311,13 @@ func (c *call) relayBody(resp *http.Response) {
 			h.Set("Content-Type", "application/json")
 		}
 	}
-	if c.errorClass != "" {
-		// An error, or an answer the gateway could not read (a proxy's
-		// page), is scrubbed as an error status's body is (review 26S). A
-		// success is the model's own text and goes as it came, as in a
-		// stream.
+	if c.errorClass != "" || c.usage.Estimated || c.kind == kindCountTokens {
+		// An error, or an answer whose usage the gateway could not read
+		// (a proxy's page, an error in a shape it does not know: vLLM's,
+		// FastAPI's {"detail": …}), is scrubbed as an error status's body
+		// is (reviews 26S, 26R2); so is a count_tokens answer, small. An
+		// answer with the provider's usage is the model's own text and
+		// goes as it came, as in a stream.
 		out = c.res.prov.scrubSecrets(out)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out)))
