@@ -448,8 +448,8 @@ const secretRemoved = "[provider credential removed by the gateway]"
 
 // credentialSecrets lists a provider's credentials: its api_key and the
 // values of its header lines that carry one (credentialHeader), each
-// without an auth scheme word. One under 8 bytes could match ordinary
-// text and is left out.
+// whole and without its auth scheme word. One under 8 bytes could match
+// ordinary text and is left out.
 func credentialSecrets(apiKey string, headers http.Header) []string {
 	var out []string
 	add := func(s string) {

@@ -323,6 +323,7 @@ func TokenFromLines(xAPIKey, authorization []string) (token string, conflict boo
 	return TokenFrom(firstLine(xAPIKey), firstLine(authorization))
 }
 
+// firstLine is a header's first line, "" when it has none.
 func firstLine(lines []string) string {
 	if len(lines) == 0 {
 		return ""
