@@ -124,7 +124,7 @@ func existingDBPath(cmd *cobra.Command) (string, error) {
 		return "", err
 	}
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("no trace database at %s: check --db or $METIS_DB (issue-key and the gateway create it)", path)
+		return "", fmt.Errorf("no trace database at %s: check --db or $METIS_DB (issue-key, set-budget and the gateway create it)", path)
 	} else if err != nil {
 		return "", fmt.Errorf("trace database %s: %w", path, err)
 	}
