@@ -298,7 +298,13 @@ func TestE2EStalledReaderHTTP1PricedFromProviderUsage(t *testing.T) {
 			for deadline := time.Now().Add(5 * time.Second); len(up.RequestsTo(tc.upPath)) == 0 && time.Now().Before(deadline); {
 				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(time.Second) // the provider has sent it all; the gateway is blocked writing
+			// The gateway is blocked writing to the full socket: waited for,
+			// not slept for (a fixed second was too short for translating
+			// 5 MB under -race on a busy machine, and the client then left
+			// while the relay was between writes, cancelling at once).
+			if !stuckWriting(g, 30*time.Second) {
+				t.Fatal("the gateway's writes to the stalled client never blocked")
+			}
 			if calls := g.events("llm.call_completed"); len(calls) != 0 {
 				t.Fatalf("the call ended before the client left (the gateway's writes never blocked): %v", calls[0]["error_class"])
 			}
@@ -351,4 +357,31 @@ func TestE2EStalledReaderLateFirstEventPricedFromProviderUsage(t *testing.T) {
 			wantStalledHaikuPriced(t, g)
 		})
 	}
+}
+
+// stuckWriting reports whether, within d, a call in flight stayed inside
+// a write to its client for 300 ms on end: its client stopped reading and
+// the socket is full.
+func stuckWriting(g *testGateway, d time.Duration) bool {
+	f := g.app().inflight
+	var since time.Time
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		writing := false
+		f.mu.Lock()
+		for c := range f.calls {
+			if cc, ok := c.(*call); ok && cc.writing.Load() {
+				writing = true
+			}
+		}
+		f.mu.Unlock()
+		switch {
+		case !writing:
+			since = time.Time{}
+		case since.IsZero():
+			since = time.Now()
+		case time.Since(since) >= 300*time.Millisecond:
+			return true
+		}
+	}
+	return false
 }
