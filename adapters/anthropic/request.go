@@ -67,6 +67,12 @@ func DecodeRequestParsed(root gjson.Result) (*ir.Request, error) {
 		case "tool_choice":
 			err = decodeToolChoice(r, v)
 		case "thinking":
+			if !v.IsObject() && v.Type != gjson.Null {
+				// "thinking": "enabled" is Anthropic's 400 too; read as
+				// absent, the call would go without the thinking asked for.
+				err = ir.Invalid("thinking", "thinking must be an object such as {\"type\":\"enabled\",\"budget_tokens\":1024}")
+				break
+			}
 			switch t := v.Get("type").String(); t {
 			case "enabled":
 				if r.Thinking == nil {

@@ -52,3 +52,15 @@ func TestThinkingDisabledKeepsTheEffortAskedFor(t *testing.T) {
 		}
 	}
 }
+
+// A thinking member that is not an object ("thinking": "enabled", as a
+// hand-written body might say) is Anthropic's 400; read as absent, the
+// call went to the OpenAI model without the thinking asked for.
+func TestThinkingNotAnObjectRefused(t *testing.T) {
+	for _, v := range []string{`"enabled"`, `true`, `1024`, `[]`} {
+		body := `{"model":"x","max_tokens":64,"thinking":` + v + `,"messages":[{"role":"user","content":"hi"}]}`
+		if _, _, err := AnthropicToOpenAIRequest([]byte(body), "gpt-5-nano", Options{}); err == nil {
+			t.Errorf("thinking %s: translated, want a 400 naming thinking", v)
+		}
+	}
+}
