@@ -287,12 +287,13 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 			attempt--
 			continue
 		}
+		c.cutInFlight = false
 		if err != nil && ct.wrote.Load() != 0 {
 			c.unanswered = true
+			// Cut while the provider worked on it: the client left, or the
+			// timeout ran out, waiting for the answer to a request it had.
+			c.cutInFlight = ctx.Err() != nil || isTimeout(err) && !connectFailed(err)
 		}
-		// Cut while the provider worked on it: the client left, or the
-		// timeout ran out, waiting for the answer to a request it had.
-		c.cutInFlight = err != nil && ct.wrote.Load() != 0 && (ctx.Err() != nil || isTimeout(err) && !connectFailed(err))
 		if err == nil {
 			decodeBody(resp)
 		}

@@ -272,11 +272,7 @@ const tokenPrefix = "gw_"
 // meant, and whose budget the call should spend, cannot be told, so such a
 // request is refused.
 func TokenFrom(xAPIKey, authorization string) (token string, conflict bool) {
-	x := strings.TrimSpace(xAPIKey)
-	var b string
-	if a := strings.TrimSpace(authorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		b = strings.TrimSpace(a[7:])
-	}
+	x, b := strings.TrimSpace(xAPIKey), bearerToken(authorization)
 	xGW, bGW := IsGatewayToken(x), IsGatewayToken(b)
 	switch {
 	case xGW && bGW:
@@ -303,10 +299,7 @@ func TokenFromLines(xAPIKey, authorization []string) (token string, conflict boo
 		for _, v := range lines {
 			tok := strings.TrimSpace(v)
 			if i == 1 {
-				if len(tok) <= 7 || !strings.EqualFold(tok[:7], "bearer ") {
-					continue
-				}
-				tok = strings.TrimSpace(tok[7:])
+				tok = bearerToken(v)
 			}
 			if !IsGatewayToken(tok) {
 				continue
@@ -321,6 +314,15 @@ func TokenFromLines(xAPIKey, authorization []string) (token string, conflict boo
 		return gw, false
 	}
 	return TokenFrom(firstLine(xAPIKey), firstLine(authorization))
+}
+
+// bearerToken is the token of an Authorization value of the Bearer
+// scheme (in any case), "" for another scheme.
+func bearerToken(authorization string) string {
+	if a := strings.TrimSpace(authorization); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
 }
 
 // firstLine is a header's first line, "" when it has none.
