@@ -148,6 +148,10 @@ type Ledger struct {
 	// connection reads or sets it.
 	quietConn any
 
+	// refused remembers when each identity was last refused (see Reserve).
+	refusedMu sync.Mutex
+	refused   map[Identity]time.Time
+
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
 	zones    sync.Map // tz name → *time.Location

@@ -233,18 +233,121 @@ func covering(ctx context.Context, q querier, id Identity) ([]Budget, error) {
 // already reached. When no budget covers id, r is an empty reservation.
 // err is non-nil only when the ledger could not decide (ErrUnavailable for
 // database failures, or a bad amount).
+//
+// A refusal needs no write: an identity refused within refusedFor is
+// judged first on a reader, and refused there without the write lock while
+// its budgets stay full, so a client retrying at its limit does not queue
+// every budgeted call behind its refusals. When the write lock cannot be
+// had, the budgets are judged on a reader too: a call they refuse as they
+// stand is refused, not left to the caller's fail-open policy.
 func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now time.Time) (r *Reservation, warnings []Budget, refusal *Refusal, err error) {
 	if err := checkAmount("reserved amount", amount); err != nil {
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
 	}
+	if l.refusedRecently(id, now) {
+		if refused, usages := l.judgeOnReader(ctx, id, amount, now); len(refused) > 0 {
+			l.noteRefused(id, now)
+			return nil, nil, l.refusal(ctx, refused, usages, amount, now), nil
+		}
+	}
 	r, warnings, refused, usages, err := l.reserve(ctx, id, amount, now)
 	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readerJudgeWait)
+			defer cancel()
+			if refused, usages := l.judgeOnReader(rctx, id, amount, now); len(refused) > 0 {
+				l.noteRefused(id, now)
+				return nil, nil, l.refusal(rctx, refused, usages, amount, now), nil
+			}
+		}
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
 	}
 	if len(refused) > 0 {
+		l.noteRefused(id, now)
 		return nil, nil, l.refusal(ctx, refused, usages, amount, now), nil
 	}
+	l.forgetRefused(id)
 	return r, warnings, nil, nil
+}
+
+// refusedFor is how long after its last refusal an identity's reservations
+// are judged on a reader before the write transaction; refusedMax bounds
+// how many identities are remembered (past it, the memory starts afresh).
+// readerJudgeWait bounds the reader's judgement of a call the write lock
+// could not be had for.
+const (
+	refusedFor      = 30 * time.Second
+	refusedMax      = 4096
+	readerJudgeWait = time.Second
+)
+
+// refusedRecently tells whether id was refused within refusedFor of now.
+func (l *Ledger) refusedRecently(id Identity, now time.Time) bool {
+	l.refusedMu.Lock()
+	at, ok := l.refused[id]
+	l.refusedMu.Unlock()
+	return ok && now.Sub(at) < refusedFor
+}
+
+// noteRefused remembers that id was refused at now.
+func (l *Ledger) noteRefused(id Identity, now time.Time) {
+	l.refusedMu.Lock()
+	defer l.refusedMu.Unlock()
+	if _, ok := l.refused[id]; !ok && len(l.refused) >= refusedMax || l.refused == nil {
+		l.refused = make(map[Identity]time.Time)
+	}
+	l.refused[id] = now
+}
+
+// forgetRefused drops id's refusal once a reservation of its fits again.
+func (l *Ledger) forgetRefused(id Identity) {
+	l.refusedMu.Lock()
+	delete(l.refused, id)
+	l.refusedMu.Unlock()
+}
+
+// judgeOnReader judges amount against id's budgets as they stand in one
+// read transaction on a reader, which waits for no writer (WAL). It returns
+// the budgets that refuse it with their usages; none when all fit or the
+// reader failed, for the write transaction to decide.
+func (l *Ledger) judgeOnReader(ctx context.Context, id Identity, amount float64, now time.Time) ([]Budget, []usage) {
+	tx, err := l.rdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, nil
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only
+	budgets, err := covering(ctx, tx, id)
+	if err != nil {
+		return nil, nil
+	}
+	_, refused, usages, err := l.judge(ctx, tx, budgets, amount, now)
+	if err != nil {
+		return nil, nil
+	}
+	return refused, usages
+}
+
+// judge reads each budget's usage on q: refused are those amount would
+// take past the hard limit, or that are exhausted already (with their
+// usages, for the refusal); warnings those whose soft limit spent +
+// reserved has reached.
+func (l *Ledger) judge(ctx context.Context, q querier, budgets []Budget, amount float64, now time.Time) (warnings, refused []Budget, usages []usage, err error) {
+	for _, b := range budgets {
+		u, err := l.usage(ctx, q, b, now)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		held := u.spent + u.reserved
+		if held+amount > b.Hard+epsilon || held >= b.Hard-epsilon {
+			refused = append(refused, b)
+			usages = append(usages, u)
+			continue
+		}
+		if b.Soft > 0 && held >= b.Soft-epsilon {
+			warnings = append(warnings, b)
+		}
+	}
+	return warnings, refused, usages, nil
 }
 
 func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, []Budget, []usage, error) {
@@ -267,22 +370,9 @@ func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now t
 		r.done = true
 		return r, nil, nil, nil, nil
 	}
-	var warnings, refused []Budget
-	var usages []usage
-	for _, b := range budgets {
-		u, err := l.usage(ctx, tx, b, now)
-		if err != nil {
-			return nil, nil, nil, nil, err
-		}
-		held := u.spent + u.reserved
-		if held+amount > b.Hard+epsilon || held >= b.Hard-epsilon {
-			refused = append(refused, b)
-			usages = append(usages, u)
-			continue
-		}
-		if b.Soft > 0 && held >= b.Soft-epsilon {
-			warnings = append(warnings, b)
-		}
+	warnings, refused, usages, err := l.judge(ctx, tx, budgets, amount, now)
+	if err != nil {
+		return nil, nil, nil, nil, err
 	}
 	if len(refused) > 0 {
 		return nil, nil, refused, usages, nil
