@@ -27,13 +27,13 @@ func registerCommand() {
 		Name:  "metis",
 		Usage: "<command>",
 		Short: "Manage Metis gateway keys, budgets and the trace",
-		Long: `Issue, list and revoke Metis gateway keys; set, list and clear spend budgets;
-prune old trace rows.
+		Long: `Issue, list and revoke Metis gateway keys and change the models one may
+use; set, list and clear spend budgets; prune old trace rows.
 
 The commands open the trace database directly: --db, else $METIS_DB, else
 ~/.metis/metis.db. issue-key and set-budget create it if it is missing; the
 other commands refuse a missing one. A running gateway sees issued keys at
-once and revoked ones within about a second.`,
+once, and revoked ones and changed models within about a second.`,
 		CobraFunc: func(cmd *cobra.Command) {
 			// An unknown subcommand is an error, not the help with exit
 			// status 0: `caddy metis revoke gk_…` left a revocation
@@ -50,7 +50,7 @@ once and revoked ones within about a second.`,
 				return cmd.Help()
 			}
 			cmd.PersistentFlags().String("db", "", "SQLite trace database (default $METIS_DB, else ~/.metis/metis.db)")
-			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand(), pruneCommand())
+			cmd.AddCommand(issueKeyCommand(), listKeysCommand(), revokeKeyCommand(), setModelsCommand(runE), pruneCommand())
 			cmd.AddCommand(budgetCommands()...)
 		},
 	})
@@ -237,15 +237,9 @@ func issueKeyCommand() *cobra.Command {
 		}
 		if cmd.Flags().Changed("models") {
 			m, _ := cmd.Flags().GetString("models")
-			for _, s := range strings.Split(m, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					p.AllowedModels = append(p.AllowedModels, s)
-				}
-			}
-			// An empty list would store a key that may use every model:
-			// --models "$UNSET" must not fail open.
-			if len(p.AllowedModels) == 0 {
-				return fmt.Errorf("--models %q lists no model; leave the flag out for a key that may use every model", m)
+			var err error
+			if p.AllowedModels, err = parseModels(m); err != nil {
+				return fmt.Errorf("%w; leave the flag out for a key that may use every model", err)
 			}
 		}
 		exp, _ := cmd.Flags().GetString("expires")
@@ -266,6 +260,83 @@ func issueKeyCommand() *cobra.Command {
 			return err
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "key_id: %s\ntoken: %s\n", k.ID, token)
+		return nil
+	})
+	return c
+}
+
+// parseModels reads a --models list: comma-separated, blanks ignored. An
+// empty list is an error, as it would let a key use every model: --models
+// "$UNSET" must not fail open.
+func parseModels(m string) ([]string, error) {
+	var models []string
+	for _, s := range strings.Split(m, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			models = append(models, s)
+		}
+	}
+	if len(models) == 0 {
+		return nil, fmt.Errorf("--models %q lists no model", m)
+	}
+	return models, nil
+}
+
+// setModelsCommand builds set-models with wrap around its function (see
+// budgetCommandsWith).
+func setModelsCommand(wrap func(runFunc) runFunc) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "set-models KEY_ID (--models a,b | --all)",
+		Short: "Change the models a gateway key may use; a running gateway applies it within seconds",
+		Long: `Change the models a gateway key may use, without issuing a new token:
+--models lists them (aliases, provider:model or ids, as issue-key takes
+them), --all lets the key use every model. A running gateway applies the
+change within about a second; calls already running finish as they began.`,
+		Args: cobra.ExactArgs(1),
+	}
+	f := c.Flags()
+	f.String("models", "", "comma-separated models the key may use from now on")
+	f.Bool("all", false, "let the key use every model")
+	c.RunE = wrap(func(cmd *cobra.Command, args []string) error {
+		id := args[0]
+		if !strings.HasPrefix(id, "gk_") {
+			return fmt.Errorf("%q is not a key id (they look like gk_01J…)", id)
+		}
+		all, _ := cmd.Flags().GetBool("all")
+		var models []string
+		switch m, _ := cmd.Flags().GetString("models"); {
+		case all && cmd.Flags().Changed("models"):
+			return errors.New("give --models or --all, not both")
+		case all:
+		case !cmd.Flags().Changed("models"):
+			return errors.New("give --models a,b (the models the key may use) or --all (every model)")
+		default:
+			var err error
+			if models, err = parseModels(m); err != nil {
+				return fmt.Errorf("%w; give --all for a key that may use every model", err)
+			}
+		}
+		for _, hint := range modelHints(pricing.Default(), models) {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
+		}
+		s, err := openExistingStore(cmd)
+		if err != nil {
+			return err
+		}
+		defer closeStore(s)
+		k, err := s.SetAllowedModels(cmd.Context(), id, models)
+		switch {
+		case errors.Is(err, store.ErrKeyNotFound):
+			return fmt.Errorf("no key with id %s", id)
+		case errors.Is(err, store.ErrRevokedKey):
+			return fmt.Errorf("key %s is revoked; issue a new one", id)
+		case err != nil:
+			return err
+		}
+		if len(k.AllowedModels) == 0 {
+			fmt.Fprintf(cmd.OutOrStdout(), "models: %s (%s) may use every model\n", k.ID, cell(k.Name))
+			return nil
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "models: %s (%s) may use %s\n", k.ID, cell(k.Name), cell(strings.Join(k.AllowedModels, ",")))
 		return nil
 	})
 	return c

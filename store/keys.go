@@ -20,7 +20,8 @@ import (
 )
 
 // Key-related errors. Authenticate returns ErrUnknownKey, ErrRevokedKey or
-// ErrExpiredKey; RevokeKey returns ErrKeyNotFound.
+// ErrExpiredKey; RevokeKey returns ErrKeyNotFound, SetAllowedModels
+// ErrKeyNotFound or ErrRevokedKey.
 var (
 	ErrKeyNotFound = errors.New("gateway key not found")
 	ErrUnknownKey  = errors.New("unknown gateway key")
@@ -244,6 +245,55 @@ func (s *Store) revoke(ctx context.Context, id string) (k Key, err error) {
 		return tx.Commit()
 	})
 	return k, err
+}
+
+// SetAllowedModels replaces the models the key with the given id may use
+// (none: every model) and returns the key; ErrKeyNotFound if there is
+// none, ErrRevokedKey if it is revoked. The change takes effect in this
+// process immediately, in others within KeyRefresh.
+func (s *Store) SetAllowedModels(ctx context.Context, id string, models []string) (Key, error) {
+	for _, m := range models {
+		if Unprintable(m) {
+			return Key{}, fmt.Errorf("setting the models of gateway key %s: model %q contains a control character", id, m)
+		}
+	}
+	list := []byte("[]")
+	if len(models) > 0 {
+		var err error
+		if list, err = json.Marshal(models); err != nil {
+			return Key{}, fmt.Errorf("setting the models of gateway key %s: %w", id, err)
+		}
+	}
+	var k Key
+	err := s.onWriteLocked(ctx, func(conn *sql.Conn) error {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // no-op after Commit
+		k, _, err = scanKey(tx.QueryRowContext(ctx, sqlSelectKeys+` WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrKeyNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !k.RevokedAt.IsZero() {
+			return ErrRevokedKey
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE gateway_keys SET allowed_models = ? WHERE id = ?`, string(list), id); err != nil {
+			return err
+		}
+		k.AllowedModels = append([]string(nil), models...)
+		return tx.Commit()
+	})
+	if err != nil {
+		return Key{}, fmt.Errorf("setting the models of gateway key %s: %w", id, err)
+	}
+	if err := s.reloadKeys(ctx); err != nil {
+		return Key{}, fmt.Errorf("setting the models of gateway key %s: %w", id, err)
+	}
+	return k, nil
 }
 
 // Untagged is the analytics' label of keys without a user, or without a
