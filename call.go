@@ -63,8 +63,12 @@ type call struct {
 	// resent is set once forward has sent a request again after a stale
 	// pooled connection (connTrace.stale), and rebound once the request
 	// went again asking for mismatched thinking blocks to be dropped
-	// (bindingRefused): counted in attempts, not against max_retries.
+	// (bindingRefused); errResends counts the retries sent again after
+	// failing, as they went out, on the connection of the provider's error
+	// answer (connTrace.afterError; at most one per error answer). Each is
+	// another request sent, counted in attempts, not against max_retries.
 	resent, rebound bool
+	errResends      int
 
 	requested string // the model the client asked for (or the routing chain chose)
 	res       *resolved

@@ -431,7 +431,9 @@ func closingAfterError(t *testing.T, status, body string) (*testGateway, *atomic
 // A provider or proxy that closes its connection after such an answer,
 // without saying so, then fails the retry with EOF (a retry used up on a
 // request the provider never saw, as in audit 24K's 529 case). Such a
-// retry is now sent again as the same attempt (connTrace.afterError).
+// retry is now sent again as the same attempt (connTrace.afterError),
+// counted in attempts (review 27C: the provider may have read it): here
+// the provider read 3 requests of the 5 sent.
 func TestRetryAfterAnyErrorUsesAFreshConnection(t *testing.T) {
 	for _, c := range []struct {
 		name, status, body string
@@ -445,8 +447,8 @@ func TestRetryAfterAnyErrorUsesAFreshConnection(t *testing.T) {
 			resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
 			e2eRead(t, resp)
 			call := e2eCalls(g, 1)[0]
-			if got := n.Load(); got != 3 || call["attempts"] != float64(3) || resp.StatusCode == http.StatusBadGateway {
-				t.Errorf("status %d; the provider got %d requests for %v attempts recorded; want its own error after 3 and 3 (max_retries 2)",
+			if got := n.Load(); got != 3 || call["attempts"] != float64(5) || resp.StatusCode == http.StatusBadGateway {
+				t.Errorf("status %d; the provider got %d requests for %v attempts recorded; want its own error after 3, and 5 attempts (max_retries 2, and the two retries sent again)",
 					resp.StatusCode, got, call["attempts"])
 			}
 		})

@@ -243,18 +243,13 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 	p := c.res.prov
 	// c.attempts counts on from a stream that failed before its first
 	// event; attempt counts the requests max_retries bounds, which a resend
-	// on a stale connection (c.resent) or after a thinking binding refusal
-	// (c.rebound) is not.
+	// on a stale connection (c.resent), on the connection of an error
+	// answer (c.errResends) or after a thinking binding refusal (c.rebound)
+	// is not.
 	var ct connTrace
 	traced := ct.context(ctx)
 	for attempt := c.retries(); ; attempt++ {
-		c.attempts = attempt + 1
-		if c.resent {
-			c.attempts++
-		}
-		if c.rebound {
-			c.attempts++
-		}
+		c.attempts = attempt + 1 + c.resends()
 		ct.idle, ct.conn = 0, nil
 		ct.wrote.Store(0)
 		req, err := c.newUpstreamRequest(traced)
@@ -269,8 +264,12 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 		resp, err := p.transport.RoundTrip(req)
 		p.latency.Observe(time.Since(t0).Seconds())
 		if err != nil && ctx.Err() == nil && ct.afterError(err) {
-			// The provider never had it: the same attempt again, on a
-			// connection of its own (once an error answer).
+			// Most likely the provider never had it: the same attempt
+			// again, on a connection of its own (once an error answer).
+			// Counted in attempts all the same: a provider, or a proxy,
+			// that read the retry before dropping the connection had two
+			// requests (review 27C).
+			c.errResends++
 			ct.errConn = nil
 			c.g.logger.Info("provider closed the connection of its error answer as the retry went out; sending it again",
 				zapTurn(c.turnID), zap.String("provider", p.name), zap.Int("attempt", c.attempts), zapErr(err))
@@ -349,15 +348,21 @@ func (c *call) forward(ctx context.Context) (*http.Response, error) {
 }
 
 // retries is how many of the call's requests count against max_retries:
-// all but its first, a resend on a stale connection and a resend after a
-// thinking binding refusal.
+// all but its first and its resends.
 func (c *call) retries() int {
-	n := c.attempts
+	return c.attempts - c.resends()
+}
+
+// resends counts the call's requests sent again that max_retries does not
+// bound: after a stale connection, on the connection of an error answer,
+// after a thinking binding refusal.
+func (c *call) resends() int {
+	n := c.errResends
 	if c.resent {
-		n--
+		n++
 	}
 	if c.rebound {
-		n--
+		n++
 	}
 	return n
 }
