@@ -33,6 +33,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	ooption "github.com/openai/openai-go/v3/option"
 
+	"github.com/metisgateway/metis/budget"
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
 )
@@ -727,7 +728,10 @@ func TestChaosInvariants(t *testing.T) {
 		}
 	}()
 	g, metricsURL := chaosGatewayWithMetrics(t, up.URL)
-	_, tok := e2eKey(g, "chaos")
+	k, tok := e2eKey(g, "chaos")
+	// Under a budget no call reaches: every call is reserved and settled,
+	// through every way a call can end.
+	capKey(t, g, k, 1000)
 
 	// warm-up, then the baseline
 	resp := g.post("/v1/messages", tok, e2eHaikuBody, e2eAnthropicHdr...)
@@ -1008,6 +1012,17 @@ func TestChaosInvariants(t *testing.T) {
 	}
 	if calls, _ := an["calls"].(float64); int(calls) != accepted+len(warm) {
 		bad("5-analytics-calls", "/analytics/cost calls %v, trace %d", calls, accepted+len(warm))
+	}
+	// 6b. the budget was charged each call's cost, once, and holds nothing
+	// (a settlement the ledger could not write at once is retried later).
+	var q budget.Quota
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if q = keyQuota(t, g, k); q.Reserved == 0 && e2eNear(q.Spent, costSum+warmCost) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if q.Reserved != 0 || !e2eNear(q.Spent, costSum+warmCost) {
+		bad("5-budget", "the key's budget: spent %v, reserved %v; want the calls' cost %v and nothing reserved", q.Spent, q.Reserved, costSum+warmCost)
 	}
 	mAfter := e2eScrape(t, metricsURL)
 	if d := chaosMetricSum(mAfter, "metis_cost_usd_total") - costBefore; !e2eNear(d, costSum) && (d-costSum > 1e-9 || costSum-d > 1e-9) {
