@@ -148,9 +148,12 @@ type Ledger struct {
 	// connection reads or sets it.
 	quietConn any
 
-	// refused remembers when each identity was last refused (see Reserve).
+	// refused remembers when each identity was last refused (see Reserve);
+	// lockedLog spaces the warning of refusals made from a reader because
+	// the ledger could not be written.
 	refusedMu sync.Mutex
 	refused   map[Identity]time.Time
+	lockedLog logEvery
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex

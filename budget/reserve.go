@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
+	"go.uber.org/zap"
 )
 
 // Reservation is the worst-case cost of one call held against every budget
@@ -235,17 +237,24 @@ func covering(ctx context.Context, q querier, id Identity) ([]Budget, error) {
 // database failures, or a bad amount).
 //
 // A refusal needs no write: an identity refused within refusedFor is
-// judged first on a reader, and refused there without the write lock while
-// its budgets stay full, so a client retrying at its limit does not queue
-// every budgeted call behind its refusals. When the write lock cannot be
-// had, the budgets are judged on a reader too: a call they refuse as they
-// stand is refused, not left to the caller's fail-open policy.
+// judged first on a reader (for at most readerFirstWait), and refused
+// there without the write lock while its budgets stay full, so a client
+// retrying at its limit does not queue every budgeted call behind its
+// refusals. When the write lock cannot be had, the budgets are judged on a
+// reader too, as they stand after the wait: a call they refuse is refused
+// (and a warning logged), not left to the caller's fail-open policy.
 func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now time.Time) (r *Reservation, warnings []Budget, refusal *Refusal, err error) {
 	if err := checkAmount("reserved amount", amount); err != nil {
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
 	}
+	start := time.Now()
 	if l.refusedRecently(id, now) {
-		if refused, usages := l.judgeOnReader(ctx, id, amount, now); len(refused) > 0 {
+		// Briefly: readers busy (dashboards, other refusals) must not use
+		// up the deadline the write transaction needs (review 27R).
+		rctx, cancel := context.WithTimeout(ctx, readerFirstWait)
+		refused, usages := l.judgeOnReader(rctx, id, amount, now)
+		cancel()
+		if len(refused) > 0 {
 			l.noteRefused(id, now)
 			return nil, nil, l.refusal(ctx, refused, usages, amount, now), nil
 		}
@@ -253,11 +262,17 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 	r, warnings, refused, usages, err := l.reserve(ctx, id, amount, now)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
+			// Judged as the budgets stand now, after the wait.
+			at := now.Add(time.Since(start))
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readerJudgeWait)
 			defer cancel()
-			if refused, usages := l.judgeOnReader(rctx, id, amount, now); len(refused) > 0 {
-				l.noteRefused(id, now)
-				return nil, nil, l.refusal(rctx, refused, usages, amount, now), nil
+			if refused, usages := l.judgeOnReader(rctx, id, amount, at); len(refused) > 0 {
+				l.noteRefused(id, at)
+				if l.lockedLog.allow(10 * time.Second) {
+					l.opts.Logger.Warn("budget ledger could not be written; a call its budgets have no room for was refused from a reader (logged at most every 10 s)",
+						zap.String("key_id", id.KeyID), zap.Error(err))
+				}
+				return nil, nil, l.refusal(rctx, refused, usages, amount, at), nil
 			}
 		}
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
@@ -273,13 +288,23 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 // refusedFor is how long after its last refusal an identity's reservations
 // are judged on a reader before the write transaction; refusedMax bounds
 // how many identities are remembered (past it, the memory starts afresh).
-// readerJudgeWait bounds the reader's judgement of a call the write lock
-// could not be had for.
+// readerFirstWait bounds that judgement, and readerJudgeWait the reader's
+// judgement of a call the write lock could not be had for.
 const (
 	refusedFor      = 30 * time.Second
 	refusedMax      = 4096
+	readerFirstWait = 100 * time.Millisecond
 	readerJudgeWait = time.Second
 )
+
+// logEvery lets a log line through at most once per period; the zero
+// value lets the first one through.
+type logEvery struct{ last atomic.Int64 } // unix ns of the last line let through
+
+func (g *logEvery) allow(period time.Duration) bool {
+	now, last := time.Now().UnixNano(), g.last.Load()
+	return (last == 0 || now-last >= int64(period)) && g.last.CompareAndSwap(last, now)
+}
 
 // refusedRecently tells whether id was refused within refusedFor of now.
 func (l *Ledger) refusedRecently(id Identity, now time.Time) bool {
