@@ -150,8 +150,10 @@ func closeStore(s *store.Store) {
 // the built-in price catalogue knows, but within two edits of one, and not
 // a shortening of it (claude-sonnet is likelier an alias than a typo). An
 // alias or a model of the operator's own pricing file is not flagged
-// unless it is that close to a catalogue id; the key is issued either way.
-func modelHints(cat *pricing.Catalogue, models []string) []string {
+// unless it is that close to a catalogue id; the list is stored either
+// way. redo says how to correct it ("issue the key again"), done what was
+// done ("this key is issued as asked").
+func modelHints(cat *pricing.Catalogue, models []string, redo, done string) []string {
 	var known []string
 	for _, prov := range []string{"anthropic", "openai"} {
 		known = append(known, cat.Models(prov)...)
@@ -168,7 +170,7 @@ func modelHints(cat *pricing.Catalogue, models []string) []string {
 		// models are often named so (Qwen2.5-7B-Instruct).
 		if low := strings.ToLower(m); low != m && (catalogued || strings.ToUpper(m) == m) {
 			hints = append(hints, fmt.Sprintf("--models %q has capitals, but models are matched exactly as written; "+
-				"if you meant %q, issue the key again with it", m, low))
+				"if you meant %q, %s with it", m, low, redo))
 			continue
 		}
 		if catalogued || len(id) < 6 {
@@ -184,8 +186,8 @@ func modelHints(cat *pricing.Catalogue, models []string) []string {
 			}
 		}
 		if best != "" {
-			hints = append(hints, fmt.Sprintf("--models %q is not in the price catalogue; if you meant %q, issue the key again "+
-				"with it (this key is issued as asked, and is refused models it does not list)", m, best))
+			hints = append(hints, fmt.Sprintf("--models %q is not in the price catalogue; if you meant %q, %s "+
+				"with it (%s, and is refused models it does not list)", m, best, redo, done))
 		}
 	}
 	return hints
@@ -247,7 +249,7 @@ func issueKeyCommand() *cobra.Command {
 		if p.ExpiresIn, err = parseExpires(exp); err != nil {
 			return err
 		}
-		for _, hint := range modelHints(pricing.Default(), p.AllowedModels) {
+		for _, hint := range modelHints(pricing.Default(), p.AllowedModels, "issue the key again", "this key is issued as asked") {
 			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
 		}
 		s, err := openStore(cmd)
@@ -315,9 +317,6 @@ change within about a second; calls already running finish as they began.`,
 				return fmt.Errorf("%w; give --all for a key that may use every model", err)
 			}
 		}
-		for _, hint := range modelHints(pricing.Default(), models) {
-			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
-		}
 		s, err := openExistingStore(cmd)
 		if err != nil {
 			return err
@@ -331,6 +330,13 @@ change within about a second; calls already running finish as they began.`,
 			return fmt.Errorf("key %s is revoked; issue a new one", id)
 		case err != nil:
 			return err
+		}
+		for _, hint := range modelHints(pricing.Default(), models, "run set-models again", "the key's list is set as asked") {
+			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
+		}
+		if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(time.Now()) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "note: key %s expired at %s; its calls are refused whatever its models\n",
+				k.ID, k.ExpiresAt.UTC().Format(time.RFC3339))
 		}
 		if len(k.AllowedModels) == 0 {
 			fmt.Fprintf(cmd.OutOrStdout(), "models: %s (%s) may use every model\n", k.ID, cell(k.Name))

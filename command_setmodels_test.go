@@ -111,4 +111,11 @@ func TestSetModelsAppliesToARunningGateway(t *testing.T) {
 	if st := status("nano"); st != http.StatusOK {
 		t.Errorf("after the refused commands the key's models changed: nano %d", st)
 	}
+
+	// An expired key's list changes, and the operator is told it is expired.
+	old, _ := g.issueKey(store.IssueParams{Name: "old", ExpiresIn: time.Millisecond})
+	time.Sleep(5 * time.Millisecond)
+	if out, err := run(old.ID, "--models", "haiku"); err != nil || !strings.Contains(out, "note: key "+old.ID+" expired at") {
+		t.Errorf("set-models on an expired key: %v, output %q; want it set, with a note that the key expired", err, out)
+	}
 }
