@@ -443,7 +443,7 @@ func (c *call) settle(cost float64) {
 	}
 	r := c.reservation
 	c.reservation = nil
-	s := settlement{r: r, cost: cost, at: time.Now(), turnID: c.turnID, keyID: c.key.ID,
+	s := settlement{r: r, cost: cost, at: time.Now(), turnID: c.turnID, keyID: c.key.ID, app: c.g.app,
 		ledger: c.g.app.ledger, store: c.g.app.store, logger: c.g.logger}
 	crossed, err := r.SettleWithin(settleInline, cost, s.at)
 	if err != nil {
@@ -451,8 +451,14 @@ func (c *call) settle(cost float64) {
 			c.g.logger.Error("settling a budget reservation", zapTurn(c.turnID), zap.Error(err))
 			return
 		}
-		c.g.logger.Error("settling a budget reservation failed; retrying in the background",
-			zapTurn(c.turnID), zap.Error(err))
+		// Every budgeted call meets it while the ledger is locked (an open
+		// sqlite3 shell, a backup): one line per period, with the count.
+		n := c.g.app.settleDeferred.Add(1)
+		if c.g.app.settleErrLog.allow(10 * time.Second) {
+			c.g.app.settleDeferred.Add(-n)
+			c.g.logger.Error("settling a budget reservation failed; retrying in the background (logged at most every 10 s)",
+				zapTurn(c.turnID), zap.Int64("deferred_since_last_line", n), zap.Error(err))
+		}
 		go s.retry()
 		return
 	}
@@ -470,6 +476,7 @@ type settlement struct {
 	ledger *budget.Ledger
 	store  *store.Store
 	logger *zap.Logger
+	app    *App // its log gates, for a retried settlement
 }
 
 // retry retries a settlement the ledger could not write (its database
@@ -494,8 +501,13 @@ func (s settlement) retry() {
 		}
 		crossed, err := s.r.Settle(s.cost, s.at)
 		if err == nil {
-			s.logger.Info("budget reservation settled once the ledger could be written",
-				zapTurn(s.turnID), zap.Int("attempts", attempt), zap.Duration("after", time.Since(s.at)))
+			n := s.app.settleLate.Add(1)
+			if s.app.settleLateLog.allow(10 * time.Second) {
+				s.app.settleLate.Add(-n)
+				s.logger.Info("budget reservation settled once the ledger could be written (logged at most every 10 s)",
+					zapTurn(s.turnID), zap.Int("attempts", attempt), zap.Duration("after", time.Since(s.at)),
+					zap.Int64("settled_since_last_line", n))
+			}
 			s.softExceeded(crossed)
 			return
 		}
