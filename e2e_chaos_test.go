@@ -788,13 +788,11 @@ func TestChaosInvariants(t *testing.T) {
 		t.Fatal(err)
 	}
 	byTurn := map[string][]ev{}
-	var all []ev
 	for rows.Next() {
 		var e ev
 		if err := rows.Scan(&e.id, &e.typ, &e.turn, &e.sid); err != nil {
 			t.Fatal(err)
 		}
-		all = append(all, e)
 		if e.turn != "" {
 			byTurn[e.turn] = append(byTurn[e.turn], e)
 		}

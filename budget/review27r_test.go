@@ -69,23 +69,23 @@ func TestRecentlyRefusedKeyWithBusyReaders(t *testing.T) {
 	mustSet(t, l, Budget{Scope: ScopeKey, Subject: raised.KeyID, Window: WindowDaily, Hard: 5})
 
 	holdReaders(t, l)
-	reserve := func(id Identity) (*Reservation, *Refusal, error, time.Duration) {
+	reserve := func(id Identity) (*Reservation, *Refusal, time.Duration, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		r, _, ref, err := l.Reserve(ctx, id, 0.5, now)
-		return r, ref, err, time.Since(start)
+		return r, ref, time.Since(start), err
 	}
 
-	if _, ref, err, took := reserve(neverRefused); ref == nil || err != nil {
+	if _, ref, took, err := reserve(neverRefused); ref == nil || err != nil {
 		t.Fatalf("control: a key at its limit never refused before: refusal %v, err %v (after %v)", ref, err, took)
 	}
-	if _, ref, err, took := reserve(refusedBefore); ref == nil || err != nil {
+	if _, ref, took, err := reserve(refusedBefore); ref == nil || err != nil {
 		t.Errorf("a key at its limit refused a moment ago, write lock free, readers busy: refusal %v, err %v (after %v); "+
 			"want its refusal, as the key never refused gets (ErrUnavailable is served unbudgeted under budget_failure open)",
 			ref, err, took.Round(time.Millisecond))
 	}
-	if r, ref, err, took := reserve(raised); r == nil || ref != nil || err != nil {
+	if r, ref, took, err := reserve(raised); r == nil || ref != nil || err != nil {
 		t.Errorf("a key refused a moment ago whose limit was then raised to $5 ($0.75 spent), write lock free, readers busy: "+
 			"reservation %v, refusal %v, err %v (after %v); want the reservation", r, ref, err, took.Round(time.Millisecond))
 	}
