@@ -165,12 +165,11 @@ type App struct {
 	// past maxUnlistedModels was written.
 	unlistedWarned atomic.Bool
 	// ledgerErrLog spaces "budget ledger unavailable": while the database
-	// is unwritable every budgeted call fails alike. settleErrLog and
-	// settleLateLog space the lines of settlements deferred and settled
-	// late, which count those they stand for (settleDeferred, settleLate).
-	ledgerErrLog                logGate
-	settleErrLog, settleLateLog logGate
-	settleDeferred, settleLate  atomic.Int64
+	// is unwritable every budgeted call fails alike. settleDeferred and
+	// settleLate count the settlements deferred, and written late, in
+	// lines of their own.
+	ledgerErrLog               logGate
+	settleDeferred, settleLate burstLog
 }
 
 // WriterConfig tunes the trace store's batching writer.

@@ -452,13 +452,15 @@ func (c *call) settle(cost float64) {
 			return
 		}
 		// Every budgeted call meets it while the ledger is locked (an open
-		// sqlite3 shell, a backup): one line per period, with the count.
-		n := c.g.app.settleDeferred.Add(1)
-		if c.g.app.settleErrLog.allow(10 * time.Second) {
-			c.g.app.settleDeferred.Add(-n)
-			c.g.logger.Error("settling a budget reservation failed; retrying in the background (logged at most every 10 s)",
-				zapTurn(c.turnID), zap.Int64("deferred_since_last_line", n), zap.Error(err))
-		}
+		// sqlite3 shell, a backup): the first is told, then a count every
+		// 10 s.
+		c.g.app.settleDeferred.add(10*time.Second, func() {
+			c.g.logger.Error("budget settlements deferred: the ledger could not be written; retrying in the background (further ones are counted every 10 s)",
+				zapTurn(c.turnID), zap.Int64("settlements", 1), zap.Error(err))
+		}, func(n int64) {
+			c.g.logger.Error("budget settlements deferred: the ledger could not be written; retrying in the background",
+				zap.Int64("settlements", n), zap.Duration("within", 10*time.Second))
+		})
 		go s.retry()
 		return
 	}
@@ -501,13 +503,13 @@ func (s settlement) retry() {
 		}
 		crossed, err := s.r.Settle(s.cost, s.at)
 		if err == nil {
-			n := s.app.settleLate.Add(1)
-			if s.app.settleLateLog.allow(10 * time.Second) {
-				s.app.settleLate.Add(-n)
-				s.logger.Info("budget reservation settled once the ledger could be written (logged at most every 10 s)",
-					zapTurn(s.turnID), zap.Int("attempts", attempt), zap.Duration("after", time.Since(s.at)),
-					zap.Int64("settled_since_last_line", n))
-			}
+			s.app.settleLate.add(10*time.Second, func() {
+				s.logger.Info("budget settlements written once the ledger could be written (further ones are counted every 10 s)",
+					zapTurn(s.turnID), zap.Int64("settlements", 1), zap.Int("attempts", attempt), zap.Duration("after", time.Since(s.at)))
+			}, func(n int64) {
+				s.logger.Info("budget settlements written once the ledger could be written",
+					zap.Int64("settlements", n), zap.Duration("within", 10*time.Second))
+			})
 			s.softExceeded(crossed)
 			return
 		}

@@ -1,6 +1,7 @@
 package metis
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,3 +22,44 @@ func (g *logGate) allow(period time.Duration) bool {
 
 // clockStart anchors logGate's monotonic clock.
 var clockStart = time.Now()
+
+// burstLog logs events that come in bursts (every budgeted call while the
+// ledger is locked) without a line each, and without losing count: the
+// first event of a burst is logged at once, and at the end of each period
+// in which more came, one line gives how many; a burst's last events are
+// told at most one period after them. The zero value is ready.
+type burstLog struct {
+	mu      sync.Mutex
+	open    bool  // a period is running (its timer armed)
+	pending int64 // events since the period began, not yet told
+}
+
+// add records one event: first logs it when it opens a burst, otherwise
+// more is called with the count at the end of the period.
+func (b *burstLog) add(period time.Duration, first func(), more func(n int64)) {
+	b.mu.Lock()
+	if b.open {
+		b.pending++
+		b.mu.Unlock()
+		return
+	}
+	b.open = true
+	b.mu.Unlock()
+	first()
+	var tick func()
+	tick = func() {
+		b.mu.Lock()
+		n := b.pending
+		b.pending = 0
+		if n == 0 {
+			b.open = false // the burst is over
+		} else {
+			time.AfterFunc(period, tick)
+		}
+		b.mu.Unlock()
+		if n > 0 {
+			more(n)
+		}
+	}
+	time.AfterFunc(period, tick)
+}
