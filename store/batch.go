@@ -80,12 +80,14 @@ type batchWriter struct {
 	held   time.Duration // how long the last transaction held the write lock
 	// restartAt is the WAL size, in frames, from which checkpoint
 	// truncates the WAL: restartPages, or more after readers outlasted
-	// its wait; restartFails counts those in a row (restartWait), and
-	// pinnedAt is how many frames had been copied when the last of them
-	// gave up (see checkpoint).
+	// its wait; restartFails counts those in a row (restartWait). pinned
+	// is set when a reader outlasted the longest wait, at triedAt, with
+	// pinnedAt frames copied (see restartRetry).
 	restartAt    int64
 	restartFails int
+	pinned       bool
 	pinnedAt     int64
+	triedAt      time.Time
 }
 
 // txTarget is the longest the trace writer means to hold the database's
@@ -417,14 +419,22 @@ const restartPages = 2 * checkpointPages
 // restartWaitMax (review 24R2: readers of 1 s kept every 250 ms attempt
 // from succeeding, and the WAL grew as before); the wait goes back to
 // restartWait once one succeeds. A reservation (5 s) waits it out; a
-// settlement outlasts its 0.5 s and is charged by its retry. While the
-// checkpoint copies no further than when a try last gave up, the reader
-// that stopped it is still there (an open `sqlite3` shell, a long
-// `.backup`), and no try is made: waiting for it again and again kept the
-// ledger behind the gate about three quarters of the time (review 27S).
+// settlement outlasts its 0.5 s and is charged by its retry.
+//
+// After a try at restartWaitMax failed, and while the checkpoint copies no
+// further than when it gave up, the reader that stopped it most likely
+// still holds its snapshot (an open `sqlite3` shell, a long `.backup`):
+// the next try comes restartRetry later, not at the WAL's next growth.
+// Waiting for such a reader again and again kept the ledger behind the
+// gate about three quarters of the time (review 27S). Only after the
+// longest wait: a reader that starts while the WAL is all copied holds
+// the count where it is too, and the dashboard's overlapping queries do
+// that (review 27R2: a first version that stopped after any failed try
+// let the WAL grow as before 24R2).
 const (
 	restartWait    = 250 * time.Millisecond
 	restartWaitMax = 2 * time.Second
+	restartRetry   = 30 * time.Second
 )
 
 // walSizeLimit is the size, in bytes, the writer's connection truncates
@@ -456,12 +466,12 @@ func (w *batchWriter) checkpoint(ctx context.Context, dc any, gate *sqlitefile.W
 	_, frames, copied, err := walCheckpoint(ctx, q, "PASSIVE")
 	if err != nil || frames < max(w.restartAt, restartPages) {
 		if frames < restartPages {
-			w.restartAt, w.pinnedAt = 0, -1 // the WAL started over
+			w.restartAt, w.pinned = 0, false // the WAL started over
 		}
 		return
 	}
-	if w.restartFails > 0 && copied == w.pinnedAt {
-		return // the reader that outlasted the last try still holds its snapshot
+	if w.pinned && copied == w.pinnedAt && time.Since(w.triedAt) < restartRetry {
+		return // the reader that outlasted the longest wait still holds its snapshot
 	}
 	ex, ok := dc.(driver.ExecerContext)
 	if !ok || gate.Lock(ctx) != nil {
@@ -475,9 +485,9 @@ func (w *batchWriter) checkpoint(ctx context.Context, dc any, gate *sqlitefile.W
 	if busy, _, copied, err := walCheckpoint(ctx, q, "TRUNCATE"); err != nil || busy {
 		w.restartAt = frames + checkpointPages/2
 		w.restartFails++
-		w.pinnedAt = copied
+		w.pinned, w.pinnedAt, w.triedAt = wait >= restartWaitMax, copied, time.Now()
 	} else {
-		w.restartAt, w.restartFails = 0, 0
+		w.restartAt, w.restartFails, w.pinned = 0, 0, false
 	}
 	// A failure leaves the shorter wait, which the batches' own gate
 	// makes rarely matter.
