@@ -187,7 +187,7 @@ func modelHints(cat *pricing.Catalogue, models []string, redo, done string) []st
 		}
 		if best != "" {
 			hints = append(hints, fmt.Sprintf("--models %q is not in the price catalogue; if you meant %q, %s "+
-				"with it (%s, and is refused models it does not list)", m, best, redo, done))
+				"with it (%s; the key is refused models it does not list)", m, best, redo, done))
 		}
 	}
 	return hints
@@ -331,7 +331,7 @@ change within about a second; calls already running finish as they began.`,
 		case err != nil:
 			return err
 		}
-		for _, hint := range modelHints(pricing.Default(), models, "run set-models again", "the key's list is set as asked") {
+		for _, hint := range modelHints(pricing.Default(), models, "run set-models again", "the list is set as asked") {
 			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", hint)
 		}
 		if !k.ExpiresAt.IsZero() && !k.ExpiresAt.After(time.Now()) {

@@ -252,34 +252,34 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 		// Briefly: readers busy (dashboards, other refusals) must not use
 		// up the deadline the write transaction needs (review 27R).
 		rctx, cancel := context.WithTimeout(ctx, readerFirstWait)
-		refused, usages := l.judgeOnReader(rctx, id, amount, now)
+		ref := l.judgeOnReader(rctx, id, amount, now)
 		cancel()
-		if len(refused) > 0 {
+		if ref != nil {
 			l.noteRefused(id, now)
-			return nil, nil, l.refusal(ctx, refused, usages, amount, now), nil
+			return nil, nil, ref, nil
 		}
 	}
-	r, warnings, refused, usages, err := l.reserve(ctx, id, amount, now)
+	r, warnings, refusal, err = l.reserve(ctx, id, amount, now)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			// Judged as the budgets stand now, after the wait.
 			at := now.Add(time.Since(start))
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readerJudgeWait)
 			defer cancel()
-			if refused, usages := l.judgeOnReader(rctx, id, amount, at); len(refused) > 0 {
+			if ref := l.judgeOnReader(rctx, id, amount, at); ref != nil {
 				l.noteRefused(id, at)
 				if l.lockedLog.allow(10 * time.Second) {
 					l.opts.Logger.Warn("budget ledger could not be written; a call its budgets have no room for was refused from a reader (logged at most every 10 s)",
 						zap.String("key_id", id.KeyID), zap.Error(err))
 				}
-				return nil, nil, l.refusal(rctx, refused, usages, amount, at), nil
+				return nil, nil, ref, nil
 			}
 		}
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
 	}
-	if len(refused) > 0 {
+	if refusal != nil {
 		l.noteRefused(id, now)
-		return nil, nil, l.refusal(ctx, refused, usages, amount, now), nil
+		return nil, nil, refusal, nil
 	}
 	l.forgetRefused(id)
 	return r, warnings, nil, nil
@@ -299,10 +299,14 @@ const (
 
 // logEvery lets a log line through at most once per period; the zero
 // value lets the first one through.
-type logEvery struct{ last atomic.Int64 } // unix ns of the last line let through
+type logEvery struct{ last atomic.Int64 } // logClock ns of the last line let through, plus one
+
+// logClock anchors logEvery's monotonic clock: a wall clock stepped back
+// would silence it for the length of the step.
+var logClock = time.Now()
 
 func (g *logEvery) allow(period time.Duration) bool {
-	now, last := time.Now().UnixNano(), g.last.Load()
+	now, last := int64(time.Since(logClock))+1, g.last.Load()
 	return (last == 0 || now-last >= int64(period)) && g.last.CompareAndSwap(last, now)
 }
 
@@ -333,23 +337,23 @@ func (l *Ledger) forgetRefused(id Identity) {
 
 // judgeOnReader judges amount against id's budgets as they stand in one
 // read transaction on a reader, which waits for no writer (WAL). It returns
-// the budgets that refuse it with their usages; none when all fit or the
+// the refusal, built in the same transaction; nil when all fit or the
 // reader failed, for the write transaction to decide.
-func (l *Ledger) judgeOnReader(ctx context.Context, id Identity, amount float64, now time.Time) ([]Budget, []usage) {
+func (l *Ledger) judgeOnReader(ctx context.Context, id Identity, amount float64, now time.Time) *Refusal {
 	tx, err := l.rdb.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only
 	budgets, err := covering(ctx, tx, id)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	_, refused, usages, err := l.judge(ctx, tx, budgets, amount, now)
-	if err != nil {
-		return nil, nil
+	if err != nil || len(refused) == 0 {
+		return nil
 	}
-	return refused, usages
+	return l.refusal(ctx, tx, refused, usages, amount, now)
 }
 
 // judge reads each budget's usage on q: refused are those amount would
@@ -375,49 +379,53 @@ func (l *Ledger) judge(ctx context.Context, q querier, budgets []Budget, amount 
 	return warnings, refused, usages, nil
 }
 
-func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, []Budget, []usage, error) {
+// reserve is Reserve's write transaction. A refusal is built in it, with
+// the write lock held: reading a rolling budget's charges on a reader
+// afterwards waited for busy readers up to the deadline (review 27R2), and
+// refusals after the first come from a reader (judgeOnReader).
+func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, *Refusal, error) {
 	conn, release, err := l.writeConn(ctx)
 	if err != nil {
-		return nil, nil, nil, nil, dbErr(err)
+		return nil, nil, nil, dbErr(err)
 	}
 	defer release()
 	tx, err := begin(ctx, conn)
 	if err != nil {
-		return nil, nil, nil, nil, dbErr(err)
+		return nil, nil, nil, dbErr(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	budgets, err := covering(ctx, tx, id)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	r := &Reservation{l: l, amount: amount, budgets: budgets}
 	if len(budgets) == 0 {
 		r.done = true
-		return r, nil, nil, nil, nil
+		return r, nil, nil, nil
 	}
 	warnings, refused, usages, err := l.judge(ctx, tx, budgets, amount, now)
 	if err != nil {
-		return nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(refused) > 0 {
-		return nil, nil, refused, usages, nil
+		return nil, nil, l.refusal(ctx, tx, refused, usages, amount, now), nil
 	}
 	r.id = "rs_" + ulid.Make().String()
 	for _, b := range budgets {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO budget_reservations (id, budget_id, amount, created_us) VALUES (?, ?, ?, ?)`,
 			r.id, b.ID, amount, now.UnixMicro()); err != nil {
-			return nil, nil, nil, nil, dbErr(err)
+			return nil, nil, nil, dbErr(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, nil, nil, nil, dbErr(err)
+		return nil, nil, nil, dbErr(err)
 	}
-	return r, warnings, nil, nil, nil
+	return r, warnings, nil, nil
 }
 
 // refusal builds the Refusal for the refusing budget that frees up last,
-// after the write lock is released.
-func (l *Ledger) refusal(ctx context.Context, refused []Budget, usages []usage, amount float64, now time.Time) *Refusal {
+// reading rolling budgets' charges on q (the judging transaction).
+func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usages []usage, amount float64, now time.Time) *Refusal {
 	var best *Refusal
 	for i, b := range refused {
 		u := usages[i]
@@ -425,7 +433,7 @@ func (l *Ledger) refusal(ctx context.Context, refused []Budget, usages []usage, 
 		if u.resetsAt != nil {
 			rf.ResetsAt = *u.resetsAt
 		} else {
-			rf.ResetsAt = l.rollingRoom(ctx, b, u, amount, now)
+			rf.ResetsAt = rollingRoom(ctx, q, b, u, amount, now)
 		}
 		// A budget smaller than the call outranks the rest (no wait helps),
 		// and one the spend itself has used up outranks one full only of
@@ -445,7 +453,7 @@ func (l *Ledger) refusal(ctx context.Context, refused []Budget, usages []usage, 
 // rollingRoom estimates when enough of a rolling window's charges will
 // have aged out for amount to fit beside the current reservations; now +
 // the window when it never does (or the charges cannot be read).
-func (l *Ledger) rollingRoom(ctx context.Context, b Budget, u usage, amount float64, now time.Time) time.Time {
+func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float64, now time.Time) time.Time {
 	d := now.Sub(u.start)
 	excess := u.spent + u.reserved + amount - b.Hard
 	if u.spent+u.reserved >= b.Hard-epsilon && excess < epsilon {
@@ -455,7 +463,7 @@ func (l *Ledger) rollingRoom(ctx context.Context, b Budget, u usage, amount floa
 	if u.reserved+amount > b.Hard+epsilon {
 		return fallback
 	}
-	rows, err := l.rdb.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? ORDER BY ts_us`,
+	rows, err := q.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? ORDER BY ts_us`,
 		b.ID, u.start.UnixMicro())
 	if err != nil {
 		return fallback
