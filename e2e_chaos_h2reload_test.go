@@ -1,0 +1,1091 @@
+package metis
+
+// Chaos invariants over HTTP/2 with reloads (review 27H): the chaos
+// upstream and clients of e2e_chaos_test.go, but every client multiplexed
+// on HTTP/2 streams of one TLS connection (Caddy's internal CA), clients
+// that hang up sending RST_STREAM, and three config reloads in the middle
+// of the run: one that re-points an alias, one that rotates both provider
+// keys, one harmless. Then the chaos invariants, plus: no call sent after a
+// reload reached the provider with the old key or the old alias target;
+// no stream failed at the transport; every response came over HTTP/2.
+// CHAOS_SEED, CHAOS_N and CHAOS_CONC change the run.
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+
+	"github.com/metisgateway/metis/budget"
+	"github.com/metisgateway/metis/internal/fakeupstream"
+	"github.com/metisgateway/metis/store"
+)
+
+// h2Att is what the provider saw of one request: when, with which key,
+// for which model.
+type h2Att struct {
+	t     time.Time
+	key   string
+	model string
+}
+
+// h2KeyRec records the key and model of every provider request, then
+// hands it to the chaos upstream.
+type h2KeyRec struct {
+	u   *chaosUpstream
+	mu  sync.Mutex
+	att map[int][]h2Att
+}
+
+func (k *h2KeyRec) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	key := r.Header.Get("X-Api-Key")
+	if key == "" {
+		key = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	var req struct {
+		Model string `json:"model"`
+	}
+	_ = json.Unmarshal(body, &req)
+	if m := chaosMarker.FindSubmatch(body); m != nil {
+		id, _ := strconv.Atoi(string(m[1]))
+		k.mu.Lock()
+		k.att[id] = append(k.att[id], h2Att{t: time.Now(), key: key, model: req.Model})
+		k.mu.Unlock()
+	}
+	k.u.ServeHTTP(w, r)
+}
+
+// h2ChaosBody is gatewayConfig with literal provider keys and a chosen
+// target for the sonnet alias.
+func h2ChaosBody(dbPath, up, anthKey, oaiKey, sonnet, extra string) string {
+	return fmt.Sprintf(`db %s
+		provider anthropic {
+			api_key %s
+			base_url %s
+			max_retries 2
+			max_retry_wait 5s
+		}
+		provider openai {
+			api_key %s
+			base_url %s/v1
+			max_retries 2
+			max_retry_wait 5s
+		}
+		alias haiku anthropic:claude-haiku-4-5
+		alias sonnet anthropic:%s
+		alias nano openai:gpt-5-nano
+		%s`, dbPath, anthKey, up, oaiKey, up, sonnet, extra)
+}
+
+// h2ProtoCount counts the protocols of the responses it passes on.
+type h2ProtoCount struct {
+	rt    http.RoundTripper
+	mu    sync.Mutex
+	proto map[string]int
+}
+
+func (p *h2ProtoCount) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := p.rt.RoundTrip(r)
+	if err == nil {
+		p.mu.Lock()
+		p.proto[resp.Proto]++
+		p.mu.Unlock()
+	}
+	return resp, err
+}
+
+// h2Gateway is a gateway on HTTPS with HTTP/2 (Caddy's internal CA) and a
+// metrics site, both providers at up with the given provider keys.
+type h2Gateway struct {
+	*testGateway
+	dbPath  string
+	metrics string
+	tr      *http.Transport
+	pc      *h2ProtoCount
+	hc      *http.Client
+	dials   *atomic.Int64
+	reload  func(body string) error
+}
+
+func startH2Gateway(t *testing.T, upURL, anthKey, oaiKey, sonnet string) *h2Gateway {
+	t.Helper()
+	up := struct{ URL string }{upURL}
+	dir := t.TempDir()
+	storage := filepath.Join(dir, "caddy")
+	dbPath := filepath.Join(dir, "metis.db")
+	metricsPort := freePort(t)
+	var gwPort, anPort int
+	render := func(body string) string {
+		return string(caddyfile.Format([]byte(fmt.Sprintf(`{
+	admin off
+	persist_config off
+	grace_period 1s
+	skip_install_trust
+	auto_https disable_redirects
+	storage file_system %s
+	servers {
+		protocols h1 h2
+	}
+	log {
+		level ERROR
+	}
+	metis {
+		%s
+	}
+}
+https://127.0.0.1:%d {
+	tls internal
+	metis_gateway
+}
+http://127.0.0.1:%d {
+	metis_analytics
+}
+http://127.0.0.1:%d {
+	metrics
+}
+`, storage, body, gwPort, anPort, metricsPort))))
+	}
+	g := e2eStartCustom(t, func(gw, an int) string {
+		gwPort, anPort = gw, an
+		return render(h2ChaosBody(dbPath, up.URL, anthKey, oaiKey, sonnet, ""))
+	})
+	g.URL = fmt.Sprintf("https://127.0.0.1:%d", g.gwPort)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
+	reload := func(body string) error {
+		cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(render(body)), nil)
+		if err != nil {
+			return err
+		}
+		return caddy.Load(cfg, true)
+	}
+
+	rootPEM, err := os.ReadFile(filepath.Join(storage, "pki", "authorities", "local", "root.crt"))
+	if err != nil {
+		t.Fatalf("Caddy's internal root: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	dials := new(atomic.Int64)
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			if os.Getenv("H2_DIALS") != "" {
+				fmt.Fprintf(os.Stderr, "DIAL %s\n", time.Now().Format("15:04:05.000"))
+			}
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}
+	t.Cleanup(tr.CloseIdleConnections)
+	pc := &h2ProtoCount{rt: tr, proto: map[string]int{}}
+	hc := &http.Client{Transport: pc}
+	// the certificate is issued in the background
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := tls.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", g.gwPort), &tls.Config{RootCAs: roots, NextProtos: []string{"h2"}})
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS handshake within 15s: %v", err)
+		}
+	}
+
+	return &h2Gateway{testGateway: g, dbPath: dbPath, metrics: metricsURL, tr: tr, pc: pc, hc: hc, dials: dials, reload: reload}
+}
+
+func TestChaosH2Reload(t *testing.T) {
+	seed := uint64(chaosEnvInt("CHAOS_SEED", 27))
+	n := chaosEnvInt("CHAOS_N", 800)
+	conc := chaosEnvInt("CHAOS_CONC", 24)
+	u := &chaosUpstream{seed: seed, att: map[int][]chaosAttempt{}}
+	for i := range n {
+		u.plans = append(u.plans, makeChaosPlan(seed, i))
+	}
+	kr := &h2KeyRec{u: u, att: map[int][]h2Att{}}
+	up := httptest.NewServer(kr)
+	upClosed := false
+	defer func() {
+		if !upClosed {
+			up.Close()
+		}
+	}()
+
+	const (
+		oldAnth, oldOAI      = "sk-ant-key-one", "sk-openai-key-one"
+		newAnth, newOAI      = "sk-ant-key-two", "sk-openai-key-two"
+		oldSonnet, newSonnet = "claude-3-7-sonnet-20250219", "claude-sonnet-4-5"
+	)
+	hg := startH2Gateway(t, up.URL, oldAnth, oldOAI, oldSonnet)
+	g, metricsURL, tr, pc, hc, dials, reload, dbPath := hg.testGateway, hg.metrics, hg.tr, hg.pc, hg.hc, hg.dials, hg.reload, hg.dbPath
+	setForTest(t, &chaosAnthHTTP, hc)
+	setForTest(t, &chaosOAIHTTP, hc)
+	setForTest(t, &chaosRawHTTP, hc)
+	k, tok := e2eKey(g, "chaos")
+	capKey(t, g, k, 1000)
+
+	// warm-up (over HTTP/2, so that the connection exists), then the baseline
+	warmReq, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/messages", strings.NewReader(e2eHaikuBody))
+	warmReq.Header.Set("X-Api-Key", tok)
+	warmReq.Header.Set("Anthropic-Version", "2023-06-01")
+	warmResp, err := hc.Do(warmReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2eRead(t, warmResp)
+	g.sync()
+	time.Sleep(200 * time.Millisecond)
+	gBefore := runtime.NumGoroutine()
+	stBefore, _ := gatewayStacks()
+	mBefore := e2eScrape(t, metricsURL)
+	costBefore := chaosMetricSum(mBefore, "metis_cost_usd_total")
+	warm := g.events(store.TypeCallCompleted)
+
+	// reloads at a quarter, half and three quarters of the run
+	type reloadT struct {
+		what       string
+		start, end time.Time
+		err        error
+	}
+	reloads := []*reloadT{{what: "alias sonnet -> " + newSonnet}, {what: "rotate provider keys"}, {what: "harmless (default_model)"}}
+	bodies := []string{
+		h2ChaosBody(dbPath, up.URL, oldAnth, oldOAI, newSonnet, ""),
+		h2ChaosBody(dbPath, up.URL, newAnth, newOAI, newSonnet, ""),
+		h2ChaosBody(dbPath, up.URL, newAnth, newOAI, newSonnet, "default_model anthropic:claude-haiku-4-5"),
+	}
+	var reloadWG sync.WaitGroup
+	startAt := make([]time.Time, n)
+	wrote := make([]atomic.Bool, n) // the client wrote the whole request
+
+	obs := make([]*chaosObs, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, conc)
+	for i := range n {
+		o := &chaosObs{plan: u.plans[i], sid: fmt.Sprintf("chaos-%d", i)}
+		obs[i] = o
+		if r := 4 * i / n; i == r*n/4 && r >= 1 && r <= 3 {
+			rl, body := reloads[r-1], bodies[r-1]
+			rl.start = time.Now()
+			if os.Getenv("H2_DIALS") != "" {
+				fmt.Fprintf(os.Stderr, "RELOAD %s\n", time.Now().Format("15:04:05.000"))
+			}
+			reloadWG.Go(func() {
+				rl.err = reload(body)
+				rl.end = time.Now()
+			})
+			if os.Getenv("H2_RELOAD_ASYNC") == "" {
+				reloadWG.Wait() // calls go on meanwhile; the next call starts after the load returned
+			}
+		}
+		sem <- struct{}{}
+		startAt[i] = time.Now()
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+				WroteRequest: func(wr httptrace.WroteRequestInfo) {
+					if wr.Err == nil {
+						wrote[o.plan.id].Store(true)
+					}
+				},
+			})
+			switch o.plan.client {
+			case "anthropic-sdk":
+				o.runAnthropicSDK(ctx, g, tok)
+			case "openai-sdk":
+				o.runOpenAISDK(ctx, g, tok)
+			default:
+				o.runRaw(ctx, g, tok)
+			}
+		})
+	}
+	wg.Wait()
+	reloadWG.Wait()
+	t.Logf("%d calls at concurrency %d in %v", n, conc, time.Since(start).Round(time.Millisecond))
+	for _, rl := range reloads {
+		if rl.err != nil {
+			t.Fatalf("reload %q: %v", rl.what, rl.err)
+		}
+		t.Logf("reload %q took %v", rl.what, rl.end.Sub(rl.start).Round(time.Millisecond))
+	}
+
+	// wait for the gateway to finish every call (clients that left return
+	// before their calls are recorded)
+	deadline := time.Now().Add(20 * time.Second)
+	for !g.app().inflight.idle() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !g.app().inflight.idle() {
+		t.Errorf("INV6: calls still in flight 20s after every client finished")
+	}
+	g.sync()
+
+	// --- gather the trace
+	db := g.db()
+	type ev struct{ id, typ, turn, sid string }
+	rows, err := db.Query(`SELECT id, type, COALESCE(json_extract(payload_json,'$.turn_id'),''), COALESCE(json_extract(payload_json,'$.session_id'),'') FROM events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTurn := map[string][]ev{}
+	for rows.Next() {
+		var e ev
+		if err := rows.Scan(&e.id, &e.typ, &e.turn, &e.sid); err != nil {
+			t.Fatal(err)
+		}
+		if e.turn != "" {
+			byTurn[e.turn] = append(byTurn[e.turn], e)
+		}
+	}
+	rows.Close()
+	calls := g.events(store.TypeCallCompleted)[len(warm):]
+	callBySid := map[string][]map[string]any{}
+	for _, c := range calls {
+		s, _ := c["session_id"].(string)
+		callBySid[s] = append(callBySid[s], c)
+	}
+	refusals := g.refusals()
+	nRefused := 0
+	for _, v := range refusals {
+		nRefused += v
+	}
+
+	viol := map[string][]string{}
+	bad := func(inv string, format string, a ...any) {
+		viol[inv] = append(viol[inv], fmt.Sprintf(format, a...))
+	}
+	combos := map[string]int{}
+	outcomes := map[string]int{}
+	upBeh := map[string]int{}
+	nRejectedClient, leftEarly := 0, 0
+	var cancelLags []time.Duration
+	usageTab := map[string]int{}
+	costSum := 0.0
+	for _, c := range calls {
+		if v, ok := c["cost_usd"].(float64); ok {
+			costSum += v
+		}
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, o := range obs {
+		p := o.plan
+		combo := fmt.Sprintf("%s/%s stream=%v cross=%v cancel=%s reject=%s", p.client, p.shape, p.stream, p.cross, p.cancel, p.reject)
+		combos[combo]++
+		atts := u.att[p.id]
+		for _, a := range atts {
+			upBeh[a.behaviour]++
+		}
+		cs := callBySid[o.sid]
+		if p.reject != "" {
+			nRejectedClient++
+			if len(cs) != 0 {
+				bad("1-rejected-has-call", "call %d (%s) rejected by design but has %d calls", p.id, p.reject, len(cs))
+			}
+			if len(atts) != 0 {
+				bad("1-rejected-reached-upstream", "call %d reached upstream", p.id)
+			}
+			continue
+		}
+		if len(cs) == 0 && o.left && o.status == 0 && len(atts) == 0 && p.cancel == "timer" && !wrote[p.id].Load() {
+			// over HTTP/2 the client may still be dialling (a GOAWAY
+			// after a reload) when it gives up: it never sent the request
+			outcomes[fmt.Sprintf("client left before it had written its request (cancel at %v, no trace)", p.cancelAt.Round(time.Millisecond))]++
+			leftEarly++
+			continue
+		}
+		if len(cs) == 0 && o.left && o.status == 0 && len(atts) == 0 && p.cancel == "timer" && p.cancelAt < 15*time.Millisecond {
+			// the client most likely left before its request reached
+			// the gateway whole: nothing to record
+			outcomes["client left before the gateway had the request (no trace)"]++
+			leftEarly++
+			continue
+		}
+		if len(cs) != 1 {
+			bad("1-one-call-per-request", "call %d (%s, cancel at %v, saw status %d, left=%v, err=%q): %d llm.call_completed events; upstream attempts %d", p.id, combo, p.cancelAt, o.status, o.left, o.err, len(cs), len(atts))
+			continue
+		}
+		c := cs[0]
+		turn, _ := c["turn_id"].(string)
+		var types []string
+		for _, e := range byTurn[turn] {
+			types = append(types, e.typ)
+		}
+		if got := strings.Join(types, ","); got != "route.decided,llm.call_completed,turn.completed" {
+			bad("1-triple", "call %d turn %s: %s", p.id, turn, got)
+		}
+		status := int(c["status"].(float64))
+		ec, _ := c["error_class"].(string)
+		attempts := int(c["attempts"].(float64))
+		last := ""
+		if len(atts) > 0 {
+			last = atts[len(atts)-1].behaviour
+		}
+		outcomes[fmt.Sprintf("status=%d class=%s last=%s stream=%v", status, ec, last, p.stream)]++
+		// 2. status agreement
+		if o.status != 0 && !o.left && o.status != status {
+			bad("2-status-mismatch", "call %d (%s): client saw %d, trace %d/%s; upstream %v; err %q", p.id, combo, o.status, status, ec, chaosBeh(atts), o.err)
+		}
+		if ec == "CANCELLED" && !o.left {
+			bad("2-cancelled-client-stayed", "call %d (%s): CANCELLED but the client stayed (status %d clean %v err %q); upstream %v", p.id, combo, o.status, o.clean, o.err, chaosBeh(atts))
+		}
+		if last == cbCutMid && p.stream && !o.left && len(atts) > 0 && atts[len(atts)-1].wroteData {
+			if ec != "STREAM_INTERRUPTED" {
+				bad("2-cut-not-interrupted", "call %d (%s): upstream cut mid-stream, recorded %d/%s", p.id, combo, status, ec)
+			}
+			if !o.errEvent {
+				bad("2-cut-no-error-event", "call %d (%s): upstream cut mid-stream, client saw no error event (status %d clean %v err %q events %d)", p.id, combo, o.status, o.clean, o.err, o.events)
+			}
+		}
+		if last == cbErrEvent && p.stream && !o.left && o.status == 200 && !o.errEvent {
+			bad("2-error-event-lost", "call %d (%s): upstream error event mid-stream, client saw none (clean %v, events %d); trace %d/%s", p.id, combo, o.clean, o.events, status, ec)
+		}
+		// (a non-streamed 200 whose JSON is cut short is relayed as it
+		// came, recorded BAD_UPSTREAM_RESPONSE: README "timeouts")
+		if o.clean && o.status == 200 && ec != "" && !(ec == "BAD_UPSTREAM_RESPONSE" && !p.stream) {
+			bad("2-clean-client-error-class", "call %d (%s): client read a clean 200 but trace says %s; upstream %v", p.id, combo, ec, chaosBeh(atts))
+		}
+		// 3. attempts
+		if attempts == len(atts)+1 && ec == "CANCELLED" && o.left {
+			// the client left as the retry went out: counted, never
+			// received (a race the gateway cannot see)
+			outcomes["cancelled as a retry went out: attempts = received+1"]++
+		} else if attempts != len(atts) {
+			bad("3-attempts", "call %d (%s): trace attempts %d, upstream received %d %v; trace %d/%s; client left=%v", p.id, combo, attempts, len(atts), chaosBeh(atts), status, ec, o.left)
+		}
+		for i := 1; i < len(atts); i++ {
+			prev := atts[i-1]
+			if prev.wroteData && (prev.behaviour == cbNormal || prev.behaviour == cbNormalGap || prev.behaviour == cbCutMid || prev.behaviour == cbNoUsage || prev.behaviour == cbSlow || prev.behaviour == cbErrEvent) {
+				bad("3-retry-after-bytes", "call %d (%s): attempt %d after attempt %d (%s) had sent data", p.id, combo, i+1, i, prev.behaviour)
+			}
+			if prev.retryAfter > 0 {
+				if gap := atts[i].t.Sub(prev.t); gap < prev.retryAfter-2*time.Millisecond {
+					bad("3-retry-after-not-honoured", "call %d: attempt %d came %v after a %s with retry-after %v", p.id, i+1, gap, prev.behaviour, prev.retryAfter)
+				}
+			}
+		}
+		// a client that left while the upstream was deliberately waiting
+		// must have had the upstream request cancelled at once
+		if o.left && !o.leftAt.IsZero() {
+			for i, a := range atts {
+				if a.waitFrom.IsZero() || o.leftAt.Before(a.waitFrom) || !o.leftAt.Before(a.waitTo.Add(-300*time.Millisecond)) {
+					continue
+				}
+				if a.ctxDone.IsZero() && status == 200 && ec == "" {
+					// the client left after the answer's end (OpenAI's
+					// finish chunk): the gateway reads on for the usage
+					// chunk (README "Trace events")
+					continue
+				}
+				if a.ctxDone.IsZero() {
+					bad("6-cancel-not-propagated", "call %d (%s): client left %v into attempt %d's %v wait (%s after %d events, client had %d); upstream never saw the cancel; trace %d/%s usage %v", p.id, combo, o.leftAt.Sub(a.waitFrom).Round(time.Millisecond), i+1, a.waitTo.Sub(a.waitFrom), a.behaviour, p.upParam[min(i, 2)], o.events, status, ec, c["usage_source"])
+				} else if lag := a.ctxDone.Sub(o.leftAt); lag > 250*time.Millisecond {
+					bad("6-cancel-slow", "call %d (%s): upstream saw the cancel %v after the client left (%s)", p.id, combo, lag.Round(time.Millisecond), a.behaviour)
+				} else {
+					cancelLags = append(cancelLags, lag)
+				}
+			}
+		}
+		if o.starts > 1 {
+			bad("3-client-saw-two-answers", "call %d (%s): client saw %d message starts / chunk ids; upstream %v", p.id, combo, o.starts, chaosBeh(atts))
+		}
+		// 4. cost
+		in, _ := c["input_tokens"].(float64)
+		out, _ := c["output_tokens"].(float64)
+		cr, _ := c["cache_read_input_tokens"].(float64)
+		cw, _ := c["cache_creation_input_tokens"].(float64)
+		cost, hasCost := c["cost_usd"].(float64)
+		lastWrote := len(atts) > 0 && atts[len(atts)-1].wroteData
+		if ec == "STREAM_INTERRUPTED" && last == cbCutEarly && in == 0 {
+			t.Logf("note: call %d (%s) STREAM_INTERRUPTED after %v records no input (usage %v, status %d)", p.id, combo, chaosBeh(atts), c["usage_source"], status)
+		}
+		usageTab[fmt.Sprintf("class=%-22s last=%-24s wrote=%-5v usage=%-9v in>0=%-5v out>0=%-5v cost0=%v", ec, last, lastWrote, c["usage_source"], in+cr+cw > 0, out > 0, hasCost && cost == 0)]++
+		if lastWrote && in+cr+cw == 0 && (last == cbNormal || last == cbNormalGap || last == cbCutMid || last == cbNoUsage || last == cbStall || last == cbSlow) {
+			bad("4-billed-zero", "call %d (%s): the provider answered (%s) but the trace has no input tokens: %d/%s usage_source %v cost %v", p.id, combo, last, status, ec, c["usage_source"], c["cost_usd"])
+		}
+		priced := c["priced"] == true
+		if priced && !hasCost {
+			bad("4-priced-null", "call %d: priced with cost_usd %v", p.id, c["cost_usd"])
+		}
+		if !priced && hasCost {
+			bad("4-unpriced-with-cost", "call %d: priced %v with cost %v", p.id, c["priced"], cost)
+		}
+		if priced && in+out+cr+cw > 0 && cost <= 0 {
+			bad("4-silent-zero", "call %d (%s): %v/%v tokens priced at %v; %d/%s usage_source %v", p.id, combo, in, out, cost, status, ec, c["usage_source"])
+		}
+		if last == cbNoUsage && status == 200 && ec == "" && c["usage_source"] != "estimated" {
+			bad("4-no-usage-not-estimated", "call %d (%s): upstream sent no usage; usage_source %v tokens %v/%v", p.id, combo, c["usage_source"], in, out)
+		}
+	}
+	// orphans
+	callTurns := map[string]bool{}
+	for _, c := range calls {
+		callTurns[c["turn_id"].(string)] = true
+	}
+	for _, c := range warm {
+		callTurns[c["turn_id"].(string)] = true
+	}
+	for turn, es := range byTurn {
+		if !callTurns[turn] {
+			var ty []string
+			for _, e := range es {
+				ty = append(ty, e.typ)
+			}
+			bad("1-orphan-events", "turn %s has no llm.call_completed: %v", turn, ty)
+		}
+	}
+	accepted := len(calls)
+	if accepted+nRefused+leftEarly != n {
+		bad("1-count", "clients made %d requests; trace has %d calls + %d refusals (%v), %d clients left before the gateway had theirs; clients built %d to be refused",
+			n, accepted, nRefused, refusals, leftEarly, nRejectedClient)
+	}
+	// 5. cost sums
+	resp, err := http.Get(g.Analytics + "/analytics/cost?window=1h&group_by=model")
+	if err != nil {
+		t.Fatal(err)
+	}
+	an := e2eJSON(t, e2eRead(t, resp))
+	warmCost := 0.0
+	for _, c := range warm {
+		if v, ok := c["cost_usd"].(float64); ok {
+			warmCost += v
+		}
+	}
+	anCost, _ := an["total_cost_usd"].(float64)
+	if !e2eNear(anCost, costSum+warmCost) {
+		bad("5-analytics", "/analytics/cost total_cost_usd %v, sum of cost_usd %v (diff %g)", anCost, costSum+warmCost, anCost-costSum-warmCost)
+	}
+	if calls, _ := an["calls"].(float64); int(calls) != accepted+len(warm) {
+		bad("5-analytics-calls", "/analytics/cost calls %v, trace %d", calls, accepted+len(warm))
+	}
+	// 6b. the budget was charged each call's cost, once, and holds nothing
+	// (a settlement the ledger could not write at once is retried later).
+	var q budget.Quota
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if q = keyQuota(t, g, k); q.Reserved == 0 && e2eNear(q.Spent, costSum+warmCost) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if q.Reserved != 0 || !e2eNear(q.Spent, costSum+warmCost) {
+		bad("5-budget", "the key's budget: spent %v, reserved %v; want the calls' cost %v and nothing reserved", q.Spent, q.Reserved, costSum+warmCost)
+	}
+	mAfter := e2eScrape(t, metricsURL)
+	if d := chaosMetricSum(mAfter, "metis_cost_usd_total") - costBefore; !e2eNear(d, costSum) && (d-costSum > 1e-9 || costSum-d > 1e-9) {
+		bad("5-metrics", "metis_cost_usd_total grew by %v, sum of cost_usd %v (diff %g)", d, costSum, d-costSum)
+	}
+	if d := chaosMetricSum(mAfter, "metis_trace_events_dropped_total") - chaosMetricSum(mBefore, "metis_trace_events_dropped_total"); d != 0 {
+		bad("5-dropped", "%v trace events dropped", d)
+	}
+
+	// 7. HTTP/2 and reloads
+	h2Tab := map[string]int{}
+	for _, o := range obs {
+		p := o.plan
+		if p.reject != "" {
+			continue
+		}
+		if o.status == 0 && !o.left {
+			bad("7-transport-error", "call %d (%s %s stream=%v): no response and the client did not leave: %q", p.id, p.client, p.shape, p.stream, o.err)
+		}
+		if !o.left && o.err != "" && (strings.Contains(o.err, "http2:") || strings.Contains(o.err, "stream error") || strings.Contains(o.err, "GOAWAY")) {
+			bad("7-h2-stream-error", "call %d (%s): %q", p.id, p.client, o.err)
+		}
+		if p.cancel != "" && o.left {
+			ec := ""
+			if cs := callBySid[o.sid]; len(cs) == 1 {
+				ec, _ = cs[0]["error_class"].(string)
+			}
+			last := ""
+			if atts := u.att[p.id]; len(atts) > 0 {
+				last = atts[len(atts)-1].behaviour
+			}
+			h2Tab[fmt.Sprintf("client left (%s): recorded class %q, upstream %s", p.cancel, ec, last)]++
+		}
+		// which config served it: by the calls' start against the reloads
+		phase := 0
+		for r, rl := range reloads {
+			if startAt[p.id].After(rl.end) {
+				phase = r + 1
+			}
+		}
+		before := func(r int) bool { return startAt[p.id].Before(reloads[r].start) }
+		kr.mu.Lock()
+		ks := kr.att[p.id]
+		kr.mu.Unlock()
+		for j, a := range ks {
+			wantAnth, wantOAI := oldAnth, oldOAI
+			if phase >= 2 {
+				wantAnth, wantOAI = newAnth, newOAI
+			}
+			newKey := a.key == newAnth || a.key == newOAI
+			switch {
+			case phase >= 2 && a.key != wantAnth && a.key != wantOAI:
+				bad("8-old-key-after-reload", "call %d started %v after the key rotation finished; attempt %d reached the provider with %q", p.id, startAt[p.id].Sub(reloads[1].end).Round(time.Millisecond), j+1, a.key)
+			case before(1) && newKey:
+				if a.t.Before(reloads[1].start) {
+					bad("8-new-key-before-reload", "call %d attempt %d used %q before the rotation", p.id, j+1, a.key)
+				}
+				h2Tab["call begun before the rotation, attempt sent with the NEW key"]++
+			case before(1) && a.t.After(reloads[1].end):
+				h2Tab["call begun before the rotation, attempt after it with the old key"]++
+			}
+			if p.model == "sonnet" {
+				switch {
+				case phase >= 1 && a.model != newSonnet:
+					bad("8-old-alias-after-reload", "call %d started after the alias reload; attempt %d asked the provider for %q", p.id, j+1, a.model)
+				case before(0) && a.model != oldSonnet:
+					bad("8-new-alias-before-reload", "call %d started before the alias reload; attempt %d asked for %q", p.id, j+1, a.model)
+				}
+			}
+		}
+		if cs := callBySid[o.sid]; len(cs) == 1 && p.model == "sonnet" && len(ks) > 0 {
+			if m, _ := cs[0]["model"].(string); !strings.HasSuffix(m, ks[len(ks)-1].model) {
+				bad("8-trace-model", "call %d: trace model %q, provider was asked for %q", p.id, m, ks[len(ks)-1].model)
+			}
+		}
+		h2Tab[fmt.Sprintf("calls started in config phase %d", phase)]++
+	}
+	pc.mu.Lock()
+	for pr, c := range pc.proto {
+		h2Tab["responses over "+pr]++
+		h2Tab["responses over "+pr] = c
+		if pr != "HTTP/2.0" {
+			bad("7-not-h2", "%d responses over %s", c, pr)
+		}
+	}
+	pc.mu.Unlock()
+	h2Tab["TCP connections dialled"] = int(dials.Load())
+
+	// 6. goroutines
+	up.Close()
+	upClosed = true
+	tr.CloseIdleConnections()
+	http.DefaultClient.CloseIdleConnections()
+	var gAfter, stAfter int
+	var stacks string
+	for i, c := range []*http.Client{chaosAnthHTTP, chaosOAIHTTP, chaosRawHTTP} {
+		n0 := runtime.NumGoroutine()
+		c.CloseIdleConnections()
+		time.Sleep(300 * time.Millisecond)
+		t.Logf("closing the idle connections of client %d: goroutines %d -> %d", i, n0, runtime.NumGoroutine())
+	}
+	for range 100 {
+		time.Sleep(50 * time.Millisecond)
+		gAfter = runtime.NumGoroutine()
+		stAfter, stacks = gatewayStacks()
+		if gAfter <= gBefore+10 && stAfter <= stBefore {
+			break
+		}
+	}
+	if gAfter > gBefore+10 || stAfter > stBefore {
+		bad("6-goroutines", "goroutines %d before, %d after; with gateway frames %d before, %d after:\n%.6000s\nby creator:\n%s", gBefore, gAfter, stBefore, stAfter, stacks, goroutineGroups())
+	}
+	if !g.app().inflight.idle() {
+		bad("6-inflight", "in-flight set not empty")
+	}
+
+	// report
+	var keys []string
+	for k := range combos {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "seed %d, %d calls; accepted %d, refused %d %v; upstream requests by behaviour:\n", seed, n, accepted, nRefused, refusals)
+	var bk []string
+	for k := range upBeh {
+		bk = append(bk, k)
+	}
+	sort.Strings(bk)
+	for _, k := range bk {
+		fmt.Fprintf(&sb, "  %-26s %d\n", k, upBeh[k])
+	}
+	sb.WriteString("client combinations:\n")
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "  %-70s %d\n", k, combos[k])
+	}
+	sb.WriteString("outcomes:\n")
+	keys = keys[:0]
+	for k := range outcomes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "  %-80s %d\n", k, outcomes[k])
+	}
+	sb.WriteString("usage by outcome:\n")
+	keys = keys[:0]
+	for k := range usageTab {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(&sb, "  %-130s %d\n", k, usageTab[k])
+	}
+	sort.Slice(cancelLags, func(i, j int) bool { return cancelLags[i] < cancelLags[j] })
+	if len(cancelLags) > 0 {
+		fmt.Fprintf(&sb, "cancel lag client->upstream over %d waits: median %v max %v\n", len(cancelLags), cancelLags[len(cancelLags)/2], cancelLags[len(cancelLags)-1])
+	}
+	fmt.Fprintf(&sb, "upstream requests without a marker: %d\n", u.other)
+	sb.WriteString("http/2 and reloads:\n")
+	var hk []string
+	for k := range h2Tab {
+		hk = append(hk, k)
+	}
+	sort.Strings(hk)
+	for _, k := range hk {
+		fmt.Fprintf(&sb, "  %-80s %d\n", k, h2Tab[k])
+	}
+	fmt.Fprintf(&sb, "goroutines before %d after %d; cost sum %.9f analytics %.9f\n", gBefore, gAfter, costSum, anCost)
+	t.Log(sb.String())
+	if p := os.Getenv("CHAOS_REPORT"); p != "" {
+		_ = os.WriteFile(p, []byte(sb.String()), 0o644)
+	}
+	var vk []string
+	for k := range viol {
+		vk = append(vk, k)
+	}
+	sort.Strings(vk)
+	for _, k := range vk {
+		vs := viol[k]
+		t.Errorf("invariant %s: %d violations; first ones:\n  %s", k, len(vs), strings.Join(vs[:min(len(vs), 8)], "\n  "))
+	}
+}
+
+// h2StallUp streams the Anthropic fixture; a request whose prompt says
+// "stall call N" (N < 100) stops after three events until released or
+// cancelled, noting when it saw the cancel.
+type h2StallUp struct {
+	mu      sync.Mutex
+	reqs    map[int]*h2StallReq
+	release chan struct{}
+}
+
+type h2StallReq struct {
+	key     string
+	stalled chan struct{}
+	ctxDone time.Time
+}
+
+var h2StallMarker = regexp.MustCompile(`stall call (\d+) `)
+
+func (u *h2StallUp) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	id := -1
+	if m := h2StallMarker.FindSubmatch(body); m != nil {
+		id, _ = strconv.Atoi(string(m[1]))
+	}
+	sr := &h2StallReq{key: r.Header.Get("X-Api-Key"), stalled: make(chan struct{})}
+	u.mu.Lock()
+	u.reqs[id] = sr
+	u.mu.Unlock()
+	rp := fakeupstream.FromFixture(fakeupstream.FixtureAnthropicStream, 0)
+	for k, v := range rp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(200)
+	fl := w.(http.Flusher)
+	for i, ev := range rp.Events {
+		if i == 3 && id >= 0 && id < 100 {
+			close(sr.stalled)
+			select {
+			case <-u.release:
+			case <-r.Context().Done():
+				u.mu.Lock()
+				sr.ctxDone = time.Now()
+				u.mu.Unlock()
+				return
+			}
+		}
+		_, _ = io.WriteString(w, ev)
+		fl.Flush()
+	}
+}
+
+// Eight streams multiplexed on one HTTP/2 connection, all held by the
+// provider mid-answer. The client resets one (RST_STREAM); then a reload
+// rotates the provider key (the connection gets a GOAWAY) and, after the
+// 1 s grace period, the client resets another. Each reset cancels its
+// provider request within a second and is recorded CANCELLED; the six
+// other streams on the connection read their whole answer, recorded 200;
+// a request after the reload goes on a new connection with the new key.
+func TestH2ResetStreamSiblingsAcrossReload(t *testing.T) {
+	u := &h2StallUp{reqs: map[int]*h2StallReq{}, release: make(chan struct{})}
+	up := httptest.NewServer(u)
+	defer up.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(u.release)
+		}
+	}()
+	const oldKey, newKey = "sk-ant-key-one", "sk-ant-key-two"
+	hg := startH2Gateway(t, up.URL, oldKey, "sk-openai-one", "claude-3-7-sonnet-20250219")
+	g := hg.testGateway
+	_, tok := e2eKey(g, "h2rst")
+
+	type stream struct {
+		id      int
+		cancel  context.CancelFunc
+		resp    *http.Response
+		rd      *e2eSSEReader
+		local   string
+		events  []e2eSSE
+		readErr error
+	}
+	open := func(id int) *stream {
+		s := &stream{id: id}
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+			s.local = ci.Conn.LocalAddr().String()
+		}})
+		body := fmt.Sprintf(`{"model":"sonnet","max_tokens":256,"stream":true,"messages":[{"role":"user","content":"stall call %d please."}]}`, id)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/v1/messages", strings.NewReader(body))
+		req.Header.Set("X-Api-Key", tok)
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+		req.Header.Set("X-Metis-Session-Id", fmt.Sprintf("h2rst-%d", id))
+		resp, err := hg.hc.Do(req)
+		if err != nil {
+			t.Fatalf("stream %d: %v", id, err)
+		}
+		if resp.ProtoMajor != 2 || resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %s %d", id, resp.Proto, resp.StatusCode)
+		}
+		s.resp, s.rd = resp, e2eNewSSEReader(resp.Body)
+		return s
+	}
+	readN := func(s *stream, n int) {
+		for len(s.events) < n {
+			ev, ok := s.rd.next()
+			if !ok {
+				s.readErr = s.rd.err()
+				return
+			}
+			s.events = append(s.events, ev)
+		}
+	}
+	upReq := func(id int) *h2StallReq {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			u.mu.Lock()
+			r := u.reqs[id]
+			u.mu.Unlock()
+			if r != nil {
+				return r
+			}
+		}
+		t.Fatalf("the provider never got request %d", id)
+		return nil
+	}
+	cancelledWithin := func(id int, d time.Duration) time.Duration {
+		t0 := time.Now()
+		for time.Since(t0) < d {
+			u.mu.Lock()
+			cd := u.reqs[id].ctxDone
+			u.mu.Unlock()
+			if !cd.IsZero() {
+				return cd.Sub(t0)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		t.Errorf("stream %d reset: the provider request was not cancelled within %v", id, d)
+		return -1
+	}
+
+	var streams []*stream
+	for id := range 8 {
+		s := open(id)
+		<-upReq(id).stalled
+		readN(s, 2)
+		streams = append(streams, s)
+	}
+	for _, s := range streams {
+		if s.local != streams[0].local || s.readErr != nil {
+			t.Fatalf("stream %d on %s (first on %s), read error %v", s.id, s.local, streams[0].local, s.readErr)
+		}
+	}
+	gBefore := runtime.NumGoroutine()
+
+	// reset stream 0 on the live connection
+	streams[0].cancel()
+	streams[0].resp.Body.Close()
+	lag0 := cancelledWithin(0, time.Second)
+
+	// reload: rotate the provider key; wait past the 1 s grace period
+	rl0 := time.Now()
+	if err := hg.reload(h2ChaosBody(hg.dbPath, up.URL, newKey, "sk-openai-two", "claude-3-7-sonnet-20250219", "")); err != nil {
+		t.Fatal(err)
+	}
+	rlTook := time.Since(rl0)
+	// a request after the reload: a new connection, the new key
+	after := open(100)
+	readN(after, 100)
+	if after.local == streams[0].local {
+		t.Errorf("the request after the reload went on the old config's connection %s", after.local)
+	}
+	if after.readErr != nil || len(after.events) == 0 || after.events[len(after.events)-1].Name != "message_stop" {
+		t.Errorf("the request after the reload: %d events, last %+v, error %v", len(after.events), after.events[len(after.events)-1:], after.readErr)
+	}
+	if k := upReq(100).key; k != newKey {
+		t.Errorf("the request after the reload reached the provider with %q, want the new key", k)
+	}
+	time.Sleep(1300*time.Millisecond - time.Since(rl0))
+
+	// reset stream 1 on the old connection, past the grace period
+	streams[1].cancel()
+	streams[1].resp.Body.Close()
+	lag1 := cancelledWithin(1, time.Second)
+
+	// the six others read their whole answer
+	close(u.release)
+	released = true
+	for _, s := range streams[2:] {
+		readN(s, 100)
+		s.resp.Body.Close()
+		if s.readErr != nil || s.events[len(s.events)-1].Name != "message_stop" {
+			t.Errorf("stream %d, a sibling of the reset ones: %d events, last %q, read error %v", s.id, len(s.events), s.events[len(s.events)-1].Name, s.readErr)
+		}
+		for _, ev := range s.events {
+			if ev.Name == "error" {
+				t.Errorf("stream %d got an error event: %s", s.id, ev.Data)
+			}
+		}
+		if k := upReq(s.id).key; k != oldKey {
+			t.Errorf("stream %d reached the provider with %q", s.id, k)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); !g.app().inflight.idle() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !g.app().inflight.idle() {
+		t.Errorf("calls still in flight")
+	}
+	calls := e2eCalls(g, 9)
+	bySid := map[string]map[string]any{}
+	for _, c := range calls {
+		s, _ := c["session_id"].(string)
+		if bySid[s] != nil {
+			t.Errorf("session %s has two calls", s)
+		}
+		bySid[s] = c
+	}
+	for id := range 8 {
+		c := bySid[fmt.Sprintf("h2rst-%d", id)]
+		if c == nil {
+			t.Errorf("stream %d: no llm.call_completed", id)
+			continue
+		}
+		e2eCheckTriple(g, c)
+		want := map[string]any{"status": 200, "error_class": nil, "attempts": 1}
+		if id < 2 {
+			want["error_class"] = "CANCELLED"
+		}
+		e2eWant(t, fmt.Sprintf("stream %d", id), c, want)
+	}
+	if c := bySid["h2rst-100"]; c == nil {
+		t.Errorf("no call for the request after the reload")
+	} else {
+		e2eCheckTriple(g, c)
+	}
+	hg.tr.CloseIdleConnections()
+	var gAfter int
+	for range 60 {
+		time.Sleep(50 * time.Millisecond)
+		if gAfter = runtime.NumGoroutine(); gAfter <= gBefore {
+			break
+		}
+	}
+	if st, stacks := gatewayStacks(); st > 0 {
+		t.Errorf("%d goroutines with gateway frames left:\n%.4000s", st, stacks)
+	}
+	t.Logf("reset lags: live connection %v, after reload+grace %v; reload took %v; goroutines %d -> %d; dials %d; sibling events %d",
+		lag0.Round(time.Millisecond), lag1.Round(time.Millisecond), rlTook.Round(time.Millisecond), gBefore, gAfter, hg.dials.Load(), len(streams[2].events))
+}
+
+// A client that resets its HTTP/2 stream while its request body is still
+// arriving: nothing reaches the provider, nothing is charged, and the
+// refusal is recorded (the request reached the gateway), nothing left in
+// flight.
+func TestH2ResetDuringBody(t *testing.T) {
+	u := &h2StallUp{reqs: map[int]*h2StallReq{}, release: make(chan struct{})}
+	close(u.release)
+	up := httptest.NewServer(u)
+	defer up.Close()
+	hg := startH2Gateway(t, up.URL, "sk-ant-one", "sk-openai-one", "claude-3-7-sonnet-20250219")
+	g := hg.testGateway
+	_, tok := e2eKey(g, "h2body")
+	before := g.refusals()
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, g.URL+"/v1/messages", pr)
+	req.Header.Set("X-Api-Key", tok)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	req.Header.Set("Content-Type", "application/json")
+	done := make(chan error, 1)
+	go func() {
+		resp, err := hg.hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	_, _ = pw.Write([]byte(`{"model":"sonnet","max_tokens":256,"messages":[{"role":"user","content":"stall call 5 `))
+	// wait until the gateway holds it in flight
+	for deadline := time.Now().Add(5 * time.Second); g.app().inflight.idle() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if g.app().inflight.idle() {
+		t.Fatal("the request never reached the gateway")
+	}
+	cancel()
+	<-done
+	pw.Close()
+	for deadline := time.Now().Add(5 * time.Second); !g.app().inflight.idle() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !g.app().inflight.idle() {
+		t.Errorf("still in flight 5 s after the client reset its stream")
+	}
+	after := g.refusals()
+	n := 0
+	for k, v := range after {
+		n += v - before[k]
+	}
+	if n != 1 {
+		t.Errorf("refusals before %v after %v: want one more", before, after)
+	}
+	u.mu.Lock()
+	if len(u.reqs) != 0 {
+		t.Errorf("the provider got %d requests", len(u.reqs))
+	}
+	u.mu.Unlock()
+	if c := g.events(store.TypeCallCompleted); len(c) != 0 {
+		t.Errorf("%d calls recorded", len(c))
+	}
+	t.Logf("refusals after: %v", after)
+}
