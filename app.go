@@ -503,6 +503,8 @@ func (a *App) Cleanup() error {
 	if a.calls != nil {
 		a.calls.stop()
 	}
+	a.settleDeferred.flush()
+	a.settleLate.flush()
 	for _, p := range a.ordered {
 		p.closeIdle()
 	}

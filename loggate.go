@@ -30,8 +30,9 @@ var clockStart = time.Now()
 // told at most one period after them. The zero value is ready.
 type burstLog struct {
 	mu      sync.Mutex
-	open    bool  // a period is running (its timer armed)
-	pending int64 // events since the period began, not yet told
+	open    bool          // a period is running (its timer armed)
+	pending int64         // events since the period began, not yet told
+	more    func(n int64) // the current burst's count line
 }
 
 // add records one event: first logs it when it opens a burst, otherwise
@@ -43,7 +44,7 @@ func (b *burstLog) add(period time.Duration, first func(), more func(n int64)) {
 		b.mu.Unlock()
 		return
 	}
-	b.open = true
+	b.open, b.more = true, more
 	b.mu.Unlock()
 	first()
 	var tick func()
@@ -62,4 +63,16 @@ func (b *burstLog) add(period time.Duration, first func(), more func(n int64)) {
 		}
 	}
 	time.AfterFunc(period, tick)
+}
+
+// flush tells the events of the period running now at once, as a config
+// stops: a process exiting after it would never tell them.
+func (b *burstLog) flush() {
+	b.mu.Lock()
+	n, more := b.pending, b.more
+	b.pending = 0
+	b.mu.Unlock()
+	if n > 0 {
+		more(n)
+	}
 }

@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -251,22 +252,19 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 	if l.refusedRecently(id, now) {
 		// Briefly: readers busy (dashboards, other refusals) must not use
 		// up the deadline the write transaction needs (review 27R).
-		rctx, cancel := context.WithTimeout(ctx, readerFirstWait)
-		ref := l.judgeOnReader(rctx, id, amount, now)
-		cancel()
-		if ref != nil {
+		if ref := l.judgeOnReader(ctx, readerFirstWait, id, amount, now); ref != nil {
 			l.noteRefused(id, now)
 			return nil, nil, ref, nil
 		}
 	}
-	r, warnings, refusal, err = l.reserve(ctx, id, amount, now)
+	r, warnings, refusal, refused, usages, err := l.reserve(ctx, id, amount, now)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			// Judged as the budgets stand now, after the wait.
 			at := now.Add(time.Since(start))
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readerJudgeWait)
 			defer cancel()
-			if ref := l.judgeOnReader(rctx, id, amount, at); ref != nil {
+			if ref := l.judgeOnReader(rctx, readerJudgeWait, id, amount, at); ref != nil {
 				l.noteRefused(id, at)
 				if l.lockedLog.allow(10 * time.Second) {
 					l.opts.Logger.Warn("budget ledger could not be written; a call its budgets have no room for was refused from a reader (logged at most every 10 s)",
@@ -276,6 +274,10 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 			}
 		}
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
+	}
+	if refusal == nil && len(refused) > 0 {
+		// Too many charges to read with the write lock held: on a reader.
+		refusal, _ = l.refusal(ctx, l.rdb, refused, usages, amount, now, 0)
 	}
 	if refusal != nil {
 		l.noteRefused(id, now)
@@ -336,11 +338,20 @@ func (l *Ledger) forgetRefused(id Identity) {
 }
 
 // judgeOnReader judges amount against id's budgets as they stand in one
-// read transaction on a reader, which waits for no writer (WAL). It returns
-// the refusal, built in the same transaction; nil when all fit or the
-// reader failed, for the write transaction to decide.
-func (l *Ledger) judgeOnReader(ctx context.Context, id Identity, amount float64, now time.Time) *Refusal {
-	tx, err := l.rdb.BeginTx(ctx, nil)
+// read transaction on a reader, which waits for no writer (WAL), waiting at
+// most wait for a free one. It returns the refusal, built in the same
+// transaction under ctx (a rolling budget's charges may take longer to
+// read than the wait: review 27R3); nil when all fit or the reader
+// failed, for the write transaction to decide.
+func (l *Ledger) judgeOnReader(ctx context.Context, wait time.Duration, id Identity, amount float64, now time.Time) *Refusal {
+	wctx, cancel := context.WithTimeout(ctx, wait)
+	conn, err := l.rdb.Conn(wctx)
+	cancel()
+	if err != nil {
+		return nil
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return nil
 	}
@@ -353,7 +364,8 @@ func (l *Ledger) judgeOnReader(ctx context.Context, id Identity, amount float64,
 	if err != nil || len(refused) == 0 {
 		return nil
 	}
-	return l.refusal(ctx, tx, refused, usages, amount, now)
+	ref, _ := l.refusal(ctx, tx, refused, usages, amount, now, 0)
+	return ref
 }
 
 // judge reads each budget's usage on q: refused are those amount would
@@ -379,61 +391,73 @@ func (l *Ledger) judge(ctx context.Context, q querier, budgets []Budget, amount 
 	return warnings, refused, usages, nil
 }
 
-// reserve is Reserve's write transaction. A refusal is built in it, with
-// the write lock held: reading a rolling budget's charges on a reader
-// afterwards waited for busy readers up to the deadline (review 27R2), and
-// refusals after the first come from a reader (judgeOnReader).
-func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, *Refusal, error) {
+// writeScanMax bounds the charges a refusal reads in the write
+// transaction (about a millisecond's worth).
+const writeScanMax = 2000
+
+// reserve is Reserve's write transaction. A refusal is built in it when a
+// rolling budget's room is found within writeScanMax charges: reading them
+// on a reader afterwards waited for busy readers up to the deadline
+// (review 27R2). Otherwise the refusing budgets and their usages are
+// returned, for the refusal to be built on a reader once the write lock is
+// let go: reading every charge of a long window held it, and every
+// budgeted call and trace batch behind it, for tens of milliseconds
+// (review 27R3).
+func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, *Refusal, []Budget, []usage, error) {
 	conn, release, err := l.writeConn(ctx)
 	if err != nil {
-		return nil, nil, nil, dbErr(err)
+		return nil, nil, nil, nil, nil, dbErr(err)
 	}
 	defer release()
 	tx, err := begin(ctx, conn)
 	if err != nil {
-		return nil, nil, nil, dbErr(err)
+		return nil, nil, nil, nil, nil, dbErr(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	budgets, err := covering(ctx, tx, id)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	r := &Reservation{l: l, amount: amount, budgets: budgets}
 	if len(budgets) == 0 {
 		r.done = true
-		return r, nil, nil, nil
+		return r, nil, nil, nil, nil, nil
 	}
 	warnings, refused, usages, err := l.judge(ctx, tx, budgets, amount, now)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, nil, err
 	}
 	if len(refused) > 0 {
-		return nil, nil, l.refusal(ctx, tx, refused, usages, amount, now), nil
+		if ref, ok := l.refusal(ctx, tx, refused, usages, amount, now, writeScanMax); ok {
+			return nil, nil, ref, nil, nil, nil
+		}
+		return nil, nil, nil, refused, usages, nil
 	}
 	r.id = "rs_" + ulid.Make().String()
 	for _, b := range budgets {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO budget_reservations (id, budget_id, amount, created_us) VALUES (?, ?, ?, ?)`,
 			r.id, b.ID, amount, now.UnixMicro()); err != nil {
-			return nil, nil, nil, dbErr(err)
+			return nil, nil, nil, nil, nil, dbErr(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, nil, nil, dbErr(err)
+		return nil, nil, nil, nil, nil, dbErr(err)
 	}
-	return r, warnings, nil, nil
+	return r, warnings, nil, nil, nil, nil
 }
 
 // refusal builds the Refusal for the refusing budget that frees up last,
-// reading rolling budgets' charges on q (the judging transaction).
-func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usages []usage, amount float64, now time.Time) *Refusal {
+// reading rolling budgets' charges on q, at most limit of them for each (0:
+// all); ok is false when a limit ran out before the room was found.
+func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usages []usage, amount float64, now time.Time, limit int) (_ *Refusal, ok bool) {
 	var best *Refusal
 	for i, b := range refused {
 		u := usages[i]
 		rf := &Refusal{Budget: b, Spent: u.spent, Reserved: u.reserved, Amount: amount}
 		if u.resetsAt != nil {
 			rf.ResetsAt = *u.resetsAt
-		} else {
-			rf.ResetsAt = rollingRoom(ctx, q, b, u, amount, now)
+		} else if rf.ResetsAt, ok = rollingRoom(ctx, q, b, u, amount, now, limit); !ok {
+			return nil, false
 		}
 		// A budget smaller than the call outranks the rest (no wait helps),
 		// and one the spend itself has used up outranks one full only of
@@ -447,13 +471,14 @@ func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usage
 			best = rf
 		}
 	}
-	return best
+	return best, true
 }
 
 // rollingRoom estimates when enough of a rolling window's charges will
 // have aged out for amount to fit beside the current reservations; now +
-// the window when it never does (or the charges cannot be read).
-func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float64, now time.Time) time.Time {
+// the window when it never does (or the charges cannot be read). It reads
+// at most limit charges (0: all); ok is false when they ran out first.
+func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float64, now time.Time, limit int) (_ time.Time, ok bool) {
 	d := now.Sub(u.start)
 	excess := u.spent + u.reserved + amount - b.Hard
 	if u.spent+u.reserved >= b.Hard-epsilon && excess < epsilon {
@@ -461,28 +486,33 @@ func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float
 	}
 	fallback := now.Add(d)
 	if u.reserved+amount > b.Hard+epsilon {
-		return fallback
+		return fallback, true
 	}
-	rows, err := q.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? ORDER BY ts_us`,
-		b.ID, u.start.UnixMicro())
+	rows, err := q.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? ORDER BY ts_us LIMIT ?`,
+		b.ID, u.start.UnixMicro(), cmp.Or(limit, -1))
 	if err != nil {
-		return fallback
+		return fallback, true
 	}
 	defer rows.Close()
 	var freed float64
+	n := 0
 	for rows.Next() {
 		var ts int64
 		var a float64
 		if err := rows.Scan(&ts, &a); err != nil {
-			return fallback
+			return fallback, true
 		}
+		n++
 		if freed += a; freed >= excess-epsilon {
 			// The window includes its start, so a charge leaves it a
 			// microsecond after it is d old.
-			return time.UnixMicro(ts).Add(d + time.Microsecond).UTC()
+			return time.UnixMicro(ts).Add(d + time.Microsecond).UTC(), true
 		}
 	}
-	return fallback
+	if rows.Err() == nil && limit > 0 && n == limit {
+		return time.Time{}, false
+	}
+	return fallback, true
 }
 
 // Settle ends the reservation: its rows are deleted and actual (USD, ≥ 0)
