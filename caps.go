@@ -454,11 +454,13 @@ func (c *call) settle(cost float64) {
 		// Every budgeted call meets it while the ledger is locked (an open
 		// sqlite3 shell, a backup): the first is told, then a count every
 		// 10 s.
+		// The count line, kept for the burst, holds the logger, not the call.
+		logger := c.g.logger
 		c.g.app.settleDeferred.add(10*time.Second, func() {
-			c.g.logger.Error("budget settlements deferred: the ledger could not be written; retrying in the background (further ones are counted every 10 s)",
+			logger.Error("budget settlements deferred: the ledger could not be written; retrying in the background (further ones are counted every 10 s)",
 				zapTurn(c.turnID), zap.Int64("settlements", 1), zap.Error(err))
 		}, func(n int64) {
-			c.g.logger.Error("budget settlements deferred: the ledger could not be written; retrying in the background",
+			logger.Error("budget settlements deferred: the ledger could not be written; retrying in the background",
 				zap.Int64("settlements", n), zap.Duration("within", 10*time.Second))
 		})
 		go s.retry()
@@ -503,11 +505,12 @@ func (s settlement) retry() {
 		}
 		crossed, err := s.r.Settle(s.cost, s.at)
 		if err == nil {
+			logger := s.logger // the count line, kept for the burst, holds the logger only
 			s.app.settleLate.add(10*time.Second, func() {
 				s.logger.Info("budget settlements written once the ledger could be written (further ones are counted every 10 s)",
 					zapTurn(s.turnID), zap.Int64("settlements", 1), zap.Int("attempts", attempt), zap.Duration("after", time.Since(s.at)))
 			}, func(n int64) {
-				s.logger.Info("budget settlements written once the ledger could be written",
+				logger.Info("budget settlements written once the ledger could be written",
 					zap.Int64("settlements", n), zap.Duration("within", 10*time.Second))
 			})
 			s.softExceeded(crossed)
