@@ -1,7 +1,6 @@
 package budget
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -257,7 +256,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 			return nil, nil, ref, nil
 		}
 	}
-	r, warnings, refusal, refused, usages, err := l.reserve(ctx, id, amount, now)
+	r, warnings, refusal, err = l.reserve(ctx, id, amount, now)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			// Judged as the budgets stand now, after the wait.
@@ -274,10 +273,6 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 			}
 		}
 		return nil, nil, nil, fmt.Errorf("reserving budget: %w", err)
-	}
-	if refusal == nil && len(refused) > 0 {
-		// Too many charges to read with the write lock held: on a reader.
-		refusal, _ = l.refusal(ctx, l.rdb, refused, usages, amount, now, 0)
 	}
 	if refusal != nil {
 		l.noteRefused(id, now)
@@ -364,8 +359,7 @@ func (l *Ledger) judgeOnReader(ctx context.Context, wait time.Duration, id Ident
 	if err != nil || len(refused) == 0 {
 		return nil
 	}
-	ref, _ := l.refusal(ctx, tx, refused, usages, amount, now, 0)
-	return ref
+	return l.refusal(ctx, tx, refused, usages, amount, now)
 }
 
 // judge reads each budget's usage on q: refused are those amount would
@@ -391,73 +385,65 @@ func (l *Ledger) judge(ctx context.Context, q querier, budgets []Budget, amount 
 	return warnings, refused, usages, nil
 }
 
-// writeScanMax bounds the charges a refusal reads in the write
-// transaction (about a millisecond's worth).
+// writeScanMax bounds the charges a refusal reads (about a millisecond's
+// worth; see rollingRoom).
 const writeScanMax = 2000
 
-// reserve is Reserve's write transaction. A refusal is built in it when a
-// rolling budget's room is found within writeScanMax charges: reading them
-// on a reader afterwards waited for busy readers up to the deadline
-// (review 27R2). Otherwise the refusing budgets and their usages are
-// returned, for the refusal to be built on a reader once the write lock is
-// let go: reading every charge of a long window held it, and every
-// budgeted call and trace batch behind it, for tens of milliseconds
-// (review 27R3).
-func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, *Refusal, []Budget, []usage, error) {
+// reserve is Reserve's write transaction. A refusal is built in it:
+// building it on a reader afterwards waited for busy readers up to the
+// deadline (review 27R2, and 27R4 for a first bound on the charges read),
+// and rollingRoom reads little.
+func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, *Refusal, error) {
 	conn, release, err := l.writeConn(ctx)
 	if err != nil {
-		return nil, nil, nil, nil, nil, dbErr(err)
+		return nil, nil, nil, dbErr(err)
 	}
 	defer release()
 	tx, err := begin(ctx, conn)
 	if err != nil {
-		return nil, nil, nil, nil, nil, dbErr(err)
+		return nil, nil, nil, dbErr(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	budgets, err := covering(ctx, tx, id)
 	if err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	r := &Reservation{l: l, amount: amount, budgets: budgets}
 	if len(budgets) == 0 {
 		r.done = true
-		return r, nil, nil, nil, nil, nil
+		return r, nil, nil, nil
 	}
 	warnings, refused, usages, err := l.judge(ctx, tx, budgets, amount, now)
 	if err != nil {
-		return nil, nil, nil, nil, nil, err
+		return nil, nil, nil, err
 	}
 	if len(refused) > 0 {
-		if ref, ok := l.refusal(ctx, tx, refused, usages, amount, now, writeScanMax); ok {
-			return nil, nil, ref, nil, nil, nil
-		}
-		return nil, nil, nil, refused, usages, nil
+		return nil, nil, l.refusal(ctx, tx, refused, usages, amount, now), nil
 	}
 	r.id = "rs_" + ulid.Make().String()
 	for _, b := range budgets {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO budget_reservations (id, budget_id, amount, created_us) VALUES (?, ?, ?, ?)`,
 			r.id, b.ID, amount, now.UnixMicro()); err != nil {
-			return nil, nil, nil, nil, nil, dbErr(err)
+			return nil, nil, nil, dbErr(err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, nil, nil, nil, nil, dbErr(err)
+		return nil, nil, nil, dbErr(err)
 	}
-	return r, warnings, nil, nil, nil, nil
+	return r, warnings, nil, nil
 }
 
 // refusal builds the Refusal for the refusing budget that frees up last,
-// reading rolling budgets' charges on q, at most limit of them for each (0:
-// all); ok is false when a limit ran out before the room was found.
-func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usages []usage, amount float64, now time.Time, limit int) (_ *Refusal, ok bool) {
+// reading rolling budgets' spend on q (the judging transaction).
+func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usages []usage, amount float64, now time.Time) *Refusal {
 	var best *Refusal
 	for i, b := range refused {
 		u := usages[i]
 		rf := &Refusal{Budget: b, Spent: u.spent, Reserved: u.reserved, Amount: amount}
 		if u.resetsAt != nil {
 			rf.ResetsAt = *u.resetsAt
-		} else if rf.ResetsAt, ok = rollingRoom(ctx, q, b, u, amount, now, limit); !ok {
-			return nil, false
+		} else {
+			rf.ResetsAt = rollingRoom(ctx, q, b, u, amount, now)
 		}
 		// A budget smaller than the call outranks the rest (no wait helps),
 		// and one the spend itself has used up outranks one full only of
@@ -471,14 +457,20 @@ func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usage
 			best = rf
 		}
 	}
-	return best, true
+	return best
 }
 
 // rollingRoom estimates when enough of a rolling window's charges will
 // have aged out for amount to fit beside the current reservations; now +
 // the window when it never does (or the charges cannot be read). It reads
-// at most limit charges (0: all); ok is false when they ran out first.
-func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float64, now time.Time, limit int) (_ time.Time, ok bool) {
+// the window's 15-minute spend buckets and the charges of at most two of
+// them (the window's first, partial one and the one where the room is
+// found), at most writeScanMax of those: a refusal is built in the
+// transaction that judged it, the ledger's write transaction included,
+// and reading every charge of a long window held the write lock for tens
+// of milliseconds (review 27R3). Past writeScanMax charges in that bucket
+// it answers the bucket's end, the latest the room can come.
+func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float64, now time.Time) time.Time {
 	d := now.Sub(u.start)
 	excess := u.spent + u.reserved + amount - b.Hard
 	if u.spent+u.reserved >= b.Hard-epsilon && excess < epsilon {
@@ -486,33 +478,70 @@ func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float
 	}
 	fallback := now.Add(d)
 	if u.reserved+amount > b.Hard+epsilon {
-		return fallback, true
+		return fallback
 	}
-	rows, err := q.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? ORDER BY ts_us LIMIT ?`,
-		b.ID, u.start.UnixMicro(), cmp.Or(limit, -1))
+	// A charge leaves the window a microsecond after it is d old (the
+	// window includes its start).
+	leaves := func(ts int64) time.Time { return time.UnixMicro(ts).Add(d + time.Microsecond).UTC() }
+	start := u.start.UnixMicro()
+	first := ceilBucket(start)
+	var head float64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM budget_charges WHERE budget_id = ? AND ts_us >= ? AND ts_us < ?`,
+		b.ID, start, first).Scan(&head); err != nil {
+		return fallback
+	}
+	if head >= excess-epsilon {
+		if ts, ok := crossing(ctx, q, b.ID, start, first, 0, excess); ok {
+			return leaves(ts)
+		}
+		return leaves(first - 1)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT bucket_us, amount FROM budget_spend WHERE budget_id = ? AND bucket_us >= ? ORDER BY bucket_us`,
+		b.ID, first)
 	if err != nil {
-		return fallback, true
+		return fallback
 	}
 	defer rows.Close()
-	var freed float64
-	n := 0
+	freed := head
+	for rows.Next() {
+		var bucket int64
+		var a float64
+		if err := rows.Scan(&bucket, &a); err != nil {
+			return fallback
+		}
+		if freed+a >= excess-epsilon {
+			rows.Close()
+			if ts, ok := crossing(ctx, q, b.ID, bucket, bucket+bucketUS, freed, excess); ok {
+				return leaves(ts)
+			}
+			return leaves(bucket + bucketUS - 1)
+		}
+		freed += a
+	}
+	return fallback
+}
+
+// crossing reads the charges of budget id in [from, to), at most
+// writeScanMax of them, in time order, and returns the time of the one
+// that takes freed (what earlier charges free) to excess.
+func crossing(ctx context.Context, q querier, id string, from, to int64, freed, excess float64) (int64, bool) {
+	rows, err := q.QueryContext(ctx, `SELECT ts_us, amount FROM budget_charges WHERE budget_id = ? AND ts_us >= ? AND ts_us < ? ORDER BY ts_us LIMIT ?`,
+		id, from, to, writeScanMax)
+	if err != nil {
+		return 0, false
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var ts int64
 		var a float64
 		if err := rows.Scan(&ts, &a); err != nil {
-			return fallback, true
+			return 0, false
 		}
-		n++
 		if freed += a; freed >= excess-epsilon {
-			// The window includes its start, so a charge leaves it a
-			// microsecond after it is d old.
-			return time.UnixMicro(ts).Add(d + time.Microsecond).UTC(), true
+			return ts, true
 		}
 	}
-	if rows.Err() == nil && limit > 0 && n == limit {
-		return time.Time{}, false
-	}
-	return fallback, true
+	return 0, false
 }
 
 // Settle ends the reservation: its rows are deleted and actual (USD, ≥ 0)
