@@ -771,55 +771,15 @@ func TestChaosInvariants(t *testing.T) {
 
 	// wait for the gateway to finish every call (clients that left return
 	// before their calls are recorded)
-	deadline := time.Now().Add(20 * time.Second)
-	for !g.app().inflight.idle() && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if !g.app().inflight.idle() {
-		t.Errorf("INV6: calls still in flight 20s after every client finished")
-	}
-	g.sync()
+	byTurn, calls, callBySid, refusals, nRefused := chaosTrace(t, g, len(warm))
 
-	// --- gather the trace
-	db := g.db()
-	type ev struct{ id, typ, turn, sid string }
-	rows, err := db.Query(`SELECT id, type, COALESCE(json_extract(payload_json,'$.turn_id'),''), COALESCE(json_extract(payload_json,'$.session_id'),'') FROM events ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	byTurn := map[string][]ev{}
-	for rows.Next() {
-		var e ev
-		if err := rows.Scan(&e.id, &e.typ, &e.turn, &e.sid); err != nil {
-			t.Fatal(err)
-		}
-		if e.turn != "" {
-			byTurn[e.turn] = append(byTurn[e.turn], e)
-		}
-	}
-	rows.Close()
-	calls := g.events(store.TypeCallCompleted)[len(warm):]
-	callBySid := map[string][]map[string]any{}
-	for _, c := range calls {
-		s, _ := c["session_id"].(string)
-		callBySid[s] = append(callBySid[s], c)
-	}
-	refusals := g.refusals()
-	nRefused := 0
-	for _, v := range refusals {
-		nRefused += v
-	}
-
-	viol := map[string][]string{}
-	bad := func(inv string, format string, a ...any) {
-		viol[inv] = append(viol[inv], fmt.Sprintf(format, a...))
-	}
+	chk := newChaosCheck(t)
+	bad, viol := chk.bad, chk.viol
 	combos := map[string]int{}
-	outcomes := map[string]int{}
+	outcomes := chk.outcomes
 	upBeh := map[string]int{}
 	nRejectedClient, leftEarly := 0, 0
-	var cancelLags []time.Duration
-	usageTab := map[string]int{}
+	usageTab := chk.usageTab
 	costSum := 0.0
 	for _, c := range calls {
 		if v, ok := c["cost_usd"].(float64); ok {
@@ -864,111 +824,7 @@ func TestChaosInvariants(t *testing.T) {
 		for _, e := range byTurn[turn] {
 			types = append(types, e.typ)
 		}
-		if got := strings.Join(types, ","); got != "route.decided,llm.call_completed,turn.completed" {
-			bad("1-triple", "call %d turn %s: %s", p.id, turn, got)
-		}
-		status := int(c["status"].(float64))
-		ec, _ := c["error_class"].(string)
-		attempts := int(c["attempts"].(float64))
-		last := ""
-		if len(atts) > 0 {
-			last = atts[len(atts)-1].behaviour
-		}
-		outcomes[fmt.Sprintf("status=%d class=%s last=%s stream=%v", status, ec, last, p.stream)]++
-		// 2. status agreement
-		if o.status != 0 && !o.left && o.status != status {
-			bad("2-status-mismatch", "call %d (%s): client saw %d, trace %d/%s; upstream %v; err %q", p.id, combo, o.status, status, ec, chaosBeh(atts), o.err)
-		}
-		if ec == "CANCELLED" && !o.left {
-			bad("2-cancelled-client-stayed", "call %d (%s): CANCELLED but the client stayed (status %d clean %v err %q); upstream %v", p.id, combo, o.status, o.clean, o.err, chaosBeh(atts))
-		}
-		if last == cbCutMid && p.stream && !o.left && len(atts) > 0 && atts[len(atts)-1].wroteData {
-			if ec != "STREAM_INTERRUPTED" {
-				bad("2-cut-not-interrupted", "call %d (%s): upstream cut mid-stream, recorded %d/%s", p.id, combo, status, ec)
-			}
-			if !o.errEvent {
-				bad("2-cut-no-error-event", "call %d (%s): upstream cut mid-stream, client saw no error event (status %d clean %v err %q events %d)", p.id, combo, o.status, o.clean, o.err, o.events)
-			}
-		}
-		if last == cbErrEvent && p.stream && !o.left && o.status == 200 && !o.errEvent {
-			bad("2-error-event-lost", "call %d (%s): upstream error event mid-stream, client saw none (clean %v, events %d); trace %d/%s", p.id, combo, o.clean, o.events, status, ec)
-		}
-		// (a non-streamed 200 whose JSON is cut short is relayed as it
-		// came, recorded BAD_UPSTREAM_RESPONSE: README "timeouts")
-		if o.clean && o.status == 200 && ec != "" && !(ec == "BAD_UPSTREAM_RESPONSE" && !p.stream) {
-			bad("2-clean-client-error-class", "call %d (%s): client read a clean 200 but trace says %s; upstream %v", p.id, combo, ec, chaosBeh(atts))
-		}
-		// 3. attempts
-		if attempts == len(atts)+1 && ec == "CANCELLED" && o.left {
-			// the client left as the retry went out: counted, never
-			// received (a race the gateway cannot see)
-			outcomes["cancelled as a retry went out: attempts = received+1"]++
-		} else if attempts != len(atts) {
-			bad("3-attempts", "call %d (%s): trace attempts %d, upstream received %d %v; trace %d/%s; client left=%v", p.id, combo, attempts, len(atts), chaosBeh(atts), status, ec, o.left)
-		}
-		for i := 1; i < len(atts); i++ {
-			prev := atts[i-1]
-			if prev.wroteData && (prev.behaviour == cbNormal || prev.behaviour == cbNormalGap || prev.behaviour == cbCutMid || prev.behaviour == cbNoUsage || prev.behaviour == cbSlow || prev.behaviour == cbErrEvent) {
-				bad("3-retry-after-bytes", "call %d (%s): attempt %d after attempt %d (%s) had sent data", p.id, combo, i+1, i, prev.behaviour)
-			}
-			if prev.retryAfter > 0 {
-				if gap := atts[i].t.Sub(prev.t); gap < prev.retryAfter-2*time.Millisecond {
-					bad("3-retry-after-not-honoured", "call %d: attempt %d came %v after a %s with retry-after %v", p.id, i+1, gap, prev.behaviour, prev.retryAfter)
-				}
-			}
-		}
-		// a client that left while the upstream was deliberately waiting
-		// must have had the upstream request cancelled at once
-		if o.left && !o.leftAt.IsZero() {
-			for i, a := range atts {
-				if a.waitFrom.IsZero() || o.leftAt.Before(a.waitFrom) || !o.leftAt.Before(a.waitTo.Add(-300*time.Millisecond)) {
-					continue
-				}
-				if a.ctxDone.IsZero() && status == 200 && ec == "" {
-					// the client left after the answer's end (OpenAI's
-					// finish chunk): the gateway reads on for the usage
-					// chunk (README "Trace events")
-					continue
-				}
-				if a.ctxDone.IsZero() {
-					bad("6-cancel-not-propagated", "call %d (%s): client left %v into attempt %d's %v wait (%s after %d events, client had %d); upstream never saw the cancel; trace %d/%s usage %v", p.id, combo, o.leftAt.Sub(a.waitFrom).Round(time.Millisecond), i+1, a.waitTo.Sub(a.waitFrom), a.behaviour, p.upParam[min(i, 2)], o.events, status, ec, c["usage_source"])
-				} else if lag := a.ctxDone.Sub(o.leftAt); lag > 250*time.Millisecond {
-					bad("6-cancel-slow", "call %d (%s): upstream saw the cancel %v after the client left (%s)", p.id, combo, lag.Round(time.Millisecond), a.behaviour)
-				} else {
-					cancelLags = append(cancelLags, lag)
-				}
-			}
-		}
-		if o.starts > 1 {
-			bad("3-client-saw-two-answers", "call %d (%s): client saw %d message starts / chunk ids; upstream %v", p.id, combo, o.starts, chaosBeh(atts))
-		}
-		// 4. cost
-		in, _ := c["input_tokens"].(float64)
-		out, _ := c["output_tokens"].(float64)
-		cr, _ := c["cache_read_input_tokens"].(float64)
-		cw, _ := c["cache_creation_input_tokens"].(float64)
-		cost, hasCost := c["cost_usd"].(float64)
-		lastWrote := len(atts) > 0 && atts[len(atts)-1].wroteData
-		if ec == "STREAM_INTERRUPTED" && last == cbCutEarly && in == 0 {
-			t.Logf("note: call %d (%s) STREAM_INTERRUPTED after %v records no input (usage %v, status %d)", p.id, combo, chaosBeh(atts), c["usage_source"], status)
-		}
-		usageTab[fmt.Sprintf("class=%-22s last=%-24s wrote=%-5v usage=%-9v in>0=%-5v out>0=%-5v cost0=%v", ec, last, lastWrote, c["usage_source"], in+cr+cw > 0, out > 0, hasCost && cost == 0)]++
-		if lastWrote && in+cr+cw == 0 && (last == cbNormal || last == cbNormalGap || last == cbCutMid || last == cbNoUsage || last == cbStall || last == cbSlow) {
-			bad("4-billed-zero", "call %d (%s): the provider answered (%s) but the trace has no input tokens: %d/%s usage_source %v cost %v", p.id, combo, last, status, ec, c["usage_source"], c["cost_usd"])
-		}
-		priced := c["priced"] == true
-		if priced && !hasCost {
-			bad("4-priced-null", "call %d: priced with cost_usd %v", p.id, c["cost_usd"])
-		}
-		if !priced && hasCost {
-			bad("4-unpriced-with-cost", "call %d: priced %v with cost %v", p.id, c["priced"], cost)
-		}
-		if priced && in+out+cr+cw > 0 && cost <= 0 {
-			bad("4-silent-zero", "call %d (%s): %v/%v tokens priced at %v; %d/%s usage_source %v", p.id, combo, in, out, cost, status, ec, c["usage_source"])
-		}
-		if last == cbNoUsage && status == 200 && ec == "" && c["usage_source"] != "estimated" {
-			bad("4-no-usage-not-estimated", "call %d (%s): upstream sent no usage; usage_source %v tokens %v/%v", p.id, combo, c["usage_source"], in, out)
-		}
+		chk.call(o, combo, c, types, atts)
 	}
 	// orphans
 	callTurns := map[string]bool{}
@@ -993,7 +849,7 @@ func TestChaosInvariants(t *testing.T) {
 			n, accepted, nRefused, refusals, leftEarly, nRejectedClient)
 	}
 	// 5. cost sums
-	resp, err = http.Get(g.Analytics + "/analytics/cost?window=1h&group_by=model")
+	resp, err := http.Get(g.Analytics + "/analytics/cost?window=1h&group_by=model")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1094,6 +950,7 @@ func TestChaosInvariants(t *testing.T) {
 	for _, k := range keys {
 		fmt.Fprintf(&sb, "  %-130s %d\n", k, usageTab[k])
 	}
+	cancelLags := chk.cancelLags
 	sort.Slice(cancelLags, func(i, j int) bool { return cancelLags[i] < cancelLags[j] })
 	if len(cancelLags) > 0 {
 		fmt.Fprintf(&sb, "cancel lag client->upstream over %d waits: median %v max %v\n", len(cancelLags), cancelLags[len(cancelLags)/2], cancelLags[len(cancelLags)-1])
@@ -1112,6 +969,181 @@ func TestChaosInvariants(t *testing.T) {
 	for _, k := range vk {
 		vs := viol[k]
 		t.Errorf("invariant %s: %d violations; first ones:\n  %s", k, len(vs), strings.Join(vs[:min(len(vs), 8)], "\n  "))
+	}
+}
+
+// chaosEv is one trace event of a chaos run.
+type chaosEv struct{ id, typ, turn, sid string }
+
+// chaosTrace waits for the run's calls to end and its events to be
+// written, then reads the trace: the events by turn, the calls after the
+// warm-up ones (and by session id, the client's own), the refusals.
+func chaosTrace(t *testing.T, g *testGateway, warm int) (byTurn map[string][]chaosEv, calls []map[string]any,
+	callBySid map[string][]map[string]any, refusals map[string]int, nRefused int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !g.app().inflight.idle() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !g.app().inflight.idle() {
+		t.Errorf("INV6: calls still in flight 20s after every client finished")
+	}
+	g.sync()
+	rows, err := g.db().Query(`SELECT id, type, COALESCE(json_extract(payload_json,'$.turn_id'),''), COALESCE(json_extract(payload_json,'$.session_id'),'') FROM events ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byTurn = map[string][]chaosEv{}
+	for rows.Next() {
+		var e chaosEv
+		if err := rows.Scan(&e.id, &e.typ, &e.turn, &e.sid); err != nil {
+			t.Fatal(err)
+		}
+		if e.turn != "" {
+			byTurn[e.turn] = append(byTurn[e.turn], e)
+		}
+	}
+	rows.Close()
+	calls = g.events(store.TypeCallCompleted)[warm:]
+	callBySid = map[string][]map[string]any{}
+	for _, c := range calls {
+		s, _ := c["session_id"].(string)
+		callBySid[s] = append(callBySid[s], c)
+	}
+	refusals = g.refusals()
+	for _, v := range refusals {
+		nRefused += v
+	}
+	return byTurn, calls, callBySid, refusals, nRefused
+}
+
+// chaosCheck gathers a chaos run's violations, by invariant, and its
+// tallies.
+type chaosCheck struct {
+	t                  *testing.T
+	viol               map[string][]string
+	outcomes, usageTab map[string]int
+	cancelLags         []time.Duration
+}
+
+func newChaosCheck(t *testing.T) *chaosCheck {
+	return &chaosCheck{t: t, viol: map[string][]string{}, outcomes: map[string]int{}, usageTab: map[string]int{}}
+}
+
+// bad records a violation of invariant inv.
+func (k *chaosCheck) bad(inv string, format string, a ...any) {
+	k.viol[inv] = append(k.viol[inv], fmt.Sprintf(format, a...))
+}
+
+// call checks one accepted call: its trace row c and its turn's event
+// types against what its client saw (o) and what the upstream received
+// (atts).
+func (k *chaosCheck) call(o *chaosObs, combo string, c map[string]any, types []string, atts []chaosAttempt) {
+	p := o.plan
+	if got := strings.Join(types, ","); got != "route.decided,llm.call_completed,turn.completed" {
+		k.bad("1-triple", "call %d turn %v: %s", p.id, c["turn_id"], got)
+	}
+	status := int(c["status"].(float64))
+	ec, _ := c["error_class"].(string)
+	attempts := int(c["attempts"].(float64))
+	last := ""
+	if len(atts) > 0 {
+		last = atts[len(atts)-1].behaviour
+	}
+	k.outcomes[fmt.Sprintf("status=%d class=%s last=%s stream=%v", status, ec, last, p.stream)]++
+	// 2. status agreement
+	if o.status != 0 && !o.left && o.status != status {
+		k.bad("2-status-mismatch", "call %d (%s): client saw %d, trace %d/%s; upstream %v; err %q", p.id, combo, o.status, status, ec, chaosBeh(atts), o.err)
+	}
+	if ec == "CANCELLED" && !o.left {
+		k.bad("2-cancelled-client-stayed", "call %d (%s): CANCELLED but the client stayed (status %d clean %v err %q); upstream %v", p.id, combo, o.status, o.clean, o.err, chaosBeh(atts))
+	}
+	if last == cbCutMid && p.stream && !o.left && len(atts) > 0 && atts[len(atts)-1].wroteData {
+		if ec != "STREAM_INTERRUPTED" {
+			k.bad("2-cut-not-interrupted", "call %d (%s): upstream cut mid-stream, recorded %d/%s", p.id, combo, status, ec)
+		}
+		if !o.errEvent {
+			k.bad("2-cut-no-error-event", "call %d (%s): upstream cut mid-stream, client saw no error event (status %d clean %v err %q events %d)", p.id, combo, o.status, o.clean, o.err, o.events)
+		}
+	}
+	if last == cbErrEvent && p.stream && !o.left && o.status == 200 && !o.errEvent {
+		k.bad("2-error-event-lost", "call %d (%s): upstream error event mid-stream, client saw none (clean %v, events %d); trace %d/%s", p.id, combo, o.clean, o.events, status, ec)
+	}
+	// (a non-streamed 200 whose JSON is cut short is relayed as it
+	// came, recorded BAD_UPSTREAM_RESPONSE: README "timeouts")
+	if o.clean && o.status == 200 && ec != "" && !(ec == "BAD_UPSTREAM_RESPONSE" && !p.stream) {
+		k.bad("2-clean-client-error-class", "call %d (%s): client read a clean 200 but trace says %s; upstream %v", p.id, combo, ec, chaosBeh(atts))
+	}
+	// 3. attempts
+	if attempts == len(atts)+1 && ec == "CANCELLED" && o.left {
+		// the client left as the retry went out: counted, never
+		// received (a race the gateway cannot see)
+		k.outcomes["cancelled as a retry went out: attempts = received+1"]++
+	} else if attempts != len(atts) {
+		k.bad("3-attempts", "call %d (%s): trace attempts %d, upstream received %d %v; trace %d/%s; client left=%v", p.id, combo, attempts, len(atts), chaosBeh(atts), status, ec, o.left)
+	}
+	for i := 1; i < len(atts); i++ {
+		prev := atts[i-1]
+		if prev.wroteData && (prev.behaviour == cbNormal || prev.behaviour == cbNormalGap || prev.behaviour == cbCutMid || prev.behaviour == cbNoUsage || prev.behaviour == cbSlow || prev.behaviour == cbErrEvent) {
+			k.bad("3-retry-after-bytes", "call %d (%s): attempt %d after attempt %d (%s) had sent data", p.id, combo, i+1, i, prev.behaviour)
+		}
+		if prev.retryAfter > 0 {
+			if gap := atts[i].t.Sub(prev.t); gap < prev.retryAfter-2*time.Millisecond {
+				k.bad("3-retry-after-not-honoured", "call %d: attempt %d came %v after a %s with retry-after %v", p.id, i+1, gap, prev.behaviour, prev.retryAfter)
+			}
+		}
+	}
+	// a client that left while the upstream was deliberately waiting
+	// must have had the upstream request cancelled at once
+	if o.left && !o.leftAt.IsZero() {
+		for i, a := range atts {
+			if a.waitFrom.IsZero() || o.leftAt.Before(a.waitFrom) || !o.leftAt.Before(a.waitTo.Add(-300*time.Millisecond)) {
+				continue
+			}
+			if a.ctxDone.IsZero() && status == 200 && ec == "" {
+				// the client left after the answer's end (OpenAI's
+				// finish chunk): the gateway reads on for the usage
+				// chunk (README "Trace events")
+				continue
+			}
+			if a.ctxDone.IsZero() {
+				k.bad("6-cancel-not-propagated", "call %d (%s): client left %v into attempt %d's %v wait (%s after %d events, client had %d); upstream never saw the cancel; trace %d/%s usage %v", p.id, combo, o.leftAt.Sub(a.waitFrom).Round(time.Millisecond), i+1, a.waitTo.Sub(a.waitFrom), a.behaviour, p.upParam[min(i, 2)], o.events, status, ec, c["usage_source"])
+			} else if lag := a.ctxDone.Sub(o.leftAt); lag > 250*time.Millisecond {
+				k.bad("6-cancel-slow", "call %d (%s): upstream saw the cancel %v after the client left (%s)", p.id, combo, lag.Round(time.Millisecond), a.behaviour)
+			} else {
+				k.cancelLags = append(k.cancelLags, lag)
+			}
+		}
+	}
+	if o.starts > 1 {
+		k.bad("3-client-saw-two-answers", "call %d (%s): client saw %d message starts / chunk ids; upstream %v", p.id, combo, o.starts, chaosBeh(atts))
+	}
+	// 4. cost
+	in, _ := c["input_tokens"].(float64)
+	out, _ := c["output_tokens"].(float64)
+	cr, _ := c["cache_read_input_tokens"].(float64)
+	cw, _ := c["cache_creation_input_tokens"].(float64)
+	cost, hasCost := c["cost_usd"].(float64)
+	lastWrote := len(atts) > 0 && atts[len(atts)-1].wroteData
+	if ec == "STREAM_INTERRUPTED" && last == cbCutEarly && in == 0 {
+		k.t.Logf("note: call %d (%s) STREAM_INTERRUPTED after %v records no input (usage %v, status %d)", p.id, combo, chaosBeh(atts), c["usage_source"], status)
+	}
+	k.usageTab[fmt.Sprintf("class=%-22s last=%-24s wrote=%-5v usage=%-9v in>0=%-5v out>0=%-5v cost0=%v", ec, last, lastWrote, c["usage_source"], in+cr+cw > 0, out > 0, hasCost && cost == 0)]++
+	if lastWrote && in+cr+cw == 0 && (last == cbNormal || last == cbNormalGap || last == cbCutMid || last == cbNoUsage || last == cbStall || last == cbSlow) {
+		k.bad("4-billed-zero", "call %d (%s): the provider answered (%s) but the trace has no input tokens: %d/%s usage_source %v cost %v", p.id, combo, last, status, ec, c["usage_source"], c["cost_usd"])
+	}
+	priced := c["priced"] == true
+	if priced && !hasCost {
+		k.bad("4-priced-null", "call %d: priced with cost_usd %v", p.id, c["cost_usd"])
+	}
+	if !priced && hasCost {
+		k.bad("4-unpriced-with-cost", "call %d: priced %v with cost %v", p.id, c["priced"], cost)
+	}
+	if priced && in+out+cr+cw > 0 && cost <= 0 {
+		k.bad("4-silent-zero", "call %d (%s): %v/%v tokens priced at %v; %d/%s usage_source %v", p.id, combo, in, out, cost, status, ec, c["usage_source"])
+	}
+	if last == cbNoUsage && status == 200 && ec == "" && c["usage_source"] != "estimated" {
+		k.bad("4-no-usage-not-estimated", "call %d (%s): upstream sent no usage; usage_source %v tokens %v/%v", p.id, combo, c["usage_source"], in, out)
 	}
 }
 
