@@ -7,31 +7,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+
 	"github.com/metisgateway/metis/internal/fakeupstream"
 )
 
-// TestDeferredSettlementsLoggedOncePerPeriod: while another process holds
-// the database's write lock (an open sqlite3 shell, a backup), every
-// budgeted call's settlement is deferred to the background, and each wrote
-// an ERROR line, and later an INFO line when it went through: 431 error
-// lines in the 2 minutes of review 27S's held reader. Now the first of
-// each is told, and the rest counted in a line at the end of each 10 s in
-// which more came, so every settlement is in some line's count (review
-// 27R2: a first version's counts left out all but the first of a burst),
-// and every call is still charged.
-func TestDeferredSettlementsLoggedOncePerPeriod(t *testing.T) {
+// settleCalls is how many budgeted calls deferSettlements makes.
+const settleCalls = 10
+
+// deferSettlements makes settleCalls budgeted calls whose settlements meet
+// a ledger locked by another process (an open sqlite3 shell, a backup), so
+// that each is deferred to the background, then lets the lock go and
+// waits until every call is charged. It returns the gateway's log file.
+func deferSettlements(t *testing.T) (g *testGateway, logPath string) {
+	t.Helper()
 	up := fakeupstream.New(t)
-	g, logPath, _ := e2eStartLogged(t, up, "INFO", "")
+	g, logPath, _ = e2eStartLogged(t, up, "INFO", "")
 	k, tok := e2eKey(g, "capped")
 	capKey(t, g, k, 5)
-	const calls = 10
-	for range calls {
+	for range settleCalls {
 		r := fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Sunny."))
 		r.Delay = 300 * time.Millisecond
 		up.Enqueue("/v1/messages", r)
 	}
 	var wg sync.WaitGroup
-	for range calls {
+	for range settleCalls {
 		wg.Go(func() {
 			resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":100,"messages":[{"role":"user","content":"Weather?"}]}`, e2eAnthropicHdr...)
 			io.Copy(io.Discard, resp.Body)
@@ -40,9 +40,9 @@ func TestDeferredSettlementsLoggedOncePerPeriod(t *testing.T) {
 	}
 	// Each call is reserved before it goes to the provider, which holds
 	// it 300 ms.
-	for deadline := time.Now().Add(5 * time.Second); len(up.Requests()) < calls; time.Sleep(2 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); len(up.Requests()) < settleCalls; time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d calls reached the provider", len(up.Requests()), calls)
+			t.Fatalf("%d of %d calls reached the provider", len(up.Requests()), settleCalls)
 		}
 	}
 	release := holdWriteLock(t, g.DB)
@@ -50,32 +50,68 @@ func TestDeferredSettlementsLoggedOncePerPeriod(t *testing.T) {
 	release()
 	// Haiku 4.5: 400 × $1 + 2 × $5 per MTok = $0.00041 a call.
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if q := keyQuota(t, g, k); q.Reserved == 0 && near(q.Spent, calls*0.00041) {
-			break
+		if q := keyQuota(t, g, k); q.Reserved == 0 && near(q.Spent, settleCalls*0.00041) {
+			return g, logPath
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not all settled: %+v", keyQuota(t, g, k))
 		}
 	}
+}
+
+// settlementLines returns the log lines whose message starts with prefix
+// and the sum of their settlements counts.
+func settlementLines(t *testing.T, logPath, prefix string) (got []map[string]any, sum float64) {
+	t.Helper()
+	lines, _ := e2eLogLines(t, logPath)
+	for _, l := range lines {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, prefix) {
+			got = append(got, l)
+			n, _ := l["settlements"].(float64)
+			sum += n
+		}
+	}
+	return got, sum
+}
+
+var settlementKinds = []struct{ prefix, what string }{
+	{"budget settlements deferred", "deferred their settlements"},
+	{"budget settlements written once", "were settled late"},
+}
+
+// TestDeferredSettlementsLoggedOncePerPeriod: while another process holds
+// the database's write lock, every budgeted call's settlement is deferred
+// to the background, and each wrote an ERROR line, and later an INFO line
+// when it went through: 431 error lines in the 2 minutes of review 27S's
+// held reader. Now the first of each is told, and the rest counted in a
+// line at the end of each 10 s in which more came, so every settlement is
+// in some line's count (review 27R2: a first version's counts left out
+// all but the first of a burst), and every call is still charged.
+func TestDeferredSettlementsLoggedOncePerPeriod(t *testing.T) {
+	_, logPath := deferSettlements(t)
 	// The count of those after the first comes at the end of its 10 s.
 	time.Sleep(11 * time.Second)
-	lines, _ := e2eLogLines(t, logPath)
-	for _, c := range []struct{ prefix, what string }{
-		{"budget settlements deferred", "deferred their settlements"},
-		{"budget settlements written once", "were settled late"},
-	} {
-		var got []map[string]any
-		var sum float64
-		for _, l := range lines {
-			if msg, _ := l["msg"].(string); strings.HasPrefix(msg, c.prefix) {
-				got = append(got, l)
-				n, _ := l["settlements"].(float64)
-				sum += n
-			}
-		}
-		if len(got) == 0 || len(got) > 2 || sum != calls || got[0]["settlements"] != float64(1) || got[0]["turn_id"] == nil {
+	for _, c := range settlementKinds {
+		got, sum := settlementLines(t, logPath, c.prefix)
+		if len(got) == 0 || len(got) > 2 || sum != settleCalls || got[0]["settlements"] != float64(1) || got[0]["turn_id"] == nil {
 			t.Errorf("%d calls %s: %d lines %v; want the first told with its turn, then one line counting the rest (%d in all)",
-				calls, c.what, len(got), got, calls)
+				settleCalls, c.what, len(got), got, settleCalls)
+		}
+	}
+}
+
+// TestSettlementCountsToldAtStop: the count of a period still running when
+// the gateway stops is told at the stop, not by a timer that a process
+// exiting after `caddy stop` never reaches (review 27R3: the log counted 1
+// of the 10 of each kind).
+func TestSettlementCountsToldAtStop(t *testing.T) {
+	_, logPath := deferSettlements(t)
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range settlementKinds {
+		if got, sum := settlementLines(t, logPath, c.prefix); sum != settleCalls {
+			t.Errorf("%d calls %s, then the gateway stopped: its log counts %v of them (%d lines %v)", settleCalls, c.what, sum, len(got), got)
 		}
 	}
 }
