@@ -496,29 +496,21 @@ func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float
 		}
 		return leaves(first - 1)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT bucket_us, amount FROM budget_spend WHERE budget_id = ? AND bucket_us >= ? ORDER BY bucket_us`,
-		b.ID, first)
+	// The first bucket whose spend, with what comes before it, frees
+	// enough: summed in SQLite, one row back.
+	var bucket int64
+	var before float64
+	err := q.QueryRowContext(ctx, `SELECT bucket_us, cum - amount FROM (
+		SELECT bucket_us, amount, SUM(amount) OVER (ORDER BY bucket_us ROWS UNBOUNDED PRECEDING) AS cum
+		FROM budget_spend WHERE budget_id = ? AND bucket_us >= ?)
+	WHERE cum >= ? ORDER BY bucket_us LIMIT 1`, b.ID, first, excess-head-epsilon).Scan(&bucket, &before)
 	if err != nil {
-		return fallback
+		return fallback // none frees enough (sql.ErrNoRows), or unreadable
 	}
-	defer rows.Close()
-	freed := head
-	for rows.Next() {
-		var bucket int64
-		var a float64
-		if err := rows.Scan(&bucket, &a); err != nil {
-			return fallback
-		}
-		if freed+a >= excess-epsilon {
-			rows.Close()
-			if ts, ok := crossing(ctx, q, b.ID, bucket, bucket+bucketUS, freed, excess); ok {
-				return leaves(ts)
-			}
-			return leaves(bucket + bucketUS - 1)
-		}
-		freed += a
+	if ts, ok := crossing(ctx, q, b.ID, bucket, bucket+bucketUS, head+before, excess); ok {
+		return leaves(ts)
 	}
-	return fallback
+	return leaves(bucket + bucketUS - 1)
 }
 
 // crossing reads the charges of budget id in [from, to), at most

@@ -162,7 +162,9 @@ func TestReview27R3RollingRefusalHoldsTheWriteGate(t *testing.T) {
 	}
 	t.Logf("refusal of a rolling budget with %d charges: up to %v; another key's reservation started 5 ms later waited up to %v; the trace writer's gate up to %v",
 		n, refusal.Round(time.Millisecond), worstOther.Round(time.Millisecond), worstGate.Round(time.Millisecond))
-	if worstOther > 20*time.Millisecond || worstGate > 20*time.Millisecond {
+	// The scan of 151,000 charges held them 73-78 ms without -race; what
+	// the refusal reads now takes a few ms, more under a loaded CI.
+	if worstOther > 40*time.Millisecond || worstGate > 40*time.Millisecond {
 		t.Errorf("another key's reservation waited %v and the trace writer's gate %v behind one refusal (%v); a refusal writes nothing and should not hold the write lock through its scan",
 			worstOther.Round(time.Millisecond), worstGate.Round(time.Millisecond), refusal.Round(time.Millisecond))
 	}
