@@ -826,65 +826,10 @@ func TestChaosInvariants(t *testing.T) {
 		}
 		chk.call(o, combo, c, types, atts)
 	}
-	// orphans
-	callTurns := map[string]bool{}
-	for _, c := range calls {
-		callTurns[c["turn_id"].(string)] = true
-	}
-	for _, c := range warm {
-		callTurns[c["turn_id"].(string)] = true
-	}
-	for turn, es := range byTurn {
-		if !callTurns[turn] {
-			var ty []string
-			for _, e := range es {
-				ty = append(ty, e.typ)
-			}
-			bad("1-orphan-events", "turn %s has no llm.call_completed: %v", turn, ty)
-		}
-	}
 	accepted := len(calls)
-	if accepted+nRefused+leftEarly != n {
-		bad("1-count", "clients made %d requests; trace has %d calls + %d refusals (%v), %d clients left before the gateway had theirs; clients built %d to be refused",
-			n, accepted, nRefused, refusals, leftEarly, nRejectedClient)
-	}
-	// 5. cost sums
-	resp, err := http.Get(g.Analytics + "/analytics/cost?window=1h&group_by=model")
-	if err != nil {
-		t.Fatal(err)
-	}
-	an := e2eJSON(t, e2eRead(t, resp))
-	warmCost := 0.0
-	for _, c := range warm {
-		if v, ok := c["cost_usd"].(float64); ok {
-			warmCost += v
-		}
-	}
-	anCost, _ := an["total_cost_usd"].(float64)
-	if !e2eNear(anCost, costSum+warmCost) {
-		bad("5-analytics", "/analytics/cost total_cost_usd %v, sum of cost_usd %v (diff %g)", anCost, costSum+warmCost, anCost-costSum-warmCost)
-	}
-	if calls, _ := an["calls"].(float64); int(calls) != accepted+len(warm) {
-		bad("5-analytics-calls", "/analytics/cost calls %v, trace %d", calls, accepted+len(warm))
-	}
-	// 6b. the budget was charged each call's cost, once, and holds nothing
-	// (a settlement the ledger could not write at once is retried later).
-	var q budget.Quota
-	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if q = keyQuota(t, g, k); q.Reserved == 0 && e2eNear(q.Spent, costSum+warmCost) || time.Now().After(deadline) {
-			break
-		}
-	}
-	if q.Reserved != 0 || !e2eNear(q.Spent, costSum+warmCost) {
-		bad("5-budget", "the key's budget: spent %v, reserved %v; want the calls' cost %v and nothing reserved", q.Spent, q.Reserved, costSum+warmCost)
-	}
-	mAfter := e2eScrape(t, metricsURL)
-	if d := chaosMetricSum(mAfter, "metis_cost_usd_total") - costBefore; !e2eNear(d, costSum) && (d-costSum > 1e-9 || costSum-d > 1e-9) {
-		bad("5-metrics", "metis_cost_usd_total grew by %v, sum of cost_usd %v (diff %g)", d, costSum, d-costSum)
-	}
-	if d := chaosMetricSum(mAfter, "metis_trace_events_dropped_total") - chaosMetricSum(mBefore, "metis_trace_events_dropped_total"); d != 0 {
-		bad("5-dropped", "%v trace events dropped", d)
-	}
+	anCost := chk.totals(chaosRun{g: g, key: k, metricsURL: metricsURL, calls: calls, warm: warm, byTurn: byTurn,
+		sent: n, refused: nRefused, refusals: refusals, leftEarly: leftEarly, builtToRefuse: nRejectedClient,
+		costSum: costSum, costBefore: costBefore, mBefore: mBefore})
 	// 6. goroutines
 	up.Close()
 	upClosed = true
@@ -1015,6 +960,86 @@ func chaosTrace(t *testing.T, g *testGateway, warm int) (byTurn map[string][]cha
 		nRefused += v
 	}
 	return byTurn, calls, callBySid, refusals, nRefused
+}
+
+// chaosRun is what a chaos run's totals are checked against.
+type chaosRun struct {
+	g                                       *testGateway
+	key                                     store.Key
+	metricsURL                              string
+	calls, warm                             []map[string]any
+	byTurn                                  map[string][]chaosEv
+	sent, refused, leftEarly, builtToRefuse int
+	refusals                                map[string]int
+	costSum, costBefore                     float64
+	mBefore                                 map[string]float64
+}
+
+// totals checks a chaos run as a whole: no orphan events, every request
+// accounted for, and the calls' cost equal to the analytics', the key's
+// budget's and the metrics', with no trace event dropped. It returns the
+// cost the analytics report.
+func (k *chaosCheck) totals(r chaosRun) (anCost float64) {
+	// orphans
+	callTurns := map[string]bool{}
+	for _, c := range r.calls {
+		callTurns[c["turn_id"].(string)] = true
+	}
+	for _, c := range r.warm {
+		callTurns[c["turn_id"].(string)] = true
+	}
+	for turn, es := range r.byTurn {
+		if !callTurns[turn] {
+			var ty []string
+			for _, e := range es {
+				ty = append(ty, e.typ)
+			}
+			k.bad("1-orphan-events", "turn %s has no llm.call_completed: %v", turn, ty)
+		}
+	}
+	accepted := len(r.calls)
+	if accepted+r.refused+r.leftEarly != r.sent {
+		k.bad("1-count", "clients made %d requests; trace has %d calls + %d refusals (%v), %d clients left before the gateway had theirs; clients built %d to be refused",
+			r.sent, accepted, r.refused, r.refusals, r.leftEarly, r.builtToRefuse)
+	}
+	// 5. cost sums
+	resp, err := http.Get(r.g.Analytics + "/analytics/cost?window=1h&group_by=model")
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	an := e2eJSON(k.t, e2eRead(k.t, resp))
+	warmCost := 0.0
+	for _, c := range r.warm {
+		if v, ok := c["cost_usd"].(float64); ok {
+			warmCost += v
+		}
+	}
+	anCost, _ = an["total_cost_usd"].(float64)
+	if !e2eNear(anCost, r.costSum+warmCost) {
+		k.bad("5-analytics", "/analytics/cost total_cost_usd %v, sum of cost_usd %v (diff %g)", anCost, r.costSum+warmCost, anCost-r.costSum-warmCost)
+	}
+	if calls, _ := an["calls"].(float64); int(calls) != accepted+len(r.warm) {
+		k.bad("5-analytics-calls", "/analytics/cost calls %v, trace %d", calls, accepted+len(r.warm))
+	}
+	// 6b. the budget was charged each call's cost, once, and holds nothing
+	// (a settlement the ledger could not write at once is retried later).
+	var q budget.Quota
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if q = keyQuota(k.t, r.g, r.key); q.Reserved == 0 && e2eNear(q.Spent, r.costSum+warmCost) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if q.Reserved != 0 || !e2eNear(q.Spent, r.costSum+warmCost) {
+		k.bad("5-budget", "the key's budget: spent %v, reserved %v; want the calls' cost %v and nothing reserved", q.Spent, q.Reserved, r.costSum+warmCost)
+	}
+	mAfter := e2eScrape(k.t, r.metricsURL)
+	if d := chaosMetricSum(mAfter, "metis_cost_usd_total") - r.costBefore; !e2eNear(d, r.costSum) && (d-r.costSum > 1e-9 || r.costSum-d > 1e-9) {
+		k.bad("5-metrics", "metis_cost_usd_total grew by %v, sum of cost_usd %v (diff %g)", d, r.costSum, d-r.costSum)
+	}
+	if d := chaosMetricSum(mAfter, "metis_trace_events_dropped_total") - chaosMetricSum(r.mBefore, "metis_trace_events_dropped_total"); d != 0 {
+		k.bad("5-dropped", "%v trace events dropped", d)
+	}
+	return anCost
 }
 
 // chaosCheck gathers a chaos run's violations, by invariant, and its
