@@ -367,7 +367,7 @@ func (c *call) reserve(body []byte) *apiError {
 	res, warnings, refusal, err := l.Reserve(ctx, identity(c.key), amount, time.Now())
 	switch {
 	case err != nil:
-		if c.g.app.ledgerErrLog.allow(10 * time.Second) {
+		if c.g.app.ledgerErrLog.Allow(10 * time.Second) {
 			c.g.logger.Error("budget ledger unavailable (logged at most every 10 s)", zap.String("key_id", c.key.ID), zap.Error(err))
 		}
 		if c.g.app.BudgetFailure == "open" {

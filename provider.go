@@ -416,7 +416,7 @@ const authWarnEvery = 10 * time.Second
 // provider's error unmodified, which Claude Code shows as a bad API key:
 // the operator needs to learn it is the provider key, not the developer's.
 func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
-	if !p.keyWarned.allow(authWarnEvery) {
+	if !p.keyWarned.Allow(authWarnEvery) {
 		return
 	}
 	msg := "provider refused the gateway's requests: check the provider's api_key (and, for a 403, what the key may do)"

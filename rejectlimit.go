@@ -133,7 +133,7 @@ func (l *rejectLimiter) sum(g rejectGroup, now time.Time, payload map[string]any
 		l.timer = time.AfterFunc(l.every, l.flush)
 	}
 	l.mu.Unlock()
-	if l.warned.allow(rejectWarnGap) {
+	if l.warned.Allow(rejectWarnGap) {
 		l.log().Warn("refused requests are arriving faster than the trace records them one by one: it writes each reason's count every 10s (request.rejected events with a count)",
 			zap.String("reason", g.reason), zap.String("inbound_shape", g.shape), zap.String("key_id", g.keyID))
 	}

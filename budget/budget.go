@@ -30,6 +30,7 @@ import (
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+	"github.com/metisgateway/metis/internal/loggate"
 	"github.com/metisgateway/metis/internal/sqlitefile"
 	"github.com/oklog/ulid/v2"
 	"go.uber.org/zap"
@@ -153,7 +154,7 @@ type Ledger struct {
 	// the ledger could not be written.
 	refusedMu sync.Mutex
 	refused   map[Identity]time.Time
-	lockedLog logEvery
+	lockedLog loggate.Gate
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -265,7 +264,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 			defer cancel()
 			if ref := l.judgeOnReader(rctx, readerJudgeWait, id, amount, at); ref != nil {
 				l.noteRefused(id, at)
-				if l.lockedLog.allow(10 * time.Second) {
+				if l.lockedLog.Allow(10 * time.Second) {
 					l.opts.Logger.Warn("budget ledger could not be written; a call its budgets have no room for was refused from a reader (logged at most every 10 s)",
 						zap.String("key_id", id.KeyID), zap.Error(err))
 				}
@@ -293,19 +292,6 @@ const (
 	readerFirstWait = 100 * time.Millisecond
 	readerJudgeWait = time.Second
 )
-
-// logEvery lets a log line through at most once per period; the zero
-// value lets the first one through.
-type logEvery struct{ last atomic.Int64 } // logClock ns of the last line let through, plus one
-
-// logClock anchors logEvery's monotonic clock: a wall clock stepped back
-// would silence it for the length of the step.
-var logClock = time.Now()
-
-func (g *logEvery) allow(period time.Duration) bool {
-	now, last := int64(time.Since(logClock))+1, g.last.Load()
-	return (last == 0 || now-last >= int64(period)) && g.last.CompareAndSwap(last, now)
-}
 
 // refusedRecently tells whether id was refused within refusedFor of now.
 func (l *Ledger) refusedRecently(id Identity, now time.Time) bool {
