@@ -329,7 +329,7 @@ func TestChaosH2Reload(t *testing.T) {
 
 	// wait for the gateway to finish every call (clients that left return
 	// before their calls are recorded)
-	byTurn, calls, callBySid, refusals, nRefused := chaosTrace(t, g, len(warm))
+	byTurn, calls, callBySid, refusals, nRefused := chaosTrace(t, g, len(warm), chaosNeed(obs, wrote))
 
 	chk := newChaosCheck(t)
 	bad := chk.bad
