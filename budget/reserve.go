@@ -154,14 +154,23 @@ func ceilBucket(ts int64) int64 {
 	return b
 }
 
-// sqlUsage returns a budget's spent and reserved: whole buckets from the
-// first bucket boundary at or after the window start (?2), charges between
-// the window start (?3) and that boundary, and reservations created at or
-// after the TTL cutoff (?4).
+// sqlUsage returns a budget's spent and reserved. Spent is the charges in
+// [start ?3, end ?5): whole buckets from the first bucket boundary at or
+// after the start (?2) to the last one at or before the end (?6, never
+// below ?2), and single charges in the partial buckets at either edge (?7
+// is the lesser of ?2 and the end). Reserved is the reservations created
+// at or after the TTL cutoff (?4).
 const sqlUsage = `SELECT
-	COALESCE((SELECT SUM(amount) FROM budget_spend WHERE budget_id = ?1 AND bucket_us >= ?2), 0)
-	+ COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?3 AND ts_us < ?2), 0),
+	COALESCE((SELECT SUM(amount) FROM budget_spend WHERE budget_id = ?1 AND bucket_us >= ?2 AND bucket_us < ?6), 0)
+	+ COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?3 AND ts_us < ?7), 0)
+	+ COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?6 AND ts_us < ?5), 0),
 	COALESCE((SELECT SUM(amount) FROM budget_reservations WHERE budget_id = ?1 AND created_us >= ?4), 0)`
+
+// rollingAhead is how far past now a rolling window counts charges: a
+// gateway sharing the ledger whose clock runs a little ahead still has its
+// charges counted, while one stamped far ahead (a clock set wrong, then
+// corrected) does not weigh on every window until its time comes.
+const rollingAhead = time.Minute
 
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
@@ -185,9 +194,16 @@ func (l *Ledger) usage(ctx context.Context, q querier, b Budget, now time.Time) 
 		return usage{}, fmt.Errorf("%s: %w", describe(b), err)
 	}
 	u := usage{start: start, resetsAt: resets}
-	s := start.UnixMicro()
-	if err := q.QueryRowContext(ctx, sqlUsage, b.ID, ceilBucket(s), s, now.Add(-l.opts.ReservationTTL).UnixMicro()).
-		Scan(&u.spent, &u.reserved); err != nil {
+	// A charge stamped at or after the reset belongs to a later window
+	// (review 28T): counted here too, it would be charged twice.
+	end := now.Add(rollingAhead)
+	if resets != nil {
+		end = *resets
+	}
+	s, e := start.UnixMicro(), end.UnixMicro()
+	cs := ceilBucket(s)
+	if err := q.QueryRowContext(ctx, sqlUsage, b.ID, cs, s, now.Add(-l.opts.ReservationTTL).UnixMicro(), e,
+		max(floorBucket(e), cs), min(cs, e)).Scan(&u.spent, &u.reserved); err != nil {
 		return usage{}, fmt.Errorf("%s: %w", describe(b), dbErr(err))
 	}
 	return u, nil
@@ -233,7 +249,9 @@ func covering(ctx context.Context, q querier, id Identity) ([]Budget, error) {
 // warnings listing the budgets whose soft limit spent + reserved had
 // already reached. When no budget covers id, r is an empty reservation.
 // err is non-nil only when the ledger could not decide (ErrUnavailable for
-// database failures, or a bad amount).
+// database failures, or a bad amount). The call is judged at now, or at
+// the time the write lock was had when waiting for it took longer than
+// lockWaitCounted.
 //
 // A refusal needs no write: an identity refused within refusedFor is
 // judged first on a reader (for at most readerFirstWait), and refused
@@ -280,6 +298,10 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 	l.forgetRefused(id)
 	return r, warnings, nil, nil
 }
+
+// lockWaitCounted is the wait for the write lock past which a reservation
+// is judged at the time the lock was had rather than at its caller's now.
+const lockWaitCounted = 50 * time.Millisecond
 
 // refusedFor is how long after its last refusal an identity's reservations
 // are judged on a reader before the write transaction; refusedMax bounds
@@ -380,6 +402,7 @@ const writeScanMax = 2000
 // deadline (review 27R2, and 27R4 for a first bound on the charges read),
 // and rollingRoom reads little.
 func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now time.Time) (*Reservation, []Budget, *Refusal, error) {
+	waitFrom := time.Now()
 	conn, release, err := l.writeConn(ctx)
 	if err != nil {
 		return nil, nil, nil, dbErr(err)
@@ -390,6 +413,13 @@ func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now t
 		return nil, nil, nil, dbErr(err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	// Judged as the budgets stand once the lock is had: a long wait
+	// across midnight must not judge the call against yesterday's window
+	// (28T). A short one is not added, so that a caller's now holds to
+	// the microsecond when nothing held the lock.
+	if w := time.Since(waitFrom); w > lockWaitCounted {
+		now = now.Add(w)
+	}
 	budgets, err := covering(ctx, tx, id)
 	if err != nil {
 		return nil, nil, nil, err
