@@ -123,6 +123,13 @@ func (l *rejectLimiter) sum(g rejectGroup, now time.Time, payload map[string]any
 		g.model, payload["requested_model"] = "", ""
 		s = l.pending[g]
 	}
+	var done *rejectSum
+	if s != nil && !s.first.Truncate(time.Hour).Equal(now.Truncate(time.Hour)) {
+		// A sum is dated at its last refusal: one that crossed a UTC hour
+		// (and so maybe a day's or a month's end) would move its earlier
+		// refusals into the later period's counts (review 28T).
+		done, s = s, nil
+	}
 	if s == nil {
 		s = &rejectSum{first: now}
 		l.pending[g] = s
@@ -133,6 +140,11 @@ func (l *rejectLimiter) sum(g rejectGroup, now time.Time, payload map[string]any
 		l.timer = time.AfterFunc(l.every, l.flush)
 	}
 	l.mu.Unlock()
+	if done != nil {
+		l.flushMu.Lock()
+		l.write(done)
+		l.flushMu.Unlock()
+	}
 	if l.warned.Allow(rejectWarnGap) {
 		l.log().Warn("refused requests are arriving faster than the trace records them one by one: it writes each reason's count every 10s (request.rejected events with a count)",
 			zap.String("reason", g.reason), zap.String("inbound_shape", g.shape), zap.String("key_id", g.keyID))
