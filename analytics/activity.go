@@ -50,6 +50,16 @@ func (h *Handler) activity(ctx context.Context, r *http.Request) (any, error) {
 	}
 	f := parseFilter(r)
 	g, name := seriesGrain(win)
+	if n := seriesLen(win, g); !win.all && n > maxSeries {
+		// Every bucket is answered, empty ones too: a far-off to (a
+		// mistyped year, 9999-12-31) would build millions (review 28T).
+		param := "window"
+		if r.URL.Query().Has("from") {
+			param = "to"
+		}
+		return nil, badParam(param, fmt.Sprintf("the range %s to %s is %d %s buckets; /analytics/activity answers at most %d: narrow it (/analytics/cost?group_by=day sums any range by day)",
+			fmtInstant(win.from), fmtInstant(win.to), n, name, maxSeries))
+	}
 	res, err := h.aggregate(ctx, query{from: win.from, to: win.to, filter: f, grain: g, lean: true})
 	if err != nil {
 		return nil, fmt.Errorf("activity series: %w", err)
@@ -60,6 +70,16 @@ func (h *Handler) activity(ctx context.Context, r *http.Request) (any, error) {
 	}
 	return activityAnswer{windowFields: newWindowFields(win), Bucket: name,
 		Series: fillSeries(res, win, g), Recent: recent}, nil
+}
+
+// maxSeries bounds the buckets of a window's series (27 years of days).
+const maxSeries = 10000
+
+// seriesLen is how many buckets fillSeries answers for a window that is not
+// "all".
+func seriesLen(w window, g grain) int64 {
+	step := g.seconds()
+	return (floorTo(w.to.Add(-time.Microsecond).Unix(), step)-floorTo(w.from.Unix(), step))/step + 1
 }
 
 // fillSeries orders the buckets by time and adds empty ones, from the

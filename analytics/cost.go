@@ -71,7 +71,7 @@ type windowFields struct {
 }
 
 func newWindowFields(w window) windowFields {
-	return windowFields{Window: w.name, From: fmtTime(w.from), To: fmtTime(w.to)}
+	return windowFields{Window: w.name, From: fmtInstant(w.from), To: fmtInstant(w.to)}
 }
 
 func (h *Handler) cost(ctx context.Context, r *http.Request) (any, error) {

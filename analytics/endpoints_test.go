@@ -111,7 +111,7 @@ func TestCostMatchesSeededCalls(t *testing.T) {
 				if got.Window != win || got.GroupBy != by {
 					t.Errorf("%s: window %q group_by %q", ctx, got.Window, got.GroupBy)
 				}
-				if !parseAPITime(t, got.To).Equal(to.Truncate(time.Millisecond)) {
+				if !parseAPITime(t, got.To).Equal(to.Truncate(time.Microsecond)) {
 					t.Errorf("%s: to = %s", ctx, got.To)
 				}
 				checkMoney(t, ctx+" total_cost_usd", got.TotalCostUSD, total.cost)
@@ -496,7 +496,7 @@ func TestAbsoluteRangeMatchesSeededCalls(t *testing.T) {
 		if total.calls == 0 {
 			t.Fatalf("%s: the seed has no calls in the range; the test proves nothing", ctx)
 		}
-		if !parseAPITime(t, got.From).Equal(from.Truncate(time.Millisecond)) || !parseAPITime(t, got.To).Equal(to.Truncate(time.Millisecond)) {
+		if !parseAPITime(t, got.From).Equal(from.Truncate(time.Microsecond)) || !parseAPITime(t, got.To).Equal(to.Truncate(time.Microsecond)) {
 			t.Errorf("%s: from %s to %s", ctx, got.From, got.To)
 		}
 		checkMoney(t, ctx+" total_cost_usd", got.TotalCostUSD, total.cost)

@@ -81,18 +81,26 @@ func parseRange(q url.Values, now time.Time) (window, error) {
 		}
 	}
 	if !from.Before(to) {
-		return window{}, badParam("to", fmt.Sprintf("to (%s) must be after from (%s)", fmtTime(to), fmtTime(from)))
+		return window{}, badParam("to", fmt.Sprintf("to (%s) must be after from (%s)", fmtInstant(to), fmtInstant(from)))
 	}
 	if from.Before(time.Unix(0, 0)) {
 		from = time.Unix(0, 0).UTC()
 	}
-	return window{name: fmtTime(from) + "/" + fmtTime(to), from: from, to: to}, nil
+	return window{name: fmtInstant(from) + "/" + fmtInstant(to), from: from, to: to}, nil
 }
 
-// parseInstant reads an RFC 3339 time, or a date as its UTC midnight.
+// parseInstant reads an RFC 3339 time, or a date as its UTC midnight. An
+// offset's + sent unescaped in a query arrives as a space
+// (2026-03-01T00:00:00 01:00): nothing else it could mean, it is read as
+// the + the user typed (review 28T).
 func parseInstant(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
+	}
+	if i := strings.LastIndexByte(s, ' '); i > 0 && strings.Contains(s[:i], "T") {
+		if t, err := time.Parse(time.RFC3339Nano, s[:i]+"+"+s[i+1:]); err == nil {
+			return t.UTC(), nil
+		}
 	}
 	return time.Parse(time.DateOnly, s)
 }
@@ -227,9 +235,18 @@ func tagLabel(s string) string {
 	return s
 }
 
-// timeFormat is RFC 3339 in UTC with milliseconds when they are not zero.
-const timeFormat = "2006-01-02T15:04:05.999Z07:00"
+// timeFormat is RFC 3339 in UTC with milliseconds when they are not zero;
+// instantFormat has the microseconds a window is counted to.
+const (
+	timeFormat    = "2006-01-02T15:04:05.999Z07:00"
+	instantFormat = "2006-01-02T15:04:05.999999Z07:00"
+)
 
 func fmtTime(t time.Time) string { return t.UTC().Format(timeFormat) }
+
+// fmtInstant formats a window's bound as counted, to the microsecond: a
+// client paging with from=<the last answer's to> must count each call once
+// (review 28T).
+func fmtInstant(t time.Time) string { return t.UTC().Format(instantFormat) }
 
 func fmtMicros(us int64) string { return fmtTime(time.UnixMicro(us)) }
