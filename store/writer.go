@@ -47,19 +47,26 @@ type Event struct {
 var (
 	idMu      sync.Mutex
 	idEntropy = ulid.Monotonic(rand.Reader, 0)
+	idLastMS  uint64     // the millisecond of the last id
+	idNow     = ulid.Now // the clock, a test's to set
 )
 
 // NewID returns a process-wide monotonic ULID: each id is greater than every
-// id returned before it. It is used for event, turn and key ids.
+// id returned before it, also when the wall clock steps back (an NTP
+// correction): its ids keep the last millisecond until the clock passes it
+// again. It is used for event, turn and key ids.
 func NewID() ulid.ULID {
 	idMu.Lock()
 	defer idMu.Unlock()
-	id, err := ulid.New(ulid.Now(), idEntropy)
+	ms := max(idNow(), idLastMS)
+	idLastMS = ms
+	id, err := ulid.New(ms, idEntropy)
 	if err != nil {
 		// Only on entropy overflow within one millisecond (2^80 ids) or a
-		// failing crypto/rand; a fresh generator keeps ids unique.
+		// failing crypto/rand: the next millisecond, with a fresh generator.
 		idEntropy = ulid.Monotonic(rand.Reader, 0)
-		id = ulid.MustNew(ulid.Now(), idEntropy)
+		idLastMS = ms + 1
+		id = ulid.MustNew(idLastMS, idEntropy)
 	}
 	return id
 }
