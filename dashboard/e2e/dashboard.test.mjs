@@ -18,6 +18,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { chromium } from 'playwright-core';
 import * as fmt from '../dist/js/format.js';
+import { fillSeries } from '../dist/js/chart.js';
 
 const XSS = '<img src=x onerror=alert(1)>';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
@@ -770,4 +771,33 @@ test('the Quota column shows each team, user and key quota as the API reports it
   } finally {
     if (srv) srv.close();
   }
+});
+
+// The charts grid the window on the answer's "to", the server's clock: a
+// browser 2 minutes behind drew a bar before the window the API answered,
+// as 0 ("no traffic") for an hour never asked for (review 28T).
+test('the chart\'s buckets are the answer\'s, whatever the browser\'s clock', () => {
+  const to = '2026-11-29T14:01:00.123456Z'; // window=24h's to
+  const gap = '2026-11-29T02:00:00.000Z'; // a bucket the answer left out: drawn as 0
+  const pts = [];
+  for (let t = Date.parse('2026-11-28T14:00:00Z'); t < Date.parse(to); t += 3600e3) {
+    if (new Date(t).toISOString() !== gap) pts.push({ t: new Date(t).toISOString().replace('.000', ''), calls: 5 });
+  }
+  const realNow = Date.now;
+  for (const lag of [-90 * 60e3, -2 * 60e3, 0, 2 * 60e3]) {
+    Date.now = () => Date.parse(to) + lag;
+    try {
+      const [xs, calls] = fillSeries(pts, 'hour', '24h', ['calls'], to);
+      const zeros = xs.filter((_, i) => calls[i] === 0).map((x) => new Date(x * 1000).toISOString());
+      assert.deepEqual(zeros, [gap], `browser clock ${lag / 60e3} min off: the bars drawn as 0`);
+      assert.equal(xs.length, 25, `browser clock ${lag / 60e3} min off: ${xs.length} bars for 25 hours`);
+    } finally {
+      Date.now = realNow;
+    }
+  }
+  // A window ending on a bucket's edge has no bar for the bucket it excludes.
+  const [xs] = fillSeries(pts.slice(0, 23), 'hour', '24h', ['calls'], '2026-11-29T14:00:00Z');
+  assert.equal(new Date(xs[0] * 1000).toISOString(), '2026-11-28T14:00:00.000Z');
+  assert.equal(new Date(xs[xs.length - 1] * 1000).toISOString(), '2026-11-29T13:00:00.000Z');
+  assert.equal(xs.length, 24);
 });

@@ -74,7 +74,7 @@ export function activityView(panel, app) {
       tile('Output tokens', 'act_output_tokens', outTok, tokens(outTok), null, { title: int(outTok) }),
     );
 
-    const data = fillSeries(series, act.bucket, state.window, ['calls', 'errors']);
+    const data = fillSeries(series, act.bucket, state.window, ['calls', 'errors'], act.to);
     if (!chart) {
       chart = new BarChart(chartBox, {
         series: [{ label: 'Calls', color: '--chart-2', fmt: int }, { label: 'Errors', color: '--chart-err', fmt: int }],

@@ -22,16 +22,21 @@ function field(p, f) {
 /**
  * Turn API points [{t, ...}] into uPlot columns over the whole window, with
  * empty buckets as 0 so gaps read as "no traffic". If the API's buckets don't
- * sit on the UTC grid, its points are used as they are.
+ * sit on the UTC grid, its points are used as they are. to is the answer's
+ * "to": the window ends on the server's clock, not the browser's, which may
+ * lag and would add a bar the API never answered, drawn as "no traffic".
  */
-export function fillSeries(points, bucket, windowName, fields, nowMs = Date.now()) {
+export function fillSeries(points, bucket, windowName, fields, to) {
+  const toMs = Date.parse(to);
+  const nowMs = Number.isNaN(toMs) ? Date.now() : toMs;
   const size = bucketSeconds(bucket);
   const pts = points
     .map((p) => ({ ...p, ts: Math.floor(Date.parse(p.t) / 1000) }))
     .filter((p) => !Number.isNaN(p.ts))
     .sort((a, b) => a.ts - b.ts);
-  const end = Math.floor(nowMs / 1000);
-  const start = end - (WINDOW_SECONDS[windowName] || 86400);
+  // [start, end]: the window is [to - its length, to), to maybe on a bucket's edge.
+  const start = Math.floor(nowMs / 1000) - (WINDOW_SECONDS[windowName] || 86400);
+  const end = Math.floor((nowMs - 1) / 1000);
   const aligned = pts.every((p) => p.ts % size === 0);
   let xs;
   if (aligned) {

@@ -86,7 +86,7 @@ export function costView(panel, app) {
         m.unpriced_calls ? 'no price known for the model' : 'every call priced', { tone: m.unpriced_calls ? 'warn' : null }),
     );
 
-    const data = fillSeries(act.series || [], act.bucket, state.window, ['cost_usd']);
+    const data = fillSeries(act.series || [], act.bucket, state.window, ['cost_usd'], act.to);
     if (!chart) chart = new BarChart(chartBox, { series: [{ label: 'Spend', color: '--chart-1', fmt: money }], yFmt: money, bucket: act.bucket, label: 'Spend over time' });
     chart.setData(data, act.bucket);
     chartCard.querySelector('.card-title').textContent = `Spend over time · per ${bucketLabel(act.bucket)}`;
