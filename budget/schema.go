@@ -111,7 +111,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrating budget schema: reading schema_version: %w", err)
 	}
 	if v > schemaVersion {
-		return fmt.Errorf("migrating budget schema: version %d is newer than this build supports (%d); upgrade Metis", v, schemaVersion)
+		return fmt.Errorf("migrating budget schema: version %d is newer than this build supports (%d): a newer Metis upgraded it; run that build, or restore the backup made before the upgrade", v, schemaVersion)
 	}
 	if v == schemaVersion {
 		return nil

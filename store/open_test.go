@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
 )
 
 const (
@@ -147,7 +149,7 @@ func TestMigrationIdempotent(t *testing.T) {
 	if _, err := s.db.Exec(`DROP INDEX sessions_user_last`); err != nil {
 		t.Fatal(err)
 	}
-	if err := migrate(context.Background(), s.db, false); err != nil {
+	if err := migrate(context.Background(), s.db, false, zap.NewNop()); err != nil {
 		t.Fatalf("second migrate: %v", err)
 	}
 	closeStore(t, s)

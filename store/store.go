@@ -195,7 +195,7 @@ func open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("opening writer pool: %w", err)
 	}
 	ctx := context.Background()
-	if err := migrate(ctx, db, opts.RequireWritable); err != nil {
+	if err := migrate(ctx, db, opts.RequireWritable, opts.Logger); err != nil {
 		db.Close()
 		return nil, err
 	}
