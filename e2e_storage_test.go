@@ -386,7 +386,10 @@ func TestStorageLockedLedgerAnswersWithinFiveSeconds(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			got = append(got, http.StatusText(st)+" after "+d.Round(100*time.Millisecond).String())
-			if st != 503 || d > 6*time.Second {
+			// 5 s for the ledger, then up to readerJudgeWait (1 s) judging
+			// the call on a reader: 5.0 to 5.6 s under a loaded CI; the
+			// defect this guards answered after 8.5 to 10 s.
+			if st != 503 || d > 7*time.Second {
 				t.Errorf("budgeted call %d with the database locked: %d after %v; want 503 within ~5 s", i, st, d)
 			}
 		})

@@ -329,9 +329,14 @@ func TestConcurrentReservationsShareOneTurnAtTheGate(t *testing.T) {
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
 	t.Logf("%d concurrent reservations (and %d settlements): fastest %v, median %v, slowest %v; %d failed (%v)", n, n,
 		sorted[0].Round(time.Millisecond), sorted[n/2].Round(time.Millisecond), sorted[n-1].Round(time.Millisecond), failed, firstErr(errs))
-	if failed > 0 || sorted[n-1] > 2*time.Second {
-		t.Errorf("%d of %d concurrent reservations failed, the slowest took %v: each waited a writer transaction per reservation ahead of it",
-			failed, n, sorted[n-1].Round(time.Millisecond))
+	// All 40 share one turn: they may all wait for the writer's
+	// transaction in progress (up to txBehindTarget, 2 s, while it is
+	// behind; 1.83 to 2.43 s for all 40 on a loaded CI-like machine, 0.55
+	// s apart at most), but not one writer transaction per reservation
+	// ahead of them (before review 23R: seconds apart, most failing at 5 s).
+	if spread := sorted[n-1] - sorted[0]; failed > 0 || spread > 1500*time.Millisecond || sorted[n-1] > 4*time.Second {
+		t.Errorf("%d of %d concurrent reservations failed, the fastest took %v and the slowest %v: each waited a writer transaction per reservation ahead of it",
+			failed, n, sorted[0].Round(time.Millisecond), sorted[n-1].Round(time.Millisecond))
 	}
 }
 
