@@ -63,7 +63,9 @@ func TestReview26vRetryHeaders(t *testing.T) {
 		if body := e2eRead(t, resp); resp.StatusCode != 200 || body != ok.Body {
 			t.Fatalf("client got %d %s", resp.StatusCode, body)
 		}
-		if d := time.Since(start); d > 400*time.Millisecond {
+		// Answered in 10-80 ms under load (review 28F); the backoff this
+		// guards against waits 375 ms or more, which a 400 ms bar let by.
+		if d := time.Since(start); d > 300*time.Millisecond {
 			t.Errorf("answered after %v: a retry-after date in the past should not wait (the backoff's 375ms+ is not used either)", d)
 		}
 		n++
