@@ -4,14 +4,17 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,7 +44,11 @@ type testGateway struct {
 
 // freePort is a loopback port free now and not handed out before in this
 // process: the kernel may give a just-closed port again at once, and two
-// site blocks on one port make an ambiguous Caddyfile (a CI flake).
+// site blocks on one port make an ambiguous Caddyfile (a CI flake). Nor is
+// it one another test process holds (claimPort): Caddy binds with
+// SO_REUSEPORT, so two processes' gateways given the same port would both
+// bind it and share its connections (review 28F: a call answered EOF by
+// the other process's stopping gateway).
 func freePort(t testing.TB) int {
 	t.Helper()
 	portsMu.Lock()
@@ -53,7 +60,7 @@ func freePort(t testing.TB) int {
 		}
 		port := l.Addr().(*net.TCPAddr).Port
 		_ = l.Close()
-		if !portsGiven[port] {
+		if !portsGiven[port] && claimPort(port) {
 			portsGiven[port] = true
 			return port
 		}
@@ -62,10 +69,32 @@ func freePort(t testing.TB) int {
 	return 0
 }
 
-// portsGiven are the ports freePort handed out.
+// claimPort takes a lock, held until the process exits, on a file naming
+// port in a folder every test process shares; false when another process
+// holds it. Without the folder it claims nothing and says yes.
+func claimPort(port int) bool {
+	dir := filepath.Join(os.TempDir(), "metis-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return !errors.Is(err, syscall.EWOULDBLOCK)
+	}
+	claimedPorts = append(claimedPorts, f) // kept open: the lock lasts as long as the process
+	return true
+}
+
+// portsGiven are the ports freePort handed out, claimedPorts the files
+// whose locks claim them.
 var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
+	portsMu      sync.Mutex
+	portsGiven   = map[int]bool{}
+	claimedPorts []*os.File
 )
 
 // gatewayConfig is the metis global option body used by most tests: both
