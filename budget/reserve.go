@@ -155,15 +155,18 @@ func ceilBucket(ts int64) int64 {
 }
 
 // sqlUsage returns a budget's spent and reserved. Spent is the charges in
-// [start ?3, end ?5): whole buckets from the first bucket boundary at or
-// after the start (?2) to the last one at or before the end (?6, never
-// below ?2), and single charges in the partial buckets at either edge (?7
-// is the lesser of ?2 and the end). Reserved is the reservations created
-// at or after the TTL cutoff (?4).
+// [start ?3, end ?5): the single charges between the start and the first
+// bucket boundary at or after it (?2), the whole buckets from there to
+// the bucket holding the end (?6) less that bucket's charges at or after
+// the end (to ?8), which normal clocks leave at none, so that neither
+// edge reads more than the start's partial bucket. When start and end
+// share a bucket, ?6 < ?2 leaves no whole bucket, ?7 is the end and ?8
+// the end too: the single charges of [start, end). Reserved is the
+// reservations created at or after the TTL cutoff (?4).
 const sqlUsage = `SELECT
-	COALESCE((SELECT SUM(amount) FROM budget_spend WHERE budget_id = ?1 AND bucket_us >= ?2 AND bucket_us < ?6), 0)
+	COALESCE((SELECT SUM(amount) FROM budget_spend WHERE budget_id = ?1 AND bucket_us >= ?2 AND bucket_us <= ?6), 0)
 	+ COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?3 AND ts_us < ?7), 0)
-	+ COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?6 AND ts_us < ?5), 0),
+	- COALESCE((SELECT SUM(amount) FROM budget_charges WHERE budget_id = ?1 AND ts_us >= ?5 AND ts_us < ?8), 0),
 	COALESCE((SELECT SUM(amount) FROM budget_reservations WHERE budget_id = ?1 AND created_us >= ?4), 0)`
 
 // rollingAhead is how far past now a rolling window counts charges: a
@@ -201,9 +204,13 @@ func (l *Ledger) usage(ctx context.Context, q querier, b Budget, now time.Time) 
 		end = *resets
 	}
 	s, e := start.UnixMicro(), end.UnixMicro()
-	cs := ceilBucket(s)
+	cs, fe := ceilBucket(s), floorBucket(e)
+	past := e // the end bucket's charges at or after the end: [e, past)
+	if fe >= cs {
+		past = fe + bucketUS
+	}
 	if err := q.QueryRowContext(ctx, sqlUsage, b.ID, cs, s, now.Add(-l.opts.ReservationTTL).UnixMicro(), e,
-		max(floorBucket(e), cs), min(cs, e)).Scan(&u.spent, &u.reserved); err != nil {
+		fe, min(cs, e), past).Scan(&u.spent, &u.reserved); err != nil {
 		return usage{}, fmt.Errorf("%s: %w", describe(b), dbErr(err))
 	}
 	return u, nil
@@ -496,6 +503,16 @@ func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float
 	if u.reserved+amount > b.Hard+epsilon {
 		return fallback
 	}
+	// Charges dated past the window's end (a peer whose clock runs ahead)
+	// are not in u.spent, but come into the window while it waits: counted
+	// now, so that the time named is never early (review 28R). The walk
+	// below frees each when it leaves, at its own time plus d.
+	var later float64
+	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM budget_charges WHERE budget_id = ? AND ts_us >= ?`,
+		b.ID, now.Add(rollingAhead).UnixMicro()).Scan(&later); err != nil {
+		return fallback
+	}
+	excess += later
 	// A charge leaves the window a microsecond after it is d old (the
 	// window includes its start).
 	leaves := func(ts int64) time.Time { return time.UnixMicro(ts).Add(d + time.Microsecond).UTC() }
