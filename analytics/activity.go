@@ -55,7 +55,10 @@ func (h *Handler) activity(ctx context.Context, r *http.Request) (any, error) {
 		// mistyped year, 9999-12-31) would build millions (review 28T).
 		param := "window"
 		if r.URL.Query().Has("from") {
-			param = "to"
+			param = "from" // a far-off bound: a to past now, or else a from
+			if win.to.After(h.now()) {
+				param = "to"
+			}
 		}
 		return nil, badParam(param, fmt.Sprintf("the range %s to %s is %d %s buckets; /analytics/activity answers at most %d: narrow it (/analytics/cost?group_by=day sums any range by day)",
 			fmtInstant(win.from), fmtInstant(win.to), n, name, maxSeries))

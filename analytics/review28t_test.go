@@ -85,3 +85,20 @@ func TestReview28TOffsetPlusInQuery(t *testing.T) {
 		t.Errorf("from with an offset after a literal +: %d %s; want it read as +01:00, or a message saying to send + as %%2B", w.Code, w.Body.String())
 	}
 }
+
+// The 400 of a series too long names the bound that is far off: to past
+// now, or else from (review 28R: from=1900-01-01 was blamed on to).
+func TestActivityTooLongNamesTheFarBound(t *testing.T) {
+	f := newFixture(t, 3, 1)
+	for target, want := range map[string]string{
+		"/analytics/activity?from=1900-01-01&to=2026-03-01": `"param":"from"`,
+		"/analytics/activity?from=2026-03-01&to=2526-03-01": `"param":"to"`,
+		"/analytics/activity?window=20000d":                 `"param":"window"`,
+	} {
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), want) {
+			t.Errorf("GET %s: %d %s; want 400 with %s", target, w.Code, w.Body.String(), want)
+		}
+	}
+}
