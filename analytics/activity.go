@@ -55,8 +55,9 @@ func (h *Handler) activity(ctx context.Context, r *http.Request) (any, error) {
 		// mistyped year, 9999-12-31) would build millions (review 28T).
 		param := "window"
 		if r.URL.Query().Has("from") {
-			param = "from" // a far-off bound: a to past now, or else a from
-			if win.to.After(h.now()) {
+			// The far-off bound: to when the range up to now would do.
+			param = "from"
+			if now := h.now(); win.to.After(now) && (!win.from.Before(now) || seriesLen(window{from: win.from, to: now}, g) <= maxSeries) {
 				param = "to"
 			}
 		}

@@ -213,6 +213,9 @@ func (l *Ledger) usage(ctx context.Context, q querier, b Budget, now time.Time) 
 		fe, min(cs, e), past).Scan(&u.spent, &u.reserved); err != nil {
 		return usage{}, fmt.Errorf("%s: %w", describe(b), dbErr(err))
 	}
+	// SQLite's SUM rounds as the bucket's running sum does not: a bucket
+	// less its charges can be a hair below 0, read "-0.00" (review 28R2).
+	u.spent = max(0, u.spent)
 	return u, nil
 }
 
@@ -503,48 +506,74 @@ func rollingRoom(ctx context.Context, q querier, b Budget, u usage, amount float
 	if u.reserved+amount > b.Hard+epsilon {
 		return fallback
 	}
-	// Charges dated past the window's end (a peer whose clock runs ahead)
-	// are not in u.spent, but come into the window while it waits: counted
-	// now, so that the time named is never early (review 28R). The walk
-	// below frees each when it leaves, at its own time plus d.
-	var later float64
-	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM budget_charges WHERE budget_id = ? AND ts_us >= ?`,
-		b.ID, now.Add(rollingAhead).UnixMicro()).Scan(&later); err != nil {
-		return fallback
-	}
-	excess += later
 	// A charge leaves the window a microsecond after it is d old (the
 	// window includes its start).
 	leaves := func(ts int64) time.Time { return time.UnixMicro(ts).Add(d + time.Microsecond).UTC() }
-	start := u.start.UnixMicro()
+	// The charges from the window's start on, those dated past its end
+	// (end) included: each frees its amount when it leaves.
+	start, end := u.start.UnixMicro(), now.Add(rollingAhead).UnixMicro()
 	first := ceilBucket(start)
 	var head float64
 	if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM budget_charges WHERE budget_id = ? AND ts_us >= ? AND ts_us < ?`,
 		b.ID, start, first).Scan(&head); err != nil {
 		return fallback
 	}
-	if head >= excess-epsilon {
-		if ts, ok := crossing(ctx, q, b.ID, start, first, 0, excess); ok {
-			return leaves(ts)
+	// room is when enough charges have left to free excess; false when
+	// they never do.
+	room := func(excess float64) (time.Time, bool) {
+		if head >= excess-epsilon {
+			if ts, ok := crossing(ctx, q, b.ID, start, first, 0, excess); ok {
+				return leaves(ts), true
+			}
+			return leaves(first - 1), true
 		}
-		return leaves(first - 1)
+		// The first bucket whose spend, with what comes before it, frees
+		// enough: summed in SQLite, one row back.
+		var bucket int64
+		var before float64
+		err := q.QueryRowContext(ctx, `SELECT bucket_us, cum - amount FROM (
+			SELECT bucket_us, amount, SUM(amount) OVER (ORDER BY bucket_us ROWS UNBOUNDED PRECEDING) AS cum
+			FROM budget_spend WHERE budget_id = ? AND bucket_us >= ?)
+		WHERE cum >= ? ORDER BY bucket_us LIMIT 1`, b.ID, first, excess-head-epsilon).Scan(&bucket, &before)
+		if err != nil {
+			return time.Time{}, false // none frees enough (sql.ErrNoRows), or unreadable
+		}
+		if ts, ok := crossing(ctx, q, b.ID, bucket, bucket+bucketUS, head+before, excess); ok {
+			return leaves(ts), true
+		}
+		return leaves(bucket + bucketUS - 1), true // crowded: when the bucket's charges have all left
 	}
-	// The first bucket whose spend, with what comes before it, frees
-	// enough: summed in SQLite, one row back.
-	var bucket int64
-	var before float64
-	err := q.QueryRowContext(ctx, `SELECT bucket_us, cum - amount FROM (
-		SELECT bucket_us, amount, SUM(amount) OVER (ORDER BY bucket_us ROWS UNBOUNDED PRECEDING) AS cum
-		FROM budget_spend WHERE budget_id = ? AND bucket_us >= ?)
-	WHERE cum >= ? ORDER BY bucket_us LIMIT 1`, b.ID, first, excess-head-epsilon).Scan(&bucket, &before)
-	if err != nil {
-		return fallback // none frees enough (sql.ErrNoRows), or unreadable
+	// Charges dated past the window's end (a peer whose clock runs ahead)
+	// are not in u.spent, but those dated before t + rollingAhead are in
+	// the window at t: they are counted in excess, and t found again until
+	// it holds, so that the time named is never early (review 28R) and one
+	// dated a month ahead does not delay it (review 28R2). It converges in
+	// a round or two; after roomRounds the last time found is named.
+	t, ok := room(excess)
+	counted := 0.0
+	for range roomRounds {
+		if !ok {
+			return fallback
+		}
+		var later float64
+		if err := q.QueryRowContext(ctx, `SELECT COALESCE(SUM(amount), 0) FROM budget_charges WHERE budget_id = ? AND ts_us >= ? AND ts_us < ?`,
+			b.ID, end, t.Add(rollingAhead).UnixMicro()).Scan(&later); err != nil {
+			return fallback
+		}
+		if later <= counted+epsilon {
+			break
+		}
+		counted = later
+		t, ok = room(excess + later)
 	}
-	if ts, ok := crossing(ctx, q, b.ID, bucket, bucket+bucketUS, head+before, excess); ok {
-		return leaves(ts)
+	if !ok {
+		return fallback
 	}
-	return leaves(bucket + bucketUS - 1)
+	return t
 }
+
+// roomRounds bounds rollingRoom's rounds of counting charges dated ahead.
+const roomRounds = 8
 
 // crossing reads the charges of budget id in [from, to), at most
 // writeScanMax of them, in time order, and returns the time of the one
