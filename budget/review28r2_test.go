@@ -5,7 +5,9 @@ package budget
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +117,77 @@ func TestReview28R2UsageEdgeShapes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// A rolling refusal's time is never early, whatever charges are dated
+// ahead: at the time named, the window's charges and the call fit. Random
+// windows, charges (a third of them dated ahead, some far), limits and
+// calls.
+func TestRollingRefusalTimeFitsWithChargesAhead(t *testing.T) {
+	l := openLedger(t, testDB(t), Options{})
+	r := rand.New(rand.NewPCG(28, 2))
+	now := time.Date(2026, 11, 29, 12, 7, 30, 0, time.UTC)
+	windows := []time.Duration{5 * time.Minute, 20 * time.Minute, time.Hour, 3 * time.Hour}
+	refusals := 0
+	for i := range 150 {
+		d := windows[r.IntN(len(windows))]
+		id := Identity{User: fmt.Sprintf("u%d", i)}
+		b := mustSet(t, l, Budget{Scope: ScopeUser, Subject: id.User, Window: d.String(), Hard: 1e9})
+		type ch struct {
+			at  time.Time
+			usd float64
+		}
+		var chs []ch
+		for range 1 + r.IntN(12) {
+			at := now.Add(-d + time.Duration(r.Int64N(int64(3*d))))
+			if r.IntN(6) == 0 {
+				at = now.Add(time.Duration(r.Int64N(int64(30 * 24 * time.Hour)))) // far ahead
+			}
+			c := ch{at.Truncate(time.Microsecond), float64(1+r.IntN(10)) / 2} // as the ledger keeps it
+			charge(t, l, id, c.usd, c.at)
+			chs = append(chs, c)
+		}
+		b.Hard = float64(5 + r.IntN(26))
+		mustSet(t, l, b)
+		amount := float64(1+r.IntN(20)) / 2
+		_, _, ref, err := l.Reserve(t.Context(), id, amount, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ref == nil || ref.Never() || ref.InFlight() {
+			continue // it fitted (its reservation left held), or no time is named
+		}
+		refusals++
+		inAt := func(at time.Time) float64 {
+			in := 0.0
+			for _, c := range chs {
+				if !c.at.Before(at.Add(-d)) && c.at.Before(at.Add(rollingAhead)) {
+					in += c.usd
+				}
+			}
+			return in
+		}
+		at := ref.ResetsAt
+		if in := inAt(at); in+amount > b.Hard+1e-9 {
+			t.Errorf("case %d (%v window, $%v limit, $%v call, charges %v): named %s, when $%v of charges are in the window",
+				i, d, b.Hard, amount, chs, at.Format(time.RFC3339Nano), in)
+		}
+		// Nor late: room comes only as a charge leaves, a microsecond
+		// after it is d old; the first such time at which the call fits
+		// is the one to name (review 28R2: one a month ahead made it 721 h).
+		first := time.Time{}
+		for _, c := range chs {
+			if lv := c.at.Add(d + time.Microsecond); lv.After(now) && inAt(lv)+amount <= b.Hard+1e-9 && (first.IsZero() || lv.Before(first)) {
+				first = lv
+			}
+		}
+		if !first.IsZero() && at.After(first) {
+			t.Errorf("case %d (%v window, $%v limit, $%v call): named %s, but the call fits at %s",
+				i, d, b.Hard, amount, at.Format(time.RFC3339Nano), first.Format(time.RFC3339Nano))
+		}
+	}
+	if refusals < 30 {
+		t.Fatalf("only %d refusals with a time: the cases prove little", refusals)
 	}
 }
