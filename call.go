@@ -122,9 +122,6 @@ func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string,
 		coding, aerr = requestCoding(r)
 	}
 	if aerr != nil {
-		if key != nil && aerr.status == http.StatusUnauthorized {
-			key = nil // revoked/expired: don't attribute
-		}
 		bodyLeftUnread(w, r)
 		g.refuse(w, r, shape, key, "", aerr)
 		return nil

@@ -536,5 +536,10 @@ func (s settlement) softExceeded(crossed []budget.Budget) {
 		if !s.store.Enqueue(store.Event{Type: typeSoftExceeded, Time: s.at, Payload: p}) {
 			mDropped.Inc()
 		}
+		// Once per budget per window, as the event: what a soft limit is
+		// for, an operator alerting on the log sees it too (review 28L).
+		s.logger.Info("budget soft limit reached", zapTurn(s.turnID), zap.String("key_id", s.keyID), zap.String("budget_id", b.ID),
+			zap.String("scope", b.Scope), zap.String("subject", b.Subject), zap.String("window", b.Window),
+			zap.Float64("soft_usd", b.Soft), zap.Float64("hard_usd", b.Hard))
 	}
 }

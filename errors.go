@@ -29,6 +29,9 @@ type apiError struct {
 	// routeSlot, when set, is the routing chain's slot that chose the model
 	// of a request that named none (recorded with the refusal).
 	routeSlot string
+	// keyID, when set, is the revoked or expired key a refusal names in
+	// the log only: its calls are not attributed to it.
+	keyID string
 }
 
 func (e *apiError) Error() string { return e.msg }

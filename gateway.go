@@ -304,10 +304,17 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	switch {
 	case err == nil:
 		return k, nil
-	case errors.Is(err, store.ErrRevokedKey):
-		return k, reject(http.StatusUnauthorized, "revoked_key", "this gateway key has been revoked")
-	case errors.Is(err, store.ErrExpiredKey):
-		return k, reject(http.StatusUnauthorized, "expired_key", "this gateway key has expired")
+	case errors.Is(err, store.ErrRevokedKey), errors.Is(err, store.ErrExpiredKey):
+		// Not attributed, but named in the log, where an operator looks
+		// for who still uses a revoked key (review 28L).
+		e := reject(http.StatusUnauthorized, "revoked_key", "this gateway key has been revoked")
+		if errors.Is(err, store.ErrExpiredKey) {
+			e = reject(http.StatusUnauthorized, "expired_key", "this gateway key has expired")
+		}
+		if k != nil {
+			e.keyID = k.ID
+		}
+		return nil, e
 	case !store.IsGatewayToken(tok):
 		// A provider key sent where the gateway key belongs (an SDK's
 		// default headers replacing it, say): say so, not "invalid".
@@ -705,6 +712,8 @@ func (g *Gateway) rejected(r *http.Request, shape string, key *store.Key, reques
 			zap.String("inbound_shape", shape), zap.String("method", r.Method), zap.String("path", r.URL.Path)}
 		if key != nil {
 			fields = append(fields, zap.String("key_id", key.ID))
+		} else if e.keyID != "" {
+			fields = append(fields, zap.String("key_id", e.keyID))
 		}
 		ce.Write(fields...)
 	}

@@ -75,7 +75,32 @@ func (c *call) upstreamFailed(err error) {
 		c.usage.Estimated = c.unanswered
 		c.writeError(fmt.Sprintf("provider %s is unreachable", c.res.prov.name))
 	}
-	c.g.logger.Warn("upstream call failed", zapTurn(c.turnID), zapErr(err))
+	c.res.prov.warnFailed(c.g.logger, c, err)
+}
+
+// failWarnEvery spaces a provider's "upstream call failed" lines: a
+// provider down fails every call, each of which has its own llm call line.
+const failWarnEvery = 10 * time.Second
+
+// warnFailed logs that a call got no answer from the provider (it was
+// unreachable, or timed out), at most once per failWarnEvery, with the
+// provider, model and key an operator filtering on WARN needs (review
+// 28L: one line per call, naming only the turn), and how many failed
+// since the last line.
+func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
+	if !p.failWarned.Allow(failWarnEvery) {
+		p.failsQuiet.Add(1)
+		return
+	}
+	fields := []zap.Field{zap.String("provider", p.name), zap.String("model", c.res.model), zap.String("error_class", c.errorClass),
+		zapTurn(c.turnID), zapErr(err)}
+	if c.key != nil {
+		fields = append(fields, zap.String("key_id", c.key.ID))
+	}
+	if n := p.failsQuiet.Swap(0); n > 0 {
+		fields = append(fields, zap.Int64("more_failed_since_last_line", n))
+	}
+	logger.Warn("upstream call failed", fields...)
 }
 
 // promptBilled records the prompt's estimate for a call whose last
@@ -202,7 +227,7 @@ func (c *call) redirected(resp *http.Response) {
 	c.status, c.errorClass = http.StatusBadGateway, errUpstream
 	c.g.logger.Warn("provider answered a redirect, which the gateway does not follow; check its base_url",
 		zapTurn(c.turnID), zap.String("provider", c.res.prov.name), zap.Int("status", resp.StatusCode),
-		zap.String("location", resp.Header.Get("Location")))
+		zap.String("location", c.res.prov.scrubString(resp.Header.Get("Location")))) // a compatible server may put the key in it (review 28L)
 	c.writeError(fmt.Sprintf(
 		"provider %s answered %d, a redirect, which the gateway does not follow: its base_url may need changing", c.res.prov.name, resp.StatusCode))
 }

@@ -393,7 +393,8 @@ func IsGatewayToken(tok string) bool { return strings.HasPrefix(tok, tokenPrefix
 // check meta.keys_version, within missGate's bounds, and reload the cache if
 // another process issued or revoked a key since, so a key works as soon as
 // the CLI has issued it. It returns a copy of the key, or ErrUnknownKey,
-// ErrRevokedKey or ErrExpiredKey.
+// ErrRevokedKey or ErrExpiredKey; with the last two, the key as well, for
+// the caller to name in its log (not to serve).
 func (s *Store) Authenticate(token string) (*Key, error) {
 	var buf [128]byte // keeps the []byte conversion off the heap for real tokens
 	hash := sha256.Sum256(append(buf[:0], token...))
@@ -408,11 +409,13 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 		}
 	}
 	if !e.key.RevokedAt.IsZero() {
-		return nil, ErrRevokedKey
+		k := e.key
+		return &k, ErrRevokedKey
 	}
 	now := time.Now()
 	if !e.key.ExpiresAt.IsZero() && e.key.ExpiresAt.Before(now) {
-		return nil, ErrExpiredKey
+		k := e.key
+		return &k, ErrExpiredKey
 	}
 	if us, prev := now.UnixMicro(), e.usage.used.Load(); us-prev >= 1e6 {
 		e.usage.used.Store(us)
