@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +35,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
 	"github.com/metisgateway/metis/store"
@@ -139,34 +137,7 @@ func startH2Gateway(t *testing.T, upURL, anthKey, oaiKey, sonnet string) *h2Gate
 	metricsPort := freePort(t)
 	var gwPort, anPort int
 	render := func(body string) string {
-		return string(caddyfile.Format([]byte(fmt.Sprintf(`{
-	admin off
-	persist_config off
-	grace_period 1s
-	skip_install_trust
-	auto_https disable_redirects
-	storage file_system %s
-	servers {
-		protocols h1 h2
-	}
-	log {
-		level ERROR
-	}
-	metis {
-		%s
-	}
-}
-https://127.0.0.1:%d {
-	tls internal
-	metis_gateway
-}
-http://127.0.0.1:%d {
-	metis_analytics
-}
-http://127.0.0.1:%d {
-	metrics
-}
-`, storage, body, gwPort, anPort, metricsPort))))
+		return tlsCaddyfile(storage, body, gwPort, anPort, fmt.Sprintf("http://127.0.0.1:%d {\n\tmetrics\n}\n", metricsPort))
 	}
 	g := e2eStartCustom(t, func(gw, an int) string {
 		gwPort, anPort = gw, an
@@ -334,10 +305,8 @@ func TestChaosH2Reload(t *testing.T) {
 	chk := newChaosCheck(t)
 	bad := chk.bad
 	combos := map[string]int{}
-	outcomes := chk.outcomes
 	upBeh := map[string]int{}
 	nRejectedClient, leftEarly := 0, 0
-	usageTab := chk.usageTab
 	costSum := 0.0
 	for _, c := range calls {
 		if v, ok := c["cost_usd"].(float64); ok {
@@ -474,82 +443,13 @@ func TestChaosH2Reload(t *testing.T) {
 	upClosed = true
 	tr.CloseIdleConnections()
 	http.DefaultClient.CloseIdleConnections()
-	var gAfter, stAfter int
-	var stacks string
-	for i, c := range []*http.Client{chaosAnthHTTP, chaosOAIHTTP, chaosRawHTTP} {
-		n0 := runtime.NumGoroutine()
-		c.CloseIdleConnections()
-		time.Sleep(300 * time.Millisecond)
-		t.Logf("closing the idle connections of client %d: goroutines %d -> %d", i, n0, runtime.NumGoroutine())
-	}
-	for range 100 {
-		time.Sleep(50 * time.Millisecond)
-		gAfter = runtime.NumGoroutine()
-		stAfter, stacks = gatewayStacks()
-		if gAfter <= gBefore+10 && stAfter <= stBefore {
-			break
-		}
-	}
-	if gAfter > gBefore+10 || stAfter > stBefore {
-		bad("6-goroutines", "goroutines %d before, %d after; with gateway frames %d before, %d after:\n%.6000s\nby creator:\n%s", gBefore, gAfter, stBefore, stAfter, stacks, goroutineGroups())
-	}
-	if !g.app().inflight.idle() {
-		bad("6-inflight", "in-flight set not empty")
-	}
+	gAfter := chk.goroutines(g, gBefore, stBefore)
 
 	// report
-	var keys []string
-	for k := range combos {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "seed %d, %d calls; accepted %d, refused %d %v; upstream requests by behaviour:\n", seed, n, accepted, nRefused, refusals)
-	var bk []string
-	for k := range upBeh {
-		bk = append(bk, k)
-	}
-	sort.Strings(bk)
-	for _, k := range bk {
-		fmt.Fprintf(&sb, "  %-26s %d\n", k, upBeh[k])
-	}
-	sb.WriteString("client combinations:\n")
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "  %-70s %d\n", k, combos[k])
-	}
-	sb.WriteString("outcomes:\n")
-	keys = keys[:0]
-	for k := range outcomes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "  %-80s %d\n", k, outcomes[k])
-	}
-	sb.WriteString("usage by outcome:\n")
-	keys = keys[:0]
-	for k := range usageTab {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "  %-130s %d\n", k, usageTab[k])
-	}
-	cancelLags := chk.cancelLags
-	sort.Slice(cancelLags, func(i, j int) bool { return cancelLags[i] < cancelLags[j] })
-	if len(cancelLags) > 0 {
-		fmt.Fprintf(&sb, "cancel lag client->upstream over %d waits: median %v max %v\n", len(cancelLags), cancelLags[len(cancelLags)/2], cancelLags[len(cancelLags)-1])
-	}
-	fmt.Fprintf(&sb, "upstream requests without a marker: %d\n", u.other)
-	sb.WriteString("http/2 and reloads:\n")
-	var hk []string
-	for k := range h2Tab {
-		hk = append(hk, k)
-	}
-	sort.Strings(hk)
-	for _, k := range hk {
-		fmt.Fprintf(&sb, "  %-80s %d\n", k, h2Tab[k])
-	}
+	chk.report(&sb, chaosTally{seed: seed, sent: n, accepted: accepted, refused: nRefused, refusals: refusals,
+		upstream: upBeh, combos: combos, unmarked: u.other})
+	chaosTable(&sb, "http/2 and reloads", h2Tab, 80)
 	fmt.Fprintf(&sb, "goroutines before %d after %d; cost sum %.9f analytics %.9f\n", gBefore, gAfter, costSum, anCost)
 	chk.fail()
 	t.Log(sb.String())

@@ -779,10 +779,8 @@ func TestChaosInvariants(t *testing.T) {
 	chk := newChaosCheck(t)
 	bad := chk.bad
 	combos := map[string]int{}
-	outcomes := chk.outcomes
 	upBeh := map[string]int{}
 	nRejectedClient, leftEarly := 0, 0
-	usageTab := chk.usageTab
 	costSum := 0.0
 	for _, c := range calls {
 		if v, ok := c["cost_usd"].(float64); ok {
@@ -834,73 +832,12 @@ func TestChaosInvariants(t *testing.T) {
 	up.Close()
 	upClosed = true
 	http.DefaultClient.CloseIdleConnections()
-	var gAfter, stAfter int
-	var stacks string
-	for i, c := range []*http.Client{chaosAnthHTTP, chaosOAIHTTP, chaosRawHTTP} {
-		n0 := runtime.NumGoroutine()
-		c.CloseIdleConnections()
-		time.Sleep(300 * time.Millisecond)
-		t.Logf("closing the idle connections of client %d: goroutines %d -> %d", i, n0, runtime.NumGoroutine())
-	}
-	for range 100 {
-		time.Sleep(50 * time.Millisecond)
-		gAfter = runtime.NumGoroutine()
-		stAfter, stacks = gatewayStacks()
-		if gAfter <= gBefore+10 && stAfter <= stBefore {
-			break
-		}
-	}
-	if gAfter > gBefore+10 || stAfter > stBefore {
-		bad("6-goroutines", "goroutines %d before, %d after; with gateway frames %d before, %d after:\n%.6000s\nby creator:\n%s", gBefore, gAfter, stBefore, stAfter, stacks, goroutineGroups())
-	}
-	if !g.app().inflight.idle() {
-		bad("6-inflight", "in-flight set not empty")
-	}
+	gAfter := chk.goroutines(g, gBefore, stBefore)
 
 	// report
-	var keys []string
-	for k := range combos {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "seed %d, %d calls; accepted %d, refused %d %v; upstream requests by behaviour:\n", seed, n, accepted, nRefused, refusals)
-	var bk []string
-	for k := range upBeh {
-		bk = append(bk, k)
-	}
-	sort.Strings(bk)
-	for _, k := range bk {
-		fmt.Fprintf(&sb, "  %-26s %d\n", k, upBeh[k])
-	}
-	sb.WriteString("client combinations:\n")
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "  %-70s %d\n", k, combos[k])
-	}
-	sb.WriteString("outcomes:\n")
-	keys = keys[:0]
-	for k := range outcomes {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "  %-80s %d\n", k, outcomes[k])
-	}
-	sb.WriteString("usage by outcome:\n")
-	keys = keys[:0]
-	for k := range usageTab {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(&sb, "  %-130s %d\n", k, usageTab[k])
-	}
-	cancelLags := chk.cancelLags
-	sort.Slice(cancelLags, func(i, j int) bool { return cancelLags[i] < cancelLags[j] })
-	if len(cancelLags) > 0 {
-		fmt.Fprintf(&sb, "cancel lag client->upstream over %d waits: median %v max %v\n", len(cancelLags), cancelLags[len(cancelLags)/2], cancelLags[len(cancelLags)-1])
-	}
-	fmt.Fprintf(&sb, "upstream requests without a marker: %d\n", u.other)
+	chk.report(&sb, chaosTally{seed: seed, sent: n, accepted: accepted, refused: nRefused, refusals: refusals,
+		upstream: upBeh, combos: combos, unmarked: u.other})
 	fmt.Fprintf(&sb, "goroutines before %d after %d; cost sum %.9f analytics %.9f\n", gBefore, gAfter, costSum, anCost)
 	chk.fail()
 	t.Log(sb.String())
@@ -1114,6 +1051,79 @@ func (k *chaosCheck) leftEarly(o *chaosObs, cs []map[string]any, atts []chaosAtt
 		return false
 	}
 	return true
+}
+
+// goroutines closes the clients' idle connections and checks that the
+// goroutines (and those with gateway frames) are back to where they were
+// before the run, and the in-flight set empty; it returns the count after.
+func (k *chaosCheck) goroutines(g *testGateway, gBefore, stBefore int) int {
+	var gAfter, stAfter int
+	var stacks string
+	for i, c := range []*http.Client{chaosAnthHTTP, chaosOAIHTTP, chaosRawHTTP} {
+		n0 := runtime.NumGoroutine()
+		c.CloseIdleConnections()
+		time.Sleep(300 * time.Millisecond)
+		k.t.Logf("closing the idle connections of client %d: goroutines %d -> %d", i, n0, runtime.NumGoroutine())
+	}
+	for range 100 {
+		time.Sleep(50 * time.Millisecond)
+		gAfter = runtime.NumGoroutine()
+		stAfter, stacks = gatewayStacks()
+		if gAfter <= gBefore+10 && stAfter <= stBefore {
+			break
+		}
+	}
+	if gAfter > gBefore+10 || stAfter > stBefore {
+		k.bad("6-goroutines", "goroutines %d before, %d after; with gateway frames %d before, %d after:\n%.6000s\nby creator:\n%s", gBefore, gAfter, stBefore, stAfter, stacks, goroutineGroups())
+	}
+	if !g.app().inflight.idle() {
+		k.bad("6-inflight", "in-flight set not empty")
+	}
+	return gAfter
+}
+
+// chaosTally is what a chaos run's report counts besides the check's own
+// tables.
+type chaosTally struct {
+	seed                    uint64
+	sent, accepted, refused int
+	refusals                map[string]int
+	upstream, combos        map[string]int // upstream requests by behaviour, client combinations
+	unmarked                int            // upstream requests without a marker
+}
+
+// report writes a run's tally to sb: its counts, the upstream's behaviours,
+// the client combinations, the outcomes and usage, the cancel lags.
+func (k *chaosCheck) report(sb *strings.Builder, r chaosTally) {
+	fmt.Fprintf(sb, "seed %d, %d calls; accepted %d, refused %d %v; upstream requests by behaviour:\n", r.seed, r.sent, r.accepted, r.refused, r.refusals)
+	chaosRows(sb, r.upstream, 26)
+	chaosTable(sb, "client combinations", r.combos, 70)
+	chaosTable(sb, "outcomes", k.outcomes, 80)
+	chaosTable(sb, "usage by outcome", k.usageTab, 130)
+	lags := k.cancelLags
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	if len(lags) > 0 {
+		fmt.Fprintf(sb, "cancel lag client->upstream over %d waits: median %v max %v\n", len(lags), lags[len(lags)/2], lags[len(lags)-1])
+	}
+	fmt.Fprintf(sb, "upstream requests without a marker: %d\n", r.unmarked)
+}
+
+// chaosTable writes a titled table of counts, by key.
+func chaosTable(sb *strings.Builder, title string, m map[string]int, width int) {
+	sb.WriteString(title + ":\n")
+	chaosRows(sb, m, width)
+}
+
+// chaosRows writes the counts of m, one per line, by key.
+func chaosRows(sb *strings.Builder, m map[string]int, width int) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(sb, "  %-*s %d\n", width, k, m[k])
+	}
 }
 
 // fail reports the violations, before the long tally so that a log

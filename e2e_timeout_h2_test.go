@@ -332,16 +332,12 @@ func (p *e2eProtoRecorder) count() int {
 	return len(p.protos)
 }
 
-// e2eStartTLS starts the gateway on an HTTPS loopback site with Caddy's
-// internal CA (no trust-store install, storage under the test's temporary
-// folder), both providers pointed at up. It returns the gateway, with URL
-// the https site, and an HTTP/2-capable client that trusts Caddy's root.
-func e2eStartTLS(t *testing.T, up *fakeupstream.Server) (*testGateway, *http.Client, *e2eProtoRecorder) {
-	t.Helper()
-	storage := filepath.Join(t.TempDir(), "caddy")
-	db := tempDB(t)
-	g := e2eStartCustom(t, func(gw, an int) string {
-		return string(caddyfile.Format([]byte(fmt.Sprintf(`{
+// tlsCaddyfile is the Caddyfile of a gateway on an HTTPS loopback site
+// (Caddy's internal CA, no trust-store install, its storage under
+// storage) and analytics on HTTP, metisBody the metis option's body,
+// extraSites after them.
+func tlsCaddyfile(storage, metisBody string, gwPort, anPort int, extraSites string) string {
+	return string(caddyfile.Format([]byte(fmt.Sprintf(`{
 	admin off
 	persist_config off
 	grace_period 1s
@@ -365,7 +361,19 @@ https://127.0.0.1:%d {
 http://127.0.0.1:%d {
 	metis_analytics
 }
-`, storage, gatewayConfig(db, up.URL, ""), gw, an))))
+%s`, storage, metisBody, gwPort, anPort, extraSites))))
+}
+
+// e2eStartTLS starts the gateway on an HTTPS loopback site with Caddy's
+// internal CA (no trust-store install, storage under the test's temporary
+// folder), both providers pointed at up. It returns the gateway, with URL
+// the https site, and an HTTP/2-capable client that trusts Caddy's root.
+func e2eStartTLS(t *testing.T, up *fakeupstream.Server) (*testGateway, *http.Client, *e2eProtoRecorder) {
+	t.Helper()
+	storage := filepath.Join(t.TempDir(), "caddy")
+	db := tempDB(t)
+	g := e2eStartCustom(t, func(gw, an int) string {
+		return tlsCaddyfile(storage, gatewayConfig(db, up.URL, ""), gw, an, "")
 	})
 	g.URL = fmt.Sprintf("https://127.0.0.1:%d", g.gwPort)
 
