@@ -777,10 +777,6 @@ func TestChaosInvariants(t *testing.T) {
 	byTurn, calls, callBySid, refusals, nRefused := chaosTrace(t, g, len(warm), chaosNeed(obs, wrote))
 
 	chk := newChaosCheck(t)
-	bad := chk.bad
-	combos := map[string]int{}
-	upBeh := map[string]int{}
-	nRejectedClient, leftEarly := 0, 0
 	costSum := 0.0
 	for _, c := range calls {
 		if v, ok := c["cost_usd"].(float64); ok {
@@ -789,41 +785,7 @@ func TestChaosInvariants(t *testing.T) {
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	for _, o := range obs {
-		p := o.plan
-		combo := fmt.Sprintf("%s/%s stream=%v cross=%v cancel=%s reject=%s", p.client, p.shape, p.stream, p.cross, p.cancel, p.reject)
-		combos[combo]++
-		atts := u.att[p.id]
-		for _, a := range atts {
-			upBeh[a.behaviour]++
-		}
-		cs := callBySid[o.sid]
-		if p.reject != "" {
-			nRejectedClient++
-			if len(cs) != 0 {
-				bad("1-rejected-has-call", "call %d (%s) rejected by design but has %d calls", p.id, p.reject, len(cs))
-			}
-			if len(atts) != 0 {
-				bad("1-rejected-reached-upstream", "call %d reached upstream", p.id)
-			}
-			continue
-		}
-		if chk.leftEarly(o, cs, atts, wrote[p.id].Load()) {
-			leftEarly++
-			continue
-		}
-		if len(cs) != 1 {
-			bad("1-one-call-per-request", "call %d (%s, cancel at %v, saw status %d, left=%v, err=%q): %d llm.call_completed events; upstream attempts %d", p.id, combo, p.cancelAt, o.status, o.left, o.err, len(cs), len(atts))
-			continue
-		}
-		c := cs[0]
-		turn, _ := c["turn_id"].(string)
-		var types []string
-		for _, e := range byTurn[turn] {
-			types = append(types, e.typ)
-		}
-		chk.call(o, combo, c, types, atts)
-	}
+	combos, upBeh, nRejectedClient, leftEarly := chk.calls(obs, wrote, u, callBySid, byTurn)
 	accepted := len(calls)
 	anCost := chk.totals(chaosRun{g: g, key: k, metricsURL: metricsURL, calls: calls, warm: warm, byTurn: byTurn,
 		sent: n, refused: nRefused, refusals: refusals, leftEarly: leftEarly, builtToRefuse: nRejectedClient,
@@ -1051,6 +1013,52 @@ func (k *chaosCheck) leftEarly(o *chaosObs, cs []map[string]any, atts []chaosAtt
 		return false
 	}
 	return true
+}
+
+// calls checks each client's request against the trace (callBySid,
+// byTurn) and the upstream's attempts (u.att, which the caller holds
+// u.mu for), and counts the client combinations and upstream behaviours
+// the report shows, the requests built to be refused and those whose
+// clients left before the gateway had them.
+func (k *chaosCheck) calls(obs []*chaosObs, wrote []atomic.Bool, u *chaosUpstream, callBySid map[string][]map[string]any,
+	byTurn map[string][]chaosEv) (combos, upBeh map[string]int, builtToRefuse, leftEarly int) {
+	combos, upBeh = map[string]int{}, map[string]int{}
+	for _, o := range obs {
+		p := o.plan
+		combo := fmt.Sprintf("%s/%s stream=%v cross=%v cancel=%s reject=%s", p.client, p.shape, p.stream, p.cross, p.cancel, p.reject)
+		combos[combo]++
+		atts := u.att[p.id]
+		for _, a := range atts {
+			upBeh[a.behaviour]++
+		}
+		cs := callBySid[o.sid]
+		if p.reject != "" {
+			builtToRefuse++
+			if len(cs) != 0 {
+				k.bad("1-rejected-has-call", "call %d (%s) rejected by design but has %d calls", p.id, p.reject, len(cs))
+			}
+			if len(atts) != 0 {
+				k.bad("1-rejected-reached-upstream", "call %d reached upstream", p.id)
+			}
+			continue
+		}
+		if k.leftEarly(o, cs, atts, wrote[p.id].Load()) {
+			leftEarly++
+			continue
+		}
+		if len(cs) != 1 {
+			k.bad("1-one-call-per-request", "call %d (%s, cancel at %v, saw status %d, left=%v, err=%q): %d llm.call_completed events; upstream attempts %d", p.id, combo, p.cancelAt, o.status, o.left, o.err, len(cs), len(atts))
+			continue
+		}
+		c := cs[0]
+		turn, _ := c["turn_id"].(string)
+		var types []string
+		for _, e := range byTurn[turn] {
+			types = append(types, e.typ)
+		}
+		k.call(o, combo, c, types, atts)
+	}
+	return combos, upBeh, builtToRefuse, leftEarly
 }
 
 // goroutines closes the clients' idle connections and checks that the
