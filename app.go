@@ -506,6 +506,7 @@ func (a *App) Cleanup() error {
 	a.settleDeferred.flush()
 	a.settleLate.flush()
 	for _, p := range a.ordered {
+		p.failed.flush()
 		p.closeIdle()
 	}
 	if a.storeKey == "" { // never acquired: don't drop the running config's reference

@@ -96,8 +96,7 @@ type provider struct {
 	typ          string
 	apiKey       string
 	keyWarned    logGate             // spaces warnRefusedKey's lines
-	failWarned   logGate             // spaces "upstream call failed" (warnFailed)
-	failsQuiet   atomic.Int64        // the failures since its last line
+	failed       burstLog            // "upstream call failed" lines (warnFailed)
 	keyEmptied   bool                // an api_key was given and came out empty
 	endpoint     string              // base URL without its query and trailing slash
 	baseQuery    string              // the base URL's query, on every upstream URL

@@ -83,24 +83,23 @@ func (c *call) upstreamFailed(err error) {
 const failWarnEvery = 10 * time.Second
 
 // warnFailed logs that a call got no answer from the provider (it was
-// unreachable, or timed out), at most once per failWarnEvery, with the
-// provider, model and key an operator filtering on WARN needs (review
-// 28L: one line per call, naming only the turn), and how many failed
-// since the last line.
+// unreachable, or timed out) with the provider, model and key an operator
+// filtering on WARN needs (review 28L: one line per call, naming only the
+// turn): the first of a burst at once, the others counted at the end of
+// each failWarnEvery in which more came.
 func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
-	if !p.failWarned.Allow(failWarnEvery) {
-		p.failsQuiet.Add(1)
-		return
-	}
-	fields := []zap.Field{zap.String("provider", p.name), zap.String("model", c.res.model), zap.String("error_class", c.errorClass),
-		zapTurn(c.turnID), zapErr(err)}
-	if c.key != nil {
-		fields = append(fields, zap.String("key_id", c.key.ID))
-	}
-	if n := p.failsQuiet.Swap(0); n > 0 {
-		fields = append(fields, zap.Int64("more_failed_since_last_line", n))
-	}
-	logger.Warn("upstream call failed", fields...)
+	name := p.name // the count line, kept for the burst, holds no call
+	p.failed.add(failWarnEvery, func() {
+		fields := []zap.Field{zap.String("provider", name), zap.String("model", c.res.model), zap.String("error_class", c.errorClass),
+			zapTurn(c.turnID), zapErr(err)}
+		if c.key != nil {
+			fields = append(fields, zap.String("key_id", c.key.ID))
+		}
+		logger.Warn("upstream call failed", fields...)
+	}, func(n int64) {
+		logger.Warn("upstream calls failed: no answer from the provider (counted every 10 s; each call's llm call line has its own)",
+			zap.String("provider", name), zap.Int64("calls", n), zap.Duration("within", failWarnEvery))
+	})
 }
 
 // promptBilled records the prompt's estimate for a call whose last
