@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -383,7 +382,7 @@ http://127.0.0.1:%d {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := caddy.Load(cfg, true); err != nil {
+		if err := reloadCaddy(cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -474,7 +473,7 @@ http://127.0.0.1:%d {
 	if err := os.WriteFile(keyFile, []byte("sk-ant-second\n\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := caddy.Load(cfg, true); err != nil {
+	if err := reloadCaddy(cfg); err != nil {
 		t.Fatal(err)
 	}
 	if k := call(); k != "sk-ant-second" {
@@ -795,7 +794,7 @@ func TestE2EReloadWarnsOfKeyModelsNoLongerServed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := caddy.Load(cfg, true); err != nil {
+	if err := reloadCaddy(cfg); err != nil {
 		t.Fatal(err)
 	}
 	var warned []map[string]any

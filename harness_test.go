@@ -216,10 +216,24 @@ func (g *testGateway) tryLoad(metisBody string) error {
 	if parsed.Apps.Metis.DB != "" {
 		g.DB = parsed.Apps.Metis.DB
 	}
-	if err := caddy.Load(cfg, true); err != nil {
+	if err := reloadCaddy(cfg); err != nil {
 		return err
 	}
 	return waitListening(fmt.Sprintf("127.0.0.1:%d", g.gwPort))
+}
+
+// reloadCaddy loads cfg over the running config, then drops the test
+// client's idle keep-alive connections. caddy.Load returns once the old
+// servers have begun shutting down, not once they have closed their idle
+// connections, so a POST sent on one of them can race that close and read
+// EOF. HTTP lets a server close an idle connection at any time; SDKs
+// retry such a POST, http.DefaultClient does not (CI failed this way).
+func reloadCaddy(cfg []byte) error {
+	if err := caddy.Load(cfg, true); err != nil {
+		return err
+	}
+	http.DefaultClient.CloseIdleConnections()
+	return nil
 }
 
 func waitListening(addr string) error {
