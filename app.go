@@ -258,11 +258,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if _, dup := a.providers[p.name]; dup {
 			return fmt.Errorf("provider %q is configured twice", p.name)
 		}
-		if p.apiKey == "" && pc.APIKey != "" {
+		if p.keyEmptied != "" {
 			// A block without api_key is a server that needs none; one whose
-			// placeholder came out empty is a missing environment variable.
+			// placeholder came out empty is a missing environment variable,
+			// named so that the operator knows which to set.
 			a.logger.Warn("provider has no API key: its api_key came out empty (is the environment variable set?); its calls will get the provider's 401",
-				zap.String("provider", p.name))
+				zap.String("provider", p.name), zap.String("api_key", p.keyEmptied))
 		}
 		a.providers[p.name] = p
 		a.ordered = append(a.ordered, p)

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -324,8 +325,14 @@ http://127.0.0.1:%d {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	// The line names the placeholder to set (28L): a field at start-up,
+	// in the text of the refusal's line.
 	if !warned("provider has no API key") {
 		t.Errorf("no start-up warning about the provider without a key")
+	} else if lines, _ := e2eLogLines(t, logPath); !slices.ContainsFunc(lines, func(l map[string]any) bool {
+		return l["api_key"] == "{env.METIS_TEST_UNSET_KEY}"
+	}) {
+		t.Errorf("the start-up warning does not name the unset {env.METIS_TEST_UNSET_KEY}")
 	}
 	_, tok := e2eKey(g, "keyless-provider")
 	refused := fakeupstream.AnthropicError(401, "authentication_error", "x-api-key header is required")
@@ -341,7 +348,7 @@ http://127.0.0.1:%d {
 	if v, sent := reqs[0].Header["X-Api-Key"]; sent {
 		t.Errorf("the provider got x-api-key %q from a provider block without a key", v)
 	}
-	if !warned("provider refused a request without an API key") {
+	if !warned("provider refused a request without an API key; the provider's api_key {env.METIS_TEST_UNSET_KEY} came out empty") {
 		t.Errorf("no warning that the provider refused the call for want of its key")
 	}
 }

@@ -143,7 +143,7 @@ func TestE2EProviderHeaderCredentialRefused(t *testing.T) {
 		// An unset {env.X} is the likelier cause than a header line that
 		// carries no credential (review 15R3).
 		{"key came out empty", "api_key {env.METIS_TEST_UNSET_PROVIDER_KEY}", "OpenAI-Project", "proj_team",
-			"the provider's api_key came out empty (if a header line carries its credential instead, check it: Openai-Project)"},
+			"the provider's api_key {env.METIS_TEST_UNSET_PROVIDER_KEY} came out empty (if a header line carries its credential instead, check it: Openai-Project)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			up := fakeupstream.New(t)

@@ -97,7 +97,7 @@ type provider struct {
 	apiKey       string
 	keyWarned    logGate             // spaces warnRefusedKey's lines
 	failed       burstLog            // "upstream call failed" lines (warnFailed)
-	keyEmptied   bool                // an api_key was given and came out empty
+	keyEmptied   string              // the api_key as written, when it came out empty
 	endpoint     string              // base URL without its query and trailing slash
 	baseQuery    string              // the base URL's query, on every upstream URL
 	transport    *http.Transport     // no timeout that would cut streams
@@ -352,7 +352,7 @@ func newProvider(pc *ProviderConfig) (*provider, error) {
 		}
 	}
 	return &provider{
-		keyEmptied:   apiKey == "" && pc.APIKey != "",
+		keyEmptied:   emptiedPlaceholder(apiKey, pc.APIKey),
 		headers:      headers,
 		bearer:       bearer,
 		compat:       compat,
@@ -426,10 +426,10 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 	// never their values.
 	names := strings.Join(slices.Sorted(maps.Keys(p.headers)), ", ")
 	switch {
-	case p.keyEmptied:
+	case p.keyEmptied != "":
 		// An api_key was written and came out empty (an unset {env.X}):
 		// that is the likelier cause, whatever the header lines hold.
-		msg = "provider refused a request without an API key; the provider's api_key came out empty"
+		msg = "provider refused a request without an API key; the provider's api_key " + p.keyEmptied + " came out empty"
 		if names != "" {
 			msg += " (if a header line carries its credential instead, check it: " + names + ")"
 		}
@@ -441,6 +441,16 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 		msg = "provider refused a request without an API key; the provider's api_key is empty"
 	}
 	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))
+}
+
+// emptiedPlaceholder is the api_key as written when it came out empty:
+// only placeholders come out empty, so the text names the environment
+// variable or file to set and holds no credential.
+func emptiedPlaceholder(resolved, written string) string {
+	if resolved != "" {
+		return ""
+	}
+	return written
 }
 
 // secretRemoved is what scrubSecrets puts in place of a provider's
