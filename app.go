@@ -508,6 +508,7 @@ func (a *App) Cleanup() error {
 	a.settleLate.flush()
 	for _, p := range a.ordered {
 		p.failed.flush()
+		p.errored.flush()
 		p.closeIdle()
 	}
 	if a.storeKey == "" { // never acquired: don't drop the running config's reference

@@ -97,6 +97,7 @@ type provider struct {
 	apiKey       string
 	keyWarned    logGate             // spaces warnRefusedKey's lines
 	failed       burstLog            // "upstream call failed" lines (warnFailed)
+	errored      burstLog            // "provider answered an error" lines (warnErrored)
 	keyEmptied   string              // the api_key as written, when it came out empty
 	endpoint     string              // base URL without its query and trailing slash
 	baseQuery    string              // the base URL's query, on every upstream URL

@@ -102,6 +102,27 @@ func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
 	})
 }
 
+// warnErrored logs that the provider answered a call with a 429 or a
+// 5xx once the gateway's retries were spent (review 28L: the operator
+// filtering on WARN saw an overloaded or rate-limited provider only in
+// INFO llm call lines), as warnFailed does: the first of a burst at once,
+// the others counted. A 4xx is the request's own fault, and 401/403 have
+// warnRefusedKey.
+func (p *provider) warnErrored(logger *zap.Logger, c *call) {
+	name := p.name
+	p.errored.add(failWarnEvery, func() {
+		fields := []zap.Field{zap.String("provider", name), zap.String("model", c.res.model), zap.Int("status", c.status),
+			zap.String("error_class", c.errorClass), zap.Int("attempts", c.attempts), zapTurn(c.turnID)}
+		if c.key != nil {
+			fields = append(fields, zap.String("key_id", c.key.ID))
+		}
+		logger.Warn("provider answered an error", fields...)
+	}, func(n int64) {
+		logger.Warn("provider answered errors (429 or 5xx, counted every 10 s; each call's llm call line has its own)",
+			zap.String("provider", name), zap.Int64("calls", n), zap.Duration("within", failWarnEvery))
+	})
+}
+
 // promptBilled records the prompt's estimate for a call whose last
 // request the provider had and was working on when the client left or the
 // timeout ran out (c.cutInFlight): what it bills is unknown, the prompt at
@@ -141,8 +162,11 @@ func (c *call) relayError(resp *http.Response) {
 			fmt.Appendf(nil, "provider %s answered %d, and the rest of its error did not arrive", c.res.prov.name, resp.StatusCode))
 		return
 	}
-	if c.status == http.StatusUnauthorized || c.status == http.StatusForbidden {
+	switch {
+	case c.status == http.StatusUnauthorized || c.status == http.StatusForbidden:
 		c.res.prov.warnRefusedKey(c.g.logger, c.status)
+	case c.status == http.StatusTooManyRequests || c.status >= 500:
+		c.res.prov.warnErrored(c.g.logger, c)
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
 		// An encoding the gateway could not decode (decodeBody) nor the
