@@ -51,3 +51,26 @@ func TestProviderErrorAnswersAreWarnedOncePerBurst(t *testing.T) {
 		}
 	}
 }
+
+// The llm call line names the endpoint (28L: a Responses call logged
+// inbound_shape openai and nothing more, so an operator could not tell
+// Codex's calls from chat completions without the trace).
+func TestCallLogLineNamesTheEndpoint(t *testing.T) {
+	up := fakeupstream.New(t)
+	g, logPath, _ := e2eStartLogged(t, up, "INFO", "")
+	_, tok := e2eKey(g, "codex")
+	up.Enqueue("/v1/responses", fakeupstream.ResponsesAnswer{Model: "gpt-5-nano-2025-08-07", InputTokens: 900, Text: "ok"}.Body())
+	resp := g.post("/v1/responses", tok, `{"model":"gpt-5-nano","input":"hi"}`, "Authorization", "Bearer "+tok)
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	resp.Body.Close()
+	up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 10, "end_turn", fakeupstream.TextBlock("hi")))
+	post := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":8,"messages":[{"role":"user","content":"x"}]}`, e2eAnthropicHdr...)
+	io.Copy(io.Discard, post.Body)
+	post.Body.Close()
+	lines := waitLogLines(t, logPath, "llm call", 2)
+	if len(lines) != 2 || lines[0]["endpoint"] != "responses" || lines[1]["endpoint"] != "messages" {
+		t.Errorf("llm call lines' endpoints: want responses, then messages: %v", lines)
+	}
+}

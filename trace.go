@@ -214,7 +214,7 @@ func (c *call) finish() {
 	if !a.calls.enabled(c.g.logger) {
 		return
 	}
-	line := callLine{logger: c.g.logger, turnID: c.turnID, keyID: k.ID, shape: c.shape,
+	line := callLine{logger: c.g.logger, turnID: c.turnID, keyID: k.ID, shape: c.shape, endpoint: c.endpoint(),
 		provider: c.res.prov.name, requested: c.clientModel(), model: c.res.model, source: source, errorClass: c.errorClass,
 		stream: c.stream, priced: priced, status: c.status, attempts: c.attempts,
 		input: u.InputTokens, cacheRead: u.CacheReadInputTokens, cacheWrite: u.CacheCreationInputTokens,
