@@ -202,13 +202,29 @@ func isBase64(s string) bool {
 // complete answer body (in the provider's format) that reported no usage:
 // ir.EstimateTokens of the bytes the model wrote (text, refusals,
 // reasoning, tool-call arguments), as a stream of the same answer is
-// estimated, not of the JSON around them. A body that is not JSON counts
-// whole.
+// estimated, not of the JSON around them. A JSON array is a stream sent
+// as one body, its chunks counted alike (fake-llm-server's FastAPI
+// encodes llama.cpp's chunk generator so; review 29U: 714 tokens for 22
+// bytes of text). A body that is not JSON counts whole.
 func estimateAnswerTokens(format streamFormat, body []byte) int64 {
 	root := gjson.Parse(jsonx.View(body))
-	if !root.IsObject() {
-		return ir.EstimateTokens(int64(len(body)))
+	switch {
+	case root.IsObject():
+		return ir.EstimateTokens(answerBytes(format, root))
+	case root.IsArray():
+		var n int64
+		root.ForEach(func(_, el gjson.Result) bool {
+			n += answerBytes(format, el)
+			return true
+		})
+		return ir.EstimateTokens(n)
 	}
+	return ir.EstimateTokens(int64(len(body)))
+}
+
+// answerBytes counts the bytes the model wrote in one answer object, or
+// one chunk or event of a stream, in the provider's format.
+func answerBytes(format streamFormat, root gjson.Result) int64 {
 	var n int64
 	str := func(v gjson.Result) {
 		if v.Type == gjson.String {
@@ -225,6 +241,10 @@ func estimateAnswerTokens(format streamFormat, body []byte) int64 {
 			}
 			return true
 		})
+		d := root.Get("delta") // a content_block_delta event
+		str(d.Get("text"))
+		str(d.Get("thinking"))
+		str(d.Get("partial_json"))
 	case formatResponses:
 		root.Get("output").ForEach(func(_, item gjson.Result) bool {
 			item.Get("content").ForEach(func(_, c gjson.Result) bool {
@@ -240,26 +260,28 @@ func estimateAnswerTokens(format streamFormat, body []byte) int64 {
 			str(item.Get("input"))
 			return true
 		})
+		str(root.Get("delta")) // a *.delta event
 	default:
 		root.Get("choices").ForEach(func(_, ch gjson.Result) bool {
-			m := ch.Get("message")
-			if c := m.Get("content"); c.IsArray() {
-				c.ForEach(func(_, p gjson.Result) bool {
-					str(p.Get("text"))
+			for _, m := range [...]gjson.Result{ch.Get("message"), ch.Get("delta")} {
+				if c := m.Get("content"); c.IsArray() {
+					c.ForEach(func(_, p gjson.Result) bool {
+						str(p.Get("text"))
+						return true
+					})
+				} else {
+					str(c)
+				}
+				str(m.Get("refusal"))
+				str(m.Get("reasoning_content"))
+				str(m.Get("reasoning"))
+				m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
+					str(tc.Get("function.arguments"))
 					return true
 				})
-			} else {
-				str(c)
 			}
-			str(m.Get("refusal"))
-			str(m.Get("reasoning_content"))
-			str(m.Get("reasoning"))
-			m.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-				str(tc.Get("function.arguments"))
-				return true
-			})
 			return true
 		})
 	}
-	return ir.EstimateTokens(n)
+	return n
 }

@@ -52,3 +52,29 @@ func TestEstimatePromptTokensTextDataURL(t *testing.T) {
 		t.Errorf("%d tokens, want %d", got, want)
 	}
 }
+
+// A stream sent as one JSON array counts the bytes its chunks or events
+// wrote, in each format, as the same stream read as SSE does (review
+// 29U): never the JSON around them.
+func TestEstimateAnswerTokensOfAStreamSentAsAnArray(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		format streamFormat
+		body   string
+		want   int64
+	}{
+		{"chat chunks", formatChat, `[{"choices":[{"delta":{"role":"assistant"}}]},{"choices":[{"delta":{"content":"Hello, world"}}]},` +
+			`{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\"a\":1}"}}]}}]},{"choices":[{"delta":{},"finish_reason":"stop"}]}]`, 5},
+		{"messages events", formatMessages, `[{"type":"message_start","message":{"model":"m","content":[]}},` +
+			`{"type":"content_block_delta","delta":{"type":"thinking_delta","thinking":"abcd"}},` +
+			`{"type":"content_block_delta","delta":{"type":"text_delta","text":"Hello, world"}},{"type":"message_stop"}]`, 4},
+		{"responses events", formatResponses, `[{"type":"response.created","response":{"output":[]}},` +
+			`{"type":"response.output_text.delta","delta":"Hello, world"}]`, 3},
+		{"not JSON", formatChat, `Hello, world`, 3},
+		{"an answer", formatChat, `{"choices":[{"message":{"content":"Hello, world"}}]}`, 3},
+	} {
+		if got := estimateAnswerTokens(c.format, []byte(c.body)); got != c.want {
+			t.Errorf("%s: %d tokens, want %d", c.name, got, c.want)
+		}
+	}
+}

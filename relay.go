@@ -412,6 +412,15 @@ func (c *call) readUsage(body []byte) {
 func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.respModel = model
 	if err != nil {
+		if model == "" {
+			// A stream sent as one JSON array names its model in its
+			// chunks, as the same server's whole answers do (review 29U).
+			model = gjson.GetBytes(body, "0.model").Str
+			if model == "" {
+				model = gjson.GetBytes(body, "0.message.model").Str
+			}
+			c.respModel = model
+		}
 		// An answer without readable usage is still priced: estimated,
 		// rather than recorded as a silent $0.
 		u = ir.Usage{InputTokens: c.promptEstimate(), OutputTokens: estimateAnswerTokens(streamFormatOf(c), body), Estimated: true}
