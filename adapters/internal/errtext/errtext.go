@@ -6,7 +6,10 @@ package errtext
 import (
 	"bytes"
 	"net/http"
+	"strings"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // maxBody is how many bytes of an unparsed error body Fallback keeps.
@@ -24,6 +27,9 @@ func Fallback(status int, body []byte) string {
 			body = body[:len(body)-1]
 		}
 	}
+	if m := jsonMessage(body); m != "" {
+		return m
+	}
 	if len(body) > 0 {
 		return string(body)
 	}
@@ -31,4 +37,40 @@ func Fallback(status int, body []byte) string {
 		return t
 	}
 	return "upstream error"
+}
+
+// jsonMessage is the message of an error body in a shape neither provider
+// uses but compatible servers do: FastAPI's {"detail": "…"} or its
+// validation list {"detail": [{"loc": […], "msg": "…"}]}, and
+// {"message": "…"} or {"error": "…"} (review 29U: a translated error read
+// `{"detail":"Model 'x' not found"}` as its message). "" when it is none
+// of them.
+func jsonMessage(body []byte) string {
+	if len(body) == 0 || body[0] != '{' || !gjson.ValidBytes(body) {
+		return ""
+	}
+	root := gjson.ParseBytes(body)
+	for _, k := range [...]string{"detail", "message", "error"} {
+		if v := root.Get(k); v.Type == gjson.String && v.Str != "" {
+			return v.Str
+		}
+	}
+	var msgs []string
+	root.Get("detail").ForEach(func(_, d gjson.Result) bool {
+		msg := d.Get("msg").Str
+		if msg == "" {
+			return true
+		}
+		var loc []string
+		d.Get("loc").ForEach(func(_, l gjson.Result) bool {
+			loc = append(loc, l.String())
+			return true
+		})
+		if len(loc) > 0 {
+			msg = strings.Join(loc, ".") + ": " + msg
+		}
+		msgs = append(msgs, msg)
+		return true
+	})
+	return strings.Join(msgs, "; ")
 }

@@ -23,6 +23,14 @@ func TestFallback(t *testing.T) {
 		// The cut would split é: it goes back to the last whole rune.
 		{500, long, strings.Repeat("a", 1023)},
 		{500, "\xff\xfe", "\xff\xfe"},
+		// Compatible servers' own shapes: the message, not the JSON.
+		{404, `{"detail":"Model 'qwen-0.5b' not found"}`, "Model 'qwen-0.5b' not found"},
+		{422, `{"detail":[{"type":"missing","loc":["body","messages"],"msg":"Field required","input":{}},{"loc":["body","max_tokens"],"msg":"Input should be a valid integer"}]}`,
+			"body.messages: Field required; body.max_tokens: Input should be a valid integer"},
+		{500, `{"message":"engine crashed"}`, "engine crashed"},
+		{503, `{"error":"model is loading"}`, "model is loading"},
+		{500, `{"status":"down"}`, `{"status":"down"}`},
+		{500, `{"detail":`, `{"detail":`},
 	} {
 		got := errtext.Fallback(c.status, []byte(c.body))
 		if got != c.want {
