@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/metisgateway/metis/adapters/internal/errtext"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -26,7 +27,7 @@ func DecodeResponse(body []byte) (*ir.Response, error) {
 func decodeResponseStd(body []byte) (*ir.Response, error) {
 	var in inResponse
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, fmt.Errorf("decoding Anthropic response: %w", err)
+		return nil, fmt.Errorf("decoding Anthropic response: %w", errtext.Decode(err))
 	}
 	return convertResponse(&in)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/metisgateway/metis/adapters/internal/errtext"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -75,7 +76,7 @@ func FinishReason(s ir.StopReason) string {
 func DecodeResponse(body []byte) (*ir.Response, error) {
 	var in inResponse
 	if err := json.Unmarshal(body, &in); err != nil {
-		return nil, fmt.Errorf("decoding OpenAI response: %w", err)
+		return nil, fmt.Errorf("decoding OpenAI response: %w", errtext.Decode(err))
 	}
 	if len(in.Choices) == 0 {
 		return nil, fmt.Errorf("decoding OpenAI response: no choices")

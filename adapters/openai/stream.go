@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metisgateway/metis/adapters/internal/errtext"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -62,7 +63,7 @@ func (d *StreamDecoder) Decode(data []byte, evs []ir.StreamEvent) ([]ir.StreamEv
 	}
 	var c inChunk
 	if err := json.Unmarshal(data, &c); err != nil {
-		return evs, fmt.Errorf("decoding OpenAI stream chunk: %w", err)
+		return evs, fmt.Errorf("decoding OpenAI stream chunk: %w", errtext.Decode(err))
 	}
 	if !c.Usage.counted() {
 		c.Usage = nil // no counts: the encoder's estimate, not zeros

@@ -1,11 +1,17 @@
-// Package errtext holds what the provider adapters share when decoding an
-// upstream error response: the message to show when the body is not in
-// the provider's error format.
+// Package errtext holds what the provider adapters share when wording an
+// upstream body they cannot use: the message to show when an error body
+// is not in the provider's format, and a decoding error in the wire's
+// terms.
 package errtext
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -73,4 +79,44 @@ func jsonMessage(body []byte) string {
 		return true
 	})
 	return strings.Join(msgs, "; ")
+}
+
+// Decode words an encoding/json error about a provider's body in the
+// wire's terms: which member holds what JSON type where the API has
+// another, never the gateway's Go type names (review 29U: a client read
+// "cannot unmarshal array into Go value of type openai.inResponse").
+// Other errors are returned as they are.
+func Decode(err error) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	where := "the body"
+	if te.Field != "" {
+		where = "member " + strconv.Quote(te.Field)
+	}
+	return fmt.Errorf("%s is a JSON %s where the API has %s", where, te.Value, jsonKind(te.Type))
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
+		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "another type"
 }

@@ -1,6 +1,7 @@
 package errtext_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -39,5 +40,28 @@ func TestFallback(t *testing.T) {
 		if len(c.body) > 1024 && !utf8.ValidString(got) {
 			t.Errorf("Fallback(%d, %.40q) cut inside a rune", c.status, c.body)
 		}
+	}
+}
+
+// A decoding error names the member and the JSON types, not the gateway's
+// Go types (review 29U).
+func TestDecodeWordsTypeErrorsInJSONTerms(t *testing.T) {
+	var into struct {
+		Choices []struct {
+			Index int `json:"index"`
+		} `json:"choices"`
+	}
+	for body, want := range map[string]string{
+		`[{"id":"c"}]`:                   "the body is a JSON array where the API has an object",
+		`{"choices":{"index":0}}`:        `member "choices" is a JSON object where the API has an array`,
+		`{"choices":[{"index":"zero"}]}`: `member "choices.index" is a JSON string where the API has a number`,
+	} {
+		err := errtext.Decode(json.Unmarshal([]byte(body), &into))
+		if err == nil || err.Error() != want {
+			t.Errorf("%s: %v, want %q", body, err, want)
+		}
+	}
+	if err := errtext.Decode(json.Unmarshal([]byte(`{`), &into)); err == nil || !strings.Contains(err.Error(), "unexpected end of JSON input") {
+		t.Errorf("a syntax error should stay as it is: %v", err)
 	}
 }
