@@ -23,11 +23,15 @@ const capsBody = `{"model":"sonnet","max_tokens":200,"messages":[{"role":"user",
 
 const capsCallCost = 0.001827
 
-// capKey puts key k under a daily hard limit of hard dollars and waits
-// until the gateway applies it.
+// capKey puts key k under a hard limit of hard dollars over a rolling
+// 24 h and waits until the gateway applies it. Rolling, not daily: a daily
+// window resets at UTC midnight, so a test whose calls straddled it (the
+// chaos and soak tests run for minutes) saw its spend restart, and a
+// refusal in the last 60 s before it was advised as a rate limit with a
+// short Retry-After rather than as a spent quota.
 func capKey(t *testing.T, g *testGateway, k store.Key, hard float64) {
 	t.Helper()
-	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "daily", Hard: hard})
+	setBudget(t, g.DB, budget.Budget{Scope: "key", Subject: k.ID, Window: "24h", Hard: hard})
 	waitApplies(t, g, budget.Identity{KeyID: k.ID})
 }
 
@@ -74,8 +78,23 @@ func holdWriteLock(t *testing.T, db string) (release func()) {
 	}
 }
 
+// windowEdgeMargin is how close to a calendar window's reset setBudget
+// will not start a test: its calls would straddle the reset (the spend
+// restarts), and a refusal within quotaAfter of it is told as a rate
+// limit, not a spent quota.
+const windowEdgeMargin = 2 * time.Minute
+
+// setBudget sets b as `caddy metis set-budget` would. For a calendar window
+// (daily, weekly, monthly) that resets within windowEdgeMargin it first
+// waits until the reset has passed.
 func setBudget(t *testing.T, db string, b budget.Budget) {
 	t.Helper()
+	if _, resets, err := budget.WindowBounds(strings.ToLower(b.Window), b.TZ, time.Now()); err == nil && resets != nil {
+		if d := time.Until(*resets); d < windowEdgeMargin {
+			t.Logf("the %s window of %s %s resets in %v: waiting for it", b.Window, b.Scope, b.Subject, d.Round(time.Millisecond))
+			time.Sleep(d + time.Second)
+		}
+	}
 	l, err := budget.Open(db, budget.Options{}) // another process, as `caddy metis set-budget` is
 	if err != nil {
 		t.Fatal(err)

@@ -2,8 +2,11 @@ package metis
 
 import (
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,16 +22,34 @@ const settleCalls = 10
 // a ledger locked by another process (an open sqlite3 shell, a backup), so
 // that each is deferred to the background, then lets the lock go and
 // waits until every call is charged. It returns the gateway's log file.
+//
+// The provider answers only once the lock is held: with a fixed 300 ms
+// delay instead, the first calls were answered, and settled, before the
+// last had been reserved and sent on a loaded machine (4 of the 10
+// deferred), and the log's counts were short.
 func deferSettlements(t *testing.T) (g *testGateway, logPath string) {
 	t.Helper()
 	up := fakeupstream.New(t)
-	g, logPath, _ = e2eStartLogged(t, up, "INFO", "")
+	gate := make(chan struct{})
+	var openGate sync.Once
+	t.Cleanup(func() { openGate.Do(func() { close(gate) }) })
+	var arrived atomic.Int64
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+		up.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	// e2eStartLogged uses only the provider's URL.
+	g, logPath, _ = e2eStartLogged(t, &fakeupstream.Server{URL: front.URL}, "INFO", "")
 	k, tok := e2eKey(g, "capped")
 	capKey(t, g, k, 5)
 	for range settleCalls {
-		r := fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Sunny."))
-		r.Delay = 300 * time.Millisecond
-		up.Enqueue("/v1/messages", r)
+		up.Enqueue("/v1/messages", fakeupstream.AnthropicMessage("claude-haiku-4-5", 400, "end_turn", fakeupstream.TextBlock("Sunny.")))
 	}
 	var wg sync.WaitGroup
 	for range settleCalls {
@@ -39,13 +60,14 @@ func deferSettlements(t *testing.T) (g *testGateway, logPath string) {
 		})
 	}
 	// Each call is reserved before it goes to the provider, which holds
-	// it 300 ms.
-	for deadline := time.Now().Add(5 * time.Second); len(up.Requests()) < settleCalls; time.Sleep(2 * time.Millisecond) {
+	// it until the ledger is locked.
+	for deadline := time.Now().Add(10 * time.Second); arrived.Load() < settleCalls; time.Sleep(2 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d calls reached the provider", len(up.Requests()), settleCalls)
+			t.Fatalf("%d of %d calls reached the provider", arrived.Load(), settleCalls)
 		}
 	}
 	release := holdWriteLock(t, g.DB)
+	openGate.Do(func() { close(gate) })
 	wg.Wait()
 	release()
 	// Haiku 4.5: 400 × $1 + 2 × $5 per MTok = $0.00041 a call.

@@ -46,7 +46,9 @@ func hammer(t *testing.T, ledgers []*Ledger, id Identity, n int, worst, actual f
 
 func TestConcurrentReserveExactWorstCase(t *testing.T) {
 	l := openLedger(t, testDB(t), Options{})
-	b := mustSet(t, l, Budget{Scope: ScopeTeam, Subject: "eng", Window: WindowMonthly, Hard: 50})
+	// Rolling, not monthly: hammer reads the wall clock, and 200 calls
+	// straddling the month's start would see the spend restart.
+	b := mustSet(t, l, Budget{Scope: ScopeTeam, Subject: "eng", Window: "720h", Hard: 50})
 	id := Identity{KeyID: "gk_A", User: "alice", Team: "eng"}
 	acc, ref := hammer(t, []*Ledger{l}, id, 200, 1, 1)
 	q := quotaOf(t, l, b, time.Now())
@@ -88,7 +90,9 @@ func TestTwoLedgersShareTheLimit(t *testing.T) {
 	path := testDB(t)
 	l1 := openLedger(t, path, Options{})
 	l2 := openLedger(t, path, Options{})
-	b := mustSet(t, l1, Budget{Scope: ScopeKey, Subject: "gk_01TEST", Window: WindowDaily, Hard: 30})
+	// Rolling, not daily: hammer reads the wall clock, and calls
+	// straddling UTC midnight would see the spend restart.
+	b := mustSet(t, l1, Budget{Scope: ScopeKey, Subject: "gk_01TEST", Window: "24h", Hard: 30})
 	id := Identity{KeyID: "gk_01TEST"}
 	acc, ref := hammer(t, []*Ledger{l1, l2}, id, 200, 1, 1)
 	for _, l := range []*Ledger{l1, l2} {
