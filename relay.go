@@ -83,43 +83,40 @@ func (c *call) upstreamFailed(err error) {
 const failWarnEvery = 10 * time.Second
 
 // warnFailed logs that a call got no answer from the provider (it was
-// unreachable, or timed out) with the provider, model and key an operator
-// filtering on WARN needs (review 28L: one line per call, naming only the
-// turn): the first of a burst at once, the others counted at the end of
-// each failWarnEvery in which more came.
+// unreachable, or timed out), with the provider, model and key an
+// operator filtering on WARN needs (review 28L: one line per call, naming
+// only the turn).
 func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
-	name := p.name // the count line, kept for the burst, holds no call
-	p.failed.add(failWarnEvery, func() {
-		fields := []zap.Field{zap.String("provider", name), zap.String("model", c.res.model), zap.String("error_class", c.errorClass),
-			zapTurn(c.turnID), zapErr(err)}
-		if c.key != nil {
-			fields = append(fields, zap.String("key_id", c.key.ID))
-		}
-		logger.Warn("upstream call failed", fields...)
-	}, func(n int64) {
-		logger.Warn("upstream calls failed: no answer from the provider (counted every 10 s; each call's llm call line has its own)",
-			zap.String("provider", name), zap.Int64("calls", n), zap.Duration("within", failWarnEvery))
-	})
+	p.warnBurst(&p.failed, logger, c, "upstream call failed",
+		"upstream calls failed: no answer from the provider (counted every 10 s; each call's llm call line has its own)", zapErr(err))
 }
 
 // warnErrored logs that the provider answered a call with a 429 or a
 // 5xx once the gateway's retries were spent (review 28L: the operator
 // filtering on WARN saw an overloaded or rate-limited provider only in
-// INFO llm call lines), as warnFailed does: the first of a burst at once,
-// the others counted. A 4xx is the request's own fault, and 401/403 have
-// warnRefusedKey.
+// INFO llm call lines). A 4xx is the request's own fault, and 401/403
+// have warnRefusedKey.
 func (p *provider) warnErrored(logger *zap.Logger, c *call) {
-	name := p.name
-	p.errored.add(failWarnEvery, func() {
-		fields := []zap.Field{zap.String("provider", name), zap.String("model", c.res.model), zap.Int("status", c.status),
-			zap.String("error_class", c.errorClass), zap.Int("attempts", c.attempts), zapTurn(c.turnID)}
+	p.warnBurst(&p.errored, logger, c, "provider answered an error",
+		"provider answered errors (429 or 5xx, counted every 10 s; each call's llm call line has its own)",
+		zap.Int("status", c.status), zap.Int("attempts", c.attempts))
+}
+
+// warnBurst logs a provider fault of call c on b: the first of a burst at
+// once, as msg with the provider, model, key id, error class and extra,
+// and the others counted per provider in a countMsg line at the end of
+// each failWarnEvery in which more came.
+func (p *provider) warnBurst(b *burstLog, logger *zap.Logger, c *call, msg, countMsg string, extra ...zap.Field) {
+	name := p.name // the count line, kept for the burst, holds no call
+	b.add(failWarnEvery, func() {
+		fields := append([]zap.Field{zap.String("provider", name), zap.String("model", c.res.model),
+			zap.String("error_class", c.errorClass), zapTurn(c.turnID)}, extra...)
 		if c.key != nil {
 			fields = append(fields, zap.String("key_id", c.key.ID))
 		}
-		logger.Warn("provider answered an error", fields...)
+		logger.Warn(msg, fields...)
 	}, func(n int64) {
-		logger.Warn("provider answered errors (429 or 5xx, counted every 10 s; each call's llm call line has its own)",
-			zap.String("provider", name), zap.Int64("calls", n), zap.Duration("within", failWarnEvery))
+		logger.Warn(countMsg, zap.String("provider", name), zap.Int64("calls", n), zap.Duration("within", failWarnEvery))
 	})
 }
 
