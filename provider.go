@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -444,15 +445,26 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 	logger.Warn(msg, zap.String("provider", p.name), zap.Int("status", status))
 }
 
-// emptiedPlaceholder is the api_key as written when it came out empty:
-// only placeholders come out empty, so the text names the environment
-// variable or file to set and holds no credential.
+// emptiedPlaceholder is what the log says of an api_key that came out
+// empty ("" when it did not): the text as written when it is only
+// placeholders naming an environment variable or a file, which tells the
+// operator what to set. Anything else is not shown: {env.<anything>} is
+// a known placeholder, so a key written inside the braces
+// ({env.sk-ant-…}, {env.KEY=sk-…}) comes out empty too (review 29R).
 func emptiedPlaceholder(resolved, written string) string {
 	if resolved != "" {
 		return ""
 	}
-	return written
+	if namedPlaceholders.MatchString(written) {
+		return written
+	}
+	return "(a placeholder, not shown)"
 }
+
+// namedPlaceholders matches text made only of {env.NAME} placeholders
+// with NAME an environment variable's name, and {file.PATH} ones whose
+// path has a '/' (credentials have none; some, GLM's, have a '.').
+var namedPlaceholders = regexp.MustCompile(`^(\s*(\{env\.[A-Za-z_][A-Za-z0-9_]*\}|\{file\.[^{}]*/[^{}]*\}))+\s*$`)
 
 // secretRemoved is what scrubSecrets puts in place of a provider's
 // credential: JSON-safe, so an error body stays valid JSON.
