@@ -21,6 +21,7 @@ import (
 	"github.com/metisgateway/metis/adapters/openai"
 	"github.com/metisgateway/metis/adapters/sse"
 	"github.com/metisgateway/metis/adapters/translate"
+	"github.com/metisgateway/metis/internal/jsonx"
 	"github.com/metisgateway/metis/ir"
 )
 
@@ -96,10 +97,21 @@ func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
 // filtering on WARN saw an overloaded or rate-limited provider only in
 // INFO llm call lines). A 4xx is the request's own fault, and 401/403
 // have warnRefusedKey.
-func (p *provider) warnErrored(logger *zap.Logger, c *call) {
+//
+// The same goes for an error the provider put in a 200: its stream's
+// error event (an overload after the headers), an error for a body, a
+// failed Responses answer; errType is the provider's error type where it
+// gave one. count_tokens, free and with no llm call line, is left out.
+func (p *provider) warnErrored(logger *zap.Logger, c *call, errType string) {
+	if c.kind == kindCountTokens {
+		return
+	}
+	extra := []zap.Field{zap.Int("status", c.status), zap.Int("attempts", c.attempts)}
+	if errType != "" {
+		extra = append(extra, zap.String("error_type", errType))
+	}
 	p.warnBurst(&p.errored, logger, c, "provider answered an error",
-		"provider answered errors (429 or 5xx, counted every 10 s; each call's llm call line has its own)",
-		zap.Int("status", c.status), zap.Int("attempts", c.attempts))
+		"provider answered errors (counted every 10 s; each call's llm call line has its own)", extra...)
 }
 
 // warnBurst logs a provider fault of call c on b: the first of a burst at
@@ -163,7 +175,7 @@ func (c *call) relayError(resp *http.Response) {
 	case c.status == http.StatusUnauthorized || c.status == http.StatusForbidden:
 		c.res.prov.warnRefusedKey(c.g.logger, c.status)
 	case c.status == http.StatusTooManyRequests || c.status >= 500:
-		c.res.prov.warnErrored(c.g.logger, c)
+		c.res.prov.warnErrored(c.g.logger, c, "")
 	}
 	if ce := resp.Header.Get("Content-Encoding"); ce != "" {
 		// An encoding the gateway could not decode (decodeBody) nor the
@@ -320,9 +332,11 @@ func (c *call) relayBody(resp *http.Response) {
 		// A success status with an error for a body (a proxy's, or a
 		// compatible server's): nothing was generated, nothing is billed.
 		c.errorClass, c.haveUsage = errUpstream, true
-		if e := gjson.GetBytes(body, "error"); rateLimitedClass(e.Get("type").Str) || strings.Contains(e.Get("code").Str, "rate_limit") {
+		e := gjson.GetBytes(body, "error")
+		if rateLimitedClass(e.Get("type").Str) || strings.Contains(e.Get("code").Str, "rate_limit") {
 			c.errorClass = errRateLimited
 		}
+		c.res.prov.warnErrored(c.g.logger, c, e.Get("type").Str)
 		if c.cross {
 			// Told in the client's shape, as an error.
 			c.relayTranslatedError(http.StatusBadGateway, resp.Header, c.res.prov.scrubSecrets(body))
@@ -394,9 +408,11 @@ func (c *call) readUsage(body []byte) {
 		if m.FinishReason == "failed" && c.errorClass == "" {
 			// Billed all the same, and recorded as the provider's failure.
 			c.errorClass = errUpstream
-			if e := gjson.GetBytes(body, "error.code").Str; strings.Contains(e, "rate_limit") {
+			e := gjson.GetBytes(body, "error.code").Str
+			if strings.Contains(e, "rate_limit") {
 				c.errorClass = errRateLimited
 			}
+			c.res.prov.warnErrored(c.g.logger, c, e)
 		}
 	default:
 		u, m, err := openai.ResponseUsage(body)
@@ -408,16 +424,15 @@ func (c *call) readUsage(body []byte) {
 // estimate when the usage reader failed (err).
 func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.respModel = model
-	if err != nil {
-		if model == "" {
-			// A stream sent as one JSON array names its model in its
-			// chunks, as the same server's whole answers do (review 29U).
-			model = gjson.GetBytes(body, "0.model").Str
-			if model == "" {
-				model = gjson.GetBytes(body, "0.message.model").Str
-			}
+	if err != nil && len(body) > 0 && body[0] == '[' {
+		// A stream sent as one JSON array (review 29U) names its model in
+		// its chunks, and may carry the usage asked for in its last one.
+		u, model, err = c.arrayUsage(body)
+		if c.respModel == "" {
 			c.respModel = model
 		}
+	}
+	if err != nil {
 		// An answer without readable usage is still priced: estimated,
 		// rather than recorded as a silent $0.
 		u = ir.Usage{InputTokens: c.promptEstimate(), OutputTokens: estimateAnswerTokens(streamFormatOf(c), body), Estimated: true}
@@ -429,6 +444,40 @@ func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 		}
 	}
 	c.usage, c.haveUsage = u, true
+}
+
+// arrayUsage reads the usage and model of a stream sent as one JSON array
+// of its chunks or events: the usage from the last that carries one (a
+// chat chunk's usage, a Responses event's response), the model from the
+// first that names one. err is set when no usage was found.
+func (c *call) arrayUsage(body []byte) (u ir.Usage, model string, err error) {
+	err = errors.New("no usage in the array")
+	var last gjson.Result
+	gjson.Parse(jsonx.View(body)).ForEach(func(_, el gjson.Result) bool {
+		if model == "" {
+			for _, path := range [...]string{"model", "message.model", "response.model"} {
+				if m := el.Get(path); m.Type == gjson.String && m.Str != "" {
+					model = m.Str
+					break
+				}
+			}
+		}
+		if el.Get("usage").IsObject() || el.Get("response.usage").IsObject() {
+			last = el
+		}
+		return true
+	})
+	switch {
+	case !last.Exists():
+	case c.res.prov.typ == shapeAnthropic:
+		// Its usage is split over message_start and message_delta: left
+		// to the estimate.
+	case last.Get("response").IsObject():
+		u, _, err = openai.ResponsesUsage([]byte(last.Get("response").Raw))
+	default:
+		u, _, err = openai.ResponseUsage([]byte(last.Raw))
+	}
+	return u, model, err
 }
 
 // streamFormat is the wire format of a provider's stream.
@@ -890,6 +939,7 @@ func (c *call) relayStream(resp *http.Response, st streamStart) {
 		} else {
 			c.errorClass = errUpstream
 		}
+		c.res.prov.warnErrored(c.g.logger, c, et)
 		return
 	}
 	switch {

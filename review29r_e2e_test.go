@@ -1,0 +1,66 @@
+package metis
+
+import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/metisgateway/metis/internal/fakeupstream"
+)
+
+// Anthropic reports an overloaded or rate-limited API after the 200 as a
+// stream of one `error` event (overloaded_error); the gateway retries it
+// as it does a 529, and once the retries are spent relays it and records
+// UPSTREAM_ERROR. README (session 29): "A provider that answers a 429 or
+// a 5xx once the retries are spent is a WARN `provider answered an
+// error`"; review 28L's reason was the operator filtering on WARN who saw
+// an overloaded provider only in INFO lines. The same overload, told in
+// the stream rather than the status, still gets no WARN (review 29r).
+func TestStreamedOverloadAfterRetriesIsWarned(t *testing.T) {
+	up := fakeupstream.New(t)
+	g, logPath, _ := e2eStartLogged(t, up, "INFO", "")
+	_, tok := e2eKey(g, "overloaded-stream")
+	for range 3 { // max_retries 2
+		up.Enqueue("/v1/messages", anthropicStreamError("overloaded_error", "Overloaded"))
+	}
+	resp := g.post("/v1/messages", tok, `{"model":"claude-haiku-4-5","max_tokens":8,"stream":true,"messages":[{"role":"user","content":"x"}]}`, e2eAnthropicHdr...)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n := up.Count("/v1/messages"); n != 3 {
+		t.Fatalf("upstream saw %d requests, want 3", n)
+	}
+	lines := waitLogLines(t, logPath, "llm call", 1)
+	if len(lines) != 1 || lines[0]["error_class"] != "UPSTREAM_ERROR" {
+		t.Fatalf("llm call lines %v, want one UPSTREAM_ERROR", lines)
+	}
+	if w := logLinesMsg(t, logPath, "provider answered an error"); len(w) != 1 {
+		t.Errorf("%d WARN \"provider answered an error\" lines for a stream that was overloaded_error on all 3 attempts, want 1", len(w))
+	}
+}
+
+// A stream sent as one JSON array whose last chunk carries the usage the
+// gateway asked for (stream_options.include_usage, which it adds): README
+// "Counts the provider did report, zeros included, are taken as
+// reported." The array is estimated all the same (usage_source
+// "estimated", output from the text) because the usage reader looks only
+// at the top level (review 29r).
+func TestStreamAsJSONArrayReportedUsageIsTaken(t *testing.T) {
+	const array = `[{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano-2025-08-07","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]},` +
+		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano-2025-08-07","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]},` +
+		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano-2025-08-07","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":40,"total_tokens":160}}]`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, array)
+	}))
+	t.Cleanup(up.Close)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := e2eKey(g, "array-usage")
+	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	if body := e2eRead(t, resp); resp.StatusCode != 200 || body != array {
+		t.Fatalf("%d %.200s", resp.StatusCode, body)
+	}
+	call := e2eCalls(g, 1)[0]
+	e2eWant(t, "array with a usage chunk", call, map[string]any{"usage_source": "provider", "input_tokens": 120, "output_tokens": 40})
+}
