@@ -57,7 +57,10 @@ func parseErrorDetail(body []byte) (inErrorDetail, bool) {
 		return d, false
 	}
 	if isJSONString(env.Error) {
-		return d, json.Unmarshal(env.Error, &d.Message) == nil
+		// {"error": "…"} alone, or beside a "message" with the reason
+		// (NestJS: "error" is the status text): the reason (review 29R).
+		d.Message = errtext.JSONMessage(body)
+		return d, d.Message != "" || json.Unmarshal(env.Error, &d.Message) == nil
 	}
 	return d, json.Unmarshal(env.Error, &d) == nil
 }

@@ -33,7 +33,7 @@ func Fallback(status int, body []byte) string {
 			body = body[:len(body)-1]
 		}
 	}
-	if m := jsonMessage(body); m != "" {
+	if m := JSONMessage(body); m != "" {
 		return m
 	}
 	if len(body) > 0 {
@@ -45,40 +45,50 @@ func Fallback(status int, body []byte) string {
 	return "upstream error"
 }
 
-// jsonMessage is the message of an error body in a shape neither provider
-// uses but compatible servers do: FastAPI's {"detail": "…"} or its
-// validation list {"detail": [{"loc": […], "msg": "…"}]}, and
-// {"message": "…"} or {"error": "…"} (review 29U: a translated error read
+// JSONMessage is the message of an error body in a shape neither
+// provider uses but compatible servers do: FastAPI's {"detail": "…"} or
+// its validation list {"detail": [{"loc": […], "msg": "…"}]}, a
+// {"message": "…"} (NestJS: a list of them, beside "error" holding the
+// status text), or {"error": "…"} (review 29U: a translated error read
 // `{"detail":"Model 'x' not found"}` as its message). "" when it is none
 // of them.
-func jsonMessage(body []byte) string {
+func JSONMessage(body []byte) string {
+	body = bytes.TrimSpace(body)
 	if len(body) == 0 || body[0] != '{' || !gjson.ValidBytes(body) {
 		return ""
 	}
 	root := gjson.ParseBytes(body)
 	for _, k := range [...]string{"detail", "message", "error"} {
-		if v := root.Get(k); v.Type == gjson.String && v.Str != "" {
+		v := root.Get(k)
+		if v.Type == gjson.String && v.Str != "" {
 			return v.Str
 		}
-	}
-	var msgs []string
-	root.Get("detail").ForEach(func(_, d gjson.Result) bool {
-		msg := d.Get("msg").Str
-		if msg == "" {
-			return true
-		}
-		var loc []string
-		d.Get("loc").ForEach(func(_, l gjson.Result) bool {
-			loc = append(loc, l.String())
+		var msgs []string
+		v.ForEach(func(_, d gjson.Result) bool {
+			if d.Type == gjson.String && d.Str != "" {
+				msgs = append(msgs, d.Str)
+				return true
+			}
+			msg := d.Get("msg").Str
+			if msg == "" {
+				return true
+			}
+			var loc []string
+			d.Get("loc").ForEach(func(_, l gjson.Result) bool {
+				loc = append(loc, l.String())
+				return true
+			})
+			if len(loc) > 0 {
+				msg = strings.Join(loc, ".") + ": " + msg
+			}
+			msgs = append(msgs, msg)
 			return true
 		})
-		if len(loc) > 0 {
-			msg = strings.Join(loc, ".") + ": " + msg
+		if v.IsArray() && len(msgs) > 0 {
+			return strings.Join(msgs, "; ")
 		}
-		msgs = append(msgs, msg)
-		return true
-	})
-	return strings.Join(msgs, "; ")
+	}
+	return ""
 }
 
 // Decode words an encoding/json error about a provider's body in the
@@ -113,7 +123,9 @@ func jsonKind(t reflect.Type) string {
 	case reflect.Bool:
 		return "a boolean"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8,
-		reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer" // a count sent as 12.0 is a JSON number too
+	case reflect.Float32, reflect.Float64:
 		return "a number"
 	case reflect.Pointer:
 		return jsonKind(t.Elem())

@@ -54,7 +54,7 @@ func TestDecodeWordsTypeErrorsInJSONTerms(t *testing.T) {
 	for body, want := range map[string]string{
 		`[{"id":"c"}]`:                   "the body is a JSON array where the API has an object",
 		`{"choices":{"index":0}}`:        `member "choices" is a JSON object where the API has an array`,
-		`{"choices":[{"index":"zero"}]}`: `member "choices.index" is a JSON string where the API has a number`,
+		`{"choices":[{"index":"zero"}]}`: `member "choices.index" is a JSON string where the API has an integer`,
 	} {
 		err := errtext.Decode(json.Unmarshal([]byte(body), &into))
 		if err == nil || err.Error() != want {
