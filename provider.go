@@ -452,19 +452,33 @@ func (p *provider) warnRefusedKey(logger *zap.Logger, status int) {
 // a known placeholder, so a key written inside the braces
 // ({env.sk-ant-…}, {env.KEY=sk-…}) comes out empty too (review 29R).
 func emptiedPlaceholder(resolved, written string) string {
-	if resolved != "" {
-		return ""
+	if resolved != "" || strings.TrimSpace(written) == "" {
+		return "" // a key, or none written: a server that needs none
 	}
-	if namedPlaceholders.MatchString(written) {
+	for _, m := range placeholderRe.FindAllStringSubmatch(written, -1) {
+		if m[1] != "" && !envNameRe.MatchString(m[1]) {
+			return "(a placeholder, not shown)"
+		}
+	}
+	if placeholdersOnlyRe.MatchString(written) {
 		return written
 	}
 	return "(a placeholder, not shown)"
 }
 
-// namedPlaceholders matches text made only of {env.NAME} placeholders
-// with NAME an environment variable's name, and {file.PATH} ones whose
-// path has a '/' (credentials have none; some, GLM's, have a '.').
-var namedPlaceholders = regexp.MustCompile(`^(\s*(\{env\.[A-Za-z_][A-Za-z0-9_]*\}|\{file\.[^{}]*/[^{}]*\}))+\s*$`)
+var (
+	// placeholdersOnlyRe matches text made only of {env.X} and {file.PATH}
+	// placeholders, PATH with a '/' (credentials have none; GLM's have a
+	// '.'). Caddy logs a file it cannot read by name itself.
+	placeholdersOnlyRe = regexp.MustCompile(`^(\s*(\{env\.[^{}]+\}|\{file\.[^{}]*/[^{}]*\}))+\s*$`)
+	// placeholderRe finds the {env.X} placeholders, X in group 1.
+	placeholderRe = regexp.MustCompile(`\{env\.([^{}]*)\}`)
+	// envNameRe is what an environment variable's name looks like by
+	// convention: upper case words joined by '_' (ANTHROPIC_API_KEY), or a
+	// short word. Keys are long and mixed or lower case (gsk_…, hf_…),
+	// and {env.<key>} comes out empty as an unset variable does.
+	envNameRe = regexp.MustCompile(`^([A-Z][A-Z0-9]*(_[A-Z0-9]+)+|[A-Z][A-Z0-9]{0,15})$`)
+)
 
 // secretRemoved is what scrubSecrets puts in place of a provider's
 // credential: JSON-safe, so an error body stays valid JSON.

@@ -101,10 +101,11 @@ func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
 // The same goes for an error the provider put in a 200: its stream's
 // error event (an overload after the headers), an error for a body, a
 // failed Responses answer; errType is the provider's error type where it
-// gave one. count_tokens, free and with no llm call line, is left out.
+// gave one, and a type that is the request's fault is left out, as a 4xx
+// is (review 29R2). count_tokens, free and with no llm call line, is too.
 func (p *provider) warnErrored(logger *zap.Logger, c *call, errType string) {
-	if c.kind == kindCountTokens {
-		return
+	if c.kind == kindCountTokens || errType != "" && !retryableStreamError(errType) && !rateLimitedClass(errType) {
+		return // an error of the request's own (invalid_request_error, …)
 	}
 	extra := []zap.Field{zap.Int("status", c.status), zap.Int("attempts", c.attempts)}
 	if errType != "" {
@@ -370,6 +371,11 @@ func (c *call) relayBody(resp *http.Response) {
 			h.Set("Content-Type", "application/json")
 		}
 	}
+	if !c.cross && c.stream && c.hidesUsage() {
+		// A stream sent as one JSON array: the usage chunk the gateway
+		// asked for goes, as from an event stream (review 29R2).
+		out = withoutUsageChunks(out)
+	}
 	if c.errorClass != "" || c.usage.Estimated || c.kind == kindCountTokens {
 		// An error, or an answer whose usage the gateway could not read
 		// (a proxy's page, an error in a shape it does not know: vLLM's,
@@ -424,7 +430,7 @@ func (c *call) readUsage(body []byte) {
 // estimate when the usage reader failed (err).
 func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.respModel = model
-	if err != nil && len(body) > 0 && body[0] == '[' {
+	if t := bytes.TrimSpace(body); err != nil && len(t) > 0 && t[0] == '[' {
 		// A stream sent as one JSON array (review 29U) names its model in
 		// its chunks, and may carry the usage asked for in its last one.
 		u, model, err = c.arrayUsage(body)
@@ -1068,7 +1074,7 @@ func (c *call) passStream(st streamStart, rc *http.ResponseController, obs *stre
 	rd := st.rd
 	// Only a usage chunk the gateway asked for is hidden: with
 	// stream_usage off it asked for none.
-	hide := c.shape == shapeOpenAI && c.kind != kindResponses && !c.clientAskedUsage && !c.res.prov.compat.noStreamUsage
+	hide := c.hidesUsage()
 	// The events of one burst (what arrived together) are written with one
 	// Write, so they travel as one HTTP/1.1 chunk and one write(2).
 	bp := burstPool.Get().(*[]byte)
@@ -1175,6 +1181,40 @@ func drainUsage(rd *sse.Reader, obs *streamObserver) {
 		}
 		obs.observe(ev)
 	}
+}
+
+// hidesUsage reports whether the client gets its OpenAI stream without
+// the usage the gateway asked for on its behalf (include_usage).
+func (c *call) hidesUsage() bool {
+	return c.shape == shapeOpenAI && c.kind != kindResponses && !c.clientAskedUsage && !c.res.prov.compat.noStreamUsage
+}
+
+// withoutUsageChunks removes from a stream sent as one JSON array of chunks
+// what include_usage added: the usage-only chunk (no choices) and each
+// chunk's "usage":null. Any other body is returned as it is.
+func withoutUsageChunks(body []byte) []byte {
+	t := bytes.TrimSpace(body)
+	if len(t) == 0 || t[0] != '[' || !gjson.ValidBytes(t) {
+		return body
+	}
+	changed := bytes.Contains(t, nullUsage)
+	out := make([]byte, 0, len(t))
+	out = append(out, '[')
+	gjson.ParseBytes(t).ForEach(func(_, el gjson.Result) bool {
+		if el.Get("usage").IsObject() && len(el.Get("choices").Array()) == 0 {
+			changed = true
+			return true
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = appendWithoutNullUsage(out, []byte(el.Raw))
+		return true
+	})
+	if !changed {
+		return body // as it came, byte for byte
+	}
+	return append(out, ']')
 }
 
 // nullUsage is the member OpenAI adds to every chunk of a stream asked for

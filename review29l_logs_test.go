@@ -74,3 +74,24 @@ func TestCallLogLineNamesTheEndpoint(t *testing.T) {
 		t.Errorf("llm call lines' endpoints: want responses, then messages: %v", lines)
 	}
 }
+
+// An error inside a 200 warns only when it is the provider's (an
+// overload, a rate limit, a server error), as statuses do: a 200 whose
+// body is an invalid_request_error is the request's fault (review 29R2).
+func TestErrorBodyOfTheRequestsOwnIsNotWarned(t *testing.T) {
+	up := fakeupstream.New(t)
+	g, logPath, _ := e2eStartLogged(t, up, "INFO", "")
+	_, tok := e2eKey(g, "bad-request")
+	for _, typ := range []string{"invalid_request_error", "server_error"} {
+		up.Enqueue("/v1/chat/completions", fakeupstream.Reply{Status: 200,
+			Body: `{"error":{"message":"no","type":"` + typ + `","param":null,"code":null}}`})
+		resp := g.post("/v1/chat/completions", tok, `{"model":"gpt-5-mini","messages":[{"role":"user","content":"x"}]}`, "Authorization", "Bearer "+tok)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	waitLogLines(t, logPath, "llm call", 2)
+	warns := logLinesMsg(t, logPath, "provider answered an error")
+	if len(warns) != 1 || warns[0]["error_type"] != "server_error" {
+		t.Errorf("WARN lines %v: want one, for the server_error only", warns)
+	}
+}

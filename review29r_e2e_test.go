@@ -57,7 +57,9 @@ func TestStreamAsJSONArrayReportedUsageIsTaken(t *testing.T) {
 	t.Cleanup(up.Close)
 	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
 	_, tok := e2eKey(g, "array-usage")
-	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"messages":[{"role":"user","content":"hi"}]}`)
+	// The client asks for the usage itself, so gets the array as sent
+	// (TestStreamAsJSONArrayUsageChunkNotAskedIsRemoved: when it did not).
+	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
 	if body := e2eRead(t, resp); resp.StatusCode != 200 || body != array {
 		t.Fatalf("%d %.200s", resp.StatusCode, body)
 	}
