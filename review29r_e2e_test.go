@@ -2,8 +2,6 @@ package metis
 
 import (
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/metisgateway/metis/internal/fakeupstream"
@@ -37,32 +35,4 @@ func TestStreamedOverloadAfterRetriesIsWarned(t *testing.T) {
 	if w := logLinesMsg(t, logPath, "provider answered an error"); len(w) != 1 {
 		t.Errorf("%d WARN \"provider answered an error\" lines for a stream that was overloaded_error on all 3 attempts, want 1", len(w))
 	}
-}
-
-// A stream sent as one JSON array whose last chunk carries the usage the
-// gateway asked for (stream_options.include_usage, which it adds): README
-// "Counts the provider did report, zeros included, are taken as
-// reported." The array is estimated all the same (usage_source
-// "estimated", output from the text) because the usage reader looks only
-// at the top level (review 29r).
-func TestStreamAsJSONArrayReportedUsageIsTaken(t *testing.T) {
-	const array = `[{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano-2025-08-07","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]},` +
-		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano-2025-08-07","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]},` +
-		`{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-5-nano-2025-08-07","choices":[],"usage":{"prompt_tokens":120,"completion_tokens":40,"total_tokens":160}}]`
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.ReadAll(r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, array)
-	}))
-	t.Cleanup(up.Close)
-	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
-	_, tok := e2eKey(g, "array-usage")
-	// The client asks for the usage itself, so gets the array as sent
-	// (TestStreamAsJSONArrayUsageChunkNotAskedIsRemoved: when it did not).
-	resp := g.post("/v1/chat/completions", tok, `{"model":"nano","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`)
-	if body := e2eRead(t, resp); resp.StatusCode != 200 || body != array {
-		t.Fatalf("%d %.200s", resp.StatusCode, body)
-	}
-	call := e2eCalls(g, 1)[0]
-	e2eWant(t, "array with a usage chunk", call, map[string]any{"usage_source": "provider", "input_tokens": 120, "output_tokens": 40})
 }
