@@ -293,3 +293,32 @@ func runClaude(t *testing.T, cmd *exec.Cmd, want string) {
 		t.Errorf("claude printed %q, want %q (stderr %q)", got, want, stderr.String())
 	}
 }
+
+// A gateway key that is wrong (mistyped, revoked, expired) stays wrong:
+// Claude Code, which retries a 401 ten times over about three minutes,
+// gives up on the first refusal, told so by X-Should-Retry: false (review
+// 29K), and prints the gateway's reason. The SDKs see the header too.
+func TestE2EClaudeCodeGivesUpOnABadGatewayKey(t *testing.T) {
+	bin := e2eClaudeBinary(t)
+	g, up := e2eSetup(t, "")
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := fakeupstream.ClaudeCommand(ctx, bin, g.URL, "gw_01JMISTYPEDMISTYPEDMISTYPE0000000000000000", dir, "", "Say hi.")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("Claude Code was still retrying the gateway's 401 after a minute (%d refusals so far)", len(g.events("request.rejected")))
+	}
+	out := stdout.String() + stderr.String()
+	if err == nil || !strings.Contains(out, "invalid gateway key") {
+		t.Errorf("claude exited %v printing %q; want a failure naming the invalid gateway key", err, out)
+	}
+	if n := len(g.events("request.rejected")); n != 1 {
+		t.Errorf("%d requests refused, want 1: Claude Code should not retry a bad key", n)
+	}
+	if n := len(up.Requests()); n != 0 {
+		t.Errorf("the provider got %d requests from a bad key", n)
+	}
+}

@@ -156,6 +156,13 @@ func writeAPIError(w http.ResponseWriter, shape string, e *apiError) {
 	if e.status != http.StatusMethodNotAllowed {
 		h.Del("Allow")
 	}
+	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden {
+		// A key that is wrong, revoked or expired, or a model the key may
+		// not use, stays so: Claude Code retries a 401 ten times over
+		// three minutes before telling its user (review 29K), and honours
+		// this header.
+		h.Set("X-Should-Retry", "false")
+	}
 	w.WriteHeader(e.status)
 	_, _ = w.Write(b)
 }
