@@ -32,6 +32,9 @@ type apiError struct {
 	// keyID, when set, is the revoked or expired key a refusal names in
 	// the log only: its calls are not attributed to it.
 	keyID string
+	// mayRetry marks a 401 or 403 a retry may fix (a key issued a moment
+	// ago): told with Retry-After: 1 rather than X-Should-Retry: false.
+	mayRetry bool
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -156,7 +159,10 @@ func writeAPIError(w http.ResponseWriter, shape string, e *apiError) {
 	if e.status != http.StatusMethodNotAllowed {
 		h.Del("Allow")
 	}
-	if e.status == http.StatusUnauthorized || e.status == http.StatusForbidden {
+	switch {
+	case e.mayRetry:
+		h.Set("Retry-After", "1")
+	case e.status == http.StatusUnauthorized || e.status == http.StatusForbidden:
 		// A key that is wrong, revoked or expired, or a model the key may
 		// not use, stays so: Claude Code retries a 401 ten times over
 		// three minutes before telling its user (review 29K), and honours

@@ -320,6 +320,13 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 		// default headers replacing it, say): say so, not "invalid".
 		return nil, reject(http.StatusUnauthorized, "unknown_key",
 			"no gateway key in the request: its key is not one this gateway issued (gateway keys start with gw_)")
+	case errors.Is(err, store.ErrUnknownKeyUnchecked):
+		// Not looked for in the database (unknown tokens flooding the
+		// miss checks, or the check failed): a key issued a moment ago may
+		// be it, so the client may retry (review 29R3).
+		e := reject(http.StatusUnauthorized, "unknown_key", "invalid gateway key")
+		e.mayRetry = true
+		return nil, e
 	default:
 		return nil, reject(http.StatusUnauthorized, "unknown_key", "invalid gateway key")
 	}

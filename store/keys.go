@@ -25,6 +25,11 @@ import (
 var (
 	ErrKeyNotFound = errors.New("gateway key not found")
 	ErrUnknownKey  = errors.New("unknown gateway key")
+	// ErrUnknownKeyUnchecked is an ErrUnknownKey for a gw_ token that was
+	// not checked against the database (the miss checks were over their
+	// budget, or the check failed): a key issued a moment ago may be it,
+	// and a retry within a second may find it.
+	ErrUnknownKeyUnchecked = fmt.Errorf("%w (new keys were not checked for)", ErrUnknownKey)
 	ErrRevokedKey  = errors.New("gateway key revoked")
 	ErrExpiredKey  = errors.New("gateway key expired")
 )
@@ -95,6 +100,7 @@ type missGate struct {
 	tat      time.Time     // the budget's theoretical arrival time
 	checks   atomic.Int64  // keys_version reads made for misses (tests)
 	lastWarn atomic.Int64  // unix nanoseconds of the last failed-check warning
+	failed   atomic.Bool   // the last check failed
 }
 
 // usageMark is a last-used time written in a transaction, marked persisted
@@ -393,7 +399,8 @@ func IsGatewayToken(tok string) bool { return strings.HasPrefix(tok, tokenPrefix
 // check meta.keys_version, within missGate's bounds, and reload the cache if
 // another process issued or revoked a key since, so a key works as soon as
 // the CLI has issued it. It returns a copy of the key, or ErrUnknownKey,
-// ErrRevokedKey or ErrExpiredKey; with the last two, the key as well, for
+// ErrUnknownKeyUnchecked (an ErrUnknownKey a retry may fix), ErrRevokedKey
+// or ErrExpiredKey; with the last two, the key as well, for
 // the caller to name in its log (not to serve).
 func (s *Store) Authenticate(token string) (*Key, error) {
 	var buf [128]byte // keeps the []byte conversion off the heap for real tokens
@@ -404,7 +411,11 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 		if !strings.HasPrefix(token, tokenPrefix) {
 			return nil, ErrUnknownKey
 		}
-		if e = s.lookupMissed(hash); e == nil {
+		var checked bool
+		if e, checked = s.lookupMissed(hash); e == nil {
+			if !checked {
+				return nil, ErrUnknownKeyUnchecked
+			}
 			return nil, ErrUnknownKey
 		}
 	}
@@ -434,8 +445,9 @@ func (s *Store) Authenticate(token string) (*Key, error) {
 // checking, within the miss gate's budget, whether gateway_keys changed; nil
 // if it is unknown. A miss that waited for another's check goes through the
 // gate once more: that check may have read keys_version before the key it
-// is looking for was committed.
-func (s *Store) lookupMissed(hash [sha256.Size]byte) *keyEntry {
+// is looking for was committed. checked is false when no check that
+// succeeded has looked for it (over budget, or the check failed).
+func (s *Store) lookupMissed(hash [sha256.Size]byte) (e *keyEntry, checked bool) {
 	g := &s.keyMiss
 	for waited := false; ; {
 		g.mu.Lock()
@@ -443,7 +455,7 @@ func (s *Store) lookupMissed(hash [sha256.Size]byte) *keyEntry {
 			g.mu.Unlock()
 			<-ch
 			if e := s.keys.Load().byHash[hash]; e != nil || waited {
-				return e
+				return e, !g.failed.Load()
 			}
 			waited = true
 			continue
@@ -453,7 +465,7 @@ func (s *Store) lookupMissed(hash [sha256.Size]byte) *keyEntry {
 			g.mu.Unlock()
 			// Over budget; a check or reload since the caller's lookup may
 			// still have brought the key.
-			return s.keys.Load().byHash[hash]
+			return s.keys.Load().byHash[hash], false
 		}
 		if g.tat.Before(now) {
 			g.tat = now
@@ -467,7 +479,7 @@ func (s *Store) lookupMissed(hash [sha256.Size]byte) *keyEntry {
 		g.running = nil
 		g.mu.Unlock()
 		close(ch)
-		return s.keys.Load().byHash[hash]
+		return s.keys.Load().byHash[hash], !g.failed.Load()
 	}
 }
 
@@ -477,7 +489,9 @@ func (s *Store) checkKeys(g *missGate) {
 	g.checks.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), missCheckTimeout)
 	defer cancel()
-	if err := s.refreshKeys(ctx); err != nil {
+	err := s.refreshKeys(ctx)
+	g.failed.Store(err != nil)
+	if err != nil {
 		now := time.Now().UnixNano()
 		if last := g.lastWarn.Load(); now-last > int64(time.Minute) && g.lastWarn.CompareAndSwap(last, now) {
 			s.logger().Warn("checking for new gateway keys after an unknown token failed; new keys wait for the regular poll",

@@ -622,3 +622,35 @@ func TestIssueKeyRefusesControlCharacters(t *testing.T) {
 		t.Errorf("a plain name was refused: %v", err)
 	}
 }
+
+// An unknown gw_ token is a final ErrUnknownKey only when a check of the
+// database looked for it; once the miss checks are over their budget (a
+// flood of unknown tokens) it is ErrUnknownKeyUnchecked, which the gateway
+// tells as one to retry: a key issued a moment ago may be it (review
+// 29R3). Both are ErrUnknownKey to errors.Is.
+func TestUnknownKeyUncheckedOverTheMissBudget(t *testing.T) {
+	s := openTest(t, Options{})
+	unknown := func(i int) error {
+		_, err := s.Authenticate(fmt.Sprintf("gw_01JUNKNOWN%04d00000000000000000000000000000", i))
+		return err
+	}
+	if err := unknown(0); err != ErrUnknownKey {
+		t.Fatalf("first unknown token: %v, want the checked ErrUnknownKey", err)
+	}
+	// Checks refill at one per missCheckEvery: back to back, the budget
+	// of missCheckBurst runs out within a few (more on a slow machine).
+	unchecked := false
+	for i := 1; i <= 200 && !unchecked; i++ {
+		err := unknown(i)
+		if !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("unknown token %d: %v, not an ErrUnknownKey", i, err)
+		}
+		unchecked = err == ErrUnknownKeyUnchecked
+	}
+	if !unchecked {
+		t.Errorf("200 unknown tokens back to back, beyond the miss budget of %d, were all told as checked", missCheckBurst)
+	}
+	if _, err := s.Authenticate("sk-ant-not-a-gateway-token"); err != ErrUnknownKey {
+		t.Errorf("a token not of the gateway's form: %v, want ErrUnknownKey (nothing to look for)", err)
+	}
+}
