@@ -12,6 +12,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -222,7 +223,7 @@ func providerHeaders(pc *ProviderConfig, repl *caddy.Replacer, bearer, keyed boo
 		v := strings.TrimSpace(repl.ReplaceKnown(raw, ""))
 		switch {
 		case v == "" && raw != "":
-			return nil, fmt.Errorf("provider %q: header %s %q came out empty (an unset environment variable, a missing file?)", pc.Name, canon, raw)
+			return nil, fmt.Errorf("provider %q: header %s %s came out empty (an unset environment variable, a missing file?)", pc.Name, canon, quotedPlaceholder(raw))
 		case v == "":
 			return nil, fmt.Errorf("provider %q: header %s needs a value", pc.Name, canon)
 		case strings.Contains(v, "{http."):
@@ -464,6 +465,16 @@ func emptiedPlaceholder(resolved, written string) string {
 		return written
 	}
 	return "(a placeholder, not shown)"
+}
+
+// quotedPlaceholder is a header line's value that came out empty as a
+// config error shows it: quoted when emptiedPlaceholder would echo it, a
+// key pasted inside its braces not shown (review 29R3).
+func quotedPlaceholder(raw string) string {
+	if shown := emptiedPlaceholder("", raw); shown != raw {
+		return shown
+	}
+	return strconv.Quote(raw)
 }
 
 var (
