@@ -30,8 +30,8 @@ var (
 	// budget, or the check failed): a key issued a moment ago may be it,
 	// and a retry within a second may find it.
 	ErrUnknownKeyUnchecked = fmt.Errorf("%w (new keys were not checked for)", ErrUnknownKey)
-	ErrRevokedKey  = errors.New("gateway key revoked")
-	ErrExpiredKey  = errors.New("gateway key expired")
+	ErrRevokedKey          = errors.New("gateway key revoked")
+	ErrExpiredKey          = errors.New("gateway key expired")
 )
 
 // Key is a gateway key (contract §3). It never holds the token.
