@@ -104,8 +104,8 @@ func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
 // gave one, and a type that is the request's fault is left out, as a 4xx
 // is (review 29R2). count_tokens, free and with no llm call line, is too.
 func (p *provider) warnErrored(logger *zap.Logger, c *call, errType string) {
-	if c.kind == kindCountTokens || errType != "" && !retryableStreamError(errType) && !rateLimitedClass(errType) {
-		return // an error of the request's own (invalid_request_error, …)
+	if c.kind == kindCountTokens || requestFault(errType) {
+		return
 	}
 	extra := []zap.Field{zap.Int("status", c.status), zap.Int("attempts", c.attempts)}
 	if errType != "" {
@@ -113,6 +113,22 @@ func (p *provider) warnErrored(logger *zap.Logger, c *call, errType string) {
 	}
 	p.warnBurst(&p.errored, logger, c, "provider answered an error",
 		"provider answered errors (counted every 10 s; each call's llm call line has its own)", extra...)
+}
+
+// requestFault reports whether a provider's error type says the request
+// was at fault (invalid, too large, refused by a content filter) rather
+// than the provider: any other type, a vendor's own included (vLLM's
+// InternalServerError, TGI's incomplete_generation), is the provider's
+// (review 29R3).
+func requestFault(errType string) bool {
+	t := strings.ToLower(errType)
+	for _, s := range [...]string{"invalid", "bad_request", "badrequest", "not_found", "notfound", "too_large",
+		"validation", "content_filter", "content_policy", "context_length", "unsupported"} {
+		if strings.Contains(t, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // warnBurst logs a provider fault of call c on b: the first of a burst at
