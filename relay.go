@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 	"go.uber.org/zap"
 
 	"github.com/metisgateway/metis/adapters/anthropic"
@@ -1213,18 +1214,26 @@ func withoutUsageChunks(body []byte) []byte {
 	if len(t) == 0 || t[0] != '[' || !gjson.ValidBytes(t) {
 		return body
 	}
-	changed := bytes.Contains(t, nullUsage)
+	changed := false
 	out := make([]byte, 0, len(t))
 	out = append(out, '[')
 	gjson.ParseBytes(t).ForEach(func(_, el gjson.Result) bool {
-		if el.Get("usage").IsObject() && len(el.Get("choices").Array()) == 0 {
+		u := el.Get("usage")
+		if u.IsObject() && len(el.Get("choices").Array()) == 0 {
 			changed = true
 			return true
 		}
 		if len(out) > 1 {
 			out = append(out, ',')
 		}
-		out = appendWithoutNullUsage(out, []byte(el.Raw))
+		raw := []byte(el.Raw)
+		if u.Exists() && u.Type == gjson.Null {
+			// Wherever the member is and however it is spaced (review 29R3).
+			if d, err := sjson.DeleteBytes(raw, "usage"); err == nil {
+				raw, changed = d, true
+			}
+		}
+		out = append(out, raw...)
 		return true
 	})
 	if !changed {

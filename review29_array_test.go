@@ -32,6 +32,9 @@ func TestStreamAsJSONArray(t *testing.T) {
 	}{
 		{"usage asked", array("gpt-5-nano-2025-08-07"), `"stream_options":{"include_usage":true},`, nil, true},
 		{"usage not asked", array("gpt-5-nano-2025-08-07"), ``, nil, false},
+		// "usage":null first in a chunk, and spaced: removed all the same.
+		{"null usage anywhere", strings.Replace(strings.Replace(array("gpt-5-nano-2025-08-07"), `{"id":"c1"`, `{"usage":null,"id":"c1"`, 1),
+			`"finish_reason":"stop"}]`, `"finish_reason":"stop"}], "usage" : null`, 1), ``, nil, false},
 		// A leading newline (a pretty printer's) is still an array; its
 		// model, another than the one asked for, is recorded and unpriced.
 		{"leading white space", "\n" + array("qwen2.5-0.5b-instruct-q4_k_m.gguf"), `"stream_options":{"include_usage":true},`,
