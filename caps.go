@@ -380,9 +380,10 @@ func (c *call) reserve(body []byte) *apiError {
 		// soon helps, which Codex CLI then reports at once rather than
 		// sleep out the Retry-After and retry; as a rate limit when room
 		// frees up within quotaAfter.
-		quota := true
+		quota, never := true, false
 		switch {
 		case refusal.Never():
+			never = true
 			// No wait helps: no Retry-After, and the SDKs are told not to retry.
 			c.w.Header().Set("X-Should-Retry", "false")
 			if c.kind == kindResponses {
@@ -409,7 +410,15 @@ func (c *call) reserve(body []byte) *apiError {
 			}
 		}
 		aerr := reject(http.StatusTooManyRequests, "budget", refusal.Error())
-		if quota {
+		switch {
+		case never && c.shape == shapeOpenAI:
+			// The request asks for more than the budget can ever hold, as
+			// a max_tokens over the model's limit does: a 400, whose
+			// message Codex CLI shows as it came. On a 429
+			// insufficient_quota it shows only its own "Quota exceeded.
+			// Check your plan and billing details." (review 29O).
+			aerr.status, aerr.code = http.StatusBadRequest, codeBudgetTooSmall
+		case quota:
 			// Codex CLI sleeps out a rate limit's Retry-After (hours, to
 			// the window's reset) and retries; an exhausted quota it
 			// reports at once (audit 18L).

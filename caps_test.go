@@ -517,7 +517,7 @@ func TestBudgetedKeyRefusesUnpricedModel(t *testing.T) {
 }
 
 // A call whose worst case is more than the whole hard limit gets a 429
-// that says no wait helps: no retry-after, x-should-retry false, and a
+// (a 400 in OpenAI's shape) that says no wait helps: no retry-after, x-should-retry false, and a
 // message pointing at max_tokens. A smaller call under the same budget
 // goes through.
 func TestBudgetSmallerThanTheCall(t *testing.T) {
@@ -536,6 +536,17 @@ func TestBudgetSmallerThanTheCall(t *testing.T) {
 	}
 	if ra := resp.Header.Get("Retry-After"); ra != "" || resp.Header.Get("X-Should-Retry") != "false" {
 		t.Errorf("retry-after %q, x-should-retry %q: want none and false", ra, resp.Header.Get("X-Should-Retry"))
+	}
+	// An OpenAI client gets a 400, as for a max_tokens over the model's
+	// limit: Codex CLI shows its message, where on a 429
+	// insufficient_quota it shows only its own "Quota exceeded" (29O).
+	resp = g.post("/v1/chat/completions", tok, `{"model":"sonnet","max_tokens":64000,"messages":[{"role":"user","content":"Hi."}]}`)
+	body = e2eJSON(t, e2eRead(t, resp))
+	if msg := fmt.Sprint(e2ePath(body, "error", "message")); resp.StatusCode != http.StatusBadRequest ||
+		e2ePath(body, "error", "type") != "invalid_request_error" || e2ePath(body, "error", "code") != "budget_too_small" ||
+		!strings.Contains(msg, "is smaller than this call's worst-case cost") || resp.Header.Get("X-Should-Retry") != "false" {
+		t.Errorf("OpenAI shape: %d %v (x-should-retry %q): want a 400 invalid_request_error budget_too_small saying the call can never fit",
+			resp.StatusCode, body, resp.Header.Get("X-Should-Retry"))
 	}
 	up.Enqueue("/v1/messages", fakeupstream.FromFixture(fakeupstream.FixtureAnthropicNonStream, 1))
 	resp = g.post("/v1/messages", tok, capsBody, e2eAnthropicHdr...)

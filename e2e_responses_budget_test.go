@@ -197,7 +197,8 @@ func TestResponsesBudgetRefusalNamesMaxOutputTokens(t *testing.T) {
 	resp := g.post("/v1/responses", tok, `{"model":"gpt-5-mini","input":"hi","stream":true}`)
 	b := e2eRead(t, resp)
 	msg, _ := e2ePath(e2eJSON(t, b), "error", "message").(string)
-	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(msg, "max_output_tokens") || strings.Contains(msg, "CLAUDE_CODE_MAX_OUTPUT_TOKENS") {
+	// A 400 to an OpenAI-shape client, whose message Codex shows (29O).
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(msg, "max_output_tokens") || strings.Contains(msg, "CLAUDE_CODE_MAX_OUTPUT_TOKENS") {
 		t.Errorf("a Responses call over the whole limit: %d %s", resp.StatusCode, b)
 	}
 	if n := len(up.Requests()); n != 0 {
@@ -232,15 +233,18 @@ func TestDuplicateTypeDoesNotHideAFileFromTheBudget(t *testing.T) {
 	g, up := e2eSetup(t, "alias big openai:gpt-5")
 	k, tok := e2eKey(g, "dup-type")
 	capKey(t, g, k, 0.05)
-	for _, c := range []struct{ path, body string }{
+	for _, c := range []struct {
+		path, body string
+		never      int // a call that can never fit: 400 to OpenAI clients, 429 to Anthropic ones
+	}{
 		{"/v1/responses", `{"model":"big","max_output_tokens":10,"input":[{"role":"user","content":[` +
-			`{"type":"input_text","text":"Summarise.","type":"input_file","file_id":"file-6F2ksmvXxt4VdoqmHRw6kL"}]}]}`},
+			`{"type":"input_text","text":"Summarise.","type":"input_file","file_id":"file-6F2ksmvXxt4VdoqmHRw6kL"}]}]}`, http.StatusBadRequest},
 		{"/v1/messages", `{"model":"haiku","max_tokens":10,"messages":[{"role":"user","content":[` +
-			`{"type":"text","text":"Summarise.","type":"document","source":{"type":"url","url":"https://example.com/r.pdf"}}]}]}`},
+			`{"type":"text","text":"Summarise.","type":"document","source":{"type":"url","url":"https://example.com/r.pdf"}}]}]}`, http.StatusTooManyRequests},
 	} {
 		resp := g.post(c.path, tok, c.body, e2eAnthropicHdr...)
-		if b := e2eRead(t, resp); resp.StatusCode != http.StatusTooManyRequests {
-			t.Errorf("%s with a part whose type repeats: %d %.200s, want the 429 of a call reserved at the context window", c.path, resp.StatusCode, b)
+		if b := e2eRead(t, resp); resp.StatusCode != c.never {
+			t.Errorf("%s with a part whose type repeats: %d %.200s, want the %d of a call reserved at the context window", c.path, resp.StatusCode, b, c.never)
 		}
 	}
 	if n := len(up.Requests()); n != 0 {

@@ -77,6 +77,10 @@ func anthropicErrorType(status int) string {
 // cure.
 const codeInsufficientQuota = "insufficient_quota"
 
+// codeBudgetTooSmall is the OpenAI error code of a 400 for a call whose
+// worst case is more than its budget's whole hard limit.
+const codeBudgetTooSmall = "budget_too_small"
+
 // openAIError is the OpenAI type and code for an HTTP status.
 func openAIError(status int) (typ, code string) {
 	switch status {
