@@ -2,6 +2,7 @@ package metis
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -282,6 +283,11 @@ func shapeOf(r *http.Request) string {
 	return shapeOpenAI
 }
 
+// keyCheckWait bounds how long authenticate waits for a check for new
+// keys when a gw_ token was not looked for: a few of the key poll's
+// one-second rounds.
+const keyCheckWait = 3 * time.Second
+
 func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 	tok, conflict := store.TokenFromLines(r.Header["X-Api-Key"], r.Header["Authorization"])
 	// The token is consumed here: scrub it so that no later handler or
@@ -301,6 +307,20 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 			"the request carries two different gateway keys (in x-api-key and Authorization: Bearer, or in one of them sent twice); send one")
 	}
 	k, err := g.app.store.Authenticate(tok)
+	if errors.Is(err, store.ErrUnknownKeyUnchecked) {
+		// Not looked for in the database (unknown tokens flooding the
+		// miss checks, or the check failed): wait for a check that began
+		// after the request, at most keyCheckWait, so that a key issued a
+		// moment ago works and a wrong one gets a final answer. Claude
+		// Code backs off from a 401's Retry-After: 1 up to three minutes
+		// of silence (review 29R4).
+		ctx, cancel := context.WithTimeout(r.Context(), keyCheckWait)
+		waited := g.app.store.WaitKeyCheck(ctx)
+		cancel()
+		if k, err = g.app.store.Authenticate(tok); waited == nil && errors.Is(err, store.ErrUnknownKeyUnchecked) {
+			err = store.ErrUnknownKey
+		}
+	}
 	switch {
 	case err == nil:
 		return k, nil
@@ -321,9 +341,9 @@ func (g *Gateway) authenticate(r *http.Request) (*store.Key, *apiError) {
 		return nil, reject(http.StatusUnauthorized, "unknown_key",
 			"no gateway key in the request: its key is not one this gateway issued (gateway keys start with gw_)")
 	case errors.Is(err, store.ErrUnknownKeyUnchecked):
-		// Not looked for in the database (unknown tokens flooding the
-		// miss checks, or the check failed): a key issued a moment ago may
-		// be it, so the client may retry (review 29R3).
+		// No check of the database succeeded in keyCheckWait: a key
+		// issued a moment ago may be it, so the client may retry (review
+		// 29R3).
 		e := reject(http.StatusUnauthorized, "unknown_key", "invalid gateway key")
 		e.mayRetry = true
 		return nil, e

@@ -222,7 +222,7 @@ func providerHeaders(pc *ProviderConfig, repl *caddy.Replacer, bearer, keyed boo
 		}
 		v := strings.TrimSpace(repl.ReplaceKnown(raw, ""))
 		switch {
-		case v == "" && raw != "":
+		case v == "" && strings.TrimSpace(raw) != "":
 			return nil, fmt.Errorf("provider %q: header %s %s came out empty (an unset environment variable, a missing file?)", pc.Name, canon, quotedPlaceholder(raw))
 		case v == "":
 			return nil, fmt.Errorf("provider %q: header %s needs a value", pc.Name, canon)

@@ -124,7 +124,8 @@ func (p *provider) warnErrored(logger *zap.Logger, c *call, errType string) {
 func requestFault(errType string) bool {
 	t := strings.ToLower(errType)
 	for _, s := range [...]string{"invalid", "bad_request", "badrequest", "not_found", "notfound", "too_large",
-		"validation", "content_filter", "content_policy", "context_length", "unsupported"} {
+		"too_small", "parse_error", "empty_", "failed_to_download", "validation", "content_filter",
+		"content_policy", "context_length", "unsupported"} {
 		if strings.Contains(t, s) {
 			return true
 		}

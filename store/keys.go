@@ -489,7 +489,7 @@ func (s *Store) checkKeys(g *missGate) {
 	g.checks.Add(1)
 	ctx, cancel := context.WithTimeout(context.Background(), missCheckTimeout)
 	defer cancel()
-	err := s.refreshKeys(ctx)
+	err := s.checkedRefresh(ctx)
 	g.failed.Store(err != nil)
 	if err != nil {
 		now := time.Now().UnixNano()
@@ -596,6 +596,65 @@ func (s *Store) reloadKeys(ctx context.Context) error {
 	return nil
 }
 
+// checkSeq counts the checks of the database for new keys (the poll's and
+// the miss checks'), by the order they began, so that a caller can wait
+// for one that began after it (WaitKeyCheck).
+type checkSeq struct {
+	mu      sync.Mutex
+	started uint64        // checks begun
+	done    uint64        // the latest begun of those that succeeded
+	wake    chan struct{} // closed, and replaced, when one succeeds
+}
+
+// checkedRefresh is refreshKeys, counted in s.keyCheck.
+func (s *Store) checkedRefresh(ctx context.Context) error {
+	q := &s.keyCheck
+	q.mu.Lock()
+	q.started++
+	n := q.started
+	q.mu.Unlock()
+	err := s.refreshKeys(ctx)
+	if err == nil {
+		q.mu.Lock()
+		q.done = max(q.done, n)
+		if q.wake != nil {
+			close(q.wake)
+			q.wake = nil
+		}
+		q.mu.Unlock()
+	}
+	return err
+}
+
+// WaitKeyCheck waits until a check of the database for new keys that
+// began after the call has succeeded (the poll runs every KeyRefresh), or
+// ctx ends. A token Authenticate then still does not know is not one of
+// a key issued before the call: after ErrUnknownKeyUnchecked, the answer
+// is final.
+func (s *Store) WaitKeyCheck(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("waiting for a check for new gateway keys: %w", err)
+	}
+	q := &s.keyCheck
+	q.mu.Lock()
+	target := q.started + 1
+	for q.done < target {
+		if q.wake == nil {
+			q.wake = make(chan struct{})
+		}
+		ch := q.wake
+		q.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a check for new gateway keys: %w", ctx.Err())
+		}
+		q.mu.Lock()
+	}
+	q.mu.Unlock()
+	return nil
+}
+
 // refreshKeys reloads the key cache if meta.keys_version is not the
 // cache's: another process (the CLI) issued or revoked a key.
 func (s *Store) refreshKeys(ctx context.Context) error {
@@ -624,7 +683,7 @@ func (s *Store) runKeyRefresh() {
 			return
 		case <-t.C:
 		}
-		if err := s.refreshKeys(ctx); err != nil && time.Since(lastWarn) > time.Minute {
+		if err := s.checkedRefresh(ctx); err != nil && time.Since(lastWarn) > time.Minute {
 			lastWarn = time.Now()
 			s.logger().Warn("gateway key refresh failed", zap.String("path", s.path), zap.Error(err))
 		}

@@ -5,6 +5,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -652,5 +653,31 @@ func TestUnknownKeyUncheckedOverTheMissBudget(t *testing.T) {
 	}
 	if _, err := s.Authenticate("sk-ant-not-a-gateway-token"); err != ErrUnknownKey {
 		t.Errorf("a token not of the gateway's form: %v, want ErrUnknownKey (nothing to look for)", err)
+	}
+}
+
+// WaitKeyCheck returns once a check for new keys that began after it has
+// succeeded: a key another process issued before the call is then known.
+func TestWaitKeyCheckSeesKeysIssuedBefore(t *testing.T) {
+	gw := openTest(t, Options{KeyRefresh: 200 * time.Millisecond})
+	cli, err := Open(gw.Path(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore(t, cli)
+	_, token, err := cli.IssueKey(t.Context(), IssueParams{Name: "from-cli"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.WaitKeyCheck(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := gw.keys.Load().byHash[sha256.Sum256([]byte(token))]; !ok {
+		t.Error("after WaitKeyCheck the key issued before it is not in the cache")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := gw.WaitKeyCheck(ctx); err == nil {
+		t.Error("WaitKeyCheck with a cancelled context returned nil before any new check")
 	}
 }

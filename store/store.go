@@ -136,6 +136,7 @@ type Store struct {
 	keys     atomic.Pointer[keySnapshot]
 	reloadMu sync.Mutex // serialises key cache reloads
 	keyMiss  missGate   // bounds the key checks of unknown tokens
+	keyCheck checkSeq   // counts the checks for new keys (WaitKeyCheck)
 
 	writerDone chan struct{}
 	keysDone   chan struct{}
