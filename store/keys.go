@@ -454,8 +454,9 @@ func (s *Store) lookupMissed(hash [sha256.Size]byte) (e *keyEntry, checked bool)
 		if ch := g.running; ch != nil {
 			g.mu.Unlock()
 			<-ch
+			failed := g.failed.Load() // before the cache: a check since then is in it
 			if e := s.keys.Load().byHash[hash]; e != nil || waited {
-				return e, !g.failed.Load()
+				return e, !failed
 			}
 			waited = true
 			continue
@@ -479,7 +480,8 @@ func (s *Store) lookupMissed(hash [sha256.Size]byte) (e *keyEntry, checked bool)
 		g.running = nil
 		g.mu.Unlock()
 		close(ch)
-		return s.keys.Load().byHash[hash], !g.failed.Load()
+		failed := g.failed.Load() // before the cache, as above
+		return s.keys.Load().byHash[hash], !failed
 	}
 }
 
