@@ -100,7 +100,7 @@ type provider struct {
 	keyWarned    logGate             // spaces warnRefusedKey's lines
 	failed       burstLog            // "upstream call failed" lines (warnFailed)
 	errored      burstLog            // "provider answered an error" lines (warnErrored)
-	keyEmptied   string              // the api_key as written, when it came out empty
+	keyEmptied   string              // what the log says of an api_key that came out empty (emptiedPlaceholder)
 	endpoint     string              // base URL without its query and trailing slash
 	baseQuery    string              // the base URL's query, on every upstream URL
 	transport    *http.Transport     // no timeout that would cut streams

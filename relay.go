@@ -96,8 +96,8 @@ func (p *provider) warnFailed(logger *zap.Logger, c *call, err error) {
 // warnErrored logs that the provider answered a call with a 429 or a
 // 5xx once the gateway's retries were spent (review 28L: the operator
 // filtering on WARN saw an overloaded or rate-limited provider only in
-// INFO llm call lines). A 4xx is the request's own fault, and 401/403
-// have warnRefusedKey.
+// INFO llm call lines). Another 4xx is the request's own fault, and
+// 401/403 have warnRefusedKey.
 //
 // The same goes for an error the provider put in a 200: its stream's
 // error event (an overload after the headers), an error for a body, a
