@@ -31,20 +31,7 @@ func TestFreshKeyWorksAtOnceDuringAFlood(t *testing.T) {
 		_ = cli.Close(ctx)
 		cancel()
 	})
-	// A flood of unknown gw_ tokens (a client with a stale key in a loop).
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
-				resp := g.post("/v1/messages", fmt.Sprintf("gw_01JFLOOD%02dFLOOD%06d00000000000000000000000000", w, i), `{}`)
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		})
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
-	time.Sleep(300 * time.Millisecond)
+	defer floodUnknownTokens(g)()
 	body := `{"model":"claude-haiku-4-5","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
 	for i := range 5 {
 		_, tok, err := cli.IssueKey(context.Background(), store.IssueParams{Name: fmt.Sprint("fresh-", i), User: "dev"})
@@ -59,4 +46,23 @@ func TestFreshKeyWorksAtOnceDuringAFlood(t *testing.T) {
 				i, resp.StatusCode, first, resp.Header.Get("X-Should-Retry"), resp.Header.Get("Retry-After"))
 		}
 	}
+}
+
+// floodUnknownTokens sends unknown gw_ tokens from four goroutines (a
+// client with a stale key in a loop) until the returned func is called:
+// more than the miss checks' budget, so new tokens wait for the key poll.
+func floodUnknownTokens(g *testGateway) (stop func()) {
+	var done atomic.Bool
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; !done.Load(); i++ {
+				resp := g.post("/v1/messages", fmt.Sprintf("gw_01JFLOOD%02dFLOOD%06d00000000000000000000000000", w, i), `{}`)
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	return func() { done.Store(true); wg.Wait() }
 }

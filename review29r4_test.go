@@ -5,12 +5,8 @@ package metis
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -91,19 +87,7 @@ func TestBlankHeaderValueIsToldAsBlank(t *testing.T) {
 func TestE2EClaudeCodeMistypedKeyDuringAFlood(t *testing.T) {
 	bin := e2eClaudeBinary(t)
 	g, _ := e2eSetup(t, "")
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; !stop.Load(); i++ {
-				resp := g.post("/v1/messages", fmt.Sprintf("gw_01JFLOOD%02dFLOOD%06d00000000000000000000000000", w, i), `{}`)
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
-		})
-	}
-	defer func() { stop.Store(true); wg.Wait() }()
-	time.Sleep(300 * time.Millisecond)
+	defer floodUnknownTokens(g)()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	start := time.Now()
