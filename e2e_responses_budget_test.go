@@ -35,8 +35,9 @@ func TestChatMaxOutputTokensDoesNotShrinkReservation(t *testing.T) {
 	plain := `{"model":"haiku","messages":[{"role":"user","content":"Write a long story."}]}`
 	withField := `{"model":"haiku","max_output_tokens":1,"messages":[{"role":"user","content":"Write a long story."}]}`
 	resp := g.post("/v1/chat/completions", tok, plain)
-	if b := e2eRead(t, resp); resp.StatusCode != http.StatusTooManyRequests {
-		t.Fatalf("without max_output_tokens: %d %s, want the 429 of a call over the hard limit", resp.StatusCode, b)
+	// A call that can never fit: a 400 in OpenAI's shape (29O).
+	if b := e2eRead(t, resp); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("without max_output_tokens: %d %s, want the 400 of a call over the whole hard limit", resp.StatusCode, b)
 	}
 	resp = g.post("/v1/chat/completions", tok, withField)
 	b := e2eRead(t, resp)
@@ -44,8 +45,8 @@ func TestChatMaxOutputTokensDoesNotShrinkReservation(t *testing.T) {
 	if r := up.RequestsTo("/v1/messages"); len(r) > 0 {
 		sent = gjson.Get(r[0].Body, "max_tokens").Raw
 	}
-	if resp.StatusCode != http.StatusTooManyRequests {
-		t.Errorf("with max_output_tokens 1 (ignored on Chat Completions; the provider got max_tokens %s): %d %.160s; want 429 as without it",
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("with max_output_tokens 1 (ignored on Chat Completions; the provider got max_tokens %s): %d %.160s; want 400 as without it",
 			sent, resp.StatusCode, b)
 	}
 }
