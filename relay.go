@@ -448,7 +448,7 @@ func (c *call) readUsage(body []byte) {
 // estimate when the usage reader failed (err).
 func (c *call) setUsage(body []byte, u ir.Usage, model string, err error) {
 	c.respModel = model
-	if t := bytes.TrimSpace(body); err != nil && len(t) > 0 && t[0] == '[' {
+	if err != nil && isJSONArray(body) {
 		// A stream sent as one JSON array (review 29U) names its model in
 		// its chunks, and may carry the usage asked for in its last one.
 		u, model, err = c.arrayUsage(body)
@@ -1201,6 +1201,13 @@ func drainUsage(rd *sse.Reader, obs *streamObserver) {
 	}
 }
 
+// isJSONArray reports whether body opens as a JSON array (after white
+// space): a stream some servers send as one body.
+func isJSONArray(body []byte) bool {
+	t := bytes.TrimLeft(body, " \t\r\n")
+	return len(t) > 0 && t[0] == '['
+}
+
 // hidesUsage reports whether the client gets its OpenAI stream without
 // the usage the gateway asked for on its behalf (include_usage).
 func (c *call) hidesUsage() bool {
@@ -1211,8 +1218,11 @@ func (c *call) hidesUsage() bool {
 // what include_usage added: the usage-only chunk (no choices) and each
 // chunk's "usage":null. Any other body is returned as it is.
 func withoutUsageChunks(body []byte) []byte {
+	if !isJSONArray(body) {
+		return body
+	}
 	t := bytes.TrimSpace(body)
-	if len(t) == 0 || t[0] != '[' || !gjson.ValidBytes(t) {
+	if !gjson.ValidBytes(t) {
 		return body
 	}
 	changed := false
