@@ -630,7 +630,8 @@ func resolve(costs map[string]float64, long, tier string) rateSet {
 // model's *_above_<N>k_tokens column with the highest N×1000 the total
 // input exceeds, e.g. *_above_272k_tokens when total input > 272,000, else
 // *_above_200k_tokens when > 200,000), the service tier's column (flex,
-// priority or fast, batch; others are standard), and the inference_geo and
+// priority or fast, batch; others are standard, ultrafast times the
+// model's provider_specific_entry "ultrafast"), and the inference_geo and
 // speed multipliers from provider_specific_entry. It fails when the model
 // has no input or output price.
 func (p Price) rates(u ir.Usage) (rateSet, bool) {
@@ -655,6 +656,14 @@ func (p Price) rates(u ir.Usage) (rateSet, bool) {
 		ti = tierBatch
 	}
 	r := col[ti]
+	if strings.EqualFold(u.ServiceTier, "ultrafast") {
+		// Priced as a multiple of the standard rate, cache and long
+		// context included (×3 or ×6 by model): the model's
+		// provider_specific_entry "ultrafast".
+		if m, ok := p.e.specific["ultrafast"]; ok {
+			r.mult *= m
+		}
+	}
 	if geo := u.InferenceGeo; geo != "" && !strings.EqualFold(geo, "global") {
 		if m, ok := p.e.specific[strings.ToLower(geo)]; ok {
 			r.mult *= m
@@ -740,8 +749,10 @@ func roundUSD(usd float64) float64 {
 // exceeds N×1000, the whole request is priced in the column of the highest
 // such N; service_tier flex, priority (or fast) and batch use the *_flex,
 // *_priority and *_batches columns where the model has them (standard
-// otherwise). A price missing from the chosen column is the standard price
-// scaled by the column's input ratio; a cache price missing altogether is
+// otherwise); ultrafast is the standard price times the model's
+// provider_specific_entry "ultrafast" multiplier, where it has one. A
+// price missing from the chosen column is the standard price scaled by
+// the column's input ratio; a cache price missing altogether is
 // 1.25× (5m write), 2× (1h write) or 1× (read) the input price, never $0.
 // A usage with compaction passes (ir.Usage.Compaction) is priced pass by
 // pass, each at its own tier, and the dollars added.
