@@ -258,15 +258,48 @@ func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []b
 	_, _ = c.w.Write(out)
 }
 
-// isErrorBody reports whether body is an error in shape's own form.
-func isErrorBody(shape string, body []byte) bool {
+// isErrorBody reports whether a success's body is an error instead of an
+// answer, in any of the forms providers, proxies and compatible servers
+// send: {"type":"error","error":{…}}, {"error":{…}}, {"error":"text"},
+// vLLM's {"object":"error",…}. A body with an answer's members (content,
+// choices, output, usage) is an answer, whatever else it holds. Not the
+// provider type's form alone: a proxy in front of Claude may answer
+// OpenAI's (review 30A).
+func isErrorBody(body []byte) bool {
 	if !bytes.Contains(body, []byte(`"error"`)) {
 		return false // every answer but an error: no second parse
 	}
-	if shape == shapeAnthropic {
-		return anthropic.IsErrorBody(body)
+	doc := gjson.ParseBytes(body)
+	if !doc.IsObject() || !gjson.ValidBytes(body) {
+		return false
 	}
-	return openai.IsErrorBody(body)
+	var failed, answer bool
+	doc.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "error":
+			failed = failed || v.IsObject() || v.Type == gjson.String && v.Str != ""
+		case "type", "object":
+			failed = failed || v.Str == "error"
+		case "content", "choices", "output", "usage":
+			answer = true
+			return false
+		}
+		return true
+	})
+	return failed && !answer
+}
+
+// errorOfBody is the type and code of an error body (isErrorBody): its
+// error object's, or for vLLM's flat form the body's own.
+func errorOfBody(body []byte) (typ, code string) {
+	e := gjson.GetBytes(body, "error")
+	if !e.IsObject() {
+		e = gjson.ParseBytes(body)
+		if e.Get("object").Str != "error" {
+			return "", ""
+		}
+	}
+	return e.Get("type").Str, e.Get("code").String()
 }
 
 // redirected answers a provider's redirect with a 502. Following it would
@@ -347,15 +380,15 @@ func (c *call) relayBody(resp *http.Response) {
 	// A failed Responses API response carries its error beside the usage
 	// it is billed by: read as a response (readUsage), not as an error body.
 	failedResponse := c.kind == kindResponses && !c.cross && gjson.GetBytes(body, "usage").IsObject()
-	if !failedResponse && isErrorBody(c.res.prov.typ, body) {
+	if !failedResponse && isErrorBody(body) {
 		// A success status with an error for a body (a proxy's, or a
 		// compatible server's): nothing was generated, nothing is billed.
 		c.errorClass, c.haveUsage = errUpstream, true
-		e := gjson.GetBytes(body, "error")
-		if rateLimitedClass(e.Get("type").Str) || strings.Contains(e.Get("code").Str, "rate_limit") {
+		typ, code := errorOfBody(body)
+		if rateLimitedClass(typ) || strings.Contains(code, "rate_limit") || code == "429" {
 			c.errorClass = errRateLimited
 		}
-		c.res.prov.warnErrored(c.g.logger, c, e.Get("type").Str)
+		c.res.prov.warnErrored(c.g.logger, c, typ)
 		if c.cross {
 			// Told in the client's shape, as an error.
 			c.relayTranslatedError(http.StatusBadGateway, resp.Header, c.res.prov.scrubSecrets(body))
