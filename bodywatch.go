@@ -35,8 +35,8 @@ var (
 )
 
 // watchedBody is a provider's response body that a timer closes when it is
-// late: d after it was watched, or, idle, d after its last byte. Reads
-// then fail with err.
+// late: d after it was watched, or, idle, after d spent waiting in one Read
+// (the provider silent that long). Reads then fail with err.
 type watchedBody struct {
 	io.ReadCloser
 	d       time.Duration
@@ -59,21 +59,35 @@ func watchBody(resp *http.Response, d time.Duration, idle bool, err error) {
 }
 
 func (b *watchedBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if n > 0 && b.idle {
-		// A read under way when the body is closed (a translated stream's
-		// reader goroutine) must not arm the timer again: it would hold
-		// the body for d.
-		b.mu.Lock()
-		if !b.closed {
-			b.timer.Reset(b.d)
-		}
-		b.mu.Unlock()
+	if b.idle {
+		// Only the time spent waiting for the provider counts: a client
+		// slow to take the answer holds the relay in its write, outside
+		// Read, with the provider's answer waiting in the connection; that
+		// is not the provider's silence (review 30H: a client paused past
+		// the bound lost an answer the provider had sent whole).
+		b.arm(true)
+		defer b.arm(false)
 	}
+	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.expired.Load() {
 		err = b.err
 	}
 	return n, err
+}
+
+// arm starts the idle timer for a Read, or stops it after one. A Read under
+// way when the body is closed (a translated stream's reader goroutine) must
+// not arm it again: it would hold the body for d.
+func (b *watchedBody) arm(on bool) {
+	b.mu.Lock()
+	if !b.closed {
+		if on {
+			b.timer.Reset(b.d)
+		} else {
+			b.timer.Stop()
+		}
+	}
+	b.mu.Unlock()
 }
 
 // Close stops the timer and closes the body.
