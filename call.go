@@ -113,6 +113,11 @@ func (c *call) clientModel() string {
 // /v1/chat/completions, /v1/responses and /v1/responses/compact.
 func (g *Gateway) serveLLM(w http.ResponseWriter, r *http.Request, shape string, kind int) error {
 	start := time.Now()
+	if earlyData(r) {
+		bodyLeftUnread(w, r)
+		g.refuse(w, r, shape, nil, "", tooEarly())
+		return nil
+	}
 	key, aerr := g.authenticate(r)
 	if aerr == nil && r.Method != http.MethodPost {
 		aerr = reject(http.StatusMethodNotAllowed, "method_not_allowed", fmt.Sprintf("%s is not allowed on %s; use POST", r.Method, strippedPrefix(r)+r.URL.Path))

@@ -187,3 +187,19 @@ func streamErrorEvent(shape, msg string) []byte {
 	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "param": nil, "code": "server_error"}})
 	return append(append([]byte("data: "), b...), '\n', '\n')
 }
+
+// earlyData reports whether a request came in TLS early data (HTTP/3
+// 0-RTT, which Caddy accepts by default), or says so (Early-Data: 1 from a
+// proxy in front, RFC 8470). Early data can be replayed by anyone on the
+// path: a call served from it could be run, and billed, again (review 30H).
+func earlyData(r *http.Request) bool {
+	return r.TLS != nil && !r.TLS.HandshakeComplete || r.Header.Get("Early-Data") == "1"
+}
+
+// tooEarly is the refusal of an LLM call sent in early data: 425 Too Early,
+// which tells the client to send it again once its handshake is complete
+// (RFC 8470 §5.2).
+func tooEarly() *apiError {
+	return reject(http.StatusTooEarly, "too_early",
+		"the request came in TLS early data (0-RTT), which can be replayed; send it again once the connection's handshake is complete")
+}
