@@ -181,11 +181,19 @@ func endpointMeant(path string) string {
 }
 
 // baseURLAdvice says how to fix the base URL of a client that reached
-// path, a gateway endpoint without its /v1 or with a prefix too many.
+// path, a gateway endpoint without its /v1, with a prefix too many, a
+// doubled slash or /V1 (review 30A: the last two were told "a path too
+// many").
 func baseURLAdvice(path string) string {
 	if withoutV1[path] {
 		return "This client adds only " + path + " to its base URL, so its base URL must be the gateway's root plus /v1 " +
 			"(the official Anthropic SDKs and Claude Code take the root alone and add /v1 themselves)"
+	}
+	switch meant := endpointMeant(path); {
+	case strings.HasPrefix(path, "//") && strings.TrimLeft(path, "/") == meant[1:]:
+		return "The path has a doubled slash: the client's base URL ends in / and the client adds a path that begins with one; drop the base URL's trailing slash"
+	case strings.EqualFold(path, meant):
+		return "Paths are case-sensitive: the base URL's /v1 must be in lower case"
 	}
 	return "The client's base URL has a path too many: the OpenAI SDKs and the Vercel AI SDK take the gateway's root plus /v1, " +
 		"the official Anthropic SDKs and Claude Code the root alone"

@@ -44,3 +44,22 @@ func TestExampleGatewaySiteAnswersOtherPaths404(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// A base URL ending in "/" (POST //v1/messages) or written with /V1 was
+// told it had "a path too many" (review 30A); each is told its own fix.
+func TestBaseURLAdviceForADoubledSlashOrCapitalV1(t *testing.T) {
+	up := fakeupstream.New(t)
+	g := startGateway(t, gatewayConfig(tempDB(t), up.URL, ""))
+	_, tok := e2eKey(g, "review30a-advice")
+	for path, want := range map[string]string{
+		"//v1/messages":            "doubled slash",
+		"/V1/chat/completions":     "case-sensitive",
+		"/api/v1/chat/completions": "a path too many",
+	} {
+		resp := g.post(path, tok, `{"model":"haiku"}`, e2eAnthropicHdr...)
+		body := e2eRead(t, resp)
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, want) {
+			t.Errorf("POST %s: %d %s, want a 404 saying %q", path, resp.StatusCode, body, want)
+		}
+	}
+}
