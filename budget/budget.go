@@ -155,6 +155,10 @@ type Ledger struct {
 	refusedMu sync.Mutex
 	refused   map[Identity]time.Time
 	lockedLog loggate.Gate
+	// marks are the exhausted-budget markers this ledger wrote or read
+	// (markExhausted), so that a flood of refusals writes one.
+	marks map[string]exhaustedMark
+	markq chan markRequest // to the background goroutine (writeMark)
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -203,7 +207,7 @@ func open(path string, o Options) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening readers: %w", err)
 	}
-	l := &Ledger{path: path, opts: o, db: db, rdb: rdb, stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Ledger{path: path, opts: o, db: db, rdb: rdb, stop: make(chan struct{}), done: make(chan struct{}), markq: make(chan markRequest, 64)}
 	if err := l.reload(ctx); err != nil {
 		db.Close()
 		rdb.Close()
@@ -643,6 +647,9 @@ func (l *Ledger) clear(ctx context.Context, scope, subject, window string) error
 		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE budget_id = ?`, id); err != nil {
 			return err
 		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_meta WHERE name IN (?, ?)`, exhaustedAt+id, exhaustedAmt+id); err != nil {
+		return err
 	}
 	return tx.Commit()
 }

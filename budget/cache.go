@@ -102,6 +102,9 @@ func (l *Ledger) run() {
 		select {
 		case <-l.stop:
 			return
+		case req := <-l.markq:
+			l.writeMark(ctx, req)
+			continue
 		case <-tick.C:
 		}
 		var v int64

@@ -20,9 +20,10 @@ type Quota struct {
 	Spent    float64    `json:"spent"`
 	Reserved float64    `json:"reserved"`  // worst-case cost of calls in flight
 	ResetsAt *time.Time `json:"resets_at"` // next window start in the budget's zone; nil for rolling windows
-	// State is "hard" when spent + reserved has reached the hard limit (new
-	// calls are refused), "soft" when it has reached the soft limit, else
-	// "ok".
+	// State is "hard" when spent + reserved has reached the hard limit, or
+	// when a call was refused for the spend in this window and the room
+	// left is still below it (new calls are refused), "soft" when spent +
+	// reserved has reached the soft limit, else "ok".
 	State string `json:"state"`
 }
 
@@ -102,6 +103,13 @@ func (l *Ledger) quota(ctx context.Context, b Budget, now time.Time) (Quota, err
 		q.State = StateHard
 	case b.Soft > 0 && held >= b.Soft-epsilon:
 		q.State = StateSoft
+	}
+	if q.State != StateHard {
+		// Refused for its spend in this window, and no more room since
+		// (markExhausted): its callers are refused, so it is "hard".
+		if at, amount, ok := exhausted(ctx, l.rdb, b.ID); ok && !at.Before(u.start) && u.spent+amount > b.Hard+epsilon {
+			q.State = StateHard
+		}
 	}
 	return q, nil
 }

@@ -280,6 +280,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 		// up the deadline the write transaction needs (review 27R).
 		if ref := l.judgeOnReader(ctx, readerFirstWait, id, amount, now); ref != nil {
 			l.noteRefused(id, now)
+			l.markExhausted(ref, now)
 			return nil, nil, ref, nil
 		}
 	}
@@ -303,6 +304,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 	}
 	if refusal != nil {
 		l.noteRefused(id, now)
+		l.markExhausted(refusal, now)
 		return nil, nil, refusal, nil
 	}
 	l.forgetRefused(id)
@@ -779,4 +781,119 @@ func busyWithin(ctx context.Context, conn *sql.Conn) (reset func(), err error) {
 	return func() {
 		_, _ = conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeoutMS))
 	}, nil
+}
+
+// Exhausted budgets. Each call reserves its worst case and settles at or
+// below it, so spend stops a little short of a hard limit and spent +
+// reserved never reaches it: a budget whose room is below its callers'
+// worst case refused them while its quota read "soft" (review 30S). A
+// refusal for the spend itself (not for calls in flight, nor a call larger
+// than the whole budget) records, in budget_meta, when it happened and the
+// smallest worst case so refused in the window (markExhausted); the quota
+// is "hard" while the room the spend leaves is below it, in that window.
+const (
+	exhaustedAt  = "refused_at:"   // + budget id: unix µs of the refusal
+	exhaustedAmt = "refused_pusd:" // + budget id: the worst case, in 1e-12 USD
+)
+
+// exhaustedMark is a budget's refusal marker: when, and the smallest worst
+// case refused.
+type exhaustedMark struct {
+	at     time.Time
+	amount float64
+}
+
+// markExhausted records a refusal for the spend (not a call larger than
+// the whole budget, nor one refused only for calls in flight) in the
+// refusing budget's marker: once per window and smaller amount, whichever
+// path refused (a flood of refusals judged on readers writes once). The
+// write is the background goroutine's (writeMark): a refusal never waits
+// for the write lock, and stands whatever the marker's fate.
+func (l *Ledger) markExhausted(ref *Refusal, now time.Time) {
+	b := ref.Budget
+	if ref.Never() || ref.Spent+ref.Amount <= b.Hard+epsilon {
+		return
+	}
+	loc, err := l.location(b.TZ)
+	if err != nil {
+		return
+	}
+	start, _, err := windowBounds(b.Window, loc, now)
+	if err != nil {
+		return
+	}
+	l.refusedMu.Lock()
+	if m, ok := l.marks[b.ID]; ok && !m.at.Before(start) && m.amount <= ref.Amount+epsilon {
+		l.refusedMu.Unlock()
+		return
+	}
+	if l.marks == nil || len(l.marks) >= refusedMax {
+		l.marks = map[string]exhaustedMark{}
+	}
+	l.marks[b.ID] = exhaustedMark{at: now, amount: ref.Amount} // written shortly
+	l.refusedMu.Unlock()
+	select {
+	case l.markq <- markRequest{budgetID: b.ID, start: start, mark: exhaustedMark{at: now, amount: ref.Amount}}:
+	default: // the goroutine is behind: a later refusal marks it
+		l.forgetMark(b.ID)
+	}
+}
+
+// markRequest is a marker for writeMark to write: budget, window start,
+// and the refusal.
+type markRequest struct {
+	budgetID string
+	start    time.Time
+	mark     exhaustedMark
+}
+
+// writeMark writes a refusal marker in a write transaction of its own,
+// unless the database holds one for this window and a smaller amount (from
+// another gateway). A failed write is forgotten, so that a later refusal
+// tries again.
+func (l *Ledger) writeMark(ctx context.Context, req markRequest) {
+	err := func() error {
+		conn, release, err := l.writeConn(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+		tx, err := begin(ctx, conn)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback() //nolint:errcheck // no-op after Commit
+		if at, least, ok := exhausted(ctx, tx, req.budgetID); ok && !at.Before(req.start) && least <= req.mark.amount+epsilon {
+			return nil
+		}
+		for _, kv := range [][2]any{{exhaustedAt + req.budgetID, req.mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(req.mark.amount * 1e12))}} {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO budget_meta(name, value) VALUES (?, ?)
+				ON CONFLICT(name) DO UPDATE SET value = excluded.value`, kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}()
+	if err != nil {
+		l.forgetMark(req.budgetID)
+	}
+}
+
+func (l *Ledger) forgetMark(budgetID string) {
+	l.refusedMu.Lock()
+	delete(l.marks, budgetID)
+	l.refusedMu.Unlock()
+}
+
+// exhausted reads a budget's refusal marker (markExhausted): when, and the
+// smallest worst case refused.
+func exhausted(ctx context.Context, q querier, budgetID string) (at time.Time, amount float64, ok bool) {
+	var us, pusd int64
+	if err := q.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = ?`, exhaustedAt+budgetID).Scan(&us); err != nil {
+		return time.Time{}, 0, false
+	}
+	if err := q.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = ?`, exhaustedAmt+budgetID).Scan(&pusd); err != nil {
+		return time.Time{}, 0, false
+	}
+	return time.UnixMicro(us), float64(pusd) / 1e12, true
 }
