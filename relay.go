@@ -261,8 +261,9 @@ func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []b
 // isErrorBody reports whether a success's body is an error instead of an
 // answer, in any of the forms providers, proxies and compatible servers
 // send: {"type":"error","error":{…}}, {"error":{…}}, {"error":"text"},
-// vLLM's {"object":"error",…}. A body with an answer's members (content,
-// choices, output, usage) is an answer, whatever else it holds. Not the
+// vLLM's {"object":"error",…}. A body whose answer members hold something
+// (content, choices or output not empty, a usage object) is an answer,
+// whatever else it holds. Not the
 // provider type's form alone: a proxy in front of Claude may answer
 // OpenAI's (review 30A).
 func isErrorBody(body []byte) bool {
@@ -280,9 +281,19 @@ func isErrorBody(body []byte) bool {
 			failed = failed || v.IsObject() || v.Type == gjson.String && v.Str != ""
 		case "type", "object":
 			failed = failed || v.Str == "error"
-		case "content", "choices", "output", "usage":
-			answer = true
-			return false
+		case "content", "choices", "output":
+			// Held, not merely named: a server that serialises its whole
+			// answer struct around an error sends "choices": null, and a
+			// Responses API answer that failed at once "output": [] (30R).
+			if v.IsArray() && len(v.Array()) > 0 || v.Type == gjson.String && v.Str != "" {
+				answer = true
+				return false
+			}
+		case "usage":
+			if v.IsObject() {
+				answer = true
+				return false
+			}
 		}
 		return true
 	})

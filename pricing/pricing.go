@@ -579,12 +579,26 @@ func longThreshold(field string) (int64, bool) {
 
 // resolve picks the prices of one long-context/tier combination. The input
 // column decides: long+tier, long, tier, then standard, the first the model
-// has. Every other price uses the same column; when the model lacks it
+// has; a model with long and tier columns but none for the pair pays the
+// long-context prices at the tier's input ratio to standard. Every other price uses the same column; when the model lacks it
 // there, the standard price is scaled by the column's input ratio, and a
 // cache price missing altogether falls back to 1.25× (5-minute write), 2×
 // (1-hour write) or 1× (read) the input price.
 func resolve(costs map[string]float64, long, tier string) rateSet {
 	baseIn := costs[fieldInput]
+	if _, both := costs[fieldInput+long+tier]; long != "" && tier != "" && !both {
+		_, hasLong := costs[fieldInput+long]
+		if tierIn, ok := costs[fieldInput+tier]; ok && hasLong && baseIn > 0 {
+			// No column for the pair: the long-context prices at the
+			// tier's ratio to standard (review 30R: gpt-5.4's flex and
+			// batch lost their discount over 272K, priced at the
+			// standard long-context rate).
+			r := resolve(costs, long, "")
+			f := tierIn / baseIn
+			r.in, r.out, r.read, r.w5m, r.w1h, r.reasoning = r.in*f, r.out*f, r.read*f, r.w5m*f, r.w1h*f, r.reasoning*f
+			return r
+		}
+	}
 	col := ""
 	for _, cand := range []string{long + tier, long, tier} {
 		if cand == "" {
