@@ -95,7 +95,7 @@ func plan(from, to time.Time, g grain, callsOnly bool) []unit {
 			wholeHi = b
 			continue
 		}
-		units = append(units, partialDay(d, a, b))
+		units = append(units, partialDay(d, a, b)...)
 	}
 	if wholeLo >= 0 {
 		// A long run of days is read as two halves, concurrently.
@@ -111,12 +111,11 @@ func plan(from, to time.Time, g grain, callsOnly bool) []unit {
 }
 
 // partialDay plans [a, b), a strict part of the day starting at d.
-func partialDay(d, a, b int64) unit {
-	incl := include(a, b)
+func partialDay(d, a, b int64) []unit {
 	inclCost := max(0, floorTo(b, hourUS)-ceilTo(a, hourUS)) / hourUS
 	exclCost := dayCost + (floorTo(a, hourUS)-d)/hourUS
 	if exclCost >= inclCost {
-		return unit{parts: incl}
+		return includeUnits(a, b)
 	}
 	excl := []part{{src: srcDay, lo: d, hi: d + dayUS}}
 	if h := floorTo(a, hourUS); h > d {
@@ -127,7 +126,49 @@ func partialDay(d, a, b int64) unit {
 	}
 	u := unit{parts: excl}
 	if b < d+dayUS {
-		u.guardLo, u.guardHi, u.fallback = b, d+dayUS, incl
+		u.guardLo, u.guardHi, u.fallback = b, d+dayUS, include(a, b)
+	}
+	return []unit{u}
+}
+
+// includeUnits reads [a, b) by addition: whole hours from rollup_hour,
+// the partial hours at the edges each as partialHour reads it.
+func includeUnits(a, b int64) []unit {
+	h0, h1 := ceilTo(a, hourUS), floorTo(b, hourUS)
+	if h0 > h1 {
+		return []unit{partialHour(a, b)} // inside one hour
+	}
+	var units []unit
+	if a < h0 {
+		units = append(units, partialHour(a, h0))
+	}
+	if h0 < h1 {
+		units = append(units, unit{parts: []part{{src: srcHour, lo: h0, hi: h1}}})
+	}
+	if h1 < b {
+		units = append(units, partialHour(h1, b))
+	}
+	return units
+}
+
+// partialHour plans [a, b), a strict part of the hour starting at h: the
+// calls in it, or, when fewer calls are read so, the hour's rollup_hour row
+// minus the calls before a. The rest of the hour after b must then hold no
+// call (normally true: the window ends now), which the unit's guard
+// checks. A window ending now read every call of the hour so far (review
+// 30S: the dashboard's 1h view took 0.5 s at 189k calls in the hour).
+func partialHour(a, b int64) unit {
+	h := floorTo(a, hourUS)
+	calls := unit{parts: []part{{src: srcCalls, lo: a, hi: b}}}
+	if a-h >= b-a {
+		return calls
+	}
+	u := unit{parts: []part{{src: srcHour, lo: h, hi: h + hourUS}}}
+	if a > h {
+		u.parts = append(u.parts, part{src: srcCalls, lo: h, hi: a, neg: true})
+	}
+	if b < h+hourUS {
+		u.guardLo, u.guardHi, u.fallback = b, h+hourUS, calls.parts
 	}
 	return u
 }
@@ -137,18 +178,18 @@ func partialDay(d, a, b int64) unit {
 // keeps them, and a sliding window reuses them hour after hour.
 const blockUS = 4 * hourUS
 
-// hourUnits reads [lo, hi) by hours: the partial hours at the edges from
-// calls, the whole hours from rollup_hour — the run of whole days as one
+// hourUnits reads [lo, hi) by hours: the partial hours at the edges as
+// partialHour reads them, the whole hours from rollup_hour — the run of whole days as one
 // unit (two halves when long), the hours of the partial days at its ends in
 // aligned 4-hour blocks — each unit cacheable.
 func hourUnits(lo, hi int64) []unit {
 	h0, h1 := ceilTo(lo, hourUS), floorTo(hi, hourUS)
 	if h0 >= h1 {
-		return []unit{{parts: include(lo, hi)}}
+		return includeUnits(lo, hi)
 	}
 	var units []unit
 	if lo < h0 {
-		units = append(units, unit{parts: []part{{src: srcCalls, lo: lo, hi: h0}}})
+		units = append(units, partialHour(lo, h0))
 	}
 	d0, d1 := ceilTo(h0, dayUS), floorTo(h1, dayUS)
 	if d0 >= d1 {
@@ -166,7 +207,7 @@ func hourUnits(lo, hi int64) []unit {
 	}
 	units = appendBlocks(units, d1, h1)
 	if h1 < hi {
-		units = append(units, unit{parts: []part{{src: srcCalls, lo: h1, hi: hi}}})
+		units = append(units, partialHour(h1, hi))
 	}
 	return units
 }
@@ -182,8 +223,9 @@ func appendBlocks(units []unit, a, b int64) []unit {
 	return units
 }
 
-// include reads [a, b) by addition: whole hours from rollup_hour, the
-// partial hours at the edges from calls.
+// include reads [a, b) by addition in one unit: whole hours from
+// rollup_hour, the partial hours at the edges from calls (the fallback of
+// an exclusion whose guard failed).
 func include(a, b int64) []part {
 	h0, h1 := ceilTo(a, hourUS), floorTo(b, hourUS)
 	if h0 >= h1 {
