@@ -535,8 +535,8 @@ func TestReview30HCancelOneOfThreeStreams(t *testing.T) {
 // with an Anthropic stream of `events` text deltas of `size` bytes each,
 // counting the bytes written; any other is up's.
 type r30BigUpstream struct {
-	written, total atomic.Int64
-	done           atomic.Bool
+	written atomic.Int64
+	done    atomic.Bool
 }
 
 func (b *r30BigUpstream) handler(up *fakeupstream.Server, events, size int) http.Handler {
