@@ -179,9 +179,9 @@ func partialHour(a, b int64) unit {
 const blockUS = 4 * hourUS
 
 // hourUnits reads [lo, hi) by hours: the partial hours at the edges as
-// partialHour reads them, the whole hours from rollup_hour — the run of whole days as one
-// unit (two halves when long), the hours of the partial days at its ends in
-// aligned 4-hour blocks — each unit cacheable.
+// partialHour reads them, the whole hours from rollup_hour — the run of
+// whole days as one unit (two halves when long), the hours of the partial
+// days at its ends in aligned 4-hour blocks — each unit cacheable.
 func hourUnits(lo, hi int64) []unit {
 	h0, h1 := ceilTo(lo, hourUS), floorTo(hi, hourUS)
 	if h0 >= h1 {
