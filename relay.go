@@ -261,11 +261,10 @@ func (c *call) relayTranslatedError(upStatus int, upHeader http.Header, body []b
 // isErrorBody reports whether a success's body is an error instead of an
 // answer, in any of the forms providers, proxies and compatible servers
 // send: {"type":"error","error":{…}}, {"error":{…}}, {"error":"text"},
-// vLLM's {"object":"error",…}. A body whose answer members hold something
-// (content, choices or output not empty, a usage object) is an answer,
-// whatever else it holds. Not the
-// provider type's form alone: a proxy in front of Claude may answer
-// OpenAI's (review 30A).
+// vLLM's {"object":"error",…}, whatever the provider's type (a proxy in
+// front of Claude may answer in OpenAI's form: review 30A). A body whose
+// answer members hold something (content, choices or output not empty, a
+// usage object) is an answer, whatever else it holds.
 func isErrorBody(body []byte) bool {
 	if !bytes.Contains(body, []byte(`"error"`)) {
 		return false // every answer but an error: no second parse

@@ -580,10 +580,11 @@ func longThreshold(field string) (int64, bool) {
 // resolve picks the prices of one long-context/tier combination. The input
 // column decides: long+tier, long, tier, then standard, the first the model
 // has; a model with long and tier columns but none for the pair pays the
-// long-context prices at the tier's input ratio to standard. Every other price uses the same column; when the model lacks it
-// there, the standard price is scaled by the column's input ratio, and a
-// cache price missing altogether falls back to 1.25× (5-minute write), 2×
-// (1-hour write) or 1× (read) the input price.
+// long-context prices at the tier's input ratio to standard. Every other
+// price uses the same column; when the model lacks it there, the standard
+// price is scaled by the column's input ratio, and a cache price missing
+// altogether falls back to 1.25× (5-minute write), 2× (1-hour write) or 1×
+// (read) the input price.
 func resolve(costs map[string]float64, long, tier string) rateSet {
 	baseIn := costs[fieldInput]
 	if _, both := costs[fieldInput+long+tier]; long != "" && tier != "" && !both {
