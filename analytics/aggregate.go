@@ -191,17 +191,32 @@ func (h *Handler) readUnit(ctx context.Context, q query, u unit) ([]signed, erro
 	return readUnitTx(ctx, tx, q, u)
 }
 
-// readUnitTx reads u's parts in tx, after checking its guard.
+// readUnitTx reads u's parts in tx, after checking its guard and, for a
+// unit that subtracts calls, that none were pruned from them.
 func readUnitTx(ctx context.Context, tx *sql.Tx, q query, u unit) ([]signed, error) {
 	parts := u.parts
-	if u.guardHi > u.guardLo {
-		// No call in the rest of the day, and none pruned from it: when the
-		// oldest call left is younger than the guard's start, `caddy metis
-		// prune` may have deleted calls there, which the day's row counts.
+	guarded := u.guardHi > u.guardLo
+	// The rollup rows a unit reads count calls that `caddy metis prune`
+	// may have deleted: from the rest of the day or hour after its guard,
+	// or from the calls it subtracts (review 30R2: a window starting in
+	// the hour after the cut counted that hour's pruned calls). When the
+	// oldest call left is younger than the first of those, the unit is
+	// read by addition instead.
+	pruneAt, check := u.guardLo, guarded
+	for _, p := range u.parts {
+		if p.neg && p.src == srcCalls && (!check || p.lo < pruneAt) {
+			pruneAt, check = p.lo, true
+		}
+	}
+	if check && u.fallback != nil {
+		lo, hi := u.guardLo, u.guardHi
+		if !guarded {
+			lo, hi = 0, 0 // no rest of the period to check
+		}
 		var any int
 		err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM calls WHERE ts_us >= ?1 AND ts_us < ?2)
-	OR COALESCE((SELECT MIN(ts_us) FROM calls), ?1 + 1) > ?1`,
-			u.guardLo, u.guardHi).Scan(&any)
+	OR COALESCE((SELECT MIN(ts_us) FROM calls), ?3 + 1) > ?3`,
+			lo, hi, pruneAt).Scan(&any)
 		if err != nil {
 			return nil, fmt.Errorf("checking for calls after the window: %w", err)
 		}

@@ -45,8 +45,9 @@ type part struct {
 // unit is a set of parts read in one read transaction, so that a
 // subtraction sees the same snapshot as the rollup row it corrects. When
 // guardHi > guardLo the parts are only valid if no call lies in
-// [guardLo, guardHi) (checked in the same transaction); otherwise the
-// fallback parts are read instead.
+// [guardLo, guardHi), and a unit that subtracts calls only if none were
+// pruned from them (both checked in the same transaction, readUnitTx);
+// otherwise the fallback parts are read instead.
 type unit struct {
 	parts            []part
 	guardLo, guardHi int64
@@ -124,9 +125,9 @@ func partialDay(d, a, b int64) []unit {
 	if h := floorTo(a, hourUS); a > h {
 		excl = append(excl, part{src: srcCalls, lo: h, hi: a, neg: true})
 	}
-	u := unit{parts: excl}
+	u := unit{parts: excl, fallback: include(a, b)}
 	if b < d+dayUS {
-		u.guardLo, u.guardHi, u.fallback = b, d+dayUS, include(a, b)
+		u.guardLo, u.guardHi = b, d+dayUS
 	}
 	return []unit{u}
 }
@@ -163,12 +164,12 @@ func partialHour(a, b int64) unit {
 	if a-h >= b-a {
 		return calls
 	}
-	u := unit{parts: []part{{src: srcHour, lo: h, hi: h + hourUS}}}
+	u := unit{parts: []part{{src: srcHour, lo: h, hi: h + hourUS}}, fallback: calls.parts}
 	if a > h {
 		u.parts = append(u.parts, part{src: srcCalls, lo: h, hi: a, neg: true})
 	}
 	if b < h+hourUS {
-		u.guardLo, u.guardHi, u.fallback = b, h+hourUS, calls.parts
+		u.guardLo, u.guardHi = b, h+hourUS
 	}
 	return u
 }
