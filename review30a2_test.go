@@ -34,6 +34,17 @@ func TestExampleGatewaySiteAnswersOtherPaths404(t *testing.T) {
 			t.Errorf("POST %s: %d %q (%s), want a JSON 404", path, resp.StatusCode, body, resp.Header.Get("Content-Type"))
 		}
 	}
+	// The analytics site likewise (review 30R2), its own paths served.
+	for path, want := range map[string]int{"/nope": http.StatusNotFound, "/analytics/cost": http.StatusOK, "/dashboard/": http.StatusOK} {
+		resp, err := http.Get(g.Analytics + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := e2eRead(t, resp)
+		if resp.StatusCode != want || want == http.StatusNotFound && !strings.Contains(body, "not a path of Metis analytics") {
+			t.Errorf("analytics GET %s: %d %.200q, want %d", path, resp.StatusCode, body, want)
+		}
+	}
 	resp := g.post("/v1/messages", tok, `{"model":"haiku","max_tokens":16,"messages":[{"role":"user","content":"Hi."}]}`, e2eAnthropicHdr...)
 	if body := e2eRead(t, resp); resp.StatusCode != 200 {
 		t.Fatalf("/v1/messages through the example: %d %s", resp.StatusCode, body)
