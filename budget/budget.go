@@ -157,8 +157,9 @@ type Ledger struct {
 	lockedLog loggate.Gate
 	// marks are the exhausted-budget markers this ledger wrote or read
 	// (markExhausted), so that a flood of refusals writes one.
-	marks map[string]exhaustedMark
-	markq chan markRequest // to the background goroutine (writeMark)
+	marks   map[string]exhaustedMark
+	pending map[string]markRequest // for the background goroutine (writeMarks)
+	markSig chan struct{}          // a write of pending is due
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -207,7 +208,7 @@ func open(path string, o Options) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("opening readers: %w", err)
 	}
-	l := &Ledger{path: path, opts: o, db: db, rdb: rdb, stop: make(chan struct{}), done: make(chan struct{}), markq: make(chan markRequest, 64)}
+	l := &Ledger{path: path, opts: o, db: db, rdb: rdb, stop: make(chan struct{}), done: make(chan struct{}), markSig: make(chan struct{}, 1)}
 	if err := l.reload(ctx); err != nil {
 		db.Close()
 		rdb.Close()

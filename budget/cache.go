@@ -101,9 +101,10 @@ func (l *Ledger) run() {
 	for {
 		select {
 		case <-l.stop:
+			l.writeMarks()
 			return
-		case req := <-l.markq:
-			l.writeMark(ctx, req)
+		case <-l.markSig:
+			l.writeMarks()
 			continue
 		case <-tick.C:
 		}

@@ -20,10 +20,11 @@ type Quota struct {
 	Spent    float64    `json:"spent"`
 	Reserved float64    `json:"reserved"`  // worst-case cost of calls in flight
 	ResetsAt *time.Time `json:"resets_at"` // next window start in the budget's zone; nil for rolling windows
-	// State is "hard" when spent + reserved has reached the hard limit, or
-	// when a call was refused for the spend in this window and the room
-	// left is still below it (new calls are refused), "soft" when spent +
-	// reserved has reached the soft limit, else "ok".
+	// State is "hard" when spent + reserved has reached the hard limit (new
+	// calls are refused), or when a call was refused for the spend in this
+	// window and the room left is still below it (calls as large are
+	// refused), "soft" when spent + reserved has reached the soft limit,
+	// else "ok".
 	State string `json:"state"`
 }
 

@@ -72,6 +72,9 @@ type Refusal struct {
 	// room for it; empty means the Messages and Chat Completions advice
 	// (max_tokens, and Claude Code's CLAUDE_CODE_MAX_OUTPUT_TOKENS).
 	Lower string
+	// exhausted are the refusing budgets whose spend alone leaves no room
+	// for the call (markExhausted), with their windows' starts.
+	exhausted []markRequest
 }
 
 // Error describes the refusal in one line, e.g. `team "eng" monthly budget
@@ -280,7 +283,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 		// up the deadline the write transaction needs (review 27R).
 		if ref := l.judgeOnReader(ctx, readerFirstWait, id, amount, now); ref != nil {
 			l.noteRefused(id, now)
-			l.markExhausted(ref, now)
+			l.markExhausted(ref)
 			return nil, nil, ref, nil
 		}
 	}
@@ -304,7 +307,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 	}
 	if refusal != nil {
 		l.noteRefused(id, now)
-		l.markExhausted(refusal, now)
+		l.markExhausted(refusal)
 		return nil, nil, refusal, nil
 	}
 	l.forgetRefused(id)
@@ -465,8 +468,12 @@ func (l *Ledger) reserve(ctx context.Context, id Identity, amount float64, now t
 // reading rolling budgets' spend on q (the judging transaction).
 func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usages []usage, amount float64, now time.Time) *Refusal {
 	var best *Refusal
+	var exhausted []markRequest
 	for i, b := range refused {
 		u := usages[i]
+		if amount <= b.Hard+epsilon && u.spent+amount > b.Hard+epsilon {
+			exhausted = append(exhausted, markRequest{budgetID: b.ID, start: u.start, mark: exhaustedMark{at: now, amount: amount}})
+		}
 		rf := &Refusal{Budget: b, Spent: u.spent, Reserved: u.reserved, Amount: amount}
 		if u.resetsAt != nil {
 			rf.ResetsAt = *u.resetsAt
@@ -485,6 +492,7 @@ func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usage
 			best = rf
 		}
 	}
+	best.exhausted = exhausted
 	return best
 }
 
@@ -803,55 +811,66 @@ type exhaustedMark struct {
 	amount float64
 }
 
-// markExhausted records a refusal for the spend (not a call larger than
-// the whole budget, nor one refused only for calls in flight) in the
-// refusing budget's marker: once per window and smaller amount, whichever
-// path refused (a flood of refusals judged on readers writes once). The
-// write is the background goroutine's (writeMark): a refusal never waits
-// for the write lock, and stands whatever the marker's fate.
-func (l *Ledger) markExhausted(ref *Refusal, now time.Time) {
-	b := ref.Budget
-	if ref.Never() || ref.Spent+ref.Amount <= b.Hard+epsilon {
-		return
-	}
-	loc, err := l.location(b.TZ)
-	if err != nil {
-		return
-	}
-	start, _, err := windowBounds(b.Window, loc, now)
-	if err != nil {
-		return
-	}
+// markExhausted records a refusal in the markers of the refusing budgets
+// whose spend leaves no room for the call (ref.exhausted; not a call larger
+// than a whole budget, nor one refused only for calls in flight): once per
+// window and smaller amount, whichever path refused (a flood of refusals
+// judged on readers writes once). The background goroutine writes them
+// (writeMarks): a refusal never waits for the write lock, and stands
+// whatever the markers' fate.
+func (l *Ledger) markExhausted(ref *Refusal) {
+	queued := false
 	l.refusedMu.Lock()
-	if m, ok := l.marks[b.ID]; ok && !m.at.Before(start) && m.amount <= ref.Amount+epsilon {
-		l.refusedMu.Unlock()
-		return
+	for _, req := range ref.exhausted {
+		if m, ok := l.marks[req.budgetID]; ok && !m.at.Before(req.start) && m.amount <= req.mark.amount+epsilon {
+			continue
+		}
+		if l.marks == nil || len(l.marks) >= refusedMax {
+			l.marks = map[string]exhaustedMark{}
+		}
+		l.marks[req.budgetID] = req.mark // written shortly
+		if l.pending == nil {
+			l.pending = map[string]markRequest{}
+		}
+		l.pending[req.budgetID] = req
+		queued = true
 	}
-	if l.marks == nil || len(l.marks) >= refusedMax {
-		l.marks = map[string]exhaustedMark{}
-	}
-	l.marks[b.ID] = exhaustedMark{at: now, amount: ref.Amount} // written shortly
 	l.refusedMu.Unlock()
-	select {
-	case l.markq <- markRequest{budgetID: b.ID, start: start, mark: exhaustedMark{at: now, amount: ref.Amount}}:
-	default: // the goroutine is behind: a later refusal marks it
-		l.forgetMark(b.ID)
+	if queued {
+		select {
+		case l.markSig <- struct{}{}:
+		default: // a write is due already; it takes these too
+		}
 	}
 }
 
-// markRequest is a marker for writeMark to write: budget, window start,
-// and the refusal.
+// markRequest is a marker to write: the budget, its window's start, and the
+// refusal.
 type markRequest struct {
 	budgetID string
 	start    time.Time
 	mark     exhaustedMark
 }
 
-// writeMark writes a refusal marker in a write transaction of its own,
-// unless the database holds one for this window and a smaller amount (from
-// another gateway). A failed write is forgotten, so that a later refusal
-// tries again.
-func (l *Ledger) writeMark(ctx context.Context, req markRequest) {
+// markWriteWait bounds the markers' write transaction, Close's included.
+const markWriteWait = 2 * time.Second
+
+// writeMarks writes the pending markers in one transaction, each unless the
+// database holds one for its window and a smaller amount (from another
+// gateway). Markers that could not be written are forgotten, so that a
+// later refusal tries again. Its context is its own: Close writes what is
+// pending before the connections close (review 30R3: a marker queued at
+// Close was lost, and the budget read soft again after a restart).
+func (l *Ledger) writeMarks() {
+	l.refusedMu.Lock()
+	reqs := l.pending
+	l.pending = nil
+	l.refusedMu.Unlock()
+	if len(reqs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), markWriteWait)
+	defer cancel()
 	err := func() error {
 		conn, release, err := l.writeConn(ctx)
 		if err != nil {
@@ -863,26 +882,26 @@ func (l *Ledger) writeMark(ctx context.Context, req markRequest) {
 			return err
 		}
 		defer tx.Rollback() //nolint:errcheck // no-op after Commit
-		if at, least, ok := exhausted(ctx, tx, req.budgetID); ok && !at.Before(req.start) && least <= req.mark.amount+epsilon {
-			return nil
-		}
-		for _, kv := range [][2]any{{exhaustedAt + req.budgetID, req.mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(req.mark.amount * 1e12))}} {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO budget_meta(name, value) VALUES (?, ?)
+		for _, req := range reqs {
+			if at, least, ok := exhausted(ctx, tx, req.budgetID); ok && !at.Before(req.start) && least <= req.mark.amount+epsilon {
+				continue
+			}
+			for _, kv := range [][2]any{{exhaustedAt + req.budgetID, req.mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(req.mark.amount * 1e12))}} {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO budget_meta(name, value) VALUES (?, ?)
 				ON CONFLICT(name) DO UPDATE SET value = excluded.value`, kv[0], kv[1]); err != nil {
-				return err
+					return err
+				}
 			}
 		}
 		return tx.Commit()
 	}()
 	if err != nil {
-		l.forgetMark(req.budgetID)
+		l.refusedMu.Lock()
+		for id := range reqs {
+			delete(l.marks, id)
+		}
+		l.refusedMu.Unlock()
 	}
-}
-
-func (l *Ledger) forgetMark(budgetID string) {
-	l.refusedMu.Lock()
-	delete(l.marks, budgetID)
-	l.refusedMu.Unlock()
 }
 
 // exhausted reads a budget's refusal marker (markExhausted): when, and the
