@@ -101,12 +101,15 @@ func (l *Ledger) run() {
 	for {
 		select {
 		case <-l.stop:
-			l.writeMarks()
+			// What is pending, written before the connections close
+			// (after any write under way, within markWrite of its own).
+			l.writeMarks(context.Background())
 			return
 		case <-l.markSig:
-			l.writeMarks()
+			l.writeMarks(ctx)
 			continue
 		case <-tick.C:
+			l.writeMarks(ctx) // those a failed write left pending
 		}
 		var v int64
 		err := l.rdb.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = 'budgets_version'`).Scan(&v)

@@ -296,6 +296,7 @@ func (l *Ledger) Reserve(ctx context.Context, id Identity, amount float64, now t
 			defer cancel()
 			if ref := l.judgeOnReader(rctx, readerJudgeWait, id, amount, at); ref != nil {
 				l.noteRefused(id, at)
+				l.markExhausted(ref)
 				if l.lockedLog.Allow(10 * time.Second) {
 					l.opts.Logger.Warn("budget ledger could not be written; a call its budgets have no room for was refused from a reader (logged at most every 10 s)",
 						zap.String("key_id", id.KeyID), zap.Error(err))
@@ -813,26 +814,23 @@ type exhaustedMark struct {
 
 // markExhausted records a refusal in the markers of the refusing budgets
 // whose spend leaves no room for the call (ref.exhausted; not a call larger
-// than a whole budget, nor one refused only for calls in flight): once per
-// window and smaller amount, whichever path refused (a flood of refusals
-// judged on readers writes once). The background goroutine writes them
-// (writeMarks): a refusal never waits for the write lock, and stands
-// whatever the markers' fate.
+// than a whole budget, nor one refused only for calls in flight), whichever
+// path refused. A budget marked for a call no larger, recently enough
+// (covers), needs nothing: a flood of refusals writes once a minute. The background
+// goroutine writes them (writeMarks): a refusal never waits for the write
+// lock, and stands whatever the markers' fate.
 func (l *Ledger) markExhausted(ref *Refusal) {
 	queued := false
 	l.refusedMu.Lock()
 	for _, req := range ref.exhausted {
-		if m, ok := l.marks[req.budgetID]; ok && !m.at.Before(req.start) && m.amount <= req.mark.amount+epsilon {
+		if m, ok := l.marks[req.budgetID]; ok && covers(m, req) {
 			continue
 		}
 		if l.marks == nil || len(l.marks) >= refusedMax {
 			l.marks = map[string]exhaustedMark{}
 		}
 		l.marks[req.budgetID] = req.mark // written shortly
-		if l.pending == nil {
-			l.pending = map[string]markRequest{}
-		}
-		l.pending[req.budgetID] = req
+		l.queueLocked(req)
 		queued = true
 	}
 	l.refusedMu.Unlock()
@@ -844,6 +842,31 @@ func (l *Ledger) markExhausted(ref *Refusal) {
 	}
 }
 
+// covers reports whether marker m makes req's write needless: it is in
+// req's window, for a call no larger, and less than markRefresh older, so
+// that a rolling window's marker moves on with the refusals that keep it
+// true (review 30R4: it lapsed one window after the first refusal while
+// later ones still stood) at one write a minute under a flood.
+func covers(m exhaustedMark, req markRequest) bool {
+	return !m.at.Before(req.start) && req.mark.at.Sub(m.at) < markRefresh && m.amount <= req.mark.amount+epsilon
+}
+
+// markRefresh is how old a marker may be before a refusal it covers writes
+// it again with its own time.
+const markRefresh = time.Minute
+
+// queueLocked adds req to the pending markers (refusedMu held), keeping a
+// pending one for the same budget that covers it.
+func (l *Ledger) queueLocked(req markRequest) {
+	if p, ok := l.pending[req.budgetID]; ok && covers(p.mark, req) {
+		return
+	}
+	if l.pending == nil {
+		l.pending = map[string]markRequest{}
+	}
+	l.pending[req.budgetID] = req
+}
+
 // markRequest is a marker to write: the budget, its window's start, and the
 // refusal.
 type markRequest struct {
@@ -852,16 +875,22 @@ type markRequest struct {
 	mark     exhaustedMark
 }
 
-// markWriteWait bounds the markers' write transaction, Close's included.
-const markWriteWait = 2 * time.Second
+// markWrite bounds one write of the pending markers, so that Close, which
+// may wait for one under way and then write what is pending, waits at most
+// markCloseWait for them (SQLite's busy wait does not see a context's end,
+// only its deadline: review 30R4 measured 7 s).
+const (
+	markWrite     = time.Second
+	markCloseWait = 2 * markWrite
+)
 
-// writeMarks writes the pending markers in one transaction, each unless the
-// database holds one for its window and a smaller amount (from another
-// gateway). Markers that could not be written are forgotten, so that a
-// later refusal tries again. Its context is its own: Close writes what is
-// pending before the connections close (review 30R3: a marker queued at
-// Close was lost, and the budget read soft again after a restart).
-func (l *Ledger) writeMarks() {
+// writeMarks writes the pending markers in one transaction on ctx, each
+// unless the database holds one that covers it (from another gateway).
+// Markers it could not write stay pending for the next try (a signal or the
+// goroutine's next tick; review 30R4: a write that waited 2 s for the lock
+// lost them for good); Close writes what is pending before the connections
+// close (review 30R3).
+func (l *Ledger) writeMarks(ctx context.Context) {
 	l.refusedMu.Lock()
 	reqs := l.pending
 	l.pending = nil
@@ -869,7 +898,7 @@ func (l *Ledger) writeMarks() {
 	if len(reqs) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), markWriteWait)
+	ctx, cancel := context.WithTimeout(ctx, markWrite)
 	defer cancel()
 	err := func() error {
 		conn, release, err := l.writeConn(ctx)
@@ -883,7 +912,7 @@ func (l *Ledger) writeMarks() {
 		}
 		defer tx.Rollback() //nolint:errcheck // no-op after Commit
 		for _, req := range reqs {
-			if at, least, ok := exhausted(ctx, tx, req.budgetID); ok && !at.Before(req.start) && least <= req.mark.amount+epsilon {
+			if at, least, ok := exhausted(ctx, tx, req.budgetID); ok && covers(exhaustedMark{at, least}, req) {
 				continue
 			}
 			for _, kv := range [][2]any{{exhaustedAt + req.budgetID, req.mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(req.mark.amount * 1e12))}} {
@@ -897,8 +926,8 @@ func (l *Ledger) writeMarks() {
 	}()
 	if err != nil {
 		l.refusedMu.Lock()
-		for id := range reqs {
-			delete(l.marks, id)
+		for _, req := range reqs {
+			l.queueLocked(req)
 		}
 		l.refusedMu.Unlock()
 	}
