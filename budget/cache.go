@@ -171,6 +171,12 @@ func (l *Ledger) prune(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
+	// Refusal markers of budgets cleared since (one written just after
+	// its budget's clear-budget).
+	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_meta WHERE (name GLOB ? OR name GLOB ?)
+		AND substr(name, instr(name, ':') + 1) NOT IN (SELECT id FROM budgets)`, exhaustedAt+"*", exhaustedAmt+"*"); err != nil {
+		return fmt.Errorf("pruning refusal markers: %w", dbErr(err))
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_reservations WHERE created_us < ?`,
 		now.Add(-l.opts.ReservationTTL).UnixMicro()); err != nil {
 		return fmt.Errorf("pruning reservations: %w", dbErr(err))

@@ -103,3 +103,28 @@ func TestExhaustedStateOnlyForSpendAndItsWindow(t *testing.T) {
 		t.Errorf("next window: state %q, want ok", q.State)
 	}
 }
+
+// Prune deletes the refusal markers of budgets cleared since (a marker
+// written just after its budget's clear-budget) and keeps live ones.
+func TestPruneDropsMarkersOfClearedBudgets(t *testing.T) {
+	l := openLedger(t, testDB(t), Options{})
+	now := time.Now()
+	b := mustSet(t, l, Budget{Scope: ScopeKey, Subject: "gk_prune30", Window: WindowDaily, Hard: 1})
+	ctx := context.Background()
+	for _, id := range []string{b.ID, "bd_gone"} {
+		for _, name := range []string{exhaustedAt + id, exhaustedAmt + id} {
+			if _, err := l.db.ExecContext(ctx, `INSERT INTO budget_meta(name, value) VALUES (?, 1)`, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := l.prune(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := exhausted(ctx, l.rdb, "bd_gone"); ok {
+		t.Error("the cleared budget's marker survived prune")
+	}
+	if _, _, ok := exhausted(ctx, l.rdb, b.ID); !ok {
+		t.Error("prune deleted a live budget's marker")
+	}
+}
