@@ -155,6 +155,7 @@ type Ledger struct {
 	refusedMu sync.Mutex
 	refused   map[Identity]time.Time
 	lockedLog loggate.Gate
+	markLog   loggate.Gate // spaces the warning of markers not written
 	// marks are the exhausted-budget markers this ledger wrote or read
 	// (markExhausted), so that a flood of refusals writes one.
 	marks   map[string]exhaustedMark
@@ -652,7 +653,14 @@ func (l *Ledger) clear(ctx context.Context, scope, subject, window string) error
 	if _, err := tx.ExecContext(ctx, `DELETE FROM budget_meta WHERE name IN (?, ?)`, exhaustedAt+id, exhaustedAmt+id); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	l.refusedMu.Lock()
+	delete(l.marks, id)
+	delete(l.pending, id)
+	l.refusedMu.Unlock()
+	return nil
 }
 
 // describe names a budget in messages: `team "eng" monthly budget`.

@@ -823,9 +823,11 @@ func (l *Ledger) markExhausted(ref *Refusal) {
 	queued := false
 	l.refusedMu.Lock()
 	for _, req := range ref.exhausted {
-		if m, ok := l.marks[req.budgetID]; ok && covers(m, req) {
+		m, ok := l.marks[req.budgetID]
+		if ok && covers(m, req) {
 			continue
 		}
+		req.mark = merged(m, ok, req)
 		if l.marks == nil || len(l.marks) >= refusedMax {
 			l.marks = map[string]exhaustedMark{}
 		}
@@ -855,11 +857,31 @@ func covers(m exhaustedMark, req markRequest) bool {
 // it again with its own time.
 const markRefresh = time.Minute
 
-// queueLocked adds req to the pending markers (refusedMu held), keeping a
-// pending one for the same budget that covers it.
+// merged is the marker req makes of m (when ok): in req's window, the
+// later time and the smaller amount (review 30R5: a refresh for a larger
+// call, or a failed write queued again over a newer marker, lost the
+// smaller amount or the later time); otherwise req's own.
+func merged(m exhaustedMark, ok bool, req markRequest) exhaustedMark {
+	out := req.mark
+	if ok && !m.at.Before(req.start) {
+		out.amount = min(out.amount, m.amount)
+		if m.at.After(out.at) {
+			out.at = m.at
+		}
+	}
+	return out
+}
+
+// queueLocked adds req to the pending markers (refusedMu held), merged
+// with a pending one for the same budget and window.
 func (l *Ledger) queueLocked(req markRequest) {
-	if p, ok := l.pending[req.budgetID]; ok && covers(p.mark, req) {
-		return
+	if p, ok := l.pending[req.budgetID]; ok {
+		// The later of the two decides the window; the other merges in
+		// only if it lies inside it.
+		if p.mark.at.After(req.mark.at) {
+			p, req = req, p
+		}
+		req.mark = merged(p.mark, true, req)
 	}
 	if l.pending == nil {
 		l.pending = map[string]markRequest{}
@@ -912,12 +934,18 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 		}
 		defer tx.Rollback() //nolint:errcheck // no-op after Commit
 		for _, req := range reqs {
-			if at, least, ok := exhausted(ctx, tx, req.budgetID); ok && covers(exhaustedMark{at, least}, req) {
+			at, least, ok := exhausted(ctx, tx, req.budgetID)
+			m := exhaustedMark{at, least}
+			if ok && covers(m, req) {
 				continue
 			}
-			for _, kv := range [][2]any{{exhaustedAt + req.budgetID, req.mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(req.mark.amount * 1e12))}} {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO budget_meta(name, value) VALUES (?, ?)
-				ON CONFLICT(name) DO UPDATE SET value = excluded.value`, kv[0], kv[1]); err != nil {
+			mark := merged(m, ok, req) // with another gateway's marker
+			// Not for a budget cleared since the refusal: clear-budget
+			// deleted its marker (30R5).
+			for _, kv := range [][2]any{{exhaustedAt + req.budgetID, mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(mark.amount * 1e12))}} {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO budget_meta(name, value) SELECT ?1, ?2
+				WHERE EXISTS (SELECT 1 FROM budgets WHERE id = ?3)
+				ON CONFLICT(name) DO UPDATE SET value = excluded.value`, kv[0], kv[1], req.budgetID); err != nil {
 					return err
 				}
 			}
@@ -930,6 +958,10 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 			l.queueLocked(req)
 		}
 		l.refusedMu.Unlock()
+		if l.markLog.Allow(time.Minute) {
+			l.opts.Logger.Warn("budget ledger could not record that a budget refuses its callers (its state reads soft meanwhile); retrying every second, logged at most every minute",
+				zap.String("path", l.path), zap.Error(err))
+		}
 	}
 }
 
