@@ -816,9 +816,9 @@ type exhaustedMark struct {
 // whose spend leaves no room for the call (ref.exhausted; not a call larger
 // than a whole budget, nor one refused only for calls in flight), whichever
 // path refused. A budget marked for a call no larger, recently enough
-// (covers), needs nothing: a flood of refusals writes once a minute. The background
-// goroutine writes them (writeMarks): a refusal never waits for the write
-// lock, and stands whatever the markers' fate.
+// (covers), needs nothing: a flood of refusals writes once a minute. The
+// background goroutine writes them (writeMarks): a refusal never waits for
+// the write lock, and stands whatever the markers' fate.
 func (l *Ledger) markExhausted(ref *Refusal) {
 	queued := false
 	l.refusedMu.Lock()
@@ -959,7 +959,7 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 		}
 		l.refusedMu.Unlock()
 		if l.markLog.Allow(time.Minute) {
-			l.opts.Logger.Warn("budget ledger could not record that a budget refuses its callers (its state reads soft meanwhile); retrying every second, logged at most every minute",
+			l.opts.Logger.Warn("budget ledger could not record that a budget refuses its callers (its state reads soft meanwhile); retrying, logged at most every minute",
 				zap.String("path", l.path), zap.Error(err))
 		}
 	}
