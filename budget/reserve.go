@@ -473,7 +473,11 @@ func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usage
 	for i, b := range refused {
 		u := usages[i]
 		if amount <= b.Hard+epsilon && u.spent+amount > b.Hard+epsilon {
-			exhausted = append(exhausted, markRequest{budgetID: b.ID, start: u.start, mark: exhaustedMark{at: now, amount: amount}})
+			req := markRequest{budgetID: b.ID, start: u.start, mark: exhaustedMark{at: now, amount: amount}}
+			if u.resetsAt != nil {
+				req.end = *u.resetsAt
+			}
+			exhausted = append(exhausted, req)
 		}
 		rf := &Refusal{Budget: b, Spent: u.spent, Reserved: u.reserved, Amount: amount}
 		if u.resetsAt != nil {
@@ -824,7 +828,7 @@ func (l *Ledger) markExhausted(ref *Refusal) {
 	l.refusedMu.Lock()
 	for _, req := range ref.exhausted {
 		m, ok := l.marks[req.budgetID]
-		if ok && covers(m, req) {
+		if ok && (covers(m, req) || laterWindow(m, req)) {
 			continue
 		}
 		req.mark = merged(m, ok, req)
@@ -850,20 +854,45 @@ func (l *Ledger) markExhausted(ref *Refusal) {
 // true (review 30R4: it lapsed one window after the first refusal while
 // later ones still stood) at one write a minute under a flood.
 func covers(m exhaustedMark, req markRequest) bool {
-	return !m.at.Before(req.start) && req.mark.at.Sub(m.at) < markRefresh && m.amount <= req.mark.amount+epsilon
+	return sameWindow(m, req) && req.mark.at.Sub(m.at) < markRefresh && m.amount <= req.mark.amount+epsilon
+}
+
+// sameWindow reports whether marker m lies in req's window: from its
+// start, and before its end for a calendar window (a rolling one ends at
+// req's refusal, and a marker after that is newer, not elsewhere).
+func sameWindow(m exhaustedMark, req markRequest) bool {
+	return !m.at.Before(req.start) && (req.end.IsZero() || m.at.Before(req.end))
+}
+
+// laterWindow reports whether marker m lies in a calendar window after
+// req's: req, refused earlier (a refusal reaching the ledger late, or a
+// write retried after another gateway's), has nothing to add to it (review
+// 30R6: the old day's smaller amount leaked into the new day's marker).
+func laterWindow(m exhaustedMark, req markRequest) bool {
+	return !req.end.IsZero() && !m.at.Before(req.end)
 }
 
 // markRefresh is how old a marker may be before a refusal it covers writes
 // it again with its own time.
 const markRefresh = time.Minute
 
-// merged is the marker req makes of m (when ok): in req's window, the
-// later time and the smaller amount (review 30R5: a refresh for a larger
-// call, or a failed write queued again over a newer marker, lost the
-// smaller amount or the later time); otherwise req's own.
+// merged is the marker req makes of m (when ok) in req's window: for a
+// calendar window the later time and the smaller amount (review 30R5: a
+// refresh for a larger call, or a failed write queued again over a newer
+// marker, lost the smaller amount or the later time; room only shrinks
+// within a calendar window, so the smaller refusal still stands); for a
+// rolling one, whose spend ages out, the later refusal whole (review 30R6:
+// a small refusal carried forward outlived its window). Outside req's
+// window, req's own.
 func merged(m exhaustedMark, ok bool, req markRequest) exhaustedMark {
 	out := req.mark
-	if ok && !m.at.Before(req.start) {
+	switch {
+	case !ok || !sameWindow(m, req):
+	case req.end.IsZero(): // rolling
+		if m.at.After(out.at) {
+			out = m
+		}
+	default:
 		out.amount = min(out.amount, m.amount)
 		if m.at.After(out.at) {
 			out.at = m.at
@@ -889,12 +918,12 @@ func (l *Ledger) queueLocked(req markRequest) {
 	l.pending[req.budgetID] = req
 }
 
-// markRequest is a marker to write: the budget, its window's start, and the
-// refusal.
+// markRequest is a marker to write: the budget, its window's start and,
+// for a calendar window, its end, and the refusal.
 type markRequest struct {
-	budgetID string
-	start    time.Time
-	mark     exhaustedMark
+	budgetID   string
+	start, end time.Time
+	mark       exhaustedMark
 }
 
 // markWrite bounds one write of the pending markers, so that Close, which
@@ -920,6 +949,7 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 	if len(reqs) == 0 {
 		return
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, markWrite)
 	defer cancel()
 	err := func() error {
@@ -936,7 +966,7 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 		for _, req := range reqs {
 			at, least, ok := exhausted(ctx, tx, req.budgetID)
 			m := exhaustedMark{at, least}
-			if ok && covers(m, req) {
+			if ok && (covers(m, req) || laterWindow(m, req)) {
 				continue
 			}
 			mark := merged(m, ok, req) // with another gateway's marker
@@ -958,7 +988,7 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 			l.queueLocked(req)
 		}
 		l.refusedMu.Unlock()
-		if l.markLog.Allow(time.Minute) {
+		if parent.Err() == nil && l.markLog.Allow(time.Minute) { // not at Close: it writes them next
 			l.opts.Logger.Warn("budget ledger could not record that a budget refuses its callers (its state reads soft meanwhile); retrying, logged at most every minute",
 				zap.String("path", l.path), zap.Error(err))
 		}
