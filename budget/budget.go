@@ -156,11 +156,10 @@ type Ledger struct {
 	refused   map[Identity]time.Time
 	lockedLog loggate.Gate
 	markLog   loggate.Gate // spaces the warning of markers not written
-	// marks are the exhausted-budget markers this ledger wrote or read
-	// (markExhausted), so that a flood of refusals writes one.
-	marks   map[string]exhaustedMark
-	pending map[string]markRequest // for the background goroutine (writeMarks)
-	markSig chan struct{}          // a write of pending is due
+	// pending are the refusal markers for the background goroutine to
+	// write (markExhausted, writeMarks); markSig says a write is due.
+	pending map[string]markRequest
+	markSig chan struct{}
 
 	cache    atomic.Pointer[snapshot]
 	reloadMu sync.Mutex
@@ -657,7 +656,6 @@ func (l *Ledger) clear(ctx context.Context, scope, subject, window string) error
 		return err
 	}
 	l.refusedMu.Lock()
-	delete(l.marks, id)
 	delete(l.pending, id)
 	l.refusedMu.Unlock()
 	return nil

@@ -97,6 +97,8 @@ func (l *Ledger) run() {
 	tick := time.NewTicker(l.opts.Refresh)
 	defer tick.Stop()
 	lastPrune := time.Now()
+	var lastMarks time.Time
+	var markLater <-chan time.Time // a write of markers put off (markEvery)
 	var lastWarn time.Time
 	for {
 		select {
@@ -106,10 +108,22 @@ func (l *Ledger) run() {
 			l.writeMarks(context.Background())
 			return
 		case <-l.markSig:
+			if wait := markEvery - time.Since(lastMarks); wait > 0 {
+				if markLater == nil {
+					markLater = time.After(wait)
+				}
+				continue
+			}
+			lastMarks = time.Now()
+			l.writeMarks(ctx)
+			continue
+		case <-markLater:
+			markLater = nil
+			lastMarks = time.Now()
 			l.writeMarks(ctx)
 			continue
 		case <-tick.C:
-			l.writeMarks(ctx) // those a failed write left pending
+			l.writeMarks(ctx) // pending since a signal, or a failed write
 		}
 		var v int64
 		err := l.rdb.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = 'budgets_version'`).Scan(&v)

@@ -21,10 +21,9 @@ type Quota struct {
 	Reserved float64    `json:"reserved"`  // worst-case cost of calls in flight
 	ResetsAt *time.Time `json:"resets_at"` // next window start in the budget's zone; nil for rolling windows
 	// State is "hard" when spent + reserved has reached the hard limit (new
-	// calls are refused), or when a call was refused for the spend in this
-	// window and the room left is still below it (calls as large are
-	// refused), "soft" when spent + reserved has reached the soft limit,
-	// else "ok".
+	// calls are refused), or when the latest call refused for the spend in
+	// this window would still be (calls as large are refused), "soft" when
+	// spent + reserved has reached the soft limit, else "ok".
 	State string `json:"state"`
 }
 
@@ -106,9 +105,11 @@ func (l *Ledger) quota(ctx context.Context, b Budget, now time.Time) (Quota, err
 		q.State = StateSoft
 	}
 	if q.State != StateHard {
-		// Refused for its spend in this window, and no more room since
-		// (markExhausted): its callers are refused, so it is "hard".
-		if at, amount, ok := exhausted(ctx, l.rdb, b.ID); ok && !at.Before(u.start) && u.spent+amount > b.Hard+epsilon {
+		// Its latest refusal for the spend (markExhausted) in this
+		// window would still be made: its callers are refused.
+		at, amount, ok := exhausted(ctx, l.rdb, b.ID)
+		inWindow := ok && !at.Before(u.start) && (u.resetsAt == nil || at.Before(*u.resetsAt))
+		if inWindow && u.spent+amount > b.Hard+epsilon {
 			q.State = StateHard
 		}
 	}

@@ -73,7 +73,7 @@ type Refusal struct {
 	// (max_tokens, and Claude Code's CLAUDE_CODE_MAX_OUTPUT_TOKENS).
 	Lower string
 	// exhausted are the refusing budgets whose spend alone leaves no room
-	// for the call (markExhausted), with their windows' starts.
+	// for the call (markExhausted).
 	exhausted []markRequest
 }
 
@@ -473,11 +473,7 @@ func (l *Ledger) refusal(ctx context.Context, q querier, refused []Budget, usage
 	for i, b := range refused {
 		u := usages[i]
 		if amount <= b.Hard+epsilon && u.spent+amount > b.Hard+epsilon {
-			req := markRequest{budgetID: b.ID, start: u.start, mark: exhaustedMark{at: now, amount: amount}}
-			if u.resetsAt != nil {
-				req.end = *u.resetsAt
-			}
-			exhausted = append(exhausted, req)
+			exhausted = append(exhausted, markRequest{budgetID: b.ID, mark: exhaustedMark{at: now, amount: amount}})
 		}
 		rf := &Refusal{Budget: b, Spent: u.spent, Reserved: u.reserved, Amount: amount}
 		if u.resetsAt != nil {
@@ -801,116 +797,57 @@ func busyWithin(ctx context.Context, conn *sql.Conn) (reset func(), err error) {
 // reserved never reaches it: a budget whose room is below its callers'
 // worst case refused them while its quota read "soft" (review 30S). A
 // refusal for the spend itself (not for calls in flight, nor a call larger
-// than the whole budget) records, in budget_meta, when it happened and the
-// smallest worst case so refused in the window (markExhausted); the quota
-// is "hard" while the room the spend leaves is below it, in that window.
+// than the whole budget) records, in budget_meta, the latest such refusal:
+// its time and worst case (markExhausted); the quota is "hard" while it
+// lies in the window and the room the spend leaves is below it. One rule
+// for every window (review 30R7: keeping the smallest amount refused let a
+// refusal made under a lower limit veto the later ones, and a rolling
+// window's smaller, older refusal hide a later, larger one).
 const (
 	exhaustedAt  = "refused_at:"   // + budget id: unix µs of the refusal
 	exhaustedAmt = "refused_pusd:" // + budget id: the worst case, in 1e-12 USD
 )
 
-// exhaustedMark is a budget's refusal marker: when, and the smallest worst
-// case refused.
+// exhaustedMark is a budget's refusal marker: when, and the worst case
+// refused.
 type exhaustedMark struct {
 	at     time.Time
 	amount float64
 }
 
+// markRequest is a marker to write for a budget.
+type markRequest struct {
+	budgetID string
+	mark     exhaustedMark
+}
+
 // markExhausted records a refusal in the markers of the refusing budgets
 // whose spend leaves no room for the call (ref.exhausted; not a call larger
 // than a whole budget, nor one refused only for calls in flight), whichever
-// path refused. A budget marked for a call no larger, recently enough
-// (covers), needs nothing: a flood of refusals writes once a minute. The
-// background goroutine writes them (writeMarks): a refusal never waits for
-// the write lock, and stands whatever the markers' fate.
+// path refused: the later refusal replaces a pending one, and the ledger's
+// goroutine writes them (writeMarks), at most once every markEvery. A
+// refusal never waits for the write lock, and stands whatever the markers'
+// fate.
 func (l *Ledger) markExhausted(ref *Refusal) {
-	queued := false
+	if len(ref.exhausted) == 0 {
+		return
+	}
 	l.refusedMu.Lock()
 	for _, req := range ref.exhausted {
-		m, ok := l.marks[req.budgetID]
-		if ok && (covers(m, req) || laterWindow(m, req)) {
-			continue
-		}
-		req.mark = merged(m, ok, req)
-		if l.marks == nil || len(l.marks) >= refusedMax {
-			l.marks = map[string]exhaustedMark{}
-		}
-		l.marks[req.budgetID] = req.mark // written shortly
 		l.queueLocked(req)
-		queued = true
 	}
 	l.refusedMu.Unlock()
-	if queued {
-		select {
-		case l.markSig <- struct{}{}:
-		default: // a write is due already; it takes these too
-		}
+	select {
+	case l.markSig <- struct{}{}:
+	default: // a write is due already; it takes these too
 	}
 }
 
-// covers reports whether marker m makes req's write needless: it is in
-// req's window, for a call no larger, and less than markRefresh older, so
-// that a rolling window's marker moves on with the refusals that keep it
-// true (review 30R4: it lapsed one window after the first refusal while
-// later ones still stood) at one write a minute under a flood.
-func covers(m exhaustedMark, req markRequest) bool {
-	return sameWindow(m, req) && req.mark.at.Sub(m.at) < markRefresh && m.amount <= req.mark.amount+epsilon
-}
-
-// sameWindow reports whether marker m lies in req's window: from its
-// start, and before its end for a calendar window (a rolling one ends at
-// req's refusal, and a marker after that is newer, not elsewhere).
-func sameWindow(m exhaustedMark, req markRequest) bool {
-	return !m.at.Before(req.start) && (req.end.IsZero() || m.at.Before(req.end))
-}
-
-// laterWindow reports whether marker m lies in a calendar window after
-// req's: req, refused earlier (a refusal reaching the ledger late, or a
-// write retried after another gateway's), has nothing to add to it (review
-// 30R6: the old day's smaller amount leaked into the new day's marker).
-func laterWindow(m exhaustedMark, req markRequest) bool {
-	return !req.end.IsZero() && !m.at.Before(req.end)
-}
-
-// markRefresh is how old a marker may be before a refusal it covers writes
-// it again with its own time.
-const markRefresh = time.Minute
-
-// merged is the marker req makes of m (when ok) in req's window: for a
-// calendar window the later time and the smaller amount (review 30R5: a
-// refresh for a larger call, or a failed write queued again over a newer
-// marker, lost the smaller amount or the later time; room only shrinks
-// within a calendar window, so the smaller refusal still stands); for a
-// rolling one, whose spend ages out, the later refusal whole (review 30R6:
-// a small refusal carried forward outlived its window). Outside req's
-// window, req's own.
-func merged(m exhaustedMark, ok bool, req markRequest) exhaustedMark {
-	out := req.mark
-	switch {
-	case !ok || !sameWindow(m, req):
-	case req.end.IsZero(): // rolling
-		if m.at.After(out.at) {
-			out = m
-		}
-	default:
-		out.amount = min(out.amount, m.amount)
-		if m.at.After(out.at) {
-			out.at = m.at
-		}
-	}
-	return out
-}
-
-// queueLocked adds req to the pending markers (refusedMu held), merged
-// with a pending one for the same budget and window.
+// queueLocked adds req to the pending markers (refusedMu held) unless a
+// later refusal of the same budget is pending.
 func (l *Ledger) queueLocked(req markRequest) {
-	if p, ok := l.pending[req.budgetID]; ok {
-		// The later of the two decides the window; the other merges in
-		// only if it lies inside it.
-		if p.mark.at.After(req.mark.at) {
-			p, req = req, p
-		}
-		req.mark = merged(p.mark, true, req)
+	if p, ok := l.pending[req.budgetID]; ok && p.mark.at.After(req.mark.at) {
+		return
 	}
 	if l.pending == nil {
 		l.pending = map[string]markRequest{}
@@ -918,27 +855,21 @@ func (l *Ledger) queueLocked(req markRequest) {
 	l.pending[req.budgetID] = req
 }
 
-// markRequest is a marker to write: the budget, its window's start and,
-// for a calendar window, its end, and the refusal.
-type markRequest struct {
-	budgetID   string
-	start, end time.Time
-	mark       exhaustedMark
-}
-
 // markWrite bounds one write of the pending markers, so that Close, which
 // may wait for one under way and then write what is pending, waits at most
 // markCloseWait for them (SQLite's busy wait does not see a context's end,
-// only its deadline: review 30R4 measured 7 s).
+// only its deadline: review 30R4 measured 7 s). markEvery spaces the
+// writes a flood of refusals asks for.
 const (
 	markWrite     = time.Second
 	markCloseWait = 2 * markWrite
+	markEvery     = 250 * time.Millisecond
 )
 
 // writeMarks writes the pending markers in one transaction on ctx, each
-// unless the database holds one that covers it (from another gateway).
-// Markers it could not write stay pending for the next try (a signal or the
-// goroutine's next tick; review 30R4: a write that waited 2 s for the lock
+// unless the database holds a later refusal (another gateway's), and none
+// for a budget cleared since (30R5). Markers it could not write stay
+// pending for the next try (review 30R4: a write that waited for the lock
 // lost them for good); Close writes what is pending before the connections
 // close (review 30R3).
 func (l *Ledger) writeMarks(ctx context.Context) {
@@ -964,15 +895,10 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 		}
 		defer tx.Rollback() //nolint:errcheck // no-op after Commit
 		for _, req := range reqs {
-			at, least, ok := exhausted(ctx, tx, req.budgetID)
-			m := exhaustedMark{at, least}
-			if ok && (covers(m, req) || laterWindow(m, req)) {
+			if at, _, ok := exhausted(ctx, tx, req.budgetID); ok && !at.Before(req.mark.at) {
 				continue
 			}
-			mark := merged(m, ok, req) // with another gateway's marker
-			// Not for a budget cleared since the refusal: clear-budget
-			// deleted its marker (30R5).
-			for _, kv := range [][2]any{{exhaustedAt + req.budgetID, mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(mark.amount * 1e12))}} {
+			for _, kv := range [][2]any{{exhaustedAt + req.budgetID, req.mark.at.UnixMicro()}, {exhaustedAmt + req.budgetID, int64(math.Round(req.mark.amount * 1e12))}} {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO budget_meta(name, value) SELECT ?1, ?2
 				WHERE EXISTS (SELECT 1 FROM budgets WHERE id = ?3)
 				ON CONFLICT(name) DO UPDATE SET value = excluded.value`, kv[0], kv[1], req.budgetID); err != nil {
@@ -996,7 +922,7 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 }
 
 // exhausted reads a budget's refusal marker (markExhausted): when, and the
-// smallest worst case refused.
+// worst case refused.
 func exhausted(ctx context.Context, q querier, budgetID string) (at time.Time, amount float64, ok bool) {
 	var us, pusd int64
 	if err := q.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = ?`, exhaustedAt+budgetID).Scan(&us); err != nil {

@@ -89,7 +89,7 @@ func TestReview30R4OKRaces(t *testing.T) {
 	go func() {
 		defer close(done)
 		for range 5 {
-			l.markExhausted(&Refusal{exhausted: []markRequest{{budgetID: "x", start: now, mark: exhaustedMark{at: now, amount: 1}}}})
+			l.markExhausted(&Refusal{exhausted: []markRequest{{budgetID: "x", mark: exhaustedMark{at: now, amount: 1}}}})
 			l.Reserve(context.Background(), Identity{KeyID: "gk_r4r00"}, 0.001, now)
 		}
 	}()
@@ -153,8 +153,8 @@ func TestReview30R4OKWhichBudgetsMarked(t *testing.T) {
 	if ref2 == nil || len(ref2.exhausted) != 1 || ref2.exhausted[0].budgetID != kb.ID {
 		t.Errorf("reader refusal %+v", ref2)
 	}
-	if !ref2.exhausted[0].start.Equal(time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)) {
-		t.Errorf("start %v", ref2.exhausted[0].start)
+	if !ref2.exhausted[0].mark.at.Equal(now.Add(2 * time.Second)) {
+		t.Errorf("marker time %v, want the refusal's", ref2.exhausted[0].mark.at)
 	}
 	// Never: user budget 0.10 < call 0.2; key exhausted by spend
 	id3 := Identity{KeyID: "gk_r4w", User: "uw"}

@@ -107,9 +107,8 @@ func TestReview30R4RollingMarkerNotRefreshed(t *testing.T) {
 	if _, _, ref, err := l.Reserve(context.Background(), id, 0.0004, T.Add(3*time.Minute)); err != nil || ref == nil || ref.InFlight() {
 		t.Fatalf("second refusal %v err %v", ref, err)
 	}
-	time.Sleep(300 * time.Millisecond) // let the goroutine write whatever it writes
-	at := T.Add(61 * time.Minute)      // the first refusal has left the window; the second has not
-	q := quotaOf(t, l, bd, at)
+	at := T.Add(61 * time.Minute) // the first refusal has left the window; the second has not
+	q := awaitState(t, l, bd, at, StateHard)
 	if !near(q.Spent, 0.3997) {
 		t.Fatalf("premise: spent %v at T+61m, want 0.3997", q.Spent)
 	}

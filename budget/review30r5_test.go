@@ -24,15 +24,13 @@ func awaitMark(t *testing.T, l *Ledger, budgetID string, at time.Time) (time.Tim
 	}
 }
 
-// The refresh of a marker older than markRefresh (covers) writes the new
-// refusal's amount, though it is larger than the one the marker held in
-// the same window: the smallest call refused is lost. README: "once hard
-// this way it stays so while the room is below the smallest call it
-// refused, though smaller calls may still fit". A $3 call is refused
-// (room $2.50), a $5 call two minutes later, then the limit is raised by $2
-// (room $4.50): the $3 call fits and is admitted, yet the state reads hard
-// (the marker says $5).
-func TestReview30R5RefreshLosesSmallestRefusedAmount(t *testing.T) {
+// A budget's state follows its latest refusal for the spend (review 30R7
+// settled the rule; 30R5 had read "the smallest call refused"): a $3 call
+// is refused (room $2.50), a $5 call two minutes later, then the limit is
+// raised by $2 (room $4.50). The $3 call now fits and is admitted, and the
+// state reads hard, since a call the size of the latest refused, $5, would
+// be refused again.
+func TestReview30R5LatestRefusalDecidesAfterARaise(t *testing.T) {
 	l := openLedger(t, testDB(t), Options{})
 	T := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	b := Budget{Scope: ScopeKey, Subject: "gk_r5min", Window: WindowDaily, Hard: 10, Soft: 5}
@@ -48,20 +46,25 @@ func TestReview30R5RefreshLosesSmallestRefusedAmount(t *testing.T) {
 	if _, _, ref, err := l.Reserve(context.Background(), id, 5, T.Add(2*time.Minute)); err != nil || ref == nil || ref.InFlight() {
 		t.Fatalf("premise: $5 refused for the spend; got %v err %v", ref, err)
 	}
-	_, amt, _ := awaitMark(t, l, bd.ID, T.Add(2*time.Minute))
+	if _, amt, ok := awaitMark(t, l, bd.ID, T.Add(2*time.Minute)); !ok || !near(amt, 5) {
+		t.Fatalf("the latest refusal's marker: $%v %v, want $5", amt, ok)
+	}
 	b.Hard = 12
 	mustSet(t, l, b)
 	now := T.Add(3 * time.Minute)
-	q := quotaOf(t, l, bd, now)
-	if q.State == StateHard {
-		t.Errorf("smallest call refused this window $3, room now $%.2f (limit raised to $12): state %q, want not hard "+
-			"(database marker amount $%v: the $3 was replaced by the later $5)", q.Hard-q.Spent, q.State, amt)
+	if q := quotaOf(t, l, bd, now); q.State != StateHard {
+		t.Errorf("latest call refused $5, room now $%.2f (limit raised to $12): state %q, want hard", q.Hard-q.Spent, q.State)
 	}
 	r, _, ref, err := l.Reserve(context.Background(), id, 3, now)
 	if err != nil || ref != nil {
 		t.Fatalf("premise: the $3 call now fits; refusal %v err %v", ref, err)
 	}
 	_ = r.Release()
+	b.Hard = 20 // room $12.50: no refusal would be made again
+	mustSet(t, l, b)
+	if q := quotaOf(t, l, bd, now); q.State == StateHard {
+		t.Errorf("limit raised past the latest refusal: state %q, want not hard", q.State)
+	}
 }
 
 // A failed write re-queues its markers with queueLocked, which keeps a
@@ -117,7 +120,7 @@ func TestReview30R5MarkerWrittenForClearedBudget(t *testing.T) {
 	// A refusal whose write has not run yet (the database was busy: it
 	// stays pending until a tick or signal).
 	l.refusedMu.Lock()
-	l.queueLocked(markRequest{budgetID: bd.ID, start: T.Truncate(24 * time.Hour), mark: exhaustedMark{at: T, amount: 0.5}})
+	l.queueLocked(markRequest{budgetID: bd.ID, mark: exhaustedMark{at: T, amount: 0.5}})
 	l.refusedMu.Unlock()
 	if err := l.Clear(context.Background(), ScopeKey, "gk_r5dead", WindowDaily); err != nil {
 		t.Fatal(err)
