@@ -109,7 +109,9 @@ func (l *Ledger) quota(ctx context.Context, b Budget, now time.Time) (Quota, err
 		// window would still be made: its callers are refused.
 		at, amount, ok := exhausted(ctx, l.rdb, b.ID)
 		inWindow := ok && !at.Before(u.start) && (u.resetsAt == nil || at.Before(*u.resetsAt))
-		if inWindow && u.spent+amount > b.Hard+epsilon {
+		// Not for a call larger than the whole budget (a limit lowered
+		// since: review 30R8): no spend makes room for it.
+		if inWindow && amount <= b.Hard+epsilon && u.spent+amount > b.Hard+epsilon {
 			q.State = StateHard
 		}
 	}

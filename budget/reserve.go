@@ -924,12 +924,12 @@ func (l *Ledger) writeMarks(ctx context.Context) {
 // exhausted reads a budget's refusal marker (markExhausted): when, and the
 // worst case refused.
 func exhausted(ctx context.Context, q querier, budgetID string) (at time.Time, amount float64, ok bool) {
-	var us, pusd int64
-	if err := q.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = ?`, exhaustedAt+budgetID).Scan(&us); err != nil {
+	// One statement, one snapshot: read apart, a write between the two
+	// paired one refusal's time with another's amount (review 30R8).
+	var us, pusd sql.NullInt64
+	if err := q.QueryRowContext(ctx, `SELECT (SELECT value FROM budget_meta WHERE name = ?1), (SELECT value FROM budget_meta WHERE name = ?2)`,
+		exhaustedAt+budgetID, exhaustedAmt+budgetID).Scan(&us, &pusd); err != nil || !us.Valid || !pusd.Valid {
 		return time.Time{}, 0, false
 	}
-	if err := q.QueryRowContext(ctx, `SELECT value FROM budget_meta WHERE name = ?`, exhaustedAmt+budgetID).Scan(&pusd); err != nil {
-		return time.Time{}, 0, false
-	}
-	return time.UnixMicro(us), float64(pusd) / 1e12, true
+	return time.UnixMicro(us.Int64), float64(pusd.Int64) / 1e12, true
 }

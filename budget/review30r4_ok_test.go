@@ -109,8 +109,6 @@ func TestReview30R4OKRaces(t *testing.T) {
 		if qs[0].State == StateHard {
 			hard++
 		}
-		if _, _, ok := exhausted(context.Background(), l2.rdb, qs[0].BudgetID); ok {
-		}
 	}
 	tq, _ := l2.Quotas(context.Background(), ScopeTeam, "t", now.Add(time.Second))
 	t.Logf("after restart: %d of %d keys hard; team %q", hard, n, tq[0].State)
