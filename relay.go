@@ -270,7 +270,7 @@ func isErrorBody(body []byte) bool {
 		return false // every answer but an error: no second parse
 	}
 	doc := gjson.ParseBytes(body)
-	if !doc.IsObject() || !gjson.ValidBytes(body) {
+	if !doc.IsObject() {
 		return false
 	}
 	var failed, answer bool
@@ -296,7 +296,10 @@ func isErrorBody(body []byte) bool {
 		}
 		return true
 	})
-	return failed && !answer
+	// Validated last: an answer that names "error" somewhere (the
+	// Responses API's "error": null) is told apart without a scan of all
+	// of it.
+	return failed && !answer && gjson.ValidBytes(body)
 }
 
 // errorOfBody is the type and code of an error body (isErrorBody): its
